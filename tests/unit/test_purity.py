@@ -1,0 +1,42 @@
+"""The pure cores import no I/O, clock, threads or uuid (../shared/DESIGN.md section 2)."""
+
+import ast
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2] / "dqueue"
+BANNED = {"zmq", "lmdb", "msgpack", "time", "os", "socket", "threading", "uuid", "datetime",
+          "asyncio", "subprocess", "select", "signal", "multiprocessing", "secrets"}
+
+
+def _imports(path: pathlib.Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def _module_level_random(path: pathlib.Path) -> list[str]:
+    """Calls like random.random() at any level: randomness must come from an injected Random."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    bad = []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                and node.value.id == "random" and node.attr != "Random"):
+            bad.append(f"{path.name}:{node.lineno} random.{node.attr}")
+    return bad
+
+
+@pytest.mark.parametrize("package", ["raft", "queue"])
+def test_core_imports_no_io(package):
+    files = sorted((ROOT / package).rglob("*.py"))
+    assert files, f"dqueue/{package} has no modules"
+    for path in files:
+        bad = _imports(path) & BANNED
+        assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+        assert not _module_level_random(path)
