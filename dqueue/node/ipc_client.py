@@ -1,0 +1,183 @@
+"""Client side of the API-to-Raft IPC (docs/internals.md section 3).
+
+One ``RaftClient`` owns one ZeroMQ DEALER connected to the Raft process of the local node. It is
+used from one thread only (ZeroMQ sockets are not thread-safe); every API thread and the worker
+gateway make their own. Each call sends one request stamped with a request id (``rid``) and waits
+for the reply carrying that id; replies to earlier requests that timed out are discarded.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import zmq
+
+from dqueue import wire
+
+KIND_CMD = b"cmd"
+KIND_READ = b"read"
+KIND_RES = b"res"
+KIND_ERR = b"err"
+
+# How long past the server-side deadline the client keeps waiting for the server's own
+# "timeout" answer before it concludes that the Raft process is not running at all.
+REPLY_GRACE_MS = 1_000
+# Bound on requests queued towards a Raft process that is not running: a send beyond it fails
+# at once with RaftUnavailable instead of growing memory.
+SEND_HWM = 1_000
+
+
+class RaftClientError(Exception):
+    """Base class of the errors a ``RaftClient`` call raises."""
+
+
+class NoLeader(RaftClientError):
+    """No leader was known within the request's deadline.
+
+    Attributes:
+        leader_id: the last known leader's member id, or None.
+        leader_http: that leader's HTTP address, or None.
+    """
+
+    def __init__(self, leader_id: str | None, leader_http: str | None, message: str = "") -> None:
+        super().__init__(message or f"no leader (last known: {leader_id})")
+        self.leader_id = leader_id
+        self.leader_http = leader_http
+
+
+class RequestTimeout(RaftClientError):
+    """The request was accepted but did not complete within its deadline.
+
+    A command that timed out may still commit later; callers retry with the same ids
+    (task ids, idempotency keys) to stay safe.
+    """
+
+    def __init__(
+        self, message: str = "", leader_id: str | None = None, leader_http: str | None = None
+    ) -> None:
+        super().__init__(message or "request timed out")
+        self.leader_id = leader_id
+        self.leader_http = leader_http
+
+
+class RaftUnavailable(RaftClientError):
+    """The local Raft process did not answer, or answered that it is shutting down."""
+
+
+class BadRequest(RaftClientError):
+    """The Raft process refused the request as malformed (the API should have caught it)."""
+
+
+class RaftClient:
+    """Blocking request/reply client of the local Raft process.
+
+    Args:
+        endpoint: the IPC endpoint, ``NodeConfig.ipc_endpoint()``.
+        context: the ZeroMQ context to use; a private one is created when omitted.
+    """
+
+    def __init__(self, endpoint: str, context: zmq.Context | None = None) -> None:
+        self._own_context = context is None
+        self._context = context or zmq.Context()
+        self._socket = self._context.socket(zmq.DEALER)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.setsockopt(zmq.SNDHWM, SEND_HWM)
+        self._socket.setsockopt(zmq.RCVHWM, SEND_HWM)
+        self._socket.connect(endpoint)
+        self._poller = zmq.Poller()
+        self._poller.register(self._socket, zmq.POLLIN)
+        self._rid_prefix = os.urandom(8).hex()
+        self._rid_counter = 0
+        self.endpoint = endpoint
+
+    def command(self, cmd_plain: dict[str, Any], timeout_ms: int = 5_000, wait_ms: int = 0) -> Any:
+        """Propose one command and return the queue's outcome once it committed and applied.
+
+        Args:
+            cmd_plain: the plain command form (docs/internals.md section 4), without ``now_ms``.
+            timeout_ms: deadline for the commit, measured by the Raft process.
+            wait_ms: for ``lease`` only: how long an empty lease may be parked (long poll).
+
+        Returns:
+            The outcome, ``{"ok": True, "value": ...}`` or ``{"ok": False, "code", "message"}``.
+
+        Raises:
+            NoLeader, RequestTimeout, RaftUnavailable, BadRequest.
+        """
+        body = {"cmd": cmd_plain, "timeout_ms": int(timeout_ms), "wait_ms": int(wait_ms)}
+        return self._call(KIND_CMD, body, int(timeout_ms) + int(wait_ms))["outcome"]
+
+    def read(
+        self, query_plain: dict[str, Any], timeout_ms: int = 5_000, stale: bool = False
+    ) -> Any:
+        """Run one read query and return its value.
+
+        Args:
+            query_plain: ``{"op": ...}``: get, stats, list, health, cluster or metrics.
+            timeout_ms: deadline for the ReadIndex round (ignored by local queries).
+            stale: serve from this node's applied state, without asking the leader.
+
+        Raises:
+            NoLeader, RequestTimeout, RaftUnavailable, BadRequest.
+        """
+        body = {"query": query_plain, "timeout_ms": int(timeout_ms), "stale": bool(stale)}
+        return self._call(KIND_READ, body, int(timeout_ms))["value"]
+
+    def close(self) -> None:
+        """Close the socket (and the context if this client created it)."""
+        self._socket.close(0)
+        if self._own_context:
+            self._context.term()
+
+    def __enter__(self) -> RaftClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _next_rid(self) -> str:
+        self._rid_counter += 1
+        return f"{self._rid_prefix}-{self._rid_counter}"
+
+    def _call(self, kind: bytes, body: dict[str, Any], server_deadline_ms: int) -> dict[str, Any]:
+        rid = self._next_rid()
+        body["rid"] = rid
+        try:
+            self._socket.send_multipart(wire.encode(kind, body), flags=zmq.NOBLOCK)
+        except zmq.Again:
+            raise RaftUnavailable("the Raft process is not accepting requests") from None
+        deadline = time.monotonic() + (server_deadline_ms + REPLY_GRACE_MS) / 1000.0
+        while True:
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            if left_ms <= 0:
+                raise RaftUnavailable(f"no answer from the Raft process at {self.endpoint}")
+            if not self._poller.poll(left_ms):
+                continue
+            frames = self._socket.recv_multipart()
+            try:
+                reply_kind, reply = wire.decode(frames)
+            except wire.FrameError:
+                continue
+            if not isinstance(reply, dict) or reply.get("rid") != rid:
+                continue  # a late answer to an earlier request that this client gave up on
+            if reply_kind == KIND_RES:
+                return reply
+            if reply_kind == KIND_ERR:
+                raise _error_from_reply(reply)
+
+
+def _error_from_reply(reply: dict[str, Any]) -> RaftClientError:
+    """Map an ``err`` reply to the exception the caller sees."""
+    code = reply.get("code")
+    message = str(reply.get("message") or code)
+    leader_id = reply.get("leader_id")
+    leader_http = reply.get("leader_http")
+    if code == "no_leader":
+        return NoLeader(leader_id, leader_http, message)
+    if code == "timeout":
+        return RequestTimeout(message, leader_id, leader_http)
+    if code == "bad_request":
+        return BadRequest(message)
+    return RaftUnavailable(message)

@@ -1,0 +1,120 @@
+"""RaftClient against a scripted ROUTER standing in for the Raft process."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import zmq
+
+from dqueue import wire
+from dqueue.node import ipc_client
+from dqueue.node.ipc_client import BadRequest, NoLeader, RaftClient, RaftUnavailable, RequestTimeout
+
+Handler = Callable[[bytes, dict[str, Any]], list[list[bytes]]]
+
+
+class ScriptedServer:
+    """A ROUTER on its own thread that answers each request with what ``handler`` returns."""
+
+    def __init__(self, endpoint: str, handler: Handler) -> None:
+        self.endpoint = endpoint
+        self.handler = handler
+        self.requests: list[tuple[bytes, dict[str, Any]]] = []
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> ScriptedServer:
+        self._thread.start()
+        assert self._ready.wait(5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        ctx = zmq.Context.instance()
+        sock = ctx.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.bind(self.endpoint)
+        self._ready.set()
+        try:
+            while not self._stop.is_set():
+                if not sock.poll(20):
+                    continue
+                identity, *frames = sock.recv_multipart()
+                kind, body = wire.decode(frames)
+                self.requests.append((kind, body))
+                for reply in self.handler(kind, body):
+                    sock.send_multipart([identity, *reply])
+        finally:
+            sock.close(0)
+
+
+@pytest.fixture
+def endpoint(tmp_path) -> Iterator[str]:
+    yield "ipc://" + str(tmp_path / "raft.ipc")
+
+
+def test_command_returns_outcome_and_sends_contract_fields(endpoint):
+    def handler(kind, body):
+        return [wire.encode(b"res", {"rid": body["rid"], "outcome": {"ok": True, "value": 7}})]
+
+    with ScriptedServer(endpoint, handler) as server, RaftClient(endpoint) as client:
+        outcome = client.command({"op": "tick"}, timeout_ms=300, wait_ms=5)
+    assert outcome == {"ok": True, "value": 7}
+    kind, body = server.requests[0]
+    assert kind == b"cmd"
+    assert body["cmd"] == {"op": "tick"}
+    assert body["timeout_ms"] == 300
+    assert body["wait_ms"] == 5
+
+
+def test_read_discards_replies_to_other_rids_and_garbage(endpoint):
+    def handler(kind, body):
+        return [
+            [b"\x01", b"res"],
+            wire.encode(b"res", {"rid": "someone-else", "value": "wrong"}),
+            wire.encode(b"res", {"rid": body["rid"], "value": {"n": 1}}),
+        ]
+
+    with ScriptedServer(endpoint, handler) as server, RaftClient(endpoint) as client:
+        assert client.read({"op": "stats"}, stale=True) == {"n": 1}
+        assert server.requests[0][1]["stale"] is True
+
+
+def test_request_ids_are_unique_per_call(endpoint):
+    def handler(kind, body):
+        return [wire.encode(b"res", {"rid": body["rid"], "value": body["rid"]})]
+
+    with ScriptedServer(endpoint, handler), RaftClient(endpoint) as a, RaftClient(endpoint) as b:
+        rids = {a.read({"op": "health"}) for _ in range(3)} | {b.read({"op": "health"})}
+    assert len(rids) == 4
+
+
+@pytest.mark.parametrize(
+    ("code", "exc_type"),
+    [("no_leader", NoLeader), ("timeout", RequestTimeout), ("bad_request", BadRequest),
+     ("shutting_down", RaftUnavailable)],
+)
+def test_err_codes_map_to_exceptions(endpoint, code, exc_type):
+    def handler(kind, body):
+        return [wire.encode(b"err", {"rid": body["rid"], "code": code, "message": "m",
+                                     "leader_id": "n2", "leader_http": "127.0.0.1:8082"})]
+
+    with (ScriptedServer(endpoint, handler), RaftClient(endpoint) as client,
+          pytest.raises(exc_type) as info):
+        client.command({"op": "tick"})
+    if code == "no_leader":
+        assert info.value.leader_id == "n2"
+        assert info.value.leader_http == "127.0.0.1:8082"
+
+
+def test_no_server_raises_unavailable_after_deadline(endpoint, monkeypatch):
+    monkeypatch.setattr(ipc_client, "REPLY_GRACE_MS", 50)
+    with RaftClient(endpoint) as client, pytest.raises(RaftUnavailable):
+        client.read({"op": "health"}, timeout_ms=50)
