@@ -1,0 +1,7 @@
+"""Chaos harness: run a cluster under faults, record every client operation, check the history.
+
+The package is a client of dqueue (stdlib only, HTTP to the nodes) and never imports the node.
+``history`` holds the event format, ``checker`` judges a finished history, ``netns`` builds the
+network namespaces that make partitions real, ``procs`` starts and signals node processes,
+``workload`` runs producers and workers, ``nemesis`` injects faults, ``runner`` ties them up.
+"""
