@@ -1,0 +1,115 @@
+"""Typed exceptions raised by the SDK, shared by the HTTP and the ZeroMQ clients.
+
+Each carries the server's machine-readable ``code`` and human ``message`` (and the ``field`` a
+``400`` names), so that callers can branch on the type and show the message as the server wrote it.
+"""
+
+from __future__ import annotations
+
+
+class DQueueError(Exception):
+    """Base of every error the SDK raises.
+
+    Attributes:
+        code: The server's stable error code (``not_found``, ``lease_conflict``...), or a
+            client-side code (``unavailable``) when no server answered.
+        message: The server's message, verbatim when there is one.
+        status: The HTTP status, or None over ZeroMQ or when no server answered.
+        field: The request field a ``400`` names, when it names one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "error",
+        status: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.field = field
+
+    def __str__(self) -> str:
+        prefix = f"{self.code}"
+        if self.field:
+            prefix += f" ({self.field})"
+        return f"{prefix}: {self.message}"
+
+
+class InvalidRequest(DQueueError):
+    """The server refused the request as malformed (HTTP 400, 413, 415); nothing changed."""
+
+
+class TaskNotFound(DQueueError):
+    """No task has that id (HTTP 404)."""
+
+
+class LeaseConflict(DQueueError):
+    """The caller does not hold the task's lease: it expired or passed to another worker (409)."""
+
+
+class InvalidState(DQueueError):
+    """The task is not in a state that allows the operation, e.g. cancel of a leased task (409)."""
+
+
+class NoLeader(DQueueError):
+    """No node knew a leader before the client's deadline (HTTP 503 ``no_leader``/``timeout``).
+
+    Attributes:
+        leader_id: The last leader id a node hinted, if any.
+        leader_http: The last leader HTTP address a node hinted, if any.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "no_leader",
+        status: int | None = 503,
+        leader_id: str | None = None,
+        leader_http: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code, status=status)
+        self.leader_id = leader_id
+        self.leader_http = leader_http
+
+
+class Unavailable(DQueueError):
+    """No node could be reached (connection refused, reset or timed out) before the deadline."""
+
+
+class ServerError(DQueueError):
+    """Any other error answer (an unexpected 5xx, or a reply the client cannot read)."""
+
+
+_BY_CODE: dict[str, type[DQueueError]] = {
+    "invalid_json": InvalidRequest,
+    "invalid_field": InvalidRequest,
+    "unknown_field": InvalidRequest,
+    "missing_field": InvalidRequest,
+    "invalid": InvalidRequest,
+    "bad_request": InvalidRequest,
+    "body_too_large": InvalidRequest,
+    "unsupported_media_type": InvalidRequest,
+    "not_found": TaskNotFound,
+    "lease_conflict": LeaseConflict,
+    "invalid_state": InvalidState,
+}
+
+
+def error_from_code(
+    code: str, message: str, *, status: int | None = None, field: str | None = None
+) -> DQueueError:
+    """Return the typed exception for a server error ``code`` (ServerError when unknown).
+
+    ``no_leader`` and ``timeout`` map to NoLeader; the caller adds the leader hint.
+    """
+    if code in ("no_leader", "timeout", "shutting_down"):
+        return NoLeader(message, code=code, status=status)
+    cls = _BY_CODE.get(code)
+    if cls is None:
+        cls = InvalidRequest if status is not None and 400 <= status < 500 else ServerError
+    return cls(message, code=code, status=status, field=field)

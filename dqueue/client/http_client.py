@@ -1,0 +1,550 @@
+"""The HTTP SDK: ``Client("http://localhost:8081")`` for producers, operators and HTTP workers.
+
+It speaks the REST API of docs/http-api.md with the stdlib's ``http.client``, keeping one
+keep-alive connection per node and per thread (a Client may be shared between threads). It
+accepts several node URLs, follows the leader hint a ``503`` carries, and retries ``503`` and
+connection errors with capped exponential backoff and full jitter until a deadline. Enqueues
+carry an idempotency key (one is generated when the caller gives none) so that a retried
+enqueue never creates a second task.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import email.message
+import http.client
+import json
+import random
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+from dqueue.client.errors import (
+    DQueueError,
+    NoLeader,
+    ServerError,
+    Unavailable,
+    error_from_code,
+)
+from dqueue.client.task import Task
+
+MAX_BATCH = 1000
+_JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long and how often a request is retried on ``503`` or a connection error.
+
+    Attempt ``n`` (from 0) sleeps a uniformly random time in ``[0, min(cap, base * 2**n)]``
+    ("full jitter"), never past ``deadline_s`` after the first attempt.
+    """
+
+    deadline_s: float = 30.0
+    backoff_base_s: float = 0.05
+    backoff_cap_s: float = 1.0
+
+    def backoff_s(self, attempt: int, rng: random.Random) -> float:
+        """The sleep before retry number ``attempt``."""
+        return rng.uniform(0.0, min(self.backoff_cap_s, self.backoff_base_s * (2 ** attempt)))
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    """One page of a task listing; pass ``next_cursor`` back for the next page."""
+
+    tasks: list[Task]
+    next_cursor: str | None
+
+
+def normalize_url(url: str, *, default_host: str = "127.0.0.1") -> str:
+    """Return ``scheme://host:port`` for ``url``; accepts ``host:port`` and ``:port`` too.
+
+    Raises:
+        ValueError: ``url`` has no usable host or port, or a scheme other than http.
+    """
+    text = url.strip()
+    if text.startswith(":"):
+        text = default_host + text
+    if "://" not in text:
+        text = "http://" + text
+    parts = urlsplit(text)
+    if parts.scheme != "http":
+        raise ValueError(f"unsupported URL scheme in {url!r} (only http)")
+    host = parts.hostname or default_host
+    port = parts.port or 80
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+class Client:
+    """A dqueue client over HTTP.
+
+    Args:
+        servers: One node URL or several (any node serves any request; the client sticks to
+            the last node that answered and follows leader hints).
+        worker_id: Default ``worker_id`` for lease, ack, nack and extend.
+        timeout_s: Socket timeout of one attempt (long polls add their wait to it).
+        retry: Retry policy for ``503`` answers and connection errors.
+        rng: Source of backoff jitter (seed it for reproducible tests).
+    """
+
+    def __init__(
+        self,
+        servers: str | Sequence[str] = "http://localhost:8080",
+        *,
+        worker_id: str | None = None,
+        timeout_s: float = 10.0,
+        retry: RetryPolicy | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        urls = [servers] if isinstance(servers, str) else list(servers)
+        if not urls:
+            raise ValueError("at least one server URL is needed")
+        self._urls = [normalize_url(u) for u in urls]
+        self.worker_id = worker_id or f"sdk-{uuid.uuid4().hex[:12]}"
+        self.timeout_s = timeout_s
+        self.retry = retry or RetryPolicy()
+        self._rng = rng or random.Random()
+        self._preferred = 0
+        self._local = threading.local()
+
+    @property
+    def servers(self) -> list[str]:
+        """The node URLs this client knows, leader hints included."""
+        return list(self._urls)
+
+    # -- producer surface ---------------------------------------------------------------
+
+    def enqueue(
+        self,
+        type: str,
+        payload: Any = None,
+        *,
+        priority: int | None = None,
+        max_retries: int | None = None,
+        idempotency_key: str | None = None,
+        delay: float | None = None,
+    ) -> Task:
+        """Enqueue one task and return it (``duplicate`` True if the caller's key was seen).
+
+        Args:
+            type: The task type handlers register for.
+            payload: Any JSON value.
+            priority: Higher first; None for the server default.
+            max_retries: Failed attempts before the dead-letter queue; None for the default.
+            idempotency_key: Deduplication key; a random one is sent when None so that
+                retries of this very call are deduplicated.
+            delay: Seconds before the task becomes visible.
+        """
+        body = _enqueue_body(type, payload, priority, max_retries, idempotency_key, delay)
+        _, obj = self._request("POST", "/tasks", body)
+        task = Task.from_wire(obj)
+        if idempotency_key is None and task.duplicate:
+            # Our own retry found the first attempt: for the caller it is not a duplicate.
+            task = dataclasses.replace(task, duplicate=False)
+        return task
+
+    def enqueue_many(self, tasks: Iterable[Mapping[str, Any]]) -> list[Task]:
+        """Enqueue many tasks in batches of up to 1,000, in order.
+
+        Each item is a mapping with ``type`` and optionally ``payload``, ``priority``,
+        ``max_retries``, ``idempotency_key`` and ``delay`` (seconds), as for ``enqueue``.
+        """
+        bodies: list[dict[str, Any]] = []
+        auto: list[bool] = []
+        for item in tasks:
+            unknown = set(item) - {"type", "payload", "priority", "max_retries",
+                                   "idempotency_key", "delay"}
+            if unknown:
+                raise ValueError(f"unknown task fields {sorted(unknown)}")
+            key = item.get("idempotency_key")
+            auto.append(key is None)
+            bodies.append(_enqueue_body(item["type"], item.get("payload"), item.get("priority"),
+                                        item.get("max_retries"), key, item.get("delay")))
+        result: list[Task] = []
+        for start in range(0, len(bodies), MAX_BATCH):
+            chunk = bodies[start:start + MAX_BATCH]
+            _, obj = self._request("POST", "/tasks/batch", {"tasks": chunk})
+            for offset, raw in enumerate(_tasks_of(obj)):
+                task = Task.from_wire(raw)
+                if auto[start + offset] and task.duplicate:
+                    task = dataclasses.replace(task, duplicate=False)
+                result.append(task)
+        return result
+
+    def get(self, task_id: str) -> Task:
+        """Return the task with that id. Raises TaskNotFound."""
+        _, obj = self._request("GET", f"/tasks/{quote(task_id, safe='')}")
+        return Task.from_wire(obj)
+
+    def cancel(self, task_id: str) -> Task:
+        """Cancel a pending task. Raises TaskNotFound or InvalidState."""
+        _, obj = self._request("POST", f"/tasks/{quote(task_id, safe='')}/cancel", {})
+        return Task.from_wire(obj)
+
+    # -- worker surface -----------------------------------------------------------------
+
+    def lease(
+        self,
+        worker_id: str | None = None,
+        *,
+        types: Sequence[str] | None = None,
+        lease_seconds: float | None = None,
+        wait_seconds: float | None = None,
+    ) -> Task | None:
+        """Lease the next visible task, or return None when there is none.
+
+        ``wait_seconds`` (up to 20) long-polls: the server answers as soon as a task is visible.
+        """
+        body = self._lease_body(worker_id, types, lease_seconds, wait_seconds, None)
+        status, obj = self._request("POST", "/tasks/lease", body, wait_s=wait_seconds or 0.0)
+        if status == 204 or obj is None:
+            return None
+        return Task.from_wire(obj)
+
+    def lease_many(
+        self,
+        max_tasks: int,
+        worker_id: str | None = None,
+        *,
+        types: Sequence[str] | None = None,
+        lease_seconds: float | None = None,
+        wait_seconds: float | None = None,
+    ) -> list[Task]:
+        """Lease up to ``max_tasks`` (1 to 100) visible tasks in one command."""
+        body = self._lease_body(worker_id, types, lease_seconds, wait_seconds, max_tasks)
+        status, obj = self._request("POST", "/tasks/lease", body, wait_s=wait_seconds or 0.0)
+        if status == 204 or obj is None:
+            return []
+        return [Task.from_wire(raw) for raw in _tasks_of(obj)]
+
+    def ack(self, task: Task | str, worker_id: str | None = None) -> Task:
+        """Complete a leased task. Raises LeaseConflict if the lease is no longer ours."""
+        return self._lease_op(task, "ack", worker_id, {})
+
+    def nack(
+        self,
+        task: Task | str,
+        reason: str = "",
+        *,
+        dead_letter: bool = False,
+        worker_id: str | None = None,
+    ) -> Task:
+        """Fail a leased task: retried after backoff, or dead-lettered (at once if asked)."""
+        extra: dict[str, Any] = {"reason": reason}
+        if dead_letter:
+            extra["dead_letter"] = True
+        return self._lease_op(task, "nack", worker_id, extra)
+
+    def extend(
+        self, task: Task | str, lease_seconds: float | None = None, *, worker_id: str | None = None
+    ) -> Task:
+        """Push the lease's expiry to ``lease_seconds`` from now (server default when None)."""
+        extra: dict[str, Any] = {}
+        if lease_seconds is not None:
+            extra["lease_seconds"] = lease_seconds
+        return self._lease_op(task, "extend", worker_id, extra)
+
+    # -- operator surface ---------------------------------------------------------------
+
+    def list_tasks(
+        self,
+        status: str = "dead",
+        *,
+        type: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> TaskPage:
+        """One page of tasks in ``status`` (optionally of one type)."""
+        query: dict[str, Any] = {"status": status}
+        if type is not None:
+            query["type"] = type
+        if limit is not None:
+            query["limit"] = limit
+        if cursor is not None:
+            query["cursor"] = cursor
+        _, obj = self._request("GET", "/tasks?" + urlencode(query))
+        if not isinstance(obj, dict):
+            raise ServerError("unreadable task listing", code="bad_reply")
+        return TaskPage([Task.from_wire(t) for t in _tasks_of(obj)], obj.get("next_cursor"))
+
+    def dead_letters(self, *, type: str | None = None, limit: int = 1000) -> list[Task]:
+        """The dead-letter queue (oldest first), up to ``limit`` tasks, following cursors."""
+        found: list[Task] = []
+        cursor: str | None = None
+        while len(found) < limit:
+            page = self.list_tasks("dead", type=type, limit=min(100, limit - len(found)),
+                                   cursor=cursor)
+            found.extend(page.tasks)
+            cursor = page.next_cursor
+            if not cursor or not page.tasks:
+                break
+        return found[:limit]
+
+    def redrive(self, task_id: str | None = None, *, type: str | None = None) -> int:
+        """Re-queue dead tasks (one, one type, or all) with attempts reset; return the count."""
+        body: dict[str, Any] = {}
+        if task_id is not None:
+            body["task_id"] = task_id
+        if type is not None:
+            body["type"] = type
+        _, obj = self._request("POST", "/dlq/redrive", body)
+        return int(_field(obj, "redriven"))
+
+    def purge(self, *, type: str | None = None) -> int:
+        """Delete dead tasks (of one type, or all); return the count."""
+        path = "/dlq" + ("?" + urlencode({"type": type}) if type is not None else "")
+        _, obj = self._request("DELETE", path)
+        return int(_field(obj, "purged"))
+
+    def stats(self) -> dict[str, Any]:
+        """Counts by status and type, and Raft figures (``GET /stats``)."""
+        return _as_dict(self._request("GET", "/stats")[1])
+
+    def health(self) -> dict[str, Any]:
+        """The answering node's id, role, term, leader and indexes (``GET /health``)."""
+        return _as_dict(self._request("GET", "/health")[1])
+
+    def cluster(self) -> dict[str, Any]:
+        """Leader, term and members with their lag (``GET /cluster``)."""
+        return _as_dict(self._request("GET", "/cluster")[1])
+
+    def close(self) -> None:
+        """Close this thread's keep-alive connections."""
+        for conn in getattr(self._local, "conns", {}).values():
+            conn.close()
+        self._local.conns = {}
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _lease_body(
+        self,
+        worker_id: str | None,
+        types: Sequence[str] | None,
+        lease_seconds: float | None,
+        wait_seconds: float | None,
+        max_tasks: int | None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"worker_id": worker_id or self.worker_id}
+        if types:
+            body["types"] = list(types)
+        if lease_seconds is not None:
+            body["lease_seconds"] = lease_seconds
+        if wait_seconds:
+            body["wait_seconds"] = wait_seconds
+        if max_tasks is not None:
+            body["max_tasks"] = max_tasks
+        return body
+
+    def _lease_op(
+        self, task: Task | str, op: str, worker_id: str | None, extra: dict[str, Any]
+    ) -> Task:
+        if isinstance(task, Task):
+            task_id = task.id
+            body: dict[str, Any] = {
+                "worker_id": worker_id or (task.lease.worker_id if task.lease else self.worker_id)
+            }
+            if task.lease_token is not None:
+                body["lease_token"] = task.lease_token
+        else:
+            task_id = task
+            body = {"worker_id": worker_id or self.worker_id}
+        body.update(extra)
+        _, obj = self._request("POST", f"/tasks/{quote(task_id, safe='')}/{op}", body)
+        return Task.from_wire(obj)
+
+    def _connection(self, url: str, timeout_s: float) -> http.client.HTTPConnection:
+        conns: dict[str, http.client.HTTPConnection] | None = getattr(self._local, "conns", None)
+        if conns is None:
+            conns = self._local.conns = {}
+        conn = conns.get(url)
+        if conn is None:
+            parts = urlsplit(url)
+            conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port,
+                                              timeout=timeout_s)
+            conns[url] = conn
+        conn.timeout = timeout_s
+        if conn.sock is not None:
+            conn.sock.settimeout(timeout_s)
+        return conn
+
+    def _drop_connection(self, url: str) -> None:
+        conns = getattr(self._local, "conns", {})
+        conn = conns.pop(url, None)
+        if conn is not None:
+            conn.close()
+
+    def _follow_hint(self, leader_http: str | None, current: str) -> None:
+        """Make the hinted leader the preferred node, adding it to the list if new."""
+        if not leader_http:
+            return
+        try:
+            url = normalize_url(leader_http, default_host=urlsplit(current).hostname or "127.0.0.1")
+        except ValueError:
+            return
+        if url not in self._urls:
+            self._urls.append(url)
+        self._preferred = self._urls.index(url)
+
+    def _request(
+        self, method: str, path: str, body: Any = None, *, wait_s: float = 0.0
+    ) -> tuple[int, Any]:
+        """Send one request with retries; return ``(status, decoded JSON or None)``.
+
+        Raises the typed error of any 4xx, NoLeader or Unavailable when the deadline passes.
+        """
+        payload = None if body is None else json.dumps(body).encode()
+        headers = {"Accept": _JSON}
+        if payload is not None:
+            headers["Content-Type"] = _JSON
+        deadline = time.monotonic() + self.retry.deadline_s + wait_s
+        attempt = 0
+        last_error: DQueueError | None = None
+        while True:
+            url = self._urls[self._preferred % len(self._urls)]
+            retry_after: float | None = None
+            try:
+                status, resp_headers, data = self._send(url, method, path, payload, headers,
+                                                        self.timeout_s + wait_s)
+            except (OSError, http.client.HTTPException) as exc:
+                self._drop_connection(url)
+                last_error = Unavailable(f"{url}: {exc.__class__.__name__}: {exc}",
+                                         code="unavailable")
+                self._preferred = (self._preferred + 1) % len(self._urls)
+            else:
+                obj = _decode(data)
+                if status < 400:
+                    return status, obj
+                err = _error_fields(obj)
+                if status != 503:
+                    message = err.get("message") or data[:200].decode(errors="replace")
+                    raise error_from_code(err.get("code") or _code_for(status), str(message),
+                                          status=status, field=err.get("field"))
+                last_error = NoLeader(str(err.get("message") or "no leader"),
+                                      code=str(err.get("code") or "no_leader"),
+                                      leader_id=err.get("leader_id"),
+                                      leader_http=err.get("leader_http"))
+                if err.get("leader_http"):
+                    self._follow_hint(str(err["leader_http"]), url)
+                elif len(self._urls) > 1:
+                    self._preferred = (self._preferred + 1) % len(self._urls)
+                retry_after = _retry_after_s(resp_headers.get("Retry-After"))
+            now = time.monotonic()
+            if now >= deadline:
+                raise last_error
+            pause = self.retry.backoff_s(attempt, self._rng)
+            if isinstance(last_error, NoLeader) and retry_after is not None:
+                pause = max(pause, min(retry_after, self.retry.backoff_cap_s))
+            time.sleep(min(pause, max(0.0, deadline - now)))
+            attempt += 1
+
+    def _send(
+        self,
+        url: str,
+        method: str,
+        path: str,
+        payload: bytes | None,
+        headers: dict[str, str],
+        timeout_s: float,
+    ) -> tuple[int, email.message.Message, bytes]:
+        """One attempt; a kept-alive connection the server closed meanwhile is retried once."""
+        for fresh in (False, True):
+            conn = self._connection(url, timeout_s)
+            reused = conn.sock is not None
+            try:
+                conn.request(method, path, body=payload, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self._drop_connection(url)
+                if reused and not fresh:
+                    continue
+                raise
+            if resp.getheader("Connection", "").lower() == "close":
+                self._drop_connection(url)
+            return resp.status, resp.headers, data
+        raise AssertionError("unreachable")
+
+
+def _enqueue_body(
+    type: str,
+    payload: Any,
+    priority: int | None,
+    max_retries: int | None,
+    idempotency_key: str | None,
+    delay: float | None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": type, "payload": payload,
+                            "idempotency_key": idempotency_key or f"auto-{uuid.uuid4().hex}"}
+    if priority is not None:
+        body["priority"] = priority
+    if max_retries is not None:
+        body["max_retries"] = max_retries
+    if delay is not None:
+        body["delay_seconds"] = delay
+    return body
+
+
+def _decode(data: bytes) -> Any:
+    if not data:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
+
+
+def _error_fields(obj: Any) -> dict[str, Any]:
+    """The error object of an error answer, with leader hints found at either level."""
+    if not isinstance(obj, dict):
+        return {}
+    err = obj.get("error")
+    fields = dict(err) if isinstance(err, dict) else {}
+    for key in ("leader_id", "leader_http"):
+        if fields.get(key) is None and obj.get(key) is not None:
+            fields[key] = obj[key]
+    return fields
+
+
+def _code_for(status: int) -> str:
+    return {400: "invalid_field", 404: "not_found", 409: "lease_conflict",
+            413: "body_too_large", 415: "unsupported_media_type"}.get(status, "error")
+
+
+def _retry_after_s(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _tasks_of(obj: Any) -> list[Any]:
+    if isinstance(obj, dict) and isinstance(obj.get("tasks"), list):
+        return obj["tasks"]
+    if isinstance(obj, dict) and "id" in obj:
+        return [obj]
+    raise ServerError("reply has no task list", code="bad_reply")
+
+
+def _field(obj: Any, name: str) -> Any:
+    if not isinstance(obj, dict) or name not in obj:
+        raise ServerError(f"reply has no {name!r}", code="bad_reply")
+    return obj[name]
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        raise ServerError("reply is not a JSON object", code="bad_reply")
+    return obj

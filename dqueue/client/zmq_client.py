@@ -1,0 +1,303 @@
+"""The ZeroMQ client for workers: lease, ack, nack and extend over the worker gateway.
+
+One ``ZmqWorkerClient`` owns one DEALER socket and must only be used from the thread that
+created it (ZeroMQ sockets are not thread-safe); create one per thread. The protocol is
+docs/worker-protocol.md. Two surfaces:
+
+- blocking calls (``lease``, ``ack``, ``nack``, ``extend``, ``ping``) that wait for their reply;
+- asynchronous ``send_*`` calls returning a request id, with ``recv`` handing back replies as they
+  arrive, for a runtime that pipelines many requests on one socket (dqueue.worker).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import random
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import zmq
+
+from dqueue import wire
+from dqueue.client.errors import (
+    DQueueError,
+    NoLeader,
+    ServerError,
+    Unavailable,
+    error_from_code,
+)
+from dqueue.client.task import Task
+
+HEARTBEAT_MS = 1_000
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One reply from the gateway.
+
+    Attributes:
+        kind: ``tasks``, ``res``, ``err`` or ``pong``.
+        rid: The request id the reply answers.
+        tasks: Leased tasks (kind ``tasks``; empty when none became visible in time).
+        task: The task after an ack, nack or extend (kind ``res``).
+        error: The typed error (kind ``err``).
+    """
+
+    kind: str
+    rid: Any
+    tasks: tuple[Task, ...] = ()
+    task: Task | None = None
+    error: DQueueError | None = None
+
+
+def normalize_endpoint(addr: str) -> str:
+    """``tcp://host:port`` for ``addr``; accepts ``host:port`` and ``:port`` (loopback)."""
+    text = addr.strip()
+    if "://" in text:
+        return text
+    if text.startswith(":"):
+        text = "127.0.0.1" + text
+    return "tcp://" + text
+
+
+def parse_reply(frames: list[bytes]) -> Reply:
+    """Decode one gateway message.
+
+    Raises:
+        wire.FrameError: The frames are malformed or not a reply this client knows.
+    """
+    kind, body = wire.decode(frames)
+    if not isinstance(body, dict):
+        raise wire.FrameError("reply body is not a map")
+    rid = body.get("rid")
+    try:
+        if kind == b"tasks":
+            return Reply("tasks", rid, tasks=tuple(Task.from_wire(t) for t in body["tasks"]))
+        if kind == b"res":
+            return Reply("res", rid, task=Task.from_wire(body["task"]))
+        if kind == b"err":
+            error = error_from_code(str(body.get("code", "error")), str(body.get("message", "")),
+                                    field=body.get("field"))
+            if isinstance(error, NoLeader):
+                error.leader_id = body.get("leader_id")
+                error.leader_http = body.get("leader_http")
+            return Reply("err", rid, error=error)
+        if kind == b"pong":
+            return Reply("pong", rid)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise wire.FrameError(f"bad {kind!r} reply: {exc}") from None
+    raise wire.FrameError(f"unknown reply kind {kind!r}")
+
+
+class ZmqWorkerClient:
+    """A worker's connection to one node's worker gateway.
+
+    Args:
+        addr: The gateway address (``tcp://127.0.0.1:9191``, or ``127.0.0.1:9191``).
+        worker_id: The id leases are held under (a random one when None).
+        timeout_s: How long a blocking call waits for its reply (a lease adds its wait).
+        retry_deadline_s: How long blocking calls retry ``no_leader`` answers.
+        context: The ZeroMQ context (the process-wide one when None).
+    """
+
+    def __init__(
+        self,
+        addr: str,
+        *,
+        worker_id: str | None = None,
+        timeout_s: float = 10.0,
+        retry_deadline_s: float = 30.0,
+        context: zmq.Context | None = None,
+    ) -> None:
+        self.endpoint = normalize_endpoint(addr)
+        self.worker_id = worker_id or f"zmq-{uuid.uuid4().hex[:12]}"
+        self.timeout_s = timeout_s
+        self.retry_deadline_s = retry_deadline_s
+        self.dropped = 0  # malformed replies dropped
+        self._owner = threading.get_ident()
+        self._rids = itertools.count(1)
+        self._stash: deque[Reply] = deque()
+        self._rng = random.Random()
+        ctx = context or zmq.Context.instance()
+        self.socket: zmq.Socket = ctx.socket(zmq.DEALER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.connect(self.endpoint)
+        self._last_send = time.monotonic()
+
+    # -- asynchronous surface -------------------------------------------------------
+
+    def send_lease(
+        self,
+        max_tasks: int = 1,
+        *,
+        types: Sequence[str] | None = None,
+        lease_ms: int | None = None,
+        wait_ms: int = 0,
+    ) -> Any:
+        """Ask for up to ``max_tasks`` tasks; the ``tasks`` reply comes when some are leased
+        or after ``wait_ms`` (empty). Returns the request id."""
+        return self._send(b"lease", {"worker_id": self.worker_id, "max_tasks": max_tasks,
+                                     "types": list(types) if types else None,
+                                     "lease_ms": lease_ms, "wait_ms": wait_ms})
+
+    def send_ack(self, task: Task) -> Any:
+        """Complete ``task`` under its lease. Returns the request id."""
+        return self._send(b"ack", self._lease_fields(task))
+
+    def send_nack(self, task: Task, reason: str = "", *, dead_letter: bool = False) -> Any:
+        """Fail ``task`` (retried after backoff, or dead-lettered). Returns the request id."""
+        body = self._lease_fields(task)
+        body.update(reason=reason, dead_letter=dead_letter)
+        return self._send(b"nack", body)
+
+    def send_extend(self, task: Task, lease_ms: int | None = None) -> Any:
+        """Move the lease's expiry to ``lease_ms`` from now. Returns the request id."""
+        body = self._lease_fields(task)
+        body["lease_ms"] = lease_ms
+        return self._send(b"extend", body)
+
+    def send_ping(self) -> Any:
+        """Heartbeat: keeps this connection's waiting leases alive. Returns the request id."""
+        return self._send(b"ping", {})
+
+    def send_bye(self) -> None:
+        """Tell the gateway to drop this connection's waiting lease requests now."""
+        self._send(b"bye", {})
+
+    def maybe_heartbeat(self) -> None:
+        """Send a ping if nothing was sent for a heartbeat interval."""
+        if (time.monotonic() - self._last_send) * 1000 >= HEARTBEAT_MS:
+            self.send_ping()
+
+    def recv(self, timeout_ms: int = 0) -> Reply | None:
+        """The next reply, waiting up to ``timeout_ms``; None if none came. Malformed replies
+        are dropped and counted in ``dropped``."""
+        self._check_thread()
+        if self._stash:
+            return self._stash.popleft()
+        deadline = time.monotonic() + timeout_ms / 1000
+        while True:
+            remaining_ms = max(0, int((deadline - time.monotonic()) * 1000))
+            if not self.socket.poll(remaining_ms, zmq.POLLIN):
+                return None
+            frames = self.socket.recv_multipart(zmq.NOBLOCK)
+            try:
+                return parse_reply(frames)
+            except wire.FrameError:
+                self.dropped += 1
+            if time.monotonic() >= deadline:
+                return None
+
+    # -- blocking surface ---------------------------------------------------------------
+
+    def lease(
+        self,
+        max_tasks: int = 1,
+        *,
+        types: Sequence[str] | None = None,
+        lease_seconds: float | None = None,
+        wait_seconds: float = 0.0,
+    ) -> list[Task]:
+        """Lease up to ``max_tasks`` tasks, waiting up to ``wait_seconds`` for one."""
+        lease_ms = None if lease_seconds is None else int(lease_seconds * 1000)
+        wait_ms = int(wait_seconds * 1000)
+        reply = self._call(lambda: self.send_lease(max_tasks, types=types, lease_ms=lease_ms,
+                                                   wait_ms=wait_ms), wait_seconds)
+        return list(reply.tasks)
+
+    def ack(self, task: Task) -> Task:
+        """Complete ``task``. Raises LeaseConflict if the lease is no longer ours."""
+        return self._task_of(self._call(lambda: self.send_ack(task)))
+
+    def nack(self, task: Task, reason: str = "", *, dead_letter: bool = False) -> Task:
+        """Fail ``task``: retried after backoff, or dead-lettered."""
+        return self._task_of(self._call(lambda: self.send_nack(task, reason,
+                                                               dead_letter=dead_letter)))
+
+    def extend(self, task: Task, lease_seconds: float | None = None) -> Task:
+        """Move the lease's expiry to ``lease_seconds`` from now (the default when None)."""
+        lease_ms = None if lease_seconds is None else int(lease_seconds * 1000)
+        return self._task_of(self._call(lambda: self.send_extend(task, lease_ms)))
+
+    def ping(self) -> float:
+        """Round trip to the gateway, in seconds."""
+        start = time.monotonic()
+        self._call(self.send_ping)
+        return time.monotonic() - start
+
+    def close(self) -> None:
+        """Say goodbye and close the socket."""
+        with contextlib.suppress(zmq.ZMQError):
+            self.send_bye()
+        self.socket.close(0)
+
+    def __enter__(self) -> ZmqWorkerClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _check_thread(self) -> None:
+        if threading.get_ident() != self._owner:
+            raise RuntimeError("a ZmqWorkerClient is used only by the thread that created it")
+
+    def _lease_fields(self, task: Task) -> dict[str, Any]:
+        return {"id": task.id,
+                "worker_id": task.lease.worker_id if task.lease else self.worker_id,
+                "token": task.lease_token}
+
+    def _send(self, kind: bytes, body: dict[str, Any]) -> Any:
+        self._check_thread()
+        rid = next(self._rids)
+        body["rid"] = rid
+        self.socket.send_multipart(wire.encode(kind, body))
+        self._last_send = time.monotonic()
+        return rid
+
+    def _call(self, send: Any, wait_s: float = 0.0) -> Reply:
+        """Send with ``send()`` and wait for its reply; retry ``no_leader`` with backoff."""
+        retry_deadline = time.monotonic() + self.retry_deadline_s
+        attempt = 0
+        while True:
+            rid = send()
+            reply = self._await(rid, self.timeout_s + wait_s)
+            if reply.error is None:
+                return reply
+            if not isinstance(reply.error, NoLeader) or time.monotonic() >= retry_deadline:
+                raise reply.error
+            time.sleep(self._rng.uniform(0, min(1.0, 0.05 * 2 ** attempt)))
+            attempt += 1
+
+    def _await(self, rid: Any, timeout_s: float) -> Reply:
+        deadline = time.monotonic() + timeout_s
+        held: list[Reply] = []
+        try:
+            while True:
+                remaining_ms = int((deadline - time.monotonic()) * 1000)
+                if remaining_ms <= 0:
+                    raise Unavailable(f"no reply from {self.endpoint} within {timeout_s:.1f}s",
+                                      code="unavailable")
+                reply = self.recv(min(remaining_ms, HEARTBEAT_MS))
+                if reply is None:
+                    self.maybe_heartbeat()
+                    continue
+                if reply.rid == rid:
+                    return reply
+                if reply.kind != "pong":  # our own heartbeats' answers are not kept
+                    held.append(reply)
+        finally:
+            self._stash.extend(held)
+
+    @staticmethod
+    def _task_of(reply: Reply) -> Task:
+        if reply.task is None:
+            raise ServerError(f"unexpected {reply.kind} reply", code="bad_reply")
+        return reply.task
