@@ -75,12 +75,12 @@ class RaftClient:
 
     Args:
         endpoint: the IPC endpoint, ``NodeConfig.ipc_endpoint()``.
-        context: the ZeroMQ context to use; a private one is created when omitted.
+        context: the ZeroMQ context to use; the process-wide shared context when omitted
+            (contexts are thread-safe, sockets are not: every client still has its own socket).
     """
 
     def __init__(self, endpoint: str, context: zmq.Context | None = None) -> None:
-        self._own_context = context is None
-        self._context = context or zmq.Context()
+        self._context = context or zmq.Context.instance()
         self._socket = self._context.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.SNDHWM, SEND_HWM)
@@ -126,10 +126,8 @@ class RaftClient:
         return self._call(KIND_READ, body, int(timeout_ms))["value"]
 
     def close(self) -> None:
-        """Close the socket (and the context if this client created it)."""
+        """Close the socket (the context is shared and stays open)."""
         self._socket.close(0)
-        if self._own_context:
-            self._context.term()
 
     def __enter__(self) -> RaftClient:
         return self

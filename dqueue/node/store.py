@@ -21,7 +21,7 @@ import struct
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import lmdb
 import msgpack
@@ -56,13 +56,23 @@ class CorruptRecord(Exception):
         self.index = index
 
 
-@dataclass(frozen=True)
-class StoredEntry:
-    """One log entry as stored: the Raft core's Entry without its classes."""
+class EntryLike(Protocol):
+    """Anything with the fields of a log entry (the core's ``Entry`` or ``StoredEntry``)."""
 
     index: int
     term: int
-    entry_type: int
+    type: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    """One log entry as stored; the Raft core's ``Entry`` has the same fields and may be
+    passed to ``Store.save`` directly."""
+
+    index: int
+    term: int
+    type: int
     data: bytes
 
 
@@ -172,7 +182,7 @@ class Store:
     def save(
         self,
         *,
-        entries: Sequence[StoredEntry] = (),
+        entries: Sequence[EntryLike] = (),
         hard_state: StoredHardState | None = None,
         snapshot: StoredSnapshot | None = None,
         members: Iterable[str] | None = None,
@@ -192,7 +202,7 @@ class Store:
                 put = txn.put
                 log_db = self._log
                 for entry in entries:
-                    key, value = encode_entry(entry.index, entry.term, entry.entry_type, entry.data)
+                    key, value = encode_entry(entry.index, entry.term, int(entry.type), entry.data)
                     put(key, value, db=log_db, append=True)
             if hard_state is not None:
                 self._put_meta(
