@@ -1,0 +1,365 @@
+"""Commands of the queue state machine: one frozen dataclass per operation, and their plain form.
+
+The API sends plain commands (docs/internals.md section 4); the Raft process of the leader stamps
+``now_ms`` and proposes; ``command_from_plain`` validates every field again before anything is
+proposed or applied, so bad input never reaches the log and never reaches ``QueueState.apply``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+MAX_BATCH = 1_000
+MAX_LEASE_TASKS = 100
+MAX_ID_CHARS = 256
+MAX_REASON_CHARS = 65_536
+MAX_TYPES = 100
+MAX_PAYLOAD_DEPTH = 64
+MAX_DELAY_MS = 366 * 24 * 3_600_000
+MAX_LEASE_MS = 12 * 3_600_000
+MAX_RETRIES = 10_000
+INT64_MIN = -(1 << 63)
+INT64_MAX = (1 << 63) - 1
+
+
+class InvalidCommand(ValueError):
+    """A plain command that is malformed; ``field`` names the offending field.
+
+    Attributes:
+        field: Path of the bad field, for example ``tasks[3].priority``.
+        message: Human-readable reason that names the field.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewTask:
+    """One task of an enqueue command. ``None`` fields take the configured default."""
+
+    id: str
+    type: str
+    payload: Any = None
+    priority: int = 0
+    max_retries: int | None = None
+    idempotency_key: str | None = None
+    delay_ms: int = 0
+
+    def to_plain(self) -> dict[str, Any]:
+        """Return the plain form of this task description."""
+        return {"id": self.id, "type": self.type, "payload": self.payload,
+                "priority": self.priority, "max_retries": self.max_retries,
+                "idempotency_key": self.idempotency_key, "delay_ms": self.delay_ms}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Enqueue:
+    """Add 1 to ``MAX_BATCH`` tasks, in order; repeats of a live idempotency key are duplicates."""
+
+    tasks: tuple[NewTask, ...]
+    now_ms: int = 0
+
+    def to_plain(self) -> dict[str, Any]:
+        """Return ``{"op": "enqueue", ...}``."""
+        return {"op": "enqueue", "now_ms": self.now_ms,
+                "tasks": [task.to_plain() for task in self.tasks]}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Lease:
+    """Lease up to ``max_tasks`` visible tasks of ``types`` (None: any type) to ``worker_id``."""
+
+    worker_id: str
+    types: tuple[str, ...] | None = None
+    max_tasks: int = 1
+    lease_ms: int | None = None
+    now_ms: int = 0
+
+    def to_plain(self) -> dict[str, Any]:
+        """Return ``{"op": "lease", ...}``."""
+        return {"op": "lease", "now_ms": self.now_ms, "worker_id": self.worker_id,
+                "types": None if self.types is None else list(self.types),
+                "max_tasks": self.max_tasks, "lease_ms": self.lease_ms}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ack:
+    """Complete a task; the caller must hold its lease (by token if given, else by worker id)."""
+
+    id: str
+    worker_id: str
+    token: str | None = None
+    now_ms: int = 0
+
+    def to_plain(self) -> dict[str, Any]:
+        """Return ``{"op": "ack", ...}``."""
+        return {"op": "ack", "now_ms": self.now_ms, "id": self.id, "worker_id": self.worker_id,
+                "token": self.token}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Nack:
+    """Fail the held attempt: retry after backoff, or dead-letter (always if ``dead_letter``)."""
+
+    id: str
+    worker_id: str
+    token: str | None = None
+    reason: str | None = None
+    dead_letter: bool = False
+    now_ms: int = 0
+
+    def to_plain(self) -> dict[str, Any]:
+        """Return ``{"op": "nack", ...}``."""
+        return {"op": "nack", "now_ms": self.now_ms, "id": self.id, "worker_id": self.worker_id,
+                "token": self.token, "reason": self.reason, "dead_letter": self.dead_letter}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Extend:
+    """Heartbeat: the lease holder's lease now ends ``lease_ms`` after the command's time."""
+
+    id: str
+    worker_id: str
+    token: str | None = None
+    lease_ms: int | None = None
+    now_ms: int = 0
+
+    def to_plain(self) -> dict[str, Any]:
+        """Return ``{"op": "extend", ...}``."""
+        return {"op": "extend", "now_ms": self.now_ms, "id": self.id,
+                "worker_id": self.worker_id, "token": self.token, "lease_ms": self.lease_ms}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cancel:
+    """Cancel a pending task (delayed or visible)."""
+
+    id: str
+    now_ms: int = 0
+
+    def to_plain(self) -> dict[str, Any]:
+        """Return ``{"op": "cancel", ...}``."""
+        return {"op": "cancel", "now_ms": self.now_ms, "id": self.id}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Redrive:
+    """Send dead tasks back to pending with attempts reset: one by id, all of a type, or all."""
+
+    id: str | None = None
+    type: str | None = None
+    now_ms: int = 0
+
+    def to_plain(self) -> dict[str, Any]:
+        """Return ``{"op": "redrive", ...}``."""
+        return {"op": "redrive", "now_ms": self.now_ms, "id": self.id, "type": self.type}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Purge:
+    """Delete dead tasks now: those of ``type``, or all when it is None."""
+
+    type: str | None = None
+    now_ms: int = 0
+
+    def to_plain(self) -> dict[str, Any]:
+        """Return ``{"op": "purge", ...}``."""
+        return {"op": "purge", "now_ms": self.now_ms, "type": self.type}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Tick:
+    """Advance the clock only, so that lease expiry and pruning happen without other traffic."""
+
+    now_ms: int = 0
+
+    def to_plain(self) -> dict[str, Any]:
+        """Return ``{"op": "tick", ...}``."""
+        return {"op": "tick", "now_ms": self.now_ms}
+
+
+Command = Enqueue | Lease | Ack | Nack | Extend | Cancel | Redrive | Purge | Tick
+
+
+# ---------------------------------------------------------------- validation of plain forms
+
+
+def _check_keys(obj: Mapping[str, Any], allowed: frozenset[str], prefix: str = "") -> None:
+    for key in obj:
+        if key not in allowed:
+            raise InvalidCommand(f"{prefix}{key}", "unknown field")
+
+
+def _string(obj: Mapping[str, Any], name: str, prefix: str = "", *, required: bool = True,
+            max_chars: int = MAX_ID_CHARS) -> str | None:
+    value = obj.get(name)
+    if value is None:
+        if required:
+            raise InvalidCommand(prefix + name, f"{name} is required")
+        return None
+    if not isinstance(value, str):
+        raise InvalidCommand(prefix + name, f"{name} must be a string")
+    if not value or len(value) > max_chars:
+        raise InvalidCommand(prefix + name, f"{name} must have 1 to {max_chars} characters")
+    return value
+
+
+def _integer(obj: Mapping[str, Any], name: str, low: int, high: int, default: int | None,
+             prefix: str = "") -> int | None:
+    value = obj.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidCommand(prefix + name, f"{name} must be an integer")
+    if not low <= value <= high:
+        raise InvalidCommand(prefix + name, f"{name} must be between {low} and {high}")
+    return value
+
+
+def _check_json(value: Any, field: str, depth: int = 0) -> None:
+    """Raise InvalidCommand unless ``value`` is a JSON value (str keys, finite numbers)."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return
+    if depth >= MAX_PAYLOAD_DEPTH:
+        raise InvalidCommand(field, f"payload nests deeper than {MAX_PAYLOAD_DEPTH} levels")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidCommand(field, "payload numbers must be finite")
+    elif isinstance(value, list):
+        for item in value:
+            _check_json(item, field, depth + 1)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidCommand(field, "payload object keys must be strings")
+            _check_json(item, field, depth + 1)
+    else:
+        raise InvalidCommand(field, f"payload must be JSON, not {type(value).__name__}")
+
+
+_NEW_TASK_KEYS = frozenset({"id", "type", "payload", "priority", "max_retries",
+                            "idempotency_key", "delay_ms"})
+
+
+def _new_task(obj: Any, prefix: str) -> NewTask:
+    if not isinstance(obj, Mapping):
+        raise InvalidCommand(prefix.rstrip("."), "each task must be an object")
+    _check_keys(obj, _NEW_TASK_KEYS, prefix)
+    payload = obj.get("payload")
+    _check_json(payload, prefix + "payload")
+    return NewTask(id=_string(obj, "id", prefix), type=_string(obj, "type", prefix),
+                   payload=payload,
+                   priority=_integer(obj, "priority", INT64_MIN, INT64_MAX, 0, prefix),
+                   max_retries=_integer(obj, "max_retries", 0, MAX_RETRIES, None, prefix),
+                   idempotency_key=_string(obj, "idempotency_key", prefix, required=False),
+                   delay_ms=_integer(obj, "delay_ms", 0, MAX_DELAY_MS, 0, prefix))
+
+
+def _enqueue(obj: Mapping[str, Any], now_ms: int) -> Enqueue:
+    tasks = obj.get("tasks")
+    if not isinstance(tasks, list) or not 1 <= len(tasks) <= MAX_BATCH:
+        raise InvalidCommand("tasks", f"tasks must be a list of 1 to {MAX_BATCH} tasks")
+    return Enqueue(tasks=tuple(_new_task(t, f"tasks[{i}].") for i, t in enumerate(tasks)),
+                   now_ms=now_ms)
+
+
+def _types(obj: Mapping[str, Any]) -> tuple[str, ...] | None:
+    types = obj.get("types")
+    if types is None:
+        return None
+    if not isinstance(types, list) or not 1 <= len(types) <= MAX_TYPES:
+        raise InvalidCommand("types", f"types must be a list of 1 to {MAX_TYPES} strings")
+    for item in types:
+        if not isinstance(item, str) or not 1 <= len(item) <= MAX_ID_CHARS:
+            raise InvalidCommand("types", "each type must be a non-empty string")
+    return tuple(types)
+
+
+def _lease(obj: Mapping[str, Any], now_ms: int) -> Lease:
+    return Lease(worker_id=_string(obj, "worker_id"), types=_types(obj),
+                 max_tasks=_integer(obj, "max_tasks", 1, MAX_LEASE_TASKS, 1),
+                 lease_ms=_integer(obj, "lease_ms", 1, MAX_LEASE_MS, None), now_ms=now_ms)
+
+
+def _ack(obj: Mapping[str, Any], now_ms: int) -> Ack:
+    return Ack(id=_string(obj, "id"), worker_id=_string(obj, "worker_id"),
+               token=_string(obj, "token", required=False), now_ms=now_ms)
+
+
+def _nack(obj: Mapping[str, Any], now_ms: int) -> Nack:
+    dead_letter = obj.get("dead_letter")
+    if dead_letter is not None and not isinstance(dead_letter, bool):
+        raise InvalidCommand("dead_letter", "dead_letter must be a boolean")
+    reason = obj.get("reason")
+    if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS):
+        raise InvalidCommand("reason", f"reason must be a string of at most "
+                                       f"{MAX_REASON_CHARS} characters")
+    return Nack(id=_string(obj, "id"), worker_id=_string(obj, "worker_id"),
+                token=_string(obj, "token", required=False), reason=reason,
+                dead_letter=bool(dead_letter), now_ms=now_ms)
+
+
+def _extend(obj: Mapping[str, Any], now_ms: int) -> Extend:
+    return Extend(id=_string(obj, "id"), worker_id=_string(obj, "worker_id"),
+                  token=_string(obj, "token", required=False),
+                  lease_ms=_integer(obj, "lease_ms", 1, MAX_LEASE_MS, None), now_ms=now_ms)
+
+
+def _cancel(obj: Mapping[str, Any], now_ms: int) -> Cancel:
+    return Cancel(id=_string(obj, "id"), now_ms=now_ms)
+
+
+def _redrive(obj: Mapping[str, Any], now_ms: int) -> Redrive:
+    task_id = _string(obj, "id", required=False)
+    task_type = _string(obj, "type", required=False)
+    if task_id is not None and task_type is not None:
+        raise InvalidCommand("type", "give id or type, not both")
+    return Redrive(id=task_id, type=task_type, now_ms=now_ms)
+
+
+def _purge(obj: Mapping[str, Any], now_ms: int) -> Purge:
+    return Purge(type=_string(obj, "type", required=False), now_ms=now_ms)
+
+
+def _tick(obj: Mapping[str, Any], now_ms: int) -> Tick:
+    return Tick(now_ms=now_ms)
+
+
+_PARSERS = {
+    "enqueue": (_enqueue, {"tasks"}),
+    "lease": (_lease, {"worker_id", "types", "max_tasks", "lease_ms"}),
+    "ack": (_ack, {"id", "worker_id", "token"}),
+    "nack": (_nack, {"id", "worker_id", "token", "reason", "dead_letter"}),
+    "extend": (_extend, {"id", "worker_id", "token", "lease_ms"}),
+    "cancel": (_cancel, {"id"}),
+    "redrive": (_redrive, {"id", "type"}),
+    "purge": (_purge, {"type"}),
+    "tick": (_tick, set()),
+}
+_ALLOWED = {op: frozenset(keys | {"op", "now_ms"}) for op, (_, keys) in _PARSERS.items()}
+
+
+def command_from_plain(obj: Any) -> Command:
+    """Build a command from its plain form, validating every field.
+
+    ``now_ms`` may be absent before the leader stamps it (it is then 0, which never moves the
+    clock). Optional fields may be omitted or None, meaning the configured default.
+
+    Raises:
+        InvalidCommand: naming the first bad field; nothing else, whatever the input.
+    """
+    if not isinstance(obj, Mapping):
+        raise InvalidCommand("op", "a command must be an object")
+    op = obj.get("op")
+    if not isinstance(op, str) or op not in _PARSERS:
+        raise InvalidCommand("op", f"op must be one of {', '.join(sorted(_PARSERS))}")
+    _check_keys(obj, _ALLOWED[op])
+    now_ms = _integer(obj, "now_ms", 0, INT64_MAX, 0)
+    parser, _ = _PARSERS[op]
+    return parser(obj, now_ms)

@@ -1,0 +1,65 @@
+"""Settings of the queue state machine, passed in as a value.
+
+Every member of a cluster must use equal settings: they shape the replicated state, so two
+members with different settings would apply the same log to different states.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DAY_MS = 24 * 3_600_000
+
+
+@dataclass(frozen=True, slots=True)
+class QueueConfig:
+    """Queue semantics and limits. Durations are integer milliseconds.
+
+    The node maps its ``NodeConfig`` onto these fields (``lease_timeout_ms`` becomes
+    ``lease_ms``); the core never reads the node configuration itself.
+
+    Attributes:
+        lease_ms: Lease length when a lease or extend command gives none.
+        max_retries: Failed attempts after which a task is dead, when its enqueue gives none.
+        backoff_base_ms: Delay before the first retry.
+        backoff_factor: Growth of the delay per further failed attempt.
+        backoff_cap_ms: Upper bound of any retry delay, jitter included.
+        backoff_jitter: Relative spread of the delay, in [0, 1): 0.2 means +/- 20 %.
+        dedup_window_ms: How long an idempotency key deduplicates enqueues.
+        retention_ms: How long completed, cancelled and dead tasks are kept before pruning.
+        max_batch: Most tasks in one enqueue command.
+        max_lease_tasks: Most tasks one lease command may take.
+        max_lease_ms: Longest lease a lease or extend command may ask for.
+    """
+
+    lease_ms: int = 30_000
+    max_retries: int = 3
+    backoff_base_ms: int = 1_000
+    backoff_factor: float = 2.0
+    backoff_cap_ms: int = 300_000
+    backoff_jitter: float = 0.2
+    dedup_window_ms: int = DAY_MS
+    retention_ms: int = DAY_MS
+    max_batch: int = 1_000
+    max_lease_tasks: int = 100
+    max_lease_ms: int = 12 * 3_600_000
+
+    def __post_init__(self) -> None:
+        positive = {"lease_ms": self.lease_ms, "max_batch": self.max_batch,
+                    "max_lease_tasks": self.max_lease_tasks, "max_lease_ms": self.max_lease_ms}
+        for name, value in positive.items():
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        non_negative = {"max_retries": self.max_retries, "backoff_base_ms": self.backoff_base_ms,
+                        "backoff_cap_ms": self.backoff_cap_ms,
+                        "dedup_window_ms": self.dedup_window_ms,
+                        "retention_ms": self.retention_ms}
+        for name, value in non_negative.items():
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        if not self.backoff_factor >= 1.0:
+            raise ValueError(f"backoff_factor must be >= 1, got {self.backoff_factor!r}")
+        if not 0.0 <= self.backoff_jitter < 1.0:
+            raise ValueError(f"backoff_jitter must be in [0, 1), got {self.backoff_jitter!r}")
+        if self.lease_ms > self.max_lease_ms:
+            raise ValueError("lease_ms must not exceed max_lease_ms")

@@ -1,0 +1,100 @@
+"""Snapshot bytes of the queue state: canonical JSON, so equal states give equal bytes.
+
+The document is ``{"format": 1, "clock_ms", "last_index", "next_seq", "tasks": [row, ...],
+"dedup": [[key, task_id, expires_at_ms], ...]}`` with tasks in seq (log) order, dedup entries
+sorted by key, object keys sorted and no whitespace. Index structures (heaps) are not stored:
+``QueueState.restore`` rebuilds them from the tasks.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from dqueue.queue.task import ROW_FIELDS, Task, TaskStatus
+
+FORMAT = 1
+
+_STR_FIELDS = (0, 1)
+_INT_FIELDS = (3, 4, 5, 8, 9, 10, 15)
+_OPTIONAL_STR_FIELDS = (7, 11, 12, 14, 16, 17)
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A decoded snapshot, ready for ``QueueState`` to index."""
+
+    clock_ms: int
+    last_index: int
+    next_seq: int
+    tasks: list[Task]
+    dedup: list[tuple[str, str, int]]
+
+
+def encode(clock_ms: int, last_index: int, next_seq: int, rows: list[list[Any]],
+           dedup: list[tuple[str, str, int]]) -> bytes:
+    """Return the canonical bytes of a state given as task rows and dedup entries."""
+    document = {"format": FORMAT, "clock_ms": clock_ms, "last_index": last_index,
+                "next_seq": next_seq, "tasks": rows, "dedup": dedup}
+    return json.dumps(document, sort_keys=True, separators=(",", ":"),
+                      allow_nan=False).encode("ascii")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_row(row: Any) -> Task:
+    if not isinstance(row, list) or len(row) != ROW_FIELDS:
+        raise ValueError("snapshot: malformed task row")
+    for i in _STR_FIELDS:
+        if not isinstance(row[i], str):
+            raise ValueError(f"snapshot: task field {i} must be a string")
+    for i in _INT_FIELDS:
+        if not _is_int(row[i]):
+            raise ValueError(f"snapshot: task field {i} must be an integer")
+    for i in _OPTIONAL_STR_FIELDS:
+        if row[i] is not None and not isinstance(row[i], str):
+            raise ValueError(f"snapshot: task field {i} must be a string or null")
+    task = Task.from_row(row)
+    leased = task.status is TaskStatus.LEASED
+    has_lease = (task.lease_token is not None and task.lease_worker is not None
+                 and _is_int(task.lease_expires_at_ms))
+    if leased != has_lease or (not leased and task.lease_expires_at_ms is not None):
+        raise ValueError(f"snapshot: task {task.id} has a lease that does not match its status")
+    return task
+
+
+def decode(data: bytes) -> Decoded:
+    """Parse and check snapshot bytes.
+
+    Raises:
+        ValueError: if ``data`` is not a snapshot of this format, whatever its content.
+    """
+    try:
+        document = json.loads(data)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise ValueError(f"snapshot: not JSON ({exc.__class__.__name__})") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise ValueError("snapshot: unknown format")
+    header = [document.get(name) for name in ("clock_ms", "last_index", "next_seq")]
+    if not all(_is_int(value) and value >= 0 for value in header):
+        raise ValueError("snapshot: bad header")
+    rows, dedup_rows = document.get("tasks"), document.get("dedup")
+    if not isinstance(rows, list) or not isinstance(dedup_rows, list):
+        raise ValueError("snapshot: tasks and dedup must be lists")
+    try:
+        tasks = [_check_row(row) for row in rows]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"snapshot: bad task ({exc})") from None
+    ids = {task.id for task in tasks}
+    if len(ids) != len(tasks):
+        raise ValueError("snapshot: duplicate task ids")
+    dedup: list[tuple[str, str, int]] = []
+    for entry in dedup_rows:
+        if (not isinstance(entry, list) or len(entry) != 3 or not isinstance(entry[0], str)
+                or not isinstance(entry[1], str) or not _is_int(entry[2])):
+            raise ValueError("snapshot: malformed dedup entry")
+        dedup.append((entry[0], entry[1], entry[2]))
+    return Decoded(header[0], header[1], header[2], tasks, dedup)

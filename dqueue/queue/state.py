@@ -1,0 +1,595 @@
+"""The task queue as a pure, deterministic state machine, applied from committed log entries.
+
+Nothing here reads a clock, draws a random number or touches a disk: time comes only from the
+``now_ms`` the leader stamps on every command, and cluster time is ``clock_ms = max(clock_ms,
+now_ms)`` so that it never runs backwards across leader changes (../shared/DESIGN.md section 2).
+Applying the same commands at the same indexes gives the same outcomes and the same snapshot
+bytes on every member (Raft paper section 5.3: state machines apply the same log in order).
+
+Indexes (all heaps use lazy deletion: an entry is checked against its task when it surfaces):
+- ready heaps, one for all types and one per type, keyed ``(-priority, seq)``, holding pending
+  tasks whose ``visible_at_ms <= clock_ms``; one tuple is shared by both heaps;
+- the delayed heap ``(visible_at_ms, seq)`` of pending tasks not yet visible;
+- the lease heap ``(expires_at_ms, seq, token)``: expiry costs O(log n) per expired lease;
+- the finished heap ``(prune_at_ms, seq)`` of completed, cancelled and dead tasks;
+- the dedup heap ``(expires_at_ms, key)`` of idempotency keys.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from dqueue.queue import snapshot as snapshot_codec
+from dqueue.queue.backoff import backoff_ms
+from dqueue.queue.commands import (
+    Ack,
+    Cancel,
+    Command,
+    Enqueue,
+    Extend,
+    InvalidCommand,
+    Lease,
+    Nack,
+    Purge,
+    Redrive,
+    Tick,
+)
+from dqueue.queue.config import QueueConfig
+from dqueue.queue.heaps import iter_due
+from dqueue.queue.task import FINISHED, Task, TaskStatus
+
+Outcome = dict[str, Any]
+
+LEASE_EXPIRED = "lease expired"
+_PENDING = TaskStatus.PENDING
+_LEASED = TaskStatus.LEASED
+# A ready heap is rebuilt when it holds more than this many entries per live one (plus slack).
+_STALE_FACTOR = 2
+_STALE_SLACK = 64
+
+
+def _ok(value: dict[str, Any]) -> Outcome:
+    return {"ok": True, "value": value}
+
+
+def _fail(code: str, message: str) -> Outcome:
+    return {"ok": False, "code": code, "message": message}
+
+
+class QueueState:
+    """The replicated task queue (docs/internals.md section 2).
+
+    Args:
+        config: Queue semantics; must be equal on every member.
+    """
+
+    def __init__(self, config: QueueConfig | None = None) -> None:
+        self.config = config if config is not None else QueueConfig()
+        self._handlers: dict[type, Callable[[Any, int], Outcome]] = {
+            Enqueue: self._enqueue, Lease: self._lease, Ack: self._ack, Nack: self._nack,
+            Extend: self._extend, Cancel: self._cancel, Redrive: self._redrive,
+            Purge: self._purge, Tick: self._tick,
+        }
+        self._clear()
+
+    def _clear(self) -> None:
+        # Invariant: clock_ms only grows (max of every applied now_ms).
+        self.clock_ms = 0
+        # Invariant: strictly increasing; the index of the last applied command.
+        self.last_index = 0
+        self._next_seq = 0
+        # Insertion order is seq order: tasks are inserted once, at enqueue.
+        self._tasks: dict[str, Task] = {}
+        # status -> type -> id -> task; a task is in exactly the dict of its status and type.
+        self._by_status: dict[TaskStatus, dict[str, dict[str, Task]]] = {
+            status: {} for status in TaskStatus}
+        self._ready_all: list[tuple[int, int, int, Task]] = []
+        self._ready_by_type: dict[str, list[tuple[int, int, int, Task]]] = {}
+        # Invariant: number of pending tasks of a type with visible_at_ms <= clock_ms.
+        self._ready_count: dict[str, int] = {}
+        self._ready_total = 0
+        self._delayed: list[tuple[int, int, int, Task]] = []
+        self._leases: list[tuple[int, int, str, Task]] = []
+        self._finished: list[tuple[int, int, Task]] = []
+        # key -> (task id, expires_at_ms); a key is live while expires_at_ms > clock_ms.
+        self._dedup: dict[str, tuple[str, int]] = {}
+        self._dedup_heap: list[tuple[int, str]] = []
+        self._types: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ apply
+
+    def apply(self, command: Command, index: int) -> Outcome:
+        """Apply one committed command and return its plain outcome.
+
+        Args:
+            command: A command built by ``command_from_plain`` (or directly).
+            index: The Raft log index of the entry; lease tokens derive from it.
+
+        Raises:
+            ValueError: if ``index`` does not increase (a bug in the caller, never bad input).
+        """
+        if index <= self.last_index:
+            raise ValueError(f"index {index} applied after {self.last_index}")
+        self.last_index = index
+        if command.now_ms > self.clock_ms:
+            self.clock_ms = command.now_ms
+        self._advance()
+        outcome = self._handlers[type(command)](command, index)
+        self._drop_stale_tops()
+        return outcome
+
+    def _advance(self) -> None:
+        """Bring every index up to ``clock_ms``: expire leases, reveal delayed tasks, prune."""
+        clock_ms = self.clock_ms
+        leases = self._leases
+        while leases and leases[0][0] <= clock_ms:
+            expires_at_ms, _, token, task = heapq.heappop(leases)
+            if task.lease_token == token and task.lease_expires_at_ms == expires_at_ms:
+                # DESIGN section 3: an expired lease is a failed attempt, timed at its expiry.
+                self._fail_attempt(task, expires_at_ms, LEASE_EXPIRED, False)
+        delayed = self._delayed
+        while delayed and delayed[0][0] <= clock_ms:
+            _, _, epoch, task = heapq.heappop(delayed)
+            if task.status is _PENDING and task.epoch == epoch:
+                self._push_ready(task)
+        finished = self._finished
+        while finished and finished[0][0] <= clock_ms:
+            _, seq, task = heapq.heappop(finished)
+            self._maybe_prune(task, seq)
+        dedup_heap = self._dedup_heap
+        while dedup_heap and dedup_heap[0][0] <= clock_ms:
+            _, key = heapq.heappop(dedup_heap)
+            entry = self._dedup.get(key)
+            if entry is not None and entry[1] <= clock_ms:
+                del self._dedup[key]
+
+    def _drop_stale_tops(self) -> None:
+        """Pop stale heads so ``next_deadline_ms`` reads a live entry in O(1)."""
+        leases = self._leases
+        while leases and (leases[0][3].lease_token != leases[0][2]
+                          or leases[0][3].lease_expires_at_ms != leases[0][0]):
+            heapq.heappop(leases)
+        delayed = self._delayed
+        while delayed and (delayed[0][3].status is not _PENDING
+                           or delayed[0][3].epoch != delayed[0][2]):
+            heapq.heappop(delayed)
+
+    # ------------------------------------------------------------------ index upkeep
+
+    def _set_status(self, task: Task, status: TaskStatus) -> None:
+        by_type = self._by_status[task.status]
+        members = by_type[task.type]
+        del members[task.id]
+        if not members:
+            del by_type[task.type]
+        members = self._by_status[status].get(task.type)
+        if members is None:
+            members = self._by_status[status][task.type] = {}
+        members[task.id] = task
+        task.status = status
+
+    def _push_ready(self, task: Task) -> None:
+        """Index a pending task that is visible now (``visible_at_ms <= clock_ms``)."""
+        task.epoch += 1
+        entry = (-task.priority, task.seq, task.epoch, task)
+        heapq.heappush(self._ready_all, entry)
+        heap = self._ready_by_type.get(task.type)
+        if heap is None:
+            heap = self._ready_by_type[task.type] = []
+        heapq.heappush(heap, entry)
+        count = self._ready_count[task.type] = self._ready_count.get(task.type, 0) + 1
+        self._ready_total += 1
+        # Stale entries (left by leases taken through the other heap) are dropped when they
+        # outnumber live ones: amortized O(1) per push, memory O(live entries).
+        if len(heap) > _STALE_FACTOR * count + _STALE_SLACK:
+            self._ready_by_type[task.type] = self._live_entries(heap)
+        if len(self._ready_all) > _STALE_FACTOR * self._ready_total + _STALE_SLACK:
+            self._ready_all = self._live_entries(self._ready_all)
+
+    def _make_pending(self, task: Task) -> None:
+        """Index a task that just became pending, as ready or as delayed."""
+        if task.visible_at_ms <= self.clock_ms:
+            self._push_ready(task)
+        else:
+            task.epoch += 1
+            heapq.heappush(self._delayed, (task.visible_at_ms, task.seq, task.epoch, task))
+
+    def _leave_ready(self, task: Task) -> None:
+        """Account for a visible pending task leaving the ready heaps (its entries go stale)."""
+        count = self._ready_count[task.type] - 1
+        if count:
+            self._ready_count[task.type] = count
+        else:
+            del self._ready_count[task.type]
+            if len(self._ready_by_type[task.type]) > _STALE_SLACK:
+                del self._ready_by_type[task.type]
+        self._ready_total -= 1
+
+    def _finish(self, task: Task, status: TaskStatus) -> None:
+        self._set_status(task, status)
+        heapq.heappush(self._finished,
+                       (task.updated_at_ms + self.config.retention_ms, task.seq, task))
+
+    def _maybe_prune(self, task: Task, seq: int) -> None:
+        if (task.status not in FINISHED or self._tasks.get(task.id) is not task
+                or task.updated_at_ms + self.config.retention_ms > self.clock_ms):
+            return  # stale entry: redriven, purged, or finished again later
+        key = task.idempotency_key
+        if key is not None:
+            entry = self._dedup.get(key)
+            if entry is not None and entry[0] == task.id and entry[1] > self.clock_ms:
+                # A live key must still answer with its task: keep it until the key expires.
+                heapq.heappush(self._finished, (entry[1], seq, task))
+                return
+        self._remove(task)
+
+    def _remove(self, task: Task) -> None:
+        del self._tasks[task.id]
+        by_type = self._by_status[task.status]
+        members = by_type[task.type]
+        del members[task.id]
+        if not members:
+            del by_type[task.type]
+        key = task.idempotency_key
+        if key is not None:
+            entry = self._dedup.get(key)
+            if entry is not None and entry[0] == task.id:
+                del self._dedup[key]
+
+    def _clear_lease(self, task: Task) -> None:
+        task.lease_worker = task.lease_token = task.lease_expires_at_ms = None
+
+    def _fail_attempt(self, task: Task, at_ms: int, error: str | None,
+                      dead_letter: bool) -> None:
+        """End the current lease as a failed attempt: retry after backoff, or dead-letter."""
+        self._clear_lease(task)
+        task.last_error = error
+        task.updated_at_ms = at_ms
+        if dead_letter or task.attempts >= task.max_retries:
+            self._finish(task, TaskStatus.DEAD)
+        else:
+            task.visible_at_ms = at_ms + backoff_ms(self.config, task.id, task.attempts)
+            self._set_status(task, _PENDING)
+            self._make_pending(task)
+
+    # ------------------------------------------------------------------ handlers
+
+    def _enqueue(self, cmd: Enqueue, index: int) -> Outcome:
+        if len(cmd.tasks) > self.config.max_batch:
+            return _fail("invalid", f"tasks: at most {self.config.max_batch} per enqueue")
+        clock_ms = self.clock_ms
+        dedup = self._dedup
+        # Validate the whole batch before changing anything: all or nothing.
+        originals: list[Task | None] = []
+        new_keys: dict[str, int] = {}
+        new_ids: set[str] = set()
+        for position, new in enumerate(cmd.tasks):
+            key = new.idempotency_key
+            original = None
+            if key is not None:
+                if key in new_keys:
+                    originals.append(None)  # duplicate of an earlier task of this batch
+                    continue
+                entry = dedup.get(key)
+                if entry is not None and entry[1] > clock_ms:
+                    original = self._tasks.get(entry[0])
+            if original is None:
+                if new.id in self._tasks or new.id in new_ids:
+                    return _fail("invalid", f"tasks[{position}].id: task {new.id} exists")
+                new_ids.add(new.id)
+                if key is not None:
+                    new_keys[key] = position
+            originals.append(original)
+        tasks: list[dict[str, Any]] = []
+        duplicates: list[bool] = []
+        window_ms = self.config.dedup_window_ms
+        for position, new in enumerate(cmd.tasks):
+            original = originals[position]
+            key = new.idempotency_key
+            if original is None and key is not None and new_keys[key] != position:
+                original = self._tasks[dedup[key][0]]
+            if original is not None:
+                tasks.append(original.to_plain())
+                duplicates.append(True)
+                continue
+            task_type = self._types.setdefault(new.type, new.type)
+            task = Task(new.id, task_type, new.payload, new.priority,
+                        self.config.max_retries if new.max_retries is None else new.max_retries,
+                        key, clock_ms, clock_ms + new.delay_ms, self._next_seq)
+            self._next_seq += 1
+            self._tasks[new.id] = task
+            members = self._by_status[_PENDING].get(task_type)
+            if members is None:
+                members = self._by_status[_PENDING][task_type] = {}
+            members[new.id] = task
+            self._make_pending(task)
+            if key is not None:
+                dedup[key] = (new.id, clock_ms + window_ms)
+                heapq.heappush(self._dedup_heap, (clock_ms + window_ms, key))
+            tasks.append(task.to_plain())
+            duplicates.append(False)
+        return _ok({"tasks": tasks, "duplicates": duplicates})
+
+    def _pop_ready(self, heap: list[tuple[int, int, int, Task]]) -> Task | None:
+        """Pop and return the best live task of ``heap``, dropping stale entries on the way."""
+        while heap:
+            _, _, epoch, task = heapq.heappop(heap)
+            if task.status is _PENDING and task.epoch == epoch:
+                return task
+        return None
+
+    def _best_heap(self, heaps: list[list[tuple[int, int, int, Task]]]
+                   ) -> list[tuple[int, int, int, Task]] | None:
+        """Of several type heaps, the one whose live head comes first (stale heads dropped)."""
+        best = None
+        for heap in heaps:
+            while heap and (heap[0][3].status is not _PENDING or heap[0][3].epoch != heap[0][2]):
+                heapq.heappop(heap)
+            if heap and (best is None or heap[0] < best[0]):
+                best = heap
+        return best
+
+    def _lease(self, cmd: Lease, index: int) -> Outcome:
+        if cmd.max_tasks > self.config.max_lease_tasks:
+            return _fail("invalid", f"max_tasks: at most {self.config.max_lease_tasks}")
+        lease_ms = self.config.lease_ms if cmd.lease_ms is None else cmd.lease_ms
+        if lease_ms > self.config.max_lease_ms:
+            return _fail("invalid", f"lease_ms: at most {self.config.max_lease_ms}")
+        clock_ms = self.clock_ms
+        expires_at_ms = clock_ms + lease_ms
+        leased: list[dict[str, Any]] = []
+        if cmd.types is None:
+            heaps = [self._ready_all]
+        else:
+            heaps = [self._ready_by_type[t] for t in sorted(set(cmd.types))
+                     if t in self._ready_count]
+        for position in range(cmd.max_tasks):
+            heap = heaps[0] if len(heaps) == 1 else self._best_heap(heaps)
+            task = self._pop_ready(heap) if heap is not None else None
+            if task is None:
+                break
+            self._leave_ready(task)
+            self._set_status(task, _LEASED)
+            task.attempts += 1
+            token = f"{index}.{position}"
+            task.lease_worker = cmd.worker_id
+            task.lease_token = token
+            task.lease_expires_at_ms = expires_at_ms
+            task.updated_at_ms = clock_ms
+            heapq.heappush(self._leases, (expires_at_ms, task.seq, token, task))
+            leased.append(task.to_plain())
+        return _ok({"tasks": leased})
+
+    @staticmethod
+    def _live_entries(heap: list[tuple[int, int, int, Task]]) -> list[tuple[int, int, int, Task]]:
+        live = [e for e in heap if e[3].status is _PENDING and e[3].epoch == e[2]]
+        heapq.heapify(live)
+        return live
+
+    def _holder(self, task_id: str, worker_id: str, token: str | None) -> Task | Outcome:
+        """Return the task if the caller holds its live lease, else the failure outcome."""
+        task = self._tasks.get(task_id)
+        if task is None:
+            return _fail("not_found", f"id: no task {task_id}")
+        if (task.status is _LEASED and task.lease_worker == worker_id
+                and (token is None or token == task.lease_token)):
+            return task
+        return _fail("lease_conflict", f"id: worker {worker_id} does not hold the lease of "
+                                       f"task {task_id}")
+
+    def _ack(self, cmd: Ack, index: int) -> Outcome:
+        task = self._tasks.get(cmd.id)
+        if (task is not None and task.status is TaskStatus.COMPLETED
+                and task.done_worker == cmd.worker_id
+                and (cmd.token is None or cmd.token == task.done_token)):
+            return _ok({"task": task.to_plain()})  # repeat by the holder that completed it
+        held = self._holder(cmd.id, cmd.worker_id, cmd.token)
+        if not isinstance(held, Task):
+            return held
+        held.done_worker, held.done_token = held.lease_worker, held.lease_token
+        self._clear_lease(held)
+        held.updated_at_ms = self.clock_ms
+        self._finish(held, TaskStatus.COMPLETED)
+        return _ok({"task": held.to_plain()})
+
+    def _nack(self, cmd: Nack, index: int) -> Outcome:
+        held = self._holder(cmd.id, cmd.worker_id, cmd.token)
+        if not isinstance(held, Task):
+            return held
+        self._fail_attempt(held, self.clock_ms, cmd.reason, cmd.dead_letter)
+        return _ok({"task": held.to_plain()})
+
+    def _extend(self, cmd: Extend, index: int) -> Outcome:
+        lease_ms = self.config.lease_ms if cmd.lease_ms is None else cmd.lease_ms
+        if lease_ms > self.config.max_lease_ms:
+            return _fail("invalid", f"lease_ms: at most {self.config.max_lease_ms}")
+        held = self._holder(cmd.id, cmd.worker_id, cmd.token)
+        if not isinstance(held, Task):
+            return held
+        held.lease_expires_at_ms = self.clock_ms + lease_ms
+        held.updated_at_ms = self.clock_ms
+        heapq.heappush(self._leases,
+                       (held.lease_expires_at_ms, held.seq, held.lease_token, held))
+        return _ok({"task": held.to_plain()})
+
+    def _cancel(self, cmd: Cancel, index: int) -> Outcome:
+        task = self._tasks.get(cmd.id)
+        if task is None:
+            return _fail("not_found", f"id: no task {cmd.id}")
+        if task.status is not _PENDING:
+            return _fail("invalid_state", f"id: task {cmd.id} is {task.status.value}, "
+                                          f"only a pending task can be cancelled")
+        if task.visible_at_ms <= self.clock_ms:
+            self._leave_ready(task)
+        task.updated_at_ms = self.clock_ms
+        self._finish(task, TaskStatus.CANCELLED)
+        return _ok({"task": task.to_plain()})
+
+    def _dead_tasks(self, task_type: str | None) -> list[Task]:
+        dead = self._by_status[TaskStatus.DEAD]
+        if task_type is not None:
+            return list(dead.get(task_type, {}).values())
+        return [task for members in dead.values() for task in members.values()]
+
+    def _redrive(self, cmd: Redrive, index: int) -> Outcome:
+        if cmd.id is not None:
+            task = self._tasks.get(cmd.id)
+            if task is None:
+                return _fail("not_found", f"id: no task {cmd.id}")
+            if task.status is not TaskStatus.DEAD:
+                return _fail("invalid_state", f"id: task {cmd.id} is {task.status.value}, "
+                                              f"only a dead task can be redriven")
+            targets = [task]
+        else:
+            targets = self._dead_tasks(cmd.type)
+        for task in targets:
+            task.attempts = 0
+            task.updated_at_ms = self.clock_ms
+            task.visible_at_ms = self.clock_ms
+            self._set_status(task, _PENDING)
+            self._make_pending(task)
+        return _ok({"count": len(targets)})
+
+    def _purge(self, cmd: Purge, index: int) -> Outcome:
+        targets = self._dead_tasks(cmd.type)
+        for task in targets:
+            self._remove(task)
+        return _ok({"count": len(targets)})
+
+    def _tick(self, cmd: Tick, index: int) -> Outcome:
+        return _ok({})
+
+    # ------------------------------------------------------------------ reads
+
+    def get_task(self, task_id: str) -> dict[str, Any] | None:
+        """Return the plain form of a task, or None if there is none with that id."""
+        task = self._tasks.get(task_id)
+        return None if task is None else task.to_plain()
+
+    def stats(self) -> dict[str, Any]:
+        """Return counts by status, by type and status, and the cluster clock."""
+        by_status = {status.value: 0 for status in TaskStatus}
+        by_type: dict[str, dict[str, int]] = {}
+        for status, members_by_type in self._by_status.items():
+            for task_type, members in members_by_type.items():
+                by_status[status.value] += len(members)
+                counts = by_type.get(task_type)
+                if counts is None:
+                    counts = by_type[task_type] = {s.value: 0 for s in TaskStatus}
+                counts[status.value] = len(members)
+        return {"by_status": by_status, "by_type": dict(sorted(by_type.items())),
+                "clock_ms": self.clock_ms}
+
+    def list_tasks(self, status: str, type: str | None = None, limit: int = 100,
+                   cursor: str | None = None) -> dict[str, Any]:
+        """List tasks of one status (and type) in enqueue order, ``limit`` at a time.
+
+        Costs O(m log limit) for the m tasks of that status and type: meant for the
+        dead-letter view, not for the hot path.
+
+        Raises:
+            InvalidCommand: on a bad status, limit or cursor.
+        """
+        try:
+            wanted = TaskStatus(status)
+        except ValueError:
+            raise InvalidCommand("status", f"status must be one of "
+                                           f"{', '.join(s.value for s in TaskStatus)}") from None
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1_000:
+            raise InvalidCommand("limit", "limit must be an integer from 1 to 1000")
+        after = -1
+        if cursor is not None:
+            if not isinstance(cursor, str) or not cursor.isdigit():
+                raise InvalidCommand("cursor", "cursor must come from a previous listing")
+            after = int(cursor)
+        members_by_type = self._by_status[wanted]
+        if type is not None:
+            groups: Iterable[dict[str, Task]] = [members_by_type.get(type, {})]
+        else:
+            groups = members_by_type.values()
+        candidates = (t for members in groups for t in members.values() if t.seq > after)
+        page = heapq.nsmallest(limit + 1, candidates, key=lambda t: t.seq)
+        next_cursor = str(page[limit - 1].seq) if len(page) > limit else None
+        return {"tasks": [t.to_plain() for t in page[:limit]], "next_cursor": next_cursor}
+
+    def has_visible(self, types: Iterable[str] | None, now_ms: int) -> bool:
+        """Whether a lease of ``types`` (None: any) applied at ``now_ms`` would get a task."""
+        wanted = None if types is None else set(types)
+        if wanted is None:
+            if self._ready_total:
+                return True
+        elif any(t in self._ready_count for t in wanted):
+            return True
+        for _, _, epoch, task in iter_due(self._delayed, now_ms):
+            if task.status is _PENDING and task.epoch == epoch and (
+                    wanted is None or task.type in wanted):
+                return True
+        # A lease expiring by now_ms makes its task visible if its backoff has run out too.
+        for expires_at_ms, _, token, task in iter_due(self._leases, now_ms):
+            if (task.lease_token == token and task.lease_expires_at_ms == expires_at_ms
+                    and (wanted is None or task.type in wanted)
+                    and task.attempts < task.max_retries
+                    and expires_at_ms + backoff_ms(self.config, task.id, task.attempts)
+                    <= max(now_ms, self.clock_ms)):
+                return True
+        return False
+
+    def next_deadline_ms(self) -> int | None:
+        """Earliest lease expiry or delayed visibility, or None when nothing waits on time."""
+        times = [heap[0][0] for heap in (self._leases, self._delayed) if heap]
+        return min(times) if times else None
+
+    # ------------------------------------------------------------------ snapshots
+
+    def snapshot(self) -> bytes:
+        """Return the whole state as bytes; equal histories give byte-identical snapshots."""
+        dedup = sorted((key, task_id, expires_at_ms)
+                       for key, (task_id, expires_at_ms) in self._dedup.items())
+        return snapshot_codec.encode(self.clock_ms, self.last_index, self._next_seq,
+                                     [task.to_row() for task in self._tasks.values()], dedup)
+
+    def restore(self, data: bytes) -> None:
+        """Replace the whole state by the one ``data`` (from ``snapshot``) describes.
+
+        Raises:
+            ValueError: if ``data`` is not a valid snapshot; the state is then unchanged.
+        """
+        decoded = snapshot_codec.decode(data)
+        fresh = QueueState(self.config)
+        fresh._load(decoded)
+        self.__dict__.update({k: v for k, v in fresh.__dict__.items() if k != "_handlers"})
+
+    def _load(self, decoded: snapshot_codec.Decoded) -> None:
+        self.clock_ms = decoded.clock_ms
+        self.last_index = decoded.last_index
+        self._next_seq = decoded.next_seq
+        retention_ms = self.config.retention_ms
+        ready: list[tuple[int, int, int, Task]] = []
+        for task in decoded.tasks:
+            self._types.setdefault(task.type, task.type)
+            self._tasks[task.id] = task
+            members = self._by_status[task.status].setdefault(task.type, {})
+            members[task.id] = task
+            if task.status is _PENDING:
+                if task.visible_at_ms <= self.clock_ms:
+                    entry = (-task.priority, task.seq, task.epoch, task)
+                    ready.append(entry)
+                    self._ready_by_type.setdefault(task.type, []).append(entry)
+                    self._ready_count[task.type] = self._ready_count.get(task.type, 0) + 1
+                    self._ready_total += 1
+                else:
+                    self._delayed.append((task.visible_at_ms, task.seq, task.epoch, task))
+            elif task.status is _LEASED:
+                self._leases.append((task.lease_expires_at_ms, task.seq, task.lease_token, task))
+            else:
+                self._finished.append((task.updated_at_ms + retention_ms, task.seq, task))
+        self._ready_all = ready
+        for heap in (self._ready_all, self._delayed, self._leases, self._finished,
+                     *self._ready_by_type.values()):
+            heapq.heapify(heap)
+        for key, task_id, expires_at_ms in decoded.dedup:
+            self._dedup[key] = (task_id, expires_at_ms)
+            self._dedup_heap.append((expires_at_ms, key))
+        heapq.heapify(self._dedup_heap)

@@ -1,0 +1,99 @@
+"""One task of the queue, its status, and its plain form."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+
+class TaskStatus(StrEnum):
+    """Where a task is in its life. A task is in exactly one status at a time."""
+
+    PENDING = "pending"
+    LEASED = "leased"
+    COMPLETED = "completed"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+
+
+#: Statuses a task never leaves except by redrive (dead) or by pruning.
+FINISHED = frozenset({TaskStatus.COMPLETED, TaskStatus.DEAD, TaskStatus.CANCELLED})
+
+
+class Task:
+    """A task as the state machine holds it (mutable, owned by one ``QueueState``).
+
+    Invariants kept by ``QueueState``:
+    - ``lease_*`` fields are set if and only if ``status`` is LEASED;
+    - ``attempts`` counts the leases granted since enqueue or the last redrive;
+    - ``seq`` is unique and increases in log order: it orders tasks of equal priority;
+    - ``epoch`` changes each time the task enters a ready or delayed index, so that index
+      entries pushed before are recognised as stale (lazy deletion).
+    """
+
+    __slots__ = ("attempts", "created_at_ms", "done_token", "done_worker", "epoch", "id",
+                 "idempotency_key", "last_error", "lease_expires_at_ms", "lease_token",
+                 "lease_worker", "max_retries", "payload", "priority", "seq", "status", "type",
+                 "updated_at_ms", "visible_at_ms")
+
+    def __init__(self, task_id: str, task_type: str, payload: Any, priority: int,
+                 max_retries: int, idempotency_key: str | None, now_ms: int, visible_at_ms: int,
+                 seq: int) -> None:
+        self.id = task_id
+        self.type = task_type
+        self.payload = payload
+        self.priority = priority
+        self.max_retries = max_retries
+        self.attempts = 0
+        self.status = TaskStatus.PENDING
+        self.idempotency_key = idempotency_key
+        self.created_at_ms = now_ms
+        self.updated_at_ms = now_ms
+        self.visible_at_ms = visible_at_ms
+        self.lease_worker: str | None = None
+        self.lease_token: str | None = None
+        self.lease_expires_at_ms: int | None = None
+        self.last_error: str | None = None
+        self.seq = seq
+        self.epoch = 0
+        # Holder of the lease that completed the task: a repeated ack by it is idempotent.
+        self.done_worker: str | None = None
+        self.done_token: str | None = None
+
+    def to_plain(self) -> dict[str, Any]:
+        """Return the plain form of docs/internals.md section 2 (payload shared, not copied)."""
+        lease = None
+        if self.lease_token is not None:
+            lease = {"worker_id": self.lease_worker, "token": self.lease_token,
+                     "expires_at_ms": self.lease_expires_at_ms}
+        return {"id": self.id, "type": self.type, "payload": self.payload,
+                "priority": self.priority, "max_retries": self.max_retries,
+                "attempts": self.attempts, "status": self.status.value,
+                "idempotency_key": self.idempotency_key, "created_at_ms": self.created_at_ms,
+                "updated_at_ms": self.updated_at_ms, "visible_at_ms": self.visible_at_ms,
+                "lease": lease, "last_error": self.last_error}
+
+    def to_row(self) -> list[Any]:
+        """Return every field as a list, the order ``from_row`` reads (snapshot form)."""
+        return [self.id, self.type, self.payload, self.priority, self.max_retries, self.attempts,
+                self.status.value, self.idempotency_key, self.created_at_ms, self.updated_at_ms,
+                self.visible_at_ms, self.lease_worker, self.lease_token,
+                self.lease_expires_at_ms, self.last_error, self.seq, self.done_worker,
+                self.done_token]
+
+    @classmethod
+    def from_row(cls, row: list[Any]) -> Task:
+        """Inverse of ``to_row``; raises ValueError on a row of the wrong shape."""
+        if not isinstance(row, list) or len(row) != ROW_FIELDS:
+            raise ValueError("malformed task row")
+        task = cls(row[0], row[1], row[2], row[3], row[4], row[7], row[8], row[10], row[15])
+        task.attempts = row[5]
+        task.status = TaskStatus(row[6])
+        task.updated_at_ms = row[9]
+        task.lease_worker, task.lease_token, task.lease_expires_at_ms = row[11], row[12], row[13]
+        task.last_error = row[14]
+        task.done_worker, task.done_token = row[16], row[17]
+        return task
+
+
+ROW_FIELDS = 18
