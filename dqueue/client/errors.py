@@ -97,6 +97,7 @@ _BY_CODE: dict[str, type[DQueueError]] = {
     "not_found": TaskNotFound,
     "lease_conflict": LeaseConflict,
     "invalid_state": InvalidState,
+    "unavailable": Unavailable,
 }
 
 

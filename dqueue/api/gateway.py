@@ -1,0 +1,399 @@
+"""The ZeroMQ worker gateway: a ROUTER for workers in front of the local Raft process.
+
+Workers connect a DEALER and speak the protocol of docs/worker-protocol.md. Every request becomes
+one IPC ``cmd`` (docs/internals.md section 3) sent on the gateway's own DEALER, with replies
+matched by request id, so that any number of requests (long-poll leases included) are in flight
+at once on one thread. Sockets are created in ``run`` and used only by the thread running it.
+
+Long-poll leases are forwarded in slices of at most ``lease_slice_ms``: an empty slice is
+re-issued while the worker is alive and its wait lasts, so a worker that went silent (no
+message for ``liveness_ms``) or said ``bye`` has its waiting requests dropped within one slice.
+The gateway never leases more tasks for a request than its ``max_tasks``; tasks leased for a
+worker that vanished are not re-queued by the gateway: their lease expires as usual.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import zmq
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from dqueue import wire
+from dqueue.api import validation as v
+from dqueue.api.errors import ApiError
+from dqueue.config import NodeConfig
+
+log = logging.getLogger(__name__)
+
+POLL_MS = 50
+SWEEP_MS = 100
+MAX_WAITING_PER_WORKER = 64
+MAX_BURST = 256  # messages read from one socket before looking at the other
+MAX_RID_CHARS = 64
+REPLY_GRACE_MS = 1_000
+_LEASE_KEYS = frozenset({"rid", "worker_id", "max_tasks", "types", "lease_ms", "wait_ms"})
+_ACK_KEYS = frozenset({"rid", "id", "worker_id", "token"})
+_NACK_KEYS = _ACK_KEYS | {"reason", "dead_letter"}
+_EXTEND_KEYS = _ACK_KEYS | {"lease_ms"}
+
+
+class RequestError(Exception):
+    """A worker request refused before reaching the Raft process; answered with ``err``."""
+
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+@dataclass
+class Pending:
+    """One IPC command in flight for a worker request.
+
+    ``wait_deadline`` is set for a long-poll lease: an empty slice before it is re-issued.
+    ``reply_deadline`` bounds the wait for the Raft process's answer.
+    """
+
+    identity: bytes
+    rid: Any
+    kind: bytes
+    cmd: dict[str, Any]
+    reply_deadline: float
+    wait_deadline: float | None = None
+    dropped: bool = False
+
+
+@dataclass
+class Peer:
+    """A connected worker socket (by ROUTER identity) and its waiting lease requests."""
+
+    last_seen: float
+    waiting: set[str] = field(default_factory=set)
+
+
+def bind_endpoint(addr: str) -> str:
+    """ZeroMQ bind endpoint of a ``host:port`` address (no host: every interface; port 0: any)."""
+    if "://" in addr:
+        return addr
+    host, _, port = addr.rpartition(":")
+    host = host.strip("[]") or "*"
+    return f"tcp://{host}:{'*' if port in ('', '0') else port}"
+
+
+class WorkerGateway:
+    """Serves ZeroMQ workers of one node (docs/internals.md section 5).
+
+    Args:
+        config: The node configuration (``worker_addr``, timeouts, the IPC endpoint).
+        registry: Where the gateway registers its Prometheus metrics.
+        lease_slice_ms: Longest single IPC wait of a long-poll lease.
+        liveness_ms: Silence after which a worker's waiting leases are dropped.
+    """
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        registry: CollectorRegistry,
+        *,
+        lease_slice_ms: int = 1_000,
+        liveness_ms: int = 5_000,
+    ) -> None:
+        self._config = config
+        self._lease_slice_ms = lease_slice_ms
+        self._liveness_ms = liveness_ms
+        self._stop = threading.Event()
+        self.ready = threading.Event()
+        self.endpoint: str | None = None  # the bound endpoint, once ``ready`` is set
+        self._pending: dict[str, Pending] = {}
+        self._peers: dict[bytes, Peer] = {}
+        self._rid_prefix = os.urandom(4).hex()
+        self._rids = itertools.count(1)
+        self._requests = Counter("dqueue_gateway_requests", "Worker requests received, by kind",
+                                 ["kind"], registry=registry)
+        self._dropped = Counter("dqueue_gateway_dropped",
+                                "Messages dropped by the worker gateway, by reason",
+                                ["reason"], registry=registry)
+        self._waiting = Gauge("dqueue_gateway_waiting_leases",
+                              "Long-poll lease requests waiting for tasks", registry=registry)
+        self._workers = Gauge("dqueue_gateway_workers", "Worker sockets heard from recently",
+                              registry=registry)
+        self._leased = Counter("dqueue_gateway_tasks_leased", "Tasks handed to ZeroMQ workers",
+                               registry=registry)
+
+    def stop(self) -> None:
+        """Ask ``run`` to return (within ``POLL_MS`` plus one burst). Thread-safe."""
+        self._stop.set()
+
+    def run(self) -> None:
+        """Serve until ``stop``; owns its sockets for its whole life."""
+        ctx = zmq.Context()
+        router = ctx.socket(zmq.ROUTER)
+        ipc = ctx.socket(zmq.DEALER)
+        try:
+            router.setsockopt(zmq.LINGER, 0)
+            router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+            router.bind(bind_endpoint(self._config.worker_addr))
+            self.endpoint = router.getsockopt(zmq.LAST_ENDPOINT).decode()
+            ipc.setsockopt(zmq.LINGER, 0)
+            ipc.setsockopt(zmq.SNDHWM, 10_000)
+            ipc.connect(self._config.ipc_endpoint())
+            self.ready.set()
+            log.info("worker gateway listening on %s", self.endpoint)
+            self._loop(router, ipc)
+        finally:
+            router.close(0)
+            ipc.close(0)
+            ctx.term()
+
+    # -- loop -------------------------------------------------------------------------
+
+    def _loop(self, router: zmq.Socket, ipc: zmq.Socket) -> None:
+        poller = zmq.Poller()
+        poller.register(router, zmq.POLLIN)
+        poller.register(ipc, zmq.POLLIN)
+        next_sweep = time.monotonic()
+        while not self._stop.is_set():
+            events = dict(poller.poll(POLL_MS))
+            if ipc in events:
+                for _ in range(MAX_BURST):
+                    try:
+                        frames = ipc.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    self._handle_ipc(frames, router, ipc)
+            if router in events:
+                for _ in range(MAX_BURST):
+                    try:
+                        frames = router.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    self._handle_worker(frames, router, ipc)
+            now = time.monotonic()
+            if now >= next_sweep:
+                self._sweep(now, router)
+                next_sweep = now + SWEEP_MS / 1000
+
+    # -- worker side ------------------------------------------------------------------
+
+    def _handle_worker(self, frames: list[bytes], router: zmq.Socket, ipc: zmq.Socket) -> None:
+        if len(frames) != 4:
+            self._dropped.labels("malformed").inc()
+            return
+        identity = frames[0]
+        try:
+            kind, body = wire.decode(frames[1:])
+        except wire.FrameError:
+            self._dropped.labels("malformed").inc()
+            return
+        if not isinstance(body, dict):
+            self._dropped.labels("malformed").inc()
+            return
+        now = time.monotonic()
+        peer = self._peers.get(identity)
+        if peer is None:
+            peer = self._peers[identity] = Peer(last_seen=now)
+            self._workers.set(len(self._peers))
+        peer.last_seen = now
+        kind_name = kind.decode("ascii", "replace")
+        self._requests.labels(kind_name if kind in _KNOWN_KINDS else "unknown").inc()
+        rid = body.get("rid")
+        if kind == b"bye":
+            self._drop_peer(identity)
+            return
+        try:
+            if not (rid is None or isinstance(rid, int | str)) or (
+                isinstance(rid, str) and len(rid) > MAX_RID_CHARS
+            ):
+                rid = None
+                raise RequestError("invalid_field", "rid must be an integer or a short string",
+                                   "rid")
+            if kind == b"ping":
+                self._send(router, identity, b"pong", {"rid": rid})
+                return
+            cmd, wait_ms = self._command_of(kind, body)
+        except RequestError as exc:
+            self._send_error(router, identity, rid, exc.code, exc.message, exc.field)
+            return
+        if kind == b"lease" and wait_ms > 0 and len(peer.waiting) >= MAX_WAITING_PER_WORKER:
+            self._send_error(router, identity, rid, "too_many_requests",
+                             f"at most {MAX_WAITING_PER_WORKER} waiting leases per worker")
+            return
+        wait_deadline = now + wait_ms / 1000 if kind == b"lease" and wait_ms > 0 else None
+        pending = Pending(identity, rid, kind, cmd, reply_deadline=0.0,
+                          wait_deadline=wait_deadline)
+        self._forward(pending, ipc, router, now)
+
+    def _command_of(self, kind: bytes, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        """Validate a request; return its plain command and lease wait. Raises RequestError."""
+        try:
+            if kind == b"lease":
+                v.check_keys(body, _LEASE_KEYS, ("worker_id",))
+                max_tasks = v.opt_int(body, "max_tasks", 1, v.MAX_LEASE_TASKS) or 1
+                wait_ms = v.opt_int(body, "wait_ms", 0, self._config.max_wait_ms) or 0
+                return {"op": "lease", "worker_id": v.opt_string(body, "worker_id"),
+                        "types": v.opt_types(body), "max_tasks": max_tasks,
+                        "lease_ms": self._lease_ms(body)}, wait_ms
+            if kind in (b"ack", b"nack", b"extend"):
+                keys = {b"ack": _ACK_KEYS, b"nack": _NACK_KEYS, b"extend": _EXTEND_KEYS}[kind]
+                v.check_keys(body, keys, ("id", "worker_id"))
+                cmd: dict[str, Any] = {"op": kind.decode(), "id": v.opt_string(body, "id", 128),
+                                       "worker_id": v.opt_string(body, "worker_id"),
+                                       "token": v.opt_string(body, "token")}
+                if kind == b"nack":
+                    cmd["reason"] = v.opt_string(body, "reason", v.MAX_REASON_CHARS) or ""
+                    cmd["dead_letter"] = bool(v.opt_bool(body, "dead_letter"))
+                elif kind == b"extend":
+                    cmd["lease_ms"] = self._lease_ms(body)
+                return cmd, 0
+        except ApiError as exc:
+            raise RequestError(exc.code, exc.message, exc.field) from None
+        raise RequestError("unknown_kind", f"unknown message kind {kind[:32]!r}", "kind")
+
+    @staticmethod
+    def _lease_ms(body: dict[str, Any]) -> int | None:
+        return v.opt_int(body, "lease_ms", 1, v.MAX_LEASE_SECONDS * 1000)
+
+    def _forward(self, pending: Pending, ipc: zmq.Socket, router: zmq.Socket, now: float) -> None:
+        """Send ``pending`` as one IPC command (a lease wait: its next slice)."""
+        ipc_rid = f"{self._rid_prefix}-{next(self._rids)}"
+        timeout_ms = self._config.request_timeout_ms
+        wait_ms = 0
+        if pending.wait_deadline is not None:
+            wait_ms = max(0, min(self._lease_slice_ms,
+                                 int((pending.wait_deadline - now) * 1000)))
+        pending.reply_deadline = now + (timeout_ms + wait_ms + REPLY_GRACE_MS) / 1000
+        body = {"rid": ipc_rid, "cmd": pending.cmd, "timeout_ms": timeout_ms, "wait_ms": wait_ms}
+        try:
+            ipc.send_multipart(wire.encode(b"cmd", body), zmq.NOBLOCK)
+        except zmq.Again:
+            self._send_error(router, pending.identity, pending.rid, "unavailable",
+                             "the Raft process is not accepting requests")
+            return
+        self._pending[ipc_rid] = pending
+        if pending.wait_deadline is not None:
+            peer = self._peers.get(pending.identity)
+            if peer is not None:
+                peer.waiting.add(ipc_rid)
+            self._waiting.inc()
+
+    # -- Raft side --------------------------------------------------------------------
+
+    def _handle_ipc(self, frames: list[bytes], router: zmq.Socket, ipc: zmq.Socket) -> None:
+        try:
+            kind, body = wire.decode(frames)
+        except wire.FrameError:
+            self._dropped.labels("malformed_ipc").inc()
+            return
+        if not isinstance(body, dict) or not isinstance(body.get("rid"), str):
+            self._dropped.labels("malformed_ipc").inc()
+            return
+        pending = self._take(body["rid"])
+        if pending is None:
+            self._dropped.labels("stale_reply").inc()
+            return
+        if kind == b"err":
+            self._send_error(router, pending.identity, pending.rid,
+                             str(body.get("code") or "unavailable"),
+                             str(body.get("message") or ""),
+                             leader_id=body.get("leader_id"), leader_http=body.get("leader_http"))
+            return
+        outcome = body.get("outcome")
+        if kind != b"res" or not isinstance(outcome, dict):
+            self._dropped.labels("malformed_ipc").inc()
+            self._send_error(router, pending.identity, pending.rid, "unavailable",
+                             "unreadable answer from the Raft process")
+            return
+        if not outcome.get("ok"):
+            self._send_error(router, pending.identity, pending.rid,
+                             str(outcome.get("code") or "invalid"), str(outcome.get("message")))
+            return
+        value = outcome.get("value") or {}
+        if pending.kind == b"lease":
+            tasks = value.get("tasks") or []
+            now = time.monotonic()
+            if (not tasks and not pending.dropped and pending.wait_deadline is not None
+                    and now < pending.wait_deadline - 0.005):
+                self._forward(pending, ipc, router, now)
+                return
+            if pending.dropped and not tasks:
+                return
+            self._leased.inc(len(tasks))
+            self._send(router, pending.identity, b"tasks", {"rid": pending.rid, "tasks": tasks})
+            return
+        self._send(router, pending.identity, b"res", {"rid": pending.rid,
+                                                       "task": value.get("task")})
+
+    def _take(self, ipc_rid: str) -> Pending | None:
+        pending = self._pending.pop(ipc_rid, None)
+        if pending is not None and pending.wait_deadline is not None:
+            self._waiting.dec()
+            peer = self._peers.get(pending.identity)
+            if peer is not None:
+                peer.waiting.discard(ipc_rid)
+        return pending
+
+    # -- housekeeping -----------------------------------------------------------------
+
+    def _sweep(self, now: float, router: zmq.Socket) -> None:
+        """Drop silent workers' waiting leases; answer requests the Raft process never did."""
+        silent = [identity for identity, peer in self._peers.items()
+                  if (now - peer.last_seen) * 1000 > self._liveness_ms]
+        for identity in silent:
+            self._drop_peer(identity)
+        expired = [rid for rid, p in self._pending.items() if now > p.reply_deadline]
+        for ipc_rid in expired:
+            pending = self._take(ipc_rid)
+            if pending is not None and not pending.dropped:
+                self._send_error(router, pending.identity, pending.rid, "timeout",
+                                 "no answer from the Raft process")
+
+    def _drop_peer(self, identity: bytes) -> None:
+        peer = self._peers.pop(identity, None)
+        self._workers.set(len(self._peers))
+        if peer is None:
+            return
+        for ipc_rid in peer.waiting:
+            pending = self._pending.get(ipc_rid)
+            if pending is not None:
+                # The slice in flight may still lease tasks: they are sent if the worker is
+                # there after all, and otherwise expire like any other lease.
+                pending.dropped = True
+
+    def _send(self, router: zmq.Socket, identity: bytes, kind: bytes, body: Any) -> None:
+        try:
+            router.send_multipart([identity, *wire.encode(kind, body)], zmq.NOBLOCK)
+        except (zmq.Again, zmq.ZMQError):
+            # Unknown identity (worker gone) or its queue full: nothing else to do.
+            self._dropped.labels("undeliverable").inc()
+
+    def _send_error(
+        self,
+        router: zmq.Socket,
+        identity: bytes,
+        rid: Any,
+        code: str,
+        message: str,
+        field: str | None = None,
+        *,
+        leader_id: str | None = None,
+        leader_http: str | None = None,
+    ) -> None:
+        body: dict[str, Any] = {"rid": rid, "code": code, "message": message}
+        if field is not None:
+            body["field"] = field
+        if leader_id is not None:
+            body["leader_id"] = leader_id
+        if leader_http is not None:
+            body["leader_http"] = leader_http
+        self._send(router, identity, b"err", body)
+
+
+_KNOWN_KINDS = frozenset({b"lease", b"ack", b"nack", b"extend", b"ping", b"bye"})

@@ -1,0 +1,217 @@
+"""The worker gateway between a real DEALER worker and a fake Raft process on IPC."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import zmq
+from prometheus_client import CollectorRegistry
+
+from dqueue import wire
+from dqueue.api.gateway import WorkerGateway, bind_endpoint
+from dqueue.client.errors import InvalidRequest, LeaseConflict, NoLeader
+from dqueue.client.zmq_client import ZmqWorkerClient
+from dqueue.config import NodeConfig
+from tests.unit.client.fakes import FakeQueue, FakeRaft
+
+
+def wait_for(cond: Callable[[], Any], timeout_s: float = 5.0) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(0.01)
+    raise AssertionError("condition not met in time")
+
+
+class Harness:
+    def __init__(self, tmp_path, liveness_ms: int = 5_000) -> None:
+        self.config = NodeConfig(id="n1", data_dir=str(tmp_path), worker_addr="127.0.0.1:0",
+                                 request_timeout_ms=500, max_wait_ms=20_000)
+        self.registry = CollectorRegistry()
+        self.queue = FakeQueue()
+        self.raft = FakeRaft(self.config.ipc_endpoint(), self.queue)
+        self.gateway = WorkerGateway(self.config, self.registry, lease_slice_ms=200,
+                                     liveness_ms=liveness_ms)
+        self.thread = threading.Thread(target=self.gateway.run, daemon=True)
+
+    def metric(self, name: str, **labels: str) -> float:
+        return self.registry.get_sample_value(name, labels) or 0.0
+
+    def client(self, **kwargs: Any) -> ZmqWorkerClient:
+        assert self.gateway.endpoint
+        return ZmqWorkerClient(self.gateway.endpoint, timeout_s=5, retry_deadline_s=0.2,
+                               **kwargs)
+
+
+@pytest.fixture
+def harness(tmp_path) -> Iterator[Harness]:
+    h = Harness(tmp_path)
+    with h.raft:
+        h.thread.start()
+        assert h.gateway.ready.wait(5)
+        try:
+            yield h
+        finally:
+            h.gateway.stop()
+            h.thread.join(5)
+    assert not h.thread.is_alive()
+
+
+def test_bind_endpoint_forms():
+    assert bind_endpoint(":9191") == "tcp://*:9191"
+    assert bind_endpoint("127.0.0.1:0") == "tcp://127.0.0.1:*"
+    assert bind_endpoint("tcp://127.0.0.1:5") == "tcp://127.0.0.1:5"
+
+
+def test_lease_ack_round_trip(harness):
+    harness.queue.enqueue("email", {"to": "a"})
+    with harness.client(worker_id="w1") as client:
+        tasks = client.lease(5, types=["email"], lease_seconds=10)
+        assert [t.type for t in tasks] == ["email"]
+        assert tasks[0].lease is not None and tasks[0].lease.worker_id == "w1"
+        done = client.ack(tasks[0])
+        assert done.status == "completed"
+    lease_cmd = harness.raft.commands[0]
+    assert lease_cmd == {"op": "lease", "worker_id": "w1", "types": ["email"], "max_tasks": 5,
+                         "lease_ms": 10_000}
+    assert harness.raft.commands[1]["op"] == "ack"
+    assert harness.raft.commands[1]["token"] == tasks[0].lease_token
+    assert harness.metric("dqueue_gateway_tasks_leased_total") == 1
+
+
+def test_long_poll_is_answered_when_a_task_arrives(harness):
+    with harness.client(worker_id="w1") as client:
+        rid = client.send_lease(2, wait_ms=10_000)
+        # Several empty slices go by, then a task appears and is pushed.
+        wait_for(lambda: len(harness.raft.commands) >= 2)
+        harness.queue.enqueue("email")
+        reply = wait_for(lambda: client.recv(50))
+        assert reply.rid == rid and reply.kind == "tasks" and len(reply.tasks) == 1
+    assert harness.metric("dqueue_gateway_waiting_leases") == 0
+
+
+def test_long_poll_ends_empty_at_its_deadline(harness):
+    with harness.client() as client:
+        start = time.monotonic()
+        assert client.lease(1, wait_seconds=0.5) == []
+        assert time.monotonic() - start >= 0.45
+
+
+def test_never_leases_more_than_asked(harness):
+    for i in range(10):
+        harness.queue.enqueue("email", i)
+    with harness.client() as client:
+        assert len(client.lease(3)) == 3
+    assert len(harness.queue.by_status("leased")) == 3
+
+
+def test_bad_fields_are_refused_naming_the_field(harness):
+    with harness.client() as client:
+        for body, field in [({"worker_id": "w", "max_tasks": 0}, "max_tasks"),
+                            ({"worker_id": "w", "max_tasks": 101}, "max_tasks"),
+                            ({"worker_id": "w", "wait_ms": 999_999}, "wait_ms"),
+                            ({"worker_id": "w", "types": "email"}, "types"),
+                            ({"max_tasks": 1}, "worker_id"),
+                            ({"worker_id": "w", "bogus": 1}, "bogus")]:
+            client._send(b"lease", dict(body))
+            reply = wait_for(lambda: client.recv(50))
+            assert isinstance(reply.error, InvalidRequest), body
+            assert reply.error.field == field
+        client._send(b"ack", {"worker_id": "w"})
+        reply = wait_for(lambda: client.recv(50))
+        assert reply.error.field == "id"
+        client._send(b"nack", {"id": "t1", "worker_id": "w", "dead_letter": "yes"})
+        assert wait_for(lambda: client.recv(50)).error.field == "dead_letter"
+        client._send(b"frobnicate", {})
+        assert wait_for(lambda: client.recv(50)).error.code == "unknown_kind"
+    assert harness.raft.commands == []
+
+
+def test_malformed_frames_are_dropped_and_counted(harness):
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(harness.gateway.endpoint)
+    try:
+        sock.send_multipart([b"\x01", b"lease"])
+        sock.send_multipart([b"\x09", b"lease", b"\x80"])
+        sock.send_multipart([b"\x01", b"lease", b"\xc1"])
+        sock.send_multipart([b"\x01", b"lease", wire.encode(b"x", [1, 2])[2]])
+        wait_for(lambda: harness.metric("dqueue_gateway_dropped_total", reason="malformed") == 4)
+        sock.send_multipart(wire.encode(b"ping", {"rid": 7}))
+        assert sock.poll(5000)
+        kind, body = wire.decode(sock.recv_multipart())
+        assert (kind, body) == (b"pong", {"rid": 7})
+    finally:
+        sock.close(0)
+
+
+def test_lease_conflict_and_no_leader_are_forwarded(harness):
+    harness.queue.enqueue("email")
+    with harness.client(worker_id="w1") as w1, harness.client(worker_id="w2") as w2:
+        task = w1.lease(1)[0]
+        with pytest.raises(LeaseConflict):
+            w2._call(lambda: w2._send(b"ack", {"id": task.id, "worker_id": "w2"}))
+        harness.raft.script = lambda body: [(b"err", {
+            "rid": body["rid"], "code": "no_leader", "message": "election",
+            "leader_id": "n2", "leader_http": "127.0.0.1:8082"})]
+        with pytest.raises(NoLeader) as info:
+            w1.ack(task)
+        assert info.value.leader_http == "127.0.0.1:8082"
+
+
+def test_raft_silence_is_answered_with_timeout(harness):
+    harness.raft.script = lambda body: []
+    harness.queue.enqueue("email")
+    with harness.client() as client:
+        rid = client.send_lease(1)
+        reply = wait_for(lambda: client.recv(100), timeout_s=5)
+        assert reply.rid == rid and reply.error is not None and reply.error.code == "timeout"
+
+
+def test_bye_drops_waiting_leases(harness):
+    with harness.client() as client:
+        client.send_lease(1, wait_ms=10_000)
+        wait_for(lambda: harness.metric("dqueue_gateway_waiting_leases") == 1)
+        client.send_bye()
+        wait_for(lambda: harness.metric("dqueue_gateway_waiting_leases") == 0)
+        sent = len(harness.raft.commands)
+        harness.queue.enqueue("email")
+        time_limit = time.monotonic() + 0.5
+        while time.monotonic() < time_limit:
+            assert client.recv(50) is None
+        # No further slice was proposed, so the task was not leased to the departed worker.
+        assert len(harness.raft.commands) == sent
+        assert harness.queue.by_status("pending")
+
+
+def test_silent_worker_waiting_leases_are_dropped(tmp_path):
+    h = Harness(tmp_path, liveness_ms=300)
+    with h.raft:
+        h.thread.start()
+        assert h.gateway.ready.wait(5)
+        try:
+            client = h.client()
+            client.send_lease(1, wait_ms=10_000)
+            wait_for(lambda: h.metric("dqueue_gateway_workers") == 1)
+            # The worker sends nothing more: after liveness_ms it is forgotten.
+            wait_for(lambda: h.metric("dqueue_gateway_workers") == 0)
+            wait_for(lambda: h.metric("dqueue_gateway_waiting_leases") == 0)
+            client.socket.close(0)
+        finally:
+            h.gateway.stop()
+            h.thread.join(5)
+
+
+def test_stop_returns_quickly(harness):
+    start = time.monotonic()
+    harness.gateway.stop()
+    harness.thread.join(2)
+    assert not harness.thread.is_alive()
+    assert time.monotonic() - start < 0.3
