@@ -1,0 +1,158 @@
+"""Node processes of a chaos run: start, kill -9, pause, resume, restart, and ask their health.
+
+Each node runs in its own session (process group), so a signal reaches the whole node: the
+supervisor of ``bin/dqueue`` and its Raft and API children crash or freeze together, as a
+machine would. Signals go to the process group we created, by its id, never by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """How to run one node: its id, HTTP address (host:port) and full command line."""
+
+    id: str
+    http_addr: str
+    argv: list[str]
+    log_path: str
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def http_json(addr: str, method: str, path: str, body: Any = None,
+              timeout_s: float = 2.0) -> tuple[int, Any]:
+    """One HTTP request with a JSON body; returns (status, parsed body or None).
+
+    Raises OSError (including timeouts) when the node cannot be reached or does not answer.
+    """
+    host, _, port = addr.rpartition(":")
+    conn = http.client.HTTPConnection(host or "127.0.0.1", int(port), timeout=timeout_s)
+    try:
+        payload = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"} if payload is not None else {}
+        conn.request(method, path, body=payload, headers=headers)
+        response = conn.getresponse()
+        raw = response.read()
+        try:
+            parsed = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = None
+        return response.status, parsed
+    except http.client.HTTPException as exc:
+        raise OSError(f"bad HTTP answer: {exc.__class__.__name__}") from None
+    finally:
+        conn.close()
+
+
+def health(addr: str, timeout_s: float = 1.0) -> dict[str, Any] | None:
+    """The node's ``GET /health`` body, or None when it does not answer."""
+    try:
+        status, body = http_json(addr, "GET", "/health", timeout_s=timeout_s)
+    except OSError:
+        return None
+    return body if status == 200 and isinstance(body, dict) else None
+
+
+class NodeProcess:
+    """One node's process group. Not thread-safe: the nemesis thread alone drives it."""
+
+    def __init__(self, spec: NodeSpec) -> None:
+        self.spec = spec
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.paused = False
+
+    @property
+    def id(self) -> str:
+        """The node id."""
+        return self.spec.id
+
+    def start(self) -> None:
+        """Start the node in a new session, appending its output to its log."""
+        if self.is_running():
+            return
+        env = {**os.environ, **self.spec.env}
+        with open(self.spec.log_path, "ab") as log:
+            self.proc = subprocess.Popen(self.spec.argv, stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, env=env,
+                                         start_new_session=True)
+        self.paused = False
+
+    def is_running(self) -> bool:
+        """True while the process we started has not exited."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def _signal(self, signum: int) -> None:
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signum)  # the group id is the pid: start_new_session
+
+    def kill(self) -> None:
+        """kill -9 the whole node (a crash), and reap it."""
+        if self.proc is None:
+            return
+        self._signal(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=10)
+        self.paused = False
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL after ``grace_s`` if the node is still there."""
+        if not self.is_running():
+            self.kill()  # sweeps children a killed supervisor may have left behind
+            return
+        if self.paused:
+            self.resume()
+        self._signal(signal.SIGTERM)
+        assert self.proc is not None
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=grace_s)
+        self.kill()
+
+    def pause(self) -> None:
+        """SIGSTOP the whole node: it keeps its sockets but answers nothing."""
+        self._signal(signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self) -> None:
+        """SIGCONT after ``pause``."""
+        self._signal(signal.SIGCONT)
+        self.paused = False
+
+    def restart(self) -> None:
+        """Kill if needed, then start again on the same data directory."""
+        self.kill()
+        self.start()
+
+
+def wait_until(predicate: Any, timeout_s: float, poll_s: float = 0.1) -> Any:
+    """Poll ``predicate`` until it returns something truthy or the deadline passes."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(poll_s)
+
+
+def find_leader(nodes: list[NodeProcess], timeout_s: float = 1.0) -> str | None:
+    """The id of the node that says it leads at the highest term, if any answers so."""
+    best: tuple[int, str] | None = None
+    for node in nodes:
+        if node.paused or not node.is_running():
+            continue
+        body = health(node.spec.http_addr, timeout_s)
+        if body and body.get("role") == "leader" and isinstance(body.get("term"), int):
+            candidate = (body["term"], node.id)
+            best = max(best, candidate) if best else candidate
+    return best[1] if best else None
