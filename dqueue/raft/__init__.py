@@ -1,0 +1,51 @@
+"""The pure Raft core: consensus with no I/O, clock, threads or global randomness.
+
+See docs/internals.md section 1 for the contract and docs/raft.md for the design.
+"""
+
+from dqueue.raft.codec import message_from_plain, message_to_plain
+from dqueue.raft.core import Raft
+from dqueue.raft.types import (
+    CAMPAIGN_TRANSFER,
+    Entry,
+    EntryType,
+    HardState,
+    Message,
+    MessageType,
+    PeerStatus,
+    PersistedState,
+    ProgressState,
+    ProposalDropped,
+    RaftConfig,
+    ReadState,
+    Ready,
+    Role,
+    Snapshot,
+    SnapshotMeta,
+    SoftState,
+    Status,
+)
+
+__all__ = [
+    "CAMPAIGN_TRANSFER",
+    "Entry",
+    "EntryType",
+    "HardState",
+    "Message",
+    "MessageType",
+    "PeerStatus",
+    "PersistedState",
+    "ProgressState",
+    "ProposalDropped",
+    "Raft",
+    "RaftConfig",
+    "ReadState",
+    "Ready",
+    "Role",
+    "Snapshot",
+    "SnapshotMeta",
+    "SoftState",
+    "Status",
+    "message_from_plain",
+    "message_to_plain",
+]

@@ -1,0 +1,450 @@
+"""The Raft state machine: one member's consensus logic with no I/O at all.
+
+Input arrives only through ``tick()``, ``step(message)``, ``propose(data)``,
+``read_index(context)``, ``transfer_leadership(target)`` and ``compact(index, data)``. Output
+is pulled with ``ready()`` and acknowledged with ``advance(ready)``; the node persists a
+Ready before it sends its messages, so no vote or acknowledgement ever leaves before what it
+promises is on disk (Raft figure 2, "Persistent state ... updated on stable storage before
+responding to RPCs").
+
+The role-specific handling lives in ``dqueue.raft.roles``: the member swaps its step function
+when it changes role, in the style of etcd-io/raft.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from dqueue.raft import roles
+from dqueue.raft.log import RaftLog
+from dqueue.raft.progress import Progress
+from dqueue.raft.types import (
+    CAMPAIGN_TRANSFER,
+    Entry,
+    EntryType,
+    HardState,
+    Message,
+    MessageType,
+    PersistedState,
+    ProposalDropped,
+    RaftConfig,
+    ReadState,
+    Ready,
+    Role,
+    Snapshot,
+    SnapshotMeta,
+    SoftState,
+    Status,
+)
+
+_VOTE_REQUESTS = (MessageType.REQUEST_VOTE, MessageType.PRE_VOTE)
+_FROM_LEADER = (MessageType.APPEND_ENTRIES, MessageType.HEARTBEAT, MessageType.INSTALL_SNAPSHOT)
+
+
+class Raft:
+    """One Raft member (Raft section 5), driven by its node.
+
+    Args:
+        config: static settings; ``config.members`` is the voter set.
+        rng: the only source of randomness (election timeouts); seed it for determinism.
+        persisted: what the node had on disk, or None for a brand-new member.
+    """
+
+    def __init__(self, config: RaftConfig, rng: random.Random,
+                 persisted: PersistedState | None = None) -> None:
+        self.config = config
+        self.id = config.id
+        self.rng = rng
+        state = persisted if persisted is not None else PersistedState()
+        self.members: tuple[str, ...] = config.members
+        self.peers: tuple[str, ...] = tuple(m for m in config.members if m != config.id)
+        self.quorum = len(config.members) // 2 + 1
+        self.log = RaftLog(state.snapshot, list(state.entries), state.hard_state.commit)
+        # Persistent state (Raft figure 2): current_term and voted_for.
+        self.current_term = state.hard_state.term
+        self.voted_for: str | None = state.hard_state.vote
+        self.role = Role.FOLLOWER
+        self.leader_id: str | None = None
+        self.election_elapsed = 0
+        self.heartbeat_elapsed = 0
+        self.randomized_election_ticks = config.election_ticks
+        self.votes: dict[str, bool] = {}
+        self.progress: dict[str, Progress] = {}
+        self.msgs: list[Message] = []
+        self.read_states: list[ReadState] = []
+        self.lead_transferee: str | None = None
+        # ReadIndex on the leader (thesis section 6.4): reads wait for a heartbeat round
+        # whose sequence number is at least theirs to be acknowledged by a quorum.
+        self.read_seq = 0
+        self.read_acks: dict[str, int] = {}
+        self.pending_reads: list[tuple[int, int, bytes, str]] = []
+        # Reads that arrived before the leader committed an entry of its term (thesis 6.4).
+        self.reads_before_commit: list[tuple[bytes, str]] = []
+        self.needs_read_heartbeat = False
+        # An InstallSnapshot being received in chunks: its meta and the bytes so far.
+        self.snapshot_receiving: tuple[SnapshotMeta, bytearray] | None = None
+        # Set when peers may need an AppendEntries; ready() sends one per peer (batching).
+        self.needs_flush = False
+        self.commit_pending: set[str] = set()
+        self.step_role: Callable[[Raft, Message], None] = roles.step_follower
+        self.prev_hard_state = HardState(self.current_term, self.voted_for, self.log.committed)
+        self.prev_soft_state = SoftState(None, Role.FOLLOWER)
+        self.become_follower(self.current_term, None)
+
+    # ----------------------------------------------------------------- public input
+
+    def tick(self) -> None:
+        """Advance logical time by one tick: election timeout or heartbeat (Raft 5.2)."""
+        if self.role is Role.LEADER:
+            self.tick_heartbeat()
+        else:
+            self.tick_election()
+
+    def step(self, m: Message) -> None:
+        """Handle one message from a peer.
+
+        Term rules first (Raft figure 2, "All Servers": a higher term makes us a follower;
+        a lower term is stale), then the role's step function.
+        """
+        if m.term == 0:
+            pass  # PROPOSE and READ_INDEX are forwarded requests, not term-bearing.
+        elif m.term > self.current_term:
+            if m.type in _VOTE_REQUESTS:
+                forced = m.context == CAMPAIGN_TRANSFER
+                in_lease = (self.config.check_quorum and self.leader_id is not None
+                            and self.election_elapsed < self.config.election_ticks)
+                if in_lease and not forced:
+                    # Check-quorum lease (thesis 4.2.3): we heard from a live leader within
+                    # the minimum election timeout, so this candidate cannot depose it.
+                    return
+            if m.type is MessageType.PRE_VOTE:
+                pass  # A pre-vote never changes our term (thesis 9.6).
+            elif m.type is MessageType.PRE_VOTE_RESPONSE and not m.reject:
+                pass  # The term is ours to take once a quorum granted the pre-vote.
+            elif m.type in _FROM_LEADER:
+                self.become_follower(m.term, m.sender)
+            else:
+                self.become_follower(m.term, None)
+        elif m.term < self.current_term:
+            if ((self.config.check_quorum or self.config.pre_vote)
+                    and m.type in (MessageType.HEARTBEAT, MessageType.APPEND_ENTRIES)):
+                # A stale leader must learn our term, or with pre-vote and check-quorum it
+                # could keep its followers from electing anyone (etcd-io/raft's argument).
+                self.send(Message(MessageType.APPEND_ENTRIES_RESPONSE, m.sender, self.id,
+                                  self.current_term))
+            elif m.type is MessageType.PRE_VOTE:
+                self.send(Message(MessageType.PRE_VOTE_RESPONSE, m.sender, self.id,
+                                  self.current_term, reject=True))
+            return
+        if m.type in _VOTE_REQUESTS:
+            self.handle_vote_request(m)
+        else:
+            self.step_role(self, m)
+
+    def propose(self, data: bytes) -> None:
+        """Replicate ``data`` as a new entry.
+
+        A leader appends it (sent with the next ``ready()``, batched with every other
+        waiting proposal); a follower forwards it to its leader.
+
+        Raises:
+            ProposalDropped: no leader is known, or a leadership transfer is under way.
+        """
+        entry = Entry(0, 0, EntryType.NORMAL, data)
+        if self.role is Role.LEADER:
+            if self.lead_transferee is not None:
+                raise ProposalDropped(self.lead_transferee)
+            self.append_entries((entry,))
+        elif self.leader_id is not None and self.role is Role.FOLLOWER:
+            self.send(Message(MessageType.PROPOSE, self.leader_id, self.id, 0,
+                              entries=(entry,)))
+        else:
+            raise ProposalDropped(self.leader_id)
+
+    def read_index(self, context: bytes) -> None:
+        """Ask for a linearizable read point (thesis section 6.4, ReadIndex).
+
+        The answer is a ``ReadState(index, context)`` in a later Ready: serve the read once
+        the state machine has applied ``index``. With no leader known the request is dropped
+        and the caller's deadline answers it.
+        """
+        if self.role is Role.LEADER:
+            roles.leader_read(self, context, self.id)
+        elif self.leader_id is not None and self.role is Role.FOLLOWER:
+            self.send(Message(MessageType.READ_INDEX, self.leader_id, self.id, 0,
+                              context=context))
+
+    def transfer_leadership(self, target: str) -> None:
+        """Hand leadership to ``target`` (thesis section 3.10), e.g. before a shutdown.
+
+        The leader stops accepting proposals, brings ``target`` up to date, then sends it
+        TimeoutNow. The attempt is abandoned after an election timeout. A no-op on a
+        non-leader or for an unknown target.
+        """
+        if self.role is not Role.LEADER or target == self.id or target not in self.progress:
+            return
+        if self.lead_transferee == target:
+            return
+        self.lead_transferee = target
+        # The transfer must finish within one election timeout (thesis 3.10).
+        self.election_elapsed = 0
+        if self.progress[target].match_index == self.log.last_index():
+            self.send(Message(MessageType.TIMEOUT_NOW, target, self.id, self.current_term))
+        else:
+            self.needs_flush = True
+
+    def compact(self, index: int, data: bytes) -> None:
+        """The app saved a snapshot of its state at applied ``index``: drop the log behind it.
+
+        Raises:
+            ValueError: ``index`` is beyond what was applied.
+        """
+        if index <= self.log.snapshot_index:
+            return
+        if index > self.log.applied:
+            raise ValueError(f"cannot compact at {index}: only {self.log.applied} applied")
+        term = self.log.term(index)
+        assert term is not None  # applied entries above the snapshot are in the log
+        self.log.compact(Snapshot(SnapshotMeta(index, term, self.members), data))
+
+    # ----------------------------------------------------------------- output
+
+    def has_ready(self) -> bool:
+        """True when ``ready()`` would have something to persist, send or apply."""
+        log = self.log
+        return bool(self.needs_flush or self.needs_read_heartbeat or self.msgs
+                    or self.read_states or log.pending_snapshot is not None
+                    or log.unstable_from <= log.last_index() or log.has_next_committed()
+                    or self.prev_soft_state != SoftState(self.leader_id, self.role)
+                    or self.prev_hard_state != self.hard_state())
+
+    def ready(self) -> Ready:
+        """Pull everything to persist, send and apply; first flush batched appends."""
+        if self.needs_flush:
+            self.needs_flush = False
+            roles.broadcast_append(self)
+        if self.needs_read_heartbeat:
+            self.needs_read_heartbeat = False
+            roles.broadcast_heartbeat(self)
+        soft = SoftState(self.leader_id, self.role)
+        soft_state = soft if soft != self.prev_soft_state else None
+        self.prev_soft_state = soft
+        hard = self.hard_state()
+        hard_state = hard if hard != self.prev_hard_state else None
+        self.prev_hard_state = hard
+        log = self.log
+        ready = Ready(
+            soft_state=soft_state,
+            hard_state=hard_state,
+            entries=tuple(log.unstable_entries()),
+            snapshot=log.pending_snapshot,
+            committed_entries=tuple(log.next_committed()),
+            messages=tuple(self.msgs),
+            read_states=tuple(self.read_states),
+        )
+        self.msgs = []
+        self.read_states = []
+        return ready
+
+    def advance(self, ready: Ready) -> None:
+        """The node persisted, sent and applied ``ready``."""
+        log = self.log
+        if ready.snapshot is not None:
+            log.snapshot_persisted(ready.snapshot)
+        if ready.entries:
+            last = ready.entries[-1]
+            log.stable_to(last.index, last.term)
+            if self.role is Role.LEADER:
+                # The leader's own entries count toward commit only once on its disk
+                # (Raft section 5.3 counts the leader among the replicas that stored them).
+                self.maybe_commit()
+        if ready.committed_entries:
+            log.applied_to(ready.committed_entries[-1].index)
+
+    def status(self) -> Status:
+        """A frozen picture of this member."""
+        return Status(
+            id=self.id, role=self.role, term=self.current_term, vote=self.voted_for,
+            leader_id=self.leader_id, commit=self.log.committed, applied=self.log.applied,
+            last_index=self.log.last_index(), snapshot_index=self.log.snapshot_index,
+            progress={p: pr.to_status() for p, pr in self.progress.items()},
+            lead_transferee=self.lead_transferee,
+        )
+
+    def hard_state(self) -> HardState:
+        """The current HardState (term, vote, commit)."""
+        return HardState(self.current_term, self.voted_for, self.log.committed)
+
+    # ----------------------------------------------------------------- roles
+
+    def reset(self, term: int) -> None:
+        """Clear per-term volatile state; a new term clears the vote (Raft figure 2)."""
+        if term != self.current_term:
+            self.current_term = term
+            self.voted_for = None
+        self.leader_id = None
+        self.election_elapsed = 0
+        self.heartbeat_elapsed = 0
+        # Randomized election timeouts split votes rarely (Raft section 5.2).
+        election_ticks = self.config.election_ticks
+        self.randomized_election_ticks = election_ticks + self.rng.randrange(election_ticks)
+        self.votes = {}
+        self.progress = {}
+        self.lead_transferee = None
+        self.pending_reads = []
+        self.reads_before_commit = []
+        self.read_acks = {}
+        self.needs_read_heartbeat = False
+        self.commit_pending = set()
+
+    def become_follower(self, term: int, leader_id: str | None) -> None:
+        """Follow ``leader_id`` (None: unknown) in ``term``."""
+        self.reset(term)
+        self.step_role = roles.step_follower
+        self.leader_id = leader_id
+        self.role = Role.FOLLOWER
+
+    def become_pre_candidate(self) -> None:
+        """Start a pre-vote round: neither term nor vote changes (thesis 9.6)."""
+        self.reset(self.current_term)
+        self.step_role = roles.step_candidate
+        self.role = Role.PRE_CANDIDATE
+
+    def become_candidate(self) -> None:
+        """Start an election: new term, vote for self (Raft section 5.2)."""
+        self.reset(self.current_term + 1)
+        self.step_role = roles.step_candidate
+        self.voted_for = self.id
+        self.role = Role.CANDIDATE
+
+    def become_leader(self) -> None:
+        """Won the election: take over replication and append a no-op (Raft 5.4.2, 8)."""
+        self.reset(self.current_term)
+        self.step_role = roles.step_leader
+        self.leader_id = self.id
+        self.role = Role.LEADER
+        next_index = self.log.last_index() + 1
+        max_inflight = self.config.max_inflight_msgs
+        self.progress = {p: Progress(next_index, max_inflight) for p in self.peers}
+        # The no-op lets the leader commit, and so learn the commit index (Raft section 8).
+        self.append_entries((Entry(0, 0, EntryType.NOOP, b""),))
+
+    def campaign(self, pre_vote: bool, transfer: bool = False) -> None:
+        """Ask every peer for a (pre-)vote with our last log index and term (Raft 5.2)."""
+        if pre_vote:
+            self.become_pre_candidate()
+            vote_type = MessageType.PRE_VOTE
+            # A pre-vote asks about the term we would campaign in, without entering it.
+            term = self.current_term + 1
+        else:
+            self.become_candidate()
+            vote_type = MessageType.REQUEST_VOTE
+            term = self.current_term
+        if self.poll(self.id, True)[0] >= self.quorum:
+            # A single-member cluster wins at once.
+            if pre_vote:
+                self.campaign(False)
+            else:
+                self.become_leader()
+            return
+        context = CAMPAIGN_TRANSFER if transfer else b""
+        last_index, last_term = self.log.last_index(), self.log.last_term()
+        for peer in self.peers:
+            self.send(Message(vote_type, peer, self.id, term, log_term=last_term,
+                              index=last_index, context=context))
+
+    def poll(self, voter: str, granted: bool) -> tuple[int, int]:
+        """Record one vote; return (granted, rejected) counts. A voter counts once."""
+        self.votes.setdefault(voter, granted)
+        yes = sum(1 for v in self.votes.values() if v)
+        return yes, len(self.votes) - yes
+
+    def handle_vote_request(self, m: Message) -> None:
+        """RequestVote and PreVote receiver (Raft figure 2 and section 5.4.1)."""
+        is_pre = m.type is MessageType.PRE_VOTE
+        # One vote per term (Raft 5.2); a repeat request from the same candidate is granted
+        # again. A pre-vote for a future term binds nothing, so it can always be granted.
+        can_vote = (self.voted_for == m.sender
+                    or (self.voted_for is None and self.leader_id is None)
+                    or (is_pre and m.term > self.current_term))
+        response = MessageType.PRE_VOTE_RESPONSE if is_pre else MessageType.REQUEST_VOTE_RESPONSE
+        # Election restriction (Raft 5.4.1): grant only to a log at least as up to date.
+        if can_vote and self.log.is_up_to_date(m.index, m.log_term):
+            self.send(Message(response, m.sender, self.id, m.term))
+            if not is_pre:
+                self.election_elapsed = 0
+                self.voted_for = m.sender
+        else:
+            self.send(Message(response, m.sender, self.id, self.current_term, reject=True))
+
+    # ----------------------------------------------------------------- timers
+
+    def tick_election(self) -> None:
+        """Follower and candidates: start an election when the timeout expires (Raft 5.2)."""
+        self.election_elapsed += 1
+        if self.election_elapsed >= self.randomized_election_ticks:
+            self.election_elapsed = 0
+            self.campaign(self.config.pre_vote)
+
+    def tick_heartbeat(self) -> None:
+        """Leader: heartbeats every heartbeat_ticks; check-quorum every election_ticks."""
+        self.heartbeat_elapsed += 1
+        self.election_elapsed += 1
+        if self.election_elapsed >= self.config.election_ticks:
+            self.election_elapsed = 0
+            if self.config.check_quorum:
+                active = 1 + sum(1 for pr in self.progress.values() if pr.recent_active)
+                if active < self.quorum:
+                    # Check-quorum (thesis 6.2): a leader cut off from a majority steps down
+                    # so that clients look for the real leader.
+                    self.become_follower(self.current_term, None)
+                    return
+                for pr in self.progress.values():
+                    pr.recent_active = False
+            if self.lead_transferee is not None:
+                # The transfer did not finish in an election timeout: resume service.
+                self.lead_transferee = None
+        if self.heartbeat_elapsed >= self.config.heartbeat_ticks:
+            self.heartbeat_elapsed = 0
+            roles.broadcast_heartbeat(self)
+
+    # ----------------------------------------------------------------- helpers
+
+    def send(self, m: Message) -> None:
+        """Queue ``m`` for the next Ready."""
+        self.msgs.append(m)
+
+    def append_entries(self, entries: tuple[Entry, ...]) -> None:
+        """Leader: give ``entries`` their index and term and append them (Raft 5.3).
+
+        They go to the peers with the next ``ready()`` and count toward commit for this
+        member only after ``advance()`` (once persisted).
+        """
+        index = self.log.last_index()
+        term = self.current_term
+        numbered = []
+        for entry in entries:
+            index += 1
+            numbered.append(Entry(index, term, entry.type, entry.data))
+        self.log.append(numbered)
+        self.needs_flush = True
+
+    def maybe_commit(self) -> bool:
+        """Leader: commit the highest index stored on a quorum, if it is of the current
+        term (Raft section 5.4.2: never by counting replicas of an older term's entry).
+
+        Returns True when the commit index moved.
+        """
+        matches = [pr.match_index for pr in self.progress.values()]
+        matches.append(self.log.stable_index)
+        matches.sort(reverse=True)
+        index = matches[self.quorum - 1]
+        if index <= self.log.committed or self.log.term(index) != self.current_term:
+            return False
+        self.log.commit_to(index)
+        # Followers learn the new commit index with the next AppendEntries.
+        self.commit_pending = set(self.peers)
+        self.needs_flush = True
+        roles.release_reads_before_commit(self)
+        return True

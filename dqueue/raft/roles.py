@@ -1,0 +1,350 @@
+"""Role step functions and replication for the Raft core (dqueue.raft.core.Raft).
+
+A member swaps ``step_follower``, ``step_candidate`` or ``step_leader`` in as its step
+function when it changes role (etcd-io/raft's design). ``Raft.step`` has already applied the
+term rules when these run, so every message here carries the member's current term (or term
+0 for the forwarded PROPOSE and READ_INDEX).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from dqueue.raft.progress import Progress
+from dqueue.raft.types import Message, MessageType, ProgressState, ReadState, Role, Snapshot
+
+if TYPE_CHECKING:
+    from dqueue.raft.core import Raft
+
+_MT = MessageType
+
+
+# ------------------------------------------------------------------- follower
+
+
+def step_follower(r: Raft, m: Message) -> None:
+    """Follower: obey the leader of the term, time out when it goes quiet (Raft 5.2)."""
+    t = m.type
+    if t is _MT.APPEND_ENTRIES:
+        r.election_elapsed = 0
+        r.leader_id = m.sender
+        handle_append_entries(r, m)
+    elif t is _MT.HEARTBEAT:
+        r.election_elapsed = 0
+        r.leader_id = m.sender
+        handle_heartbeat(r, m)
+    elif t is _MT.INSTALL_SNAPSHOT:
+        r.election_elapsed = 0
+        r.leader_id = m.sender
+        handle_install_snapshot(r, m)
+    elif t is _MT.TIMEOUT_NOW:
+        # Leadership transfer (thesis 3.10): campaign now, past pre-vote and the lease.
+        r.campaign(False, transfer=True)
+    elif t is _MT.READ_INDEX_RESPONSE:
+        r.read_states.append(ReadState(m.index, m.context))
+    # PROPOSE and READ_INDEX reach a follower only when the sender's leader hint was stale;
+    # forwarding them again could loop, so they are dropped and the client retries.
+
+
+def handle_append_entries(r: Raft, m: Message) -> None:
+    """AppendEntries receiver (Raft figure 2), answering with a conflict hint on reject."""
+    log = r.log
+    if m.index < log.committed:
+        # Everything up to our commit index matches the leader already (Raft 5.4 Log
+        # Matching with Leader Completeness): say so, so it can skip ahead.
+        r.send(Message(_MT.APPEND_ENTRIES_RESPONSE, m.sender, r.id, r.current_term,
+                       index=log.committed))
+        return
+    last_new = log.maybe_append(m.index, m.log_term, m.commit, m.entries)
+    if last_new is not None:
+        r.send(Message(_MT.APPEND_ENTRIES_RESPONSE, m.sender, r.id, r.current_term,
+                       index=last_new))
+        return
+    # Fast backtracking (Raft 5.3): point the leader at the last index whose term is no
+    # greater than its prev_log_term; every entry above it cannot match.
+    hint_index, hint_term = log.find_conflict_by_term(min(m.index, log.last_index()), m.log_term)
+    r.send(Message(_MT.APPEND_ENTRIES_RESPONSE, m.sender, r.id, r.current_term, index=m.index,
+                   reject=True, reject_hint=hint_index, log_term=hint_term))
+
+
+def handle_heartbeat(r: Raft, m: Message) -> None:
+    """Heartbeat: learn the commit index (never beyond what we hold) and echo the read seq."""
+    log = r.log
+    # The leader sends min(our match, its commit), so the entries below it match its log.
+    log.commit_to(min(m.commit, log.last_index()))
+    r.send(Message(_MT.HEARTBEAT_RESPONSE, m.sender, r.id, r.current_term, index=m.index))
+
+
+def handle_install_snapshot(r: Raft, m: Message) -> None:
+    """InstallSnapshot receiver (Raft figure 13), one chunk at a time.
+
+    Chunks must arrive in order; each answer names the next offset wanted, so a lost or
+    duplicated chunk costs one retransmission and nothing else.
+    """
+    meta = m.snapshot_meta
+    if meta is None:
+        return
+    receiving = r.snapshot_receiving
+    if m.offset == 0 and (receiving is None or receiving[0] != meta):
+        receiving = r.snapshot_receiving = (meta, bytearray())
+    if receiving is None or receiving[0] != meta:
+        # A chunk of a transfer we never started (we restarted): ask for it from the start.
+        r.send(Message(_MT.INSTALL_SNAPSHOT_RESPONSE, m.sender, r.id, r.current_term,
+                       snapshot_meta=meta, index=0))
+        return
+    buffer = receiving[1]
+    if m.offset == len(buffer):
+        buffer += m.data
+        if m.done:
+            r.snapshot_receiving = None
+            restore_snapshot(r, Snapshot(meta, bytes(buffer)))
+            r.send(Message(_MT.INSTALL_SNAPSHOT_RESPONSE, m.sender, r.id, r.current_term,
+                           snapshot_meta=meta, index=r.log.last_index(), done=True))
+            return
+    r.send(Message(_MT.INSTALL_SNAPSHOT_RESPONSE, m.sender, r.id, r.current_term,
+                   snapshot_meta=meta, index=len(buffer)))
+
+
+def restore_snapshot(r: Raft, snapshot: Snapshot) -> None:
+    """Take a complete snapshot from the leader (Raft figure 13, receiver steps 6 to 8)."""
+    log = r.log
+    meta = snapshot.meta
+    if meta.index <= log.committed:
+        return  # Already have everything it holds.
+    if log.match_term(meta.index, meta.term):
+        # Step 6: the log holds the snapshot's last entry: keep what follows, commit to it.
+        log.commit_to(meta.index)
+        return
+    # Step 7: discard the entire log; the state machine restarts from the snapshot.
+    log.restore(snapshot)
+
+
+# ------------------------------------------------------------------- candidates
+
+
+def step_candidate(r: Raft, m: Message) -> None:
+    """Candidate and pre-candidate: count votes, yield to a leader of this term (Raft 5.2)."""
+    t = m.type
+    if t in (_MT.APPEND_ENTRIES, _MT.HEARTBEAT, _MT.INSTALL_SNAPSHOT):
+        # A leader of our term exists (Raft 5.2): return to follower and obey it.
+        r.become_follower(m.term, m.sender)
+        step_follower(r, m)
+        return
+    expected = (_MT.PRE_VOTE_RESPONSE if r.role is Role.PRE_CANDIDATE
+                else _MT.REQUEST_VOTE_RESPONSE)
+    if t is not expected:
+        return
+    granted, rejected = r.poll(m.sender, not m.reject)
+    if granted >= r.quorum:
+        if r.role is Role.PRE_CANDIDATE:
+            r.campaign(False)
+        else:
+            r.become_leader()
+    elif rejected >= r.quorum:
+        r.become_follower(r.current_term, None)
+
+
+# ------------------------------------------------------------------- leader
+
+
+def step_leader(r: Raft, m: Message) -> None:
+    """Leader: accept proposals and reads, drive replication from the responses."""
+    t = m.type
+    if t is _MT.PROPOSE:
+        # Forwarded by a follower. Dropped while a transfer runs, like a local proposal.
+        if r.lead_transferee is None and m.entries:
+            r.append_entries(m.entries)
+        return
+    if t is _MT.READ_INDEX:
+        leader_read(r, m.context, m.sender)
+        return
+    pr = r.progress.get(m.sender)
+    if pr is None:
+        return
+    if t is _MT.APPEND_ENTRIES_RESPONSE:
+        pr.recent_active = True
+        handle_append_response(r, pr, m)
+    elif t is _MT.HEARTBEAT_RESPONSE:
+        pr.recent_active = True
+        handle_heartbeat_response(r, pr, m)
+    elif t is _MT.INSTALL_SNAPSHOT_RESPONSE:
+        pr.recent_active = True
+        handle_snapshot_response(r, pr, m)
+
+
+def handle_append_response(r: Raft, pr: Progress, m: Message) -> None:
+    """Move next_index/match_index on an AppendEntries answer (Raft 5.3)."""
+    if m.reject:
+        hint = m.reject_hint
+        if m.log_term > 0:
+            # Skip the follower's whole conflicting term in one round trip.
+            hint = r.log.find_conflict_by_term(m.reject_hint, m.log_term)[0]
+        if pr.maybe_decrease_to(m.index, hint):
+            if pr.state is ProgressState.REPLICATE:
+                pr.become_probe()
+            r.needs_flush = True
+        return
+    was_paused = pr.is_paused()
+    if not pr.maybe_update(m.index):
+        if pr.state is ProgressState.REPLICATE:
+            pr.free_inflight(m.index)
+        return
+    if pr.state is ProgressState.PROBE:
+        pr.become_replicate()
+    elif pr.state is ProgressState.SNAPSHOT:
+        if pr.match_index >= pr.snapshot_index:
+            pr.become_replicate()
+    else:
+        pr.free_inflight(m.index)
+    if r.maybe_commit() or was_paused or pr.next_index <= r.log.last_index():
+        r.needs_flush = True
+    if m.sender == r.lead_transferee and pr.match_index == r.log.last_index():
+        # The target caught up: tell it to start its election now (thesis 3.10).
+        r.send(Message(_MT.TIMEOUT_NOW, m.sender, r.id, r.current_term))
+
+
+def handle_heartbeat_response(r: Raft, pr: Progress, m: Message) -> None:
+    """A live follower: resume probing, resend what it lacks, count the read ack."""
+    pr.probe_sent = False
+    if pr.state is ProgressState.REPLICATE and len(pr.inflight) >= pr.max_inflight:
+        # Appends may have been lost: free one slot so replication cannot stall forever.
+        pr.inflight.popleft()
+    if pr.match_index < r.log.last_index() or m.sender in r.commit_pending:
+        r.needs_flush = True
+    if m.index > r.read_acks.get(m.sender, 0):
+        r.read_acks[m.sender] = m.index
+        confirm_reads(r)
+
+
+def handle_snapshot_response(r: Raft, pr: Progress, m: Message) -> None:
+    """Send the next InstallSnapshot chunk, or finish the transfer (Raft 7)."""
+    meta = m.snapshot_meta
+    snapshot = r.log.snapshot
+    if pr.state is not ProgressState.SNAPSHOT or meta is None or snapshot is None:
+        if m.done and pr.maybe_update(m.index):
+            r.needs_flush = True
+        return
+    if meta.index != pr.snapshot_index:
+        return  # An answer about an earlier transfer.
+    if m.done:
+        pr.maybe_update(m.index)
+        pr.become_probe()
+        r.needs_flush = True
+        return
+    if m.index == pr.snapshot_offset:
+        return  # A duplicate; the heartbeat timer resends if the chunk was lost.
+    pr.snapshot_offset = min(m.index, len(snapshot.data))
+    send_snapshot_chunk(r, m.sender, pr)
+
+
+# ------------------------------------------------------------------- replication
+
+
+def broadcast_append(r: Raft) -> None:
+    """Send each peer what it lacks: one AppendEntries per peer carries every waiting
+    entry (batching), more while the pipeline has room and entries remain."""
+    for peer in r.peers:
+        pr = r.progress.get(peer)
+        if pr is not None:
+            maybe_send_append(r, peer, pr)
+
+
+def maybe_send_append(r: Raft, peer: str, pr: Progress) -> None:
+    """Send AppendEntries (or InstallSnapshot) to ``peer`` unless flow control forbids."""
+    log = r.log
+    config = r.config
+    while not pr.is_paused():
+        prev_index = pr.next_index - 1
+        prev_term = log.term(prev_index)
+        if prev_term is None:
+            # The entries it needs are compacted: send the snapshot instead (Raft 7).
+            if log.snapshot is None:
+                return
+            pr.become_snapshot(log.snapshot.meta.index)
+            send_snapshot_chunk(r, peer, pr)
+            return
+        last_index = log.last_index()
+        entries = ()
+        if pr.next_index <= last_index:
+            entries = tuple(log.slice(pr.next_index, last_index + 1, config.max_append_bytes))
+        elif peer not in r.commit_pending:
+            return
+        r.commit_pending.discard(peer)
+        r.send(Message(_MT.APPEND_ENTRIES, peer, r.id, r.current_term, log_term=prev_term,
+                       index=prev_index, entries=entries, commit=log.committed))
+        pr.sent_entries(prev_index + len(entries))
+        if not entries or pr.next_index > last_index:
+            return
+
+
+def send_snapshot_chunk(r: Raft, peer: str, pr: Progress) -> None:
+    """Send the InstallSnapshot chunk at the peer's acknowledged offset."""
+    snapshot = r.log.snapshot
+    if snapshot is None:
+        return
+    if snapshot.meta.index != pr.snapshot_index:
+        # We compacted again since the transfer started: send the newer snapshot.
+        pr.become_snapshot(snapshot.meta.index)
+    offset = pr.snapshot_offset
+    chunk = snapshot.data[offset:offset + r.config.snapshot_chunk_bytes]
+    done = offset + len(chunk) >= len(snapshot.data)
+    r.send(Message(_MT.INSTALL_SNAPSHOT, peer, r.id, r.current_term,
+                   snapshot_meta=snapshot.meta, offset=offset, data=chunk, done=done))
+
+
+def broadcast_heartbeat(r: Raft) -> None:
+    """Leader: assert leadership (Raft 5.2), carry the read sequence, resend snapshot chunks."""
+    committed = r.log.committed
+    seq = r.read_seq
+    for peer in r.peers:
+        pr = r.progress[peer]
+        r.send(Message(_MT.HEARTBEAT, peer, r.id, r.current_term,
+                       commit=min(pr.match_index, committed), index=seq))
+        if pr.state is ProgressState.SNAPSHOT:
+            send_snapshot_chunk(r, peer, pr)
+
+
+# ------------------------------------------------------------------- ReadIndex
+
+
+def leader_read(r: Raft, context: bytes, requester: str) -> None:
+    """Register a read at the commit index; answer once a heartbeat round confirms that
+    this member is still the leader (thesis section 6.4)."""
+    if r.log.term(r.log.committed) != r.current_term:
+        # Until an entry of its term commits the leader may not know the commit index.
+        r.reads_before_commit.append((context, requester))
+        return
+    if r.quorum == 1:
+        deliver_read(r, r.log.committed, context, requester)
+        return
+    r.read_seq += 1
+    r.pending_reads.append((r.read_seq, r.log.committed, context, requester))
+    r.needs_read_heartbeat = True
+
+
+def release_reads_before_commit(r: Raft) -> None:
+    """The first entry of this term committed: register the reads that waited for it."""
+    waiting, r.reads_before_commit = r.reads_before_commit, []
+    for context, requester in waiting:
+        leader_read(r, context, requester)
+
+
+def confirm_reads(r: Raft) -> None:
+    """Answer every read whose heartbeat round a quorum acknowledged, oldest first."""
+    acks = r.read_acks
+    while r.pending_reads:
+        seq, index, context, requester = r.pending_reads[0]
+        count = 1 + sum(1 for peer in r.peers if acks.get(peer, 0) >= seq)
+        if count < r.quorum:
+            return
+        r.pending_reads.pop(0)
+        deliver_read(r, index, context, requester)
+
+
+def deliver_read(r: Raft, index: int, context: bytes, requester: str) -> None:
+    """Hand a confirmed read point to its requester: ourselves or a follower."""
+    if requester == r.id:
+        r.read_states.append(ReadState(index, context))
+    else:
+        r.send(Message(_MT.READ_INDEX_RESPONSE, requester, r.id, r.current_term, index=index,
+                       context=context))

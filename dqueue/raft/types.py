@@ -1,0 +1,276 @@
+"""Values that cross the Raft core's boundary: configuration, log entries, messages, Ready.
+
+Everything here is a frozen dataclass or an enum, so a value handed to the node runtime can
+never be changed behind the core's back. Names follow the Raft paper (Ongaro and Ousterhout,
+"In Search of an Understandable Consensus Algorithm", extended version).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+
+
+class ProposalDropped(Exception):
+    """A proposal the core could not accept or forward.
+
+    Attributes:
+        leader_id: the leader this node knows of (a hint for the client), or None.
+    """
+
+    def __init__(self, leader_id: str | None) -> None:
+        super().__init__(f"proposal dropped (leader hint: {leader_id})")
+        self.leader_id = leader_id
+
+
+@dataclass(frozen=True, slots=True)
+class RaftConfig:
+    """Static settings of one Raft member, passed down as a value.
+
+    Attributes:
+        id: this member's id.
+        members: the voters, this member included. Kept as a value so that membership
+            changes can later replace it without reshaping the core.
+        election_ticks: base election timeout; each follower draws its timeout uniformly
+            from ``[election_ticks, 2 * election_ticks)`` (Raft section 5.2).
+        heartbeat_ticks: ticks between a leader's heartbeats; must be < election_ticks.
+        max_inflight_msgs: AppendEntries sent to one follower and not yet answered, at most.
+        max_append_bytes: bound on the entry data bytes of one AppendEntries (one entry at
+            least is always sent, whatever its size).
+        snapshot_chunk_bytes: bound on the data bytes of one InstallSnapshot chunk.
+        pre_vote: run a pre-vote round before a real election (thesis section 9.6).
+        check_quorum: a leader steps down when it has not heard from a quorum for an election
+            timeout, and a member that hears from a leader ignores vote requests for that
+            long (thesis sections 6.2 and 4.2.3).
+    """
+
+    id: str
+    members: tuple[str, ...]
+    election_ticks: int = 10
+    heartbeat_ticks: int = 2
+    max_inflight_msgs: int = 256
+    max_append_bytes: int = 1 << 20
+    snapshot_chunk_bytes: int = 1 << 20
+    pre_vote: bool = True
+    check_quorum: bool = True
+
+    def __post_init__(self) -> None:
+        if self.id not in self.members:
+            raise ValueError(f"id {self.id!r} is not one of the members {self.members!r}")
+        if len(set(self.members)) != len(self.members):
+            raise ValueError("members must be distinct")
+        if self.heartbeat_ticks < 1 or self.election_ticks <= self.heartbeat_ticks:
+            raise ValueError("need 1 <= heartbeat_ticks < election_ticks")
+        if self.max_inflight_msgs < 1 or self.max_append_bytes < 1:
+            raise ValueError("max_inflight_msgs and max_append_bytes must be positive")
+        if self.snapshot_chunk_bytes < 1:
+            raise ValueError("snapshot_chunk_bytes must be positive")
+
+
+class Role(StrEnum):
+    """The role a member plays (Raft section 5.1, plus the pre-vote phase)."""
+
+    FOLLOWER = "follower"
+    PRE_CANDIDATE = "pre_candidate"
+    CANDIDATE = "candidate"
+    LEADER = "leader"
+
+
+class EntryType(IntEnum):
+    """Kinds of log entry."""
+
+    NORMAL = 0
+    NOOP = 1  # appended by a new leader so that it can commit (Raft section 5.4.2, 8)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One log entry. Indexes start at 1; index 0 with term 0 is the empty log's sentinel."""
+
+    index: int
+    term: int
+    type: EntryType = EntryType.NORMAL
+    data: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class HardState:
+    """What must be on disk before any message that depends on it leaves (Raft figure 2).
+
+    Attributes:
+        term: current_term.
+        vote: voted_for in ``term``, or None.
+        commit: commit_index; persisted so a restart does not re-deliver less than it knew.
+    """
+
+    term: int = 0
+    vote: str | None = None
+    commit: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotMeta:
+    """Where a snapshot sits in the log and the membership it was taken under."""
+
+    index: int
+    term: int
+    members: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """State machine contents at ``meta.index`` (Raft section 7)."""
+
+    meta: SnapshotMeta
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PersistedState:
+    """What a node had on disk when it (re)starts.
+
+    Attributes:
+        hard_state: the last persisted HardState.
+        snapshot: the latest snapshot on disk, or None.
+        entries: the stored log after the snapshot, in index order and contiguous.
+    """
+
+    hard_state: HardState = HardState()
+    snapshot: Snapshot | None = None
+    entries: list[Entry] = field(default_factory=list)
+
+
+class MessageType(IntEnum):
+    """Every message kind peers exchange. The wire value is the integer."""
+
+    REQUEST_VOTE = 1
+    REQUEST_VOTE_RESPONSE = 2
+    PRE_VOTE = 3
+    PRE_VOTE_RESPONSE = 4
+    APPEND_ENTRIES = 5
+    APPEND_ENTRIES_RESPONSE = 6
+    HEARTBEAT = 7
+    HEARTBEAT_RESPONSE = 8
+    INSTALL_SNAPSHOT = 9
+    INSTALL_SNAPSHOT_RESPONSE = 10
+    PROPOSE = 11
+    READ_INDEX = 12
+    READ_INDEX_RESPONSE = 13
+    TIMEOUT_NOW = 14
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message between members; fields unused by a kind keep their defaults.
+
+    Field use by kind:
+
+    - REQUEST_VOTE / PRE_VOTE: ``index``/``log_term`` are the candidate's last log index and
+      term (Raft section 5.4.1); ``context`` is ``CAMPAIGN_TRANSFER`` when a leadership
+      transfer forces the election past the check-quorum lease.
+    - *_VOTE_RESPONSE: ``reject`` is False when the vote is granted.
+    - APPEND_ENTRIES: ``index``/``log_term`` are prev_log_index/prev_log_term, ``entries``
+      the new entries, ``commit`` the leader_commit.
+    - APPEND_ENTRIES_RESPONSE: accepted: ``index`` is the follower's last index matching the
+      leader. Rejected: ``index`` is the rejected prev_log_index, ``reject_hint`` and
+      ``log_term`` the follower's conflict index and term (fast backtracking).
+    - HEARTBEAT: ``commit`` is min(follower match, leader commit); ``index`` is the leader's
+      read sequence (ReadIndex), echoed in HEARTBEAT_RESPONSE.
+    - INSTALL_SNAPSHOT: ``snapshot_meta`` of the snapshot, ``offset`` and ``data`` of one
+      chunk, ``done`` on the last chunk. The response's ``index`` is the next offset wanted,
+      or on ``done`` the follower's last log index.
+    - PROPOSE: ``entries`` forwarded to the leader (term 0: not a term-bearing message).
+    - READ_INDEX: ``context`` of a read forwarded to the leader (term 0); the response carries
+      the read's ``index`` and ``context``.
+    - TIMEOUT_NOW: the target of a leadership transfer starts an election at once.
+    """
+
+    type: MessageType
+    to: str
+    sender: str
+    term: int = 0
+    log_term: int = 0
+    index: int = 0
+    entries: tuple[Entry, ...] = ()
+    commit: int = 0
+    reject: bool = False
+    reject_hint: int = 0
+    context: bytes = b""
+    snapshot_meta: SnapshotMeta | None = None
+    offset: int = 0
+    data: bytes = b""
+    done: bool = False
+
+
+CAMPAIGN_TRANSFER = b"transfer"
+
+
+@dataclass(frozen=True, slots=True)
+class SoftState:
+    """Volatile state the node may show: who leads, and this member's role."""
+
+    leader_id: str | None
+    role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class ReadState:
+    """A linearizable read may be served once the state machine has applied ``index``."""
+
+    index: int
+    context: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """Output of the core, handled by the node in this order (see docs/internals.md 1).
+
+    1. persist ``snapshot``, ``entries`` and ``hard_state`` in one synced write;
+    2. send ``messages``;
+    3. restore ``snapshot`` into the state machine, apply ``committed_entries``, serve
+       ``read_states`` whose index is applied;
+    4. call ``advance(ready)``.
+    """
+
+    soft_state: SoftState | None = None
+    hard_state: HardState | None = None
+    entries: tuple[Entry, ...] = ()
+    snapshot: Snapshot | None = None
+    committed_entries: tuple[Entry, ...] = ()
+    messages: tuple[Message, ...] = ()
+    read_states: tuple[ReadState, ...] = ()
+
+
+class ProgressState(StrEnum):
+    """How the leader replicates to one follower (etcd-io/raft's progress states)."""
+
+    PROBE = "probe"  # one AppendEntries at a time until the match index is found
+    REPLICATE = "replicate"  # pipelined, at most max_inflight_msgs in flight
+    SNAPSHOT = "snapshot"  # an InstallSnapshot transfer is under way
+
+
+@dataclass(frozen=True, slots=True)
+class PeerStatus:
+    """The leader's view of one follower."""
+
+    match_index: int
+    next_index: int
+    state: ProgressState
+    recent_active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """A read-only picture of one member, for health pages and tests."""
+
+    id: str
+    role: Role
+    term: int
+    vote: str | None
+    leader_id: str | None
+    commit: int
+    applied: int
+    last_index: int
+    snapshot_index: int
+    progress: dict[str, PeerStatus] = field(default_factory=dict)
+    lead_transferee: str | None = None
