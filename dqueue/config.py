@@ -1,14 +1,22 @@
-"""Node configuration: one dataclass holding every setting, with its default.
+"""Node configuration: one dataclass holding every setting, with its default, and its loader.
 
 Configuration is loaded once at start (flags, then the TOML file, then these defaults) and passed
 down to the Raft process and the API process as a value; nothing reads it from a global.
 The supervisor hands the resolved configuration to its children as JSON (``to_json``).
+
+``load_config(argv)`` is the loader: it parses the flags of ``bin/dqueue``, reads the TOML file
+named by ``--config`` (layout in ``conf/dqueue.toml``), applies the precedence flag > file >
+default, and refuses impossible configurations with a ``ConfigError`` that names the key.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
+import re
+import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +62,12 @@ class NodeConfig:
     request_timeout_ms: int = 5_000
     max_wait_ms: int = 20_000
 
+    # Member id -> HTTP address of that member (for leader hints and GET /cluster). Optional:
+    # members missing here are shown without an HTTP address.
+    peers_http: dict[str, str] = field(default_factory=dict)
+    # How long a stopping API process lets requests in flight finish before it exits.
+    drain_timeout_ms: int = 10_000
+
     def members(self) -> dict[str, str]:
         """Member id -> raft address, this node included."""
         if self.peers:
@@ -75,3 +89,378 @@ class NodeConfig:
         """Inverse of ``to_json``."""
         raw: dict[str, Any] = json.loads(text)
         return cls(**raw)
+
+
+class ConfigError(ValueError):
+    """An impossible configuration, refused at start.
+
+    Attributes:
+        key: the flag or TOML key at fault (TOML spelling, e.g. ``queue.lease_timeout``).
+    """
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.message = message
+
+
+# TOML layout: section -> {toml key: NodeConfig field}. Keys of duration fields (the field name
+# ends in _ms) drop the suffix and take a duration string such as "30s" or "1h30m".
+TOML_LAYOUT: dict[str, dict[str, str]] = {
+    "": {
+        "id": "id",
+        "data_dir": "data_dir",
+        "http_addr": "http_addr",
+        "raft_addr": "raft_addr",
+        "worker_addr": "worker_addr",
+        "bootstrap": "bootstrap",
+        "log_level": "log_level",
+        "log_format": "log_format",
+    },
+    "queue": {
+        "lease_timeout": "lease_timeout_ms",
+        "max_retries": "max_retries",
+        "backoff_base": "backoff_base_ms",
+        "backoff_factor": "backoff_factor",
+        "backoff_cap": "backoff_cap_ms",
+        "backoff_jitter": "backoff_jitter",
+        "dedup_window": "dedup_window_ms",
+        "retention": "retention_ms",
+    },
+    "raft": {
+        "tick": "tick_ms",
+        "election_ticks": "election_ticks",
+        "heartbeat_ticks": "heartbeat_ticks",
+        "snapshot_entries": "snapshot_entries",
+        "snapshot_chunk_bytes": "snapshot_chunk_bytes",
+        "max_append_bytes": "max_append_bytes",
+        "max_inflight_msgs": "max_inflight_msgs",
+    },
+    "api": {
+        "http_threads": "http_threads",
+        "max_body_bytes": "max_body_bytes",
+        "request_timeout": "request_timeout_ms",
+        "max_wait": "max_wait_ms",
+        "drain_timeout": "drain_timeout_ms",
+    },
+}
+# Tables of member id -> address.
+TOML_TABLES = {"peers": "peers", "peers_http": "peers_http"}
+
+# Flag -> (NodeConfig field, TOML key used in messages).
+FLAGS: dict[str, tuple[str, str]] = {
+    "id": ("id", "id"),
+    "data-dir": ("data_dir", "data_dir"),
+    "http-addr": ("http_addr", "http_addr"),
+    "raft-addr": ("raft_addr", "raft_addr"),
+    "worker-addr": ("worker_addr", "worker_addr"),
+    "peers": ("peers", "peers"),
+    "peers-http": ("peers_http", "peers_http"),
+    "bootstrap": ("bootstrap", "bootstrap"),
+    "lease-timeout": ("lease_timeout_ms", "queue.lease_timeout"),
+    "max-retries": ("max_retries", "queue.max_retries"),
+    "log-level": ("log_level", "log_level"),
+    "log-format": ("log_format", "log_format"),
+}
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("json", "text")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_DURATION_UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000}
+_MEMBER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off")
+
+
+def parse_duration_ms(text: str, key: str) -> int:
+    """Parse a Go-style duration ("30s", "1.5s", "500ms", "1h30m") into milliseconds.
+
+    Raises:
+        ConfigError: naming ``key`` when the text is not a positive duration.
+    """
+    if not isinstance(text, str) or not text:
+        raise ConfigError(key, f"expected a duration such as '30s', got {text!r}")
+    pos = 0
+    total_ms = 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            break
+        total_ms += float(match.group(1)) * _DURATION_UNIT_MS[match.group(2)]
+        pos = match.end()
+    if pos != len(text):
+        raise ConfigError(key, f"expected a duration such as '30s' or '500ms', got {text!r}")
+    if total_ms < 1:
+        raise ConfigError(key, f"the duration must be at least 1ms, got {text!r}")
+    return round(total_ms)
+
+
+def parse_bool(value: Any, key: str) -> bool:
+    """Accept a TOML boolean or the flag spellings true/false/1/0/yes/no/on/off."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in _TRUE:
+        return True
+    if isinstance(value, str) and value.lower() in _FALSE:
+        return False
+    raise ConfigError(key, f"expected true or false, got {value!r}")
+
+
+def parse_members(value: Any, key: str) -> dict[str, str]:
+    """Parse ``id=host:port,...`` (flag) or a TOML table of id -> address.
+
+    Raises:
+        ConfigError: on a duplicate id, an empty part or a bad address.
+    """
+    pairs: list[tuple[str, Any]]
+    if isinstance(value, dict):
+        pairs = list(value.items())
+    elif isinstance(value, str):
+        pairs = []
+        for part in (p.strip() for p in value.split(",")):
+            if not part:
+                continue
+            member_id, sep, addr = part.partition("=")
+            if not sep:
+                raise ConfigError(key, f"expected id=host:port, got {part!r}")
+            pairs.append((member_id.strip(), addr.strip()))
+    else:
+        raise ConfigError(key, "expected id=host:port,... or a table of id = address")
+    members: dict[str, str] = {}
+    for member_id, addr in pairs:
+        if member_id in members:
+            raise ConfigError(key, f"duplicate member id {member_id!r}")
+        if not isinstance(addr, str):
+            raise ConfigError(f"{key}.{member_id}", "the address must be a string")
+        split_addr(addr, f"{key}.{member_id}", need_host=True)
+        members[member_id] = addr
+    return members
+
+
+def split_addr(addr: str, key: str, need_host: bool = False) -> tuple[str, int]:
+    """Split ``host:port`` (host optional unless ``need_host``) into its parts.
+
+    Raises:
+        ConfigError: when the port is missing or out of range.
+    """
+    host, sep, port_text = addr.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(key, f"expected host:port with a port in 1..65535, got {addr!r}")
+    if need_host and not host:
+        raise ConfigError(key, f"a host is required, got {addr!r}")
+    return host.strip("[]"), int(port_text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The flags of ``bin/dqueue``: the seed's names plus ours."""
+    parser = argparse.ArgumentParser(
+        prog="dqueue",
+        description="Run one dqueue node (Raft process and API process under a supervisor).",
+        argument_default=argparse.SUPPRESS,
+    )
+    parser.add_argument("--config", metavar="FILE", help="TOML file (see conf/dqueue.toml)")
+    parser.add_argument("--id", help="unique member id of this node (required)")
+    parser.add_argument("--data-dir", help="data directory (default ./data)")
+    parser.add_argument("--http-addr", help="HTTP API address (default :8080)")
+    parser.add_argument("--raft-addr", help="peer transport address (default :9090)")
+    parser.add_argument("--worker-addr", help="ZeroMQ worker gateway address (default :9191)")
+    parser.add_argument("--peers", help="members: id=host:port,... with this node included")
+    parser.add_argument("--peers-http", help="members' HTTP addresses: id=host:port,...")
+    parser.add_argument(
+        "--bootstrap", nargs="?", const="true", help="bootstrap a new cluster (default false)"
+    )
+    parser.add_argument("--lease-timeout", help="visibility timeout, e.g. 30s (default 30s)")
+    parser.add_argument("--max-retries", help="retries before dead-letter (default 3)")
+    parser.add_argument("--log-level", help="debug, info, warning or error (default info)")
+    parser.add_argument("--log-format", help="json or text (default json)")
+    return parser
+
+
+def _normalize_argv(argv: Sequence[str]) -> list[str]:
+    """Accept Go's single-dash long flags (``-id=dev``) as the seed's users type them."""
+    known = {*FLAGS, "config"}
+    out = []
+    for arg in argv:
+        name = arg[1:].partition("=")[0]
+        if arg.startswith("-") and not arg.startswith("--") and name in known:
+            arg = "-" + arg
+        out.append(arg)
+    return out
+
+
+def load_config(argv: Sequence[str]) -> NodeConfig:
+    """Resolve the configuration from flags, the TOML file they name, and the defaults.
+
+    Raises:
+        ConfigError: naming the key of the first impossible setting.
+    """
+    parser = build_parser()
+    try:
+        flags = vars(parser.parse_args(_normalize_argv(argv)))
+    except SystemExit as exc:
+        if exc.code == 0:
+            raise
+        raise ConfigError("flags", "invalid command line (see --help)") from None
+    values: dict[str, Any] = {}
+    if "config" in flags:
+        values.update(read_toml(flags.pop("config")))
+    for flag, raw in flags.items():
+        name, key = FLAGS[flag.replace("_", "-")]
+        values[name] = _convert(name, raw, key)
+    if not values.get("id"):
+        raise ConfigError("id", "a node id is required (--id or id in the config file)")
+    config = NodeConfig(**values)
+    return validate(_settle_raft_addr(config, explicit="raft_addr" in values))
+
+
+def read_toml(path: str) -> dict[str, Any]:
+    """Read a TOML file laid out as ``TOML_LAYOUT`` into NodeConfig field values.
+
+    Raises:
+        ConfigError: on an unreadable file, an unknown key or a value of the wrong kind.
+    """
+    try:
+        with open(path, "rb") as fh:
+            doc = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError("config", f"cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("config", f"{path} is not valid TOML: {exc}") from None
+    values: dict[str, Any] = {}
+    for key, raw in doc.items():
+        if key in TOML_TABLES:
+            values[TOML_TABLES[key]] = parse_members(raw, key)
+        elif key in TOML_LAYOUT and key:
+            if not isinstance(raw, dict):
+                raise ConfigError(key, "expected a table")
+            for sub_key, sub_raw in raw.items():
+                if sub_key not in TOML_LAYOUT[key]:
+                    raise ConfigError(f"{key}.{sub_key}", "unknown key")
+                name = TOML_LAYOUT[key][sub_key]
+                values[name] = _convert(name, sub_raw, f"{key}.{sub_key}")
+        elif key in TOML_LAYOUT[""]:
+            values[TOML_LAYOUT[""][key]] = _convert(TOML_LAYOUT[""][key], raw, key)
+        else:
+            raise ConfigError(key, "unknown key")
+    return values
+
+
+def _convert(name: str, raw: Any, key: str) -> Any:
+    """Convert one flag or TOML value to the type of NodeConfig field ``name``."""
+    if name in ("peers", "peers_http"):
+        return parse_members(raw, key)
+    if name.endswith("_ms"):
+        return parse_duration_ms(raw, key)
+    kind = NodeConfig.__dataclass_fields__[name].type
+    if kind == "bool":
+        return parse_bool(raw, key)
+    if kind == "int":
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and re.fullmatch(r"-?\d+", raw):
+            return int(raw)
+        raise ConfigError(key, f"expected an integer, got {raw!r}")
+    if kind == "float":
+        if isinstance(raw, int | float) and not isinstance(raw, bool):
+            return float(raw)
+        try:
+            return float(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(key, f"expected a number, got {raw!r}") from None
+    if not isinstance(raw, str):
+        raise ConfigError(key, f"expected a string, got {raw!r}")
+    return raw
+
+
+def _settle_raft_addr(config: NodeConfig, explicit: bool) -> NodeConfig:
+    """Take the raft address from this node's entry in ``peers`` when none was given."""
+    if config.peers and config.id in config.peers and not explicit:
+        return dataclasses.replace(config, raft_addr=config.peers[config.id])
+    return config
+
+
+def validate(config: NodeConfig) -> NodeConfig:
+    """Refuse impossible configurations; return the configuration unchanged otherwise.
+
+    Raises:
+        ConfigError: naming the key at fault.
+    """
+    if not _MEMBER_ID.fullmatch(config.id):
+        raise ConfigError("id", "1 to 64 letters, digits, '_', '.' or '-', starting alnum")
+    for member_id in [*config.peers, *config.peers_http]:
+        if not _MEMBER_ID.fullmatch(member_id):
+            raise ConfigError("peers", f"bad member id {member_id!r}")
+    if config.peers and config.id not in config.peers:
+        raise ConfigError("peers", f"this node's id {config.id!r} is missing from the members")
+    unknown_http = sorted(set(config.peers_http) - set(config.members()))
+    if unknown_http:
+        raise ConfigError("peers_http", f"not a member: {', '.join(unknown_http)}")
+    if config.log_level not in LOG_LEVELS:
+        raise ConfigError("log_level", f"one of {', '.join(LOG_LEVELS)}")
+    if config.log_format not in LOG_FORMATS:
+        raise ConfigError("log_format", f"one of {', '.join(LOG_FORMATS)}")
+    _check_ports(config)
+    _check_ranges(config)
+    return config
+
+
+def _check_ports(config: NodeConfig) -> None:
+    """No port used twice: among this node's listeners and against the other members."""
+    own = {
+        "http_addr": split_addr(config.http_addr, "http_addr"),
+        "raft_addr": split_addr(config.raft_addr, "raft_addr"),
+        "worker_addr": split_addr(config.worker_addr, "worker_addr"),
+    }
+    if config.id in config.peers:
+        peer_port = split_addr(config.peers[config.id], f"peers.{config.id}")[1]
+        if peer_port != own["raft_addr"][1]:
+            raise ConfigError(
+                "raft_addr", f"port {own['raft_addr'][1]} differs from peers.{config.id}"
+            )
+    taken: list[tuple[str, tuple[str, int]]] = []
+    for key, addr in own.items():
+        taken.append((key, addr))
+    for member_id, addr in sorted(config.members().items()):
+        if member_id != config.id:
+            taken.append((f"peers.{member_id}", split_addr(addr, f"peers.{member_id}")))
+    for member_id, addr in sorted(config.peers_http.items()):
+        if member_id != config.id:
+            taken.append((f"peers_http.{member_id}", split_addr(addr, f"peers_http.{member_id}")))
+    for i, (key, (host, port)) in enumerate(taken):
+        for other_key, (other_host, other_port) in taken[:i]:
+            same_host = host == other_host or not host or not other_host
+            if port == other_port and same_host:
+                raise ConfigError(key, f"port {port} is already used by {other_key}")
+
+
+# NodeConfig field -> (TOML key, lowest allowed, highest allowed).
+_RANGES: dict[str, tuple[str, float, float]] = {
+    "lease_timeout_ms": ("queue.lease_timeout", 1, 12 * 3_600_000),
+    "max_retries": ("queue.max_retries", 0, 1_000),
+    "backoff_base_ms": ("queue.backoff_base", 1, 24 * 3_600_000),
+    "backoff_factor": ("queue.backoff_factor", 1.0, 100.0),
+    "backoff_cap_ms": ("queue.backoff_cap", 1, 7 * 24 * 3_600_000),
+    "backoff_jitter": ("queue.backoff_jitter", 0.0, 1.0),
+    "tick_ms": ("raft.tick", 1, 10_000),
+    "election_ticks": ("raft.election_ticks", 2, 10_000),
+    "heartbeat_ticks": ("raft.heartbeat_ticks", 1, 10_000),
+    "snapshot_entries": ("raft.snapshot_entries", 1, 1 << 40),
+    "snapshot_chunk_bytes": ("raft.snapshot_chunk_bytes", 1024, 1 << 30),
+    "max_append_bytes": ("raft.max_append_bytes", 1024, 1 << 30),
+    "max_inflight_msgs": ("raft.max_inflight_msgs", 1, 1 << 20),
+    "http_threads": ("api.http_threads", 1, 1_024),
+    "max_body_bytes": ("api.max_body_bytes", 1024, 1 << 30),
+    "request_timeout_ms": ("api.request_timeout", 1, 3_600_000),
+    "max_wait_ms": ("api.max_wait", 1, 3_600_000),
+    "drain_timeout_ms": ("api.drain_timeout", 1, 3_600_000),
+}
+
+
+def _check_ranges(config: NodeConfig) -> None:
+    for name, (key, low, high) in _RANGES.items():
+        value = getattr(config, name)
+        if not low <= value <= high:
+            raise ConfigError(key, f"must be between {low} and {high}, got {value}")
+    if config.heartbeat_ticks >= config.election_ticks:
+        raise ConfigError("raft.heartbeat_ticks", "must be smaller than raft.election_ticks")
+    if config.backoff_cap_ms < config.backoff_base_ms:
+        raise ConfigError("queue.backoff_cap", "must not be smaller than queue.backoff_base")

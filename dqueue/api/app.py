@@ -1,0 +1,96 @@
+"""The Falcon app of the HTTP API: ``create_app`` wires resources to their dependencies.
+
+``create_app`` takes everything from its arguments (no globals), so unit tests build it with a
+fake Raft client and a private Prometheus registry; ``dqueue.api.server`` serves it with waitress.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import falcon
+from prometheus_client import CollectorRegistry
+
+from dqueue.api import dlq, status, tasks
+from dqueue.api.deps import ApiDeps, new_task_id
+from dqueue.api.errors import ApiError, handle_api_error, handle_http_error, handle_unexpected
+from dqueue.api.metrics import ApiMetrics, MetricsMiddleware, RaftCollector
+from dqueue.api.openapi import openapi_document
+from dqueue.api.raft_link import RaftClientLike, RaftLink
+from dqueue.config import NodeConfig
+
+# How long a metrics scrape waits for the local Raft process.
+SCRAPE_TIMEOUT_MS = 1_000
+
+
+class DrainMiddleware:
+    """While the process drains, every answer asks the client to close its connection."""
+
+    def __init__(self, deps: ApiDeps) -> None:
+        self._deps = deps
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
+    ) -> None:
+        if self._deps.draining.is_set():
+            resp.set_header("Connection", "close")
+
+
+def create_app(
+    raft_client_factory: Callable[[], RaftClientLike],
+    config: NodeConfig,
+    registry: CollectorRegistry,
+    new_id: Callable[[], str] = new_task_id,
+    draining: threading.Event | None = None,
+) -> falcon.App:
+    """Build the WSGI app.
+
+    Args:
+        raft_client_factory: makes one Raft client; called once per serving thread.
+        config: the node's configuration.
+        registry: the Prometheus registry the app registers its metrics in and serves.
+        new_id: source of task ids.
+        draining: set by the server when the process stops taking requests.
+
+    Returns:
+        The Falcon app.
+    """
+    metrics = ApiMetrics(registry)
+    link = RaftLink(raft_client_factory)
+    deps = ApiDeps(
+        config=config, link=link, metrics=metrics, new_id=new_id,
+        draining=draining or threading.Event(),
+    )
+    registry.register(RaftCollector(_scrape_reader(link), SCRAPE_TIMEOUT_MS))
+
+    app = falcon.App(middleware=[MetricsMiddleware(metrics), DrainMiddleware(deps)])
+    app.req_options.auto_parse_form_urlencoded = False
+    app.add_error_handler(Exception, handle_unexpected)
+    app.add_error_handler(falcon.HTTPError, handle_http_error)
+    app.add_error_handler(ApiError, handle_api_error)
+
+    app.add_route("/tasks", tasks.TaskCollection(deps))
+    app.add_route("/tasks/batch", tasks.TaskBatch(deps))
+    app.add_route("/tasks/lease", tasks.TaskLease(deps))
+    app.add_route("/tasks/{id}", tasks.TaskItem(deps))
+    app.add_route("/tasks/{id}/ack", tasks.TaskAck(deps))
+    app.add_route("/tasks/{id}/nack", tasks.TaskNack(deps))
+    app.add_route("/tasks/{id}/extend", tasks.TaskExtend(deps))
+    app.add_route("/tasks/{id}/cancel", tasks.TaskCancel(deps))
+    app.add_route("/dlq/redrive", dlq.DlqRedrive(deps))
+    app.add_route("/dlq", dlq.Dlq(deps))
+    app.add_route("/health", status.Health(deps))
+    app.add_route("/stats", status.Stats(deps))
+    app.add_route("/cluster", status.Cluster(deps))
+    app.add_route("/metrics", status.Metrics(registry))
+    app.add_route("/openapi.json", status.OpenApi(openapi_document()))
+    return app
+
+
+def _scrape_reader(link: RaftLink) -> Callable[[dict[str, Any], int, bool], Any]:
+    def read(query: dict[str, Any], timeout_ms: int, stale: bool) -> Any:
+        return link.client().read(query, timeout_ms=timeout_ms, stale=stale)
+
+    return read

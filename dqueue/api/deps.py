@@ -1,0 +1,68 @@
+"""What every resource needs: configuration, this thread's Raft client, metrics, id source."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import falcon
+
+from dqueue.api.errors import from_raft_error, value_of
+from dqueue.api.metrics import ApiMetrics
+from dqueue.api.raft_link import RaftLink
+from dqueue.config import NodeConfig
+from dqueue.node.ipc_client import RaftClientError
+
+
+def new_task_id() -> str:
+    """A fresh task id: 32 hex digits. The API draws ids; the queue never does."""
+    return uuid.uuid4().hex
+
+
+@dataclass
+class ApiDeps:
+    """Dependencies shared by the resources of one app.
+
+    Attributes:
+        config: the node's configuration.
+        link: per-thread Raft clients.
+        metrics: the API's metrics.
+        new_id: source of task ids (replaceable in tests).
+        draining: set when the process stops; answers then ask clients to close the connection.
+    """
+
+    config: NodeConfig
+    link: RaftLink
+    metrics: ApiMetrics
+    new_id: Callable[[], str] = new_task_id
+    draining: threading.Event = field(default_factory=threading.Event)
+
+    def command(self, cmd: dict[str, Any], wait_ms: int = 0) -> Any:
+        """Propose ``cmd``; return the outcome's value or raise the ApiError it maps to."""
+        try:
+            outcome = self.link.client().command(
+                cmd, timeout_ms=self.config.request_timeout_ms, wait_ms=wait_ms
+            )
+        except RaftClientError as exc:
+            raise from_raft_error(exc) from None
+        return value_of(outcome)
+
+    def read(self, query: dict[str, Any], stale: bool = False) -> Any:
+        """Run a read query; raise the mapped ApiError on a Raft client failure."""
+        try:
+            return self.link.client().read(
+                query, timeout_ms=self.config.request_timeout_ms, stale=stale
+            )
+        except RaftClientError as exc:
+            raise from_raft_error(exc) from None
+
+
+def send_json(resp: falcon.Response, status: str, body: Any) -> None:
+    """Answer ``body`` as JSON with ``status``."""
+    resp.status = status
+    resp.content_type = falcon.MEDIA_JSON
+    resp.data = json.dumps(body, separators=(",", ":")).encode()

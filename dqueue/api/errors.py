@@ -1,0 +1,143 @@
+"""Errors of the HTTP API and their JSON rendering.
+
+Every error answer is ``{"error": {"code", "field", "message", ...}}`` (docs/http-api.md).
+``ApiError`` is raised by resources and validation; queue outcomes and Raft client exceptions are
+mapped to it here, so that one error handler renders everything.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import falcon
+
+from dqueue.logs import log_event
+from dqueue.node.ipc_client import BadRequest, NoLeader, RaftUnavailable, RequestTimeout
+
+logger = logging.getLogger(__name__)
+
+# Seconds a client should wait before retrying a 503.
+RETRY_AFTER_S = 1
+
+# Queue outcome code -> HTTP status.
+_OUTCOME_STATUS = {
+    "not_found": falcon.HTTP_404,
+    "lease_conflict": falcon.HTTP_409,
+    "invalid_state": falcon.HTTP_409,
+    "invalid": falcon.HTTP_400,
+}
+
+
+class ApiError(Exception):
+    """An error answer.
+
+    Args:
+        status: the HTTP status line, e.g. ``falcon.HTTP_400``.
+        code: the stable machine-readable code.
+        message: a human message naming the field when there is one.
+        field: the request field at fault, or None.
+        extra: more members of the error object (e.g. the leader hint).
+        headers: more response headers (e.g. ``Retry-After``).
+    """
+
+    def __init__(
+        self,
+        status: str,
+        code: str,
+        message: str,
+        field: str | None = None,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.extra = extra or {}
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body of the answer."""
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.field is not None:
+            error["field"] = self.field
+        error.update(self.extra)
+        return {"error": error}
+
+
+def invalid(field: str, message: str, code: str = "invalid_field") -> ApiError:
+    """A 400 naming ``field``."""
+    return ApiError(falcon.HTTP_400, code, message, field=field)
+
+
+def value_of(outcome: dict[str, Any]) -> Any:
+    """Return the value of a successful queue outcome, or raise the ApiError it maps to."""
+    if outcome.get("ok"):
+        return outcome.get("value")
+    code = str(outcome.get("code") or "invalid")
+    status = _OUTCOME_STATUS.get(code, falcon.HTTP_500)
+    message = str(outcome.get("message") or code)
+    field = outcome.get("field")
+    if code == "invalid":
+        raise ApiError(status, "invalid_field", message, field=field or "body")
+    raise ApiError(status, code, message, field=field)
+
+
+def from_raft_error(exc: Exception) -> ApiError:
+    """Map a ``RaftClient`` exception to a 503 (or 400 for BadRequest) with a leader hint."""
+    headers = {"Retry-After": str(RETRY_AFTER_S)}
+    if isinstance(exc, NoLeader):
+        hint = {"leader_id": exc.leader_id, "leader_http": exc.leader_http}
+        return ApiError(falcon.HTTP_503, "no_leader", str(exc), extra=hint, headers=headers)
+    if isinstance(exc, RequestTimeout):
+        hint = {"leader_id": exc.leader_id, "leader_http": exc.leader_http}
+        return ApiError(falcon.HTTP_503, "timeout", str(exc), extra=hint, headers=headers)
+    if isinstance(exc, BadRequest):
+        return ApiError(falcon.HTTP_400, "invalid_field", str(exc), field="body")
+    if isinstance(exc, RaftUnavailable):
+        return ApiError(falcon.HTTP_503, "unavailable", str(exc), headers=headers)
+    raise TypeError(f"not a Raft client error: {exc!r}")
+
+
+def write_error(resp: falcon.Response, error: ApiError) -> None:
+    """Render ``error`` into ``resp``."""
+    resp.status = error.status
+    resp.content_type = falcon.MEDIA_JSON
+    resp.data = json.dumps(error.body()).encode()
+    for name, value in error.headers.items():
+        resp.set_header(name, value)
+
+
+def handle_api_error(
+    req: falcon.Request, resp: falcon.Response, ex: ApiError, params: dict[str, Any]
+) -> None:
+    """Falcon error handler for ApiError."""
+    write_error(resp, ex)
+
+
+def handle_http_error(
+    req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError, params: dict[str, Any]
+) -> None:
+    """Falcon's own errors (unknown route, wrong method, ...) in our JSON shape."""
+    codes = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+    code = codes.get(ex.status_code, "http_error")
+    message = ex.description or ex.title or code
+    error = ApiError(ex.status, code, str(message), headers=dict(ex.headers or {}))
+    write_error(resp, error)
+
+
+def handle_unexpected(
+    req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict[str, Any]
+) -> None:
+    """Last resort: log the bug, answer 500 without details."""
+    if isinstance(ex, falcon.HTTPError):
+        handle_http_error(req, resp, ex, params)
+        return
+    log_event(
+        logger, logging.ERROR, "request_failed",
+        method=req.method, route=req.uri_template, error=repr(ex),
+    )
+    write_error(resp, ApiError(falcon.HTTP_500, "internal", "internal error"))

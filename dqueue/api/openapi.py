@@ -1,0 +1,269 @@
+"""The OpenAPI 3 description of the HTTP API, served at ``GET /openapi.json``.
+
+Kept true by a test that compares its paths and methods with the app's routes and checks the
+documented request fields against the validators' field sets.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dqueue.api import validation as v
+from dqueue.api.dlq import REDRIVE_FIELDS
+from dqueue.api.tasks import (
+    ACK_FIELDS,
+    ENQUEUE_FIELDS,
+    EXTEND_FIELDS,
+    LEASE_FIELDS,
+    NACK_FIELDS,
+)
+
+_REF = "#/components/schemas/"
+_JSON = "application/json"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": _REF + name}
+
+
+def _json_response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {_JSON: {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json_response(description, _ref("Error"))
+
+
+_COMMON_ERRORS = {
+    "503": {
+        **_error("No leader known within the deadline (Retry-After header; leader hint)."),
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    },
+}
+_BODY_ERRORS = {
+    "400": _error("Invalid JSON or a bad field (the error names it)."),
+    "413": _error("The body is larger than max_body_bytes."),
+    "415": _error("The body is not application/json."),
+    **_COMMON_ERRORS,
+}
+_ID_PARAM = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
+
+
+def _body(schema_name: str, required: bool = True) -> dict[str, Any]:
+    return {"required": required, "content": {_JSON: {"schema": _ref(schema_name)}}}
+
+
+def _op(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"summary": summary, "responses": responses, **extra}
+
+
+def _schemas() -> dict[str, Any]:
+    string = {"type": "string"}
+    seconds = {"type": "number", "description": "seconds, fractions allowed"}
+    time = {"type": "string", "format": "date-time"}
+    nullable_time = {"type": ["string", "null"], "format": "date-time"}
+    return {
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {"error": {
+                "type": "object", "required": ["code", "message"],
+                "properties": {
+                    "code": string, "message": string, "field": string,
+                    "leader_id": {"type": ["string", "null"]},
+                    "leader_http": {"type": ["string", "null"]},
+                },
+            }},
+        },
+        "Lease": {
+            "type": ["object", "null"],
+            "properties": {"worker_id": string, "token": string, "expires_at": time},
+        },
+        "Task": {
+            "type": "object",
+            "properties": {
+                "id": string, "type": string, "payload": {},
+                "priority": {"type": "integer"}, "max_retries": {"type": "integer"},
+                "attempts": {"type": "integer"},
+                "status": {"type": "string", "enum": list(v.TASK_STATUSES)},
+                "idempotency_key": {"type": ["string", "null"]},
+                "created_at": time, "updated_at": time, "visible_at": nullable_time,
+                "lease": _ref("Lease"), "last_error": {"type": ["string", "null"]},
+                "duplicate": {"type": "boolean", "description": "enqueue answers only"},
+            },
+        },
+        "TaskList": {
+            "type": "object",
+            "properties": {
+                "tasks": {"type": "array", "items": _ref("Task")},
+                "next_cursor": {"type": ["string", "null"]},
+            },
+        },
+        "EnqueueRequest": {
+            "type": "object", "additionalProperties": False, "required": ["type"],
+            "properties": {
+                "type": {"type": "string", "pattern": v.TYPE_PATTERN.pattern},
+                "payload": {"description": "any JSON value"},
+                "priority": {"type": "integer", "minimum": v.MIN_PRIORITY,
+                             "maximum": v.MAX_PRIORITY, "description": "higher first"},
+                "max_retries": {"type": "integer", "minimum": 0, "maximum": v.MAX_MAX_RETRIES},
+                "idempotency_key": {"type": "string", "maxLength": v.MAX_STRING_CHARS},
+                "delay_seconds": {**seconds, "minimum": 0, "maximum": v.MAX_DELAY_SECONDS},
+            },
+        },
+        "BatchRequest": {
+            "type": "object", "additionalProperties": False, "required": ["tasks"],
+            "properties": {"tasks": {"type": "array", "minItems": 1,
+                                     "maxItems": v.MAX_BATCH_TASKS,
+                                     "items": _ref("EnqueueRequest")}},
+        },
+        "LeaseRequest": {
+            "type": "object", "additionalProperties": False, "required": ["worker_id"],
+            "properties": {
+                "worker_id": string,
+                "types": {"type": "array", "items": string, "maxItems": v.MAX_TYPES},
+                "lease_seconds": {**seconds, "exclusiveMinimum": 0,
+                                  "maximum": v.MAX_LEASE_SECONDS},
+                "wait_seconds": {**seconds, "minimum": 0, "maximum": 20},
+                "max_tasks": {"type": "integer", "minimum": 1, "maximum": v.MAX_LEASE_TASKS},
+            },
+        },
+        "AckRequest": {
+            "type": "object", "additionalProperties": False, "required": ["worker_id"],
+            "properties": {"worker_id": string, "lease_token": string},
+        },
+        "NackRequest": {
+            "type": "object", "additionalProperties": False, "required": ["worker_id"],
+            "properties": {
+                "worker_id": string, "lease_token": string,
+                "reason": {"type": "string", "maxLength": v.MAX_REASON_CHARS},
+                "dead_letter": {"type": "boolean"},
+            },
+        },
+        "ExtendRequest": {
+            "type": "object", "additionalProperties": False, "required": ["worker_id"],
+            "properties": {
+                "worker_id": string, "lease_token": string,
+                "lease_seconds": {**seconds, "exclusiveMinimum": 0,
+                                  "maximum": v.MAX_LEASE_SECONDS},
+            },
+        },
+        "RedriveRequest": {
+            "type": "object", "additionalProperties": False,
+            "properties": {"task_id": string, "type": string},
+        },
+    }
+
+
+# Request schema name -> the field set the validator accepts (checked by a test).
+REQUEST_FIELDS = {
+    "EnqueueRequest": ENQUEUE_FIELDS,
+    "LeaseRequest": LEASE_FIELDS,
+    "AckRequest": ACK_FIELDS,
+    "NackRequest": NACK_FIELDS,
+    "ExtendRequest": EXTEND_FIELDS,
+    "RedriveRequest": REDRIVE_FIELDS,
+}
+
+
+def _task_paths() -> dict[str, Any]:
+    task = _json_response("The task.", _ref("Task"))
+    not_found = {"404": _error("No such task.")}
+    conflict = {"409": _error("The caller does not hold the lease, or the task's state "
+                              "forbids it.")}
+
+    def action(summary: str, schema: str | None) -> dict[str, Any]:
+        extra = {"requestBody": _body(schema, required=True)} if schema else {}
+        return {"post": _op(summary, {"200": task, **not_found, **conflict, **_BODY_ERRORS},
+                            parameters=_ID_PARAM, **extra)}
+
+    return {
+        "/tasks": {
+            "post": _op("Enqueue a task.", {
+                "201": _json_response("Created.", _ref("Task")),
+                "200": _json_response("Duplicate idempotency key: the original task.",
+                                      _ref("Task")),
+                **_BODY_ERRORS,
+            }, requestBody=_body("EnqueueRequest")),
+            "get": _op("List tasks by status (e.g. the dead-letter queue).", {
+                "200": _json_response("A page of tasks.", _ref("TaskList")),
+                "400": _error("A bad query parameter."), **_COMMON_ERRORS,
+            }, parameters=[
+                {"name": "status", "in": "query", "required": True,
+                 "schema": {"type": "string", "enum": list(v.TASK_STATUSES)}},
+                {"name": "type", "in": "query", "schema": {"type": "string"}},
+                {"name": "limit", "in": "query",
+                 "schema": {"type": "integer", "minimum": 1, "maximum": v.MAX_LIST_LIMIT}},
+                {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+            ]),
+        },
+        "/tasks/batch": {
+            "post": _op("Enqueue 1 to 1,000 tasks in one command.", {
+                "201": _json_response("Created (each task has its duplicate flag).",
+                                      _ref("TaskList")),
+                **_BODY_ERRORS,
+            }, requestBody=_body("BatchRequest")),
+        },
+        "/tasks/lease": {
+            "post": _op("Lease the next visible task (long poll with wait_seconds).", {
+                "200": _json_response("The leased task, or {tasks: [...]} with max_tasks.",
+                                      {"oneOf": [_ref("Task"), _ref("TaskList")]}),
+                "204": {"description": "Nothing to lease."},
+                **_BODY_ERRORS,
+            }, requestBody=_body("LeaseRequest")),
+        },
+        "/tasks/{id}": {
+            "get": _op("Get a task.", {"200": task, **not_found, **_COMMON_ERRORS},
+                       parameters=_ID_PARAM),
+        },
+        "/tasks/{id}/ack": action("Complete a leased task.", "AckRequest"),
+        "/tasks/{id}/nack": action("Fail a leased task (retry with backoff or dead-letter).",
+                                   "NackRequest"),
+        "/tasks/{id}/extend": action("Extend a lease.", "ExtendRequest"),
+        "/tasks/{id}/cancel": action("Cancel a pending task.", None),
+    }
+
+
+def _node_paths() -> dict[str, Any]:
+    any_object = {"type": "object"}
+    count = {"type": "object", "properties": {"redriven": {"type": "integer"}}}
+    purged = {"type": "object", "properties": {"purged": {"type": "integer"}}}
+    return {
+        "/dlq/redrive": {
+            "post": _op("Re-queue dead tasks (one, one type, or all).", {
+                "200": _json_response("How many were redriven.", count), **_BODY_ERRORS,
+            }, requestBody=_body("RedriveRequest", required=False)),
+        },
+        "/dlq": {
+            "delete": _op("Purge dead tasks (of one type, or all).", {
+                "200": _json_response("How many were purged.", purged),
+                "400": _error("A bad query parameter."), **_COMMON_ERRORS,
+            }, parameters=[{"name": "type", "in": "query", "schema": {"type": "string"}}]),
+        },
+        "/health": {"get": _op("This node's role, term, leader and indexes.", {
+            "200": _json_response("Healthy.", any_object), **_COMMON_ERRORS})},
+        "/stats": {"get": _op("Task counts by status and type, and Raft figures.", {
+            "200": _json_response("Statistics.", any_object), **_COMMON_ERRORS})},
+        "/cluster": {"get": _op("Members, roles, leader, term, indexes and lag.", {
+            "200": _json_response("Cluster status.", any_object), **_COMMON_ERRORS})},
+        "/metrics": {"get": _op("Prometheus metrics.", {"200": {
+            "description": "Prometheus text format.",
+            "content": {"text/plain": {"schema": {"type": "string"}}}}})},
+        "/openapi.json": {"get": _op("This document.", {
+            "200": _json_response("OpenAPI 3 document.", any_object)})},
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    """The whole OpenAPI 3.1 document."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "dqueue HTTP API",
+            "version": "1",
+            "description": "A distributed task queue replicated by Raft. Any node answers; "
+                           "writes are answered after commit on a majority.",
+        },
+        "paths": {**_task_paths(), **_node_paths()},
+        "components": {"schemas": _schemas()},
+    }

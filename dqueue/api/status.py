@@ -1,0 +1,82 @@
+"""Node and cluster resources: health, stats, cluster, metrics, and the OpenAPI document."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import falcon
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from dqueue.api.deps import ApiDeps, send_json
+
+
+class Health:
+    """``GET /health``: this node's view (local, answered without a leader)."""
+
+    def __init__(self, deps: ApiDeps) -> None:
+        self._deps = deps
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        value = self._deps.read({"op": "health"}, stale=True)
+        send_json(resp, falcon.HTTP_200, {"status": "ok", **_plain_dict(value)})
+
+
+class Stats:
+    """``GET /stats``: task counts (linearizable read) and this node's Raft figures."""
+
+    def __init__(self, deps: ApiDeps) -> None:
+        self._deps = deps
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        stats = _plain_dict(self._deps.read({"op": "stats"}))
+        raft = _plain_dict(self._deps.read({"op": "health"}, stale=True))
+        body = {
+            "tasks": stats.get("by_status", {}),
+            "by_type": stats.get("by_type", {}),
+            "raft": raft,
+        }
+        send_json(resp, falcon.HTTP_200, body)
+
+
+class Cluster:
+    """``GET /cluster``: members, roles, leader, term, indexes and replication lag."""
+
+    def __init__(self, deps: ApiDeps) -> None:
+        self._deps = deps
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        value = _plain_dict(self._deps.read({"op": "cluster"}, stale=True))
+        peers_http = self._deps.config.peers_http
+        members = value.get("members")
+        if isinstance(members, list):
+            for member in members:
+                if isinstance(member, dict) and not member.get("http_addr"):
+                    member["http_addr"] = peers_http.get(str(member.get("id")))
+        send_json(resp, falcon.HTTP_200, value)
+
+
+class Metrics:
+    """``GET /metrics``: Prometheus text format of this process's registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.content_type = CONTENT_TYPE_LATEST
+        resp.data = generate_latest(self._registry)
+
+
+class OpenApi:
+    """``GET /openapi.json``: the OpenAPI 3 document, serialized once."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self._data = json.dumps(document, indent=1).encode()
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = self._data
+
+
+def _plain_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

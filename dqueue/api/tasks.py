@@ -1,0 +1,246 @@
+"""Task resources: enqueue (single and batch), lease, ack, nack, extend, cancel, get, list.
+
+Each resource validates its input completely (``dqueue.api.validation``), turns it into one plain
+command or query (docs/internals.md section 4) and renders the outcome (docs/http-api.md).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import falcon
+
+from dqueue.api import validation as v
+from dqueue.api.deps import ApiDeps, send_json
+from dqueue.api.errors import ApiError, invalid
+from dqueue.api.render import render_task
+
+ENQUEUE_FIELDS = frozenset(
+    {"type", "payload", "priority", "max_retries", "idempotency_key", "delay_seconds"}
+)
+LEASE_FIELDS = frozenset({"worker_id", "types", "lease_seconds", "wait_seconds", "max_tasks"})
+ACK_FIELDS = frozenset({"worker_id", "lease_token"})
+NACK_FIELDS = frozenset({"worker_id", "lease_token", "reason", "dead_letter"})
+EXTEND_FIELDS = frozenset({"worker_id", "lease_token", "lease_seconds"})
+LIST_PARAMS = frozenset({"status", "type", "limit", "cursor"})
+MAX_TOKEN_CHARS = 64
+
+
+def new_task_plain(body: Any, deps: ApiDeps, prefix: str = "") -> dict[str, Any]:
+    """Validate one enqueue body and return its ``NewTask`` plain form with a fresh id."""
+    if not isinstance(body, dict):
+        raise invalid(prefix.rstrip(".") or "body", f"{prefix.rstrip('.')} must be an object")
+    v.check_keys(body, ENQUEUE_FIELDS, ("type",), prefix)
+    payload = body.get("payload")
+    v.check_payload(payload, prefix + "payload")
+    delay_ms = v.opt_seconds_ms(body, "delay_seconds", 0, v.MAX_DELAY_SECONDS, prefix)
+    return {
+        "id": deps.new_id(),
+        "type": v.opt_string(body, "type", pattern=v.TYPE_PATTERN, prefix=prefix),
+        "payload": payload,
+        "priority": v.opt_int(body, "priority", v.MIN_PRIORITY, v.MAX_PRIORITY, prefix),
+        "max_retries": v.opt_int(body, "max_retries", 0, v.MAX_MAX_RETRIES, prefix),
+        "idempotency_key": v.opt_string(body, "idempotency_key", prefix=prefix),
+        "delay_ms": delay_ms,
+    }
+
+
+def _enqueue(deps: ApiDeps, tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Commit one enqueue command; return the rendered tasks, each with its duplicate flag."""
+    value = deps.command({"op": "enqueue", "tasks": tasks})
+    out = []
+    for task, duplicate in zip(value["tasks"], value["duplicates"], strict=True):
+        counter = deps.metrics.duplicates if duplicate else deps.metrics.enqueued
+        deps.metrics.count(counter, task.get("type"))
+        rendered = render_task(task)
+        rendered["duplicate"] = bool(duplicate)
+        out.append(rendered)
+    return out
+
+
+class TaskCollection:
+    """``POST /tasks`` (enqueue one) and ``GET /tasks`` (list by status)."""
+
+    def __init__(self, deps: ApiDeps) -> None:
+        self._deps = deps
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = v.read_json_body(req, self._deps.config.max_body_bytes)
+        [task] = _enqueue(self._deps, [new_task_plain(body, self._deps)])
+        send_json(resp, falcon.HTTP_200 if task["duplicate"] else falcon.HTTP_201, task)
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        params = v.query_params(req, LIST_PARAMS)
+        status = params.get("status")
+        if status is None:
+            raise invalid("status", "status is required", code="missing_field")
+        if status not in v.TASK_STATUSES:
+            raise invalid("status", f"status must be one of {', '.join(v.TASK_STATUSES)}")
+        task_type = params.get("type") or None
+        if task_type is not None and not v.TYPE_PATTERN.fullmatch(task_type):
+            raise invalid("type", f"type must match {v.TYPE_PATTERN.pattern}")
+        limit_text = params.get("limit", "100")
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= v.MAX_LIST_LIMIT:
+            raise invalid("limit", f"limit must be an integer from 1 to {v.MAX_LIST_LIMIT}")
+        cursor = params.get("cursor") or None
+        if cursor is not None and len(cursor) > v.MAX_STRING_CHARS:
+            raise invalid("cursor", "cursor is not one this API returned")
+        query = {
+            "op": "list", "status": status, "type": task_type, "limit": int(limit_text),
+            "cursor": cursor,
+        }
+        value = self._deps.read(query)
+        tasks = [render_task(t) for t in value.get("tasks", [])]
+        send_json(resp, falcon.HTTP_200, {"tasks": tasks, "next_cursor": value.get("next_cursor")})
+
+
+class TaskBatch:
+    """``POST /tasks/batch``: 1 to 1,000 tasks in one command (one Raft entry)."""
+
+    def __init__(self, deps: ApiDeps) -> None:
+        self._deps = deps
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = v.read_json_body(req, self._deps.config.max_body_bytes)
+        v.check_keys(body, frozenset({"tasks"}), ("tasks",))
+        items = body["tasks"]
+        if not isinstance(items, list) or not 1 <= len(items) <= v.MAX_BATCH_TASKS:
+            raise invalid("tasks", f"tasks must be a list of 1 to {v.MAX_BATCH_TASKS} tasks")
+        tasks = [new_task_plain(item, self._deps, f"tasks[{i}].") for i, item in enumerate(items)]
+        send_json(resp, falcon.HTTP_201, {"tasks": _enqueue(self._deps, tasks)})
+
+
+class TaskLease:
+    """``POST /tasks/lease``: lease the next visible task(s), optionally waiting for one."""
+
+    def __init__(self, deps: ApiDeps) -> None:
+        self._deps = deps
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        deps = self._deps
+        body = v.read_json_body(req, deps.config.max_body_bytes)
+        v.check_keys(body, LEASE_FIELDS, ("worker_id",))
+        max_wait_s = deps.config.max_wait_ms / 1000
+        wait_ms = v.opt_seconds_ms(body, "wait_seconds", 0, max_wait_s) or 0
+        max_tasks = v.opt_int(body, "max_tasks", 1, v.MAX_LEASE_TASKS)
+        cmd = {
+            "op": "lease",
+            "worker_id": v.opt_string(body, "worker_id"),
+            "types": v.opt_types(body),
+            "max_tasks": max_tasks or 1,
+            "lease_ms": v.opt_seconds_ms(
+                body, "lease_seconds", 0, v.MAX_LEASE_SECONDS, exclusive_low=True
+            ),
+        }
+        started = time.perf_counter()
+        value = deps.command(cmd, wait_ms=wait_ms)
+        deps.metrics.lease_wait_seconds.observe(time.perf_counter() - started)
+        tasks = value.get("tasks") or []
+        for task in tasks:
+            deps.metrics.count(deps.metrics.leased, task.get("type"))
+        if not tasks:
+            resp.status = falcon.HTTP_204
+            return
+        rendered = [render_task(t) for t in tasks]
+        send_json(resp, falcon.HTTP_200, {"tasks": rendered} if max_tasks else rendered[0])
+
+
+class TaskItem:
+    """``GET /tasks/{id}``."""
+
+    def __init__(self, deps: ApiDeps) -> None:
+        self._deps = deps
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, id: str) -> None:
+        task = self._deps.read({"op": "get", "id": v.task_id(id)})
+        if task is None:
+            raise ApiError(falcon.HTTP_404, "not_found", f"no task {id}", field="id")
+        send_json(resp, falcon.HTTP_200, render_task(task))
+
+
+class _TaskAction:
+    """Base of the ``POST /tasks/{id}/<action>`` resources: one command, the task back."""
+
+    fields: frozenset[str] = frozenset()
+    required: tuple[str, ...] = ()
+
+    def __init__(self, deps: ApiDeps) -> None:
+        self._deps = deps
+
+    def build(self, task_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The plain command for this action."""
+        raise NotImplementedError
+
+    def counted(self, task: dict[str, Any]) -> None:
+        """Count the action in the metrics."""
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, id: str) -> None:
+        task_id = v.task_id(id)
+        body = v.read_json_body(req, self._deps.config.max_body_bytes)
+        v.check_keys(body, self.fields, self.required)
+        task = self._deps.command(self.build(task_id, body))["task"]
+        self.counted(task)
+        send_json(resp, falcon.HTTP_200, render_task(task))
+
+
+def _lease_holder(task_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": task_id,
+        "worker_id": v.opt_string(body, "worker_id"),
+        "token": v.opt_string(body, "lease_token", max_chars=MAX_TOKEN_CHARS),
+    }
+
+
+class TaskAck(_TaskAction):
+    """``POST /tasks/{id}/ack``: the lease holder completes the task."""
+
+    fields = ACK_FIELDS
+    required = ("worker_id",)
+
+    def build(self, task_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return {"op": "ack", **_lease_holder(task_id, body)}
+
+    def counted(self, task: dict[str, Any]) -> None:
+        self._deps.metrics.count(self._deps.metrics.acked, task.get("type"))
+
+
+class TaskNack(_TaskAction):
+    """``POST /tasks/{id}/nack``: the lease holder failed; retry later or dead-letter."""
+
+    fields = NACK_FIELDS
+    required = ("worker_id",)
+
+    def build(self, task_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "op": "nack",
+            **_lease_holder(task_id, body),
+            "reason": v.opt_string(body, "reason", max_chars=v.MAX_REASON_CHARS),
+            "dead_letter": bool(v.opt_bool(body, "dead_letter")),
+        }
+
+    def counted(self, task: dict[str, Any]) -> None:
+        metrics = self._deps.metrics
+        metrics.count(metrics.nacked, task.get("type"))
+        if task.get("status") == "dead":
+            metrics.count(metrics.dead_lettered, task.get("type"))
+
+
+class TaskExtend(_TaskAction):
+    """``POST /tasks/{id}/extend``: the lease holder extends its lease."""
+
+    fields = EXTEND_FIELDS
+    required = ("worker_id",)
+
+    def build(self, task_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        lease_ms = v.opt_seconds_ms(
+            body, "lease_seconds", 0, v.MAX_LEASE_SECONDS, exclusive_low=True
+        )
+        return {"op": "extend", **_lease_holder(task_id, body), "lease_ms": lease_ms}
+
+
+class TaskCancel(_TaskAction):
+    """``POST /tasks/{id}/cancel``: cancel a pending task."""
+
+    def build(self, task_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return {"op": "cancel", "id": task_id}

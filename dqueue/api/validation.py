@@ -1,0 +1,218 @@
+"""Request validation: body parsing and one checker per kind of field.
+
+Every failure is an ``ApiError`` naming the field (``tasks[3].priority`` inside a batch), raised
+before anything is sent to the Raft process: bad input never reaches the log.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+import falcon
+
+from dqueue.api.errors import ApiError, invalid
+
+TASK_STATUSES = ("pending", "leased", "completed", "dead", "cancelled")
+# A task type: used in query strings and metric labels, so kept to a tame alphabet.
+TYPE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}")
+MAX_STRING_CHARS = 256
+MAX_REASON_CHARS = 4_096
+MAX_TYPES = 64
+MAX_BATCH_TASKS = 1_000
+# Payload limits: msgpack carries integers of 64 bits at most; nesting is bounded so that
+# encoding and decoding never recurse deeply.
+MIN_PAYLOAD_INT = -(1 << 63)
+MAX_PAYLOAD_INT = (1 << 64) - 1
+MAX_PAYLOAD_DEPTH = 32
+# Field bounds.
+MIN_PRIORITY = -(1 << 31)
+MAX_PRIORITY = (1 << 31) - 1
+MAX_MAX_RETRIES = 1_000
+MAX_DELAY_SECONDS = 7 * 24 * 3_600
+MAX_LEASE_SECONDS = 12 * 3_600
+MAX_LEASE_TASKS = 100
+MAX_LIST_LIMIT = 1_000
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def read_json_body(req: falcon.Request, max_body_bytes: int) -> dict[str, Any]:
+    """Read and parse the JSON object body of ``req``; an empty body is ``{}``.
+
+    Raises:
+        ApiError: 413 too large, 415 not JSON, 400 invalid JSON or not an object.
+    """
+    length = req.content_length
+    if length is not None and length > max_body_bytes:
+        raise _too_large(max_body_bytes)
+    raw = req.bounded_stream.read(max_body_bytes + 1)
+    if len(raw) > max_body_bytes:
+        raise _too_large(max_body_bytes)
+    if not raw.strip():
+        return {}
+    media = (req.content_type or "").split(";", 1)[0].strip().lower()
+    if media != falcon.MEDIA_JSON and not media.endswith("+json"):
+        raise ApiError(
+            falcon.HTTP_415, "unsupported_media_type",
+            "the body must be JSON with Content-Type: application/json", field="Content-Type",
+        )
+    try:
+        body = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise invalid("body", f"the body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise invalid("body", "the body must be a JSON object", code="invalid_json")
+    return body
+
+
+def _too_large(max_body_bytes: int) -> ApiError:
+    return ApiError(
+        falcon.HTTP_413, "body_too_large",
+        f"the body is larger than max_body_bytes ({max_body_bytes})", field="body",
+    )
+
+
+def check_keys(
+    body: dict[str, Any], allowed: frozenset[str], required: tuple[str, ...] = (),
+    prefix: str = "",
+) -> None:
+    """Refuse unknown and missing keys.
+
+    Raises:
+        ApiError: 400 ``unknown_field`` or ``missing_field``.
+    """
+    for key in body:
+        if key not in allowed:
+            raise invalid(prefix + key, f"unknown field {prefix + key}", code="unknown_field")
+    for key in required:
+        if body.get(key) is None:
+            raise invalid(prefix + key, f"{prefix + key} is required", code="missing_field")
+
+
+def opt_string(
+    body: dict[str, Any], name: str, max_chars: int = MAX_STRING_CHARS,
+    pattern: re.Pattern[str] | None = None, prefix: str = "",
+) -> str | None:
+    """A string field, None when absent or null.
+
+    Raises:
+        ApiError: when present and not a non-empty string within the limits.
+    """
+    value = body.get(name)
+    if value is None:
+        return None
+    field = prefix + name
+    if not isinstance(value, str) or not value:
+        raise invalid(field, f"{field} must be a non-empty string")
+    if len(value) > max_chars:
+        raise invalid(field, f"{field} must be at most {max_chars} characters")
+    if pattern is not None and not pattern.fullmatch(value):
+        raise invalid(field, f"{field} must match {pattern.pattern}")
+    if pattern is None and max_chars <= MAX_STRING_CHARS and _CONTROL_CHARS.search(value):
+        raise invalid(field, f"{field} must not contain control characters")
+    return value
+
+
+def opt_int(
+    body: dict[str, Any], name: str, low: int, high: int, prefix: str = ""
+) -> int | None:
+    """An integer field in ``[low, high]``, None when absent or null."""
+    value = body.get(name)
+    if value is None:
+        return None
+    field = prefix + name
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise invalid(field, f"{field} must be an integer")
+    if not low <= value <= high:
+        raise invalid(field, f"{field} must be between {low} and {high}")
+    return value
+
+
+def opt_seconds_ms(
+    body: dict[str, Any], name: str, low_s: float, high_s: float, prefix: str = "",
+    exclusive_low: bool = False,
+) -> int | None:
+    """A duration in seconds (fractions allowed) returned as milliseconds, None when absent."""
+    value = body.get(name)
+    if value is None:
+        return None
+    field = prefix + name
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        raise invalid(field, f"{field} must be a number of seconds")
+    too_low = value <= low_s if exclusive_low else value < low_s
+    if too_low or value > high_s:
+        bound = "above" if exclusive_low else "at least"
+        raise invalid(field, f"{field} must be {bound} {low_s} and at most {high_s} seconds")
+    return max(1, round(value * 1000)) if exclusive_low else round(value * 1000)
+
+
+def opt_bool(body: dict[str, Any], name: str, prefix: str = "") -> bool | None:
+    """A boolean field, None when absent or null."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise invalid(prefix + name, f"{prefix + name} must be true or false")
+    return value
+
+
+def opt_types(body: dict[str, Any], name: str = "types") -> list[str] | None:
+    """A list of 1 to MAX_TYPES task types, None when absent or null."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_TYPES:
+        raise invalid(name, f"{name} must be a list of 1 to {MAX_TYPES} task types")
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not TYPE_PATTERN.fullmatch(item):
+            raise invalid(f"{name}[{i}]", f"{name}[{i}] must match {TYPE_PATTERN.pattern}")
+    return list(dict.fromkeys(value))
+
+
+def check_payload(value: Any, field: str = "payload") -> None:
+    """Check that a JSON value fits the wire: bounded depth, 64-bit integers.
+
+    Raises:
+        ApiError: naming ``field``.
+    """
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth >= MAX_PAYLOAD_DEPTH:
+                raise invalid(field, f"{field} is nested deeper than {MAX_PAYLOAD_DEPTH}")
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+        elif (
+            isinstance(item, int)
+            and not isinstance(item, bool)
+            and not MIN_PAYLOAD_INT <= item <= MAX_PAYLOAD_INT
+        ):
+            raise invalid(field, f"{field} holds an integer outside 64 bits")
+
+
+def task_id(value: str) -> str:
+    """A task id from the path; anything that cannot be an id is simply not found."""
+    if not value or len(value) > 128 or _CONTROL_CHARS.search(value):
+        raise ApiError(falcon.HTTP_404, "not_found", f"no task {value[:128]!r}", field="id")
+    return value
+
+
+def query_params(
+    req: falcon.Request, allowed: frozenset[str]
+) -> dict[str, str]:
+    """The query string as a dict, refusing unknown or repeated parameters."""
+    params: dict[str, str] = {}
+    for name, value in req.params.items():
+        if name not in allowed:
+            raise invalid(name, f"unknown query parameter {name}", code="unknown_field")
+        if not isinstance(value, str):
+            raise invalid(name, f"{name} must be given once")
+        params[name] = value
+    return params

@@ -1,0 +1,159 @@
+"""App-wide behaviour: body handling, error shapes, routes against the OpenAPI document."""
+
+from __future__ import annotations
+
+import falcon.inspect
+import falcon.testing
+from prometheus_client import CollectorRegistry
+
+from dqueue.api.app import create_app
+from dqueue.api.openapi import REQUEST_FIELDS, openapi_document
+from dqueue.config import NodeConfig
+
+
+def test_invalid_json_is_400_invalid_json(client, fake):
+    resp = client.simulate_post("/tasks", body=b'{"type": "a",',
+                                headers={"Content-Type": "application/json"})
+    assert resp.status_code == 400
+    assert resp.json["error"]["code"] == "invalid_json"
+    assert resp.json["error"]["field"] == "body"
+    assert fake.commands == []
+
+
+def test_nan_is_not_json(client, fake):
+    resp = client.simulate_post("/tasks", body=b'{"type": "a", "payload": NaN}',
+                                headers={"Content-Type": "application/json"})
+    assert resp.status_code == 400
+    assert resp.json["error"]["code"] == "invalid_json"
+    assert fake.commands == []
+
+
+def test_non_object_body_is_400(client, fake):
+    resp = client.simulate_post("/tasks", json=[{"type": "a"}])
+    assert resp.status_code == 400
+    assert resp.json["error"]["field"] == "body"
+
+
+def test_non_json_content_type_is_415(client, fake):
+    resp = client.simulate_post("/tasks", body=b"type=a",
+                                headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert resp.status_code == 415
+    assert resp.json["error"]["code"] == "unsupported_media_type"
+    assert fake.commands == []
+
+
+def test_json_with_charset_is_accepted(client):
+    resp = client.simulate_post("/tasks", body=b'{"type": "a"}',
+                                headers={"Content-Type": "application/json; charset=utf-8"})
+    assert resp.status_code == 201
+
+
+def test_oversized_body_is_413(client, fake, config):
+    big = b'{"type": "a", "payload": "' + b"x" * config.max_body_bytes + b'"}'
+    resp = client.simulate_post("/tasks", body=big, headers={"Content-Type": "application/json"})
+    assert resp.status_code == 413
+    assert resp.json["error"]["code"] == "body_too_large"
+    assert fake.commands == []
+
+
+def test_unknown_route_is_json_404(client):
+    resp = client.simulate_get("/nowhere")
+    assert resp.status_code == 404
+    assert resp.json["error"]["code"] == "not_found"
+
+
+def test_wrong_method_is_json_405(client):
+    resp = client.simulate_delete("/tasks")
+    assert resp.status_code == 405
+    assert resp.json["error"]["code"] == "method_not_allowed"
+
+
+def test_unexpected_exception_is_500_without_details(fake, config):
+    def broken_factory():
+        raise RuntimeError("secret detail")
+
+    app = create_app(broken_factory, config, CollectorRegistry())
+    resp = falcon.testing.TestClient(app).simulate_post("/tasks", json={"type": "a"})
+    assert resp.status_code == 500
+    assert resp.json["error"]["code"] == "internal"
+    assert "secret" not in resp.text
+
+
+def test_one_client_per_thread(config):
+    import threading
+
+    made = []
+
+    class Counting:
+        def __init__(self):
+            made.append(threading.get_ident())
+
+        def read(self, query, timeout_ms=5000, stale=False):
+            return {"node_id": "n1"}
+
+        def command(self, cmd, timeout_ms=5000, wait_ms=0):
+            raise AssertionError
+
+        def close(self):
+            pass
+
+    client = falcon.testing.TestClient(create_app(Counting, config, CollectorRegistry()))
+    client.simulate_get("/health")
+    client.simulate_get("/health")
+    thread = threading.Thread(target=lambda: client.simulate_get("/health"))
+    thread.start()
+    thread.join()
+    assert len(made) == 2
+    assert len(set(made)) == 2
+
+
+def _routes(config: NodeConfig) -> set[tuple[str, str]]:
+    app = create_app(lambda: None, config, CollectorRegistry())
+    found = set()
+    for route in falcon.inspect.inspect_routes(app):
+        for method in route.methods:
+            if not method.internal:
+                found.add((route.path, method.method.lower()))
+    return found
+
+
+def test_every_route_is_in_openapi_and_nothing_else(config):
+    document = openapi_document()
+    documented = {
+        (path, method) for path, item in document["paths"].items() for method in item
+    }
+    assert _routes(config) == documented
+
+
+def test_openapi_request_schemas_match_validators():
+    schemas = openapi_document()["components"]["schemas"]
+    for name, fields in REQUEST_FIELDS.items():
+        assert set(schemas[name]["properties"]) == set(fields), name
+
+
+def test_openapi_refs_resolve_and_every_operation_answers():
+    document = openapi_document()
+    schemas = document["components"]["schemas"]
+
+    def walk(node):
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if ref is not None:
+                assert ref.removeprefix("#/components/schemas/") in schemas, ref
+            for child in node.values():
+                walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(document)
+    assert document["openapi"].startswith("3.")
+    for item in document["paths"].values():
+        for operation in item.values():
+            assert operation["responses"]
+
+
+def test_openapi_is_served(client):
+    resp = client.simulate_get("/openapi.json")
+    assert resp.status_code == 200
+    assert resp.json == openapi_document()

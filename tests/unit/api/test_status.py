@@ -1,0 +1,61 @@
+"""Health, stats, cluster and metrics resources."""
+
+from __future__ import annotations
+
+from dqueue.node.ipc_client import NoLeader
+
+
+def test_health_adds_status_to_the_node_view(client):
+    resp = client.simulate_get("/health")
+    assert resp.status_code == 200
+    assert resp.json["status"] == "ok"
+    assert resp.json["role"] == "leader"
+    assert resp.json["commit_index"] == 7
+
+
+def test_health_is_503_when_raft_is_down(client, fake):
+    fake.fail_with = NoLeader(None, None)
+    resp = client.simulate_get("/health")
+    assert resp.status_code == 503
+    assert resp.json["error"]["leader_id"] is None
+
+
+def test_stats_shape(client):
+    client.simulate_post("/tasks", json={"type": "a"})
+    client.simulate_post("/tasks", json={"type": "a"})
+    resp = client.simulate_get("/stats")
+    assert resp.status_code == 200
+    assert resp.json["tasks"] == {"pending": 2}
+    assert resp.json["raft"]["term"] == 3
+
+
+def test_cluster_fills_http_addresses_from_config(client):
+    resp = client.simulate_get("/cluster")
+    assert resp.status_code == 200
+    members = {m["id"]: m for m in resp.json["members"]}
+    assert members["n1"]["http_addr"] == "127.0.0.1:8081"
+    assert members["n2"]["http_addr"] is None
+
+
+def test_metrics_text_moves_with_traffic(client):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def sample(text, name, **labels):
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                    return s.value
+        return None
+
+    before = client.simulate_get("/metrics").text
+    assert sample(before, "dqueue_tasks_enqueued_total", type="email") is None
+    client.simulate_post("/tasks", json={"type": "email"})
+    client.simulate_post("/tasks", json={"type": "email"})
+    after = client.simulate_get("/metrics").text
+    assert sample(after, "dqueue_tasks_enqueued_total", type="email") == 2
+    assert sample(after, "dqueue_raft_up") == 1
+    assert sample(after, "dqueue_raft_term") == 3
+    assert sample(after, "dqueue_raft_role", value="leader") == 1
+    assert sample(after, "dqueue_queue_depth", status="pending") == 2
+    assert sample(after, "dqueue_http_request_duration_seconds_count",
+                  route="/tasks", method="POST", code="201") == 2

@@ -1,0 +1,326 @@
+"""Task resources against the fake Raft client: commands sent, status codes, bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from dqueue.node.ipc_client import NoLeader, RaftUnavailable, RequestTimeout
+
+
+def enqueue(client: Any, **body: Any) -> Any:
+    return client.simulate_post("/tasks", json=body)
+
+
+def test_enqueue_seed_example_returns_201_with_rendered_task(client, fake):
+    resp = enqueue(client, type="email", payload={"to": "user@example.com", "subject": "Hello"},
+                   priority=10, max_retries=3, idempotency_key="abc")
+    assert resp.status_code == 201
+    task = resp.json
+    assert task["type"] == "email"
+    assert task["payload"] == {"to": "user@example.com", "subject": "Hello"}
+    assert task["priority"] == 10
+    assert task["duplicate"] is False
+    assert task["created_at"] == "2025-11-27T19:48:00.123Z"
+    assert "created_at_ms" not in task
+    assert fake.commands == [{"op": "enqueue", "tasks": [{
+        "id": task["id"], "type": "email",
+        "payload": {"to": "user@example.com", "subject": "Hello"}, "priority": 10,
+        "max_retries": 3, "idempotency_key": "abc", "delay_ms": None,
+    }]}]
+
+
+def test_duplicate_idempotency_key_returns_200_with_original(client):
+    first = enqueue(client, type="email", idempotency_key="k1").json
+    again = enqueue(client, type="email", idempotency_key="k1")
+    assert again.status_code == 200
+    assert again.json["id"] == first["id"]
+    assert again.json["duplicate"] is True
+
+
+def test_delay_seconds_becomes_delay_ms(client, fake):
+    enqueue(client, type="email", delay_seconds=1.5)
+    assert fake.commands[0]["tasks"][0]["delay_ms"] == 1500
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "code"),
+    [
+        ({}, "type", "missing_field"),
+        ({"type": None}, "type", "missing_field"),
+        ({"type": 5}, "type", "invalid_field"),
+        ({"type": ""}, "type", "invalid_field"),
+        ({"type": "bad type"}, "type", "invalid_field"),
+        ({"type": "e", "priority": "high"}, "priority", "invalid_field"),
+        ({"type": "e", "priority": 1.5}, "priority", "invalid_field"),
+        ({"type": "e", "priority": True}, "priority", "invalid_field"),
+        ({"type": "e", "priority": 1 << 40}, "priority", "invalid_field"),
+        ({"type": "e", "max_retries": -1}, "max_retries", "invalid_field"),
+        ({"type": "e", "max_retries": 100_000}, "max_retries", "invalid_field"),
+        ({"type": "e", "idempotency_key": 7}, "idempotency_key", "invalid_field"),
+        ({"type": "e", "idempotency_key": "x" * 300}, "idempotency_key", "invalid_field"),
+        ({"type": "e", "delay_seconds": -1}, "delay_seconds", "invalid_field"),
+        ({"type": "e", "delay_seconds": "5"}, "delay_seconds", "invalid_field"),
+        ({"type": "e", "delay_seconds": 1e12}, "delay_seconds", "invalid_field"),
+        ({"type": "e", "payload": {"n": 1 << 70}}, "payload", "invalid_field"),
+        ({"type": "e", "colour": "red"}, "colour", "unknown_field"),
+    ],
+)
+def test_enqueue_bad_fields_are_400_naming_the_field(client, fake, body, field, code):
+    resp = client.simulate_post("/tasks", json=body)
+    assert resp.status_code == 400
+    assert resp.json["error"]["field"] == field
+    assert resp.json["error"]["code"] == code
+    assert field in resp.json["error"]["message"]
+    assert fake.commands == []
+
+
+def test_deeply_nested_payload_is_refused(client, fake):
+    payload: Any = 1
+    for _ in range(40):
+        payload = [payload]
+    resp = enqueue(client, type="e", payload=payload)
+    assert resp.status_code == 400
+    assert resp.json["error"]["field"] == "payload"
+    assert fake.commands == []
+
+
+def test_batch_enqueues_in_one_command(client, fake):
+    resp = client.simulate_post("/tasks/batch", json={"tasks": [
+        {"type": "a", "payload": i} for i in range(100)
+    ]})
+    assert resp.status_code == 201
+    assert [t["payload"] for t in resp.json["tasks"]] == list(range(100))
+    assert all(t["duplicate"] is False for t in resp.json["tasks"])
+    assert len(fake.commands) == 1
+    assert len(fake.commands[0]["tasks"]) == 100
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "tasks"),
+        ({"tasks": []}, "tasks"),
+        ({"tasks": {"type": "a"}}, "tasks"),
+        ({"tasks": [{"type": "a"}] * 1001}, "tasks"),
+        ({"tasks": [{"type": "a"}, {"type": "a", "priority": "x"}]}, "tasks[1].priority"),
+        ({"tasks": [{"type": "a"}, 3]}, "tasks[1]"),
+        ({"tasks": [{"typo": "a"}]}, "tasks[0].typo"),
+        ({"tasks": [{"type": "a"}], "extra": 1}, "extra"),
+    ],
+)
+def test_batch_bad_input_is_400_and_nothing_sent(client, fake, body, field):
+    resp = client.simulate_post("/tasks/batch", json=body)
+    assert resp.status_code == 400, resp.json
+    assert resp.json["error"]["field"] == field
+    assert fake.commands == []
+
+
+def test_lease_returns_task_with_lease_then_204_when_empty(client, fake):
+    task_id = enqueue(client, type="email").json["id"]
+    resp = client.simulate_post("/tasks/lease", json={"worker_id": "worker-1"})
+    assert resp.status_code == 200
+    assert resp.json["id"] == task_id
+    assert resp.json["status"] == "leased"
+    assert resp.json["lease"]["worker_id"] == "worker-1"
+    assert resp.json["lease"]["expires_at"] == "2025-11-27T19:48:30.123Z"
+    assert fake.commands[-1] == {"op": "lease", "worker_id": "worker-1", "types": None,
+                                 "max_tasks": 1, "lease_ms": None}
+    empty = client.simulate_post("/tasks/lease", json={"worker_id": "worker-1"})
+    assert empty.status_code == 204
+    assert empty.content == b""
+
+
+def test_lease_extensions_reach_the_command(client, fake):
+    for _ in range(3):
+        enqueue(client, type="img")
+    resp = client.simulate_post("/tasks/lease", json={
+        "worker_id": "w", "types": ["img", "pdf"], "lease_seconds": 2.5, "wait_seconds": 3,
+        "max_tasks": 2,
+    })
+    assert resp.status_code == 200
+    assert len(resp.json["tasks"]) == 2
+    assert fake.commands[-1] == {"op": "lease", "worker_id": "w", "types": ["img", "pdf"],
+                                 "max_tasks": 2, "lease_ms": 2500}
+    assert fake.waits[-1] == 3000
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "worker_id"),
+        ({"worker_id": 12}, "worker_id"),
+        ({"worker_id": "w\n"}, "worker_id"),
+        ({"worker_id": "w", "types": "email"}, "types"),
+        ({"worker_id": "w", "types": []}, "types"),
+        ({"worker_id": "w", "types": ["ok", 3]}, "types[1]"),
+        ({"worker_id": "w", "lease_seconds": 0}, "lease_seconds"),
+        ({"worker_id": "w", "lease_seconds": 10 ** 9}, "lease_seconds"),
+        ({"worker_id": "w", "wait_seconds": 21}, "wait_seconds"),
+        ({"worker_id": "w", "wait_seconds": -1}, "wait_seconds"),
+        ({"worker_id": "w", "max_tasks": 0}, "max_tasks"),
+        ({"worker_id": "w", "max_tasks": 101}, "max_tasks"),
+        ({"worker_id": "w", "queue": "x"}, "queue"),
+    ],
+)
+def test_lease_bad_fields(client, fake, body, field):
+    resp = client.simulate_post("/tasks/lease", json=body)
+    assert resp.status_code == 400
+    assert resp.json["error"]["field"] == field
+    assert fake.commands == []
+
+
+def leased(client: Any) -> dict[str, Any]:
+    enqueue(client, type="email")
+    return client.simulate_post("/tasks/lease", json={"worker_id": "worker-1"}).json
+
+
+def test_ack_by_holder_completes(client, fake):
+    task = leased(client)
+    resp = client.simulate_post(f"/tasks/{task['id']}/ack", json={"worker_id": "worker-1"})
+    assert resp.status_code == 200
+    assert resp.json["status"] == "completed"
+    assert fake.commands[-1] == {"op": "ack", "id": task["id"], "worker_id": "worker-1",
+                                 "token": None}
+
+
+def test_ack_by_other_worker_is_409(client):
+    task = leased(client)
+    resp = client.simulate_post(f"/tasks/{task['id']}/ack", json={"worker_id": "worker-2"})
+    assert resp.status_code == 409
+    assert resp.json["error"]["code"] == "lease_conflict"
+
+
+def test_ack_with_token_sends_it(client, fake):
+    task = leased(client)
+    token = task["lease"]["token"]
+    resp = client.simulate_post(f"/tasks/{task['id']}/ack",
+                                json={"worker_id": "worker-1", "lease_token": token})
+    assert resp.status_code == 200
+    assert fake.commands[-1]["token"] == token
+
+
+def test_ack_unknown_task_is_404(client):
+    resp = client.simulate_post("/tasks/nope/ack", json={"worker_id": "w"})
+    assert resp.status_code == 404
+    assert resp.json["error"]["code"] == "not_found"
+
+
+def test_nack_seed_example(client, fake):
+    task = leased(client)
+    resp = client.simulate_post(f"/tasks/{task['id']}/nack", json={
+        "worker_id": "worker-1", "reason": "database connection failed"})
+    assert resp.status_code == 200
+    assert resp.json["status"] == "pending"
+    assert resp.json["last_error"] == "database connection failed"
+    assert fake.commands[-1] == {"op": "nack", "id": task["id"], "worker_id": "worker-1",
+                                 "token": None, "reason": "database connection failed",
+                                 "dead_letter": False}
+
+
+def test_nack_dead_letter_flag(client, fake):
+    task = leased(client)
+    resp = client.simulate_post(f"/tasks/{task['id']}/nack",
+                                json={"worker_id": "worker-1", "dead_letter": True})
+    assert resp.json["status"] == "dead"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("ack", {}, "worker_id"),
+        ("ack", {"worker_id": "w", "lease_token": 5}, "lease_token"),
+        ("ack", {"worker_id": "w", "reason": "x"}, "reason"),
+        ("nack", {"worker_id": "w", "reason": 5}, "reason"),
+        ("nack", {"worker_id": "w", "reason": "x" * 5000}, "reason"),
+        ("nack", {"worker_id": "w", "dead_letter": "yes"}, "dead_letter"),
+        ("extend", {"worker_id": "w", "lease_seconds": -3}, "lease_seconds"),
+        ("cancel", {"worker_id": "w"}, "worker_id"),
+    ],
+)
+def test_action_bad_fields(client, fake, path, body, field):
+    resp = client.simulate_post(f"/tasks/abc/{path}", json=body)
+    assert resp.status_code == 400
+    assert resp.json["error"]["field"] == field
+    assert fake.commands == []
+
+
+def test_extend_sends_lease_ms(client, fake):
+    task = leased(client)
+    resp = client.simulate_post(f"/tasks/{task['id']}/extend",
+                                json={"worker_id": "worker-1", "lease_seconds": 60})
+    assert resp.status_code == 200
+    assert fake.commands[-1]["lease_ms"] == 60_000
+
+
+def test_cancel_pending_then_conflict(client):
+    task_id = enqueue(client, type="email").json["id"]
+    resp = client.simulate_post(f"/tasks/{task_id}/cancel")
+    assert resp.status_code == 200
+    assert resp.json["status"] == "cancelled"
+    again = client.simulate_post(f"/tasks/{task_id}/cancel", json={})
+    assert again.status_code == 409
+    assert again.json["error"]["code"] == "invalid_state"
+
+
+def test_get_task_and_404(client):
+    task_id = enqueue(client, type="email").json["id"]
+    resp = client.simulate_get(f"/tasks/{task_id}")
+    assert resp.status_code == 200
+    assert resp.json["id"] == task_id
+    missing = client.simulate_get("/tasks/" + "0" * 32)
+    assert missing.status_code == 404
+    assert missing.json["error"]["code"] == "not_found"
+    too_long = client.simulate_get("/tasks/" + "x" * 200)
+    assert too_long.status_code == 404
+
+
+def test_list_dead_tasks(client, fake):
+    task = leased(client)
+    client.simulate_post(f"/tasks/{task['id']}/nack", json={"worker_id": "worker-1",
+                                                           "dead_letter": True})
+    resp = client.simulate_get("/tasks", params={"status": "dead", "limit": "10"})
+    assert resp.status_code == 200
+    assert [t["id"] for t in resp.json["tasks"]] == [task["id"]]
+    assert resp.json["next_cursor"] is None
+    assert fake.reads[-1] == {"op": "list", "status": "dead", "type": None, "limit": 10,
+                              "cursor": None}
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({}, "status"),
+        ({"status": "zombie"}, "status"),
+        ({"status": "dead", "limit": "0"}, "limit"),
+        ({"status": "dead", "limit": "abc"}, "limit"),
+        ({"status": "dead", "limit": "5000"}, "limit"),
+        ({"status": "dead", "type": "a b"}, "type"),
+        ({"status": "dead", "sort": "asc"}, "sort"),
+    ],
+)
+def test_list_bad_query(client, fake, params, field):
+    resp = client.simulate_get("/tasks", params=params)
+    assert resp.status_code == 400
+    assert resp.json["error"]["field"] == field
+    assert fake.reads == []
+
+
+@pytest.mark.parametrize(
+    ("exc", "code"),
+    [
+        (NoLeader("n2", "127.0.0.1:8082"), "no_leader"),
+        (RequestTimeout("slow", "n2", "127.0.0.1:8082"), "timeout"),
+        (RaftUnavailable("down"), "unavailable"),
+    ],
+)
+def test_raft_failures_are_503_with_retry_after(client, fake, exc, code):
+    fake.fail_with = exc
+    resp = enqueue(client, type="email")
+    assert resp.status_code == 503
+    assert resp.headers["Retry-After"] == "1"
+    assert resp.json["error"]["code"] == code
+    if code != "unavailable":
+        assert resp.json["error"]["leader_id"] == "n2"
+        assert resp.json["error"]["leader_http"] == "127.0.0.1:8082"
