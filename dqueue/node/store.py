@@ -10,7 +10,7 @@ One LMDB environment under the data directory holds three named databases:
 - ``snapshot``: ``data`` -> the bytes of the latest snapshot of the queue state.
 
 Every change the node makes for one Raft ``Ready`` goes through ``save`` in one write
-transaction, and LMDB syncs on commit: what a message promises is on disk before it is sent.
+transaction, synced before ``save`` returns: what a message promises is on disk before it is sent.
 The store knows nothing of the Raft core's classes; the loop converts.
 """
 
@@ -137,10 +137,13 @@ class Store:
     def __init__(self, data_dir: str, map_size_bytes: int = DEFAULT_MAP_SIZE_BYTES) -> None:
         self.path = os.path.join(data_dir, "raft.lmdb")
         os.makedirs(self.path, exist_ok=True)
-        # sync/metasync: every committed write transaction is fsynced before commit returns.
+        # LMDB's own sync on commit is off: ``save`` syncs explicitly (env.sync) when what it
+        # wrote must be durable before messages leave, and skips the fsync for a write that
+        # only moves the commit index (losing it in a crash is safe: a leader re-commits).
+        # A killed process loses nothing either way: the pages are in the OS page cache.
         self._env = lmdb.open(
             self.path, map_size=map_size_bytes, max_dbs=4, subdir=True,
-            sync=True, metasync=True, lock=True, readahead=False, meminit=False,
+            sync=False, metasync=True, lock=True, readahead=False, meminit=False,
         )
         self._log = self._env.open_db(b"log")
         self._meta = self._env.open_db(b"meta")
@@ -186,12 +189,18 @@ class Store:
         hard_state: StoredHardState | None = None,
         snapshot: StoredSnapshot | None = None,
         members: Iterable[str] | None = None,
+        durable: bool = True,
     ) -> None:
-        """Persist one Ready in one synced write transaction.
+        """Persist one Ready in one write transaction, synced to disk when ``durable``.
 
         Order inside the transaction (docs/internals.md section 1): the snapshot first (store it,
         drop the log up to its index), then the entries (drop any stored entry at or after the
         first new index: a conflicting suffix, paper section 5.3), then the hard state.
+
+        Args:
+            durable: fsync before returning. Pass False only for a write whose loss in a power
+                failure is safe (a hard state that only advanced the commit index); it is made
+                durable by the next durable save.
         """
         with self._env.begin(write=True) as txn:
             if snapshot is not None:
@@ -210,7 +219,8 @@ class Store:
                 )
             if members is not None:
                 self._put_meta(txn, _KEY_MEMBERS, list(members))
-        self.syncs += 1
+        if durable:
+            self._sync()
 
     def save_snapshot(self, snapshot: StoredSnapshot) -> None:
         """Store a snapshot the node took itself and compact the log behind it (one transaction).
@@ -220,6 +230,10 @@ class Store:
         with self._env.begin(write=True) as txn:
             self._put_snapshot(txn, snapshot)
             self._delete_log(txn, lo=None, hi=snapshot.index)
+        self._sync()
+
+    def _sync(self) -> None:
+        self._env.sync(True)
         self.syncs += 1
 
     def log_bounds(self) -> tuple[int, int] | None:

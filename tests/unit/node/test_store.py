@@ -81,10 +81,15 @@ def test_save_snapshot_compacts(store):
     assert store.load().snapshot.index == 15
 
 
-def test_each_save_is_one_sync(store):
+def test_each_save_is_one_sync_unless_not_durable(store, tmp_path):
     before = store.syncs
     store.save(entries=_entries(1, 100), hard_state=StoredHardState(1, None, 0))
     assert store.syncs == before + 1
+    store.save(hard_state=StoredHardState(1, None, 50), durable=False)
+    assert store.syncs == before + 1
+    store = _reopen(store, tmp_path)
+    assert store.load().hard_state == StoredHardState(1, None, 50)
+    store.close()
 
 
 def _overwrite_raw(tmp_path, db_name: bytes, key: bytes, value: bytes) -> None:

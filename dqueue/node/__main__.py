@@ -1,0 +1,48 @@
+"""Entry point of the Raft process: ``python -m dqueue.node --config-json '<NodeConfig JSON>'``.
+
+Started by the node supervisor (``bin/dqueue``) with the resolved configuration. Exit status:
+0 after a clean stop (SIGTERM or SIGINT, with leadership transfer when this node leads),
+2 when the store is corrupt (the message names the bad record), 1 on a bad configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from dqueue.config import NodeConfig
+from dqueue.logs import configure_logging, log_event
+from dqueue.node.process import RaftProcess
+from dqueue.node.store import CorruptRecord
+
+logger = logging.getLogger("dqueue.node")
+
+EXIT_BAD_CONFIG = 1
+EXIT_CORRUPT_STORE = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the arguments, build the Raft process and run it until it is stopped."""
+    parser = argparse.ArgumentParser(prog="python -m dqueue.node",
+                                     description="Run the Raft process of one dqueue node.")
+    parser.add_argument("--config-json", required=True, help="the resolved NodeConfig as JSON")
+    args = parser.parse_args(argv)
+    try:
+        config = NodeConfig.from_json(args.config_json)
+    except (ValueError, TypeError) as exc:
+        print(f"dqueue.node: bad --config-json: {exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    configure_logging(config.id, "raft", config.log_level, config.log_format)
+    try:
+        process = RaftProcess(config)
+    except CorruptRecord as exc:
+        log_event(logger, logging.CRITICAL, "store_corrupt", error=str(exc), index=exc.index)
+        print(f"dqueue.node: {exc}", file=sys.stderr)
+        return EXIT_CORRUPT_STORE
+    process.install_signal_handlers()
+    return process.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

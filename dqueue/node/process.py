@@ -1,0 +1,452 @@
+"""The Raft process: one thread, one ``zmq.Poller`` loop around the pure cores.
+
+Each turn of the loop (../shared/DESIGN.md sections 2 and 5):
+
+1. wait for a socket or the next timer, then drain every waiting IPC request and peer message
+   (up to ``MAX_DRAIN``): all proposals that arrived while the previous Ready was being
+   persisted go into the next append and the next transaction (group commit);
+2. tick the core for the time that passed; expire deadlines; re-dispatch waiting requests;
+3. for each Ready: persist (one LMDB transaction, synced when it carries entries, a snapshot or
+   a new term or vote), send, restore a snapshot, apply committed entries and answer the
+   requests whose entry carries their request id, serve reads, ``advance``;
+4. take a snapshot when enough was applied since the last one.
+
+A leader sends its AppendEntries before its own fsync (Raft thesis section 10.2.1): the core
+counts the leader's own entries toward commit only in ``advance``, after they are on disk, so
+nothing is acknowledged before a majority stored it. Votes and every other message leave after
+the fsync.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import time
+from typing import Any
+
+import msgpack
+import zmq
+
+from dqueue.config import NodeConfig
+from dqueue.logs import log_event
+from dqueue.node import queries
+from dqueue.node.codec import (
+    decode_entry_data,
+    encode_entry_data,
+    persisted_state,
+    stored_snapshot,
+)
+from dqueue.node.ipc_server import CmdRequest, IpcServer, ReadRequest
+from dqueue.node.requests import Stage, monotonic_ms
+from dqueue.node.router import RequestRouter
+from dqueue.node.store import Store, StoredSnapshot
+from dqueue.node.transport import PeerTransport
+from dqueue.queue import InvalidCommand, QueueConfig, QueueState, command_from_plain
+from dqueue.raft import (
+    EntryType,
+    MessageType,
+    Raft,
+    RaftConfig,
+    Ready,
+    Role,
+    message_from_plain,
+    message_to_plain,
+)
+
+logger = logging.getLogger(__name__)
+
+KIND_RAFT = b"raft"
+KIND_HELLO = b"hello"
+# At most this many inbound messages per loop turn, so that one turn (and the heartbeats it
+# sends) is never delayed by an unbounded backlog.
+MAX_DRAIN = 4_096
+HELLO_INTERVAL_MS = 1_000
+# An idle leader proposes a tick command this often when a lease or delay is due, so that
+# expired leases and retention act without other traffic.
+TICK_COMMAND_INTERVAL_MS = 1_000
+# Log bytes (entry data) since the last snapshot that force a snapshot before snapshot_entries.
+SNAPSHOT_LOG_BYTES = 256 << 20
+# How long a stopping node waits for requests it already forwarded to drain.
+STOP_DRAIN_MS = 1_000
+# Messages whose sending may precede the leader's own fsync (thesis 10.2.1).
+_EARLY_TYPES = frozenset({MessageType.APPEND_ENTRIES, MessageType.HEARTBEAT})
+
+
+def queue_config(config: NodeConfig) -> QueueConfig:
+    """Map the node's settings onto the queue state machine's."""
+    return QueueConfig(
+        lease_ms=config.lease_timeout_ms, max_retries=config.max_retries,
+        backoff_base_ms=config.backoff_base_ms, backoff_factor=config.backoff_factor,
+        backoff_cap_ms=config.backoff_cap_ms, backoff_jitter=config.backoff_jitter,
+        dedup_window_ms=config.dedup_window_ms, retention_ms=config.retention_ms,
+    )
+
+
+class RaftProcess:
+    """The Raft process of one node.
+
+    Args:
+        config: the node's configuration.
+        context: the ZeroMQ context (a new one when omitted).
+
+    Raises:
+        CorruptRecord: the store holds a record that fails its checksum.
+    """
+
+    def __init__(self, config: NodeConfig, context: zmq.Context | None = None) -> None:
+        self.config = config
+        self.node_id = config.id
+        self.context = context or zmq.Context()
+        os.makedirs(config.data_dir, exist_ok=True)
+        self.store = Store(config.data_dir)
+        loaded = self.store.load()
+        self.members: dict[str, str] = config.members()
+        member_ids = tuple(sorted(self.members))
+        if loaded.members is None:
+            self.store.save(members=member_ids)
+        elif tuple(loaded.members) != member_ids:
+            log_event(logger, logging.WARNING, "members_differ_from_store",
+                      stored=list(loaded.members), configured=list(member_ids))
+        raft_config = RaftConfig(
+            id=config.id, members=member_ids, election_ticks=config.election_ticks,
+            heartbeat_ticks=config.heartbeat_ticks, max_inflight_msgs=config.max_inflight_msgs,
+            max_append_bytes=config.max_append_bytes,
+            snapshot_chunk_bytes=config.snapshot_chunk_bytes,
+        )
+        self.raft = Raft(raft_config, random.Random(os.urandom(16)), persisted_state(loaded))
+        self.queue = QueueState(queue_config(config))
+        self.applied = 0
+        self.applied_term = 0
+        self.snapshot_index = 0
+        if loaded.snapshot is not None:
+            self.queue.restore(loaded.snapshot.data)
+            self.applied = self.snapshot_index = loaded.snapshot.index
+            self.applied_term = loaded.snapshot.term
+        self.log_bytes = sum(len(e.data) for e in loaded.entries)
+        hard = loaded.hard_state
+        # Term and vote last written: a Ready that changes them must be synced before sending.
+        self._persisted_hard: tuple[int, str | None] = (hard.term, hard.vote) if hard else (0, None)
+        self.transport = PeerTransport(self.context, config.id, config.raft_addr, self.members)
+        self.ipc = IpcServer(self.context, config.ipc_endpoint())
+        self.router = RequestRouter(self)
+        self.role = Role.FOLLOWER
+        self.leader_id: str | None = None
+        self.last_leader_id: str | None = None
+        self.peer_http: dict[str, str] = {}
+        self.stop_requested = False
+        self.stopping_since_ms: float | None = None
+        self.counters: dict[str, int] = {
+            "ready_total": 0, "fsync_total": 0, "entries_persisted_total": 0,
+            "entries_applied_total": 0, "proposals_total": 0, "snapshots_taken_total": 0,
+            "snapshots_installed_total": 0, "leader_changes_total": 0, "raft_malformed_total": 0,
+            "loop_turns_total": 0,
+        }
+        self._last_wall_ms = 0
+        self._last_proposal_ms = 0.0
+        self._next_hello_ms = 0.0
+        log_event(logger, logging.INFO, "raft_process_started", members=list(member_ids),
+                  applied=self.applied, log_entries=len(loaded.entries),
+                  term=loaded.hard_state.term if loaded.hard_state else 0)
+
+    # ----------------------------------------------------------------- the loop
+
+    def run(self) -> int:
+        """Run until stopped (SIGTERM/SIGINT, or ``request_stop``); return the exit status."""
+        poller = zmq.Poller()
+        poller.register(self.ipc.socket, zmq.POLLIN)
+        poller.register(self.transport.router, zmq.POLLIN)
+        tick_ms = self.config.tick_ms
+        next_tick_ms = monotonic_ms() + tick_ms
+        try:
+            while True:
+                now = monotonic_ms()
+                wake_ms = min(next_tick_ms, self.router.next_deadline_ms() or next_tick_ms)
+                timeout = 0 if self.raft.has_ready() else max(0, int(wake_ms - now) + 1)
+                poller.poll(timeout)
+                self.counters["loop_turns_total"] += 1
+                self._drain()
+                now = monotonic_ms()
+                if now >= next_tick_ms:
+                    due = int((now - next_tick_ms) // tick_ms) + 1
+                    # After a long stall (SIGSTOP, swap) tick at most one election timeout's
+                    # worth: enough to notice the stall, without a burst of timeouts.
+                    for _ in range(min(due, self.config.election_ticks + 1)):
+                        self.raft.tick()
+                    next_tick_ms = max(next_tick_ms + due * tick_ms, now + 1)
+                    self._on_tick(now)
+                self.router.expire(now)
+                self.router.flush_reads()
+                self._handle_readies()
+                self._maybe_snapshot()
+                if self.stopping_since_ms is not None and self._stop_done(monotonic_ms()):
+                    break
+        finally:
+            self.router.fail_all("shutting_down", "the node is shutting down")
+            self.close()
+        log_event(logger, logging.INFO, "raft_process_stopped")
+        return 0
+
+    def request_stop(self) -> None:
+        """Ask the loop to hand over leadership (if it leads) and exit; signal-safe."""
+        self.stop_requested = True
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT request a clean stop with leadership transfer."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.request_stop())
+
+    def close(self) -> None:
+        """Close sockets and the store."""
+        self.ipc.close()
+        self.transport.close()
+        self.store.close()
+
+    def _drain(self) -> None:
+        ipc_sock, router = self.ipc.socket, self.transport.router
+        for _ in range(MAX_DRAIN):
+            busy = False
+            if ipc_sock.get(zmq.EVENTS) & zmq.POLLIN:
+                busy = True
+                request = self.ipc.recv()
+                if request is not None:
+                    self._on_ipc(request)
+            if router.get(zmq.EVENTS) & zmq.POLLIN:
+                busy = True
+                got = self.transport.recv()
+                if got is not None:
+                    self._on_peer(*got)
+            if not busy:
+                return
+
+    def _on_ipc(self, request: CmdRequest | ReadRequest) -> None:
+        if isinstance(request, CmdRequest):
+            self.router.accept_command(request)
+        else:
+            self.router.accept_read(request)
+
+    def _on_peer(self, sender: str, kind: bytes, body: Any) -> None:
+        if kind == KIND_RAFT:
+            try:
+                msg = message_from_plain(body)
+            except ValueError:
+                self.counters["raft_malformed_total"] += 1
+                return
+            if msg.sender != sender or msg.to != self.node_id:
+                self.counters["raft_malformed_total"] += 1
+                return
+            self.raft.step(msg)
+        elif kind == KIND_HELLO:
+            addr = body.get("http_addr") if isinstance(body, dict) else None
+            if isinstance(addr, str) and len(addr) < 256:
+                host = addr.rpartition(":")[0]
+                if not host:  # ":8080" means every interface: reach it at its raft host
+                    addr = self.members[sender].rpartition(":")[0] + addr
+                self.peer_http[sender] = addr
+        elif not self.router.on_peer(sender, kind, body):
+            self.transport.counters.malformed += 1
+
+    def _on_tick(self, now: float) -> None:
+        if now >= self._next_hello_ms:
+            self._next_hello_ms = now + HELLO_INTERVAL_MS
+            packed = msgpack.packb({"http_addr": self.config.http_addr}, use_bin_type=True)
+            for peer in self.transport.peer_ids:
+                self.transport.send_packed(peer, KIND_HELLO, packed)
+        if self.stop_requested and self.stopping_since_ms is None:
+            self._begin_stop(now)
+        self.router.on_tick(now)
+        if self.role is Role.LEADER and self.stopping_since_ms is None:
+            self._maybe_propose_tick(now)
+
+    # ----------------------------------------------------------------- Ready
+
+    def _handle_readies(self) -> None:
+        while self.raft.has_ready():
+            self._handle_ready(self.raft.ready())
+
+    def _handle_ready(self, rd: Ready) -> None:
+        self.counters["ready_total"] += 1
+        if rd.soft_state is not None:
+            self._on_soft_state(rd.soft_state.role, rd.soft_state.leader_id)
+        hard = rd.hard_state
+        prev = self._persisted_hard
+        term_or_vote_changed = hard is not None and (hard.term, hard.vote) != prev
+        early = self.role is Role.LEADER and not term_or_vote_changed
+        late = []
+        for msg in rd.messages:
+            if early and msg.type in _EARLY_TYPES:
+                self._send_raft(msg)
+            else:
+                late.append(msg)
+        if rd.entries or rd.snapshot is not None or hard is not None:
+            durable = bool(rd.entries) or rd.snapshot is not None or term_or_vote_changed
+            self.store.save(
+                entries=rd.entries,
+                hard_state=hard,
+                snapshot=stored_snapshot(rd.snapshot) if rd.snapshot is not None else None,
+                durable=durable,
+            )
+            if durable:
+                self.counters["fsync_total"] += 1
+            if hard is not None:
+                self._persisted_hard = (hard.term, hard.vote)
+            self.counters["entries_persisted_total"] += len(rd.entries)
+            self.log_bytes += sum(len(e.data) for e in rd.entries)
+        for msg in late:
+            self._send_raft(msg)
+        if rd.snapshot is not None:
+            self._install_snapshot(rd)
+        if rd.committed_entries:
+            self._apply(rd)
+        if rd.read_states:
+            self.router.on_read_states(rd.read_states)
+        self.raft.advance(rd)
+
+    def _send_raft(self, msg: Any) -> None:
+        self.transport.send(msg.to, KIND_RAFT, message_to_plain(msg))
+
+    def _on_soft_state(self, role: Role, leader_id: str | None) -> None:
+        was_leader = self.role is Role.LEADER
+        if leader_id != self.leader_id and leader_id is not None:
+            self.counters["leader_changes_total"] += 1
+        self.role, self.leader_id = role, leader_id
+        if leader_id is not None:
+            self.last_leader_id = leader_id
+        log_event(logger, logging.INFO, "role_changed", role=role.value, leader_id=leader_id,
+                  term=self.raft.current_term)
+        if was_leader and role is not Role.LEADER:
+            self.router.on_lost_leadership()
+        if leader_id is not None:
+            self.router.on_leader_known()
+
+    def _install_snapshot(self, rd: Ready) -> None:
+        assert rd.snapshot is not None
+        meta = rd.snapshot.meta
+        self.queue.restore(rd.snapshot.data)
+        self.applied = self.snapshot_index = meta.index
+        self.applied_term = meta.term
+        self.log_bytes = 0
+        self.counters["snapshots_installed_total"] += 1
+        log_event(logger, logging.INFO, "snapshot_installed", index=meta.index, term=meta.term)
+
+    def _apply(self, rd: Ready) -> None:
+        queue, router = self.queue, self.router
+        for entry in rd.committed_entries:
+            self.applied, self.applied_term = entry.index, entry.term
+            if entry.type is EntryType.NOOP or not entry.data:
+                continue
+            try:
+                rid, cmd = decode_entry_data(entry.data)
+                outcome = queue.apply(command_from_plain(cmd), entry.index)
+            except (ValueError, InvalidCommand) as exc:
+                # Never expected: commands are validated before they are proposed.
+                log_event(logger, logging.ERROR, "entry_not_applicable", index=entry.index,
+                          error=str(exc))
+                continue
+            if rid:
+                router.on_applied(rid, outcome)
+        self.counters["entries_applied_total"] += len(rd.committed_entries)
+        router.on_applied_to(self.applied)
+
+    # ----------------------------------------------------------------- time and snapshots
+
+    def wall_ms(self) -> int:
+        """The leader's clock for stamping commands; never runs backwards in this process."""
+        now = int(time.time() * 1000)
+        self._last_wall_ms = max(self._last_wall_ms, now)
+        return self._last_wall_ms
+
+    def propose(self, rid: str, cmd: dict[str, Any]) -> None:
+        """Stamp ``cmd`` with the leader's time and propose it (raises ProposalDropped)."""
+        stamped = dict(cmd)
+        stamped["now_ms"] = self.wall_ms()
+        self.raft.propose(encode_entry_data(rid, stamped))
+        self.counters["proposals_total"] += 1
+        self._last_proposal_ms = monotonic_ms()
+
+    def _maybe_propose_tick(self, now: float) -> None:
+        if now - self._last_proposal_ms < TICK_COMMAND_INTERVAL_MS:
+            return
+        due = self.queue.next_deadline_ms()
+        idle_for_retention = now - self._last_proposal_ms >= 60 * TICK_COMMAND_INTERVAL_MS
+        if (due is not None and due <= self.wall_ms()) or idle_for_retention:
+            try:
+                self.propose("", {"op": "tick"})
+            except Exception:  # ProposalDropped during a transfer: try again later
+                self._last_proposal_ms = now
+
+    def _maybe_snapshot(self) -> None:
+        since = self.applied - self.snapshot_index
+        if since <= 0:
+            return
+        if since < self.config.snapshot_entries and self.log_bytes < SNAPSHOT_LOG_BYTES:
+            return
+        started = monotonic_ms()
+        data = self.queue.snapshot()
+        members = tuple(sorted(self.members))
+        self.store.save_snapshot(StoredSnapshot(self.applied, self.applied_term, members, data))
+        self.raft.compact(self.applied, data)
+        self.snapshot_index = self.applied
+        self.log_bytes = 0
+        self.counters["snapshots_taken_total"] += 1
+        self.counters["fsync_total"] += 1
+        log_event(logger, logging.INFO, "snapshot_taken", index=self.applied, bytes=len(data),
+                  ms=round(monotonic_ms() - started, 1))
+
+    # ----------------------------------------------------------------- stopping
+
+    def _begin_stop(self, now: float) -> None:
+        self.stopping_since_ms = now
+        st = self.raft.status()
+        if st.role is Role.LEADER and st.progress:
+            target = max(sorted(p for p in st.progress if p != self.node_id),
+                         key=lambda p: st.progress[p].match_index)
+            log_event(logger, logging.INFO, "leadership_transfer", target=target)
+            self.raft.transfer_leadership(target)
+
+    def _stop_done(self, now: float) -> bool:
+        assert self.stopping_since_ms is not None
+        elapsed = now - self.stopping_since_ms
+        election_ms = 2 * self.config.election_ticks * self.config.tick_ms
+        if self.role is Role.LEADER and len(self.members) > 1 and elapsed < election_ms:
+            return False  # the transfer is still under way
+        waiting = self.router.count_in_flight()
+        return waiting == 0 or elapsed >= election_ms + STOP_DRAIN_MS
+
+    # ----------------------------------------------------------------- views
+
+    def http_of(self, member_id: str | None) -> str | None:
+        """The HTTP address of a member, from the configuration or its hello."""
+        if member_id is None:
+            return None
+        if member_id == self.node_id:
+            return self.config.http_addr
+        return self.config.peers_http.get(member_id) or self.peer_http.get(member_id)
+
+    def view(self) -> queries.NodeView:
+        """Gather what the local queries show."""
+        http_addrs = {m: a for m in self.members if (a := self.http_of(m)) is not None}
+        return queries.NodeView(
+            node_id=self.node_id, status=self.raft.status(),
+            leader_http=self.http_of(self.raft.leader_id), members=self.members,
+            http_addrs=http_addrs, stopping=self.stopping_since_ms is not None,
+        )
+
+    def metrics(self) -> dict[str, Any]:
+        """Counters and gauges of this Raft process, flat, for the API's /metrics."""
+        st = self.raft.status()
+        tc, ic = self.transport.counters, self.ipc.counters
+        out: dict[str, Any] = dict(self.counters)
+        out.update({
+            "term": st.term, "commit_index": st.commit, "applied_index": st.applied,
+            "last_index": st.last_index, "snapshot_index": st.snapshot_index,
+            "is_leader": int(st.role is Role.LEADER), "store_syncs_total": self.store.syncs,
+            "peer_sent_total": tc.sent, "peer_received_total": tc.received,
+            "peer_send_dropped_total": tc.send_dropped, "peer_malformed_total": tc.malformed,
+            "peer_unknown_total": tc.unknown_peer, "ipc_received_total": ic.received,
+            "ipc_malformed_total": ic.malformed, "ipc_bad_request_total": ic.bad_request,
+            "requests_pending": len(self.router.table.pending),
+            "requests_parked": self.router.table.count(Stage.PARKED),
+        })
+        return out

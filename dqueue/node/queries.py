@@ -1,0 +1,130 @@
+"""Read queries of the IPC protocol: queue reads and the node's own health, cluster and metrics.
+
+Queue reads (``get``, ``stats``, ``list``) run against the applied queue state once the read
+point is reached (ReadIndex) or at once for stale reads. ``health``, ``cluster`` and ``metrics``
+describe this node and are always answered locally, leader or not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dqueue.queue import InvalidCommand, QueueState
+from dqueue.raft import Status
+
+QUEUE_OPS = frozenset({"get", "stats", "list"})
+LOCAL_OPS = frozenset({"health", "cluster", "metrics"})
+_QUERY_KEYS = {
+    "get": {"op", "id"},
+    "stats": {"op"},
+    "list": {"op", "status", "type", "limit", "cursor"},
+    "health": {"op"},
+    "cluster": {"op"},
+    "metrics": {"op"},
+}
+
+
+class BadQuery(ValueError):
+    """A query that cannot be answered as asked; the message names the field."""
+
+
+def check_query(query: Mapping[str, Any]) -> str:
+    """Return the op of a well-formed query.
+
+    Raises:
+        BadQuery: naming the bad field.
+    """
+    op = query.get("op")
+    if op not in _QUERY_KEYS:
+        raise BadQuery(f"op: must be one of {', '.join(sorted(_QUERY_KEYS))}")
+    extra = sorted(set(query) - _QUERY_KEYS[op])
+    if extra:
+        raise BadQuery(f"{extra[0]}: unknown field for {op}")
+    if op == "get" and (not isinstance(query.get("id"), str) or not query["id"]):
+        raise BadQuery("id: must be a non-empty string")
+    if op == "list":
+        for name in ("status", "type", "cursor"):
+            value = query.get(name)
+            if value is not None and not isinstance(value, str):
+                raise BadQuery(f"{name}: must be a string")
+        if not isinstance(query.get("status"), str):
+            raise BadQuery("status: is required")
+        limit = query.get("limit")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+            raise BadQuery("limit: must be an integer")
+    return op
+
+
+def run_queue_query(queue: QueueState, query: Mapping[str, Any], raft: dict[str, Any]) -> Any:
+    """Answer a queue read from the applied state.
+
+    Args:
+        queue: the applied queue state.
+        query: a query that passed ``check_query``.
+        raft: the node's Raft figures, added to ``stats``.
+
+    Raises:
+        BadQuery: a value the queue refuses (e.g. an unknown status).
+    """
+    op = query["op"]
+    if op == "get":
+        return queue.get_task(query["id"])
+    if op == "stats":
+        return {**queue.stats(), "raft": raft}
+    limit = query.get("limit")
+    try:
+        return queue.list_tasks(
+            query["status"], query.get("type"), 100 if limit is None else limit,
+            query.get("cursor"),
+        )
+    except InvalidCommand as exc:
+        raise BadQuery(f"{exc.field}: {exc.message}") from None
+
+
+@dataclass(frozen=True)
+class NodeView:
+    """What the local queries need to know about the node, gathered by the loop."""
+
+    node_id: str
+    status: Status
+    leader_http: str | None
+    members: Mapping[str, str]  # member id -> raft address
+    http_addrs: Mapping[str, str]  # member id -> HTTP address, where known
+    stopping: bool
+
+
+def raft_figures(view: NodeView) -> dict[str, Any]:
+    """The Raft part of ``stats`` and ``health``."""
+    st = view.status
+    return {"node_id": view.node_id, "role": st.role.value, "term": st.term,
+            "leader_id": st.leader_id, "commit_index": st.commit, "applied_index": st.applied,
+            "last_index": st.last_index, "snapshot_index": st.snapshot_index}
+
+
+def health(view: NodeView) -> dict[str, Any]:
+    """``GET /health``: who this node is and what it knows of the leader."""
+    st = view.status
+    return {"status": "stopping" if view.stopping else "ok", "node_id": view.node_id,
+            "role": st.role.value, "term": st.term, "leader_id": st.leader_id,
+            "leader_http": view.leader_http, "commit_index": st.commit,
+            "applied_index": st.applied}
+
+
+def cluster(view: NodeView) -> dict[str, Any]:
+    """``GET /cluster``: every member, with replication progress when this node leads."""
+    st = view.status
+    members = []
+    for member_id in sorted(view.members):
+        if member_id == view.node_id:
+            role, match_index = st.role.value, st.last_index
+        else:
+            role = "leader" if member_id == st.leader_id else "follower"
+            progress = st.progress.get(member_id)
+            match_index = progress.match_index if progress is not None else None
+        lag = None if match_index is None or not st.progress else st.last_index - match_index
+        members.append({"id": member_id, "raft_addr": view.members[member_id],
+                        "http_addr": view.http_addrs.get(member_id), "role": role,
+                        "match_index": match_index, "lag": lag})
+    return {"leader_id": st.leader_id, "term": st.term, "members": members}

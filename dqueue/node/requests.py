@@ -1,0 +1,138 @@
+"""Bookkeeping of the requests a Raft process has accepted and not yet answered.
+
+Every accepted request is in ``RequestTable.pending`` under its request id until it is answered,
+whatever it waits for (a leader, its commit, a ReadIndex round, a parked long poll). The other
+collections only hold request ids and are cleaned lazily: an id no longer pending is skipped.
+Deadlines sit in a heap so that expiring requests costs O(log n), not a scan per loop turn.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+def monotonic_ms() -> float:
+    """Monotonic time in milliseconds: every deadline and tick of the Raft process."""
+    return time.monotonic() * 1000.0
+
+
+class Stage(StrEnum):
+    """What a pending request is waiting for."""
+
+    WAIT_LEADER = "wait_leader"  # no leader known yet (or a proposal was dropped)
+    PROPOSED = "proposed"  # proposed on this node (the leader); waits for its entry to apply
+    FORWARDED = "forwarded"  # sent to the leader node; waits for its answer or a local apply
+    PARKED = "parked"  # an empty long-poll lease on the leader, waiting for a visible task
+    READ_INDEX = "read_index"  # a read waiting for its ReadIndex round
+    READ_APPLY = "read_apply"  # a read whose read index is known, waiting for apply to reach it
+
+
+@dataclass(frozen=True)
+class ReplyTo:
+    """Where the answer of a request goes: a local IPC client, or the peer that forwarded it."""
+
+    identity: bytes | None = None  # IPC routing identity of the API thread
+    peer: str | None = None  # member id of the node that forwarded the command
+
+
+@dataclass
+class Pending:
+    """One request that has not been answered yet.
+
+    Attributes:
+        rid: the request id (unique per client request, cluster-wide).
+        reply_to: where the answer goes.
+        is_read: a read query rather than a command.
+        body: the plain command (unstamped) or the plain query.
+        deadline_ms: monotonic time after which the request is answered with an error.
+        wait_until_ms: for long-poll leases, when an empty answer is given instead of parking.
+        stage: what the request waits for.
+        read_index: for reads in READ_APPLY: the index the state machine must reach.
+        last_outcome: for parked leases, the empty outcome to give at ``wait_until_ms``.
+    """
+
+    rid: str
+    reply_to: ReplyTo
+    is_read: bool
+    body: dict[str, Any]
+    deadline_ms: float
+    wait_until_ms: float = 0.0
+    stage: Stage = Stage.WAIT_LEADER
+    read_index: int = 0
+    last_outcome: Any = None
+    forwarded_to: str | None = None
+
+
+class RequestTable:
+    """All requests of one Raft process, by request id, with their deadlines and stages."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, Pending] = {}
+        # Insertion-ordered ids per stage, so that "every request waiting for a leader" and
+        # "every parked lease" cost no scan of the whole table.
+        self._by_stage: dict[Stage, dict[str, None]] = {stage: {} for stage in Stage}
+        self._deadlines: list[tuple[float, int, str]] = []
+        self._seq = itertools.count()
+
+    def add(self, request: Pending) -> bool:
+        """Track a new request; False when its request id is already pending (a duplicate)."""
+        if request.rid in self.pending:
+            return False
+        self.pending[request.rid] = request
+        self._by_stage[request.stage][request.rid] = None
+        self._push_deadline(request)
+        return True
+
+    def move(self, request: Pending, stage: Stage) -> None:
+        """Change the stage of a pending request (re-arming its deadline when it parks)."""
+        self._by_stage[request.stage].pop(request.rid, None)
+        request.stage = stage
+        self._by_stage[stage][request.rid] = None
+        if stage is Stage.PARKED:
+            self._push_deadline(request)
+
+    def pop(self, rid: str) -> Pending | None:
+        """Stop tracking a request (it is being answered); None if it was not pending."""
+        request = self.pending.pop(rid, None)
+        if request is not None:
+            self._by_stage[request.stage].pop(rid, None)
+        return request
+
+    def in_stage(self, stage: Stage) -> list[Pending]:
+        """Pending requests in ``stage``, oldest first."""
+        return [self.pending[rid] for rid in self._by_stage[stage]]
+
+    def count(self, stage: Stage) -> int:
+        """How many requests are in ``stage``."""
+        return len(self._by_stage[stage])
+
+    def next_deadline_ms(self) -> float | None:
+        """The earliest armed deadline, or None."""
+        while self._deadlines and self._deadlines[0][2] not in self.pending:
+            heapq.heappop(self._deadlines)
+        return self._deadlines[0][0] if self._deadlines else None
+
+    def expired(self, now_ms: float) -> list[Pending]:
+        """Remove and return every request whose deadline (or parking time) has passed."""
+        out = []
+        while self._deadlines and self._deadlines[0][0] <= now_ms:
+            due, _, rid = heapq.heappop(self._deadlines)
+            request = self.pending.get(rid)
+            if request is None or _due_ms(request) > due:
+                continue  # answered already, or re-armed later (a newer heap item stands for it)
+            self.pop(rid)
+            out.append(request)
+        return out
+
+    def _push_deadline(self, request: Pending) -> None:
+        heapq.heappush(self._deadlines, (_due_ms(request), next(self._seq), request.rid))
+
+
+def _due_ms(request: Pending) -> float:
+    """When a request must be answered: a parked lease at the end of its wait."""
+    return request.wait_until_ms if request.stage is Stage.PARKED else request.deadline_ms

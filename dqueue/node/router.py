@@ -1,0 +1,352 @@
+"""Where each client request goes, and how it is answered.
+
+A command accepted over IPC is proposed when this node leads, forwarded to the leader node over
+the peer transport when another node leads (so the leader stamps the time), or kept until a
+leader is known. It is answered when an applied entry carries its request id: on the leader
+that proposed it, and on the node that forwarded it (the leader answers that node with
+``fwd_res``; the forwarding node may also see the entry apply first; the first answer wins).
+Reads wait for a ReadIndex round (batched: one round per loop turn for every new read) and for
+the state machine to reach the read index, unless they ask for a stale read.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from typing import TYPE_CHECKING, Any
+
+from dqueue.logs import log_event
+from dqueue.node import queries
+from dqueue.node.ipc_server import CmdRequest, ReadRequest
+from dqueue.node.requests import Pending, ReplyTo, RequestTable, Stage, monotonic_ms
+from dqueue.queue import InvalidCommand, command_from_plain
+from dqueue.raft import ProposalDropped, ReadState, Role
+
+if TYPE_CHECKING:
+    from dqueue.node.process import RaftProcess
+
+logger = logging.getLogger(__name__)
+
+KIND_FWD = b"fwd"
+KIND_FWD_RES = b"fwd_res"
+# A ReadIndex round not answered within this long is asked again (the message may be lost).
+READ_RETRY_MS = 500
+_EMPTY_LEASE_OUTCOME = {"ok": True, "value": {"tasks": []}}
+
+
+class RequestRouter:
+    """Request handling of one Raft process.
+
+    Args:
+        process: the owning process (its core, queue, transport, IPC server and clock).
+    """
+
+    def __init__(self, process: RaftProcess) -> None:
+        self.p = process
+        self.table = RequestTable()
+        self._new_reads: list[str] = []
+        self._read_batches: dict[bytes, tuple[float, list[str]]] = {}
+        self._read_seq = itertools.count(1)
+        self._have_parked_check = False
+
+    # ----------------------------------------------------------------- intake
+
+    def accept_command(self, req: CmdRequest) -> None:
+        """A command from a local API thread."""
+        self._accept_command(req.rid, req.cmd, req.timeout_ms, req.wait_ms,
+                             ReplyTo(identity=req.identity))
+
+    def _accept_command(self, rid: str, cmd: dict[str, Any], timeout_ms: int, wait_ms: int,
+                        reply_to: ReplyTo) -> None:
+        p = self.p
+        if p.stopping_since_ms is not None:
+            self._send_err(reply_to, rid, "shutting_down", "the node is shutting down")
+            return
+        try:
+            command_from_plain(cmd)
+        except InvalidCommand as exc:
+            self._send_err(reply_to, rid, "bad_request", f"{exc.field}: {exc.message}")
+            return
+        if rid in self.table.pending:
+            return  # the same request delivered twice (a forward retried): one answer
+        now = monotonic_ms()
+        wait_ms = min(wait_ms, p.config.max_wait_ms) if cmd.get("op") == "lease" else 0
+        request = Pending(rid=rid, reply_to=reply_to, is_read=False, body=cmd,
+                          deadline_ms=now + timeout_ms + wait_ms, wait_until_ms=now + wait_ms)
+        self.table.add(request)
+        self._dispatch(request)
+
+    def accept_read(self, req: ReadRequest) -> None:
+        """A read query from a local API thread."""
+        reply_to = ReplyTo(identity=req.identity)
+        try:
+            op = queries.check_query(req.query)
+        except queries.BadQuery as exc:
+            self._send_err(reply_to, req.rid, "bad_request", str(exc))
+            return
+        p = self.p
+        if op in queries.LOCAL_OPS:
+            self._send_value(reply_to, req.rid, self._local_value(op))
+            return
+        if req.stale:
+            self._serve_read_now(reply_to, req.rid, req.query)
+            return
+        if p.stopping_since_ms is not None:
+            self._send_err(reply_to, req.rid, "shutting_down", "the node is shutting down")
+            return
+        request = Pending(rid=req.rid, reply_to=reply_to, is_read=True, body=req.query,
+                          deadline_ms=monotonic_ms() + req.timeout_ms, stage=Stage.READ_INDEX)
+        if self.table.add(request):
+            self._new_reads.append(req.rid)
+
+    def on_peer(self, sender: str, kind: bytes, body: Any) -> bool:
+        """A forwarding message from a peer; False when it is not one (the caller counts it)."""
+        if not isinstance(body, dict) or not isinstance(body.get("rid"), str):
+            return False
+        rid = body["rid"]
+        if kind == KIND_FWD:
+            cmd, timeout_ms, wait_ms = body.get("cmd"), body.get("timeout_ms"), body.get("wait_ms")
+            if not (isinstance(cmd, dict) and _is_count(timeout_ms) and _is_count(wait_ms)):
+                return False
+            if self.p.role is not Role.LEADER:
+                self.p.transport.send(sender, KIND_FWD_RES, {
+                    "rid": rid, "code": "not_leader", "message": "not the leader",
+                    "leader_id": self.p.raft.leader_id})
+                return True
+            self._accept_command(rid, cmd, timeout_ms, wait_ms, ReplyTo(peer=sender))
+            return True
+        if kind == KIND_FWD_RES:
+            request = self.table.pending.get(rid)
+            if request is None or request.stage is not Stage.FORWARDED:
+                return True  # answered already (by a local apply) or given up
+            if "outcome" in body:
+                self.table.pop(rid)
+                self._send_outcome(request, body["outcome"])
+            elif body.get("code") == "not_leader":
+                self.table.move(request, Stage.WAIT_LEADER)
+                self._dispatch_waiting()
+            else:
+                self.table.pop(rid)
+                self._send_err(request.reply_to, rid, str(body.get("code") or "timeout"),
+                               str(body.get("message") or ""))
+            return True
+        return False
+
+    # ----------------------------------------------------------------- dispatch
+
+    def _dispatch(self, request: Pending) -> None:
+        p = self.p
+        if request.is_read:
+            self.table.move(request, Stage.READ_INDEX)
+            self._new_reads.append(request.rid)
+        elif p.role is Role.LEADER:
+            try:
+                p.propose(request.rid, request.body)
+            except ProposalDropped:
+                self.table.move(request, Stage.WAIT_LEADER)
+                return
+            self.table.move(request, Stage.PROPOSED)
+        elif p.leader_id is not None and p.leader_id != p.node_id:
+            now = monotonic_ms()
+            body = {"rid": request.rid, "cmd": request.body,
+                    "timeout_ms": max(0, int(request.deadline_ms - now)),
+                    "wait_ms": max(0, int(request.wait_until_ms - now))}
+            if p.transport.send(p.leader_id, KIND_FWD, body):
+                request.forwarded_to = p.leader_id
+                self.table.move(request, Stage.FORWARDED)
+            else:
+                self.table.move(request, Stage.WAIT_LEADER)
+        else:
+            self.table.move(request, Stage.WAIT_LEADER)
+
+    def _dispatch_waiting(self) -> None:
+        if self.p.leader_id is None:
+            return
+        for request in self.table.in_stage(Stage.WAIT_LEADER):
+            self._dispatch(request)
+
+    def on_leader_known(self) -> None:
+        """A leader was elected or learned: send it what waited."""
+        self._dispatch_waiting()
+
+    def on_lost_leadership(self) -> None:
+        """This node stopped leading: parked leases go to the new leader.
+
+        Proposed commands stay: their entries may still commit under the next leader, and
+        they are answered only if an applied entry carries their request id.
+        """
+        for request in self.table.in_stage(Stage.PARKED):
+            if request.reply_to.peer is not None:
+                self.table.pop(request.rid)
+                self.p.transport.send(request.reply_to.peer, KIND_FWD_RES, {
+                    "rid": request.rid, "code": "not_leader", "message": "leadership lost",
+                    "leader_id": self.p.raft.leader_id})
+            else:
+                self.table.move(request, Stage.WAIT_LEADER)
+
+    def on_tick(self, now: float) -> None:
+        """Once per tick: retry what waits for a leader, re-ask stale ReadIndex rounds,
+        and give parked leases a chance when time made tasks visible."""
+        self._dispatch_waiting()
+        for ctx, (asked_ms, rids) in list(self._read_batches.items()):
+            if now - asked_ms >= READ_RETRY_MS:
+                del self._read_batches[ctx]
+                self._new_reads.extend(rids)
+        self._have_parked_check = True
+        self._check_parked()
+
+    def expire(self, now: float) -> None:
+        """Answer every request whose deadline passed."""
+        for request in self.table.expired(now):
+            if request.stage is Stage.PARKED:
+                self._send_outcome(request, request.last_outcome or _EMPTY_LEASE_OUTCOME)
+                continue
+            leader_id = self.p.raft.leader_id
+            if leader_id is None and request.stage in (Stage.WAIT_LEADER, Stage.READ_INDEX):
+                self._send_err(request.reply_to, request.rid, "no_leader",
+                               "no leader was elected within the request's deadline")
+            else:
+                self._send_err(request.reply_to, request.rid, "timeout",
+                               f"not completed within the deadline ({request.stage.value})")
+
+    def next_deadline_ms(self) -> float | None:
+        """The earliest request deadline (the loop wakes up for it)."""
+        return self.table.next_deadline_ms()
+
+    def count_in_flight(self) -> int:
+        """Requests this node still has to answer."""
+        return len(self.table.pending)
+
+    def fail_all(self, code: str, message: str) -> None:
+        """Answer every pending request with an error (at exit)."""
+        for rid in list(self.table.pending):
+            request = self.table.pop(rid)
+            if request is not None:
+                self._send_err(request.reply_to, rid, code, message)
+
+    # ----------------------------------------------------------------- apply
+
+    def on_applied(self, rid: str, outcome: dict[str, Any]) -> None:
+        """The entry carrying request id ``rid`` was applied with ``outcome``."""
+        request = self.table.pending.get(rid)
+        if request is None or request.is_read:
+            return
+        now = monotonic_ms()
+        waiting = request.wait_until_ms > now and _is_empty_lease(outcome)
+        if request.stage is Stage.PROPOSED and waiting and self.p.role is Role.LEADER:
+            request.last_outcome = outcome
+            self.table.move(request, Stage.PARKED)
+            return
+        if request.stage is Stage.FORWARDED and waiting:
+            return  # the leader parks it and answers with fwd_res
+        if request.stage not in (Stage.PROPOSED, Stage.FORWARDED):
+            return
+        self.table.pop(rid)
+        self._send_outcome(request, outcome)
+
+    def on_applied_to(self, applied: int) -> None:
+        """The state machine reached ``applied``: serve reads waiting for it, check parked."""
+        for request in self.table.in_stage(Stage.READ_APPLY):
+            if request.read_index <= applied:
+                self.table.pop(request.rid)
+                self._serve_read_now(request.reply_to, request.rid, request.body)
+        self._have_parked_check = True
+
+    def _check_parked(self) -> None:
+        p = self.p
+        if not self._have_parked_check or p.role is not Role.LEADER:
+            return
+        self._have_parked_check = False
+        parked = self.table.in_stage(Stage.PARKED)
+        if not parked:
+            return
+        now_ms = p.wall_ms()
+        for request in parked:
+            if p.queue.has_visible(request.body.get("types"), now_ms):
+                self._dispatch(request)
+
+    # ----------------------------------------------------------------- reads
+
+    def flush_reads(self) -> None:
+        """Start one ReadIndex round for every read that arrived since the last one."""
+        self._check_parked()
+        if not self._new_reads:
+            return
+        rids = [rid for rid in self._new_reads if rid in self.table.pending]
+        self._new_reads = []
+        if not rids:
+            return
+        if self.p.raft.leader_id is None:
+            for rid in rids:
+                self.table.move(self.table.pending[rid], Stage.WAIT_LEADER)
+            return
+        ctx = f"{self.p.node_id}:{next(self._read_seq)}".encode()
+        self._read_batches[ctx] = (monotonic_ms(), rids)
+        self.p.raft.read_index(ctx)
+
+    def on_read_states(self, read_states: tuple[ReadState, ...]) -> None:
+        """ReadIndex answers: each read of the batch may be served once ``index`` is applied."""
+        for rs in read_states:
+            batch = self._read_batches.pop(rs.context, None)
+            if batch is None:
+                continue
+            for rid in batch[1]:
+                request = self.table.pending.get(rid)
+                if request is None:
+                    continue
+                request.read_index = rs.index
+                self.table.move(request, Stage.READ_APPLY)
+        self.on_applied_to(self.p.applied)
+
+    def _serve_read_now(self, reply_to: ReplyTo, rid: str, query: dict[str, Any]) -> None:
+        try:
+            value = queries.run_queue_query(self.p.queue, query, self._raft_figures())
+        except queries.BadQuery as exc:
+            self._send_err(reply_to, rid, "bad_request", str(exc))
+            return
+        self._send_value(reply_to, rid, value)
+
+    def _raft_figures(self) -> dict[str, Any]:
+        return queries.raft_figures(self.p.view())
+
+    def _local_value(self, op: str) -> Any:
+        if op == "metrics":
+            return self.p.metrics()
+        view = self.p.view()
+        return queries.health(view) if op == "health" else queries.cluster(view)
+
+    # ----------------------------------------------------------------- answers
+
+    def _send_outcome(self, request: Pending, outcome: Any) -> None:
+        reply_to = request.reply_to
+        if reply_to.peer is not None:
+            self.p.transport.send(reply_to.peer, KIND_FWD_RES,
+                                  {"rid": request.rid, "outcome": outcome})
+        elif reply_to.identity is not None:
+            self.p.ipc.send_res(reply_to.identity, request.rid, "outcome", outcome)
+
+    def _send_value(self, reply_to: ReplyTo, rid: str, value: Any) -> None:
+        if reply_to.identity is not None:
+            self.p.ipc.send_res(reply_to.identity, rid, "value", value)
+
+    def _send_err(self, reply_to: ReplyTo, rid: str, code: str, message: str) -> None:
+        p = self.p
+        leader_id = p.raft.leader_id or p.last_leader_id
+        if reply_to.peer is not None:
+            p.transport.send(reply_to.peer, KIND_FWD_RES, {
+                "rid": rid, "code": code, "message": message, "leader_id": leader_id})
+        elif reply_to.identity is not None:
+            p.ipc.send_err(reply_to.identity, rid, code, message, leader_id, p.http_of(leader_id))
+        if code not in ("bad_request",):
+            log_event(logger, logging.DEBUG, "request_failed", rid=rid, code=code)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_empty_lease(outcome: Any) -> bool:
+    if not isinstance(outcome, dict) or not outcome.get("ok"):
+        return False
+    value = outcome.get("value")
+    return isinstance(value, dict) and value.get("tasks") == []
