@@ -12,7 +12,8 @@ The ``metrics`` value the collector understands is a dict of name -> figure, whe
 - ``{"buckets": [[upper_bound, cumulative_count], ...], "sum": s, "count": n}``: a histogram;
 - ``{"by": label_name, "values": {label_value: number}}``: a labelled gauge or counter.
 
-Names get the ``dqueue_`` prefix when they lack it. Anything else is skipped, never fatal.
+Names get the ``dqueue_raft_`` prefix unless they start with ``dqueue_``. Anything else is
+skipped, never fatal.
 """
 
 from __future__ import annotations
@@ -138,9 +139,9 @@ class MetricsMiddleware:
 
 
 def metric_name(name: str) -> str:
-    """A valid Prometheus name with the ``dqueue_`` prefix."""
+    """A valid Prometheus name: ``dqueue_raft_<name>`` unless it starts with ``dqueue_``."""
     clean = _NAME_BAD_CHARS.sub("_", name)
-    return clean if clean.startswith("dqueue_") else "dqueue_" + clean
+    return clean if clean.startswith("dqueue_") else "dqueue_raft_" + clean
 
 
 def _is_number(value: Any) -> bool:
@@ -177,7 +178,7 @@ def _number_family(name: str, doc: str, value: float) -> Metric:
 
 
 def _labelled_family(name: str, doc: str, figure: dict[str, Any]) -> Metric:
-    label = metric_name(str(figure.get("by") or "key"))[len("dqueue_"):]
+    label = _NAME_BAD_CHARS.sub("_", str(figure.get("by") or "key"))
     family: GaugeMetricFamily | CounterMetricFamily
     if name.endswith("_total"):
         family = CounterMetricFamily(name[: -len("_total")], doc, labels=[label])

@@ -30,11 +30,10 @@ class Stats:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         stats = _plain_dict(self._deps.read({"op": "stats"}))
-        raft = _plain_dict(self._deps.read({"op": "health"}, stale=True))
         body = {
             "tasks": stats.get("by_status", {}),
             "by_type": stats.get("by_type", {}),
-            "raft": raft,
+            "raft": _plain_dict(stats.get("raft")),
         }
         send_json(resp, falcon.HTTP_200, body)
 

@@ -30,7 +30,7 @@ class FakeRaft:
         self.fail_with: Exception | None = None
         self.keys: dict[str, str] = {}
         self.index = itertools.count(1)
-        self.metrics_value: Any = {"raft_term": 3, "raft_role": "leader"}
+        self.metrics_value: Any = {"term": 3, "role": "leader"}
 
     def close(self) -> None:
         pass
@@ -53,7 +53,8 @@ class FakeRaft:
             by_status: dict[str, int] = {}
             for task in self.tasks.values():
                 by_status[task["status"]] = by_status.get(task["status"], 0) + 1
-            return {"by_status": by_status, "by_type": {}, "clock_ms": NOW_MS}
+            return {"by_status": by_status, "by_type": {}, "clock_ms": NOW_MS,
+                    "raft": {"node_id": "n1", "term": 3}}
         if op == "list":
             found = [t for t in self.tasks.values() if t["status"] == query["status"]]
             return {"tasks": found[: query["limit"]], "next_cursor": None}

@@ -1,0 +1,90 @@
+"""Serving the Falcon app with waitress, and stopping gracefully.
+
+``HttpServer`` binds at construction (so the caller learns the port, or the bind error, at once),
+serves on the thread that calls ``serve_forever``, and ``drain`` stops taking connections, lets
+the requests in flight finish and their answers leave, then stops the worker threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import waitress
+from waitress.channel import HTTPChannel
+
+from dqueue.config import NodeConfig, split_addr
+from dqueue.logs import log_event
+
+logger = logging.getLogger(__name__)
+
+# How often a drain checks for requests still in flight.
+DRAIN_POLL_S = 0.02
+# Bodies beyond this multiple of max_body_bytes are refused by waitress itself (plain 413)
+# before they are buffered; below it the app answers a JSON 413.
+WAITRESS_BODY_FACTOR = 4
+
+
+def listen_host(addr: str) -> tuple[str, int]:
+    """``host:port`` to bind; an empty host (``:8080``) means every interface, as in Go."""
+    host, port = split_addr(addr, "http_addr")
+    return host or "0.0.0.0", port
+
+
+class HttpServer:
+    """A waitress server for one app.
+
+    Args:
+        app: the WSGI app.
+        config: ``http_addr``, ``http_threads`` and ``max_body_bytes`` are used.
+        draining: set when ``drain`` starts (the app then answers with ``Connection: close``).
+    """
+
+    def __init__(self, app: Any, config: NodeConfig, draining: threading.Event) -> None:
+        host, port = listen_host(config.http_addr)
+        self._draining = draining
+        self._server = waitress.create_server(
+            app,
+            host=host,
+            port=port,
+            threads=config.http_threads,
+            ident="dqueue",
+            asyncore_use_poll=True,
+            max_request_body_size=config.max_body_bytes * WAITRESS_BODY_FACTOR,
+            # Long polls hold a connection open for up to max_wait_ms without traffic.
+            channel_timeout=max(120, config.max_wait_ms // 1000 * 2),
+            connection_limit=max(100, config.http_threads * 8),
+            expose_tracebacks=False,
+        )
+        self.host = host
+        self.port = int(self._server.effective_port)
+
+    def serve_forever(self) -> None:
+        """Serve until the process exits (run it on its own thread)."""
+        self._server.run()
+
+    def _busy(self) -> bool:
+        dispatcher = self._server.task_dispatcher
+        if dispatcher.queue or dispatcher.active_count > 0:
+            return True
+        channels = list(self._server._map.values())
+        return any(isinstance(c, HTTPChannel) and c.total_outbufs_len > 0 for c in channels)
+
+    def drain(self, timeout_ms: int) -> bool:
+        """Stop accepting, wait for requests in flight (at most ``timeout_ms``), stop threads.
+
+        Returns:
+            True when every request in flight finished in time.
+        """
+        self._draining.set()
+        self._server.accepting = False
+        self._server.pull_trigger()
+        deadline = time.monotonic() + timeout_ms / 1000
+        while self._busy() and time.monotonic() < deadline:
+            time.sleep(DRAIN_POLL_S)
+        finished = not self._busy()
+        log_event(logger, logging.INFO, "http_drained", finished=finished)
+        self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=1)
+        return finished
