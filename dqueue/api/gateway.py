@@ -8,8 +8,9 @@ at once on one thread. Sockets are created in ``run`` and used only by the threa
 Long-poll leases are forwarded in slices of at most ``lease_slice_ms``: an empty slice is
 re-issued while the worker is alive and its wait lasts, so a worker that went silent (no
 message for ``liveness_ms``) or said ``bye`` has its waiting requests dropped within one slice.
-The gateway never leases more tasks for a request than its ``max_tasks``; tasks leased for a
-worker that vanished are not re-queued by the gateway: their lease expires as usual.
+The gateway never leases more tasks for a request than its ``max_tasks``. Tasks that a slice
+leased after its worker was dropped are handed back (their lease cut to ``HAND_BACK_LEASE_MS``);
+tasks already delivered to a worker that then dies expire by the visibility timeout as usual.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ MAX_WAITING_PER_WORKER = 64
 MAX_BURST = 256  # messages read from one socket before looking at the other
 MAX_RID_CHARS = 64
 REPLY_GRACE_MS = 1_000
+HAND_BACK_LEASE_MS = 1  # lease left to a task handed back: it is visible again at once
 _LEASE_KEYS = frozenset({"rid", "worker_id", "max_tasks", "types", "lease_ms", "wait_ms"})
 _ACK_KEYS = frozenset({"rid", "id", "worker_id", "token"})
 _NACK_KEYS = _ACK_KEYS | {"reason", "dead_letter"}
@@ -125,6 +127,9 @@ class WorkerGateway:
                               "Long-poll lease requests waiting for tasks", registry=registry)
         self._workers = Gauge("dqueue_gateway_workers", "Worker sockets heard from recently",
                               registry=registry)
+        self._handed_back = Counter("dqueue_gateway_tasks_handed_back",
+                                    "Tasks leased for a departed worker and handed back",
+                                    registry=registry)
         self._leased = Counter("dqueue_gateway_tasks_leased", "Tasks handed to ZeroMQ workers",
                                registry=registry)
 
@@ -299,6 +304,8 @@ class WorkerGateway:
         if pending is None:
             self._dropped.labels("stale_reply").inc()
             return
+        if pending.kind == b"handback":
+            return  # nobody waits for it; a failed hand-back simply expires
         if kind == b"err":
             self._send_error(router, pending.identity, pending.rid,
                              str(body.get("code") or "unavailable"),
@@ -323,13 +330,27 @@ class WorkerGateway:
                     and now < pending.wait_deadline - 0.005):
                 self._forward(pending, ipc, router, now)
                 return
-            if pending.dropped and not tasks:
+            if pending.dropped:
+                # Leased for a worker that left: hand the tasks back so they are redelivered
+                # at once instead of after the visibility timeout.
+                for task in tasks:
+                    self._hand_back(task, ipc, router)
                 return
             self._leased.inc(len(tasks))
             self._send(router, pending.identity, b"tasks", {"rid": pending.rid, "tasks": tasks})
             return
         self._send(router, pending.identity, b"res", {"rid": pending.rid,
                                                        "task": value.get("task")})
+
+    def _hand_back(self, task: Any, ipc: zmq.Socket, router: zmq.Socket) -> None:
+        lease = task.get("lease") if isinstance(task, dict) else None
+        if not lease:
+            return
+        cmd = {"op": "extend", "id": task.get("id"), "worker_id": lease.get("worker_id"),
+               "token": lease.get("token"), "lease_ms": HAND_BACK_LEASE_MS}
+        self._handed_back.inc()
+        self._forward(Pending(b"", None, b"handback", cmd, 0.0, dropped=True), ipc, router,
+                      time.monotonic())
 
     def _take(self, ipc_rid: str) -> Pending | None:
         pending = self._pending.pop(ipc_rid, None)

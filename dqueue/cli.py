@@ -1,0 +1,405 @@
+"""``dqueue-cli``: enqueue, inspect and operate a dqueue cluster from the shell.
+
+    dqueue-cli enqueue -type email -payload '{"to":"user@example.com"}'
+    dqueue-cli status TASK_ID
+    dqueue-cli --json stats
+
+Long options take one dash or two (``-type`` and ``--type``). The node is ``--server`` (repeatable
+or comma-separated), else ``$DQUEUE_SERVER``, else http://localhost:8080. Output is a table for
+people, or JSON with ``--json``. Exit status: 0 success, 1 error, 2 usage, 3 cluster unavailable,
+4 not found, 5 conflict (lease or state); errors print the server's message on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+from dqueue.client.errors import (
+    DQueueError,
+    InvalidState,
+    LeaseConflict,
+    NoLeader,
+    TaskNotFound,
+    Unavailable,
+)
+from dqueue.client.http_client import Client, RetryPolicy
+from dqueue.client.task import Lease, Task, format_time_ms
+
+DEFAULT_SERVER = "http://localhost:8080"
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_NOT_FOUND, EXIT_CONFLICT = range(6)
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, None: 1_000}
+
+
+def parse_duration_ms(text: str) -> int:
+    """Milliseconds of ``500ms``, ``30s``, ``2m``, ``1h`` or a bare number of seconds.
+
+    Raises:
+        ValueError: ``text`` is not such a duration.
+    """
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 500ms, 30s, 2m)")
+    return round(float(match.group(1)) * _UNITS_MS[match.group(2)])
+
+
+def _long_options(parser: argparse.ArgumentParser) -> set[str]:
+    names: set[str] = set()
+    for action in parser._actions:
+        names.update(o for o in action.option_strings if o.startswith("--"))
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                names |= _long_options(sub)
+    return names
+
+
+def normalize_argv(argv: Sequence[str], parser: argparse.ArgumentParser) -> list[str]:
+    """Rewrite single-dash long options the parser knows (``-type``) to ``--type``.
+
+    Anything else (values, negative numbers, ``-h``) is left as it is.
+    """
+    known = _long_options(parser)
+    out: list[str] = []
+    for token in argv:
+        if token.startswith("-") and not token.startswith("--") and len(token) > 2:
+            name, eq, value = token[1:].partition("=")
+            if "--" + name in known:
+                token = f"--{name}{eq}{value}"
+        out.append(token)
+    return out
+
+
+# -- output ----------------------------------------------------------------------------
+
+
+def table(rows: Sequence[Sequence[Any]], header: Sequence[str] | None = None) -> str:
+    """Rows as aligned text columns (None shows as ``-``)."""
+    cells = [[("-" if c is None else str(c)) for c in row] for row in rows]
+    if header:
+        cells.insert(0, list(header))
+    if not cells:
+        return ""
+    widths = [max(len(r[i]) for r in cells if i < len(r)) for i in range(max(map(len, cells)))]
+    lines = ["  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip() for r in cells]
+    if header:
+        lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def task_view(task: Task) -> str:
+    """One task as a two-column table."""
+    rows: list[tuple[str, Any]] = [
+        ("id", task.id), ("type", task.type), ("status", task.status.value),
+        ("priority", task.priority), ("attempts", f"{task.attempts} (max retries "
+                                                   f"{task.max_retries})"),
+        ("payload", json.dumps(task.payload)), ("idempotency_key", task.idempotency_key),
+        ("created_at", format_time_ms(task.created_at_ms)),
+        ("updated_at", format_time_ms(task.updated_at_ms)),
+        ("visible_at", format_time_ms(task.visible_at_ms)),
+    ]
+    if task.lease:
+        rows += [("lease.worker_id", task.lease.worker_id), ("lease.token", task.lease.token),
+                 ("lease.expires_at", format_time_ms(task.lease.expires_at_ms))]
+    if task.last_error:
+        rows.append(("last_error", task.last_error))
+    if task.duplicate:
+        rows.append(("duplicate", "yes (idempotency key seen before)"))
+    return table(rows)
+
+
+def tasks_view(tasks: Sequence[Task]) -> str:
+    """Tasks as one row each."""
+    if not tasks:
+        return "(none)"
+    return table([(t.id, t.type, t.status.value, t.attempts, t.priority,
+                   format_time_ms(t.updated_at_ms), (t.last_error or "")[:60]) for t in tasks],
+                 ["ID", "TYPE", "STATUS", "ATTEMPTS", "PRIORITY", "UPDATED", "LAST ERROR"])
+
+
+def stats_view(stats: dict[str, Any]) -> str:
+    """Counts by status, by type, and the Raft figures."""
+    parts = []
+    counts = stats.get("tasks") or {}
+    parts.append(table([(k, v) for k, v in counts.items()], ["STATUS", "TASKS"]))
+    by_type = stats.get("by_type") or {}
+    if by_type:
+        statuses = sorted({s for per in by_type.values() for s in per})
+        parts.append(table([(t, *(per.get(s, 0) for s in statuses))
+                            for t, per in sorted(by_type.items())],
+                           ["TYPE", *(s.upper() for s in statuses)]))
+    raft = stats.get("raft") or {}
+    if raft:
+        parts.append(table([(k, _plain(v)) for k, v in raft.items()], ["RAFT", "VALUE"]))
+    return "\n\n".join(parts)
+
+
+def cluster_view(cluster: dict[str, Any]) -> str:
+    """Leader, term and one row per member."""
+    head = f"leader: {cluster.get('leader_id') or '(none)'}   term: {cluster.get('term')}"
+    members = cluster.get("members") or []
+    rows = [(m.get("id"), m.get("role"), m.get("http_addr"), m.get("raft_addr"),
+             m.get("match_index"), m.get("lag")) for m in members]
+    return head + "\n" + table(rows, ["ID", "ROLE", "HTTP", "RAFT", "MATCH", "LAG"])
+
+
+def _plain(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, dict | list) else str(value)
+
+
+def kv_view(obj: dict[str, Any]) -> str:
+    """A flat object as a two-column table."""
+    return table([(k, _plain(v)) for k, v in obj.items()])
+
+
+# -- commands --------------------------------------------------------------------------
+
+
+def _json_or(args: argparse.Namespace, out: TextIO, obj: Any, text: str) -> int:
+    out.write((json.dumps(obj, indent=2, sort_keys=True) if args.json else text) + "\n")
+    return EXIT_OK
+
+
+def _task_json(task: Task) -> dict[str, Any]:
+    return task.to_json()
+
+
+def cmd_enqueue(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        payload = json.loads(args.payload) if args.payload is not None else None
+    except ValueError as exc:
+        raise DQueueError(f"-payload is not valid JSON: {exc}", code="invalid_json",
+                          field="payload") from None
+    delay = parse_duration_ms(args.delay) / 1000 if args.delay else None
+    task = client.enqueue(args.type, payload, priority=args.priority,
+                          max_retries=args.max_retries, idempotency_key=args.idempotency_key,
+                          delay=delay)
+    return _json_or(args, out, _task_json(task), task_view(task))
+
+
+def cmd_status(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    task = client.get(args.id)
+    return _json_or(args, out, _task_json(task), task_view(task))
+
+
+def cmd_stats(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    stats = client.stats()
+    return _json_or(args, out, stats, stats_view(stats))
+
+
+def cmd_health(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    health = client.health()
+    return _json_or(args, out, health, kv_view(health))
+
+
+def cmd_lease(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    types = [t for t in (args.types or "").split(",") if t] or None
+    lease_s = parse_duration_ms(args.lease) / 1000 if args.lease else None
+    wait_s = parse_duration_ms(args.wait) / 1000 if args.wait else None
+    tasks = client.lease_many(args.max_tasks, args.worker_id, types=types,
+                              lease_seconds=lease_s, wait_seconds=wait_s)
+    if args.json:
+        return _json_or(args, out, [_task_json(t) for t in tasks], "")
+    if not tasks:
+        out.write("no task available\n")
+        return EXIT_OK
+    out.write("\n\n".join(task_view(t) for t in tasks) + "\n")
+    return EXIT_OK
+
+
+def _lease_target(client: Client, args: argparse.Namespace) -> Task | str:
+    """The task to ack/nack/extend: with a token, a Task carrying it; else only the id."""
+    if args.lease_token is None:
+        return args.id
+    return Task(id=args.id, type="", lease=Lease(args.worker_id or client.worker_id,
+                                                  args.lease_token, 0))
+
+
+def cmd_ack(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    task = client.ack(_lease_target(client, args), args.worker_id)
+    return _json_or(args, out, _task_json(task), task_view(task))
+
+
+def cmd_nack(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    task = client.nack(_lease_target(client, args), args.reason or "",
+                       dead_letter=args.dead_letter, worker_id=args.worker_id)
+    return _json_or(args, out, _task_json(task), task_view(task))
+
+
+def cmd_extend(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    lease_s = parse_duration_ms(args.lease) / 1000 if args.lease else None
+    task = client.extend(_lease_target(client, args), lease_s, worker_id=args.worker_id)
+    return _json_or(args, out, _task_json(task), task_view(task))
+
+
+def cmd_cancel(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    task = client.cancel(args.id)
+    return _json_or(args, out, _task_json(task), task_view(task))
+
+
+def cmd_dlq(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    if args.dlq_command == "list":
+        tasks = client.dead_letters(type=args.type, limit=args.limit)
+        return _json_or(args, out, [_task_json(t) for t in tasks], tasks_view(tasks))
+    if args.dlq_command == "redrive":
+        n = client.redrive(args.id, type=args.type)
+        return _json_or(args, out, {"redriven": n}, f"redriven: {n}")
+    n = client.purge(type=args.type)
+    return _json_or(args, out, {"purged": n}, f"purged: {n}")
+
+
+def cmd_cluster(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    cluster = client.cluster()
+    return _json_or(args, out, cluster, cluster_view(cluster))
+
+
+def cmd_watch(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    interval_s = parse_duration_ms(args.interval) / 1000
+    clear = out.isatty() and not args.json
+    shown = 0
+    try:
+        while args.count is None or shown < args.count:
+            stats = client.stats()
+            if args.json:
+                out.write(json.dumps(stats, sort_keys=True) + "\n")
+            else:
+                if clear:
+                    out.write("\x1b[H\x1b[2J")
+                out.write(time.strftime("%H:%M:%S ") + "dqueue stats\n" + stats_view(stats)
+                          + "\n\n")
+            out.flush()
+            shown += 1
+            if args.count is None or shown < args.count:
+                time.sleep(interval_s)
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+# -- parser ----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of dqueue-cli (global options work before or after the command)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--server", action="append", default=argparse.SUPPRESS,
+                        help="node URL (repeatable or comma-separated); default "
+                             f"$DQUEUE_SERVER or {DEFAULT_SERVER}")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="print JSON instead of tables")
+    common.add_argument("--timeout", default=argparse.SUPPRESS,
+                        help="give up retrying after this long (default 10s)")
+    p = argparse.ArgumentParser(prog="dqueue-cli", parents=[common],
+                                description="Operate a dqueue cluster.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, fn: Callable[..., int], help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, parents=[common], help=help, description=help)
+        sp.set_defaults(fn=fn)
+        return sp
+
+    sp = add("enqueue", cmd_enqueue, "enqueue a task")
+    sp.add_argument("--type", required=True)
+    sp.add_argument("--payload", help="JSON value (default null)")
+    sp.add_argument("--priority", type=int)
+    sp.add_argument("--max-retries", type=int)
+    sp.add_argument("--idempotency-key")
+    sp.add_argument("--delay", help="e.g. 30s: visible only after this long")
+    add("status", cmd_status, "show one task").add_argument("id")
+    add("stats", cmd_stats, "counts by status and type, Raft figures")
+    add("health", cmd_health, "the node's role, term, leader and indexes")
+    sp = add("lease", cmd_lease, "lease tasks (as a worker would)")
+    sp.add_argument("--worker-id")
+    sp.add_argument("--types", help="comma-separated task types")
+    sp.add_argument("--lease", help="lease duration, e.g. 30s")
+    sp.add_argument("--wait", help="long-poll up to this long, e.g. 5s")
+    sp.add_argument("--max-tasks", type=int, default=1)
+    for name, fn, text in (("ack", cmd_ack, "complete a leased task"),
+                           ("nack", cmd_nack, "fail a leased task"),
+                           ("extend", cmd_extend, "extend a lease")):
+        sp = add(name, fn, text)
+        sp.add_argument("id")
+        sp.add_argument("--worker-id")
+        sp.add_argument("--lease-token")
+        if name == "nack":
+            sp.add_argument("--reason")
+            sp.add_argument("--dead-letter", action="store_true")
+        if name == "extend":
+            sp.add_argument("--lease", help="new lease from now, e.g. 60s")
+    add("cancel", cmd_cancel, "cancel a pending task").add_argument("id")
+    dlq = add("dlq", cmd_dlq, "the dead-letter queue: list, redrive, purge")
+    dsub = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
+    sp = dsub.add_parser("list", parents=[common], help="list dead tasks")
+    sp.add_argument("--type")
+    sp.add_argument("--limit", type=int, default=100)
+    sp = dsub.add_parser("redrive", parents=[common], help="re-queue dead tasks")
+    sp.add_argument("id", nargs="?", help="one task (default: every dead task)")
+    sp.add_argument("--type")
+    sp = dsub.add_parser("purge", parents=[common], help="delete dead tasks")
+    sp.add_argument("--type")
+    cluster = add("cluster", cmd_cluster, "cluster membership and replication")
+    cluster.add_subparsers(dest="cluster_command", required=True,
+                           metavar="ACTION").add_parser("status", parents=[common],
+                                                        help="leader, term, members, lag")
+    sp = add("watch", cmd_watch, "refresh stats until Ctrl-C")
+    sp.add_argument("--interval", default="2s")
+    sp.add_argument("--count", type=int, help="stop after this many refreshes")
+    return p
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
+         err: TextIO | None = None) -> int:
+    """Entry point of ``dqueue-cli``; returns the exit status."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    parser = build_parser()
+    raw = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser.parse_args(normalize_argv(raw, parser))
+    except SystemExit as exc:
+        return EXIT_OK if exc.code == 0 else EXIT_USAGE
+    args.json = getattr(args, "json", False)
+    try:
+        timeout_ms = parse_duration_ms(getattr(args, "timeout", "10s"))
+    except ValueError as exc:
+        err.write(f"dqueue-cli: --timeout: {exc}\n")
+        return EXIT_USAGE
+    servers = [s for item in getattr(args, "server", None)
+               or [os.environ.get("DQUEUE_SERVER") or DEFAULT_SERVER]
+               for s in item.split(",") if s]
+    try:
+        client = Client(servers, retry=RetryPolicy(deadline_s=timeout_ms / 1000),
+                        timeout_s=max(1.0, timeout_ms / 1000))
+    except ValueError as exc:
+        err.write(f"dqueue-cli: --server: {exc}\n")
+        return EXIT_USAGE
+    try:
+        return args.fn(client, args, out)
+    except ValueError as exc:
+        err.write(f"dqueue-cli: {exc}\n")
+        return EXIT_USAGE
+    except DQueueError as exc:
+        err.write(f"dqueue-cli: {exc}\n")
+        return _exit_code(exc)
+    finally:
+        client.close()
+
+
+def _exit_code(exc: DQueueError) -> int:
+    if isinstance(exc, TaskNotFound):
+        return EXIT_NOT_FOUND
+    if isinstance(exc, LeaseConflict | InvalidState):
+        return EXIT_CONFLICT
+    if isinstance(exc, NoLeader | Unavailable):
+        return EXIT_UNAVAILABLE
+    return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""Writing handlers: the ``Worker`` registry, the task context and handler outcomes.
+
+```python
+from dqueue.worker import Worker, DeadLetter
+
+worker = Worker()
+
+@worker.task("email")
+def send_email(payload, ctx):
+    ...                       # return: ack; raise: nack (retried); raise DeadLetter: no retries
+```
+
+A handler runs on a runtime thread with the task's payload and a ``TaskContext``. This module only
+decides what a run means (``run_handler``); leasing, acking and lease extension are the runtime's.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from dqueue.client.task import Task
+
+log = logging.getLogger("dqueue.worker")
+
+MAX_REASON_CHARS = 4_096
+
+Handler = Callable[[Any, "TaskContext"], Any]
+
+
+class DeadLetter(Exception):
+    """Raise from a handler to send the task to the dead-letter queue at once, without retries."""
+
+
+class Verdict(StrEnum):
+    """What the runtime tells the server about one run."""
+
+    ACK = "ack"
+    NACK = "nack"
+    DEAD_LETTER = "dead_letter"
+    DROP = "drop"  # the lease was lost meanwhile: the result is dropped, nothing is sent
+
+
+@dataclass(frozen=True)
+class Completion:
+    """The result of one run: the task as leased, the verdict and the reason of a failure."""
+
+    task: Task
+    verdict: Verdict
+    reason: str = ""
+
+
+class TaskContext:
+    """What a handler knows about its task, and its way to ask for more time.
+
+    Attributes:
+        task: The task as leased (id, type, attempts, lease).
+        worker_id: The id this worker leases under.
+        log: A logger whose records name the task.
+    """
+
+    def __init__(
+        self,
+        task: Task,
+        worker_id: str,
+        extend: Callable[[Task, float | None], None],
+        is_lost: Callable[[str], bool],
+    ) -> None:
+        self.task = task
+        self.worker_id = worker_id
+        self.log = logging.LoggerAdapter(log, {"task_id": task.id, "task_type": task.type})
+        self._extend = extend
+        self._is_lost = is_lost
+
+    @property
+    def task_id(self) -> str:
+        """The task's id."""
+        return self.task.id
+
+    @property
+    def attempt(self) -> int:
+        """Which delivery this is, from 1."""
+        return self.task.attempts
+
+    @property
+    def lease_lost(self) -> bool:
+        """True once the runtime learned that the lease passed to another worker (a handler
+        that checks it may stop early: its result would be dropped)."""
+        return self._is_lost(self.task.id)
+
+    def extend(self, lease_seconds: float | None = None) -> None:
+        """Ask for the lease to run ``lease_seconds`` from now (the runtime's lease when None).
+
+        The runtime already extends leases of running handlers before they expire; call this
+        when a handler knows it needs much longer. It does not wait for the server's answer.
+        """
+        self._extend(self.task, lease_seconds)
+
+
+class Worker:
+    """A registry of handlers by task type, the object ``--app module:worker`` names.
+
+    Args:
+        name: A label for logs.
+    """
+
+    def __init__(self, name: str = "worker") -> None:
+        self.name = name
+        self.handlers: dict[str, Handler] = {}
+
+    def task(self, type: str) -> Callable[[Handler], Handler]:
+        """Decorator registering the function as the handler of tasks of ``type``."""
+        def decorate(fn: Handler) -> Handler:
+            self.register(type, fn)
+            return fn
+        return decorate
+
+    def register(self, type: str, fn: Handler) -> None:
+        """Register ``fn`` for ``type``; a type has one handler.
+
+        Raises:
+            ValueError: ``type`` already has a handler.
+        """
+        if not type or not isinstance(type, str):
+            raise ValueError("a task type is a non-empty string")
+        if type in self.handlers:
+            raise ValueError(f"task type {type!r} already has a handler")
+        self.handlers[type] = fn
+
+    @property
+    def types(self) -> list[str]:
+        """The registered task types, sorted."""
+        return sorted(self.handlers)
+
+    def types_for(self, only: Sequence[str] | None) -> list[str]:
+        """The types to lease: the registered ones, restricted to ``only`` when given.
+
+        Raises:
+            ValueError: ``only`` names a type with no handler.
+        """
+        if not only:
+            return self.types
+        missing = sorted(set(only) - set(self.handlers))
+        if missing:
+            raise ValueError(f"no handler for task types {missing}")
+        return sorted(set(only))
+
+
+def run_handler(worker: Worker, ctx: TaskContext) -> Completion:
+    """Run the handler of ``ctx.task`` and turn what happened into a Completion.
+
+    Never raises: a handler's exception is the failure reason (with its traceback in the log).
+    """
+    task = ctx.task
+    handler = worker.handlers.get(task.type)
+    if handler is None:
+        return Completion(task, Verdict.NACK, f"no handler for task type {task.type!r}")
+    try:
+        handler(task.payload, ctx)
+    except DeadLetter as exc:
+        verdict, reason = Verdict.DEAD_LETTER, _reason(exc)
+    except Exception as exc:
+        ctx.log.warning("task %s (%s) failed on attempt %d: %s\n%s", task.id, task.type,
+                        task.attempts, _reason(exc), traceback.format_exc().rstrip())
+        verdict, reason = Verdict.NACK, _reason(exc)
+    else:
+        verdict, reason = Verdict.ACK, ""
+    if ctx.lease_lost:
+        ctx.log.warning("task %s: lease lost while running; result (%s) dropped", task.id,
+                        verdict.value)
+        return Completion(task, Verdict.DROP, reason)
+    return Completion(task, verdict, reason)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return reason[:MAX_REASON_CHARS]

@@ -1,0 +1,115 @@
+"""``dqueue-worker``: run a Worker's handlers against a dqueue cluster, over HTTP or ZeroMQ.
+
+    dqueue-worker --server http://localhost:8081
+    dqueue-worker --zmq tcp://127.0.0.1:9191 --app myapp.tasks:worker --concurrency 8
+
+With no ``--app``, the built-in demo handlers run (``email``, ``sleep``, ``fail``, ``noop``).
+SIGTERM or Ctrl-C drains (finish running tasks within ``--grace``, hand back the rest); a second
+one stops at once. Exit status: 0 after a drain, 1 after a forced stop, 2 on bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import socket
+import sys
+import uuid
+from collections.abc import Sequence
+
+from dqueue.cli import normalize_argv, parse_duration_ms
+from dqueue.worker import demo
+from dqueue.worker.app import Worker
+from dqueue.worker.http_runtime import HttpRuntime
+from dqueue.worker.runtime import RuntimeConfig, WorkerRuntime
+from dqueue.worker.zmq_runtime import ZmqRuntime
+
+DEFAULT_SERVER = "http://localhost:8080"
+
+
+def load_app(spec: str) -> Worker:
+    """Import ``module:attribute`` (a ``Worker``, or a function returning one).
+
+    Raises:
+        ValueError: The spec is malformed or names something that is not a Worker.
+    """
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"--app wants module:attribute, got {spec!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    module = importlib.import_module(module_name)
+    obj = getattr(module, attr, None)
+    if callable(obj) and not isinstance(obj, Worker):
+        obj = obj()
+    if not isinstance(obj, Worker):
+        raise ValueError(f"{spec} is not a dqueue.worker.Worker")
+    return obj
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of dqueue-worker."""
+    p = argparse.ArgumentParser(prog="dqueue-worker", description=__doc__.split("\n")[0])
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--server", action="append",
+                        help="node URL, repeatable or comma-separated (default: $DQUEUE_SERVER "
+                             f"or {DEFAULT_SERVER})")
+    target.add_argument("--zmq", help="worker gateway address, e.g. tcp://127.0.0.1:9191")
+    p.add_argument("--app", help="module:attribute of your Worker (default: demo handlers)")
+    p.add_argument("--concurrency", type=int, default=4, help="handler threads (default 4)")
+    p.add_argument("--prefetch", type=int, default=None,
+                   help="tasks buffered beyond the running ones (default: = concurrency)")
+    p.add_argument("--types", help="comma-separated task types (default: all registered)")
+    p.add_argument("--worker-id", help="lease holder id (default: host-pid-random)")
+    p.add_argument("--lease-timeout", default="30s", help="lease per task and per extension")
+    p.add_argument("--wait", default="5s", help="long-poll wait of one lease request")
+    p.add_argument("--grace", default="30s", help="how long SIGTERM lets running tasks finish")
+    p.add_argument("--log-level", default="info")
+    return p
+
+
+def make_runtime(args: argparse.Namespace, worker: Worker) -> WorkerRuntime:
+    """Build the HTTP or ZeroMQ runtime the arguments ask for."""
+    if args.concurrency < 1:
+        raise ValueError("--concurrency must be at least 1")
+    if args.prefetch is not None and args.prefetch < 0:
+        raise ValueError("--prefetch must not be negative")
+    worker_id = args.worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    types = tuple(t for t in (args.types or "").split(",") if t)
+    config = RuntimeConfig(
+        worker_id=worker_id,
+        concurrency=args.concurrency,
+        prefetch=args.prefetch,
+        types=types,
+        lease_ms=parse_duration_ms(args.lease_timeout),
+        wait_ms=parse_duration_ms(args.wait),
+        grace_ms=parse_duration_ms(args.grace),
+    )
+    if args.zmq:
+        return ZmqRuntime(worker, config, args.zmq)
+    servers = [s for item in (args.server or [os.environ.get("DQUEUE_SERVER", DEFAULT_SERVER)])
+               for s in item.split(",") if s]
+    return HttpRuntime(worker, config, servers)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``dqueue-worker``."""
+    parser = build_parser()
+    raw = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(normalize_argv(raw, parser))
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        worker = load_app(args.app) if args.app else demo.build()
+        runtime = make_runtime(args, worker)
+    except (ValueError, ImportError) as exc:
+        print(f"dqueue-worker: {exc}", file=sys.stderr)
+        return 2
+    runtime.install_signal_handlers()
+    return runtime.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,334 @@
+"""The worker runtime's transport-neutral part: slots, held leases, handler threads, shutdown.
+
+A runtime holds at most ``concurrency + prefetch`` leased tasks: ``concurrency`` handler threads
+run them and up to ``prefetch`` wait in a local buffer. Every held lease is extended when a third
+of it is left. A subclass (``HttpRuntime``, ``ZmqRuntime``) moves tasks and verdicts over its
+transport in ``_drive``.
+
+Shutdown: the first SIGTERM (or ``drain()``) stops leasing, hands back the buffered tasks at once,
+and lets running handlers finish for up to ``grace_ms``; whatever still runs then is handed back
+too (its result will be dropped). "Handing back" sets the lease to expire ``release_ms`` from now,
+so another worker gets the task at once. A second SIGTERM (or ``stop_now()``) stops at once:
+leases still held expire by the visibility timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from types import FrameType
+
+from dqueue.client.task import Task
+from dqueue.worker.app import Completion, TaskContext, Verdict, Worker, run_handler
+
+log = logging.getLogger("dqueue.worker")
+
+
+class State(StrEnum):
+    """Life of a runtime: RUNNING leases; DRAINING finishes what it holds; STOPPED is done."""
+
+    RUNNING = "running"
+    DRAINING = "draining"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Settings of one worker process.
+
+    Attributes:
+        worker_id: The id leases are held under.
+        concurrency: Handler threads.
+        prefetch: Leased tasks buffered beyond the running ones (None: as many as concurrency).
+        types: Task types to lease (empty: every type the Worker registered).
+        lease_ms: Lease asked for, and given again by each extension.
+        wait_ms: Long-poll wait of one lease request.
+        grace_ms: How long a drain lets running handlers finish.
+        release_ms: Lease left to a task handed back, so that it is redelivered at once.
+        request_timeout_ms: How long a request may go unanswered before it is sent again.
+    """
+
+    worker_id: str
+    concurrency: int = 4
+    prefetch: int | None = None
+    types: tuple[str, ...] = ()
+    lease_ms: int = 30_000
+    wait_ms: int = 5_000
+    grace_ms: int = 30_000
+    release_ms: int = 1
+    request_timeout_ms: int = 10_000
+
+    @property
+    def capacity(self) -> int:
+        """Most leased tasks held at once."""
+        prefetch = self.concurrency if self.prefetch is None else self.prefetch
+        return self.concurrency + prefetch
+
+
+@dataclass
+class Held:
+    """A task this worker holds a lease on. ``expires_at`` is a local monotonic estimate."""
+
+    task: Task
+    expires_at: float
+    running: bool = False
+    finished: bool = False  # its verdict was handed to the transport
+    lost: bool = False  # the lease passed to someone else: the result is dropped
+    extending: bool = False
+
+
+@dataclass
+class Counts:
+    """What this runtime did, for logs and tests."""
+
+    leased: int = 0
+    acked: int = 0
+    nacked: int = 0
+    dead_lettered: int = 0
+    dropped: int = 0
+    released: int = 0
+
+
+class WorkerRuntime:
+    """Base of the HTTP and ZeroMQ runtimes.
+
+    Args:
+        worker: The handler registry.
+        config: Runtime settings.
+    """
+
+    def __init__(self, worker: Worker, config: RuntimeConfig) -> None:
+        self.worker = worker
+        self.config = config
+        self.types = worker.types_for(config.types)
+        self.counts = Counts()
+        self.state = State.RUNNING
+        self._lock = threading.Condition()
+        self._held: dict[str, Held] = {}
+        # Tasks whose verdict (or hand-back) was sent and awaits the server's answer: they no
+        # longer take a slot, but a drain waits for them.
+        self._settling: set[str] = set()
+        self._work: queue.Queue[Task | None] = queue.Queue()
+        self._drain_deadline: float | None = None
+        self._stop_now = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._signals = 0
+
+    # -- public -----------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Lease and run tasks until drained or stopped; returns a process exit code."""
+        log.info("worker %s: %d threads, up to %d tasks held, types %s", self.config.worker_id,
+                 self.config.concurrency, self.config.capacity, ",".join(self.types) or "-")
+        for i in range(self.config.concurrency):
+            thread = threading.Thread(target=self._handler_loop, name=f"handler-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        try:
+            self._drive()
+        finally:
+            for _ in self._threads:
+                self._work.put(None)
+            self.state = State.STOPPED
+        if not self._stop_now.is_set():
+            for thread in self._threads:
+                thread.join(1.0)
+        log.info("worker %s stopped: %s", self.config.worker_id, self.counts)
+        return 1 if self._stop_now.is_set() else 0
+
+    def drain(self) -> None:
+        """Stop leasing; finish running tasks within ``grace_ms``; hand back the rest."""
+        with self._lock:
+            if self.state is State.RUNNING:
+                self.state = State.DRAINING
+                self._drain_deadline = time.monotonic() + self.config.grace_ms / 1000
+                log.info("worker %s: draining (grace %d ms)", self.config.worker_id,
+                         self.config.grace_ms)
+            self._lock.notify_all()
+        self._wake()
+
+    def stop_now(self) -> None:
+        """Stop at once; held leases expire by the visibility timeout."""
+        self._stop_now.set()
+        self.drain()
+        self._wake()
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT: the first drains, the second stops at once (main thread only)."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def held_count(self) -> int:
+        """Leased tasks currently held (buffered, running, or awaiting their verdict's answer)."""
+        with self._lock:
+            return len(self._held) + len(self._settling)
+
+    # -- for subclasses ---------------------------------------------------------------
+
+    def _drive(self) -> None:
+        """Move tasks and verdicts over the transport until done (runs on the calling thread)."""
+        raise NotImplementedError
+
+    def _send_completion(self, completion: Completion) -> None:
+        """Called on a handler thread when a run ends (verdict DROP included)."""
+        raise NotImplementedError
+
+    def _send_extend(self, task: Task, lease_s: float | None) -> None:
+        """Called on a handler thread by ``ctx.extend``."""
+        raise NotImplementedError
+
+    def _wake(self) -> None:
+        """Make ``_drive`` look at the state now (subclasses with a blocking loop override)."""
+
+    def _thread_exit(self) -> None:
+        """Called on each handler thread as it ends (to close per-thread resources)."""
+
+    def _free_slots(self) -> int:
+        with self._lock:
+            return self.config.capacity - len(self._held)
+
+    def _accept(self, tasks: list[Task]) -> list[Task]:
+        """Take leased tasks: queue them to run, or return them to hand back when not RUNNING."""
+        now = time.monotonic()
+        expires_at = now + self.config.lease_ms / 1000
+        back: list[Task] = []
+        with self._lock:
+            for task in tasks:
+                self.counts.leased += 1
+                self._held[task.id] = Held(task, expires_at)
+                if self.state is State.RUNNING:
+                    self._work.put(task)
+                else:
+                    self._held[task.id].finished = True
+                    back.append(task)
+        return back
+
+    def _settle(self, task_id: str) -> None:
+        """The task's verdict or hand-back is being sent: its slot is free again."""
+        with self._lock:
+            if self._held.pop(task_id, None) is not None:
+                self._settling.add(task_id)
+            self._lock.notify_all()
+
+    def _forget(self, task_id: str) -> None:
+        """The task's verdict or hand-back was answered (or given up on)."""
+        with self._lock:
+            self._held.pop(task_id, None)
+            self._settling.discard(task_id)
+            self._lock.notify_all()
+
+    def _due_for_extension(self, now: float) -> list[Task]:
+        """Held tasks whose lease has a third or less left and no extension in flight."""
+        margin = self.config.lease_ms / 3000
+        due: list[Task] = []
+        with self._lock:
+            for held in self._held.values():
+                if (not held.finished and not held.lost and not held.extending
+                        and held.expires_at - now <= margin):
+                    held.extending = True
+                    due.append(held.task)
+        return due
+
+    def _extended(
+        self, task_id: str, sent_at: float, ok: bool, lost: bool = False,
+        lease_s: float | None = None,
+    ) -> None:
+        """An extension was answered: ``ok`` moves the local expiry to ``lease_s`` (the
+        configured lease when None) after ``sent_at``; ``lost`` marks the lease lost."""
+        with self._lock:
+            held = self._held.get(task_id)
+            if held is None:
+                return
+            held.extending = False
+            if ok:
+                held.expires_at = sent_at + (lease_s or self.config.lease_ms / 1000)
+            if lost and not held.lost:
+                held.lost = True
+                log.warning("task %s: lease lost (another worker holds it now)", task_id)
+
+    def _is_lost(self, task_id: str) -> bool:
+        with self._lock:
+            held = self._held.get(task_id)
+            return bool(held and held.lost)
+
+    def _to_release(self, now: float) -> list[Task]:
+        """In a drain: buffered tasks at once, running ones after the grace period."""
+        if self.state is State.RUNNING:
+            return []
+        out: list[Task] = []
+        with self._lock:
+            grace_over = self._drain_deadline is not None and now >= self._drain_deadline
+            for held in self._held.values():
+                if held.finished or (held.running and not grace_over):
+                    continue
+                held.finished = True
+                if held.running:
+                    held.lost = True  # its handler's result will be dropped
+                out.append(held.task)
+        return out
+
+    def _is_drained(self) -> bool:
+        with self._lock:
+            return self.state is not State.RUNNING and not self._held and not self._settling
+
+    def _count(self, verdict: Verdict) -> None:
+        with self._lock:
+            if verdict is Verdict.ACK:
+                self.counts.acked += 1
+            elif verdict is Verdict.NACK:
+                self.counts.nacked += 1
+            elif verdict is Verdict.DEAD_LETTER:
+                self.counts.dead_lettered += 1
+            else:
+                self.counts.dropped += 1
+
+    # -- internals --------------------------------------------------------------------
+
+    def _handler_loop(self) -> None:
+        while True:
+            task = self._work.get()
+            if task is None:
+                break
+            with self._lock:
+                held = self._held.get(task.id)
+                if held is None or held.finished:
+                    continue  # handed back during a drain before it started
+                held.running = True
+            ctx = TaskContext(task, self.config.worker_id, self._send_extend, self._is_lost)
+            completion = run_handler(self.worker, ctx)
+            with self._lock:
+                held = self._held.get(task.id)
+                if held is None or held.finished:  # handed back after the grace period
+                    completion = Completion(task, Verdict.DROP, completion.reason)
+                else:
+                    held.running = False
+                    held.finished = True
+            if completion.verdict is Verdict.DROP:
+                self._count(Verdict.DROP)
+                with self._lock:
+                    # A hand-back in flight is in _settling and stays there until answered.
+                    self._held.pop(task.id, None)
+                    self._lock.notify_all()
+            else:
+                self._send_completion(completion)
+        self._thread_exit()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._signals += 1
+        if self._signals == 1:
+            log.info("signal %d: draining; send it again to stop at once", signum)
+            self.drain()
+        else:
+            log.warning("signal %d again: stopping now", signum)
+            self.stop_now()
+
+
+def backoff_s(attempt: int, base_s: float = 0.05, cap_s: float = 2.0) -> float:
+    """Capped exponential pause before retry number ``attempt`` (no jitter: one worker)."""
+    return min(cap_s, base_s * (2 ** attempt))
+
