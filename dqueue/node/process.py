@@ -146,6 +146,7 @@ class RaftProcess:
         self._last_wall_ms = 0
         self._last_proposal_ms = 0.0
         self._next_hello_ms = 0.0
+        self._hello_done: set[str] = set()
         log_event(logger, logging.INFO, "raft_process_started", members=list(member_ids),
                   applied=self.applied, log_entries=len(loaded.entries),
                   term=loaded.hard_state.term if loaded.hard_state else 0)
@@ -248,11 +249,17 @@ class RaftProcess:
             self.transport.counters.malformed += 1
 
     def _on_tick(self, now: float) -> None:
-        if now >= self._next_hello_ms:
+        # Tell each peer our HTTP address (for leader hints): every tick until a send to it
+        # succeeded (sends to a peer not connected yet are dropped), then every second.
+        periodic = now >= self._next_hello_ms
+        if periodic:
             self._next_hello_ms = now + HELLO_INTERVAL_MS
+        if periodic or len(self._hello_done) < len(self.transport.peer_ids):
             packed = msgpack.packb({"http_addr": self.config.http_addr}, use_bin_type=True)
             for peer in self.transport.peer_ids:
-                self.transport.send_packed(peer, KIND_HELLO, packed)
+                if (periodic or peer not in self._hello_done) and self.transport.send_packed(
+                        peer, KIND_HELLO, packed):
+                    self._hello_done.add(peer)
         if self.stop_requested and self.stopping_since_ms is None:
             self._begin_stop(now)
         self.router.on_tick(now)

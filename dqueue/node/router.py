@@ -337,7 +337,9 @@ class RequestRouter:
                 "rid": rid, "code": code, "message": message, "leader_id": leader_id})
         elif reply_to.identity is not None:
             p.ipc.send_err(reply_to.identity, rid, code, message, leader_id, p.http_of(leader_id))
-        if code not in ("bad_request",):
+        if code == "bad_request":
+            p.ipc.counters.bad_request += 1
+        else:
             log_event(logger, logging.DEBUG, "request_failed", rid=rid, code=code)
 
 
