@@ -31,11 +31,15 @@ def log_event(logger: logging.Logger, level: int, event: str, **fields: Any) -> 
         logger.log(level, event, extra={FIELDS_ATTR: fields}, stacklevel=2)
 
 
+def rfc3339_ms(ms: int) -> str:
+    """Milliseconds since the Unix epoch as RFC 3339 UTC, e.g. ``2026-11-27T19:48:00.123Z``."""
+    seconds, millis = divmod(int(ms), 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+
+
 def format_time(created: float) -> str:
-    """RFC 3339 UTC with milliseconds, e.g. ``2026-11-27T19:48:00.123Z``."""
-    whole = int(created)
-    millis = int((created - whole) * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
+    """A ``time.time()`` value as RFC 3339 UTC with milliseconds."""
+    return rfc3339_ms(round(created * 1000))
 
 
 class _Formatter(logging.Formatter):

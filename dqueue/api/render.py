@@ -6,14 +6,9 @@ A task in plain form (docs/internals.md section 2) has ``created_at_ms`` etc.; t
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-
-def rfc3339_ms(ms: int) -> str:
-    """Milliseconds since the Unix epoch as RFC 3339 UTC with milliseconds."""
-    seconds, millis = divmod(int(ms), 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+from dqueue.logs import rfc3339_ms
 
 
 def render_times(plain: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,26 @@
+"""Rendering of *_ms times as RFC 3339 strings."""
+
+from __future__ import annotations
+
+from dqueue.api.render import render_task
+
+
+def test_task_times_and_lease_are_rendered():
+    task = {
+        "id": "t", "created_at_ms": 0, "updated_at_ms": 1_764_272_880_123,
+        "visible_at_ms": None, "lease": {"worker_id": "w", "token": "5.0",
+                                         "expires_at_ms": 1_764_272_910_007},
+        "attempts": 1,
+    }
+    out = render_task(task)
+    assert out == {
+        "id": "t", "created_at": "1970-01-01T00:00:00.000Z",
+        "updated_at": "2025-11-27T19:48:00.123Z", "visible_at": None,
+        "lease": {"worker_id": "w", "token": "5.0", "expires_at": "2025-11-27T19:48:30.007Z"},
+        "attempts": 1,
+    }
+    assert task["lease"]["expires_at_ms"] == 1_764_272_910_007  # the input is not modified
+
+
+def test_task_without_lease():
+    assert render_task({"id": "t", "lease": None}) == {"id": "t", "lease": None}

@@ -1,0 +1,147 @@
+"""The configuration loader: flags, TOML, precedence, validation naming the key."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+import pytest
+
+from dqueue.config import (
+    TOML_LAYOUT,
+    ConfigError,
+    NodeConfig,
+    load_config,
+    parse_duration_ms,
+)
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def test_seed_command_line():
+    config = load_config(["--id=dev", "--bootstrap=true"])
+    assert config.id == "dev"
+    assert config.bootstrap is True
+    assert config.data_dir == "./data"
+    assert config.http_addr == ":8080"
+    assert config.members() == {"dev": ":9090"}
+
+
+def test_go_style_single_dash_and_bare_bootstrap():
+    config = load_config(["-id", "dev", "--bootstrap", "-lease-timeout=45s"])
+    assert (config.id, config.bootstrap, config.lease_timeout_ms) == ("dev", True, 45_000)
+
+
+def test_every_flag():
+    config = load_config([
+        "--id", "n1", "--data-dir", "d", "--http-addr", "127.0.0.1:1", "--raft-addr",
+        "127.0.0.1:2", "--worker-addr", "127.0.0.1:3", "--peers", "n1=127.0.0.1:2,n2=h:5",
+        "--bootstrap", "false", "--lease-timeout", "1m30s", "--max-retries", "7",
+        "--log-level", "debug", "--log-format", "text", "--peers-http", "n2=h:6",
+    ])
+    assert config == NodeConfig(
+        id="n1", data_dir="d", http_addr="127.0.0.1:1", raft_addr="127.0.0.1:2",
+        worker_addr="127.0.0.1:3", peers={"n1": "127.0.0.1:2", "n2": "h:5"}, bootstrap=False,
+        lease_timeout_ms=90_000, max_retries=7, log_level="debug", log_format="text",
+        peers_http={"n2": "h:6"},
+    )
+
+
+def test_documented_file_holds_every_key_at_its_default():
+    text = (ROOT / "conf" / "dqueue.toml").read_text()
+    for section, keys in TOML_LAYOUT.items():
+        for key in keys:
+            assert f"{key} =" in text or f"# {key} =" in text, (section, key)
+    config = load_config(["--config", str(ROOT / "conf" / "dqueue.toml"), "--id", "dev"])
+    assert config == NodeConfig(id="dev")
+
+
+def test_cluster_files_describe_three_loopback_members():
+    configs = [load_config(["--config", str(ROOT / "conf" / "cluster-3" / f"n{i}.toml")])
+               for i in (1, 2, 3)]
+    assert [c.http_addr for c in configs] == [f"127.0.0.1:808{i}" for i in (1, 2, 3)]
+    assert [c.raft_addr for c in configs] == [f"127.0.0.1:909{i}" for i in (1, 2, 3)]
+    assert [c.worker_addr for c in configs] == [f"127.0.0.1:919{i}" for i in (1, 2, 3)]
+    assert all(c.members() == configs[0].members() for c in configs)
+
+
+def test_flag_beats_file_beats_default(tmp_path):
+    path = tmp_path / "n.toml"
+    path.write_text('id = "a"\n[queue]\nlease_timeout = "10s"\nmax_retries = 9\n')
+    config = load_config(["--config", str(path), "--max-retries", "2"])
+    assert config.lease_timeout_ms == 10_000  # file
+    assert config.max_retries == 2  # flag
+    assert config.backoff_base_ms == 1_000  # default
+
+
+def test_raft_addr_comes_from_peers_when_not_given():
+    config = load_config(["--id", "n2", "--peers", "n1=127.0.0.1:7001,n2=127.0.0.1:7002"])
+    assert config.raft_addr == "127.0.0.1:7002"
+
+
+@pytest.mark.parametrize(
+    ("argv", "toml", "key"),
+    [
+        ([], "", "id"),
+        (["--id", "a", "--peers", "a=h:1,a=h:2"], "", "peers"),
+        (["--id", "a", "--peers", "b=h:1,c=h:2"], "", "peers"),
+        (["--id", "a", "--peers", "a=h1"], "", "peers.a"),
+        (["--id", "a", "--http-addr", ":9090"], "", "raft_addr"),
+        (["--id", "a", "--worker-addr", ":8080"], "", "worker_addr"),
+        (["--id", "a", "--peers", "a=127.0.0.1:1,b=127.0.0.1:1"], "", "peers.b"),
+        (["--id", "a", "--raft-addr", ":5", "--peers", "a=127.0.0.1:6"], "", "raft_addr"),
+        (["--id", "a", "--lease-timeout", "30"], "", "queue.lease_timeout"),
+        (["--id", "a", "--lease-timeout", "soon"], "", "queue.lease_timeout"),
+        (["--id", "a", "--lease-timeout", "0s"], "", "queue.lease_timeout"),
+        (["--id", "a", "--max-retries", "many"], "", "queue.max_retries"),
+        (["--id", "a", "--max-retries", "-1"], "", "queue.max_retries"),
+        (["--id", "a", "--bootstrap", "maybe"], "", "bootstrap"),
+        (["--id", "a", "--log-format", "xml"], "", "log_format"),
+        (["--id", "a", "--log-level", "loud"], "", "log_level"),
+        (["--id", "bad id"], "", "id"),
+        (["--id", "a"], "colour = 'red'\n", "colour"),
+        (["--id", "a"], "[queue]\nspeed = 1\n", "queue.speed"),
+        (["--id", "a"], "[raft]\ntick = 50\n", "raft.tick"),
+        (["--id", "a"], "[raft]\nheartbeat_ticks = 20\n", "raft.heartbeat_ticks"),
+        (["--id", "a"], "[api]\nhttp_threads = 0\n", "api.http_threads"),
+        (["--id", "a"], "[api]\nmax_body_bytes = 'big'\n", "api.max_body_bytes"),
+        (["--id", "a"], "[peers_http]\nzz = '127.0.0.1:1'\n", "peers_http"),
+        (["--id", "a"], "this is not toml", "config"),
+    ],
+)
+def test_impossible_configurations_name_the_key(tmp_path, argv, toml, key):
+    if toml:
+        path = tmp_path / "c.toml"
+        path.write_text(toml)
+        argv = [*argv, "--config", str(path)]
+    with pytest.raises(ConfigError) as caught:
+        load_config(argv)
+    assert caught.value.key == key
+    assert key in str(caught.value)
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_config(["--id", "a", "--config", str(tmp_path / "absent.toml")])
+    assert caught.value.key == "config"
+
+
+@pytest.mark.parametrize(
+    ("text", "ms"),
+    [("30s", 30_000), ("500ms", 500), ("1.5s", 1_500), ("5m", 300_000), ("1h30m", 5_400_000),
+     ("24h", 86_400_000)],
+)
+def test_durations(text, ms):
+    assert parse_duration_ms(text, "k") == ms
+
+
+@pytest.mark.parametrize("text", ["", "30", "s", "-1s", "1d", "1s 2s", "0.1ms"])
+def test_bad_durations(text):
+    with pytest.raises(ConfigError):
+        parse_duration_ms(text, "k")
+
+
+def test_json_round_trip():
+    config = load_config(["--id", "n1", "--peers", "n1=127.0.0.1:1,n2=127.0.0.1:2"])
+    assert NodeConfig.from_json(config.to_json()) == config
+    assert dataclasses.asdict(NodeConfig.from_json(config.to_json())) == dataclasses.asdict(config)

@@ -1,0 +1,106 @@
+"""The supervisor with stand-in children: restart of the API process, death of the Raft
+process, and the stop order (API first, then Raft)."""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+import threading
+import time
+
+import pytest
+
+from dqueue.config import NodeConfig
+from dqueue.supervisor import API, RAFT, Supervisor, main
+
+# A stand-in child: records its start and its SIGTERM in a journal file, then waits. With
+# `die_first` it exits 3 at its first start (remembered through a marker file); with
+# `exit_after` it exits 0 on its own after that many seconds.
+CHILD = """
+import os, pathlib, signal, sys, time
+name, journal, mode = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3]
+def note(text):
+    with open(journal, "a") as fh:
+        fh.write(f"{name} {text}\\n")
+note("start")
+if mode == "die_first":
+    marker = journal.with_suffix("." + name)
+    if not marker.exists():
+        marker.write_text("x")
+        sys.exit(3)
+def on_term(*_):
+    note("term")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, on_term)
+life_s = float(mode.partition("=")[2]) if mode.startswith("exit_after=") else 60
+deadline = time.monotonic() + life_s
+while time.monotonic() < deadline:
+    time.sleep(0.01)
+note("exit")
+"""
+
+
+def command(name: str, journal: pathlib.Path, mode: str = "run") -> list[str]:
+    return [sys.executable, "-c", CHILD, name, str(journal), mode]
+
+
+def wait_for(predicate, timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)
+
+
+def lines(journal: pathlib.Path) -> list[str]:
+    return journal.read_text().splitlines() if journal.exists() else []
+
+
+def run_in_thread(supervisor: Supervisor) -> tuple[threading.Thread, list[int]]:
+    result: list[int] = []
+    thread = threading.Thread(target=lambda: result.append(supervisor.run()))
+    thread.start()
+    return thread, result
+
+
+def test_api_restarted_and_stop_order(tmp_path):
+    journal = tmp_path / "journal.txt"
+    supervisor = Supervisor(NodeConfig(id="n1"), {
+        RAFT: command("raft", journal), API: command("api", journal, "die_first"),
+    })
+    thread, result = run_in_thread(supervisor)
+    try:
+        wait_for(lambda: lines(journal).count("api start") == 2)
+        assert supervisor.api_restarts == 1
+    finally:
+        supervisor.request_stop()
+        thread.join(30)
+    assert result == [0]
+    log = lines(journal)
+    assert log.index("api term") < log.index("raft term")
+
+
+def test_raft_death_stops_api_and_fails(tmp_path):
+    journal = tmp_path / "journal.txt"
+    supervisor = Supervisor(NodeConfig(id="n1"), {
+        RAFT: command("raft", journal, "exit_after=0.5"), API: command("api", journal),
+    })
+    thread, result = run_in_thread(supervisor)
+    thread.join(30)
+    assert not thread.is_alive()
+    assert result == [1]
+    log = lines(journal)
+    assert "raft exit" in log
+    assert "api term" in log
+
+
+@pytest.mark.parametrize(
+    ("argv", "key"),
+    [
+        (["--id", "a", "--lease-timeout", "x"], "queue.lease_timeout"),
+        (["--id", "a", "--peers", "b=127.0.0.1:1"], "peers"),
+        (["--bootstrap=true"], "id"),
+    ],
+)
+def test_bad_configuration_exits_2_naming_the_key(capsys, argv, key):
+    assert main(argv) == 2
+    assert f"configuration error: {key}:" in capsys.readouterr().err
