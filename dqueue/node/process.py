@@ -144,7 +144,7 @@ class RaftProcess:
             "loop_turns_total": 0,
         }
         self._last_wall_ms = 0
-        self._last_proposal_ms = 0.0
+        self._last_proposal_ms = monotonic_ms()
         self._next_hello_ms = 0.0
         self._hello_done: set[str] = set()
         log_event(logger, logging.INFO, "raft_process_started", members=list(member_ids),

@@ -13,8 +13,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +183,70 @@ class RaftCluster:
         """What the member's processes wrote so far."""
         path = self.root / f"{node_id}.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+
+class Writer(threading.Thread):
+    """A client that enqueues one task per command, continuously, until stopped.
+
+    It sends to ``targets[0]`` and moves to the next target on any error, so it follows the
+    cluster through failovers. ``acked`` holds the task ids whose commit was acknowledged, with
+    the monotonic time of the acknowledgement.
+    """
+
+    def __init__(self, cluster: RaftCluster, prefix: str, targets: list[str],
+                 timeout_ms: int = 1_000, limit: int | None = None) -> None:
+        super().__init__(daemon=True)
+        self.cluster = cluster
+        self.prefix = prefix
+        self.targets = targets
+        self.timeout_ms = timeout_ms
+        self.limit = limit
+        self.acked: dict[str, float] = {}
+        self.errors = 0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        clients = {n: self.cluster.new_client(n) for n in self.targets}
+        try:
+            target, seq = 0, 0
+            while not self._stop_event.is_set() and (self.limit is None or seq < self.limit):
+                task_id = f"{self.prefix}-{seq}"
+                node = self.targets[target % len(self.targets)]
+                try:
+                    outcome = clients[node].command(enqueue_cmd(task_id), self.timeout_ms)
+                except RaftClientError:
+                    self.errors += 1
+                    target += 1
+                    seq += 1  # the id may or may not have committed: never reuse it
+                    continue
+                if outcome.get("ok"):
+                    self.acked[task_id] = time.monotonic()
+                seq += 1
+        finally:
+            for client in clients.values():
+                client.close()
+
+    def stop(self) -> None:
+        """Stop after the request in flight and wait for the thread."""
+        self._stop_event.set()
+        self.join(30)
+
+
+def missing_on(cluster: RaftCluster, node_id: str, task_ids: Iterable[str]) -> list[str]:
+    """The ids among ``task_ids`` that the member's applied state does not hold."""
+    client = cluster.client(node_id)
+    return [t for t in task_ids if client.read({"op": "get", "id": t}, stale=True) is None]
+
+
+def converge(cluster: RaftCluster, nodes: list[str],
+             deadline_s: float = DEFAULT_DEADLINE_S) -> int:
+    """Wait until every node in ``nodes`` applied the leader's commit index; return it."""
+    leader = cluster.leader(among=nodes, deadline_s=deadline_s)
+    # A fresh write makes the leader commit everything before it (Raft section 5.4.2).
+    wait_for(lambda: cluster.client(leader).command(enqueue_cmd(f"fence-{time.monotonic()}"),
+                                                    timeout_ms=1_000)["ok"],
+             deadline_s, "a fence write")
+    commit = cluster.health(leader)["commit_index"]
+    for node in nodes:
+        cluster.wait_applied(node, commit, deadline_s)
+    return commit
