@@ -212,12 +212,18 @@ class Raft:
 
     def has_ready(self) -> bool:
         """True when ``ready()`` would have something to persist, send or apply."""
+        if self.msgs or self.needs_flush or self.needs_read_heartbeat or self.read_states:
+            return True
         log = self.log
-        return bool(self.needs_flush or self.needs_read_heartbeat or self.msgs
-                    or self.read_states or log.pending_snapshot is not None
-                    or log.unstable_from <= log.last_index() or log.has_next_committed()
-                    or self.prev_soft_state != SoftState(self.leader_id, self.role)
-                    or self.prev_hard_state != self.hard_state())
+        if (log.unstable_from <= log.last_index() or log.pending_snapshot is not None
+                or log.committed > log.applied):
+            return True
+        soft = self.prev_soft_state
+        if soft.leader_id != self.leader_id or soft.role is not self.role:
+            return True
+        hard = self.prev_hard_state
+        return (hard.term != self.current_term or hard.vote != self.voted_for
+                or hard.commit != log.committed)
 
     def ready(self) -> Ready:
         """Pull everything to persist, send and apply; first flush batched appends."""
@@ -227,13 +233,16 @@ class Raft:
         if self.needs_read_heartbeat:
             self.needs_read_heartbeat = False
             roles.broadcast_heartbeat(self)
-        soft = SoftState(self.leader_id, self.role)
-        soft_state = soft if soft != self.prev_soft_state else None
-        self.prev_soft_state = soft
-        hard = self.hard_state()
-        hard_state = hard if hard != self.prev_hard_state else None
-        self.prev_hard_state = hard
         log = self.log
+        soft_state = None
+        soft = self.prev_soft_state
+        if soft.leader_id != self.leader_id or soft.role is not self.role:
+            soft_state = self.prev_soft_state = SoftState(self.leader_id, self.role)
+        hard_state = None
+        hard = self.prev_hard_state
+        if (hard.term != self.current_term or hard.vote != self.voted_for
+                or hard.commit != log.committed):
+            hard_state = self.prev_hard_state = self.hard_state()
         ready = Ready(
             soft_state=soft_state,
             hard_state=hard_state,
@@ -243,8 +252,10 @@ class Raft:
             messages=tuple(self.msgs),
             read_states=tuple(self.read_states),
         )
-        self.msgs = []
-        self.read_states = []
+        if self.msgs:
+            self.msgs = []
+        if self.read_states:
+            self.read_states = []
         return ready
 
     def advance(self, ready: Ready) -> None:

@@ -1,0 +1,230 @@
+"""Seeded randomized runs of a simulated cluster: every fault decided by one Random.
+
+``run_seed(seed, config)`` drives a cluster through ``config.ticks`` ticks of message loss,
+duplication, delay and reordering, partitions (the leader isolated, random splits, rolling
+changes), crashes and restarts, leadership transfers, reads and a steady stream of client
+proposals. Then it heals everything and checks that the cluster converges and that every
+value a client saw committed is in every member's state machine.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from dqueue.sim.checker import InvariantViolation
+from dqueue.sim.cluster import Cluster
+from dqueue.sim.network import LinkFaults
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """One randomized run's shape. Rates are chances per tick.
+
+    Attributes:
+        size: number of members.
+        ticks: ticks with faults, before the healing phase.
+        faults: per-message network faults.
+        partition_rate: chance of a partition change (isolate the leader, a random split,
+            or a heal).
+        crash_rate: chance that one live member crashes.
+        restart_rate: chance, per crashed member, that it restarts.
+        propose_rate: chance that a client proposes a value at a random live member.
+        read_rate: chance of a ReadIndex request at a random live member.
+        transfer_rate: chance that the leader is asked to transfer leadership.
+        snapshot_every: members compact after this many applied entries (0: never).
+        heal_ticks: ticks allowed to converge once every fault stops.
+        raft_options: RaftConfig fields for every member.
+    """
+
+    size: int = 5
+    ticks: int = 2000
+    faults: LinkFaults = field(default_factory=lambda: LinkFaults(
+        drop=0.05, duplicate=0.02, delay=0.1, max_delay_ticks=4))
+    partition_rate: float = 0.01
+    crash_rate: float = 0.003
+    restart_rate: float = 0.03
+    propose_rate: float = 0.4
+    read_rate: float = 0.05
+    transfer_rate: float = 0.002
+    snapshot_every: int = 25
+    heal_ticks: int = 400
+    raft_options: dict[str, object] = field(
+        default_factory=lambda: {"snapshot_chunk_bytes": 64, "max_append_bytes": 256,
+                                 "max_inflight_msgs": 8})
+
+
+@dataclass
+class SimResult:
+    """Outcome of one seed.
+
+    Attributes:
+        seed: the seed.
+        violation: the failed property and what was seen, or None.
+        tick: the tick at which it failed (or the last tick run).
+        events: the last events before the failure (only when traced).
+        stats: figures of the run (values committed, elections, messages).
+    """
+
+    seed: int
+    violation: str | None
+    tick: int
+    events: list[str] = field(default_factory=list)
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+class Run:
+    """One randomized run in progress; ``execute`` raises InvariantViolation on failure."""
+
+    def __init__(self, seed: int, config: SimConfig, trace: bool) -> None:
+        self.config = config
+        self.rng = random.Random(seed)
+        self.cluster = Cluster(config.size, self.rng, config.faults, config.snapshot_every,
+                               trace, config.raft_options)
+        self.next_value = 0
+        self.next_read = 0
+        # ReadIndex linearizability: a read point must cover every commit known when asked.
+        self.read_floor: dict[bytes, int] = {}
+
+    def execute(self) -> None:
+        """The faulty phase, then heal and check convergence."""
+        cluster = self.cluster
+        for _ in range(self.config.ticks):
+            self.inject_faults()
+            self.clients()
+            cluster.tick()
+            self.check_reads()
+        self.heal_and_converge()
+
+    def inject_faults(self) -> None:
+        """Decide this tick's partitions, crashes, restarts and transfers."""
+        rng = self.rng
+        config = self.config
+        cluster = self.cluster
+        ids = cluster.ids
+        if rng.random() < config.partition_rate:
+            choice = rng.random()
+            if choice < 0.35:
+                leader = cluster.leader()
+                if leader is not None:
+                    cluster.network.isolate(leader, ids)
+                    cluster.log_event(f"isolate leader {leader}")
+            elif choice < 0.7:
+                shuffled = list(ids)
+                rng.shuffle(shuffled)
+                cut = rng.randint(1, len(ids) - 1)
+                cluster.network.partition([shuffled[:cut], shuffled[cut:]])
+                cluster.log_event(f"partition {shuffled[:cut]} | {shuffled[cut:]}")
+            else:
+                cluster.network.heal()
+                cluster.log_event("heal")
+        if rng.random() < config.crash_rate:
+            alive = cluster.alive()
+            if alive:
+                cluster.crash(rng.choice(alive))
+        for node_id in ids:
+            if cluster.nodes[node_id] is None and rng.random() < config.restart_rate:
+                cluster.restart(node_id)
+        if rng.random() < config.transfer_rate:
+            leader = cluster.leader()
+            if leader is not None:
+                target = rng.choice([i for i in ids if i != leader])
+                cluster.log_event(f"transfer {leader} -> {target}")
+                cluster.raft(leader).transfer_leadership(target)
+
+    def clients(self) -> None:
+        """Proposals and reads at random live members."""
+        rng = self.rng
+        cluster = self.cluster
+        alive = cluster.alive()
+        if not alive:
+            return
+        if rng.random() < self.config.propose_rate:
+            for _ in range(rng.randint(1, 3)):
+                self.next_value += 1
+                cluster.propose(rng.choice(alive), b"v%d" % self.next_value)
+        if rng.random() < self.config.read_rate:
+            self.next_read += 1
+            context = b"r%d" % self.next_read
+            self.read_floor[context] = cluster.checker.max_commit
+            cluster.raft(rng.choice(alive)).read_index(context)
+
+    def check_reads(self) -> None:
+        """A ReadIndex answer must not be older than what was committed when it was asked."""
+        for node_id, states in self.cluster.read_states.items():
+            for state in states:
+                floor = self.read_floor.get(state.context)
+                if floor is None or state.index < floor:
+                    raise InvariantViolation(
+                        "read_index", f"{node_id} read {state.context!r} at {state.index}, "
+                        f"but {floor} was committed when it was asked")
+            states.clear()
+
+    def heal_and_converge(self) -> None:
+        """Stop every fault; all members must agree on one log holding every acked value."""
+        cluster = self.cluster
+        cluster.network.heal()
+        cluster.network.faults = LinkFaults()
+        for node_id in cluster.ids:
+            cluster.restart(node_id)
+        cluster.log_event("final heal")
+        marker = b"final"
+        deadline = cluster.now + self.config.heal_ticks
+        while cluster.now < deadline:
+            cluster.tick()
+            leader = cluster.leader()
+            if leader is None:
+                continue
+            if marker not in cluster.checker.acked:
+                cluster.propose(leader, marker)
+            if marker in cluster.checker.acked and self.converged():
+                break
+        else:
+            raise InvariantViolation("liveness", f"no convergence {self.config.heal_ticks} "
+                                     "ticks after healing every fault")
+        acked = cluster.checker.acked
+        for node_id in cluster.ids:
+            values = set(cluster.values(node_id))
+            missing = acked - values
+            if missing:
+                raise InvariantViolation(
+                    "acked_value_lost", f"{node_id} lacks {len(missing)} values a client saw "
+                    f"committed, e.g. {sorted(missing)[:3]}")
+
+    def converged(self) -> bool:
+        """Every member applied the same last index, with the same values."""
+        cluster = self.cluster
+        nodes = [cluster.nodes[i] for i in cluster.ids]
+        first = nodes[0]
+        if first is None:
+            return False
+        return all(n is not None and n.applied == first.applied
+                   and n.applied == n.raft.log.last_index() and n.values == first.values
+                   for n in nodes)
+
+    def stats(self) -> dict[str, int]:
+        """Figures of the run."""
+        cluster = self.cluster
+        return {
+            "ticks": cluster.now,
+            "proposed": self.next_value,
+            "acked": len(cluster.checker.acked),
+            "committed": cluster.checker.max_commit,
+            "terms": len(cluster.checker.leaders),
+            "messages": cluster.network.delivered,
+        }
+
+
+def run_seed(seed: int, config: SimConfig | None = None, trace: bool = False,
+             keep_events: int = 40) -> SimResult:
+    """Run one seed; the same seed and config give the same run every time."""
+    run = Run(seed, config or SimConfig(), trace)
+    violation = None
+    try:
+        run.execute()
+    except InvariantViolation as exc:
+        violation = str(exc)
+    except Exception as exc:  # a crash of the core is a failure of the run, not of the tool
+        violation = f"exception: {exc.__class__.__name__}: {exc}"
+    events = run.cluster.events[-keep_events:] if trace else []
+    return SimResult(seed, violation, run.cluster.now, events, run.stats())
