@@ -189,8 +189,9 @@ class FakeHttpServer:
     """The REST API over a FakeQueue, on 127.0.0.1 and a free port, with scripted faults.
 
     ``faults`` is a list consumed one per request: ``None`` serves normally, ``"drop"`` closes the
-    connection without answering, an int answers that status (503 adds the ``leader_http`` hint
-    in ``hint``).
+    connection without answering, ``"lost_reply"`` serves the request but closes the connection
+    instead of answering, an int answers that status (503 adds the ``leader_http`` hint in
+    ``hint``).
     """
 
     def __init__(self, queue: FakeQueue | None = None, node_id: str = "n1") -> None:
@@ -199,6 +200,7 @@ class FakeHttpServer:
         self.faults: list[Any] = []
         self.hint: str | None = None
         self.requests: list[tuple[str, str, Any]] = []
+        self.client_ports: list[int] = []
         self.lock = threading.Lock()
         server = self
 
@@ -214,8 +216,13 @@ class FakeHttpServer:
                 body = json.loads(raw) if raw else None
                 with server.lock:
                     server.requests.append((method, self.path, body))
+                    server.client_ports.append(self.client_address[1])
                     fault = server.faults.pop(0) if server.faults else None
                 if fault == "drop":
+                    self.close_connection = True
+                    return
+                if fault == "lost_reply":  # done, but the answer never reaches the client
+                    server.route(method, self.path, body)
                     self.close_connection = True
                     return
                 if isinstance(fault, int):
@@ -253,7 +260,8 @@ class FakeHttpServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,),
+                                        daemon=True)
 
     def __enter__(self) -> FakeHttpServer:
         self._thread.start()

@@ -1,0 +1,164 @@
+"""dqueue-cli: every command in both output formats, and the exit codes, against a fake server."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from dqueue import cli
+from tests.unit.client.fakes import FakeHttpServer
+
+
+@pytest.fixture
+def server(monkeypatch) -> Iterator[FakeHttpServer]:
+    with FakeHttpServer() as srv:
+        monkeypatch.setenv("DQUEUE_SERVER", srv.url)
+        yield srv
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(list(argv), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def run_json(*argv: str):
+    code, out, err = run("--json", *argv)
+    assert code == 0, err
+    return json.loads(out)
+
+
+@pytest.mark.parametrize("text, ms", [("500ms", 500), ("30s", 30_000), ("2m", 120_000),
+                                      ("1.5", 1_500), ("0", 0), ("1h", 3_600_000)])
+def test_parse_duration_ms(text, ms):
+    assert cli.parse_duration_ms(text) == ms
+
+
+def test_parse_duration_refuses_garbage():
+    with pytest.raises(ValueError, match="duration"):
+        cli.parse_duration_ms("soon")
+
+
+def test_seed_enqueue_syntax(server):
+    code, out, err = run("enqueue", "-type", "email", "-payload", '{"to":"user@example.com"}')
+    assert code == 0, err
+    task = next(iter(server.queue.tasks.values()))
+    assert task["type"] == "email" and task["payload"] == {"to": "user@example.com"}
+    assert task["id"] in out and "email" in out and "pending" in out
+
+
+def test_enqueue_options_single_and_double_dash(server):
+    got = run_json("enqueue", "--type", "report", "-priority", "7", "--max-retries=2",
+                   "-idempotency-key", "k1", "-delay", "5s", "-payload", "[1,2]")
+    assert got["priority"] == 7 and got["max_retries"] == 2 and got["payload"] == [1, 2]
+    assert got["idempotency_key"] == "k1" and got["duplicate"] is False
+    sent = server.requests[-1][2]
+    assert sent["delay_seconds"] == 5.0
+    again = run_json("enqueue", "-type", "report", "-idempotency-key", "k1")
+    assert again["id"] == got["id"] and again["duplicate"] is True
+
+
+def test_status_both_formats(server):
+    task_id = run_json("enqueue", "-type", "email")["id"]
+    code, out, _ = run("status", task_id)
+    assert code == 0 and f"id               {task_id}" in out
+    assert run_json("status", task_id)["id"] == task_id
+
+
+def test_stats_health_cluster(server):
+    run("enqueue", "-type", "email")
+    code, out, _ = run("stats")
+    assert code == 0 and "STATUS" in out and "pending    1" in out
+    assert run_json("stats")["tasks"]["pending"] == 1
+    code, out, _ = run("health")
+    assert code == 0 and "role" in out and "leader" in out
+    assert run_json("health")["node_id"] == "n1"
+    code, out, _ = run("cluster", "status")
+    assert code == 0 and out.startswith("leader: n1") and "ROLE" in out
+    assert run_json("cluster", "status")["members"][0]["role"] == "leader"
+
+
+def test_lease_ack_nack_extend_cancel(server):
+    ids = [run_json("enqueue", "-type", "email", "-payload", str(i))["id"] for i in range(4)]
+    leased = run_json("lease", "-worker-id", "cli", "-max-tasks", "2", "-lease", "30s")
+    assert [t["id"] for t in leased] == ids[:2]
+    token = leased[0]["lease"]["token"]
+    extended = run_json("extend", ids[0], "-worker-id", "cli", "-lease-token", token,
+                        "-lease", "90s")
+    assert extended["lease"]["expires_at"] > leased[0]["lease"]["expires_at"]
+    code, out, _ = run("ack", ids[0], "-worker-id", "cli", "-lease-token", token)
+    assert code == 0 and "completed" in out
+    nacked = run_json("nack", ids[1], "-worker-id", "cli", "-reason", "broken",
+                      "-dead-letter")
+    assert nacked["status"] == "dead" and nacked["last_error"] == "broken"
+    code, out, _ = run("lease", "-worker-id", "cli", "-types", "email")
+    assert code == 0 and ids[2] in out
+    assert run_json("cancel", ids[3])["status"] == "cancelled"
+    code, out, _ = run("lease", "-worker-id", "cli")
+    assert code == 0 and out == "no task available\n"
+    assert run_json("lease") == []
+
+
+def test_dlq_list_redrive_purge(server):
+    for i in range(3):
+        task, _ = server.queue.enqueue("t" if i else "u", i)
+        server.queue.tasks[task["id"]]["status"] = "dead"
+    code, out, _ = run("dlq", "list")
+    assert code == 0 and out.count("dead") == 3 and "LAST ERROR" in out
+    assert len(run_json("dlq", "list", "-type", "t")) == 2
+    assert run_json("dlq", "redrive", "-type", "u") == {"redriven": 1}
+    code, out, _ = run("dlq", "purge")
+    assert code == 0 and out == "purged: 2\n"
+    code, out, _ = run("dlq", "list")
+    assert out == "(none)\n"
+
+
+def test_watch_refreshes(server):
+    code, out, _ = run("watch", "-interval", "10ms", "-count", "3")
+    assert code == 0 and out.count("dqueue stats") == 3
+    code, out, _ = run("--json", "watch", "-interval", "10ms", "-count", "2")
+    assert [json.loads(line)["tasks"]["pending"] for line in out.splitlines()] == [0, 0]
+
+
+def test_global_options_after_the_command(server):
+    code, out, _ = run("stats", "--json", "--server", server.url)
+    assert code == 0 and json.loads(out)["tasks"]["pending"] == 0
+
+
+def test_error_exit_codes_carry_the_server_message(server):
+    code, out, err = run("status", "missing-id")
+    assert code == cli.EXIT_NOT_FOUND and out == "" and "no task missing-id" in err
+    task_id = run_json("enqueue", "-type", "email")["id"]
+    run_json("lease", "-worker-id", "a")
+    code, _, err = run("ack", task_id, "-worker-id", "b")
+    assert code == cli.EXIT_CONFLICT and "lease_conflict" in err
+    code, _, err = run("cancel", task_id)
+    assert code == cli.EXIT_CONFLICT and "invalid_state" in err
+    code, _, err = run("enqueue", "-type", "x", "-payload", "{not json")
+    assert code == cli.EXIT_ERROR and "payload" in err
+    assert len(server.queue.tasks) == 1  # nothing was enqueued by the bad call
+
+
+def test_usage_errors_exit_2(server, capsys):
+    assert run("frobnicate")[0] == cli.EXIT_USAGE
+    assert run("enqueue")[0] == cli.EXIT_USAGE  # -type is required
+    assert run("enqueue", "-type", "x", "-delay", "soon")[0] == cli.EXIT_USAGE
+    assert run("--timeout", "never", "stats")[0] == cli.EXIT_USAGE
+
+
+def test_unreachable_server_exits_3():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    code, _, err = run("--server", f"http://127.0.0.1:{port}", "--timeout", "200ms", "stats")
+    assert code == cli.EXIT_UNAVAILABLE and "unavailable" in err
+
+
+def test_table_alignment():
+    text = cli.table([("a", 1), ("long-name", None)], ["K", "V"])
+    assert text.splitlines() == ["K          V", "---------  -", "a          1",
+                                 "long-name  -"]

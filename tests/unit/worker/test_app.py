@@ -1,0 +1,100 @@
+"""Handler registry and what one run means."""
+
+from __future__ import annotations
+
+import pytest
+
+from dqueue.client.task import Lease, Task
+from dqueue.worker.app import DeadLetter, TaskContext, Verdict, Worker, run_handler
+
+
+def ctx_for(task: Task, lost: bool = False, extended: list | None = None) -> TaskContext:
+    sink = extended if extended is not None else []
+    return TaskContext(task, "w1", lambda t, s: sink.append((t.id, s)), lambda _id: lost)
+
+
+TASK = Task(id="t1", type="email", payload={"to": "x"}, attempts=2,
+            lease=Lease("w1", "5.0", 0))
+
+
+def test_decorator_registers_and_returns_the_function():
+    worker = Worker()
+
+    @worker.task("email")
+    def send(payload, ctx):
+        return payload
+
+    assert worker.handlers == {"email": send}
+    assert send(1, None) == 1
+    with pytest.raises(ValueError, match="already"):
+        worker.register("email", send)
+    with pytest.raises(ValueError):
+        worker.register("", send)
+
+
+def test_types_for():
+    worker = Worker()
+    worker.register("b", lambda p, c: None)
+    worker.register("a", lambda p, c: None)
+    assert worker.types_for(None) == ["a", "b"]
+    assert worker.types_for(["b"]) == ["b"]
+    with pytest.raises(ValueError, match="zzz"):
+        worker.types_for(["zzz"])
+
+
+def test_return_acks_and_context_tells_the_task():
+    worker = Worker()
+    seen = []
+    worker.register("email", lambda p, c: seen.append((p, c.task_id, c.attempt, c.worker_id)))
+    assert run_handler(worker, ctx_for(TASK)).verdict is Verdict.ACK
+    assert seen == [({"to": "x"}, "t1", 2, "w1")]
+
+
+def test_exception_nacks_with_its_text():
+    worker = Worker()
+
+    def boom(payload, ctx):
+        raise ConnectionError("db down")
+
+    worker.register("email", boom)
+    done = run_handler(worker, ctx_for(TASK))
+    assert done.verdict is Verdict.NACK and done.reason == "ConnectionError: db down"
+
+
+def test_dead_letter_exception():
+    worker = Worker()
+
+    def reject(payload, ctx):
+        raise DeadLetter("bad address")
+
+    worker.register("email", reject)
+    done = run_handler(worker, ctx_for(TASK))
+    assert done.verdict is Verdict.DEAD_LETTER and "bad address" in done.reason
+
+
+def test_missing_handler_nacks():
+    done = run_handler(Worker(), ctx_for(TASK))
+    assert done.verdict is Verdict.NACK and "email" in done.reason
+
+
+def test_lost_lease_drops_the_result():
+    worker = Worker()
+    worker.register("email", lambda p, c: None)
+    assert run_handler(worker, ctx_for(TASK, lost=True)).verdict is Verdict.DROP
+
+
+def test_long_reason_is_truncated():
+    worker = Worker()
+
+    def boom(payload, ctx):
+        raise ValueError("x" * 10_000)
+
+    worker.register("email", boom)
+    assert len(run_handler(worker, ctx_for(TASK)).reason) == 4096
+
+
+def test_ctx_extend_asks_the_runtime():
+    calls: list = []
+    ctx = ctx_for(TASK, extended=calls)
+    ctx.extend(60)
+    assert calls == [("t1", 60)]

@@ -1,0 +1,71 @@
+"""dqueue-worker's argument handling and app loading."""
+
+from __future__ import annotations
+
+import pytest
+
+from dqueue.worker import main as worker_main
+from dqueue.worker.app import Worker
+from dqueue.worker.http_runtime import HttpRuntime
+from dqueue.worker.zmq_runtime import ZmqRuntime
+
+
+def parse(*argv: str):
+    parser = worker_main.build_parser()
+    return parser.parse_args(worker_main.normalize_argv(list(argv), parser))
+
+
+def test_load_app_from_the_working_directory(tmp_path, monkeypatch):
+    (tmp_path / "myapp_tasks.py").write_text(
+        "from dqueue.worker import Worker\n"
+        "worker = Worker()\n"
+        "@worker.task('email')\n"
+        "def email(payload, ctx):\n"
+        "    pass\n"
+        "def factory():\n"
+        "    return worker\n"
+        "not_a_worker = 3\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert worker_main.load_app("myapp_tasks:worker").types == ["email"]
+    assert worker_main.load_app("myapp_tasks:factory").types == ["email"]
+    with pytest.raises(ValueError, match=r"not a dqueue\.worker\.Worker"):
+        worker_main.load_app("myapp_tasks:not_a_worker")
+    with pytest.raises(ValueError, match="module:attribute"):
+        worker_main.load_app("myapp_tasks")
+
+
+def test_seed_syntax_gives_an_http_runtime(monkeypatch):
+    monkeypatch.delenv("DQUEUE_SERVER", raising=False)
+    args = parse("-server", "http://localhost:8081", "--concurrency", "3", "-types", "email",
+                 "--lease-timeout", "10s", "--grace", "2s")
+    runtime = worker_main.make_runtime(args, _demo())
+    assert isinstance(runtime, HttpRuntime)
+    assert runtime.client.servers == ["http://localhost:8081"]
+    assert runtime.types == ["email"]
+    assert (runtime.config.concurrency, runtime.config.lease_ms, runtime.config.grace_ms) == (
+        3, 10_000, 2_000)
+
+
+def test_dqueue_server_variable_and_lists(monkeypatch):
+    monkeypatch.setenv("DQUEUE_SERVER", "http://127.0.0.1:8082,http://127.0.0.1:8083")
+    runtime = worker_main.make_runtime(parse(), _demo())
+    assert runtime.client.servers == ["http://127.0.0.1:8082", "http://127.0.0.1:8083"]
+
+
+def test_zmq_flag_gives_a_zmq_runtime():
+    runtime = worker_main.make_runtime(parse("--zmq", "tcp://127.0.0.1:9191"), _demo())
+    assert isinstance(runtime, ZmqRuntime) and runtime.endpoint == "tcp://127.0.0.1:9191"
+
+
+@pytest.mark.parametrize("argv", [["--app", "nope_no_such_module:w"],
+                                  ["--concurrency", "0"],
+                                  ["--types", "not-registered"],
+                                  ["--lease-timeout", "soon"]])
+def test_bad_arguments_exit_2(argv, capsys):
+    assert worker_main.main(argv) == 2
+    assert "dqueue-worker:" in capsys.readouterr().err
+
+
+def _demo() -> Worker:
+    return worker_main.demo.build()
