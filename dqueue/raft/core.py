@@ -86,7 +86,9 @@ class Raft:
         self.snapshot_receiving: tuple[SnapshotMeta, bytearray] | None = None
         # Set when peers may need an AppendEntries; ready() sends one per peer (batching).
         self.needs_flush = False
-        self.commit_pending: set[str] = set()
+        # Peers owed an AppendEntries even when it carries no entries (a new commit index,
+        # or a probe for appends lost in flight).
+        self.append_pending: set[str] = set()
         self.step_role: Callable[[Raft, Message], None] = roles.step_follower
         self.prev_hard_state = HardState(self.current_term, self.voted_for, self.log.committed)
         self.prev_soft_state = SoftState(None, Role.FOLLOWER)
@@ -307,7 +309,7 @@ class Raft:
         self.reads_before_commit = []
         self.read_acks = {}
         self.needs_read_heartbeat = False
-        self.commit_pending = set()
+        self.append_pending = set()
 
     def become_follower(self, term: int, leader_id: str | None) -> None:
         """Follow ``leader_id`` (None: unknown) in ``term``."""
@@ -455,7 +457,7 @@ class Raft:
             return False
         self.log.commit_to(index)
         # Followers learn the new commit index with the next AppendEntries.
-        self.commit_pending = set(self.peers)
+        self.append_pending = set(self.peers)
         self.needs_flush = True
         roles.release_reads_before_commit(self)
         return True

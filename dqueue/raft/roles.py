@@ -209,7 +209,12 @@ def handle_heartbeat_response(r: Raft, pr: Progress, m: Message) -> None:
     if pr.state is ProgressState.REPLICATE and len(pr.inflight) >= pr.max_inflight:
         # Appends may have been lost: free one slot so replication cannot stall forever.
         pr.inflight.popleft()
-    if pr.match_index < r.log.last_index() or m.sender in r.commit_pending:
+    if pr.match_index < r.log.last_index():
+        # Appends sent while it was unreachable are lost: an append (even empty) at
+        # next_index makes it reject and so restarts probing from where it really is.
+        r.append_pending.add(m.sender)
+        r.needs_flush = True
+    elif m.sender in r.append_pending:
         r.needs_flush = True
     if m.index > r.read_acks.get(m.sender, 0):
         r.read_acks[m.sender] = m.index
@@ -267,9 +272,9 @@ def maybe_send_append(r: Raft, peer: str, pr: Progress) -> None:
         entries = ()
         if pr.next_index <= last_index:
             entries = tuple(log.slice(pr.next_index, last_index + 1, config.max_append_bytes))
-        elif peer not in r.commit_pending:
+        elif peer not in r.append_pending:
             return
-        r.commit_pending.discard(peer)
+        r.append_pending.discard(peer)
         r.send(Message(_MT.APPEND_ENTRIES, peer, r.id, r.current_term, log_term=prev_term,
                        index=prev_index, entries=entries, commit=log.committed))
         pr.sent_entries(prev_index + len(entries))

@@ -28,9 +28,9 @@ def commit_value(cluster: Cluster, value: bytes, max_ticks: int = 300,
         if applied_everywhere():
             return
         leader = cluster.leader()
-        if leader is not None and (proposed_at is None or cluster.now - proposed_at > 40):
-            if cluster.propose(leader, value):
-                proposed_at = cluster.now
+        due = proposed_at is None or cluster.now - proposed_at > 40
+        if leader is not None and due and cluster.propose(leader, value):
+            proposed_at = cluster.now
         cluster.tick()
     raise TimeoutError(f"{value!r} not applied on {members} in {max_ticks} ticks")
 

@@ -1,0 +1,229 @@
+"""Role step functions, driven message by message (paper-rule tests name their section)."""
+
+from __future__ import annotations
+
+import random
+
+from dqueue.raft import (
+    CAMPAIGN_TRANSFER,
+    Entry,
+    HardState,
+    Message,
+    MessageType,
+    PersistedState,
+    Raft,
+    RaftConfig,
+    Role,
+    Snapshot,
+    SnapshotMeta,
+)
+
+MT = MessageType
+MEMBERS = ("n1", "n2", "n3")
+
+
+def member(node_id: str = "n1", entries: list[Entry] | None = None, term: int = 0,
+           **options: object) -> Raft:
+    state = PersistedState(HardState(term, None, 0), None, entries or [])
+    return Raft(RaftConfig(node_id, MEMBERS, **options), random.Random(7), state)  # type: ignore[arg-type]
+
+
+def drain(raft: Raft) -> list[Message]:
+    ready = raft.ready()
+    raft.advance(ready)
+    return list(ready.messages)
+
+
+def make_leader(raft: Raft) -> None:
+    """Campaign without pre-vote and collect one vote."""
+    raft.campaign(False)
+    drain(raft)
+    raft.step(Message(MT.REQUEST_VOTE_RESPONSE, raft.id, "n2", raft.current_term))
+    assert raft.role is Role.LEADER
+
+
+def test_commit_only_entries_of_current_term_by_counting_replicas():
+    """Raft section 5.4.2 (figure 8): a majority holding an entry of an older term does not
+    commit it; the leader's own term entry does, and carries the older one with it."""
+    raft = member(entries=[Entry(1, 1), Entry(2, 2)], term=2)
+    make_leader(raft)  # term 3, no-op at index 3
+    drain(raft)
+    raft.step(Message(MT.APPEND_ENTRIES_RESPONSE, "n1", "n2", 3, index=2))
+    assert raft.log.committed == 0
+    raft.step(Message(MT.APPEND_ENTRIES_RESPONSE, "n1", "n2", 3, index=3))
+    assert raft.log.committed == 3
+
+
+def test_leader_own_entries_count_only_once_persisted():
+    raft = member()
+    make_leader(raft)
+    raft.step(Message(MT.APPEND_ENTRIES_RESPONSE, "n1", "n2", 1, index=1))
+    # n2 has the no-op but the leader has not yet persisted it: 1 of 3, no commit.
+    assert raft.log.committed == 0
+    ready = raft.ready()
+    assert [e.index for e in ready.entries] == [1]
+    raft.advance(ready)
+    assert raft.log.committed == 1
+
+
+def test_pre_vote_does_not_change_term_or_vote():
+    """Thesis 9.6: pre-candidates keep their term; voters grant without recording a vote."""
+    raft = member("n1")
+    raft.campaign(True)
+    assert raft.role is Role.PRE_CANDIDATE and raft.current_term == 0
+    messages = drain(raft)
+    assert {m.type for m in messages} == {MT.PRE_VOTE} and {m.term for m in messages} == {1}
+    voter = member("n2")
+    voter.step(messages[0])
+    (answer,) = drain(voter)
+    assert answer.type is MT.PRE_VOTE_RESPONSE and not answer.reject
+    assert voter.current_term == 0 and voter.voted_for is None
+
+
+def test_pre_vote_quorum_starts_real_election():
+    raft = member("n1")
+    raft.campaign(True)
+    drain(raft)
+    raft.step(Message(MT.PRE_VOTE_RESPONSE, "n1", "n2", 1))
+    assert raft.role is Role.CANDIDATE and raft.current_term == 1 and raft.voted_for == "n1"
+
+
+def test_check_quorum_lease_ignores_vote_requests():
+    """Thesis 4.2.3: a member that heard from a leader recently ignores a disruptive
+    candidate, unless the election is a leadership transfer."""
+    raft = member("n2")
+    raft.step(Message(MT.HEARTBEAT, "n2", "n1", 1))
+    drain(raft)
+    raft.step(Message(MT.REQUEST_VOTE, "n2", "n3", 2))
+    assert raft.current_term == 1 and drain(raft) == []
+    raft.step(Message(MT.REQUEST_VOTE, "n2", "n3", 2, context=CAMPAIGN_TRANSFER))
+    assert raft.current_term == 2 and raft.voted_for == "n3"
+
+
+def test_higher_term_makes_leader_follower():
+    """Raft figure 2, all servers: a higher term converts to follower."""
+    raft = member()
+    make_leader(raft)
+    raft.step(Message(MT.APPEND_ENTRIES_RESPONSE, "n1", "n2", 9))
+    assert raft.role is Role.FOLLOWER and raft.current_term == 9
+
+
+def test_stale_leader_is_told_the_current_term():
+    raft = member("n2", term=5)
+    raft.step(Message(MT.APPEND_ENTRIES, "n2", "n1", 3))
+    (answer,) = drain(raft)
+    assert answer.type is MT.APPEND_ENTRIES_RESPONSE and answer.term == 5
+
+
+def test_conflict_hint_names_last_index_of_no_greater_term():
+    """Fast backtracking (Raft 5.3): the hint skips the follower's conflicting term."""
+    raft = member("n2", entries=[Entry(i, 1 if i <= 2 else 2) for i in range(1, 8)], term=2)
+    raft.step(Message(MT.APPEND_ENTRIES, "n2", "n1", 4, index=7, log_term=3))
+    (answer,) = drain(raft)
+    assert answer.reject and (answer.reject_hint, answer.log_term) == (7, 2)
+    leader = member("n1", entries=[Entry(i, 1 if i <= 2 else 3) for i in range(1, 8)], term=3)
+    make_leader(leader)
+    drain(leader)
+    leader.progress["n2"].probe_sent = True
+    leader.progress["n2"].next_index = 8
+    leader.step(answer)
+    # The leader has no entry of term 2: it goes straight back to index 2 (term 1).
+    assert leader.progress["n2"].next_index == 3
+
+
+def test_snapshot_chunks_assemble_in_order_and_restore():
+    raft = member("n2", entries=[Entry(1, 1)], term=1)
+    meta = SnapshotMeta(10, 2, MEMBERS)
+    data = b"abcdefgh"
+    chunks = [(0, b"abc", False), (3, b"def", False), (6, b"gh", True)]
+    raft.step(Message(MT.INSTALL_SNAPSHOT, "n2", "n1", 2, snapshot_meta=meta, offset=3,
+                      data=b"def"))
+    (answer,) = drain(raft)
+    assert answer.index == 0  # out of order: ask from the start
+    for offset, chunk, done in chunks:
+        raft.step(Message(MT.INSTALL_SNAPSHOT, "n2", "n1", 2, snapshot_meta=meta,
+                          offset=offset, data=chunk, done=done))
+        if not done:
+            drain(raft)
+    ready = raft.ready()
+    assert ready.snapshot == Snapshot(meta, data)
+    assert ready.hard_state is not None and ready.hard_state.commit == 10
+    assert [m.done for m in ready.messages] == [True]
+    raft.advance(ready)
+    assert (raft.log.applied, raft.log.last_index()) == (10, 10)
+
+
+def test_leader_sends_snapshot_when_entries_are_compacted():
+    raft = member(entries=[Entry(i, 1) for i in range(1, 6)], term=1,
+                  snapshot_chunk_bytes=4)
+    make_leader(raft)
+    ready = raft.ready()
+    raft.advance(ready)
+    raft.step(Message(MT.APPEND_ENTRIES_RESPONSE, "n1", "n2", 2, index=6))
+    drain(raft)
+    raft.log.applied_to(raft.log.committed)
+    raft.compact(6, b"0123456789")
+    raft.step(Message(MT.HEARTBEAT_RESPONSE, "n1", "n3", 2))
+    # n3 was probed at index 5, which is now compacted: it gets the snapshot, in chunks.
+    (chunk,) = [m for m in drain(raft) if m.to == "n3"]
+    assert chunk.type is MT.INSTALL_SNAPSHOT and chunk.data == b"0123" and not chunk.done
+    meta = chunk.snapshot_meta
+    raft.step(Message(MT.INSTALL_SNAPSHOT_RESPONSE, "n1", "n3", 2, snapshot_meta=meta, index=4))
+    (chunk,) = [m for m in drain(raft) if m.to == "n3"]
+    assert (chunk.offset, chunk.data, chunk.done) == (4, b"4567", False)
+    raft.step(Message(MT.INSTALL_SNAPSHOT_RESPONSE, "n1", "n3", 2, snapshot_meta=meta, index=8))
+    (chunk,) = [m for m in drain(raft) if m.to == "n3"]
+    assert (chunk.offset, chunk.data, chunk.done) == (8, b"89", True)
+    raft.step(Message(MT.INSTALL_SNAPSHOT_RESPONSE, "n1", "n3", 2, snapshot_meta=meta, index=6,
+                      done=True))
+    assert raft.progress["n3"].match_index == 6
+
+
+def test_read_index_waits_for_quorum_heartbeat_acks():
+    """Thesis 6.4: a read is served only after a heartbeat round confirms leadership."""
+    raft = member()
+    make_leader(raft)
+    drain(raft)
+    raft.step(Message(MT.APPEND_ENTRIES_RESPONSE, "n1", "n2", 1, index=1))
+    drain(raft)
+    raft.read_index(b"ctx")
+    ready = raft.ready()
+    beats = [m for m in ready.messages if m.type is MT.HEARTBEAT]
+    assert ready.read_states == () and len(beats) == 2
+    raft.advance(ready)
+    raft.step(Message(MT.HEARTBEAT_RESPONSE, "n1", "n3", 1, index=beats[0].index - 1))
+    assert raft.ready().read_states == ()
+    raft.step(Message(MT.HEARTBEAT_RESPONSE, "n1", "n3", 1, index=beats[0].index))
+    states = raft.ready().read_states
+    assert [(s.index, s.context) for s in states] == [(1, b"ctx")]
+
+
+def test_read_index_before_first_commit_of_term_is_deferred():
+    raft = member(entries=[Entry(1, 1)], term=1)
+    make_leader(raft)
+    raft.read_index(b"early")
+    ready = raft.ready()
+    assert not any(m.type is MT.HEARTBEAT and m.index for m in ready.messages)
+    raft.advance(ready)
+    raft.step(Message(MT.APPEND_ENTRIES_RESPONSE, "n1", "n2", 2, index=2))
+    beats = [m for m in raft.ready().messages if m.type is MT.HEARTBEAT]
+    assert beats and beats[0].index > 0
+
+
+def test_timeout_now_starts_election_immediately_without_pre_vote():
+    raft = member("n2", term=1)
+    raft.step(Message(MT.TIMEOUT_NOW, "n2", "n1", 1))
+    assert raft.role is Role.CANDIDATE and raft.current_term == 2
+    votes = drain(raft)
+    assert {m.type for m in votes} == {MT.REQUEST_VOTE}
+    assert {m.context for m in votes} == {CAMPAIGN_TRANSFER}
+
+
+def test_forwarded_proposal_is_appended_by_leader_only():
+    leader = member()
+    make_leader(leader)
+    leader.step(Message(MT.PROPOSE, "n1", "n2", 0, entries=(Entry(0, 0, data=b"p"),)))
+    assert leader.log.entries[-1].data == b"p" and leader.log.entries[-1].term == 1
+    follower = member("n3")
+    follower.step(Message(MT.PROPOSE, "n3", "n2", 0, entries=(Entry(0, 0, data=b"p"),)))
+    assert follower.log.last_index() == 0 and drain(follower) == []
