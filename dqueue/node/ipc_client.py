@@ -15,6 +15,7 @@ from typing import Any
 import zmq
 
 from dqueue import wire
+from dqueue.node.frames import send_frames
 
 KIND_CMD = b"cmd"
 KIND_READ = b"read"
@@ -143,7 +144,7 @@ class RaftClient:
         rid = self._next_rid()
         body["rid"] = rid
         try:
-            self._socket.send_multipart(wire.encode(kind, body), flags=zmq.NOBLOCK)
+            send_frames(self._socket, wire.encode(kind, body))
         except zmq.Again:
             raise RaftUnavailable("the Raft process is not accepting requests") from None
         deadline = time.monotonic() + (server_deadline_ms + REPLY_GRACE_MS) / 1000.0

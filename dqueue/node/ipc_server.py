@@ -15,6 +15,7 @@ from typing import Any
 import zmq
 
 from dqueue import wire
+from dqueue.node.frames import recv_frames, send_frames
 from dqueue.node.ipc_client import KIND_CMD, KIND_ERR, KIND_READ, KIND_RES
 
 # Bound on requests waiting in the socket; beyond it ZeroMQ drops, and clients time out.
@@ -78,14 +79,14 @@ class IpcServer:
     def recv(self) -> CmdRequest | ReadRequest | None:
         """Receive one waiting request without blocking.
 
-        Returns None when nothing is waiting or the message was dropped: garbage is counted and
-        dropped; a well-framed request with bad fields is answered ``bad_request`` when it
-        carries a request id (and only counted when it does not).
+        Returns None when the message was dropped: garbage is counted and dropped; a
+        well-framed request with bad fields is answered ``bad_request`` when it carries a
+        request id (and only counted when it does not).
+
+        Raises:
+            zmq.Again: nothing is waiting.
         """
-        try:
-            frames = self.socket.recv_multipart(flags=zmq.NOBLOCK)
-        except zmq.Again:
-            return None
+        frames = recv_frames(self.socket)
         if len(frames) < 2:
             self.counters.malformed += 1
             return None
@@ -136,7 +137,7 @@ class IpcServer:
     def _send(self, identity: bytes, kind: bytes, body: Any) -> None:
         # A client that went away or stopped reading times out on its side.
         with contextlib.suppress(zmq.ZMQError):
-            self.socket.send_multipart([identity, *wire.encode(kind, body)], flags=zmq.NOBLOCK)
+            send_frames(self.socket, [identity, *wire.encode(kind, body)])
 
 
 def _check(kind: bytes, body: dict[str, Any]) -> str:

@@ -54,6 +54,8 @@ class Pending:
         stage: what the request waits for.
         read_index: for reads in READ_APPLY: the index the state machine must reach.
         last_outcome: for parked leases, the empty outcome to give at ``wait_until_ms``.
+        forwarded_to: the leader a command was forwarded to.
+        command: the validated command object, kept so that the leader parses it only once.
     """
 
     rid: str
@@ -66,6 +68,7 @@ class Pending:
     read_index: int = 0
     last_outcome: Any = None
     forwarded_to: str | None = None
+    command: Any = None  # the validated command object (commands only), unstamped
 
 
 class RequestTable:

@@ -63,7 +63,7 @@ class RequestRouter:
             self._send_err(reply_to, rid, "shutting_down", "the node is shutting down")
             return
         try:
-            command_from_plain(cmd)
+            command = command_from_plain(cmd)
         except InvalidCommand as exc:
             self._send_err(reply_to, rid, "bad_request", f"{exc.field}: {exc.message}")
             return
@@ -72,7 +72,8 @@ class RequestRouter:
         now = monotonic_ms()
         wait_ms = min(wait_ms, p.config.max_wait_ms) if cmd.get("op") == "lease" else 0
         request = Pending(rid=rid, reply_to=reply_to, is_read=False, body=cmd,
-                          deadline_ms=now + timeout_ms + wait_ms, wait_until_ms=now + wait_ms)
+                          deadline_ms=now + timeout_ms + wait_ms, wait_until_ms=now + wait_ms,
+                          command=command)
         self.table.add(request)
         self._dispatch(request)
 
@@ -141,7 +142,7 @@ class RequestRouter:
             self._new_reads.append(request.rid)
         elif p.role is Role.LEADER:
             try:
-                p.propose(request.rid, request.body)
+                p.propose(request.rid, request.body, request.command)
             except ProposalDropped:
                 self.table.move(request, Stage.WAIT_LEADER)
                 return

@@ -20,6 +20,7 @@ import msgpack
 import zmq
 
 from dqueue import wire
+from dqueue.node.frames import recv_frames, send_frames
 
 # Messages queued per peer before sends to it are dropped. Raft sends at most
 # max_inflight_msgs appends plus heartbeats to a peer, so this leaves room for a burst.
@@ -115,7 +116,7 @@ class PeerTransport:
             self.counters.send_dropped += 1
             return False
         try:
-            dealer.send_multipart([wire.WIRE_VERSION, kind, packed_body], flags=zmq.NOBLOCK)
+            send_frames(dealer, (wire.WIRE_VERSION, kind, packed_body))
         except zmq.Again:
             self.counters.send_dropped += 1
             return False
@@ -125,13 +126,13 @@ class PeerTransport:
     def recv(self) -> tuple[str, bytes, Any] | None:
         """Receive one waiting message as ``(sender id, kind, body)`` without blocking.
 
-        Returns None when nothing is waiting or when the message was dropped (malformed, or from
-        an identity that is not a member); drops are counted, never raised.
+        Returns None when the message was dropped (malformed, or from an identity that is not
+        a member); drops are counted, never raised.
+
+        Raises:
+            zmq.Again: nothing is waiting.
         """
-        try:
-            frames = self.router.recv_multipart(flags=zmq.NOBLOCK, copy=True)
-        except zmq.Again:
-            return None
+        frames = recv_frames(self.router)
         if len(frames) < 2:
             self.counters.malformed += 1
             return None

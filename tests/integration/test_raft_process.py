@@ -143,3 +143,22 @@ def test_garbage_on_peer_port_and_ipc_is_counted_not_fatal(cluster_factory):
         ctx.term()
     assert cluster.is_running(target)
     assert cluster.client(target).command(enqueue_cmd("after-garbage"))["ok"]
+
+
+def test_sigterm_on_the_leader_transfers_leadership_then_exits_cleanly(cluster_factory):
+    cluster = cluster_factory(3)
+    cluster.start()
+    leader = cluster.leader()
+    others = [n for n in cluster.ids if n != leader]
+    for i in range(20):
+        assert cluster.client(leader).command(enqueue_cmd(f"s{i}"))["ok"]
+    term = cluster.health(leader)["term"]
+    assert cluster.stop(leader) == 0
+    new_leader = cluster.leader(among=others)
+    health = cluster.health(new_leader)
+    # A transfer elects the target at once (TimeoutNow), one term later, with no pre-vote
+    # round lost to the check-quorum lease.
+    assert health["term"] == term + 1
+    assert "leadership_transfer" in cluster.log_text(leader)
+    for i in range(20):
+        assert cluster.client(new_leader).read({"op": "get", "id": f"s{i}"}) is not None

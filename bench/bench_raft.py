@@ -1,0 +1,218 @@
+"""Benchmark of the Raft process: a 3-node cluster on this machine, driven over IPC directly.
+
+Prints (never asserts):
+- committed enqueue commands/s with 1 client and with many concurrent clients;
+- p50/p99 commit latency at a fixed offered rate (default 1,000 commands/s);
+- failover time over N kills: kill -9 of the leader to the first acknowledged write.
+
+Run from the repository root: ``.venv/bin/python bench/bench_raft.py [--quick]``.
+The concurrent clients are DEALER sockets driven by one poller (each with one request in
+flight), so the client side costs little CPU next to the three Raft processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dqueue import wire
+from dqueue.node.ipc_client import RaftClientError
+from tests.integration.raftproc_cluster import (
+    RaftCluster,
+    converge,
+    enqueue_cmd,
+)
+
+
+class Driver:
+    """Many IPC clients on one thread: each DEALER keeps at most one request in flight."""
+
+    def __init__(self, endpoint: str, clients: int) -> None:
+        self.ctx = zmq.Context.instance()
+        self.socks = []
+        for _ in range(clients):
+            sock = self.ctx.socket(zmq.DEALER)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect(endpoint)
+            self.socks.append(sock)
+        self.poller = zmq.Poller()
+        for sock in self.socks:
+            self.poller.register(sock, zmq.POLLIN)
+        self.seq = 0
+        self.prefix = os.urandom(4).hex()
+
+    def send(self, sock: zmq.Socket) -> float:
+        self.seq += 1
+        rid = f"{self.prefix}-{self.seq}"
+        body = {"rid": rid, "cmd": enqueue_cmd(f"b{rid}"), "timeout_ms": 5_000, "wait_ms": 0}
+        sock.send_multipart(wire.encode(b"cmd", body))
+        return time.perf_counter()
+
+    def closed_loop(self, seconds: float) -> tuple[int, int, list[float]]:
+        """Every client sends, waits for its answer, sends again; returns (ok, err, latencies)."""
+        started = {sock: self.send(sock) for sock in self.socks}
+        ok = err = 0
+        latencies: list[float] = []
+        end = time.perf_counter() + seconds
+        while True:
+            now = time.perf_counter()
+            if now >= end:
+                break
+            for sock, _ in self.poller.poll(int((end - now) * 1000) + 1):
+                kind, _body = wire.decode(sock.recv_multipart())
+                done = time.perf_counter()
+                latencies.append(done - started[sock])
+                if kind == b"res":
+                    ok += 1
+                else:
+                    err += 1
+                if done < end:
+                    started[sock] = self.send(sock)
+        self._drain(seconds=5.0)
+        return ok, err, latencies
+
+    def open_loop(self, rate: float, seconds: float) -> tuple[int, int, list[float]]:
+        """Send at a fixed rate, round robin over the clients; returns (ok, err, latencies)."""
+        in_flight: dict[str, float] = {}
+        ok = err = 0
+        latencies: list[float] = []
+        start = time.perf_counter()
+        n_sent = 0
+        total = int(rate * seconds)
+        while n_sent < total or in_flight:
+            now = time.perf_counter()
+            while n_sent < total and start + n_sent / rate <= now:
+                sock = self.socks[n_sent % len(self.socks)]
+                self.seq += 1
+                rid = f"{self.prefix}-{self.seq}"
+                body = {"rid": rid, "cmd": enqueue_cmd(f"o{rid}"), "timeout_ms": 5_000,
+                        "wait_ms": 0}
+                sock.send_multipart(wire.encode(b"cmd", body))
+                in_flight[rid] = start + n_sent / rate  # latency from the scheduled send
+                n_sent += 1
+            next_send = start + n_sent / rate if n_sent < total else now + 0.05
+            timeout_ms = max(0, int((next_send - time.perf_counter()) * 1000))
+            if now > start + seconds + 10:
+                break
+            for sock, _ in self.poller.poll(timeout_ms):
+                kind, body = wire.decode(sock.recv_multipart())
+                sent = in_flight.pop(body.get("rid"), None)
+                if sent is None:
+                    continue
+                latencies.append(time.perf_counter() - sent)
+                ok += kind == b"res"
+                err += kind != b"res"
+        return ok, err, latencies
+
+    def _drain(self, seconds: float) -> None:
+        end = time.perf_counter() + seconds
+        pending = len(self.socks)
+        while pending and time.perf_counter() < end:
+            for sock, _ in self.poller.poll(100):
+                sock.recv_multipart()
+                pending -= 1
+
+    def close(self) -> None:
+        for sock in self.socks:
+            sock.close(0)
+
+
+def pct(values: list[float], p: float) -> float:
+    """The p-th percentile (0..100) of values, in milliseconds."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))] * 1000
+
+
+def failover_once(cluster: RaftCluster, leader: str) -> float:
+    """Kill -9 the leader; return the seconds until a write is acknowledged by the cluster."""
+    survivors = [n for n in cluster.ids if n != leader]
+    clients = {n: cluster.new_client(n) for n in survivors}
+    try:
+        killed_at = time.perf_counter()
+        cluster.kill(leader)
+        i = 0
+        while True:
+            node = survivors[i % len(survivors)]
+            try:
+                outcome = clients[node].command(enqueue_cmd(f"f{time.perf_counter_ns()}"),
+                                                timeout_ms=250)
+                if outcome.get("ok"):
+                    return time.perf_counter() - killed_at
+            except RaftClientError:
+                i += 1  # try the other survivor: it may be the new leader
+            if time.perf_counter() - killed_at > 30:
+                return float("inf")
+    finally:
+        for client in clients.values():
+            client.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="per throughput phase")
+    parser.add_argument("--clients", type=int, default=64, help="concurrent clients")
+    parser.add_argument("--rate", type=float, default=1_000.0, help="offered rate, commands/s")
+    parser.add_argument("--kills", type=int, default=10, help="failovers to measure")
+    parser.add_argument("--quick", action="store_true", help="short phases, 3 kills")
+    args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.kills = 3.0, 3
+    with tempfile.TemporaryDirectory(prefix="dq-bench-") as root:
+        cluster = RaftCluster(Path(root), 3)
+        try:
+            run(cluster, args)
+        finally:
+            cluster.close()
+
+
+def run(cluster: RaftCluster, args: Any) -> None:
+    cluster.start()
+    leader = cluster.leader()
+    endpoint = cluster.configs[leader].ipc_endpoint()
+    print(f"cluster up, leader {leader}; cpus={os.cpu_count()} load={os.getloadavg()[0]:.2f}")
+
+    one = Driver(endpoint, 1)
+    ok, err, lat = one.closed_loop(args.seconds)
+    one.close()
+    print(f"1 client:   {ok / args.seconds:8.0f} commits/s  p50 {pct(lat, 50):6.2f} ms  "
+          f"p99 {pct(lat, 99):6.2f} ms  errors {err}")
+
+    many = Driver(endpoint, args.clients)
+    ok, err, lat = many.closed_loop(args.seconds)
+    many.close()
+    print(f"{args.clients} clients: {ok / args.seconds:8.0f} commits/s  p50 {pct(lat, 50):6.2f} ms"
+          f"  p99 {pct(lat, 99):6.2f} ms  errors {err}")
+
+    fixed = Driver(endpoint, 16)
+    ok, err, lat = fixed.open_loop(args.rate, args.seconds)
+    fixed.close()
+    print(f"at {args.rate:.0f}/s:  {ok} ok, {err} errors  p50 {pct(lat, 50):6.2f} ms  "
+          f"p99 {pct(lat, 99):6.2f} ms  max {pct(lat, 100):6.2f} ms")
+
+    times = []
+    for i in range(args.kills):
+        leader = cluster.leader()
+        seconds = failover_once(cluster, leader)
+        times.append(seconds)
+        print(f"failover {i + 1}: killed {leader}, first acknowledged write after "
+              f"{seconds * 1000:.0f} ms")
+        cluster.start(leader)
+        converge(cluster, cluster.ids, deadline_s=60)
+    print(f"failover over {len(times)} kills: min {min(times) * 1000:.0f} ms  "
+          f"median {statistics.median(times) * 1000:.0f} ms  max {max(times) * 1000:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()

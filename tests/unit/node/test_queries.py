@@ -1,0 +1,72 @@
+"""Read queries: validation, queue reads on a real QueueState, and the node's own views."""
+
+from __future__ import annotations
+
+import pytest
+
+from dqueue.node import queries
+from dqueue.queue import QueueState, command_from_plain
+from dqueue.raft import PeerStatus, ProgressState, Role, Status
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"op": "drop"}, "op"),
+        ({}, "op"),
+        ({"op": "get"}, "id"),
+        ({"op": "get", "id": ""}, "id"),
+        ({"op": "get", "id": "a", "extra": 1}, "extra"),
+        ({"op": "list"}, "status"),
+        ({"op": "list", "status": "dead", "limit": "5"}, "limit"),
+        ({"op": "list", "status": "dead", "type": 3}, "type"),
+    ],
+)
+def test_bad_queries_name_the_field(query, field):
+    with pytest.raises(queries.BadQuery, match=field):
+        queries.check_query(query)
+
+
+def test_queue_reads_on_applied_state():
+    queue = QueueState()
+    queue.apply(command_from_plain({"op": "enqueue", "now_ms": 10,
+                                    "tasks": [{"id": "a", "type": "t"}]}), 1)
+    assert queries.check_query({"op": "get", "id": "a"}) == "get"
+    assert queries.run_queue_query(queue, {"op": "get", "id": "a"}, {})["id"] == "a"
+    stats = queries.run_queue_query(queue, {"op": "stats"}, {"role": "leader"})
+    assert stats["by_status"]["pending"] == 1
+    assert stats["raft"] == {"role": "leader"}
+    listing = queries.run_queue_query(queue, {"op": "list", "status": "pending"}, {})
+    assert [t["id"] for t in listing["tasks"]] == ["a"]
+    with pytest.raises(queries.BadQuery, match="status"):
+        queries.run_queue_query(queue, {"op": "list", "status": "nope"}, {})
+
+
+def _view(role: Role, progress: dict[str, PeerStatus]) -> queries.NodeView:
+    status = Status(id="n1", role=role, term=3, vote="n1", leader_id="n1" if progress else None,
+                    commit=9, applied=8, last_index=10, snapshot_index=2, progress=progress)
+    return queries.NodeView(
+        node_id="n1", status=status, leader_http="127.0.0.1:8081",
+        members={"n1": "127.0.0.1:9001", "n2": "127.0.0.1:9002"},
+        http_addrs={"n1": "127.0.0.1:8081"}, stopping=False)
+
+
+def test_health_and_cluster_on_a_leader():
+    view = _view(Role.LEADER, {"n1": PeerStatus(10, 11, ProgressState.REPLICATE, True),
+                               "n2": PeerStatus(7, 8, ProgressState.REPLICATE, True)})
+    health = queries.health(view)
+    assert health == {"status": "ok", "node_id": "n1", "role": "leader", "term": 3,
+                      "leader_id": "n1", "leader_http": "127.0.0.1:8081", "commit_index": 9,
+                      "applied_index": 8}
+    members = queries.cluster(view)["members"]
+    assert members[0] == {"id": "n1", "raft_addr": "127.0.0.1:9001",
+                          "http_addr": "127.0.0.1:8081", "role": "leader", "match_index": 10,
+                          "lag": 0}
+    assert members[1]["lag"] == 3
+    assert members[1]["http_addr"] is None
+
+
+def test_cluster_on_a_follower_has_no_progress():
+    members = queries.cluster(_view(Role.FOLLOWER, {}))["members"]
+    assert members[1]["match_index"] is None
+    assert members[1]["lag"] is None
