@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import random
 import threading
+import time
 from collections.abc import Callable
 
 from dqueue.chaos import netns
@@ -35,7 +36,10 @@ ROTATION = (Fault.PAUSE, Fault.PARTITION, Fault.KILL_FOLLOWER, Fault.PARTITION_P
 
 
 class Nemesis(threading.Thread):
-    """Runs the schedule until ``stopping`` is set, then heals everything."""
+    """Runs the schedule until ``stopping`` is set, then heals everything.
+
+    ``abort`` also cuts the fault in progress short (an interrupted run).
+    """
 
     def __init__(self, nodes: list[NodeProcess], topology: netns.Topology | None,
                  history: HistoryWriter, rng: random.Random, interval_s: float = 10.0,
@@ -46,6 +50,7 @@ class Nemesis(threading.Thread):
         self.interval_s, self.hold_s = interval_s, hold_s
         self.faults, self.kill_leader = faults, kill_leader
         self.stopping = threading.Event()
+        self.abort = threading.Event()
         self.errors: list[str] = []
 
     def by_id(self, node_id: str) -> NodeProcess:
@@ -53,20 +58,23 @@ class Nemesis(threading.Thread):
         return next(node for node in self.nodes if node.id == node_id)
 
     def run(self) -> None:
-        """Alternate leader kills and the rotation, one fault every ``interval_s / 2``."""
+        """Alternate leader kills and the rotation: fault ``k`` starts ``k * interval_s / 2``
+        after the first one (or as soon as the previous fault healed, when that is later)."""
         slot_s = self.interval_s / 2
+        started = time.monotonic() + 1.0
         rotation = 0
         slot = 0
-        while not self.stopping.wait(slot_s if slot else 1.0):
+        while not self.stopping.wait(max(0.0, started + slot * slot_s - time.monotonic())):
             if self.kill_leader and slot % 2 == 0:
-                fault = Fault.KILL_LEADER
+                fault: Fault | None = Fault.KILL_LEADER
             elif self.faults:
                 fault = self.faults[rotation % len(self.faults)]
                 rotation += 1
             else:
-                slot += 1
-                continue
+                fault = None
             slot += 1
+            if fault is None:
+                continue
             try:
                 self.inject(fault)
             except Exception as exc:  # a failed fault must not end the run: record it
@@ -119,7 +127,9 @@ class Nemesis(threading.Thread):
                             {"fault": fault.value, "node": target, "phase": "start"})
         start()
         try:
-            self.stopping.wait(self.hold_s if hold_s is None else hold_s)
+            # A fault started is held its full time even when the run is ending, so that a
+            # short run still sees every fault it scheduled; only ``abort`` cuts it short.
+            self.abort.wait(self.hold_s if hold_s is None else hold_s)
         finally:
             stop()
             self.history.record("nemesis", EventType.INFO, Op.NEMESIS,

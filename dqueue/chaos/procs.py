@@ -1,8 +1,10 @@
 """Node processes of a chaos run: start, kill -9, pause, resume, restart, and ask their health.
 
-Each node runs in its own session (process group), so a signal reaches the whole node: the
-supervisor of ``bin/dqueue`` and its Raft and API children crash or freeze together, as a
-machine would. Signals go to the process group we created, by its id, never by name.
+A signal meant for a node goes to every process of it, by PID: the supervisor of ``bin/dqueue``
+and its Raft and API children (each in a process group of its own, so a group signal is not
+enough). Killing the supervisor alone would not crash the node: its children get SIGTERM from
+the parent-death signal and stop gracefully, handing leadership over. So ``kill`` first freezes
+the whole tree with SIGSTOP, then sends SIGKILL to each process, as a machine dying would.
 """
 
 from __future__ import annotations
@@ -54,6 +56,44 @@ def http_json(addr: str, method: str, path: str, body: Any = None,
         conn.close()
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants alive now, parents before children (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))  # fields[1]: the ppid
+    tree, queue = [], [pid]
+    while queue:
+        current = queue.pop(0)
+        tree.append(current)
+        queue += sorted(children.get(current, []))
+    return tree
+
+
+def signal_tree(pid: int, signum: int) -> list[int]:
+    """Send ``signum`` to ``pid`` and every descendant, by PID; return the PIDs signalled.
+
+    For SIGKILL the tree is frozen first (SIGSTOP) so that no process sees its parent die and
+    reacts before it is killed itself.
+    """
+    tree = process_tree(pid)
+    if signum == signal.SIGKILL:
+        for member in tree:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(member, signal.SIGSTOP)
+        tree = list(dict.fromkeys([*tree, *process_tree(pid)]))
+    for member in tree:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(member, signum)
+    return tree
+
+
 def health(addr: str, timeout_s: float = 1.0) -> dict[str, Any] | None:
     """The node's ``GET /health`` body, or None when it does not answer."""
     try:
@@ -92,13 +132,11 @@ class NodeProcess:
         return self.proc is not None and self.proc.poll() is None
 
     def _signal(self, signum: int) -> None:
-        if self.proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signum)  # the group id is the pid: start_new_session
+        if self.proc is not None and self.proc.poll() is None:
+            signal_tree(self.proc.pid, signum)
 
     def kill(self) -> None:
-        """kill -9 the whole node (a crash), and reap it."""
+        """kill -9 every process of the node (a crash), and reap the supervisor."""
         if self.proc is None:
             return
         self._signal(signal.SIGKILL)
@@ -109,7 +147,6 @@ class NodeProcess:
     def stop(self, grace_s: float = 5.0) -> None:
         """SIGTERM, then SIGKILL after ``grace_s`` if the node is still there."""
         if not self.is_running():
-            self.kill()  # sweeps children a killed supervisor may have left behind
             return
         if self.paused:
             self.resume()

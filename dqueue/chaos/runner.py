@@ -35,6 +35,7 @@ def node_specs(topo: netns.Topology, out: Path, conf_dir: Path | None,
                extra_args: list[str]) -> list[NodeSpec]:
     """The command line of every node, each inside its own namespace at its own address."""
     peers = ",".join(f"{n}={a}:{RAFT_PORT}" for n, a in topo.addresses.items())
+    peers_http = ",".join(f"{n}={a}:{HTTP_PORT}" for n, a in topo.addresses.items())
     specs = []
     for node, address in topo.addresses.items():
         argv = [*topo.exec_prefix(node), str(ROOT / "bin" / "dqueue")]
@@ -44,6 +45,7 @@ def node_specs(topo: netns.Topology, out: Path, conf_dir: Path | None,
         argv += [f"--id={node}", f"--data-dir={out / 'data' / node}",
                  f"--http-addr={address}:{HTTP_PORT}", f"--raft-addr={address}:{RAFT_PORT}",
                  f"--worker-addr={address}:{WORKER_PORT}", f"--peers={peers}",
+                 f"--peers-http={peers_http}",
                  "--bootstrap=true", *extra_args]
         specs.append(NodeSpec(node, f"{address}:{HTTP_PORT}", argv,
                               str(out / "logs" / f"{node}.log")))
@@ -209,6 +211,8 @@ def run(args: argparse.Namespace) -> int:
         finally:
             for thread in threads:
                 thread.stopping.set()
+                if isinstance(thread, Nemesis):
+                    thread.abort.set()
             for node in nodes:
                 node.stop()
             netns.destroy(topo)

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Run the 3-node cluster of conf/cluster-3/ as local processes on 127.0.0.1.
+#   scripts/cluster.sh up | down | status | leader | urls | logs [NODE] [-n LINES]
+#   scripts/cluster.sh kill NODE | pause NODE | resume NODE | restart NODE
+# Data, logs and pid files live in run/cluster/ (DQ_RUN_DIR or --run-dir to change it);
+# another set of node configs can be used with DQ_CONF_DIR or --conf-dir.
+source "$(dirname "${BASH_SOURCE[0]}")/../bin/_env.sh"
+exec "$DQ_PY" -m dqueue.chaos.localcluster "$@"

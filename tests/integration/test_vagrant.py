@@ -1,0 +1,186 @@
+"""The Vagrant provisioning without VMs: provision into temporary roots, then run the three
+rendered node configs with the systemd unit's command line in network namespaces that carry
+the VMs' private addresses, and check that the cluster elects a leader and serves the API."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+import secrets
+import shlex
+import subprocess
+import threading
+import time
+import tomllib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dqueue.chaos import netns
+from dqueue.chaos.procs import NodeProcess, NodeSpec, health, http_json
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+VAGRANT = ROOT / "vagrant"
+
+
+def vagrant_addresses() -> dict[str, str]:
+    """The node -> private address table of the Vagrantfile."""
+    text = (VAGRANT / "Vagrantfile").read_text()
+    return dict(re.findall(r'"(n\d+)" => "(\d+\.\d+\.\d+\.\d+)"', text))
+
+
+def exec_start(unit: Path) -> list[str]:
+    """The ExecStart command line of a systemd unit file."""
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read(unit)
+    return shlex.split(parser["Service"]["ExecStart"])
+
+
+def in_namespace(namespace: str, fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` on a thread that entered ``namespace`` (setns is per thread)."""
+    result: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            netns.enter(namespace)
+            result["value"] = fn()
+        except BaseException as exc:  # handed to the caller below
+            result["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
+@pytest.fixture(scope="module")
+def provisioned(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One temporary root per VM, provisioned by vagrant/provision.sh without systemd."""
+    addresses = vagrant_addresses()
+    table = ",".join(f"{node}={ip}" for node, ip in addresses.items())
+    roots: dict[str, Path] = {}
+    for node in addresses:
+        root = tmp_path_factory.mktemp(f"vm-{node}")
+        if roots:
+            # The install step is the same on every VM: it runs once, for the first one, and
+            # the others find it done (the provisioner skips an install of the same source).
+            (root / "opt" / "dqueue").mkdir(parents=True)
+            first = next(iter(roots.values()))
+            (root / "opt" / "dqueue" / "venv").symlink_to(first / "opt" / "dqueue" / "venv")
+        done = subprocess.run(
+            ["bash", str(VAGRANT / "provision.sh"), "--src", str(ROOT), "--root", str(root),
+             "--addresses", table, node], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout + done.stderr
+        roots[node] = root
+    return roots
+
+
+def test_provisioning_writes_venv_config_and_unit(provisioned):
+    addresses = vagrant_addresses()
+    assert list(addresses) == ["n1", "n2", "n3"]
+    for node, root in provisioned.items():
+        conf = tomllib.loads((root / "etc" / "dqueue" / "node.toml").read_text())
+        assert conf["id"] == node
+        assert conf["data_dir"] == "/var/lib/dqueue"
+        assert conf["raft_addr"] == f"{addresses[node]}:9090"
+        assert conf["peers"] == {n: f"{ip}:9090" for n, ip in addresses.items()}
+        assert conf["peers_http"] == {n: f"{ip}:8080" for n, ip in addresses.items()}
+        unit = root / "etc" / "systemd" / "system" / "dqueue.service"
+        assert unit.read_text() == (VAGRANT / "dqueue.service").read_text()
+        assert (root / "var" / "lib" / "dqueue").is_dir()
+    venv_python = provisioned["n1"] / "opt" / "dqueue" / "venv" / "bin" / "python"
+    check = subprocess.run([str(venv_python), "-c", "import dqueue.supervisor, zmq, lmdb, falcon"],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+
+
+def test_unit_restarts_on_failure_and_runs_the_venv_command():
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.read(VAGRANT / "dqueue.service")
+    assert parser["Service"]["Restart"] == "on-failure"
+    assert parser["Service"]["User"] == "dqueue"
+    assert exec_start(VAGRANT / "dqueue.service")[:2] == [
+        "/opt/dqueue/venv/bin/dqueue", "--config=/etc/dqueue/node.toml"]
+
+
+@pytest.fixture
+def vm_cluster(provisioned) -> Iterator[tuple[netns.Topology, list[NodeProcess]]]:
+    """The three rendered configs, run with the unit's ExecStart in namespaces with the VMs'
+    addresses; every path of the command is taken inside the VM's temporary root."""
+    reason = netns.unavailable_reason()
+    if reason:
+        pytest.fail(f"network namespaces are required: {reason}")
+    addresses = vagrant_addresses()
+    subnet = next(iter(addresses.values())).rsplit(".", 1)[0]
+    topo = netns.Topology(f"dqv{secrets.token_hex(3)}", addresses, f"{subnet}.254")
+    nodes: list[NodeProcess] = []
+    try:
+        netns.create(topo)
+        for node, root in provisioned.items():
+            argv = []
+            for arg in exec_start(VAGRANT / "dqueue.service"):
+                name, sep, value = arg.partition("=")
+                if arg.startswith("/"):
+                    arg = str(root) + arg
+                elif sep and value.startswith("/"):
+                    arg = f"{name}={root}{value}"
+                argv.append(arg)
+            argv.append(f"--data-dir={root / 'var' / 'lib' / 'dqueue'}")
+            spec = NodeSpec(node, f"{addresses[node]}:8080", [*topo.exec_prefix(node), *argv],
+                            str(root / "node.log"))
+            nodes.append(NodeProcess(spec))
+            nodes[-1].start()
+        yield topo, nodes
+    finally:
+        for process in nodes:
+            process.kill()
+        netns.destroy(topo)
+
+
+def test_rendered_configs_form_a_cluster_on_the_vm_addresses(vm_cluster):
+    topo, nodes = vm_cluster
+    addresses = topo.addresses
+
+    def leader_and_write() -> dict[str, Any]:
+        deadline = time.monotonic() + 60
+        leader = None
+        while time.monotonic() < deadline and leader is None:
+            for node in nodes:
+                body = health(f"{addresses[node.id]}:8080", 0.5)
+                if body and body.get("role") == "leader":
+                    leader = body
+            if leader is None:
+                time.sleep(0.2)
+        follower = next(n for n in addresses if leader and n != leader["node_id"])
+        follower_view = health(f"{addresses[follower]}:8080", 2.0)
+        status, task = http_json(f"{addresses[follower]}:8080", "POST", "/tasks",
+                                 {"type": "vm", "payload": {"hello": "vagrant"}}, timeout_s=10)
+        seen = {}
+        for node in addresses:
+            seen[node] = http_json(f"{addresses[node]}:8080", "GET", f"/tasks/{task['id']}",
+                                   timeout_s=10)[0]
+        return {"leader": leader, "follower_view": follower_view, "status": status,
+                "task": task, "seen": seen}
+
+    outcome = in_namespace(topo.hub, leader_and_write)
+    logs = "\n".join(Path(n.spec.log_path).read_text()[-2000:] for n in nodes)
+    assert outcome["leader"] is not None, logs
+    leader_id = outcome["leader"]["node_id"]
+    assert outcome["follower_view"]["leader_id"] == leader_id
+    assert outcome["follower_view"]["leader_http"] == f"{addresses[leader_id]}:8080"
+    assert outcome["status"] == 201
+    assert outcome["task"]["payload"] == {"hello": "vagrant"}
+    assert outcome["seen"] == {node: 200 for node in addresses}
+    assert all(n.is_running() for n in nodes)
+    # The addresses were private to the namespaces: the host never had them.
+    root_addrs = subprocess.run(["ip", "-4", "addr"], capture_output=True, text=True).stdout
+    assert not any(f"{ip}/" in root_addrs for ip in addresses.values())
+    os.sync()

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Provision one dqueue node: install dqueue from the synced source folder into a virtual
+# environment, write the node's config from conf/, install the systemd unit and start it.
+#
+#   provision.sh [--src DIR] [--root DIR] [--addresses n1=IP,n2=IP,n3=IP] [--conf-dir DIR]
+#                [--no-apt] [--no-systemd] NODE_ID
+#
+# --root installs into another filesystem root (a test or an image build): everything is
+# written below it, no user is created and systemd is left alone. Paths written into the files
+# are always the ones of the real system (/opt/dqueue, /etc/dqueue, /var/lib/dqueue).
+set -euo pipefail
+
+SRC=/opt/dqueue-src
+ROOT=/
+ADDRESSES="n1=192.168.56.11,n2=192.168.56.12,n3=192.168.56.13"
+CONF_DIR=""
+APT=1
+SYSTEMD=1
+NODE_ID=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --src) SRC="$2"; shift 2 ;;
+        --root) ROOT="$2"; shift 2 ;;
+        --addresses) ADDRESSES="$2"; shift 2 ;;
+        --conf-dir) CONF_DIR="$2"; shift 2 ;;
+        --no-apt) APT=0; shift ;;
+        --no-systemd) SYSTEMD=0; shift ;;
+        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        -*) echo "provision: unknown option $1" >&2; exit 2 ;;
+        *) NODE_ID="$1"; shift ;;
+    esac
+done
+[ -n "$NODE_ID" ] || { echo "provision: NODE_ID is required" >&2; exit 2; }
+[ -f "$SRC/pyproject.toml" ] || { echo "provision: no dqueue source in $SRC" >&2; exit 2; }
+CONF_DIR="${CONF_DIR:-$SRC/conf/cluster-3}"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(mkdir -p "$ROOT" && cd "$ROOT" && pwd)"
+R="${ROOT%/}"   # prefix for every path written: empty on a real system
+if [ "$ROOT" != "/" ]; then APT=0; SYSTEMD=0; fi
+say() { echo "provision[$NODE_ID]: $*"; }
+
+# 1. Python 3.11+ with venv.
+if [ "$APT" = 1 ] && ! python3 -c 'import sys, venv, ensurepip; assert sys.version_info >= (3, 11)' 2>/dev/null; then
+    say "installing python3 and python3-venv"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q python3 python3-venv
+fi
+python3 -c 'import sys; assert sys.version_info >= (3, 11), sys.version' \
+    || { echo "provision: dqueue needs Python 3.11 or newer" >&2; exit 1; }
+
+# 2. The service user (real system only).
+if [ "$ROOT" = "/" ] && ! id dqueue >/dev/null 2>&1; then
+    say "creating user dqueue"
+    useradd --system --home-dir /var/lib/dqueue --shell /usr/sbin/nologin dqueue
+fi
+
+# 3. dqueue in its own virtual environment.
+say "installing dqueue from $SRC into $R/opt/dqueue/venv"
+mkdir -p "$R/opt/dqueue"
+[ -x "$R/opt/dqueue/venv/bin/python" ] || python3 -m venv "$R/opt/dqueue/venv"
+# Reinstall only when the source changed since the last provisioning (vagrant provision again).
+STAMP="$R/opt/dqueue/venv/.dqueue-src-sha1"
+WANT="$(cd "$SRC" && find pyproject.toml dqueue -type f -name '*.py' -o -name pyproject.toml \
+        | LC_ALL=C sort | xargs sha1sum | sha1sum | cut -d' ' -f1)"
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
+    "$R/opt/dqueue/venv/bin/python" -m pip install --quiet --upgrade "$SRC"
+    echo "$WANT" > "$STAMP"
+else
+    say "dqueue already installed from this source"
+fi
+
+# 4. The node's config, from the template of conf/ with this VM's addresses.
+mkdir -p "$R/etc/dqueue" "$R/var/lib/dqueue"
+TEMPLATE=()
+[ -f "$CONF_DIR/$NODE_ID.toml" ] && TEMPLATE=(--template "$CONF_DIR/$NODE_ID.toml")
+python3 "$HERE/render_config.py" "${TEMPLATE[@]}" --id "$NODE_ID" --addresses "$ADDRESSES" \
+    --data-dir /var/lib/dqueue > "$R/etc/dqueue/node.toml.new"
+mv "$R/etc/dqueue/node.toml.new" "$R/etc/dqueue/node.toml"
+say "wrote $R/etc/dqueue/node.toml"
+
+# 5. The systemd unit.
+mkdir -p "$R/etc/systemd/system"
+install -m 0644 "$HERE/dqueue.service" "$R/etc/systemd/system/dqueue.service"
+if [ "$ROOT" = "/" ]; then chown -R dqueue:dqueue /var/lib/dqueue; fi
+if [ "$SYSTEMD" = 1 ]; then
+    systemctl daemon-reload
+    systemctl enable dqueue.service
+    systemctl restart dqueue.service
+    say "dqueue.service started: systemctl status dqueue, journalctl -u dqueue -f"
+else
+    say "systemd step skipped (unit in $R/etc/systemd/system/dqueue.service)"
+fi
