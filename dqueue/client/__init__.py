@@ -1,5 +1,7 @@
 """The dqueue SDK: ``Client`` over HTTP and ``ZmqWorkerClient`` over the worker gateway."""
 
+from typing import Any
+
 from dqueue.client.errors import (
     DQueueError,
     InvalidRequest,
@@ -12,7 +14,6 @@ from dqueue.client.errors import (
 )
 from dqueue.client.http_client import Client, RetryPolicy, TaskPage
 from dqueue.client.task import Lease, Task, TaskStatus
-from dqueue.client.zmq_client import ZmqWorkerClient
 
 __all__ = [
     "Client",
@@ -31,3 +32,12 @@ __all__ = [
     "Unavailable",
     "ZmqWorkerClient",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # ZmqWorkerClient is imported on first use: the CLI and HTTP-only users skip loading zmq.
+    if name == "ZmqWorkerClient":
+        from dqueue.client.zmq_client import ZmqWorkerClient
+
+        return ZmqWorkerClient
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
