@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                 report_violation(result, args.size, args.ticks, args.events)
                 print(f"{done} seeds run in {time.monotonic() - started:.1f}s")
                 return 1
-            if done % 500 == 0:
+            if done % 100 == 0:
                 rate = done / (time.monotonic() - started)
                 print(f"{done} seeds ok ({rate:.2f} seeds/s)", flush=True)
     elapsed = time.monotonic() - started

@@ -35,6 +35,9 @@ class SimConfig:
         snapshot_every: members compact after this many applied entries (0: never).
         heal_ticks: ticks allowed to converge once every fault stops.
         raft_options: RaftConfig fields for every member.
+        vary_flow_control: let the seed pick max_append_bytes and max_inflight_msgs
+            (from one entry per append with one in flight, up to large batches), so that
+            acknowledgements arrive entry by entry in some runs and in bulk in others.
     """
 
     size: int = 5
@@ -52,6 +55,7 @@ class SimConfig:
     raft_options: dict[str, object] = field(
         default_factory=lambda: {"snapshot_chunk_bytes": 64, "max_append_bytes": 256,
                                  "max_inflight_msgs": 8})
+    vary_flow_control: bool = True
 
 
 @dataclass
@@ -79,8 +83,12 @@ class Run:
     def __init__(self, seed: int, config: SimConfig, trace: bool) -> None:
         self.config = config
         self.rng = random.Random(seed)
+        options = dict(config.raft_options)
+        if config.vary_flow_control:
+            options["max_append_bytes"] = self.rng.choice((1, 16, 256, 1 << 20))
+            options["max_inflight_msgs"] = self.rng.choice((1, 2, 8, 256))
         self.cluster = Cluster(config.size, self.rng, config.faults, config.snapshot_every,
-                               trace, config.raft_options)
+                               trace, options)
         self.next_value = 0
         self.next_read = 0
         # ReadIndex linearizability: a read point must cover every commit known when asked.
