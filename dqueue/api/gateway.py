@@ -408,12 +408,8 @@ class WorkerGateway:
         leader_http: str | None = None,
     ) -> None:
         body: dict[str, Any] = {"rid": rid, "code": code, "message": message}
-        if field is not None:
-            body["field"] = field
-        if leader_id is not None:
-            body["leader_id"] = leader_id
-        if leader_http is not None:
-            body["leader_http"] = leader_http
+        optional = {"field": field, "leader_id": leader_id, "leader_http": leader_http}
+        body.update((k, v) for k, v in optional.items() if v is not None)
         self._send(router, identity, b"err", body)
 
 

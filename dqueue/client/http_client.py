@@ -246,10 +246,7 @@ class Client:
         self, task: Task | str, lease_seconds: float | None = None, *, worker_id: str | None = None
     ) -> Task:
         """Push the lease's expiry to ``lease_seconds`` from now (server default when None)."""
-        extra: dict[str, Any] = {}
-        if lease_seconds is not None:
-            extra["lease_seconds"] = lease_seconds
-        return self._lease_op(task, "extend", worker_id, extra)
+        return self._lease_op(task, "extend", worker_id, _present(lease_seconds=lease_seconds))
 
     # -- operator surface ---------------------------------------------------------------
 
@@ -262,13 +259,7 @@ class Client:
         cursor: str | None = None,
     ) -> TaskPage:
         """One page of tasks in ``status`` (optionally of one type)."""
-        query: dict[str, Any] = {"status": status}
-        if type is not None:
-            query["type"] = type
-        if limit is not None:
-            query["limit"] = limit
-        if cursor is not None:
-            query["cursor"] = cursor
+        query = _present(status=status, type=type, limit=limit, cursor=cursor)
         _, obj = self._request("GET", "/tasks?" + urlencode(query))
         if not isinstance(obj, dict):
             raise ServerError("unreadable task listing", code="bad_reply")
@@ -289,12 +280,7 @@ class Client:
 
     def redrive(self, task_id: str | None = None, *, type: str | None = None) -> int:
         """Re-queue dead tasks (one, one type, or all) with attempts reset; return the count."""
-        body: dict[str, Any] = {}
-        if task_id is not None:
-            body["task_id"] = task_id
-        if type is not None:
-            body["type"] = type
-        _, obj = self._request("POST", "/dlq/redrive", body)
+        _, obj = self._request("POST", "/dlq/redrive", _present(task_id=task_id, type=type))
         return int(_field(obj, "redriven"))
 
     def purge(self, *, type: str | None = None) -> int:
@@ -337,16 +323,9 @@ class Client:
         wait_seconds: float | None,
         max_tasks: int | None,
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {"worker_id": worker_id or self.worker_id}
-        if types:
-            body["types"] = list(types)
-        if lease_seconds is not None:
-            body["lease_seconds"] = lease_seconds
-        if wait_seconds:
-            body["wait_seconds"] = wait_seconds
-        if max_tasks is not None:
-            body["max_tasks"] = max_tasks
-        return body
+        return _present(worker_id=worker_id or self.worker_id,
+                        types=list(types) if types else None, lease_seconds=lease_seconds,
+                        wait_seconds=wait_seconds or None, max_tasks=max_tasks)
 
     def _lease_op(
         self, task: Task | str, op: str, worker_id: str | None, extra: dict[str, Any]
@@ -486,15 +465,14 @@ def _enqueue_body(
     idempotency_key: str | None,
     delay: float | None,
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {"type": type, "payload": payload,
-                            "idempotency_key": idempotency_key or f"auto-{uuid.uuid4().hex}"}
-    if priority is not None:
-        body["priority"] = priority
-    if max_retries is not None:
-        body["max_retries"] = max_retries
-    if delay is not None:
-        body["delay_seconds"] = delay
-    return body
+    return {"type": type, "payload": payload,
+            "idempotency_key": idempotency_key or f"auto-{uuid.uuid4().hex}",
+            **_present(priority=priority, max_retries=max_retries, delay_seconds=delay)}
+
+
+def _present(**fields: Any) -> dict[str, Any]:
+    """The fields that are not None (None means "the server's default": not sent)."""
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 def _decode(data: bytes) -> Any:

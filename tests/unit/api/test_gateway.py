@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,17 +16,7 @@ from dqueue.api.gateway import WorkerGateway, bind_endpoint
 from dqueue.client.errors import InvalidRequest, LeaseConflict, NoLeader
 from dqueue.client.zmq_client import ZmqWorkerClient
 from dqueue.config import NodeConfig
-from tests.unit.client.fakes import FakeQueue, FakeRaft
-
-
-def wait_for(cond: Callable[[], Any], timeout_s: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError("condition not met in time")
+from tests.unit.client.fakes import FakeQueue, FakeRaft, wait_for
 
 
 class Harness:

@@ -28,6 +28,17 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def wait_for(cond: Callable[[], Any], timeout_s: float = 10.0) -> Any:
+    """Poll ``cond`` until it returns something truthy; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(0.01)
+    raise AssertionError("condition not met in time")
+
+
 class QueueError(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)

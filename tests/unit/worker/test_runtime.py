@@ -20,17 +20,7 @@ from dqueue.worker.app import DeadLetter, TaskContext, Worker
 from dqueue.worker.http_runtime import HttpRuntime
 from dqueue.worker.runtime import RuntimeConfig, WorkerRuntime, backoff_s
 from dqueue.worker.zmq_runtime import ZmqRuntime
-from tests.unit.client.fakes import FakeHttpServer, FakeQueue, FakeRaft
-
-
-def wait_for(cond: Callable[[], Any], timeout_s: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError("condition not met in time")
+from tests.unit.client.fakes import FakeHttpServer, FakeQueue, FakeRaft, wait_for
 
 
 class Env:
