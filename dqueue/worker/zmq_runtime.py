@@ -2,9 +2,10 @@
 
 The thread calling ``run`` owns the DEALER to the gateway and an inproc PULL. Handler threads
 never touch the DEALER: they put verdicts on a queue and wake the I/O thread with an empty frame on
-their own PUSH socket. The I/O thread keeps one lease request in flight for the free slots, sends
-verdicts, extensions and hand-backs without waiting for their answers (matching answers by request
-id), and sends again what went unanswered for ``request_timeout_ms``.
+their own PUSH socket. The I/O thread keeps up to two lease requests in flight for the free slots
+(never asking for more than are free), sends verdicts, extensions and hand-backs without waiting
+for their answers (matching answers by request id), and sends again what went unanswered for
+``request_timeout_ms``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ log = logging.getLogger("dqueue.worker")
 
 POLL_MS = 50
 MAX_INBOX_BURST = 1_000
+MAX_LEASES = 2  # lease requests in flight at once
 LEASE_SETTLE_S = 0.2  # after bye, how long a lease answer already sent may take to arrive
 
 
@@ -116,8 +118,7 @@ class ZmqRuntime(WorkerRuntime):
         poller.register(pull, zmq.POLLIN)
         self._client = client
         self._pending: dict[Any, Request] = {}
-        self._lease_rid: Any = None
-        self._lease_sent = 0.0
+        self._leases: dict[Any, tuple[int, float]] = {}  # rid -> (tasks asked, sent at)
         self._next_lease_at = 0.0
         self._lease_attempt = 0
         self._retries: list[tuple[float, Request]] = []
@@ -135,7 +136,7 @@ class ZmqRuntime(WorkerRuntime):
                         bye_sent, bye_at = True, now
                     for task in self._to_release(now):
                         self._request("release", task, now, lease_s=self.config.release_ms / 1000)
-                    lease_settled = self._lease_rid is None or now - bye_at > LEASE_SETTLE_S
+                    lease_settled = not self._leases or now - bye_at > LEASE_SETTLE_S
                     if (self._is_drained() and not self._pending and not self._retries
                             and lease_settled):
                         break
@@ -181,15 +182,18 @@ class ZmqRuntime(WorkerRuntime):
                 self._request("extend", task, now, lease_s=lease_s)
 
     def _maybe_lease(self, now: float) -> None:
-        if self._lease_rid is not None or now < self._next_lease_at:
+        """Ask for the free slots not already asked for: at most MAX_LEASES requests in flight,
+        and a second one only for a quarter of the capacity or more (no trickle of tiny leases).
+        """
+        if len(self._leases) >= MAX_LEASES or now < self._next_lease_at:
             return
-        free = self._free_slots()
-        if free <= 0:
+        free = self._free_slots() - sum(asked for asked, _ in self._leases.values())
+        if free <= 0 or (self._leases and free < max(1, self.config.capacity // 4)):
             return
-        self._lease_rid = self._client.send_lease(
-            min(free, 100), types=self.types, lease_ms=self.config.lease_ms,
-            wait_ms=self.config.wait_ms)
-        self._lease_sent = now
+        asked = min(free, 100)
+        rid = self._client.send_lease(asked, types=self.types, lease_ms=self.config.lease_ms,
+                                      wait_ms=self.config.wait_ms)
+        self._leases[rid] = (asked, now)
 
     def _request(
         self, op: str, task: Task, now: float, *, reason: str = "",
@@ -209,11 +213,10 @@ class ZmqRuntime(WorkerRuntime):
 
     def _resend_due(self, now: float) -> None:
         timeout_s = self.config.request_timeout_ms / 1000
-        if self._lease_rid is not None and (
-            now - self._lease_sent > timeout_s + self.config.wait_ms / 1000
-        ):
-            log.warning("lease request unanswered; asking again")
-            self._lease_rid = None
+        for rid, (_, sent_at) in list(self._leases.items()):
+            if now - sent_at > timeout_s + self.config.wait_ms / 1000:
+                log.warning("lease request unanswered; asking again")
+                del self._leases[rid]
         for rid, req in list(self._pending.items()):
             if now - req.sent_at > timeout_s:
                 del self._pending[rid]
@@ -229,8 +232,8 @@ class ZmqRuntime(WorkerRuntime):
                               attempt=req.attempt + 1)
 
     def _handle_reply(self, reply: Reply, now: float) -> None:
-        if reply.rid is not None and reply.rid == self._lease_rid:
-            self._lease_rid = None
+        if reply.rid is not None and reply.rid in self._leases:
+            del self._leases[reply.rid]
             if reply.error is not None:
                 if not isinstance(reply.error, NoLeader | Unavailable):
                     log.warning("lease refused: %s", reply.error)
