@@ -38,10 +38,25 @@ class RaftLog:
         self.snapshot_term = snapshot.meta.term if snapshot else 0
         # A restart may find entries the snapshot already covers (the node compacts lazily);
         # keep only those after it so the contiguity invariant holds.
-        self.entries: list[Entry] = [e for e in entries if e.index > self.snapshot_index]
-        for offset, entry in enumerate(self.entries):
-            if entry.index != self.snapshot_index + 1 + offset:
+        kept: list[Entry] = []
+        previous_term = self.snapshot_term
+        for entry in entries:
+            if entry.index <= self.snapshot_index:
+                continue
+            if entry.index != self.snapshot_index + 1 + len(kept):
                 raise LogInvariantError("persisted entries are not contiguous after the snapshot")
+            if entry.term < previous_term:
+                # Terms never decrease along a log. A lower term right after a snapshot is
+                # a leftover of the log a snapshot from the leader replaced (the node drops
+                # stored entries only up to the snapshot's index): an entry after a
+                # committed one of term T has a term >= T (Raft 5.4 Leader Completeness),
+                # so this whole suffix is stale. Keeping it would make this log look less
+                # up to date than it is and let it vote for a candidate lacking committed
+                # entries (Raft 5.4.1).
+                break
+            previous_term = entry.term
+            kept.append(entry)
+        self.entries = kept
         self.stable_index = self.last_index()
         # Invariant: committed <= last_index; a persisted commit beyond the stored log would
         # be a storage bug, so clamp rather than trust it.

@@ -91,3 +91,31 @@ def test_log_index_never_decreases_after_all_members_crash_with_snapshots():
         assert raft.log.committed <= commit[node_id]
     commit_value(cluster, b"after")
     assert cluster.values("n1")[:30] == [b"x%d" % n for n in range(30)]
+
+
+def test_restart_right_after_snapshot_install_ignores_replaced_entries():
+    """A follower with divergent entries takes a snapshot and crashes before anything else
+    reaches its disk: the stale entries above the snapshot must not come back as its log."""
+    cluster = make_cluster(3, seed=4, snapshot_every=10, snapshot_chunk_bytes=1 << 20)
+    old = cluster.wait_leader()
+    commit_value(cluster, b"base")
+    cluster.network.isolate(old, cluster.ids)
+    for n in range(40):
+        cluster.propose(old, b"stale%d" % n)
+    cluster.run(3)
+    others = tuple(i for i in cluster.ids if i != old)
+    cluster.wait_leader(among=others)
+    for n in range(25):
+        commit_value(cluster, b"fresh%d" % n, on=others)
+    cluster.network.heal()
+    # Crash in the tick the snapshot lands, before the leader's next appends are persisted.
+    cluster.run_until(lambda: cluster.raft(old).log.snapshot_index > 0, 100)
+    cluster.crash(old)
+    disk = cluster.disks[old].state
+    assert disk.snapshot is not None
+    assert any(e.term < disk.snapshot.meta.term for e in disk.entries)
+    cluster.restart(old)
+    log = cluster.raft(old).log
+    assert log.last_term() >= disk.snapshot.meta.term
+    commit_value(cluster, b"after")
+    assert same_logs(cluster, cluster.ids)

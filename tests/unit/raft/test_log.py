@@ -123,3 +123,13 @@ def test_restart_drops_entries_covered_by_snapshot():
 def test_restart_refuses_gapped_entries():
     with pytest.raises(LogInvariantError):
         RaftLog(None, [Entry(1, 1), Entry(3, 1)], 0)
+
+
+def test_restart_drops_stale_suffix_left_behind_by_a_restored_snapshot():
+    """The node drops stored entries only up to a received snapshot's index; entries above
+    it with lower terms belong to the replaced log and must not count (Raft 5.4.1)."""
+    snapshot = Snapshot(SnapshotMeta(3, 7, ("a",)), b"s")
+    log = RaftLog(snapshot, entries(5, 5, 5, start=4), 3)
+    assert log.entries == [] and (log.last_index(), log.last_term()) == (3, 7)
+    kept = RaftLog(snapshot, entries(7, 8, start=4), 3)
+    assert kept.last_index() == 5
