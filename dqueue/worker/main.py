@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--server", action="append",
                         help="node URL, repeatable or comma-separated (default: $DQUEUE_SERVER "
                              f"or {DEFAULT_SERVER})")
-    target.add_argument("--zmq", help="worker gateway address, e.g. tcp://127.0.0.1:9191")
+    target.add_argument("--zmq", help="worker gateway address, e.g. tcp://127.0.0.1:9191 "
+                                      "(comma-separated: several, tried in turn)")
     p.add_argument("--app", help="module:attribute of your Worker (default: demo handlers)")
     p.add_argument("--concurrency", type=int, default=4, help="handler threads (default 4)")
     p.add_argument("--prefetch", type=int, default=None,
@@ -88,7 +89,7 @@ def make_runtime(args: argparse.Namespace, worker: Worker) -> WorkerRuntime:
         grace_ms=parse_duration_ms(args.grace),
     )
     if args.zmq:
-        return ZmqRuntime(worker, config, args.zmq)
+        return ZmqRuntime(worker, config, [e for e in args.zmq.split(",") if e])
     servers = [s for item in (args.server or [os.environ.get("DQUEUE_SERVER", DEFAULT_SERVER)])
                for s in item.split(",") if s]
     return HttpRuntime(worker, config, servers)

@@ -16,6 +16,7 @@ import queue
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,7 @@ log = logging.getLogger("dqueue.worker")
 POLL_MS = 50
 MAX_INBOX_BURST = 1_000
 MAX_LEASES = 2  # lease requests in flight at once
+GATEWAY_SILENCE_S = 5.0  # no reply at all for this long, with requests waiting: try the next
 LEASE_SETTLE_S = 0.2  # after bye, how long a lease answer already sent may take to arrive
 
 
@@ -48,30 +50,46 @@ class Request:
 
 
 class ZmqRuntime(WorkerRuntime):
-    """Runs a Worker's handlers against one node's worker gateway.
+    """Runs a Worker's handlers against a node's worker gateway.
+
+    With several gateways, the runtime talks to one at a time and moves to the next when the
+    current one has answered nothing (not even a heartbeat) for ``gateway_silence_s`` while
+    requests were waiting; unanswered verdicts are sent again to the new one.
 
     Args:
         worker: The handler registry.
         config: Runtime settings.
-        endpoint: The gateway address (``tcp://127.0.0.1:9191``).
+        endpoints: Gateway addresses (``tcp://127.0.0.1:9191``), one or several.
         context: The ZeroMQ context (the process-wide one when None).
+        gateway_silence_s: Silence after which the next gateway is tried.
     """
 
     def __init__(
         self,
         worker: Worker,
         config: RuntimeConfig,
-        endpoint: str,
+        endpoints: str | Sequence[str],
         context: zmq.Context | None = None,
+        gateway_silence_s: float = GATEWAY_SILENCE_S,
     ) -> None:
         super().__init__(worker, config)
-        self.endpoint = endpoint
+        self._gateway_silence_s = gateway_silence_s
+        self.endpoints = [endpoints] if isinstance(endpoints, str) else list(endpoints)
+        if not self.endpoints:
+            raise ValueError("at least one gateway address is needed")
+        self._endpoint_index = 0
         self._ctx = context or zmq.Context.instance()
         self._inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._wake_addr = f"inproc://dqueue-worker-{uuid.uuid4().hex}"
         self._bound = threading.Event()
         self._local = threading.local()
         self._driver_ident: int | None = None
+        # I/O-thread state, set up by _drive/_connect.
+        self._client: ZmqWorkerClient | None = None
+        self._pending: dict[Any, Request] = {}
+        self._leases: dict[Any, tuple[int, float]] = {}  # rid -> (tasks asked, sent at)
+        self._retries: list[tuple[float, Request]] = []
+        self._last_heard = 0.0
 
     # -- handler-thread side ----------------------------------------------------------
 
@@ -107,21 +125,15 @@ class ZmqRuntime(WorkerRuntime):
 
     def _drive(self) -> None:
         self._driver_ident = threading.get_ident()
-        client = ZmqWorkerClient(self.endpoint, worker_id=self.config.worker_id,
-                                 context=self._ctx)
         pull = self._ctx.socket(zmq.PULL)
         pull.setsockopt(zmq.LINGER, 0)
         pull.bind(self._wake_addr)
         self._bound.set()
         poller = zmq.Poller()
-        poller.register(client.socket, zmq.POLLIN)
         poller.register(pull, zmq.POLLIN)
-        self._client = client
-        self._pending: dict[Any, Request] = {}
-        self._leases: dict[Any, tuple[int, float]] = {}  # rid -> (tasks asked, sent at)
+        client = self._connect(poller, time.monotonic())
         self._next_lease_at = 0.0
         self._lease_attempt = 0
-        self._retries: list[tuple[float, Request]] = []
         bye_sent = False
         bye_at = 0.0
         try:
@@ -145,6 +157,10 @@ class ZmqRuntime(WorkerRuntime):
                 for task in self._due_for_extension(now):
                     self._request("extend", task, now, lease_s=self.config.lease_ms / 1000)
                 self._resend_due(now)
+                if self._is_gateway_silent(now):
+                    client.socket.close(0)
+                    self._endpoint_index = (self._endpoint_index + 1) % len(self.endpoints)
+                    client = self._connect(poller, now)
                 events = dict(poller.poll(POLL_MS))
                 if pull in events:
                     while True:
@@ -154,7 +170,8 @@ class ZmqRuntime(WorkerRuntime):
                             break
                 if client.socket in events:
                     while (reply := client.recv(0)) is not None:
-                        self._handle_reply(reply, time.monotonic())
+                        self._last_heard = time.monotonic()
+                        self._handle_reply(reply, self._last_heard)
                 if not bye_sent:
                     client.maybe_heartbeat()
         finally:
@@ -164,6 +181,33 @@ class ZmqRuntime(WorkerRuntime):
                 client.close()
             else:
                 client.socket.close(0)
+
+    def _connect(self, poller: zmq.Poller, now: float) -> ZmqWorkerClient:
+        """Connect to the current gateway; requests left unanswered by a previous one are sent
+        again (ack and nack by the same worker are idempotent), its lease requests forgotten."""
+        old = self._client
+        if old is not None:
+            poller.unregister(old.socket)
+            log.warning("gateway %s silent; moving to %s", old.endpoint,
+                        self.endpoints[self._endpoint_index])
+        client = ZmqWorkerClient(self.endpoints[self._endpoint_index],
+                                 worker_id=self.config.worker_id, context=self._ctx)
+        poller.register(client.socket, zmq.POLLIN)
+        self._client = client
+        self._last_heard = now
+        pending = list(self._pending.values())
+        self._pending = {}
+        self._leases = {}
+        self._retries += [(now, req) for req in pending if req.op != "extend"]
+        for req in pending:
+            if req.op == "extend":
+                self._extended(req.task.id, req.sent_at, ok=False)
+        return client
+
+    def _is_gateway_silent(self, now: float) -> bool:
+        waiting = self._pending or self._leases
+        return (len(self.endpoints) > 1 and bool(waiting)
+                and now - self._last_heard > self._gateway_silence_s)
 
     def _read_inbox(self, now: float) -> None:
         for _ in range(MAX_INBOX_BURST):

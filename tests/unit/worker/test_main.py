@@ -55,7 +55,9 @@ def test_dqueue_server_variable_and_lists(monkeypatch):
 
 def test_zmq_flag_gives_a_zmq_runtime():
     runtime = worker_main.make_runtime(parse("--zmq", "tcp://127.0.0.1:9191"), _demo())
-    assert isinstance(runtime, ZmqRuntime) and runtime.endpoint == "tcp://127.0.0.1:9191"
+    assert isinstance(runtime, ZmqRuntime) and runtime.endpoints == ["tcp://127.0.0.1:9191"]
+    runtime = worker_main.make_runtime(parse("-zmq", "127.0.0.1:1,127.0.0.1:2"), _demo())
+    assert isinstance(runtime, ZmqRuntime) and runtime.endpoints == ["127.0.0.1:1", "127.0.0.1:2"]
 
 
 @pytest.mark.parametrize("argv", [["--app", "nope_no_such_module:w"],
