@@ -51,16 +51,19 @@ class Driver:
         self.seq = 0
         self.prefix = os.urandom(4).hex()
 
-    def send(self, sock: zmq.Socket) -> float:
+    def send(self, sock: zmq.Socket, tasks_per_command: int = 1) -> float:
         self.seq += 1
         rid = f"{self.prefix}-{self.seq}"
-        body = {"rid": rid, "cmd": enqueue_cmd(f"b{rid}"), "timeout_ms": 5_000, "wait_ms": 0}
+        cmd = {"op": "enqueue", "tasks": [{"id": f"b{rid}-{i}", "type": "t", "payload": None}
+                                          for i in range(tasks_per_command)]}
+        body = {"rid": rid, "cmd": cmd, "timeout_ms": 5_000, "wait_ms": 0}
         sock.send_multipart(wire.encode(b"cmd", body))
         return time.perf_counter()
 
-    def closed_loop(self, seconds: float) -> tuple[int, int, list[float]]:
+    def closed_loop(self, seconds: float,
+                    tasks_per_command: int = 1) -> tuple[int, int, list[float]]:
         """Every client sends, waits for its answer, sends again; returns (ok, err, latencies)."""
-        started = {sock: self.send(sock) for sock in self.socks}
+        started = {sock: self.send(sock, tasks_per_command) for sock in self.socks}
         ok = err = 0
         latencies: list[float] = []
         end = time.perf_counter() + seconds
@@ -77,7 +80,7 @@ class Driver:
                 else:
                     err += 1
                 if done < end:
-                    started[sock] = self.send(sock)
+                    started[sock] = self.send(sock, tasks_per_command)
         self._drain(seconds=5.0)
         return ok, err, latencies
 
@@ -127,6 +130,17 @@ class Driver:
             sock.close(0)
 
 
+def cluster_cpu_s(cluster: RaftCluster) -> float:
+    """CPU seconds (user + system) used so far by the running Raft processes."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for proc in cluster.procs.values():
+        with open(f"/proc/{proc.pid}/stat") as fh:
+            fields = fh.read().rpartition(")")[2].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
 def pct(values: list[float], p: float) -> float:
     """The p-th percentile (0..100) of values, in milliseconds."""
     if not values:
@@ -166,9 +180,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1_000.0, help="offered rate, commands/s")
     parser.add_argument("--kills", type=int, default=10, help="failovers to measure")
     parser.add_argument("--quick", action="store_true", help="short phases, 3 kills")
+    parser.add_argument("--no-failover", action="store_true", help="skip the kills")
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.kills = 3.0, 3
+    if args.no_failover:
+        args.kills = 0
     with tempfile.TemporaryDirectory(prefix="dq-bench-") as root:
         cluster = RaftCluster(Path(root), 3)
         try:
@@ -182,6 +199,7 @@ def run(cluster: RaftCluster, args: Any) -> None:
     leader = cluster.leader()
     endpoint = cluster.configs[leader].ipc_endpoint()
     print(f"cluster up, leader {leader}; cpus={os.cpu_count()} load={os.getloadavg()[0]:.2f}")
+    term_before = cluster.health(leader)["term"]
 
     one = Driver(endpoint, 1)
     ok, err, lat = one.closed_loop(args.seconds)
@@ -190,16 +208,36 @@ def run(cluster: RaftCluster, args: Any) -> None:
           f"p99 {pct(lat, 99):6.2f} ms  errors {err}")
 
     many = Driver(endpoint, args.clients)
+    cpu_before = cluster_cpu_s(cluster)
     ok, err, lat = many.closed_loop(args.seconds)
+    cpu_used = cluster_cpu_s(cluster) - cpu_before
     many.close()
     print(f"{args.clients} clients: {ok / args.seconds:8.0f} commits/s  p50 {pct(lat, 50):6.2f} ms"
           f"  p99 {pct(lat, 99):6.2f} ms  errors {err}")
+    if ok:
+        per_cmd_ms = cpu_used / ok * 1000
+        print(f"  CPU of the 3 Raft processes: {per_cmd_ms:.3f} ms per committed command "
+              f"(ceiling on 2 idle cores: {2000 / per_cmd_ms:.0f} commands/s)")
 
     fixed = Driver(endpoint, 16)
     ok, err, lat = fixed.open_loop(args.rate, args.seconds)
     fixed.close()
     print(f"at {args.rate:.0f}/s:  {ok} ok, {err} errors  p50 {pct(lat, 50):6.2f} ms  "
           f"p99 {pct(lat, 99):6.2f} ms  max {pct(lat, 100):6.2f} ms")
+
+    term_after = cluster.health(cluster.leader())["term"]
+    print(f"elections during the load phases: {term_after - term_before} "
+          f"(term {term_before} -> {term_after}); load now {os.getloadavg()[0]:.2f}")
+    batch = Driver(endpoint, 16)
+    cpu_before = cluster_cpu_s(cluster)
+    ok, err, lat = batch.closed_loop(args.seconds, tasks_per_command=100)
+    cpu_used = cluster_cpu_s(cluster) - cpu_before
+    batch.close()
+    print(f"16 clients, 100 tasks per enqueue: {ok / args.seconds:6.0f} commits/s = "
+          f"{ok * 100 / args.seconds:8.0f} tasks/s  p50 {pct(lat, 50):6.2f} ms  "
+          f"p99 {pct(lat, 99):6.2f} ms  errors {err}")
+    if ok:
+        print(f"  CPU of the 3 Raft processes: {cpu_used / (ok * 100) * 1000:.3f} ms per task")
 
     times = []
     for i in range(args.kills):
@@ -210,6 +248,8 @@ def run(cluster: RaftCluster, args: Any) -> None:
               f"{seconds * 1000:.0f} ms")
         cluster.start(leader)
         converge(cluster, cluster.ids, deadline_s=60)
+    if not times:
+        return
     print(f"failover over {len(times)} kills: min {min(times) * 1000:.0f} ms  "
           f"median {statistics.median(times) * 1000:.0f} ms  max {max(times) * 1000:.0f} ms")
 

@@ -14,7 +14,6 @@ import zmq
 
 _NOBLOCK = int(zmq.NOBLOCK)
 _MORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
-_RCVMORE = int(zmq.RCVMORE)
 
 
 def send_frames(sock: zmq.Socket, frames: Sequence[bytes]) -> None:
@@ -34,7 +33,10 @@ def recv_frames(sock: zmq.Socket) -> list[bytes]:
     Raises:
         zmq.Again: nothing is waiting.
     """
-    frames = [sock.recv(_NOBLOCK)]
-    while sock.getsockopt(_RCVMORE):
-        frames.append(sock.recv(_NOBLOCK))
+    # Frame.more is a plain attribute; getsockopt(RCVMORE) would build an enum per frame.
+    frame = sock.recv(_NOBLOCK, copy=False)
+    frames = [frame.bytes]
+    while frame.more:
+        frame = sock.recv(_NOBLOCK, copy=False)
+        frames.append(frame.bytes)
     return frames

@@ -39,6 +39,7 @@ from dqueue.node.codec import (
     persisted_state,
     stored_snapshot,
 )
+from dqueue.node.histogram import Histogram
 from dqueue.node.ipc_server import CmdRequest, IpcServer, ReadRequest
 from dqueue.node.requests import Stage, monotonic_ms
 from dqueue.node.router import RequestRouter
@@ -61,9 +62,9 @@ logger = logging.getLogger(__name__)
 KIND_RAFT = b"raft"
 KIND_HELLO = b"hello"
 # At most this many inbound messages per loop turn, so that one turn (and the heartbeats it
-# sends) is never delayed by a backlog: applying 512 commands takes tens of milliseconds,
-# far below the election timeout, and 512 commands per fsync is already a large group commit.
-MAX_DRAIN = 512
+# sends) is never delayed by a backlog: applying 256 commands takes tens of milliseconds,
+# far below the election timeout, and 256 commands per fsync is already a large group commit.
+MAX_DRAIN = 256
 HELLO_INTERVAL_MS = 1_000
 # An idle leader proposes a tick command this often when a lease or delay is due, so that
 # expired leases and retention act without other traffic.
@@ -72,6 +73,8 @@ TICK_COMMAND_INTERVAL_MS = 1_000
 SNAPSHOT_LOG_BYTES = 256 << 20
 # How long a stopping node waits for requests it already forwarded to drain.
 STOP_DRAIN_MS = 1_000
+PERSIST_MS_BUCKETS = (0.5, 1, 2, 5, 10, 20, 50, 100, 250, 1000)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 # Bound on parsed commands kept for entries not applied yet.
 MAX_PARSED_CACHE = 100_000
 # Messages whose sending may precede the leader's own fsync (thesis 10.2.1).
@@ -147,6 +150,9 @@ class RaftProcess:
             "snapshots_installed_total": 0, "leader_changes_total": 0, "raft_malformed_total": 0,
             "loop_turns_total": 0,
         }
+        # Time of each synced Ready write, and entries per Ready (the group commit size).
+        self.persist_ms = Histogram(PERSIST_MS_BUCKETS)
+        self.batch_entries = Histogram(BATCH_BUCKETS)
         self._last_wall_ms = 0
         self._last_proposal_ms = monotonic_ms()
         self._next_hello_ms = 0.0
@@ -165,6 +171,7 @@ class RaftProcess:
         poller.register(self.ipc.socket, zmq.POLLIN)
         poller.register(self.transport.router, zmq.POLLIN)
         tick_ms = self.config.tick_ms
+        max_ticks = self.config.heartbeat_ticks + 1
         next_tick_ms = monotonic_ms() + tick_ms
         try:
             while True:
@@ -177,9 +184,11 @@ class RaftProcess:
                 now = monotonic_ms()
                 if now >= next_tick_ms:
                     due = int((now - next_tick_ms) // tick_ms) + 1
-                    # After a long stall (SIGSTOP, swap) tick at most one election timeout's
-                    # worth: enough to notice the stall, without a burst of timeouts.
-                    for _ in range(min(due, self.config.election_ticks + 1)):
+                    # A turn is short (the poll wakes every tick), so this is normally 1. After
+                    # a long turn (a big apply, a starved CPU, SIGSTOP) the time is counted as
+                    # at most max_ticks: the messages that arrived meanwhile are still queued,
+                    # and counting the whole stall would time out a leader that is alive.
+                    for _ in range(min(due, max_ticks)):
                         self.raft.tick()
                     next_tick_ms = max(next_tick_ms + due * tick_ms, now + 1)
                     self._on_tick(now)
@@ -301,6 +310,7 @@ class RaftProcess:
                 late.append(msg)
         if rd.entries or rd.snapshot is not None or hard is not None:
             durable = bool(rd.entries) or rd.snapshot is not None or term_or_vote_changed
+            started = time.perf_counter()
             self.store.save(
                 entries=rd.entries,
                 hard_state=hard,
@@ -309,6 +319,9 @@ class RaftProcess:
             )
             if durable:
                 self.counters["fsync_total"] += 1
+                self.persist_ms.observe((time.perf_counter() - started) * 1000.0)
+            if rd.entries:
+                self.batch_entries.observe(len(rd.entries))
             if hard is not None:
                 self._persisted_hard = (hard.term, hard.vote)
             self.counters["entries_persisted_total"] += len(rd.entries)
@@ -485,5 +498,8 @@ class RaftProcess:
             "ipc_malformed_total": ic.malformed, "ipc_bad_request_total": ic.bad_request,
             "requests_pending": len(self.router.table.pending),
             "requests_parked": self.router.table.count(Stage.PARKED),
+            "role": st.role.value,
+            "persist_ms": self.persist_ms.to_plain(),
+            "entries_per_ready": self.batch_entries.to_plain(),
         })
         return out

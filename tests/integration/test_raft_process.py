@@ -52,6 +52,8 @@ def test_single_node_elects_itself_and_commits(cluster_factory):
     metrics = client.read({"op": "metrics"})
     assert metrics["ipc_bad_request_total"] == 2
     assert metrics["fsync_total"] >= 2
+    assert metrics["role"] == "leader"
+    assert metrics["persist_ms"]["count"] == metrics["fsync_total"]
 
 
 def test_long_poll_lease_is_parked_until_a_task_arrives(cluster_factory):
