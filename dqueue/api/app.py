@@ -14,6 +14,7 @@ import falcon
 from prometheus_client import CollectorRegistry
 
 from dqueue.api import dlq, status, tasks
+from dqueue.api.coalesce import EnqueueCoalescer
 from dqueue.api.deps import ApiDeps, new_task_id
 from dqueue.api.errors import ApiError, handle_api_error, handle_http_error, handle_unexpected
 from dqueue.api.metrics import ApiMetrics, MetricsMiddleware, RaftCollector
@@ -44,6 +45,7 @@ def create_app(
     registry: CollectorRegistry,
     new_id: Callable[[], str] = new_task_id,
     draining: threading.Event | None = None,
+    coalesce: bool = True,
 ) -> falcon.App:
     """Build the WSGI app.
 
@@ -53,6 +55,8 @@ def create_app(
         registry: the Prometheus registry the app registers its metrics in and serves.
         new_id: source of task ids.
         draining: set by the server when the process stops taking requests.
+        coalesce: merge concurrent enqueue requests into shared commands
+            (``dqueue.api.coalesce``).
 
     Returns:
         The Falcon app.
@@ -62,6 +66,10 @@ def create_app(
     deps = ApiDeps(
         config=config, link=link, metrics=metrics, new_id=new_id,
         draining=draining or threading.Event(),
+        coalescer=EnqueueCoalescer(
+            raft_client_factory, config.request_timeout_ms, config.max_body_bytes,
+            observe=metrics.enqueue_command_tasks.observe,
+        ) if coalesce else None,
     )
     registry.register(RaftCollector(_scrape_reader(link), SCRAPE_TIMEOUT_MS))
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import falcon
 
+from dqueue.api.coalesce import EnqueueCoalescer
 from dqueue.api.errors import from_raft_error, value_of
 from dqueue.api.metrics import ApiMetrics
 from dqueue.api.raft_link import RaftLink
@@ -19,8 +20,8 @@ from dqueue.node.ipc_client import RaftClientError
 
 
 def new_task_id() -> str:
-    """A fresh task id: 32 hex digits. The API draws ids; the queue never does."""
-    return uuid.uuid4().hex
+    """A fresh task id: 32 hex digits (128 random bits). The API draws ids; the queue never does."""
+    return os.urandom(16).hex()
 
 
 @dataclass
@@ -40,6 +41,7 @@ class ApiDeps:
     metrics: ApiMetrics
     new_id: Callable[[], str] = new_task_id
     draining: threading.Event = field(default_factory=threading.Event)
+    coalescer: EnqueueCoalescer | None = None
 
     def command(self, cmd: dict[str, Any], wait_ms: int = 0) -> Any:
         """Propose ``cmd``; return the outcome's value or raise the ApiError it maps to."""
@@ -47,6 +49,16 @@ class ApiDeps:
             outcome = self.link.client().command(
                 cmd, timeout_ms=self.config.request_timeout_ms, wait_ms=wait_ms
             )
+        except RaftClientError as exc:
+            raise from_raft_error(exc) from None
+        return value_of(outcome)
+
+    def enqueue(self, tasks: list[dict[str, Any]], body_bytes: int) -> Any:
+        """Enqueue validated tasks (coalesced with concurrent requests when configured)."""
+        if self.coalescer is None:
+            return self.command({"op": "enqueue", "tasks": tasks})
+        try:
+            outcome = self.coalescer.submit(tasks, body_bytes)
         except RaftClientError as exc:
             raise from_raft_error(exc) from None
         return value_of(outcome)

@@ -107,6 +107,11 @@ class ApiMetrics:
             "dqueue_tasks_dead_lettered", "Tasks moved to the dead-letter queue by a nack "
             "through this node's API.", ["type"], registry=registry,
         )
+        self.enqueue_command_tasks = Histogram(
+            "dqueue_enqueue_command_tasks", "Tasks per enqueue command sent to Raft (concurrent "
+            "requests are coalesced).", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000),
+            registry=registry,
+        )
         self.lease_wait_seconds = Histogram(
             "dqueue_lease_wait_seconds", "Time a lease request waited for a task (long poll "
             "included).", buckets=LATENCY_BUCKETS_S, registry=registry,

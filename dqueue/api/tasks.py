@@ -6,6 +6,7 @@ command or query (docs/internals.md section 4) and renders the outcome (docs/htt
 
 from __future__ import annotations
 
+import collections
 import time
 from typing import Any
 
@@ -28,7 +29,38 @@ MAX_TOKEN_CHARS = 64
 
 
 def new_task_plain(body: Any, deps: ApiDeps, prefix: str = "") -> dict[str, Any]:
-    """Validate one enqueue body and return its ``NewTask`` plain form with a fresh id."""
+    """Validate one enqueue body and return its ``NewTask`` plain form with a fresh id.
+
+    The common case (known keys, plain values) is recognised inline; anything else goes through
+    the field checkers, which raise the error naming the field.
+    """
+    if type(body) is dict and body.keys() <= ENQUEUE_FIELDS and _is_plain_task(body):
+        v.check_payload(body.get("payload"), prefix + "payload")
+        return {
+            "id": deps.new_id(), "type": body["type"], "payload": body.get("payload"),
+            "priority": body.get("priority"), "max_retries": body.get("max_retries"),
+            "idempotency_key": body.get("idempotency_key"), "delay_ms": None,
+        }
+    return _checked_task_plain(body, deps, prefix)
+
+
+def _is_plain_task(body: dict[str, Any]) -> bool:
+    """True when every field of an enqueue body is obviously valid (no delay given)."""
+    task_type = body.get("type")
+    priority = body.get("priority")
+    retries = body.get("max_retries")
+    key = body.get("idempotency_key")
+    return (
+        type(task_type) is str and v.TYPE_PATTERN.fullmatch(task_type) is not None
+        and (priority is None or (type(priority) is int
+                                  and v.MIN_PRIORITY <= priority <= v.MAX_PRIORITY))
+        and (retries is None or (type(retries) is int and 0 <= retries <= v.MAX_MAX_RETRIES))
+        and (key is None or (type(key) is str and v.is_plain_string(key)))
+        and body.get("delay_seconds") is None
+    )
+
+
+def _checked_task_plain(body: Any, deps: ApiDeps, prefix: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise invalid(prefix.rstrip(".") or "body", f"{prefix.rstrip('.')} must be an object")
     v.check_keys(body, ENQUEUE_FIELDS, ("type",), prefix)
@@ -46,16 +78,19 @@ def new_task_plain(body: Any, deps: ApiDeps, prefix: str = "") -> dict[str, Any]
     }
 
 
-def _enqueue(deps: ApiDeps, tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Commit one enqueue command; return the rendered tasks, each with its duplicate flag."""
-    value = deps.command({"op": "enqueue", "tasks": tasks})
+def _enqueue(deps: ApiDeps, tasks: list[dict[str, Any]], body_bytes: int) -> list[dict[str, Any]]:
+    """Commit the tasks; return them rendered, each with its duplicate flag."""
+    value = deps.enqueue(tasks, body_bytes)
     out = []
+    counts: collections.Counter[tuple[bool, Any]] = collections.Counter()
     for task, duplicate in zip(value["tasks"], value["duplicates"], strict=True):
-        counter = deps.metrics.duplicates if duplicate else deps.metrics.enqueued
-        deps.metrics.count(counter, task.get("type"))
+        counts[(bool(duplicate), task.get("type"))] += 1
         rendered = render_task(task)
         rendered["duplicate"] = bool(duplicate)
         out.append(rendered)
+    for (duplicate, task_type), n in counts.items():
+        counter = deps.metrics.duplicates if duplicate else deps.metrics.enqueued
+        deps.metrics.count(counter, task_type, n)
     return out
 
 
@@ -67,7 +102,8 @@ class TaskCollection:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = v.read_json_body(req, self._deps.config.max_body_bytes)
-        [task] = _enqueue(self._deps, [new_task_plain(body, self._deps)])
+        task_plain = new_task_plain(body, self._deps)
+        [task] = _enqueue(self._deps, [task_plain], req.content_length or 0)
         send_json(resp, falcon.HTTP_200 if task["duplicate"] else falcon.HTTP_201, task)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -108,7 +144,8 @@ class TaskBatch:
         if not isinstance(items, list) or not 1 <= len(items) <= v.MAX_BATCH_TASKS:
             raise invalid("tasks", f"tasks must be a list of 1 to {v.MAX_BATCH_TASKS} tasks")
         tasks = [new_task_plain(item, self._deps, f"tasks[{i}].") for i, item in enumerate(items)]
-        send_json(resp, falcon.HTTP_201, {"tasks": _enqueue(self._deps, tasks)})
+        rendered = _enqueue(self._deps, tasks, req.content_length or 0)
+        send_json(resp, falcon.HTTP_201, {"tasks": rendered})
 
 
 class TaskLease:

@@ -95,6 +95,11 @@ def check_keys(
             raise invalid(prefix + key, f"{prefix + key} is required", code="missing_field")
 
 
+def is_plain_string(value: str, max_chars: int = MAX_STRING_CHARS) -> bool:
+    """A non-empty string within ``max_chars`` without control characters."""
+    return 0 < len(value) <= max_chars and _CONTROL_CHARS.search(value) is None
+
+
 def opt_string(
     body: dict[str, Any], name: str, max_chars: int = MAX_STRING_CHARS,
     pattern: re.Pattern[str] | None = None, prefix: str = "",
@@ -176,7 +181,7 @@ def opt_types(body: dict[str, Any], name: str = "types") -> list[str] | None:
 
 
 def check_payload(value: Any, field: str = "payload") -> None:
-    """Check that a JSON value fits the wire: bounded depth, 64-bit integers.
+    """Check that a JSON value fits the wire: bounded depth, 64-bit integers, finite floats.
 
     Raises:
         ApiError: naming ``field``.
@@ -184,17 +189,20 @@ def check_payload(value: Any, field: str = "payload") -> None:
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict | list):
+        kind = type(item)
+        if kind is dict or kind is list:
             if depth >= MAX_PAYLOAD_DEPTH:
                 raise invalid(field, f"{field} is nested deeper than {MAX_PAYLOAD_DEPTH}")
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children)
-        elif (
-            isinstance(item, int)
-            and not isinstance(item, bool)
-            and not MIN_PAYLOAD_INT <= item <= MAX_PAYLOAD_INT
-        ):
-            raise invalid(field, f"{field} holds an integer outside 64 bits")
+            for child in item.values() if kind is dict else item:
+                child_kind = type(child)
+                if child_kind is str or child is None or child_kind is bool:
+                    continue  # the common leaves, checked without a trip through the stack
+                stack.append((child, depth + 1))
+        elif kind is int:
+            if not MIN_PAYLOAD_INT <= item <= MAX_PAYLOAD_INT:
+                raise invalid(field, f"{field} holds an integer outside 64 bits")
+        elif kind is float and not math.isfinite(item):
+            raise invalid(field, f"{field} holds a number too large for JSON")
 
 
 def task_id(value: str) -> str:

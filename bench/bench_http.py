@@ -1,0 +1,235 @@
+"""HTTP benchmark: enqueue rate of a real 3-node cluster next to a no-op Falcon endpoint.
+
+Measures, in one run on this machine:
+
+1. a no-op Falcon ``POST`` endpoint on waitress (same thread count as the API), the ceiling;
+2. ``POST /tasks`` on the real app with a stub Raft client that answers at once (API cost);
+3. ``POST /tasks`` (one task per request) against the leader of a real 3-node loopback cluster;
+4. the same spread over all three members (followers forward to the leader);
+5. ``POST /tasks/batch`` with batches of 100, in tasks per second.
+
+Every load uses the same client: CLIENTS keep-alive connections spread over a few processes
+(each a few threads with a minimal HTTP/1.1 client), so the load generator stays cheap. Prints
+figures; asserts nothing. Usage: ``.venv/bin/python bench/bench_http.py [--seconds 10]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.integration.http_cluster import Http, NodeSet, free_port, wait_for  # noqa: E402
+
+CLIENTS = 16
+PROCESSES = 4
+# Time given to the load processes to start before the measured window opens.
+SPAWN_S = 4.0
+
+NOOP_SERVER = """
+import sys, falcon, waitress
+class Noop:
+    def on_post(self, req, resp):
+        req.bounded_stream.read()
+        resp.status = falcon.HTTP_201
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = b'{"id":"0","status":"pending"}'
+app = falcon.App()
+app.add_route("/tasks", Noop())
+waitress.serve(app, host="127.0.0.1", port=int(sys.argv[1]), threads=int(sys.argv[2]),
+               asyncore_use_poll=True, connection_limit=1000, _quiet=True)
+"""
+
+# The real app (create_app) on waitress, with a stub Raft client that answers every enqueue at
+# once: the API process's own cost, without Raft.
+STUB_API_SERVER = """
+import sys, waitress
+from prometheus_client import CollectorRegistry
+from dqueue.api.app import create_app
+from dqueue.config import NodeConfig
+class Stub:
+    def command(self, cmd, timeout_ms=5000, wait_ms=0):
+        tasks = [dict(t, attempts=0, status="pending", created_at_ms=0, updated_at_ms=0,
+                      visible_at_ms=0, lease=None, last_error=None) for t in cmd["tasks"]]
+        return {"ok": True, "value": {"tasks": tasks, "duplicates": [False] * len(tasks)}}
+    def read(self, query, timeout_ms=5000, stale=False):
+        return {}
+    def close(self):
+        pass
+config = NodeConfig(id="stub", http_threads=int(sys.argv[2]))
+app = create_app(Stub, config, CollectorRegistry())
+waitress.serve(app, host="127.0.0.1", port=int(sys.argv[1]), threads=int(sys.argv[2]),
+               asyncore_use_poll=True, connection_limit=1000, _quiet=True)
+"""
+
+
+def request_bytes(addr: str, path: str, body: bytes) -> bytes:
+    """One keep-alive HTTP/1.1 POST, ready to send."""
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def read_response(sock: socket.socket, buf: bytearray) -> int:
+    """Read one response from ``sock`` (leftover bytes stay in ``buf``); return its status."""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed")
+        buf += chunk
+    head_end = buf.index(b"\r\n\r\n") + 4
+    head = bytes(buf[:head_end]).decode("latin-1")
+    length = 0
+    for line in head.split("\r\n")[1:]:
+        name, _, value = line.partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+    while len(buf) < head_end + length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed")
+        buf += chunk
+    del buf[: head_end + length]
+    return int(head.split(" ", 2)[1])
+
+
+def client_loop(
+    addr: str, payload: bytes, start_at: float, stop_at: float, out: list[dict[int, int]]
+) -> None:
+    """One keep-alive client: from ``start_at`` send, read, repeat until ``stop_at``."""
+    host, _, port = addr.rpartition(":")
+    sock = socket.create_connection((host, int(port)))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    time.sleep(max(0.0, start_at - time.monotonic()))  # every client starts together
+    buf = bytearray()
+    counts: dict[int, int] = {}
+    while time.monotonic() < stop_at:
+        sock.sendall(payload)
+        status = read_response(sock, buf)
+        counts[status] = counts.get(status, 0) + 1
+    sock.close()
+    out.append(counts)
+
+
+def process_main(args: tuple[list[str], str, bytes, int, float, float]) -> dict[int, int]:
+    """One load process: ``threads`` clients, addresses taken round robin."""
+    addrs, path, body, threads, start_at, stop_at = args
+    out: list[dict[int, int]] = []
+    workers = []
+    for i in range(threads):
+        addr = addrs[i % len(addrs)]
+        payload = request_bytes(addr, path, body)
+        client_args = (addr, payload, start_at, stop_at, out)
+        workers.append(threading.Thread(target=client_loop, args=client_args))
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return merge(out)
+
+
+def merge(counts: list[dict[int, int]]) -> dict[int, int]:
+    """Sum answer counts by status."""
+    total: dict[int, int] = {}
+    for one in counts:
+        for status, n in one.items():
+            total[status] = total.get(status, 0) + n
+    return total
+
+
+def load(addrs: list[str], path: str, body: bytes, seconds: float) -> tuple[float, str]:
+    """Run CLIENTS clients for ``seconds``; return (2xx answers per second, other answers)."""
+    start_at = time.monotonic() + SPAWN_S
+    stop_at = start_at + seconds
+    per_process = CLIENTS // PROCESSES
+    jobs = [([addrs[(p + i) % len(addrs)] for i in range(len(addrs))], path, body, per_process,
+             start_at, stop_at) for p in range(PROCESSES)]
+    with multiprocessing.get_context("spawn").Pool(PROCESSES) as pool:
+        results = pool.map(process_main, jobs)
+    total = merge(results)
+    ok = sum(n for status, n in total.items() if 200 <= status < 300)
+    others = ", ".join(f"{n} x {s}" for s, n in sorted(total.items()) if not 200 <= s < 300)
+    return ok / seconds, others or "no other answers"
+
+
+def command_tasks(addr: str) -> tuple[float, float]:
+    """(tasks, commands) of the coalesced enqueues of one node's API so far, from /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    _, _, text = Http(addr).call("GET", "/metrics")
+    found = {"dqueue_enqueue_command_tasks_sum": 0.0, "dqueue_enqueue_command_tasks_count": 0.0}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in found:
+                found[sample.name] = sample.value
+    return found["dqueue_enqueue_command_tasks_sum"], found["dqueue_enqueue_command_tasks_count"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--threads", type=int, default=32, help="waitress threads (api)")
+    args = parser.parse_args()
+    one_task = json.dumps({"type": "bench", "payload": {"to": "user@example.com"}}).encode()
+    batch = json.dumps({"tasks": [{"type": "bench-batch", "payload": {"n": i}}
+                                  for i in range(100)]}).encode()
+
+    with tempfile.TemporaryDirectory(prefix="dq-bench-http-") as tmp:
+        noop_port = free_port()
+        noop = subprocess.Popen([sys.executable, "-c", NOOP_SERVER, str(noop_port),
+                                 str(args.threads)])
+        stub_port = free_port()
+        stub = subprocess.Popen([sys.executable, "-c", STUB_API_SERVER, str(stub_port),
+                                 str(args.threads)], cwd=ROOT)
+        nodes = NodeSet(Path(tmp), 3, extra_toml=f"[api]\nhttp_threads = {args.threads}")
+        try:
+            noop_addr = f"127.0.0.1:{noop_port}"
+            wait_for(lambda: Http(noop_addr).call("POST", "/tasks", {})[0] == 201, "no-op up")
+            leader = nodes.wait_leader()
+            addrs = [nodes.http[n] for n in nodes.ids]
+            print(f"machine: {multiprocessing.cpu_count()} cores; {CLIENTS} keep-alive clients "
+                  f"in {PROCESSES} processes; {args.seconds:.0f} s per run; "
+                  f"waitress threads {args.threads}")
+            noop_rate, _ = load([noop_addr], "/tasks", one_task, args.seconds)
+            print(f"no-op Falcon endpoint on waitress:   {noop_rate:9.0f} req/s")
+            stub_addr = f"127.0.0.1:{stub_port}"
+            wait_for(lambda: Http(stub_addr).call("POST", "/tasks", {"type": "a"})[0] == 201,
+                     "stub API up")
+            stub_rate, bad = load([stub_addr], "/tasks", one_task, args.seconds)
+            stub.terminate()
+            print(f"POST /tasks, API with stub Raft:    {stub_rate:9.0f} req/s "
+                  f"({stub_rate / noop_rate:.2f} of no-op; {bad})")
+            before = command_tasks(nodes.http[leader])
+            rate, bad = load([nodes.http[leader]], "/tasks", one_task, args.seconds)
+            after = command_tasks(nodes.http[leader])
+            per_command = (after[0] - before[0]) / max(1.0, after[1] - before[1])
+            print(f"POST /tasks, leader only:           {rate:9.0f} req/s "
+                  f"({rate / noop_rate:.2f} of no-op; {bad}; "
+                  f"{per_command:.1f} tasks per Raft command)")
+            spread, bad = load(addrs, "/tasks", one_task, args.seconds)
+            print(f"POST /tasks, spread over 3 nodes:   {spread:9.0f} req/s "
+                  f"({spread / noop_rate:.2f} of no-op; {bad})")
+            batches, bad = load([nodes.http[leader]], "/tasks/batch", batch, args.seconds)
+            print(f"POST /tasks/batch x100, leader:     {batches * 100:9.0f} tasks/s "
+                  f"({batches:.0f} req/s; {bad})")
+        finally:
+            nodes.close()
+            for server in (noop, stub):
+                server.terminate()
+                server.wait(10)
+
+
+if __name__ == "__main__":
+    main()

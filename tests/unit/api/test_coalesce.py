@@ -1,0 +1,151 @@
+"""Enqueue coalescing: jobs queued behind a command in flight share the next command."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from dqueue.api.coalesce import MAX_BATCH_TASKS, EnqueueCoalescer
+from dqueue.node.ipc_client import NoLeader
+
+
+class GatedRaft:
+    """Answers enqueue commands, each only once the test opens the gate."""
+
+    def __init__(self) -> None:
+        self.commands: list[list[str]] = []
+        self.gate = threading.Semaphore(0)
+        self.entered = threading.Semaphore(0)
+        self.fail_with: Exception | None = None
+        self.refuse: str | None = None
+
+    def command(self, cmd: dict[str, Any], timeout_ms: int = 5000, wait_ms: int = 0) -> Any:
+        ids = [t["id"] for t in cmd["tasks"]]
+        self.commands.append(ids)
+        self.entered.release()
+        self.gate.acquire()
+        if self.fail_with is not None:
+            raise self.fail_with
+        if self.refuse is not None and self.refuse in ids:
+            return {"ok": False, "code": "invalid", "message": "refused", "field": "tasks"}
+        return {"ok": True, "value": {"tasks": [{"id": i} for i in ids],
+                                      "duplicates": [i.endswith("dup") for i in ids]}}
+
+    def read(self, query: dict[str, Any], timeout_ms: int = 5000, stale: bool = False) -> Any:
+        raise AssertionError
+
+    def close(self) -> None:
+        pass
+
+
+def wait_until(predicate, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+
+
+def submit_in_thread(coalescer: EnqueueCoalescer, ids: list[str], out: dict[str, Any]) -> Any:
+    def run() -> None:
+        try:
+            out[ids[0]] = coalescer.submit([{"id": i} for i in ids], 10)
+        except Exception as exc:
+            out[ids[0]] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def queued(coalescer: EnqueueCoalescer) -> int:
+    return len(coalescer._queue)
+
+
+def test_jobs_waiting_behind_a_command_share_the_next_one():
+    raft = GatedRaft()
+    coalescer = EnqueueCoalescer(lambda: raft, 1000, 1 << 20, senders=1)
+    out: dict[str, Any] = {}
+    threads = [submit_in_thread(coalescer, ["a"], out)]
+    raft.entered.acquire()  # "a" is in flight alone
+    threads += [submit_in_thread(coalescer, [f"b{i}", f"c{i}dup"], out) for i in range(3)]
+    wait_until(lambda: queued(coalescer) == 3)
+    raft.gate.release()
+    raft.entered.acquire()
+    raft.gate.release()
+    for thread in threads:
+        thread.join(10)
+    assert raft.commands[0] == ["a"]
+    assert sorted(raft.commands[1]) == sorted(["b0", "c0dup", "b1", "c1dup", "b2", "c2dup"])
+    assert out["a"] == {"ok": True, "value": {"tasks": [{"id": "a"}], "duplicates": [False]}}
+    for i in range(3):
+        assert out[f"b{i}"]["value"] == {"tasks": [{"id": f"b{i}"}, {"id": f"c{i}dup"}],
+                                         "duplicates": [False, True]}
+    assert coalescer.commands_sent == 2
+
+
+def test_a_batch_never_exceeds_the_task_bound():
+    raft = GatedRaft()
+    coalescer = EnqueueCoalescer(lambda: raft, 1000, 1 << 30, senders=1)
+    out: dict[str, Any] = {}
+    threads = [submit_in_thread(coalescer, ["first"], out)]
+    raft.entered.acquire()
+    big = MAX_BATCH_TASKS // 2 + 1
+    threads += [submit_in_thread(coalescer, [f"j{j}-{i}" for i in range(big)], out)
+                for j in range(2)]
+    wait_until(lambda: queued(coalescer) == 2)
+    for _ in range(3):
+        raft.gate.release()
+    for thread in threads:
+        thread.join(10)
+    assert [len(c) for c in raft.commands] == [1, big, big]
+
+
+def test_a_failure_reaches_every_job_of_the_command():
+    raft = GatedRaft()
+    coalescer = EnqueueCoalescer(lambda: raft, 1000, 1 << 20, senders=1)
+    raft.fail_with = NoLeader("n2", None)
+    out: dict[str, Any] = {}
+    threads = [submit_in_thread(coalescer, ["a"], out)]
+    raft.entered.acquire()
+    threads += [submit_in_thread(coalescer, [f"b{i}"], out) for i in range(2)]
+    wait_until(lambda: queued(coalescer) == 2)
+    raft.gate.release()
+    raft.gate.release()
+    for thread in threads:
+        thread.join(10)
+    assert all(isinstance(out[k], NoLeader) for k in ("a", "b0", "b1"))
+
+
+def test_a_refused_job_is_retried_alone_so_the_others_succeed():
+    raft = GatedRaft()
+    raft.refuse = "bad"
+    coalescer = EnqueueCoalescer(lambda: raft, 1000, 1 << 20, senders=1)
+    out: dict[str, Any] = {}
+    threads = [submit_in_thread(coalescer, ["a"], out)]
+    raft.entered.acquire()
+    threads += [submit_in_thread(coalescer, [name], out) for name in ("good", "bad")]
+    wait_until(lambda: queued(coalescer) == 2)
+    for _ in range(4):
+        raft.gate.release()
+    for thread in threads:
+        thread.join(10)
+    assert out["good"]["ok"] is True
+    assert out["bad"] == {"ok": False, "code": "invalid", "message": "refused", "field": "tasks"}
+
+
+def test_a_broken_client_fails_the_job_and_the_sender_survives():
+    calls = []
+
+    def factory():
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("cannot connect")
+        return GatedRaft()
+
+    coalescer = EnqueueCoalescer(factory, 1000, 1 << 20, senders=1)
+    with pytest.raises(RuntimeError):
+        coalescer.submit([{"id": "a"}], 1)
+    assert len(calls) == 1
