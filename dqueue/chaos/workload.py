@@ -63,14 +63,18 @@ class WorkloadConfig:
     task_type: str = "chaos"
 
 
-class Producer(threading.Thread):
-    """Enqueues tasks with unique idempotency keys, retrying a key after an unknown outcome."""
+class ClientThread(threading.Thread):
+    """One history process: a thread with its own random source, stopped by ``stopping``."""
 
     def __init__(self, name: str, config: WorkloadConfig, history: HistoryWriter,
                  rng: random.Random) -> None:
         super().__init__(name=name, daemon=True)
         self.config, self.history, self.rng = config, history, rng
         self.stopping = threading.Event()
+
+
+class Producer(ClientThread):
+    """Enqueues tasks with unique idempotency keys, retrying a key after an unknown outcome."""
 
     def run(self) -> None:
         """Loop until ``stopping`` is set."""
@@ -99,14 +103,8 @@ class Producer(threading.Thread):
         return out.type
 
 
-class Worker(threading.Thread):
+class Worker(ClientThread):
     """Leases tasks and acks them with their lease token; now and then abandons one."""
-
-    def __init__(self, name: str, config: WorkloadConfig, history: HistoryWriter,
-                 rng: random.Random) -> None:
-        super().__init__(name=name, daemon=True)
-        self.config, self.history, self.rng = config, history, rng
-        self.stopping = threading.Event()
 
     def run(self) -> None:
         """Loop until ``stopping`` is set."""
@@ -117,8 +115,11 @@ class Worker(threading.Thread):
             if self.rng.random() < self.config.abandon_rate:
                 continue  # the lease will expire and the task come back: a duplicate delivery
             for _ in range(3):
-                outcome = self.ack(task)
-                if outcome is not EventType.INFO or self.stopping.is_set():
+                out = self.ack(task)
+                # Retry on another node while the outcome is unknown or nothing was sent (a
+                # refused connection); a 4xx answer is final.
+                final = out.status is not None and 400 <= out.status < 500
+                if out.type is EventType.OK or final or self.stopping.is_set():
                     break
 
     def lease(self) -> dict[str, Any] | None:
@@ -141,7 +142,7 @@ class Worker(threading.Thread):
             self.stopping.wait(0.2)  # a failed lease returns at once: do not spin on a dead node
         return task if task and task.get("id") else None
 
-    def ack(self, task: dict[str, Any]) -> EventType:
+    def ack(self, task: dict[str, Any]) -> Outcome:
         """One recorded ack of ``task`` with its lease token."""
         addr = self.rng.choice(self.config.http_addrs)
         token = (task.get("lease") or {}).get("token")
@@ -150,4 +151,4 @@ class Worker(threading.Thread):
         body = {"worker_id": self.name, "lease_token": token}
         out = request(addr, "POST", f"/tasks/{task['id']}/ack", body, self.config.timeout_s)
         self.history.record(self.name, out.type, Op.ACK, request_value, out.error)
-        return out.type
+        return out
