@@ -43,6 +43,7 @@ from dqueue.node.histogram import Histogram
 from dqueue.node.ipc_server import CmdRequest, IpcServer, ReadRequest
 from dqueue.node.requests import Stage, monotonic_ms
 from dqueue.node.router import RequestRouter
+from dqueue.node.snapshotter import Snapshotter, TakenSnapshot
 from dqueue.node.store import Store, StoredSnapshot
 from dqueue.node.transport import PeerTransport
 from dqueue.queue import InvalidCommand, QueueConfig, QueueState, command_from_plain
@@ -73,6 +74,10 @@ TICK_COMMAND_INTERVAL_MS = 1_000
 SNAPSHOT_LOG_BYTES = 256 << 20
 # How long a stopping node waits for requests it already forwarded to drain.
 STOP_DRAIN_MS = 1_000
+# A loop turn this long is logged (it delays heartbeats: see docs/raft-process.md, Timers).
+SLOW_TURN_MS = 200
+# Proposals of this node not yet applied, at most; beyond it IPC requests wait in the socket.
+MAX_PROPOSED_IN_FLIGHT = 1_024
 PERSIST_MS_BUCKETS = (0.5, 1, 2, 5, 10, 20, 50, 100, 250, 1000)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 # Bound on parsed commands kept for entries not applied yet.
@@ -138,6 +143,7 @@ class RaftProcess:
         self.transport = PeerTransport(self.context, config.id, config.raft_addr, self.members)
         self.ipc = IpcServer(self.context, config.ipc_endpoint())
         self.router = RequestRouter(self)
+        self.snapshotter = Snapshotter(config.data_dir)
         self.role = Role.FOLLOWER
         self.leader_id: str | None = None
         self.last_leader_id: str | None = None
@@ -179,9 +185,11 @@ class RaftProcess:
                 wake_ms = min(next_tick_ms, self.router.next_deadline_ms() or next_tick_ms)
                 timeout = 0 if self.raft.has_ready() else max(0, int(wake_ms - now) + 1)
                 poller.poll(timeout)
+                started = monotonic_ms()
                 self.counters["loop_turns_total"] += 1
                 self._drain()
                 now = monotonic_ms()
+                drained = now
                 if now >= next_tick_ms:
                     due = int((now - next_tick_ms) // tick_ms) + 1
                     # A turn is short (the poll wakes every tick), so this is normally 1. After
@@ -195,8 +203,15 @@ class RaftProcess:
                 self.router.expire(now)
                 self.router.flush_reads()
                 self._handle_readies()
+                handled = monotonic_ms()
                 self._maybe_snapshot()
-                if self.stopping_since_ms is not None and self._stop_done(monotonic_ms()):
+                ended = monotonic_ms()
+                if ended - started >= SLOW_TURN_MS:
+                    log_event(logger, logging.WARNING, "slow_turn", ms=round(ended - started),
+                              drain_ms=round(drained - started),
+                              ready_ms=round(handled - drained),
+                              snapshot_ms=round(ended - handled))
+                if self.stopping_since_ms is not None and self._stop_done(ended):
                     break
         finally:
             self.router.fail_all("shutting_down", "the node is shutting down")
@@ -214,7 +229,8 @@ class RaftProcess:
             signal.signal(sig, lambda *_: self.request_stop())
 
     def close(self) -> None:
-        """Close sockets and the store."""
+        """Close sockets and the store; stop a snapshot child."""
+        self.snapshotter.close()
         self.ipc.close()
         self.transport.close()
         self.store.close()
@@ -222,8 +238,13 @@ class RaftProcess:
     def _drain(self) -> None:
         """Take every waiting IPC request and peer message, alternating, up to MAX_DRAIN."""
         ipc_recv, peer_recv = self.ipc.recv, self.transport.recv
+        table = self.router.table
         ipc_open = peer_open = True
         for _ in range(MAX_DRAIN):
+            # Backpressure: with this many proposals not yet applied, new requests wait in the
+            # socket, so that no member is handed an unbounded batch to persist and apply.
+            if ipc_open and table.count(Stage.PROPOSED) >= MAX_PROPOSED_IN_FLIGHT:
+                ipc_open = False
             if ipc_open:
                 try:
                     request = ipc_recv()
@@ -427,22 +448,31 @@ class RaftProcess:
                 self._last_proposal_ms = now
 
     def _maybe_snapshot(self) -> None:
+        """Store a finished snapshot; start one when enough was applied since the last."""
+        taken = self.snapshotter.poll()
+        if taken is not None:
+            self._store_snapshot(taken)
+        if self.snapshotter.busy:
+            return
         since = self.applied - self.snapshot_index
         if since <= 0:
             return
         if since < self.config.snapshot_entries and self.log_bytes < SNAPSHOT_LOG_BYTES:
             return
-        started = monotonic_ms()
-        data = self.queue.snapshot()
-        members = tuple(sorted(self.members))
-        self.store.save_snapshot(StoredSnapshot(self.applied, self.applied_term, members, data))
-        self.raft.compact(self.applied, data)
-        self.snapshot_index = self.applied
         self.log_bytes = 0
+        self.snapshotter.start(self.applied, self.applied_term, self.queue.snapshot)
+
+    def _store_snapshot(self, taken: TakenSnapshot) -> None:
+        if taken.index <= self.snapshot_index:
+            return  # a newer snapshot was installed from the leader meanwhile
+        members = tuple(sorted(self.members))
+        self.store.save_snapshot(StoredSnapshot(taken.index, taken.term, members, taken.data))
+        self.raft.compact(taken.index, taken.data)
+        self.snapshot_index = taken.index
         self.counters["snapshots_taken_total"] += 1
         self.counters["fsync_total"] += 1
-        log_event(logger, logging.INFO, "snapshot_taken", index=self.applied, bytes=len(data),
-                  ms=round(monotonic_ms() - started, 1))
+        log_event(logger, logging.INFO, "snapshot_taken", index=taken.index,
+                  bytes=len(taken.data), ms=round(taken.ms, 1))
 
     # ----------------------------------------------------------------- stopping
 
