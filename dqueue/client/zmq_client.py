@@ -35,6 +35,7 @@ from dqueue.client.errors import (
 from dqueue.client.task import Task
 
 HEARTBEAT_MS = 1_000
+SEND_HWM = 10_000  # requests queued towards the gateway before sends fail with Unavailable
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,7 @@ class ZmqWorkerClient:
         ctx = context or zmq.Context.instance()
         self.socket: zmq.Socket = ctx.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.setsockopt(zmq.SNDHWM, SEND_HWM)
         self.socket.connect(self.endpoint)
         self._last_send = time.monotonic()
 
@@ -233,7 +235,7 @@ class ZmqWorkerClient:
 
     def close(self) -> None:
         """Say goodbye and close the socket."""
-        with contextlib.suppress(zmq.ZMQError):
+        with contextlib.suppress(zmq.ZMQError, Unavailable):
             self.send_bye()
         self.socket.close(0)
 
@@ -258,7 +260,11 @@ class ZmqWorkerClient:
         self._check_thread()
         rid = next(self._rids)
         body["rid"] = rid
-        self.socket.send_multipart(wire.encode(kind, body))
+        try:
+            self.socket.send_multipart(wire.encode(kind, body), zmq.NOBLOCK)
+        except zmq.Again:
+            # SNDHWM messages already queued towards a gateway that is not taking them.
+            raise Unavailable(f"{self.endpoint}: send queue full", code="unavailable") from None
         self._last_send = time.monotonic()
         return rid
 

@@ -144,7 +144,8 @@ class ZmqRuntime(WorkerRuntime):
                     if not bye_sent:
                         # The gateway drops our waiting lease and hands back what its slice
                         # in flight leases; an answer already on its way is still read below.
-                        client.send_bye()
+                        with contextlib.suppress(Unavailable):
+                            client.send_bye()
                         bye_sent, bye_at = True, now
                     for task in self._to_release(now):
                         self._request("release", task, now, lease_s=self.config.release_ms / 1000)
@@ -173,7 +174,8 @@ class ZmqRuntime(WorkerRuntime):
                         self._last_heard = time.monotonic()
                         self._handle_reply(reply, self._last_heard)
                 if not bye_sent:
-                    client.maybe_heartbeat()
+                    with contextlib.suppress(Unavailable):
+                        client.maybe_heartbeat()
         finally:
             self._bound.clear()
             pull.close(0)
@@ -235,8 +237,14 @@ class ZmqRuntime(WorkerRuntime):
         if free <= 0 or (self._leases and free < max(1, self.config.capacity // 4)):
             return
         asked = min(free, 100)
-        rid = self._client.send_lease(asked, types=self.types, lease_ms=self.config.lease_ms,
-                                      wait_ms=self.config.wait_ms)
+        try:
+            rid = self._client.send_lease(asked, types=self.types,
+                                          lease_ms=self.config.lease_ms,
+                                          wait_ms=self.config.wait_ms)
+        except Unavailable:
+            self._next_lease_at = now + backoff_s(self._lease_attempt)
+            self._lease_attempt += 1
+            return
         self._leases[rid] = (asked, now)
 
     def _request(
@@ -244,15 +252,23 @@ class ZmqRuntime(WorkerRuntime):
         lease_s: float | None = None, attempt: int = 0,
     ) -> None:
         client = self._client
-        if op == "ack":
-            rid = client.send_ack(task)
-        elif op in ("nack", "dead_letter"):
-            rid = client.send_nack(task, reason, dead_letter=op == "dead_letter")
-        else:
-            lease_ms = None if lease_s is None else max(1, int(lease_s * 1000))
-            rid = client.send_extend(task, lease_ms)
-            if op == "release":
-                self._settle(task.id)
+        if op == "release":
+            self._settle(task.id)
+        try:
+            if op == "ack":
+                rid = client.send_ack(task)
+            elif op in ("nack", "dead_letter"):
+                rid = client.send_nack(task, reason, dead_letter=op == "dead_letter")
+            else:
+                rid = client.send_extend(task, None if lease_s is None
+                                         else max(1, int(lease_s * 1000)))
+        except Unavailable:
+            req = Request(op, task, now, reason, lease_s, attempt)
+            if op == "extend":
+                self._extended(task.id, now, ok=False)
+            else:
+                self._retries.append((now + backoff_s(attempt), req))
+            return
         self._pending[rid] = Request(op, task, now, reason, lease_s, attempt)
 
     def _resend_due(self, now: float) -> None:

@@ -184,11 +184,16 @@ def test_drain_finishes_running_tasks_and_hands_back_the_rest(env):
 
 def test_drain_hands_back_what_outlives_the_grace_period(env):
     worker = Worker()
-    gate = threading.Event()
-    worker.register("stuck", lambda p, c: gate.wait(10))
+    gate, running = threading.Event(), threading.Event()
+
+    def stuck(payload, ctx):
+        running.set()
+        gate.wait(10)
+
+    worker.register("stuck", stuck)
     task_id = env.queue.enqueue("stuck")[0]["id"]
     runtime = env.start(worker, concurrency=1, grace_ms=200)
-    wait_for(lambda: env.statuses()[task_id] == "leased")
+    assert running.wait(10)
     start = time.monotonic()
     env.stop(runtime)
     assert time.monotonic() - start < 5
