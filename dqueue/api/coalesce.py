@@ -25,7 +25,7 @@ from dqueue.node.ipc_client import RaftClientError
 
 MAX_BATCH_TASKS = 1_000
 # Sender threads, hence enqueue commands in flight from one API process at a time.
-SENDERS = 4
+SENDERS = 2
 
 
 @dataclass

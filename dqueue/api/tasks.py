@@ -7,6 +7,7 @@ command or query (docs/internals.md section 4) and renders the outcome (docs/htt
 from __future__ import annotations
 
 import collections
+import logging
 import time
 from typing import Any
 
@@ -16,6 +17,9 @@ from dqueue.api import validation as v
 from dqueue.api.deps import ApiDeps, send_json
 from dqueue.api.errors import ApiError, invalid
 from dqueue.api.render import render_task
+from dqueue.logs import log_event
+
+logger = logging.getLogger(__name__)
 
 ENQUEUE_FIELDS = frozenset(
     {"type", "payload", "priority", "max_retries", "idempotency_key", "delay_seconds"}
@@ -261,6 +265,8 @@ class TaskNack(_TaskAction):
         metrics.count(metrics.nacked, task.get("type"))
         if task.get("status") == "dead":
             metrics.count(metrics.dead_lettered, task.get("type"))
+            log_event(logger, logging.INFO, "task_dead_lettered", task_id=task.get("id"),
+                      type=task.get("type"), attempts=task.get("attempts"))
 
 
 class TaskExtend(_TaskAction):
