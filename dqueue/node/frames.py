@@ -9,8 +9,11 @@ ZeroMQ accepts the rest, so a full queue can only refuse the first frame (zmq.Ag
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import zmq
+
+from dqueue import wire
 
 _NOBLOCK = int(zmq.NOBLOCK)
 _MORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
@@ -40,3 +43,17 @@ def recv_frames(sock: zmq.Socket) -> list[bytes]:
         frame = sock.recv(_NOBLOCK, copy=False)
         frames.append(frame.bytes)
     return frames
+
+
+def recv_routed(sock: zmq.Socket) -> tuple[bytes, bytes, Any]:
+    """Receive one message on a ROUTER as ``(routing identity, kind, body)`` without blocking.
+
+    Raises:
+        zmq.Again: nothing is waiting.
+        wire.FrameError: the message is malformed (the caller counts and drops it).
+    """
+    frames = recv_frames(sock)
+    if len(frames) < 2:
+        raise wire.FrameError("no routing identity")
+    kind, body = wire.decode(frames[1:])
+    return frames[0], kind, body

@@ -15,7 +15,7 @@ from typing import Any
 import zmq
 
 from dqueue import wire
-from dqueue.node.frames import recv_frames, send_frames
+from dqueue.node.frames import recv_routed, send_frames
 from dqueue.node.ipc_client import KIND_CMD, KIND_ERR, KIND_READ, KIND_RES
 
 # Bound on requests waiting in the socket; beyond it ZeroMQ drops, and clients time out.
@@ -86,13 +86,8 @@ class IpcServer:
         Raises:
             zmq.Again: nothing is waiting.
         """
-        frames = recv_frames(self.socket)
-        if len(frames) < 2:
-            self.counters.malformed += 1
-            return None
-        identity = frames[0]
         try:
-            kind, body = wire.decode(frames[1:])
+            identity, kind, body = recv_routed(self.socket)
         except wire.FrameError:
             self.counters.malformed += 1
             return None

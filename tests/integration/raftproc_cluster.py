@@ -15,9 +15,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from dqueue.config import NodeConfig
 from dqueue.node.ipc_client import RaftClient, RaftClientError
@@ -53,6 +55,21 @@ def wait_for(predicate: Callable[[], Any], deadline_s: float = DEFAULT_DEADLINE_
 def enqueue_cmd(task_id: str, task_type: str = "t", payload: Any = None) -> dict[str, Any]:
     """A one-task enqueue command in plain form."""
     return {"op": "enqueue", "tasks": [{"id": task_id, "type": task_type, "payload": payload}]}
+
+
+@pytest.fixture
+def cluster_factory(tmp_path: Path) -> Iterator[Callable[..., RaftCluster]]:
+    """Pytest fixture: ``make(size, **overrides)`` builds clusters that are closed afterwards."""
+    made: list[RaftCluster] = []
+
+    def make(size: int, **overrides: Any) -> RaftCluster:
+        cluster = RaftCluster(tmp_path, size, **overrides)
+        made.append(cluster)
+        return cluster
+
+    yield make
+    for cluster in made:
+        cluster.close()
 
 
 class RaftCluster:

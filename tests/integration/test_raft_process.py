@@ -9,23 +9,11 @@ import zmq
 
 from dqueue.node.ipc_client import BadRequest, NoLeader
 from dqueue.node.transport import tcp_endpoint
-from tests.integration.raftproc_cluster import RaftCluster, enqueue_cmd, wait_for
+from tests.integration import raftproc_cluster
+from tests.integration.raftproc_cluster import enqueue_cmd, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def cluster_factory(tmp_path):
-    made: list[RaftCluster] = []
-
-    def make(size: int, **overrides) -> RaftCluster:
-        cluster = RaftCluster(tmp_path, size, **overrides)
-        made.append(cluster)
-        return cluster
-
-    yield make
-    for cluster in made:
-        cluster.close()
+cluster_factory = raftproc_cluster.cluster_factory
 
 
 def test_single_node_elects_itself_and_commits(cluster_factory):

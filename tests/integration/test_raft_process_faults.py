@@ -11,6 +11,7 @@ import pytest
 
 from dqueue.node.ipc_client import RaftClientError
 from dqueue.node.store import encode_entry
+from tests.integration import raftproc_cluster
 from tests.integration.raftproc_cluster import (
     RaftCluster,
     Writer,
@@ -21,20 +22,7 @@ from tests.integration.raftproc_cluster import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def cluster_factory(tmp_path):
-    made: list[RaftCluster] = []
-
-    def make(size: int, **overrides) -> RaftCluster:
-        cluster = RaftCluster(tmp_path, size, **overrides)
-        made.append(cluster)
-        return cluster
-
-    yield make
-    for cluster in made:
-        cluster.close()
+cluster_factory = raftproc_cluster.cluster_factory
 
 
 def test_kill_9_leader_while_writing_loses_no_acknowledged_write(cluster_factory):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import zmq
 
 from dqueue import wire
 from dqueue.node.ipc_server import CmdRequest, IpcServer, ReadRequest
+from tests.unit.node.zmq_wait import drain_until, next_message
 
 
 @pytest.fixture
@@ -25,22 +24,12 @@ def server_and_client(tmp_path):
     ctx.term()
 
 
-def next_request(server: IpcServer, deadline_s: float = 5.0):
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if server.socket.poll(20):
-            got = server.recv()
-            if got is not None:
-                return got
-    return None
+def next_request(server: IpcServer):
+    return next_message(server.socket, server.recv)
 
 
-def wait_until(predicate, server: IpcServer, deadline_s: float = 5.0) -> None:
-    deadline = time.monotonic() + deadline_s
-    while not predicate():
-        assert time.monotonic() < deadline
-        if server.socket.poll(20):
-            server.recv()
+def wait_until(predicate, server: IpcServer) -> None:
+    drain_until(predicate, server.socket, server.recv)
 
 
 def test_cmd_and_read_parse(server_and_client):

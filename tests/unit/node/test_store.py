@@ -126,21 +126,21 @@ def test_record_moved_to_another_key_is_caught(store, tmp_path):
     store.close()
 
 
-def test_corrupt_hard_state_is_refused(store, tmp_path):
-    store.save(hard_state=StoredHardState(2, "a", 1))
+@pytest.mark.parametrize(
+    ("first_save", "db_name", "key", "garbage", "needle"),
+    [
+        ({"hard_state": StoredHardState(2, "a", 1)}, b"meta", b"hard_state",
+         b"\x00\x00\x00\x00garbage", "hard_state"),
+        ({"snapshot": StoredSnapshot(3, 1, ("a",), b"good data")}, b"snapshot", b"data",
+         b"bad data!", "snapshot"),
+    ],
+)
+def test_corrupt_meta_and_snapshot_records_are_refused(
+        store, tmp_path, first_save, db_name, key, garbage, needle):
+    store.save(**first_save)
     store.close()
-    _overwrite_raw(tmp_path, b"meta", b"hard_state", b"\x00\x00\x00\x00garbage")
+    _overwrite_raw(tmp_path, db_name, key, garbage)
     store = Store(str(tmp_path), map_size_bytes=64 << 20)
-    with pytest.raises(CorruptRecord, match="hard_state"):
-        store.load()
-    store.close()
-
-
-def test_corrupt_snapshot_data_is_refused(store, tmp_path):
-    store.save(snapshot=StoredSnapshot(3, 1, ("a",), b"good data"))
-    store.close()
-    _overwrite_raw(tmp_path, b"snapshot", b"data", b"bad data!")
-    store = Store(str(tmp_path), map_size_bytes=64 << 20)
-    with pytest.raises(CorruptRecord, match="snapshot"):
+    with pytest.raises(CorruptRecord, match=needle):
         store.load()
     store.close()

@@ -9,6 +9,7 @@ import pytest
 import zmq
 
 from dqueue.node.transport import PeerTransport, tcp_endpoint
+from tests.unit.node.zmq_wait import drain_until, next_message
 
 
 def free_port() -> int:
@@ -17,22 +18,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_recv(transport: PeerTransport, deadline_s: float = 5.0):
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if transport.router.poll(50):
-            got = transport.recv()
-            if got is not None:
-                return got
-    raise AssertionError("nothing received before the deadline")
+def wait_recv(transport: PeerTransport):
+    return next_message(transport.router, transport.recv)
 
 
-def wait_counted(transport: PeerTransport, attr: str, n: int, deadline_s: float = 5.0) -> None:
-    deadline = time.monotonic() + deadline_s
-    while getattr(transport.counters, attr) < n:
-        assert time.monotonic() < deadline, f"{attr} stayed {getattr(transport.counters, attr)}"
-        if transport.router.poll(50):
-            assert transport.recv() is None
+def wait_counted(transport: PeerTransport, attr: str, n: int) -> None:
+    drain_until(lambda: getattr(transport.counters, attr) >= n, transport.router, transport.recv)
 
 
 @pytest.fixture
