@@ -1,0 +1,251 @@
+"""Stateful property test: QueueState against the naive reference model, step by step.
+
+Hypothesis drives random commands (including stale tokens, clocks that go backwards across a
+leader change, snapshot and restore) and requires equal outcomes and equal reads after every
+step, plus the invariants of issue 3: one status per task, at most one live lease per task,
+a completed task is never visible again, and only pruning or purge removes a task.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from queue_reference import FINISHED, STATUSES, ReferenceQueue
+
+from dqueue.queue import (
+    Ack,
+    Cancel,
+    Enqueue,
+    Extend,
+    Lease,
+    Nack,
+    NewTask,
+    Purge,
+    QueueConfig,
+    QueueState,
+    Redrive,
+    Tick,
+    command_from_plain,
+)
+from dqueue.queue.task import TaskStatus
+
+CONFIG = QueueConfig(lease_ms=5_000, max_retries=2, backoff_base_ms=1_000, backoff_factor=2.0,
+                     backoff_cap_ms=6_000, backoff_jitter=0.5, dedup_window_ms=8_000,
+                     retention_ms=12_000, max_batch=4, max_lease_tasks=3)
+TYPES = ["a", "b", "c"]
+WORKERS = ["w1", "w2"]
+# Clock steps: repeats of the same ms, small steps, lease-length steps, and a clock behind.
+STEPS = st.sampled_from([0, 0, 1, 700, 1_500, 5_000, 9_000, -2_000])
+
+new_tasks = st.lists(st.tuples(st.sampled_from(TYPES), st.sampled_from([0, 1, 2]),
+                               st.sampled_from([None, 0, 1, 3]),
+                               st.sampled_from([None, None, "k1", "k2"]),
+                               st.sampled_from([0, 0, 1, 2_000]),
+                               st.sampled_from([None, {"n": 1}, [1, "x"]])),
+                     min_size=1, max_size=4)
+
+
+class QueueVersusModel(RuleBasedStateMachine):
+    """Apply each command to both; compare outcomes, reads and invariants."""
+
+    @initialize()
+    def start(self) -> None:
+        self.real = QueueState(CONFIG)
+        self.shadow = QueueState(CONFIG)  # the same commands, never restored from a snapshot
+        self.model = ReferenceQueue(CONFIG)
+        self.index = 0
+        self.now_ms = 1_000
+        self.next_id = 0
+        self.ids: list[str] = []
+        self.tokens: list[tuple[str, str, str]] = []  # (task id, worker, token) ever granted
+        self.completed: set[str] = set()
+        self.seen: dict[str, dict[str, Any]] = {}
+        self.purged: set[str] = set()
+
+    def step(self, command: Any) -> dict[str, Any]:
+        """Apply to both through the plain form (as the log does) and compare outcomes."""
+        command = command_from_plain(command.to_plain())
+        self.index += 1
+        real = self.real.apply(command, self.index)
+        assert self.shadow.apply(command, self.index) == real
+        expected = self.model.apply(command, self.index)
+        if expected["ok"]:
+            assert real == expected, (command, real, expected)
+        else:
+            assert not real["ok"] and real["code"] == expected["code"], (command, real)
+            assert real["message"]
+        return real
+
+    def now(self, delta_ms: int) -> int:
+        self.now_ms = max(0, self.now_ms + delta_ms)
+        return self.now_ms
+
+    @rule(delta=STEPS, specs=new_tasks, reuse=st.booleans())
+    def enqueue(self, delta: int, specs: list[tuple[Any, ...]], reuse: bool) -> None:
+        tasks = []
+        for task_type, priority, max_retries, key, delay_ms, payload in specs:
+            if reuse and self.ids:
+                task_id = self.ids[self.next_id % len(self.ids)]  # may collide: all or nothing
+            else:
+                task_id = f"t{self.next_id}"
+            self.next_id += 1
+            tasks.append(NewTask(id=task_id, type=task_type, payload=payload, priority=priority,
+                                 max_retries=max_retries, idempotency_key=key,
+                                 delay_ms=delay_ms))
+        outcome = self.step(Enqueue(tasks=tuple(tasks), now_ms=self.now(delta)))
+        if outcome["ok"]:
+            for task in outcome["value"]["tasks"]:
+                if task["id"] not in self.ids:
+                    self.ids.append(task["id"])
+
+    @rule(delta=STEPS, worker=st.sampled_from(WORKERS),
+          types=st.one_of(st.none(), st.lists(st.sampled_from(TYPES), min_size=1, max_size=3)),
+          max_tasks=st.integers(1, 3), lease_ms=st.sampled_from([None, 1_000, 20_000]))
+    def lease(self, delta: int, worker: str, types: list[str] | None, max_tasks: int,
+              lease_ms: int | None) -> None:
+        outcome = self.step(Lease(worker_id=worker, types=None if types is None else tuple(types),
+                                  max_tasks=max_tasks, lease_ms=lease_ms, now_ms=self.now(delta)))
+        for task in outcome["value"]["tasks"]:
+            assert task["id"] not in self.completed
+            self.tokens.append((task["id"], worker, task["lease"]["token"]))
+
+    def pick_holder(self, data: st.DataObject) -> tuple[str, str, str | None]:
+        if self.tokens and data.draw(st.booleans()):
+            task_id, worker, token = data.draw(st.sampled_from(self.tokens))
+            if data.draw(st.booleans()):
+                worker = data.draw(st.sampled_from(WORKERS))  # possibly the wrong worker
+            return task_id, worker, data.draw(st.sampled_from([token, None]))
+        task_id = data.draw(st.sampled_from([*self.ids, "missing"]))
+        return task_id, data.draw(st.sampled_from(WORKERS)), None
+
+    @rule(delta=STEPS, data=st.data())
+    def ack(self, delta: int, data: st.DataObject) -> None:
+        task_id, worker, token = self.pick_holder(data)
+        outcome = self.step(Ack(id=task_id, worker_id=worker, token=token,
+                                now_ms=self.now(delta)))
+        if outcome["ok"]:
+            self.completed.add(task_id)
+
+    @rule(delta=STEPS, data=st.data(), dead=st.booleans(),
+          reason=st.sampled_from([None, "boom"]))
+    def nack(self, delta: int, data: st.DataObject, dead: bool, reason: str | None) -> None:
+        task_id, worker, token = self.pick_holder(data)
+        self.step(Nack(id=task_id, worker_id=worker, token=token, reason=reason,
+                       dead_letter=dead, now_ms=self.now(delta)))
+
+    @rule(delta=STEPS, data=st.data(), lease_ms=st.sampled_from([None, 500, 10_000]))
+    def extend(self, delta: int, data: st.DataObject, lease_ms: int | None) -> None:
+        task_id, worker, token = self.pick_holder(data)
+        self.step(Extend(id=task_id, worker_id=worker, token=token, lease_ms=lease_ms,
+                         now_ms=self.now(delta)))
+
+    @rule(delta=STEPS, data=st.data())
+    def cancel(self, delta: int, data: st.DataObject) -> None:
+        task_id = data.draw(st.sampled_from([*self.ids, "missing"]))
+        self.step(Cancel(id=task_id, now_ms=self.now(delta)))
+
+    @rule(delta=STEPS, data=st.data(), how=st.sampled_from(["id", "type", "all"]))
+    def redrive(self, delta: int, data: st.DataObject, how: str) -> None:
+        if how == "id":
+            command = Redrive(id=data.draw(st.sampled_from([*self.ids, "missing"])),
+                              now_ms=self.now(delta))
+        elif how == "type":
+            command = Redrive(type=data.draw(st.sampled_from(TYPES)), now_ms=self.now(delta))
+        else:
+            command = Redrive(now_ms=self.now(delta))
+        self.step(command)
+
+    @rule(delta=STEPS, task_type=st.sampled_from([None, *TYPES]))
+    def purge(self, delta: int, task_type: str | None) -> None:
+        now_ms = self.now(delta)
+        self.step(Tick(now_ms=now_ms))  # expire and prune first, so `dead` is exact
+        dead = {t["id"] for t in self.model.tasks if t["status"] == "dead"
+                and (task_type is None or t["type"] == task_type)}
+        outcome = self.step(Purge(type=task_type, now_ms=now_ms))
+        assert outcome["value"]["count"] == len(dead)
+        self.purged |= dead
+
+    @rule(delta=STEPS)
+    def tick(self, delta: int) -> None:
+        self.step(Tick(now_ms=self.now(delta)))
+
+    @rule()
+    def snapshot_and_restore(self) -> None:
+        data = self.real.snapshot()
+        restored = QueueState(CONFIG)
+        restored.restore(data)
+        assert restored.snapshot() == data
+        self.real = restored
+
+    # -------------------------------------------------------------- reads and invariants
+
+    @invariant()
+    def reads_agree(self) -> None:
+        if not hasattr(self, "real"):
+            return
+        # Same history, same bytes, whether or not `real` went through snapshot and restore.
+        assert self.real.snapshot() == self.shadow.snapshot()
+        assert self.real.stats() == self.model.stats()
+        for task_id in self.ids:
+            assert self.real.get_task(task_id) == self.model.get_task(task_id)
+        for status in STATUSES:
+            for task_type in (None, "a"):
+                listed, cursor = [], None
+                while True:
+                    page = self.real.list_tasks(status, task_type, limit=2, cursor=cursor)
+                    listed += page["tasks"]
+                    cursor = page["next_cursor"]
+                    if cursor is None:
+                        break
+                assert listed == self.model.list_all(status, task_type)
+        assert self.real.next_deadline_ms() == self.model.next_deadline_ms()
+        for types in (None, ["a"], ["b", "c"]):
+            for ahead_ms in (0, 2_500):
+                at_ms = self.model.clock + ahead_ms
+                assert self.real.has_visible(types, at_ms) == self.model.has_visible(types, at_ms)
+
+    @invariant()
+    def task_invariants(self) -> None:
+        if not hasattr(self, "real"):
+            return
+        homes: dict[str, TaskStatus] = {}
+        for status, by_type in self.real._by_status.items():
+            for members in by_type.values():
+                for task_id, task in members.items():
+                    assert task_id not in homes, "a task is in two statuses"
+                    assert task.status is status
+                    homes[task_id] = status
+        assert set(homes) == set(self.real._tasks)
+        live_leases: dict[str, int] = {}
+        for expires_at_ms, _, token, task in self.real._leases:
+            if task.lease_token == token and task.lease_expires_at_ms == expires_at_ms:
+                live_leases[task.id] = live_leases.get(task.id, 0) + 1
+        for task_id, task in self.real._tasks.items():
+            leased = task.status is TaskStatus.LEASED
+            assert (task.lease_token is not None) == leased
+            assert live_leases.get(task_id, 0) == (1 if leased else 0)
+        clock_ms = self.real.clock_ms
+        for task_id in self.ids:
+            now = self.real.get_task(task_id)
+            before = self.seen.get(task_id)
+            if task_id in self.completed and now is not None:
+                assert now["status"] == "completed", "a completed task came back"
+            if now is None and before is not None:
+                pruned = (before["status"] in FINISHED
+                          and before["updated_at_ms"] + CONFIG.retention_ms <= clock_ms)
+                assert pruned or task_id in self.purged, f"{task_id} disappeared"
+            if now is not None:
+                self.seen[task_id] = now
+            else:  # gone: its id may be enqueued again as a new task
+                self.seen.pop(task_id, None)
+                self.completed.discard(task_id)
+                self.purged.discard(task_id)
+
+
+TestQueueVersusModel = QueueVersusModel.TestCase
+TestQueueVersusModel.settings = settings(
+    max_examples=80, stateful_step_count=30, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow])
