@@ -1,0 +1,115 @@
+"""Plain forms of the commands: round trips, defaults, and rejection naming the field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from dqueue.queue import (
+    Ack,
+    Cancel,
+    Enqueue,
+    Extend,
+    InvalidCommand,
+    Lease,
+    Nack,
+    NewTask,
+    Purge,
+    Redrive,
+    Tick,
+    command_from_plain,
+)
+
+COMMANDS = [
+    Enqueue(tasks=(NewTask(id="a", type="email", payload={"to": ["x", 1, 2.5, None, True]},
+                           priority=-3, max_retries=0, idempotency_key="k", delay_ms=10),),
+            now_ms=5),
+    Lease(worker_id="w", types=("a", "b"), max_tasks=100, lease_ms=1, now_ms=6),
+    Lease(worker_id="w"),
+    Ack(id="a", worker_id="w", token="3.0", now_ms=7),
+    Nack(id="a", worker_id="w", token=None, reason="boom", dead_letter=True, now_ms=8),
+    Extend(id="a", worker_id="w", lease_ms=500, now_ms=9),
+    Cancel(id="a", now_ms=10),
+    Redrive(id="a"), Redrive(type="email"), Redrive(),
+    Purge(type="email"), Purge(),
+    Tick(now_ms=11),
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: type(c).__name__)
+def test_round_trip(command: Any) -> None:
+    plain = command.to_plain()
+    assert command_from_plain(plain) == command
+    assert plain["op"] == type(command).__name__.lower()
+
+
+def test_omitted_and_none_fields_take_defaults() -> None:
+    got = command_from_plain({"op": "enqueue", "tasks": [
+        {"id": "a", "type": "t", "priority": None, "delay_ms": None}]})
+    assert got == Enqueue(tasks=(NewTask(id="a", type="t"),), now_ms=0)
+    assert command_from_plain({"op": "lease", "worker_id": "w", "max_tasks": None}) == \
+        Lease(worker_id="w", max_tasks=1)
+    assert command_from_plain({"op": "nack", "id": "a", "worker_id": "w",
+                               "dead_letter": None}).dead_letter is False
+
+
+BAD = [
+    ([], "op"),
+    ({"op": "explode"}, "op"),
+    ({"op": "tick", "extra": 1}, "extra"),
+    ({"op": "tick", "now_ms": -1}, "now_ms"),
+    ({"op": "tick", "now_ms": True}, "now_ms"),
+    ({"op": "enqueue", "tasks": []}, "tasks"),
+    ({"op": "enqueue", "tasks": [{"id": "a", "type": "t"}] * 1_001}, "tasks"),
+    ({"op": "enqueue", "tasks": ["x"]}, "tasks[0]"),
+    ({"op": "enqueue", "tasks": [{"type": "t"}]}, "tasks[0].id"),
+    ({"op": "enqueue", "tasks": [{"id": "a", "type": ""}]}, "tasks[0].type"),
+    ({"op": "enqueue", "tasks": [{"id": "a", "type": "t", "priority": "1"}]},
+     "tasks[0].priority"),
+    ({"op": "enqueue", "tasks": [{"id": "a", "type": "t", "priority": 1 << 63}]},
+     "tasks[0].priority"),
+    ({"op": "enqueue", "tasks": [{"id": "a", "type": "t", "max_retries": -1}]},
+     "tasks[0].max_retries"),
+    ({"op": "enqueue", "tasks": [{"id": "a", "type": "t", "delay_ms": 1.5}]},
+     "tasks[0].delay_ms"),
+    ({"op": "enqueue", "tasks": [{"id": "a", "type": "t", "payload": float("nan")}]},
+     "tasks[0].payload"),
+    ({"op": "enqueue", "tasks": [{"id": "a", "type": "t", "payload": {1: "x"}}]},
+     "tasks[0].payload"),
+    ({"op": "enqueue", "tasks": [{"id": "a", "type": "t", "payload": b"raw"}]},
+     "tasks[0].payload"),
+    ({"op": "enqueue", "tasks": [{"id": "a", "type": "t", "payload": (1, 2)}]},
+     "tasks[0].payload"),
+    ({"op": "enqueue", "tasks": [{"id": "a", "type": "t", "colour": 1}]}, "tasks[0].colour"),
+    ({"op": "lease"}, "worker_id"),
+    ({"op": "lease", "worker_id": "w", "types": []}, "types"),
+    ({"op": "lease", "worker_id": "w", "types": ["a", 3]}, "types"),
+    ({"op": "lease", "worker_id": "w", "max_tasks": 101}, "max_tasks"),
+    ({"op": "lease", "worker_id": "w", "lease_ms": 0}, "lease_ms"),
+    ({"op": "ack", "id": "a"}, "worker_id"),
+    ({"op": "ack", "id": "a", "worker_id": "w", "token": 5}, "token"),
+    ({"op": "nack", "id": "a", "worker_id": "w", "dead_letter": "yes"}, "dead_letter"),
+    ({"op": "nack", "id": "a", "worker_id": "w", "reason": 3}, "reason"),
+    ({"op": "extend", "id": "a", "worker_id": "w", "lease_ms": -5}, "lease_ms"),
+    ({"op": "cancel"}, "id"),
+    ({"op": "redrive", "id": "a", "type": "t"}, "type"),
+    ({"op": "purge", "type": 1}, "type"),
+]
+
+
+@pytest.mark.parametrize(("plain", "field"), BAD, ids=[f for _, f in BAD])
+def test_rejects_naming_the_field(plain: Any, field: str) -> None:
+    with pytest.raises(InvalidCommand) as info:
+        command_from_plain(plain)
+    assert info.value.field == field
+    assert info.value.message
+
+
+def test_deep_payload_is_rejected() -> None:
+    payload: Any = 1
+    for _ in range(100):
+        payload = [payload]
+    with pytest.raises(InvalidCommand):
+        command_from_plain({"op": "enqueue", "tasks": [{"id": "a", "type": "t",
+                                                         "payload": payload}]})
