@@ -8,7 +8,7 @@ turns the plain values into metric families.
 The ``metrics`` value the collector understands is a dict of name -> figure, where a figure is:
 
 - a number: a gauge (a counter when the name ends in ``_total``);
-- a string: a state, rendered ``name{value="<string>"} 1`` (e.g. the Raft role);
+- a string: a state, rendered ``name{name="<string>"} 1`` (``role`` -> ``role{role="leader"}``);
 - ``{"buckets": [[upper_bound, cumulative_count], ...], "sum": s, "count": n}``: a histogram;
 - ``{"by": label_name, "values": {label_value: number}}``: a labelled gauge or counter.
 
@@ -164,7 +164,7 @@ def families_from_plain(figures: dict[str, Any]) -> list[Metric]:
         if _is_number(figure):
             out.append(_number_family(name, doc, figure))
         elif isinstance(figure, str):
-            family = GaugeMetricFamily(name, doc, labels=["value"])
+            family = GaugeMetricFamily(name, doc, labels=[_NAME_BAD_CHARS.sub("_", raw_name)])
             family.add_metric([figure], 1)
             out.append(family)
         elif isinstance(figure, dict) and "buckets" in figure:
@@ -232,6 +232,7 @@ class RaftCollector(Collector):
         up = GaugeMetricFamily("dqueue_raft_up", "1 when the local Raft process answered.")
         try:
             figures = self._read({"op": "metrics"}, self._timeout_ms, True)
+            health = self._read({"op": "health"}, self._timeout_ms, True)
             stats = self._read({"op": "stats"}, self._timeout_ms, True)
         except Exception as exc:  # any failure of the link just means "down" for this scrape
             log_event(logger, logging.DEBUG, "metrics_scrape_failed", error=repr(exc))
@@ -242,6 +243,14 @@ class RaftCollector(Collector):
         yield up
         if isinstance(figures, dict):
             yield from families_from_plain(figures)
+            role = health.get("role") if isinstance(health, dict) else None
+            if "role" not in figures and isinstance(role, str):
+                family = GaugeMetricFamily(
+                    "dqueue_raft_role", "This node's Raft role (1 for the current one).",
+                    labels=["role"],
+                )
+                family.add_metric([role], 1)
+                yield family
         by_status = stats.get("by_status") if isinstance(stats, dict) else None
         if isinstance(by_status, dict):
             depth = GaugeMetricFamily(

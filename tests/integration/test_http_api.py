@@ -13,6 +13,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,24 +24,24 @@ from tests.integration.http_cluster import Http, NodeSet, is_alive, wait_for
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def single(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeSet]:
-    nodes = NodeSet(tmp_path_factory.mktemp("http-single"), 1)
+def running(root: Path, size: int) -> Iterator[NodeSet]:
+    """Members started and agreed on a leader; stopped (by PID) afterwards."""
+    nodes = NodeSet(root, size)
     try:
         nodes.wait_leader()
         yield nodes
     finally:
         nodes.close()
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeSet]:
+    yield from running(tmp_path_factory.mktemp("http-single"), 1)
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeSet]:
-    nodes = NodeSet(tmp_path_factory.mktemp("http-cluster"), 3)
-    try:
-        nodes.wait_leader()
-        yield nodes
-    finally:
-        nodes.close()
+    yield from running(tmp_path_factory.mktemp("http-cluster"), 3)
 
 
 def seed_examples(addr: str, first: bool) -> None:
@@ -231,6 +232,7 @@ def test_metrics_parse_and_move(single: NodeSet) -> None:
         assert metric(http, "dqueue_queue_depth", status="pending") == pending + 7
         assert metric(http, "dqueue_raft_commit_index") > commit
         assert metric(http, "dqueue_raft_up") == 1
+        assert metric(http, "dqueue_raft_role", role="leader") == 1
         assert metric(http, "dqueue_http_request_duration_seconds_count",
                       route="/tasks/batch", method="POST", code="201") >= 1
     finally:

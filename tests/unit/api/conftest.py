@@ -30,7 +30,7 @@ class FakeRaft:
         self.fail_with: Exception | None = None
         self.keys: dict[str, str] = {}
         self.index = itertools.count(1)
-        self.metrics_value: Any = {"term": 3, "role": "leader"}
+        self.metrics_value: Any = {"term": 3, "commit_index": 7}
 
     def close(self) -> None:
         pass

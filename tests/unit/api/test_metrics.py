@@ -35,7 +35,7 @@ def test_numbers_strings_labelled_and_histograms():
     got = samples(families_from_plain(figures))
     assert got[("dqueue_raft_term", ())] == 4
     assert got[("dqueue_raft_elections_total", ())] == 2
-    assert got[("dqueue_raft_role", (("value", "follower"),))] == 1
+    assert got[("dqueue_raft_role", (("role", "follower"),))] == 1
     assert got[("dqueue_raft_peer_send_dropped_total", (("peer", "n2"),))] == 3
     assert got[("dqueue_raft_fsync_seconds_bucket", (("le", "0.01"),))] == 9
     assert got[("dqueue_raft_fsync_seconds_bucket", (("le", "+Inf"),))] == 10

@@ -55,7 +55,8 @@ def test_metrics_text_moves_with_traffic(client):
     assert sample(after, "dqueue_tasks_enqueued_total", type="email") == 2
     assert sample(after, "dqueue_raft_up") == 1
     assert sample(after, "dqueue_raft_term") == 3
-    assert sample(after, "dqueue_raft_role", value="leader") == 1
+    assert sample(after, "dqueue_raft_role", role="leader") == 1
+    assert sample(after, "dqueue_raft_commit_index") == 7
     assert sample(after, "dqueue_queue_depth", status="pending") == 2
     assert sample(after, "dqueue_http_request_duration_seconds_count",
                   route="/tasks", method="POST", code="201") == 2
