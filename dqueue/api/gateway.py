@@ -118,8 +118,11 @@ class WorkerGateway:
         self._peers: dict[bytes, Peer] = {}
         self._rid_prefix = os.urandom(4).hex()
         self._rids = itertools.count(1)
-        self._requests = Counter("dqueue_gateway_requests", "Worker requests received, by kind",
-                                 ["kind"], registry=registry)
+        requests = Counter("dqueue_gateway_requests", "Worker requests received, by kind",
+                           ["kind"], registry=registry)
+        # Children resolved once: labels() takes a lock and a lookup on every call.
+        self._requests = {kind: requests.labels(kind.decode()) for kind in _KNOWN_KINDS}
+        self._requests_unknown = requests.labels("unknown")
         self._dropped = Counter("dqueue_gateway_dropped",
                                 "Messages dropped by the worker gateway, by reason",
                                 ["reason"], registry=registry)
@@ -207,8 +210,7 @@ class WorkerGateway:
             peer = self._peers[identity] = Peer(last_seen=now)
             self._workers.set(len(self._peers))
         peer.last_seen = now
-        kind_name = kind.decode("ascii", "replace")
-        self._requests.labels(kind_name if kind in _KNOWN_KINDS else "unknown").inc()
+        self._requests.get(kind, self._requests_unknown).inc()
         rid = body.get("rid")
         if kind == b"bye":
             self._drop_peer(identity)
