@@ -98,8 +98,10 @@ def handle_install_snapshot(r: Raft, m: Message) -> None:
         if m.done:
             r.snapshot_receiving = None
             restore_snapshot(r, Snapshot(meta, bytes(buffer)))
+            # Answer with the commit index, never the last index: entries above the commit
+            # index may be a stale suffix that does not match the leader (Raft 5.3).
             r.send(Message(_MT.INSTALL_SNAPSHOT_RESPONSE, m.sender, r.id, r.current_term,
-                           snapshot_meta=meta, index=r.log.last_index(), done=True))
+                           snapshot_meta=meta, index=r.log.committed, done=True))
             return
     r.send(Message(_MT.INSTALL_SNAPSHOT_RESPONSE, m.sender, r.id, r.current_term,
                    snapshot_meta=meta, index=len(buffer)))

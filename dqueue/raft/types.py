@@ -178,7 +178,7 @@ class Message:
       read sequence (ReadIndex), echoed in HEARTBEAT_RESPONSE.
     - INSTALL_SNAPSHOT: ``snapshot_meta`` of the snapshot, ``offset`` and ``data`` of one
       chunk, ``done`` on the last chunk. The response's ``index`` is the next offset wanted,
-      or on ``done`` the follower's last log index.
+      or on ``done`` the follower's commit index (all of it matches the leader).
     - PROPOSE: ``entries`` forwarded to the leader (term 0: not a term-bearing message).
     - READ_INDEX: ``context`` of a read forwarded to the leader (term 0); the response carries
       the read's ``index`` and ``context``.

@@ -227,3 +227,16 @@ def test_forwarded_proposal_is_appended_by_leader_only():
     follower = member("n3")
     follower.step(Message(MT.PROPOSE, "n3", "n2", 0, entries=(Entry(0, 0, data=b"p"),)))
     assert follower.log.last_index() == 0 and drain(follower) == []
+
+
+def test_snapshot_answer_claims_only_committed_prefix():
+    """A follower that already committed past the snapshot keeps its log; its answer must
+    not claim its uncommitted, possibly divergent suffix as matching (Raft 5.3)."""
+    raft = member("n2", entries=[Entry(i, 1) for i in range(1, 9)], term=1)
+    raft.step(Message(MT.APPEND_ENTRIES, "n2", "n1", 1, index=8, log_term=1, commit=5))
+    drain(raft)
+    meta = SnapshotMeta(4, 1, MEMBERS)
+    raft.step(Message(MT.INSTALL_SNAPSHOT, "n2", "n1", 1, snapshot_meta=meta, data=b"s",
+                      done=True))
+    (answer,) = drain(raft)
+    assert answer.done and answer.index == 5 and raft.log.last_index() == 8
