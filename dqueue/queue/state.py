@@ -18,7 +18,9 @@ Indexes (all heaps use lazy deletion: an entry is checked against its task when 
 from __future__ import annotations
 
 import heapq
+import sys
 from collections.abc import Callable, Iterable
+from heapq import heappop, heappush
 from typing import Any
 
 from dqueue.queue import snapshot as snapshot_codec
@@ -32,6 +34,7 @@ from dqueue.queue.commands import (
     InvalidCommand,
     Lease,
     Nack,
+    NewTask,
     Purge,
     Redrive,
     Tick,
@@ -96,7 +99,6 @@ class QueueState:
         # key -> (task id, expires_at_ms); a key is live while expires_at_ms > clock_ms.
         self._dedup: dict[str, tuple[str, int]] = {}
         self._dedup_heap: list[tuple[int, str]] = []
-        self._types: dict[str, str] = {}
 
     # ------------------------------------------------------------------ apply
 
@@ -125,22 +127,22 @@ class QueueState:
         clock_ms = self.clock_ms
         leases = self._leases
         while leases and leases[0][0] <= clock_ms:
-            expires_at_ms, _, token, task = heapq.heappop(leases)
+            expires_at_ms, _, token, task = heappop(leases)
             if task.lease_token == token and task.lease_expires_at_ms == expires_at_ms:
                 # DESIGN section 3: an expired lease is a failed attempt, timed at its expiry.
                 self._fail_attempt(task, expires_at_ms, LEASE_EXPIRED, False)
         delayed = self._delayed
         while delayed and delayed[0][0] <= clock_ms:
-            _, _, epoch, task = heapq.heappop(delayed)
+            _, _, epoch, task = heappop(delayed)
             if task.status is _PENDING and task.epoch == epoch:
                 self._push_ready(task)
         finished = self._finished
         while finished and finished[0][0] <= clock_ms:
-            _, seq, task = heapq.heappop(finished)
+            _, seq, task = heappop(finished)
             self._maybe_prune(task, seq)
         dedup_heap = self._dedup_heap
         while dedup_heap and dedup_heap[0][0] <= clock_ms:
-            _, key = heapq.heappop(dedup_heap)
+            _, key = heappop(dedup_heap)
             entry = self._dedup.get(key)
             if entry is not None and entry[1] <= clock_ms:
                 del self._dedup[key]
@@ -150,43 +152,45 @@ class QueueState:
         leases = self._leases
         while leases and (leases[0][3].lease_token != leases[0][2]
                           or leases[0][3].lease_expires_at_ms != leases[0][0]):
-            heapq.heappop(leases)
+            heappop(leases)
         delayed = self._delayed
         while delayed and (delayed[0][3].status is not _PENDING
                            or delayed[0][3].epoch != delayed[0][2]):
-            heapq.heappop(delayed)
+            heappop(delayed)
 
     # ------------------------------------------------------------------ index upkeep
 
     def _set_status(self, task: Task, status: TaskStatus) -> None:
-        by_type = self._by_status[task.status]
-        members = by_type[task.type]
-        del members[task.id]
-        if not members:
-            del by_type[task.type]
-        members = self._by_status[status].get(task.type)
+        # Empty member dicts are kept here (cheap churn) and dropped by _remove.
+        by_status = self._by_status
+        del by_status[task.status][task.type][task.id]
+        members = by_status[status].get(task.type)
         if members is None:
-            members = self._by_status[status][task.type] = {}
+            members = by_status[status][task.type] = {}
         members[task.id] = task
         task.status = status
 
     def _push_ready(self, task: Task) -> None:
         """Index a pending task that is visible now (``visible_at_ms <= clock_ms``)."""
-        task.epoch += 1
-        entry = (-task.priority, task.seq, task.epoch, task)
-        heapq.heappush(self._ready_all, entry)
-        heap = self._ready_by_type.get(task.type)
+        task.epoch = epoch = task.epoch + 1
+        task_type = task.type
+        # One tuple shared by both heaps; (-priority, seq) orders them (DESIGN section 3).
+        entry = (-task.priority, task.seq, epoch, task)
+        ready_all = self._ready_all
+        heappush(ready_all, entry)
+        heap = self._ready_by_type.get(task_type)
         if heap is None:
-            heap = self._ready_by_type[task.type] = []
-        heapq.heappush(heap, entry)
-        count = self._ready_count[task.type] = self._ready_count.get(task.type, 0) + 1
-        self._ready_total += 1
+            heap = self._ready_by_type[task_type] = []
+        heappush(heap, entry)
+        counts = self._ready_count
+        count = counts[task_type] = counts.get(task_type, 0) + 1
+        total = self._ready_total = self._ready_total + 1
         # Stale entries (left by leases taken through the other heap) are dropped when they
         # outnumber live ones: amortized O(1) per push, memory O(live entries).
         if len(heap) > _STALE_FACTOR * count + _STALE_SLACK:
-            self._ready_by_type[task.type] = self._live_entries(heap)
-        if len(self._ready_all) > _STALE_FACTOR * self._ready_total + _STALE_SLACK:
-            self._ready_all = self._live_entries(self._ready_all)
+            self._ready_by_type[task_type] = self._live_entries(heap)
+        if len(ready_all) > _STALE_FACTOR * total + _STALE_SLACK:
+            self._ready_all = self._live_entries(ready_all)
 
     def _make_pending(self, task: Task) -> None:
         """Index a task that just became pending, as ready or as delayed."""
@@ -194,22 +198,21 @@ class QueueState:
             self._push_ready(task)
         else:
             task.epoch += 1
-            heapq.heappush(self._delayed, (task.visible_at_ms, task.seq, task.epoch, task))
+            heappush(self._delayed, (task.visible_at_ms, task.seq, task.epoch, task))
 
     def _leave_ready(self, task: Task) -> None:
         """Account for a visible pending task leaving the ready heaps (its entries go stale)."""
         count = self._ready_count[task.type] - 1
         if count:
             self._ready_count[task.type] = count
-        else:
+        else:  # no live entry is left in this type's heap: drop it whole
             del self._ready_count[task.type]
-            if len(self._ready_by_type[task.type]) > _STALE_SLACK:
-                del self._ready_by_type[task.type]
+            del self._ready_by_type[task.type]
         self._ready_total -= 1
 
     def _finish(self, task: Task, status: TaskStatus) -> None:
         self._set_status(task, status)
-        heapq.heappush(self._finished,
+        heappush(self._finished,
                        (task.updated_at_ms + self.config.retention_ms, task.seq, task))
 
     def _maybe_prune(self, task: Task, seq: int) -> None:
@@ -221,17 +224,19 @@ class QueueState:
             entry = self._dedup.get(key)
             if entry is not None and entry[0] == task.id and entry[1] > self.clock_ms:
                 # A live key must still answer with its task: keep it until the key expires.
-                heapq.heappush(self._finished, (entry[1], seq, task))
+                heappush(self._finished, (entry[1], seq, task))
                 return
         self._remove(task)
 
     def _remove(self, task: Task) -> None:
         del self._tasks[task.id]
-        by_type = self._by_status[task.status]
-        members = by_type[task.type]
-        del members[task.id]
-        if not members:
-            del by_type[task.type]
+        del self._by_status[task.status][task.type][task.id]
+        # Drop the type's member dicts once it has no task at all: memory stays bounded even
+        # when types come and go.
+        groups = [by_type.get(task.type) for by_type in self._by_status.values()]
+        if not any(groups):
+            for by_type in self._by_status.values():
+                by_type.pop(task.type, None)
         key = task.idempotency_key
         if key is not None:
             entry = self._dedup.get(key)
@@ -257,7 +262,10 @@ class QueueState:
     # ------------------------------------------------------------------ handlers
 
     def _enqueue(self, cmd: Enqueue, index: int) -> Outcome:
-        if len(cmd.tasks) > self.config.max_batch:
+        new_tasks = cmd.tasks
+        if len(new_tasks) == 1:
+            return self._enqueue_one(new_tasks[0])
+        if len(new_tasks) > self.config.max_batch:
             return _fail("invalid", f"tasks: at most {self.config.max_batch} per enqueue")
         clock_ms = self.clock_ms
         dedup = self._dedup
@@ -265,7 +273,7 @@ class QueueState:
         originals: list[Task | None] = []
         new_keys: dict[str, int] = {}
         new_ids: set[str] = set()
-        for position, new in enumerate(cmd.tasks):
+        for position, new in enumerate(new_tasks):
             key = new.idempotency_key
             original = None
             if key is not None:
@@ -284,8 +292,7 @@ class QueueState:
             originals.append(original)
         tasks: list[dict[str, Any]] = []
         duplicates: list[bool] = []
-        window_ms = self.config.dedup_window_ms
-        for position, new in enumerate(cmd.tasks):
+        for position, new in enumerate(new_tasks):
             original = originals[position]
             key = new.idempotency_key
             if original is None and key is not None and new_keys[key] != position:
@@ -293,29 +300,54 @@ class QueueState:
             if original is not None:
                 tasks.append(original.to_plain())
                 duplicates.append(True)
-                continue
-            task_type = self._types.setdefault(new.type, new.type)
-            task = Task(new.id, task_type, new.payload, new.priority,
-                        self.config.max_retries if new.max_retries is None else new.max_retries,
-                        key, clock_ms, clock_ms + new.delay_ms, self._next_seq)
-            self._next_seq += 1
-            self._tasks[new.id] = task
-            members = self._by_status[_PENDING].get(task_type)
-            if members is None:
-                members = self._by_status[_PENDING][task_type] = {}
-            members[new.id] = task
-            self._make_pending(task)
-            if key is not None:
-                dedup[key] = (new.id, clock_ms + window_ms)
-                heapq.heappush(self._dedup_heap, (clock_ms + window_ms, key))
-            tasks.append(task.to_plain())
-            duplicates.append(False)
+            else:
+                tasks.append(self._create(new).to_plain())
+                duplicates.append(False)
         return _ok({"tasks": tasks, "duplicates": duplicates})
+
+    def _enqueue_one(self, new: NewTask) -> Outcome:
+        """The common single-task enqueue, without the batch bookkeeping."""
+        key = new.idempotency_key
+        if key is not None:
+            entry = self._dedup.get(key)
+            if entry is not None and entry[1] > self.clock_ms:
+                original = self._tasks.get(entry[0])
+                if original is not None:
+                    return _ok({"tasks": [original.to_plain()], "duplicates": [True]})
+        if new.id in self._tasks:
+            return _fail("invalid", f"tasks[0].id: task {new.id} exists")
+        return _ok({"tasks": [self._create(new).to_plain()], "duplicates": [False]})
+
+    def _create(self, new: NewTask) -> Task:
+        """Add a new pending task (its id is known to be free) and index it."""
+        clock_ms = self.clock_ms
+        task_type = sys.intern(new.type)  # one str object per type while tasks use it
+        key = new.idempotency_key
+        max_retries = self.config.max_retries if new.max_retries is None else new.max_retries
+        task = Task(new.id, task_type, new.payload, new.priority, max_retries, key, clock_ms,
+                    clock_ms + new.delay_ms, self._next_seq)
+        self._next_seq += 1
+        self._tasks[new.id] = task
+        pending = self._by_status[_PENDING]
+        members = pending.get(task_type)
+        if members is None:
+            members = pending[task_type] = {}
+        members[new.id] = task
+        if new.delay_ms:
+            task.epoch = 1
+            heappush(self._delayed, (task.visible_at_ms, task.seq, 1, task))
+        else:
+            self._push_ready(task)
+        if key is not None:
+            expires_at_ms = clock_ms + self.config.dedup_window_ms
+            self._dedup[key] = (new.id, expires_at_ms)
+            heappush(self._dedup_heap, (expires_at_ms, key))
+        return task
 
     def _pop_ready(self, heap: list[tuple[int, int, int, Task]]) -> Task | None:
         """Pop and return the best live task of ``heap``, dropping stale entries on the way."""
         while heap:
-            _, _, epoch, task = heapq.heappop(heap)
+            _, _, epoch, task = heappop(heap)
             if task.status is _PENDING and task.epoch == epoch:
                 return task
         return None
@@ -326,7 +358,7 @@ class QueueState:
         best = None
         for heap in heaps:
             while heap and (heap[0][3].status is not _PENDING or heap[0][3].epoch != heap[0][2]):
-                heapq.heappop(heap)
+                heappop(heap)
             if heap and (best is None or heap[0] < best[0]):
                 best = heap
         return best
@@ -340,8 +372,11 @@ class QueueState:
         clock_ms = self.clock_ms
         expires_at_ms = clock_ms + lease_ms
         leased: list[dict[str, Any]] = []
-        if cmd.types is None:
+        types = cmd.types
+        if types is None:
             heaps = [self._ready_all]
+        elif len(types) == 1:
+            heaps = [self._ready_by_type[types[0]]] if types[0] in self._ready_count else []
         else:
             heaps = [self._ready_by_type[t] for t in sorted(set(cmd.types))
                      if t in self._ready_count]
@@ -358,7 +393,7 @@ class QueueState:
             task.lease_token = token
             task.lease_expires_at_ms = expires_at_ms
             task.updated_at_ms = clock_ms
-            heapq.heappush(self._leases, (expires_at_ms, task.seq, token, task))
+            heappush(self._leases, (expires_at_ms, task.seq, token, task))
             leased.append(task.to_plain())
         return _ok({"tasks": leased})
 
@@ -371,28 +406,33 @@ class QueueState:
     def _holder(self, task_id: str, worker_id: str, token: str | None) -> Task | Outcome:
         """Return the task if the caller holds its live lease, else the failure outcome."""
         task = self._tasks.get(task_id)
-        if task is None:
-            return _fail("not_found", f"id: no task {task_id}")
-        if (task.status is _LEASED and task.lease_worker == worker_id
+        if (task is not None and task.status is _LEASED and task.lease_worker == worker_id
                 and (token is None or token == task.lease_token)):
             return task
+        return self._not_held(task_id, task, worker_id)
+
+    @staticmethod
+    def _not_held(task_id: str, task: Task | None, worker_id: str) -> Outcome:
+        if task is None:
+            return _fail("not_found", f"id: no task {task_id}")
         return _fail("lease_conflict", f"id: worker {worker_id} does not hold the lease of "
                                        f"task {task_id}")
 
     def _ack(self, cmd: Ack, index: int) -> Outcome:
         task = self._tasks.get(cmd.id)
+        token = cmd.token
+        if task is not None and task.status is _LEASED and task.lease_worker == cmd.worker_id \
+                and (token is None or token == task.lease_token):
+            task.done_worker, task.done_token = task.lease_worker, task.lease_token
+            task.lease_worker = task.lease_token = task.lease_expires_at_ms = None
+            task.updated_at_ms = self.clock_ms
+            self._finish(task, TaskStatus.COMPLETED)
+            return _ok({"task": task.to_plain()})
         if (task is not None and task.status is TaskStatus.COMPLETED
                 and task.done_worker == cmd.worker_id
-                and (cmd.token is None or cmd.token == task.done_token)):
+                and (token is None or token == task.done_token)):
             return _ok({"task": task.to_plain()})  # repeat by the holder that completed it
-        held = self._holder(cmd.id, cmd.worker_id, cmd.token)
-        if not isinstance(held, Task):
-            return held
-        held.done_worker, held.done_token = held.lease_worker, held.lease_token
-        self._clear_lease(held)
-        held.updated_at_ms = self.clock_ms
-        self._finish(held, TaskStatus.COMPLETED)
-        return _ok({"task": held.to_plain()})
+        return self._not_held(cmd.id, task, cmd.worker_id)
 
     def _nack(self, cmd: Nack, index: int) -> Outcome:
         held = self._holder(cmd.id, cmd.worker_id, cmd.token)
@@ -410,7 +450,7 @@ class QueueState:
             return held
         held.lease_expires_at_ms = self.clock_ms + lease_ms
         held.updated_at_ms = self.clock_ms
-        heapq.heappush(self._leases,
+        heappush(self._leases,
                        (held.lease_expires_at_ms, held.seq, held.lease_token, held))
         return _ok({"task": held.to_plain()})
 
@@ -474,6 +514,8 @@ class QueueState:
         by_type: dict[str, dict[str, int]] = {}
         for status, members_by_type in self._by_status.items():
             for task_type, members in members_by_type.items():
+                if not members:
+                    continue
                 by_status[status.value] += len(members)
                 counts = by_type.get(task_type)
                 if counts is None:
@@ -568,7 +610,7 @@ class QueueState:
         retention_ms = self.config.retention_ms
         ready: list[tuple[int, int, int, Task]] = []
         for task in decoded.tasks:
-            self._types.setdefault(task.type, task.type)
+            task.type = sys.intern(task.type)
             self._tasks[task.id] = task
             members = self._by_status[task.status].setdefault(task.type, {})
             members[task.id] = task

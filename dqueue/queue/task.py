@@ -68,7 +68,7 @@ class Task:
                      "expires_at_ms": self.lease_expires_at_ms}
         return {"id": self.id, "type": self.type, "payload": self.payload,
                 "priority": self.priority, "max_retries": self.max_retries,
-                "attempts": self.attempts, "status": self.status.value,
+                "attempts": self.attempts, "status": self.status._value_,
                 "idempotency_key": self.idempotency_key, "created_at_ms": self.created_at_ms,
                 "updated_at_ms": self.updated_at_ms, "visible_at_ms": self.visible_at_ms,
                 "lease": lease, "last_error": self.last_error}

@@ -1,0 +1,130 @@
+"""Benchmark of the queue state machine: apply rates, snapshot and restore, memory per task.
+
+Run from the repository root:
+
+    .venv/bin/python bench/bench_queue.py                 # 10,000 and 1,000,000 tasks
+    .venv/bin/python bench/bench_queue.py --sizes 10000   # a quick run
+
+Commands are built before the timed loops, as the node does when it decodes a log entry, so
+the figures are the cost of ``QueueState.apply`` itself. Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import time
+import tracemalloc
+
+from dqueue.queue import Ack, Enqueue, Lease, NewTask, QueueConfig, QueueState
+
+TYPES = ("email", "sms", "push", "report")
+
+
+def make_payload(i: int, payload_bytes: int) -> dict[str, str]:
+    """A JSON object whose compact encoding is ``payload_bytes`` long."""
+    head = {"to": f"user-{i:08d}@example.com", "body": ""}
+    pad = payload_bytes - len(json.dumps(head, separators=(",", ":")))
+    head["body"] = "x" * max(pad, 0)
+    return head
+
+
+def make_enqueues(count: int, payload_bytes: int, batch: int) -> list[Enqueue]:
+    commands = []
+    for start in range(0, count, batch):
+        tasks = tuple(NewTask(id=f"{i:032x}", type=TYPES[i % len(TYPES)],
+                              payload=make_payload(i, payload_bytes), priority=i % 3)
+                      for i in range(start, min(start + batch, count)))
+        commands.append(Enqueue(tasks=tasks, now_ms=1_000 + start))
+    return commands
+
+
+def fill(state: QueueState, commands: list[Enqueue], index: int) -> tuple[int, float]:
+    started = time.perf_counter()
+    for command in commands:
+        index += 1
+        state.apply(command, index)
+    return index, time.perf_counter() - started
+
+
+def lease_ack_cycles(state: QueueState, cycles: int, index: int, typed: bool) -> float:
+    now_ms = state.clock_ms
+    leases = [Lease(worker_id="w1", types=(TYPES[i % len(TYPES)],) if typed else None,
+                    now_ms=now_ms) for i in range(cycles)]
+    started = time.perf_counter()
+    for lease in leases:
+        index += 1
+        task = state.apply(lease, index)["value"]["tasks"][0]
+        index += 1
+        state.apply(Ack(id=task["id"], worker_id="w1", token=task["lease"]["token"],
+                        now_ms=now_ms), index)
+    return time.perf_counter() - started
+
+
+def memory_per_task(count: int, payload_bytes: int) -> float:
+    """Bytes per pending task held by the state, beyond the payload objects themselves."""
+    gc.collect()
+    tracemalloc.start()
+    payloads = [make_payload(i, payload_bytes) for i in range(count)]
+    with_payloads = tracemalloc.get_traced_memory()[0]
+    state = QueueState(QueueConfig())
+    for i in range(count):
+        task = NewTask(id=f"{i:032x}", type=TYPES[i % len(TYPES)], payload=payloads[i],
+                       priority=i % 3)
+        state.apply(Enqueue(tasks=(task,), now_ms=1_000), i + 1)
+    gc.collect()
+    with_state = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return (with_state - with_payloads) / count
+
+
+def run(count: int, payload_bytes: int) -> None:
+    print(f"\n== {count:,} pending tasks, {payload_bytes}-byte payloads ==")
+    singles = make_enqueues(count, payload_bytes, 1)
+    state = QueueState(QueueConfig())
+    gc.disable()
+    try:
+        index, seconds = fill(state, singles, 0)
+    finally:
+        gc.enable()
+    print(f"enqueue, 1 task per command:    {count / seconds:12,.0f} applies/s")
+    del singles
+    batches = make_enqueues(count, payload_bytes, 100)
+    batched = QueueState(QueueConfig())
+    _, seconds = fill(batched, batches, 0)
+    print(f"enqueue, 100 tasks per command: {count / seconds:12,.0f} tasks/s")
+    del batched, batches
+    cycles = min(count // 2, 100_000)
+    for typed in (False, True):
+        seconds = lease_ack_cycles(state, cycles, index, typed)
+        index += 2 * cycles
+        label = "lease(1 type)+ack" if typed else "lease(any)+ack   "
+        print(f"{label} cycles:       {cycles / seconds:12,.0f} cycles/s")
+    started = time.perf_counter()
+    data = state.snapshot()
+    snap_s = time.perf_counter() - started
+    restored = QueueState(QueueConfig())
+    started = time.perf_counter()
+    restored.restore(data)
+    restore_s = time.perf_counter() - started
+    assert restored.snapshot() == data
+    print(f"snapshot of {len(state._tasks):,} tasks: {snap_s:6.2f} s, "
+          f"{len(data) / 1e6:,.1f} MB; restore {restore_s:6.2f} s")
+    del state, restored, data
+    print(f"memory per pending task beyond its payload: "
+          f"{memory_per_task(count, payload_bytes):,.0f} bytes")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,1000000",
+                        help="comma-separated numbers of pending tasks")
+    parser.add_argument("--payload-bytes", type=int, default=200)
+    args = parser.parse_args()
+    for size in (int(s) for s in args.sizes.split(",")):
+        run(size, args.payload_bytes)
+
+
+if __name__ == "__main__":
+    main()
