@@ -383,6 +383,7 @@ class RaftProcess:
         self.log_bytes = 0
         self.counters["snapshots_installed_total"] += 1
         log_event(logger, logging.INFO, "snapshot_installed", index=meta.index, term=meta.term)
+        self.router.on_applied_to(self.applied)
 
     def _apply(self, rd: Ready) -> None:
         queue, router, parsed = self.queue, self.router, self._parsed
