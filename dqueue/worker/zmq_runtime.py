@@ -84,6 +84,7 @@ class ZmqRuntime(WorkerRuntime):
         self._bound = threading.Event()
         self._local = threading.local()
         self._driver_ident: int | None = None
+        self._wake_pending = False
         # I/O-thread state, set up by _drive/_connect.
         self._client: ZmqWorkerClient | None = None
         self._pending: dict[Any, Request] = {}
@@ -95,12 +96,18 @@ class ZmqRuntime(WorkerRuntime):
 
     def _send_completion(self, completion: Completion) -> None:
         self._count(completion.verdict)
-        self._inbox.put(("done", completion))
-        self._wake()
+        self._post(("done", completion))
 
     def _send_extend(self, task: Task, lease_s: float | None) -> None:
-        self._inbox.put(("extend", (task, lease_s)))
-        self._wake()
+        self._post(("extend", (task, lease_s)))
+
+    def _post(self, item: tuple[str, Any]) -> None:
+        """Queue ``item`` for the I/O thread; wake it only if no wake-up is pending since it
+        last read the inbox (it clears the flag before reading, so nothing is left behind)."""
+        self._inbox.put(item)
+        if not self._wake_pending:
+            self._wake_pending = True
+            self._wake()
 
     def _wake(self) -> None:
         if threading.get_ident() == self._driver_ident or not self._bound.is_set():
@@ -162,7 +169,7 @@ class ZmqRuntime(WorkerRuntime):
                     client.socket.close(0)
                     self._endpoint_index = (self._endpoint_index + 1) % len(self.endpoints)
                     client = self._connect(poller, now)
-                events = dict(poller.poll(POLL_MS))
+                events = dict(poller.poll(0 if not self._inbox.empty() else POLL_MS))
                 if pull in events:
                     while True:
                         try:
@@ -212,6 +219,7 @@ class ZmqRuntime(WorkerRuntime):
                 and now - self._last_heard > self._gateway_silence_s)
 
     def _read_inbox(self, now: float) -> None:
+        self._wake_pending = False
         for _ in range(MAX_INBOX_BURST):
             try:
                 what, item = self._inbox.get_nowait()
