@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import time
 import tracemalloc
 
@@ -40,26 +41,41 @@ def make_enqueues(count: int, payload_bytes: int, batch: int) -> list[Enqueue]:
     return commands
 
 
-def fill(state: QueueState, commands: list[Enqueue], index: int) -> tuple[int, float]:
-    started = time.perf_counter()
-    for command in commands:
-        index += 1
-        state.apply(command, index)
-    return index, time.perf_counter() - started
+class Timer:
+    """Wall-clock and CPU seconds of a block: the machine is shared, so both are printed."""
+
+    def __enter__(self) -> Timer:
+        self.wall_s, self.cpu_s = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall_s = time.perf_counter() - self.wall_s
+        self.cpu_s = time.process_time() - self.cpu_s
+
+    def rate(self, count: int) -> str:
+        return f"{count / self.wall_s:10,.0f}/s wall {count / self.cpu_s:10,.0f}/s cpu"
 
 
-def lease_ack_cycles(state: QueueState, cycles: int, index: int, typed: bool) -> float:
+def fill(state: QueueState, commands: list[Enqueue], index: int) -> tuple[int, Timer]:
+    with Timer() as timer:
+        for command in commands:
+            index += 1
+            state.apply(command, index)
+    return index, timer
+
+
+def lease_ack_cycles(state: QueueState, cycles: int, index: int, typed: bool) -> Timer:
     now_ms = state.clock_ms
     leases = [Lease(worker_id="w1", types=(TYPES[i % len(TYPES)],) if typed else None,
                     now_ms=now_ms) for i in range(cycles)]
-    started = time.perf_counter()
-    for lease in leases:
-        index += 1
-        task = state.apply(lease, index)["value"]["tasks"][0]
-        index += 1
-        state.apply(Ack(id=task["id"], worker_id="w1", token=task["lease"]["token"],
-                        now_ms=now_ms), index)
-    return time.perf_counter() - started
+    with Timer() as timer:
+        for lease in leases:
+            index += 1
+            task = state.apply(lease, index)["value"]["tasks"][0]
+            index += 1
+            state.apply(Ack(id=task["id"], worker_id="w1", token=task["lease"]["token"],
+                            now_ms=now_ms), index)
+    return timer
 
 
 def memory_per_task(count: int, payload_bytes: int) -> float:
@@ -80,37 +96,34 @@ def memory_per_task(count: int, payload_bytes: int) -> float:
 
 
 def run(count: int, payload_bytes: int) -> None:
-    print(f"\n== {count:,} pending tasks, {payload_bytes}-byte payloads ==")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"\n== {count:,} pending tasks, {payload_bytes}-byte payloads (load {load}) ==")
     singles = make_enqueues(count, payload_bytes, 1)
     state = QueueState(QueueConfig())
-    gc.disable()
-    try:
-        index, seconds = fill(state, singles, 0)
-    finally:
-        gc.enable()
-    print(f"enqueue, 1 task per command:    {count / seconds:12,.0f} applies/s")
+    index, timer = fill(state, singles, 0)
+    print(f"enqueue, 1 task per command:    {timer.rate(count)} applies")
     del singles
     batches = make_enqueues(count, payload_bytes, 100)
     batched = QueueState(QueueConfig())
-    _, seconds = fill(batched, batches, 0)
-    print(f"enqueue, 100 tasks per command: {count / seconds:12,.0f} tasks/s")
+    _, timer = fill(batched, batches, 0)
+    print(f"enqueue, 100 tasks per command: {timer.rate(count)} tasks")
     del batched, batches
     cycles = min(count // 2, 100_000)
     for typed in (False, True):
-        seconds = lease_ack_cycles(state, cycles, index, typed)
+        timer = lease_ack_cycles(state, cycles, index, typed)
         index += 2 * cycles
         label = "lease(1 type)+ack" if typed else "lease(any)+ack   "
-        print(f"{label} cycles:       {cycles / seconds:12,.0f} cycles/s")
-    started = time.perf_counter()
-    data = state.snapshot()
-    snap_s = time.perf_counter() - started
+        print(f"{label} cycles:       {timer.rate(cycles)} cycles")
+    with Timer() as snap:
+        data = state.snapshot()
     restored = QueueState(QueueConfig())
-    started = time.perf_counter()
-    restored.restore(data)
-    restore_s = time.perf_counter() - started
-    assert restored.snapshot() == data
-    print(f"snapshot of {len(state._tasks):,} tasks: {snap_s:6.2f} s, "
-          f"{len(data) / 1e6:,.1f} MB; restore {restore_s:6.2f} s")
+    with Timer() as restore:
+        restored.restore(data)
+    if restored.snapshot() != data:
+        raise SystemExit("restore did not reproduce the snapshot")
+    print(f"snapshot of {len(state._tasks):,} tasks ({len(data) / 1e6:,.1f} MB): "
+          f"{snap.wall_s:.2f} s wall {snap.cpu_s:.2f} s cpu; "
+          f"restore {restore.wall_s:.2f} s wall {restore.cpu_s:.2f} s cpu")
     del state, restored, data
     print(f"memory per pending task beyond its payload: "
           f"{memory_per_task(count, payload_bytes):,.0f} bytes")
