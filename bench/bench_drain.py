@@ -6,12 +6,15 @@ Starts a fresh cluster of full nodes on 127.0.0.1 (free ports, a temporary direc
 transport, enqueues the tasks with the SDK in batches of 1,000, starts the workers as separate
 ``dqueue-worker`` processes (``--zmq`` to the nodes' gateways or ``--server`` to their HTTP API,
 spread round-robin over the nodes), and polls ``/stats`` until every task is completed. Prints
-the figures; asserts nothing. Every process it started is killed at the end.
+the rates and the CPU time the nodes and the workers spent per drained task (which does not depend
+on how busy the machine is, so it gives the ceiling on idle cores); asserts nothing. Every process
+it started is killed at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import tempfile
@@ -30,6 +33,32 @@ def completed(client: Client) -> int:
     return int(client.stats()["tasks"].get("completed", 0))
 
 
+def tree_cpu_s(root: int) -> float:
+    """CPU seconds (user + system) used so far by process ``root`` and its live descendants
+    (Linux /proc): a node's supervisor with its Raft and API processes, or a worker."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parent: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(entry)] = int(fields[1])
+        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    total = 0.0
+    for pid, seconds in cpu.items():
+        node = pid
+        while node > 1 and node != root:
+            node = parent.get(node, 0)
+        if node == root:
+            total += seconds
+    return total
+
+
 def run_once(args: argparse.Namespace, transport: str) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="dqueue-bench-") as tmp:
         cluster = NodeCluster(Path(tmp), args.nodes)
@@ -46,6 +75,8 @@ def run_once(args: argparse.Namespace, transport: str) -> dict[str, float]:
                        else [cluster.url(n) for n in cluster.ids])
             if args.connect == "leader":
                 targets = [cluster.zmq(leader) if transport == "zmq" else cluster.url(leader)]
+            node_groups = [n.proc.pid for n in cluster.nodes.values() if n.proc is not None]
+            nodes_cpu_before = sum(tree_cpu_s(g) for g in node_groups)
             start = time.monotonic()
             workers = []
             for i in range(args.workers):
@@ -73,6 +104,8 @@ def run_once(args: argparse.Namespace, transport: str) -> dict[str, float]:
                     last_at = now
                     break
                 time.sleep(0.05)
+            nodes_cpu = sum(tree_cpu_s(g) for g in node_groups) - nodes_cpu_before
+            workers_cpu = sum(tree_cpu_s(p.pid) for p in workers)
             for proc in workers:
                 proc.send_signal(signal.SIGTERM)
             for proc in workers:
@@ -83,7 +116,9 @@ def run_once(args: argparse.Namespace, transport: str) -> dict[str, float]:
             return {"enqueue_per_s": args.tasks / enqueue_s, "completed": done,
                     "total_s": total_s, "overall_per_s": done / total_s,
                     "steady_per_s": steady,
-                    "startup_s": (first_at - start) if first_at else float("nan")}
+                    "startup_s": (first_at - start) if first_at else float("nan"),
+                    "nodes_cpu_ms_per_task": nodes_cpu * 1000 / max(1, done),
+                    "workers_cpu_ms_per_task": workers_cpu * 1000 / max(1, done)}
         finally:
             cluster.close()
 
@@ -108,6 +143,12 @@ def main() -> int:
               f"{r['overall_per_s']:.0f} tasks/s overall (worker start-up included), "
               f"{r['steady_per_s']:.0f} tasks/s between 5% and 95%; "
               f"enqueue {r['enqueue_per_s']:.0f} tasks/s", flush=True)
+        cpu_ms = r["nodes_cpu_ms_per_task"] + r["workers_cpu_ms_per_task"]
+        print(f"     CPU per drained task: nodes (Raft + API, 3 nodes) "
+              f"{r['nodes_cpu_ms_per_task']:.2f} ms, workers "
+              f"{r['workers_cpu_ms_per_task']:.2f} ms (start-up included) -> ceiling on "
+              f"{os.cpu_count()} idle cores ~{os.cpu_count() * 1000 / cpu_ms:.0f} tasks/s",
+              flush=True)
     return 0
 
 
