@@ -1,9 +1,10 @@
-"""Snapshot bytes of the queue state: canonical JSON, so equal states give equal bytes.
+"""Snapshot bytes of the queue state: compact JSON, so equal histories give equal bytes.
 
 The document is ``{"format": 1, "clock_ms", "last_index", "next_seq", "tasks": [row, ...],
 "dedup": [[key, task_id, expires_at_ms], ...]}`` with tasks in seq (log) order, dedup entries
-sorted by key, object keys sorted and no whitespace. Index structures (heaps) are not stored:
-``QueueState.restore`` rebuilds them from the tasks.
+sorted by key and no whitespace. Payload objects keep their key order: it comes from the log
+bytes, so it is the same on every member, and a restored task reads exactly as before. Index
+structures (heaps) are not stored: ``QueueState.restore`` rebuilds them from the tasks.
 """
 
 from __future__ import annotations
@@ -34,11 +35,10 @@ class Decoded:
 
 def encode(clock_ms: int, last_index: int, next_seq: int, rows: list[list[Any]],
            dedup: list[tuple[str, str, int]]) -> bytes:
-    """Return the canonical bytes of a state given as task rows and dedup entries."""
+    """Return the bytes of a state given as task rows (seq order) and dedup entries (sorted)."""
     document = {"format": FORMAT, "clock_ms": clock_ms, "last_index": last_index,
                 "next_seq": next_seq, "tasks": rows, "dedup": dedup}
-    return json.dumps(document, sort_keys=True, separators=(",", ":"),
-                      allow_nan=False).encode("ascii")
+    return json.dumps(document, separators=(",", ":"), allow_nan=False).encode("ascii")
 
 
 def _is_int(value: Any) -> bool:

@@ -247,5 +247,5 @@ class QueueVersusModel(RuleBasedStateMachine):
 
 TestQueueVersusModel = QueueVersusModel.TestCase
 TestQueueVersusModel.settings = settings(
-    max_examples=80, stateful_step_count=30, deadline=None,
+    max_examples=60, stateful_step_count=30, deadline=None,
     suppress_health_check=[HealthCheck.too_slow])
