@@ -40,6 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = NodeConfig.from_json(args.config_json)
     configure_logging(config.id, "api", config.log_level, config.log_format)
+    # waitress warns on every request queued behind busy threads; saturation shows in the
+    # request latency histogram instead.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -63,11 +63,19 @@ class ApiDeps:
             raise from_raft_error(exc) from None
         return value_of(outcome)
 
-    def read(self, query: dict[str, Any], stale: bool = False) -> Any:
-        """Run a read query; raise the mapped ApiError on a Raft client failure."""
+    def read(
+        self, query: dict[str, Any], stale: bool = False, timeout_ms: int | None = None
+    ) -> Any:
+        """Run a read query; raise the mapped ApiError on a Raft client failure.
+
+        Args:
+            query: the plain query.
+            stale: serve from this node's applied state.
+            timeout_ms: deadline (default ``request_timeout_ms``).
+        """
         try:
             return self.link.client().read(
-                query, timeout_ms=self.config.request_timeout_ms, stale=stale
+                query, timeout_ms=timeout_ms or self.config.request_timeout_ms, stale=stale
             )
         except RaftClientError as exc:
             raise from_raft_error(exc) from None

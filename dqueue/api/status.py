@@ -10,6 +10,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from dqueue.api.deps import ApiDeps, send_json
 
+# Local reads (this node's own view) answer at once when the Raft process runs; a short deadline
+# lets a health check report a dead Raft process quickly.
+LOCAL_READ_TIMEOUT_MS = 1_000
+
 
 class Health:
     """``GET /health``: this node's view (local, answered without a leader)."""
@@ -18,7 +22,7 @@ class Health:
         self._deps = deps
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        value = self._deps.read({"op": "health"}, stale=True)
+        value = self._deps.read({"op": "health"}, stale=True, timeout_ms=LOCAL_READ_TIMEOUT_MS)
         send_json(resp, falcon.HTTP_200, {"status": "ok", **_plain_dict(value)})
 
 
@@ -45,7 +49,9 @@ class Cluster:
         self._deps = deps
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        value = _plain_dict(self._deps.read({"op": "cluster"}, stale=True))
+        value = _plain_dict(
+            self._deps.read({"op": "cluster"}, stale=True, timeout_ms=LOCAL_READ_TIMEOUT_MS)
+        )
         peers_http = self._deps.config.peers_http
         members = value.get("members")
         if isinstance(members, list):
