@@ -8,7 +8,7 @@ import pytest
 
 from dqueue.sim import LinkFaults
 
-from .helpers import commit_value, make_cluster, same_logs
+from .helpers import churn, commit_value, heal_and_commit, make_cluster, same_logs
 
 UNRELIABLE = LinkFaults(drop=0.1, duplicate=0.05, delay=0.2, max_delay_ticks=5)
 
@@ -87,10 +87,7 @@ def _figure8(cluster, rng: random.Random, rounds: int) -> None:
         if len(cluster.alive()) < quorum:
             down = [i for i in cluster.ids if cluster.nodes[i] is None]
             cluster.restart(rng.choice(down))
-    for node_id in cluster.ids:
-        cluster.restart(node_id)
-    cluster.network.faults = LinkFaults()
-    commit_value(cluster, b"final", max_ticks=1000)
+    heal_and_commit(cluster)
     assert same_logs(cluster, cluster.ids)
 
 
@@ -106,24 +103,9 @@ def test_figure8_unreliable(seed):
 
 def test_churn_with_crashes_and_restarts_while_clients_propose():
     cluster = make_cluster(5, seed=7, faults=UNRELIABLE)
-    rng = random.Random(7)
-    proposed = 0
-    for _ in range(1500):
-        alive = cluster.alive()
-        for _ in range(3):  # three clients
-            if alive and rng.random() < 0.3:
-                proposed += 1
-                cluster.propose(rng.choice(alive), b"c%d" % proposed)
-        if rng.random() < 0.02 and len(alive) > 0:
-            cluster.crash(rng.choice(alive))
-        for node_id in cluster.ids:
-            if cluster.nodes[node_id] is None and rng.random() < 0.05:
-                cluster.restart(node_id)
-        cluster.tick()
-    for node_id in cluster.ids:
-        cluster.restart(node_id)
-    cluster.network.faults = LinkFaults()
-    commit_value(cluster, b"final", max_ticks=1000)
+    churn(cluster, random.Random(7), ticks=1500, clients=3, propose=0.3, crash=0.02,
+          restart=0.05, prefix=b"c")
+    heal_and_commit(cluster)
     acked = cluster.checker.acked
     assert len(acked) > 100
     for node_id in cluster.ids:

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from dqueue.raft import Message, MessageType
+from dqueue.raft import MessageType
 
-from .helpers import commit_value, make_cluster, same_logs
-
-
-def record_deliveries(cluster) -> list[Message]:
-    """Wrap the network so that the test sees every delivered message."""
-    seen: list[Message] = []
-    due = cluster.network.due
-
-    def recording_due(now: int) -> list[Message]:
-        out = due(now)
-        seen.extend(out)
-        return out
-
-    cluster.network.due = recording_due
-    return seen
+from .helpers import (
+    commit_value,
+    diverge_old_leader,
+    make_cluster,
+    record_deliveries,
+    same_logs,
+)
 
 
 def test_basic_agreement():
@@ -78,17 +70,7 @@ def test_concurrent_proposals_commit_in_one_order_everywhere():
 
 def test_partitioned_old_leader_with_uncommitted_entries_is_overwritten():
     cluster = make_cluster(3)
-    old = cluster.wait_leader()
-    commit_value(cluster, b"base")
-    cluster.network.isolate(old, cluster.ids)
-    for n in range(10):
-        cluster.propose(old, b"stale%d" % n)
-    cluster.run(5)
-    assert cluster.raft(old).log.last_index() >= 11
-    others = tuple(i for i in cluster.ids if i != old)
-    cluster.wait_leader(among=others)
-    for n in range(3):
-        commit_value(cluster, b"new%d" % n, on=others)
+    old, _, _ = diverge_old_leader(cluster, stale=10, fresh=3)
     cluster.network.heal()
     commit_value(cluster, b"healed")
     assert same_logs(cluster, cluster.ids)
@@ -99,17 +81,7 @@ def test_fast_backup_over_fifty_divergent_entries():
     """Raft 5.3's optimization: the follower names its conflicting term, so the leader
     skips it in one round trip instead of one entry per round trip."""
     cluster = make_cluster(3, max_append_bytes=1 << 20)
-    old = cluster.wait_leader()
-    commit_value(cluster, b"base")
-    cluster.network.isolate(old, cluster.ids)
-    for n in range(50):
-        cluster.propose(old, b"stale%d" % n)
-    cluster.run(5)
-    others = tuple(i for i in cluster.ids if i != old)
-    new = cluster.wait_leader(among=others)
-    for n in range(50):
-        cluster.propose(new, b"fresh%d" % n)
-    commit_value(cluster, b"last", on=others)
+    old, new, others = diverge_old_leader(cluster, stale=50, fresh=50)
     # A fresh leader starts probing at its own last index, far past the divergence.
     successor = next(i for i in others if i != new)
     cluster.raft(new).transfer_leadership(successor)

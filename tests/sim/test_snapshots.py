@@ -7,8 +7,15 @@ import random
 from dqueue.raft import MessageType
 from dqueue.sim import LinkFaults
 
-from .helpers import commit_value, make_cluster, same_logs
-from .test_replication import record_deliveries
+from .helpers import (
+    churn,
+    commit_value,
+    diverge_old_leader,
+    heal_and_commit,
+    make_cluster,
+    record_deliveries,
+    same_logs,
+)
 
 UNRELIABLE = LinkFaults(drop=0.1, duplicate=0.05, delay=0.2, max_delay_ticks=5)
 
@@ -51,23 +58,9 @@ def test_snapshot_install_over_unreliable_network():
 def test_snapshot_install_with_crashes():
     cluster = make_cluster(5, seed=9, faults=UNRELIABLE, snapshot_every=8,
                            snapshot_chunk_bytes=24)
-    rng = random.Random(9)
-    value = 0
-    for _ in range(1200):
-        alive = cluster.alive()
-        if alive and rng.random() < 0.5:
-            value += 1
-            cluster.propose(rng.choice(alive), b"s%d" % value)
-        if rng.random() < 0.01 and alive:
-            cluster.crash(rng.choice(alive))
-        for node_id in cluster.ids:
-            if cluster.nodes[node_id] is None and rng.random() < 0.01:
-                cluster.restart(node_id)
-        cluster.tick()
-    for node_id in cluster.ids:
-        cluster.restart(node_id)
-    cluster.network.faults = LinkFaults()
-    commit_value(cluster, b"final", max_ticks=1000)
+    churn(cluster, random.Random(9), ticks=1200, clients=1, propose=0.5, crash=0.01,
+          restart=0.01, prefix=b"s")
+    heal_and_commit(cluster)
     assert same_logs(cluster, cluster.ids)
     assert cluster.delivered_by_type.get("INSTALL_SNAPSHOT", 0) > 0
 
@@ -97,16 +90,7 @@ def test_restart_right_after_snapshot_install_ignores_replaced_entries():
     """A follower with divergent entries takes a snapshot and crashes before anything else
     reaches its disk: the stale entries above the snapshot must not come back as its log."""
     cluster = make_cluster(3, seed=4, snapshot_every=10, snapshot_chunk_bytes=1 << 20)
-    old = cluster.wait_leader()
-    commit_value(cluster, b"base")
-    cluster.network.isolate(old, cluster.ids)
-    for n in range(40):
-        cluster.propose(old, b"stale%d" % n)
-    cluster.run(3)
-    others = tuple(i for i in cluster.ids if i != old)
-    cluster.wait_leader(among=others)
-    for n in range(25):
-        commit_value(cluster, b"fresh%d" % n, on=others)
+    old, _, _ = diverge_old_leader(cluster, stale=40, fresh=25, ticks=3)
     cluster.network.heal()
     # Crash in the tick the snapshot lands, before the leader's next appends are persisted.
     cluster.run_until(lambda: cluster.raft(old).log.snapshot_index > 0, 100)
