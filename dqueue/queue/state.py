@@ -23,22 +23,9 @@ from collections.abc import Callable, Iterable
 from heapq import heappop, heappush
 from typing import Any
 
+from dqueue.queue import commands
 from dqueue.queue import snapshot as snapshot_codec
 from dqueue.queue.backoff import backoff_ms
-from dqueue.queue.commands import (
-    Ack,
-    Cancel,
-    Command,
-    Enqueue,
-    Extend,
-    InvalidCommand,
-    Lease,
-    Nack,
-    NewTask,
-    Purge,
-    Redrive,
-    Tick,
-)
 from dqueue.queue.config import QueueConfig
 from dqueue.queue.heaps import iter_due
 from dqueue.queue.task import FINISHED, Task, TaskStatus
@@ -71,9 +58,10 @@ class QueueState:
     def __init__(self, config: QueueConfig | None = None) -> None:
         self.config = config if config is not None else QueueConfig()
         self._handlers: dict[type, Callable[[Any, int], Outcome]] = {
-            Enqueue: self._enqueue, Lease: self._lease, Ack: self._ack, Nack: self._nack,
-            Extend: self._extend, Cancel: self._cancel, Redrive: self._redrive,
-            Purge: self._purge, Tick: self._tick,
+            commands.Enqueue: self._enqueue, commands.Lease: self._lease,
+            commands.Ack: self._ack, commands.Nack: self._nack, commands.Extend: self._extend,
+            commands.Cancel: self._cancel, commands.Redrive: self._redrive,
+            commands.Purge: self._purge, commands.Tick: self._tick,
         }
         self._clear()
 
@@ -102,7 +90,7 @@ class QueueState:
 
     # ------------------------------------------------------------------ apply
 
-    def apply(self, command: Command, index: int) -> Outcome:
+    def apply(self, command: commands.Command, index: int) -> Outcome:
         """Apply one committed command and return its plain outcome.
 
         Args:
@@ -261,7 +249,7 @@ class QueueState:
 
     # ------------------------------------------------------------------ handlers
 
-    def _enqueue(self, cmd: Enqueue, index: int) -> Outcome:
+    def _enqueue(self, cmd: commands.Enqueue, index: int) -> Outcome:
         new_tasks = cmd.tasks
         if len(new_tasks) == 1:
             return self._enqueue_one(new_tasks[0])
@@ -305,7 +293,7 @@ class QueueState:
                 duplicates.append(False)
         return _ok({"tasks": tasks, "duplicates": duplicates})
 
-    def _enqueue_one(self, new: NewTask) -> Outcome:
+    def _enqueue_one(self, new: commands.NewTask) -> Outcome:
         """The common single-task enqueue, without the batch bookkeeping."""
         key = new.idempotency_key
         if key is not None:
@@ -318,7 +306,7 @@ class QueueState:
             return _fail("invalid", f"tasks[0].id: task {new.id} exists")
         return _ok({"tasks": [self._create(new).to_plain()], "duplicates": [False]})
 
-    def _create(self, new: NewTask) -> Task:
+    def _create(self, new: commands.NewTask) -> Task:
         """Add a new pending task (its id is known to be free) and index it."""
         clock_ms = self.clock_ms
         task_type = sys.intern(new.type)  # one str object per type while tasks use it
@@ -363,7 +351,7 @@ class QueueState:
                 best = heap
         return best
 
-    def _lease(self, cmd: Lease, index: int) -> Outcome:
+    def _lease(self, cmd: commands.Lease, index: int) -> Outcome:
         if cmd.max_tasks > self.config.max_lease_tasks:
             return _fail("invalid", f"max_tasks: at most {self.config.max_lease_tasks}")
         lease_ms = self.config.lease_ms if cmd.lease_ms is None else cmd.lease_ms
@@ -418,7 +406,7 @@ class QueueState:
         return _fail("lease_conflict", f"id: worker {worker_id} does not hold the lease of "
                                        f"task {task_id}")
 
-    def _ack(self, cmd: Ack, index: int) -> Outcome:
+    def _ack(self, cmd: commands.Ack, index: int) -> Outcome:
         task = self._tasks.get(cmd.id)
         token = cmd.token
         if task is not None and task.status is _LEASED and task.lease_worker == cmd.worker_id \
@@ -434,14 +422,14 @@ class QueueState:
             return _ok({"task": task.to_plain()})  # repeat by the holder that completed it
         return self._not_held(cmd.id, task, cmd.worker_id)
 
-    def _nack(self, cmd: Nack, index: int) -> Outcome:
+    def _nack(self, cmd: commands.Nack, index: int) -> Outcome:
         held = self._holder(cmd.id, cmd.worker_id, cmd.token)
         if not isinstance(held, Task):
             return held
         self._fail_attempt(held, self.clock_ms, cmd.reason, cmd.dead_letter)
         return _ok({"task": held.to_plain()})
 
-    def _extend(self, cmd: Extend, index: int) -> Outcome:
+    def _extend(self, cmd: commands.Extend, index: int) -> Outcome:
         lease_ms = self.config.lease_ms if cmd.lease_ms is None else cmd.lease_ms
         if lease_ms > self.config.max_lease_ms:
             return _fail("invalid", f"lease_ms: at most {self.config.max_lease_ms}")
@@ -454,7 +442,7 @@ class QueueState:
                        (held.lease_expires_at_ms, held.seq, held.lease_token, held))
         return _ok({"task": held.to_plain()})
 
-    def _cancel(self, cmd: Cancel, index: int) -> Outcome:
+    def _cancel(self, cmd: commands.Cancel, index: int) -> Outcome:
         task = self._tasks.get(cmd.id)
         if task is None:
             return _fail("not_found", f"id: no task {cmd.id}")
@@ -473,7 +461,7 @@ class QueueState:
             return list(dead.get(task_type, {}).values())
         return [task for members in dead.values() for task in members.values()]
 
-    def _redrive(self, cmd: Redrive, index: int) -> Outcome:
+    def _redrive(self, cmd: commands.Redrive, index: int) -> Outcome:
         if cmd.id is not None:
             task = self._tasks.get(cmd.id)
             if task is None:
@@ -492,13 +480,13 @@ class QueueState:
             self._make_pending(task)
         return _ok({"count": len(targets)})
 
-    def _purge(self, cmd: Purge, index: int) -> Outcome:
+    def _purge(self, cmd: commands.Purge, index: int) -> Outcome:
         targets = self._dead_tasks(cmd.type)
         for task in targets:
             self._remove(task)
         return _ok({"count": len(targets)})
 
-    def _tick(self, cmd: Tick, index: int) -> Outcome:
+    def _tick(self, cmd: commands.Tick, index: int) -> Outcome:
         return _ok({})
 
     # ------------------------------------------------------------------ reads
@@ -532,19 +520,19 @@ class QueueState:
         dead-letter view, not for the hot path.
 
         Raises:
-            InvalidCommand: on a bad status, limit or cursor.
+            commands.InvalidCommand: on a bad status, limit or cursor.
         """
         try:
             wanted = TaskStatus(status)
         except ValueError:
-            raise InvalidCommand("status", f"status must be one of "
+            raise commands.InvalidCommand("status", f"status must be one of "
                                            f"{', '.join(s.value for s in TaskStatus)}") from None
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1_000:
-            raise InvalidCommand("limit", "limit must be an integer from 1 to 1000")
+            raise commands.InvalidCommand("limit", "limit must be an integer from 1 to 1000")
         after = -1
         if cursor is not None:
             if not isinstance(cursor, str) or not cursor.isdigit():
-                raise InvalidCommand("cursor", "cursor must come from a previous listing")
+                raise commands.InvalidCommand("cursor", "cursor must come from a previous listing")
             after = int(cursor)
         members_by_type = self._by_status[wanted]
         if type is not None:

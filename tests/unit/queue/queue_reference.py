@@ -10,18 +10,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from dqueue.queue import commands
 from dqueue.queue.backoff import backoff_ms
-from dqueue.queue.commands import (
-    Ack,
-    Cancel,
-    Enqueue,
-    Extend,
-    Lease,
-    Nack,
-    Purge,
-    Redrive,
-    Tick,
-)
 from dqueue.queue.config import QueueConfig
 
 STATUSES = ["pending", "leased", "completed", "dead", "cancelled"]
@@ -100,10 +90,10 @@ class ReferenceQueue:
         name = type(cmd).__name__.lower()
         return getattr(self, "do_" + name)(cmd, index)
 
-    def do_tick(self, cmd: Tick, index: int) -> dict[str, Any]:
+    def do_tick(self, cmd: commands.Tick, index: int) -> dict[str, Any]:
         return _ok({})
 
-    def do_enqueue(self, cmd: Enqueue, index: int) -> dict[str, Any]:
+    def do_enqueue(self, cmd: commands.Enqueue, index: int) -> dict[str, Any]:
         saved = (copy.deepcopy(self.tasks), copy.deepcopy(self.keys))
         tasks, duplicates = [], []
         for new in cmd.tasks:
@@ -131,7 +121,7 @@ class ReferenceQueue:
             duplicates.append(False)
         return _ok({"tasks": tasks, "duplicates": duplicates})
 
-    def do_lease(self, cmd: Lease, index: int) -> dict[str, Any]:
+    def do_lease(self, cmd: commands.Lease, index: int) -> dict[str, Any]:
         lease_ms = self.config.lease_ms if cmd.lease_ms is None else cmd.lease_ms
         visible = [t for t in self.tasks
                    if t["status"] == "pending" and t["visible_at_ms"] <= self.clock
@@ -152,7 +142,7 @@ class ReferenceQueue:
         return (task["status"] == "leased" and task["lease"]["worker_id"] == worker_id
                 and (token is None or task["lease"]["token"] == token))
 
-    def do_ack(self, cmd: Ack, index: int) -> dict[str, Any]:
+    def do_ack(self, cmd: commands.Ack, index: int) -> dict[str, Any]:
         task = self.find(cmd.id)
         if task is None:
             return _err("not_found")
@@ -169,7 +159,7 @@ class ReferenceQueue:
         task["updated_at_ms"] = self.clock
         return _ok({"task": self.plain(task)})
 
-    def do_nack(self, cmd: Nack, index: int) -> dict[str, Any]:
+    def do_nack(self, cmd: commands.Nack, index: int) -> dict[str, Any]:
         task = self.find(cmd.id)
         if task is None:
             return _err("not_found")
@@ -178,7 +168,7 @@ class ReferenceQueue:
         self.fail(task, self.clock, cmd.reason, cmd.dead_letter)
         return _ok({"task": self.plain(task)})
 
-    def do_extend(self, cmd: Extend, index: int) -> dict[str, Any]:
+    def do_extend(self, cmd: commands.Extend, index: int) -> dict[str, Any]:
         task = self.find(cmd.id)
         if task is None:
             return _err("not_found")
@@ -189,7 +179,7 @@ class ReferenceQueue:
         task["updated_at_ms"] = self.clock
         return _ok({"task": self.plain(task)})
 
-    def do_cancel(self, cmd: Cancel, index: int) -> dict[str, Any]:
+    def do_cancel(self, cmd: commands.Cancel, index: int) -> dict[str, Any]:
         task = self.find(cmd.id)
         if task is None:
             return _err("not_found")
@@ -199,7 +189,7 @@ class ReferenceQueue:
         task["updated_at_ms"] = self.clock
         return _ok({"task": self.plain(task)})
 
-    def do_redrive(self, cmd: Redrive, index: int) -> dict[str, Any]:
+    def do_redrive(self, cmd: commands.Redrive, index: int) -> dict[str, Any]:
         if cmd.id is not None:
             task = self.find(cmd.id)
             if task is None:
@@ -217,7 +207,7 @@ class ReferenceQueue:
             task["visible_at_ms"] = self.clock
         return _ok({"count": len(targets)})
 
-    def do_purge(self, cmd: Purge, index: int) -> dict[str, Any]:
+    def do_purge(self, cmd: commands.Purge, index: int) -> dict[str, Any]:
         gone = [t for t in self.tasks if t["status"] == "dead"
                 and (cmd.type is None or t["type"] == cmd.type)]
         self.tasks = [t for t in self.tasks if t not in gone]
@@ -247,7 +237,7 @@ class ReferenceQueue:
 
     def has_visible(self, types: list[str] | None, now_ms: int) -> bool:
         trial = copy.deepcopy(self)
-        outcome = trial.apply(Lease(worker_id="probe", types=None if types is None
+        outcome = trial.apply(commands.Lease(worker_id="probe", types=None if types is None
                                     else tuple(types), max_tasks=1, now_ms=now_ms), 0)
         return bool(outcome["value"]["tasks"])
 

@@ -6,51 +6,38 @@ from typing import Any
 
 import pytest
 
-from dqueue.queue import (
-    Ack,
-    Cancel,
-    Enqueue,
-    Extend,
-    InvalidCommand,
-    Lease,
-    Nack,
-    NewTask,
-    Purge,
-    Redrive,
-    Tick,
-    command_from_plain,
-)
+import dqueue.queue as dq
 
 COMMANDS = [
-    Enqueue(tasks=(NewTask(id="a", type="email", payload={"to": ["x", 1, 2.5, None, True]},
+    dq.Enqueue(tasks=(dq.NewTask(id="a", type="email", payload={"to": ["x", 1, 2.5, None, True]},
                            priority=-3, max_retries=0, idempotency_key="k", delay_ms=10),),
             now_ms=5),
-    Lease(worker_id="w", types=("a", "b"), max_tasks=100, lease_ms=1, now_ms=6),
-    Lease(worker_id="w"),
-    Ack(id="a", worker_id="w", token="3.0", now_ms=7),
-    Nack(id="a", worker_id="w", token=None, reason="boom", dead_letter=True, now_ms=8),
-    Extend(id="a", worker_id="w", lease_ms=500, now_ms=9),
-    Cancel(id="a", now_ms=10),
-    Redrive(id="a"), Redrive(type="email"), Redrive(),
-    Purge(type="email"), Purge(),
-    Tick(now_ms=11),
+    dq.Lease(worker_id="w", types=("a", "b"), max_tasks=100, lease_ms=1, now_ms=6),
+    dq.Lease(worker_id="w"),
+    dq.Ack(id="a", worker_id="w", token="3.0", now_ms=7),
+    dq.Nack(id="a", worker_id="w", token=None, reason="boom", dead_letter=True, now_ms=8),
+    dq.Extend(id="a", worker_id="w", lease_ms=500, now_ms=9),
+    dq.Cancel(id="a", now_ms=10),
+    dq.Redrive(id="a"), dq.Redrive(type="email"), dq.Redrive(),
+    dq.Purge(type="email"), dq.Purge(),
+    dq.Tick(now_ms=11),
 ]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: type(c).__name__)
 def test_round_trip(command: Any) -> None:
     plain = command.to_plain()
-    assert command_from_plain(plain) == command
+    assert dq.command_from_plain(plain) == command
     assert plain["op"] == type(command).__name__.lower()
 
 
 def test_omitted_and_none_fields_take_defaults() -> None:
-    got = command_from_plain({"op": "enqueue", "tasks": [
+    got = dq.command_from_plain({"op": "enqueue", "tasks": [
         {"id": "a", "type": "t", "priority": None, "delay_ms": None}]})
-    assert got == Enqueue(tasks=(NewTask(id="a", type="t"),), now_ms=0)
-    assert command_from_plain({"op": "lease", "worker_id": "w", "max_tasks": None}) == \
-        Lease(worker_id="w", max_tasks=1)
-    assert command_from_plain({"op": "nack", "id": "a", "worker_id": "w",
+    assert got == dq.Enqueue(tasks=(dq.NewTask(id="a", type="t"),), now_ms=0)
+    assert dq.command_from_plain({"op": "lease", "worker_id": "w", "max_tasks": None}) == \
+        dq.Lease(worker_id="w", max_tasks=1)
+    assert dq.command_from_plain({"op": "nack", "id": "a", "worker_id": "w",
                                "dead_letter": None}).dead_letter is False
 
 
@@ -100,8 +87,8 @@ BAD = [
 
 @pytest.mark.parametrize(("plain", "field"), BAD, ids=[f for _, f in BAD])
 def test_rejects_naming_the_field(plain: Any, field: str) -> None:
-    with pytest.raises(InvalidCommand) as info:
-        command_from_plain(plain)
+    with pytest.raises(dq.InvalidCommand) as info:
+        dq.command_from_plain(plain)
     assert info.value.field == field
     assert info.value.message
 
@@ -110,6 +97,6 @@ def test_deep_payload_is_rejected() -> None:
     payload: Any = 1
     for _ in range(100):
         payload = [payload]
-    with pytest.raises(InvalidCommand):
-        command_from_plain({"op": "enqueue", "tasks": [{"id": "a", "type": "t",
+    with pytest.raises(dq.InvalidCommand):
+        dq.command_from_plain({"op": "enqueue", "tasks": [{"id": "a", "type": "t",
                                                          "payload": payload}]})

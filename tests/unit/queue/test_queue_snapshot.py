@@ -7,19 +7,10 @@ import random
 
 import pytest
 
-from dqueue.queue import (
-    Ack,
-    Enqueue,
-    Lease,
-    Nack,
-    NewTask,
-    QueueConfig,
-    QueueState,
-    Tick,
-)
+import dqueue.queue as dq
 from dqueue.queue.snapshot import decode
 
-CONFIG = QueueConfig(lease_ms=1_000, retention_ms=5_000, dedup_window_ms=3_000)
+CONFIG = dq.QueueConfig(lease_ms=1_000, retention_ms=5_000, dedup_window_ms=3_000)
 
 
 def history(seed: int) -> list[object]:
@@ -31,31 +22,31 @@ def history(seed: int) -> list[object]:
         now_ms += rng.choice([0, 10, 400])
         kind = rng.randrange(4)
         if kind == 0:
-            commands.append(Enqueue(tasks=(NewTask(
+            commands.append(dq.Enqueue(tasks=(dq.NewTask(
                 id=f"t{i}", type=rng.choice("ab"), payload={"i": i, "z": [i, None]},
                 priority=rng.randrange(3), idempotency_key=rng.choice([None, "k1", "k2"]),
                 delay_ms=rng.choice([0, 500])),), now_ms=now_ms))
         elif kind == 1:
-            commands.append(Lease(worker_id=rng.choice(["w1", "w2"]), max_tasks=2,
+            commands.append(dq.Lease(worker_id=rng.choice(["w1", "w2"]), max_tasks=2,
                                   now_ms=now_ms))
         elif kind == 2:
-            commands.append(Ack(id=f"t{rng.randrange(i + 1)}", worker_id="w1", now_ms=now_ms))
+            commands.append(dq.Ack(id=f"t{rng.randrange(i + 1)}", worker_id="w1", now_ms=now_ms))
         else:
-            commands.append(Nack(id=f"t{rng.randrange(i + 1)}", worker_id="w2", reason="x",
+            commands.append(dq.Nack(id=f"t{rng.randrange(i + 1)}", worker_id="w2", reason="x",
                                  now_ms=now_ms))
     return commands
 
 
-def run(state: QueueState, commands: list[object], start_index: int) -> list[dict]:
+def run(state: dq.QueueState, commands: list[object], start_index: int) -> list[dict]:
     return [state.apply(c, start_index + i) for i, c in enumerate(commands)]  # type: ignore
 
 
 def test_same_history_gives_identical_bytes() -> None:
-    a, b = QueueState(CONFIG), QueueState(CONFIG)
+    a, b = dq.QueueState(CONFIG), dq.QueueState(CONFIG)
     run(a, history(3), 1)
     run(b, history(3), 1)
     assert a.snapshot() == b.snapshot()
-    c = QueueState(CONFIG)
+    c = dq.QueueState(CONFIG)
     run(c, history(4), 1)
     assert c.snapshot() != a.snapshot()
 
@@ -63,9 +54,9 @@ def test_same_history_gives_identical_bytes() -> None:
 @pytest.mark.parametrize("seed", range(5))
 def test_restored_state_behaves_identically(seed: int) -> None:
     commands = history(seed)
-    original = QueueState(CONFIG)
+    original = dq.QueueState(CONFIG)
     run(original, commands[:150], 1)
-    restored = QueueState(CONFIG)
+    restored = dq.QueueState(CONFIG)
     restored.restore(original.snapshot())
     assert restored.snapshot() == original.snapshot()
     assert restored.next_deadline_ms() == original.next_deadline_ms()
@@ -75,30 +66,30 @@ def test_restored_state_behaves_identically(seed: int) -> None:
 
 
 def test_restore_replaces_previous_state() -> None:
-    empty = QueueState(CONFIG).snapshot()
-    state = QueueState(CONFIG)
-    state.apply(Enqueue(tasks=(NewTask(id="a", type="t"),), now_ms=1), 1)
+    empty = dq.QueueState(CONFIG).snapshot()
+    state = dq.QueueState(CONFIG)
+    state.apply(dq.Enqueue(tasks=(dq.NewTask(id="a", type="t"),), now_ms=1), 1)
     state.restore(empty)
     assert state.get_task("a") is None and state.stats()["by_status"]["pending"] == 0
-    state.apply(Tick(now_ms=2), 1)  # last_index was restored too
+    state.apply(dq.Tick(now_ms=2), 1)  # last_index was restored too
 
 
 def test_snapshot_is_compact_json_and_keeps_payload_key_order() -> None:
-    state = QueueState(CONFIG)
-    state.apply(Enqueue(tasks=(NewTask(id="a", type="t", payload={"b": 1, "a": [2.5, "é"]}),),
+    state = dq.QueueState(CONFIG)
+    state.apply(dq.Enqueue(tasks=(dq.NewTask(id="a", type="t", payload={"b": 1, "a": [2.5, "é"]}),),
                         now_ms=1), 1)
     data = state.snapshot()
     assert json.dumps(json.loads(data), separators=(",", ":")).encode() == data
-    restored = QueueState(CONFIG)
+    restored = dq.QueueState(CONFIG)
     restored.restore(data)
     assert list(restored.get_task("a")["payload"]) == ["b", "a"]
     assert restored.get_task("a") == state.get_task("a")
 
 
 def good_document() -> dict:
-    state = QueueState(CONFIG)
-    state.apply(Enqueue(tasks=(NewTask(id="a", type="t", idempotency_key="k"),), now_ms=1), 1)
-    state.apply(Lease(worker_id="w", now_ms=2), 2)
+    state = dq.QueueState(CONFIG)
+    state.apply(dq.Enqueue(tasks=(dq.NewTask(id="a", type="t", idempotency_key="k"),), now_ms=1), 1)
+    state.apply(dq.Lease(worker_id="w", now_ms=2), 2)
     return json.loads(state.snapshot())
 
 
@@ -123,8 +114,8 @@ def corrupt(path: str, value: object) -> bytes:
     corrupt("tasks/0/12", None), corrupt("dedup/0", ["k"]), corrupt("dedup", None),
 ])
 def test_malformed_snapshot_raises_value_error_and_keeps_state(data: bytes) -> None:
-    state = QueueState(CONFIG)
-    state.apply(Enqueue(tasks=(NewTask(id="keep", type="t"),), now_ms=1), 1)
+    state = dq.QueueState(CONFIG)
+    state.apply(dq.Enqueue(tasks=(dq.NewTask(id="keep", type="t"),), now_ms=1), 1)
     before = state.snapshot()
     with pytest.raises(ValueError):
         state.restore(data)

@@ -6,23 +6,10 @@ from typing import Any
 
 import pytest
 
-from dqueue.queue import (
-    Ack,
-    Cancel,
-    Enqueue,
-    Extend,
-    Lease,
-    Nack,
-    NewTask,
-    Purge,
-    QueueConfig,
-    QueueState,
-    Redrive,
-    Tick,
-)
+import dqueue.queue as dq
 from dqueue.queue.backoff import backoff_ms
 
-CONFIG = QueueConfig(lease_ms=10_000, max_retries=3, backoff_base_ms=1_000, backoff_factor=2.0,
+CONFIG = dq.QueueConfig(lease_ms=10_000, max_retries=3, backoff_base_ms=1_000, backoff_factor=2.0,
                      backoff_cap_ms=5_000, backoff_jitter=0.0, dedup_window_ms=60_000,
                      retention_ms=100_000)
 
@@ -30,8 +17,8 @@ CONFIG = QueueConfig(lease_ms=10_000, max_retries=3, backoff_base_ms=1_000, back
 class Driver:
     """Applies commands at increasing indexes and returns outcome values."""
 
-    def __init__(self, config: QueueConfig = CONFIG) -> None:
-        self.state = QueueState(config)
+    def __init__(self, config: dq.QueueConfig = CONFIG) -> None:
+        self.state = dq.QueueState(config)
         self.index = 0
 
     def run(self, command: Any) -> dict[str, Any]:
@@ -43,15 +30,15 @@ class Driver:
         assert outcome["ok"], outcome
         return outcome["value"]
 
-    def enqueue(self, now_ms: int, *tasks: NewTask) -> dict[str, Any]:
-        return self.ok(Enqueue(tasks=tasks, now_ms=now_ms))
+    def enqueue(self, now_ms: int, *tasks: dq.NewTask) -> dict[str, Any]:
+        return self.ok(dq.Enqueue(tasks=tasks, now_ms=now_ms))
 
     def lease(self, now_ms: int, worker: str = "w1", **kw: Any) -> list[dict[str, Any]]:
-        return self.ok(Lease(worker_id=worker, now_ms=now_ms, **kw))["tasks"]
+        return self.ok(dq.Lease(worker_id=worker, now_ms=now_ms, **kw))["tasks"]
 
 
-def task(task_id: str, **kw: Any) -> NewTask:
-    return NewTask(id=task_id, type=kw.pop("type", "email"), **kw)
+def task(task_id: str, **kw: Any) -> dq.NewTask:
+    return dq.NewTask(id=task_id, type=kw.pop("type", "email"), **kw)
 
 
 def test_priority_first_then_log_order_on_ties() -> None:
@@ -97,12 +84,12 @@ def test_ack_completes_and_repeat_by_holder_is_idempotent() -> None:
     d = Driver()
     d.enqueue(0, task("a"))
     token = d.lease(1)[0]["lease"]["token"]
-    done = d.ok(Ack(id="a", worker_id="w1", token=token, now_ms=2))["task"]
+    done = d.ok(dq.Ack(id="a", worker_id="w1", token=token, now_ms=2))["task"]
     assert done["status"] == "completed" and done["lease"] is None
-    assert d.ok(Ack(id="a", worker_id="w1", token=token, now_ms=3))["task"] == done
-    assert d.ok(Ack(id="a", worker_id="w1", now_ms=3))["task"] == done
-    assert d.run(Ack(id="a", worker_id="w2", now_ms=4))["code"] == "lease_conflict"
-    assert d.run(Ack(id="nope", worker_id="w1", now_ms=4))["code"] == "not_found"
+    assert d.ok(dq.Ack(id="a", worker_id="w1", token=token, now_ms=3))["task"] == done
+    assert d.ok(dq.Ack(id="a", worker_id="w1", now_ms=3))["task"] == done
+    assert d.run(dq.Ack(id="a", worker_id="w2", now_ms=4))["code"] == "lease_conflict"
+    assert d.run(dq.Ack(id="nope", worker_id="w1", now_ms=4))["code"] == "not_found"
 
 
 def test_nack_backs_off_exponentially_then_dead_letters_with_last_error() -> None:
@@ -112,18 +99,18 @@ def test_nack_backs_off_exponentially_then_dead_letters_with_last_error() -> Non
     for attempt in (1, 2):
         now_ms += 10_000
         assert [t["attempts"] for t in d.lease(now_ms)] == [attempt]
-        nacked = d.ok(Nack(id="a", worker_id="w1", reason=f"err{attempt}", now_ms=now_ms))
+        nacked = d.ok(dq.Nack(id="a", worker_id="w1", reason=f"err{attempt}", now_ms=now_ms))
         assert nacked["task"]["status"] == "pending"
         visible.append(nacked["task"]["visible_at_ms"] - now_ms)
     assert visible == [1_000, 2_000]  # base * factor ** (attempt - 1), no jitter here
     now_ms += 10_000
     d.lease(now_ms)
-    dead = d.ok(Nack(id="a", worker_id="w1", reason="err3", now_ms=now_ms))["task"]
+    dead = d.ok(dq.Nack(id="a", worker_id="w1", reason="err3", now_ms=now_ms))["task"]
     assert dead["status"] == "dead" and dead["last_error"] == "err3" and dead["attempts"] == 3
 
 
 def test_backoff_is_capped() -> None:
-    config = QueueConfig(max_retries=10, backoff_base_ms=1_000, backoff_cap_ms=5_000,
+    config = dq.QueueConfig(max_retries=10, backoff_base_ms=1_000, backoff_cap_ms=5_000,
                          backoff_jitter=0.0)
     d = Driver(config)
     d.enqueue(0, task("a"))
@@ -131,7 +118,7 @@ def test_backoff_is_capped() -> None:
     for i in range(5):
         now_ms = 100_000 * (i + 1)
         d.lease(now_ms)
-        got = d.ok(Nack(id="a", worker_id="w1", now_ms=now_ms))["task"]
+        got = d.ok(dq.Nack(id="a", worker_id="w1", now_ms=now_ms))["task"]
         delays.append(got["visible_at_ms"] - now_ms)
     assert delays == [1_000, 2_000, 4_000, 5_000, 5_000]
 
@@ -140,7 +127,7 @@ def test_nack_dead_letter_flag_skips_retries() -> None:
     d = Driver()
     d.enqueue(0, task("a"))
     d.lease(1)
-    got = d.ok(Nack(id="a", worker_id="w1", reason="poison", dead_letter=True, now_ms=2))
+    got = d.ok(dq.Nack(id="a", worker_id="w1", reason="poison", dead_letter=True, now_ms=2))
     assert got["task"]["status"] == "dead" and got["task"]["attempts"] == 1
 
 
@@ -150,30 +137,30 @@ def test_expiry_while_worker_holds_task_is_a_failed_attempt_and_fences_the_holde
     old = d.lease(1_000, worker="w1")[0]["lease"]
     assert old["expires_at_ms"] == 11_000
     # At expires_at the lease is gone; the task waits out the backoff from the expiry time.
-    d.ok(Tick(now_ms=11_000))
+    d.ok(dq.Tick(now_ms=11_000))
     expired = d.state.get_task("a")
     assert expired["status"] == "pending" and expired["last_error"] == "lease expired"
     assert expired["visible_at_ms"] == 11_000 + backoff_ms(CONFIG, "a", 1) == 12_000
-    assert d.run(Ack(id="a", worker_id="w1", token=old["token"], now_ms=11_500))["code"] \
+    assert d.run(dq.Ack(id="a", worker_id="w1", token=old["token"], now_ms=11_500))["code"] \
         == "lease_conflict"
     new = d.lease(12_000, worker="w2")[0]
     assert new["attempts"] == 2 and new["lease"]["token"] != old["token"]
-    for stale in (Ack(id="a", worker_id="w1", token=old["token"], now_ms=12_001),
-                  Nack(id="a", worker_id="w1", now_ms=12_001),
-                  Extend(id="a", worker_id="w1", token=old["token"], now_ms=12_001)):
+    for stale in (dq.Ack(id="a", worker_id="w1", token=old["token"], now_ms=12_001),
+                  dq.Nack(id="a", worker_id="w1", now_ms=12_001),
+                  dq.Extend(id="a", worker_id="w1", token=old["token"], now_ms=12_001)):
         assert d.run(stale)["code"] == "lease_conflict"
     # Same worker id, stale token: fenced too.
     d2 = Driver()
     d2.enqueue(0, task("b"))
     first = d2.lease(0)[0]["lease"]["token"]
-    d2.ok(Tick(now_ms=20_000))
+    d2.ok(dq.Tick(now_ms=20_000))
     d2.lease(20_000)
-    assert d2.run(Ack(id="b", worker_id="w1", token=first, now_ms=20_001))["code"] \
+    assert d2.run(dq.Ack(id="b", worker_id="w1", token=first, now_ms=20_001))["code"] \
         == "lease_conflict"
 
 
 def test_expiry_is_evaluated_without_any_command_for_that_task() -> None:
-    d = Driver(QueueConfig(lease_ms=100, max_retries=1, backoff_jitter=0.0))
+    d = Driver(dq.QueueConfig(lease_ms=100, max_retries=1, backoff_jitter=0.0))
     d.enqueue(0, task("a"), task("b"))
     d.lease(0, max_tasks=2)
     d.enqueue(99, task("c"))
@@ -186,12 +173,12 @@ def test_extend_moves_expiry_from_now() -> None:
     d = Driver()
     d.enqueue(0, task("a"))
     token = d.lease(0)[0]["lease"]["token"]
-    got = d.ok(Extend(id="a", worker_id="w1", token=token, lease_ms=20_000, now_ms=9_000))
+    got = d.ok(dq.Extend(id="a", worker_id="w1", token=token, lease_ms=20_000, now_ms=9_000))
     assert got["task"]["lease"]["expires_at_ms"] == 29_000
-    d.ok(Tick(now_ms=10_000))  # the first expiry time passes: still leased
+    d.ok(dq.Tick(now_ms=10_000))  # the first expiry time passes: still leased
     assert d.state.get_task("a")["status"] == "leased"
     assert d.state.next_deadline_ms() == 29_000
-    d.ok(Tick(now_ms=29_000))
+    d.ok(dq.Tick(now_ms=29_000))
     assert d.state.get_task("a")["status"] == "pending"
 
 
@@ -216,7 +203,7 @@ def test_duplicate_key_inside_one_batch() -> None:
 def test_existing_id_rejects_whole_batch() -> None:
     d = Driver()
     d.enqueue(0, task("a"))
-    outcome = d.run(Enqueue(tasks=(task("new"), task("a")), now_ms=1))
+    outcome = d.run(dq.Enqueue(tasks=(task("new"), task("a")), now_ms=1))
     assert outcome["code"] == "invalid" and "tasks[1].id" in outcome["message"]
     assert d.state.get_task("new") is None
 
@@ -224,9 +211,9 @@ def test_existing_id_rejects_whole_batch() -> None:
 def test_cancel_only_pending() -> None:
     d = Driver()
     d.enqueue(0, task("a"), task("b", delay_ms=50))
-    assert d.ok(Cancel(id="b", now_ms=1))["task"]["status"] == "cancelled"
+    assert d.ok(dq.Cancel(id="b", now_ms=1))["task"]["status"] == "cancelled"
     d.lease(1)
-    assert d.run(Cancel(id="a", now_ms=2))["code"] == "invalid_state"
+    assert d.run(dq.Cancel(id="a", now_ms=2))["code"] == "invalid_state"
     assert d.state.next_deadline_ms() == 10_001  # the cancelled delay no longer counts
 
 
@@ -235,55 +222,55 @@ def test_redrive_one_by_type_and_all_then_purge() -> None:
     d.enqueue(0, task("e1"), task("e2"), task("s1", type="sms"), task("s2", type="sms"))
     for task_id in ("e1", "e2", "s1", "s2"):
         d.lease(1, types=(d.state.get_task(task_id)["type"],))
-        d.ok(Nack(id=task_id, worker_id="w1", dead_letter=True, now_ms=1))
-    assert d.run(Redrive(id="zz", now_ms=2))["code"] == "not_found"
-    assert d.ok(Redrive(id="e1", now_ms=2)) == {"count": 1}
-    assert d.run(Redrive(id="e1", now_ms=2))["code"] == "invalid_state"
+        d.ok(dq.Nack(id=task_id, worker_id="w1", dead_letter=True, now_ms=1))
+    assert d.run(dq.Redrive(id="zz", now_ms=2))["code"] == "not_found"
+    assert d.ok(dq.Redrive(id="e1", now_ms=2)) == {"count": 1}
+    assert d.run(dq.Redrive(id="e1", now_ms=2))["code"] == "invalid_state"
     back = d.state.get_task("e1")
     assert back["status"] == "pending" and back["attempts"] == 0 and back["visible_at_ms"] == 2
-    assert d.ok(Redrive(type="sms", now_ms=3)) == {"count": 2}
+    assert d.ok(dq.Redrive(type="sms", now_ms=3)) == {"count": 2}
     listed = d.state.list_tasks("dead")
     assert [t["id"] for t in listed["tasks"]] == ["e2"] and listed["next_cursor"] is None
-    assert d.ok(Purge(now_ms=4)) == {"count": 1}
+    assert d.ok(dq.Purge(now_ms=4)) == {"count": 1}
     assert d.state.get_task("e2") is None
-    assert d.ok(Redrive(now_ms=5)) == {"count": 0}
+    assert d.ok(dq.Redrive(now_ms=5)) == {"count": 0}
 
 
 def test_retention_prunes_finished_tasks_and_keeps_others() -> None:
-    config = QueueConfig(retention_ms=1_000, dedup_window_ms=500, backoff_jitter=0.0)
+    config = dq.QueueConfig(retention_ms=1_000, dedup_window_ms=500, backoff_jitter=0.0)
     d = Driver(config)
     d.enqueue(0, task("done"), task("gone"), task("waiting"))
     d.lease(0, max_tasks=2)
-    d.ok(Ack(id="done", worker_id="w1", now_ms=10))
-    d.ok(Cancel(id="waiting", now_ms=20))
-    d.ok(Tick(now_ms=1_009))
+    d.ok(dq.Ack(id="done", worker_id="w1", now_ms=10))
+    d.ok(dq.Cancel(id="waiting", now_ms=20))
+    d.ok(dq.Tick(now_ms=1_009))
     assert d.state.get_task("done") is not None
-    d.ok(Tick(now_ms=1_010))
+    d.ok(dq.Tick(now_ms=1_010))
     assert d.state.get_task("done") is None
     assert d.state.get_task("gone")["status"] == "leased"
-    d.ok(Tick(now_ms=1_020))
+    d.ok(dq.Tick(now_ms=1_020))
     assert d.state.get_task("waiting") is None
     assert d.state.stats()["by_status"] == {"pending": 0, "leased": 1, "completed": 0,
                                              "dead": 0, "cancelled": 0}
 
 
 def test_retention_waits_for_a_live_idempotency_key() -> None:
-    d = Driver(QueueConfig(retention_ms=100, dedup_window_ms=10_000))
+    d = Driver(dq.QueueConfig(retention_ms=100, dedup_window_ms=10_000))
     d.enqueue(0, task("a", idempotency_key="k"))
-    d.ok(Cancel(id="a", now_ms=0))
-    d.ok(Tick(now_ms=5_000))
+    d.ok(dq.Cancel(id="a", now_ms=0))
+    d.ok(dq.Tick(now_ms=5_000))
     assert d.enqueue(5_000, task("b", idempotency_key="k"))["duplicates"] == [True]
-    d.ok(Tick(now_ms=10_000))
+    d.ok(dq.Tick(now_ms=10_000))
     assert d.state.get_task("a") is None
 
 
 def test_memory_stays_bounded_under_steady_load() -> None:
-    d = Driver(QueueConfig(retention_ms=1_000, dedup_window_ms=1_000))
+    d = Driver(dq.QueueConfig(retention_ms=1_000, dedup_window_ms=1_000))
     for i in range(3_000):
         now_ms = i * 10
         d.enqueue(now_ms, task(f"t{i}", idempotency_key=f"k{i}", type=("a", "b")[i % 2]))
         leased = d.lease(now_ms, types=(("a", "b")[i % 2],))
-        d.ok(Ack(id=leased[0]["id"], worker_id="w1", now_ms=now_ms))
+        d.ok(dq.Ack(id=leased[0]["id"], worker_id="w1", now_ms=now_ms))
     state = d.state
     assert len(state._tasks) <= 101 and len(state._dedup) <= 101
     assert len(state._finished) <= 101 and len(state._ready_all) <= 200
@@ -293,23 +280,23 @@ def test_memory_stays_bounded_under_steady_load() -> None:
 def test_clock_never_runs_backwards() -> None:
     d = Driver()
     d.enqueue(5_000, task("a"))
-    d.ok(Tick(now_ms=1_000))  # a new leader with a slower clock
+    d.ok(dq.Tick(now_ms=1_000))  # a new leader with a slower clock
     assert d.state.clock_ms == 5_000
     assert d.lease(1_000)[0]["lease"]["expires_at_ms"] == 15_000
 
 
 def test_index_must_increase() -> None:
-    state = QueueState(CONFIG)
-    state.apply(Tick(now_ms=1), 5)
+    state = dq.QueueState(CONFIG)
+    state.apply(dq.Tick(now_ms=1), 5)
     with pytest.raises(ValueError):
-        state.apply(Tick(now_ms=2), 5)
+        state.apply(dq.Tick(now_ms=2), 5)
 
 
 def test_config_limits_give_invalid_outcomes() -> None:
-    d = Driver(QueueConfig(max_batch=1, max_lease_tasks=2, max_lease_ms=50_000))
-    assert d.run(Enqueue(tasks=(task("a"), task("b")), now_ms=0))["code"] == "invalid"
-    assert d.run(Lease(worker_id="w", max_tasks=3, now_ms=0))["code"] == "invalid"
-    assert d.run(Lease(worker_id="w", lease_ms=50_001, now_ms=0))["code"] == "invalid"
+    d = Driver(dq.QueueConfig(max_batch=1, max_lease_tasks=2, max_lease_ms=50_000))
+    assert d.run(dq.Enqueue(tasks=(task("a"), task("b")), now_ms=0))["code"] == "invalid"
+    assert d.run(dq.Lease(worker_id="w", max_tasks=3, now_ms=0))["code"] == "invalid"
+    assert d.run(dq.Lease(worker_id="w", lease_ms=50_001, now_ms=0))["code"] == "invalid"
     assert d.state.stats()["by_status"]["pending"] == 0
 
 

@@ -15,24 +15,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from queue_reference import FINISHED, STATUSES, ReferenceQueue
 
-from dqueue.queue import (
-    Ack,
-    Cancel,
-    Enqueue,
-    Extend,
-    Lease,
-    Nack,
-    NewTask,
-    Purge,
-    QueueConfig,
-    QueueState,
-    Redrive,
-    Tick,
-    command_from_plain,
-)
+import dqueue.queue as dq
 from dqueue.queue.task import TaskStatus
 
-CONFIG = QueueConfig(lease_ms=5_000, max_retries=2, backoff_base_ms=1_000, backoff_factor=2.0,
+CONFIG = dq.QueueConfig(lease_ms=5_000, max_retries=2, backoff_base_ms=1_000, backoff_factor=2.0,
                      backoff_cap_ms=6_000, backoff_jitter=0.5, dedup_window_ms=8_000,
                      retention_ms=12_000, max_batch=4, max_lease_tasks=3)
 TYPES = ["a", "b", "c"]
@@ -53,8 +39,8 @@ class QueueVersusModel(RuleBasedStateMachine):
 
     @initialize()
     def start(self) -> None:
-        self.real = QueueState(CONFIG)
-        self.shadow = QueueState(CONFIG)  # the same commands, never restored from a snapshot
+        self.real = dq.QueueState(CONFIG)
+        self.shadow = dq.QueueState(CONFIG)  # the same commands, never restored from a snapshot
         self.model = ReferenceQueue(CONFIG)
         self.index = 0
         self.now_ms = 1_000
@@ -67,7 +53,7 @@ class QueueVersusModel(RuleBasedStateMachine):
 
     def step(self, command: Any) -> dict[str, Any]:
         """Apply to both through the plain form (as the log does) and compare outcomes."""
-        command = command_from_plain(command.to_plain())
+        command = dq.command_from_plain(command.to_plain())
         self.index += 1
         real = self.real.apply(command, self.index)
         assert self.shadow.apply(command, self.index) == real
@@ -92,10 +78,10 @@ class QueueVersusModel(RuleBasedStateMachine):
             else:
                 task_id = f"t{self.next_id}"
             self.next_id += 1
-            tasks.append(NewTask(id=task_id, type=task_type, payload=payload, priority=priority,
+            tasks.append(dq.NewTask(id=task_id, type=task_type, payload=payload, priority=priority,
                                  max_retries=max_retries, idempotency_key=key,
                                  delay_ms=delay_ms))
-        outcome = self.step(Enqueue(tasks=tuple(tasks), now_ms=self.now(delta)))
+        outcome = self.step(dq.Enqueue(tasks=tuple(tasks), now_ms=self.now(delta)))
         if outcome["ok"]:
             for task in outcome["value"]["tasks"]:
                 if task["id"] not in self.ids:
@@ -106,8 +92,9 @@ class QueueVersusModel(RuleBasedStateMachine):
           max_tasks=st.integers(1, 3), lease_ms=st.sampled_from([None, 1_000, 20_000]))
     def lease(self, delta: int, worker: str, types: list[str] | None, max_tasks: int,
               lease_ms: int | None) -> None:
-        outcome = self.step(Lease(worker_id=worker, types=None if types is None else tuple(types),
-                                  max_tasks=max_tasks, lease_ms=lease_ms, now_ms=self.now(delta)))
+        wanted = None if types is None else tuple(types)
+        outcome = self.step(dq.Lease(worker_id=worker, types=wanted, max_tasks=max_tasks,
+                                     lease_ms=lease_ms, now_ms=self.now(delta)))
         for task in outcome["value"]["tasks"]:
             assert task["id"] not in self.completed
             self.tokens.append((task["id"], worker, task["lease"]["token"]))
@@ -124,7 +111,7 @@ class QueueVersusModel(RuleBasedStateMachine):
     @rule(delta=STEPS, data=st.data())
     def ack(self, delta: int, data: st.DataObject) -> None:
         task_id, worker, token = self.pick_holder(data)
-        outcome = self.step(Ack(id=task_id, worker_id=worker, token=token,
+        outcome = self.step(dq.Ack(id=task_id, worker_id=worker, token=token,
                                 now_ms=self.now(delta)))
         if outcome["ok"]:
             self.completed.add(task_id)
@@ -133,49 +120,49 @@ class QueueVersusModel(RuleBasedStateMachine):
           reason=st.sampled_from([None, "boom"]))
     def nack(self, delta: int, data: st.DataObject, dead: bool, reason: str | None) -> None:
         task_id, worker, token = self.pick_holder(data)
-        self.step(Nack(id=task_id, worker_id=worker, token=token, reason=reason,
+        self.step(dq.Nack(id=task_id, worker_id=worker, token=token, reason=reason,
                        dead_letter=dead, now_ms=self.now(delta)))
 
     @rule(delta=STEPS, data=st.data(), lease_ms=st.sampled_from([None, 500, 10_000]))
     def extend(self, delta: int, data: st.DataObject, lease_ms: int | None) -> None:
         task_id, worker, token = self.pick_holder(data)
-        self.step(Extend(id=task_id, worker_id=worker, token=token, lease_ms=lease_ms,
+        self.step(dq.Extend(id=task_id, worker_id=worker, token=token, lease_ms=lease_ms,
                          now_ms=self.now(delta)))
 
     @rule(delta=STEPS, data=st.data())
     def cancel(self, delta: int, data: st.DataObject) -> None:
         task_id = data.draw(st.sampled_from([*self.ids, "missing"]))
-        self.step(Cancel(id=task_id, now_ms=self.now(delta)))
+        self.step(dq.Cancel(id=task_id, now_ms=self.now(delta)))
 
     @rule(delta=STEPS, data=st.data(), how=st.sampled_from(["id", "type", "all"]))
     def redrive(self, delta: int, data: st.DataObject, how: str) -> None:
         if how == "id":
-            command = Redrive(id=data.draw(st.sampled_from([*self.ids, "missing"])),
+            command = dq.Redrive(id=data.draw(st.sampled_from([*self.ids, "missing"])),
                               now_ms=self.now(delta))
         elif how == "type":
-            command = Redrive(type=data.draw(st.sampled_from(TYPES)), now_ms=self.now(delta))
+            command = dq.Redrive(type=data.draw(st.sampled_from(TYPES)), now_ms=self.now(delta))
         else:
-            command = Redrive(now_ms=self.now(delta))
+            command = dq.Redrive(now_ms=self.now(delta))
         self.step(command)
 
     @rule(delta=STEPS, task_type=st.sampled_from([None, *TYPES]))
     def purge(self, delta: int, task_type: str | None) -> None:
         now_ms = self.now(delta)
-        self.step(Tick(now_ms=now_ms))  # expire and prune first, so `dead` is exact
+        self.step(dq.Tick(now_ms=now_ms))  # expire and prune first, so `dead` is exact
         dead = {t["id"] for t in self.model.tasks if t["status"] == "dead"
                 and (task_type is None or t["type"] == task_type)}
-        outcome = self.step(Purge(type=task_type, now_ms=now_ms))
+        outcome = self.step(dq.Purge(type=task_type, now_ms=now_ms))
         assert outcome["value"]["count"] == len(dead)
         self.purged |= dead
 
     @rule(delta=STEPS)
     def tick(self, delta: int) -> None:
-        self.step(Tick(now_ms=self.now(delta)))
+        self.step(dq.Tick(now_ms=self.now(delta)))
 
     @rule()
     def snapshot_and_restore(self) -> None:
         data = self.real.snapshot()
-        restored = QueueState(CONFIG)
+        restored = dq.QueueState(CONFIG)
         restored.restore(data)
         assert restored.snapshot() == data
         self.real = restored
