@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dqueue.raft import Entry, Snapshot, SnapshotMeta
 from dqueue.raft.log import LogInvariantError, RaftLog
@@ -133,3 +135,32 @@ def test_restart_drops_stale_suffix_left_behind_by_a_restored_snapshot():
     assert log.entries == [] and (log.last_index(), log.last_term()) == (3, 7)
     kept = RaftLog(snapshot, entries(7, 8, start=4), 3)
     assert kept.last_index() == 5
+
+
+def naive_append(terms: list[int], prev_index: int, prev_term: int,
+                 new_terms: list[int]) -> bool:
+    """Raft figure 2's AppendEntries receiver, literally, on a list of terms."""
+    if prev_index > len(terms) or (prev_index > 0 and terms[prev_index - 1] != prev_term):
+        return False
+    if prev_index == 0 and prev_term != 0:
+        return False
+    for offset, term in enumerate(new_terms):
+        index = prev_index + 1 + offset
+        if index <= len(terms) and terms[index - 1] != term:
+            del terms[index - 1:]
+        if index > len(terms):
+            terms.append(term)
+    return True
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 8), st.integers(0, 4),
+                          st.lists(st.integers(1, 4), max_size=4)), max_size=12))
+def test_maybe_append_matches_naive_model(calls):
+    log = RaftLog(None, [], 0)
+    terms: list[int] = []
+    for prev_index, prev_term, new_terms in calls:
+        new = tuple(Entry(prev_index + 1 + i, t) for i, t in enumerate(new_terms))
+        accepted = log.maybe_append(prev_index, prev_term, 0, new) is not None
+        assert accepted == naive_append(terms, prev_index, prev_term, new_terms)
+        assert [e.term for e in log.entries] == terms
