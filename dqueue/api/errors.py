@@ -14,7 +14,7 @@ from typing import Any
 import falcon
 
 from dqueue.logs import log_event
-from dqueue.node.ipc_client import BadRequest, NoLeader, RaftUnavailable, RequestTimeout
+from dqueue.node.ipc_client import BadRequest, NoLeader, RequestTimeout
 
 logger = logging.getLogger(__name__)
 
@@ -97,9 +97,8 @@ def from_raft_error(exc: Exception) -> ApiError:
         return ApiError(falcon.HTTP_503, "timeout", str(exc), extra=hint, headers=headers)
     if isinstance(exc, BadRequest):
         return ApiError(falcon.HTTP_400, "invalid_field", str(exc), field="body")
-    if isinstance(exc, RaftUnavailable):
-        return ApiError(falcon.HTTP_503, "unavailable", str(exc), headers=headers)
-    raise TypeError(f"not a Raft client error: {exc!r}")
+    # RaftUnavailable, and any other failure of the link to the Raft process.
+    return ApiError(falcon.HTTP_503, "unavailable", str(exc), headers=headers)
 
 
 def write_error(resp: falcon.Response, error: ApiError) -> None:

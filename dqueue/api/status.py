@@ -43,7 +43,8 @@ class Stats:
 
 
 class Cluster:
-    """``GET /cluster``: members, roles, leader, term, indexes and replication lag."""
+    """``GET /cluster``: members, roles, leader, term, this node's commit and applied index, and
+    each member's match index and replication lag (known on the leader)."""
 
     def __init__(self, deps: ApiDeps) -> None:
         self._deps = deps
@@ -52,6 +53,12 @@ class Cluster:
         value = _plain_dict(
             self._deps.read({"op": "cluster"}, stale=True, timeout_ms=LOCAL_READ_TIMEOUT_MS)
         )
+        if "commit_index" not in value or "applied_index" not in value:
+            health = _plain_dict(
+                self._deps.read({"op": "health"}, stale=True, timeout_ms=LOCAL_READ_TIMEOUT_MS)
+            )
+            value.setdefault("commit_index", health.get("commit_index"))
+            value.setdefault("applied_index", health.get("applied_index"))
         peers_http = self._deps.config.peers_http
         members = value.get("members")
         if isinstance(members, list):

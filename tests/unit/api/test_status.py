@@ -35,6 +35,8 @@ def test_cluster_fills_http_addresses_from_config(client):
     members = {m["id"]: m for m in resp.json["members"]}
     assert members["n1"]["http_addr"] == "127.0.0.1:8081"
     assert members["n2"]["http_addr"] is None
+    assert resp.json["commit_index"] == 7
+    assert resp.json["applied_index"] == 7
 
 
 def test_metrics_text_moves_with_traffic(client):

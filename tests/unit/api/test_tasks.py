@@ -6,7 +6,13 @@ from typing import Any
 
 import pytest
 
-from dqueue.node.ipc_client import NoLeader, RaftUnavailable, RequestTimeout
+from dqueue.node.ipc_client import (
+    BadRequest,
+    NoLeader,
+    RaftClientError,
+    RaftUnavailable,
+    RequestTimeout,
+)
 
 
 def enqueue(client: Any, **body: Any) -> Any:
@@ -313,6 +319,7 @@ def test_list_bad_query(client, fake, params, field):
         (NoLeader("n2", "127.0.0.1:8082"), "no_leader"),
         (RequestTimeout("slow", "n2", "127.0.0.1:8082"), "timeout"),
         (RaftUnavailable("down"), "unavailable"),
+        (RaftClientError("link broken"), "unavailable"),
     ],
 )
 def test_raft_failures_are_503_with_retry_after(client, fake, exc, code):
@@ -324,3 +331,10 @@ def test_raft_failures_are_503_with_retry_after(client, fake, exc, code):
     if code != "unavailable":
         assert resp.json["error"]["leader_id"] == "n2"
         assert resp.json["error"]["leader_http"] == "127.0.0.1:8082"
+
+
+def test_a_request_the_raft_process_calls_malformed_is_400(client, fake):
+    fake.fail_with = BadRequest("tasks[0].type: too long")
+    resp = enqueue(client, type="email")
+    assert resp.status_code == 400
+    assert resp.json["error"]["code"] == "invalid_field"
