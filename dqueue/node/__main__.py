@@ -2,7 +2,8 @@
 
 Started by the node supervisor (``bin/dqueue``) with the resolved configuration. Exit status:
 0 after a clean stop (SIGTERM or SIGINT, with leadership transfer when this node leads),
-2 when the store is corrupt (the message names the bad record), 1 on a bad configuration.
+2 when the store is corrupt (the message names the bad record), 1 on a bad configuration
+(including an address that cannot be bound).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+
+import zmq
 
 from dqueue.config import NodeConfig
 from dqueue.logs import configure_logging, log_event
@@ -40,6 +43,12 @@ def main(argv: list[str] | None = None) -> int:
         log_event(logger, logging.CRITICAL, "store_corrupt", error=str(exc), index=exc.index)
         print(f"dqueue.node: {exc}", file=sys.stderr)
         return EXIT_CORRUPT_STORE
+    except zmq.ZMQError as exc:  # a port in use, an IPC path too long for a socket name
+        log_event(logger, logging.CRITICAL, "bind_failed", error=str(exc),
+                  raft_addr=config.raft_addr, ipc=config.ipc_endpoint())
+        print(f"dqueue.node: cannot bind {config.raft_addr} or {config.ipc_endpoint()}: {exc}",
+              file=sys.stderr)
+        return EXIT_BAD_CONFIG
     process.install_signal_handlers()
     return process.run()
 

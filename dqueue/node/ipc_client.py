@@ -25,9 +25,12 @@ KIND_ERR = b"err"
 # How long past the server-side deadline the client keeps waiting for the server's own
 # "timeout" answer before it concludes that the Raft process is not running at all.
 REPLY_GRACE_MS = 1_000
-# Bound on requests queued towards a Raft process that is not running: a send beyond it fails
-# at once with RaftUnavailable instead of growing memory.
+# Bound on requests queued towards the Raft process: a send beyond it fails at once with
+# RaftUnavailable instead of growing memory.
 SEND_HWM = 1_000
+# How long a request waits for the connection to the Raft process (a client just created, or a
+# Raft process restarting) before it fails with RaftUnavailable.
+CONNECT_WAIT_MS = 1_000
 
 
 class RaftClientError(Exception):
@@ -86,6 +89,10 @@ class RaftClient:
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.SNDHWM, SEND_HWM)
         self._socket.setsockopt(zmq.RCVHWM, SEND_HWM)
+        # Queue nothing while the Raft process is down: a request would otherwise wait in this
+        # socket and run when the process comes back, long after the caller gave up on it.
+        self._socket.setsockopt(zmq.IMMEDIATE, 1)
+        self._socket.setsockopt(zmq.RECONNECT_IVL, 50)
         self._socket.connect(endpoint)
         self._poller = zmq.Poller()
         self._poller.register(self._socket, zmq.POLLIN)
@@ -143,10 +150,19 @@ class RaftClient:
     def _call(self, kind: bytes, body: dict[str, Any], server_deadline_ms: int) -> dict[str, Any]:
         rid = self._next_rid()
         body["rid"] = rid
+        frames = wire.encode(kind, body)
         try:
-            send_frames(self._socket, wire.encode(kind, body))
+            send_frames(self._socket, frames)
         except zmq.Again:
-            raise RaftUnavailable("the Raft process is not accepting requests") from None
+            # Not connected (yet): a new client, or a Raft process that is restarting.
+            connect_ms = min(CONNECT_WAIT_MS, max(server_deadline_ms, 1))
+            if not self._socket.poll(connect_ms, zmq.POLLOUT):
+                raise RaftUnavailable(
+                    f"the Raft process at {self.endpoint} is not running") from None
+            try:
+                send_frames(self._socket, frames)
+            except zmq.Again:
+                raise RaftUnavailable("the Raft process is not accepting requests") from None
         deadline = time.monotonic() + (server_deadline_ms + REPLY_GRACE_MS) / 1000.0
         while True:
             left_ms = int((deadline - time.monotonic()) * 1000)

@@ -20,7 +20,7 @@ import msgpack
 import zmq
 
 from dqueue import wire
-from dqueue.node.frames import recv_routed, send_frames
+from dqueue.node.frames import recv_frames, send_frames
 
 # Messages queued per peer before sends to it are dropped. Raft sends at most
 # max_inflight_msgs appends plus heartbeats to a peer, so this leaves room for a burst.
@@ -132,14 +132,17 @@ class PeerTransport:
         Raises:
             zmq.Again: nothing is waiting.
         """
-        try:
-            identity, kind, body = recv_routed(self.router)
-        except wire.FrameError:
-            self.counters.malformed += 1
-            return None
-        sender = self._known.get(identity)
+        frames = recv_frames(self.router)
+        # The sender first: anything from an identity that is not a member is "unknown",
+        # whatever it contains; only members' messages are judged on their framing.
+        sender = self._known.get(frames[0]) if len(frames) > 1 else None
         if sender is None:
             self.counters.unknown_peer += 1
+            return None
+        try:
+            kind, body = wire.decode(frames[1:])
+        except wire.FrameError:
+            self.counters.malformed += 1
             return None
         self.counters.received += 1
         name = kind.decode("ascii", "replace")

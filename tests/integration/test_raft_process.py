@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import time
 
 import pytest
 import zmq
 
+from dqueue.config import NodeConfig
 from dqueue.node.ipc_client import BadRequest, NoLeader
 from dqueue.node.transport import tcp_endpoint
 from tests.integration import raftproc_cluster
@@ -152,3 +156,16 @@ def test_sigterm_on_the_leader_transfers_leadership_then_exits_cleanly(cluster_f
     assert "leadership_transfer" in cluster.log_text(leader)
     for i in range(20):
         assert cluster.client(new_leader).read({"op": "get", "id": f"s{i}"}) is not None
+
+
+def test_a_raft_port_in_use_is_refused_with_a_clear_message(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        addr = f"127.0.0.1:{taken.getsockname()[1]}"
+        config = NodeConfig(id="n1", data_dir=str(tmp_path / "n1"), raft_addr=addr)
+        done = subprocess.run(
+            [sys.executable, "-m", "dqueue.node", "--config-json", config.to_json()],
+            capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert f"cannot bind {addr}" in done.stderr

@@ -114,7 +114,17 @@ def test_err_codes_map_to_exceptions(endpoint, code, exc_type):
         assert info.value.leader_http == "127.0.0.1:8082"
 
 
-def test_no_server_raises_unavailable_after_deadline(endpoint, monkeypatch):
-    monkeypatch.setattr(ipc_client, "REPLY_GRACE_MS", 50)
-    with RaftClient(endpoint) as client, pytest.raises(RaftUnavailable):
-        client.read({"op": "health"}, timeout_ms=50)
+def test_no_server_raises_unavailable_without_queueing_the_request(endpoint, monkeypatch):
+    monkeypatch.setattr(ipc_client, "CONNECT_WAIT_MS", 50)
+    with RaftClient(endpoint) as client:
+        with pytest.raises(RaftUnavailable, match="not running"):
+            client.read({"op": "health"}, timeout_ms=50)
+
+        def handler(kind, body):
+            return [wire.encode(b"res", {"rid": body["rid"], "value": "up"})]
+
+        # A server that starts later sees only the requests sent after it came up.
+        monkeypatch.setattr(ipc_client, "CONNECT_WAIT_MS", 5_000)
+        with ScriptedServer(endpoint, handler) as server:
+            assert client.read({"op": "health"}, timeout_ms=2_000) == "up"
+        assert [body["rid"] for _, body in server.requests] == [f"{client._rid_prefix}-2"]
