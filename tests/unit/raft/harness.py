@@ -8,26 +8,8 @@ from __future__ import annotations
 
 import random
 
-from dqueue.raft import Entry, EntryType, Message, PersistedState, Raft, RaftConfig, Ready
-
-
-class Disk:
-    """What one member persisted, following the Ready contract of docs/internals.md."""
-
-    def __init__(self) -> None:
-        self.state = PersistedState()
-
-    def save(self, ready: Ready) -> None:
-        hard = ready.hard_state or self.state.hard_state
-        snapshot = self.state.snapshot
-        entries = list(self.state.entries)
-        if ready.snapshot is not None:
-            snapshot = ready.snapshot
-            entries = [e for e in entries if e.index > snapshot.meta.index]
-        if ready.entries:
-            first = ready.entries[0].index
-            entries = [e for e in entries if e.index < first] + list(ready.entries)
-        self.state = PersistedState(hard, snapshot, entries)
+from dqueue.raft import Entry, EntryType, Message, PersistedState, Raft, RaftConfig
+from dqueue.sim import SimDisk
 
 
 class Net:
@@ -37,7 +19,7 @@ class Net:
         self.ids = tuple(f"n{i}" for i in range(1, size + 1))
         self.config = config
         self.seed = seed
-        self.disks = {i: Disk() for i in self.ids}
+        self.disks = {i: SimDisk() for i in self.ids}
         self.nodes = {i: self._build(i, None) for i in self.ids}
         self.applied: dict[str, list[Entry]] = {i: [] for i in self.ids}
         self.read_states: dict[str, list] = {i: [] for i in self.ids}

@@ -130,3 +130,16 @@ def test_restart_keeps_term_vote_and_log():
     assert (after.current_term, after.voted_for) == (before.term, before.vote)
     assert after.log.last_index() == net.nodes["n1"].log.last_index()
     assert after.role is Role.FOLLOWER
+
+
+def test_status_reports_role_progress_and_indexes():
+    net = Net(3)
+    net.elect("n1")
+    net.nodes["n1"].propose(b"a")
+    net.settle()
+    status = net.nodes["n1"].status()
+    assert (status.role, status.leader_id, status.last_index) == (Role.LEADER, "n1", 2)
+    assert set(status.progress) == {"n2", "n3"}
+    assert all(p.match_index == 2 for p in status.progress.values())
+    follower = net.nodes["n2"].status()
+    assert follower.role is Role.FOLLOWER and follower.progress == {}
