@@ -12,6 +12,7 @@ handle, and leaves with ``os._exit`` so that nothing inherited is closed or flus
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -23,6 +24,7 @@ from dqueue.logs import log_event
 
 logger = logging.getLogger(__name__)
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 TMP_PREFIX = "snapshot."
 TMP_SUFFIX = ".tmp"
 
@@ -69,10 +71,12 @@ class Snapshotter:
             return
         # A file per child: one orphaned by a killed node never shares a path with a new one.
         path = os.path.join(self.data_dir, f"{TMP_PREFIX}{index}.{time.time_ns()}{TMP_SUFFIX}")
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the child: serialize, write, leave without any cleanup
             status = 1
             try:
+                _die_with_parent(parent)
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     signal.signal(sig, signal.SIG_DFL)  # the parent's stop handler is not ours
                 data = serialize()
@@ -115,3 +119,12 @@ class Snapshotter:
                 os.waitpid(pid, 0)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
+
+
+def _die_with_parent(parent: int) -> None:
+    """In the child: be killed when the node dies (Linux), so no orphan outlives a kill -9."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the node died before prctl took effect
+        os._exit(1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -169,3 +170,32 @@ def test_a_raft_port_in_use_is_refused_with_a_clear_message(tmp_path):
             capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert f"cannot bind {addr}" in done.stderr
+
+
+def test_long_poll_lease_through_a_follower_gets_the_next_task(cluster_factory):
+    cluster = cluster_factory(3)
+    cluster.start()
+    leader = cluster.leader()
+    follower = next(n for n in cluster.ids if n != leader)
+    got: dict[str, object] = {}
+
+    def lease() -> None:
+        client = cluster.new_client(follower)
+        try:
+            got["outcome"] = client.command(
+                {"op": "lease", "worker_id": "w9", "types": ["mail"], "max_tasks": 1},
+                timeout_ms=2_000, wait_ms=10_000)
+        finally:
+            client.close()
+
+    waiter = threading.Thread(target=lease, daemon=True)
+    waiter.start()
+    # The follower forwarded it; the leader applied an empty lease and parked it.
+    wait_for(lambda: cluster.client(leader).read({"op": "metrics"})["requests_parked"] == 1,
+             what="the lease to be parked on the leader")
+    assert cluster.client(leader).command(enqueue_cmd("other", task_type="sms"))["ok"]
+    assert cluster.client(leader).command(enqueue_cmd("wanted", task_type="mail"))["ok"]
+    waiter.join(15)
+    tasks = got["outcome"]["value"]["tasks"]
+    assert [t["id"] for t in tasks] == ["wanted"]
+    assert tasks[0]["lease"]["worker_id"] == "w9"
