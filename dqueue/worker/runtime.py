@@ -208,6 +208,14 @@ class WorkerRuntime:
                     back.append(task)
         return back
 
+    def _accept_finished(self, tasks: list[Task]) -> list[Task]:
+        """Take leased tasks only to hand them back; returns them."""
+        with self._lock:
+            for task in tasks:
+                self.counts.leased += 1
+                self._held[task.id] = Held(task, time.monotonic(), finished=True)
+        return tasks
+
     def _settle(self, task_id: str) -> None:
         """The task's verdict or hand-back is being sent: its slot is free again."""
         with self._lock:

@@ -312,6 +312,15 @@ class ZmqRuntime(WorkerRuntime):
             for task in self._accept(list(reply.tasks)):
                 self._request("release", task, now, lease_s=self.config.release_ms / 1000)
             return
+        if reply.kind == "tasks" and reply.tasks:
+            # A lease answered after we gave up on it: the tasks are ours all the same. Hand
+            # back what does not fit rather than leave it to the visibility timeout.
+            free = max(0, self._free_slots())
+            tasks = list(reply.tasks)
+            back = self._accept(tasks[:free]) + self._accept_finished(tasks[free:])
+            for task in back:
+                self._request("release", task, now, lease_s=self.config.release_ms / 1000)
+            return
         req = self._pending.pop(reply.rid, None)
         if req is None:
             return  # pong, or a late answer to a request that was sent again

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from prometheus_client import CollectorRegistry
 
@@ -52,3 +53,34 @@ def test_moves_to_the_next_gateway_when_one_dies(tmp_path):
             second.stop()
             second_thread.join(5)
     assert not thread.is_alive()
+
+
+def test_a_lease_answered_after_the_worker_gave_up_is_still_used(tmp_path):
+    config = NodeConfig(id="n1", data_dir=str(tmp_path), worker_addr="127.0.0.1:0")
+    queue = FakeQueue()
+    worker = Worker()
+    worker.register("t", lambda p, c: None)
+    task_id = queue.enqueue("t")[0]["id"]
+    calls = []
+
+    def slow_first_lease(body):
+        calls.append(body["cmd"]["op"])
+        if len(calls) == 1:
+            time.sleep(1.0)  # the Raft process is slow to answer the first lease
+        return None
+
+    with FakeRaft(config.ipc_endpoint(), queue) as raft:
+        raft.script = slow_first_lease
+        gateway, gateway_thread = start_gateway(config)
+        runtime = ZmqRuntime(worker, RuntimeConfig("w1", concurrency=1, wait_ms=200,
+                                                   request_timeout_ms=200), gateway.endpoint)
+        thread = threading.Thread(target=runtime.run, daemon=True)
+        thread.start()
+        try:
+            wait_for(lambda: queue.counts()["completed"] == 1, 5.0)
+        finally:
+            runtime.drain()
+            thread.join(10)
+            gateway.stop()
+            gateway_thread.join(5)
+    assert queue.tasks[task_id]["attempts"] == 1  # processed, not left to expire
