@@ -46,9 +46,10 @@ from dqueue.node.router import RequestRouter
 from dqueue.node.snapshotter import Snapshotter, TakenSnapshot
 from dqueue.node.store import Store, StoredSnapshot
 from dqueue.node.transport import PeerTransport
-from dqueue.queue import InvalidCommand, QueueConfig, QueueState, command_from_plain
+from dqueue.queue import Command, InvalidCommand, QueueConfig, QueueState, command_from_plain
 from dqueue.raft import (
     EntryType,
+    Message,
     MessageType,
     Raft,
     RaftConfig,
@@ -164,7 +165,7 @@ class RaftProcess:
         self._next_hello_ms = 0.0
         self._hello_done: set[str] = set()
         # Entry data -> the command it encodes, for entries this leader proposed.
-        self._parsed: dict[bytes, Any] = {}
+        self._parsed: dict[bytes, Command] = {}
         log_event(logger, logging.INFO, "raft_process_started", members=list(member_ids),
                   applied=self.applied, log_entries=len(loaded.entries),
                   term=loaded.hard_state.term if loaded.hard_state else 0)
@@ -357,7 +358,7 @@ class RaftProcess:
             self.router.on_read_states(rd.read_states)
         self.raft.advance(rd)
 
-    def _send_raft(self, msg: Any) -> None:
+    def _send_raft(self, msg: Message) -> None:
         self.transport.send(msg.to, KIND_RAFT, message_to_plain(msg))
 
     def _on_soft_state(self, role: Role, leader_id: str | None) -> None:
@@ -415,7 +416,7 @@ class RaftProcess:
         self._last_wall_ms = max(self._last_wall_ms, now)
         return self._last_wall_ms
 
-    def propose(self, rid: str, cmd: dict[str, Any], command: Any = None) -> None:
+    def propose(self, rid: str, cmd: dict[str, Any], command: Command | None = None) -> None:
         """Stamp ``cmd`` with the leader's time and propose it (raises ProposalDropped).
 
         Args:

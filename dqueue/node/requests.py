@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from dqueue.queue import Command
+
 
 def monotonic_ms() -> float:
     """Monotonic time in milliseconds: every deadline and tick of the Raft process."""
@@ -68,7 +70,7 @@ class Pending:
     read_index: int = 0
     last_outcome: Any = None
     forwarded_to: str | None = None
-    command: Any = None  # the validated command object (commands only), unstamped
+    command: Command | None = None  # the validated command (commands only), unstamped
 
 
 class RequestTable:
