@@ -84,6 +84,7 @@ class Report:
     terms_advanced: int = 0
     election_safety_violations: list[str] = field(default_factory=list)
     faults: dict[str, int] = field(default_factory=dict)
+    faults_skipped: dict[str, int] = field(default_factory=dict)
     final_read: bool = False
 
     def to_plain(self) -> dict[str, Any]:
@@ -125,6 +126,9 @@ class Report:
             "faults injected: " + (", ".join(f"{k}={v}" for k, v in sorted(self.faults.items()))
                                    or "none"),
         ]
+        if self.faults_skipped:
+            lines.append("faults skipped (no leader to aim at): " + ", ".join(
+                f"{k}={v}" for k, v in sorted(self.faults_skipped.items())))
         return "\n".join(lines)
 
 
@@ -295,9 +299,9 @@ def check(events: list[Event], expect_drained: bool = True) -> Report:
             {"start_ms": w.start_ms, "end_ms": w.end_ms, "length_ms": w.length_ms}
             for w in windows[:3]]
     _elections(events, report)
-    report.faults = dict(Counter(
-        str(e.value.get("fault")) for e in events
-        if e.f is Op.NEMESIS and e.value.get("phase") == "start"))
+    for phase, counts in (("start", report.faults), ("skipped", report.faults_skipped)):
+        counts.update(Counter(str(e.value.get("fault")) for e in events
+                              if e.f is Op.NEMESIS and e.value.get("phase") == phase))
 
     broken = {
         "acknowledged enqueues lost": report.lost,

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from dqueue.chaos import netns
 from dqueue.chaos.history import EventType, HistoryWriter, Op
-from dqueue.chaos.procs import NodeProcess, find_leader
+from dqueue.chaos.procs import NodeProcess, find_leader, wait_until
 
 
 class Fault(enum.StrEnum):
@@ -84,12 +84,22 @@ class Nemesis(threading.Thread):
         self.heal_all()
 
     def inject(self, fault: Fault) -> None:
-        """Start one fault, hold it ``hold_s``, heal it."""
+        """Start one fault, hold it ``hold_s``, heal it.
+
+        A fault aimed at the leader waits up to ``hold_s`` for one (the cluster may still be
+        recovering from the previous fault) and is skipped, and recorded so, if none shows up.
+        """
         leader = find_leader(self.nodes)
+        if leader is None and fault in (Fault.KILL_LEADER, Fault.PARTITION_PEERS):
+            leader = wait_until(lambda: find_leader(self.nodes), self.hold_s, 0.1)
+            if leader is None:
+                self.history.record("nemesis", EventType.INFO, Op.NEMESIS,
+                                    {"fault": fault.value, "phase": "skipped"}, "no leader")
+                return
         others = [n.id for n in self.nodes if n.id != leader]
         if fault is Fault.KILL_LEADER:
-            target = leader or self.rng.choice(others)
-            self._around(fault, target, self.by_id(target).kill, self.by_id(target).start)
+            assert leader is not None
+            self._around(fault, leader, self.by_id(leader).kill, self.by_id(leader).start)
         elif fault is Fault.KILL_FOLLOWER:
             target = self.rng.choice(others)
             self._around(fault, target, self.by_id(target).kill, self.by_id(target).start)
@@ -100,8 +110,8 @@ class Nemesis(threading.Thread):
             target = self.rng.choice([n.id for n in self.nodes])
             self._network(fault, target, netns.isolate)
         elif fault is Fault.PARTITION_PEERS:
-            target = leader or self.rng.choice(others)
-            self._network(fault, target, netns.cut_peers)
+            assert leader is not None
+            self._network(fault, leader, netns.cut_peers)
         elif fault is Fault.RESTART_ALL:
             def kill_all() -> None:
                 for node in self.nodes:

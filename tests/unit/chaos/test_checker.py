@@ -214,7 +214,12 @@ def test_faults_are_counted_by_kind():
     for t, fault in ((1, "kill-leader"), (2, "pause"), (3, "kill-leader")):
         b.add(t, "nemesis", EventType.INFO, Op.NEMESIS, {"fault": fault, "phase": "start"})
         b.add(t + 0.5, "nemesis", EventType.INFO, Op.NEMESIS, {"fault": fault, "phase": "stop"})
-    assert check(b.events).faults == {"kill-leader": 2, "pause": 1}
+    b.add(5, "nemesis", EventType.INFO, Op.NEMESIS, {"fault": "kill-leader", "phase": "skipped"},
+          "no leader")
+    report = check(b.events)
+    assert report.faults == {"kill-leader": 2, "pause": 1}
+    assert report.faults_skipped == {"kill-leader": 1}
+    assert "faults skipped (no leader to aim at): kill-leader=1" in report.render()
 
 
 def test_history_without_final_read_is_invalid():
