@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import threading
 import time
@@ -152,7 +153,8 @@ def test_sigstop_leader_steps_down_and_no_two_leaders_share_a_term(cluster_facto
 
 
 def test_restart_of_all_nodes_at_once_restores_the_same_state(cluster_factory):
-    cluster = cluster_factory(3)
+    # A snapshot every 40 entries: the restart restores a snapshot and re-applies the log after.
+    cluster = cluster_factory(3, snapshot_entries=40)
     cluster.start()
     leader = cluster.leader()
     client = cluster.client(leader)
@@ -163,6 +165,9 @@ def test_restart_of_all_nodes_at_once_restores_the_same_state(cluster_factory):
         assert client.command({"op": "ack", "id": task["id"], "worker_id": "w1"})["ok"]
     assert client.command({"op": "cancel", "id": "r59"})["ok"]
     converge(cluster, cluster.ids)
+    for node in cluster.ids:
+        wait_for(lambda n=node: cluster.client(n).read({"op": "metrics"})["snapshot_index"] >= 40,
+                 what=f"a snapshot on {node}")
     before = {n: _state(cluster, n) for n in cluster.ids}
     assert before[cluster.ids[0]] == before[cluster.ids[1]] == before[cluster.ids[2]]
     commit = cluster.health(leader)["commit_index"]
@@ -174,6 +179,12 @@ def test_restart_of_all_nodes_at_once_restores_the_same_state(cluster_factory):
         cluster.wait_applied(node, commit)
     after = {n: _state(cluster, n) for n in cluster.ids}
     assert after == before
+    for node in cluster.ids:
+        # The restart began from the stored snapshot, not from an empty state.
+        started = [line for line in cluster.log_text(node).splitlines()
+                   if "raft_process_started" in line]
+        restored_from = int(re.search(r"applied=(\d+)", started[-1]).group(1))
+        assert restored_from >= 40
 
 
 def _state(cluster: RaftCluster, node: str) -> dict[str, object]:
