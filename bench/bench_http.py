@@ -8,6 +8,8 @@ Measures, in one run on this machine:
 4. the same spread over all three members (followers forward to the leader);
 5. ``POST /tasks/batch`` with batches of 100, in tasks per second.
 
+Each line also gives the CPU time the servers (every process of the cluster) spent per answer
+during the measured window: a figure much less sensitive than rates to how busy the machine is.
 Every load uses the same client: CLIENTS keep-alive connections spread over a few processes
 (each a few threads with a minimal HTTP/1.1 client), so the load generator stays cheap. Prints
 figures; asserts nothing. Usage: ``.venv/bin/python bench/bench_http.py [--seconds 10]``.
@@ -18,18 +20,26 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.integration.http_cluster import Http, NodeSet, free_port, wait_for  # noqa: E402
+from tests.integration.http_cluster import (  # noqa: E402
+    Http,
+    NodeSet,
+    children_of,
+    free_port,
+    wait_for,
+)
 
 CLIENTS = 16
 PROCESSES = 4
@@ -149,19 +159,48 @@ def merge(counts: list[dict[int, int]]) -> dict[int, int]:
     return total
 
 
-def load(addrs: list[str], path: str, body: bytes, seconds: float) -> tuple[float, str]:
-    """Run CLIENTS clients for ``seconds``; return (2xx answers per second, other answers)."""
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time consumed so far by the given processes."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Result:
+    """One load run: 2xx answers per second, the other answers, server CPU per 2xx answer."""
+
+    rate: float
+    others: str
+    cpu_us: float
+
+
+def load(addrs: list[str], path: str, body: bytes, seconds: float, pids: list[int]) -> Result:
+    """Run CLIENTS clients for ``seconds`` against ``addrs``; ``pids`` are the servers."""
     start_at = time.monotonic() + SPAWN_S
     stop_at = start_at + seconds
     per_process = CLIENTS // PROCESSES
     jobs = [([addrs[(p + i) % len(addrs)] for i in range(len(addrs))], path, body, per_process,
              start_at, stop_at) for p in range(PROCESSES)]
+    window: list[float] = []
+
+    def sample_cpu() -> None:  # the servers' CPU time at the start and end of the window
+        for at in (start_at, stop_at):
+            time.sleep(max(0.0, at - time.monotonic()))
+            window.append(cpu_seconds(pids))
+
+    sampler = threading.Thread(target=sample_cpu)
+    sampler.start()
     with multiprocessing.get_context("spawn").Pool(PROCESSES) as pool:
         results = pool.map(process_main, jobs)
+    sampler.join()
     total = merge(results)
     ok = sum(n for status, n in total.items() if 200 <= status < 300)
     others = ", ".join(f"{n} x {s}" for s, n in sorted(total.items()) if not 200 <= s < 300)
-    return ok / seconds, others or "no other answers"
+    cpu_us = (window[1] - window[0]) / max(1, ok) * 1e6
+    return Result(ok / seconds, others or "no other answers", cpu_us)
 
 
 def command_tasks(addr: str) -> tuple[float, float]:
@@ -177,6 +216,14 @@ def command_tasks(addr: str) -> tuple[float, float]:
     return found["dqueue_enqueue_command_tasks_sum"], found["dqueue_enqueue_command_tasks_count"]
 
 
+def report(name: str, result: Result, noop_rate: float, extra: str = "") -> None:
+    """Print one single-task line: rate, share of the no-op rate, CPU per request."""
+    notes = "; ".join(x for x in (f"{result.cpu_us:.0f} us server CPU per request", extra,
+                                  result.others) if x)
+    print(f"{name:38} {result.rate:8.0f} req/s  {result.rate / noop_rate:4.2f} of no-op  "
+          f"({notes})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -188,10 +235,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="dq-bench-http-") as tmp:
         noop_port = free_port()
-        noop = subprocess.Popen([sys.executable, "-c", NOOP_SERVER, str(noop_port),
-                                 str(args.threads)])
+        noop_server = subprocess.Popen([sys.executable, "-c", NOOP_SERVER, str(noop_port),
+                                        str(args.threads)])
         stub_port = free_port()
-        stub = subprocess.Popen([sys.executable, "-c", STUB_API_SERVER, str(stub_port),
+        stub_server = subprocess.Popen([sys.executable, "-c", STUB_API_SERVER, str(stub_port),
                                  str(args.threads)], cwd=ROOT)
         nodes = NodeSet(Path(tmp), 3, extra_toml=f"[api]\nhttp_threads = {args.threads}")
         try:
@@ -202,31 +249,30 @@ def main() -> None:
             print(f"machine: {multiprocessing.cpu_count()} cores; {CLIENTS} keep-alive clients "
                   f"in {PROCESSES} processes; {args.seconds:.0f} s per run; "
                   f"waitress threads {args.threads}")
-            noop_rate, _ = load([noop_addr], "/tasks", one_task, args.seconds)
-            print(f"no-op Falcon endpoint on waitress:   {noop_rate:9.0f} req/s")
+            noop = load([noop_addr], "/tasks", one_task, args.seconds, [noop_server.pid])
+            report("no-op Falcon endpoint on waitress", noop, noop.rate)
             stub_addr = f"127.0.0.1:{stub_port}"
             wait_for(lambda: Http(stub_addr).call("POST", "/tasks", {"type": "a"})[0] == 201,
                      "stub API up")
-            stub_rate, bad = load([stub_addr], "/tasks", one_task, args.seconds)
-            stub.terminate()
-            print(f"POST /tasks, API with stub Raft:    {stub_rate:9.0f} req/s "
-                  f"({stub_rate / noop_rate:.2f} of no-op; {bad})")
+            stub = load([stub_addr], "/tasks", one_task, args.seconds, [stub_server.pid])
+            stub_server.terminate()
+            report("POST /tasks, real app, stub Raft", stub, noop.rate)
+            pids = [pid for node_id in nodes.ids for pid in children_of(nodes.procs[node_id].pid)]
             before = command_tasks(nodes.http[leader])
-            rate, bad = load([nodes.http[leader]], "/tasks", one_task, args.seconds)
+            lead = load([nodes.http[leader]], "/tasks", one_task, args.seconds, pids)
             after = command_tasks(nodes.http[leader])
             per_command = (after[0] - before[0]) / max(1.0, after[1] - before[1])
-            print(f"POST /tasks, leader only:           {rate:9.0f} req/s "
-                  f"({rate / noop_rate:.2f} of no-op; {bad}; "
-                  f"{per_command:.1f} tasks per Raft command)")
-            spread, bad = load(addrs, "/tasks", one_task, args.seconds)
-            print(f"POST /tasks, spread over 3 nodes:   {spread:9.0f} req/s "
-                  f"({spread / noop_rate:.2f} of no-op; {bad})")
-            batches, bad = load([nodes.http[leader]], "/tasks/batch", batch, args.seconds)
-            print(f"POST /tasks/batch x100, leader:     {batches * 100:9.0f} tasks/s "
-                  f"({batches:.0f} req/s; {bad})")
+            report("POST /tasks, 3-node cluster, leader", lead, noop.rate,
+                   f"{per_command:.1f} tasks per Raft command")
+            spread = load(addrs, "/tasks", one_task, args.seconds, pids)
+            report("POST /tasks, 3-node cluster, spread", spread, noop.rate)
+            batches = load([nodes.http[leader]], "/tasks/batch", batch, args.seconds, pids)
+            print(f"{'POST /tasks/batch x100, leader':38} {batches.rate * 100:8.0f} tasks/s  "
+                  f"({batches.rate:.0f} req/s; {batches.cpu_us / 100:.0f} us CPU per task; "
+                  f"{batches.others})")
         finally:
             nodes.close()
-            for server in (noop, stub):
+            for server in (noop_server, stub_server):
                 server.terminate()
                 server.wait(10)
 

@@ -67,7 +67,7 @@ def create_app(
         config=config, link=link, metrics=metrics, new_id=new_id,
         draining=draining or threading.Event(),
         coalescer=EnqueueCoalescer(
-            raft_client_factory, config.request_timeout_ms, config.max_body_bytes,
+            link.client, config.request_timeout_ms, config.max_body_bytes,
             observe=metrics.enqueue_command_tasks.observe,
         ) if coalesce else None,
     )

@@ -1,12 +1,15 @@
 """Enqueue coalescing: concurrent enqueue requests of one API process share one Raft entry.
 
-Each waitress thread hands its validated tasks to ``EnqueueCoalescer.submit`` and waits. A few
-sender threads, each with its own Raft client (ZeroMQ sockets are never shared), take the first
-waiting job, add every job already queued behind it (up to ``MAX_BATCH_TASKS`` tasks and
-``max_batch_bytes`` of request bodies), propose them as one ``enqueue`` command and hand each job
-its slice of the outcome. Nobody waits for a batch to fill: an idle node sends a lone request at
-once, a busy one sends what accumulated during the previous round trip, so the number of Raft
-entries per second stays bounded while requests per second grow.
+The waitress threads that carry enqueue requests take turns as the sender (flat combining): a
+request that finds fewer than ``max_in_flight`` commands in flight sends at once, from its own
+thread with its own Raft client (ZeroMQ sockets are never shared), taking along every job queued
+behind it (up to ``MAX_BATCH_TASKS`` tasks and ``max_batch_bytes`` of request bodies). The others
+queue and sleep. A sender whose own job is answered hands its turn to the first job still
+queued, whose thread wakes and sends the next batch; with nothing queued the turn is released.
+
+So an idle node sends a lone request at once, with no thread hand-off, and a busy one sends what
+accumulated during the previous round trip: Raft entries per second stay bounded while requests
+per second grow, and each request costs one wake-up at most.
 
 Order and idempotency are those of the tasks in the one command: two requests with the same
 key in one batch get the first's task, the second flagged as a duplicate, as if sent in turn.
@@ -17,58 +20,56 @@ from __future__ import annotations
 import collections
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from dqueue.api.raft_link import RaftClientLike
 from dqueue.node.ipc_client import RaftClientError
 
 MAX_BATCH_TASKS = 1_000
-# Sender threads, hence enqueue commands in flight from one API process at a time.
-SENDERS = 2
+# Enqueue commands in flight from one API process at a time.
+MAX_IN_FLIGHT = 2
 
 
-@dataclass
 class _Job:
-    tasks: list[dict[str, Any]]
-    body_bytes: int
-    done: threading.Event = field(default_factory=threading.Event)
-    outcome: dict[str, Any] | None = None
-    error: Exception | None = None
+    """One request's tasks, waiting for its outcome (fields guarded by the coalescer's lock)."""
+
+    __slots__ = ("body_bytes", "error", "finished", "lead", "outcome", "tasks", "wake")
+
+    def __init__(self, tasks: list[dict[str, Any]], body_bytes: int, lock: threading.Lock):
+        self.tasks = tasks
+        self.body_bytes = body_bytes
+        self.wake = threading.Condition(lock)
+        self.outcome: dict[str, Any] | None = None
+        self.error: Exception | None = None
+        self.finished = False  # outcome or error set
+        self.lead = False  # this job's thread holds a sending turn
 
 
 class EnqueueCoalescer:
     """Merges concurrent enqueues into shared commands.
 
     Args:
-        client_factory: makes one Raft client per sender thread.
+        client_of: returns the calling thread's Raft client.
         timeout_ms: the commit deadline of each command.
         max_batch_bytes: bound on the summed request bodies of one command (a single larger
             request is still sent, alone).
-        senders: number of sender threads.
+        max_in_flight: sending turns, hence commands in flight at a time.
         observe: called with the number of tasks of every command sent (for metrics).
     """
 
     def __init__(
-        self, client_factory: Callable[[], RaftClientLike], timeout_ms: int,
-        max_batch_bytes: int, senders: int = SENDERS,
-        observe: Callable[[int], None] | None = None,
+        self, client_of: Callable[[], RaftClientLike], timeout_ms: int, max_batch_bytes: int,
+        max_in_flight: int = MAX_IN_FLIGHT, observe: Callable[[int], None] | None = None,
     ) -> None:
-        self._observe = observe
-        self._factory = client_factory
+        self._client_of = client_of
         self._timeout_ms = timeout_ms
         self._max_batch_bytes = max_batch_bytes
+        self._max_in_flight = max_in_flight
+        self._observe = observe
+        self._lock = threading.Lock()
         self._queue: collections.deque[_Job] = collections.deque()
-        self._ready = threading.Condition()
-        self._senders = senders
-        self._started = False
+        self._turns_taken = 0  # invariant: <= max_in_flight; one per job with lead set
         self.commands_sent = 0
-
-    def _start(self) -> None:
-        """Start the sender threads on first use (under ``_ready``)."""
-        self._started = True
-        for i in range(self._senders):
-            threading.Thread(target=self._sender, name=f"enqueue-{i}", daemon=True).start()
 
     def submit(self, tasks: list[dict[str, Any]], body_bytes: int) -> dict[str, Any]:
         """Enqueue ``tasks`` (validated plain NewTasks); block until their outcome.
@@ -81,75 +82,97 @@ class EnqueueCoalescer:
             RaftClientError: what the Raft client raised for that command (or any other
                 exception met while sending it).
         """
-        job = _Job(tasks, body_bytes)
-        with self._ready:
-            if not self._started:
-                self._start()
+        job = _Job(tasks, body_bytes, self._lock)
+        with self._lock:
             self._queue.append(job)
-            self._ready.notify()
-        job.done.wait()
+            if self._turns_taken < self._max_in_flight:
+                self._turns_taken += 1
+                job.lead = True
+            while not (job.lead or job.finished):
+                job.wake.wait()
+            lead = job.lead
+        if lead:
+            self._take_turn(job)
         if job.error is not None:
             raise job.error
         if job.outcome is None:
             raise RuntimeError("enqueue job finished without an outcome")
         return job.outcome
 
+    def _take_turn(self, job: _Job) -> None:
+        """Send batches until ``job`` is answered, then pass the turn on."""
+        try:
+            while True:
+                with self._lock:
+                    if job.finished:
+                        break
+                    if not self._queue:  # our job rides in another sender's command
+                        while not job.finished:
+                            job.wake.wait()
+                        break
+                    batch = self._take()
+                self._send(batch)
+        finally:
+            with self._lock:
+                job.lead = False
+                nxt = next((j for j in self._queue if not j.lead), None)
+                if nxt is None:
+                    self._turns_taken -= 1
+                else:
+                    nxt.lead = True  # the turn moves on: _turns_taken is unchanged
+                    nxt.wake.notify()
+
     def _take(self) -> list[_Job]:
-        """Wait for a job, then take it and every queued job that fits behind it."""
-        with self._ready:
-            while not self._queue:
-                self._ready.wait()
-            jobs = [self._queue.popleft()]
-            n_tasks, n_bytes = len(jobs[0].tasks), jobs[0].body_bytes
-            while self._queue:
-                nxt = self._queue[0]
-                if (n_tasks + len(nxt.tasks) > MAX_BATCH_TASKS
-                        or n_bytes + nxt.body_bytes > self._max_batch_bytes):
-                    break
-                jobs.append(self._queue.popleft())
-                n_tasks += len(nxt.tasks)
-                n_bytes += nxt.body_bytes
+        """Take the first queued job and every job that fits behind it (under the lock)."""
+        jobs = [self._queue.popleft()]
+        n_tasks, n_bytes = len(jobs[0].tasks), jobs[0].body_bytes
+        while self._queue:
+            nxt = self._queue[0]
+            if (n_tasks + len(nxt.tasks) > MAX_BATCH_TASKS
+                    or n_bytes + nxt.body_bytes > self._max_batch_bytes):
+                break
+            jobs.append(self._queue.popleft())
+            n_tasks += len(nxt.tasks)
+            n_bytes += nxt.body_bytes
         return jobs
 
-    def _sender(self) -> None:
-        client: RaftClientLike | None = None
-        while True:
-            jobs = self._take()
-            try:
-                if client is None:
-                    client = self._factory()
-                self._send(client, jobs)
-            except Exception as exc:  # a bug or a broken client: fail these jobs, keep serving
-                for job in jobs:
-                    if job.outcome is None and job.error is None:
-                        job.error = exc
-            finally:
-                for job in jobs:
-                    job.done.set()
+    def _send(self, jobs: list[_Job]) -> None:
+        """Propose the jobs' tasks as one command; record each job's outcome and wake it."""
+        results: list[tuple[dict[str, Any] | None, Exception | None]]
+        try:
+            results = self._propose(jobs)
+        except Exception as exc:  # a bug or a broken client: fail these jobs, keep serving
+            results = [(None, exc)] * len(jobs)
+        with self._lock:
+            for job, (outcome, error) in zip(jobs, results, strict=True):
+                job.outcome, job.error, job.finished = outcome, error, True
+                job.wake.notify()
 
-    def _send(self, client: RaftClientLike, jobs: list[_Job]) -> None:
+    def _propose(
+        self, jobs: list[_Job]
+    ) -> list[tuple[dict[str, Any] | None, Exception | None]]:
         tasks = [task for job in jobs for task in job.tasks]
         try:
-            outcome = client.command({"op": "enqueue", "tasks": tasks},
-                                     timeout_ms=self._timeout_ms)
+            outcome = self._client_of().command({"op": "enqueue", "tasks": tasks},
+                                                timeout_ms=self._timeout_ms)
         except RaftClientError as exc:
-            for job in jobs:
-                job.error = exc
-            return
+            return [(None, exc)] * len(jobs)
         self.commands_sent += 1
         if self._observe is not None:
             self._observe(len(tasks))
         if not outcome.get("ok"):
             if len(jobs) == 1:
-                jobs[0].outcome = outcome
-            else:  # one job's tasks were refused: retry each alone so only it fails
-                for job in jobs:
-                    self._send(client, [job])
-            return
+                return [(outcome, None)]
+            # One job's tasks were refused: retry each alone so that only it fails.
+            return [self._propose([job])[0] for job in jobs]
         value = outcome["value"]
+        results: list[tuple[dict[str, Any] | None, Exception | None]] = []
         start = 0
         for job in jobs:
             end = start + len(job.tasks)
-            job.outcome = {"ok": True, "value": {"tasks": value["tasks"][start:end],
-                                                 "duplicates": value["duplicates"][start:end]}}
+            results.append(({"ok": True, "value": {
+                "tasks": value["tasks"][start:end],
+                "duplicates": value["duplicates"][start:end],
+            }}, None))
             start = end
+        return results

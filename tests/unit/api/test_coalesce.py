@@ -66,7 +66,7 @@ def queued(coalescer: EnqueueCoalescer) -> int:
 
 def test_jobs_waiting_behind_a_command_share_the_next_one():
     raft = GatedRaft()
-    coalescer = EnqueueCoalescer(lambda: raft, 1000, 1 << 20, senders=1)
+    coalescer = EnqueueCoalescer(lambda: raft, 1000, 1 << 20, max_in_flight=1)
     out: dict[str, Any] = {}
     threads = [submit_in_thread(coalescer, ["a"], out)]
     raft.entered.acquire()  # "a" is in flight alone
@@ -88,7 +88,7 @@ def test_jobs_waiting_behind_a_command_share_the_next_one():
 
 def test_a_batch_never_exceeds_the_task_bound():
     raft = GatedRaft()
-    coalescer = EnqueueCoalescer(lambda: raft, 1000, 1 << 30, senders=1)
+    coalescer = EnqueueCoalescer(lambda: raft, 1000, 1 << 30, max_in_flight=1)
     out: dict[str, Any] = {}
     threads = [submit_in_thread(coalescer, ["first"], out)]
     raft.entered.acquire()
@@ -105,7 +105,7 @@ def test_a_batch_never_exceeds_the_task_bound():
 
 def test_a_failure_reaches_every_job_of_the_command():
     raft = GatedRaft()
-    coalescer = EnqueueCoalescer(lambda: raft, 1000, 1 << 20, senders=1)
+    coalescer = EnqueueCoalescer(lambda: raft, 1000, 1 << 20, max_in_flight=1)
     raft.fail_with = NoLeader("n2", None)
     out: dict[str, Any] = {}
     threads = [submit_in_thread(coalescer, ["a"], out)]
@@ -122,7 +122,7 @@ def test_a_failure_reaches_every_job_of_the_command():
 def test_a_refused_job_is_retried_alone_so_the_others_succeed():
     raft = GatedRaft()
     raft.refuse = "bad"
-    coalescer = EnqueueCoalescer(lambda: raft, 1000, 1 << 20, senders=1)
+    coalescer = EnqueueCoalescer(lambda: raft, 1000, 1 << 20, max_in_flight=1)
     out: dict[str, Any] = {}
     threads = [submit_in_thread(coalescer, ["a"], out)]
     raft.entered.acquire()
@@ -136,16 +136,34 @@ def test_a_refused_job_is_retried_alone_so_the_others_succeed():
     assert out["bad"] == {"ok": False, "code": "invalid", "message": "refused", "field": "tasks"}
 
 
-def test_a_broken_client_fails_the_job_and_the_sender_survives():
+def test_a_broken_client_fails_the_job_and_the_turn_is_released():
+    healthy = GatedRaft()
     calls = []
 
-    def factory():
+    def client_of():
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("cannot connect")
-        return GatedRaft()
+        return healthy
 
-    coalescer = EnqueueCoalescer(factory, 1000, 1 << 20, senders=1)
+    coalescer = EnqueueCoalescer(client_of, 1000, 1 << 20, max_in_flight=1)
     with pytest.raises(RuntimeError):
         coalescer.submit([{"id": "a"}], 1)
-    assert len(calls) == 1
+    healthy.gate.release()
+    assert coalescer.submit([{"id": "b"}], 1)["ok"] is True
+
+
+def test_a_lone_request_is_sent_from_its_own_thread():
+    seen = []
+
+    class Recording(GatedRaft):
+        def command(self, cmd, timeout_ms=5000, wait_ms=0):
+            seen.append(threading.get_ident())
+            self.gate.release()
+            return super().command(cmd, timeout_ms, wait_ms)
+
+    raft = Recording()
+    coalescer = EnqueueCoalescer(lambda: raft, 1000, 1 << 20)
+    assert coalescer.submit([{"id": "a"}], 1)["ok"] is True
+    assert seen == [threading.get_ident()]
+    assert coalescer._turns_taken == 0
