@@ -167,3 +167,38 @@ def test_a_lone_request_is_sent_from_its_own_thread():
     assert coalescer.submit([{"id": "a"}], 1)["ok"] is True
     assert seen == [threading.get_ident()]
     assert coalescer._turns_taken == 0
+
+
+def test_many_concurrent_submitters_each_get_their_own_tasks():
+    class Instant:
+        def __init__(self) -> None:
+            self.lock = threading.Lock()
+            self.sizes: list[int] = []
+
+        def command(self, cmd, timeout_ms=5000, wait_ms=0):
+            with self.lock:
+                self.sizes.append(len(cmd["tasks"]))
+            ids = [t["id"] for t in cmd["tasks"]]
+            return {"ok": True, "value": {"tasks": [{"id": i} for i in ids],
+                                          "duplicates": [False] * len(ids)}}
+
+    raft = Instant()
+    coalescer = EnqueueCoalescer(lambda: raft, 1000, 1 << 20)
+    out: dict[str, Any] = {}
+
+    def worker(w: int) -> None:
+        for n in range(40):
+            ids = [f"w{w}-{n}-{k}" for k in range(1 + (w + n) % 3)]
+            out[ids[0]] = (ids, coalescer.submit([{"id": i} for i in ids], 10))
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(out) == 16 * 40
+    for ids, outcome in out.values():
+        assert [t["id"] for t in outcome["value"]["tasks"]] == ids
+    assert sum(raft.sizes) == sum(len(ids) for ids, _ in out.values())
+    assert coalescer._turns_taken == 0
+    assert not coalescer._queue
