@@ -163,6 +163,12 @@ class WorkerRuntime:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
 
+    def slots_used(self) -> int:
+        """Leased tasks buffered or running (at most ``capacity``); a task whose verdict was
+        sent no longer counts."""
+        with self._lock:
+            return len(self._held)
+
     def held_count(self) -> int:
         """Leased tasks currently held (buffered, running, or awaiting their verdict's answer)."""
         with self._lock:
