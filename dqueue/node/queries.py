@@ -7,7 +7,7 @@ describe this node and are always answered locally, leader or not.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,13 +57,14 @@ def check_query(query: Mapping[str, Any]) -> str:
     return op
 
 
-def run_queue_query(queue: QueueState, query: Mapping[str, Any], raft: dict[str, Any]) -> Any:
+def run_queue_query(queue: QueueState, query: Mapping[str, Any],
+                    raft: Callable[[], dict[str, Any]]) -> Any:
     """Answer a queue read from the applied state.
 
     Args:
         queue: the applied queue state.
         query: a query that passed ``check_query``.
-        raft: the node's Raft figures, added to ``stats``.
+        raft: gives the node's Raft figures, added to ``stats`` (called for ``stats`` only).
 
     Raises:
         BadQuery: a value the queue refuses (e.g. an unknown status).
@@ -72,7 +73,7 @@ def run_queue_query(queue: QueueState, query: Mapping[str, Any], raft: dict[str,
     if op == "get":
         return queue.get_task(query["id"])
     if op == "stats":
-        return {**queue.stats(), "raft": raft}
+        return {**queue.stats(), "raft": raft()}
     limit = query.get("limit")
     try:
         return queue.list_tasks(

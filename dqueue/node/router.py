@@ -301,7 +301,7 @@ class RequestRouter:
 
     def _serve_read_now(self, reply_to: ReplyTo, rid: str, query: dict[str, Any]) -> None:
         try:
-            value = queries.run_queue_query(self.p.queue, query, self._raft_figures())
+            value = queries.run_queue_query(self.p.queue, query, self._raft_figures)
         except queries.BadQuery as exc:
             self._send_err(reply_to, rid, "bad_request", str(exc))
             return

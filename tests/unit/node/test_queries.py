@@ -32,14 +32,14 @@ def test_queue_reads_on_applied_state():
     queue.apply(command_from_plain({"op": "enqueue", "now_ms": 10,
                                     "tasks": [{"id": "a", "type": "t"}]}), 1)
     assert queries.check_query({"op": "get", "id": "a"}) == "get"
-    assert queries.run_queue_query(queue, {"op": "get", "id": "a"}, {})["id"] == "a"
-    stats = queries.run_queue_query(queue, {"op": "stats"}, {"role": "leader"})
+    assert queries.run_queue_query(queue, {"op": "get", "id": "a"}, dict)["id"] == "a"
+    stats = queries.run_queue_query(queue, {"op": "stats"}, lambda: {"role": "leader"})
     assert stats["by_status"]["pending"] == 1
     assert stats["raft"] == {"role": "leader"}
-    listing = queries.run_queue_query(queue, {"op": "list", "status": "pending"}, {})
+    listing = queries.run_queue_query(queue, {"op": "list", "status": "pending"}, dict)
     assert [t["id"] for t in listing["tasks"]] == ["a"]
     with pytest.raises(queries.BadQuery, match="status"):
-        queries.run_queue_query(queue, {"op": "list", "status": "nope"}, {})
+        queries.run_queue_query(queue, {"op": "list", "status": "nope"}, dict)
 
 
 def _view(role: Role, progress: dict[str, PeerStatus]) -> queries.NodeView:

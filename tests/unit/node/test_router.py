@@ -1,0 +1,223 @@
+"""RequestRouter against a stand-in process: where requests go and how they are answered."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from dqueue.node.ipc_server import CmdRequest, IpcCounters, ReadRequest
+from dqueue.node.requests import Stage, monotonic_ms
+from dqueue.node.router import KIND_FWD, KIND_FWD_RES, RequestRouter
+from dqueue.queue import QueueState, command_from_plain
+from dqueue.raft import ProposalDropped, ReadState, Role
+
+ENQUEUE = {"op": "enqueue", "tasks": [{"id": "t1", "type": "mail"}]}
+LEASE = {"op": "lease", "worker_id": "w", "types": ["mail"], "max_tasks": 1}
+
+
+@dataclass
+class Config:
+    max_wait_ms: int = 20_000
+
+
+@dataclass
+class Raft:
+    leader_id: str | None = None
+    read_contexts: list[bytes] = field(default_factory=list)
+
+    def read_index(self, context: bytes) -> None:
+        self.read_contexts.append(context)
+
+
+@dataclass
+class Transport:
+    sent: list[tuple[str, bytes, Any]] = field(default_factory=list)
+    up: bool = True
+
+    def send(self, peer: str, kind: bytes, body: Any) -> bool:
+        if self.up:
+            self.sent.append((peer, kind, body))
+        return self.up
+
+
+@dataclass
+class Ipc:
+    answers: list[tuple[bytes, str, str, Any]] = field(default_factory=list)
+    counters: IpcCounters = field(default_factory=IpcCounters)
+
+    def send_res(self, identity: bytes, rid: str, key: str, value: Any) -> None:
+        self.answers.append((identity, rid, key, value))
+
+    def send_err(self, identity: bytes, rid: str, code: str, message: str,
+                 leader_id: str | None = None, leader_http: str | None = None) -> None:
+        self.answers.append((identity, rid, "err", {"code": code, "leader_id": leader_id,
+                                                    "leader_http": leader_http}))
+
+
+class Process:
+    """The attributes of RaftProcess that the router uses, with a real queue state."""
+
+    def __init__(self, role: Role = Role.LEADER, leader_id: str | None = "n1") -> None:
+        self.node_id = "n1"
+        self.config = Config()
+        self.role = role
+        self.leader_id = leader_id
+        self.last_leader_id = leader_id
+        self.raft = Raft(leader_id=leader_id)
+        self.transport = Transport()
+        self.ipc = Ipc()
+        self.queue = QueueState()
+        self.applied = 0
+        self.stopping_since_ms: float | None = None
+        self.proposed: list[tuple[str, dict[str, Any]]] = []
+        self.drop_proposals = False
+
+    def propose(self, rid: str, cmd: dict[str, Any], command: Any = None) -> None:
+        if self.drop_proposals:
+            raise ProposalDropped(None)
+        self.proposed.append((rid, cmd))
+
+    def wall_ms(self) -> int:
+        return 1_000
+
+    def http_of(self, member_id: str | None) -> str | None:
+        return None if member_id is None else f"{member_id}:80"
+
+    def apply(self, router: RequestRouter, rid: str, cmd: dict[str, Any]) -> dict[str, Any]:
+        self.applied += 1
+        outcome = self.queue.apply(command_from_plain({**cmd, "now_ms": 1_000}), self.applied)
+        router.on_applied(rid, outcome)
+        router.on_applied_to(self.applied)
+        return outcome
+
+
+def _cmd(rid: str, cmd: dict[str, Any], timeout_ms: int = 1_000, wait_ms: int = 0) -> CmdRequest:
+    return CmdRequest(b"api", rid, cmd, timeout_ms, wait_ms)
+
+
+def test_leader_proposes_and_answers_when_the_entry_with_the_rid_applies():
+    p = Process()
+    router = RequestRouter(p)
+    router.accept_command(_cmd("r1", ENQUEUE))
+    assert p.proposed == [("r1", ENQUEUE)]
+    p.apply(router, "other", {"op": "tick"})  # an entry without our rid answers nothing
+    assert p.ipc.answers == []
+    outcome = p.apply(router, "r1", ENQUEUE)
+    assert p.ipc.answers == [(b"api", "r1", "outcome", outcome)]
+    assert router.table.pending == {}
+
+
+def test_bad_command_is_refused_naming_the_field_and_never_proposed():
+    p = Process()
+    router = RequestRouter(p)
+    router.accept_command(_cmd("r1", {"op": "enqueue", "tasks": []}))
+    assert p.proposed == []
+    assert p.ipc.answers[0][3]["code"] == "bad_request"
+    assert p.ipc.counters.bad_request == 1
+
+
+def test_follower_forwards_and_answers_from_the_leaders_fwd_res():
+    p = Process(role=Role.FOLLOWER, leader_id="n2")
+    router = RequestRouter(p)
+    router.accept_command(_cmd("r1", ENQUEUE))
+    assert [(peer, kind) for peer, kind, _ in p.transport.sent] == [("n2", KIND_FWD)]
+    assert p.transport.sent[0][2]["cmd"] == ENQUEUE
+    outcome = {"ok": True, "value": {"x": 1}}
+    assert router.on_peer("n2", KIND_FWD_RES, {"rid": "r1", "outcome": outcome})
+    assert p.ipc.answers == [(b"api", "r1", "outcome", outcome)]
+
+
+def test_not_leader_answer_sends_the_command_to_the_new_leader():
+    p = Process(role=Role.FOLLOWER, leader_id="n2")
+    router = RequestRouter(p)
+    router.accept_command(_cmd("r1", ENQUEUE))
+    p.leader_id = p.raft.leader_id = "n3"
+    router.on_peer("n2", KIND_FWD_RES, {"rid": "r1", "code": "not_leader", "leader_id": "n3"})
+    assert [peer for peer, _, _ in p.transport.sent] == ["n2", "n3"]
+    assert p.ipc.answers == []
+
+
+def test_leader_refuses_a_forward_when_it_no_longer_leads():
+    p = Process(role=Role.FOLLOWER, leader_id="n3")
+    router = RequestRouter(p)
+    body = {"rid": "r1", "cmd": ENQUEUE, "timeout_ms": 500, "wait_ms": 0}
+    assert router.on_peer("n2", KIND_FWD, body)
+    assert p.transport.sent == [("n2", KIND_FWD_RES, {"rid": "r1", "code": "not_leader",
+                                                       "message": "not the leader",
+                                                       "leader_id": "n3"})]
+    assert not router.on_peer("n2", KIND_FWD, {"rid": "r2", "cmd": ENQUEUE, "timeout_ms": -1,
+                                               "wait_ms": 0})
+
+
+def test_without_a_leader_the_deadline_answers_no_leader_with_the_last_hint():
+    p = Process(role=Role.FOLLOWER, leader_id=None)
+    p.last_leader_id = "n2"
+    router = RequestRouter(p)
+    router.accept_command(_cmd("r1", ENQUEUE, timeout_ms=10))
+    assert router.table.count(Stage.WAIT_LEADER) == 1
+    router.expire(monotonic_ms() + 11)
+    answer = p.ipc.answers[0][3]
+    assert answer == {"code": "no_leader", "leader_id": "n2", "leader_http": "n2:80"}
+
+
+def test_a_dropped_proposal_waits_and_goes_out_when_a_leader_is_known():
+    p = Process()
+    p.drop_proposals = True  # a leadership transfer is under way
+    router = RequestRouter(p)
+    router.accept_command(_cmd("r1", ENQUEUE))
+    assert router.table.count(Stage.WAIT_LEADER) == 1
+    p.role, p.leader_id, p.raft.leader_id = Role.FOLLOWER, "n2", "n2"
+    router.on_leader_known()
+    assert [peer for peer, _, _ in p.transport.sent] == ["n2"]
+
+
+def test_empty_long_poll_lease_parks_then_is_proposed_again_when_a_task_is_visible():
+    p = Process()
+    router = RequestRouter(p)
+    router.accept_command(_cmd("r1", LEASE, wait_ms=5_000))
+    p.apply(router, "r1", LEASE)
+    assert router.table.count(Stage.PARKED) == 1
+    assert p.ipc.answers == []
+    p.apply(router, "r2", ENQUEUE)  # makes a mail task visible
+    router.flush_reads()  # the loop turn checks parked leases
+    assert [rid for rid, _ in p.proposed] == ["r1", "r1"]
+    outcome = p.apply(router, "r1", LEASE)
+    assert p.ipc.answers == [(b"api", "r1", "outcome", outcome)]
+    assert outcome["value"]["tasks"][0]["id"] == "t1"
+
+
+def test_parked_lease_is_answered_empty_at_the_end_of_its_wait():
+    p = Process()
+    router = RequestRouter(p)
+    router.accept_command(_cmd("r1", LEASE, wait_ms=20))
+    p.apply(router, "r1", LEASE)
+    router.expire(monotonic_ms() + 21)
+    assert p.ipc.answers == [(b"api", "r1", "outcome", {"ok": True, "value": {"tasks": []}})]
+
+
+def test_reads_of_one_turn_share_one_read_index_round():
+    p = Process()
+    router = RequestRouter(p)
+    for rid in ("a", "b"):
+        router.accept_read(ReadRequest(b"api", rid, {"op": "get", "id": "t1"}, 1_000, False))
+    router.flush_reads()
+    assert len(p.raft.read_contexts) == 1
+    router.on_read_states((ReadState(1, p.raft.read_contexts[0]),))
+    assert p.ipc.answers == []  # index 1 is not applied yet
+    p.apply(router, "w", ENQUEUE)
+    assert sorted((rid, value["id"]) for _, rid, _, value in p.ipc.answers) == [("a", "t1"),
+                                                                               ("b", "t1")]
+
+
+@pytest.mark.parametrize("op", ["health", "cluster", "metrics"])
+def test_stopping_node_refuses_commands_but_local_reads_still_work(op, monkeypatch):
+    p = Process()
+    p.stopping_since_ms = 0.0
+    router = RequestRouter(p)
+    monkeypatch.setattr(router, "_local_value", lambda name: {"op": name})
+    router.accept_command(_cmd("r1", ENQUEUE))
+    router.accept_read(ReadRequest(b"api", "r2", {"op": op}, 1_000, False))
+    assert p.ipc.answers[0][3]["code"] == "shutting_down"
+    assert p.ipc.answers[1] == (b"api", "r2", "value", {"op": op})
