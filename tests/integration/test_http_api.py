@@ -3,7 +3,8 @@
 Every example of the seed README's API section, on the single node and on each member of the
 cluster; bad input of every field answered 4xx with nothing changed; a follower forwarding
 writes; long-poll leases; /metrics parsed by prometheus-client and moving with traffic; 503
-without a leader; the supervisor restarting a killed API process and stopping cleanly on SIGTERM.
+without a leader; the supervisor restarting a killed API process, stopping cleanly on SIGTERM,
+and exiting non-zero when the Raft process dies.
 """
 
 from __future__ import annotations
@@ -271,5 +272,20 @@ def test_sigterm_stops_the_node_cleanly(tmp_path) -> None:
         assert len(children) == 2
         assert nodes.stop("n1") == 0
         assert not any(is_alive(pid) for pid in children)
+    finally:
+        nodes.close()
+
+
+def test_death_of_the_raft_process_stops_the_node_with_an_error(tmp_path) -> None:
+    nodes = NodeSet(tmp_path, 1)
+    try:
+        nodes.wait_leader()
+        api = nodes.api_pid("n1")
+        raft = next(pid for pid in nodes.children["n1"] if pid != api)
+        os.kill(raft, signal.SIGKILL)
+        code = nodes.procs["n1"].wait(30)
+        assert code != 0
+        assert api is not None
+        wait_for(lambda: not is_alive(api), "the API process to be stopped")
     finally:
         nodes.close()
