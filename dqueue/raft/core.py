@@ -40,6 +40,8 @@ from dqueue.raft.types import (
 
 _VOTE_REQUESTS = (MessageType.REQUEST_VOTE, MessageType.PRE_VOTE)
 _FROM_LEADER = (MessageType.APPEND_ENTRIES, MessageType.HEARTBEAT, MessageType.INSTALL_SNAPSHOT)
+# PROPOSE and READ_INDEX are requests forwarded to the leader, not term-bearing (term 0).
+_FORWARDED = (MessageType.PROPOSE, MessageType.READ_INDEX)
 
 
 class Raft:
@@ -110,7 +112,8 @@ class Raft:
         a lower term is stale), then the role's step function.
         """
         if m.term == 0:
-            pass  # PROPOSE and READ_INDEX are forwarded requests, not term-bearing.
+            if m.type not in _FORWARDED:
+                return  # Only forwarded requests may lack a term; anything else is garbage.
         elif m.term > self.current_term:
             if m.type in _VOTE_REQUESTS:
                 forced = m.context == CAMPAIGN_TRANSFER

@@ -240,3 +240,9 @@ def test_snapshot_answer_claims_only_committed_prefix():
                       done=True))
     (answer,) = drain(raft)
     assert answer.done and answer.index == 5 and raft.log.last_index() == 8
+
+
+def test_termless_message_other_than_forwarded_request_is_ignored():
+    raft = member("n2", entries=[Entry(1, 1), Entry(2, 1)], term=1)
+    raft.step(Message(MT.HEARTBEAT, "n2", "n1", 0, commit=2))
+    assert raft.log.committed == 0 and raft.leader_id is None and drain(raft) == []
