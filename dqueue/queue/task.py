@@ -27,8 +27,8 @@ class Task:
     - ``lease_*`` fields are set if and only if ``status`` is LEASED;
     - ``attempts`` counts the leases granted since enqueue or the last redrive;
     - ``seq`` is unique and increases in log order: it orders tasks of equal priority;
-    - ``epoch`` changes each time the task enters a ready or delayed index, so that index
-      entries pushed before are recognised as stale (lazy deletion).
+    - ``epoch`` changes each time the task enters the ready, delayed or lease index (and on
+      each extend), so that index entries pushed before are recognised as stale (lazy deletion).
     """
 
     __slots__ = ("attempts", "created_at_ms", "done_token", "done_worker", "epoch", "id",
@@ -83,17 +83,46 @@ class Task:
 
     @classmethod
     def from_row(cls, row: list[Any]) -> Task:
-        """Inverse of ``to_row``; raises ValueError on a row of the wrong shape."""
-        if not isinstance(row, list) or len(row) != ROW_FIELDS:
+        """Inverse of ``to_row``, checking every field's type.
+
+        Raises:
+            ValueError: on a row of the wrong shape or with a field of the wrong type.
+        """
+        if type(row) is not list or len(row) != ROW_FIELDS:
             raise ValueError("malformed task row")
-        task = cls(row[0], row[1], row[2], row[3], row[4], row[7], row[8], row[10], row[15])
-        task.attempts = row[5]
-        task.status = TaskStatus(row[6])
-        task.updated_at_ms = row[9]
-        task.lease_worker, task.lease_token, task.lease_expires_at_ms = row[11], row[12], row[13]
-        task.last_error = row[14]
-        task.done_worker, task.done_token = row[16], row[17]
+        (task_id, task_type, payload, priority, max_retries, attempts, status_text, key,
+         created_at_ms, updated_at_ms, visible_at_ms, lease_worker, lease_token,
+         lease_expires_at_ms, last_error, seq, done_worker, done_token) = row
+        status = _STATUS_BY_TEXT.get(status_text) if type(status_text) is str else None
+        # `type(x) is int` also refuses bool, which JSON never yields for these fields.
+        if (status is None or type(task_id) is not str or type(task_type) is not str
+                or type(priority) is not int or type(max_retries) is not int
+                or type(attempts) is not int or type(created_at_ms) is not int
+                or type(updated_at_ms) is not int or type(visible_at_ms) is not int
+                or type(seq) is not int
+                or not (key is None or type(key) is str)
+                or not (last_error is None or type(last_error) is str)
+                or not (done_worker is None or type(done_worker) is str)
+                or not (done_token is None or type(done_token) is str)):
+            raise ValueError(f"task row with a field of the wrong type: {str(row)[:200]}")
+        if status is TaskStatus.LEASED:
+            if (type(lease_worker) is not str or type(lease_token) is not str
+                    or type(lease_expires_at_ms) is not int):
+                raise ValueError(f"leased task {task_id} without a valid lease")
+        elif (lease_worker is not None or lease_token is not None
+              or lease_expires_at_ms is not None):
+            raise ValueError(f"task {task_id} has a lease but is {status_text}")
+        task = cls.__new__(cls)
+        task.id, task.type, task.payload, task.priority = task_id, task_type, payload, priority
+        task.max_retries, task.attempts, task.status = max_retries, attempts, status
+        task.idempotency_key, task.created_at_ms = key, created_at_ms
+        task.updated_at_ms, task.visible_at_ms = updated_at_ms, visible_at_ms
+        task.lease_worker, task.lease_token = lease_worker, lease_token
+        task.lease_expires_at_ms, task.last_error = lease_expires_at_ms, last_error
+        task.seq, task.epoch = seq, 0
+        task.done_worker, task.done_token = done_worker, done_token
         return task
 
 
+_STATUS_BY_TEXT = {status.value: status for status in TaskStatus}
 ROW_FIELDS = 18

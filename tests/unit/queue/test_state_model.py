@@ -207,8 +207,9 @@ class QueueVersusModel(RuleBasedStateMachine):
                     homes[task_id] = status
         assert set(homes) == set(self.real._tasks)
         live_leases: dict[str, int] = {}
-        for expires_at_ms, _, token, task in self.real._leases:
-            if task.lease_token == token and task.lease_expires_at_ms == expires_at_ms:
+        for expires_at_ms, _, epoch, task in self.real._leases:
+            if task.status is TaskStatus.LEASED and task.epoch == epoch:
+                assert expires_at_ms == task.lease_expires_at_ms
                 live_leases[task.id] = live_leases.get(task.id, 0) + 1
         for task_id, task in self.real._tasks.items():
             leased = task.status is TaskStatus.LEASED
