@@ -9,18 +9,10 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
-
-class TaskStatus(StrEnum):
-    """Where a task is in its life (docs/http-api.md)."""
-
-    PENDING = "pending"
-    LEASED = "leased"
-    COMPLETED = "completed"
-    DEAD = "dead"
-    CANCELLED = "cancelled"
+# The closed set of statuses is the queue's own (a pure, stdlib-only module).
+from dqueue.queue.task import TaskStatus
 
 
 @dataclass(frozen=True)
