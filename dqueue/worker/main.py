@@ -23,6 +23,7 @@ from dqueue.cli import normalize_argv, parse_duration_ms
 from dqueue.worker import demo
 from dqueue.worker.app import Worker
 from dqueue.worker.http_runtime import HttpRuntime
+from dqueue.worker.prefork import Prefork
 from dqueue.worker.runtime import RuntimeConfig, WorkerRuntime
 from dqueue.worker.zmq_runtime import ZmqRuntime
 
@@ -59,7 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--zmq", help="worker gateway address, e.g. tcp://127.0.0.1:9191 "
                                       "(comma-separated: several, tried in turn)")
     p.add_argument("--app", help="module:attribute of your Worker (default: demo handlers)")
-    p.add_argument("--concurrency", type=int, default=4, help="handler threads (default 4)")
+    p.add_argument("--concurrency", type=int, default=4,
+                   help="handler threads, or processes with --pool processes (default 4)")
+    p.add_argument("--pool", choices=("threads", "processes"), default="threads",
+                   help="run handlers on threads of this process (default), or in that many "
+                        "worker processes of one thread each")
     p.add_argument("--prefetch", type=int, default=None,
                    help="tasks buffered beyond the running ones (default: = concurrency)")
     p.add_argument("--types", help="comma-separated task types (default: all registered)")
@@ -98,8 +103,8 @@ def make_runtime(args: argparse.Namespace, worker: Worker) -> WorkerRuntime:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``dqueue-worker``."""
     parser = build_parser()
-    raw = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(normalize_argv(raw, parser))
+    raw = normalize_argv(list(sys.argv[1:] if argv is None else argv), parser)
+    args = parser.parse_args(raw)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
@@ -108,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, ImportError) as exc:
         print(f"dqueue-worker: {exc}", file=sys.stderr)
         return 2
+    if args.pool == "processes":
+        return Prefork(raw, args.concurrency, runtime.config.worker_id, args.prefetch).run()
     runtime.install_signal_handlers()
     return runtime.run()
 
