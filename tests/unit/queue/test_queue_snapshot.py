@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import random
 
@@ -125,3 +126,27 @@ def test_malformed_snapshot_raises_value_error_and_keeps_state(data: bytes) -> N
 def test_good_document_decodes() -> None:
     decoded = decode(json.dumps(good_document()).encode())
     assert [t.id for t in decoded.tasks] == ["a"] and decoded.dedup == [("k", "a", 3_001)]
+
+
+def test_duplicate_task_ids_are_refused() -> None:
+    document = good_document()
+    document["tasks"].append(document["tasks"][0])
+    state = dq.QueueState(CONFIG)
+    with pytest.raises(ValueError):
+        state.restore(json.dumps(document).encode())
+    assert state.get_task("a") is None
+
+
+def test_collector_state_is_restored_after_snapshot_and_restore() -> None:
+    state = dq.QueueState(CONFIG)
+    assert gc.isenabled()
+    state.restore(state.snapshot())
+    with pytest.raises(ValueError):
+        state.restore(b"garbage")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        state.restore(state.snapshot())
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
