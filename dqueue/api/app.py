@@ -26,19 +26,6 @@ from dqueue.config import NodeConfig
 SCRAPE_TIMEOUT_MS = 1_000
 
 
-class DrainMiddleware:
-    """While the process drains, every answer asks the client to close its connection."""
-
-    def __init__(self, deps: ApiDeps) -> None:
-        self._deps = deps
-
-    def process_response(
-        self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
-    ) -> None:
-        if self._deps.draining.is_set():
-            resp.set_header("Connection", "close")
-
-
 def create_app(
     raft_client_factory: Callable[[], RaftClientLike],
     config: NodeConfig,
@@ -73,7 +60,7 @@ def create_app(
     )
     registry.register(RaftCollector(_scrape_reader(link), SCRAPE_TIMEOUT_MS))
 
-    app = falcon.App(middleware=[MetricsMiddleware(metrics), DrainMiddleware(deps)])
+    app = falcon.App(middleware=[MetricsMiddleware(metrics)])
     app.req_options.auto_parse_form_urlencoded = False
     app.add_error_handler(Exception, handle_unexpected)
     app.add_error_handler(falcon.HTTPError, handle_http_error)

@@ -39,7 +39,7 @@ class HttpServer:
     Args:
         app: the WSGI app.
         config: ``http_addr``, ``http_threads`` and ``max_body_bytes`` are used.
-        draining: set when ``drain`` starts (the app then answers with ``Connection: close``).
+        draining: set when ``drain`` starts.
     """
 
     def __init__(self, app: Any, config: NodeConfig, draining: threading.Event) -> None:
@@ -72,6 +72,16 @@ class HttpServer:
         channels = list(self._server._map.values())
         return any(isinstance(c, HTTPChannel) and c.total_outbufs_len > 0 for c in channels)
 
+    def _close_idle_connections(self) -> None:
+        # Keep-alive connections with no request running close once their output is out, so
+        # clients move to another node. (A WSGI app may not send ``Connection: close`` itself:
+        # waitress refuses hop-by-hop headers with a 500.) A channel with a request running is
+        # left alone: marking it would close it before its answer is written.
+        for channel in list(self._server._map.values()):
+            if isinstance(channel, HTTPChannel) and not channel.requests:
+                channel.close_when_flushed = True
+        self._server.pull_trigger()
+
     def drain(self, timeout_ms: int) -> bool:
         """Stop accepting, wait for requests in flight (at most ``timeout_ms``), stop threads.
 
@@ -82,8 +92,10 @@ class HttpServer:
         self._server.accepting = False
         self._server.pull_trigger()
         deadline = time.monotonic() + timeout_ms / 1000
+        self._close_idle_connections()
         while self._busy() and time.monotonic() < deadline:
             time.sleep(DRAIN_POLL_S)
+            self._close_idle_connections()
         finished = not self._busy()
         log_event(logger, logging.INFO, "http_drained", finished=finished)
         self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=1)
