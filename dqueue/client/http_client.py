@@ -61,6 +61,9 @@ class TaskPage:
     next_cursor: str | None
 
 
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "[::]"})
+
+
 def normalize_url(url: str, *, default_host: str = "127.0.0.1") -> str:
     """Return ``scheme://host:port`` for ``url``; accepts ``host:port`` and ``:port`` too.
 
@@ -76,6 +79,9 @@ def normalize_url(url: str, *, default_host: str = "127.0.0.1") -> str:
     if parts.scheme != "http":
         raise ValueError(f"unsupported URL scheme in {url!r} (only http)")
     host = parts.hostname or default_host
+    if host in WILDCARD_HOSTS:
+        # A hint naming a bind-all address: the node is reachable where we reached it.
+        host = default_host
     port = parts.port or 80
     if ":" in host:
         host = f"[{host}]"

@@ -63,6 +63,7 @@ logger = logging.getLogger(__name__)
 
 KIND_RAFT = b"raft"
 KIND_HELLO = b"hello"
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]"})
 # At most this many inbound messages per loop turn, so that one turn (and the heartbeats it
 # sends) is never delayed by a backlog: applying 256 commands takes tens of milliseconds,
 # far below the election timeout, and 256 commands per fsync is already a large group commit.
@@ -96,6 +97,15 @@ def queue_config(config: NodeConfig) -> QueueConfig:
         dedup_window_ms=config.dedup_window_ms, retention_ms=config.retention_ms,
     )
 
+
+
+def advertised_http(http_addr: str, raft_addr: str) -> str:
+    """Where clients reach a member's HTTP API: its bind address, with a bind-all host
+    (``:8080``, ``0.0.0.0:8080``) replaced by the host of its raft address."""
+    host, _, port = http_addr.rpartition(":")
+    if host in WILDCARD_HOSTS:
+        return raft_addr.rpartition(":")[0] + ":" + port
+    return http_addr
 
 class RaftProcess:
     """The Raft process of one node.
@@ -285,10 +295,7 @@ class RaftProcess:
         elif kind == KIND_HELLO:
             addr = body.get("http_addr") if isinstance(body, dict) else None
             if isinstance(addr, str) and len(addr) < 256:
-                host = addr.rpartition(":")[0]
-                if not host:  # ":8080" means every interface: reach it at its raft host
-                    addr = self.members[sender].rpartition(":")[0] + addr
-                self.peer_http[sender] = addr
+                self.peer_http[sender] = advertised_http(addr, self.members[sender])
         elif not self.router.on_peer(sender, kind, body):
             self.transport.counters.malformed += 1
 
@@ -503,7 +510,10 @@ class RaftProcess:
         if member_id is None:
             return None
         if member_id == self.node_id:
-            return self.config.http_addr
+            # The advertised address (peers_http) before the bind address, which may be a
+            # wildcard such as 0.0.0.0:8080 that no client can reach.
+            return self.config.peers_http.get(member_id) or advertised_http(
+                self.config.http_addr, self.members[member_id])
         return self.config.peers_http.get(member_id) or self.peer_http.get(member_id)
 
     def view(self) -> queries.NodeView:

@@ -48,6 +48,7 @@ def closed_port() -> int:
     (":8081", "http://127.0.0.1:8081"),
     ("http://127.0.0.1:8081/", "http://127.0.0.1:8081"),
     ("http://example", "http://example:80"),
+    ("0.0.0.0:8082", "http://127.0.0.1:8082"),
 ])
 def test_normalize_url(url, want):
     assert normalize_url(url) == want

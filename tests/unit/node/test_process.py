@@ -10,7 +10,7 @@ import pytest
 
 from dqueue.config import NodeConfig
 from dqueue.node.ipc_client import RaftClient, RaftClientError
-from dqueue.node.process import RaftProcess, queue_config
+from dqueue.node.process import RaftProcess, advertised_http, queue_config
 from tests.integration.raftproc_cluster import free_port
 
 
@@ -18,6 +18,16 @@ def test_queue_config_maps_the_node_settings():
     config = NodeConfig(id="n1", lease_timeout_ms=7_000, max_retries=5, retention_ms=9)
     mapped = queue_config(config)
     assert (mapped.lease_ms, mapped.max_retries, mapped.retention_ms) == (7_000, 5, 9)
+
+
+@pytest.mark.parametrize("http_addr, raft_addr, want", [
+    ("127.0.0.2:8081", "127.0.0.2:9091", "127.0.0.2:8081"),
+    (":8080", "10.0.0.5:9090", "10.0.0.5:8080"),
+    ("0.0.0.0:8080", "node3:9090", "node3:8080"),
+    (":8080", ":9090", ":8080"),
+])
+def test_advertised_http_replaces_bind_all_hosts(http_addr, raft_addr, want):
+    assert advertised_http(http_addr, raft_addr) == want
 
 
 class Running:
