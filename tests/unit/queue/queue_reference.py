@@ -159,21 +159,26 @@ class ReferenceQueue:
         task["updated_at_ms"] = self.clock
         return _ok({"task": self.plain(task)})
 
-    def do_nack(self, cmd: commands.Nack, index: int) -> dict[str, Any]:
+    def held(self, cmd: commands.Nack | commands.Extend) -> tuple[Any, Any]:
+        """(task, None) if the caller holds the task's lease, else (None, error outcome)."""
         task = self.find(cmd.id)
         if task is None:
-            return _err("not_found")
+            return None, _err("not_found")
         if not self.holds(task, cmd.worker_id, cmd.token):
-            return _err("lease_conflict")
+            return None, _err("lease_conflict")
+        return task, None
+
+    def do_nack(self, cmd: commands.Nack, index: int) -> dict[str, Any]:
+        task, error = self.held(cmd)
+        if error:
+            return error
         self.fail(task, self.clock, cmd.reason, cmd.dead_letter)
         return _ok({"task": self.plain(task)})
 
     def do_extend(self, cmd: commands.Extend, index: int) -> dict[str, Any]:
-        task = self.find(cmd.id)
-        if task is None:
-            return _err("not_found")
-        if not self.holds(task, cmd.worker_id, cmd.token):
-            return _err("lease_conflict")
+        task, error = self.held(cmd)
+        if error:
+            return error
         lease_ms = self.config.lease_ms if cmd.lease_ms is None else cmd.lease_ms
         task["lease"]["expires_at_ms"] = self.clock + lease_ms
         task["updated_at_ms"] = self.clock
