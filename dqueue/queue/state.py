@@ -28,6 +28,7 @@ from dqueue.queue import snapshot as snapshot_codec
 from dqueue.queue.backoff import backoff_ms
 from dqueue.queue.config import QueueConfig
 from dqueue.queue.heaps import iter_due
+from dqueue.queue.ready import ReadyIndex
 from dqueue.queue.task import FINISHED, Task, TaskStatus
 
 Outcome = dict[str, Any]
@@ -35,9 +36,6 @@ Outcome = dict[str, Any]
 LEASE_EXPIRED = "lease expired"
 _PENDING = TaskStatus.PENDING
 _LEASED = TaskStatus.LEASED
-# A ready heap is rebuilt when it holds more than this many entries per live one (plus slack).
-_STALE_FACTOR = 2
-_STALE_SLACK = 64
 
 
 def _ok(value: dict[str, Any]) -> Outcome:
@@ -76,11 +74,7 @@ class QueueState:
         # status -> type -> id -> task; a task is in exactly the dict of its status and type.
         self._by_status: dict[TaskStatus, dict[str, dict[str, Task]]] = {
             status: {} for status in TaskStatus}
-        self._ready_all: list[tuple[int, int, int, Task]] = []
-        self._ready_by_type: dict[str, list[tuple[int, int, int, Task]]] = {}
-        # Invariant: number of pending tasks of a type with visible_at_ms <= clock_ms.
-        self._ready_count: dict[str, int] = {}
-        self._ready_total = 0
+        self._ready = ReadyIndex()
         self._delayed: list[tuple[int, int, int, Task]] = []
         self._leases: list[tuple[int, int, int, Task]] = []
         self._finished: list[tuple[int, int, Task]] = []
@@ -160,25 +154,8 @@ class QueueState:
 
     def _push_ready(self, task: Task) -> None:
         """Index a pending task that is visible now (``visible_at_ms <= clock_ms``)."""
-        task.epoch = epoch = task.epoch + 1
-        task_type = task.type
-        # One tuple shared by both heaps; (-priority, seq) orders them (DESIGN section 3).
-        entry = (-task.priority, task.seq, epoch, task)
-        ready_all = self._ready_all
-        heappush(ready_all, entry)
-        heap = self._ready_by_type.get(task_type)
-        if heap is None:
-            heap = self._ready_by_type[task_type] = []
-        heappush(heap, entry)
-        counts = self._ready_count
-        count = counts[task_type] = counts.get(task_type, 0) + 1
-        total = self._ready_total = self._ready_total + 1
-        # Stale entries (left by leases taken through the other heap) are dropped when they
-        # outnumber live ones: amortized O(1) per push, memory O(live entries).
-        if len(heap) > _STALE_FACTOR * count + _STALE_SLACK:
-            self._ready_by_type[task_type] = self._live_entries(heap)
-        if len(ready_all) > _STALE_FACTOR * total + _STALE_SLACK:
-            self._ready_all = self._live_entries(ready_all)
+        task.epoch += 1
+        self._ready.push(task)
 
     def _make_pending(self, task: Task) -> None:
         """Index a task that just became pending, as ready or as delayed."""
@@ -187,16 +164,6 @@ class QueueState:
         else:
             task.epoch += 1
             heappush(self._delayed, (task.visible_at_ms, task.seq, task.epoch, task))
-
-    def _leave_ready(self, task: Task) -> None:
-        """Account for a visible pending task leaving the ready heaps (its entries go stale)."""
-        count = self._ready_count[task.type] - 1
-        if count:
-            self._ready_count[task.type] = count
-        else:  # no live entry is left in this type's heap: drop it whole
-            del self._ready_count[task.type]
-            del self._ready_by_type[task.type]
-        self._ready_total -= 1
 
     def _finish(self, task: Task, status: TaskStatus) -> None:
         self._set_status(task, status)
@@ -332,25 +299,6 @@ class QueueState:
             heappush(self._dedup_heap, (expires_at_ms, key))
         return task
 
-    def _pop_ready(self, heap: list[tuple[int, int, int, Task]]) -> Task | None:
-        """Pop and return the best live task of ``heap``, dropping stale entries on the way."""
-        while heap:
-            _, _, epoch, task = heappop(heap)
-            if task.status is _PENDING and task.epoch == epoch:
-                return task
-        return None
-
-    def _best_heap(self, heaps: list[list[tuple[int, int, int, Task]]]
-                   ) -> list[tuple[int, int, int, Task]] | None:
-        """Of several type heaps, the one whose live head comes first (stale heads dropped)."""
-        best = None
-        for heap in heaps:
-            while heap and (heap[0][3].status is not _PENDING or heap[0][3].epoch != heap[0][2]):
-                heappop(heap)
-            if heap and (best is None or heap[0] < best[0]):
-                best = heap
-        return best
-
     def _lease(self, cmd: commands.Lease, index: int) -> Outcome:
         if cmd.max_tasks > self.config.max_lease_tasks:
             return _fail("invalid", f"max_tasks: at most {self.config.max_lease_tasks}")
@@ -360,20 +308,13 @@ class QueueState:
         clock_ms = self.clock_ms
         expires_at_ms = clock_ms + lease_ms
         leased: list[dict[str, Any]] = []
-        types = cmd.types
-        if types is None:
-            heaps = [self._ready_all]
-        elif len(types) == 1:
-            heaps = [self._ready_by_type[types[0]]] if types[0] in self._ready_count else []
-        else:
-            heaps = [self._ready_by_type[t] for t in sorted(set(cmd.types))
-                     if t in self._ready_count]
+        ready = self._ready
+        heaps = ready.heaps_for(cmd.types)
         for position in range(cmd.max_tasks):
-            heap = heaps[0] if len(heaps) == 1 else self._best_heap(heaps)
-            task = self._pop_ready(heap) if heap is not None else None
+            task = ready.pop(heaps) if heaps else None
             if task is None:
                 break
-            self._leave_ready(task)
+            ready.leave(task)
             self._set_status(task, _LEASED)
             task.attempts += 1
             token = f"{index}.{position}"
@@ -385,12 +326,6 @@ class QueueState:
             heappush(self._leases, (expires_at_ms, task.seq, epoch, task))
             leased.append(task.to_plain())
         return _ok({"tasks": leased})
-
-    @staticmethod
-    def _live_entries(heap: list[tuple[int, int, int, Task]]) -> list[tuple[int, int, int, Task]]:
-        live = [e for e in heap if e[3].status is _PENDING and e[3].epoch == e[2]]
-        heapq.heapify(live)
-        return live
 
     def _holder(self, task_id: str, worker_id: str, token: str | None) -> Task | Outcome:
         """Return the task if the caller holds its live lease, else the failure outcome."""
@@ -452,7 +387,7 @@ class QueueState:
             return _fail("invalid_state", f"id: task {cmd.id} is {task.status.value}, "
                                           f"only a pending task can be cancelled")
         if task.visible_at_ms <= self.clock_ms:
-            self._leave_ready(task)
+            self._ready.leave(task)
         task.updated_at_ms = self.clock_ms
         self._finish(task, TaskStatus.CANCELLED)
         return _ok({"task": task.to_plain()})
@@ -549,10 +484,7 @@ class QueueState:
     def has_visible(self, types: Iterable[str] | None, now_ms: int) -> bool:
         """Whether a lease of ``types`` (None: any) applied at ``now_ms`` would get a task."""
         wanted = None if types is None else set(types)
-        if wanted is None:
-            if self._ready_total:
-                return True
-        elif any(t in self._ready_count for t in wanted):
+        if self._ready.has_any(wanted):
             return True
         for _, _, epoch, task in iter_due(self._delayed, now_ms):
             if task.status is _PENDING and task.epoch == epoch and (
@@ -603,8 +535,8 @@ class QueueState:
         self._next_seq = decoded.next_seq
         retention_ms = self.config.retention_ms
         tasks, by_status = self._tasks, self._by_status
-        ready_by_type, ready_count = self._ready_by_type, self._ready_count
-        ready, delayed, leases, finished = [], self._delayed, self._leases, self._finished
+        visible: list[Task] = []
+        delayed, leases, finished = self._delayed, self._leases, self._finished
         intern = sys.intern
         for task in decoded.tasks:
             task_type = task.type = intern(task.type)
@@ -616,24 +548,17 @@ class QueueState:
             members[task.id] = task
             if status is _PENDING:
                 if task.visible_at_ms <= clock_ms:
-                    entry = (-task.priority, task.seq, 0, task)
-                    ready.append(entry)
-                    type_heap = ready_by_type.get(task_type)
-                    if type_heap is None:
-                        type_heap = ready_by_type[task_type] = []
-                    type_heap.append(entry)
-                    ready_count[task_type] = ready_count.get(task_type, 0) + 1
+                    visible.append(task)
                 else:
                     delayed.append((task.visible_at_ms, task.seq, 0, task))
             elif status is _LEASED:
                 leases.append((task.lease_expires_at_ms, task.seq, 0, task))
             else:
                 finished.append((task.updated_at_ms + retention_ms, task.seq, task))
-        self._ready_all = ready
-        self._ready_total = len(ready)
+        self._ready.load(visible)
         if len(tasks) != len(decoded.tasks):
             raise ValueError("snapshot: duplicate task ids")
-        for heap in (ready, delayed, leases, finished, *ready_by_type.values()):
+        for heap in (delayed, leases, finished):
             heapq.heapify(heap)
         for key, task_id, expires_at_ms in decoded.dedup:
             self._dedup[key] = (task_id, expires_at_ms)

@@ -273,8 +273,8 @@ def test_memory_stays_bounded_under_steady_load() -> None:
         d.ok(dq.Ack(id=leased[0]["id"], worker_id="w1", now_ms=now_ms))
     state = d.state
     assert len(state._tasks) <= 101 and len(state._dedup) <= 101
-    assert len(state._finished) <= 101 and len(state._ready_all) <= 200
-    assert all(len(h) <= 200 for h in state._ready_by_type.values())
+    assert len(state._finished) <= 101 and len(state._ready.all) <= 200
+    assert all(len(h) <= 200 for h in state._ready.by_type.values())
 
 
 def test_clock_never_runs_backwards() -> None:
