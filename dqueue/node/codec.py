@@ -1,9 +1,11 @@
 """Conversions at the node's edges: log entry data, and the store's records to the core's types.
 
-A normal log entry carries msgpack ``[rid, cmd]``: the request id of the client request that
-proposed it (empty for the node's own ``tick`` commands) and the plain command, stamped with
-``now_ms`` by the leader. The request id lets a waiting request be answered only by the entry
-that really carries it (docs/internals.md section 3).
+A normal log entry carries a batch: a msgpack array of items ``[rid, cmd]``, each the request
+id of the client request that proposed it (empty for the node's own ``tick`` commands) and the
+plain command, stamped with ``now_ms`` by the leader (``dqueue/node/proposals.py`` builds the
+batches). The request id lets a waiting request be answered only by the entry that really
+carries it (docs/internals.md section 3). Logs written before batching hold one ``[rid, cmd]``
+per entry; they decode as batches of one.
 """
 
 from __future__ import annotations
@@ -23,24 +25,46 @@ from dqueue.raft.types import (
 )
 
 
-def encode_entry_data(rid: str, cmd: dict[str, Any]) -> bytes:
-    """Return the data of a normal log entry."""
+def encode_item(rid: str, cmd: dict[str, Any]) -> bytes:
+    """The msgpack bytes of one batch item: the request id and the stamped plain command."""
     return msgpack.packb([rid, cmd], use_bin_type=True)
 
 
-def decode_entry_data(data: bytes) -> tuple[str, Any]:
-    """Return ``(rid, plain command)`` of a normal log entry.
+def join_items(items: list[bytes]) -> bytes:
+    """The data of a batch entry: a msgpack array header followed by the encoded items."""
+    n = len(items)
+    if n < 16:
+        header = bytes((0x90 | n,))
+    elif n < 1 << 16:
+        header = b"\xdc" + n.to_bytes(2, "big")
+    else:
+        header = b"\xdd" + n.to_bytes(4, "big")
+    return header + b"".join(items)
+
+
+def decode_entry_items(data: bytes) -> list[tuple[str, Any]]:
+    """The ``(rid, plain command)`` items of a normal log entry, in order.
+
+    A batch entry is a msgpack array of ``[rid, cmd]`` items; an entry written before batching
+    (msgpack ``[rid, cmd]`` itself) decodes as a batch of one.
 
     Raises:
-        ValueError: the data is not an entry this node wrote (never expected in a healthy log).
+        ValueError: the data is not an entry a node wrote (never expected in a healthy log).
     """
     try:
-        rid, cmd = msgpack.unpackb(data, raw=False)
+        obj = msgpack.unpackb(data, raw=False)
     except Exception as exc:
         raise ValueError(f"undecodable entry data: {exc.__class__.__name__}") from None
-    if not isinstance(rid, str):
-        raise ValueError("entry data without a request id")
-    return rid, cmd
+    if not isinstance(obj, list) or not obj:
+        raise ValueError("entry data is not a list of items")
+    if isinstance(obj[0], str):
+        obj = [obj]  # the single-command layout of older logs
+    items: list[tuple[str, Any]] = []
+    for item in obj:
+        if not isinstance(item, list) or len(item) != 2 or not isinstance(item[0], str):
+            raise ValueError("entry item without a request id")
+        items.append((item[0], item[1]))
+    return items
 
 
 def persisted_state(loaded: LoadedState) -> PersistedState | None:

@@ -33,14 +33,10 @@ import zmq
 from dqueue.config import NodeConfig
 from dqueue.logs import log_event
 from dqueue.node import queries
-from dqueue.node.codec import (
-    decode_entry_data,
-    encode_entry_data,
-    persisted_state,
-    stored_snapshot,
-)
+from dqueue.node.codec import decode_entry_items, persisted_state, stored_snapshot
 from dqueue.node.histogram import Histogram
 from dqueue.node.ipc_server import CmdRequest, IpcServer, ReadRequest
+from dqueue.node.proposals import COMMAND_INDEX_STRIDE, ProposalBatcher
 from dqueue.node.requests import Stage, monotonic_ms
 from dqueue.node.router import RequestRouter
 from dqueue.node.snapshotter import Snapshotter, TakenSnapshot
@@ -82,8 +78,6 @@ SLOW_TURN_MS = 200
 MAX_PROPOSED_IN_FLIGHT = 1_024
 PERSIST_MS_BUCKETS = (0.5, 1, 2, 5, 10, 20, 50, 100, 250, 1000)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
-# Bound on parsed commands kept for entries not applied yet.
-MAX_PARSED_CACHE = 100_000
 # Messages whose sending may precede the leader's own fsync (thesis 10.2.1).
 _EARLY_TYPES = frozenset({MessageType.APPEND_ENTRIES, MessageType.HEARTBEAT})
 
@@ -165,7 +159,7 @@ class RaftProcess:
             "ready_total": 0, "fsync_total": 0, "entries_persisted_total": 0,
             "entries_applied_total": 0, "proposals_total": 0, "snapshots_taken_total": 0,
             "snapshots_installed_total": 0, "leader_changes_total": 0, "raft_malformed_total": 0,
-            "loop_turns_total": 0,
+            "loop_turns_total": 0, "commands_applied_total": 0,
         }
         # Time of each synced Ready write, and entries per Ready (the group commit size).
         self.persist_ms = Histogram(PERSIST_MS_BUCKETS)
@@ -174,8 +168,11 @@ class RaftProcess:
         self._last_proposal_ms = monotonic_ms()
         self._next_hello_ms = 0.0
         self._hello_done: set[str] = set()
-        # Entry data -> the command it encodes, for entries this leader proposed.
-        self._parsed: dict[bytes, Command] = {}
+        # The commands proposed during this loop turn, proposed together as one entry.
+        self.commands_per_entry = Histogram(BATCH_BUCKETS)
+        self.batcher = ProposalBatcher(config.max_append_bytes // 2, self.raft.propose,
+                                       self.router.on_proposals_dropped,
+                                       self.commands_per_entry.observe)
         log_event(logger, logging.INFO, "raft_process_started", members=list(member_ids),
                   applied=self.applied, log_entries=len(loaded.entries),
                   term=loaded.hard_state.term if loaded.hard_state else 0)
@@ -213,6 +210,7 @@ class RaftProcess:
                     self._on_tick(now)
                 self.router.expire(now)
                 self.router.flush_reads()
+                self._flush_proposals()
                 self._handle_readies()
                 handled = monotonic_ms()
                 self._maybe_snapshot()
@@ -394,25 +392,40 @@ class RaftProcess:
         self.router.on_applied_to(self.applied)
 
     def _apply(self, rd: Ready) -> None:
-        queue, router, parsed = self.queue, self.router, self._parsed
+        queue, router, batcher = self.queue, self.router, self.batcher
+        applied_commands = 0
         for entry in rd.committed_entries:
             self.applied, self.applied_term = entry.index, entry.term
             if entry.type is EntryType.NOOP or not entry.data:
                 continue
             try:
-                rid, cmd = decode_entry_data(entry.data)
-                command = parsed.pop(entry.data, None) if parsed else None
-                if command is None:
-                    command = command_from_plain(cmd)
-                outcome = queue.apply(command, entry.index)
-            except (ValueError, InvalidCommand) as exc:
-                # Never expected: commands are validated before they are proposed.
+                items = decode_entry_items(entry.data)
+            except ValueError as exc:
+                # Never expected: only this module's batches are proposed.
                 log_event(logger, logging.ERROR, "entry_not_applicable", index=entry.index,
                           error=str(exc))
                 continue
-            if rid:
-                router.on_applied(rid, outcome)
+            parsed = batcher.take_parsed(entry.data)
+            # Every member applies the items in log order, each at its own queue index
+            # (strictly increasing, the same on every member): determinism of the state machine.
+            base = entry.index * COMMAND_INDEX_STRIDE
+            for position, (rid, cmd) in enumerate(items):
+                try:
+                    command = parsed[position] if parsed is not None else None
+                    if command is None:
+                        command = command_from_plain(cmd)
+                    outcome = queue.apply(command, base + position)
+                except (ValueError, InvalidCommand) as exc:
+                    # Never expected: commands are validated before they are proposed.
+                    log_event(logger, logging.ERROR, "entry_not_applicable", index=entry.index,
+                              position=position, error=str(exc))
+                    continue
+                if rid:
+                    # The reply only when the committed entry carries this request id.
+                    router.on_applied(rid, outcome)
+            applied_commands += len(items)
         self.counters["entries_applied_total"] += len(rd.committed_entries)
+        self.counters["commands_applied_total"] += applied_commands
         router.on_applied_to(self.applied)
 
     # ----------------------------------------------------------------- time and snapshots
@@ -424,10 +437,14 @@ class RaftProcess:
         return self._last_wall_ms
 
     def propose(self, rid: str, cmd: dict[str, Any], command: Command | None = None) -> None:
-        """Stamp ``cmd`` with the leader's time and propose it (raises ProposalDropped).
+        """Stamp ``cmd`` with the leader's time and add it to this turn's batch entry.
+
+        The batch is proposed at the end of the drain phase of the loop turn (or sooner when
+        it is full); if the core drops it, the router is told the request ids
+        (``RequestRouter.on_proposals_dropped``).
 
         Args:
-            rid: the request id the entry carries ("" for the node's own commands).
+            rid: the request id the item carries ("" for the node's own commands).
             cmd: the plain command, validated, without ``now_ms``.
             command: the same command already parsed, if the caller has it: kept until the
                 entry with these exact bytes applies, so the leader does not parse it twice.
@@ -435,15 +452,17 @@ class RaftProcess:
         now_ms = self.wall_ms()
         stamped = dict(cmd)
         stamped["now_ms"] = now_ms
-        data = encode_entry_data(rid, stamped)
-        self.raft.propose(data)
-        if command is not None:
-            if len(self._parsed) >= MAX_PARSED_CACHE:
-                self._parsed.clear()  # entries lost to a leader change; parse them if they apply
+        if command is not None and command.now_ms != now_ms:
             # Equal to command_from_plain(stamped): the stamp is the only difference.
-            self._parsed[data] = dataclasses.replace(command, now_ms=now_ms)
+            command = dataclasses.replace(command, now_ms=now_ms)
+        self.batcher.add(rid, stamped, command)
         self.counters["proposals_total"] += 1
         self._last_proposal_ms = monotonic_ms()
+
+    def _flush_proposals(self) -> None:
+        """Propose this turn's commands as one entry (entry-level group commit)."""
+        if len(self.batcher):
+            self.batcher.flush()
 
     def _maybe_propose_tick(self, now: float) -> None:
         if now - self._last_proposal_ms < TICK_COMMAND_INTERVAL_MS:
@@ -543,5 +562,6 @@ class RaftProcess:
             "role": st.role.value,
             "persist_ms": self.persist_ms.to_plain(),
             "entries_per_ready": self.batch_entries.to_plain(),
+            "commands_per_entry": self.commands_per_entry.to_plain(),
         })
         return out

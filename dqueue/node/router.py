@@ -20,7 +20,7 @@ from dqueue.node import queries
 from dqueue.node.ipc_server import CmdRequest, ReadRequest
 from dqueue.node.requests import Pending, ReplyTo, RequestTable, Stage, monotonic_ms
 from dqueue.queue import InvalidCommand, command_from_plain
-from dqueue.raft import ProposalDropped, ReadState, Role
+from dqueue.raft import ReadState, Role
 
 if TYPE_CHECKING:
     from dqueue.node.process import RaftProcess
@@ -141,11 +141,9 @@ class RequestRouter:
             self.table.move(request, Stage.READ_INDEX)
             self._new_reads.append(request.rid)
         elif p.role is Role.LEADER:
-            try:
-                p.propose(request.rid, request.body, request.command)
-            except ProposalDropped:
-                self.table.move(request, Stage.WAIT_LEADER)
-                return
+            # Added to this turn's batch entry; a batch the core drops comes back through
+            # on_proposals_dropped.
+            p.propose(request.rid, request.body, request.command)
             self.table.move(request, Stage.PROPOSED)
         elif p.leader_id is not None and p.leader_id != p.node_id:
             now = monotonic_ms()
@@ -169,6 +167,14 @@ class RequestRouter:
     def on_leader_known(self) -> None:
         """A leader was elected or learned: send it what waited."""
         self._dispatch_waiting()
+
+    def on_proposals_dropped(self, rids: list[str]) -> None:
+        """The core refused a batch entry (no leader, or a transfer under way): its commands
+        wait for a leader again (no entry carries them, so none can be answered)."""
+        for rid in rids:
+            request = self.table.pending.get(rid)
+            if request is not None and request.stage is Stage.PROPOSED:
+                self.table.move(request, Stage.WAIT_LEADER)
 
     def on_lost_leadership(self) -> None:
         """This node stopped leading: parked leases go to the new leader.

@@ -75,8 +75,8 @@ def test_follower_restarted_after_20000_writes_catches_up_by_snapshot(cluster_fa
     assert len(acked) == 20_000
     leader_metrics = cluster.client(leader).read({"op": "metrics"})
     assert leader_metrics["snapshot_index"] > 2  # the follower's log is behind the snapshot
-    batches = leader_metrics["entries_per_ready"]
-    assert batches["count"] > batches["buckets"][0][1]  # group commit: some Ready had > 1 entry
+    batches = leader_metrics["commands_per_entry"]
+    assert batches["count"] > batches["buckets"][0][1]  # group commit: some entry carried > 1
     cluster.start(follower)
     converge(cluster, cluster.ids, deadline_s=60)
     metrics = cluster.client(follower).read({"op": "metrics"})

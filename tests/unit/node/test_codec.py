@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import msgpack
 import pytest
 
 from dqueue.node.codec import (
     core_snapshot,
-    decode_entry_data,
-    encode_entry_data,
+    decode_entry_items,
+    encode_item,
+    join_items,
     persisted_state,
     stored_snapshot,
 )
@@ -15,15 +17,25 @@ from dqueue.node.store import LoadedState, StoredEntry, StoredHardState, StoredS
 from dqueue.raft import Entry, EntryType, HardState
 
 
-def test_entry_data_round_trip():
+@pytest.mark.parametrize("count", [1, 2, 15, 16, 17, 300, 65_535, 65_536])
+def test_batch_entry_round_trip_keeps_every_item_in_order(count):
+    # 15/16 and 65,535/65,536 items cross the msgpack array header sizes.
+    items = [(f"r-{i}", {"op": "tick", "now_ms": i}) for i in range(count)]
+    data = join_items([encode_item(rid, cmd) for rid, cmd in items])
+    assert decode_entry_items(data) == items
+    assert msgpack.unpackb(data) == [[rid, cmd] for rid, cmd in items]  # plain msgpack
+
+
+def test_entry_of_a_log_written_before_batching_is_a_batch_of_one():
     cmd = {"op": "tick", "now_ms": 5}
-    assert decode_entry_data(encode_entry_data("r-1", cmd)) == ("r-1", cmd)
+    assert decode_entry_items(msgpack.packb(["r-1", cmd])) == [("r-1", cmd)]
 
 
-@pytest.mark.parametrize("data", [b"", b"\xc1", b"\x92\x01\x02", b"\x91\xa1x"])
+@pytest.mark.parametrize("data", [b"", b"\xc1", b"\x92\x01\x02", b"\x91\xa1x", b"\x90",
+                                  b"\x91\x92\x01\x02", b"\x91\x93\xa1x\x01\x02"])
 def test_undecodable_entry_data_raises_value_error(data):
     with pytest.raises(ValueError):
-        decode_entry_data(data)
+        decode_entry_items(data)
 
 
 def test_empty_store_is_a_new_member():

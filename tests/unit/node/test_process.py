@@ -5,12 +5,19 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
+import msgpack
 import pytest
 
 from dqueue.config import NodeConfig
+from dqueue.node.codec import encode_item, join_items
 from dqueue.node.ipc_client import RaftClient, RaftClientError
+from dqueue.node.ipc_server import CmdRequest
 from dqueue.node.process import RaftProcess, advertised_http, queue_config
+from dqueue.node.proposals import ProposalBatcher
+from dqueue.node.requests import Stage, monotonic_ms
+from dqueue.raft import Entry, EntryType, Ready, Role
 from tests.integration.raftproc_cluster import free_port
 
 
@@ -97,3 +104,74 @@ def test_commands_survive_a_restart_through_snapshot_and_log(config, client):
             assert client.read({"op": "get", "id": f"t{i}"})["payload"] == i
     finally:
         assert node.stop() == 0
+
+
+@pytest.fixture
+def idle(config) -> Iterator[tuple[RaftProcess, list[bytes], list[tuple[bytes, str, Any]]]]:
+    """A RaftProcess that is not running: the test drives intake, batching and apply itself.
+
+    Yields the process, the entry data its batcher proposed, and the answers it sent.
+    """
+    process = RaftProcess(config)
+    proposed: list[bytes] = []
+    answers: list[tuple[bytes, str, Any]] = []
+    process.batcher = ProposalBatcher(1 << 19, proposed.append,
+                                      process.router.on_proposals_dropped)
+    process.ipc.send_res = lambda identity, rid, key, value: answers.append((identity, rid, value))
+    process.ipc.send_err = lambda identity, rid, code, *_: answers.append((identity, rid, code))
+    process.role = Role.LEADER
+    try:
+        yield process, proposed, answers
+    finally:
+        process.close()
+
+
+def _enqueue(task_id: str) -> dict[str, Any]:
+    return {"op": "enqueue", "tasks": [{"id": task_id, "type": "x"}]}
+
+
+def test_one_batch_entry_answers_each_request_it_carries_with_its_own_outcome(idle):
+    process, proposed, answers = idle
+    for i in range(30):
+        process.router.accept_command(CmdRequest(b"api%d" % i, f"r{i}", _enqueue(f"t{i}"),
+                                                 5_000, 0))
+    assert proposed == []
+    process._flush_proposals()
+    assert len(proposed) == 1  # the whole turn is one entry
+    process._apply(Ready(committed_entries=(Entry(1, 1, EntryType.NORMAL, proposed[0]),)))
+    assert [(identity, rid) for identity, rid, _ in answers] == [
+        (b"api%d" % i, f"r{i}") for i in range(30)]
+    assert [value["value"]["tasks"][0]["id"] for _, _, value in answers] == [
+        f"t{i}" for i in range(30)]
+    assert process.router.table.pending == {}
+    assert process.queue.stats()["by_status"]["pending"] == 30
+    assert process.counters["commands_applied_total"] == 30
+    assert process.applied == 1
+
+
+def test_entry_of_an_older_log_layout_applies_and_answers(idle):
+    process, _, answers = idle
+    process.router.accept_command(CmdRequest(b"api", "r1", _enqueue("t1"), 5_000, 0))
+    legacy = msgpack.packb(["r1", {**_enqueue("t1"), "now_ms": 5}])  # one command per entry
+    process._apply(Ready(committed_entries=(Entry(1, 1, EntryType.NORMAL, legacy),)))
+    assert [(rid, value["ok"]) for _, rid, value in answers] == [("r1", True)]
+
+
+def test_batch_lost_to_a_leader_change_answers_none_of_its_requests(idle):
+    process, proposed, answers = idle
+    for i in range(3):
+        process.router.accept_command(CmdRequest(b"api", f"r{i}", _enqueue(f"t{i}"), 5_000, 0))
+    process._flush_proposals()
+    # This leader is deposed before its entry commits: the new leader's entry at index 1 is
+    # another batch (a forwarded command and a tick), not ours.
+    process._on_soft_state(Role.FOLLOWER, None)
+    theirs = join_items([encode_item("x1", {**_enqueue("x1"), "now_ms": 9}),
+                         encode_item("", {"op": "tick", "now_ms": 9})])
+    assert theirs != proposed[0]
+    process._apply(Ready(committed_entries=(Entry(1, 2, EntryType.NORMAL, theirs),)))
+    assert answers == []  # no request is told its command succeeded
+    assert process.queue.get_task("x1") is not None
+    assert all(process.queue.get_task(f"t{i}") is None for i in range(3))
+    assert process.router.table.count(Stage.PROPOSED) == 3  # still waiting, for their deadline
+    process.router.expire(monotonic_ms() + 10_000)
+    assert sorted(answers) == [(b"api", f"r{i}", "timeout") for i in range(3)]

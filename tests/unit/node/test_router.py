@@ -11,7 +11,7 @@ from dqueue.node.ipc_server import CmdRequest, IpcCounters, ReadRequest
 from dqueue.node.requests import Stage, monotonic_ms
 from dqueue.node.router import KIND_FWD, KIND_FWD_RES, RequestRouter
 from dqueue.queue import QueueState, command_from_plain
-from dqueue.raft import ProposalDropped, ReadState, Role
+from dqueue.raft import ReadState, Role
 
 ENQUEUE = {"op": "enqueue", "tasks": [{"id": "t1", "type": "mail"}]}
 LEASE = {"op": "lease", "worker_id": "w", "types": ["mail"], "max_tasks": 1}
@@ -72,11 +72,8 @@ class Process:
         self.applied = 0
         self.stopping_since_ms: float | None = None
         self.proposed: list[tuple[str, dict[str, Any]]] = []
-        self.drop_proposals = False
 
     def propose(self, rid: str, cmd: dict[str, Any], command: Any = None) -> None:
-        if self.drop_proposals:
-            raise ProposalDropped(None)
         self.proposed.append((rid, cmd))
 
     def wall_ms(self) -> int:
@@ -164,10 +161,15 @@ def test_without_a_leader_the_deadline_answers_no_leader_with_the_last_hint():
 
 def test_a_dropped_proposal_waits_and_goes_out_when_a_leader_is_known():
     p = Process()
-    p.drop_proposals = True  # a leadership transfer is under way
     router = RequestRouter(p)
     router.accept_command(_cmd("r1", ENQUEUE))
+    router.accept_command(_cmd("r2", ENQUEUE))
+    router.table.pop("r2")  # answered already (say, its deadline passed)
+    assert router.table.count(Stage.PROPOSED) == 1
+    # The core refused the turn's batch entry (a leadership transfer is under way).
+    router.on_proposals_dropped(["r1", "r2"])
     assert router.table.count(Stage.WAIT_LEADER) == 1
+    assert p.ipc.answers == []
     p.role, p.leader_id, p.raft.leader_id = Role.FOLLOWER, "n2", "n2"
     router.on_leader_known()
     assert [peer for peer, _, _ in p.transport.sent] == ["n2"]
