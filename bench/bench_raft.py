@@ -181,6 +181,10 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=10, help="failovers to measure")
     parser.add_argument("--quick", action="store_true", help="short phases, 3 kills")
     parser.add_argument("--no-failover", action="store_true", help="skip the kills")
+    parser.add_argument("--profile", metavar="DIR", type=Path,
+                        help="run the members under cProfile, run only the many-clients phase, "
+                             "stop the members cleanly and print where the leader and a "
+                             "follower spend their CPU (DIR keeps the .prof files)")
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.kills = 3.0, 3
@@ -189,9 +193,37 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="dq-bench-") as root:
         cluster = RaftCluster(Path(root), 3)
         try:
-            run(cluster, args)
+            if args.profile is not None:
+                profile(cluster, args)
+            else:
+                run(cluster, args)
         finally:
             cluster.close()
+
+
+def profile(cluster: RaftCluster, args: Any) -> None:
+    """The many-clients phase under cProfile; prints the top functions of two members."""
+    import pstats
+
+    args.profile.mkdir(parents=True, exist_ok=True)
+    cluster.profile_dir = args.profile
+    cluster.start()
+    leader = cluster.leader()
+    print(f"cluster up, leader {leader}; load={os.getloadavg()[0]:.2f}")
+    many = Driver(cluster.configs[leader].ipc_endpoint(), args.clients)
+    ok, err, lat = many.closed_loop(args.seconds)
+    many.close()
+    print(f"{args.clients} clients (profiled): {ok} commits, {err} errors, "
+          f"p50 {pct(lat, 50):.2f} ms")
+    follower = next(n for n in cluster.ids if n != leader)
+    for node_id in cluster.ids:
+        cluster.stop(node_id, timeout_s=60)
+    for role, node_id in (("leader", leader), ("follower", follower)):
+        path = args.profile / f"{node_id}.prof"
+        stats = pstats.Stats(str(path))
+        print(f"--- {role} {node_id}: {stats.total_tt:.2f} s profiled, "
+              f"{stats.total_tt / max(ok, 1) * 1e6:.0f} us per commit")
+        stats.sort_stats("tottime").print_stats(25)
 
 
 def run(cluster: RaftCluster, args: Any) -> None:

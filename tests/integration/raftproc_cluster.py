@@ -26,6 +26,20 @@ from dqueue.node.ipc_client import RaftClient, RaftClientError
 
 # Timers used by the tests: the defaults of NodeConfig (see docs/performance.md).
 DEFAULT_DEADLINE_S = 20.0
+# ``python -c`` program that runs ``dqueue.node`` under cProfile, timed in CPU time (not wall
+# time, which on a shared machine mostly measures waiting), and dumps the profile on exit.
+_PROFILED_MAIN = """
+import cProfile, runpy, sys, time
+out = sys.argv[1]
+sys.argv = ["dqueue.node", *sys.argv[2:]]
+prof = cProfile.Profile(time.process_time)
+try:
+    prof.runcall(runpy.run_module, "dqueue.node", run_name="__main__", alter_sys=True)
+except SystemExit:
+    pass
+finally:
+    prof.dump_stats(out)
+"""
 
 
 def free_port() -> int:
@@ -96,6 +110,9 @@ class RaftCluster:
             )
         self.procs: dict[str, subprocess.Popen] = {}
         self._clients: dict[str, RaftClient] = {}
+        # When set, each member runs under cProfile and writes <profile_dir>/<id>.prof when it
+        # exits cleanly (SIGTERM): the benchmark's --profile switch.
+        self.profile_dir: Path | None = None
 
     @property
     def ids(self) -> list[str]:
@@ -107,8 +124,10 @@ class RaftCluster:
         for nid in [node_id] if node_id else self.ids:
             cfg = self.configs[nid]
             log = open(self.root / f"{nid}.log", "ab")  # noqa: SIM115 (closed with the process)
+            main = (["-m", "dqueue.node"] if self.profile_dir is None else
+                    ["-c", _PROFILED_MAIN, str(self.profile_dir / f"{nid}.prof")])
             self.procs[nid] = subprocess.Popen(
-                [sys.executable, "-m", "dqueue.node", "--config-json", cfg.to_json()],
+                [sys.executable, *main, "--config-json", cfg.to_json()],
                 stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
             log.close()
