@@ -245,10 +245,18 @@ def test_ctx_extend_gives_the_asked_lease(env):
 def test_stop_now_leaves_leases_to_expire(env):
     worker = Worker()
     gate = threading.Event()
-    worker.register("stuck", lambda p, c: gate.wait(10))
+    running = threading.Event()
+
+    def stuck(payload: Any, ctx: TaskContext) -> None:
+        running.set()
+        gate.wait(10)
+
+    worker.register("stuck", stuck)
     task_id = env.queue.enqueue("stuck")[0]["id"]
     runtime = env.start(worker, concurrency=1)
-    wait_for(lambda: env.statuses()[task_id] == "leased")
+    # Wait for the handler itself: a task still buffered (leased, not yet running) is
+    # handed back by a stop, which is the other rule.
+    assert running.wait(10)
     runtime.stop_now()
     thread = env.runs[-1][1]
     thread.join(5)
