@@ -27,6 +27,7 @@ from dqueue.queue import commands
 from dqueue.queue import snapshot as snapshot_codec
 from dqueue.queue.backoff import backoff_ms
 from dqueue.queue.config import QueueConfig
+from dqueue.queue.events import MAX_BUFFERED_EVENTS, Event, EventLog, QueueEvent
 from dqueue.queue.heaps import iter_due
 from dqueue.queue.ready import ReadyIndex
 from dqueue.queue.task import FINISHED, Task, TaskStatus
@@ -51,10 +52,15 @@ class QueueState:
 
     Args:
         config: Queue semantics; must be equal on every member.
+        max_buffered_events: Bound on the events ``drain_events`` returns (the rest are
+            counted in ``dropped_events``).
     """
 
-    def __init__(self, config: QueueConfig | None = None) -> None:
+    def __init__(self, config: QueueConfig | None = None,
+                 max_buffered_events: int = MAX_BUFFERED_EVENTS) -> None:
         self.config = config if config is not None else QueueConfig()
+        # Process-local, not replicated: kept by restore, absent from snapshots (events.py).
+        self._events = EventLog(max_buffered_events)
         self._handlers: dict[type, Callable[[Any, int], Outcome]] = {
             commands.Enqueue: self._enqueue, commands.Lease: self._lease,
             commands.Ack: self._ack, commands.Nack: self._nack, commands.Extend: self._extend,
@@ -112,6 +118,8 @@ class QueueState:
             expires_at_ms, _, epoch, task = heappop(leases)
             if task.status is _LEASED and task.epoch == epoch:
                 # DESIGN section 3: an expired lease is a failed attempt, timed at its expiry.
+                events = self._events
+                events.note(events.expired, QueueEvent.EXPIRED, task.id, task.type)
                 self._fail_attempt(task, expires_at_ms, LEASE_EXPIRED, False)
         delayed = self._delayed
         while delayed and delayed[0][0] <= clock_ms:
@@ -208,6 +216,8 @@ class QueueState:
         task.last_error = error
         task.updated_at_ms = at_ms
         if dead_letter or task.attempts >= task.max_retries:
+            events = self._events
+            events.note(events.dead_lettered, QueueEvent.DEAD_LETTERED, task.id, task.type)
             self._finish(task, TaskStatus.DEAD)
         else:
             task.visible_at_ms = at_ms + backoff_ms(self.config, task.id, task.attempts)
@@ -283,6 +293,8 @@ class QueueState:
                     clock_ms + new.delay_ms, self._next_seq)
         self._next_seq += 1
         self._tasks[new.id] = task
+        enqueued = self._events.enqueued
+        enqueued[task_type] = enqueued.get(task_type, 0) + 1
         pending = self._by_status[_PENDING]
         members = pending.get(task_type)
         if members is None:
@@ -310,6 +322,7 @@ class QueueState:
         leased: list[dict[str, Any]] = []
         ready = self._ready
         heaps = ready.heaps_for(cmd.types)
+        counts = self._events.leased
         for position in range(cmd.max_tasks):
             task = ready.pop(heaps) if heaps else None
             if task is None:
@@ -324,6 +337,7 @@ class QueueState:
             task.updated_at_ms = clock_ms
             task.epoch = epoch = task.epoch + 1
             heappush(self._leases, (expires_at_ms, task.seq, epoch, task))
+            counts[task.type] = counts.get(task.type, 0) + 1
             leased.append(task.to_plain())
         return _ok({"tasks": leased})
 
@@ -351,6 +365,8 @@ class QueueState:
             task.lease_worker = task.lease_token = task.lease_expires_at_ms = None
             task.updated_at_ms = self.clock_ms
             self._finish(task, TaskStatus.COMPLETED)
+            counts = self._events.acked
+            counts[task.type] = counts.get(task.type, 0) + 1
             return _ok({"task": task.to_plain()})
         if (task is not None and task.status is TaskStatus.COMPLETED
                 and task.done_worker == cmd.worker_id
@@ -362,6 +378,8 @@ class QueueState:
         held = self._holder(cmd.id, cmd.worker_id, cmd.token)
         if not isinstance(held, Task):
             return held
+        counts = self._events.nacked
+        counts[held.type] = counts.get(held.type, 0) + 1
         self._fail_attempt(held, self.clock_ms, cmd.reason, cmd.dead_letter)
         return _ok({"task": held.to_plain()})
 
@@ -505,6 +523,23 @@ class QueueState:
         times = [heap[0][0] for heap in (self._leases, self._delayed) if heap]
         return min(times) if times else None
 
+    def event_counts(self) -> dict[str, dict[str, int]]:
+        """Counts since this object was made, by event then task type (``QueueEvent``).
+
+        Every event is a key, with ``{}`` until it happens. Counters only grow: they are not
+        in snapshots and ``restore`` keeps them. O(types) per call.
+        """
+        return self._events.counts()
+
+    def drain_events(self) -> list[Event]:
+        """Return, oldest first, the ``(event, task_id, type)`` of the expired and
+        dead-lettered events since the last drain (at most ``max_buffered_events``)."""
+        return self._events.drain()
+
+    def dropped_events(self) -> int:
+        """How many expired or dead-lettered events found the drain buffer full (only grows)."""
+        return self._events.dropped
+
     # ------------------------------------------------------------------ snapshots
 
     def snapshot(self) -> bytes:
@@ -526,7 +561,8 @@ class QueueState:
             decoded = snapshot_codec.decode(data)
             fresh = QueueState(self.config)
             fresh._load(decoded)
-        self.__dict__.update({k: v for k, v in fresh.__dict__.items() if k != "_handlers"})
+        self.__dict__.update({k: v for k, v in fresh.__dict__.items()
+                              if k not in ("_handlers", "_events")})
 
     def _load(self, decoded: snapshot_codec.Decoded) -> None:
         """Index the tasks of a decoded snapshot (this state is fresh)."""
