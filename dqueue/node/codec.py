@@ -15,6 +15,7 @@ from typing import Any
 import msgpack
 
 from dqueue.node.store import LoadedState, StoredSnapshot
+from dqueue.queue import Ack, Command, Enqueue, Extend, Lease, NewTask, command_from_plain
 from dqueue.raft.types import (
     Entry,
     EntryType,
@@ -42,8 +43,8 @@ def join_items(items: list[bytes]) -> bytes:
     return header + b"".join(items)
 
 
-def decode_entry_items(data: bytes) -> list[tuple[str, Any]]:
-    """The ``(rid, plain command)`` items of a normal log entry, in order.
+def decode_entry_items(data: bytes) -> tuple[list[str], list[Any]]:
+    """The request ids and the plain commands of the items of a normal log entry, in order.
 
     A batch entry is a msgpack array of ``[rid, cmd]`` items; an entry written before batching
     (msgpack ``[rid, cmd]`` itself) decodes as a batch of one.
@@ -59,12 +60,54 @@ def decode_entry_items(data: bytes) -> list[tuple[str, Any]]:
         raise ValueError("entry data is not a list of items")
     if isinstance(obj[0], str):
         obj = [obj]  # the single-command layout of older logs
-    items: list[tuple[str, Any]] = []
+    rids: list[str] = []
+    cmds: list[Any] = []
     for item in obj:
         if not isinstance(item, list) or len(item) != 2 or not isinstance(item[0], str):
             raise ValueError("entry item without a request id")
-        items.append((item[0], item[1]))
-    return items
+        rids.append(item[0])
+        cmds.append(item[1])
+    return rids, cmds
+
+
+def command_from_log(cmd: Any) -> Command:
+    """The command of a committed log item.
+
+    Every item in the log was validated with ``command_from_plain`` by the leader before it
+    was proposed, so the frequent ops (enqueue, lease, ack, extend) are rebuilt directly here,
+    without validating every field a second time on every member: for any valid plain command
+    the result equals ``command_from_plain(cmd)`` (tests/unit/node/test_codec.py checks it on
+    generated commands). Other ops, and anything without the expected shape, go through
+    ``command_from_plain``.
+
+    Raises:
+        InvalidCommand: an item that is not a valid command (never expected in a healthy log).
+    """
+    op = cmd.get("op") if isinstance(cmd, dict) else None
+    try:
+        now_ms = cmd.get("now_ms") or 0
+        if op == "enqueue":
+            return Enqueue(tasks=tuple([
+                NewTask(id=t["id"], type=t["type"], payload=t.get("payload"),
+                        priority=t.get("priority") or 0, max_retries=t.get("max_retries"),
+                        idempotency_key=t.get("idempotency_key"),
+                        delay_ms=t.get("delay_ms") or 0)
+                for t in cmd["tasks"]]), now_ms=now_ms)
+        if op == "ack":
+            return Ack(id=cmd["id"], worker_id=cmd["worker_id"], token=cmd.get("token"),
+                       now_ms=now_ms)
+        if op == "lease":
+            types = cmd.get("types")
+            return Lease(worker_id=cmd["worker_id"],
+                         types=None if types is None else tuple(types),
+                         max_tasks=cmd.get("max_tasks") or 1, lease_ms=cmd.get("lease_ms"),
+                         now_ms=now_ms)
+        if op == "extend":
+            return Extend(id=cmd["id"], worker_id=cmd["worker_id"], token=cmd.get("token"),
+                          lease_ms=cmd.get("lease_ms"), now_ms=now_ms)
+    except (KeyError, TypeError, AttributeError):
+        pass  # not the shape the leader writes: let the validating parser name the problem
+    return command_from_plain(cmd)
 
 
 def persisted_state(loaded: LoadedState) -> PersistedState | None:

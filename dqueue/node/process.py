@@ -33,7 +33,12 @@ import zmq
 from dqueue.config import NodeConfig
 from dqueue.logs import log_event
 from dqueue.node import queries
-from dqueue.node.codec import decode_entry_items, persisted_state, stored_snapshot
+from dqueue.node.codec import (
+    command_from_log,
+    decode_entry_items,
+    persisted_state,
+    stored_snapshot,
+)
 from dqueue.node.histogram import Histogram
 from dqueue.node.ipc_server import CmdRequest, IpcServer, ReadRequest
 from dqueue.node.proposals import COMMAND_INDEX_STRIDE, ProposalBatcher
@@ -42,7 +47,7 @@ from dqueue.node.router import RequestRouter
 from dqueue.node.snapshotter import Snapshotter, TakenSnapshot
 from dqueue.node.store import Store, StoredSnapshot
 from dqueue.node.transport import PeerTransport
-from dqueue.queue import Command, InvalidCommand, QueueConfig, QueueState, command_from_plain
+from dqueue.queue import Command, InvalidCommand, QueueConfig, QueueState
 from dqueue.raft import (
     EntryType,
     Message,
@@ -192,10 +197,10 @@ class RaftProcess:
                 now = monotonic_ms()
                 wake_ms = min(next_tick_ms, self.router.next_deadline_ms() or next_tick_ms)
                 timeout = 0 if self.raft.has_ready() else max(0, int(wake_ms - now) + 1)
-                poller.poll(timeout)
+                readable = dict(poller.poll(timeout))
                 started = monotonic_ms()
                 self.counters["loop_turns_total"] += 1
-                self._drain()
+                self._drain(self.ipc.socket in readable, self.transport.router in readable)
                 now = monotonic_ms()
                 drained = now
                 if now >= next_tick_ms:
@@ -244,11 +249,17 @@ class RaftProcess:
         self.transport.close()
         self.store.close()
 
-    def _drain(self) -> None:
-        """Take every waiting IPC request and peer message, alternating, up to MAX_DRAIN."""
+    def _drain(self, ipc_open: bool = True, peer_open: bool = True) -> None:
+        """Take every waiting IPC request and peer message, alternating, up to MAX_DRAIN.
+
+        Args:
+            ipc_open: the IPC socket was readable (the poll said so); a socket that was not
+                is not asked (each empty receive raises zmq.Again, which costs more than the
+                receive itself); what arrives meanwhile is taken in the next turn.
+            peer_open: the same for the peer socket.
+        """
         ipc_recv, peer_recv = self.ipc.recv, self.transport.recv
         table = self.router.table
-        ipc_open = peer_open = True
         for _ in range(MAX_DRAIN):
             # Backpressure: with this many proposals not yet applied, new requests wait in the
             # socket, so that no member is handed an unbounded batch to persist and apply.
@@ -398,22 +409,28 @@ class RaftProcess:
             self.applied, self.applied_term = entry.index, entry.term
             if entry.type is EntryType.NOOP or not entry.data:
                 continue
-            try:
-                items = decode_entry_items(entry.data)
-            except ValueError as exc:
-                # Never expected: only this module's batches are proposed.
-                log_event(logger, logging.ERROR, "entry_not_applicable", index=entry.index,
-                          error=str(exc))
-                continue
-            parsed = batcher.take_parsed(entry.data)
+            # An entry this node proposed (same bytes) needs no decoding: its request ids and
+            # parsed commands were kept; any other entry is decoded and parsed here.
+            plain: list[Any] = []
+            proposed = batcher.take_parsed(entry.data)
+            if proposed is not None:
+                rids, commands = proposed
+            else:
+                commands = None
+                try:
+                    rids, plain = decode_entry_items(entry.data)
+                except ValueError as exc:
+                    # Never expected: only this module's batches are proposed.
+                    log_event(logger, logging.ERROR, "entry_not_applicable", index=entry.index,
+                              error=str(exc))
+                    continue
             # Every member applies the items in log order, each at its own queue index
             # (strictly increasing, the same on every member): determinism of the state machine.
             base = entry.index * COMMAND_INDEX_STRIDE
-            for position, (rid, cmd) in enumerate(items):
+            for position, rid in enumerate(rids):
                 try:
-                    command = parsed[position] if parsed is not None else None
-                    if command is None:
-                        command = command_from_plain(cmd)
+                    command = (commands[position] if commands is not None
+                               else command_from_log(plain[position]))
                     outcome = queue.apply(command, base + position)
                 except (ValueError, InvalidCommand) as exc:
                     # Never expected: commands are validated before they are proposed.
@@ -423,7 +440,7 @@ class RaftProcess:
                 if rid:
                     # The reply only when the committed entry carries this request id.
                     router.on_applied(rid, outcome)
-            applied_commands += len(items)
+            applied_commands += len(rids)
         self.counters["entries_applied_total"] += len(rd.committed_entries)
         self.counters["commands_applied_total"] += applied_commands
         router.on_applied_to(self.applied)
@@ -455,6 +472,8 @@ class RaftProcess:
         if command is not None and command.now_ms != now_ms:
             # Equal to command_from_plain(stamped): the stamp is the only difference.
             command = dataclasses.replace(command, now_ms=now_ms)
+        if command is None:
+            command = command_from_log(stamped)  # the node's own commands (tick)
         self.batcher.add(rid, stamped, command)
         self.counters["proposals_total"] += 1
         self._last_proposal_ms = monotonic_ms()

@@ -54,9 +54,10 @@ class ProposalBatcher:
         self._rids: list[str] = []
         self._commands: list[Command | None] = []
         self._bytes = 0
-        self._any_parsed = False
-        # Entry data -> the parsed command of each item (None where the caller had none).
-        self._parsed: dict[bytes, list[Command | None]] = {}
+        self._all_parsed = True
+        # Entry data -> the request ids and parsed commands of its items, for the entries this
+        # node proposed with every command parsed: their apply decodes nothing.
+        self._parsed: dict[bytes, tuple[list[str], list[Command]]] = {}
         self.entries_proposed = 0
 
     def __len__(self) -> int:
@@ -69,7 +70,8 @@ class ProposalBatcher:
             rid: the request id the item carries ("" for the node's own commands).
             cmd: the plain command, stamped with ``now_ms``.
             command: the same command already parsed (with the same ``now_ms``), if known:
-                kept until the entry with these exact bytes applies, so it is parsed once.
+                kept until the entry with these exact bytes applies, so that the entry is
+                neither decoded nor parsed again on this node.
         """
         item = encode_item(rid, cmd)
         if self._items and (self._bytes + len(item) > self.max_bytes
@@ -79,16 +81,16 @@ class ProposalBatcher:
         self._rids.append(rid)
         self._commands.append(command)
         self._bytes += len(item)
-        self._any_parsed = self._any_parsed or command is not None
+        self._all_parsed = self._all_parsed and command is not None
 
     def flush(self) -> int:
         """Propose the open batch as one entry; return how many commands it carried."""
         if not self._items:
             return 0
         items, rids, commands = self._items, self._rids, self._commands
-        any_parsed = self._any_parsed
+        all_parsed = self._all_parsed
         self._items, self._rids, self._commands = [], [], []
-        self._bytes, self._any_parsed = 0, False
+        self._bytes, self._all_parsed = 0, True
         data = join_items(items)
         try:
             self._propose(data)
@@ -98,15 +100,15 @@ class ProposalBatcher:
         self.entries_proposed += 1
         if self._observe is not None:
             self._observe(len(items))
-        if any_parsed:
+        if all_parsed:
             if len(self._parsed) >= MAX_PARSED_BATCHES:
-                self._parsed.clear()  # entries lost to a leader change; parsed again if applied
-            self._parsed[data] = commands
+                self._parsed.clear()  # entries lost to a leader change; decoded if applied
+            self._parsed[data] = (rids, commands)  # type: ignore[assignment]
         return len(items)
 
-    def take_parsed(self, data: bytes) -> list[Command | None] | None:
-        """The parsed commands of the batch entry with exactly these bytes, if this node
-        proposed it (forgotten afterwards)."""
+    def take_parsed(self, data: bytes) -> tuple[list[str], list[Command]] | None:
+        """The request ids and parsed commands of the batch entry with exactly these bytes,
+        if this node proposed it with every command parsed (forgotten afterwards)."""
         if not self._parsed:
             return None
         return self._parsed.pop(data, None)

@@ -57,7 +57,8 @@ class Pending:
         read_index: for reads in READ_APPLY: the index the state machine must reach.
         last_outcome: for parked leases, the empty outcome to give at ``wait_until_ms``.
         forwarded_to: the leader a command was forwarded to.
-        command: the validated command object, kept so that the leader parses it only once.
+        command: the validated command object, kept so that the leader parses it only once
+            (stamped with the time of intake on a leader; ``propose`` restamps it if needed).
     """
 
     rid: str
@@ -70,7 +71,7 @@ class Pending:
     read_index: int = 0
     last_outcome: Any = None
     forwarded_to: str | None = None
-    command: Command | None = None  # the validated command (commands only), unstamped
+    command: Command | None = None  # the validated command (commands only)
 
 
 class RequestTable:

@@ -63,7 +63,10 @@ class RequestRouter:
             self._send_err(reply_to, rid, "shutting_down", "the node is shutting down")
             return
         try:
-            command = command_from_plain(cmd)
+            # On the leader, parse the command as it will be proposed (stamped), so that
+            # propose need not copy it with a new time when both fall in the same millisecond.
+            command = command_from_plain(
+                {**cmd, "now_ms": p.wall_ms()} if p.role is Role.LEADER else cmd)
         except InvalidCommand as exc:
             self._send_err(reply_to, rid, "bad_request", f"{exc.field}: {exc.message}")
             return

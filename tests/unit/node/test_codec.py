@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dqueue.node.codec import (
+    command_from_log,
     core_snapshot,
     decode_entry_items,
     encode_item,
@@ -14,6 +19,7 @@ from dqueue.node.codec import (
     stored_snapshot,
 )
 from dqueue.node.store import LoadedState, StoredEntry, StoredHardState, StoredSnapshot
+from dqueue.queue import Ack, Enqueue, Extend, InvalidCommand, Lease, NewTask, command_from_plain
 from dqueue.raft import Entry, EntryType, HardState
 
 
@@ -22,13 +28,13 @@ def test_batch_entry_round_trip_keeps_every_item_in_order(count):
     # 15/16 and 65,535/65,536 items cross the msgpack array header sizes.
     items = [(f"r-{i}", {"op": "tick", "now_ms": i}) for i in range(count)]
     data = join_items([encode_item(rid, cmd) for rid, cmd in items])
-    assert decode_entry_items(data) == items
+    assert decode_entry_items(data) == ([rid for rid, _ in items], [cmd for _, cmd in items])
     assert msgpack.unpackb(data) == [[rid, cmd] for rid, cmd in items]  # plain msgpack
 
 
 def test_entry_of_a_log_written_before_batching_is_a_batch_of_one():
     cmd = {"op": "tick", "now_ms": 5}
-    assert decode_entry_items(msgpack.packb(["r-1", cmd])) == [("r-1", cmd)]
+    assert decode_entry_items(msgpack.packb(["r-1", cmd])) == (["r-1"], [cmd])
 
 
 @pytest.mark.parametrize("data", [b"", b"\xc1", b"\x92\x01\x02", b"\x91\xa1x", b"\x90",
@@ -59,3 +65,73 @@ def test_loaded_state_maps_to_the_core_types():
 def test_snapshot_conversions_are_inverse():
     stored = StoredSnapshot(9, 2, ("a", "b", "c"), b"data")
     assert stored_snapshot(core_snapshot(stored)) == stored
+
+
+_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1,
+                max_size=12)
+_json = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**6) | _text,
+                     lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(_text, inner, max_size=3), max_leaves=6)
+
+
+def _optional(name: str, values: st.SearchStrategy) -> st.SearchStrategy:
+    """A field that is absent, None (the default) or given."""
+    return st.one_of(st.just({}), st.just({name: None}), values.map(lambda v: {name: v}))
+
+
+def _merged(*parts: st.SearchStrategy) -> st.SearchStrategy:
+    return st.tuples(*parts).map(lambda ds: {k: v for d in ds for k, v in d.items()})
+
+
+_new_task = _merged(
+    st.fixed_dictionaries({"id": _text, "type": _text}),
+    _optional("payload", _json), _optional("priority", st.integers(-2**63, 2**63 - 1)),
+    _optional("max_retries", st.integers(0, 100)), _optional("idempotency_key", _text),
+    _optional("delay_ms", st.integers(0, 10**9)))
+_now = _optional("now_ms", st.integers(0, 2**63 - 1))
+_token = _optional("token", _text)
+_lease_ms = _optional("lease_ms", st.integers(1, 10**6))
+_logged = st.one_of(
+    _merged(st.fixed_dictionaries({"op": st.just("enqueue"),
+                                   "tasks": st.lists(_new_task, min_size=1, max_size=4)}), _now),
+    _merged(st.fixed_dictionaries({"op": st.just("ack"), "id": _text, "worker_id": _text}),
+            _token, _now),
+    _merged(st.fixed_dictionaries({"op": st.just("lease"), "worker_id": _text}),
+            _optional("types", st.lists(_text, min_size=1, max_size=3)),
+            _optional("max_tasks", st.integers(1, 100)), _lease_ms, _now),
+    _merged(st.fixed_dictionaries({"op": st.just("extend"), "id": _text, "worker_id": _text}),
+            _token, _lease_ms, _now),
+    _merged(st.fixed_dictionaries({"op": st.just("nack"), "id": _text, "worker_id": _text}),
+            _token, _optional("reason", _text), _now),
+    _merged(st.fixed_dictionaries({"op": st.just("tick")}), _now),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_logged)
+def test_command_from_log_equals_the_validating_parser_on_valid_commands(cmd):
+    assert command_from_log(cmd) == command_from_plain(cmd)
+
+
+def test_command_from_log_knows_every_field_of_the_commands_it_rebuilds():
+    # A field added to one of these commands must be added to command_from_log as well.
+    assert {f.name for f in dataclasses.fields(NewTask)} == {
+        "id", "type", "payload", "priority", "max_retries", "idempotency_key", "delay_ms"}
+    assert {f.name for f in dataclasses.fields(Enqueue)} == {"tasks", "now_ms"}
+    assert {f.name for f in dataclasses.fields(Ack)} == {"id", "worker_id", "token", "now_ms"}
+    assert {f.name for f in dataclasses.fields(Lease)} == {
+        "worker_id", "types", "max_tasks", "lease_ms", "now_ms"}
+    assert {f.name for f in dataclasses.fields(Extend)} == {
+        "id", "worker_id", "token", "lease_ms", "now_ms"}
+
+
+@pytest.mark.parametrize("cmd", [
+    {"op": "enqueue", "tasks": [{"type": "x"}]},
+    {"op": "ack", "id": "t"},
+    {"op": "lease", "worker_id": "w", "types": 5},
+    {"op": "nope"},
+    ["op", "ack"],
+])
+def test_command_from_log_refuses_what_is_not_a_command(cmd):
+    with pytest.raises(InvalidCommand):
+        command_from_log(cmd)

@@ -27,6 +27,11 @@ def _tick(now_ms: int) -> dict[str, Any]:
     return {"op": "tick", "now_ms": now_ms}
 
 
+def _items(data: bytes) -> list[tuple[str, Any]]:
+    rids, cmds = decode_entry_items(data)
+    return list(zip(rids, cmds, strict=True))
+
+
 def _batcher(core: Core, max_bytes: int = 1 << 19) -> tuple[ProposalBatcher, list[list[str]],
                                                              list[float]]:
     dropped: list[list[str]] = []
@@ -42,7 +47,7 @@ def test_commands_of_one_turn_become_one_entry_in_order():
     assert core.proposed == []  # nothing goes to the core before the turn's flush
     assert batcher.flush() == 50
     assert len(core.proposed) == 1
-    assert decode_entry_items(core.proposed[0]) == [(f"r{i}", _tick(i)) for i in range(50)]
+    assert _items(core.proposed[0]) == [(f"r{i}", _tick(i)) for i in range(50)]
     assert (batcher.entries_proposed, sizes, dropped) == (1, [50], [])
     assert batcher.flush() == 0  # an empty batch proposes nothing
     assert len(core.proposed) == 1
@@ -56,7 +61,7 @@ def test_batch_is_proposed_before_it_would_pass_the_byte_bound():
     batcher.flush()
     assert len(core.proposed) > 1
     assert all(len(data) <= 200 + 3 for data in core.proposed)  # 3: the array header
-    items = [item for data in core.proposed for item in decode_entry_items(data)]
+    items = [item for data in core.proposed for item in _items(data)]
     assert items == [(f"r{i}", _tick(i)) for i in range(40)]  # order kept across entries
     assert sum(sizes) == 40
 
@@ -69,7 +74,7 @@ def test_a_command_larger_than_the_bound_goes_alone():
     batcher.add("big", big)
     batcher.add("after", _tick(2))
     batcher.flush()
-    assert [[rid for rid, _ in decode_entry_items(d)] for d in core.proposed] == [
+    assert [decode_entry_items(d)[0] for d in core.proposed] == [
         ["small"], ["big"], ["after"]]
 
 
@@ -94,9 +99,9 @@ def test_a_refused_batch_hands_back_its_request_ids_and_keeps_nothing():
     assert dropped == [["r1", "r2"]]
     assert (batcher.entries_proposed, sizes, len(batcher)) == (0, [], 0)
     core.refuse = False
-    batcher.add("r3", _tick(6))
+    batcher.add("r3", _tick(6), command_from_plain(_tick(6)))
     batcher.flush()
-    assert batcher.take_parsed(core.proposed[0]) is None  # r1's parsed command is gone
+    assert batcher.take_parsed(core.proposed[0]) == (["r3"], [command_from_plain(_tick(6))])
 
 
 def test_parsed_commands_are_found_only_by_the_exact_entry_bytes_and_only_once():
@@ -105,12 +110,20 @@ def test_parsed_commands_are_found_only_by_the_exact_entry_bytes_and_only_once()
     cmds = [{"op": "enqueue", "tasks": [{"id": f"t{i}", "type": "x"}], "now_ms": 7}
             for i in range(3)]
     parsed = [command_from_plain(c) for c in cmds]
-    batcher.add("r0", cmds[0], parsed[0])
-    batcher.add("r1", cmds[1])  # no parsed command: the apply parses it
-    batcher.add("r2", cmds[2], parsed[2])
+    for i in range(3):
+        batcher.add(f"r{i}", cmds[i], parsed[i])
     batcher.flush()
     data = core.proposed[0]
     other = core.proposed[0][:-1] + b"\x00"  # an entry another leader wrote at that index
     assert batcher.take_parsed(other) is None
-    assert batcher.take_parsed(data) == [parsed[0], None, parsed[2]]
+    assert batcher.take_parsed(data) == (["r0", "r1", "r2"], parsed)
     assert batcher.take_parsed(data) is None
+
+
+def test_a_batch_with_a_command_not_parsed_is_not_kept():
+    core = Core()
+    batcher, _, _ = _batcher(core)
+    batcher.add("r0", _tick(1), command_from_plain(_tick(1)))
+    batcher.add("r1", _tick(1))  # no parsed command: the apply decodes the entry
+    batcher.flush()
+    assert batcher.take_parsed(core.proposed[0]) is None
