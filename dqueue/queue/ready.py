@@ -110,15 +110,16 @@ class ReadyIndex:
         return any(t in self.count for t in types)
 
     def load(self, tasks: Iterable[Task]) -> None:
-        """Index visible tasks at once (restore): O(n) with heapify."""
-        for task in tasks:
-            entry = (-task.priority, task.seq, task.epoch, task)
-            self.all.append(entry)
-            heap = self.by_type.get(task.type)
+        """Index visible tasks at once into an empty index (restore): O(n) with heapify."""
+        entries = [(-task.priority, task.seq, task.epoch, task) for task in tasks]
+        by_type = self.by_type
+        for entry in entries:
+            heap = by_type.get(entry[3].type)
             if heap is None:
-                heap = self.by_type[task.type] = []
+                heap = by_type[entry[3].type] = []
             heap.append(entry)
-            self.count[task.type] = self.count.get(task.type, 0) + 1
-        self.total = len(self.all)
-        for heap in (self.all, *self.by_type.values()):
+        self.all = entries
+        self.count = {task_type: len(heap) for task_type, heap in by_type.items()}
+        self.total = len(entries)
+        for heap in (self.all, *by_type.values()):
             heapq.heapify(heap)

@@ -547,9 +547,8 @@ class QueueState:
         dedup = sorted((key, task_id, expires_at_ms)
                        for key, (task_id, expires_at_ms) in self._dedup.items())
         with snapshot_codec.paused_gc():
-            rows = [task.to_row() for task in self._tasks.values()]
-            return snapshot_codec.encode(self.clock_ms, self.last_index, self._next_seq, rows,
-                                         dedup)
+            return snapshot_codec.encode(self.clock_ms, self.last_index, self._next_seq,
+                                         list(self._tasks.values()), dedup)
 
     def restore(self, data: bytes) -> None:
         """Replace the whole state by the one ``data`` (from ``snapshot``) describes.
@@ -570,17 +569,17 @@ class QueueState:
         self.last_index = decoded.last_index
         self._next_seq = decoded.next_seq
         retention_ms = self.config.retention_ms
-        tasks, by_status = self._tasks, self._by_status
+        self._tasks = tasks = {task.id: task for task in decoded.tasks}
+        if len(tasks) != len(decoded.tasks):
+            raise ValueError("snapshot: duplicate task ids")
+        by_status = self._by_status
         visible: list[Task] = []
         delayed, leases, finished = self._delayed, self._leases, self._finished
-        intern = sys.intern
         for task in decoded.tasks:
-            task_type = task.type = intern(task.type)
-            tasks[task.id] = task
             status = task.status
-            members = by_status[status].get(task_type)
+            members = by_status[status].get(task.type)  # types interned by the decoder
             if members is None:
-                members = by_status[status][task_type] = {}
+                members = by_status[status][task.type] = {}
             members[task.id] = task
             if status is _PENDING:
                 if task.visible_at_ms <= clock_ms:
@@ -592,8 +591,6 @@ class QueueState:
             else:
                 finished.append((task.updated_at_ms + retention_ms, task.seq, task))
         self._ready.load(visible)
-        if len(tasks) != len(decoded.tasks):
-            raise ValueError("snapshot: duplicate task ids")
         for heap in (delayed, leases, finished):
             heapq.heapify(heap)
         for key, task_id, expires_at_ms in decoded.dedup:

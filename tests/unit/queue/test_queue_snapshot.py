@@ -87,15 +87,30 @@ def test_snapshot_is_compact_json_and_keeps_payload_key_order() -> None:
     assert restored.get_task("a") == state.get_task("a")
 
 
-def good_document() -> dict:
+def good_state() -> dq.QueueState:
     state = dq.QueueState(CONFIG)
     state.apply(dq.Enqueue(tasks=(dq.NewTask(id="a", type="t", idempotency_key="k"),), now_ms=1), 1)
     state.apply(dq.Lease(worker_id="w", now_ms=2), 2)
-    return json.loads(state.snapshot())
+    state.apply(dq.Enqueue(tasks=(dq.NewTask(id="b", type="u", payload=[1]),), now_ms=3), 3)
+    return state
 
 
-def corrupt(path: str, value: object) -> bytes:
-    document = good_document()
+def good_document() -> dict:
+    return json.loads(good_state().snapshot())
+
+
+def format1_document() -> dict:
+    """The same state in the row layout of format 1, which older versions wrote."""
+    state = good_state()
+    document = json.loads(state.snapshot())
+    del document["types"]
+    document["format"] = 1
+    document["tasks"] = [task.to_row() for task in state._tasks.values()]
+    return document
+
+
+def corrupt(path: str, value: object, document: dict | None = None) -> bytes:
+    document = good_document() if document is None else document
     target = document
     keys = path.split("/")
     for key in keys[:-1]:
@@ -108,11 +123,22 @@ def corrupt(path: str, value: object) -> bytes:
     return json.dumps(document).encode()
 
 
+def corrupt1(path: str, value: object) -> bytes:
+    return corrupt(path, value, format1_document())
+
+
 @pytest.mark.parametrize("data", [
-    b"", b"\xff\xfe", b"[]", b'{"format": 2}', b"null",
-    corrupt("clock_ms", -1), corrupt("tasks", {}), corrupt("tasks/0", [1]),
-    corrupt("tasks/0/0", 5), corrupt("tasks/0/3", "high"), corrupt("tasks/0/6", "lost"),
-    corrupt("tasks/0/12", None), corrupt("dedup/0", ["k"]), corrupt("dedup", None),
+    b"", b"\xff\xfe", b"[]", b'{"format": 2}', b'{"format": 3}', b"null",
+    corrupt("clock_ms", -1), corrupt("tasks", {}), corrupt("tasks", []),
+    corrupt("tasks/id", ["a"]), corrupt("tasks/id/0", 5), corrupt("tasks/priority/0", "high"),
+    corrupt("tasks/priority/0", True), corrupt("tasks/status/0", "lost"),
+    corrupt("tasks/status/0", 9), corrupt("tasks/type/0", 2), corrupt("tasks/type/0", -1),
+    corrupt("types", ["t", 3]), corrupt("types", None), corrupt("tasks/lease_token/0", None),
+    corrupt("tasks/lease_worker/1", "w"), corrupt("tasks/last_error/1", 7),
+    corrupt("tasks/lease_expires_at_ms/0", "soon"), corrupt("dedup/0", ["k"]),
+    corrupt("dedup", None),
+    corrupt1("tasks", {}), corrupt1("tasks/0", [1]), corrupt1("tasks/0/0", 5),
+    corrupt1("tasks/0/3", "high"), corrupt1("tasks/0/6", "lost"), corrupt1("tasks/0/12", None),
 ])
 def test_malformed_snapshot_raises_value_error_and_keeps_state(data: bytes) -> None:
     state = dq.QueueState(CONFIG)
@@ -123,18 +149,38 @@ def test_malformed_snapshot_raises_value_error_and_keeps_state(data: bytes) -> N
     assert state.snapshot() == before
 
 
+def test_format_1_snapshots_of_older_versions_are_still_restored() -> None:
+    original = good_state()
+    restored = dq.QueueState(CONFIG)
+    restored.restore(json.dumps(format1_document(), separators=(",", ":")).encode())
+    assert restored.snapshot() == original.snapshot()
+    assert [restored.get_task(i) for i in "ab"] == [original.get_task(i) for i in "ab"]
+
+
+def test_snapshot_is_columnar_with_a_type_table() -> None:
+    document = good_document()
+    assert document["format"] == 2 and document["types"] == ["t", "u"]
+    columns = document["tasks"]
+    assert columns["id"] == ["a", "b"] and columns["type"] == [0, 1]
+    assert columns["status"] == [1, 0] and columns["payload"] == [None, [1]]
+    assert columns["lease_worker"] == ["w", None]
+
+
 def test_good_document_decodes() -> None:
     decoded = decode(json.dumps(good_document()).encode())
-    assert [t.id for t in decoded.tasks] == ["a"] and decoded.dedup == [("k", "a", 3_001)]
+    assert [t.id for t in decoded.tasks] == ["a", "b"] and decoded.dedup == [("k", "a", 3_001)]
 
 
 def test_duplicate_task_ids_are_refused() -> None:
     document = good_document()
-    document["tasks"].append(document["tasks"][0])
-    state = dq.QueueState(CONFIG)
-    with pytest.raises(ValueError):
-        state.restore(json.dumps(document).encode())
-    assert state.get_task("a") is None
+    document["tasks"]["id"][1] = "a"
+    old_layout = format1_document()
+    old_layout["tasks"].append(old_layout["tasks"][0])
+    for bad in (document, old_layout):
+        state = dq.QueueState(CONFIG)
+        with pytest.raises(ValueError):
+            state.restore(json.dumps(bad).encode())
+        assert state.get_task("a") is None
 
 
 def test_collector_state_is_restored_after_snapshot_and_restore() -> None:
