@@ -101,13 +101,20 @@ def run(count: int, payload_bytes: int) -> None:
     singles = make_enqueues(count, payload_bytes, 1)
     state = QueueState(QueueConfig())
     index, timer = fill(state, singles, 0)
-    print(f"enqueue, 1 task per command:    {timer.rate(count)} applies")
+    print(f"enqueue, {'1 task per command:':38}{timer.rate(count)} applies")
     del singles
-    batches = make_enqueues(count, payload_bytes, 100)
-    batched = QueueState(QueueConfig())
-    _, timer = fill(batched, batches, 0)
-    print(f"enqueue, 100 tasks per command: {timer.rate(count)} tasks")
-    del batched, batches
+    for paused in (False, True):
+        batches = make_enqueues(count, payload_bytes, 100)
+        batched = QueueState(QueueConfig())
+        if paused:  # what the cyclic collector costs: the first state is alive meanwhile
+            gc.disable()
+        try:
+            _, timer = fill(batched, batches, 0)
+        finally:
+            gc.enable()
+        label = "100 tasks per command, collector off" if paused else "100 tasks per command"
+        print(f"enqueue, {label + ':':38}{timer.rate(count)} tasks")
+        del batched, batches
     cycles = min(count // 2, 100_000)
     for typed in (False, True):
         timer = lease_ack_cycles(state, cycles, index, typed)
@@ -124,7 +131,20 @@ def run(count: int, payload_bytes: int) -> None:
     print(f"snapshot of {len(state._tasks):,} tasks ({len(data) / 1e6:,.1f} MB): "
           f"{snap.wall_s:.2f} s wall {snap.cpu_s:.2f} s cpu; "
           f"restore {restore.wall_s:.2f} s wall {restore.cpu_s:.2f} s cpu")
-    del state, restored, data
+    del restored
+    # The restore the node is advised to do: collector off, then the restored objects frozen
+    # (moved out of every later collection) before it is on again.
+    advised = QueueState(QueueConfig())
+    with Timer() as restore:
+        gc.disable()
+        advised.restore(data)
+        gc.freeze()
+        gc.enable()
+        [[] for _ in range(1_000)]  # allocations that would trigger the deferred collection
+    gc.unfreeze()
+    print(f"restore, collector off then gc.freeze(): "
+          f"{restore.wall_s:.2f} s wall {restore.cpu_s:.2f} s cpu")
+    del state, advised, data
     print(f"memory per pending task beyond its payload: "
           f"{memory_per_task(count, payload_bytes):,.0f} bytes")
 
