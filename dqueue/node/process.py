@@ -387,6 +387,7 @@ class RaftProcess:
         log_event(logger, logging.INFO, "role_changed", role=role.value, leader_id=leader_id,
                   term=self.raft.current_term)
         if was_leader and role is not Role.LEADER:
+            self.batcher.forget_parsed()
             self.router.on_lost_leadership()
         if leader_id is not None:
             self.router.on_leader_known()

@@ -27,8 +27,10 @@ from dqueue.raft import ProposalDropped
 COMMAND_INDEX_STRIDE = 1 << 16
 # Items per batch entry, at most; below the stride so that queue indexes never overlap.
 MAX_BATCH_COMMANDS = 4_096
-# Bound on parsed commands kept for batches not applied yet (lost to a leader change, say).
-MAX_PARSED_BATCHES = 10_000
+# Bound on the batches whose parsed commands are kept until they apply. Backpressure keeps at
+# most about 1,024 proposed commands unapplied, so more than this many are batches that will
+# never apply here as proposed (lost to a leader change).
+MAX_PARSED_BATCHES = 1_024
 
 
 class ProposalBatcher:
@@ -105,6 +107,11 @@ class ProposalBatcher:
                 self._parsed.clear()  # entries lost to a leader change; decoded if applied
             self._parsed[data] = (rids, commands)  # type: ignore[assignment]
         return len(items)
+
+    def forget_parsed(self) -> None:
+        """Drop the parsed commands kept (this node stopped leading: its batches that still
+        commit are decoded like any other entry)."""
+        self._parsed.clear()
 
     def take_parsed(self, data: bytes) -> tuple[list[str], list[Command]] | None:
         """The request ids and parsed commands of the batch entry with exactly these bytes,

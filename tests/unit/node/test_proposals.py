@@ -120,6 +120,15 @@ def test_parsed_commands_are_found_only_by_the_exact_entry_bytes_and_only_once()
     assert batcher.take_parsed(data) is None
 
 
+def test_forgotten_parsed_commands_are_not_found():
+    core = Core()
+    batcher, _, _ = _batcher(core)
+    batcher.add("r0", _tick(1), command_from_plain(_tick(1)))
+    batcher.flush()
+    batcher.forget_parsed()  # the node stopped leading
+    assert batcher.take_parsed(core.proposed[0]) is None
+
+
 def test_a_batch_with_a_command_not_parsed_is_not_kept():
     core = Core()
     batcher, _, _ = _batcher(core)
