@@ -42,6 +42,7 @@ from dqueue.node.codec import (
 from dqueue.node.histogram import Histogram
 from dqueue.node.ipc_server import CmdRequest, IpcServer, ReadRequest
 from dqueue.node.proposals import COMMAND_INDEX_STRIDE, ProposalBatcher
+from dqueue.node.queue_events import log_queue_events, queue_event_metrics
 from dqueue.node.requests import Stage, monotonic_ms
 from dqueue.node.router import RequestRouter
 from dqueue.node.snapshotter import Snapshotter, TakenSnapshot
@@ -444,6 +445,7 @@ class RaftProcess:
             applied_commands += len(rids)
         self.counters["entries_applied_total"] += len(rd.committed_entries)
         self.counters["commands_applied_total"] += applied_commands
+        log_queue_events(queue, logger)
         router.on_applied_to(self.applied)
 
     # ----------------------------------------------------------------- time and snapshots
@@ -584,4 +586,5 @@ class RaftProcess:
             "entries_per_ready": self.batch_entries.to_plain(),
             "commands_per_entry": self.commands_per_entry.to_plain(),
         })
+        out.update(queue_event_metrics(self.queue))
         return out

@@ -1,0 +1,51 @@
+"""Queue events reach the node's metrics and logs."""
+
+from __future__ import annotations
+
+import logging
+
+from dqueue.node.queue_events import MAX_TYPE_LABELS, log_queue_events, queue_event_metrics
+from dqueue.queue import QueueConfig, QueueState, command_from_plain
+
+
+def _apply(state: QueueState, index: int, plain: dict) -> dict:
+    return state.apply(command_from_plain(plain), index)
+
+
+def _enqueue(task_id: str, task_type: str, now_ms: int) -> dict:
+    return {"op": "enqueue", "now_ms": now_ms, "tasks": [{"id": task_id, "type": task_type}]}
+
+
+def test_counters_by_type_and_logged_expiry_and_dead_letter(caplog):
+    state = QueueState(QueueConfig(max_retries=1))
+    assert _apply(state, 1, _enqueue("a", "email", 1_000))["ok"]
+    lease = {"op": "lease", "now_ms": 1_000, "worker_id": "w", "max_tasks": 1, "lease_ms": 100}
+    assert _apply(state, 2, lease)["value"]["tasks"]
+    assert _apply(state, 3, {"op": "tick", "now_ms": 5_000})["ok"]  # the lease expired
+
+    figures = queue_event_metrics(state)
+    assert figures["dqueue_queue_tasks_enqueued_total"] == {"by": "type",
+                                                            "values": {"email": 1}}
+    assert figures["dqueue_queue_tasks_leased_total"]["values"] == {"email": 1}
+    assert figures["dqueue_queue_tasks_expired_total"]["values"] == {"email": 1}
+    assert figures["dqueue_queue_tasks_dead_lettered_total"]["values"] == {"email": 1}
+    assert figures["dqueue_queue_tasks_acked_total"]["values"] == {}
+
+    logger = logging.getLogger("test.queue_events")
+    with caplog.at_level(logging.INFO, logger="test.queue_events"):
+        log_queue_events(state, logger)
+        log_queue_events(state, logger)  # drained: nothing logged twice
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert text.count("task_expired") == 1 and text.count("task_dead_lettered") == 1
+    assert "a" in text
+
+
+def test_type_labels_are_bounded():
+    state = QueueState(QueueConfig())
+    extra = 5
+    for n in range(MAX_TYPE_LABELS + extra):
+        assert _apply(state, n + 1, _enqueue(f"t{n}", f"type{n:04d}", 1_000))["ok"]
+    values = queue_event_metrics(state)["dqueue_queue_tasks_enqueued_total"]["values"]
+    assert len(values) == MAX_TYPE_LABELS + 1
+    assert values["_other"] == extra
+    assert sum(values.values()) == MAX_TYPE_LABELS + extra
