@@ -165,7 +165,8 @@ class RaftProcess:
             "ready_total": 0, "fsync_total": 0, "entries_persisted_total": 0,
             "entries_applied_total": 0, "proposals_total": 0, "snapshots_taken_total": 0,
             "snapshots_installed_total": 0, "leader_changes_total": 0, "raft_malformed_total": 0,
-            "loop_turns_total": 0, "commands_applied_total": 0,
+            "loop_turns_total": 0, "commands_applied_total": 0, "elections_started_total": 0,
+            "snapshot_bytes": 0,
         }
         # Time of each synced Ready write, and entries per Ready (the group commit size).
         self.persist_ms = Histogram(PERSIST_MS_BUCKETS)
@@ -382,6 +383,8 @@ class RaftProcess:
         was_leader = self.role is Role.LEADER
         if leader_id != self.leader_id and leader_id is not None:
             self.counters["leader_changes_total"] += 1
+        if role is Role.CANDIDATE and self.role is not Role.CANDIDATE:
+            self.counters["elections_started_total"] += 1
         self.role, self.leader_id = role, leader_id
         if leader_id is not None:
             self.last_leader_id = leader_id
@@ -401,6 +404,7 @@ class RaftProcess:
         self.applied_term = meta.term
         self.log_bytes = 0
         self.counters["snapshots_installed_total"] += 1
+        self.counters["snapshot_bytes"] = len(rd.snapshot.data)
         log_event(logger, logging.INFO, "snapshot_installed", index=meta.index, term=meta.term)
         self.router.on_applied_to(self.applied)
 
@@ -520,6 +524,7 @@ class RaftProcess:
         self.raft.compact(taken.index, taken.data)
         self.snapshot_index = taken.index
         self.counters["snapshots_taken_total"] += 1
+        self.counters["snapshot_bytes"] = len(taken.data)
         self.counters["fsync_total"] += 1
         log_event(logger, logging.INFO, "snapshot_taken", index=taken.index,
                   bytes=len(taken.data), ms=round(taken.ms, 1))
