@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
-from dqueue.queue.task import Task, TaskStatus
+from dqueue.queue.task import Task, TaskStatus, task_from_fields
 
 FORMAT = 2
 #: The task fields of a format-2 snapshot, in the order they are written.
@@ -174,21 +174,5 @@ def _tasks_from_columns(types: Any, columns: Any) -> list[Task]:
     interned = [sys.intern(task_type) for task_type in types]
     columns["type"] = [interned[code] for code in columns["type"]]
     columns["status"] = [STATUS_CODES[code] for code in columns["status"]]
-    new = Task.__new__
-    tasks = []
-    append = tasks.append
-    for (task_id, task_type, payload, priority, max_retries, attempts, status, key,
-         created_at_ms, updated_at_ms, visible_at_ms, lease_worker, lease_token,
-         lease_expires_at_ms, last_error, seq, done_worker, done_token) in zip(
-            *columns.values(), strict=True):
-        task = new(Task)
-        task.id, task.type, task.payload, task.priority = task_id, task_type, payload, priority
-        task.max_retries, task.attempts, task.status = max_retries, attempts, status
-        task.idempotency_key, task.created_at_ms = key, created_at_ms
-        task.updated_at_ms, task.visible_at_ms = updated_at_ms, visible_at_ms
-        task.lease_worker, task.lease_token = lease_worker, lease_token
-        task.lease_expires_at_ms, task.last_error = lease_expires_at_ms, last_error
-        task.seq, task.epoch = seq, 0
-        task.done_worker, task.done_token = done_worker, done_token
-        append(task)
-    return tasks
+    # Columns in to_row order (COLUMNS), all of one length (checked above).
+    return list(map(task_from_fields, *columns.values()))

@@ -112,16 +112,32 @@ class Task:
         elif (lease_worker is not None or lease_token is not None
               or lease_expires_at_ms is not None):
             raise ValueError(f"task {task_id} has a lease but is {status_text}")
-        task = cls.__new__(cls)
-        task.id, task.type, task.payload, task.priority = task_id, task_type, payload, priority
-        task.max_retries, task.attempts, task.status = max_retries, attempts, status
-        task.idempotency_key, task.created_at_ms = key, created_at_ms
-        task.updated_at_ms, task.visible_at_ms = updated_at_ms, visible_at_ms
-        task.lease_worker, task.lease_token = lease_worker, lease_token
-        task.lease_expires_at_ms, task.last_error = lease_expires_at_ms, last_error
-        task.seq, task.epoch = seq, 0
-        task.done_worker, task.done_token = done_worker, done_token
-        return task
+        return task_from_fields(task_id, task_type, payload, priority, max_retries, attempts,
+                                status, key, created_at_ms, updated_at_ms, visible_at_ms,
+                                lease_worker, lease_token, lease_expires_at_ms, last_error, seq,
+                                done_worker, done_token)
+
+
+def task_from_fields(task_id: str, task_type: str, payload: Any, priority: int,
+                     max_retries: int, attempts: int, status: TaskStatus, key: str | None,
+                     created_at_ms: int, updated_at_ms: int, visible_at_ms: int,
+                     lease_worker: str | None, lease_token: str | None,
+                     lease_expires_at_ms: int | None, last_error: str | None, seq: int,
+                     done_worker: str | None, done_token: str | None) -> Task:
+    """Build a task from every stored field, in ``to_row`` order, without checking them.
+
+    The snapshot decoders check the fields first; ``epoch`` starts at 0 (no index entry yet).
+    """
+    task = Task.__new__(Task)
+    task.id, task.type, task.payload, task.priority = task_id, task_type, payload, priority
+    task.max_retries, task.attempts, task.status = max_retries, attempts, status
+    task.idempotency_key, task.created_at_ms = key, created_at_ms
+    task.updated_at_ms, task.visible_at_ms = updated_at_ms, visible_at_ms
+    task.lease_worker, task.lease_token = lease_worker, lease_token
+    task.lease_expires_at_ms, task.last_error = lease_expires_at_ms, last_error
+    task.seq, task.epoch = seq, 0
+    task.done_worker, task.done_token = done_worker, done_token
+    return task
 
 
 _STATUS_BY_TEXT = {status.value: status for status in TaskStatus}
