@@ -42,7 +42,7 @@ from dqueue.node.codec import (
 from dqueue.node.histogram import Histogram
 from dqueue.node.ipc_server import CmdRequest, IpcServer, ReadRequest
 from dqueue.node.proposals import COMMAND_INDEX_STRIDE, ProposalBatcher
-from dqueue.node.queue_events import log_queue_events, queue_event_metrics
+from dqueue.node.queue_events import log_queue_events, queue_event_metrics, restore_queue
 from dqueue.node.requests import Stage, monotonic_ms
 from dqueue.node.router import RequestRouter
 from dqueue.node.snapshotter import Snapshotter, TakenSnapshot
@@ -144,7 +144,7 @@ class RaftProcess:
         self.applied_term = 0
         self.snapshot_index = 0
         if loaded.snapshot is not None:
-            self.queue.restore(loaded.snapshot.data)
+            restore_queue(self.queue, loaded.snapshot.data)
             self.applied = self.snapshot_index = loaded.snapshot.index
             self.applied_term = loaded.snapshot.term
         self.log_bytes = sum(len(e.data) for e in loaded.entries)
@@ -399,7 +399,7 @@ class RaftProcess:
     def _install_snapshot(self, rd: Ready) -> None:
         assert rd.snapshot is not None
         meta = rd.snapshot.meta
-        self.queue.restore(rd.snapshot.data)
+        restore_queue(self.queue, rd.snapshot.data)
         self.applied = self.snapshot_index = meta.index
         self.applied_term = meta.term
         self.log_bytes = 0

@@ -49,3 +49,19 @@ def test_type_labels_are_bounded():
     assert len(values) == MAX_TYPE_LABELS + 1
     assert values["_other"] == extra
     assert sum(values.values()) == MAX_TYPE_LABELS + extra
+
+
+def test_restore_queue_restores_and_leaves_the_collector_as_it_was():
+    import gc
+
+    from dqueue.node.queue_events import restore_queue
+
+    source = QueueState(QueueConfig())
+    assert _apply(source, 1, _enqueue("a", "email", 1_000))["ok"]
+    target = QueueState(QueueConfig())
+    assert gc.isenabled()
+    restore_queue(target, source.snapshot())
+    assert gc.isenabled()
+    assert target.get_task("a")["type"] == "email"
+    assert target.snapshot() == source.snapshot()
+    gc.unfreeze()
