@@ -269,7 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--bootstrap", nargs="?", const="true", help="bootstrap a new cluster (default false)"
     )
     parser.add_argument("--lease-timeout", help="visibility timeout, e.g. 30s (default 30s)")
-    parser.add_argument("--max-retries", help="failed attempts before the dead-letter queue (default 3)")
+    parser.add_argument(
+        "--max-retries", help="failed attempts before the dead-letter queue (default 3)"
+    )
     parser.add_argument("--log-level", help="debug, info, warning or error (default info)")
     parser.add_argument("--log-format", help="json or text (default json)")
     return parser
