@@ -11,12 +11,19 @@ message for ``liveness_ms``) or said ``bye`` has its waiting requests dropped wi
 The gateway never leases more tasks for a request than its ``max_tasks``. Tasks that a slice
 leased after its worker was dropped are handed back (their lease cut to ``HAND_BACK_LEASE_MS``);
 tasks already delivered to a worker that then dies expire by the visibility timeout as usual.
+
+Acks are coalesced: those that arrive from any worker within ``ack_window_ms`` of the first one
+held (or until ``MAX_ACK_BATCH`` are held) go to the Raft process as one ``ack_batch`` command, and
+each worker's ack is answered from its own item of the result once the batch is committed and
+applied (a lone ack goes as a plain ``ack``). One command instead of many is what pays: the Raft
+process spends most of its time per command on IPC intake and answering (docs/performance.md).
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import math
 import os
 import threading
 import time
@@ -40,6 +47,8 @@ MAX_BURST = 256  # messages read from one socket before looking at the other
 MAX_RID_CHARS = 64
 REPLY_GRACE_MS = 1_000
 HAND_BACK_LEASE_MS = 1  # lease left to a task handed back: it is visible again at once
+ACK_WINDOW_MS = 2  # longest an ack waits for others to share its command
+MAX_ACK_BATCH = 1_000  # the queue's limit on the items of one ack_batch command
 _LEASE_KEYS = frozenset({"rid", "worker_id", "max_tasks", "types", "lease_ms", "wait_ms"})
 _ACK_KEYS = frozenset({"rid", "id", "worker_id", "token"})
 _NACK_KEYS = _ACK_KEYS | {"reason", "dead_letter"}
@@ -61,7 +70,8 @@ class Pending:
     """One IPC command in flight for a worker request.
 
     ``wait_deadline`` is set for a long-poll lease: an empty slice before it is re-issued.
-    ``reply_deadline`` bounds the wait for the Raft process's answer.
+    ``reply_deadline`` bounds the wait for the Raft process's answer. ``members`` is set for an
+    ``ack_batch``: the worker acks it carries, in the order of its items.
     """
 
     identity: bytes
@@ -71,6 +81,7 @@ class Pending:
     reply_deadline: float
     wait_deadline: float | None = None
     dropped: bool = False
+    members: list[Pending] | None = None
 
 
 @dataclass
@@ -98,6 +109,8 @@ class WorkerGateway:
         registry: Where the gateway registers its Prometheus metrics.
         lease_slice_ms: Longest single IPC wait of a long-poll lease.
         liveness_ms: Silence after which a worker's waiting leases are dropped.
+        ack_window_ms: Longest an ack is held for others to share its ``ack_batch`` command
+            (0: only the acks read in the same poll turn share it).
     """
 
     def __init__(
@@ -107,10 +120,14 @@ class WorkerGateway:
         *,
         lease_slice_ms: int = 1_000,
         liveness_ms: int = 5_000,
+        ack_window_ms: int = ACK_WINDOW_MS,
     ) -> None:
         self._config = config
         self._lease_slice_ms = lease_slice_ms
         self._liveness_ms = liveness_ms
+        self._ack_window_s = ack_window_ms / 1000
+        self._held_acks: list[Pending] = []
+        self._acks_due = 0.0  # when the held acks must go, set by the first one held
         self._stop = threading.Event()
         self.ready = threading.Event()
         self.endpoint: str | None = None  # the bound endpoint, once ``ready`` is set
@@ -135,6 +152,9 @@ class WorkerGateway:
                                     registry=registry)
         self._leased = Counter("dqueue_gateway_tasks_leased", "Tasks handed to ZeroMQ workers",
                                registry=registry)
+        self._ack_commands = Counter("dqueue_gateway_ack_commands",
+                                     "Commands that carried worker acks to the Raft process",
+                                     registry=registry)
 
     def stop(self) -> None:
         """Ask ``run`` to return (within ``POLL_MS`` plus one burst). Thread-safe."""
@@ -169,7 +189,11 @@ class WorkerGateway:
         poller.register(ipc, zmq.POLLIN)
         next_sweep = time.monotonic()
         while not self._stop.is_set():
-            events = dict(poller.poll(POLL_MS))
+            timeout_ms = POLL_MS
+            if self._held_acks:
+                timeout_ms = max(0, min(POLL_MS, math.ceil(
+                    (self._acks_due - time.monotonic()) * 1000)))
+            events = dict(poller.poll(timeout_ms))
             if ipc in events:
                 for _ in range(MAX_BURST):
                     try:
@@ -185,6 +209,8 @@ class WorkerGateway:
                         break
                     self._handle_worker(frames, router, ipc)
             now = time.monotonic()
+            if self._held_acks and now >= self._acks_due:
+                self._flush_acks(ipc, router, now)
             if now >= next_sweep:
                 self._sweep(now, router)
                 next_sweep = now + SWEEP_MS / 1000
@@ -236,7 +262,32 @@ class WorkerGateway:
         wait_deadline = now + wait_ms / 1000 if kind == b"lease" and wait_ms > 0 else None
         pending = Pending(identity, rid, kind, cmd, reply_deadline=0.0,
                           wait_deadline=wait_deadline)
+        if kind == b"ack":
+            self._hold_ack(pending, ipc, router, now)
+            return
         self._forward(pending, ipc, router, now)
+
+    def _hold_ack(self, pending: Pending, ipc: zmq.Socket, router: zmq.Socket,
+                  now: float) -> None:
+        """Keep an ack for the next ``ack_batch``; send the batch once it is full."""
+        if not self._held_acks:
+            self._acks_due = now + self._ack_window_s
+        self._held_acks.append(pending)
+        if len(self._held_acks) >= MAX_ACK_BATCH:
+            self._flush_acks(ipc, router, now)
+
+    def _flush_acks(self, ipc: zmq.Socket, router: zmq.Socket, now: float) -> None:
+        """Send the held acks as one command: a plain ``ack`` if alone, else an ``ack_batch``."""
+        acks, self._held_acks = self._held_acks, []
+        self._ack_commands.inc()
+        if len(acks) == 1:
+            self._forward(acks[0], ipc, router, now)
+            return
+        items = [{"id": p.cmd["id"], "worker_id": p.cmd["worker_id"], "token": p.cmd["token"]}
+                 for p in acks]
+        batch = Pending(b"", None, b"ack_batch", {"op": "ack_batch", "items": items},
+                        reply_deadline=0.0, members=acks)
+        self._forward(batch, ipc, router, now)
 
     def _command_of(self, kind: bytes, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
         """Validate a request; return its plain command and lease wait. Raises RequestError."""
@@ -281,8 +332,8 @@ class WorkerGateway:
         try:
             ipc.send_multipart(wire.encode(b"cmd", body), zmq.NOBLOCK)
         except zmq.Again:
-            self._send_error(router, pending.identity, pending.rid, "unavailable",
-                             "the Raft process is not accepting requests")
+            self._fail(router, pending, "unavailable",
+                       "the Raft process is not accepting requests")
             return
         self._pending[ipc_rid] = pending
         if pending.wait_deadline is not None:
@@ -309,17 +360,32 @@ class WorkerGateway:
         if pending.kind == b"handback":
             return  # nobody waits for it; a failed hand-back simply expires
         if kind == b"err":
-            self._send_error(router, pending.identity, pending.rid,
-                             str(body.get("code") or "unavailable"),
-                             str(body.get("message") or ""),
-                             leader_id=body.get("leader_id"), leader_http=body.get("leader_http"))
+            self._fail(router, pending, str(body.get("code") or "unavailable"),
+                       str(body.get("message") or ""),
+                       leader_id=body.get("leader_id"), leader_http=body.get("leader_http"))
             return
         outcome = body.get("outcome")
         if kind != b"res" or not isinstance(outcome, dict):
             self._dropped.labels("malformed_ipc").inc()
-            self._send_error(router, pending.identity, pending.rid, "unavailable",
-                             "unreadable answer from the Raft process")
+            self._fail(router, pending, "unavailable", "unreadable answer from the Raft process")
             return
+        if pending.members is None:
+            self._answer(pending, outcome, router, ipc)
+            return
+        results = (outcome.get("value") or {}).get("results") if outcome.get("ok") else None
+        if outcome.get("ok") and not (isinstance(results, list)
+                                      and len(results) == len(pending.members)
+                                      and all(isinstance(r, dict) for r in results)):
+            self._dropped.labels("malformed_ipc").inc()
+            self._fail(router, pending, "unavailable", "unreadable answer from the Raft process")
+            return
+        for index, member in enumerate(pending.members):
+            # Each worker's ack is answered from its own item (a refused batch: the same refusal).
+            self._answer(member, outcome if results is None else results[index], router, ipc)
+
+    def _answer(self, pending: Pending, outcome: dict[str, Any], router: zmq.Socket,
+                ipc: zmq.Socket) -> None:
+        """Answer one worker request from the outcome of its committed command."""
         if not outcome.get("ok"):
             self._send_error(router, pending.identity, pending.rid,
                              str(outcome.get("code") or "invalid"), str(outcome.get("message")))
@@ -375,8 +441,7 @@ class WorkerGateway:
         for ipc_rid in expired:
             pending = self._take(ipc_rid)
             if pending is not None and not pending.dropped:
-                self._send_error(router, pending.identity, pending.rid, "timeout",
-                                 "no answer from the Raft process")
+                self._fail(router, pending, "timeout", "no answer from the Raft process")
 
     def _drop_peer(self, identity: bytes) -> None:
         peer = self._peers.pop(identity, None)
@@ -396,6 +461,12 @@ class WorkerGateway:
         except (zmq.Again, zmq.ZMQError):
             # Unknown identity (worker gone) or its queue full: nothing else to do.
             self._dropped.labels("undeliverable").inc()
+
+    def _fail(self, router: zmq.Socket, pending: Pending, code: str, message: str,
+              **leader: str | None) -> None:
+        """Answer with an error the request of ``pending``, or each of the acks it carries."""
+        for member in pending.members or (pending,):
+            self._send_error(router, member.identity, member.rid, code, message, **leader)
 
     def _send_error(
         self,

@@ -15,7 +15,7 @@ from typing import Any
 import msgpack
 
 from dqueue.node.store import LoadedState, StoredSnapshot
-from dqueue.queue import Ack, Command, Enqueue, Extend, Lease, NewTask, command_from_plain
+from dqueue.queue import Ack, AckBatch, Command, Enqueue, Extend, Lease, NewTask, command_from_plain
 from dqueue.raft.types import (
     Entry,
     EntryType,
@@ -74,8 +74,9 @@ def command_from_log(cmd: Any) -> Command:
     """The command of a committed log item.
 
     Every item in the log was validated with ``command_from_plain`` by the leader before it
-    was proposed, so the frequent ops (enqueue, lease, ack, extend) are rebuilt directly here,
-    without validating every field a second time on every member: for any valid plain command
+    was proposed, so the frequent ops (enqueue, lease, ack, ack_batch, extend) are rebuilt
+    directly here, without validating every field a second time on every member: for any valid
+    plain command
     the result equals ``command_from_plain(cmd)`` (tests/unit/node/test_codec.py checks it on
     generated commands). Other ops, and anything without the expected shape, go through
     ``command_from_plain``.
@@ -96,6 +97,10 @@ def command_from_log(cmd: Any) -> Command:
         if op == "ack":
             return Ack(id=cmd["id"], worker_id=cmd["worker_id"], token=cmd.get("token"),
                        now_ms=now_ms)
+        if op == "ack_batch":
+            return AckBatch(items=tuple([
+                Ack(id=a["id"], worker_id=a["worker_id"], token=a.get("token"), now_ms=now_ms)
+                for a in cmd["items"]]), now_ms=now_ms)
         if op == "lease":
             types = cmd.get("types")
             return Lease(worker_id=cmd["worker_id"],

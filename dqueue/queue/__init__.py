@@ -6,6 +6,7 @@ to a ``QueueState`` and answers reads from it.
 
 from dqueue.queue.commands import (
     Ack,
+    AckBatch,
     Cancel,
     Command,
     Enqueue,
@@ -23,6 +24,6 @@ from dqueue.queue.config import QueueConfig
 from dqueue.queue.state import QueueState
 from dqueue.queue.task import TaskStatus
 
-__all__ = ["Ack", "Cancel", "Command", "Enqueue", "Extend", "InvalidCommand", "Lease", "Nack",
-           "NewTask", "Purge", "QueueConfig", "QueueState", "Redrive", "TaskStatus", "Tick",
+__all__ = ["Ack", "AckBatch", "Cancel", "Command", "Enqueue", "Extend", "InvalidCommand", "Lease",
+           "Nack", "NewTask", "Purge", "QueueConfig", "QueueState", "Redrive", "TaskStatus", "Tick",
            "command_from_plain"]

@@ -104,6 +104,24 @@ class Ack:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AckBatch:
+    """1 to ``MAX_BATCH`` acks in one command, each applied in order exactly as a lone ``Ack``.
+
+    The items carry the batch's ``now_ms``; their plain form is only ``id``, ``worker_id`` and
+    ``token``.
+    """
+
+    items: tuple[Ack, ...]
+    now_ms: int = 0
+
+    def to_plain(self) -> dict[str, Any]:
+        """Return ``{"op": "ack_batch", ...}``."""
+        return {"op": "ack_batch", "now_ms": self.now_ms,
+                "items": [{"id": item.id, "worker_id": item.worker_id, "token": item.token}
+                          for item in self.items]}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Nack:
     """Fail the held attempt: retry after backoff, or dead-letter (always if ``dead_letter``)."""
 
@@ -184,7 +202,7 @@ class Tick:
         return {"op": "tick", "now_ms": self.now_ms}
 
 
-Command = Enqueue | Lease | Ack | Nack | Extend | Cancel | Redrive | Purge | Tick
+Command = Enqueue | Lease | Ack | AckBatch | Nack | Extend | Cancel | Redrive | Purge | Tick
 
 
 # ---------------------------------------------------------------- validation of plain forms
@@ -292,6 +310,25 @@ def _ack(obj: Mapping[str, Any], now_ms: int) -> Ack:
                token=_string(obj, "token", required=False), now_ms=now_ms)
 
 
+_ACK_ITEM_KEYS = frozenset({"id", "worker_id", "token"})
+
+
+def _ack_item(obj: Any, prefix: str, now_ms: int) -> Ack:
+    if not isinstance(obj, Mapping):
+        raise InvalidCommand(prefix.rstrip("."), "each item must be an object")
+    _check_keys(obj, _ACK_ITEM_KEYS, prefix)
+    return Ack(id=_string(obj, "id", prefix), worker_id=_string(obj, "worker_id", prefix),
+               token=_string(obj, "token", prefix, required=False), now_ms=now_ms)
+
+
+def _ack_batch(obj: Mapping[str, Any], now_ms: int) -> AckBatch:
+    items = obj.get("items")
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
+        raise InvalidCommand("items", f"items must be a list of 1 to {MAX_BATCH} acks")
+    return AckBatch(items=tuple(_ack_item(item, f"items[{i}].", now_ms)
+                                for i, item in enumerate(items)), now_ms=now_ms)
+
+
 def _nack(obj: Mapping[str, Any], now_ms: int) -> Nack:
     dead_letter = obj.get("dead_letter")
     if dead_letter is not None and not isinstance(dead_letter, bool):
@@ -335,6 +372,7 @@ _PARSERS = {
     "enqueue": (_enqueue, {"tasks"}),
     "lease": (_lease, {"worker_id", "types", "max_tasks", "lease_ms"}),
     "ack": (_ack, {"id", "worker_id", "token"}),
+    "ack_batch": (_ack_batch, {"items"}),
     "nack": (_nack, {"id", "worker_id", "token", "reason", "dead_letter"}),
     "extend": (_extend, {"id", "worker_id", "token", "lease_ms"}),
     "cancel": (_cancel, {"id"}),

@@ -63,7 +63,8 @@ class QueueState:
         self._events = EventLog(max_buffered_events)
         self._handlers: dict[type, Callable[[Any, int], Outcome]] = {
             commands.Enqueue: self._enqueue, commands.Lease: self._lease,
-            commands.Ack: self._ack, commands.Nack: self._nack, commands.Extend: self._extend,
+            commands.Ack: self._ack, commands.AckBatch: self._ack_batch,
+            commands.Nack: self._nack, commands.Extend: self._extend,
             commands.Cancel: self._cancel, commands.Redrive: self._redrive,
             commands.Purge: self._purge, commands.Tick: self._tick,
         }
@@ -373,6 +374,10 @@ class QueueState:
                 and (token is None or token == task.done_token)):
             return _ok({"task": task.to_plain()})  # repeat by the holder that completed it
         return self._not_held(cmd.id, task, cmd.worker_id)
+
+    def _ack_batch(self, cmd: commands.AckBatch, index: int) -> Outcome:
+        # Each item acts exactly as a lone ack at this index (the clock moved once, for all).
+        return _ok({"results": [self._ack(item, index) for item in cmd.items]})
 
     def _nack(self, cmd: commands.Nack, index: int) -> Outcome:
         held = self._holder(cmd.id, cmd.worker_id, cmd.token)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -20,14 +21,14 @@ from tests.unit.client.fakes import FakeQueue, FakeRaft, wait_for
 
 
 class Harness:
-    def __init__(self, tmp_path, liveness_ms: int = 5_000) -> None:
+    def __init__(self, tmp_path, liveness_ms: int = 5_000, ack_window_ms: int = 2) -> None:
         self.config = NodeConfig(id="n1", data_dir=str(tmp_path), worker_addr="127.0.0.1:0",
                                  request_timeout_ms=500, max_wait_ms=20_000)
         self.registry = CollectorRegistry()
         self.queue = FakeQueue()
         self.raft = FakeRaft(self.config.ipc_endpoint(), self.queue)
         self.gateway = WorkerGateway(self.config, self.registry, lease_slice_ms=200,
-                                     liveness_ms=liveness_ms)
+                                     liveness_ms=liveness_ms, ack_window_ms=ack_window_ms)
         self.thread = threading.Thread(target=self.gateway.run, daemon=True)
 
     def metric(self, name: str, **labels: str) -> float:
@@ -39,9 +40,8 @@ class Harness:
                                **kwargs)
 
 
-@pytest.fixture
-def harness(tmp_path) -> Iterator[Harness]:
-    h = Harness(tmp_path)
+@contextmanager
+def running(h: Harness) -> Iterator[Harness]:
     with h.raft:
         h.thread.start()
         assert h.gateway.ready.wait(5)
@@ -51,6 +51,19 @@ def harness(tmp_path) -> Iterator[Harness]:
             h.gateway.stop()
             h.thread.join(5)
     assert not h.thread.is_alive()
+
+
+@pytest.fixture
+def harness(tmp_path) -> Iterator[Harness]:
+    with running(Harness(tmp_path)) as h:
+        yield h
+
+
+@pytest.fixture
+def slow_acks(tmp_path) -> Iterator[Harness]:
+    """A gateway holding acks for up to 1.5 s, so that acks sent together surely share one."""
+    with running(Harness(tmp_path, ack_window_ms=1_500)) as h:
+        yield h
 
 
 def test_bind_endpoint_forms():
@@ -205,3 +218,61 @@ def test_stop_returns_quickly(harness):
     harness.thread.join(2)
     assert not harness.thread.is_alive()
     assert time.monotonic() - start < 0.3
+
+
+def test_acks_of_several_workers_share_one_command_and_are_answered_each(slow_acks):
+    h = slow_acks
+    for i in range(5):
+        h.queue.enqueue("email", i)
+    with h.client(worker_id="w1") as w1, h.client(worker_id="w2") as w2:
+        mine = w1.lease(3)
+        theirs = w2.lease(2)
+        sent = {("w1", w1.send_ack(task)): task for task in mine}
+        sent.update({("w2", w2.send_ack(task)): task for task in theirs})
+        replies = {}
+        for name, client in (("w1", w1), ("w1", w1), ("w1", w1), ("w2", w2), ("w2", w2)):
+            reply = wait_for(lambda c=client: c.recv(50))
+            replies[name, reply.rid] = reply
+    assert replies.keys() == sent.keys()
+    for key, task in sent.items():
+        assert replies[key].error is None and replies[key].task.id == task.id
+        assert replies[key].task.status == "completed"
+    acks = [cmd for cmd in h.raft.commands if cmd["op"] in ("ack", "ack_batch")]
+    assert len(acks) == 1 and acks[0]["op"] == "ack_batch"
+    assert sorted(item["id"] for item in acks[0]["items"]) == sorted(t.id for t in sent.values())
+    assert h.metric("dqueue_gateway_ack_commands_total") == 1
+    assert len(h.queue.by_status("completed")) == 5
+
+
+def test_a_stale_ack_in_a_batch_gets_lease_conflict_alone(slow_acks):
+    h = slow_acks
+    h.queue.enqueue("email", 1)
+    h.queue.enqueue("email", 2)
+    with h.client(worker_id="w1") as client:
+        good, stale = client.lease(2)
+        good_rid = client.send_ack(good)
+        stale_rid = client._send(b"ack", {"id": stale.id, "worker_id": "w1", "token": "0.0"})
+        replies = {}
+        for _ in range(2):
+            reply = wait_for(lambda: client.recv(50))
+            replies[reply.rid] = reply
+    assert replies[good_rid].error is None and replies[good_rid].task.status == "completed"
+    assert isinstance(replies[stale_rid].error, LeaseConflict)
+    assert [cmd["op"] for cmd in h.raft.commands].count("ack_batch") == 1
+    assert h.queue.by_status("leased")[0]["id"] == stale.id
+
+
+def test_a_refused_batch_answers_every_ack_it_carried(slow_acks):
+    h = slow_acks
+    h.queue.enqueue("email", 1)
+    h.queue.enqueue("email", 2)
+    with h.client(worker_id="w1") as client:
+        tasks = client.lease(2)
+        h.raft.script = lambda body: [(b"err", {
+            "rid": body["rid"], "code": "no_leader", "message": "election",
+            "leader_id": "n2", "leader_http": "127.0.0.1:8082"})]
+        rids = {client.send_ack(task) for task in tasks}
+        replies = [wait_for(lambda: client.recv(50)) for _ in tasks]
+    assert {reply.rid for reply in replies} == rids
+    assert all(isinstance(reply.error, NoLeader) for reply in replies)
+    assert h.raft.commands[-1]["op"] == "ack_batch"

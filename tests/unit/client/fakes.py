@@ -404,6 +404,9 @@ class FakeRaft:
                 tasks = q.lease(cmd["worker_id"], cmd.get("types"), cmd.get("max_tasks", 1),
                                 cmd.get("lease_ms"))
                 return {"ok": True, "value": {"tasks": tasks}}
+            if op == "ack_batch":
+                return {"ok": True, "value": {"results": [
+                    self._outcome({"op": "ack", **item}) for item in cmd["items"]]}}
             args = (cmd["id"], cmd["worker_id"], cmd.get("token"))
             if op == "ack":
                 task = q.ack(*args)

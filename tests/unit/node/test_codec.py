@@ -19,7 +19,16 @@ from dqueue.node.codec import (
     stored_snapshot,
 )
 from dqueue.node.store import LoadedState, StoredEntry, StoredHardState, StoredSnapshot
-from dqueue.queue import Ack, Enqueue, Extend, InvalidCommand, Lease, NewTask, command_from_plain
+from dqueue.queue import (
+    Ack,
+    AckBatch,
+    Enqueue,
+    Extend,
+    InvalidCommand,
+    Lease,
+    NewTask,
+    command_from_plain,
+)
 from dqueue.raft import Entry, EntryType, HardState
 
 
@@ -96,6 +105,9 @@ _logged = st.one_of(
                                    "tasks": st.lists(_new_task, min_size=1, max_size=4)}), _now),
     _merged(st.fixed_dictionaries({"op": st.just("ack"), "id": _text, "worker_id": _text}),
             _token, _now),
+    _merged(st.fixed_dictionaries({"op": st.just("ack_batch"), "items": st.lists(
+        _merged(st.fixed_dictionaries({"id": _text, "worker_id": _text}), _token),
+        min_size=1, max_size=4)}), _now),
     _merged(st.fixed_dictionaries({"op": st.just("lease"), "worker_id": _text}),
             _optional("types", st.lists(_text, min_size=1, max_size=3)),
             _optional("max_tasks", st.integers(1, 100)), _lease_ms, _now),
@@ -119,6 +131,7 @@ def test_command_from_log_knows_every_field_of_the_commands_it_rebuilds():
         "id", "type", "payload", "priority", "max_retries", "idempotency_key", "delay_ms"}
     assert {f.name for f in dataclasses.fields(Enqueue)} == {"tasks", "now_ms"}
     assert {f.name for f in dataclasses.fields(Ack)} == {"id", "worker_id", "token", "now_ms"}
+    assert {f.name for f in dataclasses.fields(AckBatch)} == {"items", "now_ms"}
     assert {f.name for f in dataclasses.fields(Lease)} == {
         "worker_id", "types", "max_tasks", "lease_ms", "now_ms"}
     assert {f.name for f in dataclasses.fields(Extend)} == {
@@ -128,6 +141,8 @@ def test_command_from_log_knows_every_field_of_the_commands_it_rebuilds():
 @pytest.mark.parametrize("cmd", [
     {"op": "enqueue", "tasks": [{"type": "x"}]},
     {"op": "ack", "id": "t"},
+    {"op": "ack_batch", "items": [{"id": "t", "worker_id": "w"}, {"id": "u"}]},
+    {"op": "ack_batch", "items": [["t", "w"]]},
     {"op": "lease", "worker_id": "w", "types": 5},
     {"op": "nope"},
     ["op", "ack"],

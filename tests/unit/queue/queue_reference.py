@@ -159,6 +159,9 @@ class ReferenceQueue:
         task["updated_at_ms"] = self.clock
         return _ok({"task": self.plain(task)})
 
+    def do_ackbatch(self, cmd: commands.AckBatch, index: int) -> dict[str, Any]:
+        return _ok({"results": [self.do_ack(item, index) for item in cmd.items]})
+
     def held(self, cmd: commands.Nack | commands.Extend) -> tuple[Any, Any]:
         """(task, None) if the caller holds the task's lease, else (None, error outcome)."""
         task = self.find(cmd.id)

@@ -31,6 +31,18 @@ def test_round_trip(command: Any) -> None:
     assert plain["op"] == type(command).__name__.lower()
 
 
+def test_ack_batch_round_trip_and_items_carry_the_batch_time() -> None:
+    command = dq.AckBatch(items=(dq.Ack(id="a", worker_id="w", token="3.0", now_ms=7),
+                                 dq.Ack(id="b", worker_id="v", now_ms=7)), now_ms=7)
+    plain = command.to_plain()
+    assert plain == {"op": "ack_batch", "now_ms": 7, "items": [
+        {"id": "a", "worker_id": "w", "token": "3.0"},
+        {"id": "b", "worker_id": "v", "token": None}]}
+    assert dq.command_from_plain(plain) == command
+    stamped = dq.command_from_plain({**plain, "now_ms": 9})
+    assert [item.now_ms for item in stamped.items] == [9, 9]
+
+
 def test_omitted_and_none_fields_take_defaults() -> None:
     got = dq.command_from_plain({"op": "enqueue", "tasks": [
         {"id": "a", "type": "t", "priority": None, "delay_ms": None}]})
@@ -76,6 +88,18 @@ BAD = [
     ({"op": "lease", "worker_id": "w", "lease_ms": 0}, "lease_ms"),
     ({"op": "ack", "id": "a"}, "worker_id"),
     ({"op": "ack", "id": "a", "worker_id": "w", "token": 5}, "token"),
+    ({"op": "ack_batch"}, "items"),
+    ({"op": "ack_batch", "items": []}, "items"),
+    ({"op": "ack_batch", "items": {"id": "a", "worker_id": "w"}}, "items"),
+    ({"op": "ack_batch", "items": [{"id": "a", "worker_id": "w"}] * 1_001}, "items"),
+    ({"op": "ack_batch", "items": [{"id": "a", "worker_id": "w"}, "x"]}, "items[1]"),
+    ({"op": "ack_batch", "items": [{"id": "a", "worker_id": "w"}, {"id": "b"}]},
+     "items[1].worker_id"),
+    ({"op": "ack_batch", "items": [{"id": "", "worker_id": "w"}]}, "items[0].id"),
+    ({"op": "ack_batch", "items": [{"id": "a", "worker_id": "w", "token": 5}]},
+     "items[0].token"),
+    ({"op": "ack_batch", "items": [{"id": "a", "worker_id": "w", "reason": "x"}]},
+     "items[0].reason"),
     ({"op": "nack", "id": "a", "worker_id": "w", "dead_letter": "yes"}, "dead_letter"),
     ({"op": "nack", "id": "a", "worker_id": "w", "reason": 3}, "reason"),
     ({"op": "extend", "id": "a", "worker_id": "w", "lease_ms": -5}, "lease_ms"),

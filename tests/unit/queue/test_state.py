@@ -92,6 +92,33 @@ def test_ack_completes_and_repeat_by_holder_is_idempotent() -> None:
     assert d.run(dq.Ack(id="nope", worker_id="w1", now_ms=4))["code"] == "not_found"
 
 
+def test_ack_batch_answers_each_item_as_a_lone_ack_would() -> None:
+    d, lone = Driver(), Driver()
+    for driver in (d, lone):
+        driver.enqueue(0, task("a"), task("b"), task("c"), task("d"))
+        driver.lease(1, worker="w1", max_tasks=2)
+        driver.lease(1, worker="w2", max_tasks=2)
+    tokens = {t["id"]: t["lease"]["token"] for t in d.state.list_tasks("leased")["tasks"]}
+    items = (dq.Ack(id="a", worker_id="w1", token=tokens["a"], now_ms=5),
+             dq.Ack(id="b", worker_id="w1", token="1.0", now_ms=5),  # stale token
+             dq.Ack(id="c", worker_id="w1", token=tokens["c"], now_ms=5),  # w2 holds it
+             dq.Ack(id="zz", worker_id="w1", now_ms=5),
+             dq.Ack(id="d", worker_id="w2", now_ms=5),
+             dq.Ack(id="a", worker_id="w1", token=tokens["a"], now_ms=5))  # repeat in the batch
+    results = d.ok(dq.AckBatch(items=items, now_ms=5))["results"]
+    assert results == [lone.run(item) for item in items]
+    assert [d.state.get_task(i) for i in "abcd"] == [lone.state.get_task(i) for i in "abcd"]
+    assert d.state.stats() == lone.state.stats()
+    assert [r["ok"] for r in results] == [True, False, False, False, True, True]
+    assert [r.get("code") for r in results] == [
+        None, "lease_conflict", "lease_conflict", "not_found", None, None]
+    assert results[0]["value"]["task"]["status"] == "completed"
+    assert results[5] == results[0]
+    assert d.state.get_task("b")["status"] == "leased"
+    assert d.state.get_task("c")["status"] == "leased"
+    assert d.state.event_counts()["acked"] == {"email": 2}
+
+
 def test_nack_backs_off_exponentially_then_dead_letters_with_last_error() -> None:
     d = Driver()
     d.enqueue(0, task("a"))

@@ -34,6 +34,15 @@ new_tasks = st.lists(st.tuples(st.sampled_from(TYPES), st.sampled_from([0, 1, 2]
                      min_size=1, max_size=4)
 
 
+def check_outcome(command: Any, real: dict[str, Any], expected: dict[str, Any]) -> None:
+    """The real outcome equals the model's on success; on failure the code matches."""
+    if expected["ok"]:
+        assert real == expected, (command, real, expected)
+    else:
+        assert not real["ok"] and real["code"] == expected["code"], (command, real)
+        assert real["message"]
+
+
 class QueueVersusModel(RuleBasedStateMachine):
     """Apply each command to both; compare outcomes, reads and invariants."""
 
@@ -58,11 +67,13 @@ class QueueVersusModel(RuleBasedStateMachine):
         real = self.real.apply(command, self.index)
         assert self.shadow.apply(command, self.index) == real
         expected = self.model.apply(command, self.index)
-        if expected["ok"]:
-            assert real == expected, (command, real, expected)
+        if isinstance(command, dq.AckBatch):
+            assert real["ok"] and len(real["value"]["results"]) == len(command.items), real
+            for item, got, want in zip(command.items, real["value"]["results"],
+                                       expected["value"]["results"], strict=True):
+                check_outcome(item, got, want)
         else:
-            assert not real["ok"] and real["code"] == expected["code"], (command, real)
-            assert real["message"]
+            check_outcome(command, real, expected)
         return real
 
     def now(self, delta_ms: int) -> int:
@@ -83,9 +94,15 @@ class QueueVersusModel(RuleBasedStateMachine):
                                  delay_ms=delay_ms))
         outcome = self.step(dq.Enqueue(tasks=tuple(tasks), now_ms=self.now(delta)))
         if outcome["ok"]:
-            for task in outcome["value"]["tasks"]:
+            for task, duplicate in zip(outcome["value"]["tasks"], outcome["value"]["duplicates"],
+                                       strict=True):
                 if task["id"] not in self.ids:
                     self.ids.append(task["id"])
+                elif not duplicate:
+                    # An id is reused only once its task is gone: pruned by this very command.
+                    self.seen.pop(task["id"], None)
+                    self.completed.discard(task["id"])
+                    self.purged.discard(task["id"])
 
     @rule(delta=STEPS, worker=st.sampled_from(WORKERS),
           types=st.one_of(st.none(), st.lists(st.sampled_from(TYPES), min_size=1, max_size=3)),
@@ -115,6 +132,17 @@ class QueueVersusModel(RuleBasedStateMachine):
                                 now_ms=self.now(delta)))
         if outcome["ok"]:
             self.completed.add(task_id)
+
+    @rule(delta=STEPS, data=st.data(), size=st.integers(1, 4))
+    def ack_batch(self, delta: int, data: st.DataObject, size: int) -> None:
+        now_ms = self.now(delta)
+        items = tuple(dq.Ack(id=task_id, worker_id=worker, token=token, now_ms=now_ms)
+                      for task_id, worker, token in
+                      (self.pick_holder(data) for _ in range(size)))
+        outcome = self.step(dq.AckBatch(items=items, now_ms=now_ms))
+        for item, result in zip(items, outcome["value"]["results"], strict=True):
+            if result["ok"]:
+                self.completed.add(item.id)
 
     @rule(delta=STEPS, data=st.data(), dead=st.booleans(),
           reason=st.sampled_from([None, "boom"]))
