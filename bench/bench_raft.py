@@ -33,6 +33,9 @@ from tests.integration.raftproc_cluster import (
     enqueue_cmd,
 )
 
+# Longest sleep of the open-loop driver between polls when its next send is under 1 ms away.
+OPEN_LOOP_NAP_S = 0.0001
+
 
 class Driver:
     """Many IPC clients on one thread: each DEALER keeps at most one request in flight."""
@@ -84,38 +87,57 @@ class Driver:
         self._drain(seconds=5.0)
         return ok, err, latencies
 
-    def open_loop(self, rate: float, seconds: float) -> tuple[int, int, list[float]]:
-        """Send at a fixed rate, round robin over the clients; returns (ok, err, latencies)."""
+    def open_loop(self, rate: float, seconds: float) -> tuple[int, int, list[float], list[float]]:
+        """Send at a fixed rate, round robin over the clients.
+
+        Returns (ok, err, latencies, send delays): each latency is measured from the scheduled
+        send time, so that a late send counts against the cluster; the send delays (actual
+        minus scheduled send time) show how much of that is this driver's own doing.
+
+        ``zmq.Poller`` waits in whole milliseconds: when the next send is less than a
+        millisecond away the driver polls without waiting and sleeps at most
+        ``OPEN_LOOP_NAP_S`` between polls, so that it neither spins (at 1,000/s a zero-timeout
+        poll loop took a whole core from the cluster it measures) nor sends up to a
+        millisecond late; an answer is stamped at most one nap late.
+        """
         in_flight: dict[str, float] = {}
         ok = err = 0
         latencies: list[float] = []
+        send_delays: list[float] = []
         start = time.perf_counter()
         n_sent = 0
         total = int(rate * seconds)
+        poll, perf = self.poller.poll, time.perf_counter
         while n_sent < total or in_flight:
-            now = time.perf_counter()
+            now = perf()
             while n_sent < total and start + n_sent / rate <= now:
                 sock = self.socks[n_sent % len(self.socks)]
                 self.seq += 1
                 rid = f"{self.prefix}-{self.seq}"
                 body = {"rid": rid, "cmd": enqueue_cmd(f"o{rid}"), "timeout_ms": 5_000,
                         "wait_ms": 0}
+                scheduled = start + n_sent / rate
                 sock.send_multipart(wire.encode(b"cmd", body))
-                in_flight[rid] = start + n_sent / rate  # latency from the scheduled send
+                in_flight[rid] = scheduled  # latency from the scheduled send
+                send_delays.append(perf() - scheduled)
                 n_sent += 1
-            next_send = start + n_sent / rate if n_sent < total else now + 0.05
-            timeout_ms = max(0, int((next_send - time.perf_counter()) * 1000))
             if now > start + seconds + 10:
                 break
-            for sock, _ in self.poller.poll(timeout_ms):
+            wait_s = (start + n_sent / rate if n_sent < total else now + 0.05) - perf()
+            events = poll(int(wait_s * 1000) if wait_s >= 0.001 else 0)
+            if not events:
+                if wait_s > 0:
+                    time.sleep(min(wait_s, OPEN_LOOP_NAP_S))
+                continue
+            for sock, _ in events:
                 kind, body = wire.decode(sock.recv_multipart())
                 sent = in_flight.pop(body.get("rid"), None)
                 if sent is None:
                     continue
-                latencies.append(time.perf_counter() - sent)
+                latencies.append(perf() - sent)
                 ok += kind == b"res"
                 err += kind != b"res"
-        return ok, err, latencies
+        return ok, err, latencies, send_delays
 
     def _drain(self, seconds: float) -> None:
         end = time.perf_counter() + seconds
@@ -253,10 +275,15 @@ def run(cluster: RaftCluster, args: Any) -> None:
 
     for rate in sorted({args.rate / 5, args.rate}):
         fixed = Driver(endpoint, 16)
-        ok, err, lat = fixed.open_loop(rate, args.seconds)
+        cpu_before, own_before = cluster_cpu_s(cluster), time.process_time()
+        ok, err, lat, delays = fixed.open_loop(rate, args.seconds)
+        cpu_used, own_used = cluster_cpu_s(cluster) - cpu_before, time.process_time() - own_before
         fixed.close()
         print(f"at {rate:.0f}/s:  {ok} ok, {err} errors  p50 {pct(lat, 50):6.2f} ms  "
               f"p99 {pct(lat, 99):6.2f} ms  max {pct(lat, 100):6.2f} ms")
+        print(f"  CPU: Raft processes {cpu_used / max(ok, 1) * 1000:.3f} ms per command, "
+              f"this driver {own_used / args.seconds * 100:.0f}% of a core; "
+              f"driver's send delay p99 {pct(delays, 99):.2f} ms")
 
     term_after = cluster.health(cluster.leader())["term"]
     print(f"elections during the load phases: {term_after - term_before} "

@@ -348,6 +348,18 @@ class RaftProcess:
                 self._send_raft(msg)
             else:
                 late.append(msg)
+        # A leader applies (and answers) what is committed before it writes and syncs the
+        # entries of this Ready: those answers need nothing from that write, and otherwise
+        # every answer would wait for the fsync of the next batch as well as its own (at an
+        # offered 1,000 commands/s this was most of the commit latency). Committed entries
+        # are stored on a majority already, and the leader counts its own entries toward
+        # commit only once they are on its disk (``advance``). A follower writes first: its
+        # append response, sent right after its fsync, is on the leader's critical path, and
+        # its apply is not. A Ready that installs a snapshot keeps the order persist, restore,
+        # apply.
+        apply_first = early and rd.snapshot is None and bool(rd.committed_entries)
+        if apply_first:
+            self._apply(rd)
         if rd.entries or rd.snapshot is not None or hard is not None:
             durable = bool(rd.entries) or rd.snapshot is not None or term_or_vote_changed
             started = time.perf_counter()
@@ -370,7 +382,7 @@ class RaftProcess:
             self._send_raft(msg)
         if rd.snapshot is not None:
             self._install_snapshot(rd)
-        if rd.committed_entries:
+        if rd.committed_entries and not apply_first:
             self._apply(rd)
         if rd.read_states:
             self.router.on_read_states(rd.read_states)

@@ -17,7 +17,7 @@ from dqueue.node.ipc_server import CmdRequest
 from dqueue.node.process import RaftProcess, advertised_http, queue_config
 from dqueue.node.proposals import ProposalBatcher
 from dqueue.node.requests import Stage, monotonic_ms
-from dqueue.raft import Entry, EntryType, Ready, Role
+from dqueue.raft import Entry, EntryType, HardState, Message, MessageType, Ready, Role
 from tests.integration.raftproc_cluster import free_port
 
 
@@ -175,3 +175,44 @@ def test_batch_lost_to_a_leader_change_answers_none_of_its_requests(idle):
     assert process.router.table.count(Stage.PROPOSED) == 3  # still waiting, for their deadline
     process.router.expire(monotonic_ms() + 10_000)
     assert sorted(answers) == [(b"api", f"r{i}", "timeout") for i in range(3)]
+
+
+def _record_ready_handling(process: RaftProcess) -> list[str]:
+    """Replace the write, the sends, apply and advance of ``process`` by recorders."""
+    events: list[str] = []
+    apply = process._apply
+    process.store.save = lambda **kw: events.append(  # type: ignore[method-assign]
+        "sync" if kw.get("durable") else "write")
+    process._send_raft = lambda msg: events.append(  # type: ignore[method-assign]
+        msg.type.name.lower())
+    process._apply = lambda rd: (events.append("apply"), apply(rd))  # type: ignore[method-assign]
+    process.raft.advance = lambda rd: events.append("advance")  # type: ignore[method-assign]
+    return events
+
+
+def test_leader_answers_what_committed_before_it_syncs_the_next_entries(idle):
+    process, proposed, _ = idle
+    process.router.accept_command(CmdRequest(b"api", "r1", _enqueue("t1"), 5_000, 0))
+    process._flush_proposals()
+    events = _record_ready_handling(process)
+    process.ipc.send_res = lambda identity, rid, key, value: events.append(f"answer {rid}")
+    append = Message(MessageType.APPEND_ENTRIES, "n2", "n1", 1, entries=())
+    process._handle_ready(Ready(
+        hard_state=HardState(0, None, 1), entries=(Entry(2, 1, EntryType.NORMAL, b"\x90"),),
+        committed_entries=(Entry(1, 1, EntryType.NORMAL, proposed[0]),), messages=(append,)))
+    # The append leaves first (the followers write in parallel), then the committed batch is
+    # applied and answered, and only then is the next batch written and synced.
+    assert events == ["append_entries", "apply", "answer r1", "sync", "advance"]
+
+
+def test_follower_syncs_and_responds_before_it_applies(idle):
+    process, _, _ = idle
+    process.role = Role.FOLLOWER
+    events = _record_ready_handling(process)
+    batch = join_items([encode_item("x1", {**_enqueue("x1"), "now_ms": 9})])
+    response = Message(MessageType.APPEND_ENTRIES_RESPONSE, "n2", "n1", 1, index=2)
+    process._handle_ready(Ready(
+        hard_state=HardState(0, None, 1), entries=(Entry(2, 1, EntryType.NORMAL, batch),),
+        committed_entries=(Entry(1, 1, EntryType.NORMAL, batch),), messages=(response,)))
+    assert events == ["sync", "append_entries_response", "apply", "advance"]
+    assert process.queue.get_task("x1") is not None
