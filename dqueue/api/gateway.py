@@ -17,6 +17,8 @@ held (or until ``MAX_ACK_BATCH`` are held) go to the Raft process as one ``ack_b
 each worker's ack is answered from its own item of the result once the batch is committed and
 applied (a lone ack goes as a plain ``ack``). One command instead of many is what pays: the Raft
 process spends most of its time per command on IPC intake and answering (docs/performance.md).
+An ``ack_many`` message carries many acks of one worker: its items join the held acks like lone
+acks, and one ``acked`` reply answers them all, with a compact result per item (no task).
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ _LEASE_KEYS = frozenset({"rid", "worker_id", "max_tasks", "types", "lease_ms", "
 _ACK_KEYS = frozenset({"rid", "id", "worker_id", "token"})
 _NACK_KEYS = _ACK_KEYS | {"reason", "dead_letter"}
 _EXTEND_KEYS = _ACK_KEYS | {"lease_ms"}
+_ACK_MANY_KEYS = frozenset({"rid", "worker_id", "items"})
+_ACK_ITEM_KEYS = frozenset({"id", "token"})
+MAX_ID_CHARS = 128
 
 
 class RequestError(Exception):
@@ -81,7 +86,26 @@ class Pending:
     reply_deadline: float
     wait_deadline: float | None = None
     dropped: bool = False
-    members: list[Pending] | None = None
+    members: list[HeldAck] | None = None
+
+
+@dataclass
+class AckGroup:
+    """The acks of one ``ack_many`` message: answered with one ``acked`` once all are settled.
+
+    ``results`` holds, in item order, None for an ack done and ``{"code", "message"}`` for one
+    refused; ``remaining`` counts the items not settled yet.
+    """
+
+    identity: bytes
+    rid: Any
+    results: list[dict[str, str] | None]
+    remaining: int
+
+
+# One held ack: who waits for it (a lone ``ack`` request, or an ``ack_many`` and the item's
+# position in it) and its ``ack_batch`` item.
+HeldAck = tuple["Pending | AckGroup", int, dict[str, Any]]
 
 
 @dataclass
@@ -126,7 +150,7 @@ class WorkerGateway:
         self._lease_slice_ms = lease_slice_ms
         self._liveness_ms = liveness_ms
         self._ack_window_s = ack_window_ms / 1000
-        self._held_acks: list[Pending] = []
+        self._held_acks: list[HeldAck] = []
         self._acks_due = 0.0  # when the held acks must go, set by the first one held
         self._stop = threading.Event()
         self.ready = threading.Event()
@@ -241,6 +265,9 @@ class WorkerGateway:
         if kind == b"bye":
             self._drop_peer(identity)
             return
+        if kind == b"ack_many":
+            self._handle_ack_many(identity, rid, body, router, ipc, now)
+            return
         try:
             if not (rid is None or isinstance(rid, int | str)) or (
                 isinstance(rid, str) and len(rid) > MAX_RID_CHARS
@@ -263,29 +290,77 @@ class WorkerGateway:
         pending = Pending(identity, rid, kind, cmd, reply_deadline=0.0,
                           wait_deadline=wait_deadline)
         if kind == b"ack":
-            self._hold_ack(pending, ipc, router, now)
+            item = {"id": cmd["id"], "worker_id": cmd["worker_id"], "token": cmd["token"]}
+            self._hold_ack((pending, 0, item), ipc, router, now)
             return
         self._forward(pending, ipc, router, now)
 
-    def _hold_ack(self, pending: Pending, ipc: zmq.Socket, router: zmq.Socket,
-                  now: float) -> None:
+    def _handle_ack_many(self, identity: bytes, rid: Any, body: dict[str, Any],
+                         router: zmq.Socket, ipc: zmq.Socket, now: float) -> None:
+        """Validate an ``ack_many`` (all or nothing) and hold each of its items."""
+        try:
+            if not (rid is None or isinstance(rid, int | str)) or (
+                isinstance(rid, str) and len(rid) > MAX_RID_CHARS
+            ):
+                rid = None
+                raise RequestError("invalid_field", "rid must be an integer or a short string",
+                                   "rid")
+            items = self._ack_items_of(body)
+        except RequestError as exc:
+            self._send_error(router, identity, rid, exc.code, exc.message, exc.field)
+            return
+        group = AckGroup(identity, rid, [None] * len(items), len(items))
+        for index, item in enumerate(items):
+            self._hold_ack((group, index, item), ipc, router, now)
+
+    @staticmethod
+    def _ack_items_of(body: dict[str, Any]) -> list[dict[str, Any]]:
+        """The ``ack_batch`` items of a valid ``ack_many`` body. Raises RequestError."""
+        try:
+            v.check_keys(body, _ACK_MANY_KEYS, ("worker_id", "items"))
+            worker_id = v.opt_string(body, "worker_id")
+            raw = body["items"]
+            if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_ACK_BATCH:
+                raise RequestError("invalid_field",
+                                   f"items must be a list of 1 to {MAX_ACK_BATCH} acks", "items")
+            items = []
+            for index, obj in enumerate(raw):
+                prefix = f"items[{index}]."
+                if not isinstance(obj, dict):
+                    raise RequestError("invalid_field", f"{prefix[:-1]} must be a map",
+                                       prefix[:-1])
+                task_id, token = obj.get("id"), obj.get("token")
+                # Fast path for the usual item; the checkers name the field of a bad one.
+                if not (obj.keys() <= _ACK_ITEM_KEYS and type(task_id) is str
+                        and v.is_plain_string(task_id, MAX_ID_CHARS)
+                        and (token is None or (type(token) is str
+                                               and v.is_plain_string(token)))):
+                    v.check_keys(obj, _ACK_ITEM_KEYS, ("id",), prefix)
+                    v.opt_string(obj, "id", MAX_ID_CHARS, prefix=prefix)
+                    v.opt_string(obj, "token", prefix=prefix)
+                items.append({"id": task_id, "worker_id": worker_id, "token": token})
+            return items
+        except ApiError as exc:
+            raise RequestError(exc.code, exc.message, exc.field) from None
+
+    def _hold_ack(self, held: HeldAck, ipc: zmq.Socket, router: zmq.Socket, now: float) -> None:
         """Keep an ack for the next ``ack_batch``; send the batch once it is full."""
         if not self._held_acks:
             self._acks_due = now + self._ack_window_s
-        self._held_acks.append(pending)
+        self._held_acks.append(held)
         if len(self._held_acks) >= MAX_ACK_BATCH:
             self._flush_acks(ipc, router, now)
 
     def _flush_acks(self, ipc: zmq.Socket, router: zmq.Socket, now: float) -> None:
-        """Send the held acks as one command: a plain ``ack`` if alone, else an ``ack_batch``."""
+        """Send the held acks as one command: a lone ``ack`` request's as a plain ``ack``,
+        else an ``ack_batch``."""
         acks, self._held_acks = self._held_acks, []
         self._ack_commands.inc()
-        if len(acks) == 1:
-            self._forward(acks[0], ipc, router, now)
+        if len(acks) == 1 and isinstance(acks[0][0], Pending):
+            self._forward(acks[0][0], ipc, router, now)
             return
-        items = [{"id": p.cmd["id"], "worker_id": p.cmd["worker_id"], "token": p.cmd["token"]}
-                 for p in acks]
-        batch = Pending(b"", None, b"ack_batch", {"op": "ack_batch", "items": items},
+        batch = Pending(b"", None, b"ack_batch",
+                        {"op": "ack_batch", "items": [item for _, _, item in acks]},
                         reply_deadline=0.0, members=acks)
         self._forward(batch, ipc, router, now)
 
@@ -379,9 +454,26 @@ class WorkerGateway:
             self._dropped.labels("malformed_ipc").inc()
             self._fail(router, pending, "unavailable", "unreadable answer from the Raft process")
             return
-        for index, member in enumerate(pending.members):
+        for index, (owner, position, _) in enumerate(pending.members):
             # Each worker's ack is answered from its own item (a refused batch: the same refusal).
-            self._answer(member, outcome if results is None else results[index], router, ipc)
+            result = outcome if results is None else results[index]
+            if isinstance(owner, Pending):
+                self._answer(owner, result, router, ipc)
+            elif result.get("ok"):
+                self._settle_group(owner, position, None, router)
+            else:
+                self._settle_group(owner, position, {"code": str(result.get("code") or "invalid"),
+                                                     "message": str(result.get("message"))},
+                                   router)
+
+    def _settle_group(self, group: AckGroup, position: int, result: dict[str, str] | None,
+                      router: zmq.Socket) -> None:
+        """Record one item's result; answer the ``ack_many`` once every item has one."""
+        group.results[position] = result
+        group.remaining -= 1
+        if group.remaining == 0:
+            self._send(router, group.identity, b"acked", {"rid": group.rid,
+                                                          "results": group.results})
 
     def _answer(self, pending: Pending, outcome: dict[str, Any], router: zmq.Socket,
                 ipc: zmq.Socket) -> None:
@@ -465,8 +557,14 @@ class WorkerGateway:
     def _fail(self, router: zmq.Socket, pending: Pending, code: str, message: str,
               **leader: str | None) -> None:
         """Answer with an error the request of ``pending``, or each of the acks it carries."""
-        for member in pending.members or (pending,):
-            self._send_error(router, member.identity, member.rid, code, message, **leader)
+        if pending.members is None:
+            self._send_error(router, pending.identity, pending.rid, code, message, **leader)
+            return
+        for owner, position, _ in pending.members:
+            if isinstance(owner, Pending):
+                self._send_error(router, owner.identity, owner.rid, code, message, **leader)
+            else:
+                self._settle_group(owner, position, {"code": code, "message": message}, router)
 
     def _send_error(
         self,
@@ -486,4 +584,4 @@ class WorkerGateway:
         self._send(router, identity, b"err", body)
 
 
-_KNOWN_KINDS = frozenset({b"lease", b"ack", b"nack", b"extend", b"ping", b"bye"})
+_KNOWN_KINDS = frozenset({b"lease", b"ack", b"ack_many", b"nack", b"extend", b"ping", b"bye"})

@@ -32,7 +32,8 @@ from dqueue.client.errors import (
     Unavailable,
     error_from_code,
 )
-from dqueue.client.task import Task
+from dqueue.client.task import Lease, Task
+from dqueue.queue.task import TaskStatus
 
 HEARTBEAT_MS = 1_000
 SEND_HWM = 10_000  # requests queued towards the gateway before sends fail with Unavailable
@@ -43,11 +44,13 @@ class Reply:
     """One reply from the gateway.
 
     Attributes:
-        kind: ``tasks``, ``res``, ``err`` or ``pong``.
+        kind: ``tasks``, ``res``, ``acked``, ``err`` or ``pong``.
         rid: The request id the reply answers.
         tasks: Leased tasks (kind ``tasks``; empty when none became visible in time).
         task: The task after an ack, nack or extend (kind ``res``).
         error: The typed error (kind ``err``).
+        results: Per item of an ``ack_many``, in order: None when done, else the typed error
+            (kind ``acked``).
     """
 
     kind: str
@@ -55,6 +58,7 @@ class Reply:
     tasks: tuple[Task, ...] = ()
     task: Task | None = None
     error: DQueueError | None = None
+    results: tuple[DQueueError | None, ...] = ()
 
 
 def normalize_endpoint(addr: str) -> str:
@@ -65,6 +69,43 @@ def normalize_endpoint(addr: str) -> str:
     if text.startswith(":"):
         text = "127.0.0.1" + text
     return "tcp://" + text
+
+
+_STATUS_BY_TEXT = {status.value: status for status in TaskStatus}
+_PLAIN_INT_FIELDS = ("priority", "max_retries", "attempts", "created_at_ms", "updated_at_ms",
+                     "visible_at_ms")
+_PLAIN_KEYS = frozenset({"id", "type", "payload", "idempotency_key", "status", "lease",
+                         "last_error", *_PLAIN_INT_FIELDS})
+
+
+def task_from_plain(obj: Any) -> Task:
+    """``Task.from_wire`` for the plain form the gateway sends, about five times cheaper.
+
+    A leased batch is decoded on the worker's I/O thread, where a frozen dataclass's
+    ``__init__`` (one ``object.__setattr__`` per field) was the largest cost per task. An object
+    of exactly the plain form, with fields of the right types, is built by filling the new
+    instance's ``__dict__`` at once; anything else goes through ``Task.from_wire``, which
+    checks and converts (and raises ValueError on what is not a task).
+    """
+    if type(obj) is not dict or obj.keys() != _PLAIN_KEYS:
+        return Task.from_wire(obj)
+    status = _STATUS_BY_TEXT.get(obj["status"])
+    lease_obj = obj["lease"]
+    if (status is None or type(obj["id"]) is not str or type(obj["type"]) is not str
+            or any(type(obj[name]) is not int for name in _PLAIN_INT_FIELDS)
+            or not (obj["last_error"] is None or type(obj["last_error"]) is str)
+            or not (obj["idempotency_key"] is None or type(obj["idempotency_key"]) is str)):
+        return Task.from_wire(obj)
+    lease = None
+    if lease_obj is not None:
+        if (type(lease_obj) is not dict or type(lease_obj.get("worker_id")) is not str
+                or type(lease_obj.get("token")) is not str
+                or type(lease_obj.get("expires_at_ms")) is not int):
+            return Task.from_wire(obj)
+        lease = Lease(lease_obj["worker_id"], lease_obj["token"], lease_obj["expires_at_ms"])
+    task = object.__new__(Task)
+    task.__dict__.update(obj, status=status, lease=lease, duplicate=False)
+    return task
 
 
 def parse_reply(frames: list[bytes]) -> Reply:
@@ -79,7 +120,10 @@ def parse_reply(frames: list[bytes]) -> Reply:
     rid = body.get("rid")
     try:
         if kind == b"tasks":
-            return Reply("tasks", rid, tasks=tuple(Task.from_wire(t) for t in body["tasks"]))
+            return Reply("tasks", rid, tasks=tuple(map(task_from_plain, body["tasks"])))
+        if kind == b"acked":
+            return Reply("acked", rid, results=tuple(
+                None if item is None else _item_error(item) for item in body["results"]))
         if kind == b"res":
             return Reply("res", rid, task=Task.from_wire(body["task"]))
         if kind == b"err":
@@ -94,6 +138,13 @@ def parse_reply(frames: list[bytes]) -> Reply:
     except (KeyError, TypeError, ValueError) as exc:
         raise wire.FrameError(f"bad {kind!r} reply: {exc}") from None
     raise wire.FrameError(f"unknown reply kind {kind!r}")
+
+
+def _item_error(item: Any) -> DQueueError:
+    """The typed error of one refused ``ack_many`` item (``{"code", "message"}``)."""
+    if not isinstance(item, dict):
+        raise TypeError("an ack_many result is null or a map")
+    return error_from_code(str(item.get("code", "error")), str(item.get("message", "")))
 
 
 class ZmqWorkerClient:
@@ -152,6 +203,12 @@ class ZmqWorkerClient:
         """Complete ``task`` under its lease. Returns the request id."""
         return self._send(b"ack", self._lease_fields(task))
 
+    def send_ack_many(self, tasks: Sequence[Task]) -> Any:
+        """Complete 1 to 1,000 tasks held by this client's worker id in one message; the
+        ``acked`` reply has one result per task, in order. Returns the request id."""
+        return self._send(b"ack_many", {"worker_id": self.worker_id, "items": [
+            {"id": task.id, "token": task.lease_token} for task in tasks]})
+
     def send_nack(self, task: Task, reason: str = "", *, dead_letter: bool = False) -> Any:
         """Fail ``task`` (retried after backoff, or dead-lettered). Returns the request id."""
         body = self._lease_fields(task)
@@ -196,6 +253,21 @@ class ZmqWorkerClient:
             if time.monotonic() >= deadline:
                 return None
 
+    def recv_nowait(self) -> Reply | None:
+        """The next reply already received, or None; for a caller that polls the socket
+        itself. Malformed replies are dropped and counted in ``dropped``."""
+        if self._stash:
+            return self._stash.popleft()
+        while True:
+            try:
+                frames = self.socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return None
+            try:
+                return parse_reply(frames)
+            except wire.FrameError:
+                self.dropped += 1
+
     # -- blocking surface ---------------------------------------------------------------
 
     def lease(
@@ -216,6 +288,14 @@ class ZmqWorkerClient:
     def ack(self, task: Task) -> Task:
         """Complete ``task``. Raises LeaseConflict if the lease is no longer ours."""
         return self._task_of(self._call(lambda: self.send_ack(task)))
+
+    def ack_many(self, tasks: Sequence[Task]) -> list[DQueueError | None]:
+        """Complete ``tasks`` (held by this client's worker id) in one message; returns, per
+        task, None when done or the error (LeaseConflict...) that refused it."""
+        reply = self._call(lambda: self.send_ack_many(tasks))
+        if reply.kind != "acked" or len(reply.results) != len(tasks):
+            raise ServerError(f"unexpected {reply.kind} reply", code="bad_reply")
+        return list(reply.results)
 
     def nack(self, task: Task, reason: str = "", *, dead_letter: bool = False) -> Task:
         """Fail ``task``: retried after backoff, or dead-lettered."""

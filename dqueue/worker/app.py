@@ -60,8 +60,9 @@ class TaskContext:
     Attributes:
         task: The task as leased (id, type, attempts, lease).
         worker_id: The id this worker leases under.
-        log: A logger whose records name the task.
     """
+
+    __slots__ = ("_extend", "_is_lost", "_log", "task", "worker_id")
 
     def __init__(
         self,
@@ -72,9 +73,17 @@ class TaskContext:
     ) -> None:
         self.task = task
         self.worker_id = worker_id
-        self.log = logging.LoggerAdapter(log, {"task_id": task.id, "task_type": task.type})
         self._extend = extend
         self._is_lost = is_lost
+        self._log: logging.LoggerAdapter[logging.Logger] | None = None
+
+    @property
+    def log(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A logger whose records name the task (built on first use: most handlers never log)."""
+        if self._log is None:
+            self._log = logging.LoggerAdapter(log, {"task_id": self.task.id,
+                                                    "task_type": self.task.type})
+        return self._log
 
     @property
     def task_id(self) -> str:
@@ -150,10 +159,12 @@ class Worker:
         return sorted(set(only))
 
 
-def run_handler(worker: Worker, ctx: TaskContext) -> Completion:
+def run_handler(worker: Worker, ctx: TaskContext, check_lost: bool = True) -> Completion:
     """Run the handler of ``ctx.task`` and turn what happened into a Completion.
 
     Never raises: a handler's exception is the failure reason (with its traceback in the log).
+    With ``check_lost`` False the caller checks for a lost lease itself (the runtime does, under
+    the lock it takes anyway).
     """
     task = ctx.task
     handler = worker.handlers.get(task.type)
@@ -169,7 +180,7 @@ def run_handler(worker: Worker, ctx: TaskContext) -> Completion:
         verdict, reason = Verdict.NACK, _reason(exc)
     else:
         verdict, reason = Verdict.ACK, ""
-    if ctx.lease_lost:
+    if check_lost and ctx.lease_lost:
         ctx.log.warning("task %s: lease lost while running; result (%s) dropped", task.id,
                         verdict.value)
         return Completion(task, Verdict.DROP, reason)

@@ -58,7 +58,7 @@ class HttpRuntime(WorkerRuntime):
             if free <= 0:
                 with self._lock:
                     self._lock.wait_for(lambda: self.state is not State.RUNNING
-                                        or len(self._held) < self.config.capacity, 0.5)
+                                        or len(self._held) < self._capacity, 0.5)
                 continue
             try:
                 tasks = self.client.lease_many(min(free, 100), types=self.types,
@@ -84,6 +84,7 @@ class HttpRuntime(WorkerRuntime):
         client = self.client
         while not self._extender_done.is_set() and not self._stop_now.is_set():
             now = time.monotonic()
+            self._maybe_tune_capacity(now)
             for task in self._to_release(now):
                 self._release(task)
             for task in self._due_for_extension(now):
@@ -110,7 +111,6 @@ class HttpRuntime(WorkerRuntime):
 
     def _send_completion(self, completion: Completion) -> None:
         task = completion.task
-        self._count(completion.verdict)
         self._settle(task.id)
         try:
             if completion.verdict is Verdict.ACK:

@@ -1,9 +1,17 @@
 """The worker runtime's transport-neutral part: slots, held leases, handler threads, shutdown.
 
 A runtime holds at most ``concurrency + prefetch`` leased tasks: ``concurrency`` handler threads
-run them and up to ``prefetch`` wait in a local buffer. Every held lease is extended when a third
-of it is left. A subclass (``HttpRuntime``, ``ZmqRuntime``) moves tasks and verdicts over its
-transport in ``_drive``.
+run them and up to ``prefetch`` wait in a local buffer. By default (``prefetch`` None) the buffer
+is sized by time: at least ``concurrency`` tasks, and as many as the handlers finish in
+``AUTO_BUFFER_S`` at their recent rate, at most ``MAX_AUTO_PREFETCH``; so slow handlers keep a
+small buffer (other workers get the work) and fast ones get leases large enough that the cluster
+spends one command on many tasks. Every held lease is extended when a third of it is left. A
+subclass (``HttpRuntime``, ``ZmqRuntime``) moves tasks and verdicts over its transport in
+``_drive``.
+
+Hot path (what one task costs): the transport thread registers a leased batch and queues its
+tasks under one lock hold; a handler thread takes a task, runs it, and in one further lock hold
+records its verdict and takes the next task, so a busy handler thread never sleeps between tasks.
 
 Shutdown: the first SIGTERM (or ``drain()``) stops leasing, hands back the buffered tasks at once,
 and lets running handlers finish for up to ``grace_ms``; whatever still runs then is handed back
@@ -15,10 +23,10 @@ leases still held expire by the visibility timeout.
 from __future__ import annotations
 
 import logging
-import queue
 import signal
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
 from types import FrameType
@@ -27,6 +35,10 @@ from dqueue.client.task import Task
 from dqueue.worker.app import Completion, TaskContext, Verdict, Worker, run_handler
 
 log = logging.getLogger("dqueue.worker")
+
+AUTO_BUFFER_S = 0.05  # automatic prefetch: the work of this long at the handlers' recent rate
+MAX_AUTO_PREFETCH = 100  # ... and at most this many buffered tasks (one lease request's maximum)
+RATE_WINDOW_S = 0.1  # how often the handlers' rate is measured for the automatic prefetch
 
 
 class State(StrEnum):
@@ -44,7 +56,8 @@ class RuntimeConfig:
     Attributes:
         worker_id: The id leases are held under.
         concurrency: Handler threads.
-        prefetch: Leased tasks buffered beyond the running ones (None: as many as concurrency).
+        prefetch: Leased tasks buffered beyond the running ones (None: automatic, from
+            ``concurrency`` up to ``MAX_AUTO_PREFETCH`` for fast handlers).
         types: Task types to lease (empty: every type the Worker registered).
         lease_ms: Lease asked for, and given again by each extension.
         wait_ms: Long-poll wait of one lease request.
@@ -65,21 +78,33 @@ class RuntimeConfig:
 
     @property
     def capacity(self) -> int:
-        """Most leased tasks held at once."""
+        """Most leased tasks held at once (with automatic prefetch: the least of that most)."""
         prefetch = self.concurrency if self.prefetch is None else self.prefetch
         return self.concurrency + prefetch
 
+    @property
+    def max_capacity(self) -> int:
+        """Most leased tasks ever held at once (automatic prefetch at its largest)."""
+        if self.prefetch is not None:
+            return self.capacity
+        return self.concurrency + max(self.concurrency, MAX_AUTO_PREFETCH)
 
-@dataclass
+
 class Held:
-    """A task this worker holds a lease on. ``expires_at`` is a local monotonic estimate."""
+    """A task this worker holds a lease on. ``expires_at`` is a local monotonic estimate.
 
-    task: Task
-    expires_at: float
-    running: bool = False
-    finished: bool = False  # its verdict was handed to the transport
-    lost: bool = False  # the lease passed to someone else: the result is dropped
-    extending: bool = False
+    (A slotted class rather than a dataclass: one is built per leased task.)
+    """
+
+    __slots__ = ("expires_at", "extending", "finished", "lost", "running", "task")
+
+    def __init__(self, task: Task, expires_at: float, finished: bool = False) -> None:
+        self.task = task
+        self.expires_at = expires_at
+        self.running = False
+        self.finished = finished  # its verdict was handed to the transport
+        self.lost = False  # the lease passed to someone else: the result is dropped
+        self.extending = False
 
 
 @dataclass
@@ -108,12 +133,23 @@ class WorkerRuntime:
         self.types = worker.types_for(config.types)
         self.counts = Counts()
         self.state = State.RUNNING
-        self._lock = threading.Condition()
+        # One lock for everything below; ``_lock`` (notified when slots free up or tasks settle)
+        # and ``_work_ready`` (handler threads waiting for a task) are conditions on it. It is
+        # re-entrant because a signal handler (``drain``) may run while the main thread holds it.
+        mutex = threading.RLock()
+        self._lock = threading.Condition(mutex)
+        self._work_ready = threading.Condition(mutex)
         self._held: dict[str, Held] = {}
         # Tasks whose verdict (or hand-back) was sent and awaits the server's answer: they no
         # longer take a slot, but a drain waits for them.
         self._settling: set[str] = set()
-        self._work: queue.Queue[Task | None] = queue.Queue()
+        self._work: deque[Task] = deque()
+        self._closing = False  # handler threads exit once the work queue is empty
+        # Automatic prefetch: the current bound on held tasks, and the rate it follows.
+        self._capacity = config.capacity
+        self._rate_per_s = 0.0
+        self._rate_since = 0.0
+        self._rate_finished = 0
         self._drain_deadline: float | None = None
         self._stop_now = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -123,8 +159,10 @@ class WorkerRuntime:
 
     def run(self) -> int:
         """Lease and run tasks until drained or stopped; returns a process exit code."""
-        log.info("worker %s: %d threads, up to %d tasks held, types %s", self.config.worker_id,
-                 self.config.concurrency, self.config.capacity, ",".join(self.types) or "-")
+        log.info("worker %s: %d threads, up to %d tasks held%s, types %s",
+                 self.config.worker_id, self.config.concurrency, self.config.max_capacity,
+                 " (automatic prefetch)" if self.config.prefetch is None else "",
+                 ",".join(self.types) or "-")
         for i in range(self.config.concurrency):
             thread = threading.Thread(target=self._handler_loop, name=f"handler-{i}", daemon=True)
             thread.start()
@@ -132,8 +170,10 @@ class WorkerRuntime:
         try:
             self._drive()
         finally:
-            for _ in self._threads:
-                self._work.put(None)
+            with self._lock:
+                self._closing = True
+                self._work.clear()
+                self._work_ready.notify_all()
             self.state = State.STOPPED
         if not self._stop_now.is_set():
             for thread in self._threads:
@@ -164,8 +204,8 @@ class WorkerRuntime:
         signal.signal(signal.SIGINT, self._on_signal)
 
     def slots_used(self) -> int:
-        """Leased tasks buffered or running (at most ``capacity``); a task whose verdict was
-        sent no longer counts."""
+        """Leased tasks buffered or running (at most ``capacity``, or ``max_capacity`` with
+        automatic prefetch); a task whose verdict was sent no longer counts."""
         with self._lock:
             return len(self._held)
 
@@ -181,8 +221,15 @@ class WorkerRuntime:
         raise NotImplementedError
 
     def _send_completion(self, completion: Completion) -> None:
-        """Called on a handler thread when a run ends (verdict DROP included)."""
+        """Called on a handler thread, without the lock, when a run ends with a verdict to send
+        (already counted). Transports that queue verdicts override ``_post_completion``."""
         raise NotImplementedError
+
+    def _post_completion(self, completion: Completion) -> bool:
+        """Called on a handler thread *with the lock held* for a verdict to send: True if the
+        transport took it (queued for its own thread, without blocking); False to have
+        ``_send_completion`` called after the lock is released."""
+        return False
 
     def _send_extend(self, task: Task, lease_s: float | None) -> None:
         """Called on a handler thread by ``ctx.extend``."""
@@ -196,23 +243,42 @@ class WorkerRuntime:
 
     def _free_slots(self) -> int:
         with self._lock:
-            return self.config.capacity - len(self._held)
+            return self._capacity - len(self._held)
+
+    def _maybe_tune_capacity(self, now: float) -> None:
+        """Automatic prefetch: every ``RATE_WINDOW_S``, set the bound on held tasks to
+        ``concurrency`` plus the work of ``AUTO_BUFFER_S`` at the handlers' recent rate (which
+        rises at once and halves at most per window when the handlers slow down)."""
+        config = self.config
+        if config.prefetch is not None or now - self._rate_since < RATE_WINDOW_S:
+            return
+        counts = self.counts
+        with self._lock:
+            finished = counts.acked + counts.nacked + counts.dead_lettered + counts.dropped
+        if self._rate_since:
+            window_rate = (finished - self._rate_finished) / (now - self._rate_since)
+            self._rate_per_s = max(window_rate, self._rate_per_s / 2)
+            buffer = min(MAX_AUTO_PREFETCH, int(self._rate_per_s * AUTO_BUFFER_S))
+            self._capacity = config.concurrency + max(config.concurrency, buffer)
+        self._rate_since, self._rate_finished = now, finished
 
     def _accept(self, tasks: list[Task]) -> list[Task]:
         """Take leased tasks: queue them to run, or return them to hand back when not RUNNING."""
-        now = time.monotonic()
-        expires_at = now + self.config.lease_ms / 1000
-        back: list[Task] = []
+        if not tasks:
+            return []
+        expires_at = time.monotonic() + self.config.lease_ms / 1000
         with self._lock:
+            self.counts.leased += len(tasks)
+            held = self._held
+            if self.state is not State.RUNNING:
+                for task in tasks:
+                    held[task.id] = Held(task, expires_at, finished=True)
+                return tasks
             for task in tasks:
-                self.counts.leased += 1
-                self._held[task.id] = Held(task, expires_at)
-                if self.state is State.RUNNING:
-                    self._work.put(task)
-                else:
-                    self._held[task.id].finished = True
-                    back.append(task)
-        return back
+                held[task.id] = Held(task, expires_at)
+            self._work.extend(tasks)
+            self._work_ready.notify(len(tasks))
+        return []
 
     def _accept_finished(self, tasks: list[Task]) -> list[Task]:
         """Take leased tasks only to hand them back; returns them."""
@@ -234,6 +300,15 @@ class WorkerRuntime:
         with self._lock:
             self._held.pop(task_id, None)
             self._settling.discard(task_id)
+            self._lock.notify_all()
+
+    def _forget_many(self, task_ids: list[str]) -> None:
+        """``_forget`` of several tasks under one lock hold."""
+        with self._lock:
+            held, settling = self._held, self._settling
+            for task_id in task_ids:
+                held.pop(task_id, None)
+                settling.discard(task_id)
             self._lock.notify_all()
 
     def _due_for_extension(self, now: float) -> list[Task]:
@@ -290,47 +365,75 @@ class WorkerRuntime:
         with self._lock:
             return self.state is not State.RUNNING and not self._held and not self._settling
 
-    def _count(self, verdict: Verdict) -> None:
-        with self._lock:
-            if verdict is Verdict.ACK:
-                self.counts.acked += 1
-            elif verdict is Verdict.NACK:
-                self.counts.nacked += 1
-            elif verdict is Verdict.DEAD_LETTER:
-                self.counts.dead_lettered += 1
-            else:
-                self.counts.dropped += 1
+    def _count_locked(self, verdict: Verdict) -> None:
+        counts = self.counts
+        if verdict is Verdict.ACK:
+            counts.acked += 1
+        elif verdict is Verdict.NACK:
+            counts.nacked += 1
+        elif verdict is Verdict.DEAD_LETTER:
+            counts.dead_lettered += 1
+        else:
+            counts.dropped += 1
 
     # -- internals --------------------------------------------------------------------
 
     def _handler_loop(self) -> None:
+        worker, worker_id = self.worker, self.config.worker_id
+        work, held_tasks = self._work, self._held
+        extend, is_lost = self._send_extend, self._is_lost
+        completion: Completion | None = None
         while True:
-            task = self._work.get()
-            if task is None:
-                break
+            to_send = None
             with self._lock:
-                held = self._held.get(task.id)
-                if held is None or held.finished:
-                    continue  # handed back during a drain before it started
-                held.running = True
-            ctx = TaskContext(task, self.config.worker_id, self._send_extend, self._is_lost)
-            completion = run_handler(self.worker, ctx)
-            with self._lock:
-                held = self._held.get(task.id)
-                if held is None or held.finished:  # handed back after the grace period
-                    completion = Completion(task, Verdict.DROP, completion.reason)
-                else:
-                    held.running = False
-                    held.finished = True
-            if completion.verdict is Verdict.DROP:
-                self._count(Verdict.DROP)
-                with self._lock:
-                    # A hand-back in flight is in _settling and stays there until answered.
-                    self._held.pop(task.id, None)
-                    self._lock.notify_all()
-            else:
-                self._send_completion(completion)
+                if completion is not None:
+                    if not self._finish_locked(completion):
+                        to_send = completion
+                    completion = None
+                task = None
+                if to_send is None:
+                    # Take the next task in the same lock hold: no sleep between tasks.
+                    while not work and not self._closing:
+                        self._work_ready.wait()
+                    if not work:
+                        break
+                    task = work.popleft()
+                    held = held_tasks.get(task.id)
+                    if held is None or held.finished:
+                        continue  # handed back during a drain before it started
+                    held.running = True
+            if to_send is not None:
+                self._send_completion(to_send)
+                continue
+            assert task is not None
+            ctx = TaskContext(task, worker_id, extend, is_lost)
+            completion = run_handler(worker, ctx, check_lost=False)
         self._thread_exit()
+
+    def _finish_locked(self, completion: Completion) -> bool:
+        """Record the end of a run (lock held). Returns False when the verdict still has to
+        go through ``_send_completion``; True when it was dropped or taken by the transport."""
+        task = completion.task
+        held = self._held.get(task.id)
+        if held is None or held.finished or held.lost:
+            if held is not None and held.lost and not held.finished:
+                log.warning("task %s: lease lost while running; result (%s) dropped", task.id,
+                            completion.verdict.value)
+            # Handed back after the grace period, or the lease passed to another worker. A
+            # hand-back in flight is in _settling and stays there until answered.
+            self._count_locked(Verdict.DROP)
+            self._held.pop(task.id, None)
+            self._lock.notify_all()
+            return True
+        held.running = False
+        held.finished = True
+        if completion.verdict is Verdict.DROP:
+            self._count_locked(Verdict.DROP)
+            self._held.pop(task.id, None)
+            self._lock.notify_all()
+            return True
+        self._count_locked(completion.verdict)
+        return self._post_completion(completion)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals += 1

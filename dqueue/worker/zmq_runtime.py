@@ -1,28 +1,28 @@
 """The worker runtime over the ZeroMQ worker gateway: one I/O thread, pipelined requests.
 
-The thread calling ``run`` owns the DEALER to the gateway and an inproc PULL. Handler threads
-never touch the DEALER: they put verdicts on a queue and wake the I/O thread with an empty frame on
-their own PUSH socket. The I/O thread keeps up to two lease requests in flight for the free slots
-(never asking for more than are free), sends verdicts, extensions and hand-backs without waiting
-for their answers (matching answers by request id), and sends again what went unanswered for
-``request_timeout_ms``.
+The thread calling ``run`` owns the DEALER to the gateway. Handler threads never touch it: they
+append verdicts to an outbox under the runtime's lock and wake the I/O thread by writing one byte
+to a pipe it polls, only when no wake-up is pending since it last emptied the outbox. The I/O
+thread sends all the acks it finds there as one ``ack_many`` message (the other verdicts one by
+one), keeps up to two lease requests in flight for the free slots (never asking for more than are
+free), sends extensions and hand-backs without waiting for their answers (matching answers by
+request id), and sends again what went unanswered for ``request_timeout_ms``. Lease extensions,
+resends and heartbeats are looked at every ``HOUSEKEEPING_S``, not on every turn.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import queue
+import os
 import threading
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import zmq
 
-from dqueue.client.errors import LeaseConflict, NoLeader, Unavailable
+from dqueue.client.errors import LeaseConflict, NoLeader, TaskNotFound, Unavailable
 from dqueue.client.task import Task
 from dqueue.client.zmq_client import Reply, ZmqWorkerClient
 from dqueue.worker.app import Completion, Verdict, Worker
@@ -31,18 +31,20 @@ from dqueue.worker.runtime import RuntimeConfig, State, WorkerRuntime, backoff_s
 log = logging.getLogger("dqueue.worker")
 
 POLL_MS = 50
-MAX_INBOX_BURST = 1_000
+HOUSEKEEPING_S = 0.05  # how often extensions, resends and gateway silence are looked at
 MAX_LEASES = 2  # lease requests in flight at once
+MAX_ACKS_PER_MESSAGE = 1_000  # the gateway's limit on the items of one ack_many
 GATEWAY_SILENCE_S = 5.0  # no reply at all for this long, with requests waiting: try the next
 LEASE_SETTLE_S = 0.2  # after bye, how long a lease answer already sent may take to arrive
 
 
 @dataclass
 class Request:
-    """A request in flight: ``op`` is ack, nack, dead_letter, extend or release."""
+    """A request in flight: ``op`` is ack, ack_many, nack, dead_letter, extend or release;
+    ``tasks`` has one task except for ack_many."""
 
     op: str
-    task: Task
+    tasks: list[Task]
     sent_at: float
     reason: str = ""
     lease_s: float | None = None
@@ -79,74 +81,76 @@ class ZmqRuntime(WorkerRuntime):
             raise ValueError("at least one gateway address is needed")
         self._endpoint_index = 0
         self._ctx = context or zmq.Context.instance()
-        self._inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self._wake_addr = f"inproc://dqueue-worker-{uuid.uuid4().hex}"
-        self._bound = threading.Event()
-        self._local = threading.local()
-        self._driver_ident: int | None = None
+        # Shared with handler threads, under the runtime's lock.
+        self._outbox: list[Completion] = []
+        self._extends: list[tuple[Task, float | None]] = []
         self._wake_pending = False
+        self._wake_closed = False
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._driver_ident: int | None = None
         # I/O-thread state, set up by _drive/_connect.
         self._client: ZmqWorkerClient | None = None
-        self._pending: dict[Any, Request] = {}
-        self._leases: dict[Any, tuple[int, float]] = {}  # rid -> (tasks asked, sent at)
+        self._pending: dict[object, Request] = {}
+        self._leases: dict[object, tuple[int, float]] = {}  # rid -> (tasks asked, sent at)
         self._retries: list[tuple[float, Request]] = []
         self._last_heard = 0.0
+        self._ack_many = True  # False once a gateway refused ack_many (an older one)
 
     # -- handler-thread side ----------------------------------------------------------
 
+    def _post_completion(self, completion: Completion) -> bool:
+        # Lock held: the verdict's slot is free from now on, the I/O thread sends it.
+        task_id = completion.task.id
+        if self._held.pop(task_id, None) is not None:
+            self._settling.add(task_id)
+        self._outbox.append(completion)
+        self._lock.notify_all()
+        self._wake_locked()
+        return True
+
     def _send_completion(self, completion: Completion) -> None:
-        self._count(completion.verdict)
-        self._post(("done", completion))
+        raise AssertionError("ZmqRuntime queues every verdict in _post_completion")
 
     def _send_extend(self, task: Task, lease_s: float | None) -> None:
-        self._post(("extend", (task, lease_s)))
+        with self._lock:
+            self._extends.append((task, lease_s))
+            self._wake_locked()
 
-    def _post(self, item: tuple[str, Any]) -> None:
-        """Queue ``item`` for the I/O thread; wake it only if no wake-up is pending since it
-        last read the inbox (it clears the flag before reading, so nothing is left behind)."""
-        self._inbox.put(item)
-        if not self._wake_pending:
-            self._wake_pending = True
-            self._wake()
+    def _wake_locked(self) -> None:
+        """Wake the I/O thread unless a wake-up is pending since it last read the outbox
+        (lock held)."""
+        if self._wake_pending or self._wake_closed:
+            return
+        self._wake_pending = True
+        if threading.get_ident() == self._driver_ident:
+            return  # the I/O thread looks at its state on every turn anyway
+        with contextlib.suppress(BlockingIOError):  # full: wake-ups are waiting already
+            os.write(self._wake_w, b"\0")
 
     def _wake(self) -> None:
-        if threading.get_ident() == self._driver_ident or not self._bound.is_set():
-            return  # the I/O thread looks at its state at least every POLL_MS anyway
-        push = getattr(self._local, "push", None)
-        if push is None:
-            push = self._local.push = self._ctx.socket(zmq.PUSH)
-            push.setsockopt(zmq.LINGER, 0)
-            push.setsockopt(zmq.SNDHWM, 1)  # a pending wake-up is as good as many
-            push.connect(self._wake_addr)
-        # Again: a wake-up is already queued (as good as many); or the runtime is gone.
-        with contextlib.suppress(zmq.ZMQError):
-            push.send(b"", zmq.NOBLOCK)
-
-    def _thread_exit(self) -> None:
-        push = getattr(self._local, "push", None)
-        if push is not None:
-            push.close(0)
-            self._local.push = None
+        with self._lock:
+            self._wake_pending = False  # a state change: wake even if verdicts are waiting
+            self._wake_locked()
 
     # -- I/O thread -------------------------------------------------------------------
 
     def _drive(self) -> None:
         self._driver_ident = threading.get_ident()
-        pull = self._ctx.socket(zmq.PULL)
-        pull.setsockopt(zmq.LINGER, 0)
-        pull.bind(self._wake_addr)
-        self._bound.set()
         poller = zmq.Poller()
-        poller.register(pull, zmq.POLLIN)
+        poller.register(self._wake_r, zmq.POLLIN)
         client = self._connect(poller, time.monotonic())
         self._next_lease_at = 0.0
         self._lease_attempt = 0
         bye_sent = False
         bye_at = 0.0
+        next_housekeeping = 0.0
+        housekeeping_s = min(HOUSEKEEPING_S, self.config.lease_ms / 10_000)
         try:
             while not self._stop_now.is_set():
                 now = time.monotonic()
-                self._read_inbox(now)
+                self._read_outbox(now)
                 if self.state is not State.RUNNING:
                     if not bye_sent:
                         # The gateway drops our waiting lease and hands back what its slice
@@ -155,41 +159,49 @@ class ZmqRuntime(WorkerRuntime):
                             client.send_bye()
                         bye_sent, bye_at = True, now
                     for task in self._to_release(now):
-                        self._request("release", task, now, lease_s=self.config.release_ms / 1000)
+                        self._request("release", [task], now,
+                                      lease_s=self.config.release_ms / 1000)
                     lease_settled = not self._leases or now - bye_at > LEASE_SETTLE_S
                     if (self._is_drained() and not self._pending and not self._retries
                             and lease_settled):
                         break
                 else:
                     self._maybe_lease(now)
-                for task in self._due_for_extension(now):
-                    self._request("extend", task, now, lease_s=self.config.lease_ms / 1000)
-                self._resend_due(now)
-                if self._is_gateway_silent(now):
-                    client.socket.close(0)
-                    self._endpoint_index = (self._endpoint_index + 1) % len(self.endpoints)
-                    client = self._connect(poller, now)
-                events = dict(poller.poll(0 if not self._inbox.empty() else POLL_MS))
-                if pull in events:
-                    while True:
-                        try:
-                            pull.recv(zmq.NOBLOCK)
-                        except zmq.Again:
-                            break
+                if now >= next_housekeeping:
+                    next_housekeeping = now + housekeeping_s
+                    self._maybe_tune_capacity(now)
+                    for task in self._due_for_extension(now):
+                        self._request("extend", [task], now,
+                                      lease_s=self.config.lease_ms / 1000)
+                    self._resend_due(now)
+                    if self._is_gateway_silent(now):
+                        client.socket.close(0)
+                        self._endpoint_index = (self._endpoint_index + 1) % len(self.endpoints)
+                        client = self._connect(poller, now)
+                    if not bye_sent:
+                        with contextlib.suppress(Unavailable):
+                            client.maybe_heartbeat()
+                timeout_ms = min(POLL_MS, max(0, int((next_housekeeping - now) * 1000) + 1))
+                events = dict(poller.poll(timeout_ms))
+                if self._wake_r in events:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self._wake_r, 4096)
                 if client.socket in events:
-                    while (reply := client.recv(0)) is not None:
+                    heard = False
+                    while (reply := client.recv_nowait()) is not None:
+                        heard = True
+                        self._handle_reply(reply, time.monotonic())
+                    if heard:
                         self._last_heard = time.monotonic()
-                        self._handle_reply(reply, self._last_heard)
-                if not bye_sent:
-                    with contextlib.suppress(Unavailable):
-                        client.maybe_heartbeat()
         finally:
-            self._bound.clear()
-            pull.close(0)
             if not bye_sent:
                 client.close()
             else:
                 client.socket.close(0)
+            with self._lock:  # no handler thread writes to the pipe after this
+                self._wake_closed = True
+                os.close(self._wake_r)
+                os.close(self._wake_w)
 
     def _connect(self, poller: zmq.Poller, now: float) -> ZmqWorkerClient:
         """Connect to the current gateway; requests left unanswered by a previous one are sent
@@ -210,7 +222,7 @@ class ZmqRuntime(WorkerRuntime):
         self._retries += [(now, req) for req in pending if req.op != "extend"]
         for req in pending:
             if req.op == "extend":
-                self._extended(req.task.id, req.sent_at, ok=False)
+                self._extended(req.tasks[0].id, req.sent_at, ok=False)
         return client
 
     def _is_gateway_silent(self, now: float) -> bool:
@@ -218,22 +230,32 @@ class ZmqRuntime(WorkerRuntime):
         return (len(self.endpoints) > 1 and bool(waiting)
                 and now - self._last_heard > self._gateway_silence_s)
 
-    def _read_inbox(self, now: float) -> None:
-        self._wake_pending = False
-        for _ in range(MAX_INBOX_BURST):
-            try:
-                what, item = self._inbox.get_nowait()
-            except queue.Empty:
+    def _read_outbox(self, now: float) -> None:
+        """Send the verdicts and extension requests the handler threads left."""
+        with self._lock:
+            self._wake_pending = False
+            if not self._outbox and not self._extends:
                 return
-            if what == "done":
-                completion: Completion = item
-                op = ("ack" if completion.verdict is Verdict.ACK else
-                      "nack" if completion.verdict is Verdict.NACK else "dead_letter")
-                self._settle(completion.task.id)
-                self._request(op, completion.task, now, reason=completion.reason)
+            outbox, self._outbox = self._outbox, []
+            extends, self._extends = self._extends, []
+        acks: list[Task] = []
+        for completion in outbox:
+            if completion.verdict is Verdict.ACK:
+                acks.append(completion.task)
             else:
-                task, lease_s = item
-                self._request("extend", task, now, lease_s=lease_s)
+                op = "nack" if completion.verdict is Verdict.NACK else "dead_letter"
+                self._request(op, [completion.task], now, reason=completion.reason)
+        for start in range(0, len(acks), MAX_ACKS_PER_MESSAGE):
+            self._send_acks(acks[start:start + MAX_ACKS_PER_MESSAGE], now)
+        for task, lease_s in extends:
+            self._request("extend", [task], now, lease_s=lease_s)
+
+    def _send_acks(self, tasks: list[Task], now: float, attempt: int = 0) -> None:
+        if self._ack_many and len(tasks) > 1:
+            self._request("ack_many", tasks, now, attempt=attempt)
+        else:
+            for task in tasks:
+                self._request("ack", [task], now, attempt=attempt)
 
     def _maybe_lease(self, now: float) -> None:
         """Ask for the free slots not already asked for: at most MAX_LEASES requests in flight,
@@ -242,9 +264,10 @@ class ZmqRuntime(WorkerRuntime):
         if len(self._leases) >= MAX_LEASES or now < self._next_lease_at:
             return
         free = self._free_slots() - sum(asked for asked, _ in self._leases.values())
-        if free <= 0 or (self._leases and free < max(1, self.config.capacity // 4)):
+        if free <= 0 or (self._leases and free < max(1, self._capacity // 4)):
             return
         asked = min(free, 100)
+        assert self._client is not None
         try:
             rid = self._client.send_lease(asked, types=self.types,
                                           lease_ms=self.config.lease_ms,
@@ -256,14 +279,18 @@ class ZmqRuntime(WorkerRuntime):
         self._leases[rid] = (asked, now)
 
     def _request(
-        self, op: str, task: Task, now: float, *, reason: str = "",
+        self, op: str, tasks: list[Task], now: float, *, reason: str = "",
         lease_s: float | None = None, attempt: int = 0,
     ) -> None:
         client = self._client
+        assert client is not None
+        task = tasks[0]
         if op == "release":
             self._settle(task.id)
         try:
-            if op == "ack":
+            if op == "ack_many":
+                rid = client.send_ack_many(tasks)
+            elif op == "ack":
                 rid = client.send_ack(task)
             elif op in ("nack", "dead_letter"):
                 rid = client.send_nack(task, reason, dead_letter=op == "dead_letter")
@@ -271,13 +298,13 @@ class ZmqRuntime(WorkerRuntime):
                 rid = client.send_extend(task, None if lease_s is None
                                          else max(1, int(lease_s * 1000)))
         except Unavailable:
-            req = Request(op, task, now, reason, lease_s, attempt)
+            req = Request(op, tasks, now, reason, lease_s, attempt)
             if op == "extend":
                 self._extended(task.id, now, ok=False)
             else:
                 self._retries.append((now + backoff_s(attempt), req))
             return
-        self._pending[rid] = Request(op, task, now, reason, lease_s, attempt)
+        self._pending[rid] = Request(op, tasks, now, reason, lease_s, attempt)
 
     def _resend_due(self, now: float) -> None:
         timeout_s = self.config.request_timeout_ms / 1000
@@ -289,15 +316,18 @@ class ZmqRuntime(WorkerRuntime):
             if now - req.sent_at > timeout_s:
                 del self._pending[rid]
                 if req.op == "extend":
-                    self._extended(req.task.id, req.sent_at, ok=False)
+                    self._extended(req.tasks[0].id, req.sent_at, ok=False)
                 else:
                     self._retries.append((now, req))
         if self._retries:
             due = [r for t, r in self._retries if t <= now]
             self._retries = [(t, r) for t, r in self._retries if t > now]
             for req in due:
-                self._request(req.op, req.task, now, reason=req.reason, lease_s=req.lease_s,
-                              attempt=req.attempt + 1)
+                if req.op in ("ack", "ack_many"):
+                    self._send_acks(req.tasks, now, attempt=req.attempt + 1)
+                else:
+                    self._request(req.op, req.tasks, now, reason=req.reason,
+                                  lease_s=req.lease_s, attempt=req.attempt + 1)
 
     def _handle_reply(self, reply: Reply, now: float) -> None:
         if reply.rid is not None and reply.rid in self._leases:
@@ -310,7 +340,7 @@ class ZmqRuntime(WorkerRuntime):
                 return
             self._lease_attempt = 0
             for task in self._accept(list(reply.tasks)):
-                self._request("release", task, now, lease_s=self.config.release_ms / 1000)
+                self._request("release", [task], now, lease_s=self.config.release_ms / 1000)
             return
         if reply.kind == "tasks" and reply.tasks:
             # A lease answered after we gave up on it: the tasks are ours all the same. Hand
@@ -319,24 +349,58 @@ class ZmqRuntime(WorkerRuntime):
             tasks = list(reply.tasks)
             back = self._accept(tasks[:free]) + self._accept_finished(tasks[free:])
             for task in back:
-                self._request("release", task, now, lease_s=self.config.release_ms / 1000)
+                self._request("release", [task], now, lease_s=self.config.release_ms / 1000)
             return
         req = self._pending.pop(reply.rid, None)
         if req is None:
             return  # pong, or a late answer to a request that was sent again
+        if req.op == "ack_many":
+            self._handle_acked(req, reply, now)
+            return
+        task = req.tasks[0]
         error = reply.error
         if req.op == "extend":
-            self._extended(req.task.id, req.sent_at, ok=error is None,
+            self._extended(task.id, req.sent_at, ok=error is None,
                            lost=isinstance(error, LeaseConflict), lease_s=req.lease_s)
             return
         if isinstance(error, NoLeader | Unavailable):
             self._retries.append((now + backoff_s(req.attempt), req))
             return
         if error is not None:
-            log.warning("task %s: %s %s: %s", req.task.id, req.op,
+            log.warning("task %s: %s %s: %s", task.id, req.op,
                         "dropped (lease lost)" if isinstance(error, LeaseConflict) else "failed",
                         error)
         elif req.op == "release":
             with self._lock:
                 self.counts.released += 1
-        self._forget(req.task.id)
+        self._forget(task.id)
+
+    def _handle_acked(self, req: Request, reply: Reply, now: float) -> None:
+        """The answer to an ack_many: forget the tasks done, retry those refused for want of a
+        leader, and fall back to single acks if the gateway does not know the message."""
+        if reply.error is not None or len(reply.results) != len(req.tasks):
+            if isinstance(reply.error, NoLeader | Unavailable):
+                self._retries.append((now + backoff_s(req.attempt), req))
+                return
+            # An older gateway (unknown_kind), or a refusal of the message as a whole: the
+            # same acks one by one get an answer each.
+            log.warning("ack_many refused (%s); sending acks one by one", reply.error)
+            self._ack_many = False
+            self._send_acks(req.tasks, now, attempt=req.attempt)
+            return
+        done: list[str] = []
+        again: list[Task] = []
+        for task, error in zip(req.tasks, reply.results, strict=True):
+            if isinstance(error, NoLeader | Unavailable):
+                again.append(task)
+                continue
+            if error is not None:
+                lost = isinstance(error, LeaseConflict | TaskNotFound)
+                log.warning("task %s: ack %s: %s", task.id,
+                            "dropped (lease lost)" if lost else "failed", error)
+            done.append(task.id)
+        if again:
+            self._retries.append((now + backoff_s(req.attempt),
+                                  Request("ack_many", again, now, attempt=req.attempt)))
+        if done:
+            self._forget_many(done)
