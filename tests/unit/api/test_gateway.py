@@ -276,3 +276,83 @@ def test_a_refused_batch_answers_every_ack_it_carried(slow_acks):
     assert {reply.rid for reply in replies} == rids
     assert all(isinstance(reply.error, NoLeader) for reply in replies)
     assert h.raft.commands[-1]["op"] == "ack_batch"
+
+
+def test_ack_many_is_answered_once_with_a_result_per_item(harness):
+    for i in range(3):
+        harness.queue.enqueue("email", i)
+    with harness.client(worker_id="w1") as client:
+        tasks = client.lease(3)
+        assert client.ack_many(tasks) == [None, None, None]
+    batches = [cmd for cmd in harness.raft.commands if cmd["op"] == "ack_batch"]
+    assert len(batches) == 1
+    assert [item["id"] for item in batches[0]["items"]] == [t.id for t in tasks]
+    assert all(item["worker_id"] == "w1" for item in batches[0]["items"])
+    assert len(harness.queue.by_status("completed")) == 3
+    assert harness.metric("dqueue_gateway_requests_total", kind="ack_many") == 1
+
+
+def test_ack_many_and_lone_acks_share_one_command(slow_acks):
+    h = slow_acks
+    for i in range(4):
+        h.queue.enqueue("email", i)
+    with h.client(worker_id="w1") as w1, h.client(worker_id="w2") as w2:
+        mine = w1.lease(3)
+        theirs = w2.lease(1)[0]
+        many_rid = w1.send_ack_many(mine)
+        lone_rid = w2.send_ack(theirs)
+        many = wait_for(lambda: w1.recv(50))
+        lone = wait_for(lambda: w2.recv(50))
+    assert many.rid == many_rid and many.kind == "acked" and many.results == (None,) * 3
+    assert lone.rid == lone_rid and lone.task.status == "completed"
+    acks = [cmd for cmd in h.raft.commands if cmd["op"] in ("ack", "ack_batch")]
+    assert len(acks) == 1 and len(acks[0]["items"]) == 4
+
+
+def test_a_stale_item_of_ack_many_fails_alone(harness):
+    harness.queue.enqueue("email", 1)
+    harness.queue.enqueue("email", 2)
+    with harness.client(worker_id="w1") as client:
+        good, stale = client.lease(2)
+        rid = client._send(b"ack_many", {"worker_id": "w1", "items": [
+            {"id": good.id, "token": good.lease_token}, {"id": stale.id, "token": "0.0"}]})
+        reply = wait_for(lambda: client.recv(50))
+    assert reply.rid == rid and reply.results[0] is None
+    assert isinstance(reply.results[1], LeaseConflict)
+    assert harness.queue.by_status("leased")[0]["id"] == stale.id
+
+
+def test_a_refused_batch_fails_every_item_of_ack_many(slow_acks):
+    h = slow_acks
+    h.queue.enqueue("email", 1)
+    h.queue.enqueue("email", 2)
+    with h.client(worker_id="w1") as client:
+        tasks = client.lease(2)
+        h.raft.script = lambda body: [(b"err", {
+            "rid": body["rid"], "code": "no_leader", "message": "election"})]
+        rid = client.send_ack_many(tasks)
+        reply = wait_for(lambda: client.recv(50))
+    assert reply.rid == rid and all(isinstance(e, NoLeader) for e in reply.results)
+
+
+def test_bad_ack_many_is_refused_whole_naming_the_field(harness):
+    harness.queue.enqueue("email", 1)
+    with harness.client(worker_id="w1") as client:
+        task = client.lease(1)[0]
+        good = {"id": task.id, "token": task.lease_token}
+        for body, field in [({"items": [good]}, "worker_id"),
+                            ({"worker_id": "w1", "items": []}, "items"),
+                            ({"worker_id": "w1", "items": [good] * 1_001}, "items"),
+                            ({"worker_id": "w1", "items": [good, {"token": "1.0"}]},
+                             "items[1].id"),
+                            ({"worker_id": "w1", "items": [good, {"id": "x", "bogus": 1}]},
+                             "items[1].bogus"),
+                            ({"worker_id": "w1", "items": [good, {"id": "x", "token": 5}]},
+                             "items[1].token"),
+                            ({"worker_id": "w1", "items": [good, "x"]}, "items[1]")]:
+            client._send(b"ack_many", dict(body))
+            reply = wait_for(lambda: client.recv(50))
+            assert isinstance(reply.error, InvalidRequest), body
+            assert reply.error.field == field
+    assert [cmd["op"] for cmd in harness.raft.commands] == ["lease"]
+    assert harness.queue.by_status("leased")

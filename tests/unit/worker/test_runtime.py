@@ -263,3 +263,30 @@ def test_stop_now_leaves_leases_to_expire(env):
     assert not thread.is_alive()
     assert env.statuses()[task_id] == "leased"
     gate.set()
+
+
+def test_automatic_prefetch_follows_the_handlers_rate():
+    runtime = WorkerRuntime(Worker(), RuntimeConfig("w", concurrency=4))
+    assert runtime._capacity == 8 and runtime.config.max_capacity == 104
+    runtime._maybe_tune_capacity(10.0)  # the first window starts
+    runtime.counts.acked = 500  # 500 tasks in 0.125 s: 4,000/s, 200 in AUTO_BUFFER_S
+    runtime._maybe_tune_capacity(10.125)
+    assert runtime._capacity == 4 + 100  # the buffer grows, up to its bound
+    runtime._maybe_tune_capacity(10.2)  # within the window: unchanged
+    assert runtime._capacity == 104
+    runtime.counts.acked += 1  # the handlers slowed down: the rate halves per window
+    runtime._maybe_tune_capacity(10.25)
+    assert runtime._capacity == 4 + 100
+    runtime._maybe_tune_capacity(10.375)
+    assert runtime._capacity == 4 + 50
+    for step in range(1, 12):
+        runtime._maybe_tune_capacity(10.375 + step * 0.125)
+    assert runtime._capacity == 8  # back to concurrency + concurrency
+
+
+def test_a_fixed_prefetch_is_never_tuned():
+    runtime = WorkerRuntime(Worker(), RuntimeConfig("w", concurrency=2, prefetch=1))
+    runtime._maybe_tune_capacity(1.0)
+    runtime.counts.acked = 10_000
+    runtime._maybe_tune_capacity(2.0)
+    assert runtime._capacity == 3 == runtime.config.max_capacity

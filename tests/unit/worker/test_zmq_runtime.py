@@ -8,10 +8,13 @@ import time
 from prometheus_client import CollectorRegistry
 
 from dqueue.api.gateway import WorkerGateway
+from dqueue.client.errors import LeaseConflict, NoLeader, ServerError
+from dqueue.client.task import Task
+from dqueue.client.zmq_client import Reply
 from dqueue.config import NodeConfig
-from dqueue.worker.app import Worker
+from dqueue.worker.app import Completion, Verdict, Worker
 from dqueue.worker.runtime import RuntimeConfig
-from dqueue.worker.zmq_runtime import ZmqRuntime
+from dqueue.worker.zmq_runtime import Request, ZmqRuntime
 from tests.unit.client.fakes import FakeQueue, FakeRaft, wait_for
 
 
@@ -84,3 +87,97 @@ def test_a_lease_answered_after_the_worker_gave_up_is_still_used(tmp_path):
             gateway.stop()
             gateway_thread.join(5)
     assert queue.tasks[task_id]["attempts"] == 1  # processed, not left to expire
+
+
+class RecordingClient:
+    """Stands in for the ZmqWorkerClient of a runtime's I/O thread: records what is sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, list[str]]] = []
+
+    def _record(self, op: str, tasks: list[Task]) -> int:
+        self.sent.append((op, [t.id for t in tasks]))
+        return len(self.sent)
+
+    def send_ack_many(self, tasks: list[Task]) -> int:
+        return self._record("ack_many", list(tasks))
+
+    def send_ack(self, task: Task) -> int:
+        return self._record("ack", [task])
+
+    def send_nack(self, task: Task, reason: str = "", *, dead_letter: bool = False) -> int:
+        return self._record("dead_letter" if dead_letter else "nack", [task])
+
+
+def test_verdicts_found_together_go_as_one_ack_many_and_single_nacks():
+    runtime = ZmqRuntime(Worker(), RuntimeConfig("w1"), "tcp://127.0.0.1:1")
+    client = RecordingClient()
+    runtime._client = client  # type: ignore[assignment]
+    tasks = [Task(id=f"t{i}", type="t") for i in range(5)]
+    verdicts = [Verdict.ACK, Verdict.NACK, Verdict.ACK, Verdict.DEAD_LETTER, Verdict.ACK]
+    runtime._outbox = [Completion(t, v, "r") for t, v in zip(tasks, verdicts, strict=True)]
+    runtime._read_outbox(time.monotonic())
+    assert sorted(client.sent) == sorted([("ack_many", ["t0", "t2", "t4"]), ("nack", ["t1"]),
+                                          ("dead_letter", ["t3"])])
+    # A lone ack goes as a plain ack.
+    runtime._outbox = [Completion(Task(id="t9", type="t"), Verdict.ACK)]
+    runtime._read_outbox(time.monotonic())
+    assert client.sent[-1] == ("ack", ["t9"])
+
+
+def test_falls_back_to_single_acks_when_the_gateway_refuses_ack_many(tmp_path, monkeypatch):
+    def older_gateway(self, identity, rid, body, router, ipc, now):
+        self._send_error(router, identity, rid, "unknown_kind", "unknown message kind")
+
+    monkeypatch.setattr(WorkerGateway, "_handle_ack_many", older_gateway)
+    config = NodeConfig(id="n1", data_dir=str(tmp_path), worker_addr="127.0.0.1:0")
+    queue = FakeQueue()
+    gate = threading.Barrier(3)
+    worker = Worker()
+    worker.register("t", lambda p, c: gate.wait(10))  # three finish together (most often)
+    for i in range(3):
+        queue.enqueue("t", i)
+    with FakeRaft(config.ipc_endpoint(), queue):
+        gateway, gateway_thread = start_gateway(config)
+        runtime = ZmqRuntime(worker, RuntimeConfig("w1", concurrency=3, wait_ms=200),
+                             gateway.endpoint)
+        thread = threading.Thread(target=runtime.run, daemon=True)
+        thread.start()
+        try:
+            wait_for(lambda: queue.counts()["completed"] == 3)
+            wait_for(lambda: runtime.held_count() == 0)
+        finally:
+            runtime.drain()
+            thread.join(10)
+            gateway.stop()
+            gateway_thread.join(5)
+    assert runtime.counts.acked == 3 and not thread.is_alive()
+
+
+def test_an_acked_reply_forgets_done_items_and_retries_those_without_a_leader():
+    runtime = ZmqRuntime(Worker(), RuntimeConfig("w1"), "tcp://127.0.0.1:1")
+    client = RecordingClient()
+    runtime._client = client  # type: ignore[assignment]
+    tasks = [Task(id=f"t{i}", type="t") for i in range(3)]
+    runtime._settling.update(t.id for t in tasks)
+    now = time.monotonic()
+    request = Request("ack_many", tasks, now)
+    runtime._handle_acked(request, Reply("acked", 1, results=(
+        None, NoLeader("election"), LeaseConflict("taken", code="lease_conflict"))), now)
+    assert runtime._settling == {"t1"}  # done and refused are forgotten; t1 waits for a retry
+    [(_, retry)] = runtime._retries
+    assert retry.op == "ack_many" and [t.id for t in retry.tasks] == ["t1"]
+
+
+def test_an_older_gateway_refusing_ack_many_gets_single_acks():
+    runtime = ZmqRuntime(Worker(), RuntimeConfig("w1"), "tcp://127.0.0.1:1")
+    client = RecordingClient()
+    runtime._client = client  # type: ignore[assignment]
+    tasks = [Task(id=f"t{i}", type="t") for i in range(2)]
+    now = time.monotonic()
+    refusal = ServerError("unknown message kind", code="unknown_kind")
+    runtime._handle_acked(Request("ack_many", tasks, now), Reply("err", 1, error=refusal), now)
+    assert client.sent == [("ack", ["t0"]), ("ack", ["t1"])]
+    runtime._outbox = [Completion(t, Verdict.ACK) for t in tasks]
+    runtime._read_outbox(now)
+    assert client.sent[2:] == [("ack", ["t0"]), ("ack", ["t1"])]  # and from then on
