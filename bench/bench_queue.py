@@ -18,7 +18,7 @@ import os
 import time
 import tracemalloc
 
-from dqueue.queue import Ack, Enqueue, Lease, NewTask, QueueConfig, QueueState
+from dqueue.queue import Ack, AckBatch, Enqueue, Lease, Nack, NewTask, QueueConfig, QueueState
 
 TYPES = ("email", "sms", "push", "report")
 
@@ -31,13 +31,15 @@ def make_payload(i: int, payload_bytes: int) -> dict[str, str]:
     return head
 
 
-def make_enqueues(count: int, payload_bytes: int, batch: int) -> list[Enqueue]:
+def make_enqueues(count: int, payload_bytes: int, batch: int, first: int = 0,
+                  now_ms: int | None = None) -> list[Enqueue]:
+    """Enqueues of tasks ``first`` to ``first + count - 1``, ``batch`` tasks per command."""
     commands = []
-    for start in range(0, count, batch):
+    for start in range(first, first + count, batch):
         tasks = tuple(NewTask(id=f"{i:032x}", type=TYPES[i % len(TYPES)],
                               payload=make_payload(i, payload_bytes), priority=i % 3)
-                      for i in range(start, min(start + batch, count)))
-        commands.append(Enqueue(tasks=tasks, now_ms=1_000 + start))
+                      for i in range(start, min(start + batch, first + count)))
+        commands.append(Enqueue(tasks=tasks, now_ms=1_000 + start if now_ms is None else now_ms))
     return commands
 
 
@@ -53,7 +55,13 @@ class Timer:
         self.cpu_s = time.process_time() - self.cpu_s
 
     def rate(self, count: int) -> str:
-        return f"{count / self.wall_s:10,.0f}/s wall {count / self.cpu_s:10,.0f}/s cpu"
+        return rate(count, self.wall_s, self.cpu_s)
+
+
+def rate(count: int, wall_s: float, cpu_s: float) -> str:
+    """Rates per wall and CPU second, and the CPU microseconds per item."""
+    return (f"{count / wall_s:10,.0f}/s wall {count / cpu_s:10,.0f}/s cpu "
+            f"{cpu_s / count * 1e6:6.2f} us cpu each")
 
 
 def fill(state: QueueState, commands: list[Enqueue], index: int) -> tuple[int, Timer]:
@@ -75,7 +83,9 @@ def fill(state: QueueState, commands: list[Enqueue], index: int) -> tuple[int, T
     return index, timer
 
 
-def lease_ack_cycles(state: QueueState, cycles: int, index: int, typed: bool) -> Timer:
+def lease_ack_cycles(state: QueueState, cycles: int, index: int, typed: bool,
+                     nack: bool = False) -> tuple[int, Timer]:
+    """Lease one task and ack it (or nack it: it goes back to pending after a backoff)."""
     now_ms = state.clock_ms
     leases = [Lease(worker_id="w1", types=(TYPES[i % len(TYPES)],) if typed else None,
                     now_ms=now_ms) for i in range(cycles)]
@@ -84,9 +94,52 @@ def lease_ack_cycles(state: QueueState, cycles: int, index: int, typed: bool) ->
             index += 1
             task = state.apply(lease, index)["value"]["tasks"][0]
             index += 1
-            state.apply(Ack(id=task["id"], worker_id="w1", token=task["lease"]["token"],
-                            now_ms=now_ms), index)
-    return timer
+            if nack:
+                state.apply(Nack(id=task["id"], worker_id="w1", token=task["lease"]["token"],
+                                 reason="boom", now_ms=now_ms), index)
+            else:
+                state.apply(Ack(id=task["id"], worker_id="w1", token=task["lease"]["token"],
+                                now_ms=now_ms), index)
+    return index, timer
+
+
+def lease_batch_cycles(state: QueueState, tasks: int, batch: int,
+                       index: int) -> tuple[int, list[tuple[float, float]]]:
+    """Lease ``batch`` tasks per command and ack them with one ``ack_batch`` command.
+
+    Returns the index and the (wall, CPU) seconds of the lease applies and of the ack_batch
+    applies (the ack commands are built from the lease answers outside the timed part).
+    """
+    now_ms = state.clock_ms
+    leases = [Lease(worker_id="w1", max_tasks=batch, now_ms=now_ms)
+              for _ in range(tasks // batch)]
+    spent = [[0.0, 0.0], [0.0, 0.0]]
+    for lease in leases:
+        index += 1
+        wall_s, cpu_s = time.perf_counter(), time.process_time()
+        leased = state.apply(lease, index)["value"]["tasks"]
+        spent[0][0] += time.perf_counter() - wall_s
+        spent[0][1] += time.process_time() - cpu_s
+        acks = AckBatch(items=tuple(Ack(id=t["id"], worker_id="w1", token=t["lease"]["token"],
+                                        now_ms=now_ms) for t in leased), now_ms=now_ms)
+        index += 1
+        wall_s, cpu_s = time.perf_counter(), time.process_time()
+        state.apply(acks, index)
+        spent[1][0] += time.perf_counter() - wall_s
+        spent[1][1] += time.process_time() - cpu_s
+    return index, [(wall, cpu) for wall, cpu in spent]
+
+
+def top_up(state: QueueState, target: int, index: int, payload_bytes: int,
+           first: int) -> tuple[int, int]:
+    """Enqueue (untimed) until ``target`` tasks are pending; return the index and next id."""
+    missing = target - state.stats()["by_status"]["pending"]
+    if missing > 0:
+        for command in make_enqueues(missing, payload_bytes, 100, first, state.clock_ms):
+            index += 1
+            state.apply(command, index)
+        first += missing
+    return index, first
 
 
 def memory_per_task(count: int, payload_bytes: int) -> float:
@@ -127,11 +180,17 @@ def run(count: int, payload_bytes: int) -> None:
         print(f"enqueue, {label + ':':38}{timer.rate(count)} tasks")
         del batched, batches
     cycles = min(count // 2, 100_000)
-    for typed in (False, True):
-        timer = lease_ack_cycles(state, cycles, index, typed)
-        index += 2 * cycles
-        label = "lease(1 type)+ack" if typed else "lease(any)+ack   "
+    next_id = count
+    for typed, nack in ((False, False), (True, False), (False, True)):
+        index, next_id = top_up(state, count, index, payload_bytes, next_id)
+        index, timer = lease_ack_cycles(state, cycles, index, typed, nack)
+        label = ("lease(1 type)+ack" if typed else "lease(any)+nack  " if nack
+                 else "lease(any)+ack   ")
         print(f"{label} cycles:       {timer.rate(cycles)} cycles")
+    index, next_id = top_up(state, count, index, payload_bytes, next_id)
+    index, spent = lease_batch_cycles(state, cycles, 100, index)
+    print(f"{'lease, 100 tasks per command:':47}{rate(cycles, *spent[0])} tasks")
+    print(f"{'ack_batch, 100 acks per command:':47}{rate(cycles, *spent[1])} acks")
     with Timer() as snap:
         data = state.snapshot()
     restored = QueueState(QueueConfig())

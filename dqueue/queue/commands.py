@@ -265,6 +265,56 @@ _NEW_TASK_KEYS = frozenset({"id", "type", "payload", "priority", "max_retries",
                             "idempotency_key", "delay_ms"})
 
 
+# Exact types of the values a flat payload may hold without a closer look (floats need one).
+_FLAT_TYPES = frozenset({str, int, bool, type(None)})
+_STR_TYPE = frozenset({str})
+
+
+def _is_flat_json(value: Any) -> bool:
+    """Whether ``value`` is a scalar, or a list or str-keyed dict of scalars (no floats).
+
+    Such a value passes ``_check_json``; the check runs in C (``map(type, ...)``), which is
+    what makes the common payload of an enqueue cheap to validate.
+    """
+    kind = type(value)
+    if kind in _FLAT_TYPES:
+        return True
+    if kind is dict:
+        return (_STR_TYPE.issuperset(map(type, value))
+                and _FLAT_TYPES.issuperset(map(type, value.values())))
+    return kind is list and _FLAT_TYPES.issuperset(map(type, value))
+
+
+def _is_id(value: Any) -> bool:
+    return type(value) is str and 0 < len(value) <= MAX_ID_CHARS
+
+
+def _new_task_fast(obj: Any) -> NewTask | None:
+    """The task of a plain task of the common shape, or None: then ``_new_task`` decides.
+
+    For every ``obj`` it accepts, the result equals ``_new_task(obj, prefix)``; it accepts
+    only exact types (no subclasses, no floats in the payload), so whatever it refuses is
+    checked, and named, by the full validation.
+    """
+    if type(obj) is not dict or not _NEW_TASK_KEYS.issuperset(obj):
+        return None
+    get = obj.get
+    task_id, task_type, payload = get("id"), get("type"), get("payload")
+    priority, max_retries = get("priority"), get("max_retries")
+    key, delay_ms = get("idempotency_key"), get("delay_ms")
+    if (_is_id(task_id) and _is_id(task_type) and _is_flat_json(payload)
+            and (priority is None or (type(priority) is int
+                                      and INT64_MIN <= priority <= INT64_MAX))
+            and (max_retries is None or (type(max_retries) is int
+                                         and 0 <= max_retries <= MAX_RETRIES))
+            and (key is None or _is_id(key))
+            and (delay_ms is None or (type(delay_ms) is int and 0 <= delay_ms <= MAX_DELAY_MS))):
+        return NewTask(id=task_id, type=task_type, payload=payload,
+                       priority=0 if priority is None else priority, max_retries=max_retries,
+                       idempotency_key=key, delay_ms=0 if delay_ms is None else delay_ms)
+    return None
+
+
 def _new_task(obj: Any, prefix: str) -> NewTask:
     if not isinstance(obj, Mapping):
         raise InvalidCommand(prefix.rstrip("."), "each task must be an object")
@@ -283,8 +333,11 @@ def _enqueue(obj: Mapping[str, Any], now_ms: int) -> Enqueue:
     tasks = obj.get("tasks")
     if not isinstance(tasks, list) or not 1 <= len(tasks) <= MAX_BATCH:
         raise InvalidCommand("tasks", f"tasks must be a list of 1 to {MAX_BATCH} tasks")
-    return Enqueue(tasks=tuple(_new_task(t, f"tasks[{i}].") for i, t in enumerate(tasks)),
-                   now_ms=now_ms)
+    parsed = []
+    for position, task in enumerate(tasks):
+        new = _new_task_fast(task)
+        parsed.append(new if new is not None else _new_task(task, f"tasks[{position}]."))
+    return Enqueue(tasks=tuple(parsed), now_ms=now_ms)
 
 
 def _types(obj: Mapping[str, Any]) -> tuple[str, ...] | None:
@@ -313,7 +366,13 @@ def _ack(obj: Mapping[str, Any], now_ms: int) -> Ack:
 _ACK_ITEM_KEYS = frozenset({"id", "worker_id", "token"})
 
 
-def _ack_item(obj: Any, prefix: str, now_ms: int) -> Ack:
+def _ack_item(obj: Any, position: int, now_ms: int) -> Ack:
+    if type(obj) is dict and _ACK_ITEM_KEYS.issuperset(obj):
+        # The common shape, checked without the helpers; anything else gets the full check.
+        task_id, worker_id, token = obj.get("id"), obj.get("worker_id"), obj.get("token")
+        if _is_id(task_id) and _is_id(worker_id) and (token is None or _is_id(token)):
+            return Ack(id=task_id, worker_id=worker_id, token=token, now_ms=now_ms)
+    prefix = f"items[{position}]."
     if not isinstance(obj, Mapping):
         raise InvalidCommand(prefix.rstrip("."), "each item must be an object")
     _check_keys(obj, _ACK_ITEM_KEYS, prefix)
@@ -325,8 +384,8 @@ def _ack_batch(obj: Mapping[str, Any], now_ms: int) -> AckBatch:
     items = obj.get("items")
     if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
         raise InvalidCommand("items", f"items must be a list of 1 to {MAX_BATCH} acks")
-    return AckBatch(items=tuple(_ack_item(item, f"items[{i}].", now_ms)
-                                for i, item in enumerate(items)), now_ms=now_ms)
+    return AckBatch(items=tuple([_ack_item(item, position, now_ms)
+                                 for position, item in enumerate(items)]), now_ms=now_ms)
 
 
 def _nack(obj: Mapping[str, Any], now_ms: int) -> Nack:
@@ -392,12 +451,14 @@ def command_from_plain(obj: Any) -> Command:
     Raises:
         InvalidCommand: naming the first bad field; nothing else, whatever the input.
     """
-    if not isinstance(obj, Mapping):
+    if type(obj) is not dict and not isinstance(obj, Mapping):
         raise InvalidCommand("op", "a command must be an object")
     op = obj.get("op")
     if not isinstance(op, str) or op not in _PARSERS:
         raise InvalidCommand("op", f"op must be one of {', '.join(sorted(_PARSERS))}")
-    _check_keys(obj, _ALLOWED[op])
+    allowed = _ALLOWED[op]
+    if not allowed.issuperset(obj):
+        _check_keys(obj, allowed)  # names the first unknown field
     now_ms = _integer(obj, "now_ms", 0, INT64_MAX, 0)
     parser, _ = _PARSERS[op]
     return parser(obj, now_ms)

@@ -7,8 +7,7 @@ Applying the same commands at the same indexes gives the same outcomes and the s
 bytes on every member (Raft paper section 5.3: state machines apply the same log in order).
 
 Indexes (all heaps use lazy deletion: an entry is checked against its task when it surfaces):
-- ready heaps, one for all types and one per type, keyed ``(-priority, seq)``, holding pending
-  tasks whose ``visible_at_ms <= clock_ms``; one tuple is shared by both heaps;
+- the ready index (ready.py) of pending tasks whose ``visible_at_ms <= clock_ms``;
 - the delayed heap ``(visible_at_ms, seq)`` of pending tasks not yet visible;
 - the lease heap ``(expires_at_ms, seq, epoch)``: expiry costs O(log n) per expired lease;
 - the finished heap ``(prune_at_ms, seq)`` of completed, cancelled and dead tasks;
@@ -23,12 +22,11 @@ from collections.abc import Callable, Iterable
 from heapq import heappop, heappush
 from typing import Any
 
-from dqueue.queue import commands
+from dqueue.queue import commands, reads
 from dqueue.queue import snapshot as snapshot_codec
 from dqueue.queue.backoff import backoff_ms
 from dqueue.queue.config import QueueConfig
 from dqueue.queue.events import MAX_BUFFERED_EVENTS, Event, EventLog, QueueEvent
-from dqueue.queue.heaps import iter_due
 from dqueue.queue.ready import ReadyIndex
 from dqueue.queue.task import FINISHED, Task, TaskStatus
 
@@ -37,6 +35,11 @@ Outcome = dict[str, Any]
 LEASE_EXPIRED = "lease expired"
 _PENDING = TaskStatus.PENDING
 _LEASED = TaskStatus.LEASED
+_COMPLETED = TaskStatus.COMPLETED
+
+
+# What a handler returns when ``apply`` was told that nobody reads the outcome.
+_UNANSWERED: Outcome = {"ok": True, "value": None}
 
 
 def _ok(value: dict[str, Any]) -> Outcome:
@@ -59,6 +62,8 @@ class QueueState:
     def __init__(self, config: QueueConfig | None = None,
                  max_buffered_events: int = MAX_BUFFERED_EVENTS) -> None:
         self.config = config if config is not None else QueueConfig()
+        # Whether the command being applied needs its outcome (see apply).
+        self._reply = True
         # Process-local, not replicated: kept by restore, absent from snapshots (events.py).
         self._events = EventLog(max_buffered_events)
         self._handlers: dict[type, Callable[[Any, int], Outcome]] = {
@@ -91,12 +96,15 @@ class QueueState:
 
     # ------------------------------------------------------------------ apply
 
-    def apply(self, command: commands.Command, index: int) -> Outcome:
+    def apply(self, command: commands.Command, index: int, reply: bool = True) -> Outcome | None:
         """Apply one committed command and return its plain outcome.
 
         Args:
             command: A command built by ``command_from_plain`` (or directly).
             index: The Raft log index of the entry; lease tokens derive from it.
+            reply: False when nobody waits for the outcome (a member that does not answer the
+                request): the state changes exactly as with True, but the frequent commands
+                skip building the plain forms of their tasks, and None is returned.
 
         Raises:
             ValueError: if ``index`` does not increase (a bug in the caller, never bad input).
@@ -107,9 +115,10 @@ class QueueState:
         if command.now_ms > self.clock_ms:
             self.clock_ms = command.now_ms
         self._advance()
+        self._reply = reply
         outcome = self._handlers[type(command)](command, index)
         self._drop_stale_tops()
-        return outcome
+        return outcome if reply else None
 
     def _advance(self) -> None:
         """Bring every index up to ``clock_ms``: expire leases, reveal delayed tasks, prune."""
@@ -176,8 +185,7 @@ class QueueState:
 
     def _finish(self, task: Task, status: TaskStatus) -> None:
         self._set_status(task, status)
-        heappush(self._finished,
-                       (task.updated_at_ms + self.config.retention_ms, task.seq, task))
+        heappush(self._finished, (task.updated_at_ms + self.config.retention_ms, task.seq, task))
 
     def _maybe_prune(self, task: Task, seq: int) -> None:
         if (task.status not in FINISHED or self._tasks.get(task.id) is not task
@@ -207,13 +215,10 @@ class QueueState:
             if entry is not None and entry[0] == task.id:
                 del self._dedup[key]
 
-    def _clear_lease(self, task: Task) -> None:
-        task.lease_worker = task.lease_token = task.lease_expires_at_ms = None
-
     def _fail_attempt(self, task: Task, at_ms: int, error: str | None,
                       dead_letter: bool) -> None:
         """End the current lease as a failed attempt: retry after backoff, or dead-letter."""
-        self._clear_lease(task)
+        task.lease_worker = task.lease_token = task.lease_expires_at_ms = None
         task.last_error = error
         task.updated_at_ms = at_ms
         if dead_letter or task.attempts >= task.max_retries:
@@ -233,6 +238,17 @@ class QueueState:
             return self._enqueue_one(new_tasks[0])
         if len(new_tasks) > self.config.max_batch:
             return _fail("invalid", f"tasks: at most {self.config.max_batch} per enqueue")
+        ids = {new.id for new in new_tasks}
+        if (len(ids) == len(new_tasks) and self._tasks.keys().isdisjoint(ids)
+                and all(new.idempotency_key is None for new in new_tasks)):
+            # The common batch: fresh distinct ids and no keys, so nothing can fail or repeat.
+            create = self._create
+            if not self._reply:
+                for new in new_tasks:
+                    create(new)
+                return _UNANSWERED
+            tasks = [create(new).to_plain() for new in new_tasks]
+            return _ok({"tasks": tasks, "duplicates": [False] * len(tasks)})
         clock_ms = self.clock_ms
         dedup = self._dedup
         # Validate the whole batch before changing anything: all or nothing.
@@ -282,7 +298,10 @@ class QueueState:
                     return _ok({"tasks": [original.to_plain()], "duplicates": [True]})
         if new.id in self._tasks:
             return _fail("invalid", f"tasks[0].id: task {new.id} exists")
-        return _ok({"tasks": [self._create(new).to_plain()], "duplicates": [False]})
+        task = self._create(new)
+        if not self._reply:
+            return _UNANSWERED
+        return {"ok": True, "value": {"tasks": [task.to_plain()], "duplicates": [False]}}
 
     def _create(self, new: commands.NewTask) -> Task:
         """Add a new pending task (its id is known to be free) and index it."""
@@ -301,11 +320,11 @@ class QueueState:
         if members is None:
             members = pending[task_type] = {}
         members[new.id] = task
+        task.epoch = 1
         if new.delay_ms:
-            task.epoch = 1
             heappush(self._delayed, (task.visible_at_ms, task.seq, 1, task))
         else:
-            self._push_ready(task)
+            self._ready.push(task)
         if key is not None:
             expires_at_ms = clock_ms + self.config.dedup_window_ms
             self._dedup[key] = (new.id, expires_at_ms)
@@ -323,23 +342,35 @@ class QueueState:
         leased: list[dict[str, Any]] = []
         ready = self._ready
         heaps = ready.heaps_for(cmd.types)
-        counts = self._events.leased
+        if not heaps:
+            return _ok({"tasks": leased})
+        # The loop below is _set_status and the lease upkeep, inlined: it runs once per task.
+        pop, leases, counts = ready.pop, self._leases, self._events.leased
+        pending, holders = self._by_status[_PENDING], self._by_status[_LEASED]
+        worker_id = cmd.worker_id
+        token_prefix = f"{index}."
+        reply = self._reply
         for position in range(cmd.max_tasks):
-            task = ready.pop(heaps) if heaps else None
+            task = pop(heaps)
             if task is None:
                 break
-            ready.leave(task)
-            self._set_status(task, _LEASED)
+            task_type, task_id = task.type, task.id
+            del pending[task_type][task_id]
+            members = holders.get(task_type)
+            if members is None:
+                members = holders[task_type] = {}
+            members[task_id] = task
+            task.status = _LEASED
             task.attempts += 1
-            token = f"{index}.{position}"
-            task.lease_worker = cmd.worker_id
-            task.lease_token = token
+            task.lease_worker = worker_id
+            task.lease_token = token_prefix + str(position)  # "index.position"
             task.lease_expires_at_ms = expires_at_ms
             task.updated_at_ms = clock_ms
             task.epoch = epoch = task.epoch + 1
-            heappush(self._leases, (expires_at_ms, task.seq, epoch, task))
-            counts[task.type] = counts.get(task.type, 0) + 1
-            leased.append(task.to_plain())
+            heappush(leases, (expires_at_ms, task.seq, epoch, task))
+            counts[task_type] = counts.get(task_type, 0) + 1
+            if reply:
+                leased.append(task.to_plain())
         return _ok({"tasks": leased})
 
     def _holder(self, task_id: str, worker_id: str, token: str | None) -> Task | Outcome:
@@ -364,11 +395,23 @@ class QueueState:
                 and (token is None or token == task.lease_token):
             task.done_worker, task.done_token = task.lease_worker, task.lease_token
             task.lease_worker = task.lease_token = task.lease_expires_at_ms = None
-            task.updated_at_ms = self.clock_ms
-            self._finish(task, TaskStatus.COMPLETED)
+            task.updated_at_ms = clock_ms = self.clock_ms
+            # _finish(task, COMPLETED), inlined: this runs once per acked task.
+            task_type, task_id = task.type, task.id
+            by_status = self._by_status
+            del by_status[_LEASED][task_type][task_id]
+            done = by_status[_COMPLETED]
+            members = done.get(task_type)
+            if members is None:
+                members = done[task_type] = {}
+            members[task_id] = task
+            task.status = _COMPLETED
+            heappush(self._finished, (clock_ms + self.config.retention_ms, task.seq, task))
             counts = self._events.acked
-            counts[task.type] = counts.get(task.type, 0) + 1
-            return _ok({"task": task.to_plain()})
+            counts[task_type] = counts.get(task_type, 0) + 1
+            if not self._reply:
+                return _UNANSWERED
+            return {"ok": True, "value": {"task": task.to_plain()}}
         if (task is not None and task.status is TaskStatus.COMPLETED
                 and task.done_worker == cmd.worker_id
                 and (token is None or token == task.done_token)):
@@ -377,7 +420,12 @@ class QueueState:
 
     def _ack_batch(self, cmd: commands.AckBatch, index: int) -> Outcome:
         # Each item acts exactly as a lone ack at this index (the clock moved once, for all).
-        return _ok({"results": [self._ack(item, index) for item in cmd.items]})
+        ack = self._ack
+        if not self._reply:
+            for item in cmd.items:
+                ack(item, index)
+            return _UNANSWERED
+        return _ok({"results": [ack(item, index) for item in cmd.items]})
 
     def _nack(self, cmd: commands.Nack, index: int) -> Outcome:
         held = self._holder(cmd.id, cmd.worker_id, cmd.token)
@@ -386,6 +434,8 @@ class QueueState:
         counts = self._events.nacked
         counts[held.type] = counts.get(held.type, 0) + 1
         self._fail_attempt(held, self.clock_ms, cmd.reason, cmd.dead_letter)
+        if not self._reply:
+            return _UNANSWERED
         return _ok({"task": held.to_plain()})
 
     def _extend(self, cmd: commands.Extend, index: int) -> Outcome:
@@ -410,7 +460,7 @@ class QueueState:
             return _fail("invalid_state", f"id: task {cmd.id} is {task.status.value}, "
                                           f"only a pending task can be cancelled")
         if task.visible_at_ms <= self.clock_ms:
-            self._ready.leave(task)
+            self._ready.remove(task)
         task.updated_at_ms = self.clock_ms
         self._finish(task, TaskStatus.CANCELLED)
         return _ok({"task": task.to_plain()})
@@ -458,19 +508,7 @@ class QueueState:
 
     def stats(self) -> dict[str, Any]:
         """Return counts by status, by type and status, and the cluster clock."""
-        by_status = {status.value: 0 for status in TaskStatus}
-        by_type: dict[str, dict[str, int]] = {}
-        for status, members_by_type in self._by_status.items():
-            for task_type, members in members_by_type.items():
-                if not members:
-                    continue
-                by_status[status.value] += len(members)
-                counts = by_type.get(task_type)
-                if counts is None:
-                    counts = by_type[task_type] = {s.value: 0 for s in TaskStatus}
-                counts[status.value] = len(members)
-        return {"by_status": by_status, "by_type": dict(sorted(by_type.items())),
-                "clock_ms": self.clock_ms}
+        return reads.stats(self._by_status, self.clock_ms)
 
     def list_tasks(self, status: str, type: str | None = None, limit: int = 100,
                    cursor: str | None = None) -> dict[str, Any]:
@@ -482,46 +520,12 @@ class QueueState:
         Raises:
             commands.InvalidCommand: on a bad status, limit or cursor.
         """
-        try:
-            wanted = TaskStatus(status)
-        except ValueError:
-            raise commands.InvalidCommand("status", f"status must be one of "
-                                           f"{', '.join(s.value for s in TaskStatus)}") from None
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1_000:
-            raise commands.InvalidCommand("limit", "limit must be an integer from 1 to 1000")
-        after = -1
-        if cursor is not None:
-            if not isinstance(cursor, str) or not cursor.isdigit():
-                raise commands.InvalidCommand("cursor", "cursor must come from a previous listing")
-            after = int(cursor)
-        members_by_type = self._by_status[wanted]
-        if type is not None:
-            groups: Iterable[dict[str, Task]] = [members_by_type.get(type, {})]
-        else:
-            groups = members_by_type.values()
-        candidates = (t for members in groups for t in members.values() if t.seq > after)
-        page = heapq.nsmallest(limit + 1, candidates, key=lambda t: t.seq)
-        next_cursor = str(page[limit - 1].seq) if len(page) > limit else None
-        return {"tasks": [t.to_plain() for t in page[:limit]], "next_cursor": next_cursor}
+        return reads.list_tasks(self._by_status, status, type, limit, cursor)
 
     def has_visible(self, types: Iterable[str] | None, now_ms: int) -> bool:
         """Whether a lease of ``types`` (None: any) applied at ``now_ms`` would get a task."""
-        wanted = None if types is None else set(types)
-        if self._ready.has_any(wanted):
-            return True
-        for _, _, epoch, task in iter_due(self._delayed, now_ms):
-            if task.status is _PENDING and task.epoch == epoch and (
-                    wanted is None or task.type in wanted):
-                return True
-        # A lease expiring by now_ms makes its task visible if its backoff has run out too.
-        for expires_at_ms, _, epoch, task in iter_due(self._leases, now_ms):
-            if (task.status is _LEASED and task.epoch == epoch
-                    and (wanted is None or task.type in wanted)
-                    and task.attempts < task.max_retries
-                    and expires_at_ms + backoff_ms(self.config, task.id, task.attempts)
-                    <= max(now_ms, self.clock_ms)):
-                return True
-        return False
+        return reads.has_visible(self._ready, self._delayed, self._leases, self.config,
+                                 max(now_ms, self.clock_ms), types, now_ms)
 
     def next_deadline_ms(self) -> int | None:
         """Earliest lease expiry or delayed visibility, or None when nothing waits on time."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import dqueue.queue as dq
 
@@ -124,3 +126,65 @@ def test_deep_payload_is_rejected() -> None:
     with pytest.raises(dq.InvalidCommand):
         dq.command_from_plain({"op": "enqueue", "tasks": [{"id": "a", "type": "t",
                                                          "payload": payload}]})
+
+
+# ---------------------------------------------------------------- fast paths of the parser
+
+class _Mapping(dict):  # type: ignore[type-arg]
+    """A dict subclass: the parser's fast paths take exact dicts only, so this one is
+    validated by the full checks, the reference the fast paths must agree with."""
+
+
+_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(1 << 64), max_value=1 << 64),
+    st.sampled_from([0, -1, 1, 10_000, 10_001, dq.commands.MAX_DELAY_MS,
+                     dq.commands.MAX_DELAY_MS + 1, dq.commands.INT64_MIN - 1]),
+    st.text(max_size=3), st.just("x" * 256), st.just("x" * 257), st.floats(),
+    st.lists(st.one_of(st.none(), st.integers(), st.text(max_size=2), st.floats()),
+             max_size=3),
+    st.dictionaries(st.one_of(st.text(max_size=2), st.integers()),
+                    st.one_of(st.none(), st.text(max_size=2), st.booleans(), st.floats(),
+                              st.lists(st.integers(), max_size=2)), max_size=3))
+_TASK_FIELDS = ["id", "type", "payload", "priority", "max_retries", "idempotency_key",
+                "delay_ms", "other"]
+
+
+def _parse(plain: dict[str, Any]) -> Any:
+    try:
+        return dq.command_from_plain(plain)
+    except dq.InvalidCommand as exc:
+        return ("invalid", exc.field, exc.message)
+
+
+@given(st.lists(st.dictionaries(st.sampled_from(_TASK_FIELDS), _VALUES, max_size=8),
+                min_size=1, max_size=3), st.data())
+@settings(max_examples=400, deadline=None)
+def test_enqueue_fast_path_agrees_with_the_full_validation(tasks: list[dict[str, Any]],
+                                                           data: st.DataObject) -> None:
+    for task in tasks:  # mostly valid tasks, so the fast path is taken often
+        if data.draw(st.booleans()):
+            task.update(id="a", type="t")
+    fast = _parse({"op": "enqueue", "tasks": tasks})
+    full = _parse({"op": "enqueue", "tasks": [_Mapping(task) for task in tasks]})
+    assert fast == full
+
+
+@given(st.lists(st.dictionaries(st.sampled_from(["id", "worker_id", "token", "other"]),
+                                _VALUES, max_size=4), min_size=1, max_size=3), st.data())
+@settings(max_examples=300, deadline=None)
+def test_ack_batch_fast_path_agrees_with_the_full_validation(items: list[dict[str, Any]],
+                                                             data: st.DataObject) -> None:
+    for item in items:
+        if data.draw(st.booleans()):
+            item.update(id="a", worker_id="w")
+    fast = _parse({"op": "ack_batch", "items": items, "now_ms": 3})
+    full = _parse({"op": "ack_batch", "items": [_Mapping(item) for item in items],
+                   "now_ms": 3})
+    assert fast == full
+
+
+def test_flat_payloads_are_taken_by_the_fast_path() -> None:
+    for payload in (None, "x", 3, True, [1, "a", None], {"to": "x", "n": 1}):
+        assert dq.commands._is_flat_json(payload)
+    for payload in (1.5, [1.5], {"a": [1]}, {1: "a"}, [[1]], _Mapping()):
+        assert not dq.commands._is_flat_json(payload)

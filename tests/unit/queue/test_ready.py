@@ -15,7 +15,6 @@ def make(seq: int, task_type: str, priority: int) -> Task:
 def take(index: ReadyIndex, types: tuple[str, ...] | None) -> Task | None:
     task = index.pop(index.heaps_for(types))
     if task is not None:
-        index.leave(task)
         task.status = TaskStatus.LEASED
     return task
 

@@ -1,0 +1,99 @@
+"""Read-only views of the queue state's indexes: counts, paged listings, lease readiness.
+
+``QueueState`` keeps every task in ``by_status[status][type][id]`` and in its time heaps; these
+functions read them and never change them.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+from typing import Any
+
+from dqueue.queue.backoff import backoff_ms
+from dqueue.queue.commands import InvalidCommand
+from dqueue.queue.config import QueueConfig
+from dqueue.queue.heaps import iter_due
+from dqueue.queue.ready import ReadyIndex
+from dqueue.queue.task import Task, TaskStatus
+
+ByStatus = dict[TaskStatus, dict[str, dict[str, Task]]]
+TimeHeap = list[tuple[int, int, int, Task]]
+
+
+def stats(by_status: ByStatus, clock_ms: int) -> dict[str, Any]:
+    """Return counts by status, by type and status, and the cluster clock."""
+    totals = {status.value: 0 for status in TaskStatus}
+    by_type: dict[str, dict[str, int]] = {}
+    for status, members_by_type in by_status.items():
+        for task_type, members in members_by_type.items():
+            if not members:
+                continue
+            totals[status.value] += len(members)
+            counts = by_type.get(task_type)
+            if counts is None:
+                counts = by_type[task_type] = {s.value: 0 for s in TaskStatus}
+            counts[status.value] = len(members)
+    return {"by_status": totals, "by_type": dict(sorted(by_type.items())), "clock_ms": clock_ms}
+
+
+def list_tasks(by_status: ByStatus, status: str, task_type: str | None, limit: int,
+               cursor: str | None) -> dict[str, Any]:
+    """List tasks of one status (and type) in enqueue order, ``limit`` at a time.
+
+    Costs O(m log limit) for the m tasks of that status and type.
+
+    Raises:
+        InvalidCommand: on a bad status, limit or cursor.
+    """
+    try:
+        wanted = TaskStatus(status)
+    except ValueError:
+        raise InvalidCommand("status", f"status must be one of "
+                                       f"{', '.join(s.value for s in TaskStatus)}") from None
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1_000:
+        raise InvalidCommand("limit", "limit must be an integer from 1 to 1000")
+    after = -1
+    if cursor is not None:
+        if not isinstance(cursor, str) or not cursor.isdigit():
+            raise InvalidCommand("cursor", "cursor must come from a previous listing")
+        after = int(cursor)
+    members_by_type = by_status[wanted]
+    if task_type is not None:
+        groups: Iterable[dict[str, Task]] = [members_by_type.get(task_type, {})]
+    else:
+        groups = members_by_type.values()
+    candidates = (t for members in groups for t in members.values() if t.seq > after)
+    page = heapq.nsmallest(limit + 1, candidates, key=lambda t: t.seq)
+    next_cursor = str(page[limit - 1].seq) if len(page) > limit else None
+    return {"tasks": [t.to_plain() for t in page[:limit]], "next_cursor": next_cursor}
+
+
+def has_visible(ready: ReadyIndex, delayed: TimeHeap, leases: TimeHeap, config: QueueConfig,
+                clock_ms: int, types: Iterable[str] | None, now_ms: int) -> bool:
+    """Whether a lease of ``types`` (None: any) applied at ``now_ms`` would get a task.
+
+    Args:
+        ready: The visible pending tasks.
+        delayed: The ``(visible_at_ms, seq, epoch, task)`` heap of delayed pending tasks.
+        leases: The ``(expires_at_ms, seq, epoch, task)`` heap of leases.
+        config: The queue settings (backoff).
+        clock_ms: The cluster clock such a lease would see: ``max(now_ms, clock_ms)``.
+        types: The lease's types, None for any.
+        now_ms: The lease's time.
+    """
+    wanted = None if types is None else set(types)
+    if ready.has_any(wanted):
+        return True
+    for _, _, epoch, task in iter_due(delayed, now_ms):
+        if task.status is TaskStatus.PENDING and task.epoch == epoch and (
+                wanted is None or task.type in wanted):
+            return True
+    # A lease expiring by now_ms makes its task visible if its backoff has run out too.
+    for expires_at_ms, _, epoch, task in iter_due(leases, now_ms):
+        if (task.status is TaskStatus.LEASED and task.epoch == epoch
+                and (wanted is None or task.type in wanted)
+                and task.attempts < task.max_retries
+                and expires_at_ms + backoff_ms(config, task.id, task.attempts) <= clock_ms):
+            return True
+    return False

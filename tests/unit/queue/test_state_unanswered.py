@@ -1,0 +1,59 @@
+"""``QueueState.apply(..., reply=False)`` changes the state exactly as a reply-building apply.
+
+The model test's machine is reused: a third state gets every command with ``reply=False``
+(the fast paths that skip the plain forms of tasks) and must stay byte-identical to the
+others, with the same event counts and events; the ready index must hold exactly the visible
+pending tasks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import invariant
+from test_state_model import CONFIG, QueueVersusModel
+
+import dqueue.queue as dq
+from dqueue.queue.ready import ready_key
+from dqueue.queue.task import TaskStatus
+
+
+class UnansweredVersusAnswered(QueueVersusModel):
+    """The model test, plus a state applied without replies."""
+
+    def step(self, command: Any) -> dict[str, Any]:
+        if not hasattr(self, "silent"):
+            self.silent = dq.QueueState(CONFIG)
+        real = super().step(command)
+        silent_command = dq.command_from_plain(command.to_plain())
+        assert self.silent.apply(silent_command, self.index, reply=False) is None
+        return real
+
+    @invariant()
+    def unanswered_state_agrees(self) -> None:
+        if not hasattr(self, "silent"):
+            return
+        assert self.silent.snapshot() == self.shadow.snapshot()
+        assert self.silent.event_counts() == self.shadow.event_counts()
+        assert self.silent.drain_events() == self.shadow.drain_events()
+
+    @invariant()
+    def ready_index_holds_the_visible_pending_tasks(self) -> None:
+        if not hasattr(self, "real"):
+            return
+        for state in (self.real, self.shadow):
+            visible = {ready_key(task): task for task in state._tasks.values()
+                       if task.status is TaskStatus.PENDING
+                       and task.visible_at_ms <= state.clock_ms}
+            assert state._ready.tasks == visible
+            for task_type, heap in state._ready.by_type.items():
+                live = {key for key in heap if key in visible}
+                assert live == {k for k, t in visible.items() if t.type == task_type}
+            assert set(visible) <= set(state._ready.all)
+
+
+TestUnansweredVersusAnswered = UnansweredVersusAnswered.TestCase
+TestUnansweredVersusAnswered.settings = settings(
+    max_examples=40, stateful_step_count=30, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow])
