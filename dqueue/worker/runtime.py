@@ -277,7 +277,7 @@ class WorkerRuntime:
             for task in tasks:
                 held[task.id] = Held(task, expires_at)
             self._work.extend(tasks)
-            self._work_ready.notify(len(tasks))
+            self._work_ready.notify()  # one thread; each one woken wakes the next (below)
         return []
 
     def _accept_finished(self, tasks: list[Task]) -> list[Task]:
@@ -398,6 +398,11 @@ class WorkerRuntime:
                     if not work:
                         break
                     task = work.popleft()
+                    if work:
+                        # Chained wake-up: another idle thread only while tasks are left when
+                        # this one starts. Fast handlers then run the batch on the few threads
+                        # already awake instead of waking every thread for a task or two.
+                        self._work_ready.notify()
                     held = held_tasks.get(task.id)
                     if held is None or held.finished:
                         continue  # handed back during a drain before it started
