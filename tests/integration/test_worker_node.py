@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 import textwrap
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -156,3 +157,28 @@ def test_sigterm_drains_without_losing_or_holding_tasks(node, transport):
                  "the rest done by the next worker")
     finally:
         assert stop(follower) == 0
+
+
+def gateway_counter(node: NodeEnv, sample: str) -> float:
+    with urllib.request.urlopen(f"{node.cluster.url('n1')}/metrics", timeout=5) as response:
+        for line in response.read().decode().splitlines():
+            name, _, value = line.rpartition(" ")
+            if name == sample:
+                return float(value)
+    return 0.0
+
+
+def test_zmq_worker_sends_acks_together(node):
+    t = "zmq-4"
+    ids = [task.id for task in node.client.enqueue_many(
+        {"type": f"ok-{t}", "payload": i} for i in range(300))]
+    before = gateway_counter(node, 'dqueue_gateway_requests_total{kind="ack_many"}')
+    proc = node.worker("zmq", [f"ok-{t}"], "--concurrency", "4", name=f"many-{t}")
+    try:
+        wait_for(lambda: all(node.status(i) is TaskStatus.COMPLETED for i in ids), 60,
+                 "all done")
+    finally:
+        assert stop(proc) == 0
+    assert all(node.client.get(i).attempts == 1 for i in ids[:20])
+    # 300 no-op tasks on 4 threads: acks found ready together go as one message.
+    assert gateway_counter(node, 'dqueue_gateway_requests_total{kind="ack_many"}') > before
