@@ -72,10 +72,9 @@ def normalize_endpoint(addr: str) -> str:
 
 
 _STATUS_BY_TEXT = {status.value: status for status in TaskStatus}
-_PLAIN_INT_FIELDS = ("priority", "max_retries", "attempts", "created_at_ms", "updated_at_ms",
-                     "visible_at_ms")
-_PLAIN_KEYS = frozenset({"id", "type", "payload", "idempotency_key", "status", "lease",
-                         "last_error", *_PLAIN_INT_FIELDS})
+_PLAIN_KEYS = frozenset({"id", "type", "payload", "priority", "max_retries", "attempts",
+                         "status", "idempotency_key", "created_at_ms", "updated_at_ms",
+                         "visible_at_ms", "lease", "last_error"})
 
 
 def task_from_plain(obj: Any) -> Task:
@@ -91,10 +90,13 @@ def task_from_plain(obj: Any) -> Task:
         return Task.from_wire(obj)
     status = _STATUS_BY_TEXT.get(obj["status"])
     lease_obj = obj["lease"]
+    key, last_error = obj["idempotency_key"], obj["last_error"]
     if (status is None or type(obj["id"]) is not str or type(obj["type"]) is not str
-            or any(type(obj[name]) is not int for name in _PLAIN_INT_FIELDS)
-            or not (obj["last_error"] is None or type(obj["last_error"]) is str)
-            or not (obj["idempotency_key"] is None or type(obj["idempotency_key"]) is str)):
+            or type(obj["priority"]) is not int or type(obj["max_retries"]) is not int
+            or type(obj["attempts"]) is not int or type(obj["created_at_ms"]) is not int
+            or type(obj["updated_at_ms"]) is not int or type(obj["visible_at_ms"]) is not int
+            or not (last_error is None or type(last_error) is str)
+            or not (key is None or type(key) is str)):
         return Task.from_wire(obj)
     lease = None
     if lease_obj is not None:
