@@ -163,6 +163,24 @@ def cluster_cpu_s(cluster: RaftCluster) -> float:
     return total
 
 
+def command_ms(cluster: RaftCluster, node_id: str) -> list[list[Any]]:
+    """The member's ``command_ms`` histogram (cumulative buckets), or [] if it has none."""
+    figure = cluster.client(node_id).read({"op": "metrics"}).get("command_ms")
+    return figure["buckets"] if isinstance(figure, dict) else []
+
+
+def bucket_pct(before: list[list[Any]], after: list[list[Any]], p: float) -> str:
+    """The upper bound of the bucket holding the p-th percentile of what was counted between
+    two readings of a cumulative histogram ("?" when nothing was)."""
+    if not after:
+        return "?"
+    counts = [a[1] - (before[i][1] if before else 0) for i, a in enumerate(after)]
+    if not counts[-1]:
+        return "?"
+    rank = counts[-1] * p / 100
+    return next(f"{a[0]}" for a, n in zip(after, counts, strict=True) if n >= rank)
+
+
 def pct(values: list[float], p: float) -> float:
     """The p-th percentile (0..100) of values, in milliseconds."""
     if not values:
@@ -275,12 +293,17 @@ def run(cluster: RaftCluster, args: Any) -> None:
 
     for rate in sorted({args.rate / 5, args.rate}):
         fixed = Driver(endpoint, 16)
+        hist_before = command_ms(cluster, leader)
         cpu_before, own_before = cluster_cpu_s(cluster), time.process_time()
         ok, err, lat, delays = fixed.open_loop(rate, args.seconds)
         cpu_used, own_used = cluster_cpu_s(cluster) - cpu_before, time.process_time() - own_before
+        hist_after = command_ms(cluster, leader)
         fixed.close()
         print(f"at {rate:.0f}/s:  {ok} ok, {err} errors  p50 {pct(lat, 50):6.2f} ms  "
               f"p99 {pct(lat, 99):6.2f} ms  max {pct(lat, 100):6.2f} ms")
+        print(f"  leader's own count (intake to answer): p50 <= "
+              f"{bucket_pct(hist_before, hist_after, 50)} ms, "
+              f"p99 <= {bucket_pct(hist_before, hist_after, 99)} ms")
         print(f"  CPU: Raft processes {cpu_used / max(ok, 1) * 1000:.3f} ms per command, "
               f"this driver {own_used / args.seconds * 100:.0f}% of a core; "
               f"driver's send delay p99 {pct(delays, 99):.2f} ms")

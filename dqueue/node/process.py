@@ -46,11 +46,12 @@ from dqueue.node.queue_events import log_queue_events, queue_event_metrics, rest
 from dqueue.node.requests import Stage, monotonic_ms
 from dqueue.node.router import RequestRouter
 from dqueue.node.snapshotter import Snapshotter, TakenSnapshot
-from dqueue.node.store import Store, StoredSnapshot
+from dqueue.node.store import Store, StoredHardState, StoredSnapshot
 from dqueue.node.transport import PeerTransport
 from dqueue.queue import Command, InvalidCommand, QueueConfig, QueueState
 from dqueue.raft import (
     EntryType,
+    HardState,
     Message,
     MessageType,
     Raft,
@@ -83,6 +84,7 @@ SLOW_TURN_MS = 200
 # Proposals of this node not yet applied, at most; beyond it IPC requests wait in the socket.
 MAX_PROPOSED_IN_FLIGHT = 1_024
 PERSIST_MS_BUCKETS = (0.5, 1, 2, 5, 10, 20, 50, 100, 250, 1000)
+COMMAND_MS_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 50, 100, 250, 1000, 5000)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 # Messages whose sending may precede the leader's own fsync (thesis 10.2.1).
 _EARLY_TYPES = frozenset({MessageType.APPEND_ENTRIES, MessageType.HEARTBEAT})
@@ -97,6 +99,11 @@ def queue_config(config: NodeConfig) -> QueueConfig:
         dedup_window_ms=config.dedup_window_ms, retention_ms=config.retention_ms,
     )
 
+
+
+def _stored_hard(hard: HardState | None) -> StoredHardState | None:
+    """The store's record of the core's hard state."""
+    return None if hard is None else StoredHardState(hard.term, hard.vote, hard.commit)
 
 
 def advertised_http(http_addr: str, raft_addr: str) -> str:
@@ -151,6 +158,9 @@ class RaftProcess:
         hard = loaded.hard_state
         # Term and vote last written: a Ready that changes them must be synced before sending.
         self._persisted_hard: tuple[int, str | None] = (hard.term, hard.vote) if hard else (0, None)
+        # The newest hard state of the core when it differs from the stored one only in its
+        # commit index (written with the next write, or at a clean stop).
+        self._unsaved_hard: HardState | None = None
         self.transport = PeerTransport(self.context, config.id, config.raft_addr, self.members)
         self.ipc = IpcServer(self.context, config.ipc_endpoint())
         self.router = RequestRouter(self)
@@ -171,6 +181,9 @@ class RaftProcess:
         # Time of each synced Ready write, and entries per Ready (the group commit size).
         self.persist_ms = Histogram(PERSIST_MS_BUCKETS)
         self.batch_entries = Histogram(BATCH_BUCKETS)
+        # Intake to outcome of each command this node answered (not long polls): commit latency
+        # as the node sees it, without the client's own scheduling.
+        self.command_ms = Histogram(COMMAND_MS_BUCKETS)
         self._last_wall_ms = 0
         self._last_proposal_ms = monotonic_ms()
         self._next_hello_ms = 0.0
@@ -245,10 +258,13 @@ class RaftProcess:
             signal.signal(sig, lambda *_: self.request_stop())
 
     def close(self) -> None:
-        """Close sockets and the store; stop a snapshot child."""
+        """Close sockets and the store (with the newest commit index); stop a snapshot child."""
         self.snapshotter.close()
         self.ipc.close()
         self.transport.close()
+        if self._unsaved_hard is not None:
+            self.store.save(hard_state=_stored_hard(self._unsaved_hard))
+            self._unsaved_hard = None
         self.store.close()
 
     def _drain(self, ipc_open: bool = True, peer_open: bool = True) -> None:
@@ -360,22 +376,27 @@ class RaftProcess:
         apply_first = early and rd.snapshot is None and bool(rd.committed_entries)
         if apply_first:
             self._apply(rd)
-        if rd.entries or rd.snapshot is not None or hard is not None:
-            durable = bool(rd.entries) or rd.snapshot is not None or term_or_vote_changed
+        if hard is not None:
+            self._unsaved_hard = hard
+        # A hard state that only moved the commit index is not written on its own: the commit
+        # index is volatile state (Raft figure 2), and a restart with an older one only
+        # re-applies less at start and learns the rest from the leader. It goes to disk with
+        # the next write that is needed anyway (entries, a snapshot, a new term or vote) and
+        # at a clean stop. Before, each commit cost every member one more LMDB transaction.
+        if rd.entries or rd.snapshot is not None or term_or_vote_changed:
             started = time.perf_counter()
+            saved_hard, self._unsaved_hard = self._unsaved_hard, None
             self.store.save(
                 entries=rd.entries,
-                hard_state=hard,
+                hard_state=_stored_hard(saved_hard),
                 snapshot=stored_snapshot(rd.snapshot) if rd.snapshot is not None else None,
-                durable=durable,
             )
-            if durable:
-                self.counters["fsync_total"] += 1
-                self.persist_ms.observe((time.perf_counter() - started) * 1000.0)
+            self.counters["fsync_total"] += 1
+            self.persist_ms.observe((time.perf_counter() - started) * 1000.0)
             if rd.entries:
                 self.batch_entries.observe(len(rd.entries))
-            if hard is not None:
-                self._persisted_hard = (hard.term, hard.vote)
+            if saved_hard is not None:
+                self._persisted_hard = (saved_hard.term, saved_hard.vote)
             self.counters["entries_persisted_total"] += len(rd.entries)
             self.log_bytes += sum(len(e.data) for e in rd.entries)
         for msg in late:
@@ -602,6 +623,7 @@ class RaftProcess:
             "persist_ms": self.persist_ms.to_plain(),
             "entries_per_ready": self.batch_entries.to_plain(),
             "commands_per_entry": self.commands_per_entry.to_plain(),
+            "command_ms": self.command_ms.to_plain(),
         })
         out.update(queue_event_metrics(self.queue))
         return out

@@ -59,6 +59,7 @@ class Pending:
         forwarded_to: the leader a command was forwarded to.
         command: the validated command object, kept so that the leader parses it only once
             (stamped with the time of intake on a leader; ``propose`` restamps it if needed).
+        accepted_ms: monotonic time at which this node took the request in.
     """
 
     rid: str
@@ -72,6 +73,7 @@ class Pending:
     last_outcome: Any = None
     forwarded_to: str | None = None
     command: Command | None = None  # the validated command (commands only)
+    accepted_ms: float = 0.0
 
 
 class RequestTable:

@@ -76,7 +76,7 @@ class RequestRouter:
         wait_ms = min(wait_ms, p.config.max_wait_ms) if cmd.get("op") == "lease" else 0
         request = Pending(rid=rid, reply_to=reply_to, is_read=False, body=cmd,
                           deadline_ms=now + timeout_ms + wait_ms, wait_until_ms=now + wait_ms,
-                          command=command)
+                          command=command, accepted_ms=now)
         self.table.add(request)
         self._dispatch(request)
 
@@ -125,6 +125,7 @@ class RequestRouter:
                 return True  # answered already (by a local apply) or given up
             if "outcome" in body:
                 self.table.pop(rid)
+                self._observe_command_ms(request, monotonic_ms())
                 self._send_outcome(request, body["outcome"])
             elif body.get("code") == "not_leader":
                 self.table.move(request, Stage.WAIT_LEADER)
@@ -252,7 +253,14 @@ class RequestRouter:
         if request.stage not in (Stage.PROPOSED, Stage.FORWARDED):
             return
         self.table.pop(rid)
+        self._observe_command_ms(request, now)
         self._send_outcome(request, outcome)
+
+    def _observe_command_ms(self, request: Pending, now: float) -> None:
+        """Count the time a command took from intake to its outcome (long polls excluded:
+        they wait on purpose)."""
+        if request.wait_until_ms <= request.accepted_ms:
+            self.p.command_ms.observe(now - request.accepted_ms)
 
     def on_applied_to(self, applied: int) -> None:
         """The state machine reached ``applied``: serve reads waiting for it, check parked."""

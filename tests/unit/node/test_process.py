@@ -17,6 +17,7 @@ from dqueue.node.ipc_server import CmdRequest
 from dqueue.node.process import RaftProcess, advertised_http, queue_config
 from dqueue.node.proposals import ProposalBatcher
 from dqueue.node.requests import Stage, monotonic_ms
+from dqueue.node.store import Store, StoredHardState
 from dqueue.raft import Entry, EntryType, HardState, Message, MessageType, Ready, Role
 from tests.integration.raftproc_cluster import free_port
 
@@ -181,8 +182,7 @@ def _record_ready_handling(process: RaftProcess) -> list[str]:
     """Replace the write, the sends, apply and advance of ``process`` by recorders."""
     events: list[str] = []
     apply = process._apply
-    process.store.save = lambda **kw: events.append(  # type: ignore[method-assign]
-        "sync" if kw.get("durable") else "write")
+    process.store.save = lambda **kw: events.append("save")  # type: ignore[method-assign]
     process._send_raft = lambda msg: events.append(  # type: ignore[method-assign]
         msg.type.name.lower())
     process._apply = lambda rd: (events.append("apply"), apply(rd))  # type: ignore[method-assign]
@@ -202,7 +202,7 @@ def test_leader_answers_what_committed_before_it_syncs_the_next_entries(idle):
         committed_entries=(Entry(1, 1, EntryType.NORMAL, proposed[0]),), messages=(append,)))
     # The append leaves first (the followers write in parallel), then the committed batch is
     # applied and answered, and only then is the next batch written and synced.
-    assert events == ["append_entries", "apply", "answer r1", "sync", "advance"]
+    assert events == ["append_entries", "apply", "answer r1", "save", "advance"]
 
 
 def test_follower_syncs_and_responds_before_it_applies(idle):
@@ -214,5 +214,31 @@ def test_follower_syncs_and_responds_before_it_applies(idle):
     process._handle_ready(Ready(
         hard_state=HardState(0, None, 1), entries=(Entry(2, 1, EntryType.NORMAL, batch),),
         committed_entries=(Entry(1, 1, EntryType.NORMAL, batch),), messages=(response,)))
-    assert events == ["sync", "append_entries_response", "apply", "advance"]
+    assert events == ["save", "append_entries_response", "apply", "advance"]
     assert process.queue.get_task("x1") is not None
+
+
+def test_a_commit_index_alone_is_written_with_the_next_write_or_at_a_clean_stop(idle):
+    process, _, _ = idle
+    process.role = Role.FOLLOWER
+    process.raft.advance = lambda rd: None  # type: ignore[method-assign]
+    batch = join_items([encode_item("x1", {**_enqueue("x1"), "now_ms": 9})])
+    process._handle_ready(Ready(hard_state=HardState(1, "n2", 0),
+                                entries=(Entry(1, 1, EntryType.NORMAL, batch),)))
+    assert process.store.load().hard_state == StoredHardState(1, "n2", 0)
+    # Only the commit index moved: no LMDB transaction for it.
+    syncs = process.store.syncs
+    process._handle_ready(Ready(hard_state=HardState(1, "n2", 1),
+                                committed_entries=(Entry(1, 1, EntryType.NORMAL, batch),)))
+    assert process.store.syncs == syncs
+    assert process.store.load().hard_state == StoredHardState(1, "n2", 0)
+    process._handle_ready(Ready(entries=(Entry(2, 1, EntryType.NORMAL, batch),)))
+    assert process.store.load().hard_state == StoredHardState(1, "n2", 1)  # with the entry
+    process._handle_ready(Ready(hard_state=HardState(1, "n2", 2)))
+    data_dir = process.config.data_dir
+    process.close()
+    reopened = Store(data_dir)
+    try:
+        assert reopened.load().hard_state == StoredHardState(1, "n2", 2)  # at the stop
+    finally:
+        reopened.close()

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from dqueue.node.histogram import Histogram
 from dqueue.node.ipc_server import CmdRequest, IpcCounters, ReadRequest
 from dqueue.node.requests import Stage, monotonic_ms
 from dqueue.node.router import KIND_FWD, KIND_FWD_RES, RequestRouter
@@ -72,6 +73,7 @@ class Process:
         self.applied = 0
         self.stopping_since_ms: float | None = None
         self.proposed: list[tuple[str, dict[str, Any]]] = []
+        self.command_ms = Histogram((1, 10, 100))
 
     def propose(self, rid: str, cmd: dict[str, Any], command: Any = None) -> None:
         self.proposed.append((rid, cmd))
@@ -101,9 +103,11 @@ def test_leader_proposes_and_answers_when_the_entry_with_the_rid_applies():
     assert p.proposed == [("r1", ENQUEUE)]
     p.apply(router, "other", {"op": "tick"})  # an entry without our rid answers nothing
     assert p.ipc.answers == []
+    assert p.command_ms.count == 0
     outcome = p.apply(router, "r1", ENQUEUE)
     assert p.ipc.answers == [(b"api", "r1", "outcome", outcome)]
     assert router.table.pending == {}
+    assert p.command_ms.count == 1  # intake to outcome, counted once per answered command
 
 
 def test_bad_command_is_refused_naming_the_field_and_never_proposed():
@@ -124,6 +128,7 @@ def test_follower_forwards_and_answers_from_the_leaders_fwd_res():
     outcome = {"ok": True, "value": {"x": 1}}
     assert router.on_peer("n2", KIND_FWD_RES, {"rid": "r1", "outcome": outcome})
     assert p.ipc.answers == [(b"api", "r1", "outcome", outcome)]
+    assert p.command_ms.count == 1
 
 
 def test_not_leader_answer_sends_the_command_to_the_new_leader():
@@ -188,6 +193,7 @@ def test_empty_long_poll_lease_parks_then_is_proposed_again_when_a_task_is_visib
     outcome = p.apply(router, "r1", LEASE)
     assert p.ipc.answers == [(b"api", "r1", "outcome", outcome)]
     assert outcome["value"]["tasks"][0]["id"] == "t1"
+    assert p.command_ms.count == 0  # a long poll waits on purpose: not a commit latency
 
 
 def test_parked_lease_is_answered_empty_at_the_end_of_its_wait():
