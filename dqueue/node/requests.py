@@ -13,7 +13,7 @@ import itertools
 import time
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from dqueue.queue import Command
 
@@ -34,9 +34,11 @@ class Stage(StrEnum):
     READ_APPLY = "read_apply"  # a read whose read index is known, waiting for apply to reach it
 
 
-@dataclass(frozen=True)
-class ReplyTo:
-    """Where the answer of a request goes: a local IPC client, or the peer that forwarded it."""
+class ReplyTo(NamedTuple):
+    """Where the answer of a request goes: a local IPC client, or the peer that forwarded it.
+
+    A named tuple, immutable, built once per request (cheaper than a frozen dataclass).
+    """
 
     identity: bytes | None = None  # IPC routing identity of the API thread
     peer: str | None = None  # member id of the node that forwarded the command
