@@ -69,8 +69,12 @@ from dqueue.api.app import create_app
 from dqueue.config import NodeConfig
 class Stub:
     def command(self, cmd, timeout_ms=5000, wait_ms=0):
-        tasks = [dict(t, attempts=0, status="pending", created_at_ms=0, updated_at_ms=0,
-                      visible_at_ms=0, lease=None, last_error=None) for t in cmd["tasks"]]
+        # The plain form of a new task, as the queue answers it.
+        tasks = [{"id": t["id"], "type": t["type"], "payload": t["payload"],
+                  "priority": t["priority"] or 0, "max_retries": t["max_retries"] or 3,
+                  "attempts": 0, "status": "pending", "idempotency_key": t["idempotency_key"],
+                  "created_at_ms": 0, "updated_at_ms": 0, "visible_at_ms": 0, "lease": None,
+                  "last_error": None} for t in cmd["tasks"]]
         return {"ok": True, "value": {"tasks": tasks, "duplicates": [False] * len(tasks)}}
     def read(self, query, timeout_ms=5000, stale=False):
         return {}
@@ -159,37 +163,41 @@ def merge(counts: list[dict[int, int]]) -> dict[int, int]:
     return total
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time consumed so far by the given processes."""
-    total = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time consumed so far by one process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
 class Result:
-    """One load run: 2xx answers per second, the other answers, server CPU per 2xx answer."""
+    """One load run: 2xx answers per second, the other answers, server CPU per 2xx answer.
+
+    ``split_us`` is the CPU per 2xx answer of each named group of server processes.
+    """
 
     rate: float
     others: str
     cpu_us: float
+    split_us: dict[str, float]
 
 
-def load(addrs: list[str], path: str, body: bytes, seconds: float, pids: list[int]) -> Result:
-    """Run CLIENTS clients for ``seconds`` against ``addrs``; ``pids`` are the servers."""
+def load(
+    addrs: list[str], path: str, body: bytes, seconds: float, pids: dict[str, list[int]]
+) -> Result:
+    """Run CLIENTS clients for ``seconds`` against ``addrs``; ``pids`` are the servers by name."""
     start_at = time.monotonic() + SPAWN_S
     stop_at = start_at + seconds
     per_process = CLIENTS // PROCESSES
     jobs = [([addrs[(p + i) % len(addrs)] for i in range(len(addrs))], path, body, per_process,
              start_at, stop_at) for p in range(PROCESSES)]
-    window: list[float] = []
+    window: list[dict[str, float]] = []
 
     def sample_cpu() -> None:  # the servers' CPU time at the start and end of the window
         for at in (start_at, stop_at):
             time.sleep(max(0.0, at - time.monotonic()))
-            window.append(cpu_seconds(pids))
+            window.append({name: sum(cpu_seconds(pid) for pid in group)
+                           for name, group in pids.items()})
 
     sampler = threading.Thread(target=sample_cpu)
     sampler.start()
@@ -199,21 +207,31 @@ def load(addrs: list[str], path: str, body: bytes, seconds: float, pids: list[in
     total = merge(results)
     ok = sum(n for status, n in total.items() if 200 <= status < 300)
     others = ", ".join(f"{n} x {s}" for s, n in sorted(total.items()) if not 200 <= s < 300)
-    cpu_us = (window[1] - window[0]) / max(1, ok) * 1e6
-    return Result(ok / seconds, others or "no other answers", cpu_us)
+    split_us = {name: (window[1][name] - window[0][name]) / max(1, ok) * 1e6 for name in pids}
+    return Result(ok / seconds, others or "no other answers", sum(split_us.values()), split_us)
 
 
-def command_tasks(addr: str) -> tuple[float, float]:
-    """(tasks, commands) of the coalesced enqueues of one node's API so far, from /metrics."""
+def node_figures(addr: str) -> dict[str, float]:
+    """Unlabelled samples of one node's /metrics (API and Raft process figures)."""
     from prometheus_client.parser import text_string_to_metric_families
 
     _, _, text = Http(addr).call("GET", "/metrics")
-    found = {"dqueue_enqueue_command_tasks_sum": 0.0, "dqueue_enqueue_command_tasks_count": 0.0}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name in found:
-                found[sample.name] = sample.value
-    return found["dqueue_enqueue_command_tasks_sum"], found["dqueue_enqueue_command_tasks_count"]
+    return {sample.name: sample.value for family in text_string_to_metric_families(text)
+            for sample in family.samples if not sample.labels}
+
+
+def raft_notes(before: dict[str, float], after: dict[str, float], answers: float) -> str:
+    """Tasks per enqueue command, and the leader's log entries and fsyncs per answer."""
+    def delta(name: str) -> float:
+        return after.get(name, 0.0) - before.get(name, 0.0)
+
+    commands = delta("dqueue_enqueue_command_tasks_count")
+    per_command = delta("dqueue_enqueue_command_tasks_sum") / max(1.0, commands)
+    entries = delta("dqueue_raft_entries_persisted_total")
+    fsyncs = delta("dqueue_raft_fsync_total")
+    return (f"{per_command:.1f} tasks per Raft command; per answer: "
+            f"{commands / max(1.0, answers):.2f} commands, {entries / max(1.0, answers):.2f} "
+            f"leader log entries, {fsyncs / max(1.0, answers):.2f} leader fsyncs")
 
 
 def report(name: str, result: Result, noop_rate: float, extra: str = "") -> None:
@@ -222,13 +240,40 @@ def report(name: str, result: Result, noop_rate: float, extra: str = "") -> None
                                   result.others) if x)
     print(f"{name:38} {result.rate:8.0f} req/s  {result.rate / noop_rate:4.2f} of no-op  "
           f"({notes})")
+    print_split(result, 1)
+
+
+def print_split(result: Result, per: int) -> None:
+    """Print the CPU per answer (divided by ``per``) of each group of processes, if several."""
+    if len(result.split_us) > 1:
+        parts = ", ".join(f"{name} {us / per:.0f}" for name, us in result.split_us.items())
+        print(f"{'':38}   us CPU by process: {parts}")
+
+
+def cluster_pids(nodes: NodeSet, leader: str) -> dict[str, list[int]]:
+    """The cluster's processes grouped by role: each API and Raft process, the supervisors."""
+    groups: dict[str, list[int]] = {"supervisors": []}
+    for node_id in nodes.ids:
+        role = "leader" if node_id == leader else node_id
+        supervisor = nodes.procs[node_id].pid
+        groups["supervisors"].append(supervisor)
+        for pid in children_of(supervisor):
+            kind = "api" if pid == nodes.api_pid(node_id) else "raft"
+            groups[f"{role} {kind}"] = [pid]
+    return dict(sorted(groups.items(), key=lambda kv: (not kv[0].startswith("leader"), kv[0])))
+
+
+PHASES = ("noop", "stub", "leader", "spread", "batch")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--threads", type=int, default=32, help="waitress threads (api)")
+    parser.add_argument("--phases", default=",".join(PHASES),
+                        help=f"comma-separated subset of {','.join(PHASES)} (no-op always runs)")
     args = parser.parse_args()
+    phases = set(args.phases.split(","))
     one_task = json.dumps({"type": "bench", "payload": {"to": "user@example.com"}}).encode()
     batch = json.dumps({"tasks": [{"type": "bench-batch", "payload": {"n": i}}
                                   for i in range(100)]}).encode()
@@ -239,7 +284,7 @@ def main() -> None:
                                         str(args.threads)])
         stub_port = free_port()
         stub_server = subprocess.Popen([sys.executable, "-c", STUB_API_SERVER, str(stub_port),
-                                 str(args.threads)], cwd=ROOT)
+                                        str(args.threads)], cwd=ROOT)
         nodes = NodeSet(Path(tmp), 3, extra_toml=f"[api]\nhttp_threads = {args.threads}")
         try:
             noop_addr = f"127.0.0.1:{noop_port}"
@@ -249,27 +294,36 @@ def main() -> None:
             print(f"machine: {multiprocessing.cpu_count()} cores; {CLIENTS} keep-alive clients "
                   f"in {PROCESSES} processes; {args.seconds:.0f} s per run; "
                   f"waitress threads {args.threads}")
-            noop = load([noop_addr], "/tasks", one_task, args.seconds, [noop_server.pid])
+            noop = load([noop_addr], "/tasks", one_task, args.seconds,
+                        {"noop": [noop_server.pid]})
             report("no-op Falcon endpoint on waitress", noop, noop.rate)
-            stub_addr = f"127.0.0.1:{stub_port}"
-            wait_for(lambda: Http(stub_addr).call("POST", "/tasks", {"type": "a"})[0] == 201,
-                     "stub API up")
-            stub = load([stub_addr], "/tasks", one_task, args.seconds, [stub_server.pid])
+            if "stub" in phases:
+                stub_addr = f"127.0.0.1:{stub_port}"
+                wait_for(lambda: Http(stub_addr).call("POST", "/tasks", {"type": "a"})[0] == 201,
+                         "stub API up")
+                stub = load([stub_addr], "/tasks", one_task, args.seconds,
+                            {"stub": [stub_server.pid]})
+                report("POST /tasks, real app, stub Raft", stub, noop.rate)
             stub_server.terminate()
-            report("POST /tasks, real app, stub Raft", stub, noop.rate)
-            pids = [pid for node_id in nodes.ids for pid in children_of(nodes.procs[node_id].pid)]
-            before = command_tasks(nodes.http[leader])
-            lead = load([nodes.http[leader]], "/tasks", one_task, args.seconds, pids)
-            after = command_tasks(nodes.http[leader])
-            per_command = (after[0] - before[0]) / max(1.0, after[1] - before[1])
-            report("POST /tasks, 3-node cluster, leader", lead, noop.rate,
-                   f"{per_command:.1f} tasks per Raft command")
-            spread = load(addrs, "/tasks", one_task, args.seconds, pids)
-            report("POST /tasks, 3-node cluster, spread", spread, noop.rate)
-            batches = load([nodes.http[leader]], "/tasks/batch", batch, args.seconds, pids)
-            print(f"{'POST /tasks/batch x100, leader':38} {batches.rate * 100:8.0f} tasks/s  "
-                  f"({batches.rate:.0f} req/s; {batches.cpu_us / 100:.0f} us CPU per task; "
-                  f"{batches.others})")
+            pids = cluster_pids(nodes, leader)
+            if "leader" in phases:
+                before = node_figures(nodes.http[leader])
+                lead = load([nodes.http[leader]], "/tasks", one_task, args.seconds, pids)
+                notes = raft_notes(before, node_figures(nodes.http[leader]),
+                                   lead.rate * args.seconds)
+                report("POST /tasks, 3-node cluster, leader", lead, noop.rate, notes)
+            if "spread" in phases:
+                spread = load(addrs, "/tasks", one_task, args.seconds, pids)
+                report("POST /tasks, 3-node cluster, spread", spread, noop.rate)
+            if "batch" in phases:
+                before = node_figures(nodes.http[leader])
+                batches = load([nodes.http[leader]], "/tasks/batch", batch, args.seconds, pids)
+                notes = raft_notes(before, node_figures(nodes.http[leader]),
+                                   batches.rate * args.seconds)
+                print(f"{'POST /tasks/batch x100, leader':38} {batches.rate * 100:8.0f} tasks/s  "
+                      f"({batches.rate:.0f} req/s; {batches.cpu_us / 100:.0f} us CPU per task; "
+                      f"{notes}; {batches.others})")
+                print_split(batches, 100)
         finally:
             nodes.close()
             for server in (noop_server, stub_server):

@@ -1,15 +1,18 @@
 """Enqueue coalescing: concurrent enqueue requests of one API process share one Raft entry.
 
 The waitress threads that carry enqueue requests take turns as the sender (flat combining): a
-request that finds fewer than ``max_in_flight`` commands in flight sends at once, from its own
-thread with its own Raft client (ZeroMQ sockets are never shared), taking along every job queued
-behind it (up to ``MAX_BATCH_TASKS`` tasks and ``max_batch_bytes`` of request bodies). The others
-queue and sleep. A sender whose own job is answered hands its turn to the first job still
-queued, whose thread wakes and sends the next batch; with nothing queued the turn is released.
+request that finds fewer than ``max_in_flight`` commands in flight sends at once, alone, from its
+own thread with its own Raft client (ZeroMQ sockets are never shared). The others queue and
+sleep. A sender, once its command is answered, takes every job that queued meanwhile (up to
+``MAX_BATCH_TASKS`` tasks and ``max_batch_bytes`` of request bodies) and hands that batch to the
+thread of its first job, which wakes and sends it; then it wakes the jobs it answered. With
+nothing queued the turn is released.
 
 So an idle node sends a lone request at once, with no thread hand-off, and a busy one sends what
 accumulated during the previous round trip: Raft entries per second stay bounded while requests
-per second grow, and each request costs one wake-up at most.
+per second grow, and each request costs one wake-up at most. Each job sleeps on a lock of its
+own (released once per event: "your batch" or "your outcome"), not on a condition of the shared
+lock, so a woken thread never contends for the shared lock again.
 
 Order and idempotency are those of the tasks in the one command: two requests with the same
 key in one batch get the first's task, the second flagged as a duplicate, as if sent in turn.
@@ -31,18 +34,24 @@ MAX_IN_FLIGHT = 2
 
 
 class _Job:
-    """One request's tasks, waiting for its outcome (fields guarded by the coalescer's lock)."""
+    """One request's tasks, waiting for its outcome or for a batch to send.
 
-    __slots__ = ("body_bytes", "error", "finished", "lead", "outcome", "tasks", "wake")
+    ``wake`` is created held and released by another thread once per event: a batch handed to
+    this job's thread (``batch`` set), or the job's outcome (``finished`` set). A job handed a
+    batch is no longer queued and finishes itself, so it never receives both from others.
+    """
 
-    def __init__(self, tasks: list[dict[str, Any]], body_bytes: int, lock: threading.Lock):
+    __slots__ = ("batch", "body_bytes", "error", "finished", "outcome", "tasks", "wake")
+
+    def __init__(self, tasks: list[dict[str, Any]], body_bytes: int) -> None:
         self.tasks = tasks
         self.body_bytes = body_bytes
-        self.wake = threading.Condition(lock)
+        self.wake = threading.Lock()
+        self.wake.acquire()
         self.outcome: dict[str, Any] | None = None
         self.error: Exception | None = None
         self.finished = False  # outcome or error set
-        self.lead = False  # this job's thread holds a sending turn
+        self.batch: list[_Job] | None = None  # the jobs this job's thread must send
 
 
 class EnqueueCoalescer:
@@ -68,7 +77,9 @@ class EnqueueCoalescer:
         self._observe = observe
         self._lock = threading.Lock()
         self._queue: collections.deque[_Job] = collections.deque()
-        self._turns_taken = 0  # invariant: <= max_in_flight; one per job with lead set
+        # Invariant: <= max_in_flight, one per batch being sent or handed over; the queue is
+        # empty whenever a turn is free (turns are released only with nothing queued).
+        self._turns_taken = 0
         self.commands_sent = 0
 
     def submit(self, tasks: list[dict[str, Any]], body_bytes: int) -> dict[str, Any]:
@@ -82,45 +93,51 @@ class EnqueueCoalescer:
             RaftClientError: what the Raft client raised for that command (or any other
                 exception met while sending it).
         """
-        job = _Job(tasks, body_bytes, self._lock)
+        job = _Job(tasks, body_bytes)
         with self._lock:
-            self._queue.append(job)
             if self._turns_taken < self._max_in_flight:
                 self._turns_taken += 1
-                job.lead = True
-            while not (job.lead or job.finished):
-                job.wake.wait()
-            lead = job.lead
-        if lead:
-            self._take_turn(job)
+                job.batch = [job]
+            else:
+                self._queue.append(job)
+        if job.batch is None:
+            job.wake.acquire()  # until our outcome, or a batch (starting with us) to send
+        if job.batch is not None:
+            self._send_turn(job.batch)
         if job.error is not None:
             raise job.error
         if job.outcome is None:
             raise RuntimeError("enqueue job finished without an outcome")
         return job.outcome
 
-    def _take_turn(self, job: _Job) -> None:
-        """Send batches until ``job`` is answered, then pass the turn on."""
+    def _send_turn(self, batch: list[_Job]) -> None:
+        """Send ``batch``, hand what queued meanwhile to its first job, wake the answered jobs."""
+        results: list[tuple[dict[str, Any] | None, Exception | None]] | None = None
         try:
-            while True:
-                with self._lock:
-                    if job.finished:
-                        break
-                    if not self._queue:  # our job rides in another sender's command
-                        while not job.finished:
-                            job.wake.wait()
-                        break
-                    batch = self._take()
-                self._send(batch)
+            results = self._propose(batch)
+        except Exception as exc:  # a bug or a broken client: fail these jobs, keep serving
+            results = [(None, exc)] * len(batch)
         finally:
-            with self._lock:
-                job.lead = False
-                nxt = next((j for j in self._queue if not j.lead), None)
-                if nxt is None:
-                    self._turns_taken -= 1
-                else:
-                    nxt.lead = True  # the turn moves on: _turns_taken is unchanged
-                    nxt.wake.notify()
+            if results is None:  # interrupted (BaseException): still answer and pass the turn
+                results = [(None, RuntimeError("the enqueue sender was interrupted"))] * len(batch)
+            self._finish(batch, results)
+
+    def _finish(
+        self, batch: list[_Job], results: list[tuple[dict[str, Any] | None, Exception | None]]
+    ) -> None:
+        for job, (outcome, error) in zip(batch, results, strict=True):
+            job.outcome, job.error, job.finished = outcome, error, True
+        with self._lock:
+            if self._queue:
+                nxt = self._take()
+                nxt[0].batch = nxt  # the turn moves on: _turns_taken is unchanged
+            else:
+                nxt = None
+                self._turns_taken -= 1
+        if nxt is not None:
+            nxt[0].wake.release()
+        for job in batch[1:]:  # batch[0] is this thread's own job
+            job.wake.release()
 
     def _take(self) -> list[_Job]:
         """Take the first queued job and every job that fits behind it (under the lock)."""
@@ -135,18 +152,6 @@ class EnqueueCoalescer:
             n_tasks += len(nxt.tasks)
             n_bytes += nxt.body_bytes
         return jobs
-
-    def _send(self, jobs: list[_Job]) -> None:
-        """Propose the jobs' tasks as one command; record each job's outcome and wake it."""
-        results: list[tuple[dict[str, Any] | None, Exception | None]]
-        try:
-            results = self._propose(jobs)
-        except Exception as exc:  # a bug or a broken client: fail these jobs, keep serving
-            results = [(None, exc)] * len(jobs)
-        with self._lock:
-            for job, (outcome, error) in zip(jobs, results, strict=True):
-                job.outcome, job.error, job.finished = outcome, error, True
-                job.wake.notify()
 
     def _propose(
         self, jobs: list[_Job]

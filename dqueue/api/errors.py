@@ -101,11 +101,16 @@ def from_raft_error(exc: Exception) -> ApiError:
     return ApiError(falcon.HTTP_503, "unavailable", str(exc), headers=headers)
 
 
+def error_json(error: ApiError) -> bytes:
+    """The JSON body of an error answer."""
+    return json.dumps(error.body()).encode()
+
+
 def write_error(resp: falcon.Response, error: ApiError) -> None:
     """Render ``error`` into ``resp``."""
     resp.status = error.status
     resp.content_type = falcon.MEDIA_JSON
-    resp.data = json.dumps(error.body()).encode()
+    resp.data = error_json(error)
     for name, value in error.headers.items():
         resp.set_header(name, value)
 

@@ -27,8 +27,33 @@ def render_times(plain: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# The members of a task's plain form (dqueue.queue.task.Task.to_plain): a task with exactly
+# these is rendered by one dict display instead of a loop over its members.
+_TASK_KEYS = frozenset({
+    "id", "type", "payload", "priority", "max_retries", "attempts", "status", "idempotency_key",
+    "created_at_ms", "updated_at_ms", "visible_at_ms", "lease", "last_error",
+})
+
+
+def _time(value: Any) -> str | None:
+    return _render_ms(value) if type(value) is int else None
+
+
 def render_task(task: dict[str, Any]) -> dict[str, Any]:
     """A task as the API returns it (docs/http-api.md)."""
+    if task.keys() == _TASK_KEYS:
+        lease = task["lease"]
+        return {
+            "id": task["id"], "type": task["type"], "payload": task["payload"],
+            "priority": task["priority"], "max_retries": task["max_retries"],
+            "attempts": task["attempts"], "status": task["status"],
+            "idempotency_key": task["idempotency_key"],
+            "created_at": _time(task["created_at_ms"]),
+            "updated_at": _time(task["updated_at_ms"]),
+            "visible_at": _time(task["visible_at_ms"]),
+            "lease": render_times(lease) if isinstance(lease, dict) else lease,
+            "last_error": task["last_error"],
+        }
     out = render_times(task)
     lease = out.get("lease")
     if isinstance(lease, dict):

@@ -3,6 +3,10 @@
 ``HttpServer`` binds at construction (so the caller learns the port, or the bind error, at once),
 serves on the thread that calls ``serve_forever``, and ``drain`` stops taking connections, lets
 the requests in flight finish and their answers leave, then stops the worker threads.
+
+Waitress answers some requests itself, without calling the app: a body over its own limit (four
+times ``max_body_bytes``, refused before it is read), and requests it cannot parse. Those answers
+are rendered in the API's JSON error shape too (docs/http-api.md).
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ from typing import Any
 
 import waitress
 from waitress.channel import HTTPChannel
+from waitress.task import ErrorTask
 
+from dqueue.api.errors import ApiError, error_json
+from dqueue.api.validation import too_large
 from dqueue.config import NodeConfig, split_addr
 from dqueue.logs import log_event
 
@@ -31,6 +38,41 @@ def listen_host(addr: str) -> tuple[str, int]:
     """``host:port`` to bind; an empty host (``:8080``) means every interface, as in Go."""
     host, port = split_addr(addr, "http_addr")
     return host or "0.0.0.0", port
+
+
+# Codes of waitress's own error answers; any other status is "http_error".
+_WAITRESS_CODES = {400: "bad_request", 413: "body_too_large", 431: "headers_too_large",
+                   501: "not_implemented"}
+
+
+def json_error_channel(max_body_bytes: int) -> type[HTTPChannel]:
+    """A waitress channel class whose own error answers are the API's JSON errors.
+
+    A 413 from waitress (a body over its limit) reads exactly like the app's: ``body_too_large``
+    naming ``max_body_bytes``, so a client cannot tell which of the two refused it.
+    """
+
+    class JsonErrorTask(ErrorTask):
+        def execute(self) -> None:
+            error = self.request.error
+            if error.code == 413:
+                api_error = too_large(max_body_bytes)
+            else:
+                api_error = ApiError(
+                    f"{error.code} {error.reason}", _WAITRESS_CODES.get(error.code, "http_error"),
+                    f"{error.reason}: {error.body}",
+                )
+            body = error_json(api_error)
+            self.status = api_error.status
+            self.response_headers.append(("Content-Type", "application/json"))
+            self.set_close_on_finish()
+            self.content_length = len(body)
+            self.write(body)
+
+    class JsonErrorChannel(HTTPChannel):
+        error_task_class = JsonErrorTask
+
+    return JsonErrorChannel
 
 
 class HttpServer:
@@ -58,6 +100,7 @@ class HttpServer:
             connection_limit=max(100, config.http_threads * 8),
             expose_tracebacks=False,
         )
+        self._server.channel_class = json_error_channel(config.max_body_bytes)
         self.host = host
         self.port = int(self._server.effective_port)
 

@@ -6,7 +6,6 @@ command or query (docs/internals.md section 4) and renders the outcome (docs/htt
 
 from __future__ import annotations
 
-import collections
 import logging
 import time
 from typing import Any
@@ -32,20 +31,29 @@ LIST_PARAMS = frozenset({"status", "type", "limit", "cursor"})
 MAX_TOKEN_CHARS = 64
 
 
-def new_task_plain(body: Any, deps: ApiDeps, prefix: str = "") -> dict[str, Any]:
-    """Validate one enqueue body and return its ``NewTask`` plain form with a fresh id.
+def new_task_plain(
+    body: Any, deps: ApiDeps, prefix: str = "", task_id: str | None = None
+) -> dict[str, Any]:
+    """Validate one enqueue body and return its ``NewTask`` plain form.
 
     The common case (known keys, plain values) is recognised inline; anything else goes through
     the field checkers, which raise the error naming the field.
+
+    Args:
+        body: the task as the client sent it.
+        deps: the id source (used when ``task_id`` is None).
+        prefix: names the task in errors (``tasks[3].``).
+        task_id: the id to give the task, drawn by the caller; a fresh one when None.
     """
     if type(body) is dict and body.keys() <= ENQUEUE_FIELDS and _is_plain_task(body):
-        v.check_payload(body.get("payload"), prefix + "payload")
+        payload = body.get("payload")
+        v.check_payload(payload, prefix + "payload")
         return {
-            "id": deps.new_id(), "type": body["type"], "payload": body.get("payload"),
+            "id": task_id or deps.new_id(), "type": body["type"], "payload": payload,
             "priority": body.get("priority"), "max_retries": body.get("max_retries"),
             "idempotency_key": body.get("idempotency_key"), "delay_ms": None,
         }
-    return _checked_task_plain(body, deps, prefix)
+    return _checked_task_plain(body, deps, prefix, task_id)
 
 
 def _is_plain_task(body: dict[str, Any]) -> bool:
@@ -64,7 +72,9 @@ def _is_plain_task(body: dict[str, Any]) -> bool:
     )
 
 
-def _checked_task_plain(body: Any, deps: ApiDeps, prefix: str) -> dict[str, Any]:
+def _checked_task_plain(
+    body: Any, deps: ApiDeps, prefix: str, task_id: str | None
+) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise invalid(prefix.rstrip(".") or "body", f"{prefix.rstrip('.')} must be an object")
     v.check_keys(body, ENQUEUE_FIELDS, ("type",), prefix)
@@ -72,7 +82,7 @@ def _checked_task_plain(body: Any, deps: ApiDeps, prefix: str) -> dict[str, Any]
     v.check_payload(payload, prefix + "payload")
     delay_ms = v.opt_seconds_ms(body, "delay_seconds", 0, v.MAX_DELAY_SECONDS, prefix)
     return {
-        "id": deps.new_id(),
+        "id": task_id or deps.new_id(),
         "type": v.opt_string(body, "type", pattern=v.TYPE_PATTERN, prefix=prefix),
         "payload": payload,
         "priority": v.opt_int(body, "priority", v.MIN_PRIORITY, v.MAX_PRIORITY, prefix),
@@ -86,11 +96,12 @@ def _enqueue(deps: ApiDeps, tasks: list[dict[str, Any]], body_bytes: int) -> lis
     """Commit the tasks; return them rendered, each with its duplicate flag."""
     value = deps.enqueue(tasks, body_bytes)
     out = []
-    counts: collections.Counter[tuple[bool, Any]] = collections.Counter()
+    counts: dict[tuple[bool, Any], int] = {}
     for task, duplicate in zip(value["tasks"], value["duplicates"], strict=True):
-        counts[(bool(duplicate), task.get("type"))] += 1
+        key = (bool(duplicate), task.get("type"))
+        counts[key] = counts.get(key, 0) + 1
         rendered = render_task(task)
-        rendered["duplicate"] = bool(duplicate)
+        rendered["duplicate"] = key[0]
         out.append(rendered)
     for (duplicate, task_type), n in counts.items():
         counter = deps.metrics.duplicates if duplicate else deps.metrics.enqueued
@@ -147,7 +158,9 @@ class TaskBatch:
         items = body["tasks"]
         if not isinstance(items, list) or not 1 <= len(items) <= v.MAX_BATCH_TASKS:
             raise invalid("tasks", f"tasks must be a list of 1 to {v.MAX_BATCH_TASKS} tasks")
-        tasks = [new_task_plain(item, self._deps, f"tasks[{i}].") for i, item in enumerate(items)]
+        ids = self._deps.new_ids(len(items))
+        tasks = [new_task_plain(item, self._deps, f"tasks[{i}].", ids[i])
+                 for i, item in enumerate(items)]
         rendered = _enqueue(self._deps, tasks, req.content_length or 0)
         send_json(resp, falcon.HTTP_201, {"tasks": rendered})
 

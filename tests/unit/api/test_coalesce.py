@@ -202,3 +202,44 @@ def test_many_concurrent_submitters_each_get_their_own_tasks():
     assert sum(raft.sizes) == sum(len(ids) for ids, _ in out.values())
     assert coalescer._turns_taken == 0
     assert not coalescer._queue
+
+
+class Interrupted(BaseException):
+    """Stands for KeyboardInterrupt or SystemExit raised inside a sender."""
+
+
+def test_an_interrupted_sender_still_answers_its_batch_and_passes_the_turn():
+    raft = GatedRaft()
+    interrupt_first = [True]
+
+    class Interrupting(GatedRaft):
+        def command(self, cmd, timeout_ms=5000, wait_ms=0):
+            if interrupt_first.pop() if interrupt_first else False:
+                raft.entered.release()
+                raft.gate.acquire()
+                raise Interrupted
+            return raft.command(cmd, timeout_ms, wait_ms)
+
+    interrupting = Interrupting()
+    coalescer = EnqueueCoalescer(lambda: interrupting, 1000, 1 << 20, max_in_flight=1)
+    out: dict[str, Any] = {}
+
+    def first() -> None:
+        try:
+            coalescer.submit([{"id": "a"}], 1)
+        except Interrupted:
+            out["a"] = "interrupted"
+
+    sender = threading.Thread(target=first)
+    sender.start()
+    raft.entered.acquire()  # "a" is in flight, its sender about to be interrupted
+    queued_thread = submit_in_thread(coalescer, ["b"], out)
+    wait_until(lambda: queued(coalescer) == 1)
+    raft.gate.release()  # "a" is interrupted; the turn moves to "b", which is sent
+    raft.entered.acquire()
+    raft.gate.release()
+    sender.join(10)
+    queued_thread.join(10)
+    assert out["a"] == "interrupted"
+    assert out["b"]["ok"] is True and out["b"]["value"]["tasks"] == [{"id": "b"}]
+    assert coalescer._turns_taken == 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dqueue.api.render import render_task
+from dqueue.api.render import render_task, render_times
 
 
 def test_task_times_and_lease_are_rendered():
@@ -24,3 +24,19 @@ def test_task_times_and_lease_are_rendered():
 
 def test_task_without_lease():
     assert render_task({"id": "t", "lease": None}) == {"id": "t", "lease": None}
+
+
+def test_a_task_in_plain_form_renders_like_the_generic_path():
+    lease = {"worker_id": "w", "token": "5.0", "expires_at_ms": 1_764_272_910_007}
+    for lease_value in (None, lease):
+        task = {
+            "id": "t", "type": "email", "payload": {"to": "a"}, "priority": 0, "max_retries": 3,
+            "attempts": 1, "status": "leased", "idempotency_key": None,
+            "created_at_ms": 0, "updated_at_ms": 1_764_272_880_123, "visible_at_ms": None,
+            "lease": lease_value, "last_error": None,
+        }
+        generic = render_times(task)
+        if lease_value is not None:
+            generic["lease"] = render_times(lease_value)
+        assert render_task(task) == generic
+        assert list(render_task(task)) == list(generic)  # same member order

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from dqueue.api.deps import new_task_id, new_task_ids
 from dqueue.node.ipc_client import (
     BadRequest,
     NoLeader,
@@ -101,6 +102,15 @@ def test_batch_enqueues_in_one_command(client, fake):
     assert all(t["duplicate"] is False for t in resp.json["tasks"])
     assert len(fake.commands) == 1
     assert len(fake.commands[0]["tasks"]) == 100
+    ids = [t["id"] for t in fake.commands[0]["tasks"]]
+    assert len(set(ids)) == 100  # each drawn from the app's id source, in order
+    assert [t["id"] for t in resp.json["tasks"]] == ids
+
+
+def test_default_ids_are_128_random_bits_in_hex():
+    ids = [*new_task_ids(1_000), new_task_id()]
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    assert len(set(ids)) == len(ids)
 
 
 @pytest.mark.parametrize(
