@@ -19,6 +19,7 @@ from dqueue.queue.task import Task, TaskStatus
 
 ByStatus = dict[TaskStatus, dict[str, dict[str, Task]]]
 TimeHeap = list[tuple[int, int, int, Task]]
+_PENDING, _LEASED = TaskStatus.PENDING, TaskStatus.LEASED
 
 
 def stats(by_status: ByStatus, clock_ms: int) -> dict[str, Any]:
@@ -86,12 +87,12 @@ def has_visible(ready: ReadyIndex, delayed: TimeHeap, leases: TimeHeap, config: 
     if ready.has_any(wanted):
         return True
     for _, _, epoch, task in iter_due(delayed, now_ms):
-        if task.status is TaskStatus.PENDING and task.epoch == epoch and (
+        if task.status is _PENDING and task.epoch == epoch and (
                 wanted is None or task.type in wanted):
             return True
     # A lease expiring by now_ms makes its task visible if its backoff has run out too.
     for expires_at_ms, _, epoch, task in iter_due(leases, now_ms):
-        if (task.status is TaskStatus.LEASED and task.epoch == epoch
+        if (task.status is _LEASED and task.epoch == epoch
                 and (wanted is None or task.type in wanted)
                 and task.attempts < task.max_retries
                 and expires_at_ms + backoff_ms(config, task.id, task.attempts) <= clock_ms):

@@ -28,7 +28,7 @@ from dqueue.queue.backoff import backoff_ms
 from dqueue.queue.config import QueueConfig
 from dqueue.queue.events import MAX_BUFFERED_EVENTS, Event, EventLog, QueueEvent
 from dqueue.queue.ready import ReadyIndex
-from dqueue.queue.task import FINISHED, Task, TaskStatus
+from dqueue.queue.task import FINISHED, Task, TaskStatus, task_from_fields
 
 Outcome = dict[str, Any]
 
@@ -309,8 +309,10 @@ class QueueState:
         task_type = sys.intern(new.type)  # one str object per type while tasks use it
         key = new.idempotency_key
         max_retries = self.config.max_retries if new.max_retries is None else new.max_retries
-        task = Task(new.id, task_type, new.payload, new.priority, max_retries, key, clock_ms,
-                    clock_ms + new.delay_ms, self._next_seq)
+        # Task(...) field for field; a function call is cheaper than a class call in 3.11.
+        task = task_from_fields(new.id, task_type, new.payload, new.priority, max_retries, 0,
+                                _PENDING, key, clock_ms, clock_ms, clock_ms + new.delay_ms,
+                                None, None, None, None, self._next_seq, None, None)
         self._next_seq += 1
         self._tasks[new.id] = task
         enqueued = self._events.enqueued

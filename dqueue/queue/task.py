@@ -16,6 +16,9 @@ class TaskStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+# Attributes of an enum class go through EnumType.__getattr__ (slow): hot code uses constants.
+_PENDING = TaskStatus.PENDING
+
 #: Statuses a task never leaves except by redrive (dead) or by pruning.
 FINISHED = frozenset({TaskStatus.COMPLETED, TaskStatus.DEAD, TaskStatus.CANCELLED})
 
@@ -45,7 +48,7 @@ class Task:
         self.priority = priority
         self.max_retries = max_retries
         self.attempts = 0
-        self.status = TaskStatus.PENDING
+        self.status = _PENDING
         self.idempotency_key = idempotency_key
         self.created_at_ms = now_ms
         self.updated_at_ms = now_ms
