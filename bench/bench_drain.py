@@ -1,14 +1,20 @@
 """End-to-end drain rate: enqueue N tasks, then W workers lease, run a no-op and ack until empty.
 
     .venv/bin/python bench/bench_drain.py --transport both --nodes 3 --tasks 20000 --workers 4
+    .venv/bin/python bench/bench_drain.py --transport stub --tasks 40000 --workers 4
 
 Starts a fresh cluster of full nodes on 127.0.0.1 (free ports, a temporary directory) for each
 transport, enqueues the tasks with the SDK in batches of 1,000, starts the workers as separate
 ``dqueue-worker`` processes (``--zmq`` to the nodes' gateways or ``--server`` to their HTTP API,
 spread round-robin over the nodes), and polls ``/stats`` until every task is completed. Prints
 the rates and the CPU time the nodes and the workers spent per drained task (which does not depend
-on how busy the machine is, so it gives the ceiling on idle cores); asserts nothing. Every process
-it started is killed at the end.
+on how busy the machine is, so it gives the ceiling on idle cores), split by process (Raft and API
+processes of the leader and of the followers), and over ZeroMQ the tasks per lease request and
+the acks per ack command the gateways saw; asserts nothing. Every process it started is killed at
+the end.
+
+``--transport stub`` measures the worker runtime alone: the workers drain made-up tasks from a
+stub gateway in the benchmark's own process that answers at once (no cluster).
 """
 
 from __future__ import annotations
