@@ -30,7 +30,7 @@ from dqueue.node.ipc_client import RaftClientError
 
 MAX_BATCH_TASKS = 1_000
 # Enqueue commands in flight from one API process at a time.
-MAX_IN_FLIGHT = 2
+MAX_IN_FLIGHT = 1
 
 
 class _Job:

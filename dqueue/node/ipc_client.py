@@ -15,7 +15,7 @@ from typing import Any
 import zmq
 
 from dqueue import wire
-from dqueue.node.frames import send_frames
+from dqueue.node.frames import recv_frames, send_frames
 
 KIND_CMD = b"cmd"
 KIND_READ = b"read"
@@ -94,8 +94,10 @@ class RaftClient:
         self._socket.setsockopt(zmq.IMMEDIATE, 1)
         self._socket.setsockopt(zmq.RECONNECT_IVL, 50)
         self._socket.connect(endpoint)
-        self._poller = zmq.Poller()
-        self._poller.register(self._socket, zmq.POLLIN)
+        # Replies are awaited with a blocking receive bounded by RCVTIMEO (one call, the GIL
+        # released while waiting), cheaper than a Poller round and a receive; the value last
+        # set is kept so that the usual deadline costs no setsockopt.
+        self._rcvtimeo_ms = -1
         self._rid_prefix = os.urandom(8).hex()
         self._rid_counter = 0
         self.endpoint = endpoint
@@ -163,14 +165,19 @@ class RaftClient:
                 send_frames(self._socket, frames)
             except zmq.Again:
                 raise RaftUnavailable("the Raft process is not accepting requests") from None
-        deadline = time.monotonic() + (server_deadline_ms + REPLY_GRACE_MS) / 1000.0
+        wait_ms = server_deadline_ms + REPLY_GRACE_MS
+        deadline = time.monotonic() + wait_ms / 1000.0
         while True:
-            left_ms = int((deadline - time.monotonic()) * 1000)
-            if left_ms <= 0:
+            if wait_ms <= 0:
                 raise RaftUnavailable(f"no answer from the Raft process at {self.endpoint}")
-            if not self._poller.poll(left_ms):
+            try:
+                frames = self._receive(wait_ms)
+            except zmq.Again:
+                frames = None
+            # Later rounds (after a stale reply, or a timeout) wait only for what is left.
+            wait_ms = int((deadline - time.monotonic()) * 1000)
+            if frames is None:
                 continue
-            frames = self._socket.recv_multipart()
             try:
                 reply_kind, reply = wire.decode(frames)
             except wire.FrameError:
@@ -181,6 +188,21 @@ class RaftClient:
                 return reply
             if reply_kind == KIND_ERR:
                 raise _error_from_reply(reply)
+
+
+    def _receive(self, timeout_ms: int) -> list[bytes]:
+        """Wait at most ``timeout_ms`` for one whole message.
+
+        Raises:
+            zmq.Again: nothing arrived in time.
+        """
+        if timeout_ms != self._rcvtimeo_ms:
+            self._socket.setsockopt(zmq.RCVTIMEO, timeout_ms)
+            self._rcvtimeo_ms = timeout_ms
+        first = self._socket.recv(0, copy=False)  # blocks, GIL released, up to RCVTIMEO
+        if not first.more:
+            return [first.bytes]
+        return [first.bytes, *recv_frames(self._socket)]
 
 
 def _error_from_reply(reply: dict[str, Any]) -> RaftClientError:

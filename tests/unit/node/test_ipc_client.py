@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -128,3 +129,25 @@ def test_no_server_raises_unavailable_without_queueing_the_request(endpoint, mon
         with ScriptedServer(endpoint, handler) as server:
             assert client.read({"op": "health"}, timeout_ms=2_000) == "up"
         assert [body["rid"] for _, body in server.requests] == [f"{client._rid_prefix}-2"]
+
+
+def test_a_silent_server_fails_at_the_deadline_and_a_late_reply_is_discarded(
+    endpoint, monkeypatch
+):
+    monkeypatch.setattr(ipc_client, "REPLY_GRACE_MS", 50)
+    late: list[str] = []
+
+    def handler(kind, body):
+        if body["query"]["op"] == "slow":
+            late.append(body["rid"])
+            return []  # no answer in time; answered below, with the next request
+        stale = [wire.encode(b"res", {"rid": rid, "value": "late"}) for rid in late]
+        return [*stale, wire.encode(b"res", {"rid": body["rid"], "value": "fresh"})]
+
+    with ScriptedServer(endpoint, handler), RaftClient(endpoint) as client:
+        started = time.monotonic()
+        with pytest.raises(RaftUnavailable, match="no answer"):
+            client.read({"op": "slow"}, timeout_ms=100)
+        assert time.monotonic() - started >= 0.15  # the deadline plus the grace
+        # Another deadline than the last one set, and the stale reply comes first.
+        assert client.read({"op": "health"}, timeout_ms=2_000) == "fresh"
