@@ -13,8 +13,11 @@ leased after its worker was dropped are handed back (their lease cut to ``HAND_B
 tasks already delivered to a worker that then dies expire by the visibility timeout as usual.
 
 Acks are coalesced: those that arrive from any worker within ``ack_window_ms`` of the first one
-held (or until ``MAX_ACK_BATCH`` are held) go to the Raft process as one ``ack_batch`` command, and
-each worker's ack is answered from its own item of the result once the batch is committed and
+held (or until ``MAX_ACK_BATCH`` are held) go to the Raft process as one ``ack_batch`` command;
+while an ack command of this gateway is still in flight, held acks wait for its answer (at most
+``MAX_ACK_HOLD_MS`` in all), so that under load each command carries what arrived during the
+previous one's round trip, and a lone ack on an idle gateway still waits only the window. Each
+worker's ack is answered from its own item of the result once the batch is committed and
 applied (a lone ack goes as a plain ``ack``). One command instead of many is what pays: the Raft
 process spends most of its time per command on IPC intake and answering (docs/performance.md).
 An ``ack_many`` message carries many acks of one worker: its items join the held acks like lone
@@ -49,7 +52,9 @@ MAX_BURST = 256  # messages read from one socket before looking at the other
 MAX_RID_CHARS = 64
 REPLY_GRACE_MS = 1_000
 HAND_BACK_LEASE_MS = 1  # lease left to a task handed back: it is visible again at once
-ACK_WINDOW_MS = 2  # longest an ack waits for others to share its command
+ACK_WINDOW_MS = 2  # longest an ack waits for others to share its command, if none is in flight
+MAX_ACK_COMMANDS_IN_FLIGHT = 1  # more held acks wait for the answer to this many ack commands
+MAX_ACK_HOLD_MS = 20  # ... but no ack is held longer than this
 MAX_ACK_BATCH = 1_000  # the queue's limit on the items of one ack_batch command
 _LEASE_KEYS = frozenset({"rid", "worker_id", "max_tasks", "types", "lease_ms", "wait_ms"})
 _ACK_KEYS = frozenset({"rid", "id", "worker_id", "token"})
@@ -151,7 +156,9 @@ class WorkerGateway:
         self._liveness_ms = liveness_ms
         self._ack_window_s = ack_window_ms / 1000
         self._held_acks: list[HeldAck] = []
-        self._acks_due = 0.0  # when the held acks must go, set by the first one held
+        self._acks_due = 0.0  # when the held acks may go, set by the first one held
+        self._acks_held_since = 0.0
+        self._ack_commands_in_flight = 0
         self._stop = threading.Event()
         self.ready = threading.Event()
         self.endpoint: str | None = None  # the bound endpoint, once ``ready`` is set
@@ -215,8 +222,11 @@ class WorkerGateway:
         while not self._stop.is_set():
             timeout_ms = POLL_MS
             if self._held_acks:
-                timeout_ms = max(0, min(POLL_MS, math.ceil(
-                    (self._acks_due - time.monotonic()) * 1000)))
+                # The window's end; once past it, the longest hold (an answer wakes us sooner).
+                due = self._acks_due
+                if time.monotonic() >= due:
+                    due = self._acks_held_since + MAX_ACK_HOLD_MS / 1000
+                timeout_ms = max(0, min(POLL_MS, math.ceil((due - time.monotonic()) * 1000)))
             events = dict(poller.poll(timeout_ms))
             if ipc in events:
                 for _ in range(MAX_BURST):
@@ -233,7 +243,7 @@ class WorkerGateway:
                         break
                     self._handle_worker(frames, router, ipc)
             now = time.monotonic()
-            if self._held_acks and now >= self._acks_due:
+            if self._acks_may_go(now):
                 self._flush_acks(ipc, router, now)
             if now >= next_sweep:
                 self._sweep(now, router)
@@ -265,16 +275,16 @@ class WorkerGateway:
         if kind == b"bye":
             self._drop_peer(identity)
             return
+        if not (rid is None or isinstance(rid, int | str)) or (
+            isinstance(rid, str) and len(rid) > MAX_RID_CHARS
+        ):
+            self._send_error(router, identity, None, "invalid_field",
+                             "rid must be an integer or a short string", "rid")
+            return
         if kind == b"ack_many":
             self._handle_ack_many(identity, rid, body, router, ipc, now)
             return
         try:
-            if not (rid is None or isinstance(rid, int | str)) or (
-                isinstance(rid, str) and len(rid) > MAX_RID_CHARS
-            ):
-                rid = None
-                raise RequestError("invalid_field", "rid must be an integer or a short string",
-                                   "rid")
             if kind == b"ping":
                 self._send(router, identity, b"pong", {"rid": rid})
                 return
@@ -299,12 +309,6 @@ class WorkerGateway:
                          router: zmq.Socket, ipc: zmq.Socket, now: float) -> None:
         """Validate an ``ack_many`` (all or nothing) and hold each of its items."""
         try:
-            if not (rid is None or isinstance(rid, int | str)) or (
-                isinstance(rid, str) and len(rid) > MAX_RID_CHARS
-            ):
-                rid = None
-                raise RequestError("invalid_field", "rid must be an integer or a short string",
-                                   "rid")
             items = self._ack_items_of(body)
         except RequestError as exc:
             self._send_error(router, identity, rid, exc.code, exc.message, exc.field)
@@ -347,9 +351,17 @@ class WorkerGateway:
         """Keep an ack for the next ``ack_batch``; send the batch once it is full."""
         if not self._held_acks:
             self._acks_due = now + self._ack_window_s
+            self._acks_held_since = now
         self._held_acks.append(held)
         if len(self._held_acks) >= MAX_ACK_BATCH:
             self._flush_acks(ipc, router, now)
+
+    def _acks_may_go(self, now: float) -> bool:
+        """Held acks go once their window is over and no ack command is in flight, or once
+        the first of them was held for ``MAX_ACK_HOLD_MS``."""
+        return bool(self._held_acks) and now >= self._acks_due and (
+            self._ack_commands_in_flight < MAX_ACK_COMMANDS_IN_FLIGHT
+            or now >= self._acks_held_since + MAX_ACK_HOLD_MS / 1000)
 
     def _flush_acks(self, ipc: zmq.Socket, router: zmq.Socket, now: float) -> None:
         """Send the held acks as one command: a lone ``ack`` request's as a plain ``ack``,
@@ -411,6 +423,8 @@ class WorkerGateway:
                        "the Raft process is not accepting requests")
             return
         self._pending[ipc_rid] = pending
+        if pending.kind in _ACK_COMMAND_KINDS:
+            self._ack_commands_in_flight += 1
         if pending.wait_deadline is not None:
             peer = self._peers.get(pending.identity)
             if peer is not None:
@@ -514,6 +528,8 @@ class WorkerGateway:
 
     def _take(self, ipc_rid: str) -> Pending | None:
         pending = self._pending.pop(ipc_rid, None)
+        if pending is not None and pending.kind in _ACK_COMMAND_KINDS:
+            self._ack_commands_in_flight -= 1
         if pending is not None and pending.wait_deadline is not None:
             self._waiting.dec()
             peer = self._peers.get(pending.identity)
@@ -584,4 +600,5 @@ class WorkerGateway:
         self._send(router, identity, b"err", body)
 
 
+_ACK_COMMAND_KINDS = frozenset({b"ack", b"ack_batch"})
 _KNOWN_KINDS = frozenset({b"lease", b"ack", b"ack_many", b"nack", b"extend", b"ping", b"bye"})
