@@ -163,10 +163,12 @@ def cluster_cpu_s(cluster: RaftCluster) -> float:
     return total
 
 
-def command_ms(cluster: RaftCluster, node_id: str) -> list[list[Any]]:
-    """The member's ``command_ms`` histogram (cumulative buckets), or [] if it has none."""
-    figure = cluster.client(node_id).read({"op": "metrics"}).get("command_ms")
-    return figure["buckets"] if isinstance(figure, dict) else []
+def histograms(cluster: RaftCluster, node_id: str) -> dict[str, list[list[Any]]]:
+    """The member's ``command_ms`` and ``persist_ms`` histograms (cumulative buckets; [] for a
+    histogram it does not have)."""
+    metrics = cluster.client(node_id).read({"op": "metrics"})
+    return {name: metrics[name]["buckets"] if isinstance(metrics.get(name), dict) else []
+            for name in ("command_ms", "persist_ms")}
 
 
 def bucket_pct(before: list[list[Any]], after: list[list[Any]], p: float) -> str:
@@ -293,17 +295,18 @@ def run(cluster: RaftCluster, args: Any) -> None:
 
     for rate in sorted({args.rate / 5, args.rate}):
         fixed = Driver(endpoint, 16)
-        hist_before = command_ms(cluster, leader)
+        hist_before = histograms(cluster, leader)
         cpu_before, own_before = cluster_cpu_s(cluster), time.process_time()
         ok, err, lat, delays = fixed.open_loop(rate, args.seconds)
         cpu_used, own_used = cluster_cpu_s(cluster) - cpu_before, time.process_time() - own_before
-        hist_after = command_ms(cluster, leader)
+        hist_after = histograms(cluster, leader)
         fixed.close()
         print(f"at {rate:.0f}/s:  {ok} ok, {err} errors  p50 {pct(lat, 50):6.2f} ms  "
               f"p99 {pct(lat, 99):6.2f} ms  max {pct(lat, 100):6.2f} ms")
-        print(f"  leader's own count (intake to answer): p50 <= "
-              f"{bucket_pct(hist_before, hist_after, 50)} ms, "
-              f"p99 <= {bucket_pct(hist_before, hist_after, 99)} ms")
+        for name, what in (("command_ms", "intake to answer"), ("persist_ms", "write + fsync")):
+            print(f"  leader's {name} ({what}): p50 <= "
+                  f"{bucket_pct(hist_before[name], hist_after[name], 50)} ms, "
+                  f"p99 <= {bucket_pct(hist_before[name], hist_after[name], 99)} ms")
         print(f"  CPU: Raft processes {cpu_used / max(ok, 1) * 1000:.3f} ms per command, "
               f"this driver {own_used / args.seconds * 100:.0f}% of a core; "
               f"driver's send delay p99 {pct(delays, 99):.2f} ms")
