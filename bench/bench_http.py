@@ -10,6 +10,9 @@ Measures, in one run on this machine:
 
 Each line also gives the CPU time the servers (every process of the cluster) spent per answer
 during the measured window: a figure much less sensitive than rates to how busy the machine is.
+For the cluster it is split by process (each API and Raft process, leader first, and the three
+supervisors together), with the leader's tasks per enqueue command, log entries and fsyncs per
+answer (from its /metrics). ``--phases`` runs a subset (the no-op always runs: it is the yardstick).
 Every load uses the same client: CLIENTS keep-alive connections spread over a few processes
 (each a few threads with a minimal HTTP/1.1 client), so the load generator stays cheap. Prints
 figures; asserts nothing. Usage: ``.venv/bin/python bench/bench_http.py [--seconds 10]``.
