@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -188,3 +189,23 @@ def test_flat_payloads_are_taken_by_the_fast_path() -> None:
         assert dq.commands._is_flat_json(payload)
     for payload in (1.5, [1.5], {"a": [1]}, {1: "a"}, [[1]], _Mapping()):
         assert not dq.commands._is_flat_json(payload)
+
+
+def test_unchecked_constructors_build_the_same_commands() -> None:
+    # A field added to NewTask or Ack must be added to the unchecked constructors too.
+    assert [f.name for f in dataclasses.fields(dq.NewTask)] == list(
+        dq.commands._NEW_TASK_FIELDS)
+    assert [f.name for f in dataclasses.fields(dq.Ack)] == list(dq.commands._ACK_FIELDS)
+    payload = {"to": ["x"]}
+    fast = dq.commands.new_task_unchecked("a", "t", payload, -3, 2, "k", 10)
+    slow = dq.NewTask(id="a", type="t", payload=payload, priority=-3, max_retries=2,
+                      idempotency_key="k", delay_ms=10)
+    assert fast == slow and repr(fast) == repr(slow)
+    assert type(fast) is dq.NewTask and fast.payload is payload
+    assert dataclasses.replace(fast, priority=4) == dataclasses.replace(slow, priority=4)
+    ack = dq.commands.ack_unchecked("a", "w", None, 7)
+    assert ack == dq.Ack(id="a", worker_id="w", now_ms=7) and type(ack) is dq.Ack
+    assert hash(ack) == hash(dq.Ack(id="a", worker_id="w", now_ms=7))
+    for command in (fast, ack):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            command.id = "b"  # type: ignore[misc]
