@@ -6,9 +6,11 @@ Each turn of the loop (../shared/DESIGN.md sections 2 and 5):
    (up to ``MAX_DRAIN``): all proposals that arrived while the previous Ready was being
    persisted go into the next append and the next transaction (group commit);
 2. tick the core for the time that passed; expire deadlines; re-dispatch waiting requests;
-3. for each Ready: persist (one LMDB transaction, synced when it carries entries, a snapshot or
-   a new term or vote), send, restore a snapshot, apply committed entries and answer the
-   requests whose entry carries their request id, serve reads, ``advance``;
+3. for each Ready: persist (one synced LMDB transaction when it carries entries, a snapshot or
+   a new term or vote; a commit index alone is not written), send, restore a snapshot, apply
+   committed entries and answer the requests whose entry carries their request id, serve
+   reads, ``advance`` (a leader applies and answers before it persists: the committed entries
+   are on a majority already, and its answers need not wait for the next batch's fsync);
 4. take a snapshot when enough was applied since the last one.
 
 A leader sends its AppendEntries before its own fsync (Raft thesis section 10.2.1): the core
