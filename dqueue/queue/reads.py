@@ -38,6 +38,14 @@ def stats(by_status: ByStatus, clock_ms: int) -> dict[str, Any]:
     return {"by_status": totals, "by_type": dict(sorted(by_type.items())), "clock_ms": clock_ms}
 
 
+def dead_tasks(by_status: ByStatus, task_type: str | None) -> list[Task]:
+    """The dead tasks of ``task_type`` (None: of every type)."""
+    dead = by_status[TaskStatus.DEAD]
+    if task_type is not None:
+        return list(dead.get(task_type, {}).values())
+    return [task for members in dead.values() for task in members.values()]
+
+
 def list_tasks(by_status: ByStatus, status: str, task_type: str | None, limit: int,
                cursor: str | None) -> dict[str, Any]:
     """List tasks of one status (and type) in enqueue order, ``limit`` at a time.

@@ -135,7 +135,8 @@ class QueueState:
         while delayed and delayed[0][0] <= clock_ms:
             _, _, epoch, task = heappop(delayed)
             if task.status is _PENDING and task.epoch == epoch:
-                self._push_ready(task)
+                task.epoch += 1  # the epoch changes whenever a task enters an index
+                self._ready.push(task)
         finished = self._finished
         while finished and finished[0][0] <= clock_ms:
             _, seq, task = heappop(finished)
@@ -170,17 +171,12 @@ class QueueState:
         members[task.id] = task
         task.status = status
 
-    def _push_ready(self, task: Task) -> None:
-        """Index a pending task that is visible now (``visible_at_ms <= clock_ms``)."""
-        task.epoch += 1
-        self._ready.push(task)
-
     def _make_pending(self, task: Task) -> None:
         """Index a task that just became pending, as ready or as delayed."""
+        task.epoch += 1
         if task.visible_at_ms <= self.clock_ms:
-            self._push_ready(task)
+            self._ready.push(task)
         else:
-            task.epoch += 1
             heappush(self._delayed, (task.visible_at_ms, task.seq, task.epoch, task))
 
     def _finish(self, task: Task, status: TaskStatus) -> None:
@@ -467,12 +463,6 @@ class QueueState:
         self._finish(task, TaskStatus.CANCELLED)
         return _ok({"task": task.to_plain()})
 
-    def _dead_tasks(self, task_type: str | None) -> list[Task]:
-        dead = self._by_status[TaskStatus.DEAD]
-        if task_type is not None:
-            return list(dead.get(task_type, {}).values())
-        return [task for members in dead.values() for task in members.values()]
-
     def _redrive(self, cmd: commands.Redrive, index: int) -> Outcome:
         if cmd.id is not None:
             task = self._tasks.get(cmd.id)
@@ -483,7 +473,7 @@ class QueueState:
                                               f"only a dead task can be redriven")
             targets = [task]
         else:
-            targets = self._dead_tasks(cmd.type)
+            targets = reads.dead_tasks(self._by_status, cmd.type)
         for task in targets:
             task.attempts = 0
             task.updated_at_ms = self.clock_ms
@@ -493,7 +483,7 @@ class QueueState:
         return _ok({"count": len(targets)})
 
     def _purge(self, cmd: commands.Purge, index: int) -> Outcome:
-        targets = self._dead_tasks(cmd.type)
+        targets = reads.dead_tasks(self._by_status, cmd.type)
         for task in targets:
             self._remove(task)
         return _ok({"count": len(targets)})
