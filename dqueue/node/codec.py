@@ -14,7 +14,7 @@ from typing import Any
 
 import msgpack
 
-from dqueue.node.store import LoadedState, StoredSnapshot
+from dqueue.node.store import LoadedState, StoredHardState, StoredSnapshot
 from dqueue.queue import Ack, AckBatch, Command, Enqueue, Extend, Lease, NewTask, command_from_plain
 from dqueue.raft.types import (
     Entry,
@@ -138,6 +138,11 @@ def persisted_state(loaded: LoadedState) -> PersistedState | None:
 def core_snapshot(stored: StoredSnapshot) -> Snapshot:
     """The core's ``Snapshot`` of a stored one."""
     return Snapshot(SnapshotMeta(stored.index, stored.term, tuple(stored.members)), stored.data)
+
+
+def stored_hard_state(hard: HardState | None) -> StoredHardState | None:
+    """The store's record of the core's hard state (None for None)."""
+    return None if hard is None else StoredHardState(hard.term, hard.vote, hard.commit)
 
 
 def stored_snapshot(snapshot: Snapshot) -> StoredSnapshot:

@@ -9,8 +9,7 @@ Each turn of the loop (../shared/DESIGN.md sections 2 and 5):
 3. for each Ready: persist (one synced LMDB transaction when it carries entries, a snapshot or
    a new term or vote; a commit index alone is not written), send, restore a snapshot, apply
    committed entries and answer the requests whose entry carries their request id, serve
-   reads, ``advance`` (a leader applies and answers before it persists: the committed entries
-   are on a majority already, and its answers need not wait for the next batch's fsync);
+   reads, ``advance`` (a leader applies and answers before it persists);
 4. take a snapshot when enough was applied since the last one.
 
 A leader sends its AppendEntries before its own fsync (Raft thesis section 10.2.1): the core
@@ -39,6 +38,7 @@ from dqueue.node.codec import (
     command_from_log,
     decode_entry_items,
     persisted_state,
+    stored_hard_state,
     stored_snapshot,
 )
 from dqueue.node.histogram import Histogram
@@ -48,7 +48,7 @@ from dqueue.node.queue_events import log_queue_events, queue_event_metrics, rest
 from dqueue.node.requests import Stage, monotonic_ms
 from dqueue.node.router import RequestRouter
 from dqueue.node.snapshotter import Snapshotter, TakenSnapshot
-from dqueue.node.store import Store, StoredHardState, StoredSnapshot
+from dqueue.node.store import Store, StoredSnapshot
 from dqueue.node.transport import PeerTransport
 from dqueue.queue import Command, InvalidCommand, QueueConfig, QueueState
 from dqueue.raft import (
@@ -103,11 +103,6 @@ def queue_config(config: NodeConfig) -> QueueConfig:
 
 
 
-def _stored_hard(hard: HardState | None) -> StoredHardState | None:
-    """The store's record of the core's hard state."""
-    return None if hard is None else StoredHardState(hard.term, hard.vote, hard.commit)
-
-
 def advertised_http(http_addr: str, raft_addr: str) -> str:
     """Where clients reach a member's HTTP API: its bind address, with a bind-all host
     (``:8080``, ``0.0.0.0:8080``) replaced by the host of its raft address."""
@@ -160,8 +155,7 @@ class RaftProcess:
         hard = loaded.hard_state
         # Term and vote last written: a Ready that changes them must be synced before sending.
         self._persisted_hard: tuple[int, str | None] = (hard.term, hard.vote) if hard else (0, None)
-        # The newest hard state of the core when it differs from the stored one only in its
-        # commit index (written with the next write, or at a clean stop).
+        # The core's newest hard state when only its commit index differs from the stored one.
         self._unsaved_hard: HardState | None = None
         self.transport = PeerTransport(self.context, config.id, config.raft_addr, self.members)
         self.ipc = IpcServer(self.context, config.ipc_endpoint())
@@ -265,18 +259,15 @@ class RaftProcess:
         self.ipc.close()
         self.transport.close()
         if self._unsaved_hard is not None:
-            self.store.save(hard_state=_stored_hard(self._unsaved_hard))
+            self.store.save(hard_state=stored_hard_state(self._unsaved_hard))
             self._unsaved_hard = None
         self.store.close()
 
     def _drain(self, ipc_open: bool = True, peer_open: bool = True) -> None:
         """Take every waiting IPC request and peer message, alternating, up to MAX_DRAIN.
 
-        Args:
-            ipc_open: the IPC socket was readable (the poll said so); a socket that was not
-                is not asked (each empty receive raises zmq.Again, which costs more than the
-                receive itself); what arrives meanwhile is taken in the next turn.
-            peer_open: the same for the peer socket.
+        Only the sockets the poll found readable are asked (an empty receive raises zmq.Again,
+        which costs more than the receive); what arrives meanwhile waits for the next turn.
         """
         ipc_recv, peer_recv = self.ipc.recv, self.transport.recv
         table = self.router.table
@@ -366,31 +357,23 @@ class RaftProcess:
                 self._send_raft(msg)
             else:
                 late.append(msg)
-        # A leader applies (and answers) what is committed before it writes and syncs the
-        # entries of this Ready: those answers need nothing from that write, and otherwise
-        # every answer would wait for the fsync of the next batch as well as its own (at an
-        # offered 1,000 commands/s this was most of the commit latency). Committed entries
-        # are stored on a majority already, and the leader counts its own entries toward
-        # commit only once they are on its disk (``advance``). A follower writes first: its
-        # append response, sent right after its fsync, is on the leader's critical path, and
-        # its apply is not. A Ready that installs a snapshot keeps the order persist, restore,
-        # apply.
+        # A leader applies and answers what committed (stored on a majority already) before
+        # it syncs this Ready's entries, so answers do not wait for the next batch's fsync
+        # too. A follower syncs first: its append response is on the leader's critical path.
+        # docs/raft-process.md, "Answers before the next fsync".
         apply_first = early and rd.snapshot is None and bool(rd.committed_entries)
         if apply_first:
             self._apply(rd)
         if hard is not None:
             self._unsaved_hard = hard
-        # A hard state that only moved the commit index is not written on its own: the commit
-        # index is volatile state (Raft figure 2), and a restart with an older one only
-        # re-applies less at start and learns the rest from the leader. It goes to disk with
-        # the next write that is needed anyway (entries, a snapshot, a new term or vote) and
-        # at a clean stop. Before, each commit cost every member one more LMDB transaction.
+        # A commit index alone is not written (volatile state, Raft figure 2): it goes with the
+        # next needed write and at a clean stop (docs/raft-process.md, "Storage").
         if rd.entries or rd.snapshot is not None or term_or_vote_changed:
             started = time.perf_counter()
             saved_hard, self._unsaved_hard = self._unsaved_hard, None
             self.store.save(
                 entries=rd.entries,
-                hard_state=_stored_hard(saved_hard),
+                hard_state=stored_hard_state(saved_hard),
                 snapshot=stored_snapshot(rd.snapshot) if rd.snapshot is not None else None,
             )
             self.counters["fsync_total"] += 1
