@@ -2,7 +2,10 @@
 
 Prints (never asserts):
 - committed enqueue commands/s with 1 client and with many concurrent clients;
-- p50/p99 commit latency at a fixed offered rate (default 1,000 commands/s, and a fifth of it);
+- p50/p99 commit latency at a fixed offered rate (default 1,000 commands/s, and a fifth of it),
+  with the leader's own view (its ``command_ms`` and ``persist_ms`` histograms), the cluster's
+  CPU per command, and this driver's CPU and send delay (to tell its lateness from the
+  cluster's);
 - failover time over N kills: kill -9 of the leader to the first acknowledged write.
 
 Run from the repository root: ``.venv/bin/python bench/bench_raft.py [--quick]``.
