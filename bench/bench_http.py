@@ -74,8 +74,8 @@ class Stub:
     def command(self, cmd, timeout_ms=5000, wait_ms=0):
         # The plain form of a new task, as the queue answers it.
         tasks = [{"id": t["id"], "type": t["type"], "payload": t["payload"],
-                  "priority": t["priority"] or 0, "max_retries": t["max_retries"] or 3,
-                  "attempts": 0, "status": "pending", "idempotency_key": t["idempotency_key"],
+                  "priority": t.get("priority") or 0, "max_retries": t.get("max_retries") or 3,
+                  "attempts": 0, "status": "pending", "idempotency_key": t.get("idempotency_key"),
                   "created_at_ms": 0, "updated_at_ms": 0, "visible_at_ms": 0, "lease": None,
                   "last_error": None} for t in cmd["tasks"]]
         return {"ok": True, "value": {"tasks": tasks, "duplicates": [False] * len(tasks)}}

@@ -36,8 +36,11 @@ def new_task_plain(
 ) -> dict[str, Any]:
     """Validate one enqueue body and return its ``NewTask`` plain form.
 
-    The common case (known keys, plain values) is recognised inline; anything else goes through
-    the field checkers, which raise the error naming the field.
+    Optional fields left out (or null) are omitted from the plain form, which means "the
+    configured default" to the queue (docs/internals.md section 4): the command, the log entry
+    and every node's decoding of it carry only what the client gave. The common case (known
+    keys, plain values) is recognised inline; anything else goes through the field checkers,
+    which raise the error naming the field.
 
     Args:
         body: the task as the client sent it.
@@ -45,31 +48,30 @@ def new_task_plain(
         prefix: names the task in errors (``tasks[3].``).
         task_id: the id to give the task, drawn by the caller; a fresh one when None.
     """
-    if type(body) is dict and body.keys() <= ENQUEUE_FIELDS and _is_plain_task(body):
-        payload = body.get("payload")
-        v.check_payload(payload, prefix + "payload")
-        return {
-            "id": task_id or deps.new_id(), "type": body["type"], "payload": payload,
-            "priority": body.get("priority"), "max_retries": body.get("max_retries"),
-            "idempotency_key": body.get("idempotency_key"), "delay_ms": None,
-        }
+    if type(body) is dict and body.keys() <= ENQUEUE_FIELDS:
+        get = body.get
+        task_type = get("type")
+        priority = get("priority")
+        retries = get("max_retries")
+        key = get("idempotency_key")
+        if (type(task_type) is str and v.TYPE_PATTERN.fullmatch(task_type) is not None
+                and (priority is None or (type(priority) is int
+                                          and v.MIN_PRIORITY <= priority <= v.MAX_PRIORITY))
+                and (retries is None or (type(retries) is int
+                                         and 0 <= retries <= v.MAX_MAX_RETRIES))
+                and (key is None or (type(key) is str and v.is_plain_string(key)))
+                and get("delay_seconds") is None):
+            payload = get("payload")
+            v.check_payload(payload, prefix + "payload")
+            task = {"id": task_id or deps.new_id(), "type": task_type, "payload": payload}
+            if priority is not None:
+                task["priority"] = priority
+            if retries is not None:
+                task["max_retries"] = retries
+            if key is not None:
+                task["idempotency_key"] = key
+            return task
     return _checked_task_plain(body, deps, prefix, task_id)
-
-
-def _is_plain_task(body: dict[str, Any]) -> bool:
-    """True when every field of an enqueue body is obviously valid (no delay given)."""
-    task_type = body.get("type")
-    priority = body.get("priority")
-    retries = body.get("max_retries")
-    key = body.get("idempotency_key")
-    return (
-        type(task_type) is str and v.TYPE_PATTERN.fullmatch(task_type) is not None
-        and (priority is None or (type(priority) is int
-                                  and v.MIN_PRIORITY <= priority <= v.MAX_PRIORITY))
-        and (retries is None or (type(retries) is int and 0 <= retries <= v.MAX_MAX_RETRIES))
-        and (key is None or (type(key) is str and v.is_plain_string(key)))
-        and body.get("delay_seconds") is None
-    )
 
 
 def _checked_task_plain(
@@ -81,15 +83,19 @@ def _checked_task_plain(
     payload = body.get("payload")
     v.check_payload(payload, prefix + "payload")
     delay_ms = v.opt_seconds_ms(body, "delay_seconds", 0, v.MAX_DELAY_SECONDS, prefix)
-    return {
+    task = {
         "id": task_id or deps.new_id(),
         "type": v.opt_string(body, "type", pattern=v.TYPE_PATTERN, prefix=prefix),
         "payload": payload,
+    }
+    optional = {
         "priority": v.opt_int(body, "priority", v.MIN_PRIORITY, v.MAX_PRIORITY, prefix),
         "max_retries": v.opt_int(body, "max_retries", 0, v.MAX_MAX_RETRIES, prefix),
         "idempotency_key": v.opt_string(body, "idempotency_key", prefix=prefix),
         "delay_ms": delay_ms,
     }
+    task.update((name, value) for name, value in optional.items() if value is not None)
+    return task
 
 
 def _enqueue(deps: ApiDeps, tasks: list[dict[str, Any]], body_bytes: int) -> list[dict[str, Any]]:

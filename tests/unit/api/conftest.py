@@ -71,17 +71,17 @@ class FakeRaft:
     def _enqueue(self, cmd: dict[str, Any], index: int) -> Any:
         out, dups = [], []
         for new in cmd["tasks"]:
-            key = new["idempotency_key"]
+            key = new.get("idempotency_key")  # optional fields may be omitted
             if key is not None and key in self.keys:
                 out.append(self.tasks[self.keys[key]])
                 dups.append(True)
                 continue
             task = {
                 "id": new["id"], "type": new["type"], "payload": new["payload"],
-                "priority": new["priority"] or 0, "max_retries": new["max_retries"] or 3,
+                "priority": new.get("priority") or 0, "max_retries": new.get("max_retries") or 3,
                 "attempts": 0, "status": "pending", "idempotency_key": key,
                 "created_at_ms": NOW_MS, "updated_at_ms": NOW_MS,
-                "visible_at_ms": NOW_MS + (new["delay_ms"] or 0), "lease": None,
+                "visible_at_ms": NOW_MS + (new.get("delay_ms") or 0), "lease": None,
                 "last_error": None,
             }
             self.tasks[task["id"]] = task

@@ -34,8 +34,24 @@ def test_enqueue_seed_example_returns_201_with_rendered_task(client, fake):
     assert fake.commands == [{"op": "enqueue", "tasks": [{
         "id": task["id"], "type": "email",
         "payload": {"to": "user@example.com", "subject": "Hello"}, "priority": 10,
-        "max_retries": 3, "idempotency_key": "abc", "delay_ms": None,
+        "max_retries": 3, "idempotency_key": "abc",
     }]}]
+
+
+def test_optional_fields_left_out_are_omitted_from_the_command(client, fake):
+    assert enqueue(client, type="a").status_code == 201
+    assert enqueue(client, type="b", priority=None, delay_seconds=2).status_code == 201
+    assert client.simulate_post("/tasks/batch", json={"tasks": [
+        {"type": "c", "payload": None}, {"type": "d", "max_retries": 0, "priority": -1},
+    ]}).status_code == 201
+    sent = [task for cmd in fake.commands for task in cmd["tasks"]]
+    assert [sorted(task) for task in sent] == [
+        ["id", "payload", "type"],
+        ["delay_ms", "id", "payload", "type"],
+        ["id", "payload", "type"],
+        ["id", "max_retries", "payload", "priority", "type"],
+    ]
+    assert sent[3]["max_retries"] == 0 and sent[3]["priority"] == -1
 
 
 def test_duplicate_idempotency_key_returns_200_with_original(client):
