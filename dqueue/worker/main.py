@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "worker processes of one thread each")
     p.add_argument("--prefetch", type=int, default=None,
                    help="tasks buffered beyond the running ones (default: automatic, at least "
-                        "concurrency, up to 100 for handlers that finish them within ~50 ms)")
+                        "concurrency, up to 100 for handlers that finish them within ~100 ms)")
     p.add_argument("--types", help="comma-separated task types (default: all registered)")
     p.add_argument("--worker-id", help="lease holder id (default: host-pid-random)")
     p.add_argument("--lease-timeout", default="30s", help="lease per task and per extension")

@@ -36,7 +36,7 @@ from dqueue.worker.app import Completion, TaskContext, Verdict, Worker, run_hand
 
 log = logging.getLogger("dqueue.worker")
 
-AUTO_BUFFER_S = 0.05  # automatic prefetch: the work of this long at the handlers' recent rate
+AUTO_BUFFER_S = 0.1  # automatic prefetch: the work of this long at the handlers' recent rate
 MAX_AUTO_PREFETCH = 100  # ... and at most this many buffered tasks (one lease request's maximum)
 RATE_WINDOW_S = 0.1  # how often the handlers' rate is measured for the automatic prefetch
 

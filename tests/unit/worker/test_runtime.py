@@ -269,15 +269,15 @@ def test_automatic_prefetch_follows_the_handlers_rate():
     runtime = WorkerRuntime(Worker(), RuntimeConfig("w", concurrency=4))
     assert runtime._capacity == 8 and runtime.config.max_capacity == 104
     runtime._maybe_tune_capacity(10.0)  # the first window starts
-    runtime.counts.acked = 500  # 500 tasks in 0.125 s: 4,000/s, 200 in AUTO_BUFFER_S
+    runtime.counts.acked = 250  # 250 tasks in 0.125 s: 2,000/s, 200 in AUTO_BUFFER_S
     runtime._maybe_tune_capacity(10.125)
     assert runtime._capacity == 4 + 100  # the buffer grows, up to its bound
     runtime._maybe_tune_capacity(10.2)  # within the window: unchanged
     assert runtime._capacity == 104
     runtime.counts.acked += 1  # the handlers slowed down: the rate halves per window
-    runtime._maybe_tune_capacity(10.25)
+    runtime._maybe_tune_capacity(10.25)  # 1,000/s: 100
     assert runtime._capacity == 4 + 100
-    runtime._maybe_tune_capacity(10.375)
+    runtime._maybe_tune_capacity(10.375)  # 500/s: 50
     assert runtime._capacity == 4 + 50
     for step in range(1, 12):
         runtime._maybe_tune_capacity(10.375 + step * 0.125)
