@@ -404,6 +404,9 @@ def _lease(obj: Mapping[str, Any], now_ms: int) -> Lease:
 
 
 def _ack(obj: Mapping[str, Any], now_ms: int) -> Ack:
+    task_id, worker_id, token = obj.get("id"), obj.get("worker_id"), obj.get("token")
+    if _is_id(task_id) and _is_id(worker_id) and (token is None or _is_id(token)):
+        return ack_unchecked(task_id, worker_id, token, now_ms)  # valid: what follows returns
     return Ack(id=_string(obj, "id"), worker_id=_string(obj, "worker_id"),
                token=_string(obj, "token", required=False), now_ms=now_ms)
 

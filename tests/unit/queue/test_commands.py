@@ -209,3 +209,18 @@ def test_unchecked_constructors_build_the_same_commands() -> None:
     for command in (fast, ack):
         with pytest.raises(dataclasses.FrozenInstanceError):
             command.id = "b"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("fields", "bad_field"), [
+    ({"id": "a", "worker_id": "w"}, None), ({"id": "a", "worker_id": "w", "token": "3.1"}, None),
+    ({"id": "a", "worker_id": "w", "token": ""}, "token"), ({"id": "", "worker_id": "w"}, "id"),
+    ({"id": "a"}, "worker_id"), ({"id": "a", "worker_id": 5}, "worker_id"),
+    ({"id": "x" * 257, "worker_id": "w"}, "id")])
+def test_ack_fast_path_builds_the_ack_or_leaves_the_error_to_the_checks(
+        fields: dict[str, Any], bad_field: str | None) -> None:
+    got = _parse({"op": "ack", "now_ms": 4, **fields})
+    if bad_field is None:
+        assert got == dq.Ack(id=fields["id"], worker_id=fields["worker_id"],
+                             token=fields.get("token"), now_ms=4)
+    else:
+        assert got[:2] == ("invalid", bad_field)
