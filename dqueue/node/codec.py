@@ -15,7 +15,8 @@ from typing import Any
 import msgpack
 
 from dqueue.node.store import LoadedState, StoredHardState, StoredSnapshot
-from dqueue.queue import Ack, AckBatch, Command, Enqueue, Extend, Lease, NewTask, command_from_plain
+from dqueue.queue import AckBatch, Command, Enqueue, Extend, Lease, command_from_plain
+from dqueue.queue.commands import ack_unchecked, new_task_unchecked
 from dqueue.raft.types import (
     Entry,
     EntryType,
@@ -89,17 +90,15 @@ def command_from_log(cmd: Any) -> Command:
         now_ms = cmd.get("now_ms") or 0
         if op == "enqueue":
             return Enqueue(tasks=tuple([
-                NewTask(id=t["id"], type=t["type"], payload=t.get("payload"),
-                        priority=t.get("priority") or 0, max_retries=t.get("max_retries"),
-                        idempotency_key=t.get("idempotency_key"),
-                        delay_ms=t.get("delay_ms") or 0)
+                new_task_unchecked(t["id"], t["type"], t.get("payload"),
+                                   t.get("priority") or 0, t.get("max_retries"),
+                                   t.get("idempotency_key"), t.get("delay_ms") or 0)
                 for t in cmd["tasks"]]), now_ms=now_ms)
         if op == "ack":
-            return Ack(id=cmd["id"], worker_id=cmd["worker_id"], token=cmd.get("token"),
-                       now_ms=now_ms)
+            return ack_unchecked(cmd["id"], cmd["worker_id"], cmd.get("token"), now_ms)
         if op == "ack_batch":
             return AckBatch(items=tuple([
-                Ack(id=a["id"], worker_id=a["worker_id"], token=a.get("token"), now_ms=now_ms)
+                ack_unchecked(a["id"], a["worker_id"], a.get("token"), now_ms)
                 for a in cmd["items"]]), now_ms=now_ms)
         if op == "lease":
             types = cmd.get("types")

@@ -428,6 +428,7 @@ class RaftProcess:
 
     def _apply(self, rd: Ready) -> None:
         queue, router, batcher = self.queue, self.router, self.batcher
+        pending = router.table.pending
         applied_commands = 0
         for entry in rd.committed_entries:
             self.applied, self.applied_term = entry.index, entry.term
@@ -455,13 +456,16 @@ class RaftProcess:
                 try:
                     command = (commands[position] if commands is not None
                                else command_from_log(plain[position]))
-                    outcome = queue.apply(command, base + position)
+                    # Nobody here waits for an item whose request is not pending (a
+                    # follower's share of the log): apply it without building an outcome.
+                    reply = bool(rid) and rid in pending
+                    outcome = queue.apply(command, base + position, reply)
                 except (ValueError, InvalidCommand) as exc:
                     # Never expected: commands are validated before they are proposed.
                     log_event(logger, logging.ERROR, "entry_not_applicable", index=entry.index,
                               position=position, error=str(exc))
                     continue
-                if rid:
+                if reply:
                     # The reply only when the committed entry carries this request id.
                     router.on_applied(rid, outcome)
             applied_commands += len(rids)
