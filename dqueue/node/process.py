@@ -51,6 +51,7 @@ from dqueue.node.snapshotter import Snapshotter, TakenSnapshot
 from dqueue.node.store import Store, StoredSnapshot
 from dqueue.node.transport import PeerTransport
 from dqueue.queue import Command, InvalidCommand, QueueConfig, QueueState
+from dqueue.queue.config import settings_to_plain
 from dqueue.raft import (
     EntryType,
     HardState,
@@ -102,7 +103,6 @@ def queue_config(config: NodeConfig) -> QueueConfig:
     )
 
 
-
 def advertised_http(http_addr: str, raft_addr: str) -> str:
     """Where clients reach a member's HTTP API: its bind address, with a bind-all host
     (``:8080``, ``0.0.0.0:8080``) replaced by the host of its raft address."""
@@ -110,6 +110,7 @@ def advertised_http(http_addr: str, raft_addr: str) -> str:
     if host in WILDCARD_HOSTS:
         return raft_addr.rpartition(":")[0] + ":" + port
     return http_addr
+
 
 class RaftProcess:
     """The Raft process of one node.
@@ -143,7 +144,11 @@ class RaftProcess:
             snapshot_chunk_bytes=config.snapshot_chunk_bytes,
         )
         self.raft = Raft(raft_config, random.Random(os.urandom(16)), persisted_state(loaded))
-        self.queue = QueueState(queue_config(config))
+        # The state starts from the default settings on every member; the settings in force
+        # come from the log (each new leader proposes its own, see _on_soft_state) or from the
+        # snapshot, so that every member applies each command under the same settings.
+        self.settings = queue_config(config)
+        self.queue = QueueState(QueueConfig())
         self.applied = 0
         self.applied_term = 0
         self.snapshot_index = 0
@@ -411,6 +416,13 @@ class RaftProcess:
         if was_leader and role is not Role.LEADER:
             self.batcher.forget_parsed()
             self.router.on_lost_leadership()
+        if role is Role.LEADER and not was_leader:
+            # First command of the term, before any client's: this leader's queue settings.
+            # Unstamped (now_ms 0): it never moves the cluster clock, so a cluster restarted
+            # without traffic keeps exactly the state it had.
+            configure = {"op": "configure", "settings": settings_to_plain(self.settings),
+                         "now_ms": 0}
+            self.batcher.add("", configure, command_from_log(configure))
         if leader_id is not None:
             self.router.on_leader_known()
 

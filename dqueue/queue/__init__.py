@@ -9,6 +9,7 @@ from dqueue.queue.commands import (
     AckBatch,
     Cancel,
     Command,
+    Configure,
     Enqueue,
     Extend,
     InvalidCommand,
@@ -24,6 +25,6 @@ from dqueue.queue.config import QueueConfig
 from dqueue.queue.state import QueueState
 from dqueue.queue.task import TaskStatus
 
-__all__ = ["Ack", "AckBatch", "Cancel", "Command", "Enqueue", "Extend", "InvalidCommand", "Lease",
-           "Nack", "NewTask", "Purge", "QueueConfig", "QueueState", "Redrive", "TaskStatus", "Tick",
-           "command_from_plain"]
+__all__ = ["Ack", "AckBatch", "Cancel", "Command", "Configure", "Enqueue", "Extend",
+           "InvalidCommand", "Lease", "Nack", "NewTask", "Purge", "QueueConfig", "QueueState",
+           "Redrive", "TaskStatus", "Tick", "command_from_plain"]

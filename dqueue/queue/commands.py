@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dqueue.queue.config import QueueConfig, settings_from_plain, settings_to_plain
+
 MAX_BATCH = 1_000
 MAX_LEASE_TASKS = 100
 MAX_ID_CHARS = 256
@@ -202,7 +204,21 @@ class Tick:
         return {"op": "tick", "now_ms": self.now_ms}
 
 
-Command = Enqueue | Lease | Ack | AckBatch | Nack | Extend | Cancel | Redrive | Purge | Tick
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Configure:
+    """Replace the queue settings; each new leader proposes its own before other commands."""
+
+    settings: QueueConfig
+    now_ms: int = 0
+
+    def to_plain(self) -> dict[str, Any]:
+        """Return ``{"op": "configure", ...}``."""
+        return {"op": "configure", "now_ms": self.now_ms,
+                "settings": settings_to_plain(self.settings)}
+
+
+Command = (Enqueue | Lease | Ack | AckBatch | Nack | Extend | Cancel | Redrive | Purge | Tick
+           | Configure)
 
 
 # ---------------------------------------------------------------- cheap construction
@@ -475,6 +491,14 @@ def _tick(obj: Mapping[str, Any], now_ms: int) -> Tick:
     return Tick(now_ms=now_ms)
 
 
+def _configure(obj: Mapping[str, Any], now_ms: int) -> Configure:
+    try:
+        settings = settings_from_plain(obj.get("settings"))
+    except (ValueError, TypeError) as exc:
+        raise InvalidCommand("settings", str(exc)) from None
+    return Configure(settings=settings, now_ms=now_ms)
+
+
 _PARSERS = {
     "enqueue": (_enqueue, {"tasks"}),
     "lease": (_lease, {"worker_id", "types", "max_tasks", "lease_ms"}),
@@ -486,6 +510,7 @@ _PARSERS = {
     "redrive": (_redrive, {"id", "type"}),
     "purge": (_purge, {"type"}),
     "tick": (_tick, set()),
+    "configure": (_configure, {"settings"}),
 }
 _ALLOWED = {op: frozenset(keys | {"op", "now_ms"}) for op, (_, keys) in _PARSERS.items()}
 

@@ -1,12 +1,15 @@
 """Settings of the queue state machine, passed in as a value.
 
-Every member of a cluster must use equal settings: they shape the replicated state, so two
-members with different settings would apply the same log to different states.
+The settings shape the replicated state, so every member must apply each command under equal
+settings. They are therefore replicated themselves: a node starts its state with the defaults,
+each new leader proposes its own settings as a ``configure`` command before any other command
+of its term, and snapshots carry the settings in force (docs/internals.md section 4).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 DAY_MS = 24 * 3_600_000
 
@@ -63,3 +66,27 @@ class QueueConfig:
             raise ValueError(f"backoff_jitter must be in [0, 1), got {self.backoff_jitter!r}")
         if self.lease_ms > self.max_lease_ms:
             raise ValueError("lease_ms must not exceed max_lease_ms")
+
+
+
+def settings_to_plain(config: QueueConfig) -> dict[str, Any]:
+    """Return the settings as a plain dict (field name to value), for commands and snapshots."""
+    return asdict(config)
+
+
+def settings_from_plain(obj: Any) -> QueueConfig:
+    """Build settings from ``settings_to_plain`` output; missing fields take their default.
+
+    Raises:
+        ValueError: naming the first unknown, mistyped or out-of-range field.
+    """
+    if not isinstance(obj, dict):
+        raise ValueError("settings must be an object")
+    known = {field.name: field for field in fields(QueueConfig)}
+    for name, value in obj.items():
+        if name not in known:
+            raise ValueError(f"settings.{name}: unknown setting")
+        floats = name in ("backoff_factor", "backoff_jitter")
+        if isinstance(value, bool) or not isinstance(value, (int, float) if floats else int):
+            raise ValueError(f"settings.{name}: must be a number")
+    return QueueConfig(**obj)

@@ -4,7 +4,8 @@ Format 2 (written) is columnar, one list per task field, which encodes and parse
 list per task (bench/bench_queue.py)::
 
     {"format": 2, "clock_ms", "last_index", "next_seq", "types": [type, ...],
-     "tasks": {field: [value, ...], ...}, "dedup": [[key, task_id, expires_at_ms], ...]}
+     "tasks": {field: [value, ...], ...}, "dedup": [[key, task_id, expires_at_ms], ...],
+     "settings": {name: value, ...}}
 
 ``tasks`` holds the columns of ``COLUMNS`` in that order, each with one value per task in seq
 (log) order; the ``type`` column holds indexes into ``types`` (types in order of first use) and
@@ -12,6 +13,8 @@ the ``status`` column indexes into ``STATUS_CODES``. Dedup entries are sorted by
 no whitespace. Payload objects keep their key order: it comes from the log bytes, so it is the
 same on every member, and a restored task reads exactly as before. Format 1 (a list per task,
 ``Task.to_row``) is still read, so a node restarts from a snapshot an older version wrote.
+``settings`` (the replicated ``QueueConfig`` in force) is absent from snapshots written before
+settings were replicated; the restoring node then keeps its own.
 Index structures (heaps) are not stored: ``QueueState.restore`` rebuilds them from the tasks.
 """
 
@@ -26,6 +29,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
+from dqueue.queue.config import QueueConfig, settings_from_plain
 from dqueue.queue.task import Task, TaskStatus, task_from_fields
 
 FORMAT = 2
@@ -53,6 +57,7 @@ class Decoded:
     next_seq: int
     tasks: list[Task]
     dedup: list[tuple[str, str, int]]
+    settings: QueueConfig | None = None
 
 
 @contextmanager
@@ -74,8 +79,9 @@ def paused_gc() -> Iterator[None]:
 
 
 def encode(clock_ms: int, last_index: int, next_seq: int, tasks: list[Task],
-           dedup: list[tuple[str, str, int]]) -> bytes:
-    """Return the format-2 bytes of a state given as its tasks (seq order) and dedup (sorted)."""
+           dedup: list[tuple[str, str, int]], settings: dict[str, Any] | None = None) -> bytes:
+    """Return the format-2 bytes of a state given as its tasks (seq order), dedup (sorted)
+    and settings (``settings_to_plain``; omitted when None)."""
     columns: dict[str, list[Any]] = {
         name: list(map(attrgetter(name), tasks)) for name in COLUMNS}
     # Types in order of first use: a function of the task list, so equal on every member.
@@ -85,6 +91,8 @@ def encode(clock_ms: int, last_index: int, next_seq: int, tasks: list[Task],
     columns["status"] = [_CODE_BY_STATUS[status] for status in columns["status"]]
     document = {"format": FORMAT, "clock_ms": clock_ms, "last_index": last_index,
                 "next_seq": next_seq, "types": types, "tasks": columns, "dedup": dedup}
+    if settings is not None:
+        document["settings"] = settings
     return json.dumps(document, separators=(",", ":"), allow_nan=False).encode("ascii")
 
 
@@ -127,7 +135,12 @@ def decode(data: bytes) -> Decoded:
                 or not isinstance(entry[1], str) or not _is_int(entry[2])):
             raise ValueError("snapshot: malformed dedup entry")
         dedup.append((entry[0], entry[1], entry[2]))
-    return Decoded(header[0], header[1], header[2], tasks, dedup)
+    settings = document.get("settings")
+    try:
+        config = None if settings is None else settings_from_plain(settings)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"snapshot: bad settings ({exc})") from None
+    return Decoded(header[0], header[1], header[2], tasks, dedup, config)
 
 
 def _check_codes(column: list[Any], count: int, name: str) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 from dqueue.queue import commands, reads
 from dqueue.queue import snapshot as snapshot_codec
 from dqueue.queue.backoff import backoff_ms
-from dqueue.queue.config import QueueConfig
+from dqueue.queue.config import QueueConfig, settings_to_plain
 from dqueue.queue.events import MAX_BUFFERED_EVENTS, Event, EventLog, QueueEvent
 from dqueue.queue.ready import ReadyIndex
 from dqueue.queue.task import FINISHED, Task, TaskStatus, task_from_fields
@@ -72,6 +72,7 @@ class QueueState:
             commands.Nack: self._nack, commands.Extend: self._extend,
             commands.Cancel: self._cancel, commands.Redrive: self._redrive,
             commands.Purge: self._purge, commands.Tick: self._tick,
+            commands.Configure: self._configure,
         }
         self._clear()
 
@@ -491,6 +492,11 @@ class QueueState:
     def _tick(self, cmd: commands.Tick, index: int) -> Outcome:
         return _ok({})
 
+    def _configure(self, cmd: commands.Configure, index: int) -> Outcome:
+        # Deadlines already indexed (retention, dedup) keep the settings they were made under.
+        self.config = cmd.settings
+        return _ok({})
+
     # ------------------------------------------------------------------ reads
 
     def get_task(self, task_id: str) -> dict[str, Any] | None:
@@ -549,7 +555,8 @@ class QueueState:
                        for key, (task_id, expires_at_ms) in self._dedup.items())
         with snapshot_codec.paused_gc():
             return snapshot_codec.encode(self.clock_ms, self.last_index, self._next_seq,
-                                         list(self._tasks.values()), dedup)
+                                         list(self._tasks.values()), dedup,
+                                         settings_to_plain(self.config))
 
     def restore(self, data: bytes) -> None:
         """Replace the whole state by the one ``data`` (from ``snapshot``) describes.
@@ -559,7 +566,9 @@ class QueueState:
         """
         with snapshot_codec.paused_gc():
             decoded = snapshot_codec.decode(data)
-            fresh = QueueState(self.config)
+            # The settings in force when the snapshot was taken (older snapshots carry none).
+            config = self.config if decoded.settings is None else decoded.settings
+            fresh = QueueState(config)
             fresh._load(decoded)
         self.__dict__.update({k: v for k, v in fresh.__dict__.items()
                               if k not in ("_handlers", "_events")})

@@ -199,3 +199,35 @@ def test_long_poll_lease_through_a_follower_gets_the_next_task(cluster_factory):
     tasks = got["outcome"]["value"]["tasks"]
     assert [t["id"] for t in tasks] == ["wanted"]
     assert tasks[0]["lease"]["worker_id"] == "w9"
+
+
+def test_members_apply_the_leaders_queue_settings_whatever_their_own(cluster_factory):
+    # Each member is configured with its own default max_retries; the replicated state must
+    # use the one of the leader that took each command in, on every member alike.
+    cluster = cluster_factory(3)
+    own = {"n1": 5, "n2": 6, "n3": 7}
+    for node_id, retries in own.items():
+        cluster.with_config(node_id, max_retries=retries)
+    cluster.start()
+    first = cluster.leader()
+    cluster.client(first).command(enqueue_cmd("under-first"))
+
+    def retries_everywhere(task_id: str, nodes: list[str]) -> set[int]:
+        found = set()
+        for node_id in nodes:
+            task = cluster.client(node_id).read({"op": "get", "id": task_id}, stale=True)
+            found.add(None if task is None else task["max_retries"])
+        return found
+
+    wait_for(lambda: retries_everywhere("under-first", cluster.ids) == {own[first]}, 10,
+             "every member to hold the task with the first leader's max_retries")
+    assert cluster.stop(first) == 0  # transfers leadership
+    rest = [n for n in cluster.ids if n != first]
+    second = cluster.leader(among=rest)
+    cluster.client(second).command(enqueue_cmd("under-second"))
+    wait_for(lambda: retries_everywhere("under-second", rest) == {own[second]}, 10,
+             "the survivors to hold the task with the second leader's max_retries")
+    assert retries_everywhere("under-first", rest) == {own[first]}
+    cluster.start(first)
+    wait_for(lambda: retries_everywhere("under-second", [first]) == {own[second]}, 20,
+             "the restarted member to apply the second leader's settings too")
