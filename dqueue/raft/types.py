@@ -100,7 +100,9 @@ class HardState:
     Attributes:
         term: current_term.
         vote: voted_for in ``term``, or None.
-        commit: commit_index; persisted so a restart does not re-deliver less than it knew.
+        commit: commit_index. Not needed for safety (Raft figure 2 keeps it volatile); a node
+            may write it only along with other writes, and a restarted node then learns the
+            rest of it from the leader.
     """
 
     term: int = 0
@@ -230,6 +232,11 @@ class Ready:
     3. restore ``snapshot`` into the state machine, apply ``committed_entries``, serve
        ``read_states`` whose index is applied;
     4. call ``advance(ready)``.
+
+    A leader whose term and vote did not change may send its AppendEntries before step 1
+    (thesis 10.2.1) and apply ``committed_entries`` before step 1 as well: they are stored on
+    a majority already, and the leader's own new entries count toward commit only from
+    ``advance`` on, so nothing committed depends on this Ready's write.
     """
 
     soft_state: SoftState | None = None
