@@ -144,11 +144,13 @@ class RaftProcess:
             snapshot_chunk_bytes=config.snapshot_chunk_bytes,
         )
         self.raft = Raft(raft_config, random.Random(os.urandom(16)), persisted_state(loaded))
-        # The state starts from the default settings on every member; the settings in force
-        # come from the log (each new leader proposes its own, see _on_soft_state) or from the
-        # snapshot, so that every member applies each command under the same settings.
+        # The settings in force come from the log (each new leader proposes its own ahead of
+        # its term's commands, see _on_soft_state) or from the snapshot, so every member
+        # applies each command under the same settings. The member's own only apply to what
+        # precedes the first configure: no-ops, or a log written before settings were
+        # replicated (when every member had to be configured alike).
         self.settings = queue_config(config)
-        self.queue = QueueState(QueueConfig())
+        self.queue = QueueState(self.settings)
         self.applied = 0
         self.applied_term = 0
         self.snapshot_index = 0

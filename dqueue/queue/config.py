@@ -8,6 +8,7 @@ of its term, and snapshots carry the settings in force (docs/internals.md sectio
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -68,7 +69,6 @@ class QueueConfig:
             raise ValueError("lease_ms must not exceed max_lease_ms")
 
 
-
 def settings_to_plain(config: QueueConfig) -> dict[str, Any]:
     """Return the settings as a plain dict (field name to value), for commands and snapshots."""
     return asdict(config)
@@ -87,6 +87,7 @@ def settings_from_plain(obj: Any) -> QueueConfig:
         if name not in known:
             raise ValueError(f"settings.{name}: unknown setting")
         floats = name in ("backoff_factor", "backoff_jitter")
-        if isinstance(value, bool) or not isinstance(value, (int, float) if floats else int):
-            raise ValueError(f"settings.{name}: must be a number")
+        if (isinstance(value, bool) or not isinstance(value, (int, float) if floats else int)
+                or (floats and not math.isfinite(value))):
+            raise ValueError(f"settings.{name}: must be a finite number")
     return QueueConfig(**obj)

@@ -54,7 +54,8 @@ class QueueState:
     """The replicated task queue (docs/internals.md section 2).
 
     Args:
-        config: Queue semantics; must be equal on every member.
+        config: Queue semantics until a ``configure`` command or a snapshot replaces them
+            (settings are replicated state: docs/internals.md section 2).
         max_buffered_events: Bound on the events ``drain_events`` returns (the rest are
             counted in ``dropped_events``).
     """
@@ -493,8 +494,16 @@ class QueueState:
         return _ok({})
 
     def _configure(self, cmd: commands.Configure, index: int) -> Outcome:
-        # Deadlines already indexed (retention, dedup) keep the settings they were made under.
+        retention_changed = cmd.settings.retention_ms != self.config.retention_ms
         self.config = cmd.settings
+        if retention_changed:
+            # Prune times follow the retention in force, as restore computes them: rebuilt in
+            # seq order, so equal on a member that replayed and one that restored a snapshot.
+            # (Dedup expiries are stored with each key, in snapshots too: they stay.)
+            retention_ms = cmd.settings.retention_ms
+            self._finished = [(task.updated_at_ms + retention_ms, task.seq, task)
+                              for task in self._tasks.values() if task.status in FINISHED]
+            heapq.heapify(self._finished)
         return _ok({})
 
     # ------------------------------------------------------------------ reads

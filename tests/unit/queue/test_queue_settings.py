@@ -9,6 +9,8 @@ import pytest
 import dqueue.queue as dq
 from dqueue.queue.config import QueueConfig, settings_from_plain, settings_to_plain
 
+HOUR_MS = 3_600_000
+
 
 def enqueue(task_id: str, now_ms: int) -> dq.Enqueue:
     return dq.Enqueue(tasks=(dq.NewTask(id=task_id, type="t", payload=None),), now_ms=now_ms)
@@ -75,3 +77,37 @@ def test_snapshot_with_bad_settings_is_refused() -> None:
     state = dq.QueueState()
     with pytest.raises(ValueError, match="settings"):
         state.restore(json.dumps(document).encode())
+
+
+@pytest.mark.parametrize("later_retention_ms", [2 * HOUR_MS, HOUR_MS // 2])
+def test_a_retention_change_prunes_alike_after_replay_and_after_restore(
+        later_retention_ms: int) -> None:
+    # A member that replays the log and one that restored a snapshot taken after the change
+    # must prune the same tasks at the same time (restore computes prune times from the
+    # retention in force, so a configure must too).
+    def configure(retention_ms: int, now_ms: int) -> dq.Configure:
+        return dq.Configure(settings=QueueConfig(retention_ms=retention_ms), now_ms=now_ms)
+
+    first = [configure(HOUR_MS, 1), enqueue("t1", 1_000),
+             dq.Lease(worker_id="w", max_tasks=1, now_ms=2_000),
+             dq.Nack(id="t1", worker_id="w", dead_letter=True, now_ms=3_000),
+             configure(later_retention_ms, 4_000)]
+    later = [dq.Tick(now_ms=3_000 + HOUR_MS // 2 + 1), dq.Tick(now_ms=3_000 + HOUR_MS + 1),
+             dq.Tick(now_ms=3_000 + 2 * HOUR_MS + 1)]
+    replayed = dq.QueueState(QueueConfig())
+    for index, command in enumerate(first, start=1):
+        replayed.apply(command, index)
+    restored = dq.QueueState(QueueConfig())
+    restored.restore(replayed.snapshot())
+    for index, command in enumerate(later, start=len(first) + 1):
+        replayed.apply(command, index)
+        restored.apply(command, index)
+        assert replayed.snapshot() == restored.snapshot()
+        assert (replayed.get_task("t1") is None) == (restored.get_task("t1") is None)
+        pruned = command.now_ms >= 3_000 + later_retention_ms
+        assert (replayed.get_task("t1") is None) == pruned
+
+
+def test_non_finite_settings_are_refused() -> None:
+    with pytest.raises(dq.InvalidCommand, match="backoff_factor"):
+        dq.command_from_plain({"op": "configure", "settings": {"backoff_factor": float("inf")}})
