@@ -389,7 +389,8 @@ class WorkerGateway:
             if kind in (b"ack", b"nack", b"extend"):
                 keys = {b"ack": _ACK_KEYS, b"nack": _NACK_KEYS, b"extend": _EXTEND_KEYS}[kind]
                 v.check_keys(body, keys, ("id", "worker_id"))
-                cmd: dict[str, Any] = {"op": kind.decode(), "id": v.opt_string(body, "id", 128),
+                cmd: dict[str, Any] = {"op": kind.decode(),
+                                       "id": v.opt_string(body, "id", MAX_ID_CHARS),
                                        "worker_id": v.opt_string(body, "worker_id"),
                                        "token": v.opt_string(body, "token")}
                 if kind == b"nack":

@@ -42,7 +42,7 @@ def listen_host(addr: str) -> tuple[str, int]:
 
 # Codes of waitress's own error answers; any other status is "http_error".
 _WAITRESS_CODES = {400: "bad_request", 413: "body_too_large", 431: "headers_too_large",
-                   501: "not_implemented"}
+                   500: "internal", 501: "not_implemented"}
 
 
 def json_error_channel(max_body_bytes: int) -> type[HTTPChannel]:

@@ -258,6 +258,7 @@ class ZmqWorkerClient:
     def recv_nowait(self) -> Reply | None:
         """The next reply already received, or None; for a caller that polls the socket
         itself. Malformed replies are dropped and counted in ``dropped``."""
+        self._check_thread()
         if self._stash:
             return self._stash.popleft()
         while True:

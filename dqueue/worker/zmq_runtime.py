@@ -96,7 +96,7 @@ class ZmqRuntime(WorkerRuntime):
         self._leases: dict[object, tuple[int, float]] = {}  # rid -> (tasks asked, sent at)
         self._retries: list[tuple[float, Request]] = []
         self._last_heard = 0.0
-        self._ack_many = True  # False once a gateway refused ack_many (an older one)
+        self._ack_many = True  # False while the gateway does not know ack_many (an older one)
 
     # -- handler-thread side ----------------------------------------------------------
 
@@ -123,9 +123,9 @@ class ZmqRuntime(WorkerRuntime):
         (lock held)."""
         if self._wake_pending or self._wake_closed:
             return
-        self._wake_pending = True
         if threading.get_ident() == self._driver_ident:
             return  # the I/O thread looks at its state on every turn anyway
+        self._wake_pending = True
         with contextlib.suppress(BlockingIOError):  # full: wake-ups are waiting already
             os.write(self._wake_w, b"\0")
 
@@ -215,6 +215,7 @@ class ZmqRuntime(WorkerRuntime):
                                  worker_id=self.config.worker_id, context=self._ctx)
         poller.register(client.socket, zmq.POLLIN)
         self._client = client
+        self._ack_many = True  # a new gateway may know ack_many
         self._last_heard = now
         pending = list(self._pending.values())
         self._pending = {}
@@ -382,10 +383,12 @@ class ZmqRuntime(WorkerRuntime):
             if isinstance(reply.error, NoLeader | Unavailable):
                 self._retries.append((now + backoff_s(req.attempt), req))
                 return
-            # An older gateway (unknown_kind), or a refusal of the message as a whole: the
-            # same acks one by one get an answer each.
+            # A refusal of the message as a whole: the same acks one by one get an answer
+            # each. Only a gateway that does not know ack_many (an older one) is spared it
+            # until the next connection.
             log.warning("ack_many refused (%s); sending acks one by one", reply.error)
-            self._ack_many = False
+            if getattr(reply.error, "code", None) == "unknown_kind":
+                self._ack_many = False
             self._send_acks(req.tasks, now, attempt=req.attempt)
             return
         done: list[str] = []
