@@ -238,9 +238,6 @@ class WorkerRuntime:
     def _wake(self) -> None:
         """Make ``_drive`` look at the state now (subclasses with a blocking loop override)."""
 
-    def _thread_exit(self) -> None:
-        """Called on each handler thread as it ends (to close per-thread resources)."""
-
     def _free_slots(self) -> int:
         with self._lock:
             return self._capacity - len(self._held)
@@ -413,7 +410,6 @@ class WorkerRuntime:
             assert task is not None
             ctx = TaskContext(task, worker_id, extend, is_lost)
             completion = run_handler(worker, ctx, check_lost=False)
-        self._thread_exit()
 
     def _finish_locked(self, completion: Completion) -> bool:
         """Record the end of a run (lock held). Returns False when the verdict still has to

@@ -30,7 +30,6 @@ from dqueue.worker.runtime import RuntimeConfig, State, WorkerRuntime, backoff_s
 
 log = logging.getLogger("dqueue.worker")
 
-POLL_MS = 50
 HOUSEKEEPING_S = 0.05  # how often extensions, resends and gateway silence are looked at
 MAX_LEASES = 2  # lease requests in flight at once
 MAX_ACKS_PER_MESSAGE = 1_000  # the gateway's limit on the items of one ack_many
@@ -181,7 +180,8 @@ class ZmqRuntime(WorkerRuntime):
                     if not bye_sent:
                         with contextlib.suppress(Unavailable):
                             client.maybe_heartbeat()
-                timeout_ms = min(POLL_MS, max(0, int((next_housekeeping - now) * 1000) + 1))
+                # Until the next housekeeping (at most HOUSEKEEPING_S away), or a wake-up.
+                timeout_ms = max(0, int((next_housekeeping - now) * 1000) + 1)
                 events = dict(poller.poll(timeout_ms))
                 if self._wake_r in events:
                     with contextlib.suppress(BlockingIOError):
