@@ -419,10 +419,19 @@ def _lease(obj: Mapping[str, Any], now_ms: int) -> Lease:
                  lease_ms=_integer(obj, "lease_ms", 1, MAX_LEASE_MS, None), now_ms=now_ms)
 
 
-def _ack(obj: Mapping[str, Any], now_ms: int) -> Ack:
+def _ack_fast(obj: Mapping[str, Any], now_ms: int) -> Ack | None:
+    """The ack of the common shape (plain ids), built without the field helpers; None when
+    anything differs, for the full check to name the problem."""
     task_id, worker_id, token = obj.get("id"), obj.get("worker_id"), obj.get("token")
     if _is_id(task_id) and _is_id(worker_id) and (token is None or _is_id(token)):
-        return ack_unchecked(task_id, worker_id, token, now_ms)  # valid: what follows returns
+        return ack_unchecked(task_id, worker_id, token, now_ms)
+    return None
+
+
+def _ack(obj: Mapping[str, Any], now_ms: int) -> Ack:
+    ack = _ack_fast(obj, now_ms)
+    if ack is not None:
+        return ack
     return Ack(id=_string(obj, "id"), worker_id=_string(obj, "worker_id"),
                token=_string(obj, "token", required=False), now_ms=now_ms)
 
@@ -432,10 +441,9 @@ _ACK_ITEM_KEYS = frozenset({"id", "worker_id", "token"})
 
 def _ack_item(obj: Any, position: int, now_ms: int) -> Ack:
     if type(obj) is dict and _ACK_ITEM_KEYS.issuperset(obj):
-        # The common shape, checked without the helpers; anything else gets the full check.
-        task_id, worker_id, token = obj.get("id"), obj.get("worker_id"), obj.get("token")
-        if _is_id(task_id) and _is_id(worker_id) and (token is None or _is_id(token)):
-            return ack_unchecked(task_id, worker_id, token, now_ms)
+        ack = _ack_fast(obj, now_ms)
+        if ack is not None:
+            return ack
     prefix = f"items[{position}]."
     if not isinstance(obj, Mapping):
         raise InvalidCommand(prefix.rstrip("."), "each item must be an object")

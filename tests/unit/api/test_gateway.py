@@ -262,15 +262,20 @@ def test_a_stale_ack_in_a_batch_gets_lease_conflict_alone(slow_acks):
     assert h.queue.by_status("leased")[0]["id"] == stale.id
 
 
+def refuse_every_command(h) -> None:
+    """From now on the fake Raft process answers every command no_leader."""
+    h.raft.script = lambda body: [(b"err", {
+        "rid": body["rid"], "code": "no_leader", "message": "election",
+        "leader_id": "n2", "leader_http": "127.0.0.1:8082"})]
+
+
 def test_a_refused_batch_answers_every_ack_it_carried(slow_acks):
     h = slow_acks
     h.queue.enqueue("email", 1)
     h.queue.enqueue("email", 2)
     with h.client(worker_id="w1") as client:
         tasks = client.lease(2)
-        h.raft.script = lambda body: [(b"err", {
-            "rid": body["rid"], "code": "no_leader", "message": "election",
-            "leader_id": "n2", "leader_http": "127.0.0.1:8082"})]
+        refuse_every_command(h)
         rids = {client.send_ack(task) for task in tasks}
         replies = [wait_for(lambda: client.recv(50)) for _ in tasks]
     assert {reply.rid for reply in replies} == rids
@@ -328,8 +333,7 @@ def test_a_refused_batch_fails_every_item_of_ack_many(slow_acks):
     h.queue.enqueue("email", 2)
     with h.client(worker_id="w1") as client:
         tasks = client.lease(2)
-        h.raft.script = lambda body: [(b"err", {
-            "rid": body["rid"], "code": "no_leader", "message": "election"})]
+        refuse_every_command(h)
         rid = client.send_ack_many(tasks)
         reply = wait_for(lambda: client.recv(50))
     assert reply.rid == rid and all(isinstance(e, NoLeader) for e in reply.results)
