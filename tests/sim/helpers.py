@@ -36,8 +36,15 @@ def commit_value(cluster: Cluster, value: bytes, max_ticks: int = 300,
     raise TimeoutError(f"{value!r} not applied on {members} in {max_ticks} ticks")
 
 
-def same_logs(cluster: Cluster, members: tuple[str, ...]) -> bool:
-    """True when the members applied the same values up to the same index."""
+def same_logs(cluster: Cluster, members: tuple[str, ...], max_ticks: int = 50) -> bool:
+    """True when the members apply the same values up to the same index within
+    ``max_ticks`` (a follower learns the leader's newest commit index with the next append
+    or heartbeat, so the last entries may reach it a heartbeat later)."""
+    for _ in range(max_ticks):
+        nodes = [cluster.nodes[i] for i in members]
+        if all(n is not None for n in nodes) and len({n.applied for n in nodes}) == 1:
+            break
+        cluster.tick()
     first = cluster.nodes[members[0]]
     assert first is not None
     return all(cluster.nodes[i] is not None and cluster.nodes[i].applied == first.applied
