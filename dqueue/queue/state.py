@@ -67,13 +67,17 @@ class QueueState:
         self._reply = True
         # Process-local, not replicated: kept by restore, absent from snapshots (events.py).
         self._events = EventLog(max_buffered_events)
-        self._handlers: dict[type, Callable[[Any, int], Outcome]] = {
-            commands.Enqueue: self._enqueue, commands.Lease: self._lease,
-            commands.Ack: self._ack, commands.AckBatch: self._ack_batch,
-            commands.Nack: self._nack, commands.Extend: self._extend,
-            commands.Cancel: self._cancel, commands.Redrive: self._redrive,
-            commands.Purge: self._purge, commands.Tick: self._tick,
-            commands.Configure: self._configure,
+        # Plain functions, not bound methods: a bound method held by the state would make a
+        # reference cycle, and the Raft process freezes its long-lived objects for the
+        # garbage collector (dqueue/node/gcpause.py), which then never frees a cycle.
+        cls = QueueState
+        self._handlers: dict[type, Callable[[QueueState, Any, int], Outcome]] = {
+            commands.Enqueue: cls._enqueue, commands.Lease: cls._lease,
+            commands.Ack: cls._ack, commands.AckBatch: cls._ack_batch,
+            commands.Nack: cls._nack, commands.Extend: cls._extend,
+            commands.Cancel: cls._cancel, commands.Redrive: cls._redrive,
+            commands.Purge: cls._purge, commands.Tick: cls._tick,
+            commands.Configure: cls._configure,
         }
         self._clear()
 
@@ -118,7 +122,7 @@ class QueueState:
             self.clock_ms = command.now_ms
         self._advance()
         self._reply = reply
-        outcome = self._handlers[type(command)](command, index)
+        outcome = self._handlers[type(command)](self, command, index)
         self._drop_stale_tops()
         return outcome if reply else None
 
