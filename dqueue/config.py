@@ -34,6 +34,9 @@ class NodeConfig:
     # bootstrap means a single-node cluster whose only member is this node at raft_addr.
     peers: dict[str, str] = field(default_factory=dict)
     bootstrap: bool = False
+    # On a corrupt store: wipe the log and snapshot (term and vote kept) and rejoin from the
+    # peers instead of refusing to start (docs/operations.md, "A corrupt store").
+    repair: bool = False
     log_level: str = "info"
     log_format: str = "json"
 
@@ -114,6 +117,7 @@ TOML_LAYOUT: dict[str, dict[str, str]] = {
         "raft_addr": "raft_addr",
         "worker_addr": "worker_addr",
         "bootstrap": "bootstrap",
+        "repair": "repair",
         "log_level": "log_level",
         "log_format": "log_format",
     },
@@ -157,6 +161,7 @@ FLAGS: dict[str, tuple[str, str]] = {
     "peers": ("peers", "peers"),
     "peers-http": ("peers_http", "peers_http"),
     "bootstrap": ("bootstrap", "bootstrap"),
+    "repair": ("repair", "repair"),
     "lease-timeout": ("lease_timeout_ms", "queue.lease_timeout"),
     "max-retries": ("max_retries", "queue.max_retries"),
     "log-level": ("log_level", "log_level"),
@@ -267,6 +272,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--peers-http", help="members' HTTP addresses: id=host:port,...")
     parser.add_argument(
         "--bootstrap", nargs="?", const="true", help="bootstrap a new cluster (default false)"
+    )
+    parser.add_argument(
+        "--repair", nargs="?", const="true",
+        help="if the store is corrupt, wipe this node's log and rejoin it from the peers "
+             "(default false)",
     )
     parser.add_argument("--lease-timeout", help="visibility timeout, e.g. 30s (default 30s)")
     parser.add_argument(

@@ -17,6 +17,7 @@ import zmq
 from dqueue.config import NodeConfig
 from dqueue.logs import configure_logging, log_event
 from dqueue.node.process import RaftProcess
+from dqueue.node.repair import RepairRefused
 from dqueue.node.store import CorruptRecord
 
 logger = logging.getLogger("dqueue.node")
@@ -41,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
         process = RaftProcess(config)
     except CorruptRecord as exc:
         log_event(logger, logging.CRITICAL, "store_corrupt", error=str(exc), index=exc.index)
+        print(f"dqueue.node: {exc}", file=sys.stderr)
+        return EXIT_CORRUPT_STORE
+    except RepairRefused as exc:
+        log_event(logger, logging.CRITICAL, "repair_refused", error=str(exc))
         print(f"dqueue.node: {exc}", file=sys.stderr)
         return EXIT_CORRUPT_STORE
     except zmq.ZMQError as exc:  # a port in use, an IPC path too long for a socket name

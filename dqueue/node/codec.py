@@ -116,7 +116,8 @@ def command_from_log(cmd: Any) -> Command:
 
 def persisted_state(loaded: LoadedState) -> PersistedState | None:
     """Map what the store loaded to the core's ``PersistedState`` (None for a new member)."""
-    if loaded.hard_state is None and loaded.snapshot is None and not loaded.entries:
+    if (loaded.hard_state is None and loaded.snapshot is None and not loaded.entries
+            and not loaded.catch_up_index):
         return None
     hard = loaded.hard_state
     snapshot = None
@@ -131,6 +132,7 @@ def persisted_state(loaded: LoadedState) -> PersistedState | None:
         hard_state=HardState(hard.term, hard.vote, hard.commit) if hard else HardState(),
         snapshot=snapshot,
         entries=entries,
+        catch_up_index=loaded.catch_up_index,
     )
 
 

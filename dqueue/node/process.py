@@ -33,7 +33,6 @@ import zmq
 
 from dqueue.config import NodeConfig
 from dqueue.logs import log_event
-from dqueue.node import queries
 from dqueue.node.codec import (
     command_from_log,
     decode_entry_items,
@@ -41,15 +40,18 @@ from dqueue.node.codec import (
     stored_hard_state,
     stored_snapshot,
 )
+from dqueue.node.gcpause import OldObjectFreezer
 from dqueue.node.histogram import Histogram
 from dqueue.node.ipc_server import CmdRequest, IpcServer, ReadRequest
 from dqueue.node.proposals import COMMAND_INDEX_STRIDE, ProposalBatcher
-from dqueue.node.queue_events import log_queue_events, queue_event_metrics, restore_queue
+from dqueue.node.queue_events import log_queue_events, restore_queue
+from dqueue.node.repair import open_store
 from dqueue.node.requests import Stage, monotonic_ms
 from dqueue.node.router import RequestRouter
 from dqueue.node.snapshotter import Snapshotter, TakenSnapshot
-from dqueue.node.store import Store, StoredSnapshot
+from dqueue.node.store import StoredSnapshot
 from dqueue.node.transport import PeerTransport
+from dqueue.node.views import advertised_http
 from dqueue.queue import Command, InvalidCommand, QueueConfig, QueueState
 from dqueue.queue.config import settings_to_plain
 from dqueue.raft import (
@@ -69,7 +71,6 @@ logger = logging.getLogger(__name__)
 
 KIND_RAFT = b"raft"
 KIND_HELLO = b"hello"
-WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]"})
 # At most this many inbound messages per loop turn, so that one turn (and the heartbeats it
 # sends) is never delayed by a backlog: applying 256 commands takes tens of milliseconds,
 # far below the election timeout, and 256 commands per fsync is already a large group commit.
@@ -89,6 +90,7 @@ MAX_PROPOSED_IN_FLIGHT = 1_024
 PERSIST_MS_BUCKETS = (0.5, 1, 2, 5, 10, 20, 50, 100, 250, 1000)
 COMMAND_MS_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 50, 100, 250, 1000, 5000)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+GC_MS_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 # Messages whose sending may precede the leader's own fsync (thesis 10.2.1).
 _EARLY_TYPES = frozenset({MessageType.APPEND_ENTRIES, MessageType.HEARTBEAT})
 
@@ -103,15 +105,6 @@ def queue_config(config: NodeConfig) -> QueueConfig:
     )
 
 
-def advertised_http(http_addr: str, raft_addr: str) -> str:
-    """Where clients reach a member's HTTP API: its bind address, with a bind-all host
-    (``:8080``, ``0.0.0.0:8080``) replaced by the host of its raft address."""
-    host, _, port = http_addr.rpartition(":")
-    if host in WILDCARD_HOSTS:
-        return raft_addr.rpartition(":")[0] + ":" + port
-    return http_addr
-
-
 class RaftProcess:
     """The Raft process of one node.
 
@@ -120,7 +113,9 @@ class RaftProcess:
         context: the ZeroMQ context (a new one when omitted).
 
     Raises:
-        CorruptRecord: the store holds a record that fails its checksum.
+        CorruptRecord: the store holds a record that fails its checksum (and
+            ``config.repair`` is off).
+        RepairRefused: ``config.repair`` is on but the store cannot be repaired safely.
     """
 
     def __init__(self, config: NodeConfig, context: zmq.Context | None = None) -> None:
@@ -128,9 +123,10 @@ class RaftProcess:
         self.node_id = config.id
         self.context = context or zmq.Context()
         os.makedirs(config.data_dir, exist_ok=True)
-        self.store = Store(config.data_dir)
-        loaded = self.store.load()
         self.members: dict[str, str] = config.members()
+        self.store, loaded = open_store(config.data_dir, config.repair, len(self.members))
+        # Nonzero after a repair, until the log is back up to it (repair.py).
+        self._catch_up_stored = loaded.catch_up_index
         member_ids = tuple(sorted(self.members))
         if loaded.members is None:
             self.store.save(members=member_ids)
@@ -196,6 +192,10 @@ class RaftProcess:
         self.batcher = ProposalBatcher(config.max_append_bytes // 2, self.raft.propose,
                                        self.router.on_proposals_dropped,
                                        self.commands_per_entry.observe)
+        # Full collections walk only what survived since the previous one (gcpause.py).
+        self.gc_freezer = OldObjectFreezer()
+        self.gc_ms = Histogram(GC_MS_BUCKETS)
+        self.gc_ms.observe(self.gc_freezer.collect_and_freeze())
         log_event(logger, logging.INFO, "raft_process_started", members=list(member_ids),
                   applied=self.applied, log_entries=len(loaded.entries),
                   term=loaded.hard_state.term if loaded.hard_state else 0)
@@ -341,6 +341,9 @@ class RaftProcess:
         if self.stop_requested and self.stopping_since_ms is None:
             self._begin_stop(now)
         self.router.on_tick(now)
+        gc_ms = self.gc_freezer.maybe_collect()
+        if gc_ms is not None:
+            self.gc_ms.observe(gc_ms)
         if self.role is Role.LEADER and self.stopping_since_ms is None:
             self._maybe_propose_tick(now)
 
@@ -400,6 +403,10 @@ class RaftProcess:
         if rd.read_states:
             self.router.on_read_states(rd.read_states)
         self.raft.advance(rd)
+        if self._catch_up_stored and not self.raft.catch_up_index:
+            self.store.clear_catch_up()
+            log_event(logger, logging.INFO, "repair_caught_up", index=self._catch_up_stored)
+            self._catch_up_stored = 0
 
     def _send_raft(self, msg: Message) -> None:
         self.transport.send(msg.to, KIND_RAFT, message_to_plain(msg))
@@ -584,49 +591,3 @@ class RaftProcess:
             return False  # the transfer is still under way
         waiting = self.router.count_in_flight()
         return waiting == 0 or elapsed >= election_ms + STOP_DRAIN_MS
-
-    # ----------------------------------------------------------------- views
-
-    def http_of(self, member_id: str | None) -> str | None:
-        """The HTTP address of a member, from the configuration or its hello."""
-        if member_id is None:
-            return None
-        if member_id == self.node_id:
-            # The advertised address (peers_http) before the bind address, which may be a
-            # wildcard such as 0.0.0.0:8080 that no client can reach.
-            return self.config.peers_http.get(member_id) or advertised_http(
-                self.config.http_addr, self.members[member_id])
-        return self.config.peers_http.get(member_id) or self.peer_http.get(member_id)
-
-    def view(self) -> queries.NodeView:
-        """Gather what the local queries show."""
-        http_addrs = {m: a for m in self.members if (a := self.http_of(m)) is not None}
-        return queries.NodeView(
-            node_id=self.node_id, status=self.raft.status(),
-            leader_http=self.http_of(self.raft.leader_id), members=self.members,
-            http_addrs=http_addrs, stopping=self.stopping_since_ms is not None,
-        )
-
-    def metrics(self) -> dict[str, Any]:
-        """Counters and gauges of this Raft process, flat, for the API's /metrics."""
-        st = self.raft.status()
-        tc, ic = self.transport.counters, self.ipc.counters
-        out: dict[str, Any] = dict(self.counters)
-        out.update({
-            "term": st.term, "commit_index": st.commit, "applied_index": st.applied,
-            "last_index": st.last_index, "snapshot_index": st.snapshot_index,
-            "is_leader": int(st.role is Role.LEADER), "store_syncs_total": self.store.syncs,
-            "peer_sent_total": tc.sent, "peer_received_total": tc.received,
-            "peer_send_dropped_total": tc.send_dropped, "peer_malformed_total": tc.malformed,
-            "peer_unknown_total": tc.unknown_peer, "ipc_received_total": ic.received,
-            "ipc_malformed_total": ic.malformed, "ipc_bad_request_total": ic.bad_request,
-            "requests_pending": len(self.router.table.pending),
-            "requests_parked": self.router.table.count(Stage.PARKED),
-            "role": st.role.value,
-            "persist_ms": self.persist_ms.to_plain(),
-            "entries_per_ready": self.batch_entries.to_plain(),
-            "commands_per_entry": self.commands_per_entry.to_plain(),
-            "command_ms": self.command_ms.to_plain(),
-        })
-        out.update(queue_event_metrics(self.queue))
-        return out

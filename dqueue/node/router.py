@@ -16,7 +16,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from dqueue.logs import log_event
-from dqueue.node import queries
+from dqueue.node import queries, views
 from dqueue.node.ipc_server import CmdRequest, ReadRequest
 from dqueue.node.requests import Pending, ReplyTo, RequestTable, Stage, monotonic_ms
 from dqueue.queue import InvalidCommand, command_from_plain
@@ -325,12 +325,12 @@ class RequestRouter:
         self._send_value(reply_to, rid, value)
 
     def _raft_figures(self) -> dict[str, Any]:
-        return queries.raft_figures(self.p.view())
+        return queries.raft_figures(views.node_view(self.p))
 
     def _local_value(self, op: str) -> Any:
         if op == "metrics":
-            return self.p.metrics()
-        view = self.p.view()
+            return views.node_metrics(self.p)
+        view = views.node_view(self.p)
         return queries.health(view) if op == "health" else queries.cluster(view)
 
     # ----------------------------------------------------------------- answers
@@ -354,7 +354,8 @@ class RequestRouter:
             p.transport.send(reply_to.peer, KIND_FWD_RES, {
                 "rid": rid, "code": code, "message": message, "leader_id": leader_id})
         elif reply_to.identity is not None:
-            p.ipc.send_err(reply_to.identity, rid, code, message, leader_id, p.http_of(leader_id))
+            p.ipc.send_err(reply_to.identity, rid, code, message, leader_id,
+                           views.http_of(p, leader_id))
         if code == "bad_request":
             p.ipc.counters.bad_request += 1
         else:

@@ -5,8 +5,9 @@ One LMDB environment under the data directory holds three named databases:
 - ``log``: big-endian ``u64`` index -> record. A record is a 4-byte big-endian CRC32 followed by
   msgpack ``[term, entry_type, data]``; the CRC covers the key and the msgpack bytes, so a record
   moved to the wrong key is caught as well as a flipped bit.
-- ``meta``: ``hard_state`` (``[term, vote, commit]``), ``members`` (list of ids) and
-  ``snapshot_meta`` (``[index, term, members, data_crc]``), each CRC-framed the same way.
+- ``meta``: ``hard_state`` (``[term, vote, commit]``), ``members`` (list of ids),
+  ``snapshot_meta`` (``[index, term, members, data_crc]``) and, while a repaired log catches
+  up, ``catch_up_index``, each CRC-framed the same way.
 - ``snapshot``: ``data`` -> the bytes of the latest snapshot of the queue state.
 
 Every change the node makes for one Raft ``Ready`` goes through ``save`` in one write
@@ -32,6 +33,7 @@ _KEY_HARD_STATE = b"hard_state"
 _KEY_MEMBERS = b"members"
 _KEY_SNAPSHOT_META = b"snapshot_meta"
 _KEY_SNAPSHOT_DATA = b"data"
+_KEY_CATCH_UP = b"catch_up_index"
 
 # LMDB reserves address space, not disk: the file grows only as data is written. 8 GiB leaves
 # room for a snapshot plus snapshot_entries of log at any sane task size.
@@ -49,8 +51,9 @@ class CorruptRecord(Exception):
     def __init__(self, what: str, index: int | None, path: str) -> None:
         where = f"log record at index {index}" if index is not None else f"{what} record"
         super().__init__(
-            f"corrupt {where} in {path}: checksum mismatch; refusing to start "
-            f"(wipe this node's data directory to rejoin it from its peers)"
+            f"corrupt {where} in {path}: checksum mismatch; refusing to start. Start this "
+            f"node once with --repair to wipe its log and rejoin it from its peers (never "
+            f"delete the data directory: the node would forget its vote; docs/operations.md)"
         )
         self.what = what
         self.index = index
@@ -103,6 +106,7 @@ class LoadedState:
     members: tuple[str, ...] | None
     snapshot: StoredSnapshot | None
     entries: list[StoredEntry]
+    catch_up_index: int = 0
 
 
 def _frame(key: bytes, payload: bytes) -> bytes:
@@ -175,12 +179,53 @@ class Store:
             with txn.cursor(db=self._log) as cursor:
                 for key, value in cursor:
                     entries.append(self._decode_entry(key, value))
+            catch_up_index = self._get_meta(txn, _KEY_CATCH_UP) or 0
         return LoadedState(
             hard_state=StoredHardState(*hard) if hard is not None else None,
             members=tuple(members) if members is not None else None,
             snapshot=snapshot,
             entries=entries,
+            catch_up_index=catch_up_index,
         )
+
+    def repair(self) -> int:
+        """Wipe the log and the snapshot, keeping term, vote and members; return the catch-up
+        index (one synced transaction).
+
+        For a store whose log records or snapshot bytes fail their checksums. The catch-up
+        index is the last index the log had (keys are readable when values are not): the Raft
+        core neither votes nor campaigns until its log reaches it again, since it may have
+        acknowledged entries up to there (docs/raft.md, "Repair").
+
+        Raises:
+            CorruptRecord: the hard state, members or snapshot meta record is corrupt too:
+                then the vote or the old last index is unknown and a repair is not safe.
+        """
+        with self._env.begin(write=True) as txn:
+            hard = self._get_meta(txn, _KEY_HARD_STATE)
+            self._get_meta(txn, _KEY_MEMBERS)  # must be readable: the members stay
+            snap_meta = self._get_meta(txn, _KEY_SNAPSHOT_META)
+            catch_up_index = self._get_meta(txn, _KEY_CATCH_UP) or 0
+            with txn.cursor(db=self._log) as cursor:
+                if cursor.last():
+                    catch_up_index = max(catch_up_index, _INDEX.unpack(cursor.key())[0])
+            if snap_meta is not None:
+                catch_up_index = max(catch_up_index, snap_meta[0])
+            self._delete_log(txn, lo=None, hi=None)
+            txn.delete(_KEY_SNAPSHOT_DATA, db=self._snap)
+            txn.delete(_KEY_SNAPSHOT_META, db=self._meta)
+            if hard is not None:
+                term, vote, _commit = hard
+                self._put_meta(txn, _KEY_HARD_STATE, [term, vote, 0])
+            self._put_meta(txn, _KEY_CATCH_UP, catch_up_index)
+        self._sync()
+        return catch_up_index
+
+    def clear_catch_up(self) -> None:
+        """The repaired log is back up to its catch-up index: forget the index (synced)."""
+        with self._env.begin(write=True) as txn:
+            txn.delete(_KEY_CATCH_UP, db=self._meta)
+        self._sync()
 
     def save(
         self,

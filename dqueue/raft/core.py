@@ -66,6 +66,13 @@ class Raft:
         # Persistent state (Raft figure 2): current_term and voted_for.
         self.current_term = state.hard_state.term
         self.voted_for: str | None = state.hard_state.vote
+        # After a repair wiped this member's log (node/store.py, docs/raft.md "Repair"): the
+        # last index it had. Entries it acknowledged up to there may be part of commits that
+        # no longer hold without it, so until its stored log reaches this index again it must
+        # neither vote nor campaign, or an election could pass over a committed entry (the
+        # intersection argument of Raft 5.4 assumes voters keep what they acknowledged).
+        # Cleared by advance() once the log is stable up to it; 0 otherwise.
+        self.catch_up_index = state.catch_up_index
         self.role = Role.FOLLOWER
         self.leader_id: str | None = None
         self.election_elapsed = 0
@@ -275,6 +282,12 @@ class Raft:
                 # The leader's own entries count toward commit only once on its disk
                 # (Raft section 5.3 counts the leader among the replicas that stored them).
                 self.maybe_commit()
+        if (self.catch_up_index and log.stable_index >= self.catch_up_index
+                and log.pending_snapshot is None):
+            # The repaired log holds a leader's log up to the old last index, on disk: every
+            # entry this member ever acknowledged that committed is back (Leader Completeness,
+            # 5.4), so its votes are safe again.
+            self.catch_up_index = 0
         if ready.committed_entries:
             log.applied_to(ready.committed_entries[-1].index)
 
@@ -285,7 +298,7 @@ class Raft:
             leader_id=self.leader_id, commit=self.log.committed, applied=self.log.applied,
             last_index=self.log.last_index(), snapshot_index=self.log.snapshot_index,
             progress={p: pr.to_status() for p, pr in self.progress.items()},
-            lead_transferee=self.lead_transferee,
+            lead_transferee=self.lead_transferee, catch_up_index=self.catch_up_index,
         )
 
     def hard_state(self) -> HardState:
@@ -348,6 +361,11 @@ class Raft:
 
     def campaign(self, pre_vote: bool, transfer: bool = False) -> None:
         """Ask every peer for a (pre-)vote with our last log index and term (Raft 5.2)."""
+        if self.catch_up_index:
+            # A repaired member's own vote is a vote too (see __init__): it waits for a leader
+            # to refill its log, even when asked to take over by TimeoutNow.
+            self.election_elapsed = 0
+            return
         if pre_vote:
             self.become_pre_candidate()
             vote_type = MessageType.PRE_VOTE
@@ -385,8 +403,9 @@ class Raft:
                     or (self.voted_for is None and self.leader_id is None)
                     or (is_pre and m.term > self.current_term))
         response = MessageType.PRE_VOTE_RESPONSE if is_pre else MessageType.REQUEST_VOTE_RESPONSE
-        # Election restriction (Raft 5.4.1): grant only to a log at least as up to date.
-        if can_vote and self.log.is_up_to_date(m.index, m.log_term):
+        # Election restriction (Raft 5.4.1): grant only to a log at least as up to date, and
+        # never while a repaired log has not caught up (see __init__).
+        if can_vote and not self.catch_up_index and self.log.is_up_to_date(m.index, m.log_term):
             self.send(Message(response, m.sender, self.id, m.term))
             if not is_pre:
                 self.election_elapsed = 0

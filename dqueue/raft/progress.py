@@ -70,6 +70,16 @@ class Progress:
         self.probe_sent = False
         self.inflight.clear()
 
+    def lost_entries(self, last_index: int) -> bool:
+        """The peer no longer holds what it acknowledged (a repair wiped its log, see
+        docs/raft.md "Repair"): its match point drops to ``last_index``, the last index it
+        holds, and it is probed from there. Returns False when that changes nothing."""
+        if last_index >= self.match_index or self.state is ProgressState.SNAPSHOT:
+            return False
+        self.match_index = last_index
+        self.become_probe()
+        return True
+
     def maybe_update(self, index: int) -> bool:
         """An accepted AppendEntries up to ``index``. Returns True when match_index grew."""
         updated = False

@@ -71,8 +71,14 @@ def handle_heartbeat(r: Raft, m: Message) -> None:
     """Heartbeat: learn the commit index (never beyond what we hold) and echo the read seq."""
     log = r.log
     # The leader sends min(our match, its commit), so the entries below it match its log.
-    log.commit_to(min(m.commit, log.last_index()))
-    r.send(Message(_MT.HEARTBEAT_RESPONSE, m.sender, r.id, r.current_term, index=m.index))
+    last_index = log.last_index()
+    log.commit_to(min(m.commit, last_index))
+    # A commit above our last index means the leader counts entries we no longer hold: only
+    # a repair (a wiped log) loses acknowledged entries. Say so, with our last index, or the
+    # leader would keep sending from its old match point and drop our rejections as stale.
+    lost = m.commit > last_index
+    r.send(Message(_MT.HEARTBEAT_RESPONSE, m.sender, r.id, r.current_term, index=m.index,
+                   reject=lost, reject_hint=last_index if lost else 0))
 
 
 def handle_install_snapshot(r: Raft, m: Message) -> None:
@@ -208,6 +214,9 @@ def handle_append_response(r: Raft, pr: Progress, m: Message) -> None:
 def handle_heartbeat_response(r: Raft, pr: Progress, m: Message) -> None:
     """A live follower: resume probing, resend what it lacks, count the read ack."""
     pr.probe_sent = False
+    if m.reject and pr.lost_entries(m.reject_hint):
+        r.append_pending.add(m.sender)
+        r.needs_flush = True
     if pr.state is ProgressState.REPLICATE and len(pr.inflight) >= pr.max_inflight:
         # Appends may have been lost: free one slot so replication cannot stall forever.
         pr.inflight.popleft()

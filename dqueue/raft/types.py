@@ -135,11 +135,15 @@ class PersistedState:
         hard_state: the last persisted HardState.
         snapshot: the latest snapshot on disk, or None.
         entries: the stored log after the snapshot, in index order and contiguous.
+        catch_up_index: nonzero after the node's log was wiped by a repair: the last index the
+            log had before. Until its stored log reaches it again the member neither votes
+            nor campaigns (see ``Raft.catch_up_index``).
     """
 
     hard_state: HardState = HardState()
     snapshot: Snapshot | None = None
     entries: list[Entry] = field(default_factory=list)
+    catch_up_index: int = 0
 
 
 class MessageType(IntEnum):
@@ -281,3 +285,4 @@ class Status:
     snapshot_index: int
     progress: dict[str, PeerStatus] = field(default_factory=dict)
     lead_transferee: str | None = None
+    catch_up_index: int = 0

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dqueue.raft import (
     Entry,
     EntryType,
+    HardState,
     PersistedState,
     ProposalDropped,
     Raft,
@@ -50,7 +51,23 @@ class SimDisk:
             elif entries:
                 entries = []
             entries = entries + list(ready.entries)
-        self.state = PersistedState(hard, snapshot, entries)
+        self.state = PersistedState(hard, snapshot, entries, old.catch_up_index)
+
+    def wipe(self) -> None:
+        """What a repair leaves (node/store.py ``Store.repair``): no log, no snapshot; term
+        and vote kept, commit 0, and the old last index as the catch-up index."""
+        old = self.state
+        last = old.entries[-1].index if old.entries else (
+            old.snapshot.meta.index if old.snapshot is not None else 0)
+        hard = old.hard_state
+        self.state = PersistedState(HardState(hard.term, hard.vote, 0), None, [],
+                                    max(last, old.catch_up_index))
+
+    def caught_up(self) -> None:
+        """The core cleared its catch-up index: the node clears the stored one."""
+        if self.state.catch_up_index:
+            old = self.state
+            self.state = PersistedState(old.hard_state, old.snapshot, old.entries, 0)
 
     def compact(self, raft: Raft) -> None:
         """Store the snapshot the member just took and drop the log behind it."""
@@ -59,7 +76,7 @@ class SimDisk:
             return
         old = self.state
         entries = [e for e in old.entries if e.index > snapshot.meta.index]
-        self.state = PersistedState(old.hard_state, snapshot, entries)
+        self.state = PersistedState(old.hard_state, snapshot, entries, old.catch_up_index)
 
 
 class SimNode:
@@ -102,6 +119,7 @@ class Cluster:
         self.read_states: dict[str, list[ReadState]] = {i: [] for i in self.ids}
         self.delivered_by_type: dict[str, int] = {}
         self.rounds_per_tick = 4
+        self.wipes = 0
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -127,6 +145,14 @@ class Cluster:
         if self.nodes[node_id] is None:
             self.log_event(f"restart {node_id}")
             self.nodes[node_id] = self._boot(node_id)
+
+    def wipe(self, node_id: str) -> None:
+        """Crash a member and repair its disk (its log and snapshot wiped, as after a corrupt
+        record); it restarts with ``restart`` and must catch up before it votes again."""
+        self.crash(node_id)
+        self.disks[node_id].wipe()
+        self.wipes += 1
+        self.log_event(f"wipe {node_id} catch_up={self.disks[node_id].state.catch_up_index}")
 
     def alive(self) -> list[str]:
         """Ids of the members that are up, in order."""
@@ -229,6 +255,8 @@ class Cluster:
             self.read_states[node_id].extend(ready.read_states)
         # 4. advance.
         raft.advance(ready)
+        if not raft.catch_up_index:
+            self.disks[node_id].caught_up()
         checker.check_leader(raft)
         if self.snapshot_every and node.applied - raft.log.snapshot_index >= self.snapshot_every:
             raft.compact(node.applied, encode_values(node.values))

@@ -29,6 +29,8 @@ class SimConfig:
             or a heal).
         crash_rate: chance that one live member crashes.
         restart_rate: chance, per crashed member, that it restarts.
+        wipe_rate: chance, per restart, that the member comes back repaired: its log and
+            snapshot wiped, term and vote kept (``Cluster.wipe``).
         propose_rate: chance that a client proposes a value at a random live member.
         read_rate: chance of a ReadIndex request at a random live member.
         transfer_rate: chance that the leader is asked to transfer leadership.
@@ -47,6 +49,7 @@ class SimConfig:
     partition_rate: float = 0.01
     crash_rate: float = 0.003
     restart_rate: float = 0.03
+    wipe_rate: float = 0.2
     propose_rate: float = 0.4
     read_rate: float = 0.05
     transfer_rate: float = 0.002
@@ -132,6 +135,12 @@ class Run:
                 cluster.crash(rng.choice(alive))
         for node_id in ids:
             if cluster.nodes[node_id] is None and rng.random() < config.restart_rate:
+                # A repair needs a healthy majority (docs/raft.md, "Repair"): at most
+                # size - quorum members are catching up at once.
+                repairing = sum(1 for d in cluster.disks.values() if d.state.catch_up_index)
+                if (rng.random() < config.wipe_rate
+                        and repairing < len(ids) - (len(ids) // 2 + 1)):
+                    cluster.wipe(node_id)
                 cluster.restart(node_id)
         if rng.random() < config.transfer_rate:
             leader = cluster.leader()
@@ -220,6 +229,7 @@ class Run:
             "committed": cluster.checker.max_commit,
             "terms": len(cluster.checker.leaders),
             "messages": cluster.network.delivered,
+            "wipes": cluster.wipes,
         }
 
 

@@ -197,8 +197,9 @@ def _state(cluster: RaftCluster, node: str) -> dict[str, object]:
     return state
 
 
-def test_corrupt_log_record_stops_the_node_naming_the_index(cluster_factory):
-    cluster = cluster_factory(3)
+def test_corrupt_log_record_stops_the_node_naming_the_index_and_repair_rejoins_it(
+        cluster_factory):
+    cluster = cluster_factory(3, snapshot_entries=10)
     cluster.start()
     leader = cluster.leader()
     for i in range(30):
@@ -209,8 +210,11 @@ def test_corrupt_log_record_stops_the_node_naming_the_index(cluster_factory):
     env = lmdb.open(cluster.configs[follower].data_dir + "/raft.lmdb", max_dbs=4)
     log_db = env.open_db(b"log")
     with env.begin(write=True) as txn:
-        bad_index = 17
-        key, _ = encode_entry(bad_index, 0, 0, b"")
+        with txn.cursor(db=log_db) as cursor:  # the last record: older ones are compacted
+            assert cursor.last()
+            key = cursor.key()
+        bad_index = int.from_bytes(key, "big")
+        assert key == encode_entry(bad_index, 0, 0, b"")[0]
         value = bytearray(txn.get(key, db=log_db))
         value[-1] ^= 0xFF
         txn.put(key, bytes(value), db=log_db)
@@ -219,5 +223,22 @@ def test_corrupt_log_record_stops_the_node_naming_the_index(cluster_factory):
     proc = cluster.procs[follower]
     assert proc.wait(30) == 2
     text = cluster.log_text(follower)
-    assert f"corrupt log record at index {bad_index}" in text
+    assert f"corrupt log record at index {bad_index}" in text and "--repair" in text
     assert cluster.client(leader).command(enqueue_cmd("still-up"))["ok"]
+    # --repair: the log is wiped (term and vote kept) and the leader refills it, with a
+    # snapshot since its log is compacted behind one (snapshot_entries=10).
+    cluster.with_config(follower, repair=True)
+    cluster.start(follower)
+    wait_for(lambda: "repair_caught_up" in cluster.log_text(follower), 30,
+             "the repaired follower to catch up")
+    assert "store_repaired" in cluster.log_text(follower)
+    converge(cluster, cluster.ids)
+    assert missing_on(cluster, follower, [f"k{i}" for i in range(30)] + ["still-up"]) == []
+    metrics = cluster.client(follower).read({"op": "metrics"})
+    assert metrics["catch_up_index"] == 0 and metrics["snapshots_installed_total"] >= 1
+    # The marker is gone from the store: a plain restart is a plain restart.
+    cluster.with_config(follower, repair=False)
+    assert cluster.stop(follower) == 0
+    cluster.start(follower)
+    converge(cluster, cluster.ids)
+    assert cluster.log_text(follower).count("store_repaired") == 1

@@ -1,6 +1,7 @@
 """Randomized simulation in CI: 300 seeds of 2,000 faulty ticks, 3- and 5-member clusters,
 with every fault kind on (drop, duplicate, delay/reorder, partitions including the leader's
-isolation and rolling splits, crashes with restarts from disk, leadership transfers)."""
+isolation and rolling splits, crashes with restarts from disk, repairs that wipe a member's log,
+leadership transfers)."""
 
 from __future__ import annotations
 
@@ -36,3 +37,4 @@ def test_three_hundred_seeds_without_violation():
     # Every run made progress and exercised elections, so the checks had work to do.
     assert all(r.stats["acked"] > 0 and r.stats["terms"] >= 1 for r in results)
     assert sum(r.stats["terms"] for r in results) > 2 * len(results)
+    assert sum(r.stats["wipes"] for r in results) > 0  # repaired members rejoined

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from dqueue.raft import PersistedState
 from dqueue.raft.log import RaftLog
 from dqueue.sim import SimConfig, run_seed
+from dqueue.sim.cluster import SimDisk
 
 SHORT = replace(SimConfig(), size=3, ticks=600)
 
@@ -28,3 +30,24 @@ def test_voting_without_log_check_is_caught(monkeypatch):
             found = result.violation
             break
     assert found is not None
+
+
+def test_repair_without_catching_up_first_is_caught(monkeypatch):
+    """A repaired member that votes before its log is back (no catch-up index): some seed
+    must show a lost committed entry, and the same seeds pass with the catch-up index."""
+    wipe = SimDisk.wipe
+
+    def wipe_and_forget(disk: SimDisk) -> None:
+        wipe(disk)
+        state = disk.state
+        disk.state = PersistedState(state.hard_state, state.snapshot, state.entries, 0)
+
+    seeds = range(1, 16)
+    passing = {seed: run_seed(seed, replace(SimConfig(), size=3 if seed % 2 else 5))
+               for seed in seeds}
+    assert all(r.violation is None for r in passing.values())
+    assert sum(r.stats["wipes"] for r in passing.values()) > 0
+    monkeypatch.setattr(SimDisk, "wipe", wipe_and_forget)
+    found = [seed for seed in seeds
+             if run_seed(seed, replace(SimConfig(), size=3 if seed % 2 else 5)).violation]
+    assert found

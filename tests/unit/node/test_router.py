@@ -21,6 +21,8 @@ LEASE = {"op": "lease", "worker_id": "w", "types": ["mail"], "max_tasks": 1}
 @dataclass
 class Config:
     max_wait_ms: int = 20_000
+    http_addr: str = ":8080"
+    peers_http: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -74,15 +76,15 @@ class Process:
         self.stopping_since_ms: float | None = None
         self.proposed: list[tuple[str, dict[str, Any]]] = []
         self.command_ms = Histogram((1, 10, 100))
+        self.members = {"n1": "h1:9090", "n2": "h2:9090"}
+        # HTTP addresses members announced (views.http_of reads them).
+        self.peer_http = {"n2": "n2:80"}
 
     def propose(self, rid: str, cmd: dict[str, Any], command: Any = None) -> None:
         self.proposed.append((rid, cmd))
 
     def wall_ms(self) -> int:
         return 1_000
-
-    def http_of(self, member_id: str | None) -> str | None:
-        return None if member_id is None else f"{member_id}:80"
 
     def apply(self, router: RequestRouter, rid: str, cmd: dict[str, Any]) -> dict[str, Any]:
         self.applied += 1

@@ -143,3 +143,54 @@ def test_status_reports_role_progress_and_indexes():
     assert all(p.match_index == 2 for p in status.progress.values())
     follower = net.nodes["n2"].status()
     assert follower.role is Role.FOLLOWER and follower.progress == {}
+
+
+def test_repaired_member_neither_votes_nor_campaigns_until_its_log_is_back():
+    """After a repair wiped its log (catch_up_index), a member's vote could elect a leader
+    lacking an entry it had acknowledged: no vote, pre-vote or campaign until its stored log
+    reaches the old last index again; then it votes as usual."""
+    net = Net(3, pre_vote=True)
+    net.elect("n1")
+    for n in range(5):
+        net.nodes["n1"].propose(b"v%d" % n)
+    net.settle()
+    old_last = net.nodes["n2"].log.last_index()
+    term_vote = (net.nodes["n2"].current_term, net.nodes["n2"].voted_for)
+    net.disks["n2"].wipe()
+    net.restart("n2")
+    repaired = net.nodes["n2"]
+    assert repaired.log.last_index() == 0 and repaired.catch_up_index == old_last
+    assert repaired.status().catch_up_index == old_last
+    assert (repaired.current_term, repaired.voted_for) == term_vote  # kept by the repair
+    term = repaired.current_term
+    for kind in (MessageType.PRE_VOTE, MessageType.REQUEST_VOTE):
+        repaired.step(Message(kind, "n2", "n3", term=term + 1, index=old_last + 9,
+                              log_term=term))
+    ready = repaired.ready()
+    assert [m.reject for m in ready.messages] == [True, True]
+    assert repaired.voted_for is None
+    repaired.advance(ready)
+    # Its own election timeout and a TimeoutNow do not make it campaign either.
+    for _ in range(50):
+        repaired.tick()
+    repaired.step(Message(MessageType.TIMEOUT_NOW, "n2", "n1", term=repaired.current_term))
+    assert repaired.role is Role.FOLLOWER
+    assert not [m for m in repaired.ready().messages
+                if m.type in (MessageType.PRE_VOTE, MessageType.REQUEST_VOTE)]
+    # The leader refills its log; once stored up to the old last index it votes again.
+    net.restart("n2")
+    net.tick("n1", count=net.nodes["n1"].config.heartbeat_ticks)
+    net.settle()
+    back = net.nodes["n2"]
+    assert back.log.last_index() >= old_last and back.catch_up_index == 0
+    # A restart that finds the old marker on disk (the harness never clears it) and the log
+    # back clears it at its first advance; then a candidate gets its vote.
+    assert net.disks["n2"].state.catch_up_index == old_last
+    net.restart("n2")
+    back = net.nodes["n2"]
+    assert back.catch_up_index == old_last
+    back.advance(back.ready())
+    assert back.catch_up_index == 0
+    back.step(Message(MessageType.REQUEST_VOTE, "n2", "n3", term=back.current_term + 1,
+                      index=back.log.last_index(), log_term=back.log.last_term()))
+    assert [m.reject for m in back.ready().messages] == [False]
