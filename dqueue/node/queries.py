@@ -110,7 +110,7 @@ def health(view: NodeView) -> dict[str, Any]:
     return {"status": "stopping" if view.stopping else "ok", "node_id": view.node_id,
             "role": st.role.value, "term": st.term, "leader_id": st.leader_id,
             "leader_http": view.leader_http, "commit_index": st.commit,
-            "applied_index": st.applied}
+            "applied_index": st.applied, "catch_up_index": st.catch_up_index}
 
 
 def cluster(view: NodeView) -> dict[str, Any]:

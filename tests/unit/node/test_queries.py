@@ -57,7 +57,7 @@ def test_health_and_cluster_on_a_leader():
     health = queries.health(view)
     assert health == {"status": "ok", "node_id": "n1", "role": "leader", "term": 3,
                       "leader_id": "n1", "leader_http": "127.0.0.1:8081", "commit_index": 9,
-                      "applied_index": 8}
+                      "applied_index": 8, "catch_up_index": 0}
     members = queries.cluster(view)["members"]
     assert members[0] == {"id": "n1", "raft_addr": "127.0.0.1:9001",
                           "http_addr": "127.0.0.1:8081", "role": "leader", "match_index": 10,
