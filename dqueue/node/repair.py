@@ -48,8 +48,7 @@ def open_store(data_dir: str, repair: bool, member_count: int) -> tuple[Store, L
         except CorruptRecord as meta:
             store.close()
             raise RepairRefused(
-                f"{meta}. --repair refused: a repair keeps this record, and it is corrupt; "
-                "replace this node with a new member") from exc
+                f"{meta}. --repair refused: a repair keeps this record, and it is corrupt") from exc
         log_event(logger, logging.WARNING, "store_repaired", error=str(exc), index=exc.index,
                   catch_up_index=catch_up_index)
         return store, store.load()

@@ -50,11 +50,15 @@ class CorruptRecord(Exception):
 
     def __init__(self, what: str, index: int | None, path: str) -> None:
         where = f"log record at index {index}" if index is not None else f"{what} record"
+        if what in ("log", "snapshot"):
+            advice = ("Start this node once with --repair to wipe its log and rejoin it from "
+                      "its peers (never delete the data directory: the node would forget its "
+                      "vote; docs/operations.md, \"A corrupt store\")")
+        else:
+            advice = ("--repair cannot keep this record; replace the node as docs/operations.md "
+                      "says (\"Replacing a dead node\")")
         super().__init__(
-            f"corrupt {where} in {path}: checksum mismatch; refusing to start. Start this "
-            f"node once with --repair to wipe its log and rejoin it from its peers (never "
-            f"delete the data directory: the node would forget its vote; docs/operations.md)"
-        )
+            f"corrupt {where} in {path}: checksum mismatch; refusing to start. {advice}")
         self.what = what
         self.index = index
 

@@ -86,7 +86,7 @@ def test_repair_refused_when_the_vote_is_unreadable(tmp_path):
     data_dir = str(tmp_path)
     _filled(data_dir)
     _corrupt(data_dir, b"meta", b"hard_state")
-    with pytest.raises(RepairRefused, match="new member"):
+    with pytest.raises(RepairRefused, match="Replacing a dead node"):
         open_store(data_dir, repair=True, member_count=3)
     store = Store(data_dir, map_size_bytes=MAP_BYTES)
     with pytest.raises(CorruptRecord, match="hard_state"):
