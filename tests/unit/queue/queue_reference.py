@@ -93,6 +93,12 @@ class ReferenceQueue:
     def do_tick(self, cmd: commands.Tick, index: int) -> dict[str, Any]:
         return _ok({})
 
+    def do_configure(self, cmd: commands.Configure, index: int) -> dict[str, Any]:
+        # Everything reads self.config when it needs a setting: later commands and every
+        # finished task's prune time follow the new settings; stored dedup expiries stay.
+        self.config = cmd.settings
+        return _ok({})
+
     def do_enqueue(self, cmd: commands.Enqueue, index: int) -> dict[str, Any]:
         saved = (copy.deepcopy(self.tasks), copy.deepcopy(self.keys))
         tasks, duplicates = [], []

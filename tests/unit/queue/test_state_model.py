@@ -1,13 +1,15 @@
 """Stateful property test: QueueState against the naive reference model, step by step.
 
 Hypothesis drives random commands (including stale tokens, clocks that go backwards across a
-leader change, snapshot and restore) and requires equal outcomes and equal reads after every
-step, plus the invariants of issue 3: one status per task, at most one live lease per task,
-a completed task is never visible again, and only pruning or purge removes a task.
+leader change, settings changed by ``configure``, snapshot and restore) and requires equal
+outcomes and equal reads after every step, plus the invariants of issue 3: one status per task,
+at most one live lease per task, a completed task is never visible again, and only pruning or
+purge removes a task.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from hypothesis import HealthCheck, settings
@@ -59,11 +61,15 @@ class QueueVersusModel(RuleBasedStateMachine):
         self.completed: set[str] = set()
         self.seen: dict[str, dict[str, Any]] = {}
         self.purged: set[str] = set()
+        self.retention_ms = CONFIG.retention_ms
 
     def step(self, command: Any) -> dict[str, Any]:
         """Apply to both through the plain form (as the log does) and compare outcomes."""
         command = dq.command_from_plain(command.to_plain())
         self.index += 1
+        # The retention this step prunes under: the one in force before it (a configure
+        # switches settings after its own clock advance).
+        self.retention_ms = self.model.config.retention_ms
         real = self.real.apply(command, self.index)
         assert self.shadow.apply(command, self.index) == real
         expected = self.model.apply(command, self.index)
@@ -187,6 +193,21 @@ class QueueVersusModel(RuleBasedStateMachine):
     def tick(self, delta: int) -> None:
         self.step(dq.Tick(now_ms=self.now(delta)))
 
+    @rule(delta=STEPS, lease_ms=st.sampled_from([2_000, 5_000, 20_000]),
+          max_retries=st.sampled_from([0, 2, 4]), backoff_base_ms=st.sampled_from([500, 1_000]),
+          dedup_window_ms=st.sampled_from([2_000, 8_000]),
+          retention_ms=st.sampled_from([3_000, 12_000, 40_000]), unstamped=st.booleans())
+    def configure(self, delta: int, lease_ms: int, max_retries: int, backoff_base_ms: int,
+                  dedup_window_ms: int, retention_ms: int, unstamped: bool) -> None:
+        """A new leader's settings (replicated state); unstamped as the node proposes them, or
+        stamped."""
+        settings = dataclasses.replace(CONFIG, lease_ms=lease_ms, max_retries=max_retries,
+                                       backoff_base_ms=backoff_base_ms,
+                                       dedup_window_ms=dedup_window_ms, retention_ms=retention_ms)
+        now_ms = 0 if unstamped else self.now(delta)
+        assert self.step(dq.Configure(settings=settings, now_ms=now_ms)) == {"ok": True,
+                                                                            "value": {}}
+
     @rule()
     def snapshot_and_restore(self) -> None:
         data = self.real.snapshot()
@@ -250,8 +271,13 @@ class QueueVersusModel(RuleBasedStateMachine):
             if task_id in self.completed and now is not None:
                 assert now["status"] == "completed", "a completed task came back"
             if now is None and before is not None:
-                pruned = (before["status"] in FINISHED
-                          and before["updated_at_ms"] + CONFIG.retention_ms <= clock_ms)
+                # Finished long enough, or a lease that expired, dead-lettered the task (its
+                # retries spent) and was retained long enough, all within this one step.
+                lease = before.get("lease")
+                finished_at = (before["updated_at_ms"] if before["status"] in FINISHED else
+                               lease["expires_at_ms"] if before["status"] == "leased" else None)
+                pruned = (finished_at is not None
+                          and finished_at + self.retention_ms <= clock_ms)
                 assert pruned or task_id in self.purged, f"{task_id} disappeared"
             if now is not None:
                 self.seen[task_id] = now
