@@ -41,14 +41,12 @@ class OldObjectFreezer:
         if promotions < 1:
             raise ValueError("promotions must be at least 1")
         self.promotions = promotions
-        self.runs = 0
 
     def collect_and_freeze(self) -> float:
         """Collect everything not frozen, freeze the survivors; return the milliseconds taken."""
         started = time.perf_counter()
         gc.collect()
         gc.freeze()
-        self.runs += 1
         return (time.perf_counter() - started) * 1000.0
 
     def maybe_collect(self) -> float | None:

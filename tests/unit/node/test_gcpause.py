@@ -36,7 +36,7 @@ def test_waits_for_promotions_then_freezes_the_survivors(unfrozen: None) -> None
     garbage[0].append(garbage)  # a cycle, unreachable once the name is gone
     del garbage
     ms = freezer.maybe_collect()
-    assert ms is not None and ms >= 0 and freezer.runs == 1
+    assert ms is not None and ms >= 0  # it ran (None when it does not)
     assert freezer.frozen_objects() >= frozen_before + len(kept)
     assert gc.get_count()[2] == 0  # the oldest generation was just collected
     assert gc.collect() == 0  # the cycle was collected before the freeze, not frozen
