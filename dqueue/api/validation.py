@@ -95,7 +95,10 @@ def check_keys(
     """
     for key in body:
         if key not in allowed:
-            raise invalid(prefix + key, f"unknown field {prefix + key}", code="unknown_field")
+            # A msgpack map from the worker gateway may have keys of any type (int, None,
+            # bytes): name them by their repr rather than failing to build the message.
+            name = prefix + (key if isinstance(key, str) else repr(key))
+            raise invalid(name, f"unknown field {name}", code="unknown_field")
     for key in required:
         if body.get(key) is None:
             raise invalid(prefix + key, f"{prefix + key} is required", code="missing_field")

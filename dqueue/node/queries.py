@@ -37,9 +37,11 @@ def check_query(query: Mapping[str, Any]) -> str:
         BadQuery: naming the bad field.
     """
     op = query.get("op")
-    if op not in _QUERY_KEYS:
+    if not isinstance(op, str) or op not in _QUERY_KEYS:
         raise BadQuery(f"op: must be one of {', '.join(sorted(_QUERY_KEYS))}")
-    extra = sorted(set(query) - _QUERY_KEYS[op])
+    # Keys may be of any type on the IPC socket (msgpack): sort their reprs, never the keys.
+    extra = sorted(repr(k) if not isinstance(k, str) else k for k in query
+                   if k not in _QUERY_KEYS[op])
     if extra:
         raise BadQuery(f"{extra[0]}: unknown field for {op}")
     if op == "get" and (not isinstance(query.get("id"), str) or not query["id"]):

@@ -381,3 +381,18 @@ def test_ack_commands_in_flight_are_counted_until_answered(slow_acks):
         task = client.lease(1)[0]
         assert client.ack_many([task]) == [None]
     assert h.gateway._ack_commands_in_flight == 0
+
+
+def test_keys_of_any_type_are_refused_and_the_gateway_lives_on(harness):
+    # A msgpack map with a non-string key (int, nil, bytes) once raised TypeError in the
+    # gateway thread, and every ZeroMQ worker was dead until the node restarted.
+    harness.queue.enqueue("email", 1)
+    with harness.client(worker_id="w1") as client:
+        for key in (7, None, b"k"):
+            client._send(b"lease", {"worker_id": "w1", key: 1})
+            reply = wait_for(lambda: client.recv(50))
+            assert isinstance(reply.error, InvalidRequest), key
+            assert reply.error.field == repr(key)
+        client._send(b"ack_many", {"worker_id": "w1", "items": [{"id": "x", 7: 1}]})
+        assert wait_for(lambda: client.recv(50)).error.field == "items[0].7"
+        assert len(client.lease(1)) == 1

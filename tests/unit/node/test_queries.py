@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dqueue.node import queries
 from dqueue.queue import QueueState, command_from_plain
@@ -70,3 +74,27 @@ def test_cluster_on_a_follower_has_no_progress():
     members = queries.cluster(_view(Role.FOLLOWER, {}))["members"]
     assert members[1]["match_index"] is None
     assert members[1]["lag"] is None
+
+
+_SCALARS = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True)
+            | st.text() | st.binary())
+_VALUES = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=4)
+                       | st.dictionaries(_SCALARS.filter(lambda v: not isinstance(v, float)),
+                                         inner, max_size=4), max_leaves=12)
+_KEYS = st.none() | st.booleans() | st.integers() | st.text(max_size=8) | st.binary(max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_KEYS, _VALUES, max_size=6),
+       st.sampled_from(["get", "stats", "list", "health", [1], {"a": 1}, None, 5]))
+def test_check_query_accepts_any_msgpack_map_without_raising(query, op):
+    # The IPC socket hands over any msgpack map: mixed key types once crashed the Raft process
+    # (sorted() of str and int keys). Every input is either a query or a BadQuery.
+    query = {**query, "op": op}
+    with contextlib.suppress(queries.BadQuery):
+        assert queries.check_query(query) in queries.QUEUE_OPS | queries.LOCAL_OPS
+
+
+def test_an_int_key_is_named_in_the_error():
+    with pytest.raises(queries.BadQuery, match="5: unknown field"):
+        queries.check_query({"op": "stats", 5: 1, "z": 2})
