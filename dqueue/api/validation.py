@@ -44,6 +44,38 @@ def _reject_constant(name: str) -> Any:
 
 # One decoder for every body (json.loads with options builds one per call).
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+# A surrogate escape (\ud800 to \udfff) or a raw surrogate in the text: only then may the parsed
+# body hold a lone surrogate, which JSON accepts but no UTF-8 encoder (msgpack included) does.
+_MAYBE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]")
+
+
+def _lone_surrogate_path(value: Any, path: str, depth: int = 0) -> str | None:
+    """The path of the first string (key or value) in ``value`` that is not valid Unicode
+    text (it holds a lone surrogate), or None."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path
+        return None
+    if depth > 200:
+        return None  # deeper than the JSON decoder's recursion allows
+    if isinstance(value, dict):
+        for key, item in value.items():
+            name = f"{path}.{key}" if path else str(key)
+            try:
+                key.encode("utf-8")
+            except UnicodeEncodeError:
+                return path or "body"
+            found = _lone_surrogate_path(item, name, depth + 1)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for position, item in enumerate(value):
+            found = _lone_surrogate_path(item, f"{path}[{position}]", depth + 1)
+            if found is not None:
+                return found
+    return None
 
 
 def read_json_body(req: falcon.Request, max_body_bytes: int) -> dict[str, Any]:
@@ -68,11 +100,20 @@ def read_json_body(req: falcon.Request, max_body_bytes: int) -> dict[str, Any]:
         )
     try:
         # What json.loads does with bytes: detect UTF-8, -16 or -32, then decode the text.
-        body = _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+        body = _DECODER.decode(text)
     except (ValueError, RecursionError) as exc:
         raise invalid("body", f"the body is not valid JSON: {exc}", code="invalid_json") from None
     if not isinstance(body, dict):
         raise invalid("body", "the body must be a JSON object", code="invalid_json")
+    if _MAYBE_SURROGATE.search(text) is not None:
+        field = _lone_surrogate_path(body, "")
+        if field is not None:
+            # Refused here, alone: a string that cannot be encoded would otherwise fail the
+            # whole coalesced command it joined, and every other client's request with it.
+            raise invalid(field or "body", f"{field or 'body'}: a lone surrogate (\\ud800 to "
+                          "\\udfff without its pair) is not valid Unicode text",
+                          code="invalid_field")
     return body
 
 

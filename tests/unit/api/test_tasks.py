@@ -364,3 +364,31 @@ def test_a_request_the_raft_process_calls_malformed_is_400(client, fake):
     resp = enqueue(client, type="email")
     assert resp.status_code == 400
     assert resp.json["error"]["code"] == "invalid_field"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/tasks", '{"type":"x","payload":"\\ud800"}', "payload"),
+        ("/tasks", '{"type":"x","payload":{"a":["ok","\\udfff"]}}', "payload.a[1]"),
+        ("/tasks", '{"type":"x","payload":{"\\ud800":1}}', "payload"),
+        ("/tasks", '{"type":"x","idempotency_key":"k\\ud800"}', "idempotency_key"),
+        ("/tasks/batch", '{"tasks":[{"type":"x"},{"type":"x","payload":"\\ud800"}]}',
+         "tasks[1].payload"),
+        ("/tasks/lease", '{"worker_id":"w\\udc00"}', "worker_id"),
+    ],
+)
+def test_a_lone_surrogate_is_400_naming_the_field(client, fake, path, body, field):
+    # JSON accepts "\ud800" but msgpack cannot encode it: it was a 500, and inside a coalesced
+    # command it failed every other client's enqueue with it.
+    resp = client.simulate_post(path, body=body, headers={"Content-Type": "application/json"})
+    assert resp.status_code == 400, resp.text
+    assert resp.json["error"]["field"] == field
+    assert fake.commands == []
+
+
+def test_a_surrogate_pair_is_valid_text(client, fake):
+    resp = client.simulate_post("/tasks", body='{"type":"x","payload":"\\ud83d\\ude00"}',
+                                headers={"Content-Type": "application/json"})
+    assert resp.status_code == 201
+    assert resp.json["payload"] == "\U0001f600"
