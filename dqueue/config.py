@@ -64,6 +64,9 @@ class NodeConfig:
     max_body_bytes: int = 1 << 20
     request_timeout_ms: int = 5_000
     max_wait_ms: int = 20_000
+    # GET /ready answers 200 only while this node's applied index is within this many entries
+    # of its commit index (and a leader is known).
+    ready_max_lag: int = 1_000
 
     # Member id -> HTTP address of that member (for leader hints and GET /cluster). Optional:
     # members missing here are shown without an HTTP address.
@@ -146,6 +149,7 @@ TOML_LAYOUT: dict[str, dict[str, str]] = {
         "request_timeout": "request_timeout_ms",
         "max_wait": "max_wait_ms",
         "drain_timeout": "drain_timeout_ms",
+        "ready_max_lag": "ready_max_lag",
     },
 }
 # Tables of member id -> address.
@@ -464,6 +468,7 @@ _RANGES: dict[str, tuple[str, float, float]] = {
     "request_timeout_ms": ("api.request_timeout", 1, 3_600_000),
     "max_wait_ms": ("api.max_wait", 1, 3_600_000),
     "drain_timeout_ms": ("api.drain_timeout", 1, 3_600_000),
+    "ready_max_lag": ("api.ready_max_lag", 0, 1 << 40),
 }
 
 

@@ -77,6 +77,7 @@ def create_app(
     app.add_route("/dlq/redrive", dlq.DlqRedrive(deps))
     app.add_route("/dlq", dlq.Dlq(deps))
     app.add_route("/health", status.Health(deps))
+    app.add_route("/ready", status.Ready(deps))
     app.add_route("/stats", status.Stats(deps))
     app.add_route("/cluster", status.Cluster(deps))
     app.add_route("/metrics", status.Metrics(registry))

@@ -242,6 +242,10 @@ def _node_paths() -> dict[str, Any]:
         },
         "/health": {"get": _op("This node's role, term, leader and indexes.", {
             "200": _json_response("Healthy.", any_object), **_COMMON_ERRORS})},
+        "/ready": {"get": _op("Whether this node can serve: a leader is known and the applied "
+                              "index is within api.ready_max_lag of the commit index.", {
+            "200": _json_response("Ready.", any_object),
+            "503": _json_response("Not ready; the reason is in the body.", any_object)})},
         "/stats": {"get": _op("Task counts by status and type, and Raft figures.", {
             "200": _json_response("Statistics.", any_object), **_COMMON_ERRORS})},
         "/cluster": {"get": _op("Members, roles, leader, term, indexes and lag.", {

@@ -26,6 +26,46 @@ class Health:
         send_json(resp, falcon.HTTP_200, {"status": "ok", **_plain_dict(value)})
 
 
+class Ready:
+    """``GET /ready``: 200 only when this node can serve: a leader is known and its applied
+    index is within ``ready_max_lag`` entries of its commit index; otherwise 503 with the
+    reason (for load balancers and orchestrators, beside the liveness of ``/health``)."""
+
+    def __init__(self, deps: ApiDeps) -> None:
+        self._deps = deps
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        health = _plain_dict(
+            self._deps.read({"op": "health"}, stale=True, timeout_ms=LOCAL_READ_TIMEOUT_MS))
+        commit, applied = health.get("commit_index"), health.get("applied_index")
+        lag = commit - applied if isinstance(commit, int) and isinstance(applied, int) else None
+        max_lag = self._deps.config.ready_max_lag
+        if health.get("status") == "stopping":
+            reason = "stopping"
+        elif health.get("leader_id") is None:
+            reason = "no_leader"
+        elif lag is None or lag > max_lag:
+            reason = "lagging"
+        else:
+            reason = None
+        body = {"ready": reason is None, "node_id": health.get("node_id"),
+                "leader_id": health.get("leader_id"), "commit_index": commit,
+                "applied_index": applied, "lag": lag, "max_lag": max_lag}
+        if reason is None:
+            send_json(resp, falcon.HTTP_200, body)
+            return
+        messages = {
+            "stopping": "the node is shutting down",
+            "no_leader": "this node knows no leader: the cluster is electing one or this node "
+                         "is cut off from a majority",
+            "lagging": f"this node's state machine is more than {max_lag} entries behind its "
+                       "commit index (api.ready_max_lag)",
+        }
+        resp.set_header("Retry-After", "1")
+        send_json(resp, falcon.HTTP_503, {**body, "reason": reason,
+                                          "message": messages[reason]})
+
+
 class Stats:
     """``GET /stats``: task counts (linearizable read) and this node's Raft figures."""
 

@@ -109,7 +109,9 @@ def raft_figures(view: NodeView) -> dict[str, Any]:
 def health(view: NodeView) -> dict[str, Any]:
     """``GET /health``: who this node is and what it knows of the leader."""
     st = view.status
-    return {"status": "stopping" if view.stopping else "ok", "node_id": view.node_id,
+    # Liveness, but never "ok" for a node that knows no leader: it cannot serve a write.
+    status = "stopping" if view.stopping else "ok" if st.leader_id is not None else "no_leader"
+    return {"status": status, "node_id": view.node_id,
             "role": st.role.value, "term": st.term, "leader_id": st.leader_id,
             "leader_http": view.leader_http, "commit_index": st.commit,
             "applied_index": st.applied, "catch_up_index": st.catch_up_index}

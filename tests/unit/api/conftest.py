@@ -28,6 +28,7 @@ class FakeRaft:
         self.reads: list[dict[str, Any]] = []
         self.waits: list[int] = []
         self.fail_with: Exception | None = None
+        self.health_overrides: dict[str, Any] = {}
         self.keys: dict[str, str] = {}
         self.index = itertools.count(1)
         self.metrics_value: Any = {"term": 3, "commit_index": 7}
@@ -60,7 +61,8 @@ class FakeRaft:
             return {"tasks": found[: query["limit"]], "next_cursor": None}
         if op == "health":
             return {"node_id": "n1", "role": "leader", "term": 3, "leader_id": "n1",
-                    "leader_http": "127.0.0.1:8081", "commit_index": 7, "applied_index": 7}
+                    "leader_http": "127.0.0.1:8081", "commit_index": 7, "applied_index": 7,
+                    **self.health_overrides}
         if op == "cluster":
             return {"leader_id": "n1", "term": 3,
                     "members": [{"id": "n1", "role": "leader"}, {"id": "n2", "role": "follower"}]}

@@ -62,3 +62,36 @@ def test_metrics_text_moves_with_traffic(client):
     assert sample(after, "dqueue_queue_depth", status="pending") == 2
     assert sample(after, "dqueue_http_request_duration_seconds_count",
                   route="/tasks", method="POST", code="201") == 2
+
+
+def test_ready_is_200_with_a_leader_and_no_lag(client):
+    resp = client.simulate_get("/ready")
+    assert resp.status_code == 200
+    assert resp.json["ready"] is True
+    assert resp.json["lag"] == 0
+
+
+def test_ready_is_503_without_a_leader(client, fake):
+    fake.health_overrides = {"leader_id": None, "status": "no_leader"}
+    resp = client.simulate_get("/ready")
+    assert resp.status_code == 503
+    assert resp.json["reason"] == "no_leader"
+    assert resp.headers["Retry-After"] == "1"
+    health = client.simulate_get("/health")
+    assert health.status_code == 200
+    assert health.json["status"] == "no_leader"
+
+
+def test_ready_is_503_while_the_state_machine_lags(client, fake):
+    fake.health_overrides = {"commit_index": 5_000, "applied_index": 3_999}
+    resp = client.simulate_get("/ready")
+    assert resp.status_code == 503
+    assert resp.json["reason"] == "lagging"
+    assert resp.json["lag"] == 1_001
+    fake.health_overrides = {"commit_index": 5_000, "applied_index": 4_000}
+    assert client.simulate_get("/ready").status_code == 200
+
+
+def test_ready_is_503_while_stopping(client, fake):
+    fake.health_overrides = {"status": "stopping"}
+    assert client.simulate_get("/ready").json["reason"] == "stopping"

@@ -98,3 +98,10 @@ def test_check_query_accepts_any_msgpack_map_without_raising(query, op):
 def test_an_int_key_is_named_in_the_error():
     with pytest.raises(queries.BadQuery, match="5: unknown field"):
         queries.check_query({"op": "stats", 5: 1, "z": 2})
+
+
+def test_health_says_no_leader_when_none_is_known():
+    view = queries.NodeView(
+        node_id="n1", status=Status("n1", Role.FOLLOWER, 4, None, None, 9, 9, 9, 0),
+        leader_http=None, members={"n1": "127.0.0.1:1"}, http_addrs={}, stopping=False)
+    assert queries.health(view)["status"] == "no_leader"
