@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 import falcon
@@ -86,6 +87,9 @@ def value_of(outcome: dict[str, Any]) -> Any:
     raise ApiError(status, code, message, field=field)
 
 
+_NAMED_FIELD = re.compile(r"([A-Za-z_][A-Za-z0-9_.\[\]]{0,63}): ")
+
+
 def from_raft_error(exc: Exception) -> ApiError:
     """Map a ``RaftClient`` exception to a 503 (or 400 for BadRequest) with a leader hint."""
     headers = {"Retry-After": str(RETRY_AFTER_S)}
@@ -96,7 +100,10 @@ def from_raft_error(exc: Exception) -> ApiError:
         hint = {"leader_id": exc.leader_id, "leader_http": exc.leader_http}
         return ApiError(falcon.HTTP_503, "timeout", str(exc), extra=hint, headers=headers)
     if isinstance(exc, BadRequest):
-        return ApiError(falcon.HTTP_400, "invalid_field", str(exc), field="body")
+        # The Raft process words its refusals "field: what is wrong" (queries.BadQuery).
+        named = _NAMED_FIELD.match(str(exc))
+        field = named.group(1) if named is not None else "body"
+        return ApiError(falcon.HTTP_400, "invalid_field", str(exc), field=field)
     # RaftUnavailable, and any other failure of the link to the Raft process.
     return ApiError(falcon.HTTP_503, "unavailable", str(exc), headers=headers)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dqueue.node.ipc_client import NoLeader
+from dqueue.node.ipc_client import BadRequest, NoLeader
 
 
 def test_health_adds_status_to_the_node_view(client):
@@ -95,3 +95,13 @@ def test_ready_is_503_while_the_state_machine_lags(client, fake):
 def test_ready_is_503_while_stopping(client, fake):
     fake.health_overrides = {"status": "stopping"}
     assert client.simulate_get("/ready").json["reason"] == "stopping"
+
+
+def test_a_refusal_of_the_raft_process_names_its_field(client, fake):
+    # GET /tasks?cursor=zzz used to blame the field "body".
+    fake.fail_with = BadRequest("cursor: is not a cursor this API returned")
+    resp = client.simulate_get("/tasks", params={"status": "pending", "cursor": "zzz"})
+    assert resp.status_code == 400
+    assert resp.json["error"]["field"] == "cursor"
+    fake.fail_with = BadRequest("something without a field")
+    assert client.simulate_get("/stats").json["error"]["field"] == "body"
