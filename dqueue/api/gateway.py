@@ -63,6 +63,10 @@ _EXTEND_KEYS = _ACK_KEYS | {"lease_ms"}
 _ACK_MANY_KEYS = frozenset({"rid", "worker_id", "items"})
 _ACK_ITEM_KEYS = frozenset({"id", "token"})
 MAX_ID_CHARS = 128
+# Largest worker message the gateway accepts: an ack_many of MAX_ACK_BATCH items of the longest
+# ids and tokens is under 0.5 MiB. ZeroMQ drops the connection of a peer that sends more, before
+# allocating it (a 100 MB frame once grew the API process to 331 MiB).
+MAX_WORKER_MESSAGE_BYTES = 4 << 20
 
 
 class RequestError(Exception):
@@ -199,6 +203,7 @@ class WorkerGateway:
         try:
             router.setsockopt(zmq.LINGER, 0)
             router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+            router.setsockopt(zmq.MAXMSGSIZE, MAX_WORKER_MESSAGE_BYTES)
             router.bind(bind_endpoint(self._config.worker_addr))
             self.endpoint = router.getsockopt(zmq.LAST_ENDPOINT).decode()
             ipc.setsockopt(zmq.LINGER, 0)

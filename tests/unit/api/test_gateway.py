@@ -396,3 +396,23 @@ def test_keys_of_any_type_are_refused_and_the_gateway_lives_on(harness):
         client._send(b"ack_many", {"worker_id": "w1", "items": [{"id": "x", 7: 1}]})
         assert wait_for(lambda: client.recv(50)).error.field == "items[0].7"
         assert len(client.lease(1)) == 1
+
+
+def test_an_oversized_message_is_dropped_before_it_is_read(harness):
+    from dqueue.api.gateway import MAX_WORKER_MESSAGE_BYTES
+
+    ctx = zmq.Context.instance()
+    big = ctx.socket(zmq.DEALER)
+    big.setsockopt(zmq.LINGER, 0)
+    big.connect(harness.gateway.endpoint)
+    try:
+        pad = b"x" * (MAX_WORKER_MESSAGE_BYTES + 1)
+        big.send_multipart(wire.encode(b"ping", {"rid": 1, "pad": pad}))
+        del pad
+        with harness.client() as client:
+            client._send(b"ping", {})
+            assert wait_for(lambda: client.recv(50)).kind == "pong"
+        # Had the gateway read it, it would have answered the ping by now.
+        assert big.poll(300) == 0
+    finally:
+        big.close(0)
