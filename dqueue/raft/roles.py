@@ -196,6 +196,7 @@ def handle_append_response(r: Raft, pr: Progress, m: Message) -> None:
     if not pr.maybe_update(m.index):
         if pr.state is ProgressState.REPLICATE:
             pr.free_inflight(m.index)
+        maybe_send_timeout_now(r, pr, m.sender)
         return
     if pr.state is ProgressState.PROBE:
         pr.become_replicate()
@@ -206,9 +207,22 @@ def handle_append_response(r: Raft, pr: Progress, m: Message) -> None:
         pr.free_inflight(m.index)
     if r.maybe_commit() or was_paused or pr.next_index <= r.log.last_index():
         r.needs_flush = True
-    if m.sender == r.lead_transferee and pr.match_index == r.log.last_index():
-        # The target caught up: tell it to start its election now (thesis 3.10).
-        r.send(Message(_MT.TIMEOUT_NOW, m.sender, r.id, r.current_term))
+    maybe_send_timeout_now(r, pr, m.sender)
+
+
+def maybe_send_timeout_now(r: Raft, pr: Progress, peer: str) -> None:
+    """Leadership transfer (thesis 3.10): once the target holds the leader's whole log, tell
+    it to start its election now.
+
+    Called on every append and heartbeat response of the target while the transfer lasts (it
+    ends when the target's election deposes this leader, or after an election timeout,
+    ``Raft.tick_heartbeat``): a TimeoutNow lost on the way is sent again a heartbeat later
+    instead of stalling the transfer, and proposals with it, for the whole election timeout.
+    A repeat is harmless: the target campaigns only from a follower of this very term, and
+    once it campaigned its term is higher and it ignores the rest as stale (figure 2).
+    """
+    if peer == r.lead_transferee and pr.match_index == r.log.last_index():
+        r.send(Message(_MT.TIMEOUT_NOW, peer, r.id, r.current_term))
 
 
 def handle_heartbeat_response(r: Raft, pr: Progress, m: Message) -> None:
@@ -227,6 +241,7 @@ def handle_heartbeat_response(r: Raft, pr: Progress, m: Message) -> None:
         r.needs_flush = True
     elif m.sender in r.append_pending:
         r.needs_flush = True
+    maybe_send_timeout_now(r, pr, m.sender)
     if m.index > r.read_acks.get(m.sender, 0):
         r.read_acks[m.sender] = m.index
         confirm_reads(r)

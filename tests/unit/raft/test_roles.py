@@ -246,3 +246,59 @@ def test_termless_message_other_than_forwarded_request_is_ignored():
     raft = member("n2", entries=[Entry(1, 1), Entry(2, 1)], term=1)
     raft.step(Message(MT.HEARTBEAT, "n2", "n1", 0, commit=2))
     assert raft.log.committed == 0 and raft.leader_id is None and drain(raft) == []
+
+
+def _transfer_ready_leader() -> Raft:
+    """n1 leads term 1 with n2 and n3 holding its whole log."""
+    leader = member()
+    make_leader(leader)
+    drain(leader)
+    for peer in ("n2", "n3"):
+        leader.step(Message(MT.APPEND_ENTRIES_RESPONSE, "n1", peer, 1, index=1))
+    drain(leader)
+    return leader
+
+
+def test_lost_timeout_now_is_sent_again_on_the_targets_heartbeat_response():
+    """Thesis 3.10: the transfer target gets TimeoutNow once it is up to date; when that
+    message is lost, the target's next heartbeat response brings another (instead of the
+    transfer stalling, proposals refused, for an election timeout)."""
+    leader = _transfer_ready_leader()
+    leader.transfer_leadership("n2")
+    first = [m for m in drain(leader) if m.type is MT.TIMEOUT_NOW]
+    assert [m.to for m in first] == ["n2"]  # ... and lost on the way
+    for _ in range(leader.config.heartbeat_ticks):
+        leader.tick()
+    beats = [m for m in drain(leader) if m.type is MT.HEARTBEAT]
+    assert {m.to for m in beats} == {"n2", "n3"}
+    # The other follower's answer brings nothing; the target's brings TimeoutNow again.
+    leader.step(Message(MT.HEARTBEAT_RESPONSE, "n1", "n3", 1, index=beats[0].index))
+    assert not [m for m in drain(leader) if m.type is MT.TIMEOUT_NOW]
+    leader.step(Message(MT.HEARTBEAT_RESPONSE, "n1", "n2", 1, index=beats[0].index))
+    again = [m for m in drain(leader) if m.type is MT.TIMEOUT_NOW]
+    assert [(m.to, m.term) for m in again] == [("n2", 1)]
+    # A repeated append response of the target (nothing new acknowledged) brings one too.
+    leader.step(Message(MT.APPEND_ENTRIES_RESPONSE, "n1", "n2", 1, index=1))
+    assert [m.to for m in drain(leader) if m.type is MT.TIMEOUT_NOW] == ["n2"]
+    # The target receiving it campaigns at once, past pre-vote (thesis 3.10).
+    target = member("n2", entries=[Entry(1, 1)], term=1)
+    target.step(again[0])
+    assert target.role is Role.CANDIDATE and target.current_term == 2
+
+
+def test_timeout_now_is_not_sent_again_once_the_transfer_ended():
+    """The transfer ends after an election timeout (thesis 3.10): later heartbeat responses
+    of the target bring no TimeoutNow, and a lagging target gets none before it caught up."""
+    leader = _transfer_ready_leader()
+    leader.propose(b"x")  # n2 now lags by one entry
+    drain(leader)
+    leader.transfer_leadership("n2")
+    leader.step(Message(MT.HEARTBEAT_RESPONSE, "n1", "n2", 1, index=0))
+    assert not [m for m in drain(leader) if m.type is MT.TIMEOUT_NOW]
+    for _ in range(leader.config.election_ticks):
+        leader.tick()
+    drain(leader)
+    assert leader.lead_transferee is None
+    leader.step(Message(MT.APPEND_ENTRIES_RESPONSE, "n1", "n2", 1, index=2))
+    leader.step(Message(MT.HEARTBEAT_RESPONSE, "n1", "n2", 1, index=0))
+    assert not [m for m in drain(leader) if m.type is MT.TIMEOUT_NOW]
