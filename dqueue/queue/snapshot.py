@@ -5,7 +5,8 @@ list per task (bench/bench_queue.py)::
 
     {"format": 2, "clock_ms", "last_index", "next_seq", "types": [type, ...],
      "tasks": {field: [value, ...], ...}, "dedup": [[key, task_id, expires_at_ms], ...],
-     "settings": {name: value, ...}}
+     "settings": {name: value, ...},
+     "sessions": [[client_id, first_unanswered, last_active_ms, [[seq, outcome], ...]], ...]}
 
 ``tasks`` holds the columns of ``COLUMNS`` in that order, each with one value per task in seq
 (log) order; the ``type`` column holds indexes into ``types`` (types in order of first use) and
@@ -14,23 +15,30 @@ no whitespace. Payload objects keep their key order: it comes from the log bytes
 same on every member, and a restored task reads exactly as before. Format 1 (a list per task,
 ``Task.to_row``) is still read, so a node restarts from a snapshot an older version wrote.
 ``settings`` (the replicated ``QueueConfig`` in force) is absent from snapshots written before
-settings were replicated; the restoring node then keeps its own.
+settings were replicated; the restoring node then keeps its own. ``sessions`` (the client
+session table, ``sessions.py``, in its activity order) is absent from snapshots written before
+client sessions and from a state that never applied a command in a session: it then restores
+empty, and a state with no session writes none, so those snapshots keep their bytes.
 Index structures (heaps) are not stored: ``QueueState.restore`` rebuilds them from the tasks.
 """
 
 from __future__ import annotations
 
 import gc
+import heapq
 import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dqueue.queue.config import QueueConfig, settings_from_plain
 from dqueue.queue.task import Task, TaskStatus, task_from_fields
+
+if TYPE_CHECKING:
+    from dqueue.queue.state import QueueState
 
 FORMAT = 2
 #: The task fields of a format-2 snapshot, in the order they are written.
@@ -58,6 +66,7 @@ class Decoded:
     tasks: list[Task]
     dedup: list[tuple[str, str, int]]
     settings: QueueConfig | None = None
+    sessions: list[Any] | None = None  # Sessions.to_plain output; None when absent
 
 
 @contextmanager
@@ -79,9 +88,11 @@ def paused_gc() -> Iterator[None]:
 
 
 def encode(clock_ms: int, last_index: int, next_seq: int, tasks: list[Task],
-           dedup: list[tuple[str, str, int]], settings: dict[str, Any] | None = None) -> bytes:
-    """Return the format-2 bytes of a state given as its tasks (seq order), dedup (sorted)
-    and settings (``settings_to_plain``; omitted when None)."""
+           dedup: list[tuple[str, str, int]], settings: dict[str, Any] | None = None,
+           sessions: list[Any] | None = None) -> bytes:
+    """Return the format-2 bytes of a state given as its tasks (seq order), dedup (sorted),
+    settings (``settings_to_plain``; omitted when None) and client sessions
+    (``Sessions.to_plain``; omitted when None or empty)."""
     columns: dict[str, list[Any]] = {
         name: list(map(attrgetter(name), tasks)) for name in COLUMNS}
     # Types in order of first use: a function of the task list, so equal on every member.
@@ -93,6 +104,8 @@ def encode(clock_ms: int, last_index: int, next_seq: int, tasks: list[Task],
                 "next_seq": next_seq, "types": types, "tasks": columns, "dedup": dedup}
     if settings is not None:
         document["settings"] = settings
+    if sessions:
+        document["sessions"] = sessions
     return json.dumps(document, separators=(",", ":"), allow_nan=False).encode("ascii")
 
 
@@ -140,7 +153,52 @@ def decode(data: bytes) -> Decoded:
         config = None if settings is None else settings_from_plain(settings)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"snapshot: bad settings ({exc})") from None
-    return Decoded(header[0], header[1], header[2], tasks, dedup, config)
+    sessions = document.get("sessions")
+    if sessions is not None and not isinstance(sessions, list):
+        raise ValueError("snapshot: sessions must be a list")
+    return Decoded(header[0], header[1], header[2], tasks, dedup, config, sessions)
+
+
+def load_into(state: QueueState, decoded: Decoded) -> None:
+    """Index the tasks, keys and sessions of a decoded snapshot into a fresh ``state``.
+
+    Raises:
+        ValueError: duplicate task ids, or a malformed session table.
+    """
+    state.clock_ms = clock_ms = decoded.clock_ms
+    state.last_index = decoded.last_index
+    state._next_seq = decoded.next_seq
+    retention_ms = state.config.retention_ms
+    state._tasks = tasks = {task.id: task for task in decoded.tasks}
+    if len(tasks) != len(decoded.tasks):
+        raise ValueError("snapshot: duplicate task ids")
+    by_status = state._by_status
+    visible: list[Task] = []
+    delayed, leases, finished = state._delayed, state._leases, state._finished
+    for task in decoded.tasks:
+        status = task.status
+        members = by_status[status].get(task.type)  # types interned by the decoder
+        if members is None:
+            members = by_status[status][task.type] = {}
+        members[task.id] = task
+        if status is TaskStatus.PENDING:
+            if task.visible_at_ms <= clock_ms:
+                visible.append(task)
+            else:
+                delayed.append((task.visible_at_ms, task.seq, 0, task))
+        elif status is TaskStatus.LEASED:
+            leases.append((task.lease_expires_at_ms, task.seq, 0, task))
+        else:
+            finished.append((task.updated_at_ms + retention_ms, task.seq, task))
+    state._ready.load(visible)
+    for heap in (delayed, leases, finished):
+        heapq.heapify(heap)
+    for key, task_id, expires_at_ms in decoded.dedup:
+        state._dedup[key] = (task_id, expires_at_ms)
+        state._dedup_heap.append((expires_at_ms, key))
+    heapq.heapify(state._dedup_heap)
+    if decoded.sessions is not None:
+        state.sessions.load_plain(decoded.sessions)
 
 
 def _check_codes(column: list[Any], count: int, name: str) -> None:

@@ -28,6 +28,7 @@ from dqueue.queue.backoff import backoff_ms
 from dqueue.queue.config import QueueConfig, settings_to_plain
 from dqueue.queue.events import MAX_BUFFERED_EVENTS, Event, EventLog, QueueEvent
 from dqueue.queue.ready import ReadyIndex
+from dqueue.queue.sessions import Sessions
 from dqueue.queue.task import FINISHED, Task, TaskStatus, task_from_fields
 
 Outcome = dict[str, Any]
@@ -99,6 +100,9 @@ class QueueState:
         # key -> (task id, expires_at_ms); a key is live while expires_at_ms > clock_ms.
         self._dedup: dict[str, tuple[str, int]] = {}
         self._dedup_heap: list[tuple[int, str]] = []
+        # Client sessions (sessions.py, Raft dissertation 6.3): first outcomes of the commands
+        # applied in a session, so that a repeat is answered, never applied twice.
+        self.sessions = Sessions()
 
     # ------------------------------------------------------------------ apply
 
@@ -569,7 +573,8 @@ class QueueState:
         with snapshot_codec.paused_gc():
             return snapshot_codec.encode(self.clock_ms, self.last_index, self._next_seq,
                                          list(self._tasks.values()), dedup,
-                                         settings_to_plain(self.config))
+                                         settings_to_plain(self.config),
+                                         self.sessions.to_plain())
 
     def restore(self, data: bytes) -> None:
         """Replace the whole state by the one ``data`` (from ``snapshot``) describes.
@@ -582,41 +587,12 @@ class QueueState:
             # The settings in force when the snapshot was taken (older snapshots carry none).
             config = self.config if decoded.settings is None else decoded.settings
             fresh = QueueState(config)
-            fresh._load(decoded)
-        self.__dict__.update({k: v for k, v in fresh.__dict__.items()
-                              if k not in ("_handlers", "_events")})
+            snapshot_codec.load_into(fresh, decoded)
+        self.adopt(fresh)
 
-    def _load(self, decoded: snapshot_codec.Decoded) -> None:
-        """Index the tasks of a decoded snapshot (this state is fresh)."""
-        self.clock_ms = clock_ms = decoded.clock_ms
-        self.last_index = decoded.last_index
-        self._next_seq = decoded.next_seq
-        retention_ms = self.config.retention_ms
-        self._tasks = tasks = {task.id: task for task in decoded.tasks}
-        if len(tasks) != len(decoded.tasks):
-            raise ValueError("snapshot: duplicate task ids")
-        by_status = self._by_status
-        visible: list[Task] = []
-        delayed, leases, finished = self._delayed, self._leases, self._finished
-        for task in decoded.tasks:
-            status = task.status
-            members = by_status[status].get(task.type)  # types interned by the decoder
-            if members is None:
-                members = by_status[status][task.type] = {}
-            members[task.id] = task
-            if status is _PENDING:
-                if task.visible_at_ms <= clock_ms:
-                    visible.append(task)
-                else:
-                    delayed.append((task.visible_at_ms, task.seq, 0, task))
-            elif status is _LEASED:
-                leases.append((task.lease_expires_at_ms, task.seq, 0, task))
-            else:
-                finished.append((task.updated_at_ms + retention_ms, task.seq, task))
-        self._ready.load(visible)
-        for heap in (delayed, leases, finished):
-            heapq.heapify(heap)
-        for key, task_id, expires_at_ms in decoded.dedup:
-            self._dedup[key] = (task_id, expires_at_ms)
-            self._dedup_heap.append((expires_at_ms, key))
-        heapq.heapify(self._dedup_heap)
+    def adopt(self, other: QueueState) -> None:
+        """Take over the whole replicated state of ``other`` (restored from a snapshot, so the
+        node need not decode the same snapshot twice), keeping this state's event counters.
+        ``other`` must not be used afterwards: the two would share their tasks."""
+        self.__dict__.update({k: v for k, v in other.__dict__.items()
+                              if k not in ("_handlers", "_events")})

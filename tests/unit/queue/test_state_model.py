@@ -4,7 +4,10 @@ Hypothesis drives random commands (including stale tokens, clocks that go backwa
 leader change, settings changed by ``configure``, snapshot and restore) and requires equal
 outcomes and equal reads after every step, plus the invariants of issue 3: one status per task,
 at most one live lease per task, a completed task is never visible again, and only pruning or
-purge removes a task.
+purge removes a task. Every other command is applied in a client session (dissertation 6.3),
+and a rule repeats an earlier one with its session: the repeat changes nothing (same snapshot
+bytes) and is answered with the first outcome, or refused when below ``first_unanswered``; the
+model never sees repeats.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from queue_reference import FINISHED, STATUSES, ReferenceQueue
 
 import dqueue.queue as dq
+from dqueue.queue.sessions import DUPLICATE_REQUEST, ClientSession, apply_once
 from dqueue.queue.task import TaskStatus
 
 CONFIG = dq.QueueConfig(lease_ms=5_000, max_retries=2, backoff_base_ms=1_000, backoff_factor=2.0,
@@ -62,6 +66,10 @@ class QueueVersusModel(RuleBasedStateMachine):
         self.seen: dict[str, dict[str, Any]] = {}
         self.purged: set[str] = set()
         self.retention_ms = CONFIG.retention_ms
+        # Client sessions: (command, session, first outcome) of each command applied in one.
+        self.in_session: list[tuple[Any, ClientSession, dict[str, Any]]] = []
+        self.first_unanswered = 1
+        self.session: ClientSession | None = None  # the session of the last step, if any
 
     def step(self, command: Any) -> dict[str, Any]:
         """Apply to both through the plain form (as the log does) and compare outcomes."""
@@ -70,8 +78,17 @@ class QueueVersusModel(RuleBasedStateMachine):
         # The retention this step prunes under: the one in force before it (a configure
         # switches settings after its own clock advance).
         self.retention_ms = self.model.config.retention_ms
-        real = self.real.apply(command, self.index)
-        assert self.shadow.apply(command, self.index) == real
+        self.session = None
+        if self.index % 2 == 0:
+            seq = self.index
+            self.first_unanswered = max(self.first_unanswered, seq - 6)
+            self.session = ClientSession("n2.c", seq, self.first_unanswered)
+            real = apply_once(self.real, command, self.index, self.session)
+            assert apply_once(self.shadow, command, self.index, self.session) == real
+            self.in_session.append((command, self.session, real))
+        else:
+            real = self.real.apply(command, self.index)
+            assert self.shadow.apply(command, self.index) == real
         expected = self.model.apply(command, self.index)
         if isinstance(command, dq.AckBatch):
             assert real["ok"] and len(real["value"]["results"]) == len(command.items), real
@@ -207,6 +224,24 @@ class QueueVersusModel(RuleBasedStateMachine):
         now_ms = 0 if unstamped else self.now(delta)
         assert self.step(dq.Configure(settings=settings, now_ms=now_ms)) == {"ok": True,
                                                                             "value": {}}
+
+    @rule(data=st.data())
+    def repeat(self, data: st.DataObject) -> None:
+        """A command applied in a session, proposed again (a forward re-sent to a new leader):
+        nothing changes, and the answer is the first outcome (or a refusal once the client
+        has its answer)."""
+        if not self.in_session:
+            return
+        command, session, first = data.draw(st.sampled_from(self.in_session))
+        before = self.real.snapshot()
+        self.index += 1
+        outcome = apply_once(self.real, command, self.index, session)
+        assert apply_once(self.shadow, command, self.index, session) == outcome
+        if session.seq < self.first_unanswered:
+            assert (outcome["ok"], outcome["code"]) == (False, DUPLICATE_REQUEST)
+        else:
+            assert outcome == first
+        assert self.real.snapshot() == before
 
     @rule()
     def snapshot_and_restore(self) -> None:

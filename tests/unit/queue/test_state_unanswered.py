@@ -16,6 +16,7 @@ from test_state_model import CONFIG, QueueVersusModel
 
 import dqueue.queue as dq
 from dqueue.queue.ready import ready_key
+from dqueue.queue.sessions import apply_once
 from dqueue.queue.task import TaskStatus
 
 
@@ -27,7 +28,11 @@ class UnansweredVersusAnswered(QueueVersusModel):
             self.silent = dq.QueueState(CONFIG)
         real = super().step(command)
         silent_command = dq.command_from_plain(command.to_plain())
-        assert self.silent.apply(silent_command, self.index, reply=False) is None
+        if self.session is None:
+            assert self.silent.apply(silent_command, self.index, reply=False) is None
+        else:  # a follower's share of a session's commands: recorded, not answered
+            assert apply_once(self.silent, silent_command, self.index, self.session,
+                              reply=False) is None
         return real
 
     @invariant()
