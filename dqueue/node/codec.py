@@ -1,11 +1,15 @@
 """Conversions at the node's edges: log entry data, and the store's records to the core's types.
 
-A normal log entry carries a batch: a msgpack array of items ``[rid, cmd]``, each the request
-id of the client request that proposed it (empty for the node's own ``tick`` commands) and the
-plain command, stamped with ``now_ms`` by the leader (``dqueue/node/proposals.py`` builds the
-batches). The request id lets a waiting request be answered only by the entry that really
-carries it (docs/internals.md section 3). Logs written before batching hold one ``[rid, cmd]``
-per entry; they decode as batches of one.
+A normal log entry carries a batch: a msgpack array of items ``[rid, cmd]`` or
+``[rid, cmd, client_id, seq, first_unanswered]``, each the request id of the client request
+that proposed it (empty for the node's own ``tick`` and ``configure`` commands), the plain
+command, stamped with ``now_ms`` by the leader (``dqueue/node/proposals.py`` builds the
+batches), and, for client requests, their client session (``dqueue/queue/sessions.py``: the
+state machine applies a session's command once and answers its repeats). The request id lets a
+waiting request be answered only by the entry that really carries it (docs/internals.md
+section 3). Items without a session (the node's own, and every item of a log written before
+sessions) apply as before. Logs written before batching hold one ``[rid, cmd]`` per entry;
+they decode as batches of one.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import msgpack
 from dqueue.node.store import LoadedState, StoredHardState, StoredSnapshot
 from dqueue.queue import AckBatch, Command, Enqueue, Extend, Lease, command_from_plain
 from dqueue.queue.commands import ack_unchecked, new_task_unchecked
+from dqueue.queue.sessions import ClientSession, is_session
 from dqueue.raft.types import (
     Entry,
     EntryType,
@@ -24,13 +29,15 @@ from dqueue.raft.types import (
     PersistedState,
     Snapshot,
     SnapshotMeta,
-    snapshot_checksum,
 )
 
 
-def encode_item(rid: str, cmd: dict[str, Any]) -> bytes:
-    """The msgpack bytes of one batch item: the request id and the stamped plain command."""
-    return msgpack.packb([rid, cmd], use_bin_type=True)
+def encode_item(rid: str, cmd: dict[str, Any], session: ClientSession | None = None) -> bytes:
+    """The msgpack bytes of one batch item: the request id, the stamped plain command and,
+    when given, the client session's three fields."""
+    if session is None:
+        return msgpack.packb([rid, cmd], use_bin_type=True)
+    return msgpack.packb([rid, cmd, *session], use_bin_type=True)
 
 
 def join_items(items: list[bytes]) -> bytes:
@@ -45,10 +52,12 @@ def join_items(items: list[bytes]) -> bytes:
     return header + b"".join(items)
 
 
-def decode_entry_items(data: bytes) -> tuple[list[str], list[Any]]:
-    """The request ids and the plain commands of the items of a normal log entry, in order.
+def decode_entry_items(
+        data: bytes) -> tuple[list[str], list[Any], list[ClientSession | None]]:
+    """The request ids, plain commands and client sessions of a normal log entry's items.
 
-    A batch entry is a msgpack array of ``[rid, cmd]`` items; an entry written before batching
+    A batch entry is a msgpack array of ``[rid, cmd]`` items (no session: None) and
+    ``[rid, cmd, client_id, seq, first_unanswered]`` items; an entry written before batching
     (msgpack ``[rid, cmd]`` itself) decodes as a batch of one.
 
     Raises:
@@ -64,12 +73,19 @@ def decode_entry_items(data: bytes) -> tuple[list[str], list[Any]]:
         obj = [obj]  # the single-command layout of older logs
     rids: list[str] = []
     cmds: list[Any] = []
+    sessions: list[ClientSession | None] = []
     for item in obj:
-        if not isinstance(item, list) or len(item) != 2 or not isinstance(item[0], str):
+        if not isinstance(item, list) or not isinstance(item[0] if item else None, str):
             raise ValueError("entry item without a request id")
+        if len(item) == 2:
+            sessions.append(None)
+        elif len(item) == 5 and is_session(item[2:]):
+            sessions.append(ClientSession(item[2], item[3], item[4]))
+        else:
+            raise ValueError("entry item is neither [rid, cmd] nor [rid, cmd, session]")
         rids.append(item[0])
         cmds.append(item[1])
-    return rids, cmds
+    return rids, cmds, sessions
 
 
 def command_from_log(cmd: Any) -> Command:
@@ -138,10 +154,8 @@ def persisted_state(loaded: LoadedState) -> PersistedState | None:
 
 
 def core_snapshot(stored: StoredSnapshot) -> Snapshot:
-    """The core's ``Snapshot`` of a stored one (its checksum computed from the data)."""
-    meta = SnapshotMeta(stored.index, stored.term, tuple(stored.members),
-                        snapshot_checksum(stored.data))
-    return Snapshot(meta, stored.data)
+    """The core's ``Snapshot`` of a stored one."""
+    return Snapshot(SnapshotMeta(stored.index, stored.term, tuple(stored.members)), stored.data)
 
 
 def stored_hard_state(hard: HardState | None) -> StoredHardState | None:

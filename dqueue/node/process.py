@@ -54,6 +54,7 @@ from dqueue.node.transport import PeerTransport
 from dqueue.node.views import advertised_http
 from dqueue.queue import Command, InvalidCommand, QueueConfig, QueueState
 from dqueue.queue.config import settings_to_plain
+from dqueue.queue.sessions import ClientSession, apply_once
 from dqueue.raft import (
     EntryType,
     HardState,
@@ -460,11 +461,11 @@ class RaftProcess:
             plain: list[Any] = []
             proposed = batcher.take_parsed(entry.data)
             if proposed is not None:
-                rids, commands = proposed
+                rids, commands, sessions = proposed
             else:
                 commands = None
                 try:
-                    rids, plain = decode_entry_items(entry.data)
+                    rids, plain, sessions = decode_entry_items(entry.data)
                 except ValueError as exc:
                     # Never expected: only this module's batches are proposed.
                     log_event(logger, logging.ERROR, "entry_not_applicable", index=entry.index,
@@ -478,9 +479,13 @@ class RaftProcess:
                     command = (commands[position] if commands is not None
                                else command_from_log(plain[position]))
                     # Nobody here waits for an item whose request is not pending (a
-                    # follower's share of the log): apply it without building an outcome.
+                    # follower's share of the log): no outcome is returned for it.
                     reply = bool(rid) and rid in pending
-                    outcome = queue.apply(command, base + position, reply)
+                    # A session's command applies once, its outcome kept even when nobody waits
+                    # here: this member may lead and answer a repeat (sessions.py).
+                    session = sessions[position]
+                    outcome = (queue.apply(command, base + position, reply) if session is None
+                               else apply_once(queue, command, base + position, session, reply))
                 except (ValueError, InvalidCommand) as exc:
                     # Never expected: commands are validated before they are proposed.
                     log_event(logger, logging.ERROR, "entry_not_applicable", index=entry.index,
@@ -503,7 +508,8 @@ class RaftProcess:
         self._last_wall_ms = max(self._last_wall_ms, now)
         return self._last_wall_ms
 
-    def propose(self, rid: str, cmd: dict[str, Any], command: Command | None = None) -> None:
+    def propose(self, rid: str, cmd: dict[str, Any], command: Command | None = None,
+                session: ClientSession | None = None) -> None:
         """Stamp ``cmd`` with the leader's time and add it to this turn's batch entry.
 
         The batch is proposed at the end of the drain phase of the loop turn (or sooner when
@@ -515,6 +521,7 @@ class RaftProcess:
             cmd: the plain command, validated, without ``now_ms``.
             command: the same command already parsed, if the caller has it: kept until the
                 entry with these exact bytes applies, so the leader does not parse it twice.
+            session: the client session the item carries (None for the node's own commands).
         """
         now_ms = self.wall_ms()
         stamped = dict(cmd)
@@ -524,7 +531,7 @@ class RaftProcess:
             command = dataclasses.replace(command, now_ms=now_ms)
         if command is None:
             command = command_from_log(stamped)  # the node's own commands (tick)
-        self.batcher.add(rid, stamped, command)
+        self.batcher.add(rid, stamped, command, session)
         self.counters["proposals_total"] += 1
         self._last_proposal_ms = monotonic_ms()
 

@@ -1,11 +1,13 @@
 """Entry-level group commit: the commands a leader takes in during one loop turn share one entry.
 
-Every command the node proposes is stamped and encoded once, as one item ``[rid, cmd]``, and
-appended to the open batch; ``flush`` proposes the batch as ONE Raft log entry whose data is a
-msgpack array of those items (the item bytes are concatenated behind an array header, so
-nothing is encoded twice). The per-entry costs (the core's entry and append bookkeeping, the
-LMDB put and its CRC, the entry in every AppendEntries, the followers' decoding and persistence,
-commit and apply bookkeeping) are then paid once per batch instead of once per command.
+Every command the node proposes is stamped and encoded once, as one item ``[rid, cmd]`` (or
+``[rid, cmd, client_id, seq, first_unanswered]`` for a client request: its session, so the state
+machine applies it once however often it is proposed), and appended to the open batch;
+``flush`` proposes the batch as ONE Raft log entry whose data is a msgpack array of those items
+(the item bytes are concatenated behind an array header, so nothing is encoded twice). The
+per-entry costs (the core's entry and append bookkeeping, the LMDB put and its CRC, the entry
+in every AppendEntries, the followers' decoding and persistence, commit and apply bookkeeping)
+are then paid once per batch instead of once per command.
 
 Every member applies the items of a committed batch in order, each at its own queue index
 ``entry.index * COMMAND_INDEX_STRIDE + position`` (the queue state machine needs one strictly
@@ -21,6 +23,7 @@ from typing import Any
 
 from dqueue.node.codec import encode_item, join_items
 from dqueue.queue import Command
+from dqueue.queue.sessions import ClientSession
 from dqueue.raft import ProposalDropped
 
 # Queue index of a command = entry index * COMMAND_INDEX_STRIDE + its position in the entry.
@@ -31,6 +34,8 @@ MAX_BATCH_COMMANDS = 4_096
 # most about 1,024 proposed commands unapplied, so more than this many are batches that will
 # never apply here as proposed (lost to a leader change).
 MAX_PARSED_BATCHES = 1_024
+# What take_parsed gives back: the request ids, parsed commands and sessions of one entry.
+Parsed = tuple[list[str], list[Command], list[ClientSession | None]]
 
 
 class ProposalBatcher:
@@ -55,17 +60,19 @@ class ProposalBatcher:
         self._items: list[bytes] = []
         self._rids: list[str] = []
         self._commands: list[Command | None] = []
+        self._sessions: list[ClientSession | None] = []
         self._bytes = 0
         self._all_parsed = True
-        # Entry data -> the request ids and parsed commands of its items, for the entries this
-        # node proposed with every command parsed: their apply decodes nothing.
-        self._parsed: dict[bytes, tuple[list[str], list[Command]]] = {}
+        # Entry data -> the request ids, parsed commands and sessions of its items, for the
+        # entries this node proposed with every command parsed: their apply decodes nothing.
+        self._parsed: dict[bytes, Parsed] = {}
         self.entries_proposed = 0
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def add(self, rid: str, cmd: dict[str, Any], command: Command | None = None) -> None:
+    def add(self, rid: str, cmd: dict[str, Any], command: Command | None = None,
+            session: ClientSession | None = None) -> None:
         """Append one stamped command to the open batch (proposing the batch first if full).
 
         Args:
@@ -74,14 +81,16 @@ class ProposalBatcher:
             command: the same command already parsed (with the same ``now_ms``), if known:
                 kept until the entry with these exact bytes applies, so that the entry is
                 neither decoded nor parsed again on this node.
+            session: the client session of a client request (None for the node's own).
         """
-        item = encode_item(rid, cmd)
+        item = encode_item(rid, cmd, session)
         if self._items and (self._bytes + len(item) > self.max_bytes
                             or len(self._items) >= MAX_BATCH_COMMANDS):
             self.flush()
         self._items.append(item)
         self._rids.append(rid)
         self._commands.append(command)
+        self._sessions.append(session)
         self._bytes += len(item)
         self._all_parsed = self._all_parsed and command is not None
 
@@ -90,8 +99,9 @@ class ProposalBatcher:
         if not self._items:
             return 0
         items, rids, commands = self._items, self._rids, self._commands
+        sessions = self._sessions
         all_parsed = self._all_parsed
-        self._items, self._rids, self._commands = [], [], []
+        self._items, self._rids, self._commands, self._sessions = [], [], [], []
         self._bytes, self._all_parsed = 0, True
         data = join_items(items)
         try:
@@ -105,7 +115,7 @@ class ProposalBatcher:
         if all_parsed:
             if len(self._parsed) >= MAX_PARSED_BATCHES:
                 self._parsed.clear()  # entries lost to a leader change; decoded if applied
-            self._parsed[data] = (rids, commands)  # type: ignore[assignment]
+            self._parsed[data] = (rids, commands, sessions)  # type: ignore[assignment]
         return len(items)
 
     def forget_parsed(self) -> None:
@@ -113,8 +123,9 @@ class ProposalBatcher:
         commit are decoded like any other entry)."""
         self._parsed.clear()
 
-    def take_parsed(self, data: bytes) -> tuple[list[str], list[Command]] | None:
-        """The request ids and parsed commands of the batch entry with exactly these bytes,
+    def take_parsed(self, data: bytes) -> Parsed | None:
+        """The request ids, parsed commands and sessions of the batch entry with exactly these
+        bytes,
         if this node proposed it with every command parsed (forgotten afterwards)."""
         if not self._parsed:
             return None

@@ -4,6 +4,11 @@ Every accepted request is in ``RequestTable.pending`` under its request id until
 whatever it waits for (a leader, its commit, a ReadIndex round, a parked long poll). The other
 collections only hold request ids and are cleaned lazily: an id no longer pending is skipped.
 Deadlines sit in a heap so that expiring requests costs O(log n), not a scan per loop turn.
+
+The table is also this process's client session (Raft dissertation section 6.3,
+``dqueue/queue/sessions.py``): every command it accepts over IPC gets the next serial number of
+its client id, and ``first_unanswered`` is the lowest serial number of those still pending, so
+the state machine may forget every outcome below it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 from dqueue.queue import Command
+from dqueue.queue.sessions import ClientSession
 
 
 def monotonic_ms() -> float:
@@ -62,6 +68,12 @@ class Pending:
         command: the validated command object, kept so that the leader parses it only once
             (stamped with the time of intake on a leader; ``propose`` restamps it if needed).
         accepted_ms: monotonic time at which this node took the request in.
+        session: the client session its proposals carry: this process's for a command
+            accepted over IPC, the forwarding node's for a forwarded one (None for reads, and
+            for a command forwarded by a node that sends none).
+        may_be_in_log: a leader may have proposed it (it waits for a leader again after a
+            leader change): its deadline answers ``timeout`` (outcome unknown), never
+            ``no_leader`` (which tells the client it was not done).
     """
 
     rid: str
@@ -76,12 +88,23 @@ class Pending:
     forwarded_to: str | None = None
     command: Command | None = None  # the validated command (commands only)
     accepted_ms: float = 0.0
+    session: ClientSession | None = None
+    may_be_in_log: bool = False
 
 
 class RequestTable:
-    """All requests of one Raft process, by request id, with their deadlines and stages."""
+    """All requests of one Raft process, by request id, with their deadlines and stages.
 
-    def __init__(self) -> None:
+    Args:
+        client_id: this process incarnation's client id (its sessions' name).
+    """
+
+    def __init__(self, client_id: str = "client") -> None:
+        self.client_id = client_id
+        self._next_seq = 1
+        # Serial numbers of this client's pending commands, in increasing order (assigned in
+        # that order); the first is ``first_unanswered``.
+        self._open_seqs: dict[int, None] = {}
         self.pending: dict[str, Pending] = {}
         # Insertion-ordered ids per stage, so that "every request waiting for a leader" and
         # "every parked lease" cost no scan of the whole table.
@@ -111,7 +134,36 @@ class RequestTable:
         request = self.pending.pop(rid, None)
         if request is not None:
             self._by_stage[request.stage].pop(rid, None)
+            self._close_session(request)
         return request
+
+    def new_session(self) -> ClientSession:
+        """The next serial number of this client (for a command accepted over IPC, or a parked
+        lease proposed again), open until the request that carries it is popped."""
+        seq = self._next_seq
+        self._next_seq += 1
+        self._open_seqs[seq] = None
+        return ClientSession(self.client_id, seq, next(iter(self._open_seqs)))
+
+    def renew_session(self, request: Pending) -> None:
+        """Give ``request`` a new serial number of this client: its command is proposed again
+        as a new command (a parked lease), not as a repeat of the applied one."""
+        self._close_session(request)
+        request.session = self.new_session()
+
+    def session_of(self, request: Pending) -> ClientSession | None:
+        """The session to propose or forward ``request`` with: this client's carries the
+        current ``first_unanswered``, another's is passed on as it came."""
+        session = request.session
+        if session is None or session.client_id != self.client_id:
+            return session
+        return ClientSession(session.client_id, session.seq,
+                             next(iter(self._open_seqs), session.seq))
+
+    def _close_session(self, request: Pending) -> None:
+        session = request.session
+        if session is not None and session.client_id == self.client_id:
+            self._open_seqs.pop(session.seq, None)
 
     def in_stage(self, stage: Stage) -> list[Pending]:
         """Pending requests in ``stage``, oldest first."""

@@ -7,12 +7,21 @@ that proposed it, and on the node that forwarded it (the leader answers that nod
 ``fwd_res``; the forwarding node may also see the entry apply first; the first answer wins).
 Reads wait for a ReadIndex round (batched: one round per loop turn for every new read) and for
 the state machine to reach the read index, unless they ask for a stale read.
+
+Every command carries a client session (Raft dissertation section 6.3, ``dqueue/queue/
+sessions.py``): this process's client id and the command's serial number when it came over
+IPC, the forwarding node's when it came from a peer. The state machine applies a session's
+command once and answers its repeats with the first outcome, so a command whose leader changed
+or was lost is simply sent again: a forwarded one to the new leader as soon as one is known, a
+proposed one (this node stopped leading) to the next leader. The leader answers a repeat it
+already applied from the session table, without proposing it again.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import os
 from typing import TYPE_CHECKING, Any
 
 from dqueue.logs import log_event
@@ -20,6 +29,7 @@ from dqueue.node import queries, views
 from dqueue.node.ipc_server import CmdRequest, ReadRequest
 from dqueue.node.requests import Pending, ReplyTo, RequestTable, Stage, monotonic_ms
 from dqueue.queue import InvalidCommand, command_from_plain
+from dqueue.queue.sessions import DUPLICATE_REQUEST, STALE, ClientSession, is_session
 from dqueue.raft import ReadState, Role
 
 if TYPE_CHECKING:
@@ -43,7 +53,9 @@ class RequestRouter:
 
     def __init__(self, process: RaftProcess) -> None:
         self.p = process
-        self.table = RequestTable()
+        # One client id per process incarnation: a restarted process never reuses serial
+        # numbers that the state machine may still remember (dissertation 6.3).
+        self.table = RequestTable(f"{process.node_id[:64]}.{os.urandom(8).hex()}")
         self._new_reads: list[str] = []
         self._read_batches: dict[bytes, tuple[float, list[str]]] = {}
         self._read_seq = itertools.count(1)
@@ -57,7 +69,7 @@ class RequestRouter:
                              ReplyTo(identity=req.identity))
 
     def _accept_command(self, rid: str, cmd: dict[str, Any], timeout_ms: int, wait_ms: int,
-                        reply_to: ReplyTo) -> None:
+                        reply_to: ReplyTo, session: ClientSession | None = None) -> None:
         p = self.p
         if p.stopping_since_ms is not None:
             self._send_err(reply_to, rid, "shutting_down", "the node is shutting down")
@@ -74,9 +86,11 @@ class RequestRouter:
             return  # the same request delivered twice (a forward retried): one answer
         now = monotonic_ms()
         wait_ms = min(wait_ms, p.config.max_wait_ms) if cmd.get("op") == "lease" else 0
+        if reply_to.peer is None:
+            session = self.table.new_session()  # a command of this client (IPC)
         request = Pending(rid=rid, reply_to=reply_to, is_read=False, body=cmd,
                           deadline_ms=now + timeout_ms + wait_ms, wait_until_ms=now + wait_ms,
-                          command=command, accepted_ms=now)
+                          command=command, accepted_ms=now, session=session)
         self.table.add(request)
         self._dispatch(request)
 
@@ -112,21 +126,28 @@ class RequestRouter:
             cmd, timeout_ms, wait_ms = body.get("cmd"), body.get("timeout_ms"), body.get("wait_ms")
             if not (isinstance(cmd, dict) and _is_count(timeout_ms) and _is_count(wait_ms)):
                 return False
+            session = body.get("session")
+            if session is not None and not is_session(session):
+                return False
             if self.p.role is not Role.LEADER:
                 self.p.transport.send(sender, KIND_FWD_RES, {
                     "rid": rid, "code": "not_leader", "message": "not the leader",
                     "leader_id": self.p.raft.leader_id})
                 return True
-            self._accept_command(rid, cmd, timeout_ms, wait_ms, ReplyTo(peer=sender))
+            self._accept_command(rid, cmd, timeout_ms, wait_ms, ReplyTo(peer=sender),
+                                 None if session is None else ClientSession(*session))
             return True
         if kind == KIND_FWD_RES:
             request = self.table.pending.get(rid)
             if request is None or request.stage is not Stage.FORWARDED:
                 return True  # answered already (by a local apply) or given up
             if "outcome" in body:
+                # Any leader's outcome is the command's (a session applies it once).
                 self.table.pop(rid)
                 self._observe_command_ms(request, monotonic_ms())
                 self._send_outcome(request, body["outcome"])
+            elif sender != request.forwarded_to:
+                return True  # an earlier leader's refusal: the command was sent again since
             elif body.get("code") == "not_leader":
                 self.table.move(request, Stage.WAIT_LEADER)
                 self._dispatch_waiting()
@@ -145,15 +166,21 @@ class RequestRouter:
             self.table.move(request, Stage.READ_INDEX)
             self._new_reads.append(request.rid)
         elif p.role is Role.LEADER:
+            session = self.table.session_of(request)
+            if session is not None and self._answer_repeat(request, session):
+                return
             # Added to this turn's batch entry; a batch the core drops comes back through
             # on_proposals_dropped.
-            p.propose(request.rid, request.body, request.command)
+            p.propose(request.rid, request.body, request.command, session)
             self.table.move(request, Stage.PROPOSED)
         elif p.leader_id is not None and p.leader_id != p.node_id:
             now = monotonic_ms()
             body = {"rid": request.rid, "cmd": request.body,
                     "timeout_ms": max(0, int(request.deadline_ms - now)),
                     "wait_ms": max(0, int(request.wait_until_ms - now))}
+            session = self.table.session_of(request)
+            if session is not None:
+                body["session"] = list(session)
             if p.transport.send(p.leader_id, KIND_FWD, body):
                 request.forwarded_to = p.leader_id
                 self.table.move(request, Stage.FORWARDED)
@@ -162,6 +189,22 @@ class RequestRouter:
         else:
             self.table.move(request, Stage.WAIT_LEADER)
 
+    def _answer_repeat(self, request: Pending, session: ClientSession) -> bool:
+        """On the leader: answer a command its session shows applied already (a forward sent
+        again after a leader change) from the session table; False when it is new."""
+        prior = self.p.queue.sessions.lookup(session.client_id, session.seq)
+        if prior is None:
+            return False
+        if prior is STALE:
+            self.table.pop(request.rid)
+            self._send_err(request.reply_to, request.rid, DUPLICATE_REQUEST,
+                           "applied and answered already; not applied twice")
+            return True
+        # As if its entry applied now: answered, or parked when it is an empty long poll.
+        self.table.move(request, Stage.PROPOSED)
+        self.on_applied(request.rid, prior)
+        return True
+
     def _dispatch_waiting(self) -> None:
         if self.p.leader_id is None:
             return
@@ -169,7 +212,14 @@ class RequestRouter:
             self._dispatch(request)
 
     def on_leader_known(self) -> None:
-        """A leader was elected or learned: send it what waited."""
+        """A leader was elected or learned: send it what waited, and send again what was
+        forwarded to another leader (its session makes a repeat harmless: the new leader
+        answers it from the session table or applies it once)."""
+        leader_id = self.p.leader_id
+        for request in self.table.in_stage(Stage.FORWARDED):
+            if request.forwarded_to != leader_id:
+                request.may_be_in_log = True  # the old leader may have proposed it
+                self.table.move(request, Stage.WAIT_LEADER)
         self._dispatch_waiting()
 
     def on_proposals_dropped(self, rids: list[str]) -> None:
@@ -181,11 +231,18 @@ class RequestRouter:
                 self.table.move(request, Stage.WAIT_LEADER)
 
     def on_lost_leadership(self) -> None:
-        """This node stopped leading: parked leases go to the new leader.
+        """This node stopped leading: parked leases and this client's proposed commands go to
+        the new leader.
 
-        Proposed commands stay: their entries may still commit under the next leader, and
-        they are answered only if an applied entry carries their request id.
+        A proposed entry may still commit under the next leader (then its local apply answers
+        it, whichever stage it is in), or be lost: so this client's commands are sent to the
+        next leader with their sessions, which apply each at most once. Commands proposed for
+        another node stay here: that node sends them again itself.
         """
+        for request in self.table.in_stage(Stage.PROPOSED):
+            if request.reply_to.peer is None:
+                request.may_be_in_log = True
+                self.table.move(request, Stage.WAIT_LEADER)
         for request in self.table.in_stage(Stage.PARKED):
             if request.reply_to.peer is not None:
                 self.table.pop(request.rid)
@@ -213,7 +270,8 @@ class RequestRouter:
                 self._send_outcome(request, request.last_outcome or _EMPTY_LEASE_OUTCOME)
                 continue
             leader_id = self.p.raft.leader_id
-            if leader_id is None and request.stage in (Stage.WAIT_LEADER, Stage.READ_INDEX):
+            if (leader_id is None and request.stage in (Stage.WAIT_LEADER, Stage.READ_INDEX)
+                    and not request.may_be_in_log):
                 self._send_err(request.reply_to, request.rid, "no_leader",
                                "no leader was elected within the request's deadline")
             else:
@@ -238,7 +296,11 @@ class RequestRouter:
     # ----------------------------------------------------------------- apply
 
     def on_applied(self, rid: str, outcome: dict[str, Any]) -> None:
-        """The entry carrying request id ``rid`` was applied with ``outcome``."""
+        """The entry carrying request id ``rid`` was applied with ``outcome``.
+
+        A command waiting for a leader is answered too: its entry committed after all (its
+        session applied it once, so this is its one outcome).
+        """
         request = self.table.pending.get(rid)
         if request is None or request.is_read:
             return
@@ -248,10 +310,10 @@ class RequestRouter:
             request.last_outcome = outcome
             self.table.move(request, Stage.PARKED)
             return
-        if request.stage is Stage.FORWARDED and waiting:
+        if request.stage in (Stage.FORWARDED, Stage.WAIT_LEADER) and waiting:
             return  # the leader parks it and answers with fwd_res
-        if request.stage not in (Stage.PROPOSED, Stage.FORWARDED):
-            return
+        if request.stage not in (Stage.PROPOSED, Stage.FORWARDED, Stage.WAIT_LEADER):
+            return  # a read, or a parked lease (answered when it is proposed again)
         self.table.pop(rid)
         self._observe_command_ms(request, now)
         self._send_outcome(request, outcome)
@@ -281,6 +343,8 @@ class RequestRouter:
         now_ms = p.wall_ms()
         for request in parked:
             if p.queue.has_visible(request.body.get("types"), now_ms):
+                # A new lease, not a repeat of the empty one its session already applied.
+                self.table.renew_session(request)
                 self._dispatch(request)
 
     # ----------------------------------------------------------------- reads

@@ -7,7 +7,6 @@ from dqueue.raft.codec import message_from_plain, message_to_plain
 from dqueue.raft.core import Raft
 from dqueue.raft.types import (
     CAMPAIGN_TRANSFER,
-    MAX_RAFT_INT,
     Entry,
     EntryType,
     HardState,
@@ -25,12 +24,10 @@ from dqueue.raft.types import (
     SnapshotMeta,
     SoftState,
     Status,
-    snapshot_checksum,
 )
 
 __all__ = [
     "CAMPAIGN_TRANSFER",
-    "MAX_RAFT_INT",
     "Entry",
     "EntryType",
     "HardState",
@@ -51,5 +48,4 @@ __all__ = [
     "Status",
     "message_from_plain",
     "message_to_plain",
-    "snapshot_checksum",
 ]

@@ -29,6 +29,7 @@ from dqueue.queue import (
     NewTask,
     command_from_plain,
 )
+from dqueue.queue.sessions import ClientSession
 from dqueue.raft import Entry, EntryType, HardState
 
 
@@ -37,13 +38,32 @@ def test_batch_entry_round_trip_keeps_every_item_in_order(count):
     # 15/16 and 65,535/65,536 items cross the msgpack array header sizes.
     items = [(f"r-{i}", {"op": "tick", "now_ms": i}) for i in range(count)]
     data = join_items([encode_item(rid, cmd) for rid, cmd in items])
-    assert decode_entry_items(data) == ([rid for rid, _ in items], [cmd for _, cmd in items])
+    assert decode_entry_items(data) == ([rid for rid, _ in items], [cmd for _, cmd in items],
+                                        [None] * count)
     assert msgpack.unpackb(data) == [[rid, cmd] for rid, cmd in items]  # plain msgpack
 
 
 def test_entry_of_a_log_written_before_batching_is_a_batch_of_one():
     cmd = {"op": "tick", "now_ms": 5}
-    assert decode_entry_items(msgpack.packb(["r-1", cmd])) == (["r-1"], [cmd])
+    assert decode_entry_items(msgpack.packb(["r-1", cmd])) == (["r-1"], [cmd], [None])
+
+
+def test_items_with_a_session_decode_beside_items_without_one():
+    cmd = {"op": "tick", "now_ms": 5}
+    session = ClientSession("n2.ab12", 7, 5)
+    data = join_items([encode_item("r-1", cmd, session), encode_item("", cmd),
+                       msgpack.packb(["r-2", cmd])])  # an item an older version wrote
+    assert decode_entry_items(data) == (["r-1", "", "r-2"], [cmd] * 3, [session, None, None])
+    assert msgpack.unpackb(data)[0] == ["r-1", cmd, "n2.ab12", 7, 5]
+
+
+@pytest.mark.parametrize("fields", [["c", 1], ["c", 1, 2, 3], ["", 1, 0], ["c", -1, 0],
+                                    ["c", 1, 2], ["c", "1", 0], [1, 1, 0], ["c", True, 0],
+                                    ["x" * 129, 1, 0]])
+def test_an_item_with_a_malformed_session_is_refused(fields):
+    data = join_items([msgpack.packb(["r-1", {"op": "tick"}, *fields])])
+    with pytest.raises(ValueError):
+        decode_entry_items(data)
 
 
 @pytest.mark.parametrize("data", [b"", b"\xc1", b"\x92\x01\x02", b"\x91\xa1x", b"\x90",

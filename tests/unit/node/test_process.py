@@ -173,7 +173,8 @@ def test_batch_lost_to_a_leader_change_answers_none_of_its_requests(idle):
     assert answers == []  # no request is told its command succeeded
     assert process.queue.get_task("x1") is not None
     assert all(process.queue.get_task(f"t{i}") is None for i in range(3))
-    assert process.router.table.count(Stage.PROPOSED) == 3  # still waiting, for their deadline
+    # Still waiting: for the next leader, to which they go again with their sessions.
+    assert process.router.table.count(Stage.WAIT_LEADER) == 3
     process.router.expire(monotonic_ms() + 10_000)
     assert sorted(answers) == [(b"api", f"r{i}", "timeout") for i in range(3)]
 

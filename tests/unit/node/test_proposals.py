@@ -7,6 +7,7 @@ from typing import Any
 from dqueue.node.codec import decode_entry_items
 from dqueue.node.proposals import MAX_BATCH_COMMANDS, ProposalBatcher
 from dqueue.queue import command_from_plain
+from dqueue.queue.sessions import ClientSession
 from dqueue.raft import ProposalDropped
 
 
@@ -28,7 +29,7 @@ def _tick(now_ms: int) -> dict[str, Any]:
 
 
 def _items(data: bytes) -> list[tuple[str, Any]]:
-    rids, cmds = decode_entry_items(data)
+    rids, cmds, _ = decode_entry_items(data)
     return list(zip(rids, cmds, strict=True))
 
 
@@ -101,7 +102,8 @@ def test_a_refused_batch_hands_back_its_request_ids_and_keeps_nothing():
     core.refuse = False
     batcher.add("r3", _tick(6), command_from_plain(_tick(6)))
     batcher.flush()
-    assert batcher.take_parsed(core.proposed[0]) == (["r3"], [command_from_plain(_tick(6))])
+    assert batcher.take_parsed(core.proposed[0]) == (["r3"], [command_from_plain(_tick(6))],
+                                                     [None])
 
 
 def test_parsed_commands_are_found_only_by_the_exact_entry_bytes_and_only_once():
@@ -110,13 +112,15 @@ def test_parsed_commands_are_found_only_by_the_exact_entry_bytes_and_only_once()
     cmds = [{"op": "enqueue", "tasks": [{"id": f"t{i}", "type": "x"}], "now_ms": 7}
             for i in range(3)]
     parsed = [command_from_plain(c) for c in cmds]
+    sessions = [ClientSession("n1.x", 1, 1), None, ClientSession("n2.y", 9, 4)]
     for i in range(3):
-        batcher.add(f"r{i}", cmds[i], parsed[i])
+        batcher.add(f"r{i}", cmds[i], parsed[i], sessions[i])
     batcher.flush()
     data = core.proposed[0]
     other = core.proposed[0][:-1] + b"\x00"  # an entry another leader wrote at that index
     assert batcher.take_parsed(other) is None
-    assert batcher.take_parsed(data) == (["r0", "r1", "r2"], parsed)
+    assert decode_entry_items(data)[2] == sessions  # the same sessions travel in the entry
+    assert batcher.take_parsed(data) == (["r0", "r1", "r2"], parsed, sessions)
     assert batcher.take_parsed(data) is None
 
 

@@ -12,6 +12,7 @@ from dqueue.node.ipc_server import CmdRequest, IpcCounters, ReadRequest
 from dqueue.node.requests import Stage, monotonic_ms
 from dqueue.node.router import KIND_FWD, KIND_FWD_RES, RequestRouter
 from dqueue.queue import QueueState, command_from_plain
+from dqueue.queue.sessions import ClientSession, apply_once
 from dqueue.raft import ReadState, Role
 
 ENQUEUE = {"op": "enqueue", "tasks": [{"id": "t1", "type": "mail"}]}
@@ -75,20 +76,26 @@ class Process:
         self.applied = 0
         self.stopping_since_ms: float | None = None
         self.proposed: list[tuple[str, dict[str, Any]]] = []
+        self.sessions: list[ClientSession | None] = []  # the session of each proposal
         self.command_ms = Histogram((1, 10, 100))
         self.members = {"n1": "h1:9090", "n2": "h2:9090"}
         # HTTP addresses members announced (views.http_of reads them).
         self.peer_http = {"n2": "n2:80"}
 
-    def propose(self, rid: str, cmd: dict[str, Any], command: Any = None) -> None:
+    def propose(self, rid: str, cmd: dict[str, Any], command: Any = None,
+                session: ClientSession | None = None) -> None:
         self.proposed.append((rid, cmd))
+        self.sessions.append(session)
 
     def wall_ms(self) -> int:
         return 1_000
 
-    def apply(self, router: RequestRouter, rid: str, cmd: dict[str, Any]) -> dict[str, Any]:
+    def apply(self, router: RequestRouter, rid: str, cmd: dict[str, Any],
+              session: ClientSession | None = None) -> dict[str, Any]:
         self.applied += 1
-        outcome = self.queue.apply(command_from_plain({**cmd, "now_ms": 1_000}), self.applied)
+        command = command_from_plain({**cmd, "now_ms": 1_000})
+        outcome = (self.queue.apply(command, self.applied) if session is None
+                   else apply_once(self.queue, command, self.applied, session))
         router.on_applied(rid, outcome)
         router.on_applied_to(self.applied)
         return outcome
@@ -231,3 +238,114 @@ def test_stopping_node_refuses_commands_but_local_reads_still_work(op, monkeypat
     router.accept_read(ReadRequest(b"api", "r2", {"op": op}, 1_000, False))
     assert p.ipc.answers[0][3]["code"] == "shutting_down"
     assert p.ipc.answers[1] == (b"api", "r2", "value", {"op": op})
+
+
+# ----------------------------------------------------------------- client sessions
+
+
+def test_commands_carry_this_clients_serial_numbers_and_lowest_unanswered():
+    p = Process()
+    router = RequestRouter(p)
+    client = router.table.client_id
+    assert client.startswith("n1.")
+    assert RequestRouter(Process()).table.client_id != client  # one id per incarnation
+    router.accept_command(_cmd("r1", ENQUEUE))
+    router.accept_command(_cmd("r2", {"op": "tick"}))
+    router.accept_command(_cmd("bad", {"op": "enqueue", "tasks": []}))  # refused: no number
+    p.apply(router, "r1", ENQUEUE, p.sessions[0])
+    router.accept_command(_cmd("r3", {"op": "tick"}))
+    assert p.sessions == [ClientSession(client, 1, 1), ClientSession(client, 2, 1),
+                          ClientSession(client, 3, 2)]
+
+
+def test_a_forward_carries_the_originators_session_and_the_leader_proposes_it():
+    follower = Process(role=Role.FOLLOWER, leader_id="n2")
+    router = RequestRouter(follower)
+    router.accept_command(_cmd("r1", ENQUEUE))
+    body = follower.transport.sent[0][2]
+    assert body["session"] == [router.table.client_id, 1, 1]
+    leader = Process()
+    assert RequestRouter(leader).on_peer("n3", KIND_FWD, body)
+    assert leader.sessions == [ClientSession(router.table.client_id, 1, 1)]
+    assert not RequestRouter(leader).on_peer("n3", KIND_FWD, {**body, "session": ["c", -1, 0]})
+
+
+def test_a_forwarded_command_is_sent_again_as_soon_as_a_new_leader_is_known():
+    p = Process(role=Role.FOLLOWER, leader_id="n2")
+    router = RequestRouter(p)
+    router.accept_command(_cmd("r1", ENQUEUE))
+    p.leader_id = p.raft.leader_id = None  # the leader died
+    router.on_tick(monotonic_ms())
+    assert len(p.transport.sent) == 1  # nobody to send it to yet
+    p.leader_id = p.raft.leader_id = "n3"
+    router.on_leader_known()
+    (_, _, first), (peer, kind, again) = p.transport.sent
+    assert (peer, kind) == ("n3", KIND_FWD)
+    assert (again["rid"], again["session"], again["cmd"]) == ("r1", first["session"], ENQUEUE)
+    # A late refusal by the dead leader's process changes nothing; the new leader answers.
+    assert router.on_peer("n2", KIND_FWD_RES, {"rid": "r1", "code": "shutting_down"})
+    assert p.ipc.answers == []
+    outcome = {"ok": True, "value": {"x": 1}}
+    assert router.on_peer("n3", KIND_FWD_RES, {"rid": "r1", "outcome": outcome})
+    assert p.ipc.answers == [(b"api", "r1", "outcome", outcome)]
+
+
+def test_the_leader_answers_a_repeat_from_the_session_table_without_proposing_it():
+    p = Process()
+    router = RequestRouter(p)
+    body = {"rid": "r1", "cmd": ENQUEUE, "timeout_ms": 500, "wait_ms": 0,
+            "session": ["n2.aa", 4, 3]}
+    router.on_peer("n2", KIND_FWD, body)
+    outcome = p.apply(router, "r1", ENQUEUE, ClientSession("n2.aa", 4, 3))
+    router.on_peer("n2", KIND_FWD, body)  # sent again: its leader changed meanwhile
+    assert len(p.proposed) == 1
+    assert p.transport.sent == [("n2", KIND_FWD_RES, {"rid": "r1", "outcome": outcome})] * 2
+    # Below first_unanswered: applied and answered long ago, refused, never proposed.
+    p.apply(router, "r2", {"op": "tick"}, ClientSession("n2.aa", 9, 9))
+    router.on_peer("n2", KIND_FWD, {**body, "rid": "r0", "session": ["n2.aa", 2, 2]})
+    assert len(p.proposed) == 1
+    assert p.transport.sent[-1][2]["code"] == "duplicate_request"
+    assert router.table.pending == {}
+
+
+def test_a_deposed_leader_sends_its_own_proposed_commands_to_the_next_leader():
+    p = Process()
+    router = RequestRouter(p)
+    router.accept_command(_cmd("r1", ENQUEUE))
+    router.on_peer("n3", KIND_FWD, {"rid": "x1", "cmd": {"op": "tick"}, "timeout_ms": 500,
+                                    "wait_ms": 0, "session": ["n3.bb", 1, 1]})
+    p.role, p.leader_id, p.raft.leader_id = Role.FOLLOWER, None, None
+    router.on_lost_leadership()
+    assert router.table.count(Stage.WAIT_LEADER) == 1  # n3 sends x1 again itself
+    p.leader_id = p.raft.leader_id = "n2"
+    router.on_leader_known()
+    assert [(peer, body["rid"], body["session"]) for peer, _, body in p.transport.sent] == [
+        ("n2", "r1", [router.table.client_id, 1, 1])]
+    # Its old entry committed after all: the local apply answers it.
+    outcome = p.apply(router, "r1", ENQUEUE, p.sessions[0])
+    assert p.ipc.answers == [(b"api", "r1", "outcome", outcome)]
+
+
+def test_a_command_waiting_for_a_leader_is_answered_when_its_entry_applies():
+    p = Process()
+    router = RequestRouter(p)
+    router.accept_command(_cmd("r1", ENQUEUE))
+    router.on_proposals_dropped(["r1"])
+    outcome = p.apply(router, "r1", ENQUEUE, p.sessions[0])
+    assert p.ipc.answers == [(b"api", "r1", "outcome", outcome)]
+
+
+def test_a_parked_lease_is_proposed_again_under_a_new_serial_number():
+    p = Process()
+    router = RequestRouter(p)
+    p.apply(router, "r0", {"op": "enqueue", "tasks": [{"id": "t0", "type": "mail"}]})
+    router.accept_command(_cmd("r1", LEASE, wait_ms=5_000))  # t0 visible: proposed
+    p.apply(router, "rx", LEASE)  # another worker's lease takes t0 first
+    p.apply(router, "r1", LEASE, p.sessions[0])  # so r1 applies empty and parks
+    assert router.table.count(Stage.PARKED) == 1
+    p.apply(router, "r2", ENQUEUE)
+    router.flush_reads()
+    assert [s.seq for s in p.sessions] == [1, 2]  # not a repeat of the empty lease
+    outcome = p.apply(router, "r1", LEASE, p.sessions[1])
+    assert outcome["value"]["tasks"][0]["id"] == "t1"
+    assert p.ipc.answers == [(b"api", "r1", "outcome", outcome)]
