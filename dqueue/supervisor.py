@@ -28,6 +28,7 @@ from collections.abc import Sequence
 
 from dqueue.config import ConfigError, NodeConfig, load_config
 from dqueue.logs import configure_logging, log_event
+from dqueue.node.datadir_lock import DataDirLocked, lock_holder
 
 logger = logging.getLogger("dqueue.supervisor")
 
@@ -156,6 +157,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"dqueue: configuration error: data_dir: {exc.strerror}", file=sys.stderr)
         return 2
+    # Checked here too, so that a second node on a data directory in use starts no API process
+    # and exits at once; the Raft process takes the lock for real (datadir_lock.py) and exits 1
+    # the same way if it lost a race, which ends this supervisor too (no restart).
+    holder_pid = lock_holder(config.data_dir)
+    if holder_pid is not None:
+        locked = DataDirLocked(config.data_dir, holder_pid or None)
+        log_event(logger, logging.CRITICAL, "data_dir_locked", error=str(locked),
+                  holder_pid=locked.holder_pid)
+        print(f"dqueue: {locked}", file=sys.stderr)
+        return 1
     supervisor = Supervisor(config, {
         RAFT: child_command("dqueue.node", config),
         API: child_command("dqueue.api", config),

@@ -3,7 +3,8 @@
 Started by the node supervisor (``bin/dqueue``) with the resolved configuration. Exit status:
 0 after a clean stop (SIGTERM or SIGINT, with leadership transfer when this node leads),
 2 when the store is corrupt (the message names the bad record), 1 on a bad configuration
-(including an address that cannot be bound).
+(including an address that cannot be bound) and when another process holds the data directory
+(the message names its PID; nothing of the directory was touched).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import zmq
 
 from dqueue.config import NodeConfig
 from dqueue.logs import configure_logging, log_event
+from dqueue.node.datadir_lock import DataDirLocked
 from dqueue.node.process import RaftProcess
 from dqueue.node.repair import RepairRefused
 from dqueue.node.store import CorruptRecord
@@ -23,6 +25,7 @@ from dqueue.node.store import CorruptRecord
 logger = logging.getLogger("dqueue.node")
 
 EXIT_BAD_CONFIG = 1
+EXIT_DATA_DIR_LOCKED = 1
 EXIT_CORRUPT_STORE = 2
 
 
@@ -40,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(config.id, "raft", config.log_level, config.log_format)
     try:
         process = RaftProcess(config)
+    except DataDirLocked as exc:
+        log_event(logger, logging.CRITICAL, "data_dir_locked", error=str(exc),
+                  holder_pid=exc.holder_pid)
+        print(f"dqueue.node: {exc}", file=sys.stderr)
+        return EXIT_DATA_DIR_LOCKED
     except CorruptRecord as exc:
         log_event(logger, logging.CRITICAL, "store_corrupt", error=str(exc), index=exc.index)
         print(f"dqueue.node: {exc}", file=sys.stderr)

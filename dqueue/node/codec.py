@@ -29,6 +29,7 @@ from dqueue.raft.types import (
     PersistedState,
     Snapshot,
     SnapshotMeta,
+    snapshot_checksum,
 )
 
 
@@ -154,8 +155,10 @@ def persisted_state(loaded: LoadedState) -> PersistedState | None:
 
 
 def core_snapshot(stored: StoredSnapshot) -> Snapshot:
-    """The core's ``Snapshot`` of a stored one."""
-    return Snapshot(SnapshotMeta(stored.index, stored.term, tuple(stored.members)), stored.data)
+    """The core's ``Snapshot`` of a stored one (its checksum computed from the data)."""
+    meta = SnapshotMeta(stored.index, stored.term, tuple(stored.members),
+                        snapshot_checksum(stored.data))
+    return Snapshot(meta, stored.data)
 
 
 def stored_hard_state(hard: HardState | None) -> StoredHardState | None:

@@ -28,6 +28,7 @@ def open_store(data_dir: str, repair: bool, member_count: int) -> tuple[Store, L
     """Open and load the store; with ``repair``, wipe a corrupt log and load again.
 
     Raises:
+        DataDirLocked: another process holds the data directory (``datadir_lock.py``).
         CorruptRecord: the store is corrupt and ``repair`` is off.
         RepairRefused: ``repair`` is on but a repair would lose data or is not safe.
     """

@@ -7,12 +7,41 @@ One LMDB environment under the data directory holds three named databases:
   moved to the wrong key is caught as well as a flipped bit.
 - ``meta``: ``hard_state`` (``[term, vote, commit]``), ``members`` (list of ids),
   ``snapshot_meta`` (``[index, term, members, data_crc]``) and, while a repaired log catches
-  up, ``catch_up_index``, each CRC-framed the same way.
+  up, ``catch_up_index`` and ``catch_up_term`` (the term at the repair; stores repaired before
+  it was recorded have only the index), each CRC-framed the same way.
 - ``snapshot``: ``data`` -> the bytes of the latest snapshot of the queue state.
 
 Every change the node makes for one Raft ``Ready`` goes through ``save`` in one write
-transaction, synced before ``save`` returns: what a message promises is on disk before it is sent.
-The store knows nothing of the Raft core's classes; the loop converts.
+transaction, durable before ``save`` returns: what a message promises is on disk before it is
+sent. The store knows nothing of the Raft core's classes; the loop converts. The store holds the
+data directory's lock (``datadir_lock.py``) from open to close.
+
+Durability across a power cut. LMDB is copy-on-write with two meta pages: a commit writes the
+new pages of its B-trees to free pages, then the meta page that points at the new roots; on
+open, LMDB trusts the meta page with the higher transaction id. That is safe only if the data
+pages are on the disk before the meta page that points at them. The environment is opened with
+synced commits (``sync=True, metasync=True``): each commit calls ``fdatasync`` after writing its
+data pages, and only then writes the meta page and syncs it again. A power cut before the meta
+page lands leaves the previous meta page, whose pages are intact (a commit reuses only pages
+that no meta page still on the disk can reach: those freed two or more commits ago, and LMDB
+keeps two). The store used to open with ``sync=False`` and call ``env.sync()`` after the
+commit: one ``fdatasync`` then flushed the data pages and the new meta page in no order, and a
+cut in the middle could leave a meta page pointing at recycled pages (an older vote, or older
+entries at indexes the member had acknowledged), which the CRCs do not catch: each record is
+a valid old record.
+
+There is no non-durable write. LMDB's ``sync`` flag is set per environment (py-lmdb has no
+per-transaction form), and a second handle on the same file shares the meta pages. A commit
+that skipped its sync, whichever way (a second handle, the C API's per-transaction
+``MDB_NOSYNC``, the flag turned off for a moment), leaves
+its meta page in the page cache unordered with its data pages; the next synced commit's first
+``fdatasync`` flushes both in no order, and a power cut in that window can leave on the disk a
+meta page that outranks the last synced one and points at pages that never landed: the state
+of every commit that returned before is then unreachable. The one write whose loss is harmless,
+a hard state that only moves the commit index (volatile in Raft, figure 2), is not handed to
+the store at all: the loop keeps it in memory and it rides with the next write (``process.py``,
+``_unsaved_hard``). A write transaction that changed nothing commits and syncs nothing
+(everything before it was already synced).
 """
 
 from __future__ import annotations
@@ -27,6 +56,8 @@ from typing import Any, Protocol
 import lmdb
 import msgpack
 
+from dqueue.node.datadir_lock import DataDirLock
+
 _INDEX = struct.Struct(">Q")
 _CRC = struct.Struct(">I")
 _KEY_HARD_STATE = b"hard_state"
@@ -34,6 +65,7 @@ _KEY_MEMBERS = b"members"
 _KEY_SNAPSHOT_META = b"snapshot_meta"
 _KEY_SNAPSHOT_DATA = b"data"
 _KEY_CATCH_UP = b"catch_up_index"
+_KEY_CATCH_UP_TERM = b"catch_up_term"
 
 # LMDB reserves address space, not disk: the file grows only as data is written. 8 GiB leaves
 # room for a snapshot plus snapshot_entries of log at any sane task size.
@@ -111,6 +143,8 @@ class LoadedState:
     snapshot: StoredSnapshot | None
     entries: list[StoredEntry]
     catch_up_index: int = 0
+    # The term at the repair, or None when not recorded (a repair by an older version).
+    catch_up_term: int | None = None
 
 
 def _frame(key: bytes, payload: bytes) -> bytes:
@@ -128,6 +162,14 @@ def _unframe(key: bytes, value: bytes) -> bytes | None:
     return payload
 
 
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def encode_entry(index: int, term: int, entry_type: int, data: bytes) -> tuple[bytes, bytes]:
     """Return the (key, value) of one log record."""
     key = _INDEX.pack(index)
@@ -143,24 +185,34 @@ class Store:
     """
 
     def __init__(self, data_dir: str, map_size_bytes: int = DEFAULT_MAP_SIZE_BYTES) -> None:
-        self.path = os.path.join(data_dir, "raft.lmdb")
-        os.makedirs(self.path, exist_ok=True)
-        # LMDB's own sync on commit is off: ``save`` syncs explicitly (env.sync) when what it
-        # wrote must be durable before messages leave, and skips the fsync for a write that
-        # only moves the commit index (losing it in a crash is safe: a leader re-commits).
-        # A killed process loses nothing either way: the pages are in the OS page cache.
-        self._env = lmdb.open(
-            self.path, map_size=map_size_bytes, max_dbs=4, subdir=True,
-            sync=False, metasync=True, lock=True, readahead=False, meminit=False,
-        )
-        self._log = self._env.open_db(b"log")
-        self._meta = self._env.open_db(b"meta")
-        self._snap = self._env.open_db(b"snapshot")
-        self.syncs = 0
+        self._lock = DataDirLock(data_dir)  # raises DataDirLocked: before any LMDB file is touched
+        try:
+            self.path = os.path.join(data_dir, "raft.lmdb")
+            os.makedirs(self.path, exist_ok=True)
+            # Synced commits: the data pages are on disk before the meta page that points at
+            # them (module docstring). A killed process loses nothing either way (page cache);
+            # a power cut loses no commit that returned.
+            self._env = lmdb.open(
+                self.path, map_size=map_size_bytes, max_dbs=4, subdir=True,
+                sync=True, metasync=True, lock=True, readahead=False, meminit=False,
+            )
+            # A new file's directory entry is not covered by the file's fdatasync: sync the
+            # directories once, so that a power cut after the first commit cannot lose the
+            # environment itself (and with it the vote).
+            _fsync_dir(self.path)
+            _fsync_dir(data_dir)
+            self._log = self._env.open_db(b"log")
+            self._meta = self._env.open_db(b"meta")
+            self._snap = self._env.open_db(b"snapshot")
+        except BaseException:
+            self._lock.release()
+            raise
+        self.syncs = 0  # synced write transactions committed
 
     def close(self) -> None:
-        """Close the environment."""
+        """Close the environment and release the data directory's lock."""
         self._env.close()
+        self._lock.release()
 
     def load(self) -> LoadedState:
         """Read back hard state, members, the latest snapshot and the log after it.
@@ -184,12 +236,14 @@ class Store:
                 for key, value in cursor:
                     entries.append(self._decode_entry(key, value))
             catch_up_index = self._get_meta(txn, _KEY_CATCH_UP) or 0
+            catch_up_term = self._get_meta(txn, _KEY_CATCH_UP_TERM) if catch_up_index else None
         return LoadedState(
             hard_state=StoredHardState(*hard) if hard is not None else None,
             members=tuple(members) if members is not None else None,
             snapshot=snapshot,
             entries=entries,
             catch_up_index=catch_up_index,
+            catch_up_term=catch_up_term,
         )
 
     def repair(self) -> int:
@@ -197,9 +251,10 @@ class Store:
         index (one synced transaction).
 
         For a store whose log records or snapshot bytes fail their checksums. The catch-up
-        index is the last index the log had (keys are readable when values are not): the Raft
-        core neither votes nor campaigns until its log reaches it again, since it may have
-        acknowledged entries up to there (docs/raft.md, "Repair").
+        index is the last index the log had (keys are readable when values are not), the
+        catch-up term the stored term: the Raft core neither votes nor campaigns until its log
+        reaches that index again or holds a committed entry of a later term, since it may have
+        acknowledged entries up to there, of terms up to that one (docs/raft.md, "Repair").
 
         Raises:
             CorruptRecord: the hard state, members or snapshot meta record is corrupt too:
@@ -218,18 +273,22 @@ class Store:
             self._delete_log(txn, lo=None, hi=None)
             txn.delete(_KEY_SNAPSHOT_DATA, db=self._snap)
             txn.delete(_KEY_SNAPSHOT_META, db=self._meta)
+            term = 0
             if hard is not None:
                 term, vote, _commit = hard
                 self._put_meta(txn, _KEY_HARD_STATE, [term, vote, 0])
             self._put_meta(txn, _KEY_CATCH_UP, catch_up_index)
-        self._sync()
+            # The term only grows, so after a second repair this one covers the first.
+            self._put_meta(txn, _KEY_CATCH_UP_TERM, term)
+        self.syncs += 1
         return catch_up_index
 
     def clear_catch_up(self) -> None:
-        """The repaired log is back up to its catch-up index: forget the index (synced)."""
+        """The repaired member may vote again: forget the catch-up index and term (synced)."""
         with self._env.begin(write=True) as txn:
             txn.delete(_KEY_CATCH_UP, db=self._meta)
-        self._sync()
+            txn.delete(_KEY_CATCH_UP_TERM, db=self._meta)
+        self.syncs += 1
 
     def save(
         self,
@@ -238,18 +297,13 @@ class Store:
         hard_state: StoredHardState | None = None,
         snapshot: StoredSnapshot | None = None,
         members: Iterable[str] | None = None,
-        durable: bool = True,
     ) -> None:
-        """Persist one Ready in one write transaction, synced to disk when ``durable``.
+        """Persist one Ready in one synced write transaction: on disk when this returns.
 
         Order inside the transaction (docs/internals.md section 1): the snapshot first (store it,
         drop the log up to its index), then the entries (drop any stored entry at or after the
-        first new index: a conflicting suffix, paper section 5.3), then the hard state.
-
-        Args:
-            durable: fsync before returning. Pass False only for a write whose loss in a power
-                failure is safe (a hard state that only advanced the commit index); it is made
-                durable by the next durable save.
+        first new index: a conflicting suffix, paper section 5.3), then the hard state. All of
+        it becomes visible, after a crash or a power cut, together or not at all.
         """
         with self._env.begin(write=True) as txn:
             if snapshot is not None:
@@ -268,21 +322,19 @@ class Store:
                 )
             if members is not None:
                 self._put_meta(txn, _KEY_MEMBERS, list(members))
-        if durable:
-            self._sync()
+        self.syncs += 1
 
     def save_snapshot(self, snapshot: StoredSnapshot) -> None:
         """Store a snapshot the node took itself and compact the log behind it (one transaction).
 
-        Only entries up to ``snapshot.index`` are dropped: they are applied, so committed.
+        Only entries up to ``snapshot.index`` are dropped: they are applied, so committed. The
+        snapshot bytes, its meta record and the compaction are one synced commit: after a power
+        cut either the old snapshot and the whole log are there, or the new snapshot and the
+        log after it (the forked child's ``.tmp`` file is only a carrier and needs no sync).
         """
         with self._env.begin(write=True) as txn:
             self._put_snapshot(txn, snapshot)
             self._delete_log(txn, lo=None, hi=snapshot.index)
-        self._sync()
-
-    def _sync(self) -> None:
-        self._env.sync(True)
         self.syncs += 1
 
     def log_bounds(self) -> tuple[int, int] | None:

@@ -7,6 +7,7 @@ from dqueue.raft.codec import message_from_plain, message_to_plain
 from dqueue.raft.core import Raft
 from dqueue.raft.types import (
     CAMPAIGN_TRANSFER,
+    MAX_RAFT_INT,
     Entry,
     EntryType,
     HardState,
@@ -24,10 +25,12 @@ from dqueue.raft.types import (
     SnapshotMeta,
     SoftState,
     Status,
+    snapshot_checksum,
 )
 
 __all__ = [
     "CAMPAIGN_TRANSFER",
+    "MAX_RAFT_INT",
     "Entry",
     "EntryType",
     "HardState",
@@ -48,4 +51,5 @@ __all__ = [
     "Status",
     "message_from_plain",
     "message_to_plain",
+    "snapshot_checksum",
 ]

@@ -1,18 +1,34 @@
 """Raft messages to and from plain values (lists, ints, str, bytes, bool, None) for the wire.
 
 The node runtime packs the plain form with msgpack; this module knows nothing of msgpack.
-``message_from_plain`` validates every field, because its input comes from the network.
+``message_from_plain`` checks every field before the core sees it, because its input comes
+from the network: any value at all either becomes a ``Message`` within the bounds of
+``dqueue/raft/types.py`` or raises ``ValueError`` (never anything else).
 """
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
-from dqueue.raft.types import Entry, EntryType, Message, MessageType, SnapshotMeta
+from dqueue.raft.types import (
+    MAX_CONTEXT_BYTES,
+    MAX_ENTRIES_PER_MESSAGE,
+    MAX_ID_CHARS,
+    MAX_MEMBERS,
+    MAX_MESSAGE_DATA_BYTES,
+    MAX_RAFT_INT,
+    Entry,
+    EntryType,
+    Message,
+    MessageType,
+    SnapshotMeta,
+)
 
 _FIELDS = 15
-_MAX_ID_CHARS = 256
+_MAX_CHECKSUM = (1 << 32) - 1
+_ENTRY_TYPES = {int(t): t for t in EntryType}
+_MESSAGE_TYPES = {int(t): t for t in MessageType}
+_TYPED = (list, tuple)
 
 
 def message_to_plain(msg: Message) -> list[Any]:
@@ -22,26 +38,27 @@ def message_to_plain(msg: Message) -> list[Any]:
         int(msg.type), msg.to, msg.sender, msg.term, msg.log_term, msg.index,
         [[e.index, e.term, int(e.type), e.data] for e in msg.entries],
         msg.commit, msg.reject, msg.reject_hint, msg.context,
-        None if meta is None else [meta.index, meta.term, list(meta.members)],
+        None if meta is None else [meta.index, meta.term, list(meta.members), meta.checksum],
         msg.offset, msg.data, msg.done,
     ]
 
 
-def _int(value: Any, name: str) -> int:
-    if type(value) is not int or value < 0:
-        raise ValueError(f"{name}: expected a non-negative int")
+def _int(value: Any, name: str, high: int = MAX_RAFT_INT) -> int:
+    # type() is not int: refuses bool (a subclass of int) and any int subclass.
+    if type(value) is not int or not 0 <= value <= high:
+        raise ValueError(f"{name}: expected an int from 0 to {high}")
     return value
 
 
 def _str(value: Any, name: str) -> str:
-    if type(value) is not str or not value or len(value) > _MAX_ID_CHARS:
-        raise ValueError(f"{name}: expected a non-empty str")
+    if type(value) is not str or not 0 < len(value) <= MAX_ID_CHARS:
+        raise ValueError(f"{name}: expected a str of 1 to {MAX_ID_CHARS} characters")
     return value
 
 
-def _bytes(value: Any, name: str) -> bytes:
-    if type(value) is not bytes:
-        raise ValueError(f"{name}: expected bytes")
+def _bytes(value: Any, name: str, high: int) -> bytes:
+    if type(value) is not bytes or len(value) > high:
+        raise ValueError(f"{name}: expected bytes, at most {high}")
     return value
 
 
@@ -52,54 +69,86 @@ def _bool(value: Any, name: str) -> bool:
 
 
 def _entry(value: Any) -> Entry:
-    if not isinstance(value, (list, tuple)) or len(value) != 4:
+    if type(value) not in _TYPED or len(value) != 4:
         raise ValueError("entries: each entry is [index, term, type, data]")
     index, term, kind, data = value
-    try:
-        entry_type = EntryType(_int(kind, "entries.type"))
-    except ValueError:
-        raise ValueError("entries.type: unknown entry type") from None
+    entry_type = _ENTRY_TYPES.get(kind) if type(kind) is int else None
+    if entry_type is None:
+        raise ValueError("entries.type: unknown entry type")
     return Entry(_int(index, "entries.index"), _int(term, "entries.term"), entry_type,
-                 _bytes(data, "entries.data"))
+                 _bytes(data, "entries.data", MAX_MESSAGE_DATA_BYTES))
+
+
+def _entries(value: Any, msg_type: MessageType, term: int, prev_index: int,
+             prev_term: int) -> tuple[Entry, ...]:
+    if type(value) not in _TYPED or len(value) > MAX_ENTRIES_PER_MESSAGE:
+        raise ValueError(f"entries: expected a list of at most {MAX_ENTRIES_PER_MESSAGE}")
+    parsed = tuple(_entry(e) for e in value)
+    if sum(len(e.data) for e in parsed) > MAX_MESSAGE_DATA_BYTES:
+        raise ValueError(f"entries: more than {MAX_MESSAGE_DATA_BYTES} data bytes")
+    if msg_type is MessageType.APPEND_ENTRIES:
+        # The shape every leader sends (Raft figure 2): entries follow prev_log_index
+        # without a gap, their terms never decrease, start at prev_log_term or later, and
+        # none is above the leader's term. The follower's log relies on it (log.append
+        # refuses a gap, and a log whose terms decrease breaks Log Matching, 5.3).
+        index, last_term = prev_index, prev_term
+        for entry in parsed:
+            if entry.index != index + 1:
+                raise ValueError("entries: indexes must follow index without a gap")
+            if not last_term <= entry.term <= term:
+                raise ValueError("entries: terms must not decrease nor exceed the term")
+            index, last_term = entry.index, entry.term
+    elif len(parsed) > 1:
+        # PROPOSE: the leader numbers forwarded entries itself; one per message is sent.
+        raise ValueError("entries: at most one entry outside AppendEntries")
+    return parsed
 
 
 def _meta(value: Any) -> SnapshotMeta | None:
     if value is None:
         return None
-    if not isinstance(value, (list, tuple)) or len(value) != 3:
-        raise ValueError("snapshot_meta: expected [index, term, members]")
-    index, term, members = value
-    if not isinstance(members, (list, tuple)):
-        raise ValueError("snapshot_meta.members: expected a list")
+    if type(value) not in _TYPED or len(value) != 4:
+        raise ValueError("snapshot_meta: expected [index, term, members, checksum]")
+    index, term, members, checksum = value
+    if type(members) not in _TYPED or not 0 < len(members) <= MAX_MEMBERS:
+        raise ValueError(f"snapshot_meta.members: expected a list of 1 to {MAX_MEMBERS}")
+    ids = tuple(_str(m, "snapshot_meta.members") for m in members)
+    if len(set(ids)) != len(ids):
+        raise ValueError("snapshot_meta.members: ids must be distinct")
     return SnapshotMeta(_int(index, "snapshot_meta.index"), _int(term, "snapshot_meta.term"),
-                        tuple(_str(m, "snapshot_meta.members") for m in members))
+                        ids, _int(checksum, "snapshot_meta.checksum", _MAX_CHECKSUM))
 
 
 def message_from_plain(obj: Any) -> Message:
-    """Rebuild a Message from ``message_to_plain`` output.
+    """Rebuild a Message from ``message_to_plain`` output, checking every field.
+
+    Terms, indexes, offsets, commit and hints are ints from 0 to ``MAX_RAFT_INT``; ids are
+    non-empty strings of at most ``MAX_ID_CHARS``; entries, data and context are bounded
+    (``MAX_ENTRIES_PER_MESSAGE``, ``MAX_MESSAGE_DATA_BYTES``, ``MAX_CONTEXT_BYTES``); the
+    entries of an AppendEntries follow its ``index``; a snapshot meta names 1 to
+    ``MAX_MEMBERS`` distinct members and a 32-bit checksum.
 
     Raises:
-        ValueError: ``obj`` is not a well-formed message; the text names the field.
+        ValueError: ``obj`` is not a well-formed message; the text names the field. Nothing
+            else is raised, whatever ``obj`` is.
     """
-    if not isinstance(obj, (list, tuple)) or len(obj) != _FIELDS:
+    if type(obj) not in _TYPED or len(obj) != _FIELDS:
         raise ValueError(f"message: expected a list of {_FIELDS} fields")
     (kind, to, sender, term, log_term, index, entries, commit, reject, reject_hint, context,
      meta, offset, data, done) = obj
-    try:
-        msg_type = MessageType(_int(kind, "type"))
-    except ValueError:
-        raise ValueError("type: unknown message type") from None
-    if not isinstance(entries, (list, tuple)):
-        raise ValueError("entries: expected a list")
-    parsed = tuple(_entry(e) for e in entries)
-    for previous, entry in itertools.pairwise(parsed):
-        if entry.index != previous.index + 1:
-            raise ValueError("entries: indexes must be consecutive")
+    msg_type = _MESSAGE_TYPES.get(kind) if type(kind) is int else None
+    if msg_type is None:
+        raise ValueError("type: unknown message type")
+    term = _int(term, "term")
+    log_term = _int(log_term, "log_term")
+    index = _int(index, "index")
     return Message(
         type=msg_type, to=_str(to, "to"), sender=_str(sender, "sender"),
-        term=_int(term, "term"), log_term=_int(log_term, "log_term"),
-        index=_int(index, "index"), entries=parsed, commit=_int(commit, "commit"),
+        term=term, log_term=log_term, index=index,
+        entries=_entries(entries, msg_type, term, index, log_term),
+        commit=_int(commit, "commit"),
         reject=_bool(reject, "reject"), reject_hint=_int(reject_hint, "reject_hint"),
-        context=_bytes(context, "context"), snapshot_meta=_meta(meta),
-        offset=_int(offset, "offset"), data=_bytes(data, "data"), done=_bool(done, "done"),
+        context=_bytes(context, "context", MAX_CONTEXT_BYTES), snapshot_meta=_meta(meta),
+        offset=_int(offset, "offset"), data=_bytes(data, "data", MAX_MESSAGE_DATA_BYTES),
+        done=_bool(done, "done"),
     )

@@ -21,6 +21,7 @@ from dqueue.raft.log import RaftLog
 from dqueue.raft.progress import Progress
 from dqueue.raft.types import (
     CAMPAIGN_TRANSFER,
+    MAX_RAFT_INT,
     Entry,
     EntryType,
     HardState,
@@ -36,12 +37,18 @@ from dqueue.raft.types import (
     SnapshotMeta,
     SoftState,
     Status,
+    snapshot_checksum,
 )
 
 _VOTE_REQUESTS = (MessageType.REQUEST_VOTE, MessageType.PRE_VOTE)
 _FROM_LEADER = (MessageType.APPEND_ENTRIES, MessageType.HEARTBEAT, MessageType.INSTALL_SNAPSHOT)
 # PROPOSE and READ_INDEX are requests forwarded to the leader, not term-bearing (term 0).
 _FORWARDED = (MessageType.PROPOSE, MessageType.READ_INDEX)
+
+
+def accept_any_snapshot(data: bytes) -> bool:
+    """The default snapshot validator: every snapshot whose checksum matches is taken."""
+    return True
 
 
 class Raft:
@@ -51,10 +58,15 @@ class Raft:
         config: static settings; ``config.members`` is the voter set.
         rng: the only source of randomness (election timeouts); seed it for determinism.
         persisted: what the node had on disk, or None for a brand-new member.
+        snapshot_validator: a pure predicate on the data of a snapshot received from a
+            leader, called once its checksum matched and before it is handed out in a Ready
+            (persisted) or acknowledged: False drops it (``snapshots_rejected``). The node
+            passes one that restores the bytes into a scratch state machine.
     """
 
     def __init__(self, config: RaftConfig, rng: random.Random,
-                 persisted: PersistedState | None = None) -> None:
+                 persisted: PersistedState | None = None,
+                 snapshot_validator: Callable[[bytes], bool] = accept_any_snapshot) -> None:
         self.config = config
         self.id = config.id
         self.rng = rng
@@ -91,8 +103,14 @@ class Raft:
         # Reads that arrived before the leader committed an entry of its term (thesis 6.4).
         self.reads_before_commit: list[tuple[bytes, str]] = []
         self.needs_read_heartbeat = False
-        # An InstallSnapshot being received in chunks: its meta and the bytes so far.
-        self.snapshot_receiving: tuple[SnapshotMeta, bytearray] | None = None
+        # An InstallSnapshot being received in chunks: its meta, its sender and the bytes so
+        # far. Invariant: it holds chunks of one sender in current_term only (reset() clears
+        # it on a term change, roles.handle_install_snapshot on a new sender), so no snapshot
+        # is ever assembled from the chunks of two leaders.
+        self.snapshot_receiving: tuple[SnapshotMeta, str, bytearray] | None = None
+        self.snapshot_validator = snapshot_validator
+        # Snapshots received whole but dropped: checksum mismatch or refused by the validator.
+        self.snapshots_rejected = 0
         # Set when peers may need an AppendEntries; ready() sends one per peer (batching).
         self.needs_flush = False
         # Peers owed an AppendEntries even when it carries no entries (a new commit index,
@@ -118,6 +136,8 @@ class Raft:
         Term rules first (Raft figure 2, "All Servers": a higher term makes us a follower;
         a lower term is stale), then the role's step function.
         """
+        if m.term > MAX_RAFT_INT:
+            return  # Invariant: current_term <= MAX_RAFT_INT (the codec refuses it too).
         if m.term == 0:
             if m.type not in _FORWARDED:
                 return  # Only forwarded requests may lack a term; anything else is garbage.
@@ -218,7 +238,8 @@ class Raft:
             raise ValueError(f"cannot compact at {index}: only {self.log.applied} applied")
         term = self.log.term(index)
         assert term is not None  # applied entries above the snapshot are in the log
-        self.log.compact(Snapshot(SnapshotMeta(index, term, self.members), data))
+        meta = SnapshotMeta(index, term, self.members, snapshot_checksum(data))
+        self.log.compact(Snapshot(meta, data))
 
     # ----------------------------------------------------------------- output
 
@@ -312,6 +333,8 @@ class Raft:
         if term != self.current_term:
             self.current_term = term
             self.voted_for = None
+            # Chunks of an older term's leader never mix with the new leader's (see __init__).
+            self.snapshot_receiving = None
         self.leader_id = None
         self.election_elapsed = 0
         self.heartbeat_elapsed = 0
@@ -361,6 +384,14 @@ class Raft:
 
     def campaign(self, pre_vote: bool, transfer: bool = False) -> None:
         """Ask every peer for a (pre-)vote with our last log index and term (Raft 5.2)."""
+        if self.current_term >= MAX_RAFT_INT:
+            # Invariant: current_term <= MAX_RAFT_INT, so no term ever overflows a signed
+            # 64-bit field (msgpack, the store). Refusing to campaign here is safe: terms grow
+            # by one per election, so only a forged message (a term the codec still admits)
+            # can bring a member this close; the member stays a follower, and safety never
+            # depends on an election taking place (Raft 5.2 gives liveness only).
+            self.election_elapsed = 0
+            return
         if self.catch_up_index:
             # A repaired member's own vote is a vote too (see __init__): it waits for a leader
             # to refill its log, even when asked to take over by TimeoutNow.

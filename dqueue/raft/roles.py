@@ -11,7 +11,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dqueue.raft.progress import Progress
-from dqueue.raft.types import Message, MessageType, ProgressState, ReadState, Role, Snapshot
+from dqueue.raft.types import (
+    MAX_ENTRIES_PER_MESSAGE,
+    Message,
+    MessageType,
+    ProgressState,
+    ReadState,
+    Role,
+    Snapshot,
+    snapshot_checksum,
+)
 
 if TYPE_CHECKING:
     from dqueue.raft.core import Raft
@@ -85,25 +94,38 @@ def handle_install_snapshot(r: Raft, m: Message) -> None:
     """InstallSnapshot receiver (Raft figure 13), one chunk at a time.
 
     Chunks must arrive in order; each answer names the next offset wanted, so a lost or
-    duplicated chunk costs one retransmission and nothing else.
+    duplicated chunk costs one retransmission and nothing else. The buffer holds one
+    sender's chunks of one snapshot in the current term (``Raft.snapshot_receiving``); a
+    snapshot is installed only when its assembled bytes match the checksum of its meta and
+    the validator accepts them (``accept_snapshot``).
     """
     meta = m.snapshot_meta
     if meta is None:
         return
     receiving = r.snapshot_receiving
+    if receiving is not None and receiving[1] != m.sender:
+        # A new sender in this term: its chunks never extend another sender's transfer.
+        receiving = r.snapshot_receiving = None
     if m.offset == 0 and (receiving is None or receiving[0] != meta):
-        receiving = r.snapshot_receiving = (meta, bytearray())
+        receiving = r.snapshot_receiving = (meta, m.sender, bytearray())
     if receiving is None or receiving[0] != meta:
         # A chunk of a transfer we never started (we restarted): ask for it from the start.
         r.send(Message(_MT.INSTALL_SNAPSHOT_RESPONSE, m.sender, r.id, r.current_term,
                        snapshot_meta=meta, index=0))
         return
-    buffer = receiving[1]
+    buffer = receiving[2]
     if m.offset == len(buffer):
         buffer += m.data
         if m.done:
             r.snapshot_receiving = None
-            restore_snapshot(r, Snapshot(meta, bytes(buffer)))
+            snapshot = Snapshot(meta, bytes(buffer))
+            if not accept_snapshot(r, snapshot):
+                # Dropped unanswered: nothing is persisted or acknowledged, the log, commit
+                # index and state machine stay as they were. The leader's heartbeats resend
+                # a chunk, which restarts the transfer from offset 0.
+                r.snapshots_rejected += 1
+                return
+            restore_snapshot(r, snapshot)
             # Answer with the commit index, never the last index: entries above the commit
             # index may be a stale suffix that does not match the leader (Raft 5.3).
             r.send(Message(_MT.INSTALL_SNAPSHOT_RESPONSE, m.sender, r.id, r.current_term,
@@ -111,6 +133,16 @@ def handle_install_snapshot(r: Raft, m: Message) -> None:
             return
     r.send(Message(_MT.INSTALL_SNAPSHOT_RESPONSE, m.sender, r.id, r.current_term,
                    snapshot_meta=meta, index=len(buffer)))
+
+
+def accept_snapshot(r: Raft, snapshot: Snapshot) -> bool:
+    """Whether a snapshot received whole may be installed: its data matches the checksum its
+    leader computed (``Raft.compact``), then the node's validator accepts it. Both run before
+    the snapshot reaches a Ready, so a snapshot that would fail to restore is never persisted
+    (a persisted one would fail again at every restart)."""
+    if snapshot_checksum(snapshot.data) != snapshot.meta.checksum:
+        return False
+    return bool(r.snapshot_validator(snapshot.data))
 
 
 def restore_snapshot(r: Raft, snapshot: Snapshot) -> None:
@@ -297,7 +329,9 @@ def maybe_send_append(r: Raft, peer: str, pr: Progress) -> None:
         last_index = log.last_index()
         entries = ()
         if pr.next_index <= last_index:
-            entries = tuple(log.slice(pr.next_index, last_index + 1, config.max_append_bytes))
+            # At most MAX_ENTRIES_PER_MESSAGE: the receiver's codec refuses more.
+            hi = min(last_index + 1, pr.next_index + MAX_ENTRIES_PER_MESSAGE)
+            entries = tuple(log.slice(pr.next_index, hi, config.max_append_bytes))
         elif peer not in r.append_pending:
             return
         r.append_pending.discard(peer)

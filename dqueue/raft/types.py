@@ -7,8 +7,27 @@ never be changed behind the core's back. Names follow the Raft paper (Ongaro and
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
+
+# Bounds of what a peer message may carry; dqueue/raft/codec.py refuses anything beyond them.
+# Terms, indexes, offsets and hints fit a signed 64-bit integer (msgpack, LMDB keys and every
+# store record hold them), and the core never moves its own term above MAX_RAFT_INT
+# (``Raft.campaign``), so ``term + 1`` can never overflow anything.
+MAX_RAFT_INT = (1 << 63) - 1
+# A member id, at most (ZeroMQ routing identities hold at most 255 bytes).
+MAX_ID_CHARS = 256
+# Voters of one cluster, at most (snapshot meta, RaftConfig).
+MAX_MEMBERS = 64
+# Entries of one message, at most; the leader cuts its AppendEntries there (roles.py).
+MAX_ENTRIES_PER_MESSAGE = 1 << 16
+# Data bytes of one message (entries' data, a snapshot chunk), at most. Not below the peer
+# transport's frame bound (node/transport.py MAX_MESSAGE_BYTES), so no message the transport
+# delivers is refused for its size here.
+MAX_MESSAGE_DATA_BYTES = 64 << 20
+# Bytes of a message's context (a read's id, CAMPAIGN_TRANSFER), at most.
+MAX_CONTEXT_BYTES = 4_096
 
 
 class ProposalDropped(Exception):
@@ -63,8 +82,10 @@ class RaftConfig:
             raise ValueError("need 1 <= heartbeat_ticks < election_ticks")
         if self.max_inflight_msgs < 1 or self.max_append_bytes < 1:
             raise ValueError("max_inflight_msgs and max_append_bytes must be positive")
-        if self.snapshot_chunk_bytes < 1:
-            raise ValueError("snapshot_chunk_bytes must be positive")
+        if not 1 <= self.snapshot_chunk_bytes <= MAX_MESSAGE_DATA_BYTES:
+            raise ValueError(f"snapshot_chunk_bytes must be 1 to {MAX_MESSAGE_DATA_BYTES}")
+        if len(self.members) > MAX_MEMBERS:
+            raise ValueError(f"at most {MAX_MEMBERS} members")
 
 
 class Role(StrEnum):
@@ -112,11 +133,31 @@ class HardState:
 
 @dataclass(frozen=True, slots=True)
 class SnapshotMeta:
-    """Where a snapshot sits in the log and the membership it was taken under."""
+    """Where a snapshot sits in the log and the membership it was taken under.
+
+    Attributes:
+        index: last included index.
+        term: term of the last included entry.
+        members: the voters at ``index``.
+        checksum: ``snapshot_checksum`` of the whole snapshot's data, set where the snapshot
+            is taken (``Raft.compact``) or loaded; a follower installs a snapshot received in
+            chunks only when its assembled bytes match it (roles.handle_install_snapshot).
+    """
 
     index: int
     term: int
     members: tuple[str, ...]
+    checksum: int
+
+
+def snapshot_checksum(data: bytes) -> int:
+    """The checksum over a whole snapshot's data that travels in its ``SnapshotMeta``.
+
+    CRC-32: it catches a transfer assembled wrongly (chunks of two snapshots, a lost or
+    corrupted chunk); it authenticates nothing (peers are authenticated by the transport).
+    The same value as the store's ``data_crc`` of the snapshot record.
+    """
+    return zlib.crc32(data)
 
 
 @dataclass(frozen=True, slots=True)

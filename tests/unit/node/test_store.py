@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import lmdb
 import pytest
 
+from dqueue.node.datadir_lock import DataDirLocked
 from dqueue.node.store import (
     CorruptRecord,
     Store,
@@ -81,15 +84,37 @@ def test_save_snapshot_compacts(store):
     assert store.load().snapshot.index == 15
 
 
-def test_each_save_is_one_sync_unless_not_durable(store, tmp_path):
+def test_commits_are_synced_data_pages_before_the_meta_page(store):
+    # sync: fdatasync of the data pages on every commit, before the meta page is written;
+    # metasync: the meta page synced too. Without both, a power cut can leave a meta page
+    # that points at pages that never reached the disk (store.py docstring).
+    flags = store._env.flags()
+    assert flags["sync"] is True
+    assert flags["metasync"] is True
+    assert flags["map_async"] is False
+
+
+def test_each_save_is_one_synced_commit_and_there_is_no_unsynced_one(store, tmp_path):
     before = store.syncs
     store.save(entries=_entries(1, 100), hard_state=StoredHardState(1, None, 0))
     assert store.syncs == before + 1
-    store.save(hard_state=StoredHardState(1, None, 50), durable=False)
-    assert store.syncs == before + 1
+    store.save(hard_state=StoredHardState(1, None, 50))
+    assert store.syncs == before + 2
+    with pytest.raises(TypeError):
+        store.save(hard_state=StoredHardState(1, None, 60), durable=False)  # type: ignore[call-arg]
     store = _reopen(store, tmp_path)
     assert store.load().hard_state == StoredHardState(1, None, 50)
     store.close()
+
+
+def test_a_second_store_on_the_same_data_dir_is_refused_until_the_first_closes(store, tmp_path):
+    with pytest.raises(DataDirLocked, match=f"in use by process {os.getpid()}"):
+        Store(str(tmp_path), map_size_bytes=64 << 20)
+    store.save(entries=_entries(1, 2))  # the refused open touched nothing
+    store.close()
+    again = Store(str(tmp_path), map_size_bytes=64 << 20)
+    assert [e.index for e in again.load().entries] == [1, 2]
+    again.close()
 
 
 def _overwrite_raw(tmp_path, db_name: bytes, key: bytes, value: bytes) -> None:

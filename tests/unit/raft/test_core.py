@@ -5,8 +5,13 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dqueue.raft import (
+    CAMPAIGN_TRANSFER,
+    MAX_RAFT_INT,
+    Entry,
     EntryType,
     HardState,
     Message,
@@ -16,6 +21,10 @@ from dqueue.raft import (
     Raft,
     RaftConfig,
     Role,
+    SnapshotMeta,
+    message_from_plain,
+    message_to_plain,
+    snapshot_checksum,
 )
 
 from .harness import Net
@@ -194,3 +203,107 @@ def test_repaired_member_neither_votes_nor_campaigns_until_its_log_is_back():
     back.step(Message(MessageType.REQUEST_VOTE, "n2", "n3", term=back.current_term + 1,
                       index=back.log.last_index(), log_term=back.log.last_term()))
     assert [m.reject for m in back.ready().messages] == [False]
+
+
+# ------------------------------------------------------------------ hostile peers
+
+def _member(node_id: str = "n1", term: int = 0, entries: list[Entry] | None = None) -> Raft:
+    state = PersistedState(HardState(term, None, 0), None, entries or [])
+    return Raft(RaftConfig(node_id, ("n1", "n2", "n3")), random.Random(3), state)
+
+
+def _drain(raft: Raft) -> list[Message]:
+    ready = raft.ready()
+    raft.advance(ready)
+    return list(ready.messages)
+
+
+def test_no_campaign_at_the_term_bound():
+    """The term never moves above MAX_RAFT_INT, so nothing ever overflows (only a forged
+    message can bring a member there)."""
+    for pre_vote in (True, False):
+        raft = _member(term=MAX_RAFT_INT)
+        raft.campaign(pre_vote)
+        assert raft.current_term == MAX_RAFT_INT and raft.role is Role.FOLLOWER
+        assert _drain(raft) == []
+    raft = _member(term=MAX_RAFT_INT)
+    for _ in range(100):
+        raft.tick()
+    assert raft.current_term == MAX_RAFT_INT and _drain(raft) == []
+    raft.step(Message(MessageType.TIMEOUT_NOW, "n1", "n2", MAX_RAFT_INT))
+    assert raft.current_term == MAX_RAFT_INT and raft.role is Role.FOLLOWER
+
+
+def test_campaign_just_below_the_bound_reaches_it_and_no_further():
+    raft = _member(term=MAX_RAFT_INT - 1)
+    raft.campaign(False)
+    assert raft.current_term == MAX_RAFT_INT and raft.role is Role.CANDIDATE
+    raft.campaign(False)
+    assert raft.current_term == MAX_RAFT_INT
+
+
+def test_a_term_beyond_the_bound_is_ignored():
+    raft = _member(term=3)
+    raft.step(Message(MessageType.HEARTBEAT, "n1", "n2", MAX_RAFT_INT + 1))
+    assert raft.current_term == 3 and raft.leader_id is None and _drain(raft) == []
+
+
+@st.composite
+def _hostile_message(draw: st.DrawFn, to: str) -> Message:
+    small = st.one_of(st.integers(0, 12), st.just(MAX_RAFT_INT))
+    kind = draw(st.sampled_from(list(MessageType)))
+    term = draw(st.one_of(st.integers(0, 6), st.just(MAX_RAFT_INT)))
+    index, log_term = draw(small), draw(st.integers(0, max(0, min(term, 6))))
+    entries: tuple[Entry, ...] = ()
+    if kind is MessageType.APPEND_ENTRIES and index < 20:
+        count = draw(st.integers(0, 4))
+        terms = sorted(draw(st.lists(st.integers(log_term, max(log_term, term)),
+                                     min_size=count, max_size=count)))
+        entries = tuple(Entry(index + 1 + i, t, EntryType.NORMAL, b"d")
+                        for i, t in enumerate(terms))
+    elif kind is MessageType.PROPOSE and draw(st.booleans()):
+        entries = (Entry(0, 0, EntryType.NORMAL, b"p"),)
+    data = draw(st.binary(max_size=6))
+    meta = None
+    if draw(st.booleans()):
+        members = tuple(draw(st.lists(st.sampled_from(["n1", "n2", "n3", "x"]), min_size=1,
+                                      max_size=4, unique=True)))
+        checksum = snapshot_checksum(data) if draw(st.booleans()) else draw(
+            st.integers(0, (1 << 32) - 1))
+        meta = SnapshotMeta(draw(small), draw(small), members, checksum)
+    return Message(
+        kind, to, draw(st.sampled_from(["n1", "n2", "n3", "x"])), term, log_term, index,
+        entries, draw(small), draw(st.booleans()), draw(small),
+        draw(st.sampled_from([b"", CAMPAIGN_TRANSFER, b"ctx"])), meta, draw(small), data,
+        draw(st.booleans()),
+    )
+
+
+@st.composite
+def _scenario(draw: st.DrawFn) -> tuple[str, list[Message]]:
+    role = draw(st.sampled_from(["follower", "candidate", "leader"]))
+    return role, draw(st.lists(_hostile_message("n2"), max_size=12))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_scenario())
+def test_any_message_the_codec_admits_is_stepped_without_raising(scenario):
+    """Whatever a peer sends that passes message_from_plain, the core takes it without an
+    exception, and its term stays within the bound (its invariants hold)."""
+    role, messages = scenario
+    raft = _member("n2", term=2, entries=[Entry(1, 1), Entry(2, 2), Entry(3, 2)])
+    if role != "follower":
+        raft.campaign(False)
+        _drain(raft)
+        if role == "leader":
+            raft.step(Message(MessageType.REQUEST_VOTE_RESPONSE, "n2", "n1", raft.current_term))
+            _drain(raft)
+    for msg in messages:
+        if message_from_plain(message_to_plain(msg)) != msg:
+            continue
+        raft.step(msg)
+        _drain(raft)
+        raft.tick()
+        _drain(raft)
+        assert raft.current_term <= MAX_RAFT_INT
+        assert raft.log.applied <= raft.log.committed <= raft.log.last_index()

@@ -93,7 +93,7 @@ def test_stable_to_ignores_an_overwritten_ready():
 def test_compact_keeps_entries_after_snapshot_and_term_lookup():
     log = RaftLog(None, entries(1, 1, 2, 2), 4)
     log.applied_to(3)
-    log.compact(Snapshot(SnapshotMeta(3, 2, ("a",)), b"s"))
+    log.compact(Snapshot(SnapshotMeta(3, 2, ("a",), 0), b"s"))
     assert (log.snapshot_index, log.first_index(), log.last_index()) == (3, 4, 4)
     assert log.term(3) == 2 and log.term(2) is None
     with pytest.raises(LogInvariantError):
@@ -103,12 +103,12 @@ def test_compact_keeps_entries_after_snapshot_and_term_lookup():
 def test_compact_beyond_applied_is_refused():
     log = RaftLog(None, entries(1, 1), 2)
     with pytest.raises(LogInvariantError):
-        log.compact(Snapshot(SnapshotMeta(2, 1, ("a",)), b""))
+        log.compact(Snapshot(SnapshotMeta(2, 1, ("a",), 0), b""))
 
 
 def test_restore_replaces_log_and_resumes_apply_after_snapshot():
     log = RaftLog(None, entries(1, 1, 1), 1)
-    snapshot = Snapshot(SnapshotMeta(10, 4, ("a",)), b"s")
+    snapshot = Snapshot(SnapshotMeta(10, 4, ("a",), 0), b"s")
     log.restore(snapshot)
     assert (log.last_index(), log.last_term(), log.committed) == (10, 4, 10)
     assert not log.has_next_committed()
@@ -117,7 +117,7 @@ def test_restore_replaces_log_and_resumes_apply_after_snapshot():
 
 
 def test_restart_drops_entries_covered_by_snapshot():
-    snapshot = Snapshot(SnapshotMeta(2, 1, ("a",)), b"s")
+    snapshot = Snapshot(SnapshotMeta(2, 1, ("a",), 0), b"s")
     log = RaftLog(snapshot, entries(1, 1, 1), 3)
     assert log.entries == entries(1, start=3) and log.applied == 2 and log.committed == 3
 
@@ -130,7 +130,7 @@ def test_restart_refuses_gapped_entries():
 def test_restart_drops_stale_suffix_left_behind_by_a_restored_snapshot():
     """The node drops stored entries only up to a received snapshot's index; entries above
     it with lower terms belong to the replaced log and must not count (Raft 5.4.1)."""
-    snapshot = Snapshot(SnapshotMeta(3, 7, ("a",)), b"s")
+    snapshot = Snapshot(SnapshotMeta(3, 7, ("a",), 0), b"s")
     log = RaftLog(snapshot, entries(5, 5, 5, start=4), 3)
     assert log.entries == [] and (log.last_index(), log.last_term()) == (3, 7)
     kept = RaftLog(snapshot, entries(7, 8, start=4), 3)

@@ -16,6 +16,7 @@ from dqueue.raft import (
     Role,
     Snapshot,
     SnapshotMeta,
+    snapshot_checksum,
 )
 
 MT = MessageType
@@ -133,8 +134,8 @@ def test_conflict_hint_names_last_index_of_no_greater_term():
 
 def test_snapshot_chunks_assemble_in_order_and_restore():
     raft = member("n2", entries=[Entry(1, 1)], term=1)
-    meta = SnapshotMeta(10, 2, MEMBERS)
     data = b"abcdefgh"
+    meta = SnapshotMeta(10, 2, MEMBERS, snapshot_checksum(data))
     chunks = [(0, b"abc", False), (3, b"def", False), (6, b"gh", True)]
     raft.step(Message(MT.INSTALL_SNAPSHOT, "n2", "n1", 2, snapshot_meta=meta, offset=3,
                       data=b"def"))
@@ -235,7 +236,7 @@ def test_snapshot_answer_claims_only_committed_prefix():
     raft = member("n2", entries=[Entry(i, 1) for i in range(1, 9)], term=1)
     raft.step(Message(MT.APPEND_ENTRIES, "n2", "n1", 1, index=8, log_term=1, commit=5))
     drain(raft)
-    meta = SnapshotMeta(4, 1, MEMBERS)
+    meta = SnapshotMeta(4, 1, MEMBERS, snapshot_checksum(b"s"))
     raft.step(Message(MT.INSTALL_SNAPSHOT, "n2", "n1", 1, snapshot_meta=meta, data=b"s",
                       done=True))
     (answer,) = drain(raft)
@@ -302,3 +303,127 @@ def test_timeout_now_is_not_sent_again_once_the_transfer_ended():
     leader.step(Message(MT.APPEND_ENTRIES_RESPONSE, "n1", "n2", 1, index=2))
     leader.step(Message(MT.HEARTBEAT_RESPONSE, "n1", "n2", 1, index=0))
     assert not [m for m in drain(leader) if m.type is MT.TIMEOUT_NOW]
+
+
+# ------------------------------------------------------------------ snapshot transfer checks
+
+def _snapshot_chunks(raft: Raft, meta: SnapshotMeta, data: bytes, sender: str = "n1",
+                     term: int = 2, size: int = 3) -> list[Message]:
+    """Step ``data`` into ``raft`` as InstallSnapshot chunks of ``size``; return the answers."""
+    answers: list[Message] = []
+    for offset in range(0, len(data), size):
+        chunk = data[offset:offset + size]
+        raft.step(Message(MT.INSTALL_SNAPSHOT, raft.id, sender, term, snapshot_meta=meta,
+                          offset=offset, data=chunk, done=offset + size >= len(data)))
+        answers.extend(drain(raft))
+    return answers
+
+
+def _follower_with_state() -> Raft:
+    raft = member("n2", entries=[Entry(1, 1), Entry(2, 1, data=b"x")], term=1)
+    raft.step(Message(MT.APPEND_ENTRIES, "n2", "n1", 1, index=2, log_term=1, commit=1))
+    drain(raft)
+    return raft
+
+
+def _untouched(raft: Raft) -> tuple[object, ...]:
+    log = raft.log
+    return (list(log.entries), log.committed, log.applied, log.snapshot, log.pending_snapshot,
+            log.last_index(), raft.current_term)
+
+
+def test_snapshot_whose_data_misses_its_checksum_is_dropped():
+    raft = _follower_with_state()
+    before = _untouched(raft)
+    data = b"abcdefgh"
+    meta = SnapshotMeta(10, 2, MEMBERS, snapshot_checksum(data) ^ 1)
+    answers = _snapshot_chunks(raft, meta, data)
+    assert not any(a.done for a in answers)  # never acknowledged
+    assert raft.snapshots_rejected == 1
+    assert raft.snapshot_receiving is None
+    ready = raft.ready()
+    assert ready.snapshot is None  # never handed out to be persisted
+    assert _untouched(raft)[:-1] == before[:-1]
+
+
+def test_validator_refusal_leaves_log_commit_and_state_and_the_member_keeps_running():
+    seen: list[bytes] = []
+
+    def refuse(data: bytes) -> bool:
+        seen.append(data)
+        return False
+
+    raft = Raft(RaftConfig("n2", MEMBERS), random.Random(7),
+                PersistedState(HardState(2, None, 0), None, [Entry(1, 1), Entry(2, 2)]),
+                snapshot_validator=refuse)
+    raft.step(Message(MT.APPEND_ENTRIES, "n2", "n1", 2, index=2, log_term=2, commit=1))
+    drain(raft)
+    before = _untouched(raft)
+    data = b"garbage that does not restore"
+    meta = SnapshotMeta(10, 2, MEMBERS, snapshot_checksum(data))
+    answers = _snapshot_chunks(raft, meta, data, size=8)
+    assert seen == [data]  # called once, on the whole snapshot
+    assert not any(a.done for a in answers)
+    assert raft.snapshots_rejected == 1
+    assert raft.ready().snapshot is None
+    assert _untouched(raft) == before
+    # It keeps following its leader: the next append is taken and answered.
+    raft.step(Message(MT.APPEND_ENTRIES, "n2", "n1", 2, index=2, log_term=2,
+                      entries=(Entry(3, 2, data=b"y"),), commit=3))
+    ready = raft.ready()
+    assert [e.index for e in ready.entries] == [3]
+    assert [(m.type, m.index, m.reject) for m in ready.messages] == [
+        (MT.APPEND_ENTRIES_RESPONSE, 3, False)]
+    raft.advance(ready)
+    assert raft.log.committed == 3
+
+
+def test_validator_acceptance_installs_the_snapshot():
+    accepted: list[bytes] = []
+    raft = Raft(RaftConfig("n2", MEMBERS), random.Random(7), None,
+                snapshot_validator=lambda data: accepted.append(data) or True)
+    data = b"abcdefgh"
+    meta = SnapshotMeta(10, 2, MEMBERS, snapshot_checksum(data))
+    raft.step(Message(MT.INSTALL_SNAPSHOT, "n2", "n1", 2, snapshot_meta=meta, data=data,
+                      done=True))
+    ready = raft.ready()
+    assert ready.snapshot == Snapshot(meta, data)
+    assert ready.snapshot.data is accepted[0]  # the node keeps its scratch state by identity
+    assert [m.done for m in ready.messages] == [True]
+
+
+def test_receive_buffer_is_reset_on_a_term_change():
+    """Chunks of an old leader never combine with a new leader's (a term change resets)."""
+    raft = member("n2", term=2)
+    data = b"abcdefgh"
+    meta = SnapshotMeta(10, 2, MEMBERS, snapshot_checksum(data))
+    raft.step(Message(MT.INSTALL_SNAPSHOT, "n2", "n1", 2, snapshot_meta=meta, data=b"abc"))
+    drain(raft)
+    assert raft.snapshot_receiving is not None
+    raft.step(Message(MT.HEARTBEAT, "n2", "n3", 3))
+    assert raft.snapshot_receiving is None
+    # The rest of the old transfer, in the new term from the new leader, is not appended to
+    # anything: the follower asks for offset 0.
+    raft.step(Message(MT.INSTALL_SNAPSHOT, "n2", "n3", 3, snapshot_meta=meta, offset=3,
+                      data=b"defgh", done=True))
+    answers = drain(raft)
+    assert [(a.index, a.done) for a in answers if a.type is MT.INSTALL_SNAPSHOT_RESPONSE] == [
+        (0, False)]
+    assert raft.log.last_index() == 0
+
+
+def test_receive_buffer_is_reset_when_a_new_sender_sends_a_chunk():
+    raft = member("n2", term=2)
+    data = b"abcdefgh"
+    meta = SnapshotMeta(10, 2, MEMBERS, snapshot_checksum(data))
+    raft.step(Message(MT.INSTALL_SNAPSHOT, "n2", "n1", 2, snapshot_meta=meta, data=b"abc"))
+    drain(raft)
+    # Another sender (same term: only a forged or confused one) continues at offset 3.
+    raft.step(Message(MT.INSTALL_SNAPSHOT, "n2", "n3", 2, snapshot_meta=meta, offset=3,
+                      data=b"defgh", done=True))
+    (answer,) = drain(raft)
+    assert (answer.to, answer.index, answer.done) == ("n3", 0, False)
+    assert raft.snapshot_receiving is None and raft.log.last_index() == 0
+    # Its own transfer from offset 0 is taken.
+    _snapshot_chunks(raft, meta, data, sender="n3")
+    assert raft.log.last_index() == 10
