@@ -3,6 +3,7 @@
     dqueue-cli enqueue -type email -payload '{"to":"user@example.com"}'
     dqueue-cli status TASK_ID
     dqueue-cli --json stats
+    dqueue-cli keys init keys --members n1,n2,n3 --workers w1
 
 Long options take one dash or two (``-type`` and ``--type``). The node is ``--server`` (repeatable
 or comma-separated), else ``$DQUEUE_SERVER``, else http://localhost:8080. Output is a table for
@@ -31,6 +32,7 @@ from dqueue.client.errors import (
 )
 from dqueue.client.http_client import Client, RetryPolicy
 from dqueue.client.task import Lease, Task, format_time_ms
+from dqueue.keys import PeerKeyError, create_cluster_keys
 
 DEFAULT_SERVER = "http://localhost:8080"
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_NOT_FOUND, EXIT_CONFLICT = range(6)
@@ -282,6 +284,27 @@ def cmd_watch(client: Client, args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _id_list(text: str | None) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def cmd_keys(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    """``keys init OUT``: CURVE keys for every member and worker (docs/security.md)."""
+    del client  # local files only
+    try:
+        written = create_cluster_keys(args.out, _id_list(args.members), _id_list(args.workers),
+                                      force=args.force)
+    except PeerKeyError as exc:
+        sys.stderr.write(f"dqueue-cli: keys init: {exc}\n")
+        return EXIT_ERROR
+    rows = [[w.owner, w.kind, w.key_id, w.path] for w in written]
+    text = table(rows, ["owner", "kind", "key", "file"]) + (
+        f"\ncopy {os.path.join(args.out, '<id>')}/ to each node and start it with "
+        "--secure-dir pointing at it")
+    return _json_or(args, out, [{"owner": w.owner, "kind": w.kind, "key": w.key_id,
+                                 "path": w.path} for w in written], text)
+
+
 # -- parser ----------------------------------------------------------------------------
 
 
@@ -347,6 +370,13 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_subparsers(dest="cluster_command", required=True,
                            metavar="ACTION").add_parser("status", parents=[common],
                                                         help="leader, term, members, lag")
+    keys = add("keys", cmd_keys, "CURVE keys of the peer transport (docs/security.md)")
+    sp = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION").add_parser(
+        "init", parents=[common], help="create a key folder per member and per worker")
+    sp.add_argument("out", help="folder to write OUT/<id>/ into")
+    sp.add_argument("--members", required=True, help="member ids, comma-separated")
+    sp.add_argument("--workers", help="worker ids, comma-separated")
+    sp.add_argument("--force", action="store_true", help="replace existing keys")
     sp = add("watch", cmd_watch, "refresh stats until Ctrl-C")
     sp.add_argument("--interval", default="2s")
     sp.add_argument("--count", type=int, help="stop after this many refreshes")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import json
 import re
 import tomllib
@@ -39,6 +40,12 @@ class NodeConfig:
     repair: bool = False
     log_level: str = "info"
     log_format: str = "json"
+    # Peer transport keys (docs/security.md): a folder with this node's CURVE key pair and the
+    # members' public keys. Empty: loopback peers only, unencrypted, unless ``insecure``.
+    secure_dir: str = ""
+    # Allow non-loopback peer addresses without keys (anyone who reaches the peer port can
+    # then pose as a member).
+    insecure: bool = False
 
     # Queue semantics (must be equal on every member: they shape the replicated state).
     lease_timeout_ms: int = 30_000
@@ -110,6 +117,10 @@ class ConfigError(ValueError):
         self.message = message
 
 
+class InsecurePeersError(ConfigError):
+    """Non-loopback peer addresses without keys (the node exits with status 1)."""
+
+
 # TOML layout: section -> {toml key: NodeConfig field}. Keys of duration fields (the field name
 # ends in _ms) drop the suffix and take a duration string such as "30s" or "1h30m".
 TOML_LAYOUT: dict[str, dict[str, str]] = {
@@ -123,6 +134,8 @@ TOML_LAYOUT: dict[str, dict[str, str]] = {
         "repair": "repair",
         "log_level": "log_level",
         "log_format": "log_format",
+        "secure_dir": "secure_dir",
+        "insecure": "insecure",
     },
     "queue": {
         "lease_timeout": "lease_timeout_ms",
@@ -170,6 +183,8 @@ FLAGS: dict[str, tuple[str, str]] = {
     "max-retries": ("max_retries", "queue.max_retries"),
     "log-level": ("log_level", "log_level"),
     "log-format": ("log_format", "log_format"),
+    "secure-dir": ("secure_dir", "secure_dir"),
+    "insecure": ("insecure", "insecure"),
 }
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -288,6 +303,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", help="debug, info, warning or error (default info)")
     parser.add_argument("--log-format", help="json or text (default json)")
+    parser.add_argument(
+        "--secure-dir", metavar="DIR",
+        help="peer keys: this node's CURVE key pair and the members' public keys "
+             "(create them with `dqueue-cli keys init`); without it peers must be on loopback",
+    )
+    parser.add_argument(
+        "--insecure", nargs="?", const="true",
+        help="allow non-loopback peers without keys (default false; see docs/security.md)",
+    )
     return parser
 
 
@@ -416,7 +440,48 @@ def validate(config: NodeConfig) -> NodeConfig:
         raise ConfigError("log_format", f"one of {', '.join(LOG_FORMATS)}")
     _check_ports(config)
     _check_ranges(config)
+    check_peer_security(config)
     return config
+
+
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+# A bind address that listens on every interface: the ZAP handler still refuses every
+# non-loopback connection without keys, so it does not widen who is admitted.
+BIND_ALL_HOSTS = frozenset({"", "*", "0.0.0.0", "::"})
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (a name or an IP, brackets allowed) names the loopback interface."""
+    host = host.strip("[]").lower()
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_peer_security(config: NodeConfig) -> None:
+    """Without keys, refuse peer addresses that are not loopback unless ``insecure`` is set.
+
+    Raises:
+        InsecurePeersError: naming the first address at fault and how to create keys.
+    """
+    if config.secure_dir or config.insecure:
+        return
+    addrs = [("raft_addr", config.raft_addr, True)]
+    addrs += [(f"peers.{m}", a, False) for m, a in sorted(config.peers.items())]
+    for key, addr, is_bind in addrs:
+        host = split_addr(addr, key)[0]
+        if is_loopback_host(host) or (is_bind and host in BIND_ALL_HOSTS):
+            continue
+        members = ",".join(sorted(config.members()))
+        raise InsecurePeersError(
+            key, f"{addr} is not a loopback address and no peer keys are configured: anyone "
+            "who reaches the peer port could pose as a member. Create keys with `dqueue-cli "
+            f"keys init KEYS --members {members}`, copy KEYS/<id>/ to each node and pass "
+            "--secure-dir (TOML secure_dir); or pass --insecure (TOML insecure = true) to run "
+            "without keys (docs/security.md)")
 
 
 def _check_ports(config: NodeConfig) -> None:

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from dqueue.config import ConfigError, NodeConfig, load_config
+from dqueue.config import ConfigError, InsecurePeersError, NodeConfig, load_config
 from dqueue.logs import configure_logging, log_event
 from dqueue.node.datadir_lock import DataDirLocked, lock_holder
 
@@ -150,7 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(sys.argv[1:] if argv is None else argv)
     except ConfigError as exc:
         print(f"dqueue: configuration error: {exc.key}: {exc.message}", file=sys.stderr)
-        return 2
+        # Non-loopback peers without keys: status 1, as the Raft process refuses them.
+        return 1 if isinstance(exc, InsecurePeersError) else 2
     configure_logging(config.id, "supervisor", config.log_level, config.log_format)
     try:
         os.makedirs(config.data_dir, exist_ok=True)

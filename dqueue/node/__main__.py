@@ -15,7 +15,8 @@ import sys
 
 import zmq
 
-from dqueue.config import NodeConfig
+from dqueue.config import ConfigError, NodeConfig, check_peer_security
+from dqueue.keys import PeerKeyError
 from dqueue.logs import configure_logging, log_event
 from dqueue.node.datadir_lock import DataDirLocked
 from dqueue.node.process import RaftProcess
@@ -42,7 +43,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_CONFIG
     configure_logging(config.id, "raft", config.log_level, config.log_format)
     try:
+        # Checked by the supervisor already; again here for a Raft process started alone.
+        check_peer_security(config)
         process = RaftProcess(config)
+    except (ConfigError, PeerKeyError) as exc:
+        log_event(logger, logging.CRITICAL, "peer_security_refused", error=str(exc))
+        print(f"dqueue.node: {exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
     except DataDirLocked as exc:
         log_event(logger, logging.CRITICAL, "data_dir_locked", error=str(exc),
                   holder_pid=exc.holder_pid)

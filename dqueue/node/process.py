@@ -32,6 +32,7 @@ import msgpack
 import zmq
 
 from dqueue.config import NodeConfig
+from dqueue.keys import load_peer_keys
 from dqueue.logs import log_event
 from dqueue.node.codec import (
     command_from_log,
@@ -161,7 +162,15 @@ class RaftProcess:
         self._persisted_hard: tuple[int, str | None] = (hard.term, hard.vote) if hard else (0, None)
         # The core's newest hard state when only its commit index differs from the stored one.
         self._unsaved_hard: HardState | None = None
-        self.transport = PeerTransport(self.context, config.id, config.raft_addr, self.members)
+        keys = (load_peer_keys(config.secure_dir, config.id, list(self.members))
+                if config.secure_dir else None)
+        if keys is None:
+            # Without keys any process that reaches the peer port can pose as a member.
+            log_event(logger, logging.WARNING, "peer_transport_insecure",
+                      admitted="any address" if config.insecure else "loopback only",
+                      hint="create keys with `dqueue-cli keys init`, pass --secure-dir")
+        self.transport = PeerTransport(self.context, config.id, config.raft_addr, self.members,
+                                       keys, any_address=config.insecure)
         self.ipc = IpcServer(self.context, config.ipc_endpoint())
         self.router = RequestRouter(self)
         self.snapshotter = Snapshotter(config.data_dir)
@@ -208,6 +217,9 @@ class RaftProcess:
         poller = zmq.Poller()
         poller.register(self.ipc.socket, zmq.POLLIN)
         poller.register(self.transport.router, zmq.POLLIN)
+        control = self.transport.control_sockets
+        for sock in control:
+            poller.register(sock, zmq.POLLIN)
         tick_ms = self.config.tick_ms
         max_ticks = self.config.heartbeat_ticks + 1
         next_tick_ms = monotonic_ms() + tick_ms
@@ -218,6 +230,8 @@ class RaftProcess:
                 timeout = 0 if self.raft.has_ready() else max(0, int(wake_ms - now) + 1)
                 readable = dict(poller.poll(timeout))
                 started = monotonic_ms()
+                if any(sock in readable for sock in control):
+                    self.transport.serve_control()
                 self.counters["loop_turns_total"] += 1
                 self._drain(self.ipc.socket in readable, self.transport.router in readable)
                 now = monotonic_ms()
@@ -316,7 +330,11 @@ class RaftProcess:
             except ValueError:
                 self.counters["raft_malformed_total"] += 1
                 return
-            if msg.sender != sender or msg.to != self.node_id:
+            if msg.sender != sender:
+                # A body that claims another member than the connection's: forged.
+                self.transport.counters.reject("forged_sender")
+                return
+            if msg.to != self.node_id:
                 self.counters["raft_malformed_total"] += 1
                 return
             self.raft.step(msg)

@@ -1,9 +1,21 @@
 """Peer transport: ZeroMQ between the Raft processes of the nodes.
 
 Each node binds one ROUTER at its ``raft_addr`` and connects one DEALER to every peer's ROUTER,
-with its own member id as the DEALER identity. A message from A to B therefore leaves A's DEALER
-for B and arrives on B's ROUTER prefixed with the identity ``A``: the receiver knows the sender
-without trusting the body. All sockets belong to the one thread of the Raft process loop.
+with its own member id as the DEALER identity. All sockets belong to the one thread of the Raft
+process loop, and so does the ZAP handler (``zap.py``) that admits or refuses every connection
+to the ROUTER before its handshake completes.
+
+- With keys (``PeerKeys``, ``--secure-dir``) the ROUTER is a CURVE server and every DEALER a
+  CURVE client with this member's key pair: traffic is encrypted and both ends authenticated.
+  The ZAP handler admits only members' public keys and names the member as the connection's
+  User-Id; the sender of every message is that authenticated member, whatever routing identity
+  the connection claims (a message whose identity differs is dropped as forged).
+- Without keys, only NULL connections from loopback addresses are admitted, and the sender is
+  the routing identity the connection claims: any local process can pose as a member
+  (docs/security.md).
+
+Refused handshakes (by the ZAP handler, or failed before it: a NULL client on a CURVE port,
+garbage) and forged messages are counted in ``TransportCounters.rejected``.
 
 Sends never block: a DEALER has a bounded queue (high-water mark) and ``ZMQ_IMMEDIATE``, so
 messages to a peer that is down are dropped at once and counted (Raft retransmits), and memory
@@ -20,7 +32,16 @@ import msgpack
 import zmq
 
 from dqueue import wire
+from dqueue.keys import PeerKeys
 from dqueue.node.frames import recv_frames, send_frames
+from dqueue.node.zap import PEER_ZAP_DOMAIN, PeerPolicy, ZapServer
+
+_NOBLOCK = int(zmq.NOBLOCK)
+# Handshakes that fail before the ZAP handler is asked (a NULL client on a CURVE port, a
+# CURVE hello that does not decrypt, bytes that are not ZMTP); ZAP refusals are counted there.
+_HANDSHAKE_FAILED_EVENTS = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+                            | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
+_MONITOR_ENDPOINT = "inproc://dqueue-peer-monitor-{}"
 
 # Messages queued per peer before sends to it are dropped. Raft sends at most
 # max_inflight_msgs appends plus heartbeats to a peer, so this leaves room for a burst.
@@ -30,6 +51,13 @@ PEER_SEND_HWM = 2_048
 MAX_MESSAGE_BYTES = 64 << 20
 RECONNECT_IVL_MS = 50
 RECONNECT_IVL_MAX_MS = 500
+# Monitor events read per loop turn (each is a failed handshake).
+MAX_MONITOR_EVENTS = 256
+# Why a connection or a message was rejected: the ZAP refusals (zap.py), a handshake that
+# failed before ZAP, a connection whose routing identity is not its key's member, a message
+# whose body names another sender than its connection (counted by the Raft process).
+REJECT_REASONS = ("unknown_key", "worker_key", "mechanism", "not_loopback", "malformed",
+                  "unknown_domain", "handshake_failed", "forged_identity", "forged_sender")
 
 
 def tcp_endpoint(addr: str, bind: bool) -> str:
@@ -55,6 +83,12 @@ class TransportCounters:
     sent: int = 0
     received: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
+    # Refused handshakes and forged messages, by reason (ZAP refusals are added on export).
+    rejected: dict[str, int] = field(default_factory=dict)
+
+    def reject(self, reason: str) -> None:
+        """Count one refused handshake or dropped forged message."""
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
 
 
 class PeerTransport:
@@ -65,13 +99,27 @@ class PeerTransport:
         node_id: this node's member id (the DEALER identity).
         bind_addr: this node's raft address (``host:port``).
         peers: member id -> raft address of every other member.
+        keys: this node's CURVE keys; None for peers without encryption or authentication.
+        any_address: without keys, admit peers from any address (``--insecure``), not only
+            from loopback.
+
+    Raises:
+        zmq.ZMQError: an address cannot be bound (or the context has a ZAP handler already).
     """
 
     def __init__(
-        self, context: zmq.Context, node_id: str, bind_addr: str, peers: Mapping[str, str]
+        self, context: zmq.Context, node_id: str, bind_addr: str, peers: Mapping[str, str],
+        keys: PeerKeys | None = None, any_address: bool = False,
     ) -> None:
         self.node_id = node_id
+        self.secure = keys is not None
         self.counters = TransportCounters()
+        # Bound before the ROUTER: a CURVE server with no ZAP handler admits any client key.
+        self.zap = ZapServer(context, PeerPolicy(
+            secure=keys is not None, any_address=any_address,
+            member_keys={k: m for m, k in keys.members.items()} if keys else {},
+            worker_keys={k: w for w, k in keys.workers.items()} if keys else {},
+        ))
         self.router = context.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 0)
         self.router.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
@@ -79,6 +127,19 @@ class PeerTransport:
         # A restarted peer reconnects with the same identity before the old connection is
         # noticed as dead; hand the identity over to the new connection instead of ignoring it.
         self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        # Every handshake, NULL ones included, goes through the ZAP handler; none completes
+        # without it.
+        self.router.setsockopt(zmq.ZAP_DOMAIN, PEER_ZAP_DOMAIN.encode())
+        self.router.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)
+        if keys is not None:
+            self.router.setsockopt(zmq.CURVE_SERVER, 1)
+            self.router.setsockopt(zmq.CURVE_SECRETKEY, keys.secret_key)
+            self.router.setsockopt(zmq.CURVE_PUBLICKEY, keys.public_key)
+        monitor_endpoint = _MONITOR_ENDPOINT.format(id(self))
+        self.router.monitor(monitor_endpoint, _HANDSHAKE_FAILED_EVENTS)
+        self.monitor = context.socket(zmq.PAIR)
+        self.monitor.setsockopt(zmq.LINGER, 0)
+        self.monitor.connect(monitor_endpoint)
         self.router.bind(tcp_endpoint(bind_addr, bind=True))
         self._dealers: dict[str, zmq.Socket] = {}
         for peer_id, addr in sorted(peers.items()):
@@ -92,9 +153,38 @@ class PeerTransport:
             dealer.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
             dealer.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
             dealer.setsockopt(zmq.TCP_KEEPALIVE, 1)
+            if keys is not None:
+                dealer.setsockopt(zmq.CURVE_SECRETKEY, keys.secret_key)
+                dealer.setsockopt(zmq.CURVE_PUBLICKEY, keys.public_key)
+                dealer.setsockopt(zmq.CURVE_SERVERKEY, keys.members[peer_id])
             dealer.connect(tcp_endpoint(addr, bind=False))
             self._dealers[peer_id] = dealer
         self._known = {peer_id.encode(): peer_id for peer_id in self._dealers}
+
+    @property
+    def control_sockets(self) -> list[zmq.Socket]:
+        """The sockets besides the ROUTER that the loop polls (ZAP handler, monitor)."""
+        return [self.zap.socket, self.monitor]
+
+    def serve_control(self) -> None:
+        """Answer waiting ZAP requests and count failed handshakes; never blocks."""
+        self.zap.serve()
+        for _ in range(MAX_MONITOR_EVENTS):
+            try:
+                frames = recv_frames(self.monitor)
+            except zmq.Again:
+                break
+            if len(frames) == 2 and len(frames[0]) == 6:
+                self.counters.reject("handshake_failed")
+
+    def rejected_by_reason(self) -> dict[str, int]:
+        """Refused handshakes and forged messages, by reason (ZAP refusals included; every
+        reason of REJECT_REASONS present, at 0 when none happened)."""
+        out = dict.fromkeys(REJECT_REASONS, 0)
+        out.update(self.counters.rejected)
+        for reason, count in self.zap.refused.items():
+            out[reason] = out.get(reason, 0) + count
+        return out
 
     @property
     def peer_ids(self) -> list[str]:
@@ -132,13 +222,33 @@ class PeerTransport:
         Raises:
             zmq.Again: nothing is waiting.
         """
-        frames = recv_frames(self.router)
-        # The sender first: anything from an identity that is not a member is "unknown",
-        # whatever it contains; only members' messages are judged on their framing.
-        sender = self._known.get(frames[0]) if len(frames) > 1 else None
-        if sender is None:
-            self.counters.unknown_peer += 1
-            return None
+        if self.secure:
+            # The member is the one whose key the ZAP handler admitted (its User-Id, attached
+            # by libzmq to every frame of the connection), not the identity it claims.
+            first = self.router.recv(_NOBLOCK, copy=False)
+            try:
+                user_id = first.get("User-Id")
+            except zmq.ZMQError:
+                user_id = ""
+            frames = [first.bytes]
+            while first.more:
+                first = self.router.recv(_NOBLOCK, copy=False)
+                frames.append(first.bytes)
+            sender = self._known.get(user_id.encode()) if len(frames) > 1 else None
+            if sender is None:
+                self.counters.unknown_peer += 1
+                return None
+            if frames[0] != user_id.encode():
+                self.counters.reject("forged_identity")
+                return None
+        else:
+            frames = recv_frames(self.router)
+            # The sender first: anything from an identity that is not a member is "unknown",
+            # whatever it contains; only members' messages are judged on their framing.
+            sender = self._known.get(frames[0]) if len(frames) > 1 else None
+            if sender is None:
+                self.counters.unknown_peer += 1
+                return None
         try:
             kind, body = wire.decode(frames[1:])
         except wire.FrameError:
@@ -150,7 +260,12 @@ class PeerTransport:
         return sender, kind, body
 
     def close(self) -> None:
-        """Close every socket."""
+        """Close every socket (again: nothing)."""
+        if self.router.closed:
+            return
         for dealer in self._dealers.values():
             dealer.close(0)
+        self.router.disable_monitor()
+        self.monitor.close(0)
         self.router.close(0)
+        self.zap.close()

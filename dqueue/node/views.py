@@ -59,6 +59,8 @@ def node_metrics(p: RaftProcess) -> dict[str, Any]:
         "peer_sent_total": tc.sent, "peer_received_total": tc.received,
         "peer_send_dropped_total": tc.send_dropped, "peer_malformed_total": tc.malformed,
         "peer_unknown_total": tc.unknown_peer, "ipc_received_total": ic.received,
+        # Refused handshakes and forged messages (docs/security.md), every reason listed.
+        "peer_rejected_total": {"by": "reason", "values": p.transport.rejected_by_reason()},
         "ipc_malformed_total": ic.malformed, "ipc_bad_request_total": ic.bad_request,
         "requests_pending": len(p.router.table.pending),
         "requests_parked": p.router.table.count(Stage.PARKED),

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from dqueue.config import NodeConfig
+from dqueue.keys import create_cluster_keys
 from dqueue.node.ipc_client import RaftClient, RaftClientError
 
 # Timers used by the tests: the defaults of NodeConfig (see docs/performance.md).
@@ -92,12 +93,20 @@ class RaftCluster:
     Args:
         root: a temporary directory owned by the test.
         size: the number of members.
+        secure: run a secured cluster: CURVE keys made with ``create_cluster_keys`` (as
+            ``dqueue-cli keys init`` makes them) under ``<root>/keys``, one ``secure_dir``
+            per member.
         overrides: NodeConfig fields applied to every member.
     """
 
-    def __init__(self, root: Path, size: int, **overrides: Any) -> None:
+    def __init__(self, root: Path, size: int, secure: bool = False, **overrides: Any) -> None:
         self.root = root
         ids = [f"n{i + 1}" for i in range(size)]
+        # Where each member's key folder is (``<keys_dir>/<id>``) when secure, else None.
+        self.keys_dir: Path | None = None
+        if secure:
+            self.keys_dir = root / "keys"
+            create_cluster_keys(str(self.keys_dir), ids)
         raft_addrs = {i: f"127.0.0.1:{free_port()}" for i in ids}
         http_addrs = {i: f"127.0.0.1:{free_port()}" for i in ids}
         self.configs: dict[str, NodeConfig] = {}
@@ -108,6 +117,9 @@ class RaftCluster:
                 peers=dict(raft_addrs) if size > 1 else {}, bootstrap=True,
                 log_format="text", **overrides,
             )
+            if self.keys_dir is not None:
+                self.configs[node_id] = dataclasses.replace(
+                    self.configs[node_id], secure_dir=str(self.keys_dir / node_id))
         self.procs: dict[str, subprocess.Popen] = {}
         self._clients: dict[str, RaftClient] = {}
         # When set, each member runs under cProfile and writes <profile_dir>/<id>.prof when it

@@ -10,7 +10,10 @@ import pytest
 from dqueue.config import (
     TOML_LAYOUT,
     ConfigError,
+    InsecurePeersError,
     NodeConfig,
+    check_peer_security,
+    is_loopback_host,
     load_config,
     parse_duration_ms,
 )
@@ -38,12 +41,13 @@ def test_every_flag():
         "127.0.0.1:2", "--worker-addr", "127.0.0.1:3", "--peers", "n1=127.0.0.1:2,n2=h:5",
         "--bootstrap", "false", "--lease-timeout", "1m30s", "--max-retries", "7",
         "--log-level", "debug", "--log-format", "text", "--peers-http", "n2=h:6",
+        "--secure-dir", "keys/n1", "--insecure", "false",
     ])
     assert config == NodeConfig(
         id="n1", data_dir="d", http_addr="127.0.0.1:1", raft_addr="127.0.0.1:2",
         worker_addr="127.0.0.1:3", peers={"n1": "127.0.0.1:2", "n2": "h:5"}, bootstrap=False,
         lease_timeout_ms=90_000, max_retries=7, log_level="debug", log_format="text",
-        peers_http={"n2": "h:6"},
+        peers_http={"n2": "h:6"}, secure_dir="keys/n1",
     )
 
 
@@ -145,3 +149,47 @@ def test_json_round_trip():
     config = load_config(["--id", "n1", "--peers", "n1=127.0.0.1:1,n2=127.0.0.1:2"])
     assert NodeConfig.from_json(config.to_json()) == config
     assert dataclasses.asdict(NodeConfig.from_json(config.to_json())) == dataclasses.asdict(config)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.3.2.1", "::1", "[::1]", "localhost"])
+def test_loopback_hosts(host):
+    assert is_loopback_host(host)
+
+
+@pytest.mark.parametrize("host", ["10.0.0.1", "h", "example.org", "::ffff:10.0.0.1", ""])
+def test_hosts_that_are_not_loopback(host):
+    assert not is_loopback_host(host)
+
+
+def test_loopback_peers_without_keys_are_allowed():
+    config = load_config(["--id", "a", "--peers", "a=127.0.0.1:1,b=localhost:2,c=[::1]:3"])
+    check_peer_security(config)
+    # A bind-all raft address is no wider: the ZAP handler admits loopback connections only.
+    check_peer_security(load_config(["--id", "dev", "--bootstrap"]))
+
+
+@pytest.mark.parametrize(
+    ("argv", "key"),
+    [
+        (["--id", "a", "--peers", "a=127.0.0.1:1,b=10.0.0.2:1"], "peers.b"),
+        (["--id", "a", "--peers", "a=10.0.0.1:1,b=127.0.0.1:2"], "raft_addr"),
+        (["--id", "a", "--raft-addr", "192.168.1.5:9090"], "raft_addr"),
+    ],
+)
+def test_non_loopback_peers_without_keys_are_refused(argv, key):
+    with pytest.raises(InsecurePeersError) as caught:
+        load_config(argv)
+    assert caught.value.key == key
+    assert "dqueue-cli keys init" in caught.value.message
+    assert "--insecure" in caught.value.message
+    # Either override lets it start.
+    assert load_config([*argv, "--insecure"]).insecure is True
+    assert load_config([*argv, "--secure-dir", "k"]).secure_dir == "k"
+
+
+def test_security_keys_in_toml(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("id = 'a'\nraft_addr = '10.0.0.1:9090'\nsecure_dir = 'keys'\n")
+    assert load_config(["--config", str(path)]).secure_dir == "keys"
+    path.write_text("id = 'a'\nraft_addr = '10.0.0.1:9090'\ninsecure = true\n")
+    assert load_config(["--config", str(path)]).insecure is True
