@@ -60,7 +60,6 @@ from dqueue.raft import (
     EntryType,
     HardState,
     Message,
-    MessageType,
     Raft,
     RaftConfig,
     Ready,
@@ -68,6 +67,7 @@ from dqueue.raft import (
     message_from_plain,
     message_to_plain,
 )
+from dqueue.raft.ready_plan import plan_ready
 
 logger = logging.getLogger(__name__)
 
@@ -93,8 +93,6 @@ PERSIST_MS_BUCKETS = (0.5, 1, 2, 5, 10, 20, 50, 100, 250, 1000)
 COMMAND_MS_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 50, 100, 250, 1000, 5000)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 GC_MS_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
-# Messages whose sending may precede the leader's own fsync (thesis 10.2.1).
-_EARLY_TYPES = frozenset({MessageType.APPEND_ENTRIES, MessageType.HEARTBEAT})
 
 
 def queue_config(config: NodeConfig) -> QueueConfig:
@@ -376,28 +374,19 @@ class RaftProcess:
         self.counters["ready_total"] += 1
         if rd.soft_state is not None:
             self._on_soft_state(rd.soft_state.role, rd.soft_state.leader_id)
-        hard = rd.hard_state
-        prev = self._persisted_hard
-        term_or_vote_changed = hard is not None and (hard.term, hard.vote) != prev
-        early = self.role is Role.LEADER and not term_or_vote_changed
-        late = []
-        for msg in rd.messages:
-            if early and msg.type in _EARLY_TYPES:
-                self._send_raft(msg)
-            else:
-                late.append(msg)
-        # A leader applies and answers what committed (stored on a majority already) before
-        # it syncs this Ready's entries, so answers do not wait for the next batch's fsync
-        # too. A follower syncs first: its append response is on the leader's critical path.
-        # docs/raft-process.md, "Answers before the next fsync".
-        apply_first = early and rd.snapshot is None and bool(rd.committed_entries)
-        if apply_first:
+        # What may happen before the write is decided by the one rule the simulator drives too
+        # (dqueue/raft/ready_plan.py; docs/raft-process.md, "Answers before the next fsync").
+        plan = plan_ready(rd, self.role, *self._persisted_hard)
+        for msg in plan.early:
+            self._send_raft(msg)
+        if plan.apply_first:
             self._apply(rd)
+        hard = rd.hard_state
         if hard is not None:
             self._unsaved_hard = hard
         # A commit index alone is not written (volatile state, Raft figure 2): it goes with the
         # next needed write and at a clean stop (docs/raft-process.md, "Storage").
-        if rd.entries or rd.snapshot is not None or term_or_vote_changed:
+        if plan.needs_write:
             started = time.perf_counter()
             saved_hard, self._unsaved_hard = self._unsaved_hard, None
             self.store.save(
@@ -413,11 +402,11 @@ class RaftProcess:
                 self._persisted_hard = (saved_hard.term, saved_hard.vote)
             self.counters["entries_persisted_total"] += len(rd.entries)
             self.log_bytes += sum(len(e.data) for e in rd.entries)
-        for msg in late:
+        for msg in plan.late:
             self._send_raft(msg)
         if rd.snapshot is not None:
             self._install_snapshot(rd)
-        if rd.committed_entries and not apply_first:
+        if rd.committed_entries and not plan.apply_first:
             self._apply(rd)
         if rd.read_states:
             self.router.on_read_states(rd.read_states)

@@ -7,7 +7,18 @@ costs time in proportion to what changed.
 
 from __future__ import annotations
 
-from dqueue.raft import Entry, EntryType, Raft, Ready, Role, Snapshot
+from dqueue.raft import (
+    Entry,
+    EntryType,
+    Message,
+    MessageType,
+    PersistedState,
+    Raft,
+    Ready,
+    Role,
+    Snapshot,
+)
+from dqueue.sim.machine import SimStateMachine
 
 
 class InvariantViolation(AssertionError):
@@ -24,16 +35,6 @@ class InvariantViolation(AssertionError):
         self.detail = detail
 
 
-def encode_values(values: list[bytes]) -> bytes:
-    """The simulator's state machine snapshot: its values joined by commas."""
-    return b",".join(values)
-
-
-def decode_values(data: bytes) -> list[bytes]:
-    """Inverse of ``encode_values``."""
-    return data.split(b",") if data else []
-
-
 class Checker:
     """Cluster-wide invariants.
 
@@ -44,14 +45,26 @@ class Checker:
         committed: index -> entry for every index any member committed (State Machine
             Safety, and no committed entry changes).
         acked: values a client saw committed (applied somewhere).
+        duplicates_expected: a value applied twice on one member is counted in
+            ``duplicates`` instead of failing the run (for a run that turns sessions off).
+        duplicates: values applied a second time on a member (only when expected).
+        promises: member -> (term, vote granted in it or None, highest index acknowledged
+            in it) of the newest term the member sent a granted vote or an accepted append
+            response in: what its disk must still hold when it crashes (Raft figure 2).
+
+    Args:
+        duplicates_expected: see the attribute.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, duplicates_expected: bool = False) -> None:
         self.leaders: dict[int, str] = {}
         self.seen: dict[tuple[int, int], tuple[Entry, int | None]] = {}
         self.committed: dict[int, Entry] = {}
         self.acked: set[bytes] = set()
         self.max_commit = 0
+        self.duplicates_expected = duplicates_expected
+        self.duplicates = 0
+        self.promises: dict[str, tuple[int, str | None, int]] = {}
 
     def check_leader(self, raft: Raft) -> None:
         """Election Safety and Leader Completeness (Raft sections 5.2 and 5.4)."""
@@ -121,19 +134,80 @@ class Checker:
         self.max_commit = max(self.max_commit, new_commit)
 
     def check_snapshot(self, node_id: str, snapshot: Snapshot) -> None:
-        """A snapshot installed from the leader holds exactly the committed values."""
+        """A snapshot installed from the leader holds exactly the state the committed entries
+        up to its index build (values and client sessions)."""
         index = snapshot.meta.index
-        expected = []
+        machine = SimStateMachine()
         for i in range(1, index + 1):
             entry = self.committed.get(i)
             if entry is None:
                 raise InvariantViolation("snapshot",
                                          f"{node_id} got a snapshot at {index} over unknown {i}")
             if entry.type is EntryType.NORMAL:
-                expected.append(entry.data)
-        if decode_values(snapshot.data) != expected:
+                machine.apply(i, entry.data)
+        if machine.snapshot() != snapshot.data:
             raise InvariantViolation("snapshot", f"{node_id} snapshot at {index} differs "
                                      "from the committed entries")
+
+    def check_value_applied(self, node_id: str, index: int, value: bytes,
+                            duplicate: bool) -> None:
+        """Every value a client proposes is unique, and client sessions answer its repeats
+        (dissertation 6.3): a value applied a second time on one member executed a command
+        twice."""
+        self.acked.add(value)
+        if not duplicate:
+            return
+        if not self.duplicates_expected:
+            raise InvariantViolation("duplicate_apply",
+                                     f"{node_id} applied {value!r} again at {index}")
+        self.duplicates += 1
+
+    def record_promise(self, msg: Message) -> None:
+        """Note what a message that just left promises is on its sender's disk: a granted
+        vote (5.2, one vote per term) or an accepted append (5.3, counted toward commit)."""
+        kind = msg.type
+        if msg.reject or (kind is not MessageType.REQUEST_VOTE_RESPONSE
+                          and kind is not MessageType.APPEND_ENTRIES_RESPONSE):
+            return
+        sender = msg.sender
+        term, vote, index = self.promises.get(sender, (0, None, 0))
+        if msg.term > term:
+            term, vote, index = msg.term, None, 0
+        elif msg.term < term:
+            return
+        if kind is MessageType.REQUEST_VOTE_RESPONSE:
+            vote = msg.to
+        else:
+            index = max(index, msg.index)
+        self.promises[sender] = (term, vote, index)
+
+    def check_promises(self, node_id: str, disk: PersistedState) -> None:
+        """At a crash: the disk holds every promise the member's messages made (Raft figure
+        2: persistent state is updated on stable storage before responding to RPCs)."""
+        promise = self.promises.get(node_id)
+        if promise is None:
+            return
+        term, vote, index = promise
+        hard = disk.hard_state
+        if hard.term < term:
+            raise InvariantViolation("promise_lost", f"{node_id} answered in term {term} but "
+                                     f"its disk holds term {hard.term}")
+        if hard.term > term:
+            return  # a newer term: its log may have been rewritten since, legitimately
+        if vote is not None and hard.vote != vote:
+            raise InvariantViolation("promise_lost", f"{node_id} granted its term {term} vote "
+                                     f"to {vote}; its disk holds vote {hard.vote}")
+        last = disk.entries[-1].index if disk.entries else 0
+        if disk.snapshot is not None:
+            last = max(last, disk.snapshot.meta.index)
+        if last < index:
+            raise InvariantViolation("promise_lost", f"{node_id} acknowledged entries up to "
+                                     f"{index} in term {term}; its disk ends at {last}")
+
+    def forget_promises(self, node_id: str) -> None:
+        """A repair wiped the member's log: it knowingly breaks its promises, and the repair
+        rule (docs/raft.md, "Repair") keeps it from voting until they hold again."""
+        self.promises.pop(node_id, None)
 
     def check_applied(self, node_id: str, applied_index: int, entries: tuple[Entry, ...]) -> None:
         """State Machine Safety (Raft section 5.4.3): no two members apply different entries
@@ -149,5 +223,3 @@ class Checker:
                 raise InvariantViolation(
                     "state_machine_safety",
                     f"{node_id} applied {entry} at {entry.index}; committed there: {known}")
-            if entry.type is EntryType.NORMAL:
-                self.acked.add(entry.data)

@@ -1,19 +1,26 @@
 """N Raft members in one thread: disks, a toy state machine, crashes and restarts.
 
-Each member's Ready is handled exactly as docs/internals.md section 1 asks of the node:
-persist (snapshot, entries, hard state), send, restore and apply, advance. A crash throws away
-everything in memory; a restart rebuilds the member from its disk only, as after a power cut.
+Each member's Ready is handled as the node handles it, by the same rule
+(``dqueue.raft.ready_plan.plan_ready``) in the same order: early sends (a leader's appends and
+heartbeats), apply-first (a leader's committed entries), the write (skipped when the Ready only
+moves the commit index: the disk then keeps the older commit index, as the node's store does),
+the remaining sends, restore and apply, advance. A crash throws away everything in memory; a
+restart rebuilds the member from its disk only, as after a power cut. Crashes may also strike
+inside a Ready, between those steps (``ReadyFaults``).
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from dqueue.raft import (
     Entry,
     EntryType,
     HardState,
+    Message,
+    MessageType,
     PersistedState,
     ProposalDropped,
     Raft,
@@ -22,20 +29,58 @@ from dqueue.raft import (
     Ready,
     Role,
 )
-from dqueue.sim.checker import Checker, InvariantViolation, decode_values, encode_values
+from dqueue.raft.ready_plan import plan_ready
+from dqueue.sim.checker import Checker, InvariantViolation
+from dqueue.sim.machine import SimStateMachine, encode_proposal
 from dqueue.sim.network import LinkFaults, SimNetwork
 
 
+@dataclass(frozen=True, slots=True)
+class ReadyFaults:
+    """Chances of a crash inside a Ready, per Ready where the point exists.
+
+    Attributes:
+        before_write: after the early sends and the leader's apply-first, before the write
+            (per Ready that needs a write): the Ready's entries, hard state and snapshot are
+            lost, its early messages are out.
+        after_write: after the write, before the remaining sends (per written Ready with
+            messages left): what the messages would have promised is on disk, they are lost.
+        after_vote: right after a granted vote left (per Ready that grants a vote): the vote
+            was written and sent, then the member crashes.
+    """
+
+    before_write: float = 0.0
+    after_write: float = 0.0
+    after_vote: float = 0.0
+
+
 class SimDisk:
-    """What one member has on stable storage; survives crashes."""
+    """What one member has on stable storage; survives crashes.
+
+    Attributes:
+        writes: Readies written.
+        skipped_writes: Readies that only moved the commit index and were not written (the
+            stored commit index then lags the member's, as in the node's store).
+    """
 
     def __init__(self) -> None:
         self.state = PersistedState()
+        self.writes = 0
+        self.skipped_writes = 0
 
-    def save(self, ready: Ready) -> None:
-        """Persist a Ready's snapshot, entries and hard state as one atomic write."""
+    def save(self, ready: Ready, hard_state: HardState | None = None) -> None:
+        """Persist a Ready's snapshot, entries and hard state as one atomic write.
+
+        Args:
+            ready: the Ready.
+            hard_state: the newest hard state to write, when it is not the Ready's own (a
+                commit index left unwritten by earlier Readies goes with this write).
+        """
         old = self.state
-        hard = ready.hard_state if ready.hard_state is not None else old.hard_state
+        self.writes += 1
+        if hard_state is None:
+            hard_state = ready.hard_state
+        hard = hard_state if hard_state is not None else old.hard_state
         if hard.commit < old.hard_state.commit:
             raise InvariantViolation("commit_monotonic",
                                      f"persisted commit {old.hard_state.commit} -> {hard.commit}")
@@ -52,6 +97,10 @@ class SimDisk:
                 entries = []
             entries = entries + list(ready.entries)
         self.state = PersistedState(hard, snapshot, entries, old.catch_up_index)
+
+    def skip(self) -> None:
+        """A Ready that needs no write (``ReadyPlan.needs_write`` off): nothing is stored."""
+        self.skipped_writes += 1
 
     def wipe(self) -> None:
         """What a repair leaves (node/store.py ``Store.repair``): no log, no snapshot; term
@@ -80,14 +129,22 @@ class SimDisk:
 
 
 class SimNode:
-    """One member's volatile side: the Raft core and the state machine (a list of values)."""
+    """One member's volatile side: the Raft core and the state machine."""
 
-    def __init__(self, raft: Raft, values: list[bytes], applied: int) -> None:
+    def __init__(self, raft: Raft, machine: SimStateMachine, applied: int) -> None:
         self.raft = raft
-        self.values = values
+        self.machine = machine
         self.applied = applied
         # Entries above this commit index have not been compared with the global record yet.
         self.checked_commit = applied
+        # The newest hard state not written yet (only its commit index differs from the
+        # stored one); it goes with the next write, or is lost in a crash (Raft figure 2).
+        self.unsaved_hard: HardState | None = None
+
+    @property
+    def values(self) -> list[bytes]:
+        """The values applied, in order."""
+        return self.machine.values
 
 
 class Cluster:
@@ -100,11 +157,15 @@ class Cluster:
         snapshot_every: a member compacts after this many applied entries (0: never).
         trace: keep a line per event in ``events``.
         raft_options: extra RaftConfig fields (election_ticks, snapshot_chunk_bytes, ...).
+        ready_faults: chances of a crash inside a Ready (none by default).
+        duplicates_expected: count values applied twice instead of failing (``Checker``).
     """
 
     def __init__(self, size: int, rng: random.Random, faults: LinkFaults | None = None,
                  snapshot_every: int = 0, trace: bool = False,
-                 raft_options: dict[str, object] | None = None) -> None:
+                 raft_options: dict[str, object] | None = None,
+                 ready_faults: ReadyFaults | None = None,
+                 duplicates_expected: bool = False) -> None:
         self.ids = tuple(f"n{i}" for i in range(1, size + 1))
         self.rng = rng
         self.network = SimNetwork(rng, faults or LinkFaults())
@@ -112,7 +173,12 @@ class Cluster:
         self.raft_options = dict(raft_options or {})
         self.trace = trace
         self.events: list[str] = []
-        self.checker = Checker()
+        self.checker = Checker(duplicates_expected)
+        self.ready_faults = ready_faults or ReadyFaults()
+        self.ready_crashes: dict[str, int] = {"before_write": 0, "after_write": 0,
+                                              "after_vote": 0}
+        # Session sequence numbers of the anonymous client behind ``propose`` without one.
+        self.anonymous_seq = 0
         self.disks = {i: SimDisk() for i in self.ids}
         self.nodes: dict[str, SimNode | None] = {i: self._boot(i) for i in self.ids}
         self.now = 0
@@ -127,18 +193,19 @@ class Cluster:
         state = self.disks[node_id].state
         config = RaftConfig(node_id, self.ids, **self.raft_options)  # type: ignore[arg-type]
         raft = Raft(config, random.Random(self.rng.getrandbits(64)), state)
-        values: list[bytes] = []
+        machine = SimStateMachine()
         applied = 0
         if state.snapshot is not None:
-            values = decode_values(state.snapshot.data)
+            machine = SimStateMachine.restore(state.snapshot.data)
             applied = state.snapshot.meta.index
-        return SimNode(raft, values, applied)
+        return SimNode(raft, machine, applied)
 
     def crash(self, node_id: str) -> None:
         """Power cut: everything not on the disk is gone."""
         if self.nodes[node_id] is not None:
             self.log_event(f"crash {node_id}")
             self.nodes[node_id] = None
+            self.checker.check_promises(node_id, self.disks[node_id].state)
 
     def restart(self, node_id: str) -> None:
         """Boot a crashed member from its disk."""
@@ -151,6 +218,7 @@ class Cluster:
         record); it restarts with ``restart`` and must catch up before it votes again."""
         self.crash(node_id)
         self.disks[node_id].wipe()
+        self.checker.forget_promises(node_id)
         self.wipes += 1
         self.log_event(f"wipe {node_id} catch_up={self.disks[node_id].state.catch_up_index}")
 
@@ -172,16 +240,29 @@ class Cluster:
         if self.trace:
             self.events.append(f"t={self.now} {text}")
 
-    def propose(self, node_id: str, value: bytes) -> bool:
-        """A client proposes ``value`` at ``node_id``; False when the core drops it."""
+    def propose(self, node_id: str, value: bytes,
+                session: tuple[str, int, int] | None = None) -> bool:
+        """A client proposes ``value`` at ``node_id``; False when the core drops it.
+
+        Args:
+            node_id: the member asked.
+            value: the value; unique per command (the checker counts applications per value).
+            session: ``(client_id, seq, first_unanswered)`` of the command (a retry repeats
+                them); by default each call is a new command of one anonymous client.
+        """
         node = self.nodes[node_id]
         if node is None:
             return False
+        if session is None:
+            self.anonymous_seq += 1
+            session = ("anon", self.anonymous_seq, 0)
+        client_id, seq, first_unanswered = session
         try:
-            node.raft.propose(value)
+            node.raft.propose(encode_proposal(client_id, seq, first_unanswered, self.now,
+                                              value))
         except ProposalDropped:
             return False
-        self.log_event(f"propose {node_id} {value!r}")
+        self.log_event(f"propose {node_id} {value!r} {client_id}/{seq}")
         return True
 
     def tick(self) -> None:
@@ -226,41 +307,97 @@ class Cluster:
                 self.process_ready(node_id, node)
 
     def process_ready(self, node_id: str, node: SimNode) -> None:
-        """Handle one Ready as the node runtime must, checking invariants on the way."""
+        """Handle one Ready as the node does (``dqueue/node/process.py`` ``_handle_ready``),
+        by the same plan and in the same order, checking invariants on the way; a
+        ``ReadyFaults`` crash may end it between two steps."""
         raft = node.raft
         checker = self.checker
+        disk = self.disks[node_id]
         ready = raft.ready()
         checker.check_commit(raft, node.checked_commit)
         node.checked_commit = raft.log.committed
         checker.check_persisted(raft, ready)
-        # 1. persist; 2. send.
-        self.disks[node_id].save(ready)
         if ready.soft_state is not None and self.trace:
             self.log_event(f"{node_id} is {ready.soft_state.role.value} "
                            f"term={raft.current_term} leader={ready.soft_state.leader_id}")
-        for msg in ready.messages:
-            self.network.send(msg, self.now)
-        # 3. restore the snapshot, apply committed entries, serve reads.
+        stored = disk.state.hard_state
+        plan = plan_ready(ready, raft.role, stored.term, stored.vote)
+        # 1. early sends (a leader's appends and heartbeats), a leader's apply-first. A crash
+        # before the write may strike only where something happened before it (otherwise it
+        # is a crash between ticks).
+        send = self.send
+        for msg in plan.early:
+            send(msg)
+        if plan.apply_first:
+            self._apply(node_id, node, ready)
+        if ready.hard_state is not None:
+            node.unsaved_hard = ready.hard_state
+        faults = self.ready_faults
+        # 2. the write, or none for a commit-only change.
+        if plan.needs_write:
+            if faults.before_write and (plan.early or plan.apply_first) and (
+                    self.rng.random() < faults.before_write):
+                self._crash_in_ready(node_id, "before_write")
+                return
+            disk.save(ready, node.unsaved_hard)
+            node.unsaved_hard = None
+        else:
+            disk.skip()
+        # 3. the remaining sends.
+        if plan.late and plan.needs_write and faults.after_write and (
+                self.rng.random() < faults.after_write):
+            self._crash_in_ready(node_id, "after_write")
+            return
+        for msg in plan.late:
+            send(msg)
+        # A granted vote is on disk before it leaves (figure 2): a crash right after it must
+        # not let this member vote again in the term.
+        if faults.after_vote and any(m.type is MessageType.REQUEST_VOTE_RESPONSE and not m.reject
+                                     for m in plan.late) and self.rng.random() < faults.after_vote:
+            self._crash_in_ready(node_id, "after_vote")
+            return
+        # 4. restore the snapshot, apply committed entries, serve reads.
         if ready.snapshot is not None:
             checker.check_snapshot(node_id, ready.snapshot)
-            node.values = decode_values(ready.snapshot.data)
+            node.machine = SimStateMachine.restore(ready.snapshot.data)
             node.applied = ready.snapshot.meta.index
             self.log_event(f"{node_id} restored snapshot at {node.applied}")
-        if ready.committed_entries:
-            checker.check_applied(node_id, node.applied, ready.committed_entries)
-            node.values.extend(e.data for e in ready.committed_entries
-                               if e.type is EntryType.NORMAL)
-            node.applied = ready.committed_entries[-1].index
+        if ready.committed_entries and not plan.apply_first:
+            self._apply(node_id, node, ready)
         if ready.read_states:
             self.read_states[node_id].extend(ready.read_states)
-        # 4. advance.
+        # 5. advance.
         raft.advance(ready)
         if not raft.catch_up_index:
-            self.disks[node_id].caught_up()
+            disk.caught_up()
         checker.check_leader(raft)
         if self.snapshot_every and node.applied - raft.log.snapshot_index >= self.snapshot_every:
-            raft.compact(node.applied, encode_values(node.values))
-            self.disks[node_id].compact(raft)
+            raft.compact(node.applied, node.machine.snapshot())
+            disk.compact(raft)
+
+    def _apply(self, node_id: str, node: SimNode, ready: Ready) -> None:
+        """Apply a Ready's committed entries to the member's state machine."""
+        checker = self.checker
+        checker.check_applied(node_id, node.applied, ready.committed_entries)
+        machine = node.machine
+        for entry in ready.committed_entries:
+            if entry.type is EntryType.NORMAL:
+                applied = machine.apply(entry.index, entry.data)
+                if applied is not None:
+                    checker.check_value_applied(node_id, entry.index, *applied)
+        node.applied = ready.committed_entries[-1].index
+
+    def send(self, msg: Message) -> None:
+        """Put a message of a Ready on the network, noting what it promises."""
+        self.checker.record_promise(msg)
+        self.network.send(msg, self.now)
+
+    def _crash_in_ready(self, node_id: str, point: str) -> None:
+        """A crash inside a Ready, at ``point``: everything not yet written is lost."""
+        self.ready_crashes[point] += 1
+        self.log_event(f"crash {node_id} inside a Ready: {point}")
+        self.nodes[node_id] = None
+        self.checker.check_promises(node_id, self.disks[node_id].state)
 
     # ----------------------------------------------------------------- scenario helpers
 

@@ -2,9 +2,11 @@
 
 ``run_seed(seed, config)`` drives a cluster through ``config.ticks`` ticks of message loss,
 duplication, delay and reordering, partitions (the leader isolated, random splits, rolling
-changes), crashes and restarts, leadership transfers, reads and a steady stream of client
-proposals. Then it heals everything and checks that the cluster converges and that every
-value a client saw committed is in every member's state machine.
+changes), crashes between ticks and inside Readies (before the write, after it, right after a
+granted vote), restarts (some after a repair), leadership transfers, reads and a steady stream
+of client commands with sessions and retries. Then it heals everything and checks that the
+cluster converges, that every value a client saw committed is in every member's state machine,
+and (all along) that no member applied a value twice.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import random
 from dataclasses import dataclass, field
 
 from dqueue.sim.checker import InvariantViolation
-from dqueue.sim.cluster import Cluster
+from dqueue.sim.clients import SimClients
+from dqueue.sim.cluster import Cluster, ReadyFaults
 from dqueue.sim.network import LinkFaults
 
 
@@ -27,11 +30,19 @@ class SimConfig:
         faults: per-message network faults.
         partition_rate: chance of a partition change (isolate the leader, a random split,
             or a heal).
-        crash_rate: chance that one live member crashes.
+        crash_rate: chance that one live member crashes (between ticks).
+        ready_faults: chances of a crash inside a Ready (``ReadyFaults``): before its write,
+            after its write and before the remaining sends, right after a granted vote.
         restart_rate: chance, per crashed member, that it restarts.
         wipe_rate: chance, per restart, that the member comes back repaired: its log and
             snapshot wiped, term and vote kept (``Cluster.wipe``).
-        propose_rate: chance that a client proposes a value at a random live member.
+        propose_rate: chance that clients propose (1 to 3 new commands, each by a random
+            client at a random live member).
+        clients: simulated clients, each with its session (client id, seq).
+        retry_ticks: a client re-sends a command not seen committed after this long, and
+            every command in flight when a new leader is known.
+        max_in_flight: commands one client has in flight at most.
+        duplicates_expected: count values applied twice instead of failing the run.
         read_rate: chance of a ReadIndex request at a random live member.
         transfer_rate: chance that the leader is asked to transfer leadership.
         snapshot_every: members compact after this many applied entries (0: never).
@@ -48,9 +59,15 @@ class SimConfig:
         drop=0.05, duplicate=0.02, delay=0.1, max_delay_ticks=4))
     partition_rate: float = 0.01
     crash_rate: float = 0.003
+    ready_faults: ReadyFaults = field(default_factory=lambda: ReadyFaults(
+        before_write=0.002, after_write=0.0005, after_vote=0.05))
     restart_rate: float = 0.03
     wipe_rate: float = 0.2
     propose_rate: float = 0.4
+    clients: int = 4
+    retry_ticks: int = 30
+    max_in_flight: int = 8
+    duplicates_expected: bool = False
     read_rate: float = 0.05
     transfer_rate: float = 0.002
     snapshot_every: int = 25
@@ -91,7 +108,8 @@ class Run:
             options["max_append_bytes"] = self.rng.choice((1, 16, 256, 1 << 20))
             options["max_inflight_msgs"] = self.rng.choice((1, 2, 8, 256))
         self.cluster = Cluster(config.size, self.rng, config.faults, config.snapshot_every,
-                               trace, options)
+                               trace, options, config.ready_faults, config.duplicates_expected)
+        self.sim_clients = SimClients(config.clients, config.retry_ticks, config.max_in_flight)
         self.next_value = 0
         self.next_read = 0
         # ReadIndex linearizability: a read point must cover every commit known when asked.
@@ -158,8 +176,9 @@ class Run:
             return
         if rng.random() < self.config.propose_rate:
             for _ in range(rng.randint(1, 3)):
-                self.next_value += 1
-                cluster.propose(rng.choice(alive), b"v%d" % self.next_value)
+                if self.sim_clients.propose(cluster, rng, b"v%d" % (self.next_value + 1)):
+                    self.next_value += 1
+        self.sim_clients.retry(cluster, rng)
         if rng.random() < self.config.read_rate:
             self.next_read += 1
             context = b"r%d" % self.next_read
@@ -182,6 +201,7 @@ class Run:
         cluster = self.cluster
         cluster.network.heal()
         cluster.network.faults = LinkFaults()
+        cluster.ready_faults = ReadyFaults()
         for node_id in cluster.ids:
             cluster.restart(node_id)
         cluster.log_event("final heal")
@@ -193,7 +213,8 @@ class Run:
             if leader is None:
                 continue
             if marker not in cluster.checker.acked:
-                cluster.propose(leader, marker)
+                # Every tick until seen committed: one command, so the same seq each time.
+                cluster.propose(leader, marker, ("final", 1, 1))
             if marker in cluster.checker.acked and self.converged():
                 break
         else:
@@ -230,6 +251,12 @@ class Run:
             "terms": len(cluster.checker.leaders),
             "messages": cluster.network.delivered,
             "wipes": cluster.wipes,
+            "retries": self.sim_clients.retries,
+            "answered_repeats": sum(n.machine.answered_repeats for n in cluster.nodes.values()
+                                    if n is not None),
+            "duplicates": cluster.checker.duplicates,
+            "skipped_writes": sum(d.skipped_writes for d in cluster.disks.values()),
+            **{f"crash_{point}": count for point, count in cluster.ready_crashes.items()},
         }
 
 

@@ -18,8 +18,11 @@ def make_cluster(size: int, seed: int = 1, faults: LinkFaults | None = None,
 def commit_value(cluster: Cluster, value: bytes, max_ticks: int = 300,
                  on: tuple[str, ...] | None = None) -> None:
     """Propose ``value`` at the current leader (again if dropped) until every live member
-    of ``on`` (default: all live members) has applied it."""
+    of ``on`` (default: all live members) has applied it. One command: every re-send has the
+    same session seq, so it is applied once."""
     members = on or tuple(cluster.alive())
+    cluster.anonymous_seq += 1
+    session = ("anon", cluster.anonymous_seq, 0)
 
     def applied_everywhere() -> bool:
         return all(value in cluster.values(i) for i in members)
@@ -30,7 +33,7 @@ def commit_value(cluster: Cluster, value: bytes, max_ticks: int = 300,
             return
         leader = cluster.leader()
         due = proposed_at is None or cluster.now - proposed_at > 40
-        if leader is not None and due and cluster.propose(leader, value):
+        if leader is not None and due and cluster.propose(leader, value, session):
             proposed_at = cluster.now
         cluster.tick()
     raise TimeoutError(f"{value!r} not applied on {members} in {max_ticks} ticks")

@@ -61,7 +61,18 @@ def test_applied_out_of_order_or_different():
     with pytest.raises(InvariantViolation, match="state_machine_safety"):
         checker.check_applied("n2", 0, (Entry(1, 1, data=b"other"),))
     checker.check_applied("n3", 0, (Entry(1, 1, data=b"x"),))
-    assert checker.acked == {b"x"}
+
+
+def test_value_applied_twice_on_one_member():
+    checker = Checker()
+    checker.check_value_applied("n1", 1, b"v1", duplicate=False)
+    checker.check_value_applied("n2", 1, b"v1", duplicate=False)  # another member: fine
+    assert checker.acked == {b"v1"}
+    with pytest.raises(InvariantViolation, match="duplicate_apply"):
+        checker.check_value_applied("n1", 2, b"v1", duplicate=True)
+    expected = Checker(duplicates_expected=True)
+    expected.check_value_applied("n1", 2, b"v1", duplicate=True)
+    assert expected.duplicates == 1
 
 
 def test_commit_going_backwards():

@@ -1,0 +1,104 @@
+"""Simulated clients with sessions: each command has a unique value and a sequence number, and
+is re-sent (same client id and seq) until it is seen committed.
+
+A client re-sends a command not seen committed within ``retry_ticks``, and every command in
+flight as soon as a new leader is known, as the node's follower re-sends forwarded proposals
+(Raft dissertation 6.3: retries are safe because the state machine answers a repeat from its
+session table). Its ``first_unanswered`` tells the state machine which outcomes it may drop.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from dqueue.sim.cluster import Cluster
+
+
+@dataclass(slots=True)
+class _Command:
+    """One command in flight: its value, when and under which leader it was last sent."""
+
+    value: bytes
+    sent_at: int
+    leader: str | None
+
+
+@dataclass(slots=True)
+class SimClient:
+    """One client: its id, next sequence number and commands not yet seen committed.
+
+    Attributes:
+        client_id: the session's client id.
+        next_seq: the sequence number of the next new command.
+        in_flight: seq -> command, in seq order.
+    """
+
+    client_id: str
+    next_seq: int = 1
+    in_flight: dict[int, _Command] = field(default_factory=dict)
+
+    def first_unanswered(self) -> int:
+        """The lowest seq whose outcome the client has not seen (dissertation 6.3)."""
+        return next(iter(self.in_flight), self.next_seq)
+
+
+class SimClients:
+    """The clients of one run.
+
+    Args:
+        count: number of clients.
+        retry_ticks: a command not seen committed this long after it was sent is re-sent.
+        max_in_flight: a client with this many commands in flight sends no new one.
+    """
+
+    def __init__(self, count: int, retry_ticks: int, max_in_flight: int) -> None:
+        self.clients = [SimClient(f"c{i}") for i in range(1, count + 1)]
+        self.retry_ticks = retry_ticks
+        self.max_in_flight = max_in_flight
+        self.retries = 0
+        self.leader: str | None = None
+
+    def propose(self, cluster: Cluster, rng: random.Random, value: bytes) -> bool:
+        """A random client with room sends a new command ``value`` to a random live member;
+        False when every client is full or no member is up."""
+        alive = cluster.alive()
+        client = rng.choice(self.clients)
+        if not alive or len(client.in_flight) >= self.max_in_flight:
+            return False
+        seq = client.next_seq
+        client.next_seq += 1
+        client.in_flight[seq] = _Command(value, cluster.now, cluster.leader())
+        cluster.propose(rng.choice(alive), value,
+                        (client.client_id, seq, client.first_unanswered()))
+        return True
+
+    def retry(self, cluster: Cluster, rng: random.Random) -> None:
+        """Forget commands seen committed; re-send those overdue or sent before the newest
+        leader was known."""
+        acked = cluster.checker.acked
+        leader = cluster.leader()
+        new_leader = leader is not None and leader != self.leader
+        if leader is not None:
+            self.leader = leader
+        now = cluster.now
+        for client in self.clients:
+            in_flight = client.in_flight
+            for seq in [s for s, c in in_flight.items() if c.value in acked]:
+                del in_flight[seq]
+            for seq, command in in_flight.items():
+                if not (new_leader and command.leader != leader) and (
+                        now - command.sent_at < self.retry_ticks):
+                    continue
+                alive = cluster.alive()
+                if not alive:
+                    return
+                command.sent_at, command.leader = now, leader
+                self.retries += 1
+                # The same seq: a repeat the state machine answers instead of applying.
+                cluster.propose(rng.choice(alive), command.value,
+                                (client.client_id, seq, client.first_unanswered()))
+
+    def in_flight(self) -> int:
+        """Commands sent and not seen committed."""
+        return sum(len(c.in_flight) for c in self.clients)
