@@ -74,6 +74,9 @@ class NodeConfig:
     # GET /ready answers 200 only while this node's applied index is within this many entries
     # of its commit index (and a leader is known).
     ready_max_lag: int = 1_000
+    # GET /health, /ready, /metrics and /openapi.json answer without a token (docs/security.md);
+    # false: they need a token with the read role like any other read.
+    open_health: bool = True
 
     # Member id -> HTTP address of that member (for leader hints and GET /cluster). Optional:
     # members missing here are shown without an HTTP address.
@@ -163,6 +166,7 @@ TOML_LAYOUT: dict[str, dict[str, str]] = {
         "max_wait": "max_wait_ms",
         "drain_timeout": "drain_timeout_ms",
         "ready_max_lag": "ready_max_lag",
+        "open_health": "open_health",
     },
 }
 # Tables of member id -> address.

@@ -19,11 +19,13 @@ import zmq
 from prometheus_client import CollectorRegistry
 
 from dqueue.api.app import create_app
+from dqueue.api.auth import http_mode, load_token_file, log_port_mode
 from dqueue.api.gateway import WorkerGateway
 from dqueue.api.server import HttpServer
 from dqueue.config import NodeConfig
 from dqueue.logs import configure_logging, log_event
 from dqueue.node.ipc_client import RaftClient
+from dqueue.tokens import TokenFileError
 
 logger = logging.getLogger("dqueue.api")
 
@@ -52,7 +54,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     endpoint = config.ipc_endpoint()
     registry = CollectorRegistry()
     draining = threading.Event()
-    app = create_app(lambda: RaftClient(endpoint, context), config, registry, draining=draining)
+    try:
+        token_file = load_token_file(config)
+    except TokenFileError as exc:
+        log_event(logger, logging.CRITICAL, "tokens_file_invalid", error=str(exc))
+        print(f"dqueue: {exc}", file=sys.stderr)
+        return 1
+    app = create_app(lambda: RaftClient(endpoint, context), config, registry, draining=draining,
+                     token_file=token_file)
     try:
         server = HttpServer(app, config, draining)
     except OSError as exc:
@@ -66,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     http_thread.start()
     log_event(logger, logging.INFO, "api_started", http_host=server.host, http_port=server.port,
               worker_addr=config.worker_addr, threads=config.http_threads, pid=os.getpid())
+    log_port_mode("http", f"{server.host}:{server.port}", http_mode(config, token_file))
 
     parent = os.getppid()
     while not stop.wait(PARENT_CHECK_S):

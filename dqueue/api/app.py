@@ -14,6 +14,7 @@ import falcon
 from prometheus_client import CollectorRegistry
 
 from dqueue.api import dlq, status, tasks
+from dqueue.api.auth import AuthMiddleware, load_token_file
 from dqueue.api.coalesce import EnqueueCoalescer
 from dqueue.api.deps import ApiDeps, new_task_id
 from dqueue.api.errors import ApiError, handle_api_error, handle_http_error, handle_unexpected
@@ -21,6 +22,7 @@ from dqueue.api.metrics import ApiMetrics, MetricsMiddleware, RaftCollector
 from dqueue.api.openapi import openapi_document
 from dqueue.api.raft_link import RaftClientLike, RaftLink
 from dqueue.config import NodeConfig
+from dqueue.tokens import TokenFile
 
 # How long a metrics scrape waits for the local Raft process.
 SCRAPE_TIMEOUT_MS = 1_000
@@ -33,6 +35,7 @@ def create_app(
     new_id: Callable[[], str] = new_task_id,
     draining: threading.Event | None = None,
     coalesce: bool = True,
+    token_file: TokenFile | None = None,
 ) -> falcon.App:
     """Build the WSGI app.
 
@@ -44,10 +47,17 @@ def create_app(
         draining: set by the server when the process stops taking requests.
         coalesce: merge concurrent enqueue requests into shared commands
             (``dqueue.api.coalesce``).
+        token_file: the bearer tokens (``dqueue.api.auth``); by default the tokens file of
+            ``config.secure_dir``, if any.
 
     Returns:
         The Falcon app.
+
+    Raises:
+        TokenFileError: the tokens file exists and is malformed.
     """
+    if token_file is None:
+        token_file = load_token_file(config)
     metrics = ApiMetrics(registry)
     link = RaftLink(raft_client_factory)
     deps = ApiDeps(
@@ -60,7 +70,8 @@ def create_app(
     )
     registry.register(RaftCollector(_scrape_reader(link), SCRAPE_TIMEOUT_MS))
 
-    app = falcon.App(middleware=[MetricsMiddleware(metrics)])
+    auth = AuthMiddleware(config, token_file)
+    app = falcon.App(middleware=[MetricsMiddleware(metrics), auth])
     app.req_options.auto_parse_form_urlencoded = False
     app.add_error_handler(Exception, handle_unexpected)
     app.add_error_handler(falcon.HTTPError, handle_http_error)

@@ -39,10 +39,25 @@ def _time(value: Any) -> str | None:
     return _render_ms(value) if type(value) is int else None
 
 
-def render_task(task: dict[str, Any]) -> dict[str, Any]:
-    """A task as the API returns it (docs/http-api.md)."""
+def _public_lease(lease: dict[str, Any]) -> dict[str, Any]:
+    """A lease without what lets its holder's calls be made: only when it expires."""
+    expires = lease.get("expires_at_ms")
+    return {"expires_at": _render_ms(expires) if type(expires) is int else None}
+
+
+def render_task(task: dict[str, Any], show_lease: bool) -> dict[str, Any]:
+    """A task as the API returns it (docs/http-api.md).
+
+    Args:
+        task: the task's plain form.
+        show_lease: show the lease's ``token`` and ``worker_id`` (callers holding the
+            ``consume`` role: ``dqueue.api.auth.may_see_leases``); otherwise the lease shows
+            only ``expires_at``, since the token and holder are what an ack needs.
+    """
     if task.keys() == _TASK_KEYS:
         lease = task["lease"]
+        if isinstance(lease, dict):
+            lease = render_times(lease) if show_lease else _public_lease(lease)
         return {
             "id": task["id"], "type": task["type"], "payload": task["payload"],
             "priority": task["priority"], "max_retries": task["max_retries"],
@@ -51,11 +66,11 @@ def render_task(task: dict[str, Any]) -> dict[str, Any]:
             "created_at": _time(task["created_at_ms"]),
             "updated_at": _time(task["updated_at_ms"]),
             "visible_at": _time(task["visible_at_ms"]),
-            "lease": render_times(lease) if isinstance(lease, dict) else lease,
+            "lease": lease,
             "last_error": task["last_error"],
         }
     out = render_times(task)
     lease = out.get("lease")
     if isinstance(lease, dict):
-        out["lease"] = render_times(lease)
+        out["lease"] = render_times(lease) if show_lease else _public_lease(lease)
     return out

@@ -13,6 +13,7 @@ from typing import Any
 import falcon
 
 from dqueue.api import validation as v
+from dqueue.api.auth import may_see_leases
 from dqueue.api.deps import ApiDeps, send_json
 from dqueue.api.errors import ApiError, invalid
 from dqueue.api.render import render_task
@@ -98,15 +99,17 @@ def _checked_task_plain(
     return task
 
 
-def _enqueue(deps: ApiDeps, tasks: list[dict[str, Any]], body_bytes: int) -> list[dict[str, Any]]:
-    """Commit the tasks; return them rendered, each with its duplicate flag."""
+def _enqueue(deps: ApiDeps, tasks: list[dict[str, Any]], body_bytes: int,
+             show_lease: bool) -> list[dict[str, Any]]:
+    """Commit the tasks; return them rendered, each with its duplicate flag (a duplicate may
+    be leased: its lease is shown as ``render_task`` says)."""
     value = deps.enqueue(tasks, body_bytes)
     out = []
     counts: dict[tuple[bool, Any], int] = {}
     for task, duplicate in zip(value["tasks"], value["duplicates"], strict=True):
         key = (bool(duplicate), task.get("type"))
         counts[key] = counts.get(key, 0) + 1
-        rendered = render_task(task)
+        rendered = render_task(task, show_lease)
         rendered["duplicate"] = key[0]
         out.append(rendered)
     for (duplicate, task_type), n in counts.items():
@@ -124,7 +127,8 @@ class TaskCollection:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = v.read_json_body(req, self._deps.config.max_body_bytes)
         task_plain = new_task_plain(body, self._deps)
-        [task] = _enqueue(self._deps, [task_plain], req.content_length or 0)
+        [task] = _enqueue(self._deps, [task_plain], req.content_length or 0,
+                          may_see_leases(req))
         send_json(resp, falcon.HTTP_200 if task["duplicate"] else falcon.HTTP_201, task)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -148,7 +152,8 @@ class TaskCollection:
             "cursor": cursor,
         }
         value = self._deps.read(query)
-        tasks = [render_task(t) for t in value.get("tasks", [])]
+        show_lease = may_see_leases(req)
+        tasks = [render_task(t, show_lease) for t in value.get("tasks", [])]
         send_json(resp, falcon.HTTP_200, {"tasks": tasks, "next_cursor": value.get("next_cursor")})
 
 
@@ -167,7 +172,7 @@ class TaskBatch:
         ids = self._deps.new_ids(len(items))
         tasks = [new_task_plain(item, self._deps, f"tasks[{i}].", ids[i])
                  for i, item in enumerate(items)]
-        rendered = _enqueue(self._deps, tasks, req.content_length or 0)
+        rendered = _enqueue(self._deps, tasks, req.content_length or 0, may_see_leases(req))
         send_json(resp, falcon.HTTP_201, {"tasks": rendered})
 
 
@@ -202,7 +207,8 @@ class TaskLease:
         if not tasks:
             resp.status = falcon.HTTP_204
             return
-        rendered = [render_task(t) for t in tasks]
+        show_lease = may_see_leases(req)
+        rendered = [render_task(t, show_lease) for t in tasks]
         send_json(resp, falcon.HTTP_200, {"tasks": rendered} if max_tasks else rendered[0])
 
 
@@ -216,7 +222,7 @@ class TaskItem:
         task = self._deps.read({"op": "get", "id": v.task_id(id)})
         if task is None:
             raise ApiError(falcon.HTTP_404, "not_found", f"no task {id}", field="id")
-        send_json(resp, falcon.HTTP_200, render_task(task))
+        send_json(resp, falcon.HTTP_200, render_task(task, may_see_leases(req)))
 
 
 class _TaskAction:
@@ -241,7 +247,7 @@ class _TaskAction:
         v.check_keys(body, self.fields, self.required)
         task = self._deps.command(self.build(task_id, body))["task"]
         self.counted(task)
-        send_json(resp, falcon.HTTP_200, render_task(task))
+        send_json(resp, falcon.HTTP_200, render_task(task, may_see_leases(req)))
 
 
 def _lease_holder(task_id: str, body: dict[str, Any]) -> dict[str, Any]:
