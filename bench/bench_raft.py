@@ -6,7 +6,12 @@ Prints (never asserts):
   with the leader's own view (its ``command_ms`` and ``persist_ms`` histograms), the cluster's
   CPU per command, and this driver's CPU and send delay (to tell its lateness from the
   cluster's);
-- failover time over N kills: kill -9 of the leader to the first acknowledged write.
+- failover over N kills of the leader, with a write through a follower in flight: the leader
+  is stopped (SIGSTOP) while the follower's forward of the write waits unread in its socket,
+  then killed (kill -9); printed per kill and as min/median/max: the time from the stop to the
+  new leader's election (seen by polling health) and to the write's answer, and the answer's
+  delay after the election (the follower re-sends the forward to the new leader: client
+  sessions, docs/raft-process.md). ``--failover-only`` runs only this phase.
 
 Run from the repository root: ``.venv/bin/python bench/bench_raft.py [--quick]``.
 The concurrent clients are DEALER sockets driven by one poller (each with one request in
@@ -17,9 +22,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +41,7 @@ from tests.integration.raftproc_cluster import (
     RaftCluster,
     converge,
     enqueue_cmd,
+    wait_for,
 )
 
 # Longest sleep of the open-loop driver between polls when its next send is under 1 ms away.
@@ -194,28 +202,48 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))] * 1000
 
 
-def failover_once(cluster: RaftCluster, leader: str) -> float:
-    """Kill -9 the leader; return the seconds until a write is acknowledged by the cluster."""
+def failover_via_follower(cluster: RaftCluster, leader: str) -> dict[str, float]:
+    """Stop the leader with a write forwarded to it by a follower, then kill -9 it.
+
+    Returns the seconds from the stop to the new leader's election (as polled) and to the
+    write's answer (``inf`` when it failed), and the term of the new leader.
+    """
     survivors = [n for n in cluster.ids if n != leader]
-    clients = {n: cluster.new_client(n) for n in survivors}
-    try:
-        killed_at = time.perf_counter()
-        cluster.kill(leader)
-        i = 0
-        while True:
-            node = survivors[i % len(survivors)]
-            try:
-                outcome = clients[node].command(enqueue_cmd(f"f{time.perf_counter_ns()}"),
-                                                timeout_ms=250)
-                if outcome.get("ok"):
-                    return time.perf_counter() - killed_at
-            except RaftClientError:
-                i += 1  # try the other survivor: it may be the new leader
-            if time.perf_counter() - killed_at > 30:
-                return float("inf")
-    finally:
-        for client in clients.values():
-            client.close()
+    follower = survivors[0]
+    old_term = cluster.health(leader)["term"]
+    got: dict[str, Any] = {}
+
+    def write() -> None:
+        client = cluster.new_client(follower)
+        try:
+            got["outcome"] = client.command(enqueue_cmd(f"fo{time.perf_counter_ns()}"),
+                                            timeout_ms=10_000)
+        except RaftClientError as exc:
+            got["error"] = exc
+        got["at"] = time.perf_counter()
+        client.close()
+
+    stopped_at = time.perf_counter()
+    cluster.signal(leader, signal.SIGSTOP)  # from here on the cluster sees no leader
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    wait_for(lambda: cluster.client(follower).read({"op": "metrics"})["requests_pending"] >= 1,
+             10.0, "the write to reach the follower", interval_s=0.002)
+    cluster.kill(leader)
+
+    def new_leader() -> int | None:
+        for node in survivors:
+            health = cluster.health(node, timeout_ms=200)
+            if health["role"] == "leader" and health["term"] > old_term:
+                return int(health["term"])
+        return None
+
+    term = wait_for(new_leader, 30.0, "a new leader", interval_s=0.005)
+    elected_s = time.perf_counter() - stopped_at
+    writer.join(30)
+    ok = "outcome" in got and got["outcome"].get("ok")
+    answer_s = got["at"] - stopped_at if ok else float("inf")
+    return {"elected_s": elected_s, "answer_s": answer_s, "term": term}
 
 
 def main() -> None:
@@ -226,6 +254,7 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=10, help="failovers to measure")
     parser.add_argument("--quick", action="store_true", help="short phases, 3 kills")
     parser.add_argument("--no-failover", action="store_true", help="skip the kills")
+    parser.add_argument("--failover-only", action="store_true", help="only the kills")
     parser.add_argument("--profile", metavar="DIR", type=Path,
                         help="run the members under cProfile, run only the many-clients phase, "
                              "stop the members cleanly and print where the leader and a "
@@ -276,6 +305,9 @@ def run(cluster: RaftCluster, args: Any) -> None:
     leader = cluster.leader()
     endpoint = cluster.configs[leader].ipc_endpoint()
     print(f"cluster up, leader {leader}; cpus={os.cpu_count()} load={os.getloadavg()[0]:.2f}")
+    if args.failover_only:
+        failovers(cluster, args.kills)
+        return
     term_before = cluster.health(leader)["term"]
 
     one = Driver(endpoint, 1)
@@ -328,19 +360,33 @@ def run(cluster: RaftCluster, args: Any) -> None:
     if ok:
         print(f"  CPU of the 3 Raft processes: {cpu_used / (ok * 100) * 1000:.3f} ms per task")
 
-    times = []
-    for i in range(args.kills):
+    failovers(cluster, args.kills)
+
+
+def failovers(cluster: RaftCluster, kills: int) -> None:
+    """``kills`` rounds of failover_via_follower, each followed by a restart of the old
+    leader; prints every round and the spread."""
+    rounds = []
+    for i in range(kills):
         leader = cluster.leader()
-        seconds = failover_once(cluster, leader)
-        times.append(seconds)
-        print(f"failover {i + 1}: killed {leader}, first acknowledged write after "
-              f"{seconds * 1000:.0f} ms")
+        got = failover_via_follower(cluster, leader)
+        rounds.append(got)
+        print(f"failover {i + 1}: killed {leader}; new leader (term {got['term']}) after "
+              f"{got['elected_s'] * 1000:.0f} ms, write through a follower answered after "
+              f"{got['answer_s'] * 1000:.0f} ms "
+              f"({(got['answer_s'] - got['elected_s']) * 1000:.0f} ms after the election)",
+              flush=True)
         cluster.start(leader)
         converge(cluster, cluster.ids, deadline_s=60)
-    if not times:
+    if not rounds:
         return
-    print(f"failover over {len(times)} kills: min {min(times) * 1000:.0f} ms  "
-          f"median {statistics.median(times) * 1000:.0f} ms  max {max(times) * 1000:.0f} ms")
+    for name, values in (
+            ("election", [r["elected_s"] for r in rounds]),
+            ("write through a follower answered", [r["answer_s"] for r in rounds]),
+            ("answer after the election", [r["answer_s"] - r["elected_s"] for r in rounds])):
+        print(f"failover over {len(rounds)} kills, {name}: min {min(values) * 1000:.0f} ms  "
+              f"median {statistics.median(values) * 1000:.0f} ms  "
+              f"max {max(values) * 1000:.0f} ms")
 
 
 if __name__ == "__main__":

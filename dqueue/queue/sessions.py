@@ -145,10 +145,11 @@ class Sessions:
                 # Evict the least recently active client (the front: see the class invariant).
                 del sessions[next(iter(sessions))]
             session = _Session()
-        else:
+            sessions[client_id] = session
+        elif next(reversed(sessions)) != client_id:
             # Move to the end: the order of the dict is the order of last activity.
             del sessions[client_id]
-        sessions[client_id] = session
+            sessions[client_id] = session
         if now_ms > self._clock_ms:
             self._clock_ms = now_ms
         session.last_active_ms = self._clock_ms
