@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import resource
 import signal
 import sys
 import threading
@@ -25,6 +26,7 @@ from dqueue.api.server import HttpServer
 from dqueue.config import NodeConfig
 from dqueue.logs import configure_logging, log_event
 from dqueue.node.ipc_client import RaftClient
+from dqueue.port_holder import bind_failure_message
 from dqueue.tokens import TokenFileError
 
 logger = logging.getLogger("dqueue.api")
@@ -33,6 +35,39 @@ logger = logging.getLogger("dqueue.api")
 PARENT_CHECK_S = 0.5
 # How long the worker gateway may take to return after stop().
 GATEWAY_STOP_S = 2.0
+# How long the worker gateway may take to bind its port at start.
+GATEWAY_START_S = 10.0
+# Exit status when the HTTP or worker port cannot be bound: the supervisor does not restart the
+# API process then (the port stays taken), it stops the node with status 1 (supervisor.py).
+EXIT_BIND_FAILED = 78
+# Exit status when a thread died of an exception: the supervisor restarts the process.
+EXIT_THREAD_DIED = 70
+
+
+def _die_with_thread(args: threading.ExceptHookArgs) -> None:
+    """A thread that dies takes the process down, so that the supervisor restarts it (a dead
+    worker gateway thread once left a process that served HTTP but no worker)."""
+    if args.exc_type is SystemExit:
+        return
+    thread = args.thread.name if args.thread is not None else "?"
+    log_event(logger, logging.CRITICAL, "thread_died", thread=thread,
+              error=f"{args.exc_type.__name__}: {args.exc_value}")
+    logging.shutdown()
+    os._exit(EXIT_THREAD_DIED)
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft limit of open files to the hard one (every HTTP connection holds one);
+    return the soft limit in force."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or hard > soft:
+            target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        return int(soft)
+    except (OSError, ValueError):
+        return 1024
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -62,19 +97,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     app = create_app(lambda: RaftClient(endpoint, context), config, registry, draining=draining,
                      token_file=token_file)
+    threading.excepthook = _die_with_thread
+    fd_limit = raise_fd_limit()
     try:
-        server = HttpServer(app, config, draining)
+        server = HttpServer(app, config, draining, fd_limit=fd_limit)
     except OSError as exc:
-        log_event(logger, logging.ERROR, "http_bind_failed", http_addr=config.http_addr,
-                  error=str(exc))
-        return 1
+        message = bind_failure_message("HTTP", config.http_addr, exc.strerror or str(exc))
+        log_event(logger, logging.CRITICAL, "http_bind_failed", http_addr=config.http_addr,
+                  error=message)
+        print(f"dqueue: {message}", file=sys.stderr)
+        return EXIT_BIND_FAILED
     gateway = WorkerGateway(config, registry)
     gateway_thread = threading.Thread(target=gateway.run, name="worker-gateway", daemon=True)
     gateway_thread.start()
+    if not gateway.ready.wait(GATEWAY_START_S) or gateway.bind_error is not None:
+        message = bind_failure_message("worker", config.worker_addr,
+                                       gateway.bind_error or "the gateway did not start")
+        log_event(logger, logging.CRITICAL, "worker_bind_failed",
+                  worker_addr=config.worker_addr, error=message)
+        print(f"dqueue: {message}", file=sys.stderr)
+        return EXIT_BIND_FAILED
     http_thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     http_thread.start()
     log_event(logger, logging.INFO, "api_started", http_host=server.host, http_port=server.port,
-              worker_addr=config.worker_addr, threads=config.http_threads, pid=os.getpid())
+              worker_addr=config.worker_addr, threads=config.http_threads, pid=os.getpid(),
+              fd_limit=fd_limit)
     log_port_mode("http", f"{server.host}:{server.port}", http_mode(config, token_file))
 
     parent = os.getppid()

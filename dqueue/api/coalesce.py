@@ -14,6 +14,10 @@ per second grow, and each request costs one wake-up at most. Each job sleeps on 
 own (released once per event: "your batch" or "your outcome"), not on a condition of the shared
 lock, so a woken thread never contends for the shared lock again.
 
+One bad request never fails another: a command that cannot be encoded (a lone surrogate that
+slipped past validation) or that the queue refuses is sent again as one command per request, so
+only the bad request's own caller sees the refusal (a 400).
+
 Order and idempotency are those of the tasks in the one command: two requests with the same
 key in one batch get the first's task, the second flagged as a duplicate, as if sent in turn.
 """
@@ -26,7 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dqueue.api.raft_link import RaftClientLike
-from dqueue.node.ipc_client import RaftClientError
+from dqueue.node.ipc_client import BadRequest, RaftClientError
 
 MAX_BATCH_TASKS = 1_000
 # Enqueue commands in flight from one API process at a time.
@@ -160,6 +164,12 @@ class EnqueueCoalescer:
         try:
             outcome = self._client_of().command({"op": "enqueue", "tasks": tasks},
                                                 timeout_ms=self._timeout_ms)
+        except BadRequest as exc:
+            if len(jobs) == 1:
+                return [(None, exc)]
+            # One job's tasks could not be encoded or were refused as malformed: retry each
+            # alone, so that only the bad one fails (it is answered 400 by itself).
+            return [self._propose([job])[0] for job in jobs]
         except RaftClientError as exc:
             return [(None, exc)] * len(jobs)
         self.commands_sent += 1

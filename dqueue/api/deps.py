@@ -13,6 +13,7 @@ import falcon
 
 from dqueue.api.coalesce import EnqueueCoalescer
 from dqueue.api.errors import from_raft_error, value_of
+from dqueue.api.longpoll import LongPollGate, max_parked_polls
 from dqueue.api.metrics import ApiMetrics
 from dqueue.api.raft_link import RaftLink
 from dqueue.config import NodeConfig
@@ -53,6 +54,11 @@ class ApiDeps:
     new_id: Callable[[], str] = new_task_id
     draining: threading.Event = field(default_factory=threading.Event)
     coalescer: EnqueueCoalescer | None = None
+    long_polls: LongPollGate | None = None
+
+    def __post_init__(self) -> None:
+        if self.long_polls is None:
+            self.long_polls = LongPollGate(max_parked_polls(self.config.http_threads))
 
     def new_ids(self, n: int) -> list[str]:
         """``n`` fresh task ids (from ``new_id``; in one system call when it is the default)."""

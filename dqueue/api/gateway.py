@@ -48,6 +48,11 @@ log = logging.getLogger(__name__)
 POLL_MS = 50
 SWEEP_MS = 100
 MAX_WAITING_PER_WORKER = 64
+# Long-poll leases waiting at once on the whole gateway, all worker sockets together (16 sockets
+# once parked 1,024). Beyond it a lease with a wait is refused ``too_many_requests`` (workers
+# back off). The Raft process parks an empty lease without a log entry, so parked leases cost
+# no commands while the queue stays empty.
+MAX_WAITING_LEASES = 256
 MAX_BURST = 256  # messages read from one socket before looking at the other
 MAX_RID_CHARS = 64
 REPLY_GRACE_MS = 1_000
@@ -67,6 +72,7 @@ MAX_ID_CHARS = 128
 # ids and tokens is under 0.5 MiB. ZeroMQ drops the connection of a peer that sends more, before
 # allocating it (a 100 MB frame once grew the API process to 331 MiB).
 MAX_WORKER_MESSAGE_BYTES = 4 << 20
+MAX_IPC_REPLY_BYTES = 256 << 20
 
 
 class RequestError(Exception):
@@ -144,6 +150,7 @@ class WorkerGateway:
         liveness_ms: Silence after which a worker's waiting leases are dropped.
         ack_window_ms: Longest an ack is held for others to share its ``ack_batch`` command
             (0: only the acks read in the same poll turn share it).
+        max_waiting_leases: Most long-poll leases waiting at once, over all worker sockets.
     """
 
     def __init__(
@@ -154,8 +161,11 @@ class WorkerGateway:
         lease_slice_ms: int = 1_000,
         liveness_ms: int = 5_000,
         ack_window_ms: int = ACK_WINDOW_MS,
+        max_waiting_leases: int = MAX_WAITING_LEASES,
     ) -> None:
         self._config = config
+        self._max_waiting_leases = max_waiting_leases
+        self._waiting_count = 0  # Invariant: the Pending in self._pending with a wait_deadline
         self._lease_slice_ms = lease_slice_ms
         self._liveness_ms = liveness_ms
         self._ack_window_s = ack_window_ms / 1000
@@ -166,6 +176,8 @@ class WorkerGateway:
         self._stop = threading.Event()
         self.ready = threading.Event()
         self.endpoint: str | None = None  # the bound endpoint, once ``ready`` is set
+        # Why the worker port could not be bound (``ready`` is set then too, and run returns).
+        self.bind_error: str | None = None
         self._pending: dict[str, Pending] = {}
         self._peers: dict[bytes, Peer] = {}
         self._rid_prefix = os.urandom(4).hex()
@@ -204,10 +216,18 @@ class WorkerGateway:
             router.setsockopt(zmq.LINGER, 0)
             router.setsockopt(zmq.ROUTER_MANDATORY, 1)
             router.setsockopt(zmq.MAXMSGSIZE, MAX_WORKER_MESSAGE_BYTES)
-            router.bind(bind_endpoint(self._config.worker_addr))
+            try:
+                router.bind(bind_endpoint(self._config.worker_addr))
+            except zmq.ZMQError as exc:
+                self.bind_error = str(exc)
+                self.ready.set()
+                return
             self.endpoint = router.getsockopt(zmq.LAST_ENDPOINT).decode()
             ipc.setsockopt(zmq.LINGER, 0)
             ipc.setsockopt(zmq.SNDHWM, 10_000)
+            # The Raft process's largest answer to the gateway: a lease of 100 tasks at the
+            # largest payload; a bigger message is a bug there, dropped here before allocation.
+            ipc.setsockopt(zmq.MAXMSGSIZE, MAX_IPC_REPLY_BYTES)
             ipc.connect(self._config.ipc_endpoint())
             self.ready.set()
             log.info("worker gateway listening on %s", self.endpoint)
@@ -300,6 +320,11 @@ class WorkerGateway:
         if kind == b"lease" and wait_ms > 0 and len(peer.waiting) >= MAX_WAITING_PER_WORKER:
             self._send_error(router, identity, rid, "too_many_requests",
                              f"at most {MAX_WAITING_PER_WORKER} waiting leases per worker")
+            return
+        if kind == b"lease" and wait_ms > 0 and self._waiting_count >= self._max_waiting_leases:
+            self._dropped.labels("too_many_waiting").inc()
+            self._send_error(router, identity, rid, "too_many_requests",
+                             f"at most {self._max_waiting_leases} waiting leases on this node")
             return
         wait_deadline = now + wait_ms / 1000 if kind == b"lease" and wait_ms > 0 else None
         pending = Pending(identity, rid, kind, cmd, reply_deadline=0.0,
@@ -436,6 +461,7 @@ class WorkerGateway:
             if peer is not None:
                 peer.waiting.add(ipc_rid)
             self._waiting.inc()
+            self._waiting_count += 1
 
     # -- Raft side --------------------------------------------------------------------
 
@@ -467,7 +493,8 @@ class WorkerGateway:
         if pending.members is None:
             self._answer(pending, outcome, router, ipc)
             return
-        results = (outcome.get("value") or {}).get("results") if outcome.get("ok") else None
+        value = outcome.get("value")
+        results = value.get("results") if outcome.get("ok") and isinstance(value, dict) else None
         if outcome.get("ok") and not (isinstance(results, list)
                                       and len(results) == len(pending.members)
                                       and all(isinstance(r, dict) for r in results)):
@@ -502,9 +529,16 @@ class WorkerGateway:
             self._send_error(router, pending.identity, pending.rid,
                              str(outcome.get("code") or "invalid"), str(outcome.get("message")))
             return
-        value = outcome.get("value") or {}
+        value = outcome.get("value")
+        if not isinstance(value, dict):
+            value = {}
         if pending.kind == b"lease":
             tasks = value.get("tasks") or []
+            if not (isinstance(tasks, list) and all(isinstance(t, dict) for t in tasks)):
+                self._dropped.labels("malformed_ipc").inc()
+                self._send_error(router, pending.identity, pending.rid, "unavailable",
+                                 "unreadable answer from the Raft process")
+                return
             now = time.monotonic()
             if (not tasks and not pending.dropped and pending.wait_deadline is not None
                     and now < pending.wait_deadline - 0.005):
@@ -524,7 +558,7 @@ class WorkerGateway:
 
     def _hand_back(self, task: Any, ipc: zmq.Socket, router: zmq.Socket) -> None:
         lease = task.get("lease") if isinstance(task, dict) else None
-        if not lease:
+        if not isinstance(lease, dict):
             return
         cmd = {"op": "extend", "id": task.get("id"), "worker_id": lease.get("worker_id"),
                "token": lease.get("token"), "lease_ms": HAND_BACK_LEASE_MS}
@@ -538,6 +572,7 @@ class WorkerGateway:
             self._ack_commands_in_flight -= 1
         if pending is not None and pending.wait_deadline is not None:
             self._waiting.dec()
+            self._waiting_count -= 1
             peer = self._peers.get(pending.identity)
             if peer is not None:
                 peer.waiting.discard(ipc_rid)

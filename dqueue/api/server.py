@@ -32,6 +32,14 @@ DRAIN_POLL_S = 0.02
 # Bodies beyond this multiple of max_body_bytes are refused by waitress itself (plain 413)
 # before they are buffered; below it the app answers a JSON 413.
 WAITRESS_BODY_FACTOR = 4
+# Open connections served at once (idle and slowly-sending ones included: waitress reads them
+# on its one select thread with poll(), so no FD_SETSIZE bound), within the file limit.
+MAX_CONNECTIONS = 10_000
+# File descriptors kept for everything else (LMDB is in the Raft process; ZeroMQ sockets here).
+FD_RESERVE = 256
+# A connection idle this long (no byte received, no request running) is closed; long polls
+# are requests running, so they are not cut.
+CHANNEL_TIMEOUT_S = 60
 
 
 def listen_host(addr: str) -> tuple[str, int]:
@@ -75,6 +83,12 @@ def json_error_channel(max_body_bytes: int) -> type[HTTPChannel]:
     return JsonErrorChannel
 
 
+def connection_limit(fd_limit: int) -> int:
+    """Connections waitress accepts at once: ``MAX_CONNECTIONS`` within the file limit (once
+    it is reached waitress stops accepting, and ``/health`` waits with everyone else)."""
+    return max(100, min(MAX_CONNECTIONS, fd_limit - FD_RESERVE))
+
+
 class HttpServer:
     """A waitress server for one app.
 
@@ -82,9 +96,11 @@ class HttpServer:
         app: the WSGI app.
         config: ``http_addr``, ``http_threads`` and ``max_body_bytes`` are used.
         draining: set when ``drain`` starts.
+        fd_limit: the process's limit of open files (bounds the connections accepted).
     """
 
-    def __init__(self, app: Any, config: NodeConfig, draining: threading.Event) -> None:
+    def __init__(self, app: Any, config: NodeConfig, draining: threading.Event,
+                 fd_limit: int = 1024) -> None:
         host, port = listen_host(config.http_addr)
         self._draining = draining
         self._server = waitress.create_server(
@@ -95,9 +111,8 @@ class HttpServer:
             ident="dqueue",
             asyncore_use_poll=True,
             max_request_body_size=config.max_body_bytes * WAITRESS_BODY_FACTOR,
-            # Long polls hold a connection open for up to max_wait_ms without traffic.
-            channel_timeout=max(120, config.max_wait_ms // 1000 * 2),
-            connection_limit=max(100, config.http_threads * 8),
+            channel_timeout=CHANNEL_TIMEOUT_S,
+            connection_limit=connection_limit(fd_limit),
             expose_tracebacks=False,
         )
         self._server.channel_class = json_error_channel(config.max_body_bytes)

@@ -16,6 +16,8 @@ from dqueue.api import validation as v
 from dqueue.api.auth import may_see_leases
 from dqueue.api.deps import ApiDeps, send_json
 from dqueue.api.errors import ApiError, invalid
+from dqueue.api.longpoll import RETRY_AFTER_S as POLL_RETRY_AFTER_S
+from dqueue.api.longpoll import WAIT_REFUSED_HEADER
 from dqueue.api.render import render_task
 from dqueue.logs import log_event
 
@@ -198,14 +200,26 @@ class TaskLease:
                 body, "lease_seconds", 0, v.MAX_LEASE_SECONDS, exclusive_low=True
             ),
         }
+        # A long poll holds a waitress thread: beyond the gate's places it is tried at once
+        # (longpoll.py), so that long polls never hold every thread.
+        gate = deps.long_polls
+        parked = wait_ms > 0 and gate is not None and gate.try_enter()
+        refused = wait_ms > 0 and not parked
         started = time.perf_counter()
-        value = deps.command(cmd, wait_ms=wait_ms)
+        try:
+            value = deps.command(cmd, wait_ms=0 if refused else wait_ms)
+        finally:
+            if parked and gate is not None:
+                gate.leave()
         deps.metrics.lease_wait_seconds.observe(time.perf_counter() - started)
         tasks = value.get("tasks") or []
         for task in tasks:
             deps.metrics.count(deps.metrics.leased, task.get("type"))
         if not tasks:
             resp.status = falcon.HTTP_204
+            if refused:
+                resp.set_header(WAIT_REFUSED_HEADER, "refused; too many long polls parked")
+                resp.set_header("Retry-After", str(POLL_RETRY_AFTER_S))
             return
         show_lease = may_see_leases(req)
         rendered = [render_task(t, show_lease) for t in tasks]

@@ -31,6 +31,11 @@ SEND_HWM = 1_000
 # How long a request waits for the connection to the Raft process (a client just created, or a
 # Raft process restarting) before it fails with RaftUnavailable.
 CONNECT_WAIT_MS = 1_000
+# Largest reply accepted from the Raft process: the largest legitimate one is a list page of
+# 1,000 tasks each with a payload of the largest body (1 MiB by default), plus their fields.
+# ZeroMQ drops a larger message before allocating it (a bug in the other process must not grow
+# this one without bound), and the call then times out.
+MAX_REPLY_BYTES = (1_000 << 20) + (64 << 20)
 
 
 class RaftClientError(Exception):
@@ -74,6 +79,11 @@ class BadRequest(RaftClientError):
     """The Raft process refused the request as malformed (the API should have caught it)."""
 
 
+class Unencodable(BadRequest):
+    """The request holds a value the wire cannot carry (a lone surrogate in a string, an
+    integer beyond 64 bits); nothing was sent. A ``BadRequest``, so the API answers 400."""
+
+
 class RaftClient:
     """Blocking request/reply client of the local Raft process.
 
@@ -89,6 +99,7 @@ class RaftClient:
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.SNDHWM, SEND_HWM)
         self._socket.setsockopt(zmq.RCVHWM, SEND_HWM)
+        self._socket.setsockopt(zmq.MAXMSGSIZE, MAX_REPLY_BYTES)
         # Queue nothing while the Raft process is down: a request would otherwise wait in this
         # socket and run when the process comes back, long after the caller gave up on it.
         self._socket.setsockopt(zmq.IMMEDIATE, 1)
@@ -152,7 +163,11 @@ class RaftClient:
     def _call(self, kind: bytes, body: dict[str, Any], server_deadline_ms: int) -> dict[str, Any]:
         rid = self._next_rid()
         body["rid"] = rid
-        frames = wire.encode(kind, body)
+        try:
+            frames = wire.encode(kind, body)
+        except Exception as exc:  # msgpack raises several types on a value it cannot pack
+            raise Unencodable(f"body: cannot be encoded ({exc.__class__.__name__}: "
+                              f"{str(exc)[:200]})") from None
         try:
             send_frames(self._socket, frames)
         except zmq.Again:
@@ -185,6 +200,8 @@ class RaftClient:
             if not isinstance(reply, dict) or reply.get("rid") != rid:
                 continue  # a late answer to an earlier request that this client gave up on
             if reply_kind == KIND_RES:
+                if ("outcome" if kind == KIND_CMD else "value") not in reply:
+                    continue  # malformed: the call times out rather than raising KeyError
                 return reply
             if reply_kind == KIND_ERR:
                 raise _error_from_reply(reply)
@@ -209,8 +226,9 @@ def _error_from_reply(reply: dict[str, Any]) -> RaftClientError:
     """Map an ``err`` reply to the exception the caller sees."""
     code = reply.get("code")
     message = str(reply.get("message") or code)
-    leader_id = reply.get("leader_id")
-    leader_http = reply.get("leader_http")
+    # Any value may arrive: only strings are hints.
+    leader_id = reply.get("leader_id") if isinstance(reply.get("leader_id"), str) else None
+    leader_http = reply.get("leader_http") if isinstance(reply.get("leader_http"), str) else None
     if code == "no_leader":
         return NoLeader(leader_id, leader_http, message)
     if code == "timeout":

@@ -169,6 +169,8 @@ class RequestRouter:
             session = self.table.session_of(request)
             if session is not None and self._answer_repeat(request, session):
                 return
+            if self._park_unproposed(request):
+                return
             # Added to this turn's batch entry; a batch the core drops comes back through
             # on_proposals_dropped.
             p.propose(request.rid, request.body, request.command, session)
@@ -188,6 +190,21 @@ class RequestRouter:
                 self.table.move(request, Stage.WAIT_LEADER)
         else:
             self.table.move(request, Stage.WAIT_LEADER)
+
+    def _park_unproposed(self, request: Pending) -> bool:
+        """On the leader: park a long-poll lease that would lease nothing, without a log entry
+        (it would only find the queue empty). Idle workers then cause no commands at all:
+        16 gateway sockets of parked leases once proposed about 1,000 empty leases a second.
+        It is proposed when a task becomes visible (``_check_parked``), like one that applied
+        empty."""
+        body = request.body
+        if body.get("op") != "lease" or request.wait_until_ms <= monotonic_ms():
+            return False
+        if self.p.queue.has_visible(body.get("types"), self.p.wall_ms()):
+            return False
+        request.last_outcome = _EMPTY_LEASE_OUTCOME
+        self.table.move(request, Stage.PARKED)
+        return True
 
     def _answer_repeat(self, request: Pending, session: ClientSession) -> bool:
         """On the leader: answer a command its session shows applied already (a forward sent
@@ -411,9 +428,27 @@ class RequestRouter:
         if reply_to.identity is not None:
             self.p.ipc.send_res(reply_to.identity, rid, "value", value)
 
+    def _leader_hint(self) -> str | None:
+        """The leader an error names: never a member this node knows is unreachable.
+
+        A follower names its leader while it heard from it within an election timeout (Raft
+        section 5.2); a (pre-)candidate names none (it campaigns because the last leader went
+        silent); a follower that knows no leader yet names the last one it knew.
+        """
+        p = self.p
+        raft = p.raft
+        leader_id = raft.leader_id
+        if leader_id is not None:
+            if leader_id == p.node_id or raft.election_elapsed < raft.config.election_ticks:
+                return leader_id
+            return None
+        if p.role in (Role.CANDIDATE, Role.PRE_CANDIDATE):
+            return None
+        return p.last_leader_id
+
     def _send_err(self, reply_to: ReplyTo, rid: str, code: str, message: str) -> None:
         p = self.p
-        leader_id = p.raft.leader_id or p.last_leader_id
+        leader_id = self._leader_hint()
         if reply_to.peer is not None:
             p.transport.send(reply_to.peer, KIND_FWD_RES, {
                 "rid": rid, "code": code, "message": message, "leader_id": leader_id})

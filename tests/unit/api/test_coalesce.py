@@ -243,3 +243,86 @@ def test_an_interrupted_sender_still_answers_its_batch_and_passes_the_turn():
     assert out["a"] == "interrupted"
     assert out["b"]["ok"] is True and out["b"]["value"]["tasks"] == [{"id": "b"}]
     assert coalescer._turns_taken == 0
+
+
+class EnqueueServer:
+    """A Raft process stand-in on a real IPC socket: answers every enqueue with its tasks."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.commands = 0
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> EnqueueServer:
+        self._thread.start()
+        assert self._ready.wait(5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        import zmq
+
+        from dqueue import wire
+        sock = zmq.Context.instance().socket(zmq.ROUTER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.bind(self.endpoint)
+        self._ready.set()
+        try:
+            while not self._stop.is_set():
+                if not sock.poll(10):
+                    continue
+                identity, *frames = sock.recv_multipart()
+                _, body = wire.decode(frames)
+                tasks = body["cmd"]["tasks"]
+                self.commands += 1
+                outcome = {"ok": True, "value": {"tasks": tasks,
+                                                 "duplicates": [False] * len(tasks)}}
+                sock.send_multipart([identity, *wire.encode(b"res", {"rid": body["rid"],
+                                                                    "outcome": outcome})])
+        finally:
+            sock.close(0)
+
+
+def test_an_unencodable_request_fails_alone_and_every_good_one_succeeds(tmp_path):
+    """Three clients whose tasks cannot be encoded (a lone surrogate that slipped past
+    validation) among eight good ones: before, each failed the whole coalesced command it
+    shared (1,664 of 2,561 good enqueues failed, issue 13)."""
+    from dqueue.node.ipc_client import BadRequest, RaftClient
+
+    endpoint = "ipc://" + str(tmp_path / "raft.ipc")
+    local = threading.local()
+
+    def client_of() -> RaftClient:
+        if not hasattr(local, "client"):
+            local.client = RaftClient(endpoint)
+        return local.client
+
+    coalescer = EnqueueCoalescer(client_of, 2_000, 1 << 20)
+    results: dict[str, list[Any]] = {}
+
+    def producer(name: str, bad: bool) -> None:
+        out = results.setdefault(name, [])
+        for n in range(60):
+            task = {"id": f"{name}-{n}", "type": "x", "payload": "\ud800" if bad else n}
+            try:
+                out.append(coalescer.submit([task], 10))
+            except Exception as exc:
+                out.append(exc)
+
+    with EnqueueServer(endpoint) as server:
+        threads = [threading.Thread(target=producer, args=(f"good{i}", False)) for i in range(8)]
+        threads += [threading.Thread(target=producer, args=(f"bad{i}", True)) for i in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    good = [r for name, rs in results.items() if name.startswith("good") for r in rs]
+    bad = [r for name, rs in results.items() if name.startswith("bad") for r in rs]
+    assert len(good) == 8 * 60 and all(isinstance(r, dict) and r["ok"] for r in good)
+    assert len(bad) == 3 * 60 and all(isinstance(r, BadRequest) for r in bad)
+    assert server.commands < len(good)  # still coalesced

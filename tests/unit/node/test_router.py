@@ -27,8 +27,15 @@ class Config:
 
 
 @dataclass
+class RaftConfig:
+    election_ticks: int = 10
+
+
+@dataclass
 class Raft:
     leader_id: str | None = None
+    election_elapsed: int = 0
+    config: RaftConfig = field(default_factory=RaftConfig)
     read_contexts: list[bytes] = field(default_factory=list)
 
     def read_index(self, context: bytes) -> None:
@@ -193,12 +200,12 @@ def test_empty_long_poll_lease_parks_then_is_proposed_again_when_a_task_is_visib
     p = Process()
     router = RequestRouter(p)
     router.accept_command(_cmd("r1", LEASE, wait_ms=5_000))
-    p.apply(router, "r1", LEASE)
+    assert p.proposed == []  # nothing visible: parked without a log entry
     assert router.table.count(Stage.PARKED) == 1
     assert p.ipc.answers == []
     p.apply(router, "r2", ENQUEUE)  # makes a mail task visible
     router.flush_reads()  # the loop turn checks parked leases
-    assert [rid for rid, _ in p.proposed] == ["r1", "r1"]
+    assert [rid for rid, _ in p.proposed] == ["r1"]
     outcome = p.apply(router, "r1", LEASE)
     assert p.ipc.answers == [(b"api", "r1", "outcome", outcome)]
     assert outcome["value"]["tasks"][0]["id"] == "t1"
