@@ -33,6 +33,7 @@ from dqueue.client.errors import (
 from dqueue.client.http_client import Client, RetryPolicy
 from dqueue.client.task import Lease, Task, format_time_ms
 from dqueue.keys import PeerKeyError, create_cluster_keys
+from dqueue.tokens import TokenFileError, add_token, list_tokens, parse_roles, remove_token
 
 DEFAULT_SERVER = "http://localhost:8080"
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_NOT_FOUND, EXIT_CONFLICT = range(6)
@@ -305,6 +306,39 @@ def cmd_keys(client: Client, args: argparse.Namespace, out: TextIO) -> int:
                                  "path": w.path} for w in written], text)
 
 
+SECURE_DIR_ENV = "DQUEUE_SECURE_DIR"
+
+
+def cmd_tokens(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    """``tokens add|list|rm``: the HTTP bearer tokens of a node's secure folder."""
+    del client  # local files only
+    secure_dir = args.secure_dir or os.environ.get(SECURE_DIR_ENV)
+    if not secure_dir:
+        raise ValueError(f"tokens: pass --secure-dir DIR (or set {SECURE_DIR_ENV}): the "
+                         "node's secure folder")
+    try:
+        if args.tokens_command == "add":
+            token, entry = add_token(secure_dir, args.name, parse_roles(args.roles))
+            roles = ",".join(entry.to_json()["roles"])
+            return _json_or(args, out, {"name": entry.name, "roles": entry.to_json()["roles"],
+                                        "token": token, "file": os.path.join(secure_dir,
+                                                                             "tokens.json")},
+                            f"{token}\n(token {entry.name!r}, roles {roles}: shown once, the "
+                            "node keeps only its hash; send it as Authorization: Bearer, "
+                            "--token or DQUEUE_TOKEN)")
+        if args.tokens_command == "rm":
+            entry = remove_token(secure_dir, args.name)
+            return _json_or(args, out, {"removed": entry.name}, f"removed: {entry.name}")
+        entries = list_tokens(secure_dir)
+        return _json_or(args, out, [{k: v for k, v in e.to_json().items() if k != "sha256"}
+                                    for e in entries],
+                        table([(e.name, ",".join(e.to_json()["roles"]), e.created_at or None)
+                               for e in entries], ["NAME", "ROLES", "CREATED"])
+                        if entries else "(no tokens)")
+    except TokenFileError as exc:
+        raise DQueueError(str(exc), code=f"tokens {args.tokens_command}") from None
+
+
 # -- parser ----------------------------------------------------------------------------
 
 
@@ -318,6 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print JSON instead of tables")
     common.add_argument("--timeout", default=argparse.SUPPRESS,
                         help="give up retrying after this long (default 10s)")
+    common.add_argument("--token", default=argparse.SUPPRESS,
+                        help="bearer token for the node's HTTP API (default $DQUEUE_TOKEN)")
     p = argparse.ArgumentParser(prog="dqueue-cli", parents=[common],
                                 description="Operate a dqueue cluster.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -377,6 +413,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--members", required=True, help="member ids, comma-separated")
     sp.add_argument("--workers", help="worker ids, comma-separated")
     sp.add_argument("--force", action="store_true", help="replace existing keys")
+    tokens = add("tokens", cmd_tokens, "HTTP bearer tokens of a node (docs/security.md)")
+    tsub = tokens.add_subparsers(dest="tokens_command", required=True, metavar="ACTION")
+    add_sp = tsub.add_parser("add", parents=[common], help="create a token and print it once")
+    add_sp.add_argument("name")
+    add_sp.add_argument("--roles", required=True,
+                        help="comma-separated: produce, consume, read, admin")
+    rm_sp = tsub.add_parser("rm", parents=[common], help="remove a token")
+    rm_sp.add_argument("name")
+    for action in (add_sp, rm_sp, tsub.add_parser("list", parents=[common],
+                                                  help="names and roles")):
+        action.add_argument("--secure-dir", help="the node's secure folder (default "
+                                                 f"${SECURE_DIR_ENV})")
     sp = add("watch", cmd_watch, "refresh stats until Ctrl-C")
     sp.add_argument("--interval", default="2s")
     sp.add_argument("--count", type=int, help="stop after this many refreshes")
@@ -405,7 +453,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
                for s in item.split(",") if s]
     try:
         client = Client(servers, retry=RetryPolicy(deadline_s=timeout_ms / 1000),
-                        timeout_s=max(1.0, timeout_ms / 1000))
+                        timeout_s=max(1.0, timeout_ms / 1000),
+                        token=getattr(args, "token", None))
     except ValueError as exc:
         err.write(f"dqueue-cli: --server: {exc}\n")
         return EXIT_USAGE

@@ -4,12 +4,14 @@ from typing import Any
 
 from dqueue.client.errors import (
     DQueueError,
+    Forbidden,
     InvalidRequest,
     InvalidState,
     LeaseConflict,
     NoLeader,
     ServerError,
     TaskNotFound,
+    Unauthorized,
     Unavailable,
 )
 from dqueue.client.http_client import Client, RetryPolicy, TaskPage
@@ -18,6 +20,7 @@ from dqueue.client.task import Lease, Task, TaskStatus
 __all__ = [
     "Client",
     "DQueueError",
+    "Forbidden",
     "InvalidRequest",
     "InvalidState",
     "Lease",
@@ -29,6 +32,7 @@ __all__ = [
     "TaskNotFound",
     "TaskPage",
     "TaskStatus",
+    "Unauthorized",
     "Unavailable",
     "ZmqWorkerClient",
 ]

@@ -81,6 +81,49 @@ class Unavailable(DQueueError):
     """No node could be reached (connection refused, reset or timed out) before the deadline."""
 
 
+class Unauthorized(DQueueError):
+    """The server wants a bearer token, or does not know the one sent (HTTP 401), or the
+    worker gateway refused this worker's CURVE key (the handshake failed)."""
+
+
+class Forbidden(DQueueError):
+    """The token lacks the role the operation needs (HTTP 403 ``forbidden``), or the node is in
+    protected mode and serves loopback clients only (HTTP 403 ``protected_mode``).
+
+    Attributes:
+        role: The role the operation needs, when the server named it.
+    """
+
+    def __init__(self, message: str, *, code: str = "forbidden", status: int | None = 403,
+                 field: str | None = None, role: str | None = None) -> None:
+        super().__init__(message, code=code, status=status, field=field)
+        self.role = role
+
+
+def auth_error(code: str, server_message: str, *, status: int, had_token: bool,
+               role: str | None = None) -> DQueueError:
+    """The typed error of a 401 or 403, worded to say what to do about it.
+
+    Args:
+        code: the server's error code (``unauthorized``, ``forbidden``, ``protected_mode``).
+        server_message: the server's message, kept after the advice.
+        status: the HTTP status.
+        had_token: whether the request carried a token.
+        role: the role a ``forbidden`` answer names.
+    """
+    if status == 401:
+        advice = ("the server refused the token (unknown or removed): check --token or "
+                  "DQUEUE_TOKEN" if had_token else
+                  "the server requires a token: pass --token or set DQUEUE_TOKEN")
+        return Unauthorized(f"{advice} ({server_message})", code=code or "unauthorized",
+                            status=status, field="Authorization")
+    if code == "forbidden" and role:
+        return Forbidden(f"the token lacks the role {role} ({server_message})", code=code,
+                         status=status, field="Authorization", role=role)
+    return Forbidden(server_message, code=code or "forbidden", status=status,
+                     field="Authorization")
+
+
 class ServerError(DQueueError):
     """Any other error answer (an unexpected 5xx, or a reply the client cannot read)."""
 
@@ -98,6 +141,9 @@ _BY_CODE: dict[str, type[DQueueError]] = {
     "lease_conflict": LeaseConflict,
     "invalid_state": InvalidState,
     "unavailable": Unavailable,
+    "unauthorized": Unauthorized,
+    "forbidden": Forbidden,
+    "protected_mode": Forbidden,
 }
 
 

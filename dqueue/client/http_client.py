@@ -14,7 +14,9 @@ import dataclasses
 import email.message
 import http.client
 import json
+import os
 import random
+import ssl
 import threading
 import time
 import uuid
@@ -28,12 +30,15 @@ from dqueue.client.errors import (
     NoLeader,
     ServerError,
     Unavailable,
+    auth_error,
     error_from_code,
 )
 from dqueue.client.task import Task
 
 MAX_BATCH = 1000
 _JSON = "application/json"
+# The environment variable a Client reads its bearer token from when given none.
+TOKEN_ENV = "DQUEUE_TOKEN"
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,7 @@ def normalize_url(url: str, *, default_host: str = "127.0.0.1") -> str:
     """Return ``scheme://host:port`` for ``url``; accepts ``host:port`` and ``:port`` too.
 
     Raises:
-        ValueError: ``url`` has no usable host or port, or a scheme other than http.
+        ValueError: ``url`` has no usable host or port, or a scheme other than http(s).
     """
     text = url.strip()
     if text.startswith(":"):
@@ -76,16 +81,16 @@ def normalize_url(url: str, *, default_host: str = "127.0.0.1") -> str:
     if "://" not in text:
         text = "http://" + text
     parts = urlsplit(text)
-    if parts.scheme != "http":
-        raise ValueError(f"unsupported URL scheme in {url!r} (only http)")
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"unsupported URL scheme in {url!r} (http or https)")
     host = parts.hostname or default_host
     if host in WILDCARD_HOSTS:
         # A hint naming a bind-all address: the node is reachable where we reached it.
         host = default_host
-    port = parts.port or 80
+    port = parts.port or (443 if parts.scheme == "https" else 80)
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{port}"
+    return f"{parts.scheme}://{host}:{port}"
 
 
 class Client:
@@ -98,6 +103,12 @@ class Client:
         timeout_s: Socket timeout of one attempt (long polls add their wait to it).
         retry: Retry policy for ``503`` answers and connection errors.
         rng: Source of backoff jitter (seed it for reproducible tests).
+        token: Bearer token sent as ``Authorization: Bearer <token>`` (default:
+            ``$DQUEUE_TOKEN``; none when unset). docs/security.md.
+        ssl_context: TLS settings for ``https://`` URLs (default: the system's trusted CAs,
+            which honour ``SSL_CERT_FILE``).
+        ca_file: A PEM file of the CA that signed the proxy's certificate (a private CA),
+            trusted for ``https://`` URLs; ignored when ``ssl_context`` is given.
     """
 
     def __init__(
@@ -108,6 +119,9 @@ class Client:
         timeout_s: float = 10.0,
         retry: RetryPolicy | None = None,
         rng: random.Random | None = None,
+        token: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        ca_file: str | None = None,
     ) -> None:
         urls = [servers] if isinstance(servers, str) else list(servers)
         if not urls:
@@ -119,6 +133,10 @@ class Client:
         self._rng = rng or random.Random()
         self._preferred = 0
         self._local = threading.local()
+        self.token = token if token is not None else (os.environ.get(TOKEN_ENV) or None)
+        if ssl_context is None and ca_file is not None:
+            ssl_context = ssl.create_default_context(cafile=ca_file)
+        self._ssl_context = ssl_context
 
     @property
     def servers(self) -> list[str]:
@@ -357,8 +375,13 @@ class Client:
         conn = conns.get(url)
         if conn is None:
             parts = urlsplit(url)
-            conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port,
-                                              timeout=timeout_s)
+            if parts.scheme == "https":
+                conn = http.client.HTTPSConnection(
+                    parts.hostname or "127.0.0.1", parts.port, timeout=timeout_s,
+                    context=self._ssl_context or ssl.create_default_context())
+            else:
+                conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port,
+                                                  timeout=timeout_s)
             conns[url] = conn
         conn.timeout = timeout_s
         if conn.sock is not None:
@@ -392,6 +415,8 @@ class Client:
         """
         payload = None if body is None else json.dumps(body).encode()
         headers = {"Accept": _JSON}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
         if payload is not None:
             headers["Content-Type"] = _JSON
         deadline = time.monotonic() + self.retry.deadline_s + wait_s
@@ -413,6 +438,11 @@ class Client:
                 if status < 400:
                     return status, obj
                 err = _error_fields(obj)
+                if status in (401, 403):
+                    raise auth_error(str(err.get("code") or ""),
+                                     str(err.get("message") or f"HTTP {status}"),
+                                     status=status, had_token=bool(self.token),
+                                     role=err.get("role"))
                 if status != 503:
                     message = err.get("message") or data[:200].decode(errors="replace")
                     raise error_from_code(err.get("code") or _code_for(status), str(message),

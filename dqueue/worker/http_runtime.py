@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from dqueue.client.errors import DQueueError, LeaseConflict
+from dqueue.client.errors import DQueueError, Forbidden, LeaseConflict, Unauthorized
 from dqueue.client.http_client import Client, RetryPolicy
 from dqueue.client.task import Task
 from dqueue.worker.app import Completion, Verdict, Worker
@@ -31,12 +31,15 @@ class HttpRuntime(WorkerRuntime):
         worker: The handler registry.
         config: Runtime settings.
         servers: Node URLs.
+        token: Bearer token (default ``$DQUEUE_TOKEN``); it needs the ``consume`` role.
     """
 
-    def __init__(self, worker: Worker, config: RuntimeConfig, servers: Sequence[str]) -> None:
+    def __init__(self, worker: Worker, config: RuntimeConfig, servers: Sequence[str],
+                 token: str | None = None) -> None:
         super().__init__(worker, config)
         retry = RetryPolicy(deadline_s=config.request_timeout_ms / 1000)
-        self.client = Client(list(servers), worker_id=config.worker_id, retry=retry)
+        self.client = Client(list(servers), worker_id=config.worker_id, retry=retry,
+                             token=token)
         self._extender_done = threading.Event()
 
     def _drive(self) -> None:
@@ -64,6 +67,11 @@ class HttpRuntime(WorkerRuntime):
                 tasks = self.client.lease_many(min(free, 100), types=self.types,
                                                lease_seconds=self.config.lease_ms / 1000,
                                                wait_seconds=wait_s)
+            except (Unauthorized, Forbidden) as exc:
+                # Retrying cannot help: the token is missing, unknown or lacks consume.
+                log.error("the node refused this worker: %s", exc)
+                self.stop_now()
+                break
             except DQueueError as exc:
                 log.warning("lease failed: %s", exc)
                 with self._lock:

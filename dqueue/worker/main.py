@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lease-timeout", default="30s", help="lease per task and per extension")
     p.add_argument("--wait", default="5s", help="long-poll wait of one lease request")
     p.add_argument("--grace", default="30s", help="how long SIGTERM lets running tasks finish")
+    p.add_argument("--token", help="bearer token of the HTTP API, with the consume role "
+                                    "(default: $DQUEUE_TOKEN)")
     p.add_argument("--log-level", default="info")
     return p
 
@@ -98,7 +100,7 @@ def make_runtime(args: argparse.Namespace, worker: Worker) -> WorkerRuntime:
         return ZmqRuntime(worker, config, [e for e in args.zmq.split(",") if e])
     servers = [s for item in (args.server or [os.environ.get("DQUEUE_SERVER", DEFAULT_SERVER)])
                for s in item.split(",") if s]
-    return HttpRuntime(worker, config, servers)
+    return HttpRuntime(worker, config, servers, token=args.token)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

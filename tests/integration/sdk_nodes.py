@@ -40,10 +40,12 @@ class NodeCluster:
         queue: Keys of the ``[queue]`` table (``lease_timeout = "2s"``...).
         raft: Keys of the ``[raft]`` table.
         api: Keys of the ``[api]`` table.
+        top: More top-level keys (``secure_dir``, ``insecure``...).
     """
 
     def __init__(self, root: Path, size: int = 1, *, queue: dict[str, Any] | None = None,
-                 raft: dict[str, Any] | None = None, api: dict[str, Any] | None = None) -> None:
+                 raft: dict[str, Any] | None = None, api: dict[str, Any] | None = None,
+                 top: dict[str, Any] | None = None) -> None:
         self.root = root
         self.ids = [f"n{i + 1}" for i in range(size)]
         self.raft_addr = {i: f"127.0.0.1:{free_port()}" for i in self.ids}
@@ -56,7 +58,8 @@ class NodeCluster:
                      f"http_addr = {_toml_value(self.http_addr[node_id])}",
                      f"raft_addr = {_toml_value(self.raft_addr[node_id])}",
                      f"worker_addr = {_toml_value(self.worker_addr[node_id])}",
-                     "bootstrap = true", 'log_format = "text"']
+                     "bootstrap = true", 'log_format = "text"',
+                     *(f"{k} = {_toml_value(v)}" for k, v in (top or {}).items())]
             tables = {"peers": self.raft_addr if size > 1 else {},
                       "peers_http": self.http_addr if size > 1 else {},
                       "queue": queue or {}, "raft": raft or {}, "api": api or {}}

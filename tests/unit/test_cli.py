@@ -177,3 +177,49 @@ def test_keys_init_writes_a_folder_per_member_and_worker(tmp_path, capsys):
     code, out, _ = run("keys", "init", out_dir, "--members", "n1,n2,n3", "--force")
     assert code == 0 and "n3/members/n1.key" in out
     assert run("keys", "init", out_dir)[0] == cli.EXIT_USAGE  # --members is required
+
+
+def test_tokens_add_prints_the_token_once_then_list_and_rm(tmp_path, monkeypatch):
+    secure = str(tmp_path / "sec")
+    code, out, err = run("tokens", "add", "ci", "--roles", "produce,read", "--secure-dir", secure)
+    assert code == 0, err
+    token = out.split()[0]
+    assert token.startswith("dq_") and "shown once" in out
+    added = run_json("tokens", "add", "w1", "--roles", "consume", "--secure-dir", secure)
+    assert added["name"] == "w1" and added["roles"] == ["consume"]
+    assert added["token"].startswith("dq_") and added["token"] != token
+    monkeypatch.setenv("DQUEUE_SECURE_DIR", secure)
+    listed = run_json("tokens", "list")
+    assert [(t["name"], t["roles"]) for t in listed] == [("ci", ["produce", "read"]),
+                                                          ("w1", ["consume"])]
+    assert token not in json.dumps(listed) and "sha256" not in listed[0]
+    code, out, _ = run("tokens", "list")
+    assert "ci" in out and "produce,read" in out
+    code, _, err = run("tokens", "add", "ci", "--roles", "read")
+    assert code == 1 and "exists already" in err
+    code, _, err = run("tokens", "add", "x", "--roles", "root")
+    assert code == 2 and "roles" in err
+    assert run_json("tokens", "rm", "ci") == {"removed": "ci"}
+    assert [t["name"] for t in run_json("tokens", "list")] == ["w1"]
+
+
+def test_tokens_needs_a_secure_dir(monkeypatch):
+    monkeypatch.delenv("DQUEUE_SECURE_DIR", raising=False)
+    code, _, err = run("tokens", "list")
+    assert code == 2 and "--secure-dir" in err
+
+
+def test_a_refused_token_says_what_to_do(monkeypatch):
+    from dqueue.client.errors import Forbidden, Unauthorized, auth_error
+
+    missing = auth_error("unauthorized", "needs a token", status=401, had_token=False)
+    assert isinstance(missing, Unauthorized)
+    assert "the server requires a token: pass --token or set DQUEUE_TOKEN" in str(missing)
+    bad = auth_error("unauthorized", "unknown", status=401, had_token=True)
+    assert "refused the token" in str(bad)
+    lacking = auth_error("forbidden", "POST /tasks needs produce", status=403, had_token=True,
+                         role="produce")
+    assert isinstance(lacking, Forbidden) and lacking.role == "produce"
+    assert "the token lacks the role produce" in str(lacking)
+    protected = auth_error("protected_mode", "protected mode ...", status=403, had_token=False)
+    assert isinstance(protected, Forbidden) and protected.code == "protected_mode"

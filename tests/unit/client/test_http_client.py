@@ -54,9 +54,11 @@ def test_normalize_url(url, want):
     assert normalize_url(url) == want
 
 
-def test_normalize_url_refuses_https():
+def test_normalize_url_keeps_https_and_refuses_other_schemes():
+    assert normalize_url("https://proxy.example") == "https://proxy.example:443"
+    assert normalize_url("https://x:1") == "https://x:1"
     with pytest.raises(ValueError, match="scheme"):
-        normalize_url("https://x:1")
+        normalize_url("ftp://x:1")
 
 
 def test_enqueue_sends_a_generated_idempotency_key(server):
