@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import weakref
+from collections.abc import Callable
 
 LOCK_FILE = "LOCK"
 
@@ -57,8 +59,7 @@ class DataDirLock:
     def __init__(self, data_dir: str) -> None:
         os.makedirs(data_dir, exist_ok=True)
         self.path = os.path.join(data_dir, LOCK_FILE)
-        # O_CLOEXEC: a process started from this one (exec) does not inherit the lock. A forked
-        # snapshot child does share it until it exits (it dies with its parent: snapshotter.py).
+        # O_CLOEXEC: a process started from this one (exec) does not inherit the lock.
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -73,6 +74,10 @@ class DataDirLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
         self._fd: int | None = fd
+        # A forked child (the snapshot child) closes its copy at once: a flock lives until the
+        # last descriptor of its open file closes, and a child still running after this process
+        # was killed must not keep a new node out.
+        os.register_at_fork(after_in_child=_closer_in_child(weakref.ref(self)))
 
     @property
     def held(self) -> bool:
@@ -84,6 +89,15 @@ class DataDirLock:
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)  # closing the only descriptor releases the flock
+
+
+def _closer_in_child(ref: weakref.ref[DataDirLock]) -> Callable[[], None]:
+    def close_in_child() -> None:
+        lock = ref()
+        if lock is not None and lock._fd is not None:
+            fd, lock._fd = lock._fd, None
+            os.close(fd)  # the parent's descriptor still holds the lock
+    return close_in_child
 
 
 def lock_holder(data_dir: str) -> int | None:

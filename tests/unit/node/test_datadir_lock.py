@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -12,10 +13,14 @@ import pytest
 from dqueue.node.datadir_lock import LOCK_FILE, DataDirLock, DataDirLocked, lock_holder
 
 _HOLDER = """
-import sys
+import os, sys, time
 from dqueue.node.datadir_lock import DataDirLock
 lock = DataDirLock(sys.argv[1])
-print("locked", flush=True)
+child = os.fork() if len(sys.argv) > 2 else 1
+if child == 0:  # a forked child that outlives its parent (no death signal here)
+    time.sleep(60)
+    os._exit(0)
+print("locked", child, flush=True)
 sys.stdin.read()
 """
 
@@ -26,7 +31,7 @@ def holder(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", _HOLDER, str(tmp_path)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        assert proc.stdout.readline().strip() == "locked"  # blocks until it holds the lock
+        assert proc.stdout.readline().split()[0] == "locked"  # blocks until it holds the lock
         yield proc
     finally:
         if proc.poll() is None:
@@ -81,3 +86,26 @@ def test_a_holder_with_an_unreadable_pid_is_still_refused(tmp_path, holder):
     with pytest.raises(DataDirLocked, match="in use by another process"):
         DataDirLock(str(tmp_path))
     assert lock_holder(str(tmp_path)) == 0
+
+
+def test_a_forked_child_does_not_keep_the_lock_after_its_parent_is_killed(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", _HOLDER, str(tmp_path), "fork"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    child = None
+    try:
+        word, pid = proc.stdout.readline().split()
+        assert word == "locked"
+        child = int(pid)
+        assert lock_holder(str(tmp_path)) == proc.pid
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        os.kill(child, 0)  # still running, with its copy of the parent's descriptors
+        assert lock_holder(str(tmp_path)) is None
+        DataDirLock(str(tmp_path)).release()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        if child is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
