@@ -4,7 +4,9 @@ The supervisor resolves the configuration (flags > TOML file > defaults; impossi
 refused with the key named, exit status 2), spawns ``python -m dqueue.node`` and
 ``python -m dqueue.api`` with the configuration as JSON, and then:
 
-- restarts the API process when it dies (with a growing delay, reset after it ran a while);
+- restarts the API process when it dies (with a growing delay, reset after it ran a while),
+  except when it could not bind its HTTP or worker port (status 78): then the node stops with
+  status 1, since the port would still be taken;
 - exits non-zero when the Raft process dies, after stopping the API process, so that systemd
   or the cluster script restarts the whole node;
 - on SIGTERM or SIGINT stops gracefully: first the API process (no new requests, those in
@@ -47,6 +49,9 @@ STOP_GRACE_S = 2.0
 # Time the Raft process gets to hand leadership over and exit.
 RAFT_STOP_S = 15.0
 _PR_SET_PDEATHSIG = 1
+# The API process's exit status when its HTTP or worker port cannot be bound
+# (dqueue/api/__main__.py): not restarted, the node stops with status 1.
+EXIT_API_BIND_FAILED = 78
 
 
 def child_command(module: str, config: NodeConfig) -> list[str]:
@@ -102,30 +107,39 @@ class Supervisor:
                 log_event(logger, logging.ERROR, "raft_process_died", exit_code=raft_code)
                 self._stop_child(API, self._config.drain_timeout_ms / 1000)
                 return raft_code or 1
-            self._watch_api()
+            if self._watch_api() == EXIT_API_BIND_FAILED:
+                # A port in use stays in use: stop the node (exit 1) instead of a restart loop.
+                log_event(logger, logging.CRITICAL, "node_start_failed", reason="api_bind")
+                self._stop_child(RAFT, RAFT_STOP_S)
+                return 1
         log_event(logger, logging.INFO, "node_stopping")
         self._stop_child(API, self._config.drain_timeout_ms / 1000)
         raft_code = self._stop_child(RAFT, RAFT_STOP_S)
         log_event(logger, logging.INFO, "node_stopped", raft_exit_code=raft_code)
         return 0 if raft_code == 0 else 1
 
-    def _watch_api(self) -> None:
+    def _watch_api(self) -> int | None:
+        """Restart the API process when it died; return its exit status when it did."""
         now = time.monotonic()
         if self._restart_at is not None:
             if now >= self._restart_at:
                 self._restart_at = None
                 self.api_restarts += 1
                 self._start(API)
-            return
+            return None
         code = self._procs[API].poll()
         if code is None:
-            return
+            return None
+        if code == EXIT_API_BIND_FAILED:
+            log_event(logger, logging.ERROR, "api_process_died", exit_code=code)
+            return code
         if now - self._started_at[API] >= RESTART_RESET_S:
             self._restart_delay_s = RESTART_FIRST_S
         log_event(logger, logging.ERROR, "api_process_died", exit_code=code,
                   restart_in_s=self._restart_delay_s)
         self._restart_at = now + self._restart_delay_s
         self._restart_delay_s = min(self._restart_delay_s * 2, RESTART_CAP_S)
+        return code
 
     def _stop_child(self, name: str, timeout_s: float) -> int | None:
         """SIGTERM one child, wait for it, SIGKILL it past the deadline; return its status."""
