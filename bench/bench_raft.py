@@ -206,7 +206,7 @@ def failover_via_follower(cluster: RaftCluster, leader: str) -> dict[str, float]
     """Stop the leader with a write forwarded to it by a follower, then kill -9 it.
 
     Returns the seconds from the stop to the new leader's election (as polled) and to the
-    write's answer (``inf`` when it failed), and the term of the new leader.
+    write's answer, the term of the new leader, and the answer's error code ("" when ok).
     """
     survivors = [n for n in cluster.ids if n != leader]
     follower = survivors[0]
@@ -241,9 +241,10 @@ def failover_via_follower(cluster: RaftCluster, leader: str) -> dict[str, float]
     term = wait_for(new_leader, 30.0, "a new leader", interval_s=0.005)
     elected_s = time.perf_counter() - stopped_at
     writer.join(30)
-    ok = "outcome" in got and got["outcome"].get("ok")
-    answer_s = got["at"] - stopped_at if ok else float("inf")
-    return {"elected_s": elected_s, "answer_s": answer_s, "term": term}
+    error = ("" if got.get("outcome", {}).get("ok") else
+             type(got["error"]).__name__ if "error" in got else str(got.get("outcome")))
+    return {"elected_s": elected_s, "answer_s": got["at"] - stopped_at, "term": term,
+            "error": error}
 
 
 def main() -> None:
@@ -372,7 +373,8 @@ def failovers(cluster: RaftCluster, kills: int) -> None:
         got = failover_via_follower(cluster, leader)
         rounds.append(got)
         print(f"failover {i + 1}: killed {leader}; new leader (term {got['term']}) after "
-              f"{got['elected_s'] * 1000:.0f} ms, write through a follower answered after "
+              f"{got['elected_s'] * 1000:.0f} ms, write through a follower "
+              f"{'answered' if not got['error'] else 'FAILED (' + got['error'] + ')'} after "
               f"{got['answer_s'] * 1000:.0f} ms "
               f"({(got['answer_s'] - got['elected_s']) * 1000:.0f} ms after the election)",
               flush=True)
