@@ -15,7 +15,7 @@ Each turn of the loop (../shared/DESIGN.md sections 2 and 5):
 A leader sends its AppendEntries before its own fsync (Raft thesis section 10.2.1): the core
 counts the leader's own entries toward commit only in ``advance``, after they are on disk, so
 nothing is acknowledged before a majority stored it. Votes and every other message leave after
-the fsync.
+the fsync. The rule is ``dqueue.raft.ready_plan.plan_ready``, which the simulator drives too.
 """
 
 from __future__ import annotations
@@ -38,14 +38,13 @@ from dqueue.node.codec import (
     command_from_log,
     decode_entry_items,
     persisted_state,
-    stored_hard_state,
-    stored_snapshot,
 )
 from dqueue.node.gcpause import OldObjectFreezer
 from dqueue.node.histogram import Histogram
 from dqueue.node.ipc_server import CmdRequest, IpcServer, ReadRequest
 from dqueue.node.proposals import COMMAND_INDEX_STRIDE, ProposalBatcher
 from dqueue.node.queue_events import log_queue_events, restore_queue
+from dqueue.node.ready_writer import ReadyWriter
 from dqueue.node.repair import open_store
 from dqueue.node.requests import Stage, monotonic_ms
 from dqueue.node.router import RequestRouter
@@ -58,7 +57,6 @@ from dqueue.queue.config import settings_to_plain
 from dqueue.queue.sessions import ClientSession, apply_once
 from dqueue.raft import (
     EntryType,
-    HardState,
     Message,
     Raft,
     RaftConfig,
@@ -67,7 +65,6 @@ from dqueue.raft import (
     message_from_plain,
     message_to_plain,
 )
-from dqueue.raft.ready_plan import plan_ready
 
 logger = logging.getLogger(__name__)
 
@@ -155,11 +152,6 @@ class RaftProcess:
             self.applied = self.snapshot_index = loaded.snapshot.index
             self.applied_term = loaded.snapshot.term
         self.log_bytes = sum(len(e.data) for e in loaded.entries)
-        hard = loaded.hard_state
-        # Term and vote last written: a Ready that changes them must be synced before sending.
-        self._persisted_hard: tuple[int, str | None] = (hard.term, hard.vote) if hard else (0, None)
-        # The core's newest hard state when only its commit index differs from the stored one.
-        self._unsaved_hard: HardState | None = None
         keys = (load_peer_keys(config.secure_dir, config.id, list(self.members))
                 if config.secure_dir else None)
         if keys is None:
@@ -188,6 +180,8 @@ class RaftProcess:
         # Time of each synced Ready write, and entries per Ready (the group commit size).
         self.persist_ms = Histogram(PERSIST_MS_BUCKETS)
         self.batch_entries = Histogram(BATCH_BUCKETS)
+        self.writer = ReadyWriter(self.store, loaded.hard_state, self.counters, self.persist_ms,
+                                  self.batch_entries)
         # Intake to outcome of each command this node answered (not long polls): commit latency
         # as the node sees it, without the client's own scheduling.
         self.command_ms = Histogram(COMMAND_MS_BUCKETS)
@@ -278,9 +272,7 @@ class RaftProcess:
         self.snapshotter.close()
         self.ipc.close()
         self.transport.close()
-        if self._unsaved_hard is not None:
-            self.store.save(hard_state=stored_hard_state(self._unsaved_hard))
-            self._unsaved_hard = None
+        self.writer.flush()
         self.store.close()
 
     def _drain(self, ipc_open: bool = True, peer_open: bool = True) -> None:
@@ -376,31 +368,15 @@ class RaftProcess:
             self._on_soft_state(rd.soft_state.role, rd.soft_state.leader_id)
         # What may happen before the write is decided by the one rule the simulator drives too
         # (dqueue/raft/ready_plan.py; docs/raft-process.md, "Answers before the next fsync").
-        plan = plan_ready(rd, self.role, *self._persisted_hard)
+        plan = self.writer.plan(rd, self.role)
         for msg in plan.early:
             self._send_raft(msg)
         if plan.apply_first:
             self._apply(rd)
-        hard = rd.hard_state
-        if hard is not None:
-            self._unsaved_hard = hard
         # A commit index alone is not written (volatile state, Raft figure 2): it goes with the
         # next needed write and at a clean stop (docs/raft-process.md, "Storage").
-        if plan.needs_write:
-            started = time.perf_counter()
-            saved_hard, self._unsaved_hard = self._unsaved_hard, None
-            self.store.save(
-                entries=rd.entries,
-                hard_state=stored_hard_state(saved_hard),
-                snapshot=stored_snapshot(rd.snapshot) if rd.snapshot is not None else None,
-            )
-            self.counters["fsync_total"] += 1
-            self.persist_ms.observe((time.perf_counter() - started) * 1000.0)
-            if rd.entries:
-                self.batch_entries.observe(len(rd.entries))
-            if saved_hard is not None:
-                self._persisted_hard = (saved_hard.term, saved_hard.vote)
-            self.counters["entries_persisted_total"] += len(rd.entries)
+        self.writer.write(rd, plan)
+        if rd.entries:
             self.log_bytes += sum(len(e.data) for e in rd.entries)
         for msg in plan.late:
             self._send_raft(msg)
