@@ -24,6 +24,7 @@ from dqueue.api.auth import http_mode, load_token_file, log_port_mode
 from dqueue.api.gateway import WorkerGateway
 from dqueue.api.server import HttpServer
 from dqueue.config import NodeConfig
+from dqueue.keys import PeerKeyError
 from dqueue.logs import configure_logging, log_event
 from dqueue.node.ipc_client import RaftClient
 from dqueue.port_holder import bind_failure_message
@@ -94,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TokenFileError as exc:
         log_event(logger, logging.CRITICAL, "tokens_file_invalid", error=str(exc))
         print(f"dqueue: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_BIND_FAILED  # not restarted: the file stays malformed until fixed
     app = create_app(lambda: RaftClient(endpoint, context), config, registry, draining=draining,
                      token_file=token_file)
     threading.excepthook = _die_with_thread
@@ -107,7 +108,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                   error=message)
         print(f"dqueue: {message}", file=sys.stderr)
         return EXIT_BIND_FAILED
-    gateway = WorkerGateway(config, registry)
+    try:
+        gateway = WorkerGateway(config, registry)
+    except PeerKeyError as exc:  # the Raft process refuses the same folder
+        log_event(logger, logging.CRITICAL, "worker_keys_invalid", error=str(exc))
+        print(f"dqueue: {exc}", file=sys.stderr)
+        return EXIT_BIND_FAILED  # not restarted: the folder stays wrong until fixed
     gateway_thread = threading.Thread(target=gateway.run, name="worker-gateway", daemon=True)
     gateway_thread.start()
     if not gateway.ready.wait(GATEWAY_START_S) or gateway.bind_error is not None:
@@ -123,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               worker_addr=config.worker_addr, threads=config.http_threads, pid=os.getpid(),
               fd_limit=fd_limit)
     log_port_mode("http", f"{server.host}:{server.port}", http_mode(config, token_file))
+    log_port_mode("worker", gateway.endpoint or config.worker_addr, gateway.security.policy.mode)
 
     parent = os.getppid()
     while not stop.wait(PARENT_CHECK_S):

@@ -41,7 +41,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from dqueue import wire
 from dqueue.api import validation as v
 from dqueue.api.errors import ApiError
+from dqueue.api.worker_auth import (
+    WORKER_ZAP_DOMAIN,
+    GatewaySecurity,
+    decide_worker,
+    gateway_security,
+)
 from dqueue.config import NodeConfig
+from dqueue.node.zap import ZapServer
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +158,11 @@ class WorkerGateway:
         ack_window_ms: Longest an ack is held for others to share its ``ack_batch`` command
             (0: only the acks read in the same poll turn share it).
         max_waiting_leases: Most long-poll leases waiting at once, over all worker sockets.
+        security: Who may connect (``dqueue.api.worker_auth``); by default from ``config``
+            (CURVE worker keys with a secure folder, else loopback only unless insecure).
+
+    Raises:
+        PeerKeyError: the secure folder's keys are missing or malformed.
     """
 
     def __init__(
@@ -162,8 +174,10 @@ class WorkerGateway:
         liveness_ms: int = 5_000,
         ack_window_ms: int = ACK_WINDOW_MS,
         max_waiting_leases: int = MAX_WAITING_LEASES,
+        security: GatewaySecurity | None = None,
     ) -> None:
         self._config = config
+        self.security = security or gateway_security(config)
         self._max_waiting_leases = max_waiting_leases
         self._waiting_count = 0  # Invariant: the Pending in self._pending with a wait_deadline
         self._lease_slice_ms = lease_slice_ms
@@ -210,12 +224,22 @@ class WorkerGateway:
     def run(self) -> None:
         """Serve until ``stop``; owns its sockets for its whole life."""
         ctx = zmq.Context()
+        # Bound before the ROUTER, in the gateway's own context: libzmq asks the ZAP handler of
+        # the socket's context, and a CURVE server without one would admit any client key.
+        zap = ZapServer(ctx, self.security.policy, decide_worker)
         router = ctx.socket(zmq.ROUTER)
         ipc = ctx.socket(zmq.DEALER)
         try:
             router.setsockopt(zmq.LINGER, 0)
             router.setsockopt(zmq.ROUTER_MANDATORY, 1)
             router.setsockopt(zmq.MAXMSGSIZE, MAX_WORKER_MESSAGE_BYTES)
+            # Every handshake, NULL ones included, goes through the ZAP handler.
+            router.setsockopt(zmq.ZAP_DOMAIN, WORKER_ZAP_DOMAIN.encode())
+            router.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)
+            if self.security.secret_key:
+                router.setsockopt(zmq.CURVE_SERVER, 1)
+                router.setsockopt(zmq.CURVE_SECRETKEY, self.security.secret_key)
+                router.setsockopt(zmq.CURVE_PUBLICKEY, self.security.public_key)
             try:
                 router.bind(bind_endpoint(self._config.worker_addr))
             except zmq.ZMQError as exc:
@@ -231,18 +255,20 @@ class WorkerGateway:
             ipc.connect(self._config.ipc_endpoint())
             self.ready.set()
             log.info("worker gateway listening on %s", self.endpoint)
-            self._loop(router, ipc)
+            self._loop(router, ipc, zap)
         finally:
             router.close(0)
             ipc.close(0)
+            zap.close()
             ctx.term()
 
     # -- loop -------------------------------------------------------------------------
 
-    def _loop(self, router: zmq.Socket, ipc: zmq.Socket) -> None:
+    def _loop(self, router: zmq.Socket, ipc: zmq.Socket, zap: ZapServer) -> None:
         poller = zmq.Poller()
         poller.register(router, zmq.POLLIN)
         poller.register(ipc, zmq.POLLIN)
+        poller.register(zap.socket, zmq.POLLIN)
         next_sweep = time.monotonic()
         while not self._stop.is_set():
             timeout_ms = POLL_MS
@@ -253,6 +279,8 @@ class WorkerGateway:
                     due = self._acks_held_since + MAX_ACK_HOLD_MS / 1000
                 timeout_ms = max(0, min(POLL_MS, math.ceil((due - time.monotonic()) * 1000)))
             events = dict(poller.poll(timeout_ms))
+            if zap.socket in events:
+                zap.serve()
             if ipc in events:
                 for _ in range(MAX_BURST):
                     try:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from dqueue import wire
 from dqueue.client.errors import (
@@ -33,6 +34,12 @@ from dqueue.client.errors import (
     error_from_code,
 )
 from dqueue.client.task import Lease, Task
+from dqueue.client.worker_keys import (
+    HANDSHAKE_EVENTS,
+    MAX_SILENT_DISCONNECTS,
+    WorkerKeys,
+    handshake_error,
+)
 from dqueue.queue.task import TaskStatus
 
 HEARTBEAT_MS = 1_000
@@ -158,6 +165,12 @@ class ZmqWorkerClient:
         timeout_s: How long a blocking call waits for its reply (a lease adds its wait).
         retry_deadline_s: How long blocking calls retry ``no_leader`` answers.
         context: The ZeroMQ context (the process-wide one when None).
+        keys: CURVE keys for a gateway that authenticates workers (docs/security.md); None
+            for a gateway without keys (loopback, or a node started with ``--insecure``).
+
+    A gateway that refuses the handshake (an unknown key, missing keys, protected mode) makes
+    the next call raise ``Unauthorized`` saying what to fix, within one poll (at most a second)
+    of the refusal, instead of waiting for a reply that never comes.
     """
 
     def __init__(
@@ -168,6 +181,7 @@ class ZmqWorkerClient:
         timeout_s: float = 10.0,
         retry_deadline_s: float = 30.0,
         context: zmq.Context | None = None,
+        keys: WorkerKeys | None = None,
     ) -> None:
         self.endpoint = normalize_endpoint(addr)
         self.worker_id = worker_id or f"zmq-{uuid.uuid4().hex[:12]}"
@@ -182,6 +196,16 @@ class ZmqWorkerClient:
         self.socket: zmq.Socket = ctx.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.SNDHWM, SEND_HWM)
+        self._curve = keys is not None
+        if keys is not None:
+            keys.apply(self.socket)
+        # Handshake outcomes, read by check_handshake on this thread.
+        self._monitor = self.socket.get_monitor_socket(HANDSHAKE_EVENTS)
+        self._handshake_ok = False
+        self._silent_disconnects = 0
+        self._poller = zmq.Poller()
+        self._poller.register(self.socket, zmq.POLLIN)
+        self._poller.register(self._monitor, zmq.POLLIN)
         self.socket.connect(self.endpoint)
         self._last_send = time.monotonic()
 
@@ -236,17 +260,48 @@ class ZmqWorkerClient:
         if (time.monotonic() - self._last_send) * 1000 >= HEARTBEAT_MS:
             self.send_ping()
 
+    def check_handshake(self) -> None:
+        """Raise ``Unauthorized`` if the gateway refused this connection's handshake.
+
+        Reads the socket's monitor events without waiting; a caller that polls the socket
+        itself (``dqueue.worker``) calls it every turn or so.
+        """
+        self._check_thread()
+        while True:
+            try:
+                event = recv_monitor_message(self._monitor, zmq.NOBLOCK)["event"]
+            except zmq.Again:
+                return
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._handshake_ok = True
+            elif event == zmq.EVENT_DISCONNECTED:
+                if not self._handshake_ok and self._curve:
+                    self._silent_disconnects += 1
+                    if self._silent_disconnects >= MAX_SILENT_DISCONNECTS:
+                        raise handshake_error(self.endpoint, event, self._curve)
+            else:
+                raise handshake_error(self.endpoint, event, self._curve)
+
     def recv(self, timeout_ms: int = 0) -> Reply | None:
         """The next reply, waiting up to ``timeout_ms``; None if none came. Malformed replies
-        are dropped and counted in ``dropped``."""
+        are dropped and counted in ``dropped``.
+
+        Raises:
+            Unauthorized: the gateway refused the handshake (``check_handshake``).
+        """
         self._check_thread()
         if self._stash:
             return self._stash.popleft()
         deadline = time.monotonic() + timeout_ms / 1000
         while True:
             remaining_ms = max(0, int((deadline - time.monotonic()) * 1000))
-            if not self.socket.poll(remaining_ms, zmq.POLLIN):
-                return None
+            events = dict(self._poller.poll(remaining_ms))
+            if self._monitor in events:
+                self.check_handshake()
+            if self.socket not in events:
+                if time.monotonic() >= deadline:
+                    return None
+                continue
             frames = self.socket.recv_multipart(zmq.NOBLOCK)
             try:
                 return parse_reply(frames)
@@ -320,6 +375,13 @@ class ZmqWorkerClient:
         """Say goodbye and close the socket."""
         with contextlib.suppress(zmq.ZMQError, Unavailable):
             self.send_bye()
+        self.close_socket()
+
+    def close_socket(self) -> None:
+        """Close the socket and its monitor without a goodbye."""
+        with contextlib.suppress(zmq.ZMQError):
+            self.socket.disable_monitor()
+        self._monitor.close(0)
         self.socket.close(0)
 
     def __enter__(self) -> ZmqWorkerClient:

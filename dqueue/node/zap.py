@@ -15,8 +15,9 @@ added to the single-threaded loop; the decision itself is the pure function ``de
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import zmq
 from zmq.utils import z85
@@ -137,10 +138,14 @@ class ZapServer:
     Args:
         context: the context of the sockets it guards.
         policy: who is admitted.
+        decide_fn: the decision (``decide`` for the peer port; the worker gateway passes its
+            own, ``dqueue.api.worker_auth.decide_worker``, with its own policy).
     """
 
-    def __init__(self, context: zmq.Context, policy: PeerPolicy) -> None:
+    def __init__(self, context: zmq.Context, policy: Any,
+                 decide_fn: Callable[[Any, ZapRequest], ZapVerdict] | None = None) -> None:
         self.policy = policy
+        self._decide = decide_fn or decide
         self.admitted = 0
         # Refusals by reason (exported with the transport's other rejections).
         self.refused: dict[str, int] = {}
@@ -164,7 +169,7 @@ class ZapServer:
             if parsed is None:
                 continue
             request_id, request = parsed
-            verdict = decide(self.policy, request)
+            verdict = self._decide(self.policy, request)
             if verdict.admitted:
                 self.admitted += 1
             else:

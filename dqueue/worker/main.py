@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Sequence
 
 from dqueue.cli import normalize_argv, parse_duration_ms
+from dqueue.client.worker_keys import WorkerKeys
 from dqueue.worker import demo
 from dqueue.worker.app import Worker
 from dqueue.worker.http_runtime import HttpRuntime
@@ -73,6 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lease-timeout", default="30s", help="lease per task and per extension")
     p.add_argument("--wait", default="5s", help="long-poll wait of one lease request")
     p.add_argument("--grace", default="30s", help="how long SIGTERM lets running tasks finish")
+    p.add_argument("--curve-key", metavar="FILE",
+                   help="with --zmq: this worker's secret key file (w1.key_secret from "
+                        "`dqueue-cli keys init ... --workers w1`); needs --server-key")
+    p.add_argument("--server-key", metavar="FILE",
+                   help="with --zmq: the node's public key file (members/<node>.key)")
+    p.add_argument("--secure-dir", metavar="DIR",
+                   help="with --zmq: the worker's key folder from `dqueue-cli keys init` (its "
+                        "key pair and members/); with several nodes, name each in --zmq as "
+                        "ID=tcp://host:port")
     p.add_argument("--token", help="bearer token of the HTTP API, with the consume role "
                                     "(default: $DQUEUE_TOKEN)")
     p.add_argument("--log-level", default="info")
@@ -97,10 +107,35 @@ def make_runtime(args: argparse.Namespace, worker: Worker) -> WorkerRuntime:
         grace_ms=parse_duration_ms(args.grace),
     )
     if args.zmq:
-        return ZmqRuntime(worker, config, [e for e in args.zmq.split(",") if e])
+        endpoints, keys = zmq_endpoints(args)
+        return ZmqRuntime(worker, config, endpoints, keys=keys)
     servers = [s for item in (args.server or [os.environ.get("DQUEUE_SERVER", DEFAULT_SERVER)])
                for s in item.split(",") if s]
     return HttpRuntime(worker, config, servers, token=args.token)
+
+
+def zmq_endpoints(args: argparse.Namespace) -> tuple[list[str], dict[str, WorkerKeys]]:
+    """The gateway endpoints of ``--zmq`` and the CURVE keys to use with each.
+
+    Raises:
+        ValueError: a key option is incomplete or a key file is missing or malformed.
+    """
+    if bool(args.curve_key) != bool(args.server_key):
+        raise ValueError("--curve-key and --server-key go together (or use --secure-dir)")
+    endpoints: list[str] = []
+    keys: dict[str, WorkerKeys] = {}
+    for item in (e.strip() for e in args.zmq.split(",")):
+        if not item:
+            continue
+        member_id, sep, endpoint = item.partition("=")
+        if not sep:
+            member_id, endpoint = "", item
+        endpoints.append(endpoint)
+        if args.curve_key:
+            keys[endpoint] = WorkerKeys.from_files(args.curve_key, args.server_key)
+        elif args.secure_dir:
+            keys[endpoint] = WorkerKeys.from_secure_dir(args.secure_dir, member_id or None)
+    return endpoints, keys
 
 
 def main(argv: Sequence[str] | None = None) -> int:

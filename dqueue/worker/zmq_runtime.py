@@ -22,8 +22,9 @@ from dataclasses import dataclass
 
 import zmq
 
-from dqueue.client.errors import LeaseConflict, NoLeader, TaskNotFound, Unavailable
+from dqueue.client.errors import LeaseConflict, NoLeader, TaskNotFound, Unauthorized, Unavailable
 from dqueue.client.task import Task
+from dqueue.client.worker_keys import WorkerKeys
 from dqueue.client.zmq_client import Reply, ZmqWorkerClient
 from dqueue.worker.app import Completion, Verdict, Worker
 from dqueue.worker.runtime import RuntimeConfig, State, WorkerRuntime, backoff_s
@@ -63,6 +64,9 @@ class ZmqRuntime(WorkerRuntime):
         endpoints: Gateway addresses (``tcp://127.0.0.1:9191``), one or several.
         context: The ZeroMQ context (the process-wide one when None).
         gateway_silence_s: Silence after which the next gateway is tried.
+        keys: Endpoint -> CURVE keys for gateways that authenticate workers (an endpoint
+            missing here connects without keys). A refused handshake stops the runtime with
+            the reason logged (exit status 1).
     """
 
     def __init__(
@@ -72,6 +76,7 @@ class ZmqRuntime(WorkerRuntime):
         endpoints: str | Sequence[str],
         context: zmq.Context | None = None,
         gateway_silence_s: float = GATEWAY_SILENCE_S,
+        keys: dict[str, WorkerKeys] | None = None,
     ) -> None:
         super().__init__(worker, config)
         self._gateway_silence_s = gateway_silence_s
@@ -79,6 +84,7 @@ class ZmqRuntime(WorkerRuntime):
         if not self.endpoints:
             raise ValueError("at least one gateway address is needed")
         self._endpoint_index = 0
+        self._keys = dict(keys or {})
         self._ctx = context or zmq.Context.instance()
         # Shared with handler threads, under the runtime's lock.
         self._outbox: list[Completion] = []
@@ -173,8 +179,15 @@ class ZmqRuntime(WorkerRuntime):
                         self._request("extend", [task], now,
                                       lease_s=self.config.lease_ms / 1000)
                     self._resend_due(now)
+                    try:
+                        client.check_handshake()
+                    except Unauthorized as exc:
+                        # Retrying cannot help: the keys (or their absence) are refused.
+                        log.error("the worker gateway refused this worker: %s", exc)
+                        self.stop_now()
+                        break
                     if self._is_gateway_silent(now):
-                        client.socket.close(0)
+                        client.close_socket()
                         self._endpoint_index = (self._endpoint_index + 1) % len(self.endpoints)
                         client = self._connect(poller, now)
                     if not bye_sent:
@@ -197,7 +210,7 @@ class ZmqRuntime(WorkerRuntime):
             if not bye_sent:
                 client.close()
             else:
-                client.socket.close(0)
+                client.close_socket()
             with self._lock:  # no handler thread writes to the pipe after this
                 self._wake_closed = True
                 os.close(self._wake_r)
@@ -211,8 +224,9 @@ class ZmqRuntime(WorkerRuntime):
             poller.unregister(old.socket)
             log.warning("gateway %s silent; moving to %s", old.endpoint,
                         self.endpoints[self._endpoint_index])
-        client = ZmqWorkerClient(self.endpoints[self._endpoint_index],
-                                 worker_id=self.config.worker_id, context=self._ctx)
+        endpoint = self.endpoints[self._endpoint_index]
+        client = ZmqWorkerClient(endpoint, worker_id=self.config.worker_id, context=self._ctx,
+                                 keys=self._keys.get(endpoint))
         poller.register(client.socket, zmq.POLLIN)
         self._client = client
         self._ack_many = True  # a new gateway may know ack_many

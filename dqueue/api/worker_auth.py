@@ -1,0 +1,92 @@
+"""Who may connect to the worker gateway: CURVE worker keys, or loopback only (protected mode).
+
+The gateway's ROUTER has the ZAP domain ``dqueue-worker`` and its own ZAP handler, bound in the
+gateway's own context (the peer port's handler lives in the Raft process's context; libzmq asks
+the handler of the socket's context). The decision is the pure ``decide_worker``:
+
+- ``authenticated`` (the node has a secure folder): the ROUTER is a CURVE server with the
+  node's key pair, and only the CURVE mechanism with a key of ``<secure_dir>/workers/*.key``
+  is admitted (a member's key is refused: members are not workers);
+- ``protected`` (no secure folder, no ``--insecure``): NULL connections from loopback only;
+- ``open`` (no secure folder, ``--insecure``): NULL connections from any address.
+
+A refused worker sees a failed handshake (``EVENT_HANDSHAKE_FAILED_AUTH``, or ``_PROTOCOL``
+for a mechanism the gateway does not speak), which ``dqueue.client.zmq_client`` reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from zmq.utils import z85
+
+from dqueue.api.auth import PortMode
+from dqueue.config import NodeConfig
+from dqueue.keys import load_peer_keys
+from dqueue.node.zap import CURVE_KEY_BYTES, ZapRequest, ZapVerdict, is_loopback
+
+WORKER_ZAP_DOMAIN = "dqueue-worker"
+
+
+@dataclass(frozen=True)
+class WorkerPolicy:
+    """Who the worker gateway admits.
+
+    Attributes:
+        mode: authenticated (CURVE worker keys), protected (loopback) or open.
+        worker_keys: Z85 public key -> worker id (authenticated mode).
+        member_keys: Z85 public key -> member id (known, and refused on the gateway).
+    """
+
+    mode: PortMode
+    worker_keys: Mapping[bytes, str] = field(default_factory=dict)
+    member_keys: Mapping[bytes, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GatewaySecurity:
+    """The gateway's policy and, in authenticated mode, the node's CURVE key pair (Z85)."""
+
+    policy: WorkerPolicy
+    public_key: bytes = b""
+    secret_key: bytes = field(default=b"", repr=False)
+
+
+def gateway_security(config: NodeConfig) -> GatewaySecurity:
+    """The worker gateway's security from the node's configuration.
+
+    Raises:
+        PeerKeyError: the secure folder's keys are missing or malformed.
+    """
+    if not config.secure_dir:
+        return GatewaySecurity(WorkerPolicy(PortMode.OPEN if config.insecure
+                                            else PortMode.PROTECTED))
+    keys = load_peer_keys(config.secure_dir, config.id, sorted(config.members()))
+    policy = WorkerPolicy(PortMode.AUTHENTICATED,
+                          worker_keys={k: w for w, k in keys.workers.items()},
+                          member_keys={k: m for m, k in keys.members.items()})
+    return GatewaySecurity(policy, keys.public_key, keys.secret_key)
+
+
+def decide_worker(policy: WorkerPolicy, request: ZapRequest) -> ZapVerdict:
+    """Admit or refuse one handshake on the worker gateway (pure: no I/O)."""
+    if request.domain != WORKER_ZAP_DOMAIN:
+        return ZapVerdict(False, reason="unknown_domain")
+    if policy.mode is not PortMode.AUTHENTICATED:
+        if request.mechanism != b"NULL":
+            return ZapVerdict(False, reason="mechanism")
+        if policy.mode is PortMode.PROTECTED and not is_loopback(request.address):
+            return ZapVerdict(False, reason="not_loopback")
+        return ZapVerdict(True)
+    if request.mechanism != b"CURVE":
+        return ZapVerdict(False, reason="mechanism")
+    if len(request.credentials) != 1 or len(request.credentials[0]) != CURVE_KEY_BYTES:
+        return ZapVerdict(False, reason="malformed")
+    key = z85.encode(request.credentials[0])
+    worker_id = policy.worker_keys.get(key)
+    if worker_id is not None:
+        return ZapVerdict(True, user_id=worker_id)
+    if key in policy.member_keys:
+        return ZapVerdict(False, reason="member_key")
+    return ZapVerdict(False, reason="unknown_key")
