@@ -151,6 +151,7 @@ def persisted_state(loaded: LoadedState) -> PersistedState | None:
         snapshot=snapshot,
         entries=entries,
         catch_up_index=loaded.catch_up_index,
+        catch_up_term=loaded.catch_up_term,
     )
 
 

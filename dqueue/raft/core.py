@@ -83,8 +83,12 @@ class Raft:
         # no longer hold without it, so until its stored log reaches this index again it must
         # neither vote nor campaign, or an election could pass over a committed entry (the
         # intersection argument of Raft 5.4 assumes voters keep what they acknowledged).
-        # Cleared by advance() once the log is stable up to it; 0 otherwise.
+        # Cleared by advance() once is_caught_up() holds; 0 otherwise.
         self.catch_up_index = state.catch_up_index
+        # The term at the repair: the member acknowledged no entry of a later term. Unknown
+        # (an older store) means the persisted term, which is no lower: stricter, never unsafe.
+        self.catch_up_term = (state.catch_up_term if state.catch_up_term is not None
+                              else state.hard_state.term)
         self.role = Role.FOLLOWER
         self.leader_id: str | None = None
         self.election_elapsed = 0
@@ -303,14 +307,31 @@ class Raft:
                 # The leader's own entries count toward commit only once on its disk
                 # (Raft section 5.3 counts the leader among the replicas that stored them).
                 self.maybe_commit()
-        if (self.catch_up_index and log.stable_index >= self.catch_up_index
-                and log.pending_snapshot is None):
-            # The repaired log holds a leader's log up to the old last index, on disk: every
-            # entry this member ever acknowledged that committed is back (Leader Completeness,
-            # 5.4), so its votes are safe again.
+        if self.catch_up_index and log.pending_snapshot is None and self.is_caught_up():
             self.catch_up_index = 0
         if ready.committed_entries:
             log.applied_to(ready.committed_entries[-1].index)
+
+    def is_caught_up(self) -> bool:
+        """A repaired member's votes are safe again (docs/raft.md, "Repair", has the proof).
+
+        Either its stored log reaches the catch-up index (the old last index) again, or it
+        stores, and has seen committed, an entry of a term above ``catch_up_term``: every
+        entry it acknowledged before the repair has a term at most ``catch_up_term``, so if
+        committed it is in the log of the leader of that later term (Leader Completeness,
+        5.4.3), below that leader's first entry of its term (terms never decrease along a
+        log), and so in this log, which holds that leader's log up to the entry (Log
+        Matching, 5.3). An entry of ``catch_up_term`` itself proves nothing: the old leader of
+        that term may commit entries above it by counting the acknowledgements this member
+        lost. A snapshot still to be persisted counts for nothing (``advance`` checks first).
+        """
+        log = self.log
+        if log.stable_index >= self.catch_up_index:
+            return True
+        # Terms never decrease along a log, so the last entry both stored and committed has
+        # the highest term of all such entries.
+        held = min(log.committed, log.stable_index)
+        return (log.term(held) or 0) > self.catch_up_term
 
     def status(self) -> Status:
         """A frozen picture of this member."""

@@ -177,14 +177,20 @@ class PersistedState:
         snapshot: the latest snapshot on disk, or None.
         entries: the stored log after the snapshot, in index order and contiguous.
         catch_up_index: nonzero after the node's log was wiped by a repair: the last index the
-            log had before. Until its stored log reaches it again the member neither votes
-            nor campaigns (see ``Raft.catch_up_index``).
+            log had before. Until its stored log reaches it again, or it holds a committed
+            entry of a term above ``catch_up_term``, the member neither votes nor campaigns
+            (see ``Raft.catch_up_index``).
+        catch_up_term: the member's term when the repair wiped its log (it acknowledged
+            nothing of a later term). None when unknown (a store written before it was
+            recorded): the core then takes the persisted term, which is at least as high,
+            so the rule only gets stricter.
     """
 
     hard_state: HardState = HardState()
     snapshot: Snapshot | None = None
     entries: list[Entry] = field(default_factory=list)
     catch_up_index: int = 0
+    catch_up_term: int | None = None
 
 
 class MessageType(IntEnum):

@@ -96,7 +96,8 @@ class SimDisk:
             elif entries:
                 entries = []
             entries = entries + list(ready.entries)
-        self.state = PersistedState(hard, snapshot, entries, old.catch_up_index)
+        self.state = PersistedState(hard, snapshot, entries, old.catch_up_index,
+                                    old.catch_up_term)
 
     def skip(self) -> None:
         """A Ready that needs no write (``ReadyPlan.needs_write`` off): nothing is stored."""
@@ -104,19 +105,20 @@ class SimDisk:
 
     def wipe(self) -> None:
         """What a repair leaves (node/store.py ``Store.repair``): no log, no snapshot; term
-        and vote kept, commit 0, and the old last index as the catch-up index."""
+        and vote kept, commit 0, the old last index as the catch-up index and the term as
+        the catch-up term."""
         old = self.state
         last = old.entries[-1].index if old.entries else (
             old.snapshot.meta.index if old.snapshot is not None else 0)
         hard = old.hard_state
         self.state = PersistedState(HardState(hard.term, hard.vote, 0), None, [],
-                                    max(last, old.catch_up_index))
+                                    max(last, old.catch_up_index), hard.term)
 
     def caught_up(self) -> None:
         """The core cleared its catch-up index: the node clears the stored one."""
         if self.state.catch_up_index:
             old = self.state
-            self.state = PersistedState(old.hard_state, old.snapshot, old.entries, 0)
+            self.state = PersistedState(old.hard_state, old.snapshot, old.entries, 0, None)
 
     def compact(self, raft: Raft) -> None:
         """Store the snapshot the member just took and drop the log behind it."""
@@ -125,7 +127,8 @@ class SimDisk:
             return
         old = self.state
         entries = [e for e in old.entries if e.index > snapshot.meta.index]
-        self.state = PersistedState(old.hard_state, snapshot, entries, old.catch_up_index)
+        self.state = PersistedState(old.hard_state, snapshot, entries, old.catch_up_index,
+                                    old.catch_up_term)
 
 
 class SimNode:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from dqueue.raft import PersistedState
+from dqueue.raft import PersistedState, Raft
 from dqueue.raft.log import RaftLog
 from dqueue.sim import SimConfig, run_seed
 from dqueue.sim.cluster import SimDisk
@@ -51,3 +51,26 @@ def test_repair_without_catching_up_first_is_caught(monkeypatch):
     found = [seed for seed in seeds
              if run_seed(seed, replace(SimConfig(), size=3 if seed % 2 else 5)).violation]
     assert found
+
+
+def test_repair_regaining_the_vote_on_an_entry_of_the_repair_term_is_caught(monkeypatch):
+    """docs/raft.md "Repair": a repaired member may vote again once it stores a committed
+    entry of a term *above* its term at the repair. Planted: the repair term itself counts
+    (``>=``); the old leader of that term may still commit entries above it with the
+    acknowledgements the member lost. Seed 42 (3 members, a repair on half the restarts)
+    then elects a leader lacking committed entries; with the real rule it passes. (Seeds
+    1-200 with the planted rule: 32, 42, 58 and 114 fail. If the simulator's random stream
+    changes, search again the same way and keep a new seed.)"""
+    config = replace(SimConfig(), size=3, wipe_rate=0.5)
+    assert run_seed(42, config).violation is None
+
+    def regain_on_repair_term(self: Raft) -> bool:
+        log = self.log
+        if log.stable_index >= self.catch_up_index:
+            return True
+        held = min(log.committed, log.stable_index)
+        return (log.term(held) or 0) >= self.catch_up_term
+
+    monkeypatch.setattr(Raft, "is_caught_up", regain_on_repair_term)
+    violation = run_seed(42, config).violation
+    assert violation is not None and violation.startswith("leader_completeness")

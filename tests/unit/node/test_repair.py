@@ -93,3 +93,47 @@ def test_repair_refused_when_the_vote_is_unreadable(tmp_path):
         store.load()  # nothing was wiped
     assert store.log_bounds() == (11, 20)
     store.close()
+
+
+def test_repair_records_the_term_with_the_catch_up_index(tmp_path):
+    """The Raft core lets a repaired member vote again once it holds a committed entry of a
+    term above its term at the repair (docs/raft.md, "Repair"): the repair stores that term,
+    a later repair the (higher) term then, and clear_catch_up forgets both."""
+    data_dir = str(tmp_path)
+    _filled(data_dir)  # term 3
+    store = Store(data_dir, map_size_bytes=MAP_BYTES)
+    store.repair()
+    loaded = store.load()
+    assert (loaded.catch_up_index, loaded.catch_up_term) == (20, 3)
+    store.save(hard_state=StoredHardState(5, None, 0))
+    store.repair()
+    assert (store.load().catch_up_index, store.load().catch_up_term) == (20, 5)
+    store.clear_catch_up()
+    loaded = store.load()
+    assert (loaded.catch_up_index, loaded.catch_up_term) == (0, None)
+    store.close()
+
+
+def test_a_catch_up_index_stored_without_its_term_still_loads(tmp_path):
+    """A store repaired by a version that recorded only the index: the term is unknown
+    (None), and the core takes the stored term instead, which is at least the term at the
+    repair (terms never decrease), so the relaxed rule only gets stricter."""
+    from dqueue.node.codec import persisted_state
+    from dqueue.node.store import _KEY_CATCH_UP_TERM
+
+    data_dir = str(tmp_path)
+    _filled(data_dir)
+    store = Store(data_dir, map_size_bytes=MAP_BYTES)
+    store.repair()
+    store.save(hard_state=StoredHardState(4, None, 0))
+    store.close()
+    env = lmdb.open(data_dir + "/raft.lmdb", max_dbs=4, map_size=MAP_BYTES)
+    with env.begin(write=True) as txn:
+        assert txn.delete(_KEY_CATCH_UP_TERM, db=env.open_db(b"meta", txn=txn))
+    env.close()
+    store = Store(data_dir, map_size_bytes=MAP_BYTES)
+    loaded = store.load()
+    assert (loaded.catch_up_index, loaded.catch_up_term) == (20, None)
+    state = persisted_state(loaded)
+    assert state is not None and state.catch_up_term is None
+    store.close()

@@ -205,6 +205,88 @@ def test_repaired_member_neither_votes_nor_campaigns_until_its_log_is_back():
     assert [m.reject for m in back.ready().messages] == [False]
 
 
+def _repaired(term: int = 3, catch_up_term: int | None = 3) -> Raft:
+    """n2 after a repair in ``term``: no log, catch-up index 20 (docs/raft.md, "Repair")."""
+    state = PersistedState(HardState(term, "n1", 0), None, [], catch_up_index=20,
+                           catch_up_term=catch_up_term)
+    # Without check-quorum's lease every vote request gets an answer, a refusal included.
+    config = RaftConfig("n2", ("n1", "n2", "n3"), check_quorum=False)
+    return Raft(config, random.Random(3), state)
+
+
+def _step_and_persist(raft: Raft, m: Message) -> None:
+    raft.step(m)
+    raft.advance(raft.ready())
+
+
+def _grants_vote(raft: Raft) -> bool:
+    raft.step(Message(MessageType.REQUEST_VOTE, "n2", "n3", term=raft.current_term + 1,
+                      index=raft.log.last_index() + 5, log_term=raft.current_term + 1))
+    return [m.reject for m in raft.ready().messages] == [False]
+
+
+def test_repaired_member_votes_again_once_it_stores_a_committed_entry_of_a_later_term():
+    """docs/raft.md "Repair": below the catch-up index, a committed entry of a term above
+    the term at the repair proves that every committed entry the member acknowledged is in
+    its log (Leader Completeness 5.4.3, Log Matching 5.3). Stored is not enough until it is
+    seen committed, and seen committed is not enough until it is stored."""
+    raft = _repaired()
+    # A leader of term 5 sends entries of terms 2 and 5; only the term-2 one is committed.
+    _step_and_persist(raft, Message(MessageType.APPEND_ENTRIES, "n2", "n1", term=5,
+                                    entries=(Entry(1, 2), Entry(2, 5)), commit=1))
+    assert raft.log.committed == 1 and raft.catch_up_index == 20
+    # The next heartbeat carries commit 2 (the leader's commit, capped by our match point).
+    raft.step(Message(MessageType.HEARTBEAT, "n2", "n1", term=5, commit=2))
+    assert raft.log.committed == 2
+    raft.advance(raft.ready())
+    assert raft.catch_up_index == 0 and raft.log.last_index() < 20
+    assert _grants_vote(raft)
+
+
+def test_committed_entry_counts_only_once_stored():
+    """An append that brings the entry and its commit in one message clears the catch-up
+    index only at advance(), once the Ready holding the entry is persisted."""
+    raft = _repaired()
+    raft.step(Message(MessageType.APPEND_ENTRIES, "n2", "n1", term=4,
+                      entries=(Entry(1, 4),), commit=1))
+    ready = raft.ready()
+    assert raft.log.committed == 1 and raft.catch_up_index == 20
+    raft.advance(ready)
+    assert raft.catch_up_index == 0
+
+
+def test_committed_entry_of_the_repair_term_is_not_enough():
+    """The leader of the repair term itself may commit entries above the one the member
+    holds by counting the acknowledgements the member lost (docs/raft.md "Repair"): an
+    entry of that term, committed, leaves the member without a vote (Raft 5.4.1)."""
+    raft = _repaired()
+    _step_and_persist(raft, Message(MessageType.APPEND_ENTRIES, "n2", "n1", term=3,
+                                    entries=(Entry(1, 3), Entry(2, 3)), commit=2))
+    assert raft.log.committed == 2 and raft.catch_up_index == 20
+    assert not _grants_vote(raft)
+
+
+def test_stored_entry_of_a_later_term_not_yet_seen_committed_is_not_enough():
+    raft = _repaired()
+    _step_and_persist(raft, Message(MessageType.APPEND_ENTRIES, "n2", "n1", term=5,
+                                    entries=(Entry(1, 5),), commit=0))
+    assert raft.catch_up_index == 20 and not _grants_vote(raft)
+
+
+def test_unknown_repair_term_falls_back_to_the_stored_term():
+    """A store repaired before the term was recorded: the core takes the stored term, at
+    least the term at the repair (terms never decrease, Raft figure 2), so the rule is only
+    stricter: a committed entry of term 4 does not count for a member now in term 4."""
+    raft = _repaired(term=4, catch_up_term=None)
+    assert raft.catch_up_term == 4
+    _step_and_persist(raft, Message(MessageType.APPEND_ENTRIES, "n2", "n1", term=4,
+                                    entries=(Entry(1, 4),), commit=1))
+    assert raft.catch_up_index == 20
+    _step_and_persist(raft, Message(MessageType.APPEND_ENTRIES, "n2", "n1", term=5,
+                                    index=1, log_term=4, entries=(Entry(2, 5),), commit=2))
+    assert raft.catch_up_index == 0
+
+
 # ------------------------------------------------------------------ hostile peers
 
 def _member(node_id: str = "n1", term: int = 0, entries: list[Entry] | None = None) -> Raft:
