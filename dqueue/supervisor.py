@@ -8,7 +8,10 @@ refused with the key named, exit status 2), spawns ``python -m dqueue.node`` and
   except when it could not bind its HTTP or worker port (status 78): then the node stops with
   status 1, since the port would still be taken;
 - exits non-zero when the Raft process dies, after stopping the API process, so that systemd
-  or the cluster script restarts the whole node;
+  or the cluster script restarts the whole node; except when the Raft process exits with status
+  2 (a corrupt store, or a committed entry it cannot apply): a restart would fail the same way,
+  so the supervisor exits with status 2 too, which the systemd unit does not restart
+  (``RestartPreventExitStatus=2``), and says so on stderr;
 - on SIGTERM or SIGINT stops gracefully: first the API process (no new requests, those in
   flight finish), then the Raft process (hands leadership over, exits).
 
@@ -49,6 +52,9 @@ STOP_GRACE_S = 2.0
 # Time the Raft process gets to hand leadership over and exit.
 RAFT_STOP_S = 15.0
 _PR_SET_PDEATHSIG = 1
+# The Raft process's exit status when it must not be restarted (dqueue/node/__main__.py), and
+# the node's then: the operator has to act first.
+EXIT_HALTED = 2
 # The API process's exit status when its HTTP or worker port cannot be bound
 # (dqueue/api/__main__.py): not restarted, the node stops with status 1.
 EXIT_API_BIND_FAILED = 78
@@ -106,6 +112,11 @@ class Supervisor:
             if raft_code is not None:
                 log_event(logger, logging.ERROR, "raft_process_died", exit_code=raft_code)
                 self._stop_child(API, self._config.drain_timeout_ms / 1000)
+                if raft_code == EXIT_HALTED:
+                    log_event(logger, logging.CRITICAL, "node_halted", exit_code=raft_code)
+                    print("dqueue: the Raft process stopped on an error that a restart would "
+                          "meet again (its message is above); not restarting", file=sys.stderr)
+                    return EXIT_HALTED
                 return raft_code or 1
             if self._watch_api() == EXIT_API_BIND_FAILED:
                 # A port in use stays in use: stop the node (exit 1) instead of a restart loop.

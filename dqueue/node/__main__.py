@@ -2,7 +2,8 @@
 
 Started by the node supervisor (``bin/dqueue``) with the resolved configuration. Exit status:
 0 after a clean stop (SIGTERM or SIGINT, with leadership transfer when this node leads),
-2 when the store is corrupt (the message names the bad record), 1 on a bad configuration
+2 when the store is corrupt (the message names the bad record) or a committed entry cannot be
+applied (the message names its index, the item and the cause), 1 on a bad configuration
 (including an address that cannot be bound) and when another process holds the data directory
 (the message names its PID; nothing of the directory was touched).
 """
@@ -18,6 +19,7 @@ import zmq
 from dqueue.config import ConfigError, NodeConfig, check_peer_security
 from dqueue.keys import PeerKeyError
 from dqueue.logs import configure_logging, log_event
+from dqueue.node.apply_failed import ApplyFailed
 from dqueue.node.datadir_lock import DataDirLocked
 from dqueue.node.process import RaftProcess
 from dqueue.node.repair import RepairRefused
@@ -28,6 +30,8 @@ logger = logging.getLogger("dqueue.node")
 EXIT_BAD_CONFIG = 1
 EXIT_DATA_DIR_LOCKED = 1
 EXIT_CORRUPT_STORE = 2
+# A committed entry that cannot be applied (apply_failed.py); the supervisor does not restart.
+EXIT_APPLY_FAILED = 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,7 +74,13 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return EXIT_BAD_CONFIG
     process.install_signal_handlers()
-    return process.run()
+    try:
+        return process.run()
+    except ApplyFailed as exc:  # the loop closed the sockets and the store on its way out
+        log_event(logger, logging.CRITICAL, "apply_failed", error=str(exc), index=exc.index,
+                  position=exc.position, cause=exc.cause)
+        print(f"dqueue.node: {exc}", file=sys.stderr)
+        return EXIT_APPLY_FAILED
 
 
 if __name__ == "__main__":

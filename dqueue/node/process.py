@@ -34,6 +34,7 @@ import zmq
 from dqueue.config import NodeConfig
 from dqueue.keys import load_peer_keys
 from dqueue.logs import log_event
+from dqueue.node.apply_failed import ApplyFailed
 from dqueue.node.codec import (
     command_from_log,
     decode_entry_items,
@@ -43,7 +44,7 @@ from dqueue.node.gcpause import OldObjectFreezer
 from dqueue.node.histogram import Histogram
 from dqueue.node.ipc_server import CmdRequest, IpcServer, ReadRequest
 from dqueue.node.proposals import COMMAND_INDEX_STRIDE, ProposalBatcher
-from dqueue.node.queue_events import log_queue_events, restore_queue
+from dqueue.node.queue_events import SnapshotCheck, log_queue_events, restore_queue
 from dqueue.node.ready_writer import ReadyWriter
 from dqueue.node.repair import open_store
 from dqueue.node.requests import Stage, monotonic_ms
@@ -51,13 +52,14 @@ from dqueue.node.router import RequestRouter
 from dqueue.node.snapshotter import Snapshotter, TakenSnapshot
 from dqueue.node.store import StoredSnapshot
 from dqueue.node.transport import PeerTransport
-from dqueue.node.views import advertised_http
-from dqueue.queue import Command, InvalidCommand, QueueConfig, QueueState
+from dqueue.node.views import advertised_http, hello_http_addr
+from dqueue.queue import Command, QueueConfig, QueueState
 from dqueue.queue.config import settings_to_plain
 from dqueue.queue.sessions import ClientSession, apply_once
 from dqueue.raft import (
     EntryType,
     Message,
+    ProposalDropped,
     Raft,
     RaftConfig,
     Ready,
@@ -136,7 +138,10 @@ class RaftProcess:
             max_append_bytes=config.max_append_bytes,
             snapshot_chunk_bytes=config.snapshot_chunk_bytes,
         )
-        self.raft = Raft(raft_config, random.Random(os.urandom(16)), persisted_state(loaded))
+        # A snapshot from a leader must restore into a scratch state before it is persisted.
+        self.snapshot_check = SnapshotCheck(lambda: self.queue.config)
+        self.raft = Raft(raft_config, random.Random(os.urandom(16)), persisted_state(loaded),
+                         self.snapshot_check)
         # The settings in force come from the log (each new leader proposes its own ahead of
         # its term's commands, see _on_soft_state) or from the snapshot, so every member
         # applies each command under the same settings. The member's own only apply to what
@@ -329,8 +334,10 @@ class RaftProcess:
                 return
             self.raft.step(msg)
         elif kind == KIND_HELLO:
-            addr = body.get("http_addr") if isinstance(body, dict) else None
-            if isinstance(addr, str) and len(addr) < 256:
+            addr = hello_http_addr(body)
+            if addr is None:
+                self.transport.counters.malformed += 1
+            else:
                 self.peer_http[sender] = advertised_http(addr, self.members[sender])
         elif not self.router.on_peer(sender, kind, body):
             self.transport.counters.malformed += 1
@@ -422,7 +429,7 @@ class RaftProcess:
     def _install_snapshot(self, rd: Ready) -> None:
         assert rd.snapshot is not None
         meta = rd.snapshot.meta
-        restore_queue(self.queue, rd.snapshot.data)
+        self.snapshot_check.install(self.queue, rd.snapshot.data)
         self.applied = self.snapshot_index = meta.index
         self.applied_term = meta.term
         self.log_bytes = 0
@@ -450,10 +457,9 @@ class RaftProcess:
                 try:
                     rids, plain, sessions = decode_entry_items(entry.data)
                 except ValueError as exc:
-                    # Never expected: only this module's batches are proposed.
-                    log_event(logger, logging.ERROR, "entry_not_applicable", index=entry.index,
-                              error=str(exc))
-                    continue
+                    # Never expected (only this module's batches are proposed), and never
+                    # skipped: a member that skips an entry diverges (apply_failed.py).
+                    raise ApplyFailed(entry.index, None, str(exc)) from exc
             # Every member applies the items in log order, each at its own queue index
             # (strictly increasing, the same on every member): determinism of the state machine.
             base = entry.index * COMMAND_INDEX_STRIDE
@@ -469,11 +475,12 @@ class RaftProcess:
                     session = sessions[position]
                     outcome = (queue.apply(command, base + position, reply) if session is None
                                else apply_once(queue, command, base + position, session, reply))
-                except (ValueError, InvalidCommand) as exc:
-                    # Never expected: commands are validated before they are proposed.
-                    log_event(logger, logging.ERROR, "entry_not_applicable", index=entry.index,
-                              position=position, error=str(exc))
-                    continue
+                except Exception as exc:
+                    # Never expected (commands are validated before they are proposed), and
+                    # never skipped: whatever fails here, InvalidCommand or a bug in apply,
+                    # fails again on every replay, and skipping it diverges (apply_failed.py).
+                    raise ApplyFailed(entry.index, position,
+                                      f"{exc.__class__.__name__}: {exc}") from exc
                 if reply:
                     # The reply only when the committed entry carries this request id.
                     router.on_applied(rid, outcome)
@@ -531,7 +538,7 @@ class RaftProcess:
         if (due is not None and due <= self.wall_ms()) or idle_for_retention:
             try:
                 self.propose("", {"op": "tick"})
-            except Exception:  # ProposalDropped during a transfer: try again later
+            except ProposalDropped:  # during a leadership transfer: try again later
                 self._last_proposal_ms = now
 
     def _maybe_snapshot(self) -> None:

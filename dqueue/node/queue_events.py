@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import gc
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from dqueue.logs import log_event
-from dqueue.queue import QueueState
+from dqueue.queue import QueueConfig, QueueState
 
 # Distinct task types exported as label values; the rest are summed under OTHER_TYPE so that
 # clients inventing types cannot grow /metrics without bound (same bound as the API's).
@@ -33,6 +34,44 @@ def restore_queue(queue: QueueState, data: bytes) -> None:
     """
     queue.restore(data)
     gc.freeze()
+
+
+class SnapshotCheck:
+    """The Raft core's snapshot validator on this node: a snapshot from a leader is accepted
+    only if it restores into a scratch ``QueueState``, before it is persisted or acknowledged
+    (a snapshot persisted and then failing to restore would stop the node at every restart).
+
+    The last accepted scratch state is kept, so that installing the same bytes (``install``)
+    does not decode them a second time.
+
+    Args:
+        config_of: the queue settings in force (a snapshot without settings restores under
+            them, as ``QueueState.restore`` does).
+    """
+
+    def __init__(self, config_of: Callable[[], QueueConfig]) -> None:
+        self._config_of = config_of
+        self._accepted: tuple[bytes, QueueState] | None = None
+
+    def __call__(self, data: bytes) -> bool:
+        """Whether ``data`` restores; never raises."""
+        self._accepted = None  # at most one scratch state alive besides the real one
+        scratch = QueueState(self._config_of())
+        try:
+            restore_queue(scratch, data)
+        except Exception:  # bytes from a peer: whatever fails to restore is invalid
+            return False
+        self._accepted = (data, scratch)
+        return True
+
+    def install(self, queue: QueueState, data: bytes) -> None:
+        """Restore ``queue`` from ``data``: from the scratch state when it was restored from
+        exactly these bytes (the object the core validated), else by decoding them."""
+        accepted, self._accepted = self._accepted, None
+        if accepted is not None and accepted[0] is data:
+            queue.adopt(accepted[1])
+        else:
+            restore_queue(queue, data)
 
 
 def log_queue_events(queue: QueueState, logger: logging.Logger) -> None:

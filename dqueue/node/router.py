@@ -24,6 +24,8 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
+import msgpack
+
 from dqueue.logs import log_event
 from dqueue.node import queries, views
 from dqueue.node.ipc_server import CmdRequest, ReadRequest
@@ -42,6 +44,10 @@ KIND_FWD_RES = b"fwd_res"
 # A ReadIndex round not answered within this long is asked again (the message may be lost).
 READ_RETRY_MS = 500
 _EMPTY_LEASE_OUTCOME = {"ok": True, "value": {"tasks": []}}
+# Bounds of what a peer's fwd or fwd_res may carry (larger values are refused, not clamped).
+MAX_RID_CHARS = 1_024
+MAX_CODE_CHARS = 64
+MAX_FORWARD_MS = 1 << 53
 
 
 class RequestRouter:
@@ -118,8 +124,15 @@ class RequestRouter:
             self._new_reads.append(req.rid)
 
     def on_peer(self, sender: str, kind: bytes, body: Any) -> bool:
-        """A forwarding message from a peer; False when it is not one (the caller counts it)."""
-        if not isinstance(body, dict) or not isinstance(body.get("rid"), str):
+        """A forwarding message from a peer; False when it is not one (the caller counts it).
+
+        Any value at all is accepted without raising. What is kept or passed on (the command
+        proposed, an outcome or error relayed to the local API) has the shape its next reader
+        expects and can be encoded again (``_is_packable``), so a peer's message can never
+        make this process fail later, when it proposes or answers.
+        """
+        if (type(body) is not dict or not _is_rid(body.get("rid"))
+                or kind not in (KIND_FWD, KIND_FWD_RES) or not _is_packable(body)):
             return False
         rid = body["rid"]
         if kind == KIND_FWD:
@@ -142,6 +155,8 @@ class RequestRouter:
             if request is None or request.stage is not Stage.FORWARDED:
                 return True  # answered already (by a local apply) or given up
             if "outcome" in body:
+                if not _is_outcome(body["outcome"]):
+                    return False
                 # Any leader's outcome is the command's (a session applies it once).
                 self.table.pop(rid)
                 self._observe_command_ms(request, monotonic_ms())
@@ -152,9 +167,11 @@ class RequestRouter:
                 self.table.move(request, Stage.WAIT_LEADER)
                 self._dispatch_waiting()
             else:
+                code, message = body.get("code") or "timeout", body.get("message") or ""
+                if not (_is_code(code) and type(message) is str):
+                    return False
                 self.table.pop(rid)
-                self._send_err(request.reply_to, rid, str(body.get("code") or "timeout"),
-                               str(body.get("message") or ""))
+                self._send_err(request.reply_to, rid, code, message)
             return True
         return False
 
@@ -462,7 +479,39 @@ class RequestRouter:
 
 
 def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    # Bounded so that a deadline computed from it stays a finite float.
+    return type(value) is int and 0 <= value <= MAX_FORWARD_MS
+
+
+def _is_rid(value: Any) -> bool:
+    return type(value) is str and 0 < len(value) <= MAX_RID_CHARS
+
+
+def _is_code(value: Any) -> bool:
+    return type(value) is str and 0 < len(value) <= MAX_CODE_CHARS
+
+
+def _is_packable(value: Any) -> bool:
+    """Whether ``value`` can be encoded again with msgpack (a peer's message decoded from
+    msgpack always can; anything else, e.g. an int beyond 64 bits or a lone surrogate,
+    would fail when it is proposed or relayed)."""
+    try:
+        msgpack.packb(value, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError):  # UnicodeEncodeError is a ValueError
+        return False
+    return True
+
+
+def _is_outcome(value: Any) -> bool:
+    """The shape of a state machine outcome (dqueue/queue/state.py), which the API reads:
+    ``{"ok": True, "value": map or None}`` or ``{"ok": False, "code": str, "message": str}``."""
+    if type(value) is not dict:
+        return False
+    ok = value.get("ok")
+    if ok is True:
+        return value.get("value") is None or type(value.get("value")) is dict
+    return (ok is False and _is_code(value.get("code"))
+            and type(value.get("message")) is str)
 
 
 def _is_empty_lease(outcome: Any) -> bool:

@@ -25,6 +25,23 @@ def advertised_http(http_addr: str, raft_addr: str) -> str:
     return http_addr
 
 
+# The longest HTTP address a peer's hello may announce.
+MAX_HTTP_ADDR_CHARS = 255
+
+
+def hello_http_addr(body: Any) -> str | None:
+    """The HTTP address a peer's hello announces (``{"http_addr": "host:port"}``), or None
+    when the body is anything else: printable ASCII, at most MAX_HTTP_ADDR_CHARS, with a
+    port. Any value is accepted without raising."""
+    addr = body.get("http_addr") if type(body) is dict else None
+    if type(addr) is not str or not 0 < len(addr) <= MAX_HTTP_ADDR_CHARS:
+        return None
+    port = addr.rpartition(":")[2]
+    if not (addr.isascii() and addr.isprintable() and port.isdigit() and len(port) <= 5):
+        return None
+    return addr
+
+
 def http_of(p: RaftProcess, member_id: str | None) -> str | None:
     """The HTTP address of a member, from the configuration or its hello."""
     if member_id is None:
@@ -72,6 +89,7 @@ def node_metrics(p: RaftProcess) -> dict[str, Any]:
         "gc_ms": p.gc_ms.to_plain(),
         "gc_frozen_objects": p.gc_freezer.frozen_objects(),
         "catch_up_index": st.catch_up_index,
+        "snapshots_rejected_total": p.raft.snapshots_rejected,
     })
     out.update(queue_event_metrics(p.queue))
     return out

@@ -93,6 +93,21 @@ def test_raft_death_stops_api_and_fails(tmp_path):
     assert "api term" in log
 
 
+def test_raft_exit_2_halts_the_node_with_status_2(tmp_path, capfd):
+    """Status 2 (a corrupt store, an entry that cannot be applied) is passed on, so that the
+    systemd unit (RestartPreventExitStatus=2) does not restart the node into the same error."""
+    journal = tmp_path / "journal.txt"
+    supervisor = Supervisor(NodeConfig(id="n1"), {
+        RAFT: [sys.executable, "-c", "import sys; sys.exit(2)"], API: command("api", journal),
+    })
+    thread, result = run_in_thread(supervisor)
+    thread.join(30)
+    assert not thread.is_alive()
+    assert result == [2]
+    assert "not restarting" in capfd.readouterr().err
+
+
+
 @pytest.mark.parametrize(
     ("argv", "key"),
     [

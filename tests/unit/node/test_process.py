@@ -9,8 +9,11 @@ from typing import Any
 
 import msgpack
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from dqueue.config import NodeConfig
+from dqueue.node.apply_failed import ApplyFailed
 from dqueue.node.codec import encode_item, join_items
 from dqueue.node.ipc_client import RaftClient, RaftClientError
 from dqueue.node.ipc_server import CmdRequest
@@ -18,8 +21,18 @@ from dqueue.node.process import RaftProcess, advertised_http, queue_config
 from dqueue.node.proposals import ProposalBatcher
 from dqueue.node.requests import Stage, monotonic_ms
 from dqueue.node.store import Store, StoredHardState
-from dqueue.raft import Entry, EntryType, HardState, Message, MessageType, Ready, Role
+from dqueue.raft import (
+    Entry,
+    EntryType,
+    HardState,
+    Message,
+    MessageType,
+    Ready,
+    Role,
+    message_to_plain,
+)
 from tests.integration.raftproc_cluster import free_port
+from tests.unit.plain_values import PLAIN
 
 
 def test_queue_config_maps_the_node_settings():
@@ -243,3 +256,62 @@ def test_a_commit_index_alone_is_written_with_the_next_write_or_at_a_clean_stop(
         assert reopened.load().hard_state == StoredHardState(1, "n2", 2)  # at the stop
     finally:
         reopened.close()
+
+
+# ------------------------------------------------------------------ apply never skips
+
+@pytest.mark.parametrize(("data", "position", "cause"), [
+    (b"\xc1", None, "undecodable"),  # not msgpack at all
+    (msgpack.packb([1, 2]), None, "request id"),  # msgpack, not a batch of items
+    (join_items([encode_item("r1", {"op": "no_such_op", "now_ms": 1})]), 0, "op"),
+    (join_items([encode_item("r1", {**_enqueue("t1"), "now_ms": 1}),
+                 encode_item("r2", {"op": "cancel", "now_ms": 1})]), 1, "id"),
+])
+def test_an_entry_that_fails_to_decode_or_apply_stops_the_process(idle, data, position, cause):
+    """Skipping it would leave this member's queue different from the others' for good."""
+    process, _, _ = idle
+    ok = join_items([encode_item("r0", {**_enqueue("t0"), "now_ms": 1})])
+    with pytest.raises(ApplyFailed) as failed:
+        process._apply(Ready(committed_entries=(Entry(4, 1, EntryType.NORMAL, ok),
+                                                Entry(5, 1, EntryType.NORMAL, data))))
+    assert (failed.value.index, failed.value.position) == (5, position)
+    assert cause in failed.value.cause and "entry 5" in str(failed.value)
+    assert process.queue.get_task("t0") is not None  # what came before was applied
+
+
+# ------------------------------------------------------------------ hostile peers
+
+def _raft_plain_with(field: int, value: Any) -> list[Any]:
+    plain = message_to_plain(Message(MessageType.HEARTBEAT, "n1", "n2", 1, commit=0))
+    plain[field] = value
+    return plain
+
+
+def test_any_peer_message_is_taken_or_dropped_without_raising(tmp_path):
+    """Whatever arrives from a member's connection, of any kind, _on_peer never raises (the
+    sends and IPC answers it causes are encoded for real, so a value that could not leave
+    the process fails too)."""
+    port = free_port()
+    peers = {"n1": f"127.0.0.1:{port}", "n2": f"127.0.0.1:{free_port()}",
+             "n3": f"127.0.0.1:{free_port()}"}
+    config = NodeConfig(id="n1", data_dir=str(tmp_path / "n1"), raft_addr=peers["n1"],
+                        peers=peers)
+    process = RaftProcess(config)
+    kinds = st.sampled_from([b"raft", b"hello", b"fwd", b"fwd_res", b"", b"\xff"])
+    raft_like = st.builds(_raft_plain_with, st.integers(0, 14), PLAIN)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.sampled_from(["n2", "n3"]), kinds, st.one_of(PLAIN, raft_like))
+    @example("n2", b"raft", _raft_plain_with(3, (1 << 64) - 1))  # the found attack
+    @example("n2", b"hello", {"http_addr": "\ud800:80"})
+    def check(sender: str, kind: bytes, body: Any) -> None:
+        process._on_peer(sender, kind, body)
+        process._handle_readies()
+        for _ in range(2 * config.election_ticks):  # what it took in, it acts on (campaigns)
+            process.raft.tick()
+            process._handle_readies()
+
+    try:
+        check()
+    finally:
+        process.close()

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from dqueue.node.queue_events import MAX_TYPE_LABELS, log_queue_events, queue_event_metrics
+from dqueue.node.queue_events import (
+    MAX_TYPE_LABELS,
+    SnapshotCheck,
+    log_queue_events,
+    queue_event_metrics,
+)
 from dqueue.queue import QueueConfig, QueueState, command_from_plain
 
 
@@ -65,3 +70,27 @@ def test_restore_queue_restores_and_leaves_the_collector_as_it_was():
     assert target.get_task("a")["type"] == "email"
     assert target.snapshot() == source.snapshot()
     gc.unfreeze()
+
+
+def test_snapshot_check_refuses_what_does_not_restore_and_keeps_what_does(monkeypatch):
+    source = QueueState()
+    assert _apply(source, 1, _enqueue("a", "email", 1_000))["ok"]
+    data = source.snapshot()
+    check = SnapshotCheck(QueueConfig)
+    for garbage in (b"", b"\x00garbage", b'{"format": 2}', data[:-3]):
+        assert check(garbage) is False
+    assert check(data) is True
+    # The install takes the scratch state of exactly these bytes: no second decode.
+    decodes: list[bytes] = []
+    real_restore = QueueState.restore
+    monkeypatch.setattr(QueueState, "restore",
+                        lambda self, d: (decodes.append(d), real_restore(self, d))[1])
+    target = QueueState()
+    assert _apply(target, 1, _enqueue("other", "sms", 1_000))["ok"]
+    check.install(target, data)
+    assert decodes == []
+    assert target.get_task("a") is not None and target.get_task("other") is None
+    assert target.snapshot() == data
+    # Other bytes (or the same bytes once more) are decoded as before.
+    check.install(target, data)
+    assert decodes == [data]

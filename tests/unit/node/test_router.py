@@ -5,8 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from dqueue.node.codec import encode_item
 from dqueue.node.histogram import Histogram
 from dqueue.node.ipc_server import CmdRequest, IpcCounters, ReadRequest
 from dqueue.node.requests import Stage, monotonic_ms
@@ -14,6 +18,7 @@ from dqueue.node.router import KIND_FWD, KIND_FWD_RES, RequestRouter
 from dqueue.queue import QueueState, command_from_plain
 from dqueue.queue.sessions import ClientSession, apply_once
 from dqueue.raft import ReadState, Role
+from tests.unit.plain_values import HASHABLE, PLAIN
 
 ENQUEUE = {"op": "enqueue", "tasks": [{"id": "t1", "type": "mail"}]}
 LEASE = {"op": "lease", "worker_id": "w", "types": ["mail"], "max_tasks": 1}
@@ -356,3 +361,186 @@ def test_a_parked_lease_is_proposed_again_under_a_new_serial_number():
     outcome = p.apply(router, "r1", LEASE, p.sessions[1])
     assert outcome["value"]["tasks"][0]["id"] == "t1"
     assert p.ipc.answers == [(b"api", "r1", "outcome", outcome)]
+
+
+# ------------------------------------------------------------------ hostile peers
+
+class _PackingProcess(Process):
+    """The stand-in process whose sends, answers and proposals are encoded as the real ones
+    are (msgpack), so a value that could not leave this process fails the test."""
+
+    def __init__(self, role: Role, leader_id: str | None) -> None:
+        super().__init__(role=role, leader_id=leader_id)
+        real_send, real_res, real_err = (self.transport.send, self.ipc.send_res,
+                                         self.ipc.send_err)
+
+        def send(peer: str, kind: bytes, body: Any) -> bool:
+            msgpack.packb(body, use_bin_type=True)
+            return real_send(peer, kind, body)
+
+        def send_res(identity: bytes, rid: str, key: str, value: Any) -> None:
+            msgpack.packb({"rid": rid, key: value}, use_bin_type=True)
+            real_res(identity, rid, key, value)
+
+        def send_err(identity: bytes, rid: str, code: str, message: str,
+                     leader_id: str | None = None, leader_http: str | None = None) -> None:
+            msgpack.packb([rid, code, message, leader_id, leader_http], use_bin_type=True)
+            real_err(identity, rid, code, message, leader_id, leader_http)
+
+        self.transport.send, self.ipc.send_res, self.ipc.send_err = send, send_res, send_err
+
+    def propose(self, rid: str, cmd: dict[str, Any], command: Any = None,
+                session: ClientSession | None = None) -> None:
+        encode_item(rid, {**cmd, "now_ms": 1}, session)
+        super().propose(rid, cmd, command, session)
+
+
+_RID = st.one_of(st.just("r1"), st.just("f1"), PLAIN)
+_ANY_TEXT = st.one_of(st.text(alphabet=st.characters(exclude_categories=()), min_size=1,
+                              max_size=8), st.just("t\ud800"))
+_PAYLOAD = st.one_of(PLAIN, st.just(1 << 70), st.just({"k": "\udfff"}))
+# Commands that pass command_from_plain with any text in their ids and any JSON-ish payload
+# (ints beyond 64 bits included): what a validated command may still carry.
+_VALID_CMDS = st.one_of(
+    st.sampled_from([ENQUEUE, LEASE, {"op": "tick"}, {"op": "purge"}]),
+    st.builds(lambda i, t, p: {"op": "enqueue", "tasks": [{"id": i, "type": t, "payload": p}]},
+              _ANY_TEXT, _ANY_TEXT, _PAYLOAD),
+    st.builds(lambda i, w: {"op": "ack", "id": i, "worker_id": w}, _ANY_TEXT, _ANY_TEXT),
+)
+
+
+@st.composite
+def _fwd_body(draw: st.DrawFn) -> dict[Any, Any]:
+    # Mostly well-formed around one odd value, so that most reach the proposal path.
+    cmd = draw(st.one_of(PLAIN, _VALID_CMDS, _VALID_CMDS, _VALID_CMDS))
+    if isinstance(cmd, dict) and not draw(st.integers(0, 4)):
+        cmd = {**cmd, draw(st.one_of(st.sampled_from(["tasks", "worker_id", "op", "now_ms"]),
+                                     HASHABLE)):
+               draw(PLAIN)}
+    body: dict[Any, Any] = {"rid": draw(_RID), "cmd": cmd,
+                            "timeout_ms": draw(st.integers(0, 10_000) if draw(st.integers(0, 4))
+                                               else PLAIN),
+                            "wait_ms": draw(st.just(0) if draw(st.integers(0, 4)) else PLAIN)}
+    if not draw(st.integers(0, 4)):
+        body["session"] = draw(st.one_of(PLAIN, st.just(["c", 1, 1])))
+    return body
+
+
+@st.composite
+def _fwd_res_body(draw: st.DrawFn) -> dict[Any, Any]:
+    body: dict[Any, Any] = {"rid": draw(_RID)}
+    if draw(st.booleans()):
+        body["outcome"] = draw(st.one_of(
+            PLAIN, st.fixed_dictionaries({"ok": PLAIN, "value": PLAIN}),
+            st.fixed_dictionaries({"ok": st.just(False), "code": PLAIN, "message": PLAIN})))
+    else:
+        body["code"] = draw(st.one_of(st.just("not_leader"), PLAIN))
+        body["message"] = draw(PLAIN)
+    return body
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from([Role.LEADER, Role.FOLLOWER]), st.sampled_from(["n2", "n3"]),
+       st.one_of(st.tuples(st.just(KIND_FWD), _fwd_body()),
+                 st.tuples(st.just(KIND_FWD_RES), _fwd_res_body()),
+                 st.tuples(st.binary(max_size=8), PLAIN)))
+def test_any_peer_message_is_taken_or_refused_without_raising(role, sender, message):
+    """No value at all in a fwd or fwd_res makes on_peer, or what it sends, proposes or
+    relays, raise; an outcome relayed to the local API has the state machine's shape."""
+    kind, body = message
+    p = _PackingProcess(role, "n2" if role is Role.FOLLOWER else "n1")
+    router = RequestRouter(p)
+    router.accept_command(_cmd("r1", ENQUEUE))  # forwarded to n2 by a follower
+    p.ipc.answers.clear()
+    assert router.on_peer(sender, kind, body) in (True, False)
+    for _, _, key, value in p.ipc.answers:
+        if key == "outcome":
+            assert isinstance(value, dict) and isinstance(value.get("ok"), bool)
+            assert isinstance(value.get("value"), dict) or value.get("value") is None or (
+                not value["ok"] and isinstance(value.get("code"), str))
+
+
+def test_a_malformed_outcome_is_refused_and_the_request_still_waits():
+    p = Process(role=Role.FOLLOWER, leader_id="n2")
+    router = RequestRouter(p)
+    router.accept_command(_cmd("r1", ENQUEUE))
+    for outcome in (None, 5, {"ok": "yes"}, {"ok": True, "value": [1]},
+                    {"ok": False, "code": 3, "message": "m"}, {"ok": True, "value": {1 << 70: 1}}):
+        assert router.on_peer("n2", KIND_FWD_RES, {"rid": "r1", "outcome": outcome}) is False
+    assert p.ipc.answers == []
+    assert router.table.pending["r1"].stage is Stage.FORWARDED
+
+
+def test_a_forward_with_a_command_that_cannot_be_encoded_again_is_refused():
+    p = Process()
+    router = RequestRouter(p)
+    bad = {"op": "enqueue", "tasks": [{"id": "t\ud800", "type": "x"}]}
+    for cmd in (bad, {**ENQUEUE, "tasks": [{"id": "t", "type": "x", "payload": 1 << 70}]}):
+        body = {"rid": "f1", "cmd": cmd, "timeout_ms": 1_000, "wait_ms": 0}
+        assert router.on_peer("n2", KIND_FWD, body) is False
+    assert p.proposed == []
+    huge = {"rid": "f2", "cmd": ENQUEUE, "timeout_ms": 10 ** 400, "wait_ms": 0}
+    assert router.on_peer("n2", KIND_FWD, huge) is False
+
+
+def test_a_leader_not_heard_from_within_an_election_timeout_is_not_named():
+    p = Process(role=Role.FOLLOWER, leader_id="n2")
+    router = RequestRouter(p)
+    router.accept_read(ReadRequest(b"api", "r1", {"op": "nope"}, 100, False))
+    assert p.ipc.answers[-1][3]["leader_id"] == "n2"  # heard from recently
+    p.raft.election_elapsed = p.raft.config.election_ticks
+    router.accept_read(ReadRequest(b"api", "r2", {"op": "nope"}, 100, False))
+    assert p.ipc.answers[-1][3]["leader_id"] is None
+
+
+def test_a_candidate_does_not_name_the_last_leader():
+    """It campaigns because that leader went silent: a 503 naming it sent clients to a node
+    that was down (issue 13)."""
+    p = Process(role=Role.CANDIDATE, leader_id=None)
+    p.last_leader_id = "n2"
+    router = RequestRouter(p)
+    router.accept_command(_cmd("r1", ENQUEUE, timeout_ms=10))
+    router.expire(monotonic_ms() + 11)
+    assert p.ipc.answers[0][3] == {"code": "no_leader", "leader_id": None, "leader_http": None}
+
+
+def test_a_waiting_long_poll_does_not_hold_first_unanswered_down():
+    p = Process()
+    router = RequestRouter(p)
+    client = router.table.client_id
+    router.accept_command(_cmd("r1", LEASE, wait_ms=5_000))  # nothing visible: parked
+    router.accept_command(_cmd("r2", {"op": "tick"}))
+    assert p.sessions == [ClientSession(client, 2, 2)]
+    p.apply(router, "r2", {"op": "tick"}, p.sessions[0])  # r2 answered
+    p.apply(router, "r0", {"op": "enqueue", "tasks": [{"id": "t0", "type": "mail"}]})
+    router.accept_command(_cmd("r3", LEASE, wait_ms=5_000))  # t0 visible: proposed
+    p.apply(router, "rx", LEASE)  # another worker's lease takes t0 first
+    p.apply(router, "r3", LEASE, p.sessions[1])  # so r3 applies empty and parks
+    router.accept_command(_cmd("r4", {"op": "tick"}))
+    assert p.sessions[1:] == [ClientSession(client, 3, 3), ClientSession(client, 4, 4)]
+
+
+def test_a_forwarded_long_poll_is_sent_again_as_a_new_lease_after_its_empty_apply():
+    p = Process(role=Role.FOLLOWER, leader_id="n2")
+    router = RequestRouter(p)
+    router.accept_command(_cmd("r1", LEASE, wait_ms=5_000))
+    first = p.transport.sent[0][2]["session"]
+    p.apply(router, "r1", LEASE, ClientSession(*first))  # parked on n2, seen applied here
+    assert p.ipc.answers == []
+    p.leader_id = p.raft.leader_id = "n3"
+    router.on_leader_known()
+    again = p.transport.sent[1][2]["session"]
+    assert again[1] > first[1] and again[2] == again[1]  # a new number, nothing below open
+
+
+def test_a_refused_repeat_reaches_a_local_client_as_outcome_unknown():
+    p = Process(role=Role.FOLLOWER, leader_id="n2")
+    router = RequestRouter(p)
+    router.accept_command(_cmd("r1", ENQUEUE))
+    router.accept_command(_cmd("r2", ENQUEUE))
+    router.on_peer("n2", KIND_FWD_RES, {"rid": "r1", "code": "duplicate_request",
+                                        "message": "below first unanswered"})
+    refused = {"ok": False, "code": "duplicate_request", "message": "below first unanswered"}
+    router.on_peer("n2", KIND_FWD_RES, {"rid": "r2", "outcome": refused})
+    assert [(rid, key, answer["code"]) for _, rid, key, answer in p.ipc.answers] == [
+        ("r1", "err", "timeout"), ("r2", "err", "timeout")]
