@@ -84,13 +84,16 @@ def plan_ready(ready: Ready, role: Role, stored_term: int,
     # a new term or vote must be on disk before anything that carries it leaves (figure 2).
     leader_early = role is Role.LEADER and not changed
     messages = ready.messages
+    early: tuple[Message, ...] = ()
+    late = messages
     if leader_early and messages:
         early_types = LEADER_EARLY_TYPES
-        early = tuple(m for m in messages if m.type in early_types)
-        late = tuple(m for m in messages if m.type not in early_types) if len(early) < len(
-            messages) else ()
-    else:
-        early, late = (), messages
+        held = [m for m in messages if m.type not in early_types]
+        if len(held) < len(messages):
+            # One pass in the common case (every message early): no late list to build.
+            early = messages if not held else tuple(
+                m for m in messages if m.type in early_types)
+            late = tuple(held)
     # A Ready that installs a snapshot is written before anything is applied: the snapshot
     # replaces the state the entries would apply to (Raft section 7).
     apply_first = leader_early and ready.snapshot is None and bool(ready.committed_entries)

@@ -276,18 +276,21 @@ class ReadState:
 
 @dataclass(frozen=True, slots=True)
 class Ready:
-    """Output of the core, handled by the node in this order (see docs/internals.md 1).
+    """Output of the core, handled by the node in the order ``ready_plan.plan_ready`` gives
+    (see docs/internals.md 1; the simulator drives the same function):
 
-    1. persist ``snapshot``, ``entries`` and ``hard_state`` in one synced write;
-    2. send ``messages``;
-    3. restore ``snapshot`` into the state machine, apply ``committed_entries``, serve
-       ``read_states`` whose index is applied;
-    4. call ``advance(ready)``.
-
-    A leader whose term and vote did not change may send its AppendEntries before step 1
-    (thesis 10.2.1) and apply ``committed_entries`` before step 1 as well: they are stored on
-    a majority already, and the leader's own new entries count toward commit only from
-    ``advance`` on, so nothing committed depends on this Ready's write.
+    1. send the plan's early messages (a leader whose term and vote are stored: its
+       AppendEntries and heartbeats, thesis 10.2.1); that leader may also apply
+       ``committed_entries`` now: they are stored on a majority already, and its own new
+       entries count toward commit only from ``advance`` on;
+    2. persist ``snapshot``, ``entries`` and ``hard_state`` in one synced write, unless the
+       Ready only moves the commit index (volatile in Raft figure 2: it goes with the next
+       write);
+    3. send the other ``messages``: no vote or append response leaves before what it promises
+       is on disk (figure 2);
+    4. restore ``snapshot`` into the state machine, apply ``committed_entries`` (unless done in
+       step 1), serve ``read_states`` whose index is applied;
+    5. call ``advance(ready)``.
     """
 
     soft_state: SoftState | None = None
