@@ -145,11 +145,12 @@ class RequestTable:
         self._open_seqs[seq] = None
         return ClientSession(self.client_id, seq, next(iter(self._open_seqs)))
 
-    def renew_session(self, request: Pending) -> None:
-        """Give ``request`` a new serial number of this client: its command is proposed again
-        as a new command (a parked lease), not as a repeat of the applied one."""
+    def release_session(self, request: Pending) -> None:
+        """The command of ``request``'s session was applied but the request still waits (an
+        empty long poll): close its serial number (so it no longer holds ``first_unanswered``
+        down) and leave it without a session until it is sent again as a new command."""
         self._close_session(request)
-        request.session = self.new_session()
+        request.session = None
 
     def session_of(self, request: Pending) -> ClientSession | None:
         """The session to propose or forward ``request`` with: this client's carries the

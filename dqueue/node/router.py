@@ -179,6 +179,10 @@ class RequestRouter:
 
     def _dispatch(self, request: Pending) -> None:
         p = self.p
+        if request.session is None and not request.is_read:
+            # Sent as this client's new command: a parked lease proposed again (its empty
+            # lease applied under the old number), or a forward from a node that sent none.
+            request.session = self.table.new_session()
         if request.is_read:
             self.table.move(request, Stage.READ_INDEX)
             self._new_reads.append(request.rid)
@@ -220,6 +224,7 @@ class RequestRouter:
         if self.p.queue.has_visible(body.get("types"), self.p.wall_ms()):
             return False
         request.last_outcome = _EMPTY_LEASE_OUTCOME
+        self.table.release_session(request)  # a new serial number when it is proposed
         self.table.move(request, Stage.PARKED)
         return True
 
@@ -232,7 +237,8 @@ class RequestRouter:
         if prior is STALE:
             self.table.pop(request.rid)
             self._send_err(request.reply_to, request.rid, DUPLICATE_REQUEST,
-                           "applied and answered already; not applied twice")
+                           "below its client's first unanswered request: applied or given up "
+                           "earlier, not applied now")
             return True
         # As if its entry applied now: answered, or parked when it is an empty long poll.
         self.table.move(request, Stage.PROPOSED)
@@ -340,11 +346,16 @@ class RequestRouter:
             return
         now = monotonic_ms()
         waiting = request.wait_until_ms > now and _is_empty_lease(outcome)
+        # An empty long poll's session command is applied: it releases its serial number (it
+        # must not hold first_unanswered down while it waits), and takes a new one if it is
+        # proposed or sent again (a new lease, not a repeat of the empty one).
         if request.stage is Stage.PROPOSED and waiting and self.p.role is Role.LEADER:
             request.last_outcome = outcome
+            self.table.release_session(request)
             self.table.move(request, Stage.PARKED)
             return
         if request.stage in (Stage.FORWARDED, Stage.WAIT_LEADER) and waiting:
+            self.table.release_session(request)
             return  # the leader parks it and answers with fwd_res
         if request.stage not in (Stage.PROPOSED, Stage.FORWARDED, Stage.WAIT_LEADER):
             return  # a read, or a parked lease (answered when it is proposed again)
@@ -377,9 +388,7 @@ class RequestRouter:
         now_ms = p.wall_ms()
         for request in parked:
             if p.queue.has_visible(request.body.get("types"), now_ms):
-                # A new lease, not a repeat of the empty one its session already applied.
-                self.table.renew_session(request)
-                self._dispatch(request)
+                self._dispatch(request)  # under a new serial number (released when parked)
 
     # ----------------------------------------------------------------- reads
 
@@ -439,6 +448,9 @@ class RequestRouter:
             self.p.transport.send(reply_to.peer, KIND_FWD_RES,
                                   {"rid": request.rid, "outcome": outcome})
         elif reply_to.identity is not None:
+            if outcome.get("code") == DUPLICATE_REQUEST:
+                self._send_err(reply_to, request.rid, DUPLICATE_REQUEST, outcome["message"])
+                return
             self.p.ipc.send_res(reply_to.identity, request.rid, "outcome", outcome)
 
     def _send_value(self, reply_to: ReplyTo, rid: str, value: Any) -> None:
@@ -465,6 +477,10 @@ class RequestRouter:
 
     def _send_err(self, reply_to: ReplyTo, rid: str, code: str, message: str) -> None:
         p = self.p
+        if code == DUPLICATE_REQUEST and reply_to.peer is None:
+            # A local client hears "outcome unknown": its command was applied (once) or given
+            # up earlier, and its outcome is no longer kept (sessions.py).
+            code, message = "timeout", f"outcome no longer known: {message}"
         leader_id = self._leader_hint()
         if reply_to.peer is not None:
             p.transport.send(reply_to.peer, KIND_FWD_RES, {

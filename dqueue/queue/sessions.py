@@ -261,8 +261,8 @@ def apply_once(state: QueueState, command: Command, index: int, session: ClientS
         sessions.expire(clock_ms)
     elif prior is STALE:
         outcome = {"ok": False, "code": DUPLICATE_REQUEST,
-                   "message": f"request {seq} of client {client_id} was applied and answered "
-                              f"already; it is not applied twice"}
+                   "message": f"request {seq} of client {client_id} is below the client's first "
+                              f"unanswered request: applied or given up earlier, not applied now"}
     else:
         outcome = prior
     return outcome if reply else None
