@@ -60,8 +60,9 @@ class SimClients:
         self.leader: str | None = None
 
     def propose(self, cluster: Cluster, rng: random.Random, value: bytes) -> bool:
-        """A random client with room sends a new command ``value`` to a random live member;
-        False when every client is full or no member is up."""
+        """A random client sends a new command ``value`` to a random live member; False (and
+        nothing sent) when that client has ``max_in_flight`` commands in flight or no member
+        is up."""
         alive = cluster.alive()
         client = rng.choice(self.clients)
         if not alive or len(client.in_flight) >= self.max_in_flight:
