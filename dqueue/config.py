@@ -28,9 +28,12 @@ class NodeConfig:
 
     id: str
     data_dir: str = "./data"
-    http_addr: str = ":8080"
+    # Loopback by default: a fresh node does not listen on every interface. ``:8080`` (the
+    # seed's spelling) still means every interface, served in protected mode until tokens or
+    # --insecure are configured (docs/security.md).
+    http_addr: str = "127.0.0.1:8080"
     raft_addr: str = ":9090"
-    worker_addr: str = ":9191"
+    worker_addr: str = "127.0.0.1:9191"
     # Raft member id -> peer transport address (host:port), this node included. Empty with
     # bootstrap means a single-node cluster whose only member is this node at raft_addr.
     peers: dict[str, str] = field(default_factory=dict)
@@ -288,9 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="FILE", help="TOML file (see conf/dqueue.toml)")
     parser.add_argument("--id", help="unique member id of this node (required)")
     parser.add_argument("--data-dir", help="data directory (default ./data)")
-    parser.add_argument("--http-addr", help="HTTP API address (default :8080)")
+    parser.add_argument("--http-addr", help="HTTP API address (default 127.0.0.1:8080; "
+                        "':8080' listens on every interface)")
     parser.add_argument("--raft-addr", help="peer transport address (default :9090)")
-    parser.add_argument("--worker-addr", help="ZeroMQ worker gateway address (default :9191)")
+    parser.add_argument("--worker-addr", help="ZeroMQ worker gateway address "
+                        "(default 127.0.0.1:9191)")
     parser.add_argument("--peers", help="members: id=host:port,... with this node included")
     parser.add_argument("--peers-http", help="members' HTTP addresses: id=host:port,...")
     parser.add_argument(

@@ -26,7 +26,9 @@ def test_seed_command_line():
     assert config.id == "dev"
     assert config.bootstrap is True
     assert config.data_dir == "./data"
-    assert config.http_addr == ":8080"
+    assert config.http_addr == "127.0.0.1:8080"  # loopback unless asked (docs/security.md)
+    assert config.worker_addr == "127.0.0.1:9191"
+    assert load_config(["--id=dev", "--http-addr=:8080"]).http_addr == ":8080"  # seed spelling
     assert config.members() == {"dev": ":9090"}
 
 
