@@ -59,6 +59,9 @@ class NodeConfig:
     backoff_jitter: float = 0.2
     dedup_window_ms: int = 24 * 3_600_000
     retention_ms: int = 24 * 3_600_000
+    # Most tasks pending or leased at once; an enqueue beyond it is refused (429 queue_full).
+    # 0: unlimited.
+    max_depth: int = 0
 
     # Raft timing: time enters the core only as ticks of tick_ms.
     tick_ms: int = 50
@@ -152,6 +155,7 @@ TOML_LAYOUT: dict[str, dict[str, str]] = {
         "backoff_jitter": "backoff_jitter",
         "dedup_window": "dedup_window_ms",
         "retention": "retention_ms",
+        "max_depth": "max_depth",
     },
     "raft": {
         "tick": "tick_ms",
@@ -526,6 +530,7 @@ def _check_ports(config: NodeConfig) -> None:
 _RANGES: dict[str, tuple[str, float, float]] = {
     "lease_timeout_ms": ("queue.lease_timeout", 1, 12 * 3_600_000),
     "max_retries": ("queue.max_retries", 0, 1_000),
+    "max_depth": ("queue.max_depth", 0, 1 << 40),
     "backoff_base_ms": ("queue.backoff_base", 1, 24 * 3_600_000),
     "backoff_factor": ("queue.backoff_factor", 1.0, 100.0),
     "backoff_cap_ms": ("queue.backoff_cap", 1, 7 * 24 * 3_600_000),

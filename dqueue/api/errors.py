@@ -28,7 +28,11 @@ _OUTCOME_STATUS = {
     "lease_conflict": falcon.HTTP_409,
     "invalid_state": falcon.HTTP_409,
     "invalid": falcon.HTTP_400,
+    "idempotency_key_reused": falcon.HTTP_409,
+    "queue_full": falcon.HTTP_429,
 }
+# Seconds a client should wait before retrying an enqueue refused by the queue's max_depth.
+QUEUE_FULL_RETRY_AFTER_S = 1
 
 
 class ApiError(Exception):
@@ -84,6 +88,12 @@ def value_of(outcome: dict[str, Any]) -> Any:
     field = outcome.get("field")
     if code == "invalid":
         raise ApiError(status, "invalid_field", message, field=field or "body")
+    if code == "queue_full":
+        raise ApiError(status, code, message, extra={"max_depth": outcome.get("max_depth")},
+                       headers={"Retry-After": str(QUEUE_FULL_RETRY_AFTER_S)})
+    if code == "idempotency_key_reused":
+        raise ApiError(status, code, message, field=field,
+                       extra={"task_id": outcome.get("task_id")})
     raise ApiError(status, code, message, field=field)
 
 

@@ -101,6 +101,7 @@ def queue_config(config: NodeConfig) -> QueueConfig:
         backoff_base_ms=config.backoff_base_ms, backoff_factor=config.backoff_factor,
         backoff_cap_ms=config.backoff_cap_ms, backoff_jitter=config.backoff_jitter,
         dedup_window_ms=config.dedup_window_ms, retention_ms=config.retention_ms,
+        max_depth=config.max_depth,
     )
 
 

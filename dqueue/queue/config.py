@@ -34,6 +34,8 @@ class QueueConfig:
         max_batch: Most tasks in one enqueue command.
         max_lease_tasks: Most tasks one lease command may take.
         max_lease_ms: Longest lease a lease or extend command may ask for.
+        max_depth: Most tasks pending (delayed included) or leased at once; an enqueue that
+            would go beyond it is refused whole with ``queue_full``. 0: no limit.
     """
 
     lease_ms: int = 30_000
@@ -47,6 +49,7 @@ class QueueConfig:
     max_batch: int = 1_000
     max_lease_tasks: int = 100
     max_lease_ms: int = 12 * 3_600_000
+    max_depth: int = 0
 
     def __post_init__(self) -> None:
         positive = {"lease_ms": self.lease_ms, "max_batch": self.max_batch,
@@ -57,7 +60,7 @@ class QueueConfig:
         non_negative = {"max_retries": self.max_retries, "backoff_base_ms": self.backoff_base_ms,
                         "backoff_cap_ms": self.backoff_cap_ms,
                         "dedup_window_ms": self.dedup_window_ms,
-                        "retention_ms": self.retention_ms}
+                        "retention_ms": self.retention_ms, "max_depth": self.max_depth}
         for name, value in non_negative.items():
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
@@ -70,8 +73,15 @@ class QueueConfig:
 
 
 def settings_to_plain(config: QueueConfig) -> dict[str, Any]:
-    """Return the settings as a plain dict (field name to value), for commands and snapshots."""
-    return asdict(config)
+    """Return the settings as a plain dict (field name to value), for commands and snapshots.
+
+    ``max_depth`` is left out while it is 0 (no bound): members of an older version refuse a
+    setting they do not know, so a rolling upgrade works as long as no bound is set.
+    """
+    plain = asdict(config)
+    if not plain["max_depth"]:
+        del plain["max_depth"]
+    return plain
 
 
 def settings_from_plain(obj: Any) -> QueueConfig:

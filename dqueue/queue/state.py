@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from heapq import heappop, heappush
 from typing import Any
 
-from dqueue.queue import commands, reads
+from dqueue.queue import admission, commands, reads
 from dqueue.queue import snapshot as snapshot_codec
 from dqueue.queue.backoff import backoff_ms
 from dqueue.queue.config import QueueConfig, settings_to_plain
@@ -247,7 +247,11 @@ class QueueState:
         ids = {new.id for new in new_tasks}
         if (len(ids) == len(new_tasks) and self._tasks.keys().isdisjoint(ids)
                 and all(new.idempotency_key is None for new in new_tasks)):
-            # The common batch: fresh distinct ids and no keys, so nothing can fail or repeat.
+            # The common batch: fresh distinct ids and no keys, so nothing can repeat; only the
+            # depth bound can refuse it (whole).
+            full = self._refuse_beyond_depth(len(new_tasks))
+            if full is not None:
+                return full
             create = self._create
             if not self._reply:
                 for new in new_tasks:
@@ -266,11 +270,19 @@ class QueueState:
             original = None
             if key is not None:
                 if key in new_keys:
+                    first = new_tasks[new_keys[key]]
+                    if not admission.same_body(first, self._retries_of(first), new,
+                                               self._retries_of(new)):
+                        return admission.key_reused(key, f"tasks[{position}].",
+                                                    position=new_keys[key])
                     originals.append(None)  # duplicate of an earlier task of this batch
                     continue
                 entry = dedup.get(key)
                 if entry is not None and entry[1] > clock_ms:
                     original = self._tasks.get(entry[0])
+                if original is not None and not admission.same_body(
+                        original, original.max_retries, new, self._retries_of(new)):
+                    return admission.key_reused(key, f"tasks[{position}].", original.id)
             if original is None:
                 if new.id in self._tasks or new.id in new_ids:
                     return _fail("invalid", f"tasks[{position}].id: task {new.id} exists")
@@ -278,6 +290,9 @@ class QueueState:
                 if key is not None:
                     new_keys[key] = position
             originals.append(original)
+        full = self._refuse_beyond_depth(len(new_ids))
+        if full is not None:
+            return full
         tasks: list[dict[str, Any]] = []
         duplicates: list[bool] = []
         for position, new in enumerate(new_tasks):
@@ -301,13 +316,31 @@ class QueueState:
             if entry is not None and entry[1] > self.clock_ms:
                 original = self._tasks.get(entry[0])
                 if original is not None:
+                    if not admission.same_body(original, original.max_retries, new,
+                                               self._retries_of(new)):
+                        return admission.key_reused(key, "", original.id)
                     return _ok({"tasks": [original.to_plain()], "duplicates": [True]})
         if new.id in self._tasks:
             return _fail("invalid", f"tasks[0].id: task {new.id} exists")
+        if self.config.max_depth:
+            full = self._refuse_beyond_depth(1)
+            if full is not None:
+                return full
         task = self._create(new)
         if not self._reply:
             return _UNANSWERED
         return {"ok": True, "value": {"tasks": [task.to_plain()], "duplicates": [False]}}
+
+    def _retries_of(self, new: commands.NewTask) -> int:
+        return self.config.max_retries if new.max_retries is None else new.max_retries
+
+    def _refuse_beyond_depth(self, adding: int) -> Outcome | None:
+        """``queue_full`` when ``adding`` more tasks would pass ``max_depth``. Invariant kept:
+        depth <= max_depth after every enqueue (a batch that does not fit is refused whole)."""
+        if not self.config.max_depth:
+            return None
+        return admission.beyond_depth(admission.depth(self._by_status), adding,
+                                      self.config.max_depth)
 
     def _create(self, new: commands.NewTask) -> Task:
         """Add a new pending task (its id is known to be free) and index it."""

@@ -26,6 +26,17 @@ def _err(code: str) -> dict[str, Any]:
     return {"ok": False, "code": code}
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equal values of equal types, all the way down."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
 class ReferenceQueue:
     """Naive queue: ``tasks`` in enqueue order, ``keys`` a dict key -> [task id, expires]."""
 
@@ -105,6 +116,12 @@ class ReferenceQueue:
         for new in cmd.tasks:
             owner = None if new.idempotency_key is None else self.key_owner(new.idempotency_key)
             if owner is not None:
+                retries = self.config.max_retries if new.max_retries is None else new.max_retries
+                if not (owner["type"] == new.type and owner["priority"] == new.priority
+                        and owner["max_retries"] == retries
+                        and _same(owner["payload"], new.payload)):
+                    self.tasks, self.keys = saved
+                    return _err("idempotency_key_reused")
                 tasks.append(self.plain(owner))
                 duplicates.append(True)
                 continue
@@ -125,6 +142,10 @@ class ReferenceQueue:
                                                   self.clock + self.config.dedup_window_ms]
             tasks.append(self.plain(task))
             duplicates.append(False)
+        depth = len([t for t in self.tasks if t["status"] in ("pending", "leased")])
+        if self.config.max_depth and False in duplicates and depth > self.config.max_depth:
+            self.tasks, self.keys = saved
+            return _err("queue_full")
         return _ok({"tasks": tasks, "duplicates": duplicates})
 
     def do_lease(self, cmd: commands.Lease, index: int) -> dict[str, Any]:

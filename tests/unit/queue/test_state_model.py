@@ -213,14 +213,17 @@ class QueueVersusModel(RuleBasedStateMachine):
     @rule(delta=STEPS, lease_ms=st.sampled_from([2_000, 5_000, 20_000]),
           max_retries=st.sampled_from([0, 2, 4]), backoff_base_ms=st.sampled_from([500, 1_000]),
           dedup_window_ms=st.sampled_from([2_000, 8_000]),
-          retention_ms=st.sampled_from([3_000, 12_000, 40_000]), unstamped=st.booleans())
+          retention_ms=st.sampled_from([3_000, 12_000, 40_000]), unstamped=st.booleans(),
+          max_depth=st.sampled_from([0, 0, 2, 5]))
     def configure(self, delta: int, lease_ms: int, max_retries: int, backoff_base_ms: int,
-                  dedup_window_ms: int, retention_ms: int, unstamped: bool) -> None:
+                  dedup_window_ms: int, retention_ms: int, unstamped: bool,
+                  max_depth: int) -> None:
         """A new leader's settings (replicated state); unstamped as the node proposes them, or
         stamped."""
         settings = dataclasses.replace(CONFIG, lease_ms=lease_ms, max_retries=max_retries,
                                        backoff_base_ms=backoff_base_ms,
-                                       dedup_window_ms=dedup_window_ms, retention_ms=retention_ms)
+                                       dedup_window_ms=dedup_window_ms, retention_ms=retention_ms,
+                                       max_depth=max_depth)
         now_ms = 0 if unstamped else self.now(delta)
         assert self.step(dq.Configure(settings=settings, now_ms=now_ms)) == {"ok": True,
                                                                             "value": {}}
