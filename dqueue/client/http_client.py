@@ -398,8 +398,13 @@ class Client:
         """Make the hinted leader the preferred node, adding it to the list if new."""
         if not leader_http:
             return
+        parts = urlsplit(current)
+        if "://" not in leader_http:
+            # A hint is host:port: reach it the way the current node was reached (https
+            # through TLS proxies, docs/security.md).
+            leader_http = f"{parts.scheme}://{leader_http}"
         try:
-            url = normalize_url(leader_http, default_host=urlsplit(current).hostname or "127.0.0.1")
+            url = normalize_url(leader_http, default_host=parts.hostname or "127.0.0.1")
         except ValueError:
             return
         if url not in self._urls:

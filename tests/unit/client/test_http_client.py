@@ -214,3 +214,20 @@ def test_reads_and_keep_alive(server):
     assert client.cluster()["members"][0]["id"] == "n1"
     assert len(set(server.client_ports)) == 1  # one kept-alive connection for all three
 
+
+
+def test_a_leader_hint_keeps_the_scheme_of_the_node_that_gave_it():
+    client = Client(["https://proxy-a.example:443"])
+    client._follow_hint("proxy-b.example:8443", client.servers[0])
+    assert client.servers[-1] == "https://proxy-b.example:8443"
+    plain = Client("http://127.0.0.1:8081")
+    plain._follow_hint(":8082", plain.servers[0])
+    assert plain.servers[-1] == "http://127.0.0.1:8082"
+
+
+def test_the_token_comes_from_the_argument_or_dqueue_token(server, monkeypatch):
+    monkeypatch.setenv("DQUEUE_TOKEN", "dq_from_env")
+    assert Client(server.url).token == "dq_from_env"
+    assert Client(server.url, token="dq_given").token == "dq_given"
+    monkeypatch.delenv("DQUEUE_TOKEN")
+    assert Client(server.url).token is None
