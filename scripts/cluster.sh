@@ -4,5 +4,7 @@
 #   scripts/cluster.sh kill NODE | pause NODE | resume NODE | restart NODE
 # Data, logs and pid files live in run/cluster/ (DQ_RUN_DIR or --run-dir to change it);
 # another set of node configs can be used with DQ_CONF_DIR or --conf-dir.
+# Secured by default: peer keys are created in <run-dir>/keys on the first start and each node
+# gets --secure-dir; --insecure (or DQUEUE_INSECURE=1) runs without keys, loopback peers only.
 source "$(dirname "${BASH_SOURCE[0]}")/../bin/_env.sh"
 exec "$DQ_PY" -m dqueue.chaos.localcluster "$@"

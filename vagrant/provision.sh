@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Provision one dqueue node: install dqueue from the synced source folder into a virtual
-# environment, write the node's config from conf/, install the systemd unit and start it.
+# environment, install the node's peer keys, write its config from conf/, install the systemd
+# unit and start it.
 #
 #   provision.sh [--src DIR] [--root DIR] [--addresses n1=IP,n2=IP,n3=IP] [--conf-dir DIR]
-#                [--no-apt] [--no-systemd] NODE_ID
+#                [--keys DIR | --insecure] [--no-apt] [--no-systemd] NODE_ID
+#
+# --keys is this node's folder written by `dqueue-cli keys init` (default /opt/dqueue-keys,
+# which the Vagrantfile syncs from vagrant/keys/<id>/): it is installed as /etc/dqueue/keys,
+# owner dqueue, secret key 0600. Without keys provisioning fails unless --insecure.
 #
 # --root installs into another filesystem root (a test or an image build): everything is
 # written below it, no user is created and systemd is left alone. Paths written into the files
@@ -14,6 +19,8 @@ SRC=/opt/dqueue-src
 ROOT=/
 ADDRESSES="n1=192.168.56.11,n2=192.168.56.12,n3=192.168.56.13"
 CONF_DIR=""
+KEYS=/opt/dqueue-keys
+INSECURE=0
 APT=1
 SYSTEMD=1
 NODE_ID=""
@@ -23,9 +30,11 @@ while [ $# -gt 0 ]; do
         --root) ROOT="$2"; shift 2 ;;
         --addresses) ADDRESSES="$2"; shift 2 ;;
         --conf-dir) CONF_DIR="$2"; shift 2 ;;
+        --keys) KEYS="$2"; shift 2 ;;
+        --insecure) INSECURE=1; shift ;;
         --no-apt) APT=0; shift ;;
         --no-systemd) SYSTEMD=0; shift ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         -*) echo "provision: unknown option $1" >&2; exit 2 ;;
         *) NODE_ID="$1"; shift ;;
     esac
@@ -70,16 +79,42 @@ else
     say "dqueue already installed from this source"
 fi
 
-# 4. The node's config, from the template of conf/ with this VM's addresses.
+# 4. The node's peer keys (docs/security.md): its key pair and the members' public keys.
 mkdir -p "$R/etc/dqueue" "$R/var/lib/dqueue"
+SECURITY=(--insecure)
+if [ "$INSECURE" = 0 ]; then
+    if [ ! -f "$KEYS/$NODE_ID.key_secret" ] || [ ! -d "$KEYS/members" ]; then
+        echo "provision: no peer keys for $NODE_ID in $KEYS: create them on the host with" >&2
+        echo "  bin/dqueue-cli keys init vagrant/keys --members n1,n2,n3" >&2
+        echo "(the Vagrantfile does it on 'vagrant up'), or pass --insecure" >&2
+        exit 1
+    fi
+    rm -rf "$R/etc/dqueue/keys.new"
+    install -d -m 0700 "$R/etc/dqueue/keys.new" "$R/etc/dqueue/keys.new/members" \
+        "$R/etc/dqueue/keys.new/workers"
+    install -m 0600 "$KEYS/$NODE_ID.key_secret" "$R/etc/dqueue/keys.new/"
+    install -m 0644 "$KEYS"/members/*.key "$R/etc/dqueue/keys.new/members/"
+    for key in "$KEYS"/workers/*.key; do
+        [ -f "$key" ] && install -m 0644 "$key" "$R/etc/dqueue/keys.new/workers/"
+    done
+    if [ "$ROOT" = "/" ]; then chown -R dqueue:dqueue "$R/etc/dqueue/keys.new"; fi
+    rm -rf "$R/etc/dqueue/keys"
+    mv "$R/etc/dqueue/keys.new" "$R/etc/dqueue/keys"
+    SECURITY=(--secure-dir /etc/dqueue/keys)
+    say "installed peer keys in $R/etc/dqueue/keys"
+else
+    say "no peer keys (--insecure): anyone who reaches port 9090 can pose as a member"
+fi
+
+# 5. The node's config, from the template of conf/ with this VM's addresses.
 TEMPLATE=()
 [ -f "$CONF_DIR/$NODE_ID.toml" ] && TEMPLATE=(--template "$CONF_DIR/$NODE_ID.toml")
 python3 "$HERE/render_config.py" "${TEMPLATE[@]}" --id "$NODE_ID" --addresses "$ADDRESSES" \
-    --data-dir /var/lib/dqueue > "$R/etc/dqueue/node.toml.new"
+    --data-dir /var/lib/dqueue "${SECURITY[@]}" > "$R/etc/dqueue/node.toml.new"
 mv "$R/etc/dqueue/node.toml.new" "$R/etc/dqueue/node.toml"
 say "wrote $R/etc/dqueue/node.toml"
 
-# 5. The systemd unit.
+# 6. The systemd unit.
 mkdir -p "$R/etc/systemd/system"
 install -m 0644 "$HERE/dqueue.service" "$R/etc/systemd/system/dqueue.service"
 if [ "$ROOT" = "/" ]; then chown -R dqueue:dqueue /var/lib/dqueue; fi

@@ -41,8 +41,9 @@ def dump(doc: dict[str, Any], prefix: str = "") -> str:
 
 
 def render(template: dict[str, Any], node_id: str, addresses: dict[str, str],
-           data_dir: str) -> dict[str, Any]:
-    """The template with this node's id, data directory and addresses."""
+           data_dir: str, secure_dir: str = "", insecure: bool = False) -> dict[str, Any]:
+    """The template with this node's id, data directory, addresses and peer keys folder
+    (``secure_dir``), or ``insecure`` when the cluster runs without keys."""
     if node_id not in addresses:
         raise ValueError(f"--addresses has no address for node {node_id!r}")
     doc = dict(template)
@@ -53,6 +54,12 @@ def render(template: dict[str, Any], node_id: str, addresses: dict[str, str],
                worker_addr=f"0.0.0.0:{WORKER_PORT}",
                peers={n: f"{ip}:{RAFT_PORT}" for n, ip in addresses.items()},
                peers_http={n: f"{ip}:{HTTP_PORT}" for n, ip in addresses.items()})
+    doc.pop("secure_dir", None)
+    doc.pop("insecure", None)
+    if secure_dir:
+        doc["secure_dir"] = secure_dir
+    elif insecure:
+        doc["insecure"] = True
     return doc
 
 
@@ -74,13 +81,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--id", required=True)
     parser.add_argument("--addresses", required=True, help="n1=ip,n2=ip,n3=ip")
     parser.add_argument("--data-dir", default="/var/lib/dqueue")
+    keys = parser.add_mutually_exclusive_group()
+    keys.add_argument("--secure-dir", default="", help="the node's peer keys folder")
+    keys.add_argument("--insecure", action="store_true", help="no peer keys (insecure = true)")
     args = parser.parse_args(argv)
     template: dict[str, Any] = {}
     if args.template:
         with open(args.template, "rb") as handle:
             template = tomllib.load(handle)
     try:
-        doc = render(template, args.id, parse_addresses(args.addresses), args.data_dir)
+        doc = render(template, args.id, parse_addresses(args.addresses), args.data_dir,
+                     args.secure_dir, args.insecure)
     except ValueError as exc:
         print(f"render_config: {exc}", file=sys.stderr)
         return 2

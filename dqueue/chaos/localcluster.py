@@ -7,6 +7,11 @@ One folder (``--run-dir``, default ``run/cluster``) keeps each node's data direc
 its Raft and API processes by PID (``procs.signal_tree``), so a kill is a crash, not a graceful
 stop. A pid is trusted only while that process's command line still
 names the node's data directory, so a stale pid file never signals a stranger.
+
+The cluster is secured by default: the first ``up`` (or ``restart``) writes CURVE keys for the
+nodes of ``--conf-dir`` with ``dqueue-cli keys init`` into ``<run-dir>/keys`` and every node
+starts with ``--secure-dir=<run-dir>/keys/<id>`` (docs/security.md). ``--insecure`` or
+``DQUEUE_INSECURE=1`` starts the nodes without keys (loopback peers only).
 """
 
 from __future__ import annotations
@@ -21,15 +26,24 @@ from pathlib import Path
 from typing import Any
 
 from dqueue.chaos.procs import health, signal_tree, wait_until
+from dqueue.keys import SECRET_SUFFIX
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def insecure_from_env() -> bool:
+    """Whether ``DQUEUE_INSECURE=1`` asks for a cluster without peer keys."""
+    return os.environ.get("DQUEUE_INSECURE") == "1"
 
 
 class LocalCluster:
     """The nodes of one config folder, run from one run folder."""
 
-    def __init__(self, conf_dir: Path, run_dir: Path) -> None:
+    def __init__(self, conf_dir: Path, run_dir: Path, secure: bool | None = None) -> None:
         self.conf_dir, self.run_dir = conf_dir, run_dir
+        # Secured unless told otherwise, here or by DQUEUE_INSECURE=1 (which the failover demo
+        # follows too when it restarts a node).
+        self.secure = secure if secure is not None else not insecure_from_env()
         self.confs = {p.stem: p for p in sorted(conf_dir.glob("*.toml"))}
         if not self.confs:
             raise SystemExit(f"cluster: no <id>.toml node configs in {conf_dir}")
@@ -63,6 +77,23 @@ class LocalCluster:
             raise SystemExit(f"cluster: unknown node {which!r} (have {', '.join(self.confs)})")
         return [which]
 
+    @property
+    def keys_dir(self) -> Path:
+        """Where the nodes' key folders are (``<keys_dir>/<id>``)."""
+        return self.run_dir / "keys"
+
+    def ensure_keys(self) -> None:
+        """Create the nodes' keys with ``dqueue-cli keys init`` unless every node has its own."""
+        if all((self.keys_dir / n / f"{n}{SECRET_SUFFIX}").exists() for n in self.confs):
+            return
+        done = subprocess.run(
+            [str(ROOT / "bin" / "dqueue-cli"), "keys", "init", str(self.keys_dir),
+             "--members", ",".join(self.confs), "--force"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"cluster: keys init failed: {done.stderr.strip()}")
+        print(f"cluster: created peer keys in {self.keys_dir}")
+
     def start(self, node: str) -> None:
         """Start the node in its own session unless it already runs."""
         if self.pid(node):
@@ -70,6 +101,9 @@ class LocalCluster:
         self.data_dir(node).mkdir(parents=True, exist_ok=True)
         argv = [str(ROOT / "bin" / "dqueue"), f"--config={self.confs[node]}",
                 f"--data-dir={self.data_dir(node)}"]
+        if self.secure:
+            self.ensure_keys()
+            argv.append(f"--secure-dir={self.keys_dir / node}")
         with open(self.run_dir / f"{node}.log", "ab") as log:
             proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
@@ -153,10 +187,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=30.0,
                         help="seconds `up` waits for a leader (30)")
     parser.add_argument("-n", "--lines", type=int, default=20, help="log lines per node (20)")
+    parser.add_argument("--insecure", action="store_true",
+                        default=insecure_from_env(),
+                        help="start the nodes without peer keys (also DQUEUE_INSECURE=1)")
     args = parser.parse_args(argv)
     run_dir = Path(args.run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
-    cluster = LocalCluster(Path(args.conf_dir).resolve(), run_dir)
+    cluster = LocalCluster(Path(args.conf_dir).resolve(), run_dir, secure=not args.insecure)
     if args.command in ("kill", "pause", "resume", "restart") and not args.node:
         parser.error(f"{args.command} needs a NODE")
     nodes = cluster.nodes(args.node)

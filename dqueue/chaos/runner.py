@@ -4,6 +4,10 @@
 writes into ``--out``: ``history.jsonl``, ``report.txt``, ``report.json``, ``logs/<node>.log``
 and the nodes' data directories. It exits 0 when the checker finds the history valid, 1 when it
 does not, 2 when the run could not be made (no namespaces, no leader at start).
+
+The nodes talk to each other over the namespaces' bridge (not loopback), so the cluster runs
+with peer keys, written into ``--out``/keys as ``dqueue-cli keys init`` writes them, and every
+node gets its ``--secure-dir``. ``--insecure`` runs without keys (the nodes get ``--insecure``).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from dqueue.chaos.history import EventType, HistoryWriter, Op, load
 from dqueue.chaos.nemesis import ROTATION, Fault, Nemesis
 from dqueue.chaos.procs import NodeProcess, NodeSpec, find_leader, health, http_json, wait_until
 from dqueue.chaos.workload import Producer, Worker, WorkloadConfig, request
+from dqueue.keys import create_cluster_keys
 
 ROOT = Path(__file__).resolve().parents[2]
 HTTP_PORT, RAFT_PORT, WORKER_PORT = 8080, 9090, 9191
@@ -32,8 +37,12 @@ STATUSES = ("pending", "leased", "completed", "dead", "cancelled")
 
 
 def node_specs(topo: netns.Topology, out: Path, conf_dir: Path | None,
-               extra_args: list[str]) -> list[NodeSpec]:
-    """The command line of every node, each inside its own namespace at its own address."""
+               extra_args: list[str], keys_dir: Path | None = None) -> list[NodeSpec]:
+    """The command line of every node, each inside its own namespace at its own address.
+
+    With ``keys_dir`` each node gets ``--secure-dir=<keys_dir>/<id>`` (CURVE between the
+    peers); every node gets ``--insecure``, which without keys admits peers from any address.
+    """
     peers = ",".join(f"{n}={a}:{RAFT_PORT}" for n, a in topo.addresses.items())
     peers_http = ",".join(f"{n}={a}:{HTTP_PORT}" for n, a in topo.addresses.items())
     specs = []
@@ -46,6 +55,10 @@ def node_specs(topo: netns.Topology, out: Path, conf_dir: Path | None,
                  f"--http-addr={address}:{HTTP_PORT}", f"--raft-addr={address}:{RAFT_PORT}",
                  f"--worker-addr={address}:{WORKER_PORT}", f"--peers={peers}",
                  f"--peers-http={peers_http}",
+                 *([f"--secure-dir={keys_dir / node}"] if keys_dir else []),
+                 # The workload's HTTP clients are not on loopback and carry no token: serve
+                 # them (open mode, docs/security.md). The peers stay on CURVE with keys.
+                 "--insecure=true",
                  "--bootstrap=true", *extra_args]
         specs.append(NodeSpec(node, f"{address}:{HTTP_PORT}", argv,
                               str(out / "logs" / f"{node}.log")))
@@ -148,7 +161,11 @@ def run(args: argparse.Namespace) -> int:
     topo = netns.subnet_topology(args.prefix or f"dqc{secrets.token_hex(3)}", node_ids,
                                  args.subnet)
     conf_dir = Path(args.conf_dir) if args.conf_dir else None
-    nodes = [NodeProcess(spec) for spec in node_specs(topo, out, conf_dir, args.node_arg)]
+    keys_dir = None if args.insecure else out / "keys"
+    if keys_dir is not None:
+        create_cluster_keys(str(keys_dir), node_ids, force=True)
+    nodes = [NodeProcess(spec)
+             for spec in node_specs(topo, out, conf_dir, args.node_arg, keys_dir)]
     addrs = tuple(node.spec.http_addr for node in nodes)
     faults = tuple(Fault(f) for f in args.faults.split(",") if f) if args.faults else ROTATION
     threads: list[Any] = []
@@ -259,6 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="node config files <id>.toml (addresses are overridden)")
     parser.add_argument("--node-arg", action="append", default=[],
                         help="extra flag for every node, e.g. --node-arg=--log-format=text")
+    parser.add_argument("--insecure", action="store_true",
+                        help="run the nodes without peer keys (they get --insecure)")
     parser.add_argument("--subnet", default="10.77.0", help="first three octets, namespaces only")
     parser.add_argument("--prefix", default="", help="namespace name prefix (random)")
     parser.add_argument("--start-timeout", type=float, default=60.0)

@@ -82,6 +82,12 @@ def test_cluster_script_and_both_demos(cluster_env, tmp_path):
     assert [row["role"] for row in table.values()].count("leader") == 1
     assert {row["state"] for row in table.values()} == {"up"}
     assert {row["lag"] for row in table.values()} == {"0"}
+    # Secured by default: keys made on the first start, every node runs with its own.
+    run_dir = Path(cluster_env["DQ_RUN_DIR"])
+    for node, row in table.items():
+        assert (run_dir / "keys" / node / f"{node}.key_secret").exists()
+        cmdline = Path(f"/proc/{row['pid']}/cmdline").read_bytes()
+        assert f"--secure-dir={run_dir / 'keys' / node}".encode() in cmdline
 
     leader = script("cluster.sh", "leader", env=cluster_env).stdout.strip()
     follower = next(n for n in table if n != leader)

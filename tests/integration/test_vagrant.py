@@ -21,6 +21,7 @@ import pytest
 
 from dqueue.chaos import netns
 from dqueue.chaos.procs import NodeProcess, NodeSpec, health, http_json
+from dqueue.keys import create_cluster_keys
 
 pytestmark = pytest.mark.integration
 
@@ -66,6 +67,9 @@ def provisioned(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One temporary root per VM, provisioned by vagrant/provision.sh without systemd."""
     addresses = vagrant_addresses()
     table = ",".join(f"{node}={ip}" for node, ip in addresses.items())
+    # The keys the Vagrantfile makes on the host (dqueue-cli keys init vagrant/keys ...).
+    keys = tmp_path_factory.mktemp("keys")
+    create_cluster_keys(str(keys), list(addresses), force=True)
     roots: dict[str, Path] = {}
     for node in addresses:
         root = tmp_path_factory.mktemp(f"vm-{node}")
@@ -77,7 +81,8 @@ def provisioned(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             (root / "opt" / "dqueue" / "venv").symlink_to(first / "opt" / "dqueue" / "venv")
         done = subprocess.run(
             ["bash", str(VAGRANT / "provision.sh"), "--src", str(ROOT), "--root", str(root),
-             "--addresses", table, node], capture_output=True, text=True, timeout=900,
+             "--addresses", table, "--keys", str(keys / node), node],
+            capture_output=True, text=True, timeout=900,
             env={**os.environ, "PIP_NO_COMPILE": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
         assert done.returncode == 0, done.stdout + done.stderr
         roots[node] = root
@@ -94,6 +99,14 @@ def test_provisioning_writes_venv_config_and_unit(provisioned):
         assert conf["raft_addr"] == f"{addresses[node]}:9090"
         assert conf["peers"] == {n: f"{ip}:9090" for n, ip in addresses.items()}
         assert conf["peers_http"] == {n: f"{ip}:8080" for n, ip in addresses.items()}
+        # Secured: the node's own key pair and every member's public key, owner-only.
+        assert conf["secure_dir"] == "/etc/dqueue/keys" and "insecure" not in conf
+        keys = root / "etc" / "dqueue" / "keys"
+        assert (keys.stat().st_mode & 0o777, (keys / f"{node}.key_secret").stat().st_mode
+                & 0o777) == (0o700, 0o600)
+        assert sorted(p.name for p in (keys / "members").iterdir()) == [
+            f"{n}.key" for n in addresses]
+        assert [p.name for p in keys.glob("*.key_secret")] == [f"{node}.key_secret"]
         unit = root / "etc" / "systemd" / "system" / "dqueue.service"
         assert unit.read_text() == (VAGRANT / "dqueue.service").read_text()
         assert (root / "var" / "lib" / "dqueue").is_dir()
@@ -135,6 +148,7 @@ def vm_cluster(provisioned) -> Iterator[tuple[netns.Topology, list[NodeProcess]]
                     arg = f"{name}={root}{value}"
                 argv.append(arg)
             argv.append(f"--data-dir={root / 'var' / 'lib' / 'dqueue'}")
+            argv.append(f"--secure-dir={root / 'etc' / 'dqueue' / 'keys'}")
             spec = NodeSpec(node, f"{addresses[node]}:8080", [*topo.exec_prefix(node), *argv],
                             str(root / "node.log"))
             nodes.append(NodeProcess(spec))
@@ -185,3 +199,23 @@ def test_rendered_configs_form_a_cluster_on_the_vm_addresses(vm_cluster):
     # The addresses were private to the namespaces: the host never had them.
     root_addrs = subprocess.run(["ip", "-4", "addr"], capture_output=True, text=True).stdout
     assert not any(f"{ip}/" in root_addrs for ip in addresses.values())
+
+
+def test_provisioning_without_keys_refuses_unless_insecure(provisioned, tmp_path):
+    """No keys for the node: provisioning stops and says how to make them; --insecure renders
+    a config that runs without keys (and says so)."""
+    root = tmp_path / "vm"
+    (root / "opt" / "dqueue").mkdir(parents=True)
+    (root / "opt" / "dqueue" / "venv").symlink_to(provisioned["n1"] / "opt" / "dqueue" / "venv")
+    table = ",".join(f"{node}={ip}" for node, ip in vagrant_addresses().items())
+    base = ["bash", str(VAGRANT / "provision.sh"), "--src", str(ROOT), "--root", str(root),
+            "--addresses", table]
+    refused = subprocess.run([*base, "--keys", str(tmp_path / "none"), "n1"],
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 1
+    assert "keys init" in refused.stderr and "--insecure" in refused.stderr
+    done = subprocess.run([*base, "--insecure", "n1"], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    conf = tomllib.loads((root / "etc" / "dqueue" / "node.toml").read_text())
+    assert conf["insecure"] is True and "secure_dir" not in conf
