@@ -539,8 +539,10 @@ _RANGES: dict[str, tuple[str, float, float]] = {
     "election_ticks": ("raft.election_ticks", 2, 10_000),
     "heartbeat_ticks": ("raft.heartbeat_ticks", 1, 10_000),
     "snapshot_entries": ("raft.snapshot_entries", 1, 1 << 40),
-    "snapshot_chunk_bytes": ("raft.snapshot_chunk_bytes", 1024, 1 << 30),
-    "max_append_bytes": ("raft.max_append_bytes", 1024, 1 << 30),
+    # At most half the peer transport's frame bound (node/transport.py MAX_MESSAGE_BYTES, the
+    # Raft codec's MAX_MESSAGE_DATA_BYTES): a bigger chunk or append could never be delivered.
+    "snapshot_chunk_bytes": ("raft.snapshot_chunk_bytes", 1024, 32 << 20),
+    "max_append_bytes": ("raft.max_append_bytes", 1024, 32 << 20),
     "max_inflight_msgs": ("raft.max_inflight_msgs", 1, 1 << 20),
     "http_threads": ("api.http_threads", 1, 1_024),
     "max_body_bytes": ("api.max_body_bytes", 1024, 1 << 30),

@@ -195,3 +195,19 @@ def test_security_keys_in_toml(tmp_path):
     assert load_config(["--config", str(path)]).secure_dir == "keys"
     path.write_text("id = 'a'\nraft_addr = '10.0.0.1:9090'\ninsecure = true\n")
     assert load_config(["--config", str(path)]).insecure is True
+
+
+@pytest.mark.parametrize("key", ["snapshot_chunk_bytes", "max_append_bytes"])
+def test_message_sizes_stay_below_the_peer_frame_bound(tmp_path, key):
+    """A chunk or an append bigger than the transport's frame bound could never be delivered
+    (and the Raft core refuses such a snapshot chunk size at start)."""
+    from dqueue.node.transport import MAX_MESSAGE_BYTES
+
+    path = tmp_path / "node.toml"
+    for size, ok in ((32 << 20, True), (MAX_MESSAGE_BYTES, False)):
+        path.write_text(f'id = "a"\n[raft]\n{key} = {size}\n')
+        if ok:
+            assert getattr(load_config([f"--config={path}"]), key) == size
+        else:
+            with pytest.raises(ConfigError, match=key):
+                load_config([f"--config={path}"])
