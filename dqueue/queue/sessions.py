@@ -99,8 +99,8 @@ class Sessions:
     """The session table of one state machine.
 
     Invariant: the table's order is the order of last activity, and ``last_active_ms`` does
-    not decrease along it (``record`` stamps with the highest time it was given), so expiry
-    pops from the front only.
+    not decrease along it (``record`` never stamps below the most recent client's time), so
+    expiry pops from the front only.
 
     Args:
         ttl_ms: idle sessions are forgotten after this long of cluster time.
@@ -115,7 +115,6 @@ class Sessions:
         self.max_outcomes_per_client = max_outcomes_per_client
         self.max_clients = max_clients
         self._sessions: dict[str, _Session] = {}
-        self._clock_ms = 0  # the highest time record was given (derived: not in snapshots)
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -139,6 +138,12 @@ class Sessions:
         """Remember the outcome of a command just applied (call only after ``lookup`` said
         None), and discard the outcomes the client no longer waits for."""
         sessions = self._sessions
+        # Stamped no earlier than the most recent client (class invariant), a function of the
+        # table alone, so a restored table stamps exactly as the one it was taken from.
+        if sessions:
+            newest_ms = sessions[next(reversed(sessions))].last_active_ms
+            if newest_ms > now_ms:
+                now_ms = newest_ms
         session = sessions.get(client_id)
         if session is None:
             if len(sessions) >= self.max_clients:
@@ -150,9 +155,7 @@ class Sessions:
             # Move to the end: the order of the dict is the order of last activity.
             del sessions[client_id]
             sessions[client_id] = session
-        if now_ms > self._clock_ms:
-            self._clock_ms = now_ms
-        session.last_active_ms = self._clock_ms
+        session.last_active_ms = now_ms
         outcomes = session.outcomes
         if first_unanswered > session.first_unanswered:
             session.first_unanswered = first_unanswered
@@ -227,7 +230,6 @@ class Sessions:
                 session.outcomes[pair[0]] = pair[1]
             sessions[client_id] = session
         self._sessions = sessions
-        self._clock_ms = last_ms
 
 
 def apply_once(state: QueueState, command: Command, index: int, session: ClientSession,

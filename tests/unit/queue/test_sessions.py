@@ -103,6 +103,18 @@ def test_plain_form_round_trips_through_json_and_refuses_what_it_never_writes():
     assert other.to_plain() == table.to_plain()  # unchanged by a refused load
 
 
+def test_a_restored_table_stamps_exactly_as_the_one_it_was_taken_from():
+    table = Sessions(ttl_ms=100)
+    table.record("a", 1, 1, "a1", 1_000)
+    table.expire(1_100)  # empty again
+    restored = Sessions(ttl_ms=100)
+    restored.load_plain(table.to_plain())
+    for t in (table, restored):
+        t.record("b", 1, 1, "b1", 900)  # a caller whose times go back (the simulator's may)
+        t.record("c", 1, 1, "c1", 950)
+    assert table.to_plain() == restored.to_plain()
+
+
 def test_equal_histories_give_equal_tables():
     def history() -> Sessions:
         table = Sessions(ttl_ms=50, max_outcomes_per_client=2, max_clients=2)
