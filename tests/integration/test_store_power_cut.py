@@ -67,6 +67,7 @@ class Model:
 
     @classmethod
     def from_loaded(cls, loaded: LoadedState) -> Model:
+        """The model of what a reopened store returned."""
         model = cls()
         if loaded.hard_state is not None:
             h = loaded.hard_state
@@ -79,16 +80,19 @@ class Model:
         return model
 
     def state(self) -> Any:
+        """Everything stored, in one comparable value."""
         return (self.hard, self.members, self.snapshot, sorted(self.log.items()))
 
     @property
     def last_index(self) -> int:
+        """The index of the last entry, or of the snapshot when the log is empty."""
         if self.log:
             return max(self.log)
         return self.snapshot[0] if self.snapshot is not None else 0
 
     @property
     def snapshot_index(self) -> int:
+        """The snapshot's last included index (0 without one)."""
         return self.snapshot[0] if self.snapshot is not None else 0
 
     def apply(self, op: dict[str, Any]) -> None:
@@ -142,6 +146,7 @@ def next_op(rng: random.Random, model: Model) -> dict[str, Any]:
 
 
 def op_bytes(op: dict[str, Any]) -> int:
+    """About how many bytes an operation writes (its entries' and snapshot's data)."""
     written = 0
     if op.get("entries") is not None:
         written += op["entries"][1] * op["entries"][3]
