@@ -216,6 +216,11 @@ class WorkerGateway:
         self._ack_commands = Counter("dqueue_gateway_ack_commands",
                                      "Commands that carried worker acks to the Raft process",
                                      registry=registry)
+        self._handshakes = Counter("dqueue_gateway_handshakes",
+                                   "Worker handshakes decided by the gateway's ZAP handler, by "
+                                   "outcome (admitted, or the refusal's reason)", ["outcome"],
+                                   registry=registry)
+        self._handshakes_seen: dict[str, int] = {}
 
     def stop(self) -> None:
         """Ask ``run`` to return (within ``POLL_MS`` plus one burst). Thread-safe."""
@@ -281,6 +286,7 @@ class WorkerGateway:
             events = dict(poller.poll(timeout_ms))
             if zap.socket in events:
                 zap.serve()
+                self._count_handshakes(zap)
             if ipc in events:
                 for _ in range(MAX_BURST):
                     try:
@@ -301,6 +307,14 @@ class WorkerGateway:
             if now >= next_sweep:
                 self._sweep(now, router)
                 next_sweep = now + SWEEP_MS / 1000
+
+    def _count_handshakes(self, zap: ZapServer) -> None:
+        """Move the ZAP handler's tallies into ``dqueue_gateway_handshakes``."""
+        for outcome, total in (("admitted", zap.admitted), *zap.refused.items()):
+            seen = self._handshakes_seen.get(outcome, 0)
+            if total > seen:
+                self._handshakes.labels(outcome).inc(total - seen)
+                self._handshakes_seen[outcome] = total
 
     # -- worker side ------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -84,6 +85,9 @@ def test_good_keys_are_admitted_and_bad_ones_refused_saying_why(node):
     wrong_server = WorkerKeys.from_files(str(root / "keys" / "w1" / "w1.key_secret"),
                                          str(root / "other" / "n1" / "members" / "n1.key"))
     assert "server key" in str(refused_within_deadline(cluster, wrong_server))
+    metrics = urllib.request.urlopen(cluster.url("n1") + "/metrics", timeout=10).read().decode()
+    for outcome in ("admitted", "unknown_key", "member_key"):  # NULL fails before ZAP
+        assert f'dqueue_gateway_handshakes_total{{outcome="{outcome}"}}' in metrics, outcome
 
 
 def test_a_real_worker_with_its_keys_drains_and_one_with_a_bad_key_exits_saying_why(node):
