@@ -142,21 +142,27 @@ def accept_snapshot(r: Raft, snapshot: Snapshot) -> bool:
     (a persisted one would fail again at every restart)."""
     if snapshot_checksum(snapshot.data) != snapshot.meta.checksum:
         return False
-    return bool(r.snapshot_validator(snapshot.data))
+    return not replaces_log(r, snapshot) or bool(r.snapshot_validator(snapshot.data))
+
+
+def replaces_log(r: Raft, snapshot: Snapshot) -> bool:
+    """Whether installing ``snapshot`` discards the log (Raft figure 13, receiver step 7),
+    rather than finding everything it holds committed or in the log already (step 6)."""
+    meta = snapshot.meta
+    return meta.index > r.log.committed and not r.log.match_term(meta.index, meta.term)
 
 
 def restore_snapshot(r: Raft, snapshot: Snapshot) -> None:
     """Take a complete snapshot from the leader (Raft figure 13, receiver steps 6 to 8)."""
     log = r.log
     meta = snapshot.meta
-    if meta.index <= log.committed:
-        return  # Already have everything it holds.
-    if log.match_term(meta.index, meta.term):
+    if replaces_log(r, snapshot):
+        # Step 7: discard the entire log; the state machine restarts from the snapshot.
+        log.restore(snapshot)
+    elif meta.index > log.committed:
         # Step 6: the log holds the snapshot's last entry: keep what follows, commit to it.
         log.commit_to(meta.index)
-        return
-    # Step 7: discard the entire log; the state machine restarts from the snapshot.
-    log.restore(snapshot)
+    # Otherwise everything it holds is committed here already.
 
 
 # ------------------------------------------------------------------- candidates

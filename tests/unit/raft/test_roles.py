@@ -427,3 +427,22 @@ def test_receive_buffer_is_reset_when_a_new_sender_sends_a_chunk():
     # Its own transfer from offset 0 is taken.
     _snapshot_chunks(raft, meta, data, sender="n3")
     assert raft.log.last_index() == 10
+
+
+def test_validator_is_not_asked_about_a_snapshot_whose_data_is_not_used():
+    """The node keeps the state it restored for the install; a snapshot that installs
+    nothing (step 6 of figure 13, or all of it committed) must not leave one behind."""
+    asked: list[bytes] = []
+    raft = Raft(RaftConfig("n2", MEMBERS), random.Random(7),
+                PersistedState(HardState(1, None, 0), None, [Entry(i, 1) for i in range(1, 9)]),
+                snapshot_validator=lambda data: asked.append(data) or False)
+    raft.step(Message(MT.APPEND_ENTRIES, "n2", "n1", 1, index=8, log_term=1, commit=5))
+    drain(raft)
+    for index in (4, 7):  # committed already; in the log, not yet committed
+        data = b"s%d" % index
+        raft.step(Message(MT.INSTALL_SNAPSHOT, "n2", "n1", 1, data=data, done=True,
+                          snapshot_meta=SnapshotMeta(index, 1, MEMBERS, snapshot_checksum(data))))
+        (answer,) = drain(raft)
+        assert answer.done
+    assert asked == [] and raft.snapshots_rejected == 0
+    assert (raft.log.committed, raft.log.last_index()) == (7, 8)
