@@ -3,9 +3,9 @@
 Waitress serves each request on one of ``http_threads`` threads, and a parked long poll
 (``POST /tasks/lease`` with ``wait_seconds``) holds its thread for up to ``max_wait``: 33 of
 them once held all 32 threads and ``/health`` waited 4.5 s. At most ``max_parked_polls`` wait at
-once; a poll beyond them is tried at once, without a wait, and answered ``204`` (no task) with
-the header ``Dqueue-Wait: refused`` and ``Retry-After`` when nothing is visible
-(docs/http-api.md).
+once; a poll beyond them is answered at once, without a command: ``204`` (no task) with the
+header ``Dqueue-Wait: refused`` and ``Retry-After`` (docs/http-api.md). Trying it without a
+wait instead cost one lease command in the log per refused poll.
 """
 
 from __future__ import annotations

@@ -200,14 +200,18 @@ class TaskLease:
                 body, "lease_seconds", 0, v.MAX_LEASE_SECONDS, exclusive_low=True
             ),
         }
-        # A long poll holds a waitress thread: beyond the gate's places it is tried at once
-        # (longpoll.py), so that long polls never hold every thread.
+        # A long poll holds a waitress thread: beyond the gate's places it is answered at once,
+        # without a command (longpoll.py), so that long polls never hold every thread.
         gate = deps.long_polls
         parked = wait_ms > 0 and gate is not None and gate.try_enter()
-        refused = wait_ms > 0 and not parked
+        if wait_ms > 0 and not parked:
+            resp.status = falcon.HTTP_204
+            resp.set_header(WAIT_REFUSED_HEADER, "refused; too many long polls parked")
+            resp.set_header("Retry-After", str(POLL_RETRY_AFTER_S))
+            return
         started = time.perf_counter()
         try:
-            value = deps.command(cmd, wait_ms=0 if refused else wait_ms)
+            value = deps.command(cmd, wait_ms=wait_ms)
         finally:
             if parked and gate is not None:
                 gate.leave()
@@ -217,9 +221,6 @@ class TaskLease:
             deps.metrics.count(deps.metrics.leased, task.get("type"))
         if not tasks:
             resp.status = falcon.HTTP_204
-            if refused:
-                resp.set_header(WAIT_REFUSED_HEADER, "refused; too many long polls parked")
-                resp.set_header("Retry-After", str(POLL_RETRY_AFTER_S))
             return
         show_lease = may_see_leases(req)
         rendered = [render_task(t, show_lease) for t in tasks]

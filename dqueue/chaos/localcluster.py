@@ -12,6 +12,11 @@ The cluster is secured by default: the first ``up`` (or ``restart``) writes CURV
 nodes of ``--conf-dir`` with ``dqueue-cli keys init`` into ``<run-dir>/keys`` and every node
 starts with ``--secure-dir=<run-dir>/keys/<id>`` (docs/security.md). ``--insecure`` or
 ``DQUEUE_INSECURE=1`` starts the nodes without keys (loopback peers only).
+
+``up --base-port N`` (or ``DQ_BASE_PORT``) moves every port: the i-th node (in id order) gets
+HTTP ``N+i``, peers ``N+10+i`` and workers ``N+20+i`` on 127.0.0.1, overriding its config file;
+the base is kept in ``<run-dir>/base_port`` for the later commands. The files' own ports are
+that layout from 8080 (HTTP 8081-8083, peers 8091-8093, workers 8101-8103).
 """
 
 from __future__ import annotations
@@ -39,8 +44,10 @@ def insecure_from_env() -> bool:
 class LocalCluster:
     """The nodes of one config folder, run from one run folder."""
 
-    def __init__(self, conf_dir: Path, run_dir: Path, secure: bool | None = None) -> None:
+    def __init__(self, conf_dir: Path, run_dir: Path, secure: bool | None = None,
+                 base_port: int | None = None) -> None:
         self.conf_dir, self.run_dir = conf_dir, run_dir
+        self.base_port = base_port
         # Secured unless told otherwise, here or by DQUEUE_INSECURE=1 (which the failover demo
         # follows too when it restarts a node).
         self.secure = secure if secure is not None else not insecure_from_env()
@@ -48,8 +55,24 @@ class LocalCluster:
         if not self.confs:
             raise SystemExit(f"cluster: no <id>.toml node configs in {conf_dir}")
 
+    def _port(self, node: str, offset: int) -> str:
+        assert self.base_port is not None
+        return f"127.0.0.1:{self.base_port + offset + list(self.confs).index(node) + 1}"
+
+    def port_flags(self, node: str) -> list[str]:
+        """The address flags of ``node`` under ``--base-port`` (none without it)."""
+        if self.base_port is None:
+            return []
+        peers = ",".join(f"{n}={self._port(n, 10)}" for n in self.confs)
+        peers_http = ",".join(f"{n}={self._port(n, 0)}" for n in self.confs)
+        return [f"--http-addr={self._port(node, 0)}", f"--raft-addr={self._port(node, 10)}",
+                f"--worker-addr={self._port(node, 20)}", f"--peers={peers}",
+                f"--peers-http={peers_http}"]
+
     def http_addr(self, node: str) -> str:
         """host:port of the node's HTTP API, from its config (":8080" means 127.0.0.1)."""
+        if self.base_port is not None:
+            return self._port(node, 0)
         with open(self.confs[node], "rb") as handle:
             raw: dict[str, Any] = tomllib.load(handle)
         addr = str(raw.get("http_addr", raw.get("node", {}).get("http_addr", ":8080")))
@@ -100,7 +123,7 @@ class LocalCluster:
             return
         self.data_dir(node).mkdir(parents=True, exist_ok=True)
         argv = [str(ROOT / "bin" / "dqueue"), f"--config={self.confs[node]}",
-                f"--data-dir={self.data_dir(node)}"]
+                f"--data-dir={self.data_dir(node)}", *self.port_flags(node)]
         if self.secure:
             self.ensure_keys()
             argv.append(f"--secure-dir={self.keys_dir / node}")
@@ -187,13 +210,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=30.0,
                         help="seconds `up` waits for a leader (30)")
     parser.add_argument("-n", "--lines", type=int, default=20, help="log lines per node (20)")
+    parser.add_argument("--base-port", type=int, default=(
+        int(os.environ["DQ_BASE_PORT"]) if os.environ.get("DQ_BASE_PORT") else None),
+        help="move every port: node i gets HTTP N+i, peers N+10+i, workers N+20+i")
     parser.add_argument("--insecure", action="store_true",
                         default=insecure_from_env(),
                         help="start the nodes without peer keys (also DQUEUE_INSECURE=1)")
     args = parser.parse_args(argv)
     run_dir = Path(args.run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
-    cluster = LocalCluster(Path(args.conf_dir).resolve(), run_dir, secure=not args.insecure)
+    base_file = run_dir / "base_port"
+    if args.base_port is not None and args.command in ("up", "restart"):
+        base_file.write_text(f"{args.base_port}\n")
+    elif args.base_port is None and base_file.exists():
+        args.base_port = int(base_file.read_text())
+    cluster = LocalCluster(Path(args.conf_dir).resolve(), run_dir, secure=not args.insecure,
+                           base_port=args.base_port)
     if args.command in ("kill", "pause", "resume", "restart") and not args.node:
         parser.error(f"{args.command} needs a NODE")
     nodes = cluster.nodes(args.node)

@@ -24,6 +24,7 @@ from dqueue.node.datadir_lock import DataDirLocked
 from dqueue.node.process import RaftProcess
 from dqueue.node.repair import RepairRefused
 from dqueue.node.store import CorruptRecord
+from dqueue.port_holder import bind_failure_message
 
 logger = logging.getLogger("dqueue.node")
 
@@ -70,8 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     except zmq.ZMQError as exc:  # a port in use, an IPC path too long for a socket name
         log_event(logger, logging.CRITICAL, "bind_failed", error=str(exc),
                   raft_addr=config.raft_addr, ipc=config.ipc_endpoint())
-        print(f"dqueue.node: cannot bind {config.raft_addr} or {config.ipc_endpoint()}: {exc}",
-              file=sys.stderr)
+        if exc.errno == zmq.EADDRINUSE:  # the IPC path is unlinked first: the TCP port
+            message = bind_failure_message("raft", config.raft_addr, str(exc))
+        else:
+            message = f"cannot bind {config.raft_addr} or {config.ipc_endpoint()}: {exc}"
+        print(f"dqueue.node: {message}", file=sys.stderr)
         return EXIT_BAD_CONFIG
     process.install_signal_handlers()
     try:

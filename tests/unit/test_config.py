@@ -66,9 +66,15 @@ def test_cluster_files_describe_three_loopback_members():
     configs = [load_config(["--config", str(ROOT / "conf" / "cluster-3" / f"n{i}.toml")])
                for i in (1, 2, 3)]
     assert [c.http_addr for c in configs] == [f"127.0.0.1:808{i}" for i in (1, 2, 3)]
-    assert [c.raft_addr for c in configs] == [f"127.0.0.1:909{i}" for i in (1, 2, 3)]
-    assert [c.worker_addr for c in configs] == [f"127.0.0.1:919{i}" for i in (1, 2, 3)]
+    assert [c.raft_addr for c in configs] == [f"127.0.0.1:809{i}" for i in (1, 2, 3)]
+    assert [c.worker_addr for c in configs] == [f"127.0.0.1:810{i}" for i in (1, 2, 3)]
     assert all(c.members() == configs[0].members() for c in configs)
+    # A worker meant for the cluster never drains a dev node started with the defaults.
+    dev = NodeConfig(id="dev")
+    dev_ports = {a.rpartition(":")[2] for a in (dev.http_addr, dev.raft_addr, dev.worker_addr)}
+    cluster_ports = {a.rpartition(":")[2] for c in configs
+                     for a in (c.http_addr, c.raft_addr, c.worker_addr)}
+    assert not dev_ports & cluster_ports
 
 
 def test_flag_beats_file_beats_default(tmp_path):
