@@ -86,6 +86,9 @@ class RaftConfig:
             raise ValueError(f"snapshot_chunk_bytes must be 1 to {MAX_MESSAGE_DATA_BYTES}")
         if len(self.members) > MAX_MEMBERS:
             raise ValueError(f"at most {MAX_MEMBERS} members")
+        if not all(0 < len(m) <= MAX_ID_CHARS for m in self.members):
+            # The codec refuses longer ids: such a member could never be heard.
+            raise ValueError(f"member ids must have 1 to {MAX_ID_CHARS} characters")
 
 
 class Role(StrEnum):

@@ -21,6 +21,10 @@ def test_defaults_match_the_contract():
     {"max_inflight_msgs": 0},
     {"max_append_bytes": 0},
     {"snapshot_chunk_bytes": 0},
+    {"snapshot_chunk_bytes": (64 << 20) + 1},  # above the codec's data bound
+    {"members": tuple(f"m{i}" for i in range(65)), "id": "m0"},
+    {"members": ("a", "b" * 257)},  # an id the codec refuses
+    {"members": ("a", "")},
 ])
 def test_bad_settings_are_refused(kwargs):
     values = {"id": "a", "members": ("a", "b", "c"), **kwargs}
