@@ -97,6 +97,11 @@ if [ "$INSECURE" = 0 ]; then
     for key in "$KEYS"/workers/*.key; do
         [ -f "$key" ] && install -m 0644 "$key" "$R/etc/dqueue/keys.new/workers/"
     done
+    # HTTP bearer tokens (dqueue-cli tokens add NAME --roles ... --secure-dir vagrant/keys/<id>):
+    # without them the HTTP port serves loopback clients only (protected mode).
+    if [ -f "$KEYS/tokens.json" ]; then
+        install -m 0600 "$KEYS/tokens.json" "$R/etc/dqueue/keys.new/"
+    fi
     if [ "$ROOT" = "/" ]; then chown -R dqueue:dqueue "$R/etc/dqueue/keys.new"; fi
     rm -rf "$R/etc/dqueue/keys"
     mv "$R/etc/dqueue/keys.new" "$R/etc/dqueue/keys"

@@ -32,9 +32,10 @@ class NodeSpec:
 
 
 def http_json(addr: str, method: str, path: str, body: Any = None,
-              timeout_s: float = 2.0) -> tuple[int, Any]:
+              timeout_s: float = 2.0, token: str | None = None) -> tuple[int, Any]:
     """One HTTP request with a JSON body; returns (status, parsed body or None).
 
+    ``token`` is sent as ``Authorization: Bearer`` (a node with tokens, docs/security.md).
     Raises OSError (including timeouts) when the node cannot be reached or does not answer.
     """
     host, _, port = addr.rpartition(":")
@@ -42,6 +43,8 @@ def http_json(addr: str, method: str, path: str, body: Any = None,
     try:
         payload = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": "application/json"} if payload is not None else {}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         conn.request(method, path, body=payload, headers=headers)
         response = conn.getresponse()
         raw = response.read()

@@ -9,6 +9,7 @@ import os
 import re
 import secrets
 import shlex
+import shutil
 import subprocess
 import threading
 import time
@@ -22,6 +23,7 @@ import pytest
 from dqueue.chaos import netns
 from dqueue.chaos.procs import NodeProcess, NodeSpec, health, http_json
 from dqueue.keys import create_cluster_keys
+from dqueue.tokens import ROLES, TOKENS_FILE, add_token
 
 pytestmark = pytest.mark.integration
 
@@ -70,6 +72,12 @@ def provisioned(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     # The keys the Vagrantfile makes on the host (dqueue-cli keys init vagrant/keys ...).
     keys = tmp_path_factory.mktemp("keys")
     create_cluster_keys(str(keys), list(addresses), force=True)
+    # One HTTP token, copied to every node (dqueue-cli tokens add ... --secure-dir keys/n1):
+    # the test talks to the nodes from another namespace, which protected mode would refuse.
+    token, _ = add_token(str(keys / "n1"), "vagrant-test", frozenset(ROLES))
+    for node in addresses:
+        if node != "n1":
+            shutil.copyfile(keys / "n1" / TOKENS_FILE, keys / node / TOKENS_FILE)
     roots: dict[str, Path] = {}
     for node in addresses:
         root = tmp_path_factory.mktemp(f"vm-{node}")
@@ -86,6 +94,7 @@ def provisioned(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             env={**os.environ, "PIP_NO_COMPILE": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
         assert done.returncode == 0, done.stdout + done.stderr
         roots[node] = root
+    (roots["n1"] / "test-token").write_text(token)
     return roots
 
 
@@ -107,6 +116,7 @@ def test_provisioning_writes_venv_config_and_unit(provisioned):
         assert sorted(p.name for p in (keys / "members").iterdir()) == [
             f"{n}.key" for n in addresses]
         assert [p.name for p in keys.glob("*.key_secret")] == [f"{node}.key_secret"]
+        assert (keys / TOKENS_FILE).stat().st_mode & 0o777 == 0o600  # HTTP tokens installed
         unit = root / "etc" / "systemd" / "system" / "dqueue.service"
         assert unit.read_text() == (VAGRANT / "dqueue.service").read_text()
         assert (root / "var" / "lib" / "dqueue").is_dir()
@@ -160,8 +170,9 @@ def vm_cluster(provisioned) -> Iterator[tuple[netns.Topology, list[NodeProcess]]
         netns.destroy(topo)
 
 
-def test_rendered_configs_form_a_cluster_on_the_vm_addresses(vm_cluster):
+def test_rendered_configs_form_a_cluster_on_the_vm_addresses(vm_cluster, provisioned):
     topo, nodes = vm_cluster
+    token = (provisioned["n1"] / "test-token").read_text()
     addresses = topo.addresses
 
     def leader_and_write() -> dict[str, Any]:
@@ -178,13 +189,15 @@ def test_rendered_configs_form_a_cluster_on_the_vm_addresses(vm_cluster):
         follower = next(n for n in addresses if leader and n != leader["node_id"])
         follower_view = health(f"{addresses[follower]}:8080", 2.0)
         status, task = http_json(f"{addresses[follower]}:8080", "POST", "/tasks",
-                                 {"type": "vm", "payload": {"hello": "vagrant"}}, timeout_s=10)
+                                 {"type": "vm", "payload": {"hello": "vagrant"}}, timeout_s=10,
+                                 token=token)
         seen = {}
         for node in addresses:
             seen[node] = http_json(f"{addresses[node]}:8080", "GET", f"/tasks/{task['id']}",
-                                   timeout_s=10)[0]
+                                   timeout_s=10, token=token)[0]
+        refused = http_json(f"{addresses[follower]}:8080", "GET", "/stats", timeout_s=10)[0]
         return {"leader": leader, "follower_view": follower_view, "status": status,
-                "task": task, "seen": seen}
+                "task": task, "seen": seen, "refused": refused}
 
     outcome = in_namespace(topo.hub, leader_and_write)
     logs = "\n".join(Path(n.spec.log_path).read_text()[-2000:] for n in nodes)
@@ -195,6 +208,7 @@ def test_rendered_configs_form_a_cluster_on_the_vm_addresses(vm_cluster):
     assert outcome["status"] == 201
     assert outcome["task"]["payload"] == {"hello": "vagrant"}
     assert outcome["seen"] == {node: 200 for node in addresses}
+    assert outcome["refused"] == 401  # tokens installed: none sent, none accepted
     assert all(n.is_running() for n in nodes)
     # The addresses were private to the namespaces: the host never had them.
     root_addrs = subprocess.run(["ip", "-4", "addr"], capture_output=True, text=True).stdout
