@@ -66,6 +66,8 @@ class RequestRouter:
         self._read_batches: dict[bytes, tuple[float, list[str]]] = {}
         self._read_seq = itertools.count(1)
         self._have_parked_check = False
+        # Commands sent again to a new leader; repeats a leader answered from the session table.
+        self.counters = {"requests_resent_total": 0, "session_repeats_answered_total": 0}
 
     # ----------------------------------------------------------------- intake
 
@@ -234,6 +236,7 @@ class RequestRouter:
         prior = self.p.queue.sessions.lookup(session.client_id, session.seq)
         if prior is None:
             return False
+        self.counters["session_repeats_answered_total"] += 1
         if prior is STALE:
             self.table.pop(request.rid)
             self._send_err(request.reply_to, request.rid, DUPLICATE_REQUEST,
@@ -260,6 +263,7 @@ class RequestRouter:
             if request.forwarded_to != leader_id:
                 request.may_be_in_log = True  # the old leader may have proposed it
                 self.table.move(request, Stage.WAIT_LEADER)
+                self.counters["requests_resent_total"] += 1
         self._dispatch_waiting()
 
     def on_proposals_dropped(self, rids: list[str]) -> None:
@@ -283,6 +287,7 @@ class RequestRouter:
             if request.reply_to.peer is None:
                 request.may_be_in_log = True
                 self.table.move(request, Stage.WAIT_LEADER)
+                self.counters["requests_resent_total"] += 1
         for request in self.table.in_stage(Stage.PARKED):
             if request.reply_to.peer is not None:
                 self.table.pop(request.rid)

@@ -81,6 +81,10 @@ def node_metrics(p: RaftProcess) -> dict[str, Any]:
         "ipc_malformed_total": ic.malformed, "ipc_bad_request_total": ic.bad_request,
         "requests_pending": len(p.router.table.pending),
         "requests_parked": p.router.table.count(Stage.PARKED),
+        # Client sessions (docs/raft-process.md): the table's size, and the router's resends.
+        "session_clients": len(p.queue.sessions),
+        "session_outcomes": p.queue.sessions.outcomes_kept(),
+        **p.router.counters,
         "role": st.role.value,
         "persist_ms": p.persist_ms.to_plain(),
         "entries_per_ready": p.batch_entries.to_plain(),

@@ -63,6 +63,7 @@ def test_a_write_through_a_follower_survives_a_leader_kill_answered_once(cluster
     assert outcome["ok"] and outcome["value"]["duplicates"] == [False], outcome
     assert got["answered_at"] - elected_at < ANSWER_AFTER_ELECTION_S, (
         got["answered_at"] - elected_at)
+    assert cluster.client(follower).read({"op": "metrics"})["requests_resent_total"] == 1
     # Exactly one task for it, on every survivor.
     index = cluster.health(winner)["commit_index"]
     for node in survivors:

@@ -294,6 +294,7 @@ def test_a_forwarded_command_is_sent_again_as_soon_as_a_new_leader_is_known():
     (_, _, first), (peer, kind, again) = p.transport.sent
     assert (peer, kind) == ("n3", KIND_FWD)
     assert (again["rid"], again["session"], again["cmd"]) == ("r1", first["session"], ENQUEUE)
+    assert router.counters["requests_resent_total"] == 1
     # A late refusal by the dead leader's process changes nothing; the new leader answers.
     assert router.on_peer("n2", KIND_FWD_RES, {"rid": "r1", "code": "shutting_down"})
     assert p.ipc.answers == []
@@ -318,6 +319,7 @@ def test_the_leader_answers_a_repeat_from_the_session_table_without_proposing_it
     assert len(p.proposed) == 1
     assert p.transport.sent[-1][2]["code"] == "duplicate_request"
     assert router.table.pending == {}
+    assert router.counters["session_repeats_answered_total"] == 2
 
 
 def test_a_deposed_leader_sends_its_own_proposed_commands_to_the_next_leader():
