@@ -55,6 +55,16 @@ class InvalidState(DQueueError):
     """The task is not in a state that allows the operation, e.g. cancel of a leased task (409)."""
 
 
+class QueueFull(DQueueError):
+    """The queue holds ``max_depth`` tasks already (HTTP 429 ``queue_full``); nothing was
+    enqueued. Retry later (the answer's ``Retry-After``)."""
+
+
+class IdempotencyKeyReused(DQueueError):
+    """The idempotency key belongs to another task with a different body (HTTP 409
+    ``idempotency_key_reused``); nothing was enqueued."""
+
+
 class NoLeader(DQueueError):
     """No node knew a leader before the client's deadline (HTTP 503 ``no_leader``/``timeout``).
 
@@ -140,6 +150,8 @@ _BY_CODE: dict[str, type[DQueueError]] = {
     "not_found": TaskNotFound,
     "lease_conflict": LeaseConflict,
     "invalid_state": InvalidState,
+    "queue_full": QueueFull,
+    "idempotency_key_reused": IdempotencyKeyReused,
     "unavailable": Unavailable,
     "unauthorized": Unauthorized,
     "forbidden": Forbidden,

@@ -441,6 +441,12 @@ class Client:
             else:
                 obj = _decode(data)
                 if status < 400:
+                    if status == 204 and wait_s > 0 and str(
+                            resp_headers.get("Dqueue-Wait", "")).startswith("refused"):
+                        # The node could not park this long poll (too many parked): wait
+                        # here instead, so that a worker does not poll it in a tight loop.
+                        refused_s = _retry_after_s(resp_headers.get("Retry-After")) or 1.0
+                        time.sleep(min(refused_s, wait_s))
                     return status, obj
                 err = _error_fields(obj)
                 if status in (401, 403):

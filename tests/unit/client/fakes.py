@@ -201,8 +201,9 @@ class FakeHttpServer:
 
     ``faults`` is a list consumed one per request: ``None`` serves normally, ``"drop"`` closes the
     connection without answering, ``"lost_reply"`` serves the request but closes the connection
-    instead of answering, an int answers that status (503 adds the ``leader_http`` hint in
-    ``hint``).
+    instead of answering, ``"wait_refused"`` answers a long poll the node could not park (204
+    with ``Dqueue-Wait: refused``), an int answers that status (503 adds the ``leader_http``
+    hint in ``hint``).
     """
 
     def __init__(self, queue: FakeQueue | None = None, node_id: str = "n1") -> None:
@@ -236,6 +237,9 @@ class FakeHttpServer:
                     server.route(method, self.path, body)
                     self.close_connection = True
                     return
+                if fault == "wait_refused":  # the node parks no more long polls
+                    return self._reply(204, None, {"Dqueue-Wait": "refused; too many",
+                                                   "Retry-After": "1"})
                 if isinstance(fault, int):
                     err: dict[str, Any] = {"code": "no_leader" if fault == 503 else "error",
                                            "message": f"scripted {fault}"}

@@ -181,6 +181,26 @@ def test_long_poll_returns_when_a_task_arrives(server):
         timer.cancel()
 
 
+def test_a_long_poll_the_node_could_not_park_waits_retry_after_within_the_wait(server):
+    """A worker beyond the node's parked places must not poll it in a tight loop."""
+    client = make_client(server.url)
+    server.faults = ["wait_refused", "wait_refused"]
+    start = time.monotonic()
+    assert client.lease(wait_seconds=5) is None
+    assert 0.9 < time.monotonic() - start < 4  # Retry-After: 1
+    start = time.monotonic()
+    assert client.lease_many(3, wait_seconds=0.2) == []
+    assert 0.15 < time.monotonic() - start < 1  # never longer than the wait asked for
+
+
+def test_queue_full_and_a_reused_key_are_typed_errors():
+    from dqueue.client import IdempotencyKeyReused, QueueFull
+    from dqueue.client.errors import error_from_code
+    assert isinstance(error_from_code("queue_full", "m", status=429), QueueFull)
+    assert isinstance(error_from_code("idempotency_key_reused", "m", status=409),
+                      IdempotencyKeyReused)
+
+
 def test_dead_letters_redrive_and_purge(server):
     client = make_client(server.url)
     for i in range(150):
