@@ -256,6 +256,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short phases, 3 kills")
     parser.add_argument("--no-failover", action="store_true", help="skip the kills")
     parser.add_argument("--failover-only", action="store_true", help="only the kills")
+    parser.add_argument("--secure", action="store_true",
+                        help="CurveZMQ between the members (keys as dqueue-cli keys init makes)")
     parser.add_argument("--profile", metavar="DIR", type=Path,
                         help="run the members under cProfile, run only the many-clients phase, "
                              "stop the members cleanly and print where the leader and a "
@@ -266,7 +268,7 @@ def main() -> None:
     if args.no_failover:
         args.kills = 0
     with tempfile.TemporaryDirectory(prefix="dq-bench-") as root:
-        cluster = RaftCluster(Path(root), 3)
+        cluster = RaftCluster(Path(root), 3, secure=args.secure)
         try:
             if args.profile is not None:
                 profile(cluster, args)

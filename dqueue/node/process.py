@@ -124,6 +124,9 @@ class RaftProcess:
         self.context = context or zmq.Context()
         os.makedirs(config.data_dir, exist_ok=True)
         self.members: dict[str, str] = config.members()
+        # Peer keys first: a bad key folder refuses to start before the store is touched.
+        keys = (load_peer_keys(config.secure_dir, config.id, list(self.members))
+                if config.secure_dir else None)
         self.store, loaded = open_store(config.data_dir, config.repair, len(self.members))
         # Nonzero after a repair, until the log is back up to it (repair.py).
         self._catch_up_stored = loaded.catch_up_index
@@ -158,8 +161,6 @@ class RaftProcess:
             self.applied = self.snapshot_index = loaded.snapshot.index
             self.applied_term = loaded.snapshot.term
         self.log_bytes = sum(len(e.data) for e in loaded.entries)
-        keys = (load_peer_keys(config.secure_dir, config.id, list(self.members))
-                if config.secure_dir else None)
         if keys is None:
             # Without keys any process that reaches the peer port can pose as a member.
             log_event(logger, logging.WARNING, "peer_transport_insecure",

@@ -165,6 +165,7 @@ def test_secured_cluster_refuses_handshakes_of_strangers(secured):
                      > before[n]["handshake_failed"], 10, f"{node} to count the refusals")
         print("rejected after:", {n: {k: v for k, v in rejected(cluster, n).items() if v}
                                   for n in cluster.ids})
+        assert not any("peer_transport_insecure" in cluster.log_text(n) for n in cluster.ids)
     finally:
         for _, _, intruder in intruders:
             intruder.close()
@@ -269,6 +270,7 @@ def test_loopback_only_still_allows_a_local_process_to_connect_as_a_member(loopb
         assert intruder.handshake() == "succeeded"
     finally:
         intruder.close()
+    assert all("peer_transport_insecure" in cluster.log_text(n) for n in cluster.ids)
     # Nothing is counted as forged: without keys a claimed identity cannot be told from the
     # real one.
     assert rejected(cluster, leader)["forged_identity"] == 0

@@ -119,3 +119,12 @@ def test_raft_exit_2_halts_the_node_with_status_2(tmp_path, capfd):
 def test_bad_configuration_exits_2_naming_the_key(capsys, argv, key):
     assert main(argv) == 2
     assert f"configuration error: {key}:" in capsys.readouterr().err
+
+
+def test_non_loopback_peers_without_keys_exit_1_saying_how_to_make_keys(capsys, tmp_path):
+    data_dir = tmp_path / "data"
+    assert main(["--id", "n1", "--data-dir", str(data_dir), "--peers",
+                 "n1=10.0.0.1:9090,n2=10.0.0.2:9090"]) == 1
+    err = capsys.readouterr().err
+    assert "raft_addr" in err and "dqueue-cli keys init" in err and "--insecure" in err
+    assert not data_dir.exists()  # refused before anything was started or created
