@@ -46,8 +46,21 @@ _FROM_LEADER = (MessageType.APPEND_ENTRIES, MessageType.HEARTBEAT, MessageType.I
 _FORWARDED = (MessageType.PROPOSE, MessageType.READ_INDEX)
 
 
+# The highest term a peer message may carry. No cluster gets there by elections (2^62 of
+# them, one a millisecond, take 146 million years), so a message above it comes from a buggy
+# member. Adopting such a term would bring every member close to MAX_RAFT_INT, where no one
+# may campaign any more (``campaign``), and the term is on disk: the cluster would be without
+# a leader for good. Dropped, it leaves 2^62 elections of room (Raft 5.1: terms only grow).
+MAX_PEER_TERM = MAX_RAFT_INT >> 1
+
+
 def accept_any_snapshot(data: bytes) -> bool:
     """The default snapshot validator: every snapshot whose checksum matches is taken."""
+    return True
+
+
+def accept_any_proposal(data: bytes) -> bool:
+    """The default validator of forwarded proposals: every one is appended."""
     return True
 
 
@@ -62,17 +75,24 @@ class Raft:
             leader, called once its checksum matched and before it is handed out in a Ready
             (persisted) or acknowledged: False drops it (``snapshots_rejected``). The node
             passes one that restores the bytes into a scratch state machine.
+        proposal_validator: a pure predicate on the data of an entry a follower forwarded
+            (PROPOSE), called before the leader appends it: False drops the proposal
+            (``proposals_rejected``). Once appended and committed, an entry every member
+            fails to apply stops every member (a committed entry is never skipped), so the
+            node passes one that decodes the entry as its apply would.
     """
 
     def __init__(self, config: RaftConfig, rng: random.Random,
                  persisted: PersistedState | None = None,
-                 snapshot_validator: Callable[[bytes], bool] = accept_any_snapshot) -> None:
+                 snapshot_validator: Callable[[bytes], bool] = accept_any_snapshot,
+                 proposal_validator: Callable[[bytes], bool] = accept_any_proposal) -> None:
         self.config = config
         self.id = config.id
         self.rng = rng
         state = persisted if persisted is not None else PersistedState()
         self.members: tuple[str, ...] = config.members
         self.peers: tuple[str, ...] = tuple(m for m in config.members if m != config.id)
+        self.peer_set = frozenset(self.peers)
         self.quorum = len(config.members) // 2 + 1
         self.log = RaftLog(state.snapshot, list(state.entries), state.hard_state.commit)
         # Persistent state (Raft figure 2): current_term and voted_for.
@@ -115,6 +135,9 @@ class Raft:
         self.snapshot_validator = snapshot_validator
         # Snapshots received whole but dropped: checksum mismatch or refused by the validator.
         self.snapshots_rejected = 0
+        self.proposal_validator = proposal_validator
+        # Forwarded proposals the leader dropped because the validator refused them.
+        self.proposals_rejected = 0
         # Set when peers may need an AppendEntries; ready() sends one per peer (batching).
         self.needs_flush = False
         # Peers owed an AppendEntries even when it carries no entries (a new commit index,
@@ -140,8 +163,11 @@ class Raft:
         Term rules first (Raft figure 2, "All Servers": a higher term makes us a follower;
         a lower term is stale), then the role's step function.
         """
-        if m.term > MAX_RAFT_INT:
-            return  # Invariant: current_term <= MAX_RAFT_INT (the codec refuses it too).
+        if m.term > MAX_PEER_TERM or m.sender not in self.peer_set:
+            # Invariant: current_term stays far below MAX_RAFT_INT (see MAX_PEER_TERM). Only
+            # the other members take part (a vote from anyone else would count toward a
+            # quorum, Raft 5.2); the node's transport authenticates them.
+            return
         if m.term == 0:
             if m.type not in _FORWARDED:
                 return  # Only forwarded requests may lack a term; anything else is garbage.

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from dqueue.raft.progress import Progress
 from dqueue.raft.types import (
     MAX_ENTRIES_PER_MESSAGE,
+    EntryType,
     Message,
     MessageType,
     ProgressState,
@@ -47,9 +48,16 @@ def step_follower(r: Raft, m: Message) -> None:
         r.leader_id = m.sender
         handle_install_snapshot(r, m)
     elif t is _MT.TIMEOUT_NOW:
-        # Leadership transfer (thesis 3.10): campaign now, past pre-vote and the lease.
-        r.campaign(False, transfer=True)
-    elif t is _MT.READ_INDEX_RESPONSE:
+        # Leadership transfer (thesis 3.10): campaign now, past pre-vote and the lease. Only
+        # the leader of the term may ask: from any other member it would let one buggy peer
+        # depose a healthy leader at will. The leader sends it to a target that acknowledged
+        # its whole log, so the target knows it (after a restart, the next heartbeat tells it,
+        # and the leader sends TimeoutNow again on the answer).
+        if m.sender == r.leader_id:
+            r.campaign(False, transfer=True)
+    elif t is _MT.READ_INDEX_RESPONSE and m.sender == r.leader_id:
+        # A read point only the leader of the term can give (thesis 6.4): from another
+        # member it could be stale, and the read would not be linearizable.
         r.read_states.append(ReadState(m.index, m.context))
     # PROPOSE and READ_INDEX reach a follower only when the sender's leader hint was stale;
     # forwarding them again could loop, so they are dropped and the client retries.
@@ -199,13 +207,26 @@ def step_leader(r: Raft, m: Message) -> None:
     if t is _MT.PROPOSE:
         # Forwarded by a follower. Dropped while a transfer runs, like a local proposal.
         if r.lead_transferee is None and m.entries:
-            r.append_entries(m.entries)
+            if all(r.proposal_validator(e.data) for e in m.entries
+                   if e.type is EntryType.NORMAL):
+                r.append_entries(m.entries)
+            else:
+                # Never appended: committed, an entry no member can apply would stop them
+                # all (the follower's client hears nothing and times out).
+                r.proposals_rejected += 1
         return
     if t is _MT.READ_INDEX:
         leader_read(r, m.context, m.sender)
         return
     pr = r.progress.get(m.sender)
     if pr is None:
+        return
+    acked = ((t is _MT.APPEND_ENTRIES_RESPONSE and not m.reject)
+             or (t is _MT.INSTALL_SNAPSHOT_RESPONSE and m.done))
+    if acked and m.index > r.log.last_index():
+        # Acknowledges entries this leader never sent (a buggy peer): taken, it would put
+        # match_index past the log (invariant: match_index <= last index, figure 2) and
+        # stall replication to that peer for the rest of the term.
         return
     if t is _MT.APPEND_ENTRIES_RESPONSE:
         pr.recent_active = True
@@ -280,8 +301,11 @@ def handle_heartbeat_response(r: Raft, pr: Progress, m: Message) -> None:
     elif m.sender in r.append_pending:
         r.needs_flush = True
     maybe_send_timeout_now(r, pr, m.sender)
-    if m.index > r.read_acks.get(m.sender, 0):
-        r.read_acks[m.sender] = m.index
+    # A peer acknowledges at most the read round last sent (thesis 6.4): an echo of a round
+    # not sent yet (a buggy peer) must not confirm a later read without its heartbeat round.
+    seq = min(m.index, r.read_seq)
+    if seq > r.read_acks.get(m.sender, 0):
+        r.read_acks[m.sender] = seq
         confirm_reads(r)
 
 

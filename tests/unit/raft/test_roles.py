@@ -18,6 +18,7 @@ from dqueue.raft import (
     SnapshotMeta,
     snapshot_checksum,
 )
+from dqueue.raft.core import MAX_PEER_TERM
 
 MT = MessageType
 MEMBERS = ("n1", "n2", "n3")
@@ -213,6 +214,8 @@ def test_read_index_before_first_commit_of_term_is_deferred():
 
 def test_timeout_now_starts_election_immediately_without_pre_vote():
     raft = member("n2", term=1)
+    raft.step(Message(MT.HEARTBEAT, "n2", "n1", 1))  # n1 leads term 1
+    drain(raft)
     raft.step(Message(MT.TIMEOUT_NOW, "n2", "n1", 1))
     assert raft.role is Role.CANDIDATE and raft.current_term == 2
     votes = drain(raft)
@@ -283,6 +286,7 @@ def test_lost_timeout_now_is_sent_again_on_the_targets_heartbeat_response():
     assert [m.to for m in drain(leader) if m.type is MT.TIMEOUT_NOW] == ["n2"]
     # The target receiving it campaigns at once, past pre-vote (thesis 3.10).
     target = member("n2", entries=[Entry(1, 1)], term=1)
+    target.step(Message(MT.HEARTBEAT, "n2", "n1", 1, commit=1))
     target.step(again[0])
     assert target.role is Role.CANDIDATE and target.current_term == 2
 
@@ -427,6 +431,114 @@ def test_receive_buffer_is_reset_when_a_new_sender_sends_a_chunk():
     # Its own transfer from offset 0 is taken.
     _snapshot_chunks(raft, meta, data, sender="n3")
     assert raft.log.last_index() == 10
+
+
+# ------------------------------------------------------------------ buggy members
+# A member with a valid key may still run a buggy or old version: what it sends must not
+# crash, wedge or mislead another member beyond what Raft's crash-fault model allows.
+
+
+def test_timeout_now_and_read_index_response_only_from_the_leader():
+    """Thesis 3.10 and 6.4: only the leader of the term sends TimeoutNow and read points.
+    From another member a TimeoutNow would depose the leader past pre-vote and the lease,
+    and a read point could be stale."""
+    raft = member("n2", entries=[Entry(1, 1)], term=1)
+    raft.step(Message(MT.HEARTBEAT, "n2", "n1", 1, commit=1))
+    drain(raft)
+    raft.step(Message(MT.TIMEOUT_NOW, "n2", "n3", 1))
+    raft.step(Message(MT.READ_INDEX_RESPONSE, "n2", "n3", 1, index=0, context=b"r"))
+    ready = raft.ready()
+    assert raft.role is Role.FOLLOWER and raft.current_term == 1 and ready.read_states == ()
+    raft.advance(ready)
+    raft.step(Message(MT.READ_INDEX_RESPONSE, "n2", "n1", 1, index=1, context=b"r"))
+    assert [(s.index, s.context) for s in raft.ready().read_states] == [(1, b"r")]
+    raft.step(Message(MT.TIMEOUT_NOW, "n2", "n1", 1))
+    assert raft.role is Role.CANDIDATE and raft.current_term == 2
+
+
+def test_messages_from_non_members_are_ignored():
+    """Raft 5.2: a vote counts only from a member; the core drops anything else whoever
+    delivers it (the node's transport authenticates members, the simulator does not)."""
+    raft = member("n1", term=1)
+    raft.campaign(False)
+    drain(raft)
+    raft.step(Message(MT.REQUEST_VOTE_RESPONSE, "n1", "x", raft.current_term))
+    raft.step(Message(MT.REQUEST_VOTE_RESPONSE, "n1", "n1", raft.current_term))
+    assert raft.role is Role.CANDIDATE
+    raft.step(Message(MT.REQUEST_VOTE_RESPONSE, "n1", "n2", raft.current_term))
+    assert raft.role is Role.LEADER
+
+
+def test_a_term_no_election_reaches_is_dropped():
+    """A buggy member's term near MAX_RAFT_INT, adopted and stored by everyone, would leave
+    no room to campaign: the cluster would never elect a leader again. Terms above
+    MAX_PEER_TERM are dropped; at it, the member still campaigns."""
+    raft = member("n2", term=1)
+    raft.step(Message(MT.HEARTBEAT, "n2", "n1", MAX_PEER_TERM + 1))
+    assert raft.current_term == 1 and drain(raft) == []
+    raft.step(Message(MT.HEARTBEAT, "n2", "n1", MAX_PEER_TERM))
+    assert raft.current_term == MAX_PEER_TERM and raft.leader_id == "n1"
+    drain(raft)
+    raft.step(Message(MT.TIMEOUT_NOW, "n2", "n1", MAX_PEER_TERM))
+    assert raft.role is Role.CANDIDATE and raft.current_term == MAX_PEER_TERM + 1
+
+
+def test_leader_ignores_an_ack_beyond_its_log():
+    """Figure 2: match_index never exceeds what the leader sent. An append (or snapshot)
+    answer acknowledging more is dropped; replication to that peer goes on."""
+    leader = member()
+    make_leader(leader)  # term 1, no-op at 1
+    drain(leader)
+    leader.step(Message(MT.APPEND_ENTRIES_RESPONSE, "n1", "n2", 1, index=99))
+    leader.step(Message(MT.INSTALL_SNAPSHOT_RESPONSE, "n1", "n2", 1, index=99, done=True))
+    assert leader.status().progress["n2"].match_index == 0
+    leader.step(Message(MT.APPEND_ENTRIES_RESPONSE, "n1", "n2", 1, index=1))  # the real ack
+    leader.propose(b"x")
+    appends = [m for m in drain(leader) if m.type is MT.APPEND_ENTRIES and m.to == "n2"]
+    assert appends and appends[-1].entries[-1].index == 2
+    leader.step(Message(MT.APPEND_ENTRIES_RESPONSE, "n1", "n2", 1, index=2))
+    assert leader.status().progress["n2"].match_index == 2 and leader.log.committed == 2
+
+
+def test_a_read_ack_of_a_round_not_sent_confirms_nothing():
+    """Thesis 6.4: a read waits for a quorum to acknowledge a heartbeat round sent after
+    it. An echo of a round not sent yet (a buggy peer) counts only up to the round last
+    sent, so it cannot stand in for that peer's answer to a later round."""
+    five = ("n1", "n2", "n3", "n4", "n5")
+    leader = Raft(RaftConfig("n1", five), random.Random(7), None)
+    leader.campaign(False)
+    drain(leader)
+    for voter in ("n2", "n3"):
+        leader.step(Message(MT.REQUEST_VOTE_RESPONSE, "n1", voter, leader.current_term))
+    assert leader.role is Role.LEADER
+    drain(leader)
+    for peer in five[1:]:
+        leader.step(Message(MT.APPEND_ENTRIES_RESPONSE, "n1", peer, 1, index=1))
+    drain(leader)
+    leader.step(Message(MT.HEARTBEAT_RESPONSE, "n1", "n2", 1, index=5))  # no round 5 yet
+    leader.read_index(b"r1")
+    beats = [m for m in drain(leader) if m.type is MT.HEARTBEAT]
+    seq = beats[0].index
+    # One real answer (n3) and the leader make two of five: not yet a quorum.
+    leader.step(Message(MT.HEARTBEAT_RESPONSE, "n1", "n3", 1, index=seq))
+    assert leader.ready().read_states == ()
+    leader.step(Message(MT.HEARTBEAT_RESPONSE, "n1", "n4", 1, index=seq))
+    assert [s.context for s in leader.ready().read_states] == [b"r1"]
+
+
+def test_forwarded_proposal_refused_by_the_validator_is_not_appended():
+    """An entry no member can apply would, once committed, stop every member (a committed
+    entry is never skipped, Raft 5.3 State Machine Safety): the leader appends a forwarded
+    proposal only when the node's validator accepts it."""
+    leader = Raft(RaftConfig("n1", MEMBERS), random.Random(7), None,
+                  proposal_validator=lambda data: data.startswith(b"ok"))
+    make_leader(leader)
+    drain(leader)
+    last = leader.log.last_index()
+    leader.step(Message(MT.PROPOSE, "n1", "n2", 0, entries=(Entry(0, 0, data=b"garbage"),)))
+    assert leader.log.last_index() == last and leader.proposals_rejected == 1
+    leader.step(Message(MT.PROPOSE, "n1", "n2", 0, entries=(Entry(0, 0, data=b"ok 1"),)))
+    assert leader.log.entries[-1].data == b"ok 1" and leader.proposals_rejected == 1
 
 
 def test_validator_is_not_asked_about_a_snapshot_whose_data_is_not_used():
