@@ -23,6 +23,7 @@ from dqueue.api.app import create_app
 from dqueue.api.auth import http_mode, load_token_file, log_port_mode
 from dqueue.api.gateway import WorkerGateway
 from dqueue.api.server import HttpServer
+from dqueue.api.worker_auth import key_port_mode
 from dqueue.config import NodeConfig
 from dqueue.keys import PeerKeyError
 from dqueue.logs import configure_logging, log_event
@@ -130,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               fd_limit=fd_limit)
     log_port_mode("http", f"{server.host}:{server.port}", http_mode(config, token_file))
     log_port_mode("worker", gateway.endpoint or config.worker_addr, gateway.security.policy.mode)
+    log_port_mode("peer", config.raft_addr, key_port_mode(config))
 
     parent = os.getppid()
     while not stop.wait(PARENT_CHECK_S):

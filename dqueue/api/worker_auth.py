@@ -53,15 +53,23 @@ class GatewaySecurity:
     secret_key: bytes = field(default=b"", repr=False)
 
 
+def key_port_mode(config: NodeConfig) -> PortMode:
+    """The mode of a port guarded by CURVE keys (the worker gateway, and the peer port, whose
+    transport applies the same rule: ``dqueue/node/transport.py``)."""
+    if config.secure_dir:
+        return PortMode.AUTHENTICATED
+    return PortMode.OPEN if config.insecure else PortMode.PROTECTED
+
+
 def gateway_security(config: NodeConfig) -> GatewaySecurity:
     """The worker gateway's security from the node's configuration.
 
     Raises:
         PeerKeyError: the secure folder's keys are missing or malformed.
     """
-    if not config.secure_dir:
-        return GatewaySecurity(WorkerPolicy(PortMode.OPEN if config.insecure
-                                            else PortMode.PROTECTED))
+    mode = key_port_mode(config)
+    if mode is not PortMode.AUTHENTICATED:
+        return GatewaySecurity(WorkerPolicy(mode))
     keys = load_peer_keys(config.secure_dir, config.id, sorted(config.members()))
     policy = WorkerPolicy(PortMode.AUTHENTICATED,
                           worker_keys={k: w for w, k in keys.workers.items()},

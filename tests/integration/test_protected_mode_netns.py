@@ -125,7 +125,8 @@ def test_no_credentials_is_protected_and_insecure_opens_both_ports(topology, tmp
         assert probe(topology, tmp_path, "zmq", source="srv")["ok"] is True
         log = (tmp_path / "protected.log").read_text()
         assert f'port_mode port="http" addr="0.0.0.0:{HTTP_PORT}" mode="protected"' in log
-        assert 'port_mode port="worker"' in log and log.count('mode="protected"') >= 2
+        assert 'port_mode port="worker"' in log and 'port_mode port="peer"' in log
+        assert log.count('mode="protected"') == 3
     finally:
         node.kill()
     node = start_node(topology, tmp_path, "insecure", "--insecure")

@@ -14,6 +14,7 @@ from dqueue.api.worker_auth import (
     WorkerPolicy,
     decide_worker,
     gateway_security,
+    key_port_mode,
 )
 from dqueue.config import NodeConfig
 from dqueue.keys import PeerKeyError, create_cluster_keys
@@ -59,6 +60,8 @@ def test_protected_admits_loopback_only_and_insecure_everyone(address, protected
 
 
 def test_security_from_the_configuration(tmp_path):
+    assert key_port_mode(NodeConfig(id="n1", secure_dir="x")) is PortMode.AUTHENTICATED
+    assert key_port_mode(NodeConfig(id="n1", insecure=True)) is PortMode.OPEN
     assert gateway_security(NodeConfig(id="n1")).policy.mode is PortMode.PROTECTED
     assert gateway_security(NodeConfig(id="n1", insecure=True)).policy.mode is PortMode.OPEN
     create_cluster_keys(str(tmp_path), ["n1"], ["w1", "w2"])
