@@ -225,20 +225,21 @@ class PeerTransport:
         if self.secure:
             # The member is the one whose key the ZAP handler admitted (its User-Id, attached
             # by libzmq to every frame of the connection), not the identity it claims.
-            first = self.router.recv(_NOBLOCK, copy=False)
+            frame = self.router.recv(_NOBLOCK, copy=False)
             try:
-                user_id = first.get("User-Id")
+                member = frame.get("User-Id").encode()
             except zmq.ZMQError:
-                user_id = ""
-            frames = [first.bytes]
-            while first.more:
-                first = self.router.recv(_NOBLOCK, copy=False)
-                frames.append(first.bytes)
-            sender = self._known.get(user_id.encode()) if len(frames) > 1 else None
+                member = b""
+            frames = [frame.bytes]
+            while frame.more:
+                frame = self.router.recv(_NOBLOCK, copy=False)
+                frames.append(frame.bytes)
+            sender = self._known.get(member) if len(frames) > 1 else None
             if sender is None:
                 self.counters.unknown_peer += 1
                 return None
-            if frames[0] != user_id.encode():
+            if frames[0] != member:
+                # A member's key with another member's routing identity.
                 self.counters.reject("forged_identity")
                 return None
         else:
