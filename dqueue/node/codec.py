@@ -89,6 +89,26 @@ def decode_entry_items(
     return rids, cmds, sessions
 
 
+def entry_is_applicable(data: bytes) -> bool:
+    """Whether the data of a normal entry decodes into a batch of valid commands: the
+    leader's check of an entry a follower forwarded (the core's ``proposal_validator``).
+
+    Every command is checked in full (``command_from_plain``, not the fast path of
+    ``command_from_log``, which trusts the leader's own validation). Once committed, an entry
+    that fails to apply stops every member (``apply_failed.py``), so it must never be
+    appended. Empty data applies as nothing, like a no-op.
+    """
+    if not data:
+        return True
+    try:
+        _, cmds, _ = decode_entry_items(data)
+        for cmd in cmds:
+            command_from_plain(cmd)
+    except ValueError:  # InvalidCommand is a ValueError
+        return False
+    return True
+
+
 def command_from_log(cmd: Any) -> Command:
     """The command of a committed log item.
 

@@ -38,6 +38,7 @@ from dqueue.node.apply_failed import ApplyFailed
 from dqueue.node.codec import (
     command_from_log,
     decode_entry_items,
+    entry_is_applicable,
     persisted_state,
 )
 from dqueue.node.gcpause import OldObjectFreezer
@@ -144,8 +145,10 @@ class RaftProcess:
         )
         # A snapshot from a leader must restore into a scratch state before it is persisted.
         self.snapshot_check = SnapshotCheck(lambda: self.queue.config)
+        # A forwarded entry is appended only if it would apply: a committed one that does
+        # not stops every member (apply_failed.py).
         self.raft = Raft(raft_config, random.Random(os.urandom(16)), persisted_state(loaded),
-                         self.snapshot_check)
+                         self.snapshot_check, entry_is_applicable)
         # The settings in force come from the log (each new leader proposes its own ahead of
         # its term's commands, see _on_soft_state) or from the snapshot, so every member
         # applies each command under the same settings. The member's own only apply to what

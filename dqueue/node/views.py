@@ -94,6 +94,7 @@ def node_metrics(p: RaftProcess) -> dict[str, Any]:
         "gc_frozen_objects": p.gc_freezer.frozen_objects(),
         "catch_up_index": st.catch_up_index,
         "snapshots_rejected_total": p.raft.snapshots_rejected,
+        "proposals_rejected_total": p.raft.proposals_rejected,
     })
     out.update(queue_event_metrics(p.queue))
     return out

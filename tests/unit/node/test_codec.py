@@ -14,6 +14,7 @@ from dqueue.node.codec import (
     core_snapshot,
     decode_entry_items,
     encode_item,
+    entry_is_applicable,
     join_items,
     persisted_state,
     stored_snapshot,
@@ -170,3 +171,23 @@ def test_command_from_log_knows_every_field_of_the_commands_it_rebuilds():
 def test_command_from_log_refuses_what_is_not_a_command(cmd):
     with pytest.raises(InvalidCommand):
         command_from_log(cmd)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_logged, min_size=1, max_size=5))
+def test_a_batch_of_valid_commands_is_applicable(cmds):
+    """What a node proposes is what the leader accepts from a follower's PROPOSE."""
+    data = join_items([encode_item(f"r{i}", cmd) for i, cmd in enumerate(cmds)])
+    assert entry_is_applicable(data)
+    assert entry_is_applicable(b"")  # applies as nothing
+
+
+@pytest.mark.parametrize("data", [
+    b"\xc1", msgpack.packb([1, 2]), msgpack.packb({"rid": "r"}),
+    join_items([encode_item("r", {"op": "tick"}), encode_item("s", {"op": "cancel"})]),
+    # The fast path of command_from_log would take this one: the full check does not.
+    join_items([encode_item("r", {"op": "enqueue", "tasks": []})]),
+    join_items([encode_item("r", {"op": "ack", "id": 5, "worker_id": "w"})]),
+])
+def test_an_entry_that_would_stop_every_member_is_not_applicable(data):
+    assert not entry_is_applicable(data)

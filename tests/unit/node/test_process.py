@@ -279,6 +279,33 @@ def test_an_entry_that_fails_to_decode_or_apply_stops_the_process(idle, data, po
     assert process.queue.get_task("t0") is not None  # what came before was applied
 
 
+def _three_member_process(tmp_path: Any) -> RaftProcess:
+    """A RaftProcess of n1 in a three-member cluster whose peers are not running."""
+    peers = {n: f"127.0.0.1:{free_port()}" for n in ("n1", "n2", "n3")}
+    return RaftProcess(NodeConfig(id="n1", data_dir=str(tmp_path / "n1"),
+                                  raft_addr=peers["n1"], peers=peers))
+
+
+def test_the_leader_appends_no_forwarded_entry_that_would_stop_every_member(tmp_path):
+    """Raft(..., proposal_validator=entry_is_applicable): a PROPOSE whose entry does not
+    decode into valid commands is dropped and counted, never appended (and so never fails
+    every member's apply)."""
+    process = _three_member_process(tmp_path)
+    raft = process.raft
+    raft.campaign(False)
+    raft.step(Message(MessageType.REQUEST_VOTE_RESPONSE, "n1", "n2", raft.current_term))
+    assert raft.role is Role.LEADER
+    last = raft.log.last_index()
+    bad = Entry(0, 0, EntryType.NORMAL, join_items([encode_item("r", {"op": "cancel"})]))
+    raft.step(Message(MessageType.PROPOSE, "n1", "n2", 0, entries=(bad,)))
+    assert raft.log.last_index() == last and raft.proposals_rejected == 1
+    good = Entry(0, 0, EntryType.NORMAL,
+                 join_items([encode_item("r", {**_enqueue("t1"), "now_ms": 1})]))
+    raft.step(Message(MessageType.PROPOSE, "n1", "n2", 0, entries=(good,)))
+    assert raft.log.last_index() == last + 1
+    process.close()
+
+
 # ------------------------------------------------------------------ hostile peers
 
 def _raft_plain_with(field: int, value: Any) -> list[Any]:
@@ -291,12 +318,8 @@ def test_any_peer_message_is_taken_or_dropped_without_raising(tmp_path):
     """Whatever arrives from a member's connection, of any kind, _on_peer never raises (the
     sends and IPC answers it causes are encoded for real, so a value that could not leave
     the process fails too)."""
-    port = free_port()
-    peers = {"n1": f"127.0.0.1:{port}", "n2": f"127.0.0.1:{free_port()}",
-             "n3": f"127.0.0.1:{free_port()}"}
-    config = NodeConfig(id="n1", data_dir=str(tmp_path / "n1"), raft_addr=peers["n1"],
-                        peers=peers)
-    process = RaftProcess(config)
+    process = _three_member_process(tmp_path)
+    config = process.config
     kinds = st.sampled_from([b"raft", b"hello", b"fwd", b"fwd_res", b"", b"\xff"])
     raft_like = st.builds(_raft_plain_with, st.integers(0, 14), PLAIN)
 
