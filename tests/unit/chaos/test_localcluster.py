@@ -1,4 +1,5 @@
-"""scripts/cluster.sh's cluster: peer keys by default, made once, and the opt-out."""
+"""scripts/cluster.sh's port layout (the files' ports, --base-port moving every one) and its
+peer keys (made once, by default; the opt-out)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,43 @@ from pathlib import Path
 
 import pytest
 
-from dqueue.chaos.localcluster import ROOT, LocalCluster
+from dqueue.chaos.localcluster import ROOT, LocalCluster, main
+from dqueue.config import load_config
 from dqueue.keys import load_peer_keys
+
+CONF = Path(__file__).resolve().parents[3] / "conf" / "cluster-3"
+
+
+def test_base_port_moves_every_address_of_every_node(tmp_path):
+    cluster = LocalCluster(CONF, tmp_path, secure=False, base_port=18080)
+    assert cluster.http_addr("n2") == "127.0.0.1:18082"
+    flags = cluster.port_flags("n2")
+    config = load_config(["--config", str(CONF / "n2.toml"), *flags])
+    assert (config.http_addr, config.raft_addr, config.worker_addr) == (
+        "127.0.0.1:18082", "127.0.0.1:18092", "127.0.0.1:18102")
+    assert config.peers == {f"n{i}": f"127.0.0.1:1809{i}" for i in (1, 2, 3)}
+    assert config.peers_http == {f"n{i}": f"127.0.0.1:1808{i}" for i in (1, 2, 3)}
+
+
+def test_the_files_ports_are_the_layout_from_8080(tmp_path):
+    moved = LocalCluster(CONF, tmp_path, secure=False, base_port=8080)
+    for node in ("n1", "n2", "n3"):
+        plain = load_config(["--config", str(CONF / f"{node}.toml")])
+        config = load_config(["--config", str(CONF / f"{node}.toml"), *moved.port_flags(node)])
+        assert config == plain
+
+
+def test_without_base_port_the_files_rule(tmp_path):
+    cluster = LocalCluster(CONF, tmp_path, secure=False)
+    assert cluster.port_flags("n1") == []
+    assert cluster.http_addr("n1") == "127.0.0.1:8081"
+
+
+def test_the_base_given_to_up_is_kept_for_later_commands(tmp_path, capsys):
+    (tmp_path / "base_port").write_text("18080\n")
+    assert main(["urls", "--run-dir", str(tmp_path), "--conf-dir", str(CONF)]) == 0
+    assert capsys.readouterr().out.strip() == ",".join(
+        f"http://127.0.0.1:1808{i}" for i in (1, 2, 3))
 
 
 @pytest.fixture
