@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from dqueue.api import validation as v
+from dqueue.api.auth import OPEN_HEALTH_ROUTES, role_for
 from dqueue.api.dlq import REDRIVE_FIELDS
 from dqueue.api.tasks import (
     ACK_FIELDS,
@@ -268,6 +269,26 @@ def openapi_document() -> dict[str, Any]:
             "description": "A distributed task queue replicated by Raft. Any node answers; "
                            "writes are answered after commit on a majority.",
         },
-        "paths": {**_task_paths(), **_node_paths()},
-        "components": {"schemas": _schemas()},
+        "paths": _with_roles({**_task_paths(), **_node_paths()}),
+        "components": {"schemas": _schemas(), "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer",
+                       "description": "A token from `dqueue-cli tokens add`, needed when the "
+                                      "node has a tokens file (docs/security.md)"}}},
     }
+
+
+def _with_roles(paths: dict[str, Any]) -> dict[str, Any]:
+    """Each operation with the bearer requirement and the role it needs (auth.ROUTE_ROLES)."""
+    for path, operations in paths.items():
+        template = path.split("?", 1)[0]
+        for method, operation in operations.items():
+            key = (method.upper(), template)
+            role = role_for(*key)
+            operation["security"] = [{}, {"bearer": []}] if key in OPEN_HEALTH_ROUTES else [
+                {"bearer": []}]
+            operation["x-dqueue-role"] = role
+            operation.setdefault("description", "")
+            operation["description"] = (operation["description"] + f" Role: `{role}`"
+                                        + (" (open while api.open_health is true)."
+                                           if key in OPEN_HEALTH_ROUTES else ".")).strip()
+    return paths

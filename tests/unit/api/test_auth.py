@@ -213,3 +213,15 @@ def test_bearer_header_parsing():
     assert auth.bearer_token("bearer   abc ") == "abc"
     for bad in (None, "", "Bearer", "Bearer ", "Basic abc", "abc"):
         assert auth.bearer_token(bad) is None
+
+
+def test_the_openapi_document_names_each_operations_role():
+    from dqueue.api.openapi import openapi_document
+
+    document = openapi_document()
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            key = (method.upper(), path.split("?", 1)[0])
+            assert operation["x-dqueue-role"] == auth.ROUTE_ROLES[key], key
+            assert ({} in operation["security"]) is (key in auth.OPEN_HEALTH_ROUTES)
