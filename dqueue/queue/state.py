@@ -16,22 +16,22 @@ Indexes (all heaps use lazy deletion: an entry is checked against its task when 
 
 from __future__ import annotations
 
-import heapq
 import sys
 from collections.abc import Callable, Iterable
 from heapq import heappop, heappush
 from typing import Any
 
-from dqueue.queue import admission, commands, reads
+from dqueue.queue import admission, commands, maintenance, reads
 from dqueue.queue import snapshot as snapshot_codec
 from dqueue.queue.backoff import backoff_ms
 from dqueue.queue.config import QueueConfig, settings_to_plain
 from dqueue.queue.events import MAX_BUFFERED_EVENTS, Event, EventLog, QueueEvent
+from dqueue.queue.outcomes import Outcome
+from dqueue.queue.outcomes import fail as _fail
+from dqueue.queue.outcomes import ok as _ok
 from dqueue.queue.ready import ReadyIndex
 from dqueue.queue.sessions import Sessions
 from dqueue.queue.task import FINISHED, Task, TaskStatus, task_from_fields
-
-Outcome = dict[str, Any]
 
 LEASE_EXPIRED = "lease expired"
 _PENDING = TaskStatus.PENDING
@@ -41,14 +41,6 @@ _COMPLETED = TaskStatus.COMPLETED
 
 # What a handler returns when ``apply`` was told that nobody reads the outcome.
 _UNANSWERED: Outcome = {"ok": True, "value": None}
-
-
-def _ok(value: dict[str, Any]) -> Outcome:
-    return {"ok": True, "value": value}
-
-
-def _fail(code: str, message: str) -> Outcome:
-    return {"ok": False, "code": code, "message": message}
 
 
 class QueueState:
@@ -76,9 +68,9 @@ class QueueState:
             commands.Enqueue: cls._enqueue, commands.Lease: cls._lease,
             commands.Ack: cls._ack, commands.AckBatch: cls._ack_batch,
             commands.Nack: cls._nack, commands.Extend: cls._extend,
-            commands.Cancel: cls._cancel, commands.Redrive: cls._redrive,
-            commands.Purge: cls._purge, commands.Tick: cls._tick,
-            commands.Configure: cls._configure,
+            commands.Cancel: maintenance.cancel, commands.Redrive: maintenance.redrive,
+            commands.Purge: maintenance.purge, commands.Tick: cls._tick,
+            commands.Configure: maintenance.configure,
         }
         self._clear()
 
@@ -493,58 +485,7 @@ class QueueState:
         heappush(self._leases, (held.lease_expires_at_ms, held.seq, held.epoch, held))
         return _ok({"task": held.to_plain()})
 
-    def _cancel(self, cmd: commands.Cancel, index: int) -> Outcome:
-        task = self._tasks.get(cmd.id)
-        if task is None:
-            return _fail("not_found", f"id: no task {cmd.id}")
-        if task.status is not _PENDING:
-            return _fail("invalid_state", f"id: task {cmd.id} is {task.status.value}, "
-                                          f"only a pending task can be cancelled")
-        if task.visible_at_ms <= self.clock_ms:
-            self._ready.remove(task)
-        task.updated_at_ms = self.clock_ms
-        self._finish(task, TaskStatus.CANCELLED)
-        return _ok({"task": task.to_plain()})
-
-    def _redrive(self, cmd: commands.Redrive, index: int) -> Outcome:
-        if cmd.id is not None:
-            task = self._tasks.get(cmd.id)
-            if task is None:
-                return _fail("not_found", f"id: no task {cmd.id}")
-            if task.status is not TaskStatus.DEAD:
-                return _fail("invalid_state", f"id: task {cmd.id} is {task.status.value}, "
-                                              f"only a dead task can be redriven")
-            targets = [task]
-        else:
-            targets = reads.dead_tasks(self._by_status, cmd.type)
-        for task in targets:
-            task.attempts = 0
-            task.updated_at_ms = self.clock_ms
-            task.visible_at_ms = self.clock_ms
-            self._set_status(task, _PENDING)
-            self._make_pending(task)
-        return _ok({"count": len(targets)})
-
-    def _purge(self, cmd: commands.Purge, index: int) -> Outcome:
-        targets = reads.dead_tasks(self._by_status, cmd.type)
-        for task in targets:
-            self._remove(task)
-        return _ok({"count": len(targets)})
-
     def _tick(self, cmd: commands.Tick, index: int) -> Outcome:
-        return _ok({})
-
-    def _configure(self, cmd: commands.Configure, index: int) -> Outcome:
-        retention_changed = cmd.settings.retention_ms != self.config.retention_ms
-        self.config = cmd.settings
-        if retention_changed:
-            # Prune times follow the retention in force, as restore computes them: rebuilt in
-            # seq order, so equal on a member that replayed and one that restored a snapshot.
-            # (Dedup expiries are stored with each key, in snapshots too: they stay.)
-            retention_ms = cmd.settings.retention_ms
-            self._finished = [(task.updated_at_ms + retention_ms, task.seq, task)
-                              for task in self._tasks.values() if task.status in FINISHED]
-            heapq.heapify(self._finished)
         return _ok({})
 
     # ------------------------------------------------------------------ reads

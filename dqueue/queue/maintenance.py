@@ -1,0 +1,79 @@
+"""The queue's maintenance commands: cancel, redrive, purge, and configure (replicated settings).
+
+Handlers of ``QueueState.apply`` (``state.py`` registers them in its handler table), kept here
+so that ``state.py`` holds the frequent commands and the indexes they share. Each is a plain
+function of the state, the command and its index, deterministic like every handler: it reads
+time only from ``state.clock_ms`` (Raft paper section 5.3: members apply the same log to the
+same state).
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import TYPE_CHECKING
+
+from dqueue.queue import commands, reads
+from dqueue.queue.outcomes import Outcome, fail, ok
+from dqueue.queue.task import FINISHED, TaskStatus
+
+if TYPE_CHECKING:
+    from dqueue.queue.state import QueueState
+
+
+def cancel(state: QueueState, cmd: commands.Cancel, index: int) -> Outcome:
+    """Cancel a pending task (it is retained, then pruned, as any finished task)."""
+    task = state._tasks.get(cmd.id)
+    if task is None:
+        return fail("not_found", f"id: no task {cmd.id}")
+    if task.status is not TaskStatus.PENDING:
+        return fail("invalid_state", f"id: task {cmd.id} is {task.status.value}, "
+                                     f"only a pending task can be cancelled")
+    if task.visible_at_ms <= state.clock_ms:
+        state._ready.remove(task)
+    task.updated_at_ms = state.clock_ms
+    state._finish(task, TaskStatus.CANCELLED)
+    return ok({"task": task.to_plain()})
+
+
+def redrive(state: QueueState, cmd: commands.Redrive, index: int) -> Outcome:
+    """Make dead tasks (one by id, those of a type, or all) pending again, attempts reset."""
+    if cmd.id is not None:
+        task = state._tasks.get(cmd.id)
+        if task is None:
+            return fail("not_found", f"id: no task {cmd.id}")
+        if task.status is not TaskStatus.DEAD:
+            return fail("invalid_state", f"id: task {cmd.id} is {task.status.value}, "
+                                         f"only a dead task can be redriven")
+        targets = [task]
+    else:
+        targets = reads.dead_tasks(state._by_status, cmd.type)
+    for task in targets:
+        task.attempts = 0
+        task.updated_at_ms = state.clock_ms
+        task.visible_at_ms = state.clock_ms
+        state._set_status(task, TaskStatus.PENDING)
+        state._make_pending(task)
+    return ok({"count": len(targets)})
+
+
+def purge(state: QueueState, cmd: commands.Purge, index: int) -> Outcome:
+    """Remove dead tasks (those of a type, or all)."""
+    targets = reads.dead_tasks(state._by_status, cmd.type)
+    for task in targets:
+        state._remove(task)
+    return ok({"count": len(targets)})
+
+
+def configure(state: QueueState, cmd: commands.Configure, index: int) -> Outcome:
+    """Replace the settings in force for the commands after this one."""
+    retention_changed = cmd.settings.retention_ms != state.config.retention_ms
+    state.config = cmd.settings
+    if retention_changed:
+        # Prune times follow the retention in force, as restore computes them: rebuilt in
+        # seq order, so equal on a member that replayed and one that restored a snapshot.
+        # (Dedup expiries are stored with each key, in snapshots too: they stay.)
+        retention_ms = cmd.settings.retention_ms
+        state._finished = [(task.updated_at_ms + retention_ms, task.seq, task)
+                           for task in state._tasks.values() if task.status in FINISHED]
+        heapq.heapify(state._finished)
+    return ok({})
