@@ -354,6 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="give up retrying after this long (default 10s)")
     common.add_argument("--token", default=argparse.SUPPRESS,
                         help="bearer token for the node's HTTP API (default $DQUEUE_TOKEN)")
+    common.add_argument("--ca-file", default=argparse.SUPPRESS,
+                        help="PEM file of the CA that signed an https:// proxy's certificate")
     p = argparse.ArgumentParser(prog="dqueue-cli", parents=[common],
                                 description="Operate a dqueue cluster.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -454,7 +456,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
     try:
         client = Client(servers, retry=RetryPolicy(deadline_s=timeout_ms / 1000),
                         timeout_s=max(1.0, timeout_ms / 1000),
-                        token=getattr(args, "token", None))
+                        token=getattr(args, "token", None),
+                        ca_file=getattr(args, "ca_file", None))
     except ValueError as exc:
         err.write(f"dqueue-cli: --server: {exc}\n")
         return EXIT_USAGE

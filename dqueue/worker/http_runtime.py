@@ -32,14 +32,15 @@ class HttpRuntime(WorkerRuntime):
         config: Runtime settings.
         servers: Node URLs.
         token: Bearer token (default ``$DQUEUE_TOKEN``); it needs the ``consume`` role.
+        ca_file: CA of an ``https://`` proxy's certificate (default: the system's CAs).
     """
 
     def __init__(self, worker: Worker, config: RuntimeConfig, servers: Sequence[str],
-                 token: str | None = None) -> None:
+                 token: str | None = None, ca_file: str | None = None) -> None:
         super().__init__(worker, config)
         retry = RetryPolicy(deadline_s=config.request_timeout_ms / 1000)
         self.client = Client(list(servers), worker_id=config.worker_id, retry=retry,
-                             token=token)
+                             token=token, ca_file=ca_file)
         self._extender_done = threading.Event()
 
     def _drive(self) -> None:

@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "ID=tcp://host:port")
     p.add_argument("--token", help="bearer token of the HTTP API, with the consume role "
                                     "(default: $DQUEUE_TOKEN)")
+    p.add_argument("--ca-file", help="with an https:// --server: PEM file of the CA that "
+                                      "signed the proxy's certificate")
     p.add_argument("--log-level", default="info")
     return p
 
@@ -111,7 +113,7 @@ def make_runtime(args: argparse.Namespace, worker: Worker) -> WorkerRuntime:
         return ZmqRuntime(worker, config, endpoints, keys=keys)
     servers = [s for item in (args.server or [os.environ.get("DQUEUE_SERVER", DEFAULT_SERVER)])
                for s in item.split(",") if s]
-    return HttpRuntime(worker, config, servers, token=args.token)
+    return HttpRuntime(worker, config, servers, token=args.token, ca_file=args.ca_file)
 
 
 def zmq_endpoints(args: argparse.Namespace) -> tuple[list[str], dict[str, WorkerKeys]]:
