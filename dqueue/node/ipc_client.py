@@ -200,8 +200,8 @@ class RaftClient:
             if not isinstance(reply, dict) or reply.get("rid") != rid:
                 continue  # a late answer to an earlier request that this client gave up on
             if reply_kind == KIND_RES:
-                if ("outcome" if kind == KIND_CMD else "value") not in reply:
-                    continue  # malformed: the call times out rather than raising KeyError
+                if not _is_answer(kind, reply):
+                    raise RaftUnavailable("unreadable answer from the Raft process")
                 return reply
             if reply_kind == KIND_ERR:
                 raise _error_from_reply(reply)
@@ -220,6 +220,17 @@ class RaftClient:
         if not first.more:
             return [first.bytes]
         return [first.bytes, *recv_frames(self._socket)]
+
+
+def _is_answer(kind: bytes, reply: dict[str, Any]) -> bool:
+    """Whether a ``res`` reply has the shape its caller reads: a read's ``value`` (any), a
+    command's ``outcome`` (a map with a boolean ``ok``, and a string ``code`` when not ok)."""
+    if kind != KIND_CMD:
+        return "value" in reply
+    outcome = reply.get("outcome")
+    if not isinstance(outcome, dict) or not isinstance(outcome.get("ok"), bool):
+        return False
+    return outcome["ok"] or isinstance(outcome.get("code"), str)
 
 
 def _error_from_reply(reply: dict[str, Any]) -> RaftClientError:

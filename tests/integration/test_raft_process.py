@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -169,7 +170,8 @@ def test_a_raft_port_in_use_is_refused_with_a_clear_message(tmp_path):
             [sys.executable, "-m", "dqueue.node", "--config-json", config.to_json()],
             capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
-    assert f"cannot bind {addr}" in done.stderr
+    assert f"cannot bind the raft address {addr}" in done.stderr
+    assert f"held by pid {os.getpid()}" in done.stderr
 
 
 def test_long_poll_lease_through_a_follower_gets_the_next_task(cluster_factory):

@@ -546,3 +546,15 @@ def test_a_refused_repeat_reaches_a_local_client_as_outcome_unknown():
     router.on_peer("n2", KIND_FWD_RES, {"rid": "r2", "outcome": refused})
     assert [(rid, key, answer["code"]) for _, rid, key, answer in p.ipc.answers] == [
         ("r1", "err", "timeout"), ("r2", "err", "timeout")]
+
+
+def test_a_lease_without_a_wait_on_an_empty_queue_is_answered_without_a_log_entry():
+    p = Process()
+    router = RequestRouter(p)
+    router.accept_command(_cmd("r1", LEASE))
+    assert p.proposed == []
+    assert p.ipc.answers == [(b"api", "r1", "outcome", {"ok": True, "value": {"tasks": []}})]
+    assert "r1" not in router.table.pending
+    p.apply(router, "r2", ENQUEUE)
+    router.accept_command(_cmd("r3", LEASE))  # a task is visible: proposed as usual
+    assert [rid for rid, _ in p.proposed] == ["r3"]
