@@ -39,9 +39,10 @@ def test_frozen_tasks_are_freed_once_acked_and_pruned(cluster_factory):
         assert client.command({"op": "ack_batch", "items": items})["ok"]
 
     def freed() -> bool:
-        # Any command prunes the tasks finished for longer than retention_ms (an empty lease
-        # here; an idle leader proposes a tick within a minute).
-        client.command({"op": "lease", "worker_id": "w", "max_tasks": 1})
+        # Any applied command prunes the tasks finished for longer than retention_ms (an ack of
+        # a task that does not exist here: an empty lease is no longer proposed; an idle leader
+        # proposes a tick within a minute).
+        client.command({"op": "ack", "id": "no-such-task", "worker_id": "w"})
         stats = client.read({"op": "stats"})
         frozen = client.read({"op": "metrics"})["gc_frozen_objects"]
         # Once pruned, their objects go back to the allocator: what stays frozen is a small
