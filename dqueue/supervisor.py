@@ -52,12 +52,12 @@ STOP_GRACE_S = 2.0
 # Time the Raft process gets to hand leadership over and exit.
 RAFT_STOP_S = 15.0
 _PR_SET_PDEATHSIG = 1
-# The Raft process's exit status when it must not be restarted (dqueue/node/__main__.py), and
-# the node's then: the operator has to act first.
-EXIT_HALTED = 2
 # The API process's exit status when its HTTP or worker port cannot be bound
 # (dqueue/api/__main__.py): not restarted, the node stops with status 1.
 EXIT_API_BIND_FAILED = 78
+# The Raft process's exit status when it must not be restarted (dqueue/node/__main__.py), and
+# the node's then: the operator has to act first.
+EXIT_HALTED = 2
 
 
 def child_command(module: str, config: NodeConfig) -> list[str]:

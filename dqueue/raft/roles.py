@@ -145,9 +145,11 @@ def handle_install_snapshot(r: Raft, m: Message) -> None:
 
 def accept_snapshot(r: Raft, snapshot: Snapshot) -> bool:
     """Whether a snapshot received whole may be installed: its data matches the checksum its
-    leader computed (``Raft.compact``), then the node's validator accepts it. Both run before
-    the snapshot reaches a Ready, so a snapshot that would fail to restore is never persisted
-    (a persisted one would fail again at every restart)."""
+    leader computed (``Raft.compact``), then, when its data would replace the log, the node's
+    validator accepts it. Both run before the snapshot reaches a Ready, so a snapshot that
+    would fail to restore is never persisted (a persisted one would fail again at every
+    restart). The validator is not asked about data that would not be used: the node keeps
+    the state it restored until the install, which would then never come."""
     if snapshot_checksum(snapshot.data) != snapshot.meta.checksum:
         return False
     return not replaces_log(r, snapshot) or bool(r.snapshot_validator(snapshot.data))

@@ -107,6 +107,20 @@ def test_raft_exit_2_halts_the_node_with_status_2(tmp_path, capfd):
     assert "not restarting" in capfd.readouterr().err
 
 
+def test_api_bind_failure_stops_the_node_with_status_1_and_no_restart(tmp_path):
+    """The API process exits 78 when its HTTP or worker port is taken: a restart would meet the
+    same port, so the node stops (it once restarted the API process forever)."""
+    journal = tmp_path / "journal.txt"
+    supervisor = Supervisor(NodeConfig(id="n1"), {
+        RAFT: command("raft", journal), API: [sys.executable, "-c", "import sys; sys.exit(78)"],
+    })
+    thread, result = run_in_thread(supervisor)
+    thread.join(30)
+    assert not thread.is_alive()
+    assert result == [1]
+    assert supervisor.api_restarts == 0
+    assert "raft term" in lines(journal)
+
 
 @pytest.mark.parametrize(
     ("argv", "key"),
