@@ -19,12 +19,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from zmq.utils import z85
-
 from dqueue.api.auth import PortMode
 from dqueue.config import NodeConfig
 from dqueue.keys import load_peer_keys
-from dqueue.node.zap import CURVE_KEY_BYTES, ZapRequest, ZapVerdict, is_loopback
+from dqueue.node.zap import ZapRequest, ZapVerdict, decide_handshake
 
 WORKER_ZAP_DOMAIN = "dqueue-worker"
 
@@ -79,22 +77,7 @@ def gateway_security(config: NodeConfig) -> GatewaySecurity:
 
 def decide_worker(policy: WorkerPolicy, request: ZapRequest) -> ZapVerdict:
     """Admit or refuse one handshake on the worker gateway (pure: no I/O)."""
-    if request.domain != WORKER_ZAP_DOMAIN:
-        return ZapVerdict(False, reason="unknown_domain")
-    if policy.mode is not PortMode.AUTHENTICATED:
-        if request.mechanism != b"NULL":
-            return ZapVerdict(False, reason="mechanism")
-        if policy.mode is PortMode.PROTECTED and not is_loopback(request.address):
-            return ZapVerdict(False, reason="not_loopback")
-        return ZapVerdict(True)
-    if request.mechanism != b"CURVE":
-        return ZapVerdict(False, reason="mechanism")
-    if len(request.credentials) != 1 or len(request.credentials[0]) != CURVE_KEY_BYTES:
-        return ZapVerdict(False, reason="malformed")
-    key = z85.encode(request.credentials[0])
-    worker_id = policy.worker_keys.get(key)
-    if worker_id is not None:
-        return ZapVerdict(True, user_id=worker_id)
-    if key in policy.member_keys:
-        return ZapVerdict(False, reason="member_key")
-    return ZapVerdict(False, reason="unknown_key")
+    return decide_handshake(
+        request, domain=WORKER_ZAP_DOMAIN, keyless=policy.mode is not PortMode.AUTHENTICATED,
+        any_address=policy.mode is not PortMode.PROTECTED, admitted=policy.worker_keys,
+        refused=policy.member_keys, refused_reason="member_key")

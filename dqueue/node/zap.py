@@ -15,7 +15,7 @@ added to the single-threaded loop; the decision itself is the pure function ``de
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,12 +95,33 @@ def is_loopback(address: str) -> bool:
 
 def decide(policy: PeerPolicy, request: ZapRequest) -> ZapVerdict:
     """Admit or refuse one handshake on the peer port (pure: no I/O)."""
-    if request.domain != PEER_ZAP_DOMAIN:
+    return decide_handshake(
+        request, domain=PEER_ZAP_DOMAIN, keyless=not policy.secure,
+        any_address=policy.any_address, admitted=policy.member_keys,
+        refused=policy.worker_keys, refused_reason="worker_key")
+
+
+def decide_handshake(request: ZapRequest, *, domain: bytes, keyless: bool, any_address: bool,
+                     admitted: Mapping[bytes, str], refused: Collection[bytes],
+                     refused_reason: str) -> ZapVerdict:
+    """The one admit/refuse rule of every ZAP-guarded port (pure: no I/O).
+
+    Args:
+        request: the handshake to judge.
+        domain: the port's ZAP domain; any other is refused.
+        keyless: the port has no keys: only NULL connections, and those only from loopback
+            unless ``any_address``.
+        any_address: keyless connections are admitted from any address (``--insecure``).
+        admitted: z85 public key -> the id a CURVE connection with that key is known by.
+        refused: keys refused with ``refused_reason`` (keys of the other kind of party).
+        refused_reason: the reason counted for those.
+    """
+    if request.domain != domain:
         return ZapVerdict(False, reason="unknown_domain")
-    if not policy.secure:
+    if keyless:
         if request.mechanism != b"NULL":
             return ZapVerdict(False, reason="mechanism")
-        if not (policy.any_address or is_loopback(request.address)):
+        if not (any_address or is_loopback(request.address)):
             return ZapVerdict(False, reason="not_loopback")
         return ZapVerdict(True)
     if request.mechanism != b"CURVE":
@@ -108,11 +129,11 @@ def decide(policy: PeerPolicy, request: ZapRequest) -> ZapVerdict:
     if len(request.credentials) != 1 or len(request.credentials[0]) != CURVE_KEY_BYTES:
         return ZapVerdict(False, reason="malformed")
     key = z85.encode(request.credentials[0])
-    member_id = policy.member_keys.get(key)
-    if member_id is not None:
-        return ZapVerdict(True, user_id=member_id)
-    if key in policy.worker_keys:
-        return ZapVerdict(False, reason="worker_key")
+    user_id = admitted.get(key)
+    if user_id is not None:
+        return ZapVerdict(True, user_id=user_id)
+    if key in refused:
+        return ZapVerdict(False, reason=refused_reason)
     return ZapVerdict(False, reason="unknown_key")
 
 
