@@ -39,13 +39,17 @@ import zmq
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from dqueue import wire
-from dqueue.api import validation as v
-from dqueue.api.errors import ApiError
 from dqueue.api.worker_auth import (
     WORKER_ZAP_DOMAIN,
     GatewaySecurity,
     decide_worker,
     gateway_security,
+)
+from dqueue.api.worker_requests import (
+    MAX_ACK_BATCH,
+    RequestError,
+    ack_items_of,
+    command_of,
 )
 from dqueue.config import NodeConfig
 from dqueue.node.zap import ZapServer
@@ -67,29 +71,11 @@ HAND_BACK_LEASE_MS = 1  # lease left to a task handed back: it is visible again 
 ACK_WINDOW_MS = 2  # longest an ack waits for others to share its command, if none is in flight
 MAX_ACK_COMMANDS_IN_FLIGHT = 1  # more held acks wait for the answer to this many ack commands
 MAX_ACK_HOLD_MS = 20  # ... but no ack is held longer than this
-MAX_ACK_BATCH = 1_000  # the queue's limit on the items of one ack_batch command
-_LEASE_KEYS = frozenset({"rid", "worker_id", "max_tasks", "types", "lease_ms", "wait_ms"})
-_ACK_KEYS = frozenset({"rid", "id", "worker_id", "token"})
-_NACK_KEYS = _ACK_KEYS | {"reason", "dead_letter"}
-_EXTEND_KEYS = _ACK_KEYS | {"lease_ms"}
-_ACK_MANY_KEYS = frozenset({"rid", "worker_id", "items"})
-_ACK_ITEM_KEYS = frozenset({"id", "token"})
-MAX_ID_CHARS = 128
 # Largest worker message the gateway accepts: an ack_many of MAX_ACK_BATCH items of the longest
 # ids and tokens is under 0.5 MiB. ZeroMQ drops the connection of a peer that sends more, before
 # allocating it (a 100 MB frame once grew the API process to 331 MiB).
 MAX_WORKER_MESSAGE_BYTES = 4 << 20
 MAX_IPC_REPLY_BYTES = 256 << 20
-
-
-class RequestError(Exception):
-    """A worker request refused before reaching the Raft process; answered with ``err``."""
-
-    def __init__(self, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.field = field
 
 
 @dataclass
@@ -355,7 +341,7 @@ class WorkerGateway:
             if kind == b"ping":
                 self._send(router, identity, b"pong", {"rid": rid})
                 return
-            cmd, wait_ms = self._command_of(kind, body)
+            cmd, wait_ms = command_of(kind, body, self._config.max_wait_ms)
         except RequestError as exc:
             self._send_error(router, identity, rid, exc.code, exc.message, exc.field)
             return
@@ -381,43 +367,13 @@ class WorkerGateway:
                          router: zmq.Socket, ipc: zmq.Socket, now: float) -> None:
         """Validate an ``ack_many`` (all or nothing) and hold each of its items."""
         try:
-            items = self._ack_items_of(body)
+            items = ack_items_of(body)
         except RequestError as exc:
             self._send_error(router, identity, rid, exc.code, exc.message, exc.field)
             return
         group = AckGroup(identity, rid, [None] * len(items), len(items))
         for index, item in enumerate(items):
             self._hold_ack((group, index, item), ipc, router, now)
-
-    @staticmethod
-    def _ack_items_of(body: dict[str, Any]) -> list[dict[str, Any]]:
-        """The ``ack_batch`` items of a valid ``ack_many`` body. Raises RequestError."""
-        try:
-            v.check_keys(body, _ACK_MANY_KEYS, ("worker_id", "items"))
-            worker_id = v.opt_string(body, "worker_id")
-            raw = body["items"]
-            if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_ACK_BATCH:
-                raise RequestError("invalid_field",
-                                   f"items must be a list of 1 to {MAX_ACK_BATCH} acks", "items")
-            items = []
-            for index, obj in enumerate(raw):
-                prefix = f"items[{index}]."
-                if not isinstance(obj, dict):
-                    raise RequestError("invalid_field", f"{prefix[:-1]} must be a map",
-                                       prefix[:-1])
-                task_id, token = obj.get("id"), obj.get("token")
-                # Fast path for the usual item; the checkers name the field of a bad one.
-                if not (obj.keys() <= _ACK_ITEM_KEYS and type(task_id) is str
-                        and v.is_plain_string(task_id, MAX_ID_CHARS)
-                        and (token is None or (type(token) is str
-                                               and v.is_plain_string(token)))):
-                    v.check_keys(obj, _ACK_ITEM_KEYS, ("id",), prefix)
-                    v.opt_string(obj, "id", MAX_ID_CHARS, prefix=prefix)
-                    v.opt_string(obj, "token", prefix=prefix)
-                items.append({"id": task_id, "worker_id": worker_id, "token": token})
-            return items
-        except ApiError as exc:
-            raise RequestError(exc.code, exc.message, exc.field) from None
 
     def _hold_ack(self, held: HeldAck, ipc: zmq.Socket, router: zmq.Socket, now: float) -> None:
         """Keep an ack for the next ``ack_batch``; send the batch once it is full."""
@@ -447,37 +403,6 @@ class WorkerGateway:
                         {"op": "ack_batch", "items": [item for _, _, item in acks]},
                         reply_deadline=0.0, members=acks)
         self._forward(batch, ipc, router, now)
-
-    def _command_of(self, kind: bytes, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
-        """Validate a request; return its plain command and lease wait. Raises RequestError."""
-        try:
-            if kind == b"lease":
-                v.check_keys(body, _LEASE_KEYS, ("worker_id",))
-                max_tasks = v.opt_int(body, "max_tasks", 1, v.MAX_LEASE_TASKS) or 1
-                wait_ms = v.opt_int(body, "wait_ms", 0, self._config.max_wait_ms) or 0
-                return {"op": "lease", "worker_id": v.opt_string(body, "worker_id"),
-                        "types": v.opt_types(body), "max_tasks": max_tasks,
-                        "lease_ms": self._lease_ms(body)}, wait_ms
-            if kind in (b"ack", b"nack", b"extend"):
-                keys = {b"ack": _ACK_KEYS, b"nack": _NACK_KEYS, b"extend": _EXTEND_KEYS}[kind]
-                v.check_keys(body, keys, ("id", "worker_id"))
-                cmd: dict[str, Any] = {"op": kind.decode(),
-                                       "id": v.opt_string(body, "id", MAX_ID_CHARS),
-                                       "worker_id": v.opt_string(body, "worker_id"),
-                                       "token": v.opt_string(body, "token")}
-                if kind == b"nack":
-                    cmd["reason"] = v.opt_string(body, "reason", v.MAX_REASON_CHARS) or ""
-                    cmd["dead_letter"] = bool(v.opt_bool(body, "dead_letter"))
-                elif kind == b"extend":
-                    cmd["lease_ms"] = self._lease_ms(body)
-                return cmd, 0
-        except ApiError as exc:
-            raise RequestError(exc.code, exc.message, exc.field) from None
-        raise RequestError("unknown_kind", f"unknown message kind {kind[:32]!r}", "kind")
-
-    @staticmethod
-    def _lease_ms(body: dict[str, Any]) -> int | None:
-        return v.opt_int(body, "lease_ms", 1, v.MAX_LEASE_SECONDS * 1000)
 
     def _forward(self, pending: Pending, ipc: zmq.Socket, router: zmq.Socket, now: float) -> None:
         """Send ``pending`` as one IPC command (a lease wait: its next slice)."""

@@ -1,0 +1,97 @@
+"""What a valid worker request is: the checks of the worker protocol's bodies, turned into the
+plain commands the Raft process takes (docs/worker-protocol.md).
+
+Pure: no socket, no clock. The gateway (``gateway.py``) calls these for every message a worker
+sends; every value of a body comes from the network, so each check refuses with a
+``RequestError`` naming the field, and nothing here raises anything else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dqueue.api import validation as v
+from dqueue.api.errors import ApiError
+
+MAX_ACK_BATCH = 1_000  # the queue's limit on the items of one ack_batch command
+MAX_ID_CHARS = 128
+_LEASE_KEYS = frozenset({"rid", "worker_id", "max_tasks", "types", "lease_ms", "wait_ms"})
+_ACK_KEYS = frozenset({"rid", "id", "worker_id", "token"})
+_NACK_KEYS = _ACK_KEYS | {"reason", "dead_letter"}
+_EXTEND_KEYS = _ACK_KEYS | {"lease_ms"}
+_ACK_MANY_KEYS = frozenset({"rid", "worker_id", "items"})
+_ACK_ITEM_KEYS = frozenset({"id", "token"})
+
+
+class RequestError(Exception):
+    """A worker request refused before reaching the Raft process; answered with ``err``."""
+
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+def ack_items_of(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``ack_batch`` items of a valid ``ack_many`` body. Raises RequestError."""
+    try:
+        v.check_keys(body, _ACK_MANY_KEYS, ("worker_id", "items"))
+        worker_id = v.opt_string(body, "worker_id")
+        raw = body["items"]
+        if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_ACK_BATCH:
+            raise RequestError("invalid_field",
+                               f"items must be a list of 1 to {MAX_ACK_BATCH} acks", "items")
+        items = []
+        for index, obj in enumerate(raw):
+            prefix = f"items[{index}]."
+            if not isinstance(obj, dict):
+                raise RequestError("invalid_field", f"{prefix[:-1]} must be a map",
+                                   prefix[:-1])
+            task_id, token = obj.get("id"), obj.get("token")
+            # Fast path for the usual item; the checkers name the field of a bad one.
+            if not (obj.keys() <= _ACK_ITEM_KEYS and type(task_id) is str
+                    and v.is_plain_string(task_id, MAX_ID_CHARS)
+                    and (token is None or (type(token) is str
+                                           and v.is_plain_string(token)))):
+                v.check_keys(obj, _ACK_ITEM_KEYS, ("id",), prefix)
+                v.opt_string(obj, "id", MAX_ID_CHARS, prefix=prefix)
+                v.opt_string(obj, "token", prefix=prefix)
+            items.append({"id": task_id, "worker_id": worker_id, "token": token})
+        return items
+    except ApiError as exc:
+        raise RequestError(exc.code, exc.message, exc.field) from None
+
+
+def command_of(kind: bytes, body: dict[str, Any],
+               max_wait_ms: int) -> tuple[dict[str, Any], int]:
+    """Validate a request; return its plain command and lease wait. Raises RequestError."""
+    try:
+        if kind == b"lease":
+            v.check_keys(body, _LEASE_KEYS, ("worker_id",))
+            max_tasks = v.opt_int(body, "max_tasks", 1, v.MAX_LEASE_TASKS) or 1
+            wait_ms = v.opt_int(body, "wait_ms", 0, max_wait_ms) or 0
+            return {"op": "lease", "worker_id": v.opt_string(body, "worker_id"),
+                    "types": v.opt_types(body), "max_tasks": max_tasks,
+                    "lease_ms": lease_ms(body)}, wait_ms
+        if kind in (b"ack", b"nack", b"extend"):
+            keys = {b"ack": _ACK_KEYS, b"nack": _NACK_KEYS, b"extend": _EXTEND_KEYS}[kind]
+            v.check_keys(body, keys, ("id", "worker_id"))
+            cmd: dict[str, Any] = {"op": kind.decode(),
+                                   "id": v.opt_string(body, "id", MAX_ID_CHARS),
+                                   "worker_id": v.opt_string(body, "worker_id"),
+                                   "token": v.opt_string(body, "token")}
+            if kind == b"nack":
+                cmd["reason"] = v.opt_string(body, "reason", v.MAX_REASON_CHARS) or ""
+                cmd["dead_letter"] = bool(v.opt_bool(body, "dead_letter"))
+            elif kind == b"extend":
+                cmd["lease_ms"] = lease_ms(body)
+            return cmd, 0
+    except ApiError as exc:
+        raise RequestError(exc.code, exc.message, exc.field) from None
+    raise RequestError("unknown_kind", f"unknown message kind {kind[:32]!r}", "kind")
+
+
+def lease_ms(body: dict[str, Any]) -> int | None:
+    """The optional ``lease_ms`` of a lease or extend request."""
+    return v.opt_int(body, "lease_ms", 1, v.MAX_LEASE_SECONDS * 1000)
