@@ -20,10 +20,9 @@ import zmq.auth
 
 from dqueue.client.errors import Unauthorized
 
-SECRET_SUFFIX = ".key_secret"
-PUBLIC_SUFFIX = ".key"
-MEMBERS_DIR = "members"
-Z85_KEY_CHARS = 40
+# The key folder's layout is the one dqueue-cli keys init writes (dqueue/keys.py).
+from dqueue.keys import MEMBERS_DIR, PUBLIC_SUFFIX, SECRET_SUFFIX, Z85_KEY_CHARS
+
 # Monitor events a client watches: a refused or broken handshake, and a good one.
 HANDSHAKE_EVENTS = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
                     | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_SUCCEEDED
