@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_raft import Driver, pct
 
-from dqueue import wire
+from dqueue.protocol import wire
 from tests.integration.raftproc_cluster import RaftCluster
 
 PROBE_INTERVAL_S = 0.02

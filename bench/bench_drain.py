@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from dqueue import wire  # noqa: E402
 from dqueue.client import Client  # noqa: E402
+from dqueue.protocol import wire  # noqa: E402
 from tests.integration.sdk_nodes import NodeCluster  # noqa: E402
 
 

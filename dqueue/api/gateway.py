@@ -38,7 +38,6 @@ from typing import Any
 import zmq
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from dqueue import wire
 from dqueue.api.worker_auth import (
     WORKER_ZAP_DOMAIN,
     GatewaySecurity,
@@ -53,6 +52,7 @@ from dqueue.api.worker_requests import (
 )
 from dqueue.config import NodeConfig
 from dqueue.node.zap import ZapServer
+from dqueue.protocol import wire
 
 log = logging.getLogger(__name__)
 

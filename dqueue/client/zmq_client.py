@@ -25,7 +25,6 @@ from typing import Any
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from dqueue import wire
 from dqueue.client.errors import (
     DQueueError,
     NoLeader,
@@ -40,6 +39,7 @@ from dqueue.client.worker_keys import (
     WorkerKeys,
     handshake_error,
 )
+from dqueue.protocol import wire
 from dqueue.queue.task import TaskStatus
 
 HEARTBEAT_MS = 1_000

@@ -13,7 +13,7 @@ from typing import Any
 
 import zmq
 
-from dqueue import wire
+from dqueue.protocol import wire
 
 _NOBLOCK = int(zmq.NOBLOCK)
 _MORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)

@@ -31,10 +31,10 @@ from typing import Any
 import msgpack
 import zmq
 
-from dqueue import wire
 from dqueue.keys import PeerKeys
 from dqueue.node.frames import recv_frames, send_frames
 from dqueue.node.zap import PEER_ZAP_DOMAIN, PeerPolicy, ZapServer
+from dqueue.protocol import wire
 
 _NOBLOCK = int(zmq.NOBLOCK)
 # Handshakes that fail before the ZAP handler is asked (a NULL client on a CURVE port, a

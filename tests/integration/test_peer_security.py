@@ -6,7 +6,7 @@ keeps accepting writes meanwhile. Without keys on loopback the same attacks are 
 named ``test_loopback_only_still_allows_*`` document what such a cluster still lets any local
 process do.
 
-The forged messages use the project's own codec (``message_to_plain`` + ``dqueue.wire``).
+The forged messages use the project's own codec (``message_to_plain`` + ``dqueue.protocol.wire``).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import pytest
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from dqueue import wire
 from dqueue.node.process import KIND_RAFT
 from dqueue.node.router import KIND_FWD
 from dqueue.node.transport import tcp_endpoint
+from dqueue.protocol import wire
 from dqueue.raft import Entry, Message, MessageType, message_to_plain
 from tests.integration.raftproc_cluster import (
     RaftCluster,

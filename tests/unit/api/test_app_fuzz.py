@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from dqueue import wire
 from dqueue.api.app import create_app
 from dqueue.config import NodeConfig
 from dqueue.node.ipc_client import Unencodable
+from dqueue.protocol import wire
 from tests.unit.api.conftest import FakeRaft
 
 TEXT = st.text(max_size=8) | st.sampled_from(["\ud800", "a\udfffb", "x" * 300, "\x00"])

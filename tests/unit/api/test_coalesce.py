@@ -267,7 +267,7 @@ class EnqueueServer:
     def _run(self) -> None:
         import zmq
 
-        from dqueue import wire
+        from dqueue.protocol import wire
         sock = zmq.Context.instance().socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.bind(self.endpoint)

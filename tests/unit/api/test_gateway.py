@@ -12,11 +12,11 @@ import pytest
 import zmq
 from prometheus_client import CollectorRegistry
 
-from dqueue import wire
 from dqueue.api.gateway import MAX_ACK_HOLD_MS, AckGroup, WorkerGateway, bind_endpoint
 from dqueue.client.errors import InvalidRequest, LeaseConflict, NoLeader
 from dqueue.client.zmq_client import ZmqWorkerClient
 from dqueue.config import NodeConfig
+from dqueue.protocol import wire
 from tests.unit.client.fakes import FakeQueue, FakeRaft, wait_for
 
 

@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from dqueue import wire
 from dqueue.api.gateway import WorkerGateway
 from dqueue.config import NodeConfig
+from dqueue.protocol import wire
 from tests.unit.msgpack_values import RAW_BODIES, VALUES, maps_with, packed
 
 KINDS = st.sampled_from([b"lease", b"ack", b"ack_many", b"nack", b"extend", b"ping", b"bye",

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import zmq
 
-from dqueue import wire
+from dqueue.protocol import wire
 
 
 def now_ms() -> int:

@@ -7,7 +7,6 @@ import threading
 
 import pytest
 
-from dqueue import wire
 from dqueue.client.errors import LeaseConflict, NoLeader, Unavailable
 from dqueue.client.task import Task
 from dqueue.client.zmq_client import (
@@ -16,6 +15,7 @@ from dqueue.client.zmq_client import (
     parse_reply,
     task_from_plain,
 )
+from dqueue.protocol import wire
 
 PLAIN = {"id": "t1", "type": "email", "payload": {"to": ["a"]}, "priority": 2,
          "max_retries": 3, "attempts": 1, "status": "leased", "idempotency_key": None,

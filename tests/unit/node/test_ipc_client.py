@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import zmq
 
-from dqueue import wire
 from dqueue.node import ipc_client
 from dqueue.node.ipc_client import BadRequest, NoLeader, RaftClient, RaftUnavailable, RequestTimeout
+from dqueue.protocol import wire
 
 Handler = Callable[[bytes, dict[str, Any]], list[list[bytes]]]
 

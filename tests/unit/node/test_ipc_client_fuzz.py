@@ -13,9 +13,9 @@ import msgpack
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dqueue import wire
 from dqueue.node import ipc_client
 from dqueue.node.ipc_client import RaftClient, RaftClientError
+from dqueue.protocol import wire
 from tests.unit.msgpack_values import RAW_BODIES, VALUES, maps_with, packed
 from tests.unit.node.test_ipc_client import ScriptedServer
 

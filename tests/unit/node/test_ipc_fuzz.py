@@ -10,9 +10,9 @@ import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dqueue import wire
 from dqueue.node.ipc_server import CmdRequest, IpcServer, ReadRequest
 from dqueue.node.router import RequestRouter
+from dqueue.protocol import wire
 from dqueue.raft import Role
 from tests.unit.msgpack_values import KEYS, RAW_BODIES, VALUES, maps_with, packed
 from tests.unit.node.test_router import Process

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import zmq
 
-from dqueue import wire
 from dqueue.node.ipc_server import CmdRequest, IpcServer, ReadRequest
+from dqueue.protocol import wire
 from tests.unit.node.zmq_wait import drain_until, next_message
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from dqueue import wire
+from dqueue.protocol import wire
 
 
 def test_round_trip_plain_values():
