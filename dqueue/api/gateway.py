@@ -51,8 +51,8 @@ from dqueue.api.worker_requests import (
     command_of,
 )
 from dqueue.config import NodeConfig
-from dqueue.node.zap import ZapServer
 from dqueue.protocol import wire
+from dqueue.protocol.zap import ZapServer
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from dqueue.api.auth import PortMode
 from dqueue.config import NodeConfig
 from dqueue.keys import load_peer_keys
-from dqueue.node.zap import ZapRequest, ZapVerdict, decide_handshake
+from dqueue.protocol.zap import ZapRequest, ZapVerdict, decide_handshake
 
 WORKER_ZAP_DOMAIN = "dqueue-worker"
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import zmq
 
-from dqueue.node.frames import recv_frames, send_frames
 from dqueue.protocol import wire
+from dqueue.protocol.frames import recv_frames, send_frames
 
 KIND_CMD = b"cmd"
 KIND_READ = b"read"

@@ -14,9 +14,9 @@ from typing import Any, NamedTuple
 
 import zmq
 
-from dqueue.node.frames import recv_routed, send_frames
 from dqueue.node.ipc_client import KIND_CMD, KIND_ERR, KIND_READ, KIND_RES
 from dqueue.protocol import wire
+from dqueue.protocol.frames import recv_routed, send_frames
 
 # Bound on requests waiting in the socket; beyond it ZeroMQ drops, and clients time out.
 IPC_HWM = 10_000

@@ -32,9 +32,9 @@ import msgpack
 import zmq
 
 from dqueue.keys import PeerKeys
-from dqueue.node.frames import recv_frames, send_frames
-from dqueue.node.zap import PEER_ZAP_DOMAIN, PeerPolicy, ZapServer
 from dqueue.protocol import wire
+from dqueue.protocol.frames import recv_frames, send_frames
+from dqueue.protocol.zap import PEER_ZAP_DOMAIN, PeerPolicy, ZapServer
 
 _NOBLOCK = int(zmq.NOBLOCK)
 # Handshakes that fail before the ZAP handler is asked (a NULL client on a CURVE port, a

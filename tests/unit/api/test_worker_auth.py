@@ -18,7 +18,7 @@ from dqueue.api.worker_auth import (
 )
 from dqueue.config import NodeConfig
 from dqueue.keys import PeerKeyError, create_cluster_keys
-from dqueue.node.zap import PEER_ZAP_DOMAIN, ZapRequest
+from dqueue.protocol.zap import PEER_ZAP_DOMAIN, ZapRequest
 
 WORKER_PUBLIC, _ = zmq.curve_keypair()
 MEMBER_PUBLIC, _ = zmq.curve_keypair()

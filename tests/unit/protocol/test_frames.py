@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import zmq
 
-from dqueue.node.frames import recv_frames, send_frames
+from dqueue.protocol.frames import recv_frames, send_frames
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from typing import Any
 import zmq
 from zmq.utils import z85
 
-from dqueue.node.frames import recv_frames, send_frames
+from dqueue.protocol.frames import recv_frames, send_frames
 
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"
 ZAP_VERSION = b"1.0"

@@ -6,7 +6,7 @@ import pytest
 import zmq
 from zmq.utils import z85
 
-from dqueue.node.zap import (
+from dqueue.protocol.zap import (
     PEER_ZAP_DOMAIN,
     PeerPolicy,
     ZapRequest,
