@@ -1,6 +1,6 @@
 """The Raft process: one thread, one ``zmq.Poller`` loop around the pure cores.
 
-Each turn of the loop (../shared/DESIGN.md sections 2 and 5):
+Each turn of the loop (docs/architecture.md, "The Ready loop"; docs/raft-process.md):
 
 1. wait for a socket or the next timer, then drain every waiting IPC request and peer message
    (up to ``MAX_DRAIN``): all proposals that arrived while the previous Ready was being

@@ -2,7 +2,7 @@
 
 Nothing here reads a clock, draws a random number or touches a disk: time comes only from the
 ``now_ms`` the leader stamps on every command, and cluster time is ``clock_ms = max(clock_ms,
-now_ms)`` so that it never runs backwards across leader changes (../shared/DESIGN.md section 2).
+now_ms)`` so that it never runs backwards across leader changes (docs/queue.md, its opening).
 Applying the same commands at the same indexes gives the same outcomes and the same snapshot
 bytes on every member (Raft paper section 5.3: state machines apply the same log in order).
 

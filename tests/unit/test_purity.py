@@ -1,4 +1,4 @@
-"""The pure cores import no I/O, clock, threads or uuid (../shared/DESIGN.md section 2)."""
+"""The pure cores import no I/O, clock, threads or uuid (docs/internals.md sections 1 and 2)."""
 
 import ast
 import pathlib
