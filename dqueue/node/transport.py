@@ -82,7 +82,6 @@ class TransportCounters:
     send_dropped: int = 0
     sent: int = 0
     received: int = 0
-    by_kind: dict[str, int] = field(default_factory=dict)
     # Refused handshakes and forged messages, by reason (ZAP refusals are added on export).
     rejected: dict[str, int] = field(default_factory=dict)
 
@@ -256,8 +255,6 @@ class PeerTransport:
             self.counters.malformed += 1
             return None
         self.counters.received += 1
-        name = kind.decode("ascii", "replace")
-        self.counters.by_kind[name] = self.counters.by_kind.get(name, 0) + 1
         return sender, kind, body
 
     def close(self) -> None:
