@@ -1,3 +1,3 @@
 """dqueue: a distributed task queue replicated by Raft."""
 
-__version__ = "0.1.0.dev0"
+__version__ = "0.2.0"

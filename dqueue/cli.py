@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
+from dqueue import __version__
 from dqueue.client.errors import (
     DQueueError,
     InvalidState,
@@ -358,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="PEM file of the CA that signed an https:// proxy's certificate")
     p = argparse.ArgumentParser(prog="dqueue-cli", parents=[common],
                                 description="Operate a dqueue cluster.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, fn: Callable[..., int], help: str) -> argparse.ArgumentParser:

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dqueue import __version__
+
 
 @dataclass(frozen=True)
 class NodeConfig:
@@ -292,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run one dqueue node (Raft process and API process under a supervisor).",
         argument_default=argparse.SUPPRESS,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--config", metavar="FILE", help="TOML file (see conf/dqueue.toml)")
     parser.add_argument("--id", help="unique member id of this node (required)")
     parser.add_argument("--data-dir", help="data directory (default ./data)")

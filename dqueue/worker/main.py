@@ -19,6 +19,7 @@ import sys
 import uuid
 from collections.abc import Sequence
 
+from dqueue import __version__
 from dqueue.cli import normalize_argv, parse_duration_ms
 from dqueue.client.worker_keys import WorkerKeys
 from dqueue.worker import demo
@@ -54,6 +55,7 @@ def load_app(spec: str) -> Worker:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of dqueue-worker."""
     p = argparse.ArgumentParser(prog="dqueue-worker", description=__doc__.split("\n")[0])
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     target = p.add_mutually_exclusive_group()
     target.add_argument("--server", action="append",
                         help="node URL, repeatable or comma-separated (default: $DQUEUE_SERVER "
