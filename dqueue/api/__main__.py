@@ -30,6 +30,7 @@ from dqueue.logs import configure_logging, log_event
 from dqueue.node.ipc_client import RaftClient
 from dqueue.port_holder import bind_failure_message
 from dqueue.tokens import TokenFileError
+from dqueue.zmq_seed import seed_libc_random
 
 logger = logging.getLogger("dqueue.api")
 
@@ -77,8 +78,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dqueue.api")
     parser.add_argument("--config-json", required=True, help="resolved NodeConfig as JSON")
     args = parser.parse_args(argv)
+    # Before the worker gateway's ROUTER exists: its routing ids must not be predictable.
+    seeded = seed_libc_random()
     config = NodeConfig.from_json(args.config_json)
     configure_logging(config.id, "api", config.log_level, config.log_format)
+    if not seeded:
+        log_event(logger, logging.WARNING, "libc_random_not_seeded")
     # waitress warns on every request queued behind busy threads; saturation shows in the
     # request latency histogram instead.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)

@@ -25,6 +25,7 @@ from dqueue.node.process import RaftProcess
 from dqueue.node.repair import RepairRefused
 from dqueue.node.store import CorruptRecord
 from dqueue.port_holder import bind_failure_message
+from dqueue.zmq_seed import seed_libc_random
 
 logger = logging.getLogger("dqueue.node")
 
@@ -41,12 +42,16 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Run the Raft process of one dqueue node.")
     parser.add_argument("--config-json", required=True, help="the resolved NodeConfig as JSON")
     args = parser.parse_args(argv)
+    # Before the peer and IPC ROUTERs exist: their routing ids must not be predictable.
+    seeded = seed_libc_random()
     try:
         config = NodeConfig.from_json(args.config_json)
     except (ValueError, TypeError) as exc:
         print(f"dqueue.node: bad --config-json: {exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG
     configure_logging(config.id, "raft", config.log_level, config.log_format)
+    if not seeded:
+        log_event(logger, logging.WARNING, "libc_random_not_seeded")
     try:
         # Checked by the supervisor already; again here for a Raft process started alone.
         check_peer_security(config)
