@@ -143,7 +143,7 @@ def command_from_log(cmd: Any) -> Command:
             return Lease(worker_id=cmd["worker_id"],
                          types=None if types is None else tuple(types),
                          max_tasks=cmd.get("max_tasks") or 1, lease_ms=cmd.get("lease_ms"),
-                         now_ms=now_ms)
+                         nonce=cmd.get("nonce"), now_ms=now_ms)
         if op == "extend":
             return Extend(id=cmd["id"], worker_id=cmd["worker_id"], token=cmd.get("token"),
                           lease_ms=cmd.get("lease_ms"), now_ms=now_ms)

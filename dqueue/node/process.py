@@ -24,6 +24,7 @@ import dataclasses
 import logging
 import os
 import random
+import secrets
 import signal
 import time
 from typing import Any
@@ -55,6 +56,7 @@ from dqueue.node.store import StoredSnapshot
 from dqueue.node.transport import PeerTransport
 from dqueue.node.views import advertised_http, hello_http_addr
 from dqueue.queue import Command, QueueConfig, QueueState
+from dqueue.queue.commands import LEASE_NONCE_BYTES
 from dqueue.queue.config import settings_to_plain
 from dqueue.queue.sessions import ClientSession, apply_once
 from dqueue.raft import (
@@ -505,7 +507,9 @@ class RaftProcess:
 
     def propose(self, rid: str, cmd: dict[str, Any], command: Command | None = None,
                 session: ClientSession | None = None) -> None:
-        """Stamp ``cmd`` with the leader's time and add it to this turn's batch entry.
+        """Stamp ``cmd`` with the leader's time (a lease also with a fresh random nonce, from
+        which its tokens derive: docs/security.md, "Lease fencing") and add it to this turn's
+        batch entry.
 
         The batch is proposed at the end of the drain phase of the loop turn (or sooner when
         it is full); if the core drops it, the router is told the request ids
@@ -521,7 +525,13 @@ class RaftProcess:
         now_ms = self.wall_ms()
         stamped = dict(cmd)
         stamped["now_ms"] = now_ms
-        if command is not None and command.now_ms != now_ms:
+        if stamped.get("op") == "lease":
+            # Drawn here, on the leader, for every proposal (a client's nonce is replaced): the
+            # entry carries it, so every member applies the same tokens.
+            nonce = stamped["nonce"] = secrets.token_hex(LEASE_NONCE_BYTES)
+            if command is not None:
+                command = dataclasses.replace(command, now_ms=now_ms, nonce=nonce)
+        elif command is not None and command.now_ms != now_ms:
             # Equal to command_from_plain(stamped): the stamp is the only difference.
             command = dataclasses.replace(command, now_ms=now_ms)
         if command is None:

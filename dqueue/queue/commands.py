@@ -25,6 +25,15 @@ MAX_LEASE_MS = 12 * 3_600_000
 MAX_RETRIES = 10_000
 INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
+# Lease fencing (docs/security.md, "Lease fencing"): the leader draws a nonce of this many random
+# bytes for every lease command it proposes; it travels in the log entry as lowercase hex, so
+# every member derives the same tokens ``<nonce>.<position>`` from it.
+LEASE_NONCE_BYTES = 16
+LEASE_NONCE_CHARS = 2 * LEASE_NONCE_BYTES
+# The longest lease token a client may send (HTTP ``lease_token``, the gateway's ``token``). The
+# log itself accepts up to MAX_ID_CHARS, what entries written before this bound could carry.
+MAX_LEASE_TOKEN_CHARS = 64
+_HEX_DIGITS = frozenset("0123456789abcdef")
 
 
 class InvalidCommand(ValueError):
@@ -75,24 +84,32 @@ class Enqueue:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Lease:
-    """Lease up to ``max_tasks`` visible tasks of ``types`` (None: any type) to ``worker_id``."""
+    """Lease up to ``max_tasks`` visible tasks of ``types`` (None: any type) to ``worker_id``.
+
+    ``nonce`` is stamped by the leader when it proposes the command (``LEASE_NONCE_CHARS``
+    lowercase hex digits, never chosen by a client): the tokens of the leased tasks are
+    ``<nonce>.<position>``. A lease without one (an entry written before nonces) gives the old
+    tokens ``<index>.<position>``.
+    """
 
     worker_id: str
     types: tuple[str, ...] | None = None
     max_tasks: int = 1
     lease_ms: int | None = None
+    nonce: str | None = None
     now_ms: int = 0
 
     def to_plain(self) -> dict[str, Any]:
         """Return ``{"op": "lease", ...}``."""
         return {"op": "lease", "now_ms": self.now_ms, "worker_id": self.worker_id,
                 "types": None if self.types is None else list(self.types),
-                "max_tasks": self.max_tasks, "lease_ms": self.lease_ms}
+                "max_tasks": self.max_tasks, "lease_ms": self.lease_ms, "nonce": self.nonce}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ack:
-    """Complete a task; the caller must hold its lease (by token if given, else by worker id)."""
+    """Complete a task; the caller must hold its lease: its worker id and its token (a token may
+    be left out only for a lease of an old entry, without nonce: ``QueueState``)."""
 
     id: str
     worker_id: str
@@ -413,10 +430,20 @@ def _types(obj: Mapping[str, Any]) -> tuple[str, ...] | None:
     return tuple(types)
 
 
+def is_lease_nonce(value: Any) -> bool:
+    """Whether ``value`` is a lease nonce as the leader stamps it (lowercase hex digits)."""
+    return (type(value) is str and len(value) == LEASE_NONCE_CHARS
+            and _HEX_DIGITS.issuperset(value))
+
+
 def _lease(obj: Mapping[str, Any], now_ms: int) -> Lease:
+    nonce = obj.get("nonce")
+    if nonce is not None and not is_lease_nonce(nonce):
+        raise InvalidCommand("nonce", f"nonce must be {LEASE_NONCE_CHARS} lowercase hex digits")
     return Lease(worker_id=_string(obj, "worker_id"), types=_types(obj),
                  max_tasks=_integer(obj, "max_tasks", 1, MAX_LEASE_TASKS, 1),
-                 lease_ms=_integer(obj, "lease_ms", 1, MAX_LEASE_MS, None), now_ms=now_ms)
+                 lease_ms=_integer(obj, "lease_ms", 1, MAX_LEASE_MS, None), nonce=nonce,
+                 now_ms=now_ms)
 
 
 def _ack_fast(obj: Mapping[str, Any], now_ms: int) -> Ack | None:
@@ -509,7 +536,7 @@ def _configure(obj: Mapping[str, Any], now_ms: int) -> Configure:
 
 _PARSERS = {
     "enqueue": (_enqueue, {"tasks"}),
-    "lease": (_lease, {"worker_id", "types", "max_tasks", "lease_ms"}),
+    "lease": (_lease, {"worker_id", "types", "max_tasks", "lease_ms", "nonce"}),
     "ack": (_ack, {"id", "worker_id", "token"}),
     "ack_batch": (_ack_batch, {"items"}),
     "nack": (_nack, {"id", "worker_id", "token", "reason", "dead_letter"}),

@@ -37,6 +37,17 @@ LEASE_EXPIRED = "lease expired"
 _PENDING = TaskStatus.PENDING
 _LEASED = TaskStatus.LEASED
 _COMPLETED = TaskStatus.COMPLETED
+_NONCE_CHARS = commands.LEASE_NONCE_CHARS
+
+
+def is_legacy_token(token: str | None) -> bool:
+    """Whether ``token`` comes from a lease applied without nonce (``<index>.<position>``, an
+    entry written before nonces; the index has at most 19 digits, a nonce 32).
+
+    Invariant kept: a lease with a nonce is held only by its token; a legacy lease may still be
+    held by worker id alone, so that old logs and snapshots apply exactly as they did.
+    """
+    return token is not None and token.find(".") != _NONCE_CHARS
 
 
 # What a handler returns when ``apply`` was told that nobody reads the outcome.
@@ -381,7 +392,9 @@ class QueueState:
         pop, leases, counts = ready.pop, self._leases, self._events.leased
         pending, holders = self._by_status[_PENDING], self._by_status[_LEASED]
         worker_id = cmd.worker_id
-        token_prefix = f"{index}."
+        # Fencing: "<nonce>.<position>", unguessable, from the nonce the leader stamped into the
+        # entry (the same on every member); an entry without one keeps "<index>.<position>".
+        token_prefix = f"{index}." if cmd.nonce is None else f"{cmd.nonce}."
         reply = self._reply
         for position in range(cmd.max_tasks):
             task = pop(heaps)
@@ -396,7 +409,7 @@ class QueueState:
             task.status = _LEASED
             task.attempts += 1
             task.lease_worker = worker_id
-            task.lease_token = token_prefix + str(position)  # "index.position"
+            task.lease_token = token_prefix + str(position)
             task.lease_expires_at_ms = expires_at_ms
             task.updated_at_ms = clock_ms
             task.epoch = epoch = task.epoch + 1
@@ -407,10 +420,14 @@ class QueueState:
         return _ok({"tasks": leased})
 
     def _holder(self, task_id: str, worker_id: str, token: str | None) -> Task | Outcome:
-        """Return the task if the caller holds its live lease, else the failure outcome."""
+        """Return the task if the caller holds its live lease, else the failure outcome.
+
+        Holding is the worker id and the token; without a token only a legacy lease (no nonce).
+        """
         task = self._tasks.get(task_id)
         if (task is not None and task.status is _LEASED and task.lease_worker == worker_id
-                and (token is None or token == task.lease_token)):
+                and (token == task.lease_token
+                     or (token is None and is_legacy_token(task.lease_token)))):
             return task
         return self._not_held(task_id, task, worker_id)
 
@@ -424,8 +441,10 @@ class QueueState:
     def _ack(self, cmd: commands.Ack, index: int) -> Outcome:
         task = self._tasks.get(cmd.id)
         token = cmd.token
+        # The holder check of _holder, inlined (this runs once per acked task).
         if task is not None and task.status is _LEASED and task.lease_worker == cmd.worker_id \
-                and (token is None or token == task.lease_token):
+                and (token == task.lease_token
+                     or (token is None and is_legacy_token(task.lease_token))):
             task.done_worker, task.done_token = task.lease_worker, task.lease_token
             task.lease_worker = task.lease_token = task.lease_expires_at_ms = None
             task.updated_at_ms = clock_ms = self.clock_ms
@@ -447,7 +466,8 @@ class QueueState:
             return {"ok": True, "value": {"task": task.to_plain()}}
         if (task is not None and task.status is TaskStatus.COMPLETED
                 and task.done_worker == cmd.worker_id
-                and (token is None or token == task.done_token)):
+                and (token == task.done_token
+                     or (token is None and is_legacy_token(task.done_token)))):
             return _ok({"task": task.to_plain()})  # repeat by the holder that completed it
         return self._not_held(cmd.id, task, cmd.worker_id)
 

@@ -131,7 +131,8 @@ _logged = st.one_of(
         min_size=1, max_size=4)}), _now),
     _merged(st.fixed_dictionaries({"op": st.just("lease"), "worker_id": _text}),
             _optional("types", st.lists(_text, min_size=1, max_size=3)),
-            _optional("max_tasks", st.integers(1, 100)), _lease_ms, _now),
+            _optional("max_tasks", st.integers(1, 100)), _lease_ms,
+            _optional("nonce", st.text("0123456789abcdef", min_size=32, max_size=32)), _now),
     _merged(st.fixed_dictionaries({"op": st.just("extend"), "id": _text, "worker_id": _text}),
             _token, _lease_ms, _now),
     _merged(st.fixed_dictionaries({"op": st.just("nack"), "id": _text, "worker_id": _text}),
@@ -154,7 +155,7 @@ def test_command_from_log_knows_every_field_of_the_commands_it_rebuilds():
     assert {f.name for f in dataclasses.fields(Ack)} == {"id", "worker_id", "token", "now_ms"}
     assert {f.name for f in dataclasses.fields(AckBatch)} == {"items", "now_ms"}
     assert {f.name for f in dataclasses.fields(Lease)} == {
-        "worker_id", "types", "max_tasks", "lease_ms", "now_ms"}
+        "worker_id", "types", "max_tasks", "lease_ms", "nonce", "now_ms"}
     assert {f.name for f in dataclasses.fields(Extend)} == {
         "id", "worker_id", "token", "lease_ms", "now_ms"}
 

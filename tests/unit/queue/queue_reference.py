@@ -47,6 +47,9 @@ class ReferenceQueue:
         self.keys: dict[str, list[Any]] = {}
         # Hidden per task: who completed it, with which token.
         self.done: dict[str, tuple[str, str]] = {}
+        # Tokens of leases applied without a nonce (old entries): only those may be held by
+        # worker id alone.
+        self.legacy_tokens: set[str] = set()
 
     def find(self, task_id: str) -> dict[str, Any] | None:
         for task in self.tasks:
@@ -160,14 +163,23 @@ class ReferenceQueue:
             task["status"] = "leased"
             task["attempts"] += 1
             task["updated_at_ms"] = self.clock
-            task["lease"] = {"worker_id": cmd.worker_id, "token": f"{index}.{position}",
+            if cmd.nonce is None:
+                token = f"{index}.{position}"
+                self.legacy_tokens.add(token)
+            else:
+                token = f"{cmd.nonce}.{position}"
+            task["lease"] = {"worker_id": cmd.worker_id, "token": token,
                              "expires_at_ms": self.clock + lease_ms}
             out.append(self.plain(task))
         return _ok({"tasks": out})
 
+    def matches(self, held: str, token: str | None) -> bool:
+        """The token ``held`` is presented: given and equal, or absent for a legacy lease."""
+        return token == held or (token is None and held in self.legacy_tokens)
+
     def holds(self, task: dict[str, Any], worker_id: str, token: str | None) -> bool:
         return (task["status"] == "leased" and task["lease"]["worker_id"] == worker_id
-                and (token is None or task["lease"]["token"] == token))
+                and self.matches(task["lease"]["token"], token))
 
     def do_ack(self, cmd: commands.Ack, index: int) -> dict[str, Any]:
         task = self.find(cmd.id)
@@ -175,7 +187,7 @@ class ReferenceQueue:
             return _err("not_found")
         if task["status"] == "completed":
             worker, token = self.done[cmd.id]
-            if worker == cmd.worker_id and cmd.token in (None, token):
+            if worker == cmd.worker_id and self.matches(token, cmd.token):
                 return _ok({"task": self.plain(task)})
             return _err("lease_conflict")
         if not self.holds(task, cmd.worker_id, cmd.token):

@@ -129,12 +129,14 @@ class QueueVersusModel(RuleBasedStateMachine):
 
     @rule(delta=STEPS, worker=st.sampled_from(WORKERS),
           types=st.one_of(st.none(), st.lists(st.sampled_from(TYPES), min_size=1, max_size=3)),
-          max_tasks=st.integers(1, 3), lease_ms=st.sampled_from([None, 1_000, 20_000]))
+          max_tasks=st.integers(1, 3), lease_ms=st.sampled_from([None, 1_000, 20_000]),
+          nonce=st.one_of(st.none(), st.text("0123456789abcdef", min_size=32, max_size=32)))
     def lease(self, delta: int, worker: str, types: list[str] | None, max_tasks: int,
-              lease_ms: int | None) -> None:
+              lease_ms: int | None, nonce: str | None) -> None:
+        # nonce None: a lease of an old entry (legacy tokens); else as the leader stamps it.
         wanted = None if types is None else tuple(types)
         outcome = self.step(dq.Lease(worker_id=worker, types=wanted, max_tasks=max_tasks,
-                                     lease_ms=lease_ms, now_ms=self.now(delta)))
+                                     lease_ms=lease_ms, nonce=nonce, now_ms=self.now(delta)))
         for task in outcome["value"]["tasks"]:
             assert task["id"] not in self.completed
             self.tokens.append((task["id"], worker, task["lease"]["token"]))
@@ -144,7 +146,8 @@ class QueueVersusModel(RuleBasedStateMachine):
             task_id, worker, token = data.draw(st.sampled_from(self.tokens))
             if data.draw(st.booleans()):
                 worker = data.draw(st.sampled_from(WORKERS))  # possibly the wrong worker
-            return task_id, worker, data.draw(st.sampled_from([token, None]))
+            # Its token, none, or a guess in the old "<index>.<position>" shape.
+            return task_id, worker, data.draw(st.sampled_from([token, None, "1.0"]))
         task_id = data.draw(st.sampled_from([*self.ids, "missing"]))
         return task_id, data.draw(st.sampled_from(WORKERS)), None
 
