@@ -5,8 +5,9 @@ refused with the key named, exit status 2), spawns ``python -m dqueue.node`` and
 ``python -m dqueue.api`` with the configuration as JSON, and then:
 
 - restarts the API process when it dies (with a growing delay, reset after it ran a while),
-  except when it could not bind its HTTP or worker port (status 78): then the node stops with
-  status 1, since the port would still be taken;
+  except when it cannot start with this node's settings (``ApiExit.CANNOT_START``, 78: its HTTP
+  or worker port is taken, its tokens file is malformed, its worker keys do not load): then the
+  node stops with status 1, since a restart would meet the same;
 - exits non-zero when the Raft process dies, after stopping the API process, so that systemd
   or the cluster script restarts the whole node; except when the Raft process exits with status
   2 (a corrupt store, or a committed entry it cannot apply): a restart would fail the same way,
@@ -32,6 +33,7 @@ import time
 from collections.abc import Sequence
 
 from dqueue.config import ConfigError, InsecurePeersError, NodeConfig, load_config
+from dqueue.exit_status import ApiExit, NodeExit, RaftExit
 from dqueue.logs import configure_logging, log_event
 from dqueue.node.datadir_lock import DataDirLocked, lock_holder
 from dqueue.tokens import TokenFileError, read_tokens, tokens_path
@@ -52,12 +54,6 @@ STOP_GRACE_S = 2.0
 # Time the Raft process gets to hand leadership over and exit.
 RAFT_STOP_S = 15.0
 _PR_SET_PDEATHSIG = 1
-# The API process's exit status when its HTTP or worker port cannot be bound
-# (dqueue/api/__main__.py): not restarted, the node stops with status 1.
-EXIT_API_BIND_FAILED = 78
-# The Raft process's exit status when it must not be restarted (dqueue/node/__main__.py), and
-# the node's then: the operator has to act first.
-EXIT_HALTED = 2
 
 
 def child_command(module: str, config: NodeConfig) -> list[str]:
@@ -112,22 +108,24 @@ class Supervisor:
             if raft_code is not None:
                 log_event(logger, logging.ERROR, "raft_process_died", exit_code=raft_code)
                 self._stop_child(API, self._config.drain_timeout_ms / 1000)
-                if raft_code == EXIT_HALTED:
+                if raft_code == RaftExit.HALTED:
                     log_event(logger, logging.CRITICAL, "node_halted", exit_code=raft_code)
                     print("dqueue: the Raft process stopped on an error that a restart would "
                           "meet again (its message is above); not restarting", file=sys.stderr)
-                    return EXIT_HALTED
-                return raft_code or 1
-            if self._watch_api() == EXIT_API_BIND_FAILED:
-                # A port in use stays in use: stop the node (exit 1) instead of a restart loop.
-                log_event(logger, logging.CRITICAL, "node_start_failed", reason="api_bind")
+                    return NodeExit.OPERATOR_NEEDED
+                return raft_code or NodeExit.FAILED
+            if self._watch_api() == ApiExit.CANNOT_START:
+                # A port in use stays in use, a bad file stays bad: stop the node instead of a
+                # restart loop.
+                log_event(logger, logging.CRITICAL, "node_start_failed",
+                          reason="api_cannot_start")
                 self._stop_child(RAFT, RAFT_STOP_S)
-                return 1
+                return NodeExit.FAILED
         log_event(logger, logging.INFO, "node_stopping")
         self._stop_child(API, self._config.drain_timeout_ms / 1000)
         raft_code = self._stop_child(RAFT, RAFT_STOP_S)
         log_event(logger, logging.INFO, "node_stopped", raft_exit_code=raft_code)
-        return 0 if raft_code == 0 else 1
+        return NodeExit.STOPPED if raft_code == RaftExit.STOPPED else NodeExit.FAILED
 
     def _watch_api(self) -> int | None:
         """Restart the API process when it died; return its exit status when it did."""
@@ -141,7 +139,7 @@ class Supervisor:
         code = self._procs[API].poll()
         if code is None:
             return None
-        if code == EXIT_API_BIND_FAILED:
+        if code == ApiExit.CANNOT_START:
             log_event(logger, logging.ERROR, "api_process_died", exit_code=code)
             return code
         if now - self._started_at[API] >= RESTART_RESET_S:
@@ -177,19 +175,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"dqueue: configuration error: {exc.key}: {exc.message}", file=sys.stderr)
         # Non-loopback peers without keys: status 1, as the Raft process refuses them.
-        return 1 if isinstance(exc, InsecurePeersError) else 2
+        return NodeExit.FAILED if isinstance(exc, InsecurePeersError) else NodeExit.OPERATOR_NEEDED
     if config.secure_dir:
         try:  # the API process refuses it too; here the node fails before starting anything
             read_tokens(tokens_path(config.secure_dir))
         except TokenFileError as exc:
             print(f"dqueue: configuration error: secure_dir: {exc}", file=sys.stderr)
-            return 2
+            return NodeExit.OPERATOR_NEEDED
     configure_logging(config.id, "supervisor", config.log_level, config.log_format)
     try:
         os.makedirs(config.data_dir, exist_ok=True)
     except OSError as exc:
         print(f"dqueue: configuration error: data_dir: {exc.strerror}", file=sys.stderr)
-        return 2
+        return NodeExit.OPERATOR_NEEDED
     # Checked here too, so that a second node on a data directory in use starts no API process
     # and exits at once; the Raft process takes the lock for real (datadir_lock.py) and exits 1
     # the same way if it lost a race, which ends this supervisor too (no restart).
@@ -199,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_event(logger, logging.CRITICAL, "data_dir_locked", error=str(locked),
                   holder_pid=locked.holder_pid)
         print(f"dqueue: {locked}", file=sys.stderr)
-        return 1
+        return NodeExit.FAILED
     supervisor = Supervisor(config, {
         RAFT: child_command("dqueue.node", config),
         API: child_command("dqueue.api", config),

@@ -1,11 +1,12 @@
 """Entry point of the Raft process: ``python -m dqueue.node --config-json '<NodeConfig JSON>'``.
 
-Started by the node supervisor (``bin/dqueue``) with the resolved configuration. Exit status:
-0 after a clean stop (SIGTERM or SIGINT, with leadership transfer when this node leads),
-2 when the store is corrupt (the message names the bad record) or a committed entry cannot be
-applied (the message names its index, the item and the cause), 1 on a bad configuration
-(including an address that cannot be bound) and when another process holds the data directory
-(the message names its PID; nothing of the directory was touched).
+Started by the node supervisor (``bin/dqueue``) with the resolved configuration. Exit status
+(``RaftExit``, ``dqueue/exit_status.py``): 0 after a clean stop (SIGTERM or SIGINT, with
+leadership transfer when this node leads), 2 when the store is corrupt (the message names the
+bad record) or a committed entry cannot be applied (the message names its index, the item and
+the cause), 1 on a bad configuration (including an address that cannot be bound) and when
+another process holds the data directory (the message names its PID; nothing of the directory
+was touched).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 import zmq
 
 from dqueue.config import ConfigError, NodeConfig, check_peer_security
+from dqueue.exit_status import RaftExit
 from dqueue.keys import PeerKeyError
 from dqueue.logs import configure_logging, log_event
 from dqueue.node.apply_failed import ApplyFailed
@@ -29,11 +31,6 @@ from dqueue.zmq_seed import seed_libc_random
 
 logger = logging.getLogger("dqueue.node")
 
-EXIT_BAD_CONFIG = 1
-EXIT_DATA_DIR_LOCKED = 1
-EXIT_CORRUPT_STORE = 2
-# A committed entry that cannot be applied (apply_failed.py); the supervisor does not restart.
-EXIT_APPLY_FAILED = 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         config = NodeConfig.from_json(args.config_json)
     except (ValueError, TypeError) as exc:
         print(f"dqueue.node: bad --config-json: {exc}", file=sys.stderr)
-        return EXIT_BAD_CONFIG
+        return RaftExit.REFUSED_TO_START
     configure_logging(config.id, "raft", config.log_level, config.log_format)
     if not seeded:
         log_event(logger, logging.WARNING, "libc_random_not_seeded")
@@ -59,20 +56,20 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, PeerKeyError) as exc:
         log_event(logger, logging.CRITICAL, "peer_security_refused", error=str(exc))
         print(f"dqueue.node: {exc}", file=sys.stderr)
-        return EXIT_BAD_CONFIG
+        return RaftExit.REFUSED_TO_START
     except DataDirLocked as exc:
         log_event(logger, logging.CRITICAL, "data_dir_locked", error=str(exc),
                   holder_pid=exc.holder_pid)
         print(f"dqueue.node: {exc}", file=sys.stderr)
-        return EXIT_DATA_DIR_LOCKED
+        return RaftExit.REFUSED_TO_START
     except CorruptRecord as exc:
         log_event(logger, logging.CRITICAL, "store_corrupt", error=str(exc), index=exc.index)
         print(f"dqueue.node: {exc}", file=sys.stderr)
-        return EXIT_CORRUPT_STORE
+        return RaftExit.HALTED
     except RepairRefused as exc:
         log_event(logger, logging.CRITICAL, "repair_refused", error=str(exc))
         print(f"dqueue.node: {exc}", file=sys.stderr)
-        return EXIT_CORRUPT_STORE
+        return RaftExit.HALTED
     except zmq.ZMQError as exc:  # a port in use, an IPC path too long for a socket name
         log_event(logger, logging.CRITICAL, "bind_failed", error=str(exc),
                   raft_addr=config.raft_addr, ipc=config.ipc_endpoint())
@@ -81,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             message = f"cannot bind {config.raft_addr} or {config.ipc_endpoint()}: {exc}"
         print(f"dqueue.node: {message}", file=sys.stderr)
-        return EXIT_BAD_CONFIG
+        return RaftExit.REFUSED_TO_START
     process.install_signal_handlers()
     try:
         return process.run()
@@ -89,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         log_event(logger, logging.CRITICAL, "apply_failed", error=str(exc), index=exc.index,
                   position=exc.position, cause=exc.cause)
         print(f"dqueue.node: {exc}", file=sys.stderr)
-        return EXIT_APPLY_FAILED
+        return RaftExit.HALTED
 
 
 if __name__ == "__main__":

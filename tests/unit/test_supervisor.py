@@ -11,6 +11,7 @@ import time
 import pytest
 
 from dqueue.config import NodeConfig
+from dqueue.exit_status import ApiExit, NodeExit, RaftExit
 from dqueue.supervisor import API, RAFT, Supervisor, main
 
 # A stand-in child: records its start and its SIGTERM in a journal file, then waits. With
@@ -98,26 +99,29 @@ def test_raft_exit_2_halts_the_node_with_status_2(tmp_path, capfd):
     systemd unit (RestartPreventExitStatus=2) does not restart the node into the same error."""
     journal = tmp_path / "journal.txt"
     supervisor = Supervisor(NodeConfig(id="n1"), {
-        RAFT: [sys.executable, "-c", "import sys; sys.exit(2)"], API: command("api", journal),
+        RAFT: [sys.executable, "-c", f"import sys; sys.exit({int(RaftExit.HALTED)})"],
+        API: command("api", journal),
     })
     thread, result = run_in_thread(supervisor)
     thread.join(30)
     assert not thread.is_alive()
-    assert result == [2]
+    assert result == [NodeExit.OPERATOR_NEEDED] == [2]
     assert "not restarting" in capfd.readouterr().err
 
 
-def test_api_bind_failure_stops_the_node_with_status_1_and_no_restart(tmp_path):
-    """The API process exits 78 when its HTTP or worker port is taken: a restart would meet the
-    same port, so the node stops (it once restarted the API process forever)."""
+def test_an_api_process_that_cannot_start_stops_the_node_with_status_1_and_no_restart(tmp_path):
+    """The API process exits 78 when its HTTP or worker port is taken or its tokens file or
+    worker keys are bad: a restart would meet the same, so the node stops (it once restarted the
+    API process forever)."""
     journal = tmp_path / "journal.txt"
     supervisor = Supervisor(NodeConfig(id="n1"), {
-        RAFT: command("raft", journal), API: [sys.executable, "-c", "import sys; sys.exit(78)"],
+        RAFT: command("raft", journal),
+        API: [sys.executable, "-c", f"import sys; sys.exit({int(ApiExit.CANNOT_START)})"],
     })
     thread, result = run_in_thread(supervisor)
     thread.join(30)
     assert not thread.is_alive()
-    assert result == [1]
+    assert result == [NodeExit.FAILED] == [1]
     assert supervisor.api_restarts == 0
     assert "raft term" in lines(journal)
 
