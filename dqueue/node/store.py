@@ -39,9 +39,9 @@ its meta page in the page cache unordered with its data pages; the next synced c
 meta page that outranks the last synced one and points at pages that never landed: the state
 of every commit that returned before is then unreachable. The one write whose loss is harmless,
 a hard state that only moves the commit index (volatile in Raft, figure 2), is not handed to
-the store at all: the loop keeps it in memory and it rides with the next write (``process.py``,
-``_unsaved_hard``). A write transaction that changed nothing commits and syncs nothing
-(everything before it was already synced).
+the store at all: the loop keeps it in memory and it rides with the next write
+(``ready_writer.py``, ``ReadyWriter.unsaved_hard``). A write transaction that changed nothing
+commits and syncs nothing (everything before it was already synced).
 """
 
 from __future__ import annotations
