@@ -22,6 +22,7 @@ def _run(seed: int) -> SimResult:
 
 
 @pytest.mark.sim
+@pytest.mark.slow
 def test_three_hundred_seeds_without_violation():
     config = SimConfig()
     assert config.faults.drop > 0 and config.faults.duplicate > 0 and config.faults.delay > 0

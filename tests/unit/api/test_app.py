@@ -8,7 +8,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from dqueue.api.app import create_app
-from dqueue.api.openapi import REQUEST_FIELDS, openapi_document
+from dqueue.api.openapi import openapi_document
 from dqueue.config import NodeConfig
 
 
@@ -112,34 +112,6 @@ def test_every_route_is_in_openapi_and_nothing_else(config):
         (path, method) for path, item in document["paths"].items() for method in item
     }
     assert _routes(config) == documented
-
-
-def test_openapi_request_schemas_match_validators():
-    schemas = openapi_document()["components"]["schemas"]
-    for name, fields in REQUEST_FIELDS.items():
-        assert set(schemas[name]["properties"]) == set(fields), name
-
-
-def test_openapi_refs_resolve_and_every_operation_answers():
-    document = openapi_document()
-    schemas = document["components"]["schemas"]
-
-    def walk(node):
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if ref is not None:
-                assert ref.removeprefix("#/components/schemas/") in schemas, ref
-            for child in node.values():
-                walk(child)
-        elif isinstance(node, list):
-            for child in node:
-                walk(child)
-
-    walk(document)
-    assert document["openapi"].startswith("3.")
-    for item in document["paths"].values():
-        for operation in item.values():
-            assert operation["responses"]
 
 
 def test_openapi_is_served(client):
