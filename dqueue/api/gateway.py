@@ -43,6 +43,7 @@ from dqueue.api.worker_auth import (
     GatewaySecurity,
     decide_worker,
     gateway_security,
+    recv_worker_message,
 )
 from dqueue.api.worker_requests import (
     MAX_ACK_BATCH,
@@ -283,10 +284,11 @@ class WorkerGateway:
             if router in events:
                 for _ in range(MAX_BURST):
                     try:
-                        frames = router.recv_multipart(zmq.NOBLOCK)
+                        # With worker keys, the key's name: the only worker_id it may use.
+                        frames, worker_name = recv_worker_message(router)
                     except zmq.Again:
                         break
-                    self._handle_worker(frames, router, ipc)
+                    self._handle_worker(frames, router, ipc, worker_name)
             now = time.monotonic()
             if self._acks_may_go(now):
                 self._flush_acks(ipc, router, now)
@@ -304,7 +306,8 @@ class WorkerGateway:
 
     # -- worker side ------------------------------------------------------------------
 
-    def _handle_worker(self, frames: list[bytes], router: zmq.Socket, ipc: zmq.Socket) -> None:
+    def _handle_worker(self, frames: list[bytes], router: zmq.Socket, ipc: zmq.Socket,
+                       worker_name: str = "") -> None:
         if len(frames) != 4:
             self._dropped.labels("malformed").inc()
             return
@@ -335,13 +338,13 @@ class WorkerGateway:
                              "rid must be an integer or a short string", "rid")
             return
         if kind == b"ack_many":
-            self._handle_ack_many(identity, rid, body, router, ipc, now)
+            self._handle_ack_many(identity, rid, body, router, ipc, now, worker_name)
             return
         try:
             if kind == b"ping":
                 self._send(router, identity, b"pong", {"rid": rid})
                 return
-            cmd, wait_ms = command_of(kind, body, self._config.max_wait_ms)
+            cmd, wait_ms = command_of(kind, body, self._config.max_wait_ms, worker_name)
         except RequestError as exc:
             self._send_error(router, identity, rid, exc.code, exc.message, exc.field)
             return
@@ -364,10 +367,11 @@ class WorkerGateway:
         self._forward(pending, ipc, router, now)
 
     def _handle_ack_many(self, identity: bytes, rid: Any, body: dict[str, Any],
-                         router: zmq.Socket, ipc: zmq.Socket, now: float) -> None:
+                         router: zmq.Socket, ipc: zmq.Socket, now: float,
+                         worker_name: str) -> None:
         """Validate an ``ack_many`` (all or nothing) and hold each of its items."""
         try:
-            items = ack_items_of(body)
+            items = ack_items_of(body, worker_name)
         except RequestError as exc:
             self._send_error(router, identity, rid, exc.code, exc.message, exc.field)
             return

@@ -16,6 +16,7 @@ from dqueue.api import validation as v
 from dqueue.api.auth import may_see_leases
 from dqueue.api.deps import ApiDeps, send_json
 from dqueue.api.errors import ApiError, invalid
+from dqueue.api.fencing import lease_token
 from dqueue.api.longpoll import RETRY_AFTER_S as POLL_RETRY_AFTER_S
 from dqueue.api.longpoll import WAIT_REFUSED_HEADER
 from dqueue.api.render import render_task
@@ -31,7 +32,6 @@ ACK_FIELDS = frozenset({"worker_id", "lease_token"})
 NACK_FIELDS = frozenset({"worker_id", "lease_token", "reason", "dead_letter"})
 EXTEND_FIELDS = frozenset({"worker_id", "lease_token", "lease_seconds"})
 LIST_PARAMS = frozenset({"status", "type", "limit", "cursor"})
-MAX_TOKEN_CHARS = 64
 
 
 def new_task_plain(
@@ -269,7 +269,7 @@ def _lease_holder(task_id: str, body: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": task_id,
         "worker_id": v.opt_string(body, "worker_id"),
-        "token": v.opt_string(body, "lease_token", max_chars=MAX_TOKEN_CHARS),
+        "token": lease_token(body, "lease_token"),
     }
 
 
@@ -293,12 +293,11 @@ class TaskNack(_TaskAction):
     required = ("worker_id",)
 
     def build(self, task_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "op": "nack",
-            **_lease_holder(task_id, body),
-            "reason": v.opt_string(body, "reason", max_chars=v.MAX_REASON_CHARS),
-            "dead_letter": bool(v.opt_bool(body, "dead_letter")),
-        }
+        # The other fields first: a bad one is named (400) before a missing token (409).
+        reason = v.opt_string(body, "reason", max_chars=v.MAX_REASON_CHARS)
+        dead_letter = bool(v.opt_bool(body, "dead_letter"))
+        return {"op": "nack", **_lease_holder(task_id, body), "reason": reason,
+                "dead_letter": dead_letter}
 
     def counted(self, task: dict[str, Any]) -> None:
         metrics = self._deps.metrics

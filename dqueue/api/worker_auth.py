@@ -10,6 +10,10 @@ the handler of the socket's context). The decision is the pure ``decide_worker``
 - ``protected`` (no secure folder, no ``--insecure``): NULL connections from loopback only;
 - ``open`` (no secure folder, ``--insecure``): NULL connections from any address.
 
+With worker keys, the name of the admitted key (``workers/<name>.key``) is the connection's ZAP
+User-Id, which libzmq attaches to every message of it; ``recv_worker_message`` reads it, and
+the gateway refuses a request whose ``worker_id`` is another (``worker_requests.check_worker_id``).
+
 A refused worker sees a failed handshake (``EVENT_HANDSHAKE_FAILED_AUTH``, or ``_PROTOCOL``
 for a mechanism the gateway does not speak), which ``dqueue.client.zmq_client`` reports.
 """
@@ -18,6 +22,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+import zmq
 
 from dqueue.api.auth import PortMode
 from dqueue.config import NodeConfig
@@ -81,3 +87,22 @@ def decide_worker(policy: WorkerPolicy, request: ZapRequest) -> ZapVerdict:
         request, domain=WORKER_ZAP_DOMAIN, keyless=policy.mode is not PortMode.AUTHENTICATED,
         any_address=policy.mode is not PortMode.PROTECTED, admitted=policy.worker_keys,
         refused=policy.member_keys, refused_reason="member_key")
+
+
+def recv_worker_message(router: zmq.Socket) -> tuple[list[bytes], str]:
+    """Receive one whole message on the gateway's ROUTER without blocking, with the name of the
+    worker key its connection was admitted with ("" when it has none: no worker keys).
+
+    Raises:
+        zmq.Again: nothing is waiting.
+    """
+    frame = router.recv(zmq.NOBLOCK, copy=False)
+    try:
+        worker_name = frame.get("User-Id")
+    except zmq.ZMQError:  # no User-Id: a NULL connection
+        worker_name = ""
+    frames = [frame.bytes]
+    while frame.more:
+        frame = router.recv(zmq.NOBLOCK, copy=False)
+        frames.append(frame.bytes)
+    return frames, worker_name if isinstance(worker_name, str) else ""

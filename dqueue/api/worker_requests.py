@@ -12,6 +12,7 @@ from typing import Any
 
 from dqueue.api import validation as v
 from dqueue.api.errors import ApiError
+from dqueue.api.fencing import is_lease_token, lease_token
 
 MAX_ACK_BATCH = 1_000  # the queue's limit on the items of one ack_batch command
 MAX_ID_CHARS = 128
@@ -33,11 +34,31 @@ class RequestError(Exception):
         self.field = field
 
 
-def ack_items_of(body: dict[str, Any]) -> list[dict[str, Any]]:
-    """The ``ack_batch`` items of a valid ``ack_many`` body. Raises RequestError."""
+def check_worker_id(worker_id: str | None, worker_name: str) -> None:
+    """Refuse a ``worker_id`` other than the worker the connection authenticated as.
+
+    Args:
+        worker_id: the request's ``worker_id`` (already checked as a string).
+        worker_name: the name of the CURVE key the gateway admitted the connection with (its
+            ZAP User-Id, ``workers/<name>.key``); empty without worker keys, where any id goes.
+
+    Raises:
+        RequestError: ``forbidden`` naming ``worker_id``, so that a worker cannot act as another.
+    """
+    if worker_name and worker_id != worker_name:
+        raise RequestError("forbidden", f"worker_id must be {worker_name!r}, the name of the key "
+                                        f"this worker connected with (not {worker_id!r}): with "
+                                        "worker keys a worker leases and acks only as itself",
+                           "worker_id")
+
+
+def ack_items_of(body: dict[str, Any], worker_name: str = "") -> list[dict[str, Any]]:
+    """The ``ack_batch`` items of a valid ``ack_many`` body; ``worker_name`` as in
+    ``check_worker_id``. Raises RequestError."""
     try:
         v.check_keys(body, _ACK_MANY_KEYS, ("worker_id", "items"))
         worker_id = v.opt_string(body, "worker_id")
+        check_worker_id(worker_id, worker_name)
         raw = body["items"]
         if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_ACK_BATCH:
             raise RequestError("invalid_field",
@@ -51,27 +72,28 @@ def ack_items_of(body: dict[str, Any]) -> list[dict[str, Any]]:
             task_id, token = obj.get("id"), obj.get("token")
             # Fast path for the usual item; the checkers name the field of a bad one.
             if not (obj.keys() <= _ACK_ITEM_KEYS and type(task_id) is str
-                    and v.is_plain_string(task_id, MAX_ID_CHARS)
-                    and (token is None or (type(token) is str
-                                           and v.is_plain_string(token)))):
+                    and v.is_plain_string(task_id, MAX_ID_CHARS) and is_lease_token(token)):
                 v.check_keys(obj, _ACK_ITEM_KEYS, ("id",), prefix)
                 v.opt_string(obj, "id", MAX_ID_CHARS, prefix=prefix)
-                v.opt_string(obj, "token", prefix=prefix)
+                lease_token(obj, "token", prefix)
             items.append({"id": task_id, "worker_id": worker_id, "token": token})
         return items
     except ApiError as exc:
         raise RequestError(exc.code, exc.message, exc.field) from None
 
 
-def command_of(kind: bytes, body: dict[str, Any],
-               max_wait_ms: int) -> tuple[dict[str, Any], int]:
-    """Validate a request; return its plain command and lease wait. Raises RequestError."""
+def command_of(kind: bytes, body: dict[str, Any], max_wait_ms: int,
+               worker_name: str = "") -> tuple[dict[str, Any], int]:
+    """Validate a request; return its plain command and lease wait. ``worker_name`` as in
+    ``check_worker_id``. Raises RequestError."""
     try:
         if kind == b"lease":
             v.check_keys(body, _LEASE_KEYS, ("worker_id",))
+            worker_id = v.opt_string(body, "worker_id")
+            check_worker_id(worker_id, worker_name)
             max_tasks = v.opt_int(body, "max_tasks", 1, v.MAX_LEASE_TASKS) or 1
             wait_ms = v.opt_int(body, "wait_ms", 0, max_wait_ms) or 0
-            return {"op": "lease", "worker_id": v.opt_string(body, "worker_id"),
+            return {"op": "lease", "worker_id": worker_id,
                     "types": v.opt_types(body), "max_tasks": max_tasks,
                     "lease_ms": lease_ms(body)}, wait_ms
         if kind in (b"ack", b"nack", b"extend"):
@@ -79,13 +101,15 @@ def command_of(kind: bytes, body: dict[str, Any],
             v.check_keys(body, keys, ("id", "worker_id"))
             cmd: dict[str, Any] = {"op": kind.decode(),
                                    "id": v.opt_string(body, "id", MAX_ID_CHARS),
-                                   "worker_id": v.opt_string(body, "worker_id"),
-                                   "token": v.opt_string(body, "token")}
+                                   "worker_id": v.opt_string(body, "worker_id")}
+            check_worker_id(cmd["worker_id"], worker_name)
             if kind == b"nack":
                 cmd["reason"] = v.opt_string(body, "reason", v.MAX_REASON_CHARS) or ""
                 cmd["dead_letter"] = bool(v.opt_bool(body, "dead_letter"))
             elif kind == b"extend":
                 cmd["lease_ms"] = lease_ms(body)
+            # Last: a bad field is named before a missing token is refused as not holding.
+            cmd["token"] = lease_token(body, "token")
             return cmd, 0
     except ApiError as exc:
         raise RequestError(exc.code, exc.message, exc.field) from None

@@ -7,8 +7,10 @@ from typing import Any
 
 def dead_task(client: Any, task_type: str = "email") -> str:
     task_id = client.simulate_post("/tasks", json={"type": task_type}).json["id"]
-    client.simulate_post("/tasks/lease", json={"worker_id": "w", "types": [task_type]})
-    client.simulate_post(f"/tasks/{task_id}/nack", json={"worker_id": "w", "dead_letter": True})
+    task = client.simulate_post("/tasks/lease", json={"worker_id": "w",
+                                                      "types": [task_type]}).json
+    client.simulate_post(f"/tasks/{task_id}/nack", json={
+        "worker_id": "w", "lease_token": task["lease"]["token"], "dead_letter": True})
     return task_id
 
 

@@ -75,9 +75,10 @@ _REQUESTS = [
     (b"lease", {"rid": 1, "worker_id": "w", "max_tasks": 2}),
     (b"lease", {"rid": 2, "worker_id": "w", "wait_ms": 5_000}),
     (b"ack", {"rid": 3, "worker_id": "w", "id": "t1", "token": "k"}),
-    (b"ack_many", {"rid": 4, "worker_id": "w", "items": [{"id": "t1"}, {"id": "t2"}]}),
-    (b"nack", {"rid": 5, "worker_id": "w", "id": "t1", "reason": "r"}),
-    (b"extend", {"rid": 6, "worker_id": "w", "id": "t1", "lease_ms": 10}),
+    (b"ack_many", {"rid": 4, "worker_id": "w", "items": [{"id": "t1", "token": "k"},
+                                                          {"id": "t2", "token": "k"}]}),
+    (b"nack", {"rid": 5, "worker_id": "w", "id": "t1", "token": "k", "reason": "r"}),
+    (b"extend", {"rid": 6, "worker_id": "w", "id": "t1", "token": "k", "lease_ms": 10}),
 ]
 OUTCOMES = (maps_with(["ok", "value", "code", "message"])
             | st.builds(lambda v: {"ok": True, "value": v},

@@ -210,16 +210,19 @@ def leased(client: Any) -> dict[str, Any]:
 
 def test_ack_by_holder_completes(client, fake):
     task = leased(client)
-    resp = client.simulate_post(f"/tasks/{task['id']}/ack", json={"worker_id": "worker-1"})
+    token = task["lease"]["token"]
+    resp = client.simulate_post(f"/tasks/{task['id']}/ack",
+                                json={"worker_id": "worker-1", "lease_token": token})
     assert resp.status_code == 200
     assert resp.json["status"] == "completed"
     assert fake.commands[-1] == {"op": "ack", "id": task["id"], "worker_id": "worker-1",
-                                 "token": None}
+                                 "token": token}
 
 
 def test_ack_by_other_worker_is_409(client):
     task = leased(client)
-    resp = client.simulate_post(f"/tasks/{task['id']}/ack", json={"worker_id": "worker-2"})
+    resp = client.simulate_post(f"/tasks/{task['id']}/ack", json={
+        "worker_id": "worker-2", "lease_token": task["lease"]["token"]})
     assert resp.status_code == 409
     assert resp.json["error"]["code"] == "lease_conflict"
 
@@ -234,27 +237,28 @@ def test_ack_with_token_sends_it(client, fake):
 
 
 def test_ack_unknown_task_is_404(client):
-    resp = client.simulate_post("/tasks/nope/ack", json={"worker_id": "w"})
+    resp = client.simulate_post("/tasks/nope/ack", json={"worker_id": "w", "lease_token": "1.0"})
     assert resp.status_code == 404
     assert resp.json["error"]["code"] == "not_found"
 
 
 def test_nack_seed_example(client, fake):
     task = leased(client)
+    token = task["lease"]["token"]
     resp = client.simulate_post(f"/tasks/{task['id']}/nack", json={
-        "worker_id": "worker-1", "reason": "database connection failed"})
+        "worker_id": "worker-1", "lease_token": token, "reason": "database connection failed"})
     assert resp.status_code == 200
     assert resp.json["status"] == "pending"
     assert resp.json["last_error"] == "database connection failed"
     assert fake.commands[-1] == {"op": "nack", "id": task["id"], "worker_id": "worker-1",
-                                 "token": None, "reason": "database connection failed",
+                                 "token": token, "reason": "database connection failed",
                                  "dead_letter": False}
 
 
 def test_nack_dead_letter_flag(client, fake):
     task = leased(client)
-    resp = client.simulate_post(f"/tasks/{task['id']}/nack",
-                                json={"worker_id": "worker-1", "dead_letter": True})
+    resp = client.simulate_post(f"/tasks/{task['id']}/nack", json={
+        "worker_id": "worker-1", "lease_token": task["lease"]["token"], "dead_letter": True})
     assert resp.json["status"] == "dead"
 
 
@@ -280,8 +284,8 @@ def test_action_bad_fields(client, fake, path, body, field):
 
 def test_extend_sends_lease_ms(client, fake):
     task = leased(client)
-    resp = client.simulate_post(f"/tasks/{task['id']}/extend",
-                                json={"worker_id": "worker-1", "lease_seconds": 60})
+    resp = client.simulate_post(f"/tasks/{task['id']}/extend", json={
+        "worker_id": "worker-1", "lease_token": task["lease"]["token"], "lease_seconds": 60})
     assert resp.status_code == 200
     assert fake.commands[-1]["lease_ms"] == 60_000
 
@@ -310,8 +314,8 @@ def test_get_task_and_404(client):
 
 def test_list_dead_tasks(client, fake):
     task = leased(client)
-    client.simulate_post(f"/tasks/{task['id']}/nack", json={"worker_id": "worker-1",
-                                                           "dead_letter": True})
+    client.simulate_post(f"/tasks/{task['id']}/nack", json={
+        "worker_id": "worker-1", "lease_token": task["lease"]["token"], "dead_letter": True})
     resp = client.simulate_get("/tasks", params={"status": "dead", "limit": "10"})
     assert resp.status_code == 200
     assert [t["id"] for t in resp.json["tasks"]] == [task["id"]]
