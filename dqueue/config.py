@@ -71,6 +71,8 @@ class NodeConfig:
     heartbeat_ticks: int = 2
     snapshot_entries: int = 10_000
     snapshot_chunk_bytes: int = 1 << 20
+    # Largest snapshot this member takes from a leader (RaftConfig.max_snapshot_bytes).
+    max_snapshot_bytes: int = 1 << 30
     max_append_bytes: int = 1 << 20
     max_inflight_msgs: int = 256
 
@@ -165,6 +167,7 @@ TOML_LAYOUT: dict[str, dict[str, str]] = {
         "heartbeat_ticks": "heartbeat_ticks",
         "snapshot_entries": "snapshot_entries",
         "snapshot_chunk_bytes": "snapshot_chunk_bytes",
+        "max_snapshot_bytes": "max_snapshot_bytes",
         "max_append_bytes": "max_append_bytes",
         "max_inflight_msgs": "max_inflight_msgs",
     },
@@ -546,6 +549,7 @@ _RANGES: dict[str, tuple[str, float, float]] = {
     # Raft codec's MAX_MESSAGE_DATA_BYTES): a bigger chunk or append could never be delivered.
     "snapshot_chunk_bytes": ("raft.snapshot_chunk_bytes", 1024, 32 << 20),
     "max_append_bytes": ("raft.max_append_bytes", 1024, 32 << 20),
+    "max_snapshot_bytes": ("raft.max_snapshot_bytes", 1 << 20, 1 << 40),
     "max_inflight_msgs": ("raft.max_inflight_msgs", 1, 1 << 20),
     "http_threads": ("api.http_threads", 1, 1_024),
     "max_body_bytes": ("api.max_body_bytes", 1024, 1 << 30),
@@ -563,5 +567,8 @@ def _check_ranges(config: NodeConfig) -> None:
             raise ConfigError(key, f"must be between {low} and {high}, got {value}")
     if config.heartbeat_ticks >= config.election_ticks:
         raise ConfigError("raft.heartbeat_ticks", "must be smaller than raft.election_ticks")
+    if config.max_snapshot_bytes < config.snapshot_chunk_bytes:
+        raise ConfigError("raft.max_snapshot_bytes",
+                          "must not be smaller than raft.snapshot_chunk_bytes")
     if config.backoff_cap_ms < config.backoff_base_ms:
         raise ConfigError("queue.backoff_cap", "must not be smaller than queue.backoff_base")

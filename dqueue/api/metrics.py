@@ -49,6 +49,16 @@ LATENCY_BUCKETS_S = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0,
 )
 _NAME_BAD_CHARS = re.compile(r"[^a-zA-Z0-9_]")
+# Help text of the Raft process's figures whose name does not say enough; the others get
+# "<name> (from the Raft process).".
+RAFT_FIGURE_HELP: dict[str, str] = {
+    "snapshots_rejected_total": "InstallSnapshots this member refused, every reason.",
+    "snapshots_rejected_by_reason_total": (
+        "InstallSnapshots this member refused, by reason: checksum, invalid (would not "
+        "restore), too_large (raft.max_snapshot_bytes), index_too_high, term_above_message."),
+    "proposals_rejected_total": (
+        "Proposals forwarded by a follower that this leader refused: they would not apply."),
+}
 
 
 class TypeLabels:
@@ -172,7 +182,7 @@ def families_from_plain(figures: dict[str, Any]) -> list[Metric]:
         if not isinstance(raw_name, str):
             continue
         name = metric_name(raw_name)
-        doc = f"{raw_name} (from the Raft process)."
+        doc = RAFT_FIGURE_HELP.get(raw_name) or f"{raw_name} (from the Raft process)."
         if _is_number(figure):
             out.append(_number_family(name, doc, figure))
         elif isinstance(figure, str):

@@ -35,6 +35,7 @@ from dqueue.raft.types import (
     Role,
     Snapshot,
     SnapshotMeta,
+    SnapshotRefusal,
     SoftState,
     Status,
     snapshot_checksum,
@@ -133,8 +134,10 @@ class Raft:
         # is ever assembled from the chunks of two leaders.
         self.snapshot_receiving: tuple[SnapshotMeta, str, bytearray] | None = None
         self.snapshot_validator = snapshot_validator
-        # Snapshots received whole but dropped: checksum mismatch or refused by the validator.
+        # InstallSnapshots refused (roles.refuse_snapshot): in total, and by SnapshotRefusal
+        # value. Invariant: snapshots_rejected == sum(snapshots_rejected_by_reason.values()).
         self.snapshots_rejected = 0
+        self.snapshots_rejected_by_reason: dict[str, int] = {r.value: 0 for r in SnapshotRefusal}
         self.proposal_validator = proposal_validator
         # Forwarded proposals the leader dropped because the validator refused them.
         self.proposals_rejected = 0

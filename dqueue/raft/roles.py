@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from dqueue.raft.progress import Progress
 from dqueue.raft.types import (
     MAX_ENTRIES_PER_MESSAGE,
+    MAX_SNAPSHOT_INDEX,
     EntryType,
     Message,
     MessageType,
@@ -20,6 +21,8 @@ from dqueue.raft.types import (
     ReadState,
     Role,
     Snapshot,
+    SnapshotMeta,
+    SnapshotRefusal,
     snapshot_checksum,
 )
 
@@ -105,10 +108,16 @@ def handle_install_snapshot(r: Raft, m: Message) -> None:
     duplicated chunk costs one retransmission and nothing else. The buffer holds one
     sender's chunks of one snapshot in the current term (``Raft.snapshot_receiving``); a
     snapshot is installed only when its assembled bytes match the checksum of its meta and
-    the validator accepts them (``accept_snapshot``).
+    the validator accepts them (``accept_snapshot``). A chunk whose meta no leader can send
+    (``implausible_meta``) or that would grow the buffer beyond ``max_snapshot_bytes`` is
+    refused (``refuse_snapshot``).
     """
     meta = m.snapshot_meta
     if meta is None:
+        return
+    refusal = implausible_meta(meta, m.term)
+    if refusal is not None:
+        refuse_snapshot(r, refusal)
         return
     receiving = r.snapshot_receiving
     if receiving is not None and receiving[1] != m.sender:
@@ -123,15 +132,18 @@ def handle_install_snapshot(r: Raft, m: Message) -> None:
         return
     buffer = receiving[2]
     if m.offset == len(buffer):
+        if len(buffer) + len(m.data) > r.config.max_snapshot_bytes:
+            # Invariant: the receive buffer never holds more than max_snapshot_bytes, whatever
+            # a leader sends (a buggy one could send chunks without end).
+            refuse_snapshot(r, SnapshotRefusal.TOO_LARGE)
+            return
         buffer += m.data
         if m.done:
             r.snapshot_receiving = None
             snapshot = Snapshot(meta, bytes(buffer))
-            if not accept_snapshot(r, snapshot):
-                # Dropped unanswered: nothing is persisted or acknowledged, the log, commit
-                # index and state machine stay as they were. The leader's heartbeats resend
-                # a chunk, which restarts the transfer from offset 0.
-                r.snapshots_rejected += 1
+            refusal = accept_snapshot(r, snapshot)
+            if refusal is not None:
+                refuse_snapshot(r, refusal)
                 return
             restore_snapshot(r, snapshot)
             # Answer with the commit index, never the last index: entries above the commit
@@ -143,16 +155,49 @@ def handle_install_snapshot(r: Raft, m: Message) -> None:
                    snapshot_meta=meta, index=len(buffer)))
 
 
-def accept_snapshot(r: Raft, snapshot: Snapshot) -> bool:
-    """Whether a snapshot received whole may be installed: its data matches the checksum its
-    leader computed (``Raft.compact``), then, when its data would replace the log, the node's
-    validator accepts it. Both run before the snapshot reaches a Ready, so a snapshot that
-    would fail to restore is never persisted (a persisted one would fail again at every
-    restart). The validator is not asked about data that would not be used: the node keeps
-    the state it restored until the install, which would then never come."""
+def implausible_meta(meta: SnapshotMeta, message_term: int) -> SnapshotRefusal | None:
+    """Why no correct leader could send an InstallSnapshot with ``meta`` in a message of
+    ``message_term``, or None when one could.
+
+    - The last included term is the term of an entry in the leader's log, and a member's
+      current_term is never below the term of an entry it holds (entries are created by a
+      leader in its term, Raft 5.3, and a member adopts a term before it takes its entries,
+      figure 2). Installed, a higher term would make this member's log look more up to date
+      than the logs that hold the committed entries, and it could win an election without
+      them (the election restriction of Raft 5.4.1 assumes log terms are real).
+    - The last included index is at most MAX_SNAPSHOT_INDEX (types.py: a member installing it
+      could never take another entry).
+    """
+    if meta.term > message_term:
+        return SnapshotRefusal.TERM_ABOVE_MESSAGE
+    if meta.index > MAX_SNAPSHOT_INDEX:
+        return SnapshotRefusal.INDEX_TOO_HIGH
+    return None
+
+
+def refuse_snapshot(r: Raft, reason: SnapshotRefusal) -> None:
+    """Drop an InstallSnapshot unanswered and count it: nothing is persisted or acknowledged,
+    the log, commit index and state machine stay as they were, and the receive buffer is
+    dropped (Invariant: a refused chunk leaves no partial snapshot behind). The leader's
+    heartbeats resend a chunk, which restarts the transfer from offset 0."""
+    r.snapshot_receiving = None
+    r.snapshots_rejected += 1
+    r.snapshots_rejected_by_reason[reason.value] += 1
+
+
+def accept_snapshot(r: Raft, snapshot: Snapshot) -> SnapshotRefusal | None:
+    """Why a snapshot received whole may not be installed, or None when it may: its data must
+    match the checksum its leader computed (``Raft.compact``), then, when its data would
+    replace the log, the node's validator must accept it. Both run before the snapshot reaches
+    a Ready, so a snapshot that would fail to restore is never persisted (a persisted one would
+    fail again at every restart). The validator is not asked about data that would not be
+    used: the node keeps the state it restored until the install, which would then never
+    come."""
     if snapshot_checksum(snapshot.data) != snapshot.meta.checksum:
-        return False
-    return not replaces_log(r, snapshot) or bool(r.snapshot_validator(snapshot.data))
+        return SnapshotRefusal.CHECKSUM
+    if replaces_log(r, snapshot) and not r.snapshot_validator(snapshot.data):
+        return SnapshotRefusal.INVALID
+    return None
 
 
 def replaces_log(r: Raft, snapshot: Snapshot) -> bool:

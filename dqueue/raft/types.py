@@ -28,6 +28,14 @@ MAX_ENTRIES_PER_MESSAGE = 1 << 16
 MAX_MESSAGE_DATA_BYTES = 64 << 20
 # Bytes of a message's context (a read's id, CAMPAIGN_TRANSFER), at most.
 MAX_CONTEXT_BYTES = 4_096
+# The highest last included index an InstallSnapshot may carry. A member that installed a
+# snapshot at index i appends from i + 1, and the codec refuses indexes above MAX_RAFT_INT: a
+# snapshot near the limit would leave a member that can never be sent another entry. No log
+# gets there by appends (2^62 entries, a million a second, take 146,000 years), so one above it
+# comes from a buggy member; refused, it leaves 2^62 indexes of room.
+MAX_SNAPSHOT_INDEX = MAX_RAFT_INT >> 1
+# Default bound on the bytes of one snapshot a member assembles from InstallSnapshot chunks.
+DEFAULT_MAX_SNAPSHOT_BYTES = 1 << 30
 
 
 class ProposalDropped(Exception):
@@ -57,6 +65,10 @@ class RaftConfig:
         max_append_bytes: bound on the entry data bytes of one AppendEntries (one entry at
             least is always sent, whatever its size).
         snapshot_chunk_bytes: bound on the data bytes of one InstallSnapshot chunk.
+        max_snapshot_bytes: bound on the bytes of a snapshot received from a leader: chunks
+            that would grow the receive buffer beyond it are refused and the buffer dropped
+            (memory stays bounded whatever a leader sends). It must exceed the largest
+            snapshot any member takes, or a member that needs one cannot catch up.
         pre_vote: run a pre-vote round before a real election (thesis section 9.6).
         check_quorum: a leader steps down when it has not heard from a quorum for an election
             timeout, and a member that hears from a leader ignores vote requests for that
@@ -70,6 +82,7 @@ class RaftConfig:
     max_inflight_msgs: int = 256
     max_append_bytes: int = 1 << 20
     snapshot_chunk_bytes: int = 1 << 20
+    max_snapshot_bytes: int = DEFAULT_MAX_SNAPSHOT_BYTES
     pre_vote: bool = True
     check_quorum: bool = True
 
@@ -84,11 +97,23 @@ class RaftConfig:
             raise ValueError("max_inflight_msgs and max_append_bytes must be positive")
         if not 1 <= self.snapshot_chunk_bytes <= MAX_MESSAGE_DATA_BYTES:
             raise ValueError(f"snapshot_chunk_bytes must be 1 to {MAX_MESSAGE_DATA_BYTES}")
+        if self.max_snapshot_bytes < self.snapshot_chunk_bytes:
+            raise ValueError("max_snapshot_bytes must be at least snapshot_chunk_bytes")
         if len(self.members) > MAX_MEMBERS:
             raise ValueError(f"at most {MAX_MEMBERS} members")
         if not all(0 < len(m) <= MAX_ID_CHARS for m in self.members):
             # The codec refuses longer ids: such a member could never be heard.
             raise ValueError(f"member ids must have 1 to {MAX_ID_CHARS} characters")
+
+
+class SnapshotRefusal(StrEnum):
+    """Why a member refused an InstallSnapshot (``Raft.snapshots_rejected_by_reason``)."""
+
+    CHECKSUM = "checksum"  # the assembled bytes miss the checksum of the meta
+    INVALID = "invalid"  # the node's validator refused the data (it would not restore)
+    TOO_LARGE = "too_large"  # the chunks would grow past max_snapshot_bytes
+    INDEX_TOO_HIGH = "index_too_high"  # the last included index is above MAX_SNAPSHOT_INDEX
+    TERM_ABOVE_MESSAGE = "term_above_message"  # the last included term exceeds the leader's
 
 
 class Role(StrEnum):

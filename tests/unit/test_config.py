@@ -217,3 +217,19 @@ def test_message_sizes_stay_below_the_peer_frame_bound(tmp_path, key):
         else:
             with pytest.raises(ConfigError, match=key):
                 load_config([f"--config={path}"])
+
+
+def test_max_snapshot_bytes_reaches_the_raft_core_defaults_and_bounds(tmp_path):
+    """The node's bound on a snapshot taken from a leader: the core's default, and never below
+    one chunk (the core would refuse every snapshot of more than one)."""
+    from dqueue.raft import RaftConfig
+
+    assert NodeConfig(id="a").max_snapshot_bytes == RaftConfig("a", ("a",)).max_snapshot_bytes
+    path = tmp_path / "node.toml"
+    path.write_text('id = "a"\n[raft]\nmax_snapshot_bytes = 67108864\n')
+    assert load_config([f"--config={path}"]).max_snapshot_bytes == 64 << 20
+    for text in ("max_snapshot_bytes = 1024",
+                 "snapshot_chunk_bytes = 4194304\nmax_snapshot_bytes = 2097152"):
+        path.write_text(f'id = "a"\n[raft]\n{text}\n')
+        with pytest.raises(ConfigError, match=r"raft\.max_snapshot_bytes"):
+            load_config([f"--config={path}"])

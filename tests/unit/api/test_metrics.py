@@ -5,7 +5,13 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from dqueue.api.metrics import OTHER_TYPE, RaftCollector, TypeLabels, families_from_plain
+from dqueue.api.metrics import (
+    OTHER_TYPE,
+    RAFT_FIGURE_HELP,
+    RaftCollector,
+    TypeLabels,
+    families_from_plain,
+)
 
 
 def samples(families):
@@ -62,3 +68,25 @@ def test_collector_does_not_scrape_at_registration():
 def test_type_labels_are_bounded():
     labels = TypeLabels(limit=2)
     assert [labels.label(t) for t in ("a", "b", "c", "a")] == ["a", "b", OTHER_TYPE, "a"]
+
+
+def test_refused_snapshots_and_proposals_are_counters_with_their_own_help():
+    figures = {
+        "snapshots_rejected_total": 3,
+        "snapshots_rejected_by_reason_total": {
+            "by": "reason", "values": {"too_large": 2, "term_above_message": 1}},
+        "proposals_rejected_total": 4,
+    }
+    families = families_from_plain(figures)
+    got = samples(families)
+    assert got[("dqueue_raft_snapshots_rejected_total", ())] == 3
+    assert got[("dqueue_raft_snapshots_rejected_by_reason_total",
+                (("reason", "too_large"),))] == 2
+    assert got[("dqueue_raft_snapshots_rejected_by_reason_total",
+                (("reason", "term_above_message"),))] == 1
+    assert got[("dqueue_raft_proposals_rejected_total", ())] == 4
+    docs = {f.name: f.documentation for f in families}
+    assert docs["dqueue_raft_snapshots_rejected"] == RAFT_FIGURE_HELP["snapshots_rejected_total"]
+    assert "max_snapshot_bytes" in docs["dqueue_raft_snapshots_rejected_by_reason"]
+    assert docs["dqueue_raft_proposals_rejected"] == RAFT_FIGURE_HELP["proposals_rejected_total"]
+    assert {f.type for f in families} == {"counter"}
