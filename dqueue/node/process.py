@@ -35,32 +35,34 @@ import zmq
 from dqueue.config import NodeConfig
 from dqueue.keys import load_peer_keys
 from dqueue.logs import log_event
-from dqueue.node.apply_failed import ApplyFailed
-from dqueue.node.codec import (
-    command_from_log,
-    decode_entry_items,
-    entry_is_applicable,
-    persisted_state,
-)
+from dqueue.node.applier import apply_entries
+from dqueue.node.codec import command_from_log, entry_is_applicable, persisted_state
 from dqueue.node.gcpause import OldObjectFreezer
 from dqueue.node.histogram import Histogram
 from dqueue.node.ipc_server import CmdRequest, IpcServer, ReadRequest
-from dqueue.node.proposals import COMMAND_INDEX_STRIDE, ProposalBatcher
-from dqueue.node.queue_events import SnapshotCheck, log_queue_events, restore_queue
+from dqueue.node.leadership import Leadership
+from dqueue.node.proposals import ProposalBatcher
+from dqueue.node.queries import NodeView
+from dqueue.node.queue_events import (
+    SnapshotCheck,
+    log_queue_events,
+    queue_event_metrics,
+    restore_queue,
+)
 from dqueue.node.ready_writer import ReadyWriter
 from dqueue.node.repair import open_store
 from dqueue.node.requests import Stage, monotonic_ms
 from dqueue.node.router import RequestRouter
+from dqueue.node.router_links import RouterLinks
 from dqueue.node.snapshotter import Snapshotter, TakenSnapshot
 from dqueue.node.store import StoredSnapshot
 from dqueue.node.transport import PeerTransport
-from dqueue.node.views import advertised_http, hello_http_addr
+from dqueue.node.views import MemberAddresses, NodeFigures
 from dqueue.queue import Command, QueueConfig, QueueState
 from dqueue.queue.commands import LEASE_NONCE_BYTES
 from dqueue.queue.config import settings_to_plain
-from dqueue.queue.sessions import ClientSession, apply_once
+from dqueue.queue.sessions import ClientSession
 from dqueue.raft import (
-    EntryType,
     Message,
     ProposalDropped,
     Raft,
@@ -92,7 +94,6 @@ SLOW_TURN_MS = 200
 # Proposals of this node not yet applied, at most; beyond it IPC requests wait in the socket.
 MAX_PROPOSED_IN_FLIGHT = 1_024
 PERSIST_MS_BUCKETS = (0.5, 1, 2, 5, 10, 20, 50, 100, 250, 1000)
-COMMAND_MS_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 50, 100, 250, 1000, 5000)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 GC_MS_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 
@@ -174,14 +175,20 @@ class RaftProcess:
         self.transport = PeerTransport(self.context, config.id, config.raft_addr, self.members,
                                        keys, any_address=config.insecure)
         self.ipc = IpcServer(self.context, config.ipc_endpoint())
-        self.router = RequestRouter(self)
         self.snapshotter = Snapshotter(config.data_dir)
-        self.role = Role.FOLLOWER
-        self.leader_id: str | None = None
-        self.last_leader_id: str | None = None
-        self.peer_http: dict[str, str] = {}
+        # The one source of the role and leader, for the loop and the router (leadership.py).
+        self.leadership = Leadership(config.id, lambda: (
+            self.raft.election_elapsed < self.raft.config.election_ticks))
+        self.addresses = MemberAddresses(config.id, self.members, config.peers_http,
+                                         config.http_addr)
         self.stop_requested = False
         self.stopping_since_ms: float | None = None
+        self.router = RequestRouter(RouterLinks(
+            node_id=config.id, leadership=self.leadership, replier=self.ipc,
+            send_peer=self.transport.send, propose=self.propose, read_index=self.raft.read_index,
+            queue=self.queue, wall_ms=self.wall_ms,
+            is_stopping=lambda: self.stopping_since_ms is not None, http_of=self.addresses.of,
+            view=self.node_view, figures=self.figures, max_wait_ms=config.max_wait_ms))
         self.counters: dict[str, int] = {
             "ready_total": 0, "fsync_total": 0, "entries_persisted_total": 0,
             "entries_applied_total": 0, "proposals_total": 0, "snapshots_taken_total": 0,
@@ -194,9 +201,6 @@ class RaftProcess:
         self.batch_entries = Histogram(BATCH_BUCKETS)
         self.writer = ReadyWriter(self.store, loaded.hard_state, self.counters, self.persist_ms,
                                   self.batch_entries)
-        # Intake to outcome of each command this node answered (not long polls): commit latency
-        # as the node sees it, without the client's own scheduling.
-        self.command_ms = Histogram(COMMAND_MS_BUCKETS)
         self._last_wall_ms = 0
         self._last_proposal_ms = monotonic_ms()
         self._next_hello_ms = 0.0
@@ -341,11 +345,8 @@ class RaftProcess:
                 return
             self.raft.step(msg)
         elif kind == KIND_HELLO:
-            addr = hello_http_addr(body)
-            if addr is None:
+            if not self.addresses.learn(sender, body):
                 self.transport.counters.malformed += 1
-            else:
-                self.peer_http[sender] = advertised_http(addr, self.members[sender])
         elif not self.router.on_peer(sender, kind, body):
             self.transport.counters.malformed += 1
 
@@ -367,7 +368,7 @@ class RaftProcess:
         gc_ms = self.gc_freezer.maybe_collect()
         if gc_ms is not None:
             self.gc_ms.observe(gc_ms)
-        if self.role is Role.LEADER and self.stopping_since_ms is None:
+        if self.leadership.is_leader and self.stopping_since_ms is None:
             self._maybe_propose_tick(now)
 
     # ----------------------------------------------------------------- Ready
@@ -382,7 +383,7 @@ class RaftProcess:
             self._on_soft_state(rd.soft_state.role, rd.soft_state.leader_id)
         # What may happen before the write is decided by the one rule the simulator drives too
         # (dqueue/raft/ready_plan.py; docs/raft-process.md, "Answers before the next fsync").
-        plan = self.writer.plan(rd, self.role)
+        plan = self.writer.plan(rd, self.leadership.role)
         for msg in plan.early:
             self._send_raft(msg)
         if plan.apply_first:
@@ -399,7 +400,7 @@ class RaftProcess:
         if rd.committed_entries and not plan.apply_first:
             self._apply(rd)
         if rd.read_states:
-            self.router.on_read_states(rd.read_states)
+            self.router.on_read_states(rd.read_states, self.applied)
         self.raft.advance(rd)
         if self._catch_up_stored and not self.raft.catch_up_index:
             self.store.clear_catch_up()
@@ -410,14 +411,10 @@ class RaftProcess:
         self.transport.send(msg.to, KIND_RAFT, message_to_plain(msg))
 
     def _on_soft_state(self, role: Role, leader_id: str | None) -> None:
-        was_leader = self.role is Role.LEADER
-        if leader_id != self.leader_id and leader_id is not None:
-            self.counters["leader_changes_total"] += 1
-        if role is Role.CANDIDATE and self.role is not Role.CANDIDATE:
-            self.counters["elections_started_total"] += 1
-        self.role, self.leader_id = role, leader_id
-        if leader_id is not None:
-            self.last_leader_id = leader_id
+        was_leader = self.leadership.is_leader
+        new_leader, campaign = self.leadership.observe(role, leader_id)
+        self.counters["leader_changes_total"] += new_leader
+        self.counters["elections_started_total"] += campaign
         log_event(logger, logging.INFO, "role_changed", role=role.value, leader_id=leader_id,
                   term=self.raft.current_term)
         if was_leader and role is not Role.LEADER:
@@ -446,56 +443,50 @@ class RaftProcess:
         self.router.on_applied_to(self.applied)
 
     def _apply(self, rd: Ready) -> None:
-        queue, router, batcher = self.queue, self.router, self.batcher
-        pending = router.table.pending
-        applied_commands = 0
-        for entry in rd.committed_entries:
-            self.applied, self.applied_term = entry.index, entry.term
-            if entry.type is EntryType.NOOP or not entry.data:
-                continue
-            # An entry this node proposed (same bytes) needs no decoding: its request ids and
-            # parsed commands were kept; any other entry is decoded and parsed here.
-            plain: list[Any] = []
-            proposed = batcher.take_parsed(entry.data)
-            if proposed is not None:
-                rids, commands, sessions = proposed
-            else:
-                commands = None
-                try:
-                    rids, plain, sessions = decode_entry_items(entry.data)
-                except ValueError as exc:
-                    # Never expected (only this module's batches are proposed), and never
-                    # skipped: a member that skips an entry diverges (apply_failed.py).
-                    raise ApplyFailed(entry.index, None, str(exc)) from exc
-            # Every member applies the items in log order, each at its own queue index
-            # (strictly increasing, the same on every member): determinism of the state machine.
-            base = entry.index * COMMAND_INDEX_STRIDE
-            for position, rid in enumerate(rids):
-                try:
-                    command = (commands[position] if commands is not None
-                               else command_from_log(plain[position]))
-                    # Nobody here waits for an item whose request is not pending (a
-                    # follower's share of the log): no outcome is returned for it.
-                    reply = bool(rid) and rid in pending
-                    # A session's command applies once, its outcome kept even when nobody waits
-                    # here: this member may lead and answer a repeat (sessions.py).
-                    session = sessions[position]
-                    outcome = (queue.apply(command, base + position, reply) if session is None
-                               else apply_once(queue, command, base + position, session, reply))
-                except Exception as exc:
-                    # Never expected (commands are validated before they are proposed), and
-                    # never skipped: whatever fails here, InvalidCommand or a bug in apply,
-                    # fails again on every replay, and skipping it diverges (apply_failed.py).
-                    raise ApplyFailed(entry.index, position,
-                                      f"{exc.__class__.__name__}: {exc}") from exc
-                if reply:
-                    # The reply only when the committed entry carries this request id.
-                    router.on_applied(rid, outcome)
-            applied_commands += len(rids)
+        applied_commands = apply_entries(rd.committed_entries, self.queue,
+                                         self.batcher.take_parsed, self.router.table.pending,
+                                         self.router.on_applied)
+        if rd.committed_entries:
+            last = rd.committed_entries[-1]
+            self.applied, self.applied_term = last.index, last.term
         self.counters["entries_applied_total"] += len(rd.committed_entries)
         self.counters["commands_applied_total"] += applied_commands
-        log_queue_events(queue, logger)
-        router.on_applied_to(self.applied)
+        log_queue_events(self.queue, logger)
+        self.router.on_applied_to(self.applied)
+
+    # ----------------------------------------------------------------- figures
+
+    def node_view(self) -> NodeView:
+        """What the local health, cluster and stats reads show of this node now."""
+        status = self.raft.status()
+        return NodeView(node_id=self.node_id, status=status,
+                        leader_http=self.addresses.of(status.leader_id), members=self.members,
+                        http_addrs=self.addresses.known(),
+                        stopping=self.stopping_since_ms is not None)
+
+    def figures(self) -> NodeFigures:
+        """Every figure of this process now, for the ``metrics`` read (views.py)."""
+        tc, ic, sessions = self.transport.counters, self.ipc.counters, self.queue.sessions
+        return NodeFigures(self.node_view(), {
+            **self.counters, **self.router.figures(), **queue_event_metrics(self.queue),
+            "store_syncs_total": self.store.syncs, "peer_sent_total": tc.sent,
+            "peer_received_total": tc.received, "peer_send_dropped_total": tc.send_dropped,
+            "peer_malformed_total": tc.malformed, "peer_unknown_total": tc.unknown_peer,
+            # Refused handshakes and forged messages (docs/security.md), every reason listed.
+            "peer_rejected_total": {"by": "reason", "values": self.transport.rejected_by_reason()},
+            "ipc_received_total": ic.received, "ipc_malformed_total": ic.malformed,
+            "ipc_bad_request_total": ic.bad_request + self.router.bad_requests,
+            # Client sessions (docs/raft-process.md): the table's size.
+            "session_clients": len(sessions), "session_outcomes": sessions.outcomes_kept(),
+            "persist_ms": self.persist_ms.to_plain(),
+            "entries_per_ready": self.batch_entries.to_plain(),
+            "commands_per_entry": self.commands_per_entry.to_plain(),
+            "gc_ms": self.gc_ms.to_plain(), "gc_frozen_objects": self.gc_freezer.frozen_objects(),
+            "snapshots_rejected_total": self.raft.snapshots_rejected,
+            "snapshots_rejected_by_reason_total": {
+                "by": "reason", "values": dict(self.raft.snapshots_rejected_by_reason)},
+            "proposals_rejected_total": self.raft.proposals_rejected,
+        })
 
     # ----------------------------------------------------------------- time and snapshots
 
@@ -599,7 +590,7 @@ class RaftProcess:
         assert self.stopping_since_ms is not None
         elapsed = now - self.stopping_since_ms
         election_ms = 2 * self.config.election_ticks * self.config.tick_ms
-        if self.role is Role.LEADER and len(self.members) > 1 and elapsed < election_ms:
+        if self.leadership.is_leader and len(self.members) > 1 and elapsed < election_ms:
             return False  # the transfer is still under way
         waiting = self.router.count_in_flight()
         return waiting == 0 or elapsed >= election_ms + STOP_DRAIN_MS

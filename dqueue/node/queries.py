@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from dqueue.queue import InvalidCommand, QueueState
+from dqueue.queue import InvalidCommand
 from dqueue.raft import Status
 
 QUEUE_OPS = frozenset({"get", "stats", "list"})
@@ -24,6 +24,20 @@ _QUERY_KEYS = {
     "cluster": {"op"},
     "metrics": {"op"},
 }
+
+
+class QueueReads(Protocol):
+    """The reads of the applied queue state (``QueueState``) that the queries run."""
+
+    def get_task(self, task_id: str) -> dict[str, Any] | None:
+        """The plain form of a task, or None."""
+
+    def stats(self) -> dict[str, Any]:
+        """Counts by status, by type and status, and the cluster clock."""
+
+    def list_tasks(self, status: str, type: str | None = None, limit: int = 100,
+                   cursor: str | None = None) -> dict[str, Any]:
+        """One page of the tasks of one status (and type)."""
 
 
 class BadQuery(ValueError):
@@ -59,7 +73,7 @@ def check_query(query: Mapping[str, Any]) -> str:
     return op
 
 
-def run_queue_query(queue: QueueState, query: Mapping[str, Any],
+def run_queue_query(queue: QueueReads, query: Mapping[str, Any],
                     raft: Callable[[], dict[str, Any]]) -> Any:
     """Answer a queue read from the applied state.
 

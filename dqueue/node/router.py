@@ -22,20 +22,19 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgpack
 
 from dqueue.logs import log_event
 from dqueue.node import queries, views
+from dqueue.node.histogram import Histogram
 from dqueue.node.ipc_server import CmdRequest, ReadRequest
 from dqueue.node.requests import Pending, ReplyTo, RequestTable, Stage, monotonic_ms
+from dqueue.node.router_links import RouterLinks
 from dqueue.queue import InvalidCommand, command_from_plain
 from dqueue.queue.sessions import DUPLICATE_REQUEST, STALE, ClientSession, is_session
-from dqueue.raft import ReadState, Role
-
-if TYPE_CHECKING:
-    from dqueue.node.process import RaftProcess
+from dqueue.raft import ReadState
 
 logger = logging.getLogger(__name__)
 
@@ -48,26 +47,39 @@ _EMPTY_LEASE_OUTCOME = {"ok": True, "value": {"tasks": []}}
 MAX_RID_CHARS = 1_024
 MAX_CODE_CHARS = 64
 MAX_FORWARD_MS = 1 << 53
+COMMAND_MS_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 50, 100, 250, 1000, 5000)
 
 
 class RequestRouter:
     """Request handling of one Raft process.
 
     Args:
-        process: the owning process (its core, queue, transport, IPC server and clock).
+        links: the few parts of the node it uses (router_links.py).
     """
 
-    def __init__(self, process: RaftProcess) -> None:
-        self.p = process
+    def __init__(self, links: RouterLinks) -> None:
+        self.links = links
+        self.leadership = links.leadership
         # One client id per process incarnation: a restarted process never reuses serial
         # numbers that the state machine may still remember (dissertation 6.3).
-        self.table = RequestTable(f"{process.node_id[:64]}.{os.urandom(8).hex()}")
+        self.table = RequestTable(f"{links.node_id[:64]}.{os.urandom(8).hex()}")
         self._new_reads: list[str] = []
         self._read_batches: dict[bytes, tuple[float, list[str]]] = {}
         self._read_seq = itertools.count(1)
         self._have_parked_check = False
         # Commands sent again to a new leader; repeats a leader answered from the session table.
         self.counters = {"requests_resent_total": 0, "session_repeats_answered_total": 0}
+        # Requests refused as malformed here (the IPC server counts those it refuses itself).
+        self.bad_requests = 0
+        # Intake to outcome of each command this node answered (not long polls): commit latency
+        # as the node sees it, without the client's own scheduling.
+        self.command_ms = Histogram(COMMAND_MS_BUCKETS)
+
+    def figures(self) -> dict[str, Any]:
+        """The router's figures for the metrics map, named as exported."""
+        return {"requests_pending": len(self.table.pending),
+                "requests_parked": self.table.count(Stage.PARKED), **self.counters,
+                "command_ms": self.command_ms.to_plain()}
 
     # ----------------------------------------------------------------- intake
 
@@ -78,22 +90,22 @@ class RequestRouter:
 
     def _accept_command(self, rid: str, cmd: dict[str, Any], timeout_ms: int, wait_ms: int,
                         reply_to: ReplyTo, session: ClientSession | None = None) -> None:
-        p = self.p
-        if p.stopping_since_ms is not None:
+        links = self.links
+        if links.is_stopping():
             self._send_err(reply_to, rid, "shutting_down", "the node is shutting down")
             return
         try:
             # On the leader, parse the command as it will be proposed (stamped), so that
             # propose need not copy it with a new time when both fall in the same millisecond.
             command = command_from_plain(
-                {**cmd, "now_ms": p.wall_ms()} if p.role is Role.LEADER else cmd)
+                {**cmd, "now_ms": links.wall_ms()} if self.leadership.is_leader else cmd)
         except InvalidCommand as exc:
             self._send_err(reply_to, rid, "bad_request", f"{exc.field}: {exc.message}")
             return
         if rid in self.table.pending:
             return  # the same request delivered twice (a forward retried): one answer
         now = monotonic_ms()
-        wait_ms = min(wait_ms, p.config.max_wait_ms) if cmd.get("op") == "lease" else 0
+        wait_ms = min(wait_ms, links.max_wait_ms) if cmd.get("op") == "lease" else 0
         if reply_to.peer is None:
             session = self.table.new_session()  # a command of this client (IPC)
         request = Pending(rid=rid, reply_to=reply_to, is_read=False, body=cmd,
@@ -110,14 +122,13 @@ class RequestRouter:
         except queries.BadQuery as exc:
             self._send_err(reply_to, req.rid, "bad_request", str(exc))
             return
-        p = self.p
         if op in queries.LOCAL_OPS:
             self._send_value(reply_to, req.rid, self._local_value(op))
             return
         if req.stale:
             self._serve_read_now(reply_to, req.rid, req.query)
             return
-        if p.stopping_since_ms is not None:
+        if self.links.is_stopping():
             self._send_err(reply_to, req.rid, "shutting_down", "the node is shutting down")
             return
         request = Pending(rid=req.rid, reply_to=reply_to, is_read=True, body=req.query,
@@ -144,10 +155,10 @@ class RequestRouter:
             session = body.get("session")
             if session is not None and not is_session(session):
                 return False
-            if self.p.role is not Role.LEADER:
-                self.p.transport.send(sender, KIND_FWD_RES, {
+            if not self.leadership.is_leader:
+                self.links.send_peer(sender, KIND_FWD_RES, {
                     "rid": rid, "code": "not_leader", "message": "not the leader",
-                    "leader_id": self.p.raft.leader_id})
+                    "leader_id": self.leadership.leader_id})
                 return True
             self._accept_command(rid, cmd, timeout_ms, wait_ms, ReplyTo(peer=sender),
                                  None if session is None else ClientSession(*session))
@@ -180,7 +191,7 @@ class RequestRouter:
     # ----------------------------------------------------------------- dispatch
 
     def _dispatch(self, request: Pending) -> None:
-        p = self.p
+        links, leader_id = self.links, self.leadership.leader_id
         if request.session is None and not request.is_read:
             # Sent as this client's new command: a parked lease proposed again (its empty
             # lease applied under the old number), or a forward from a node that sent none.
@@ -188,7 +199,7 @@ class RequestRouter:
         if request.is_read:
             self.table.move(request, Stage.READ_INDEX)
             self._new_reads.append(request.rid)
-        elif p.role is Role.LEADER:
+        elif self.leadership.is_leader:
             session = self.table.session_of(request)
             if session is not None and self._answer_repeat(request, session):
                 return
@@ -196,9 +207,9 @@ class RequestRouter:
                 return
             # Added to this turn's batch entry; a batch the core drops comes back through
             # on_proposals_dropped.
-            p.propose(request.rid, request.body, request.command, session)
+            links.propose(request.rid, request.body, request.command, session)
             self.table.move(request, Stage.PROPOSED)
-        elif p.leader_id is not None and p.leader_id != p.node_id:
+        elif leader_id is not None and leader_id != links.node_id:
             now = monotonic_ms()
             body = {"rid": request.rid, "cmd": request.body,
                     "timeout_ms": max(0, int(request.deadline_ms - now)),
@@ -206,8 +217,8 @@ class RequestRouter:
             session = self.table.session_of(request)
             if session is not None:
                 body["session"] = list(session)
-            if p.transport.send(p.leader_id, KIND_FWD, body):
-                request.forwarded_to = p.leader_id
+            if links.send_peer(leader_id, KIND_FWD, body):
+                request.forwarded_to = leader_id
                 self.table.move(request, Stage.FORWARDED)
             else:
                 self.table.move(request, Stage.WAIT_LEADER)
@@ -224,7 +235,7 @@ class RequestRouter:
         body = request.body
         if body.get("op") != "lease":
             return False
-        if self.p.queue.has_visible(body.get("types"), self.p.wall_ms()):
+        if self.links.queue.has_visible(body.get("types"), self.links.wall_ms()):
             return False
         if request.wait_until_ms <= monotonic_ms():
             self.table.pop(request.rid)
@@ -238,7 +249,7 @@ class RequestRouter:
     def _answer_repeat(self, request: Pending, session: ClientSession) -> bool:
         """On the leader: answer a command its session shows applied already (a forward sent
         again after a leader change) from the session table; False when it is new."""
-        prior = self.p.queue.sessions.lookup(session.client_id, session.seq)
+        prior = self.links.queue.sessions.lookup(session.client_id, session.seq)
         if prior is None:
             return False
         self.counters["session_repeats_answered_total"] += 1
@@ -254,7 +265,7 @@ class RequestRouter:
         return True
 
     def _dispatch_waiting(self) -> None:
-        if self.p.leader_id is None:
+        if self.leadership.leader_id is None:
             return
         for request in self.table.in_stage(Stage.WAIT_LEADER):
             self._dispatch(request)
@@ -263,7 +274,7 @@ class RequestRouter:
         """A leader was elected or learned: send it what waited, and send again what was
         forwarded to another leader (its session makes a repeat harmless: the new leader
         answers it from the session table or applies it once)."""
-        leader_id = self.p.leader_id
+        leader_id = self.leadership.leader_id
         for request in self.table.in_stage(Stage.FORWARDED):
             if request.forwarded_to != leader_id:
                 request.may_be_in_log = True  # the old leader may have proposed it
@@ -296,9 +307,9 @@ class RequestRouter:
         for request in self.table.in_stage(Stage.PARKED):
             if request.reply_to.peer is not None:
                 self.table.pop(request.rid)
-                self.p.transport.send(request.reply_to.peer, KIND_FWD_RES, {
+                self.links.send_peer(request.reply_to.peer, KIND_FWD_RES, {
                     "rid": request.rid, "code": "not_leader", "message": "leadership lost",
-                    "leader_id": self.p.raft.leader_id})
+                    "leader_id": self.leadership.leader_id})
             else:
                 self.table.move(request, Stage.WAIT_LEADER)
 
@@ -319,7 +330,7 @@ class RequestRouter:
             if request.stage is Stage.PARKED:
                 self._send_outcome(request, request.last_outcome or _EMPTY_LEASE_OUTCOME)
                 continue
-            leader_id = self.p.raft.leader_id
+            leader_id = self.leadership.leader_id
             if (leader_id is None and request.stage in (Stage.WAIT_LEADER, Stage.READ_INDEX)
                     and not request.may_be_in_log):
                 self._send_err(request.reply_to, request.rid, "no_leader",
@@ -359,7 +370,7 @@ class RequestRouter:
         # An empty long poll's session command is applied: it releases its serial number (it
         # must not hold first_unanswered down while it waits), and takes a new one if it is
         # proposed or sent again (a new lease, not a repeat of the empty one).
-        if request.stage is Stage.PROPOSED and waiting and self.p.role is Role.LEADER:
+        if request.stage is Stage.PROPOSED and waiting and self.leadership.is_leader:
             request.last_outcome = outcome
             self.table.release_session(request)
             self.table.move(request, Stage.PARKED)
@@ -377,7 +388,7 @@ class RequestRouter:
         """Count the time a command took from intake to its outcome (long polls excluded:
         they wait on purpose)."""
         if request.wait_until_ms <= request.accepted_ms:
-            self.p.command_ms.observe(now - request.accepted_ms)
+            self.command_ms.observe(now - request.accepted_ms)
 
     def on_applied_to(self, applied: int) -> None:
         """The state machine reached ``applied``: serve reads waiting for it, check parked."""
@@ -388,16 +399,15 @@ class RequestRouter:
         self._have_parked_check = True
 
     def _check_parked(self) -> None:
-        p = self.p
-        if not self._have_parked_check or p.role is not Role.LEADER:
+        if not self._have_parked_check or not self.leadership.is_leader:
             return
         self._have_parked_check = False
         parked = self.table.in_stage(Stage.PARKED)
         if not parked:
             return
-        now_ms = p.wall_ms()
+        now_ms = self.links.wall_ms()
         for request in parked:
-            if p.queue.has_visible(request.body.get("types"), now_ms):
+            if self.links.queue.has_visible(request.body.get("types"), now_ms):
                 self._dispatch(request)  # under a new serial number (released when parked)
 
     # ----------------------------------------------------------------- reads
@@ -411,16 +421,17 @@ class RequestRouter:
         self._new_reads = []
         if not rids:
             return
-        if self.p.raft.leader_id is None:
+        if self.leadership.leader_id is None:
             for rid in rids:
                 self.table.move(self.table.pending[rid], Stage.WAIT_LEADER)
             return
-        ctx = f"{self.p.node_id}:{next(self._read_seq)}".encode()
+        ctx = f"{self.links.node_id}:{next(self._read_seq)}".encode()
         self._read_batches[ctx] = (monotonic_ms(), rids)
-        self.p.raft.read_index(ctx)
+        self.links.read_index(ctx)
 
-    def on_read_states(self, read_states: tuple[ReadState, ...]) -> None:
-        """ReadIndex answers: each read of the batch may be served once ``index`` is applied."""
+    def on_read_states(self, read_states: tuple[ReadState, ...], applied: int) -> None:
+        """ReadIndex answers: each read of the batch may be served once ``index`` is applied
+        (the state machine is at ``applied``)."""
         for rs in read_states:
             batch = self._read_batches.pop(rs.context, None)
             if batch is None:
@@ -431,23 +442,23 @@ class RequestRouter:
                     continue
                 request.read_index = rs.index
                 self.table.move(request, Stage.READ_APPLY)
-        self.on_applied_to(self.p.applied)
+        self.on_applied_to(applied)
 
     def _serve_read_now(self, reply_to: ReplyTo, rid: str, query: dict[str, Any]) -> None:
         try:
-            value = queries.run_queue_query(self.p.queue, query, self._raft_figures)
+            value = queries.run_queue_query(self.links.queue, query, self._raft_figures)
         except queries.BadQuery as exc:
             self._send_err(reply_to, rid, "bad_request", str(exc))
             return
         self._send_value(reply_to, rid, value)
 
     def _raft_figures(self) -> dict[str, Any]:
-        return queries.raft_figures(views.node_view(self.p))
+        return queries.raft_figures(self.links.view())
 
     def _local_value(self, op: str) -> Any:
         if op == "metrics":
-            return views.node_metrics(self.p)
-        view = views.node_view(self.p)
+            return views.node_metrics(self.links.figures())
+        view = self.links.view()
         return queries.health(view) if op == "health" else queries.cluster(view)
 
     # ----------------------------------------------------------------- answers
@@ -455,51 +466,33 @@ class RequestRouter:
     def _send_outcome(self, request: Pending, outcome: Any) -> None:
         reply_to = request.reply_to
         if reply_to.peer is not None:
-            self.p.transport.send(reply_to.peer, KIND_FWD_RES,
-                                  {"rid": request.rid, "outcome": outcome})
+            self.links.send_peer(reply_to.peer, KIND_FWD_RES,
+                                 {"rid": request.rid, "outcome": outcome})
         elif reply_to.identity is not None:
             if outcome.get("code") == DUPLICATE_REQUEST:
                 self._send_err(reply_to, request.rid, DUPLICATE_REQUEST, outcome["message"])
                 return
-            self.p.ipc.send_res(reply_to.identity, request.rid, "outcome", outcome)
+            self.links.replier.send_res(reply_to.identity, request.rid, "outcome", outcome)
 
     def _send_value(self, reply_to: ReplyTo, rid: str, value: Any) -> None:
         if reply_to.identity is not None:
-            self.p.ipc.send_res(reply_to.identity, rid, "value", value)
-
-    def _leader_hint(self) -> str | None:
-        """The leader an error names: never a member this node knows is unreachable.
-
-        A follower names its leader while it heard from it within an election timeout (Raft
-        section 5.2); a (pre-)candidate names none (it campaigns because the last leader went
-        silent); a follower that knows no leader yet names the last one it knew.
-        """
-        p = self.p
-        raft = p.raft
-        leader_id = raft.leader_id
-        if leader_id is not None:
-            if leader_id == p.node_id or raft.election_elapsed < raft.config.election_ticks:
-                return leader_id
-            return None
-        if p.role in (Role.CANDIDATE, Role.PRE_CANDIDATE):
-            return None
-        return p.last_leader_id
+            self.links.replier.send_res(reply_to.identity, rid, "value", value)
 
     def _send_err(self, reply_to: ReplyTo, rid: str, code: str, message: str) -> None:
-        p = self.p
+        links = self.links
         if code == DUPLICATE_REQUEST and reply_to.peer is None:
             # A local client hears "outcome unknown": its command was applied (once) or given
             # up earlier, and its outcome is no longer kept (sessions.py).
             code, message = "timeout", f"outcome no longer known: {message}"
-        leader_id = self._leader_hint()
+        leader_id = self.leadership.hint()
         if reply_to.peer is not None:
-            p.transport.send(reply_to.peer, KIND_FWD_RES, {
+            links.send_peer(reply_to.peer, KIND_FWD_RES, {
                 "rid": rid, "code": code, "message": message, "leader_id": leader_id})
         elif reply_to.identity is not None:
-            p.ipc.send_err(reply_to.identity, rid, code, message, leader_id,
-                           views.http_of(p, leader_id))
+            links.replier.send_err(reply_to.identity, rid, code, message, leader_id,
+                                   links.http_of(leader_id))
         if code == "bad_request":
-            p.ipc.counters.bad_request += 1
+            self.bad_requests += 1
         else:
             log_event(logger, logging.DEBUG, "request_failed", rid=rid, code=code)
 

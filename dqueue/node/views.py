@@ -1,17 +1,18 @@
-"""What the Raft process shows of itself: members' HTTP addresses, the view behind the local
-queries (health, cluster) and the flat metrics map that the API process exports."""
+"""What the Raft process shows of itself: members' HTTP addresses, and the figures behind the
+local reads (health, cluster, stats) and the flat metrics map that the API process exports.
+
+Nothing here holds the process: the process builds a ``NodeFigures`` (a snapshot of its figures
+at one moment) and these functions render it.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
-from dqueue.node import queries
-from dqueue.node.queue_events import queue_event_metrics
-from dqueue.node.requests import Stage
+from dqueue.node.queries import NodeView
 from dqueue.raft import Role
-
-if TYPE_CHECKING:
-    from dqueue.node.process import RaftProcess
 
 WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]"})
 
@@ -42,59 +43,70 @@ def hello_http_addr(body: Any) -> str | None:
     return addr
 
 
-def http_of(p: RaftProcess, member_id: str | None) -> str | None:
-    """The HTTP address of a member, from the configuration or its hello."""
-    if member_id is None:
-        return None
-    if member_id == p.node_id:
-        # The advertised address (peers_http) before the bind address, which may be a
-        # wildcard such as 0.0.0.0:8080 that no client can reach.
-        return p.config.peers_http.get(member_id) or advertised_http(
-            p.config.http_addr, p.members[member_id])
-    return p.config.peers_http.get(member_id) or p.peer_http.get(member_id)
+class MemberAddresses:
+    """Where clients reach each member's HTTP API (leader hints, ``GET /cluster``).
+
+    A member's configured address (``peers_http``) comes first, else the one it announced in
+    its hello. This node's own is its advertised address, never a wildcard bind address such
+    as ``0.0.0.0:8080`` that no client can reach.
+
+    Args:
+        node_id: this node's member id.
+        members: member id -> raft address, this node included.
+        peers_http: member id -> configured HTTP address.
+        http_addr: this node's HTTP bind address.
+    """
+
+    def __init__(self, node_id: str, members: Mapping[str, str], peers_http: Mapping[str, str],
+                 http_addr: str) -> None:
+        self._members = dict(members)
+        self._configured = dict(peers_http)
+        self._configured.setdefault(node_id, advertised_http(http_addr, members[node_id]))
+        self._announced: dict[str, str] = {}
+
+    def learn(self, sender: str, body: Any) -> bool:
+        """Take a member's hello; False when it is malformed (the caller counts it)."""
+        addr = hello_http_addr(body)
+        raft_addr = self._members.get(sender)
+        if addr is None or raft_addr is None:
+            return False
+        self._announced[sender] = advertised_http(addr, raft_addr)
+        return True
+
+    def of(self, member_id: str | None) -> str | None:
+        """The HTTP address of a member, or None when it is not known."""
+        if member_id is None:
+            return None
+        return self._configured.get(member_id) or self._announced.get(member_id)
+
+    def known(self) -> dict[str, str]:
+        """Member id -> HTTP address, for the members whose address is known."""
+        return {m: a for m in self._members if (a := self.of(m)) is not None}
 
 
-def node_view(p: RaftProcess) -> queries.NodeView:
-    """Gather what the local queries show."""
-    http_addrs = {m: a for m in p.members if (a := http_of(p, m)) is not None}
-    return queries.NodeView(
-        node_id=p.node_id, status=p.raft.status(),
-        leader_http=http_of(p, p.raft.leader_id), members=p.members,
-        http_addrs=http_addrs, stopping=p.stopping_since_ms is not None,
-    )
+@dataclass(frozen=True)
+class NodeFigures:
+    """Every figure of the Raft process at one moment, built by the process.
+
+    Attributes:
+        view: what the local reads show (health, cluster, the Raft part of stats).
+        counters: the other figures of the metrics map, named as exported: counts and gauges
+            (ints), histograms (``Histogram.to_plain``), labelled counts
+            (``{"by": label, "values": {value: n}}``).
+    """
+
+    view: NodeView
+    counters: Mapping[str, Any]
 
 
-def node_metrics(p: RaftProcess) -> dict[str, Any]:
+def node_metrics(figures: NodeFigures) -> dict[str, Any]:
     """Counters and gauges of this Raft process, flat, for the API's /metrics."""
-    st = p.raft.status()
-    tc, ic = p.transport.counters, p.ipc.counters
-    out: dict[str, Any] = dict(p.counters)
+    st = figures.view.status
+    out: dict[str, Any] = dict(figures.counters)
     out.update({
         "term": st.term, "commit_index": st.commit, "applied_index": st.applied,
         "last_index": st.last_index, "snapshot_index": st.snapshot_index,
-        "is_leader": int(st.role is Role.LEADER), "store_syncs_total": p.store.syncs,
-        "peer_sent_total": tc.sent, "peer_received_total": tc.received,
-        "peer_send_dropped_total": tc.send_dropped, "peer_malformed_total": tc.malformed,
-        "peer_unknown_total": tc.unknown_peer, "ipc_received_total": ic.received,
-        # Refused handshakes and forged messages (docs/security.md), every reason listed.
-        "peer_rejected_total": {"by": "reason", "values": p.transport.rejected_by_reason()},
-        "ipc_malformed_total": ic.malformed, "ipc_bad_request_total": ic.bad_request,
-        "requests_pending": len(p.router.table.pending),
-        "requests_parked": p.router.table.count(Stage.PARKED),
-        # Client sessions (docs/raft-process.md): the table's size, and the router's resends.
-        "session_clients": len(p.queue.sessions),
-        "session_outcomes": p.queue.sessions.outcomes_kept(),
-        **p.router.counters,
-        "role": st.role.value,
-        "persist_ms": p.persist_ms.to_plain(),
-        "entries_per_ready": p.batch_entries.to_plain(),
-        "commands_per_entry": p.commands_per_entry.to_plain(),
-        "command_ms": p.command_ms.to_plain(),
-        "gc_ms": p.gc_ms.to_plain(),
-        "gc_frozen_objects": p.gc_freezer.frozen_objects(),
+        "is_leader": int(st.role is Role.LEADER), "role": st.role.value,
         "catch_up_index": st.catch_up_index,
-        "snapshots_rejected_total": p.raft.snapshots_rejected,
-        "proposals_rejected_total": p.raft.proposals_rejected,
     })
-    out.update(queue_event_metrics(p.queue))
     return out

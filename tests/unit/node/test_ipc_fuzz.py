@@ -15,7 +15,7 @@ from dqueue.node.router import RequestRouter
 from dqueue.protocol import wire
 from dqueue.raft import Role
 from tests.unit.msgpack_values import KEYS, RAW_BODIES, VALUES, maps_with, packed
-from tests.unit.node.test_router import Process
+from tests.unit.node.test_router import Node
 
 OPS = st.sampled_from(["enqueue", "lease", "ack", "ack_batch", "nack", "extend", "cancel",
                        "redrive", "purge", "tick", "configure", "get", "stats", "list",
@@ -47,8 +47,8 @@ def test_any_ipc_message_is_answered_or_dropped_never_raises(tmp_path, kind, bod
         assert server.socket.poll(2_000)
         request = server.recv()
         if isinstance(request, CmdRequest | ReadRequest):
-            p = Process(role=role, leader_id="n1" if role is Role.LEADER else "n2")
-            router = RequestRouter(p)
+            p = Node(role=role, leader_id="n1" if role is Role.LEADER else "n2")
+            router = RequestRouter(p.links())
             if isinstance(request, CmdRequest):
                 router.accept_command(request)
             else:

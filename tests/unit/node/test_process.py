@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from dqueue.config import NodeConfig
 from dqueue.node.apply_failed import ApplyFailed
 from dqueue.node.codec import encode_item, join_items
-from dqueue.node.ipc_client import RaftClient, RaftClientError
 from dqueue.node.ipc_server import CmdRequest
-from dqueue.node.process import RaftProcess, advertised_http, queue_config
+from dqueue.node.ipc_client import RaftClient, RaftClientError
+from dqueue.node.process import RaftProcess, queue_config
 from dqueue.node.proposals import ProposalBatcher
 from dqueue.node.requests import Stage, monotonic_ms
 from dqueue.node.store import Store, StoredHardState
@@ -39,16 +39,6 @@ def test_queue_config_maps_the_node_settings():
     config = NodeConfig(id="n1", lease_timeout_ms=7_000, max_retries=5, retention_ms=9)
     mapped = queue_config(config)
     assert (mapped.lease_ms, mapped.max_retries, mapped.retention_ms) == (7_000, 5, 9)
-
-
-@pytest.mark.parametrize("http_addr, raft_addr, want", [
-    ("127.0.0.2:8081", "127.0.0.2:9091", "127.0.0.2:8081"),
-    (":8080", "10.0.0.5:9090", "10.0.0.5:8080"),
-    ("0.0.0.0:8080", "node3:9090", "node3:8080"),
-    (":8080", ":9090", ":8080"),
-])
-def test_advertised_http_replaces_bind_all_hosts(http_addr, raft_addr, want):
-    assert advertised_http(http_addr, raft_addr) == want
 
 
 class Running:
@@ -133,7 +123,7 @@ def idle(config) -> Iterator[tuple[RaftProcess, list[bytes], list[tuple[bytes, s
                                       process.router.on_proposals_dropped)
     process.ipc.send_res = lambda identity, rid, key, value: answers.append((identity, rid, value))
     process.ipc.send_err = lambda identity, rid, code, *_: answers.append((identity, rid, code))
-    process.role = Role.LEADER
+    process.leadership.role = Role.LEADER
     try:
         yield process, proposed, answers
     finally:
@@ -221,7 +211,7 @@ def test_leader_answers_what_committed_before_it_syncs_the_next_entries(idle):
 
 def test_follower_syncs_and_responds_before_it_applies(idle):
     process, _, _ = idle
-    process.role = Role.FOLLOWER
+    process.leadership.role = Role.FOLLOWER
     events = _record_ready_handling(process)
     batch = join_items([encode_item("x1", {**_enqueue("x1"), "now_ms": 9})])
     response = Message(MessageType.APPEND_ENTRIES_RESPONSE, "n2", "n1", 1, index=2)
@@ -234,7 +224,7 @@ def test_follower_syncs_and_responds_before_it_applies(idle):
 
 def test_a_commit_index_alone_is_written_with_the_next_write_or_at_a_clean_stop(idle):
     process, _, _ = idle
-    process.role = Role.FOLLOWER
+    process.leadership.role = Role.FOLLOWER
     process.raft.advance = lambda rd: None  # type: ignore[method-assign]
     batch = join_items([encode_item("x1", {**_enqueue("x1"), "now_ms": 9})])
     process._handle_ready(Ready(hard_state=HardState(1, "n2", 0),

@@ -1,4 +1,5 @@
-"""RequestRouter against a stand-in process: where requests go and how they are answered."""
+"""RequestRouter against narrow fakes of its links (router_links.py), with a real queue state:
+where requests go and how they are answered."""
 
 from __future__ import annotations
 
@@ -10,14 +11,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dqueue.node import queries, views
 from dqueue.node.codec import encode_item
-from dqueue.node.histogram import Histogram
-from dqueue.node.ipc_server import CmdRequest, IpcCounters, ReadRequest
+from dqueue.node.ipc_server import CmdRequest, ReadRequest
+from dqueue.node.leadership import Leadership
+from dqueue.node.queries import NodeView
 from dqueue.node.requests import Stage, monotonic_ms
 from dqueue.node.router import KIND_FWD, KIND_FWD_RES, RequestRouter
+from dqueue.node.router_links import RouterLinks
+from dqueue.node.views import NodeFigures
 from dqueue.queue import QueueState, command_from_plain
 from dqueue.queue.sessions import ClientSession, apply_once
-from dqueue.raft import ReadState, Role
+from dqueue.raft import ReadState, Role, Status
 from tests.unit.plain_values import HASHABLE, PLAIN
 
 ENQUEUE = {"op": "enqueue", "tasks": [{"id": "t1", "type": "mail"}]}
@@ -25,30 +30,9 @@ LEASE = {"op": "lease", "worker_id": "w", "types": ["mail"], "max_tasks": 1}
 
 
 @dataclass
-class Config:
-    max_wait_ms: int = 20_000
-    http_addr: str = ":8080"
-    peers_http: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class RaftConfig:
-    election_ticks: int = 10
-
-
-@dataclass
-class Raft:
-    leader_id: str | None = None
-    election_elapsed: int = 0
-    config: RaftConfig = field(default_factory=RaftConfig)
-    read_contexts: list[bytes] = field(default_factory=list)
-
-    def read_index(self, context: bytes) -> None:
-        self.read_contexts.append(context)
-
-
-@dataclass
 class Transport:
+    """``send_peer``: what the router sends to other nodes."""
+
     sent: list[tuple[str, bytes, Any]] = field(default_factory=list)
     up: bool = True
 
@@ -60,8 +44,9 @@ class Transport:
 
 @dataclass
 class Ipc:
+    """The replier: answers to local API threads."""
+
     answers: list[tuple[bytes, str, str, Any]] = field(default_factory=list)
-    counters: IpcCounters = field(default_factory=IpcCounters)
 
     def send_res(self, identity: bytes, rid: str, key: str, value: Any) -> None:
         self.answers.append((identity, rid, key, value))
@@ -72,27 +57,41 @@ class Ipc:
                                                     "leader_http": leader_http}))
 
 
-class Process:
-    """The attributes of RaftProcess that the router uses, with a real queue state."""
+STATUS = Status(id="n1", role=Role.LEADER, term=3, vote="n1", leader_id="n1", commit=7,
+                applied=7, last_index=7, snapshot_index=0)
+VIEW = NodeView(node_id="n1", status=STATUS, leader_http="h1:80",
+                members={"n1": "h1:9090", "n2": "h2:9090"}, http_addrs={"n1": "h1:80"},
+                stopping=False)
+
+
+class Node:
+    """Narrow fakes of everything the router is linked to, with a real queue state.
+
+    ``leadership`` is the router's one source of the leader: a test changes the leader there.
+    """
 
     def __init__(self, role: Role = Role.LEADER, leader_id: str | None = "n1") -> None:
-        self.node_id = "n1"
-        self.config = Config()
-        self.role = role
-        self.leader_id = leader_id
-        self.last_leader_id = leader_id
-        self.raft = Raft(leader_id=leader_id)
+        self.heard = True  # the leader was heard from within an election timeout
+        self.leadership = Leadership("n1", lambda: self.heard, role, leader_id, leader_id)
         self.transport = Transport()
         self.ipc = Ipc()
         self.queue = QueueState()
         self.applied = 0
-        self.stopping_since_ms: float | None = None
+        self.stopping = False
+        self.read_contexts: list[bytes] = []
         self.proposed: list[tuple[str, dict[str, Any]]] = []
         self.sessions: list[ClientSession | None] = []  # the session of each proposal
-        self.command_ms = Histogram((1, 10, 100))
-        self.members = {"n1": "h1:9090", "n2": "h2:9090"}
-        # HTTP addresses members announced (views.http_of reads them).
-        self.peer_http = {"n2": "n2:80"}
+        self.http = {"n2": "n2:80"}  # members' HTTP addresses (for leader hints)
+
+    def links(self) -> RouterLinks:
+        return RouterLinks(
+            node_id="n1", leadership=self.leadership, replier=self.ipc,
+            send_peer=self.transport.send, propose=self.propose,
+            read_index=self.read_contexts.append, queue=self.queue, wall_ms=lambda: 1_000,
+            is_stopping=lambda: self.stopping,
+            http_of=lambda member: None if member is None else self.http.get(member),
+            view=lambda: VIEW, figures=lambda: NodeFigures(VIEW, {"ready_total": 4}),
+            max_wait_ms=20_000)
 
     def propose(self, rid: str, cmd: dict[str, Any], command: Any = None,
                 session: ClientSession | None = None) -> None:
@@ -118,53 +117,53 @@ def _cmd(rid: str, cmd: dict[str, Any], timeout_ms: int = 1_000, wait_ms: int = 
 
 
 def test_leader_proposes_and_answers_when_the_entry_with_the_rid_applies():
-    p = Process()
-    router = RequestRouter(p)
+    p = Node()
+    router = RequestRouter(p.links())
     router.accept_command(_cmd("r1", ENQUEUE))
     assert p.proposed == [("r1", ENQUEUE)]
     p.apply(router, "other", {"op": "tick"})  # an entry without our rid answers nothing
     assert p.ipc.answers == []
-    assert p.command_ms.count == 0
+    assert router.command_ms.count == 0
     outcome = p.apply(router, "r1", ENQUEUE)
     assert p.ipc.answers == [(b"api", "r1", "outcome", outcome)]
     assert router.table.pending == {}
-    assert p.command_ms.count == 1  # intake to outcome, counted once per answered command
+    assert router.command_ms.count == 1  # intake to outcome, counted once per answered command
 
 
 def test_bad_command_is_refused_naming_the_field_and_never_proposed():
-    p = Process()
-    router = RequestRouter(p)
+    p = Node()
+    router = RequestRouter(p.links())
     router.accept_command(_cmd("r1", {"op": "enqueue", "tasks": []}))
     assert p.proposed == []
     assert p.ipc.answers[0][3]["code"] == "bad_request"
-    assert p.ipc.counters.bad_request == 1
+    assert router.bad_requests == 1
 
 
 def test_follower_forwards_and_answers_from_the_leaders_fwd_res():
-    p = Process(role=Role.FOLLOWER, leader_id="n2")
-    router = RequestRouter(p)
+    p = Node(role=Role.FOLLOWER, leader_id="n2")
+    router = RequestRouter(p.links())
     router.accept_command(_cmd("r1", ENQUEUE))
     assert [(peer, kind) for peer, kind, _ in p.transport.sent] == [("n2", KIND_FWD)]
     assert p.transport.sent[0][2]["cmd"] == ENQUEUE
     outcome = {"ok": True, "value": {"x": 1}}
     assert router.on_peer("n2", KIND_FWD_RES, {"rid": "r1", "outcome": outcome})
     assert p.ipc.answers == [(b"api", "r1", "outcome", outcome)]
-    assert p.command_ms.count == 1
+    assert router.command_ms.count == 1
 
 
 def test_not_leader_answer_sends_the_command_to_the_new_leader():
-    p = Process(role=Role.FOLLOWER, leader_id="n2")
-    router = RequestRouter(p)
+    p = Node(role=Role.FOLLOWER, leader_id="n2")
+    router = RequestRouter(p.links())
     router.accept_command(_cmd("r1", ENQUEUE))
-    p.leader_id = p.raft.leader_id = "n3"
+    p.leadership.leader_id = "n3"
     router.on_peer("n2", KIND_FWD_RES, {"rid": "r1", "code": "not_leader", "leader_id": "n3"})
     assert [peer for peer, _, _ in p.transport.sent] == ["n2", "n3"]
     assert p.ipc.answers == []
 
 
 def test_leader_refuses_a_forward_when_it_no_longer_leads():
-    p = Process(role=Role.FOLLOWER, leader_id="n3")
-    router = RequestRouter(p)
+    p = Node(role=Role.FOLLOWER, leader_id="n3")
+    router = RequestRouter(p.links())
     body = {"rid": "r1", "cmd": ENQUEUE, "timeout_ms": 500, "wait_ms": 0}
     assert router.on_peer("n2", KIND_FWD, body)
     assert p.transport.sent == [("n2", KIND_FWD_RES, {"rid": "r1", "code": "not_leader",
@@ -175,9 +174,9 @@ def test_leader_refuses_a_forward_when_it_no_longer_leads():
 
 
 def test_without_a_leader_the_deadline_answers_no_leader_with_the_last_hint():
-    p = Process(role=Role.FOLLOWER, leader_id=None)
-    p.last_leader_id = "n2"
-    router = RequestRouter(p)
+    p = Node(role=Role.FOLLOWER, leader_id=None)
+    p.leadership.last_leader_id = "n2"
+    router = RequestRouter(p.links())
     router.accept_command(_cmd("r1", ENQUEUE, timeout_ms=10))
     assert router.table.count(Stage.WAIT_LEADER) == 1
     router.expire(monotonic_ms() + 11)
@@ -186,8 +185,8 @@ def test_without_a_leader_the_deadline_answers_no_leader_with_the_last_hint():
 
 
 def test_a_dropped_proposal_waits_and_goes_out_when_a_leader_is_known():
-    p = Process()
-    router = RequestRouter(p)
+    p = Node()
+    router = RequestRouter(p.links())
     router.accept_command(_cmd("r1", ENQUEUE))
     router.accept_command(_cmd("r2", ENQUEUE))
     router.table.pop("r2")  # answered already (say, its deadline passed)
@@ -196,14 +195,14 @@ def test_a_dropped_proposal_waits_and_goes_out_when_a_leader_is_known():
     router.on_proposals_dropped(["r1", "r2"])
     assert router.table.count(Stage.WAIT_LEADER) == 1
     assert p.ipc.answers == []
-    p.role, p.leader_id, p.raft.leader_id = Role.FOLLOWER, "n2", "n2"
+    p.leadership.role, p.leadership.leader_id = Role.FOLLOWER, "n2"
     router.on_leader_known()
     assert [peer for peer, _, _ in p.transport.sent] == ["n2"]
 
 
 def test_empty_long_poll_lease_parks_then_is_proposed_again_when_a_task_is_visible():
-    p = Process()
-    router = RequestRouter(p)
+    p = Node()
+    router = RequestRouter(p.links())
     router.accept_command(_cmd("r1", LEASE, wait_ms=5_000))
     assert p.proposed == []  # nothing visible: parked without a log entry
     assert router.table.count(Stage.PARKED) == 1
@@ -214,12 +213,12 @@ def test_empty_long_poll_lease_parks_then_is_proposed_again_when_a_task_is_visib
     outcome = p.apply(router, "r1", LEASE)
     assert p.ipc.answers == [(b"api", "r1", "outcome", outcome)]
     assert outcome["value"]["tasks"][0]["id"] == "t1"
-    assert p.command_ms.count == 0  # a long poll waits on purpose: not a commit latency
+    assert router.command_ms.count == 0  # a long poll waits on purpose: not a commit latency
 
 
 def test_parked_lease_is_answered_empty_at_the_end_of_its_wait():
-    p = Process()
-    router = RequestRouter(p)
+    p = Node()
+    router = RequestRouter(p.links())
     router.accept_command(_cmd("r1", LEASE, wait_ms=20))
     p.apply(router, "r1", LEASE)
     router.expire(monotonic_ms() + 21)
@@ -227,13 +226,13 @@ def test_parked_lease_is_answered_empty_at_the_end_of_its_wait():
 
 
 def test_reads_of_one_turn_share_one_read_index_round():
-    p = Process()
-    router = RequestRouter(p)
+    p = Node()
+    router = RequestRouter(p.links())
     for rid in ("a", "b"):
         router.accept_read(ReadRequest(b"api", rid, {"op": "get", "id": "t1"}, 1_000, False))
     router.flush_reads()
-    assert len(p.raft.read_contexts) == 1
-    router.on_read_states((ReadState(1, p.raft.read_contexts[0]),))
+    assert len(p.read_contexts) == 1
+    router.on_read_states((ReadState(1, p.read_contexts[0]),), p.applied)
     assert p.ipc.answers == []  # index 1 is not applied yet
     p.apply(router, "w", ENQUEUE)
     assert sorted((rid, value["id"]) for _, rid, _, value in p.ipc.answers) == [("a", "t1"),
@@ -242,9 +241,9 @@ def test_reads_of_one_turn_share_one_read_index_round():
 
 @pytest.mark.parametrize("op", ["health", "cluster", "metrics"])
 def test_stopping_node_refuses_commands_but_local_reads_still_work(op, monkeypatch):
-    p = Process()
-    p.stopping_since_ms = 0.0
-    router = RequestRouter(p)
+    p = Node()
+    p.stopping = True
+    router = RequestRouter(p.links())
     monkeypatch.setattr(router, "_local_value", lambda name: {"op": name})
     router.accept_command(_cmd("r1", ENQUEUE))
     router.accept_read(ReadRequest(b"api", "r2", {"op": op}, 1_000, False))
@@ -252,15 +251,36 @@ def test_stopping_node_refuses_commands_but_local_reads_still_work(op, monkeypat
     assert p.ipc.answers[1] == (b"api", "r2", "value", {"op": op})
 
 
+def test_local_reads_render_the_figures_the_node_gives_without_a_read_index_round():
+    p = Node(role=Role.FOLLOWER, leader_id=None)  # answered locally, leader or not
+    router = RequestRouter(p.links())
+    for rid, op in (("h", "health"), ("c", "cluster"), ("m", "metrics")):
+        router.accept_read(ReadRequest(b"api", rid, {"op": op}, 1_000, False))
+    (_, _, _, health), (_, _, _, cluster), (_, _, _, metrics) = p.ipc.answers
+    assert health == queries.health(VIEW)
+    assert cluster == queries.cluster(VIEW)
+    assert metrics == views.node_metrics(NodeFigures(VIEW, {"ready_total": 4}))
+    assert (metrics["ready_total"], metrics["term"], metrics["is_leader"]) == (4, 3, 1)
+    assert p.read_contexts == []
+
+
+def test_a_stale_stats_read_carries_the_raft_figures_of_the_view():
+    p = Node()
+    router = RequestRouter(p.links())
+    router.accept_read(ReadRequest(b"api", "s", {"op": "stats"}, 1_000, True))
+    (_, _, key, value), = p.ipc.answers
+    assert key == "value" and value["raft"] == queries.raft_figures(VIEW)
+
+
 # ----------------------------------------------------------------- client sessions
 
 
 def test_commands_carry_this_clients_serial_numbers_and_lowest_unanswered():
-    p = Process()
-    router = RequestRouter(p)
+    p = Node()
+    router = RequestRouter(p.links())
     client = router.table.client_id
     assert client.startswith("n1.")
-    assert RequestRouter(Process()).table.client_id != client  # one id per incarnation
+    assert RequestRouter(Node().links()).table.client_id != client  # one id per incarnation
     router.accept_command(_cmd("r1", ENQUEUE))
     router.accept_command(_cmd("r2", {"op": "tick"}))
     router.accept_command(_cmd("bad", {"op": "enqueue", "tasks": []}))  # refused: no number
@@ -271,25 +291,26 @@ def test_commands_carry_this_clients_serial_numbers_and_lowest_unanswered():
 
 
 def test_a_forward_carries_the_originators_session_and_the_leader_proposes_it():
-    follower = Process(role=Role.FOLLOWER, leader_id="n2")
-    router = RequestRouter(follower)
+    follower = Node(role=Role.FOLLOWER, leader_id="n2")
+    router = RequestRouter(follower.links())
     router.accept_command(_cmd("r1", ENQUEUE))
     body = follower.transport.sent[0][2]
     assert body["session"] == [router.table.client_id, 1, 1]
-    leader = Process()
-    assert RequestRouter(leader).on_peer("n3", KIND_FWD, body)
+    leader = Node()
+    assert RequestRouter(leader.links()).on_peer("n3", KIND_FWD, body)
     assert leader.sessions == [ClientSession(router.table.client_id, 1, 1)]
-    assert not RequestRouter(leader).on_peer("n3", KIND_FWD, {**body, "session": ["c", -1, 0]})
+    assert not RequestRouter(leader.links()).on_peer("n3", KIND_FWD,
+                                                     {**body, "session": ["c", -1, 0]})
 
 
 def test_a_forwarded_command_is_sent_again_as_soon_as_a_new_leader_is_known():
-    p = Process(role=Role.FOLLOWER, leader_id="n2")
-    router = RequestRouter(p)
+    p = Node(role=Role.FOLLOWER, leader_id="n2")
+    router = RequestRouter(p.links())
     router.accept_command(_cmd("r1", ENQUEUE))
-    p.leader_id = p.raft.leader_id = None  # the leader died
+    p.leadership.leader_id = None  # the leader died
     router.on_tick(monotonic_ms())
     assert len(p.transport.sent) == 1  # nobody to send it to yet
-    p.leader_id = p.raft.leader_id = "n3"
+    p.leadership.leader_id = "n3"
     router.on_leader_known()
     (_, _, first), (peer, kind, again) = p.transport.sent
     assert (peer, kind) == ("n3", KIND_FWD)
@@ -304,8 +325,8 @@ def test_a_forwarded_command_is_sent_again_as_soon_as_a_new_leader_is_known():
 
 
 def test_the_leader_answers_a_repeat_from_the_session_table_without_proposing_it():
-    p = Process()
-    router = RequestRouter(p)
+    p = Node()
+    router = RequestRouter(p.links())
     body = {"rid": "r1", "cmd": ENQUEUE, "timeout_ms": 500, "wait_ms": 0,
             "session": ["n2.aa", 4, 3]}
     router.on_peer("n2", KIND_FWD, body)
@@ -323,15 +344,15 @@ def test_the_leader_answers_a_repeat_from_the_session_table_without_proposing_it
 
 
 def test_a_deposed_leader_sends_its_own_proposed_commands_to_the_next_leader():
-    p = Process()
-    router = RequestRouter(p)
+    p = Node()
+    router = RequestRouter(p.links())
     router.accept_command(_cmd("r1", ENQUEUE))
     router.on_peer("n3", KIND_FWD, {"rid": "x1", "cmd": {"op": "tick"}, "timeout_ms": 500,
                                     "wait_ms": 0, "session": ["n3.bb", 1, 1]})
-    p.role, p.leader_id, p.raft.leader_id = Role.FOLLOWER, None, None
+    p.leadership.role, p.leadership.leader_id = Role.FOLLOWER, None
     router.on_lost_leadership()
     assert router.table.count(Stage.WAIT_LEADER) == 1  # n3 sends x1 again itself
-    p.leader_id = p.raft.leader_id = "n2"
+    p.leadership.leader_id = "n2"
     router.on_leader_known()
     assert [(peer, body["rid"], body["session"]) for peer, _, body in p.transport.sent] == [
         ("n2", "r1", [router.table.client_id, 1, 1])]
@@ -341,8 +362,8 @@ def test_a_deposed_leader_sends_its_own_proposed_commands_to_the_next_leader():
 
 
 def test_a_command_waiting_for_a_leader_is_answered_when_its_entry_applies():
-    p = Process()
-    router = RequestRouter(p)
+    p = Node()
+    router = RequestRouter(p.links())
     router.accept_command(_cmd("r1", ENQUEUE))
     router.on_proposals_dropped(["r1"])
     outcome = p.apply(router, "r1", ENQUEUE, p.sessions[0])
@@ -350,8 +371,8 @@ def test_a_command_waiting_for_a_leader_is_answered_when_its_entry_applies():
 
 
 def test_a_parked_lease_is_proposed_again_under_a_new_serial_number():
-    p = Process()
-    router = RequestRouter(p)
+    p = Node()
+    router = RequestRouter(p.links())
     p.apply(router, "r0", {"op": "enqueue", "tasks": [{"id": "t0", "type": "mail"}]})
     router.accept_command(_cmd("r1", LEASE, wait_ms=5_000))  # t0 visible: proposed
     p.apply(router, "rx", LEASE)  # another worker's lease takes t0 first
@@ -367,8 +388,8 @@ def test_a_parked_lease_is_proposed_again_under_a_new_serial_number():
 
 # ------------------------------------------------------------------ hostile peers
 
-class _PackingProcess(Process):
-    """The stand-in process whose sends, answers and proposals are encoded as the real ones
+class _PackingNode(Node):
+    """The fakes whose sends, answers and proposals are encoded as the real ones
     are (msgpack), so a value that could not leave this process fails the test."""
 
     def __init__(self, role: Role, leader_id: str | None) -> None:
@@ -450,8 +471,8 @@ def test_any_peer_message_is_taken_or_refused_without_raising(role, sender, mess
     """No value at all in a fwd or fwd_res makes on_peer, or what it sends, proposes or
     relays, raise; an outcome relayed to the local API has the state machine's shape."""
     kind, body = message
-    p = _PackingProcess(role, "n2" if role is Role.FOLLOWER else "n1")
-    router = RequestRouter(p)
+    p = _PackingNode(role, "n2" if role is Role.FOLLOWER else "n1")
+    router = RequestRouter(p.links())
     router.accept_command(_cmd("r1", ENQUEUE))  # forwarded to n2 by a follower
     p.ipc.answers.clear()
     assert router.on_peer(sender, kind, body) in (True, False)
@@ -463,8 +484,8 @@ def test_any_peer_message_is_taken_or_refused_without_raising(role, sender, mess
 
 
 def test_a_malformed_outcome_is_refused_and_the_request_still_waits():
-    p = Process(role=Role.FOLLOWER, leader_id="n2")
-    router = RequestRouter(p)
+    p = Node(role=Role.FOLLOWER, leader_id="n2")
+    router = RequestRouter(p.links())
     router.accept_command(_cmd("r1", ENQUEUE))
     for outcome in (None, 5, {"ok": "yes"}, {"ok": True, "value": [1]},
                     {"ok": False, "code": 3, "message": "m"}, {"ok": True, "value": {1 << 70: 1}}):
@@ -474,8 +495,8 @@ def test_a_malformed_outcome_is_refused_and_the_request_still_waits():
 
 
 def test_a_forward_with_a_command_that_cannot_be_encoded_again_is_refused():
-    p = Process()
-    router = RequestRouter(p)
+    p = Node()
+    router = RequestRouter(p.links())
     bad = {"op": "enqueue", "tasks": [{"id": "t\ud800", "type": "x"}]}
     for cmd in (bad, {**ENQUEUE, "tasks": [{"id": "t", "type": "x", "payload": 1 << 70}]}):
         body = {"rid": "f1", "cmd": cmd, "timeout_ms": 1_000, "wait_ms": 0}
@@ -486,11 +507,11 @@ def test_a_forward_with_a_command_that_cannot_be_encoded_again_is_refused():
 
 
 def test_a_leader_not_heard_from_within_an_election_timeout_is_not_named():
-    p = Process(role=Role.FOLLOWER, leader_id="n2")
-    router = RequestRouter(p)
+    p = Node(role=Role.FOLLOWER, leader_id="n2")
+    router = RequestRouter(p.links())
     router.accept_read(ReadRequest(b"api", "r1", {"op": "nope"}, 100, False))
     assert p.ipc.answers[-1][3]["leader_id"] == "n2"  # heard from recently
-    p.raft.election_elapsed = p.raft.config.election_ticks
+    p.heard = False
     router.accept_read(ReadRequest(b"api", "r2", {"op": "nope"}, 100, False))
     assert p.ipc.answers[-1][3]["leader_id"] is None
 
@@ -498,17 +519,17 @@ def test_a_leader_not_heard_from_within_an_election_timeout_is_not_named():
 def test_a_candidate_does_not_name_the_last_leader():
     """It campaigns because that leader went silent: a 503 naming it sent clients to a node
     that was down (issue 13)."""
-    p = Process(role=Role.CANDIDATE, leader_id=None)
-    p.last_leader_id = "n2"
-    router = RequestRouter(p)
+    p = Node(role=Role.CANDIDATE, leader_id=None)
+    p.leadership.last_leader_id = "n2"
+    router = RequestRouter(p.links())
     router.accept_command(_cmd("r1", ENQUEUE, timeout_ms=10))
     router.expire(monotonic_ms() + 11)
     assert p.ipc.answers[0][3] == {"code": "no_leader", "leader_id": None, "leader_http": None}
 
 
 def test_a_waiting_long_poll_does_not_hold_first_unanswered_down():
-    p = Process()
-    router = RequestRouter(p)
+    p = Node()
+    router = RequestRouter(p.links())
     client = router.table.client_id
     router.accept_command(_cmd("r1", LEASE, wait_ms=5_000))  # nothing visible: parked
     router.accept_command(_cmd("r2", {"op": "tick"}))
@@ -523,21 +544,21 @@ def test_a_waiting_long_poll_does_not_hold_first_unanswered_down():
 
 
 def test_a_forwarded_long_poll_is_sent_again_as_a_new_lease_after_its_empty_apply():
-    p = Process(role=Role.FOLLOWER, leader_id="n2")
-    router = RequestRouter(p)
+    p = Node(role=Role.FOLLOWER, leader_id="n2")
+    router = RequestRouter(p.links())
     router.accept_command(_cmd("r1", LEASE, wait_ms=5_000))
     first = p.transport.sent[0][2]["session"]
     p.apply(router, "r1", LEASE, ClientSession(*first))  # parked on n2, seen applied here
     assert p.ipc.answers == []
-    p.leader_id = p.raft.leader_id = "n3"
+    p.leadership.leader_id = "n3"
     router.on_leader_known()
     again = p.transport.sent[1][2]["session"]
     assert again[1] > first[1] and again[2] == again[1]  # a new number, nothing below open
 
 
 def test_a_refused_repeat_reaches_a_local_client_as_outcome_unknown():
-    p = Process(role=Role.FOLLOWER, leader_id="n2")
-    router = RequestRouter(p)
+    p = Node(role=Role.FOLLOWER, leader_id="n2")
+    router = RequestRouter(p.links())
     router.accept_command(_cmd("r1", ENQUEUE))
     router.accept_command(_cmd("r2", ENQUEUE))
     router.on_peer("n2", KIND_FWD_RES, {"rid": "r1", "code": "duplicate_request",
@@ -549,8 +570,8 @@ def test_a_refused_repeat_reaches_a_local_client_as_outcome_unknown():
 
 
 def test_a_lease_without_a_wait_on_an_empty_queue_is_answered_without_a_log_entry():
-    p = Process()
-    router = RequestRouter(p)
+    p = Node()
+    router = RequestRouter(p.links())
     router.accept_command(_cmd("r1", LEASE))
     assert p.proposed == []
     assert p.ipc.answers == [(b"api", "r1", "outcome", {"ok": True, "value": {"tasks": []}})]
