@@ -48,6 +48,7 @@ from dqueue.node.queue_events import (
     log_queue_events,
     queue_event_metrics,
     restore_queue,
+    snapshot_queue,
 )
 from dqueue.node.ready_writer import ReadyWriter
 from dqueue.node.repair import open_store
@@ -560,7 +561,8 @@ class RaftProcess:
         if since < self.config.snapshot_entries and self.log_bytes < SNAPSHOT_LOG_BYTES:
             return
         self.log_bytes = 0
-        self.snapshotter.start(self.applied, self.applied_term, self.queue.snapshot)
+        self.snapshotter.start(self.applied, self.applied_term,
+                               lambda: snapshot_queue(self.queue))
 
     def _store_snapshot(self, taken: TakenSnapshot) -> None:
         if taken.index <= self.snapshot_index:

@@ -1,6 +1,6 @@
-"""The node's side of the queue state machine: restoring it from a snapshot, and what it reports
-about itself (per-type event counters for /metrics, info logs of lease expiries and
-dead-lettering).
+"""The node's side of the queue state machine: taking and restoring its snapshots (with the
+garbage collector paused, gcpause.py), and what it reports about itself (per-type event
+counters for /metrics, info logs of lease expiries and dead-lettering).
 
 The events happen inside ``QueueState.apply`` (an expiry happens lazily, as the cluster clock
 passes it); the state machine counts and buffers them, and the Raft process reads them here after
@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dqueue.logs import log_event
+from dqueue.node.gcpause import paused_gc
 from dqueue.queue import QueueConfig, QueueState
 
 # Distinct task types exported as label values; the rest are summed under OTHER_TYPE so that
@@ -24,15 +25,25 @@ MAX_TYPE_LABELS = 256
 OTHER_TYPE = "_other"
 
 
+def snapshot_queue(queue: QueueState) -> bytes:
+    """The snapshot bytes of ``queue``, built with the cyclic collector paused (gcpause.py)."""
+    with paused_gc():
+        return queue.snapshot()
+
+
 def restore_queue(queue: QueueState, data: bytes) -> None:
     """Restore ``queue`` from snapshot bytes, then freeze what the restore built.
 
-    ``QueueState.restore`` already keeps the cyclic collector paused while it builds millions of
-    objects; freezing them afterwards keeps later full collections from walking them again. The
-    queue's objects form no reference cycles, so reference counting still frees each task when
-    it is acked or pruned.
+    The cyclic collector is paused while the restore builds millions of objects (gcpause.py);
+    freezing them afterwards keeps later full collections from walking them again. The queue's
+    objects form no reference cycles, so reference counting still frees each task when it is
+    acked or pruned.
+
+    Raises:
+        ValueError: ``data`` is not a valid snapshot (``queue`` is then unchanged).
     """
-    queue.restore(data)
+    with paused_gc():
+        queue.restore(data)
     gc.freeze()
 
 

@@ -24,12 +24,9 @@ Index structures (heaps) are not stored: ``QueueState.restore`` rebuilds them fr
 
 from __future__ import annotations
 
-import gc
 import heapq
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
@@ -67,24 +64,6 @@ class Decoded:
     dedup: list[tuple[str, str, int]]
     settings: QueueConfig | None = None
     sessions: list[Any] | None = None  # Sessions.to_plain output; None when absent
-
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a snapshot is built or loaded.
-
-    Both create millions of long-lived containers at once; each full collection triggered on
-    the way would walk the whole state again (measured: half the restore time at 200,000
-    tasks). Nothing they allocate forms a cycle, so pausing loses nothing. Deterministic: the
-    collector never changes what the state machine computes.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def encode(clock_ms: int, last_index: int, next_seq: int, tasks: list[Task],

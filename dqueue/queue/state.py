@@ -564,11 +564,9 @@ class QueueState:
         """Return the whole state as bytes; equal histories give byte-identical snapshots."""
         dedup = sorted((key, task_id, expires_at_ms)
                        for key, (task_id, expires_at_ms) in self._dedup.items())
-        with snapshot_codec.paused_gc():
-            return snapshot_codec.encode(self.clock_ms, self.last_index, self._next_seq,
-                                         list(self._tasks.values()), dedup,
-                                         settings_to_plain(self.config),
-                                         self.sessions.to_plain())
+        return snapshot_codec.encode(self.clock_ms, self.last_index, self._next_seq,
+                                     list(self._tasks.values()), dedup,
+                                     settings_to_plain(self.config), self.sessions.to_plain())
 
     def restore(self, data: bytes) -> None:
         """Replace the whole state by the one ``data`` (from ``snapshot``) describes.
@@ -576,12 +574,11 @@ class QueueState:
         Raises:
             ValueError: if ``data`` is not a valid snapshot; the state is then unchanged.
         """
-        with snapshot_codec.paused_gc():
-            decoded = snapshot_codec.decode(data)
-            # The settings in force when the snapshot was taken (older snapshots carry none).
-            config = self.config if decoded.settings is None else decoded.settings
-            fresh = QueueState(config)
-            snapshot_codec.load_into(fresh, decoded)
+        decoded = snapshot_codec.decode(data)
+        # The settings in force when the snapshot was taken (older snapshots carry none).
+        config = self.config if decoded.settings is None else decoded.settings
+        fresh = QueueState(config)
+        snapshot_codec.load_into(fresh, decoded)
         self.adopt(fresh)
 
     def adopt(self, other: QueueState) -> None:

@@ -6,8 +6,9 @@ import pathlib
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2] / "dqueue"
+# gc: the collector policy (pauses, freezing) is the node's (dqueue/node/gcpause.py).
 BANNED = {"zmq", "lmdb", "msgpack", "time", "os", "socket", "threading", "uuid", "datetime",
-          "asyncio", "subprocess", "select", "signal", "multiprocessing", "secrets"}
+          "asyncio", "subprocess", "select", "signal", "multiprocessing", "secrets", "gc"}
 
 
 def _imports(path: pathlib.Path) -> set[str]:

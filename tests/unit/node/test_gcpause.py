@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from dqueue.node.gcpause import OldObjectFreezer
+from dqueue.node.gcpause import OldObjectFreezer, paused_gc
 
 
 @pytest.fixture
@@ -17,6 +17,21 @@ def unfrozen() -> Iterator[None]:
     yield
     gc.unfreeze()
     gc.collect()
+
+
+def test_paused_gc_pauses_inside_and_leaves_the_collector_as_it_was() -> None:
+    assert gc.isenabled()
+    with pytest.raises(KeyError), paused_gc():
+        assert not gc.isenabled()
+        raise KeyError("a failure inside the block")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with paused_gc():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # not enabled by the block: it was off before
+    finally:
+        gc.enable()
 
 
 def test_promotions_must_be_positive() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 from dqueue.node.queue_events import (
     MAX_TYPE_LABELS,
     SnapshotCheck,
@@ -69,6 +71,37 @@ def test_restore_queue_restores_and_leaves_the_collector_as_it_was():
     assert gc.isenabled()
     assert target.get_task("a")["type"] == "email"
     assert target.snapshot() == source.snapshot()
+    gc.unfreeze()
+
+
+def test_snapshots_are_taken_and_restored_with_the_collector_paused():
+    import gc
+
+    from dqueue.node.queue_events import restore_queue, snapshot_queue
+
+    class Watched(QueueState):
+        """Records whether the collector ran while the state built or loaded a snapshot."""
+
+        enabled: list[bool]
+
+        def snapshot(self) -> bytes:
+            self.enabled.append(gc.isenabled())
+            return super().snapshot()
+
+        def restore(self, data: bytes) -> None:
+            self.enabled.append(gc.isenabled())
+            super().restore(data)
+
+    state = Watched(QueueConfig())
+    state.enabled = []
+    assert _apply(state, 1, _enqueue("a", "email", 1_000))["ok"]
+    data = snapshot_queue(state)
+    assert data == QueueState.snapshot(state)
+    restore_queue(state, data)
+    with pytest.raises(ValueError):
+        restore_queue(state, b"garbage")
+    assert state.enabled == [False, False, False]
+    assert gc.isenabled()  # as it was before each call
     gc.unfreeze()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import random
 
@@ -182,17 +181,3 @@ def test_duplicate_task_ids_are_refused() -> None:
             state.restore(json.dumps(bad).encode())
         assert state.get_task("a") is None
 
-
-def test_collector_state_is_restored_after_snapshot_and_restore() -> None:
-    state = dq.QueueState(CONFIG)
-    assert gc.isenabled()
-    state.restore(state.snapshot())
-    with pytest.raises(ValueError):
-        state.restore(b"garbage")
-    assert gc.isenabled()
-    gc.disable()
-    try:
-        state.restore(state.snapshot())
-        assert not gc.isenabled()
-    finally:
-        gc.enable()
