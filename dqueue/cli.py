@@ -217,10 +217,8 @@ def cmd_lease(client: Client, args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _lease_target(client: Client, args: argparse.Namespace) -> Task | str:
-    """The task to ack/nack/extend: with a token, a Task carrying it; else only the id."""
-    if args.lease_token is None:
-        return args.id
+def _lease_target(client: Client, args: argparse.Namespace) -> Task:
+    """The task to ack/nack/extend, carrying its lease token (a lease is held only by it)."""
     return Task(id=args.id, type="", lease=Lease(args.worker_id or client.worker_id,
                                                   args.lease_token, 0))
 
@@ -389,7 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp = add(name, fn, text)
         sp.add_argument("id")
         sp.add_argument("--worker-id")
-        sp.add_argument("--lease-token")
+        sp.add_argument("--lease-token", required=True,
+                        help="the lease.token of the leased task (`lease` prints it)")
         if name == "nack":
             sp.add_argument("--reason")
             sp.add_argument("--dead-letter", action="store_true")

@@ -249,7 +249,12 @@ class Client:
         return [Task.from_wire(raw) for raw in _tasks_of(obj)]
 
     def ack(self, task: Task | str, worker_id: str | None = None) -> Task:
-        """Complete a leased task. Raises LeaseConflict if the lease is no longer ours."""
+        """Complete a leased task. Raises LeaseConflict if the lease is no longer ours.
+
+        Pass the Task as leased: its lease token is sent, and a lease is held only by its token
+        (ack, nack and extend alike). A bare task id carries no token: the node refuses it
+        with LeaseConflict.
+        """
         return self._lease_op(task, "ack", worker_id, {})
 
     def nack(

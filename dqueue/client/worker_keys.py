@@ -45,12 +45,16 @@ class WorkerKeys:
         secret_key: the worker's secret key.
         server_key: the node's public key (the gateway's CURVE server key).
         source: where they were loaded from (for messages).
+        name: the worker's name, from its key file ``<name>.key_secret`` ("" when the file is
+            named otherwise). A gateway with worker keys knows the key by this name and accepts
+            only it as the ``worker_id`` of this worker's requests (docs/security.md).
     """
 
     public_key: bytes
     secret_key: bytes = field(repr=False)
     server_key: bytes
     source: str = ""
+    name: str = ""
 
     @classmethod
     def from_files(cls, secret_file: str, server_key_file: str) -> WorkerKeys:
@@ -61,7 +65,8 @@ class WorkerKeys:
         """
         public, secret = _load(Path(secret_file), need_secret=True)
         server, _ = _load(Path(server_key_file), need_secret=False)
-        return cls(public, secret, server, f"{secret_file} and {server_key_file}")
+        return cls(public, secret, server, f"{secret_file} and {server_key_file}",
+                   _worker_name(Path(secret_file)))
 
     @classmethod
     def from_secure_dir(cls, folder: str, member_id: str | None = None) -> WorkerKeys:
@@ -90,13 +95,19 @@ class WorkerKeys:
                                  "--server-key")
         public, secret = _load(secrets[0], need_secret=True)
         server, _ = _load(server_path, need_secret=False)
-        return cls(public, secret, server, str(root))
+        return cls(public, secret, server, str(root), _worker_name(secrets[0]))
 
     def apply(self, socket: zmq.Socket) -> None:
         """Make ``socket`` a CURVE client with these keys (before it connects)."""
         socket.setsockopt(zmq.CURVE_PUBLICKEY, self.public_key)
         socket.setsockopt(zmq.CURVE_SECRETKEY, self.secret_key)
         socket.setsockopt(zmq.CURVE_SERVERKEY, self.server_key)
+
+
+def _worker_name(secret_file: Path) -> str:
+    """The worker's name of a key pair file ``<name>.key_secret`` ("" for another name)."""
+    name = secret_file.name
+    return name[: -len(SECRET_SUFFIX)] if name.endswith(SECRET_SUFFIX) else ""
 
 
 def _load(path: Path, need_secret: bool) -> tuple[bytes, bytes]:

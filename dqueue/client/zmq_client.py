@@ -161,7 +161,8 @@ class ZmqWorkerClient:
 
     Args:
         addr: The gateway address (``tcp://127.0.0.1:9191``, or ``127.0.0.1:9191``).
-        worker_id: The id leases are held under (a random one when None).
+        worker_id: The id leases are held under. When None: the name of ``keys`` (with worker
+            keys the gateway accepts no other), else a random one.
         timeout_s: How long a blocking call waits for its reply (a lease adds its wait).
         retry_deadline_s: How long blocking calls retry ``no_leader`` answers.
         context: The ZeroMQ context (the process-wide one when None).
@@ -184,7 +185,8 @@ class ZmqWorkerClient:
         keys: WorkerKeys | None = None,
     ) -> None:
         self.endpoint = normalize_endpoint(addr)
-        self.worker_id = worker_id or f"zmq-{uuid.uuid4().hex[:12]}"
+        self.worker_id = (worker_id or (keys.name if keys is not None else "")
+                          or f"zmq-{uuid.uuid4().hex[:12]}")
         self.timeout_s = timeout_s
         self.retry_deadline_s = retry_deadline_s
         self.dropped = 0  # malformed replies dropped

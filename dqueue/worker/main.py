@@ -20,8 +20,9 @@ import uuid
 from collections.abc import Sequence
 
 from dqueue import __version__
-from dqueue.cli import normalize_argv, parse_duration_ms
+from dqueue.cli import normalize_argv
 from dqueue.client.worker_keys import WorkerKeys
+from dqueue.durations import parse_duration_ms
 from dqueue.worker import demo
 from dqueue.worker.app import Worker
 from dqueue.worker.http_runtime import HttpRuntime
@@ -72,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tasks buffered beyond the running ones (default: automatic, at least "
                         "concurrency, up to 100 for handlers that finish them within ~100 ms)")
     p.add_argument("--types", help="comma-separated task types (default: all registered)")
-    p.add_argument("--worker-id", help="lease holder id (default: host-pid-random)")
+    p.add_argument("--worker-id", help="lease holder id (default: host-pid-random; with worker "
+                                       "keys the key's name, the only id the gateway accepts)")
     p.add_argument("--lease-timeout", default="30s", help="lease per task and per extension")
     p.add_argument("--wait", default="5s", help="long-poll wait of one lease request")
     p.add_argument("--grace", default="30s", help="how long SIGTERM lets running tasks finish")
@@ -99,7 +101,9 @@ def make_runtime(args: argparse.Namespace, worker: Worker) -> WorkerRuntime:
         raise ValueError("--concurrency must be at least 1")
     if args.prefetch is not None and args.prefetch < 0:
         raise ValueError("--prefetch must not be negative")
-    worker_id = args.worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    endpoints, keys = zmq_endpoints(args) if args.zmq else ([], {})
+    worker_id = (key_worker_id(args.worker_id, keys) or args.worker_id
+                 or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
     types = tuple(t for t in (args.types or "").split(",") if t)
     config = RuntimeConfig(
         worker_id=worker_id,
@@ -111,11 +115,27 @@ def make_runtime(args: argparse.Namespace, worker: Worker) -> WorkerRuntime:
         grace_ms=parse_duration_ms(args.grace),
     )
     if args.zmq:
-        endpoints, keys = zmq_endpoints(args)
         return ZmqRuntime(worker, config, endpoints, keys=keys)
     servers = [s for item in (args.server or [os.environ.get("DQUEUE_SERVER", DEFAULT_SERVER)])
                for s in item.split(",") if s]
     return HttpRuntime(worker, config, servers, token=args.token, ca_file=args.ca_file)
+
+
+def key_worker_id(worker_id: str | None, keys: dict[str, WorkerKeys]) -> str:
+    """The worker id that CURVE worker keys impose: their name ("" without keys, or with a key
+    file not named ``<name>.key_secret``, where the gateway's refusal names the id it wants).
+
+    Raises:
+        ValueError: ``--worker-id`` names another worker than the keys (a gateway with worker
+            keys accepts only the key's name as the worker id: docs/security.md).
+    """
+    names = sorted({k.name for k in keys.values()})
+    if len(names) != 1 or not names[0]:
+        return ""
+    if worker_id is not None and worker_id != names[0]:
+        raise ValueError(f"--worker-id {worker_id!r}: with worker keys the worker id is the key's "
+                         f"name, {names[0]!r} (a gateway accepts no other); leave --worker-id out")
+    return names[0]
 
 
 def zmq_endpoints(args: argparse.Namespace) -> tuple[list[str], dict[str, WorkerKeys]]:
@@ -156,7 +176,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dqueue-worker: {exc}", file=sys.stderr)
         return 2
     if args.pool == "processes":
-        return Prefork(raw, args.concurrency, runtime.config.worker_id, args.prefetch).run()
+        # With worker keys every child is the key's worker (the gateway accepts no other id).
+        keyed = isinstance(runtime, ZmqRuntime) and bool(key_worker_id(None, runtime.keys))
+        return Prefork(raw, args.concurrency, runtime.config.worker_id, args.prefetch,
+                       same_id=keyed).run()
     runtime.install_signal_handlers()
     return runtime.run()
 

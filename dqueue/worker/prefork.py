@@ -22,8 +22,10 @@ log = logging.getLogger("dqueue.worker")
 POLL_S = 0.1
 
 
-def child_argv(argv: Sequence[str], index: int, worker_id: str, prefetch: int | None) -> list[str]:
-    """The command line of child ``index``: the parent's own, as a one-thread thread pool."""
+def child_argv(argv: Sequence[str], index: int, worker_id: str, prefetch: int | None,
+               same_id: bool = False) -> list[str]:
+    """The command line of child ``index``: the parent's own, as a one-thread thread pool, with
+    the id ``<worker_id>-<index>`` (``worker_id`` itself when ``same_id``)."""
     rest: list[str] = []
     skip = False
     for token in argv:
@@ -36,7 +38,7 @@ def child_argv(argv: Sequence[str], index: int, worker_id: str, prefetch: int | 
             continue
         rest.append(token)
     return [sys.executable, "-m", "dqueue.worker.main", *rest, "--pool", "threads",
-            "--concurrency", "1", "--worker-id", f"{worker_id}-{index}",
+            "--concurrency", "1", "--worker-id", worker_id if same_id else f"{worker_id}-{index}",
             "--prefetch", str(1 if prefetch is None else prefetch)]
 
 
@@ -48,11 +50,14 @@ class Prefork:
         processes: How many children.
         worker_id: Base of the children's ids (``<id>-0``, ``<id>-1``...).
         prefetch: Tasks each child buffers beyond its running one (1 when None).
+        same_id: every child uses ``worker_id`` itself (with worker keys, the key's name: the
+            gateway accepts no other; the leases stay apart by their tokens).
     """
 
     def __init__(self, argv: Sequence[str], processes: int, worker_id: str,
-                 prefetch: int | None) -> None:
-        self._argvs = [child_argv(argv, i, worker_id, prefetch) for i in range(processes)]
+                 prefetch: int | None, same_id: bool = False) -> None:
+        self._argvs = [child_argv(argv, i, worker_id, prefetch, same_id)
+                       for i in range(processes)]
         self._children: list[subprocess.Popen[bytes]] = []
         self._signals = 0
 

@@ -22,7 +22,14 @@ from dataclasses import dataclass
 
 import zmq
 
-from dqueue.client.errors import LeaseConflict, NoLeader, TaskNotFound, Unauthorized, Unavailable
+from dqueue.client.errors import (
+    Forbidden,
+    LeaseConflict,
+    NoLeader,
+    TaskNotFound,
+    Unauthorized,
+    Unavailable,
+)
 from dqueue.client.task import Task
 from dqueue.client.worker_keys import WorkerKeys
 from dqueue.client.zmq_client import Reply, ZmqWorkerClient
@@ -84,7 +91,7 @@ class ZmqRuntime(WorkerRuntime):
         if not self.endpoints:
             raise ValueError("at least one gateway address is needed")
         self._endpoint_index = 0
-        self._keys = dict(keys or {})
+        self.keys = dict(keys or {})  # endpoint -> the CURVE keys to use with it
         self._ctx = context or zmq.Context.instance()
         # Shared with handler threads, under the runtime's lock.
         self._outbox: list[Completion] = []
@@ -226,7 +233,7 @@ class ZmqRuntime(WorkerRuntime):
                         self.endpoints[self._endpoint_index])
         endpoint = self.endpoints[self._endpoint_index]
         client = ZmqWorkerClient(endpoint, worker_id=self.config.worker_id, context=self._ctx,
-                                 keys=self._keys.get(endpoint))
+                                 keys=self.keys.get(endpoint))
         poller.register(client.socket, zmq.POLLIN)
         self._client = client
         self._ack_many = True  # a new gateway may know ack_many
@@ -348,6 +355,12 @@ class ZmqRuntime(WorkerRuntime):
         if reply.rid is not None and reply.rid in self._leases:
             del self._leases[reply.rid]
             if reply.error is not None:
+                if isinstance(reply.error, Forbidden):
+                    # Retrying cannot help: with worker keys the gateway takes only the key's
+                    # name as worker_id (docs/security.md, "Lease fencing").
+                    log.error("the worker gateway refused this worker: %s", reply.error)
+                    self.stop_now()
+                    return
                 if not isinstance(reply.error, NoLeader | Unavailable):
                     log.warning("lease refused: %s", reply.error)
                 self._next_lease_at = now + backoff_s(self._lease_attempt)

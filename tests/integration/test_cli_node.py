@@ -62,8 +62,8 @@ def test_worker_commands_and_dead_letters(node):
     leased = json.loads(cli(node, "--json", "lease", "-worker-id", "me",
                             "-types", "cli-dlq").stdout)
     assert [t["id"] for t in leased] == [task_id]
-    nacked = cli(node, "--json", "nack", task_id, "-worker-id", "me", "-reason", "bad",
-                 "-dead-letter")
+    nacked = cli(node, "--json", "nack", task_id, "-worker-id", "me", "-lease-token",
+                 leased[0]["lease"]["token"], "-reason", "bad", "-dead-letter")
     assert nacked.returncode == 0 and json.loads(nacked.stdout)["status"] == "dead"
     listed = cli(node, "dlq", "list", "-type", "cli-dlq")
     assert task_id in listed.stdout and "bad" in listed.stdout
@@ -79,7 +79,7 @@ def test_error_exits(node):
     missing = cli(node, "status", "no-such-task")
     assert missing.returncode == 4 and "not_found" in missing.stderr
     task_id = json.loads(cli(node, "--json", "enqueue", "-type", "cli-err").stdout)["id"]
-    conflict = cli(node, "ack", task_id, "-worker-id", "nobody")
+    conflict = cli(node, "ack", task_id, "-worker-id", "nobody", "-lease-token", "1.0")
     assert conflict.returncode == 5 and "lease_conflict" in conflict.stderr
     bad = cli(node, "enqueue", "-type", "cli-err", "-priority", "high")
     assert bad.returncode == 2

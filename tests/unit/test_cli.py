@@ -32,15 +32,12 @@ def run_json(*argv: str):
     return json.loads(out)
 
 
-@pytest.mark.parametrize("text, ms", [("500ms", 500), ("30s", 30_000), ("2m", 120_000),
-                                      ("1.5", 1_500), ("0", 0), ("1h", 3_600_000)])
-def test_parse_duration_ms(text, ms):
-    assert cli.parse_duration_ms(text) == ms
-
-
-def test_parse_duration_refuses_garbage():
-    with pytest.raises(ValueError, match="duration"):
-        cli.parse_duration_ms("soon")
+@pytest.mark.parametrize("argv", [("--timeout", "soon"), ("--timeout", "10"),
+                                  ("lease", "--wait", "5"), ("enqueue", "-type", "t", "-delay", "1.5")])
+def test_a_duration_without_a_unit_is_a_usage_error(argv):
+    code, out, err = run(*argv)
+    assert code == cli.EXIT_USAGE and out == ""
+    assert "expected a duration such as '30s'" in err
 
 
 def test_seed_enqueue_syntax(server):
@@ -92,8 +89,8 @@ def test_lease_ack_nack_extend_cancel(server):
     assert extended["lease"]["expires_at"] > leased[0]["lease"]["expires_at"]
     code, out, _ = run("ack", ids[0], "-worker-id", "cli", "-lease-token", token)
     assert code == 0 and "completed" in out
-    nacked = run_json("nack", ids[1], "-worker-id", "cli", "-reason", "broken",
-                      "-dead-letter")
+    nacked = run_json("nack", ids[1], "-worker-id", "cli", "-lease-token",
+                      leased[1]["lease"]["token"], "-reason", "broken", "-dead-letter")
     assert nacked["status"] == "dead" and nacked["last_error"] == "broken"
     code, out, _ = run("lease", "-worker-id", "cli", "-types", "email")
     assert code == 0 and ids[2] in out
@@ -133,8 +130,8 @@ def test_error_exit_codes_carry_the_server_message(server):
     code, out, err = run("status", "missing-id")
     assert code == cli.EXIT_NOT_FOUND and out == "" and "no task missing-id" in err
     task_id = run_json("enqueue", "-type", "email")["id"]
-    run_json("lease", "-worker-id", "a")
-    code, _, err = run("ack", task_id, "-worker-id", "b")
+    token = run_json("lease", "-worker-id", "a")[0]["lease"]["token"]
+    code, _, err = run("ack", task_id, "-worker-id", "b", "-lease-token", token)
     assert code == cli.EXIT_CONFLICT and "lease_conflict" in err
     code, _, err = run("cancel", task_id)
     assert code == cli.EXIT_CONFLICT and "invalid_state" in err

@@ -6,6 +6,7 @@ import pytest
 import zmq
 
 from dqueue.client.worker_keys import WorkerKeyError, WorkerKeys, handshake_error
+from dqueue.client.zmq_client import ZmqWorkerClient
 from dqueue.keys import create_cluster_keys
 
 
@@ -24,6 +25,23 @@ def test_from_a_worker_folder_with_one_or_several_members(tmp_path):
         WorkerKeys.from_secure_dir(str(tmp_path / "three" / "w1"), "n9")
     with pytest.raises(WorkerKeyError, match="key_secret"):
         WorkerKeys.from_secure_dir(str(tmp_path / "three"))
+
+
+def test_keys_know_their_workers_name(tmp_path):
+    create_cluster_keys(str(tmp_path), ["n1"], ["w1"])
+    assert WorkerKeys.from_secure_dir(str(tmp_path / "w1")).name == "w1"
+    secret = tmp_path / "w1" / "w1.key_secret"
+    public = str(tmp_path / "w1" / "members" / "n1.key")
+    assert WorkerKeys.from_files(str(secret), public).name == "w1"
+    renamed = tmp_path / "mine.secret"
+    renamed.write_bytes(secret.read_bytes())
+    assert WorkerKeys.from_files(str(renamed), public).name == ""
+    # A client with keys holds its leases as that worker unless told otherwise.
+    client = ZmqWorkerClient("tcp://127.0.0.1:1", keys=WorkerKeys.from_files(str(secret), public))
+    try:
+        assert client.worker_id == "w1"
+    finally:
+        client.close_socket()
 
 
 def test_from_files_needs_a_secret_key(tmp_path):

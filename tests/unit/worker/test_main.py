@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from dqueue.keys import create_cluster_keys
 from dqueue.worker import main as worker_main
 from dqueue.worker.app import Worker
 from dqueue.worker.http_runtime import HttpRuntime
@@ -58,6 +59,26 @@ def test_zmq_flag_gives_a_zmq_runtime():
     assert isinstance(runtime, ZmqRuntime) and runtime.endpoints == ["tcp://127.0.0.1:9191"]
     runtime = worker_main.make_runtime(parse("-zmq", "127.0.0.1:1,127.0.0.1:2"), _demo())
     assert isinstance(runtime, ZmqRuntime) and runtime.endpoints == ["127.0.0.1:1", "127.0.0.1:2"]
+
+
+def test_with_worker_keys_the_worker_id_is_the_keys_name(tmp_path):
+    create_cluster_keys(str(tmp_path), ["n1"], ["w7"])
+    folder = str(tmp_path / "w7")
+    runtime = worker_main.make_runtime(parse("--zmq", "tcp://127.0.0.1:9191", "--secure-dir",
+                                             folder), _demo())
+    assert runtime.config.worker_id == "w7"
+    secret, server = str(tmp_path / "w7" / "w7.key_secret"), str(tmp_path / "n1" / "n1.key")
+    runtime = worker_main.make_runtime(parse("--zmq", "tcp://127.0.0.1:9191", "--curve-key",
+                                             secret, "--server-key", server,
+                                             "--worker-id", "w7"), _demo())
+    assert runtime.config.worker_id == "w7"
+    with pytest.raises(ValueError, match="key's name, 'w7'"):
+        worker_main.make_runtime(parse("--zmq", "tcp://127.0.0.1:9191", "--secure-dir", folder,
+                                       "--worker-id", "w8"), _demo())
+    # Without keys, any id (and a random one by default).
+    assert worker_main.make_runtime(parse("--zmq", "tcp://127.0.0.1:9191", "--worker-id",
+                                          "w8"), _demo()).config.worker_id == "w8"
+    assert worker_main.key_worker_id(None, {}) == ""
 
 
 @pytest.mark.parametrize("argv", [["--app", "nope_no_such_module:w"],

@@ -21,6 +21,9 @@ def test_child_argv_replaces_the_pool_options():
     assert got[:3] == [sys.executable, "-m", "dqueue.worker.main"]
     assert got[3:] == ["--server", "http://x:1", "--types", "email", "--pool", "threads",
                        "--concurrency", "1", "--worker-id", "w-1", "--prefetch", "5"]
+    # With worker keys every child is the key's worker: the gateway accepts no other id.
+    assert child_argv(argv, 1, "w", 5, same_id=True)[-4:] == ["--worker-id", "w",
+                                                              "--prefetch", "5"]
 
 
 def test_two_processes_share_the_work_and_drain_on_sigterm():

@@ -126,7 +126,7 @@ def test_verdicts_found_together_go_as_one_ack_many_and_single_nacks():
 
 
 def test_falls_back_to_single_acks_when_the_gateway_refuses_ack_many(tmp_path, monkeypatch):
-    def older_gateway(self, identity, rid, body, router, ipc, now):
+    def older_gateway(self, identity, rid, body, router, ipc, now, worker_name):
         self._send_error(router, identity, rid, "unknown_kind", "unknown message kind")
 
     monkeypatch.setattr(WorkerGateway, "_handle_ack_many", older_gateway)
