@@ -39,7 +39,7 @@ if str(ROOT) not in sys.path:
 
 from dqueue.client import Client  # noqa: E402
 from dqueue.protocol import wire  # noqa: E402
-from tests.integration.sdk_nodes import NodeCluster  # noqa: E402
+from dqueue.testing.cluster import NodeCluster  # noqa: E402
 
 
 def completed(client: Client) -> int:

@@ -36,13 +36,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.integration.http_cluster import (  # noqa: E402
-    Http,
-    NodeSet,
-    children_of,
-    free_port,
-    wait_for,
-)
+from dqueue.testing import free_port  # noqa: E402
+from dqueue.testing.cluster import NodeCluster, wait_http  # noqa: E402
+from dqueue.testing.http import Http  # noqa: E402
 
 CLIENTS = 16
 PROCESSES = 4
@@ -253,14 +249,14 @@ def print_split(result: Result, per: int) -> None:
         print(f"{'':38}   us CPU by process: {parts}")
 
 
-def cluster_pids(nodes: NodeSet, leader: str) -> dict[str, list[int]]:
+def cluster_pids(nodes: NodeCluster, leader: str) -> dict[str, list[int]]:
     """The cluster's processes grouped by role: each API and Raft process, the supervisors."""
     groups: dict[str, list[int]] = {"supervisors": []}
     for node_id in nodes.ids:
         role = "leader" if node_id == leader else node_id
         supervisor = nodes.procs[node_id].pid
         groups["supervisors"].append(supervisor)
-        for pid in children_of(supervisor):
+        for pid in nodes.child_pids(node_id):
             kind = "api" if pid == nodes.api_pid(node_id) else "raft"
             groups[f"{role} {kind}"] = [pid]
     return dict(sorted(groups.items(), key=lambda kv: (not kv[0].startswith("leader"), kv[0])))
@@ -288,12 +284,13 @@ def main() -> None:
         stub_port = free_port()
         stub_server = subprocess.Popen([sys.executable, "-c", STUB_API_SERVER, str(stub_port),
                                         str(args.threads)], cwd=ROOT)
-        nodes = NodeSet(Path(tmp), 3, extra_toml=f"[api]\nhttp_threads = {args.threads}")
+        nodes = NodeCluster(Path(tmp), 3, api={"http_threads": args.threads}, log_format="json",
+                            start=True)
         try:
             noop_addr = f"127.0.0.1:{noop_port}"
-            wait_for(lambda: Http(noop_addr).call("POST", "/tasks", {})[0] == 201, "no-op up")
-            leader = nodes.wait_leader()
-            addrs = [nodes.http[n] for n in nodes.ids]
+            wait_http(lambda: Http(noop_addr).call("POST", "/tasks", {})[0] == 201, "no-op up")
+            leader = nodes.leader()
+            addrs = [nodes.http_addr[n] for n in nodes.ids]
             print(f"machine: {multiprocessing.cpu_count()} cores; {CLIENTS} keep-alive clients "
                   f"in {PROCESSES} processes; {args.seconds:.0f} s per run; "
                   f"waitress threads {args.threads}")
@@ -302,7 +299,7 @@ def main() -> None:
             report("no-op Falcon endpoint on waitress", noop, noop.rate)
             if "stub" in phases:
                 stub_addr = f"127.0.0.1:{stub_port}"
-                wait_for(lambda: Http(stub_addr).call("POST", "/tasks", {"type": "a"})[0] == 201,
+                wait_http(lambda: Http(stub_addr).call("POST", "/tasks", {"type": "a"})[0] == 201,
                          "stub API up")
                 stub = load([stub_addr], "/tasks", one_task, args.seconds,
                             {"stub": [stub_server.pid]})
@@ -310,18 +307,18 @@ def main() -> None:
             stub_server.terminate()
             pids = cluster_pids(nodes, leader)
             if "leader" in phases:
-                before = node_figures(nodes.http[leader])
-                lead = load([nodes.http[leader]], "/tasks", one_task, args.seconds, pids)
-                notes = raft_notes(before, node_figures(nodes.http[leader]),
+                before = node_figures(nodes.http_addr[leader])
+                lead = load([nodes.http_addr[leader]], "/tasks", one_task, args.seconds, pids)
+                notes = raft_notes(before, node_figures(nodes.http_addr[leader]),
                                    lead.rate * args.seconds)
                 report("POST /tasks, 3-node cluster, leader", lead, noop.rate, notes)
             if "spread" in phases:
                 spread = load(addrs, "/tasks", one_task, args.seconds, pids)
                 report("POST /tasks, 3-node cluster, spread", spread, noop.rate)
             if "batch" in phases:
-                before = node_figures(nodes.http[leader])
-                batches = load([nodes.http[leader]], "/tasks/batch", batch, args.seconds, pids)
-                notes = raft_notes(before, node_figures(nodes.http[leader]),
+                before = node_figures(nodes.http_addr[leader])
+                batches = load([nodes.http_addr[leader]], "/tasks/batch", batch, args.seconds, pids)
+                notes = raft_notes(before, node_figures(nodes.http_addr[leader]),
                                    batches.rate * args.seconds)
                 print(f"{'POST /tasks/batch x100, leader':38} {batches.rate * 100:8.0f} tasks/s  "
                       f"({batches.rate:.0f} req/s; {batches.cpu_us / 100:.0f} us CPU per task; "

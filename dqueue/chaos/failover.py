@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from dqueue.chaos.localcluster import ROOT, LocalCluster, print_status
-from dqueue.chaos.procs import health, http_json, wait_until
+from dqueue.testing.processes import health, http_json
+from dqueue.testing.waits import wait_until
 
 
 def step(text: str) -> None:

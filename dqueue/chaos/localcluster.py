@@ -3,10 +3,11 @@
 One folder (``--run-dir``, default ``run/cluster``) keeps each node's data directory, its log
 (``<id>.log``) and its pid file (``<id>.pid``, the process group of the node). Every node of
 ``--conf-dir`` (one ``<id>.toml`` per node, default ``conf/cluster-3``) runs as its own session;
+nodes start and are signalled as every launcher of dqueue does it (``dqueue.testing.processes``):
 ``kill`` (SIGKILL), ``pause`` (SIGSTOP) and ``resume`` (SIGCONT) go to the supervisor and each of
-its Raft and API processes by PID (``procs.signal_tree``), so a kill is a crash, not a graceful
-stop. A pid is trusted only while that process's command line still
-names the node's data directory, so a stale pid file never signals a stranger.
+its Raft and API processes by PID, so a kill is a crash, not a graceful stop. A pid is trusted
+only while that process's command line still names the node's data directory, so a stale pid
+file never signals a stranger.
 
 The cluster is secured by default: the first ``up`` (or ``restart``) writes CURVE keys for the
 nodes of ``--conf-dir`` with ``dqueue-cli keys init`` into ``<run-dir>/keys`` and every node
@@ -30,8 +31,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from dqueue.chaos.procs import health, signal_tree, wait_until
 from dqueue.keys import SECRET_SUFFIX
+from dqueue.testing.processes import NodeProcess, NodeSpec, health, signal_tree
+from dqueue.testing.waits import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -127,11 +129,13 @@ class LocalCluster:
         if self.secure:
             self.ensure_keys()
             argv.append(f"--secure-dir={self.keys_dir / node}")
-        with open(self.run_dir / f"{node}.log", "ab") as log:
-            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
-        (self.run_dir / f"{node}.pid").write_text(f"{proc.pid}\n")
-        print(f"{node}: started, pid {proc.pid}, http {self.http_addr(node)}")
+        # The node outlives this command: later commands find it by its pid file.
+        process = NodeProcess(NodeSpec(id=node, http_addr=self.http_addr(node), argv=argv,
+                                       log_path=str(self.run_dir / f"{node}.log")))
+        process.start()
+        assert process.proc is not None
+        (self.run_dir / f"{node}.pid").write_text(f"{process.proc.pid}\n")
+        print(f"{node}: started, pid {process.proc.pid}, http {self.http_addr(node)}")
 
     def signal(self, node: str, signum: int) -> bool:
         """Send a signal to the node's process group; False when the node is not running."""

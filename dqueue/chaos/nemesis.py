@@ -17,7 +17,8 @@ from collections.abc import Callable
 
 from dqueue.chaos import netns
 from dqueue.chaos.history import EventType, HistoryWriter, Op
-from dqueue.chaos.procs import NodeProcess, find_leader, wait_until
+from dqueue.testing.processes import NodeProcess, find_leader
+from dqueue.testing.waits import wait_until
 
 
 class Fault(enum.StrEnum):

@@ -27,9 +27,10 @@ from dqueue.chaos import netns
 from dqueue.chaos.checker import check
 from dqueue.chaos.history import EventType, HistoryWriter, Op, load
 from dqueue.chaos.nemesis import ROTATION, Fault, Nemesis
-from dqueue.chaos.procs import NodeProcess, NodeSpec, find_leader, health, http_json, wait_until
 from dqueue.chaos.workload import Producer, Worker, WorkloadConfig, request
 from dqueue.keys import create_cluster_keys
+from dqueue.testing.processes import NodeProcess, NodeSpec, find_leader, health, http_json
+from dqueue.testing.waits import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 HTTP_PORT, RAFT_PORT, WORKER_PORT = 8080, 9090, 9191

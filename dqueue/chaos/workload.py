@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dqueue.chaos.history import EventType, HistoryWriter, Op
-from dqueue.chaos.procs import http_json
+from dqueue.testing.processes import http_json
 
 
 @dataclass(frozen=True)

@@ -19,15 +19,40 @@ T = TypeVar("T")
 DEFAULT_TIMEOUT_S = 20.0
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port on ``host`` that was free a moment ago (the OS picks it: bind to port 0).
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct TCP ports on ``host`` that were free a moment ago.
 
-    Another process may take it before the caller binds it; on loopback, with ports handed out
-    in turn by the kernel, that does not happen in practice.
+    The OS picks each (bind to port 0); every socket is held until all are drawn, so no two
+    are the same. Another process may take one before the caller binds it; on loopback, with
+    ports handed out in turn by the kernel, that does not happen in practice.
     """
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind((host, 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that was free a moment ago (see ``free_ports``)."""
+    return free_ports(1, host)[0]
+
+
+def wait_until(condition: Callable[[], T], timeout_s: float, interval_s: float = 0.1) -> T:
+    """Call ``condition`` until it returns a truthy value or ``timeout_s`` passes.
+
+    For scripts and harnesses that report a failure themselves: returns the last value,
+    falsy when the deadline passed (``wait_for`` raises instead).
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval_s)  # the polling interval of a deadline wait
 
 
 def wait_for(
@@ -52,17 +77,18 @@ def wait_for(
         AssertionError: The condition did not hold within ``timeout_s``; the message names it
             and the last ignored exception.
     """
-    deadline = time.monotonic() + timeout_s
     last_error: BaseException | None = None
-    while True:
+
+    def attempt() -> T | None:
+        nonlocal last_error
         try:
-            value = condition()
+            return condition()
         except ignore as exc:
-            last_error, value = exc, None
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(interval_s)
+            last_error = exc
+            return None
+
+    value = wait_until(attempt, timeout_s, interval_s)
+    if value:
+        return value
     raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}"
                          f" (last error: {last_error!r})")

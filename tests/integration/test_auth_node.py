@@ -17,9 +17,11 @@ from pathlib import Path
 import pytest
 
 from dqueue.client import Client, Forbidden, Unauthorized
+from dqueue.testing import wait_for
+from dqueue.testing.cluster import NodeCluster
 from dqueue.tokens import ROLES
-from tests.integration.raftproc_cluster import wait_for
-from tests.integration.sdk_nodes import REPO, NodeCluster
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.integration
 

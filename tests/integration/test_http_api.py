@@ -20,28 +20,29 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.http_cluster import Http, NodeSet, is_alive, wait_for
+from dqueue.testing.cluster import NodeCluster, is_alive, wait_http
+from dqueue.testing.http import Http
 
 pytestmark = pytest.mark.integration
 
 
-def running(root: Path, size: int) -> Iterator[NodeSet]:
+def running(root: Path, size: int) -> Iterator[NodeCluster]:
     """Members started and agreed on a leader; stopped (by PID) afterwards."""
-    nodes = NodeSet(root, size)
+    nodes = NodeCluster(root, size, log_format="json", start=True)
     try:
-        nodes.wait_leader()
+        nodes.leader()
         yield nodes
     finally:
         nodes.close()
 
 
 @pytest.fixture(scope="module")
-def single(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeSet]:
+def single(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeCluster]:
     yield from running(tmp_path_factory.mktemp("http-single"), 1)
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeSet]:
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeCluster]:
     yield from running(tmp_path_factory.mktemp("http-cluster"), 3)
 
 
@@ -93,20 +94,20 @@ def seed_examples(addr: str, first: bool) -> None:
         http.close()
 
 
-def test_seed_examples_on_a_single_node(single: NodeSet) -> None:
-    seed_examples(single.http["n1"], first=True)
+def test_seed_examples_on_a_single_node(single: NodeCluster) -> None:
+    seed_examples(single.http_addr["n1"], first=True)
 
 
-def test_seed_examples_on_each_cluster_member(cluster: NodeSet) -> None:
+def test_seed_examples_on_each_cluster_member(cluster: NodeCluster) -> None:
     for i, node_id in enumerate(cluster.ids):
-        seed_examples(cluster.http[node_id], first=i == 0)
+        seed_examples(cluster.http_addr[node_id], first=i == 0)
 
 
-def test_follower_forwards_writes(cluster: NodeSet) -> None:
-    leader = cluster.wait_leader()
+def test_follower_forwards_writes(cluster: NodeCluster) -> None:
+    leader = cluster.leader()
     follower = next(n for n in cluster.ids if n != leader)
-    via_follower = Http(cluster.http[follower])
-    via_leader = Http(cluster.http[leader])
+    via_follower = Http(cluster.http_addr[follower])
+    via_leader = Http(cluster.http_addr[leader])
     try:
         status, _, task = via_follower.call("POST", "/tasks", {"type": "fwd", "payload": 1})
         assert status == 201
@@ -162,8 +163,8 @@ BAD_REQUESTS: list[tuple[str, str, Any, dict[str, str], int, str | None]] = [
 ]
 
 
-def test_bad_input_is_4xx_and_changes_nothing(single: NodeSet) -> None:
-    http = Http(single.http["n1"])
+def test_bad_input_is_4xx_and_changes_nothing(single: NodeCluster) -> None:
+    http = Http(single.http_addr["n1"])
     try:
         _, _, before = http.call("GET", "/stats")
         for method, path, body, headers, want, field in BAD_REQUESTS:
@@ -180,8 +181,8 @@ def test_bad_input_is_4xx_and_changes_nothing(single: NodeSet) -> None:
         http.close()
 
 
-def test_long_poll_lease_answers_when_a_task_arrives(single: NodeSet) -> None:
-    addr = single.http["n1"]
+def test_long_poll_lease_answers_when_a_task_arrives(single: NodeCluster) -> None:
+    addr = single.http_addr["n1"]
     result: list[tuple[int, Any, float]] = []
 
     def lease() -> None:
@@ -196,7 +197,7 @@ def test_long_poll_lease_answers_when_a_task_arrives(single: NodeSet) -> None:
     poller.start()
     http = Http(addr)
     try:
-        wait_for(lambda: metric(http, "dqueue_raft_requests_parked") >= 1, "a parked lease")
+        wait_http(lambda: metric(http, "dqueue_raft_requests_parked") >= 1, "a parked lease")
         status, _, task = http.call("POST", "/tasks", {"type": "late"})
         assert status == 201
         poller.join(20)
@@ -221,8 +222,8 @@ def metric(http: Http, name: str, **labels: str) -> float:
     return 0.0
 
 
-def test_metrics_parse_and_move(single: NodeSet) -> None:
-    http = Http(single.http["n1"])
+def test_metrics_parse_and_move(single: NodeCluster) -> None:
+    http = Http(single.http_addr["n1"])
     try:
         enqueued = metric(http, "dqueue_tasks_enqueued_total", type="metered")
         applied = metric(http, "dqueue_queue_tasks_enqueued_total", type="metered")
@@ -242,20 +243,21 @@ def test_metrics_parse_and_move(single: NodeSet) -> None:
         http.close()
 
 
-def test_supervisor_restarts_a_killed_api_process(single: NodeSet) -> None:
+def test_supervisor_restarts_a_killed_api_process(single: NodeCluster) -> None:
     old = single.api_pid("n1")
     assert old is not None
     os.kill(old, signal.SIGKILL)
-    new = wait_for(lambda: (p := single.api_pid("n1")) != old and p, "a new API process")
-    wait_for(lambda: single.health("n1"), "the restarted API answering")
+    new = wait_http(lambda: (p := single.api_pid("n1")) != old and p, "a new API process")
+    wait_http(lambda: single.health("n1"), "the restarted API answering")
     assert new != old
 
 
 def test_no_leader_is_503_with_retry_after(tmp_path) -> None:
-    nodes = NodeSet(tmp_path, 3, extra_toml='[api]\nrequest_timeout = "1s"', start=["n1"])
+    nodes = NodeCluster(tmp_path, 3, api={"request_timeout": "1s"}, log_format="json",
+                        start=["n1"])
     try:
-        wait_for(lambda: nodes.health("n1"), "the lone member answering")
-        http = Http(nodes.http["n1"])
+        wait_http(lambda: nodes.health("n1"), "the lone member answering")
+        http = Http(nodes.http_addr["n1"])
         status, headers, body = http.call("POST", "/tasks", {"type": "a"})
         http.close()
         assert status == 503
@@ -267,9 +269,9 @@ def test_no_leader_is_503_with_retry_after(tmp_path) -> None:
 
 
 def test_sigterm_stops_the_node_cleanly(tmp_path) -> None:
-    nodes = NodeSet(tmp_path, 1)
+    nodes = NodeCluster(tmp_path, 1, log_format="json", start=True)
     try:
-        nodes.wait_leader()
+        nodes.leader()
         children = list(nodes.children["n1"])
         assert len(children) == 2
         assert nodes.stop("n1") == 0
@@ -279,15 +281,15 @@ def test_sigterm_stops_the_node_cleanly(tmp_path) -> None:
 
 
 def test_death_of_the_raft_process_stops_the_node_with_an_error(tmp_path) -> None:
-    nodes = NodeSet(tmp_path, 1)
+    nodes = NodeCluster(tmp_path, 1, log_format="json", start=True)
     try:
-        nodes.wait_leader()
+        nodes.leader()
         api = nodes.api_pid("n1")
         raft = next(pid for pid in nodes.children["n1"] if pid != api)
         os.kill(raft, signal.SIGKILL)
         code = nodes.procs["n1"].wait(30)
         assert code != 0
         assert api is not None
-        wait_for(lambda: not is_alive(api), "the API process to be stopped")
+        wait_http(lambda: not is_alive(api), "the API process to be stopped")
     finally:
         nodes.close()

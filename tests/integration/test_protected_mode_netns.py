@@ -27,9 +27,10 @@ from typing import Any
 import pytest
 
 from dqueue.chaos import netns
-from dqueue.chaos.procs import NodeProcess, NodeSpec
-from tests.integration.raftproc_cluster import wait_for
-from tests.integration.sdk_nodes import REPO
+from dqueue.testing import wait_for
+from dqueue.testing.processes import NodeProcess, NodeSpec
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.integration
 

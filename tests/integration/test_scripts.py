@@ -7,31 +7,20 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from dqueue.chaos.procs import health, signal_tree, wait_until
+from dqueue.testing import free_ports
+from dqueue.testing.processes import health, signal_tree
+from dqueue.testing.waits import wait_until
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts"
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports the kernel hands out for port 0, held until all are drawn (so all differ)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import pytest
 
 from dqueue.client import Client, RetryPolicy, TaskStatus
 from dqueue.client.errors import DQueueError
-from tests.integration.raftproc_cluster import wait_for
-from tests.integration.sdk_nodes import NodeCluster
+from dqueue.testing import wait_for
+from dqueue.testing.cluster import NodeCluster
 
 pytestmark = pytest.mark.integration
 

@@ -11,15 +11,17 @@ from pathlib import Path
 import pytest
 
 from dqueue.config import NodeConfig
-from tests.integration.http_cluster import Http, NodeSet, free_port, is_alive, wait_for
+from dqueue.testing import free_port
+from dqueue.testing.cluster import NodeCluster, is_alive, wait_http
+from dqueue.testing.http import Http
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _enqueue(nodes: NodeSet) -> str:
-    http = Http(nodes.http["n1"])
+def _enqueue(nodes: NodeCluster) -> str:
+    http = Http(nodes.http_addr["n1"])
     try:
         status, _, task = http.call("POST", "/tasks", {"type": "t", "payload": {"n": 1}})
     finally:
@@ -28,8 +30,8 @@ def _enqueue(nodes: NodeSet) -> str:
     return task["id"]
 
 
-def _task_status(nodes: NodeSet, task_id: str) -> int:
-    http = Http(nodes.http["n1"])
+def _task_status(nodes: NodeCluster, task_id: str) -> int:
+    http = Http(nodes.http_addr["n1"])
     try:
         status, _, _ = http.call("GET", f"/tasks/{task_id}")
     finally:
@@ -38,9 +40,9 @@ def _task_status(nodes: NodeSet, task_id: str) -> int:
 
 
 def test_second_node_on_a_data_dir_in_use_exits_1_naming_the_holder(tmp_path) -> None:
-    nodes = NodeSet(tmp_path, 1)
+    nodes = NodeCluster(tmp_path, 1, log_format="json", start=True)
     try:
-        nodes.wait_leader()
+        nodes.leader()
         api = nodes.api_pid("n1")
         raft = next(pid for pid in nodes.children["n1"] if pid != api)
         first_task = _enqueue(nodes)
@@ -76,9 +78,9 @@ def test_second_node_on_a_data_dir_in_use_exits_1_naming_the_holder(tmp_path) ->
         # kill -9 of the holder: the kernel drops its lock; a new node starts on the directory.
         os.kill(raft, signal.SIGKILL)
         assert nodes.procs["n1"].wait(30) != 0
-        wait_for(lambda: not is_alive(api), "the first node's API process to stop")
+        wait_http(lambda: not is_alive(api), "the first node's API process to stop")
         nodes.start("n1")
-        nodes.wait_leader()
+        nodes.leader()
         assert _task_status(nodes, first_task) == 200
         assert _task_status(nodes, second_task) == 200
     finally:

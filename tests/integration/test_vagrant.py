@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from dqueue.chaos import netns
-from dqueue.chaos.procs import NodeProcess, NodeSpec, health, http_json
 from dqueue.keys import create_cluster_keys
+from dqueue.testing.processes import NodeProcess, NodeSpec, health, http_json
 from dqueue.tokens import ROLES, TOKENS_FILE, add_token
 
 pytestmark = pytest.mark.integration

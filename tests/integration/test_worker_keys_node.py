@@ -21,8 +21,10 @@ import pytest
 from dqueue.client import Client, Unauthorized
 from dqueue.client.worker_keys import WorkerKeys
 from dqueue.client.zmq_client import ZmqWorkerClient
-from tests.integration.raftproc_cluster import wait_for
-from tests.integration.sdk_nodes import REPO, NodeCluster
+from dqueue.testing import wait_for
+from dqueue.testing.cluster import NodeCluster
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.integration
 

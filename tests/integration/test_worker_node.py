@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from dqueue.client import Client, TaskStatus
-from tests.integration.raftproc_cluster import wait_for
-from tests.integration.sdk_nodes import NodeCluster
+from dqueue.testing import wait_for
+from dqueue.testing.cluster import NodeCluster
 
 pytestmark = pytest.mark.integration
 

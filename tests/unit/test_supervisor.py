@@ -6,13 +6,13 @@ from __future__ import annotations
 import pathlib
 import sys
 import threading
-import time
 
 import pytest
 
 from dqueue.config import NodeConfig
 from dqueue.exit_status import ApiExit, NodeExit, RaftExit
 from dqueue.supervisor import API, RAFT, Supervisor, main
+from dqueue.testing import wait_for
 
 # A stand-in child: records its start and its SIGTERM in a journal file, then waits. With
 # `die_first` it exits 3 at its first start (remembered through a marker file); with
@@ -43,13 +43,6 @@ note("exit")
 
 def command(name: str, journal: pathlib.Path, mode: str = "run") -> list[str]:
     return [sys.executable, "-c", CHILD, name, str(journal), mode]
-
-
-def wait_for(predicate, timeout_s: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
 
 
 def lines(journal: pathlib.Path) -> list[str]:

@@ -14,13 +14,8 @@ from prometheus_client import CollectorRegistry
 from dqueue.api.app import create_app
 from dqueue.api.server import HttpServer, listen_host
 from dqueue.config import NodeConfig
+from dqueue.testing import free_port
 from tests.unit.api.conftest import FakeRaft
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Slow:

@@ -6,7 +6,6 @@ the waits serve the ZAP handler as the Raft loop does (``pump``).
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,12 +17,7 @@ import zmq.auth
 
 from dqueue.keys import create_cluster_keys, load_peer_keys
 from dqueue.node.transport import PeerTransport, tcp_endpoint
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from dqueue.testing import free_port
 
 
 def pump(transports: list[PeerTransport], until: Callable[[], Any],

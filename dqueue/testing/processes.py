@@ -1,10 +1,13 @@
-"""Node processes of a chaos run: start, kill -9, pause, resume, restart, and ask their health.
+"""Node processes: start, kill -9, stop, pause, resume, restart, and ask their health.
 
-A signal meant for a node goes to every process of it, by PID: the supervisor of ``bin/dqueue``
-and its Raft and API children (each in a process group of its own, so a group signal is not
-enough). Killing the supervisor alone would not crash the node: its children get SIGTERM from
-the parent-death signal and stop gracefully, handing leadership over. So ``kill`` first freezes
-the whole tree with SIGSTOP, then sends SIGKILL to each process, as a machine dying would.
+The one way dqueue starts a node process and signals it, used by the cluster launcher
+(``dqueue.testing.cluster``), the chaos harness and ``scripts/cluster.sh``. A node runs in a
+session of its own; a signal meant for it goes to every process of it, by PID: the supervisor of
+``bin/dqueue`` and its Raft and API children (each in a process group of its own, so a group
+signal is not enough). Killing the supervisor alone would not crash the node: its children get
+SIGTERM from the parent-death signal and stop gracefully, handing leadership over. So ``kill``
+first freezes the whole tree with SIGSTOP, then sends SIGKILL to each process, as a machine
+dying would. Only processes this module started (or their descendants) are ever signalled.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,16 +175,6 @@ class NodeProcess:
         """Kill if needed, then start again on the same data directory."""
         self.kill()
         self.start()
-
-
-def wait_until(predicate: Any, timeout_s: float, poll_s: float = 0.1) -> Any:
-    """Poll ``predicate`` until it returns something truthy or the deadline passes."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(poll_s)
 
 
 def find_leader(nodes: list[NodeProcess], timeout_s: float = 1.0) -> str | None:
