@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -33,27 +32,12 @@ from dqueue.client.errors import (
 )
 from dqueue.client.http_client import Client, RetryPolicy
 from dqueue.client.task import Lease, Task, format_time_ms
+from dqueue.durations import parse_duration_ms
 from dqueue.keys import PeerKeyError, create_cluster_keys
 from dqueue.tokens import TokenFileError, add_token, list_tokens, parse_roles, remove_token
 
 DEFAULT_SERVER = "http://localhost:8080"
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_NOT_FOUND, EXIT_CONFLICT = range(6)
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNITS_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, None: 1_000}
-
-
-def parse_duration_ms(text: str) -> int:
-    """Milliseconds of ``500ms``, ``30s``, ``2m``, ``1h`` or a bare number of seconds.
-
-    Raises:
-        ValueError: ``text`` is not such a duration.
-    """
-    match = _DURATION.match(str(text))
-    if not match:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 500ms, 30s, 2m)")
-    return round(float(match.group(1)) * _UNITS_MS[match.group(2)])
-
-
 def _long_options(parser: argparse.ArgumentParser) -> set[str]:
     names: set[str] = set()
     for action in parser._actions:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dqueue import __version__
+from dqueue.durations import parse_duration_ms
 
 
 @dataclass(frozen=True)
@@ -205,33 +206,24 @@ FLAGS: dict[str, tuple[str, str]] = {
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("json", "text")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_DURATION_UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000}
 _MEMBER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
 
 
-def parse_duration_ms(text: str, key: str) -> int:
-    """Parse a Go-style duration ("30s", "1.5s", "500ms", "1h30m") into milliseconds.
+def duration_setting_ms(raw: Any, key: str) -> int:
+    """A duration setting (``dqueue/durations.py``: "30s", "500ms", "1h30m") in milliseconds.
 
     Raises:
-        ConfigError: naming ``key`` when the text is not a positive duration.
+        ConfigError: naming ``key`` when the value is not a duration of at least 1ms.
     """
-    if not isinstance(text, str) or not text:
-        raise ConfigError(key, f"expected a duration such as '30s', got {text!r}")
-    pos = 0
-    total_ms = 0.0
-    for match in _DURATION_PART.finditer(text):
-        if match.start() != pos:
-            break
-        total_ms += float(match.group(1)) * _DURATION_UNIT_MS[match.group(2)]
-        pos = match.end()
-    if pos != len(text):
-        raise ConfigError(key, f"expected a duration such as '30s' or '500ms', got {text!r}")
-    if total_ms < 1:
-        raise ConfigError(key, f"the duration must be at least 1ms, got {text!r}")
-    return round(total_ms)
+    try:
+        ms = parse_duration_ms(raw)
+    except ValueError as exc:
+        raise ConfigError(key, str(exc)) from None
+    if ms < 1:
+        raise ConfigError(key, f"the duration must be at least 1ms, got {raw!r}")
+    return ms
 
 
 def parse_bool(value: Any, key: str) -> bool:
@@ -408,7 +400,7 @@ def _convert(name: str, raw: Any, key: str) -> Any:
     if name in ("peers", "peers_http"):
         return parse_members(raw, key)
     if name.endswith("_ms"):
-        return parse_duration_ms(raw, key)
+        return duration_setting_ms(raw, key)
     kind = NodeConfig.__dataclass_fields__[name].type
     if kind == "bool":
         return parse_bool(raw, key)

@@ -32,8 +32,9 @@ def run_json(*argv: str):
     return json.loads(out)
 
 
-@pytest.mark.parametrize("argv", [("--timeout", "soon"), ("--timeout", "10"),
-                                  ("lease", "--wait", "5"), ("enqueue", "-type", "t", "-delay", "1.5")])
+@pytest.mark.parametrize("argv", [("--timeout", "soon", "stats"), ("stats", "--timeout", "10"),
+                                  ("lease", "--wait", "5"),
+                                  ("enqueue", "-type", "t", "-delay", "1.5")])
 def test_a_duration_without_a_unit_is_a_usage_error(argv):
     code, out, err = run(*argv)
     assert code == cli.EXIT_USAGE and out == ""

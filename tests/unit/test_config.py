@@ -13,9 +13,9 @@ from dqueue.config import (
     InsecurePeersError,
     NodeConfig,
     check_peer_security,
+    duration_setting_ms,
     is_loopback_host,
     load_config,
-    parse_duration_ms,
 )
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -144,13 +144,14 @@ def test_missing_file_is_named(tmp_path):
      ("24h", 86_400_000)],
 )
 def test_durations(text, ms):
-    assert parse_duration_ms(text, "k") == ms
+    assert duration_setting_ms(text, "k") == ms
 
 
-@pytest.mark.parametrize("text", ["", "30", "s", "-1s", "1d", "1s 2s", "0.1ms"])
-def test_bad_durations(text):
-    with pytest.raises(ConfigError):
-        parse_duration_ms(text, "k")
+@pytest.mark.parametrize("text", ["", "30", "s", "-1s", "1d", "1s 2s", "0", "0s", "0.1ms", 30])
+def test_bad_durations_are_refused_naming_the_key(text):
+    with pytest.raises(ConfigError) as caught:
+        duration_setting_ms(text, "queue.lease_timeout")
+    assert caught.value.key == "queue.lease_timeout"
 
 
 def test_json_round_trip():
