@@ -130,11 +130,13 @@ def _schemas() -> dict[str, Any]:
             },
         },
         "AckRequest": {
-            "type": "object", "additionalProperties": False, "required": ["worker_id"],
+            "type": "object", "additionalProperties": False,
+            "required": ["worker_id", "lease_token"],
             "properties": {"worker_id": string, "lease_token": string},
         },
         "NackRequest": {
-            "type": "object", "additionalProperties": False, "required": ["worker_id"],
+            "type": "object", "additionalProperties": False,
+            "required": ["worker_id", "lease_token"],
             "properties": {
                 "worker_id": string, "lease_token": string,
                 "reason": {"type": "string", "maxLength": v.MAX_REASON_CHARS},
@@ -142,7 +144,8 @@ def _schemas() -> dict[str, Any]:
             },
         },
         "ExtendRequest": {
-            "type": "object", "additionalProperties": False, "required": ["worker_id"],
+            "type": "object", "additionalProperties": False,
+            "required": ["worker_id", "lease_token"],
             "properties": {
                 "worker_id": string, "lease_token": string,
                 "lease_seconds": {**seconds, "exclusiveMinimum": 0,
