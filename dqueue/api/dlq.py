@@ -7,6 +7,7 @@ import falcon
 from dqueue.api import validation as v
 from dqueue.api.deps import ApiDeps, send_json
 from dqueue.api.errors import invalid
+from dqueue.queue import fields
 
 REDRIVE_FIELDS = frozenset({"task_id", "type"})
 
@@ -20,8 +21,8 @@ class DlqRedrive:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = v.read_json_body(req, self._deps.config.max_body_bytes)
         v.check_keys(body, REDRIVE_FIELDS)
-        task_id = v.opt_string(body, "task_id", max_chars=128)
-        task_type = v.opt_string(body, "type", pattern=v.TYPE_PATTERN)
+        task_id = v.opt_text(body, "task_id", fields.TASK_ID)
+        task_type = v.opt_text(body, "type", fields.TASK_TYPE)
         if task_id is not None and task_type is not None:
             raise invalid("task_id", "give task_id or type, not both")
         value = self._deps.command({"op": "redrive", "id": task_id, "type": task_type})
@@ -36,8 +37,6 @@ class Dlq:
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response) -> None:
         params = v.query_params(req, frozenset({"type"}))
-        task_type = params.get("type") or None
-        if task_type is not None and not v.TYPE_PATTERN.fullmatch(task_type):
-            raise invalid("type", f"type must match {v.TYPE_PATTERN.pattern}")
+        task_type = v.opt_text(params, "type", fields.TASK_TYPE) if params.get("type") else None
         value = self._deps.command({"op": "purge", "type": task_type})
         send_json(resp, falcon.HTTP_200, {"purged": value["count"]})

@@ -16,12 +16,12 @@ import falcon
 
 from dqueue.api import validation as v
 from dqueue.api.errors import ApiError
-from dqueue.queue.commands import MAX_LEASE_TOKEN_CHARS
+from dqueue.queue import fields
 
 
 def is_lease_token(value: Any) -> bool:
     """Whether ``value`` is a lease token a client may send (the fast path's check)."""
-    return type(value) is str and v.is_plain_string(value, MAX_LEASE_TOKEN_CHARS)
+    return fields.PRESENTED_LEASE_TOKEN.accepts(value)
 
 
 def lease_token(body: dict[str, Any], name: str, prefix: str = "") -> str:
@@ -35,9 +35,9 @@ def lease_token(body: dict[str, Any], name: str, prefix: str = "") -> str:
     Raises:
         ApiError: ``409 lease_conflict`` when the token is absent or null (nothing else proves
             holding the lease); ``400 invalid_field`` when it is not a string of 1 to
-            ``MAX_LEASE_TOKEN_CHARS`` characters without control characters.
+            64 characters without control characters (``fields.PRESENTED_LEASE_TOKEN``).
     """
-    token = v.opt_string(body, name, MAX_LEASE_TOKEN_CHARS, prefix=prefix)
+    token = v.opt_text(body, name, fields.PRESENTED_LEASE_TOKEN, prefix)
     if token is None:
         field = prefix + name
         raise ApiError(falcon.HTTP_409, "lease_conflict",

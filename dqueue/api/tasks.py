@@ -21,6 +21,8 @@ from dqueue.api.longpoll import RETRY_AFTER_S as POLL_RETRY_AFTER_S
 from dqueue.api.longpoll import WAIT_REFUSED_HEADER
 from dqueue.api.render import render_task
 from dqueue.logs import log_event
+from dqueue.queue import fields
+from dqueue.queue.fields import IntRule
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +44,10 @@ def new_task_plain(
     Optional fields left out (or null) are omitted from the plain form, which means "the
     configured default" to the queue (docs/internals.md section 4): the command, the log entry
     and every node's decoding of it carry only what the client gave. The common case (known
-    keys, plain values) is recognised inline; anything else goes through the field checkers,
-    which raise the error naming the field.
+    keys, plain values) is recognised inline with the queue's field rules
+    (``dqueue/queue/fields.py``); anything else goes through the field checkers, which raise
+    the error naming the field. For any body both give the same task or the same error
+    (tests/unit/api/test_tasks_fast_path.py).
 
     Args:
         body: the task as the client sent it.
@@ -57,12 +61,10 @@ def new_task_plain(
         priority = get("priority")
         retries = get("max_retries")
         key = get("idempotency_key")
-        if (type(task_type) is str and v.TYPE_PATTERN.fullmatch(task_type) is not None
-                and (priority is None or (type(priority) is int
-                                          and v.MIN_PRIORITY <= priority <= v.MAX_PRIORITY))
-                and (retries is None or (type(retries) is int
-                                         and 0 <= retries <= v.MAX_MAX_RETRIES))
-                and (key is None or (type(key) is str and v.is_plain_string(key)))
+        if (fields.TASK_TYPE.accepts(task_type)
+                and (priority is None or fields.PRIORITY.accepts(priority))
+                and (retries is None or fields.MAX_RETRIES.accepts(retries))
+                and (key is None or fields.IDEMPOTENCY_KEY.accepts(key))
                 and get("delay_seconds") is None):
             payload = get("payload")
             v.check_payload(payload, prefix + "payload")
@@ -85,16 +87,16 @@ def _checked_task_plain(
     v.check_keys(body, ENQUEUE_FIELDS, ("type",), prefix)
     payload = body.get("payload")
     v.check_payload(payload, prefix + "payload")
-    delay_ms = v.opt_seconds_ms(body, "delay_seconds", 0, v.MAX_DELAY_SECONDS, prefix)
+    delay_ms = v.opt_seconds_ms(body, "delay_seconds", fields.DELAY_MS, prefix)
     task = {
         "id": task_id or deps.new_id(),
-        "type": v.opt_string(body, "type", pattern=v.TYPE_PATTERN, prefix=prefix),
+        "type": v.opt_text(body, "type", fields.TASK_TYPE, prefix),
         "payload": payload,
     }
     optional = {
-        "priority": v.opt_int(body, "priority", v.MIN_PRIORITY, v.MAX_PRIORITY, prefix),
-        "max_retries": v.opt_int(body, "max_retries", 0, v.MAX_MAX_RETRIES, prefix),
-        "idempotency_key": v.opt_string(body, "idempotency_key", prefix=prefix),
+        "priority": v.opt_field_int(body, "priority", fields.PRIORITY, prefix),
+        "max_retries": v.opt_field_int(body, "max_retries", fields.MAX_RETRIES, prefix),
+        "idempotency_key": v.opt_text(body, "idempotency_key", fields.IDEMPOTENCY_KEY, prefix),
         "delay_ms": delay_ms,
     }
     task.update((name, value) for name, value in optional.items() if value is not None)
@@ -140,14 +142,12 @@ class TaskCollection:
             raise invalid("status", "status is required", code="missing_field")
         if status not in v.TASK_STATUSES:
             raise invalid("status", f"status must be one of {', '.join(v.TASK_STATUSES)}")
-        task_type = params.get("type") or None
-        if task_type is not None and not v.TYPE_PATTERN.fullmatch(task_type):
-            raise invalid("type", f"type must match {v.TYPE_PATTERN.pattern}")
+        task_type = v.opt_text(params, "type", fields.TASK_TYPE) if params.get("type") else None
         limit_text = params.get("limit", "100")
         if not limit_text.isdigit() or not 1 <= int(limit_text) <= v.MAX_LIST_LIMIT:
             raise invalid("limit", f"limit must be an integer from 1 to {v.MAX_LIST_LIMIT}")
         cursor = params.get("cursor") or None
-        if cursor is not None and len(cursor) > v.MAX_STRING_CHARS:
+        if cursor is not None and len(cursor) > v.MAX_CURSOR_CHARS:
             raise invalid("cursor", "cursor is not one this API returned")
         query = {
             "op": "list", "status": status, "type": task_type, "limit": int(limit_text),
@@ -188,17 +188,16 @@ class TaskLease:
         deps = self._deps
         body = v.read_json_body(req, deps.config.max_body_bytes)
         v.check_keys(body, LEASE_FIELDS, ("worker_id",))
-        max_wait_s = deps.config.max_wait_ms / 1000
-        wait_ms = v.opt_seconds_ms(body, "wait_seconds", 0, max_wait_s) or 0
-        max_tasks = v.opt_int(body, "max_tasks", 1, v.MAX_LEASE_TASKS)
+        # wait_seconds is HTTP's own field: how long this request may wait, not a command's.
+        wait_ms = v.opt_seconds_ms(body, "wait_seconds",
+                                   IntRule(0, deps.config.max_wait_ms)) or 0
+        max_tasks = v.opt_field_int(body, "max_tasks", fields.LEASE_MAX_TASKS)
         cmd = {
             "op": "lease",
-            "worker_id": v.opt_string(body, "worker_id"),
+            "worker_id": v.opt_text(body, "worker_id", fields.WORKER_ID),
             "types": v.opt_types(body),
             "max_tasks": max_tasks or 1,
-            "lease_ms": v.opt_seconds_ms(
-                body, "lease_seconds", 0, v.MAX_LEASE_SECONDS, exclusive_low=True
-            ),
+            "lease_ms": v.opt_seconds_ms(body, "lease_seconds", fields.LEASE_MS),
         }
         # A long poll holds a waitress thread: beyond the gate's places it is answered at once,
         # without a command (longpoll.py), so that long polls never hold every thread.
@@ -268,7 +267,7 @@ class _TaskAction:
 def _lease_holder(task_id: str, body: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": task_id,
-        "worker_id": v.opt_string(body, "worker_id"),
+        "worker_id": v.opt_text(body, "worker_id", fields.WORKER_ID),
         "token": lease_token(body, "lease_token"),
     }
 
@@ -294,7 +293,7 @@ class TaskNack(_TaskAction):
 
     def build(self, task_id: str, body: dict[str, Any]) -> dict[str, Any]:
         # The other fields first: a bad one is named (400) before a missing token (409).
-        reason = v.opt_string(body, "reason", max_chars=v.MAX_REASON_CHARS)
+        reason = v.opt_text(body, "reason", fields.REASON)
         dead_letter = bool(v.opt_bool(body, "dead_letter"))
         return {"op": "nack", **_lease_holder(task_id, body), "reason": reason,
                 "dead_letter": dead_letter}
@@ -315,9 +314,7 @@ class TaskExtend(_TaskAction):
     required = ("worker_id",)
 
     def build(self, task_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        lease_ms = v.opt_seconds_ms(
-            body, "lease_seconds", 0, v.MAX_LEASE_SECONDS, exclusive_low=True
-        )
+        lease_ms = v.opt_seconds_ms(body, "lease_seconds", fields.LEASE_MS)
         return {"op": "extend", **_lease_holder(task_id, body), "lease_ms": lease_ms}
 
 

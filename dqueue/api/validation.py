@@ -14,28 +14,27 @@ from typing import Any
 import falcon
 
 from dqueue.api.errors import ApiError, invalid
+from dqueue.queue import fields
+from dqueue.queue.fields import IntRule, InvalidCommand, TextRule
 
 TASK_STATUSES = ("pending", "leased", "completed", "dead", "cancelled")
-# A task type: used in query strings and metric labels, so kept to a tame alphabet.
-TYPE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}")
-MAX_STRING_CHARS = 256
-MAX_REASON_CHARS = 4_096
-MAX_TYPES = 64
-MAX_BATCH_TASKS = 1_000
-# Payload limits: msgpack carries integers of 64 bits at most; nesting is bounded so that
-# encoding and decoding never recurse deeply.
-MIN_PAYLOAD_INT = -(1 << 63)
-MAX_PAYLOAD_INT = (1 << 64) - 1
-MAX_PAYLOAD_DEPTH = 32
-# Field bounds.
-MIN_PRIORITY = -(1 << 31)
-MAX_PRIORITY = (1 << 31) - 1
-MAX_MAX_RETRIES = 1_000
-MAX_DELAY_SECONDS = 7 * 24 * 3_600
-MAX_LEASE_SECONDS = 12 * 3_600
-MAX_LEASE_TASKS = 100
+# The field rules and bounds are the queue's (dqueue/queue/fields.py); these names only refer to
+# them, for the resources and the OpenAPI description. What HTTP adds is below: the limits of
+# its own fields, which no command carries.
+TYPE_PATTERN = fields.TYPE_PATTERN
+MAX_STRING_CHARS = fields.ID.max_chars
+MAX_REASON_CHARS = fields.REASON.max_chars
+MAX_TYPES = fields.MAX_TYPES
+MAX_BATCH_TASKS = fields.MAX_BATCH
+MIN_PRIORITY = fields.PRIORITY.low
+MAX_PRIORITY = fields.PRIORITY.high
+MAX_MAX_RETRIES = fields.MAX_RETRIES.high
+MAX_DELAY_SECONDS = fields.DELAY_MS.high // 1000
+MAX_LEASE_SECONDS = fields.LEASE_MS.high // 1000
+MAX_LEASE_TASKS = fields.LEASE_MAX_TASKS.high
+# HTTP's own: a page of a listing, and a listing cursor (opaque, from an earlier page).
 MAX_LIST_LIMIT = 1_000
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+MAX_CURSOR_CHARS = 256
 
 
 def _reject_constant(name: str) -> Any:
@@ -145,66 +144,72 @@ def check_keys(
             raise invalid(prefix + key, f"{prefix + key} is required", code="missing_field")
 
 
-def is_plain_string(value: str, max_chars: int = MAX_STRING_CHARS) -> bool:
-    """A non-empty string within ``max_chars`` without control characters."""
-    return 0 < len(value) <= max_chars and _CONTROL_CHARS.search(value) is None
+def _refused(exc: InvalidCommand) -> ApiError:
+    """The 400 of a field that a queue field rule refused."""
+    return invalid(exc.field, exc.message)
 
 
-def opt_string(
-    body: dict[str, Any], name: str, max_chars: int = MAX_STRING_CHARS,
-    pattern: re.Pattern[str] | None = None, prefix: str = "",
+def opt_text(
+    body: dict[str, Any], name: str, rule: TextRule, prefix: str = ""
 ) -> str | None:
-    """A string field, None when absent or null.
+    """A string field checked by a queue field rule, None when absent or null.
 
     Raises:
-        ApiError: when present and not a non-empty string within the limits.
+        ApiError: 400 ``invalid_field`` naming ``prefix + name`` when the rule refuses it.
     """
     value = body.get(name)
     if value is None:
         return None
-    field = prefix + name
-    if not isinstance(value, str) or not value:
-        raise invalid(field, f"{field} must be a non-empty string")
-    if len(value) > max_chars:
-        raise invalid(field, f"{field} must be at most {max_chars} characters")
-    if pattern is not None and not pattern.fullmatch(value):
-        raise invalid(field, f"{field} must match {pattern.pattern}")
-    if pattern is None and max_chars <= MAX_STRING_CHARS and _CONTROL_CHARS.search(value):
-        raise invalid(field, f"{field} must not contain control characters")
-    return value
+    try:
+        return rule.check(value, prefix + name)
+    except InvalidCommand as exc:
+        raise _refused(exc) from None
+
+
+def opt_field_int(
+    body: dict[str, Any], name: str, rule: IntRule, prefix: str = ""
+) -> int | None:
+    """An integer field checked by a queue field rule, None when absent or null."""
+    value = body.get(name)
+    if value is None:
+        return None
+    try:
+        return rule.check(value, prefix + name)
+    except InvalidCommand as exc:
+        raise _refused(exc) from None
 
 
 def opt_int(
     body: dict[str, Any], name: str, low: int, high: int, prefix: str = ""
 ) -> int | None:
-    """An integer field in ``[low, high]``, None when absent or null."""
-    value = body.get(name)
-    if value is None:
-        return None
-    field = prefix + name
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise invalid(field, f"{field} must be an integer")
-    if not low <= value <= high:
-        raise invalid(field, f"{field} must be between {low} and {high}")
-    return value
+    """An integer field of the channel's own (no command carries it) in ``[low, high]``, None
+    when absent or null."""
+    return opt_field_int(body, name, IntRule(low, high), prefix)
 
 
 def opt_seconds_ms(
-    body: dict[str, Any], name: str, low_s: float, high_s: float, prefix: str = "",
-    exclusive_low: bool = False,
+    body: dict[str, Any], name: str, rule_ms: IntRule, prefix: str = ""
 ) -> int | None:
-    """A duration in seconds (fractions allowed) returned as milliseconds, None when absent."""
+    """A duration in seconds (fractions allowed) for a field in milliseconds checked by
+    ``rule_ms``, returned as milliseconds; None when absent or null.
+
+    A rule that starts at 0 takes 0 seconds; one that starts above it takes any number of
+    seconds above 0, rounded up to its least milliseconds (a lease of 0.0001 s lasts 1 ms).
+    """
     value = body.get(name)
     if value is None:
         return None
     field = prefix + name
     if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
         raise invalid(field, f"{field} must be a number of seconds")
-    too_low = value <= low_s if exclusive_low else value < low_s
-    if too_low or value > high_s:
-        bound = "above" if exclusive_low else "at least"
-        raise invalid(field, f"{field} must be {bound} {low_s} and at most {high_s} seconds")
-    return max(1, round(value * 1000)) if exclusive_low else round(value * 1000)
+    high_s = rule_ms.high / 1000
+    if rule_ms.low <= 0:
+        if not 0 <= value <= high_s:
+            raise invalid(field, f"{field} must be at least 0 and at most {high_s:g} seconds")
+        return round(value * 1000)
+    if not 0 < value <= high_s:
+        raise invalid(field, f"{field} must be above 0 and at most {high_s:g} seconds")
+    return max(rule_ms.low, round(value * 1000))
 
 
 def opt_bool(body: dict[str, Any], name: str, prefix: str = "") -> bool | None:
@@ -218,46 +223,35 @@ def opt_bool(body: dict[str, Any], name: str, prefix: str = "") -> bool | None:
 
 
 def opt_types(body: dict[str, Any], name: str = "types") -> list[str] | None:
-    """A list of 1 to MAX_TYPES task types, None when absent or null."""
+    """A list of 1 to ``MAX_TYPES`` task types, without repeats; None when absent or null."""
     value = body.get(name)
     if value is None:
         return None
     if not isinstance(value, list) or not 1 <= len(value) <= MAX_TYPES:
         raise invalid(name, f"{name} must be a list of 1 to {MAX_TYPES} task types")
-    for i, item in enumerate(value):
-        if not isinstance(item, str) or not TYPE_PATTERN.fullmatch(item):
-            raise invalid(f"{name}[{i}]", f"{name}[{i}] must match {TYPE_PATTERN.pattern}")
+    try:
+        for i, item in enumerate(value):
+            fields.TASK_TYPE.check(item, f"{name}[{i}]")
+    except InvalidCommand as exc:
+        raise _refused(exc) from None
     return list(dict.fromkeys(value))
 
 
 def check_payload(value: Any, field: str = "payload") -> None:
-    """Check that a JSON value fits the wire: bounded depth, 64-bit integers, finite floats.
+    """Check a payload with the queue's rule (``fields.check_payload``).
 
     Raises:
-        ApiError: naming ``field``.
+        ApiError: 400 ``invalid_field`` naming ``field``.
     """
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        kind = type(item)
-        if kind is dict or kind is list:
-            if depth >= MAX_PAYLOAD_DEPTH:
-                raise invalid(field, f"{field} is nested deeper than {MAX_PAYLOAD_DEPTH}")
-            for child in item.values() if kind is dict else item:
-                child_kind = type(child)
-                if child_kind is str or child is None or child_kind is bool:
-                    continue  # the common leaves, checked without a trip through the stack
-                stack.append((child, depth + 1))
-        elif kind is int:
-            if not MIN_PAYLOAD_INT <= item <= MAX_PAYLOAD_INT:
-                raise invalid(field, f"{field} holds an integer outside 64 bits")
-        elif kind is float and not math.isfinite(item):
-            raise invalid(field, f"{field} holds a number too large for JSON")
+    try:
+        fields.check_payload(value, field)
+    except InvalidCommand as exc:
+        raise _refused(exc) from None
 
 
 def task_id(value: str) -> str:
     """A task id from the path; anything that cannot be an id is simply not found."""
-    if not value or len(value) > 128 or _CONTROL_CHARS.search(value):
+    if not fields.TASK_ID.accepts(value):
         raise ApiError(falcon.HTTP_404, "not_found", f"no task {value[:128]!r}", field="id")
     return value
 

@@ -13,9 +13,11 @@ from typing import Any
 from dqueue.api import validation as v
 from dqueue.api.errors import ApiError
 from dqueue.api.fencing import is_lease_token, lease_token
+from dqueue.queue import fields
 
-MAX_ACK_BATCH = 1_000  # the queue's limit on the items of one ack_batch command
-MAX_ID_CHARS = 128
+# Every field a command carries is checked by the queue's rule (dqueue/queue/fields.py); only
+# ``wait_ms`` is the gateway's own (bounded by the node's max_wait).
+MAX_ACK_BATCH = fields.MAX_BATCH  # the acks one ack_batch command may carry
 _LEASE_KEYS = frozenset({"rid", "worker_id", "max_tasks", "types", "lease_ms", "wait_ms"})
 _ACK_KEYS = frozenset({"rid", "id", "worker_id", "token"})
 _NACK_KEYS = _ACK_KEYS | {"reason", "dead_letter"}
@@ -57,29 +59,41 @@ def ack_items_of(body: dict[str, Any], worker_name: str = "") -> list[dict[str, 
     ``check_worker_id``. Raises RequestError."""
     try:
         v.check_keys(body, _ACK_MANY_KEYS, ("worker_id", "items"))
-        worker_id = v.opt_string(body, "worker_id")
+        worker_id = v.opt_text(body, "worker_id", fields.WORKER_ID)
         check_worker_id(worker_id, worker_name)
         raw = body["items"]
-        if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_ACK_BATCH:
+        if not isinstance(raw, list) or not 1 <= len(raw) <= fields.MAX_BATCH:
             raise RequestError("invalid_field",
-                               f"items must be a list of 1 to {MAX_ACK_BATCH} acks", "items")
+                               f"items must be a list of 1 to {fields.MAX_BATCH} acks", "items")
         items = []
         for index, obj in enumerate(raw):
-            prefix = f"items[{index}]."
-            if not isinstance(obj, dict):
-                raise RequestError("invalid_field", f"{prefix[:-1]} must be a map",
-                                   prefix[:-1])
-            task_id, token = obj.get("id"), obj.get("token")
-            # Fast path for the usual item; the checkers name the field of a bad one.
-            if not (obj.keys() <= _ACK_ITEM_KEYS and type(task_id) is str
-                    and v.is_plain_string(task_id, MAX_ID_CHARS) and is_lease_token(token)):
-                v.check_keys(obj, _ACK_ITEM_KEYS, ("id",), prefix)
-                v.opt_string(obj, "id", MAX_ID_CHARS, prefix=prefix)
-                lease_token(obj, "token", prefix)
-            items.append({"id": task_id, "worker_id": worker_id, "token": token})
+            if not is_usual_ack_item(obj):
+                check_ack_item(obj, f"items[{index}].")
+            items.append({"id": obj.get("id"), "worker_id": worker_id, "token": obj.get("token")})
         return items
     except ApiError as exc:
         raise RequestError(exc.code, exc.message, exc.field) from None
+
+
+def is_usual_ack_item(obj: Any) -> bool:
+    """Whether ``obj`` is an ``ack_many`` item of the usual shape that ``check_ack_item``
+    accepts: the fast path, on exact types (tests/unit/api/test_worker_requests.py)."""
+    return (type(obj) is dict and obj.keys() <= _ACK_ITEM_KEYS
+            and fields.TASK_ID.accepts(obj.get("id")) and is_lease_token(obj.get("token")))
+
+
+def check_ack_item(obj: Any, prefix: str) -> None:
+    """Check an ``ack_many`` item in full.
+
+    Raises:
+        RequestError: ``obj`` is not a map.
+        ApiError: naming the bad field of the item.
+    """
+    if not isinstance(obj, dict):
+        raise RequestError("invalid_field", f"{prefix[:-1]} must be a map", prefix[:-1])
+    v.check_keys(obj, _ACK_ITEM_KEYS, ("id",), prefix)
+    v.opt_text(obj, "id", fields.TASK_ID, prefix)
+    lease_token(obj, "token", prefix)
 
 
 def command_of(kind: bytes, body: dict[str, Any], max_wait_ms: int,
@@ -89,9 +103,9 @@ def command_of(kind: bytes, body: dict[str, Any], max_wait_ms: int,
     try:
         if kind == b"lease":
             v.check_keys(body, _LEASE_KEYS, ("worker_id",))
-            worker_id = v.opt_string(body, "worker_id")
+            worker_id = v.opt_text(body, "worker_id", fields.WORKER_ID)
             check_worker_id(worker_id, worker_name)
-            max_tasks = v.opt_int(body, "max_tasks", 1, v.MAX_LEASE_TASKS) or 1
+            max_tasks = v.opt_field_int(body, "max_tasks", fields.LEASE_MAX_TASKS) or 1
             wait_ms = v.opt_int(body, "wait_ms", 0, max_wait_ms) or 0
             return {"op": "lease", "worker_id": worker_id,
                     "types": v.opt_types(body), "max_tasks": max_tasks,
@@ -100,11 +114,11 @@ def command_of(kind: bytes, body: dict[str, Any], max_wait_ms: int,
             keys = {b"ack": _ACK_KEYS, b"nack": _NACK_KEYS, b"extend": _EXTEND_KEYS}[kind]
             v.check_keys(body, keys, ("id", "worker_id"))
             cmd: dict[str, Any] = {"op": kind.decode(),
-                                   "id": v.opt_string(body, "id", MAX_ID_CHARS),
-                                   "worker_id": v.opt_string(body, "worker_id")}
+                                   "id": v.opt_text(body, "id", fields.TASK_ID),
+                                   "worker_id": v.opt_text(body, "worker_id", fields.WORKER_ID)}
             check_worker_id(cmd["worker_id"], worker_name)
             if kind == b"nack":
-                cmd["reason"] = v.opt_string(body, "reason", v.MAX_REASON_CHARS) or ""
+                cmd["reason"] = v.opt_text(body, "reason", fields.REASON) or ""
                 cmd["dead_letter"] = bool(v.opt_bool(body, "dead_letter"))
             elif kind == b"extend":
                 cmd["lease_ms"] = lease_ms(body)
@@ -118,4 +132,4 @@ def command_of(kind: bytes, body: dict[str, Any], max_wait_ms: int,
 
 def lease_ms(body: dict[str, Any]) -> int | None:
     """The optional ``lease_ms`` of a lease or extend request."""
-    return v.opt_int(body, "lease_ms", 1, v.MAX_LEASE_SECONDS * 1000)
+    return v.opt_field_int(body, "lease_ms", fields.LEASE_MS)

@@ -19,8 +19,8 @@ from typing import Any
 import msgpack
 
 from dqueue.node.store import LoadedState, StoredHardState, StoredSnapshot
-from dqueue.queue import AckBatch, Command, Enqueue, Extend, Lease, command_from_plain
-from dqueue.queue.commands import ack_unchecked, new_task_unchecked
+from dqueue.queue import command_from_plain
+from dqueue.queue.commands import command_from_log as command_from_log  # with the schema
 from dqueue.queue.sessions import ClientSession, is_session
 from dqueue.raft.types import (
     Entry,
@@ -93,8 +93,8 @@ def entry_is_applicable(data: bytes) -> bool:
     """Whether the data of a normal entry decodes into a batch of valid commands: the
     leader's check of an entry a follower forwarded (the core's ``proposal_validator``).
 
-    Every command is checked in full (``command_from_plain``, not the fast path of
-    ``command_from_log``, which trusts the leader's own validation). Once committed, an entry
+    Every command is checked in full (``command_from_plain``, not ``command_from_log``, which
+    trusts the leader's own validation). Once committed, an entry
     that fails to apply stops every member (``apply_failed.py``), so it must never be
     appended. Empty data applies as nothing, like a no-op.
     """
@@ -107,49 +107,6 @@ def entry_is_applicable(data: bytes) -> bool:
     except ValueError:  # InvalidCommand is a ValueError
         return False
     return True
-
-
-def command_from_log(cmd: Any) -> Command:
-    """The command of a committed log item.
-
-    Every item in the log was validated with ``command_from_plain`` by the leader before it
-    was proposed, so the frequent ops (enqueue, lease, ack, ack_batch, extend) are rebuilt
-    directly here, without validating every field a second time on every member: for any valid
-    plain command
-    the result equals ``command_from_plain(cmd)`` (tests/unit/node/test_codec.py checks it on
-    generated commands). Other ops, and anything without the expected shape, go through
-    ``command_from_plain``.
-
-    Raises:
-        InvalidCommand: an item that is not a valid command (never expected in a healthy log).
-    """
-    op = cmd.get("op") if isinstance(cmd, dict) else None
-    try:
-        now_ms = cmd.get("now_ms") or 0
-        if op == "enqueue":
-            return Enqueue(tasks=tuple([
-                new_task_unchecked(t["id"], t["type"], t.get("payload"),
-                                   t.get("priority") or 0, t.get("max_retries"),
-                                   t.get("idempotency_key"), t.get("delay_ms") or 0)
-                for t in cmd["tasks"]]), now_ms=now_ms)
-        if op == "ack":
-            return ack_unchecked(cmd["id"], cmd["worker_id"], cmd.get("token"), now_ms)
-        if op == "ack_batch":
-            return AckBatch(items=tuple([
-                ack_unchecked(a["id"], a["worker_id"], a.get("token"), now_ms)
-                for a in cmd["items"]]), now_ms=now_ms)
-        if op == "lease":
-            types = cmd.get("types")
-            return Lease(worker_id=cmd["worker_id"],
-                         types=None if types is None else tuple(types),
-                         max_tasks=cmd.get("max_tasks") or 1, lease_ms=cmd.get("lease_ms"),
-                         nonce=cmd.get("nonce"), now_ms=now_ms)
-        if op == "extend":
-            return Extend(id=cmd["id"], worker_id=cmd["worker_id"], token=cmd.get("token"),
-                          lease_ms=cmd.get("lease_ms"), now_ms=now_ms)
-    except (KeyError, TypeError, AttributeError):
-        pass  # not the shape the leader writes: let the validating parser name the problem
-    return command_from_plain(cmd)
 
 
 def persisted_state(loaded: LoadedState) -> PersistedState | None:

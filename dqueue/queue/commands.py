@@ -1,53 +1,29 @@
 """Commands of the queue state machine: one frozen dataclass per operation, and their plain form.
 
 The API sends plain commands (docs/internals.md section 4); the Raft process of the leader stamps
-``now_ms`` and proposes; ``command_from_plain`` validates every field again before anything is
-proposed or applied, so bad input never reaches the log and never reaches ``QueueState.apply``.
+``now_ms`` and proposes; ``command_from_plain`` validates every field again, with the field rules
+of ``fields.py`` (the only place that says what a field may hold), before anything is proposed
+or applied, so bad input never reaches the log and never reaches ``QueueState.apply``.
+``command_from_log`` reads the commands of committed entries back; ``stamped`` is what the
+leader's stamp makes of a parsed command.
 """
 
 from __future__ import annotations
 
-import math
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dqueue.queue import fields
 from dqueue.queue.config import QueueConfig, settings_from_plain, settings_to_plain
+from dqueue.queue.fields import InvalidCommand
 
-MAX_BATCH = 1_000
-MAX_LEASE_TASKS = 100
-MAX_ID_CHARS = 256
-MAX_REASON_CHARS = 65_536
-MAX_TYPES = 100
-MAX_PAYLOAD_DEPTH = 64
-MAX_DELAY_MS = 366 * 24 * 3_600_000
-MAX_LEASE_MS = 12 * 3_600_000
-MAX_RETRIES = 10_000
-INT64_MIN = -(1 << 63)
-INT64_MAX = (1 << 63) - 1
-# Lease fencing (docs/security.md, "Lease fencing"): the leader draws a nonce of this many random
-# bytes for every lease command it proposes; it travels in the log entry as lowercase hex, so
-# every member derives the same tokens ``<nonce>.<position>`` from it.
-LEASE_NONCE_BYTES = 16
-LEASE_NONCE_CHARS = 2 * LEASE_NONCE_BYTES
-# The longest lease token a client may send (HTTP ``lease_token``, the gateway's ``token``). The
-# log itself accepts up to MAX_ID_CHARS, what entries written before this bound could carry.
-MAX_LEASE_TOKEN_CHARS = 64
-_HEX_DIGITS = frozenset("0123456789abcdef")
+# Every field's rule and bound is in fields.py; these names refer to them for their users.
+LEASE_NONCE_BYTES = fields.LEASE_NONCE_BYTES
+LEASE_NONCE_CHARS = fields.LEASE_NONCE_CHARS
+MAX_LEASE_TOKEN_CHARS = fields.PRESENTED_LEASE_TOKEN.max_chars
 
-
-class InvalidCommand(ValueError):
-    """A plain command that is malformed; ``field`` names the offending field.
-
-    Attributes:
-        field: Path of the bad field, for example ``tasks[3].priority``.
-        message: Human-readable reason that names the field.
-    """
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,7 +47,8 @@ class NewTask:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Enqueue:
-    """Add 1 to ``MAX_BATCH`` tasks, in order; repeats of a live idempotency key are duplicates."""
+    """Add 1 to ``fields.MAX_BATCH`` tasks, in order; repeats of a live idempotency key are
+    duplicates."""
 
     tasks: tuple[NewTask, ...]
     now_ms: int = 0
@@ -124,7 +101,7 @@ class Ack:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AckBatch:
-    """1 to ``MAX_BATCH`` acks in one command, each applied in order exactly as a lone ``Ack``.
+    """1 to ``fields.MAX_BATCH`` acks in one command, each applied in order as a lone ``Ack``.
 
     The items carry the batch's ``now_ms``; their plain form is only ``id``, ``worker_id`` and
     ``token``.
@@ -284,6 +261,10 @@ def ack_unchecked(task_id: str, worker_id: str, token: str | None, now_ms: int) 
 
 
 # ---------------------------------------------------------------- validation of plain forms
+# Every field is checked by its rule in fields.py. The fast paths (``_new_task_fast``,
+# ``_ack_fast``) take exact types only and ask the rules' cheap ``accepts``; whatever they do
+# not take goes to the full checks, which name the field. For any input both give the same
+# command or the same error (tests/unit/queue/test_commands.py).
 
 
 def _check_keys(obj: Mapping[str, Any], allowed: frozenset[str], prefix: str = "") -> None:
@@ -292,79 +273,34 @@ def _check_keys(obj: Mapping[str, Any], allowed: frozenset[str], prefix: str = "
             raise InvalidCommand(f"{prefix}{key}", "unknown field")
 
 
-def _string(obj: Mapping[str, Any], name: str, prefix: str = "", *, required: bool = True,
-            max_chars: int = MAX_ID_CHARS) -> str | None:
+def _text(obj: Mapping[str, Any], name: str, rule: fields.TextRule, prefix: str = "", *,
+          required: bool = True) -> str | None:
     value = obj.get(name)
     if value is None:
         if required:
-            raise InvalidCommand(prefix + name, f"{name} is required")
+            raise InvalidCommand(prefix + name, f"{prefix + name} is required")
         return None
-    if not isinstance(value, str):
-        raise InvalidCommand(prefix + name, f"{name} must be a string")
-    if not value or len(value) > max_chars:
-        raise InvalidCommand(prefix + name, f"{name} must have 1 to {max_chars} characters")
-    return value
+    return rule.check(value, prefix + name)
 
 
-def _integer(obj: Mapping[str, Any], name: str, low: int, high: int, default: int | None,
+def _integer(obj: Mapping[str, Any], name: str, rule: fields.IntRule, default: int | None,
              prefix: str = "") -> int | None:
     value = obj.get(name)
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidCommand(prefix + name, f"{name} must be an integer")
-    if not low <= value <= high:
-        raise InvalidCommand(prefix + name, f"{name} must be between {low} and {high}")
-    return value
-
-
-def _check_json(value: Any, field: str, depth: int = 0) -> None:
-    """Raise InvalidCommand unless ``value`` is a JSON value (str keys, finite numbers)."""
-    if value is None or isinstance(value, (str, bool, int)):
-        return
-    if depth >= MAX_PAYLOAD_DEPTH:
-        raise InvalidCommand(field, f"payload nests deeper than {MAX_PAYLOAD_DEPTH} levels")
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidCommand(field, "payload numbers must be finite")
-    elif isinstance(value, list):
-        for item in value:
-            _check_json(item, field, depth + 1)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise InvalidCommand(field, "payload object keys must be strings")
-            _check_json(item, field, depth + 1)
-    else:
-        raise InvalidCommand(field, f"payload must be JSON, not {type(value).__name__}")
+    return rule.check(value, prefix + name)
 
 
 _NEW_TASK_KEYS = frozenset({"id", "type", "payload", "priority", "max_retries",
                             "idempotency_key", "delay_ms"})
-
-
-# Exact types of the values a flat payload may hold without a closer look (floats need one).
-_FLAT_TYPES = frozenset({str, int, bool, type(None)})
-_STR_TYPE = frozenset({str})
-
-
-def _is_flat_json(value: Any) -> bool:
-    """Whether ``value`` is a scalar, or a list or str-keyed dict of scalars (no floats).
-
-    Such a value passes ``_check_json``; the check runs in C (``map(type, ...)``), which is
-    what makes the common payload of an enqueue cheap to validate.
-    """
-    kind = type(value)
-    if kind in _FLAT_TYPES:
-        return True
-    if kind is dict:
-        return (_STR_TYPE.issuperset(map(type, value))
-                and _FLAT_TYPES.issuperset(map(type, value.values())))
-    return kind is list and _FLAT_TYPES.issuperset(map(type, value))
-
-
-def _is_id(value: Any) -> bool:
-    return type(value) is str and 0 < len(value) <= MAX_ID_CHARS
+_accepts_id = fields.TASK_ID.accepts
+_accepts_type = fields.TASK_TYPE.accepts
+_accepts_key = fields.IDEMPOTENCY_KEY.accepts
+_accepts_priority = fields.PRIORITY.accepts
+_accepts_retries = fields.MAX_RETRIES.accepts
+_accepts_delay_ms = fields.DELAY_MS.accepts
+_accepts_worker_id = fields.WORKER_ID.accepts
+_accepts_token = fields.LEASE_TOKEN.accepts
 
 
 def _new_task_fast(obj: Any) -> NewTask | None:
@@ -380,13 +316,11 @@ def _new_task_fast(obj: Any) -> NewTask | None:
     task_id, task_type, payload = get("id"), get("type"), get("payload")
     priority, max_retries = get("priority"), get("max_retries")
     key, delay_ms = get("idempotency_key"), get("delay_ms")
-    if (_is_id(task_id) and _is_id(task_type) and _is_flat_json(payload)
-            and (priority is None or (type(priority) is int
-                                      and INT64_MIN <= priority <= INT64_MAX))
-            and (max_retries is None or (type(max_retries) is int
-                                         and 0 <= max_retries <= MAX_RETRIES))
-            and (key is None or _is_id(key))
-            and (delay_ms is None or (type(delay_ms) is int and 0 <= delay_ms <= MAX_DELAY_MS))):
+    if (_accepts_id(task_id) and _accepts_type(task_type) and fields.is_flat_payload(payload)
+            and (priority is None or _accepts_priority(priority))
+            and (max_retries is None or _accepts_retries(max_retries))
+            and (key is None or _accepts_key(key))
+            and (delay_ms is None or _accepts_delay_ms(delay_ms))):
         return new_task_unchecked(task_id, task_type, payload,
                                   0 if priority is None else priority, max_retries, key,
                                   0 if delay_ms is None else delay_ms)
@@ -398,19 +332,21 @@ def _new_task(obj: Any, prefix: str) -> NewTask:
         raise InvalidCommand(prefix.rstrip("."), "each task must be an object")
     _check_keys(obj, _NEW_TASK_KEYS, prefix)
     payload = obj.get("payload")
-    _check_json(payload, prefix + "payload")
-    return NewTask(id=_string(obj, "id", prefix), type=_string(obj, "type", prefix),
+    fields.check_payload(payload, prefix + "payload")
+    return NewTask(id=_text(obj, "id", fields.TASK_ID, prefix),
+                   type=_text(obj, "type", fields.TASK_TYPE, prefix),
                    payload=payload,
-                   priority=_integer(obj, "priority", INT64_MIN, INT64_MAX, 0, prefix),
-                   max_retries=_integer(obj, "max_retries", 0, MAX_RETRIES, None, prefix),
-                   idempotency_key=_string(obj, "idempotency_key", prefix, required=False),
-                   delay_ms=_integer(obj, "delay_ms", 0, MAX_DELAY_MS, 0, prefix))
+                   priority=_integer(obj, "priority", fields.PRIORITY, 0, prefix),
+                   max_retries=_integer(obj, "max_retries", fields.MAX_RETRIES, None, prefix),
+                   idempotency_key=_text(obj, "idempotency_key", fields.IDEMPOTENCY_KEY, prefix,
+                                         required=False),
+                   delay_ms=_integer(obj, "delay_ms", fields.DELAY_MS, 0, prefix))
 
 
 def _enqueue(obj: Mapping[str, Any], now_ms: int) -> Enqueue:
     tasks = obj.get("tasks")
-    if not isinstance(tasks, list) or not 1 <= len(tasks) <= MAX_BATCH:
-        raise InvalidCommand("tasks", f"tasks must be a list of 1 to {MAX_BATCH} tasks")
+    if not isinstance(tasks, list) or not 1 <= len(tasks) <= fields.MAX_BATCH:
+        raise InvalidCommand("tasks", f"tasks must be a list of 1 to {fields.MAX_BATCH} tasks")
     parsed = []
     for position, task in enumerate(tasks):
         new = _new_task_fast(task)
@@ -422,27 +358,19 @@ def _types(obj: Mapping[str, Any]) -> tuple[str, ...] | None:
     types = obj.get("types")
     if types is None:
         return None
-    if not isinstance(types, list) or not 1 <= len(types) <= MAX_TYPES:
-        raise InvalidCommand("types", f"types must be a list of 1 to {MAX_TYPES} strings")
-    for item in types:
-        if not isinstance(item, str) or not 1 <= len(item) <= MAX_ID_CHARS:
-            raise InvalidCommand("types", "each type must be a non-empty string")
+    if not isinstance(types, list) or not 1 <= len(types) <= fields.MAX_TYPES:
+        raise InvalidCommand("types", f"types must be a list of 1 to {fields.MAX_TYPES} "
+                                      "task types")
+    for position, item in enumerate(types):
+        fields.TASK_TYPE.check(item, f"types[{position}]")
     return tuple(types)
 
 
-def is_lease_nonce(value: Any) -> bool:
-    """Whether ``value`` is a lease nonce as the leader stamps it (lowercase hex digits)."""
-    return (type(value) is str and len(value) == LEASE_NONCE_CHARS
-            and _HEX_DIGITS.issuperset(value))
-
-
 def _lease(obj: Mapping[str, Any], now_ms: int) -> Lease:
-    nonce = obj.get("nonce")
-    if nonce is not None and not is_lease_nonce(nonce):
-        raise InvalidCommand("nonce", f"nonce must be {LEASE_NONCE_CHARS} lowercase hex digits")
-    return Lease(worker_id=_string(obj, "worker_id"), types=_types(obj),
-                 max_tasks=_integer(obj, "max_tasks", 1, MAX_LEASE_TASKS, 1),
-                 lease_ms=_integer(obj, "lease_ms", 1, MAX_LEASE_MS, None), nonce=nonce,
+    nonce = _text(obj, "nonce", fields.LEASE_NONCE, required=False)
+    return Lease(worker_id=_text(obj, "worker_id", fields.WORKER_ID), types=_types(obj),
+                 max_tasks=_integer(obj, "max_tasks", fields.LEASE_MAX_TASKS, 1),
+                 lease_ms=_integer(obj, "lease_ms", fields.LEASE_MS, None), nonce=nonce,
                  now_ms=now_ms)
 
 
@@ -450,17 +378,22 @@ def _ack_fast(obj: Mapping[str, Any], now_ms: int) -> Ack | None:
     """The ack of the common shape (plain ids), built without the field helpers; None when
     anything differs, for the full check to name the problem."""
     task_id, worker_id, token = obj.get("id"), obj.get("worker_id"), obj.get("token")
-    if _is_id(task_id) and _is_id(worker_id) and (token is None or _is_id(token)):
+    if (_accepts_id(task_id) and _accepts_worker_id(worker_id)
+            and (token is None or _accepts_token(token))):
         return ack_unchecked(task_id, worker_id, token, now_ms)
     return None
 
 
+def _ack_checked(obj: Mapping[str, Any], now_ms: int, prefix: str = "") -> Ack:
+    return Ack(id=_text(obj, "id", fields.TASK_ID, prefix),
+               worker_id=_text(obj, "worker_id", fields.WORKER_ID, prefix),
+               token=_text(obj, "token", fields.LEASE_TOKEN, prefix, required=False),
+               now_ms=now_ms)
+
+
 def _ack(obj: Mapping[str, Any], now_ms: int) -> Ack:
     ack = _ack_fast(obj, now_ms)
-    if ack is not None:
-        return ack
-    return Ack(id=_string(obj, "id"), worker_id=_string(obj, "worker_id"),
-               token=_string(obj, "token", required=False), now_ms=now_ms)
+    return ack if ack is not None else _ack_checked(obj, now_ms)
 
 
 _ACK_ITEM_KEYS = frozenset({"id", "worker_id", "token"})
@@ -475,14 +408,13 @@ def _ack_item(obj: Any, position: int, now_ms: int) -> Ack:
     if not isinstance(obj, Mapping):
         raise InvalidCommand(prefix.rstrip("."), "each item must be an object")
     _check_keys(obj, _ACK_ITEM_KEYS, prefix)
-    return Ack(id=_string(obj, "id", prefix), worker_id=_string(obj, "worker_id", prefix),
-               token=_string(obj, "token", prefix, required=False), now_ms=now_ms)
+    return _ack_checked(obj, now_ms, prefix)
 
 
 def _ack_batch(obj: Mapping[str, Any], now_ms: int) -> AckBatch:
     items = obj.get("items")
-    if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
-        raise InvalidCommand("items", f"items must be a list of 1 to {MAX_BATCH} acks")
+    if not isinstance(items, list) or not 1 <= len(items) <= fields.MAX_BATCH:
+        raise InvalidCommand("items", f"items must be a list of 1 to {fields.MAX_BATCH} acks")
     return AckBatch(items=tuple([_ack_item(item, position, now_ms)
                                  for position, item in enumerate(items)]), now_ms=now_ms)
 
@@ -491,35 +423,34 @@ def _nack(obj: Mapping[str, Any], now_ms: int) -> Nack:
     dead_letter = obj.get("dead_letter")
     if dead_letter is not None and not isinstance(dead_letter, bool):
         raise InvalidCommand("dead_letter", "dead_letter must be a boolean")
-    reason = obj.get("reason")
-    if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS):
-        raise InvalidCommand("reason", f"reason must be a string of at most "
-                                       f"{MAX_REASON_CHARS} characters")
-    return Nack(id=_string(obj, "id"), worker_id=_string(obj, "worker_id"),
-                token=_string(obj, "token", required=False), reason=reason,
+    return Nack(id=_text(obj, "id", fields.TASK_ID),
+                worker_id=_text(obj, "worker_id", fields.WORKER_ID),
+                token=_text(obj, "token", fields.LEASE_TOKEN, required=False),
+                reason=_text(obj, "reason", fields.REASON, required=False),
                 dead_letter=bool(dead_letter), now_ms=now_ms)
 
 
 def _extend(obj: Mapping[str, Any], now_ms: int) -> Extend:
-    return Extend(id=_string(obj, "id"), worker_id=_string(obj, "worker_id"),
-                  token=_string(obj, "token", required=False),
-                  lease_ms=_integer(obj, "lease_ms", 1, MAX_LEASE_MS, None), now_ms=now_ms)
+    return Extend(id=_text(obj, "id", fields.TASK_ID),
+                  worker_id=_text(obj, "worker_id", fields.WORKER_ID),
+                  token=_text(obj, "token", fields.LEASE_TOKEN, required=False),
+                  lease_ms=_integer(obj, "lease_ms", fields.LEASE_MS, None), now_ms=now_ms)
 
 
 def _cancel(obj: Mapping[str, Any], now_ms: int) -> Cancel:
-    return Cancel(id=_string(obj, "id"), now_ms=now_ms)
+    return Cancel(id=_text(obj, "id", fields.TASK_ID), now_ms=now_ms)
 
 
 def _redrive(obj: Mapping[str, Any], now_ms: int) -> Redrive:
-    task_id = _string(obj, "id", required=False)
-    task_type = _string(obj, "type", required=False)
+    task_id = _text(obj, "id", fields.TASK_ID, required=False)
+    task_type = _text(obj, "type", fields.TASK_TYPE, required=False)
     if task_id is not None and task_type is not None:
         raise InvalidCommand("type", "give id or type, not both")
     return Redrive(id=task_id, type=task_type, now_ms=now_ms)
 
 
 def _purge(obj: Mapping[str, Any], now_ms: int) -> Purge:
-    return Purge(type=_string(obj, "type", required=False), now_ms=now_ms)
+    return Purge(type=_text(obj, "type", fields.TASK_TYPE, required=False), now_ms=now_ms)
 
 
 def _tick(obj: Mapping[str, Any], now_ms: int) -> Tick:
@@ -567,6 +498,62 @@ def command_from_plain(obj: Any) -> Command:
     allowed = _ALLOWED[op]
     if not allowed.issuperset(obj):
         _check_keys(obj, allowed)  # names the first unknown field
-    now_ms = _integer(obj, "now_ms", 0, INT64_MAX, 0)
+    now_ms = _integer(obj, "now_ms", fields.NOW_MS, 0)
     parser, _ = _PARSERS[op]
     return parser(obj, now_ms)
+
+
+def command_from_log(obj: Any) -> Command:
+    """The command of an item of a committed log entry.
+
+    Every item in the log passed ``command_from_plain`` before it was appended (the leader's own
+    proposals, and ``entry_is_applicable`` for an entry a follower forwarded), so the frequent
+    ops (enqueue, lease, ack, ack_batch, extend) are rebuilt here without checking every field
+    again on every member: that would double a follower's cost of applying an enqueue. For any
+    plain command that ``command_from_plain`` accepts the result is equal; other ops, and
+    anything without the expected shape, go through ``command_from_plain``
+    (tests/unit/queue/test_commands.py checks both on generated values, valid or not).
+
+    Raises:
+        InvalidCommand: an item that is not a command (never expected in a healthy log).
+    """
+    op = obj.get("op") if type(obj) is dict else None
+    try:
+        now_ms = obj.get("now_ms") or 0
+        if op == "enqueue":
+            return Enqueue(tasks=tuple([
+                new_task_unchecked(t["id"], t["type"], t.get("payload"),
+                                   t.get("priority") or 0, t.get("max_retries"),
+                                   t.get("idempotency_key"), t.get("delay_ms") or 0)
+                for t in obj["tasks"]]), now_ms=now_ms)
+        if op == "ack":
+            return ack_unchecked(obj["id"], obj["worker_id"], obj.get("token"), now_ms)
+        if op == "ack_batch":
+            return AckBatch(items=tuple([
+                ack_unchecked(a["id"], a["worker_id"], a.get("token"), now_ms)
+                for a in obj["items"]]), now_ms=now_ms)
+        if op == "lease":
+            types = obj.get("types")
+            return Lease(worker_id=obj["worker_id"],
+                         types=None if types is None else tuple(types),
+                         max_tasks=obj.get("max_tasks") or 1, lease_ms=obj.get("lease_ms"),
+                         nonce=obj.get("nonce"), now_ms=now_ms)
+        if op == "extend":
+            return Extend(id=obj["id"], worker_id=obj["worker_id"], token=obj.get("token"),
+                          lease_ms=obj.get("lease_ms"), now_ms=now_ms)
+    except (KeyError, TypeError, AttributeError):
+        pass  # not the shape the leader writes: let the validating parser name the problem
+    return command_from_plain(obj)
+
+
+def stamped(command: Command, now_ms: int, nonce: str | None = None) -> Command:
+    """``command`` as the leader proposes it, stamped with ``now_ms`` (a lease also with
+    ``nonce``): equal to ``command_from_plain`` of its plain form stamped so, which the log
+    entry carries (the acks of an ``AckBatch`` carry the batch's time too).
+    """
+    if type(command) is AckBatch:
+        return AckBatch(items=tuple([ack_unchecked(item.id, item.worker_id, item.token, now_ms)
+                                     for item in command.items]), now_ms=now_ms)
+    if type(command) is Lease:
+        return dataclasses.replace(command, now_ms=now_ms, nonce=nonce)
+    return dataclasses.replace(command, now_ms=now_ms)

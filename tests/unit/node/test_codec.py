@@ -29,6 +29,7 @@ from dqueue.queue import (
     Lease,
     NewTask,
     command_from_plain,
+    fields,
 )
 from dqueue.queue.sessions import ClientSession
 from dqueue.raft import Entry, EntryType, HardState
@@ -97,8 +98,9 @@ def test_snapshot_conversions_are_inverse():
     assert stored_snapshot(core_snapshot(stored)) == stored
 
 
-_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1,
+_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1,
                 max_size=12)
+_type = st.from_regex(fields.TYPE_PATTERN, fullmatch=True)
 _json = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**6) | _text,
                      lambda inner: st.lists(inner, max_size=3)
                      | st.dictionaries(_text, inner, max_size=3), max_leaves=6)
@@ -114,10 +116,11 @@ def _merged(*parts: st.SearchStrategy) -> st.SearchStrategy:
 
 
 _new_task = _merged(
-    st.fixed_dictionaries({"id": _text, "type": _text}),
-    _optional("payload", _json), _optional("priority", st.integers(-2**63, 2**63 - 1)),
+    st.fixed_dictionaries({"id": _text, "type": _type}),
+    _optional("payload", _json),
+    _optional("priority", st.integers(fields.PRIORITY.low, fields.PRIORITY.high)),
     _optional("max_retries", st.integers(0, 100)), _optional("idempotency_key", _text),
-    _optional("delay_ms", st.integers(0, 10**9)))
+    _optional("delay_ms", st.integers(0, fields.DELAY_MS.high)))
 _now = _optional("now_ms", st.integers(0, 2**63 - 1))
 _token = _optional("token", _text)
 _lease_ms = _optional("lease_ms", st.integers(1, 10**6))
@@ -130,7 +133,7 @@ _logged = st.one_of(
         _merged(st.fixed_dictionaries({"id": _text, "worker_id": _text}), _token),
         min_size=1, max_size=4)}), _now),
     _merged(st.fixed_dictionaries({"op": st.just("lease"), "worker_id": _text}),
-            _optional("types", st.lists(_text, min_size=1, max_size=3)),
+            _optional("types", st.lists(_type, min_size=1, max_size=3)),
             _optional("max_tasks", st.integers(1, 100)), _lease_ms,
             _optional("nonce", st.text("0123456789abcdef", min_size=32, max_size=32)), _now),
     _merged(st.fixed_dictionaries({"op": st.just("extend"), "id": _text, "worker_id": _text}),

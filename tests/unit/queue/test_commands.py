@@ -10,6 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dqueue.queue as dq
+from dqueue.queue import fields
+from tests.unit.plain_values import PLAIN
 
 COMMANDS = [
     dq.Enqueue(tasks=(dq.NewTask(id="a", type="email", payload={"to": ["x", 1, 2.5, None, True]},
@@ -84,9 +86,30 @@ BAD = [
     ({"op": "enqueue", "tasks": [{"id": "a", "type": "t", "payload": (1, 2)}]},
      "tasks[0].payload"),
     ({"op": "enqueue", "tasks": [{"id": "a", "type": "t", "colour": 1}]}, "tasks[0].colour"),
+    # The limits every channel enforces (docs/http-api.md, "Limits").
+    ({"op": "enqueue", "tasks": [{"id": "a", "type": "t", "priority": 1 << 31}]},
+     "tasks[0].priority"),
+    ({"op": "enqueue", "tasks": [{"id": "a", "type": "t", "max_retries": 1_001}]},
+     "tasks[0].max_retries"),
+    ({"op": "enqueue", "tasks": [{"id": "a", "type": "t", "delay_ms": 7 * 86_400_000 + 1}]},
+     "tasks[0].delay_ms"),
+    ({"op": "enqueue", "tasks": [{"id": "a", "type": "bad type"}]}, "tasks[0].type"),
+    ({"op": "enqueue", "tasks": [{"id": "a", "type": "x" * 129}]}, "tasks[0].type"),
+    ({"op": "enqueue", "tasks": [{"id": "a\x00", "type": "t"}]}, "tasks[0].id"),
+    ({"op": "enqueue", "tasks": [{"id": "x" * 257, "type": "t"}]}, "tasks[0].id"),
+    ({"op": "enqueue", "tasks": [{"id": "a", "type": "t", "idempotency_key": "k\n"}]},
+     "tasks[0].idempotency_key"),
+    ({"op": "enqueue", "tasks": [{"id": "a", "type": "t", "payload": [1 << 64]}]},
+     "tasks[0].payload"),
+    ({"op": "enqueue", "tasks": [{"id": "a", "type": "t", "payload": [[[[[[[[[[[[[[[[[[[[[
+        [[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}]}, "tasks[0].payload"),
     ({"op": "lease"}, "worker_id"),
     ({"op": "lease", "worker_id": "w", "types": []}, "types"),
-    ({"op": "lease", "worker_id": "w", "types": ["a", 3]}, "types"),
+    ({"op": "lease", "worker_id": "w", "types": ["a", 3]}, "types[1]"),
+    ({"op": "lease", "worker_id": "w", "types": ["a b"]}, "types[0]"),
+    ({"op": "lease", "worker_id": "w", "types": ["a"] * 65}, "types"),
+    ({"op": "lease", "worker_id": "w", "nonce": "ab"}, "nonce"),
+    ({"op": "lease", "worker_id": "w\n"}, "worker_id"),
     ({"op": "lease", "worker_id": "w", "max_tasks": 101}, "max_tasks"),
     ({"op": "lease", "worker_id": "w", "lease_ms": 0}, "lease_ms"),
     ({"op": "ack", "id": "a"}, "worker_id"),
@@ -105,6 +128,7 @@ BAD = [
      "items[0].reason"),
     ({"op": "nack", "id": "a", "worker_id": "w", "dead_letter": "yes"}, "dead_letter"),
     ({"op": "nack", "id": "a", "worker_id": "w", "reason": 3}, "reason"),
+    ({"op": "nack", "id": "a", "worker_id": "w", "reason": "x" * 4_097}, "reason"),
     ({"op": "extend", "id": "a", "worker_id": "w", "lease_ms": -5}, "lease_ms"),
     ({"op": "cancel"}, "id"),
     ({"op": "redrive", "id": "a", "type": "t"}, "type"),
@@ -136,16 +160,22 @@ class _Mapping(dict):  # type: ignore[type-arg]
     validated by the full checks, the reference the fast paths must agree with."""
 
 
+_BOUNDS = [bound + delta for rule in (fields.PRIORITY, fields.MAX_RETRIES, fields.DELAY_MS,
+                                      fields.LEASE_MS, fields.NOW_MS)
+           for bound in (rule.low, rule.high) for delta in (-1, 0, 1)]
 _VALUES = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(1 << 64), max_value=1 << 64),
-    st.sampled_from([0, -1, 1, 10_000, 10_001, dq.commands.MAX_DELAY_MS,
-                     dq.commands.MAX_DELAY_MS + 1, dq.commands.INT64_MIN - 1]),
-    st.text(max_size=3), st.just("x" * 256), st.just("x" * 257), st.floats(),
-    st.lists(st.one_of(st.none(), st.integers(), st.text(max_size=2), st.floats()),
+    st.sampled_from(_BOUNDS), st.text(max_size=3),
+    st.sampled_from(["x" * 128, "x" * 129, "x" * 256, "x" * 257, "a b", "a\n", "\x7f", "é",
+                     "-a", "t.v:1/a-b_c"]),
+    st.floats(),
+    st.lists(st.one_of(st.none(), st.integers(), st.text(max_size=2), st.floats(),
+                       st.sampled_from([1 << 64, -(1 << 63) - 1, (1 << 64) - 1])),
              max_size=3),
     st.dictionaries(st.one_of(st.text(max_size=2), st.integers()),
                     st.one_of(st.none(), st.text(max_size=2), st.booleans(), st.floats(),
-                              st.lists(st.integers(), max_size=2)), max_size=3))
+                              st.lists(st.integers(), max_size=2)), max_size=3),
+    PLAIN)
 _TASK_FIELDS = ["id", "type", "payload", "priority", "max_retries", "idempotency_key",
                 "delay_ms", "other"]
 
@@ -159,7 +189,7 @@ def _parse(plain: dict[str, Any]) -> Any:
 
 @given(st.lists(st.dictionaries(st.sampled_from(_TASK_FIELDS), _VALUES, max_size=8),
                 min_size=1, max_size=3), st.data())
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=500, deadline=None)
 def test_enqueue_fast_path_agrees_with_the_full_validation(tasks: list[dict[str, Any]],
                                                            data: st.DataObject) -> None:
     for task in tasks:  # mostly valid tasks, so the fast path is taken often
@@ -168,6 +198,13 @@ def test_enqueue_fast_path_agrees_with_the_full_validation(tasks: list[dict[str,
     fast = _parse({"op": "enqueue", "tasks": tasks})
     full = _parse({"op": "enqueue", "tasks": [_Mapping(task) for task in tasks]})
     assert fast == full
+    if not isinstance(fast, tuple):
+        # What the fast path built is what the slow constructor builds, field for field.
+        assert fast.tasks == tuple(dq.NewTask(**vars_of(task)) for task in fast.tasks)
+
+
+def vars_of(task: dq.NewTask) -> dict[str, Any]:
+    return {f.name: getattr(task, f.name) for f in dataclasses.fields(task)}
 
 
 @given(st.lists(st.dictionaries(st.sampled_from(["id", "worker_id", "token", "other"]),
@@ -184,11 +221,38 @@ def test_ack_batch_fast_path_agrees_with_the_full_validation(items: list[dict[st
     assert fast == full
 
 
-def test_flat_payloads_are_taken_by_the_fast_path() -> None:
-    for payload in (None, "x", 3, True, [1, "a", None], {"to": "x", "n": 1}):
-        assert dq.commands._is_flat_json(payload)
-    for payload in (1.5, [1.5], {"a": [1]}, {1: "a"}, [[1]], _Mapping()):
-        assert not dq.commands._is_flat_json(payload)
+@given(st.dictionaries(st.sampled_from(["id", "worker_id", "token", "now_ms", "other"]),
+                       _VALUES, max_size=5), st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_ack_fast_path_agrees_with_the_full_validation(fields_: dict[str, Any],
+                                                       valid_ids: bool) -> None:
+    if valid_ids:
+        fields_.update(id="a", worker_id="w")
+    fast = _parse({"op": "ack", **fields_})
+    full = _parse(_Mapping({"op": "ack", **fields_}))
+    assert fast == full
+    try:
+        slow = dq.commands._ack_checked(_Mapping(fields_), 0)
+    except dq.InvalidCommand:
+        slow = None
+    built = dq.commands._ack_fast(fields_, 0)
+    assert built is None or built == slow
+
+
+@given(st.dictionaries(st.sampled_from(["op", "now_ms", "tasks", "items", "id", "worker_id",
+                                        "token", "types", "max_tasks", "lease_ms", "nonce",
+                                        "reason", "dead_letter", "type", "settings"]),
+                       _VALUES, max_size=6), st.sampled_from(
+    ["enqueue", "lease", "ack", "ack_batch", "nack", "extend", "cancel", "redrive", "purge",
+     "tick", "configure", None, 3]))
+@settings(max_examples=500, deadline=None)
+def test_any_plain_value_is_a_command_or_invalid_command(plain: dict[str, Any],
+                                                         op: Any) -> None:
+    plain["op"] = op
+    got = _parse(plain)
+    if not isinstance(got, tuple):
+        # A command that parses round-trips through its plain form.
+        assert dq.command_from_plain(got.to_plain()) == got
 
 
 def test_unchecked_constructors_build_the_same_commands() -> None:
@@ -215,7 +279,7 @@ def test_unchecked_constructors_build_the_same_commands() -> None:
     ({"id": "a", "worker_id": "w"}, None), ({"id": "a", "worker_id": "w", "token": "3.1"}, None),
     ({"id": "a", "worker_id": "w", "token": ""}, "token"), ({"id": "", "worker_id": "w"}, "id"),
     ({"id": "a"}, "worker_id"), ({"id": "a", "worker_id": 5}, "worker_id"),
-    ({"id": "x" * 257, "worker_id": "w"}, "id")])
+    ({"id": "x" * 257, "worker_id": "w"}, "id"), ({"id": "a\n", "worker_id": "w"}, "id")])
 def test_ack_fast_path_builds_the_ack_or_leaves_the_error_to_the_checks(
         fields: dict[str, Any], bad_field: str | None) -> None:
     got = _parse({"op": "ack", "now_ms": 4, **fields})
@@ -224,3 +288,104 @@ def test_ack_fast_path_builds_the_ack_or_leaves_the_error_to_the_checks(
                              token=fields.get("token"), now_ms=4)
     else:
         assert got[:2] == ("invalid", bad_field)
+
+
+# ---------------------------------------------------------------- committed entries
+
+_COMMAND_KEYS = ["op", "now_ms", "tasks", "items", "id", "worker_id", "token", "types",
+                 "max_tasks", "lease_ms", "nonce", "reason", "dead_letter", "type"]
+_TASKS = st.lists(st.dictionaries(st.sampled_from(_TASK_FIELDS), _VALUES, max_size=8)
+                  .map(lambda task: {"id": "a", "type": "t", **task}), min_size=1, max_size=3)
+_ITEMS = st.lists(st.dictionaries(st.sampled_from(["id", "worker_id", "token"]), _VALUES,
+                                  max_size=3).map(lambda item: {"id": "a", "worker_id": "w",
+                                                                **item}), min_size=1, max_size=3)
+
+
+@given(st.dictionaries(st.sampled_from(_COMMAND_KEYS), _VALUES, max_size=6),
+       st.sampled_from(["enqueue", "lease", "ack", "ack_batch", "nack", "extend", "cancel",
+                        "tick"]), _TASKS, _ITEMS, st.booleans())
+@settings(max_examples=800, deadline=None)
+def test_command_from_log_never_differs_from_the_validating_parser(
+        plain: dict[str, Any], op: str, tasks: list[dict[str, Any]],
+        items: list[dict[str, Any]], usual: bool) -> None:
+    plain["op"] = op
+    if usual:  # the shapes the leader writes, with any values in their fields
+        plain.update(id="a", worker_id="w", tasks=tasks, items=items)
+    checked = _parse(plain)
+    try:
+        logged = dq.commands.command_from_log(plain)
+    except dq.InvalidCommand as exc:
+        logged = ("invalid", exc.field, exc.message)
+    if not isinstance(checked, tuple):
+        assert logged == checked  # every command the leader may append is read back equal
+    elif isinstance(logged, tuple):
+        assert logged == checked  # what it does not rebuild, the validating parser refuses
+
+
+_VALID = [
+    {"op": "enqueue", "tasks": [{"id": "a", "type": "t", "priority": 3}, {"id": "b",
+                                                                       "type": "u"}]},
+    {"op": "lease", "worker_id": "w", "types": ["t"], "max_tasks": 2},
+    {"op": "ack", "id": "a", "worker_id": "w", "token": "k"},
+    {"op": "ack_batch", "items": [{"id": "a", "worker_id": "w", "token": "k"},
+                                  {"id": "b", "worker_id": "w", "token": None}]},
+    {"op": "nack", "id": "a", "worker_id": "w", "token": "k", "reason": "boom"},
+    {"op": "extend", "id": "a", "worker_id": "w", "token": "k", "lease_ms": 5},
+    {"op": "cancel", "id": "a"}, {"op": "redrive", "type": "t"}, {"op": "purge"},
+    {"op": "tick"},
+]
+
+
+@pytest.mark.parametrize("plain", _VALID, ids=[p["op"] for p in _VALID])
+@given(now_ms=st.integers(0, fields.NOW_MS.high), before_ms=st.integers(0, 10))
+@settings(max_examples=30, deadline=None)
+def test_stamped_is_the_parse_of_the_stamped_plain_form(plain: dict[str, Any], now_ms: int,
+                                                        before_ms: int) -> None:
+    nonce = "ab" * 16 if plain["op"] == "lease" else None
+    parsed = dq.command_from_plain({**plain, "now_ms": before_ms})
+    stamped_plain = {**plain, "now_ms": now_ms, **({"nonce": nonce} if nonce else {})}
+    assert dq.commands.stamped(parsed, now_ms, nonce) == dq.command_from_plain(stamped_plain)
+    if isinstance(parsed, dq.AckBatch):
+        got = dq.commands.stamped(parsed, now_ms)
+        assert [item.now_ms for item in got.items] == [now_ms] * len(parsed.items)
+
+
+def _nested(depth: int) -> Any:
+    payload: Any = "leaf"
+    for _ in range(depth):
+        payload = [payload]
+    return payload
+
+
+# Items as every earlier version's edges let them into the log, at those edges' extremes: HTTP
+# and the worker gateway before this schema (ids and keys of 256, gateway tokens of 256, a
+# gateway nack's empty reason, HTTP's 32-bit priority, 1,000 retries, 7-day delay, payloads 32
+# deep with 64-bit integers, 64 types, 128-character types, lease tokens "<index>.<position>").
+_OLD_LOG_ITEMS = [
+    {"op": "enqueue", "now_ms": 1, "tasks": [
+        {"id": "0" * 32, "type": "a" * 128, "payload": {"n": (1 << 64) - 1, "m": -(1 << 63)},
+         "priority": (1 << 31) - 1, "max_retries": 1_000, "idempotency_key": "k" * 256},
+        {"id": "1" * 32, "type": "a.b:c/d-e_f", "priority": -(1 << 31), "max_retries": 0,
+         "delay_ms": 7 * 86_400_000, "payload": _nested(32)}]},
+    {"op": "lease", "now_ms": 2, "worker_id": "w" * 256, "types": [f"t{n}" for n in range(64)],
+     "max_tasks": 100, "lease_ms": 12 * 3_600_000},
+    {"op": "ack", "now_ms": 3, "id": "x" * 128, "worker_id": "w" * 256, "token": "t" * 256},
+    {"op": "ack", "now_ms": 3, "id": "x", "worker_id": "w", "token": "12.0"},
+    {"op": "ack_batch", "now_ms": 3, "items": [{"id": "x" * 128, "worker_id": "w" * 256,
+                                                "token": "t" * 256}]},
+    {"op": "nack", "now_ms": 4, "id": "x" * 128, "worker_id": "w", "token": None,
+     "reason": "", "dead_letter": False},
+    {"op": "nack", "now_ms": 4, "id": "x", "worker_id": "w", "token": "9.1",
+     "reason": "Traceback\n\t" + "r" * 4_000, "dead_letter": True},
+    {"op": "extend", "now_ms": 5, "id": "x", "worker_id": "w", "token": "t" * 256,
+     "lease_ms": 1},
+    {"op": "cancel", "now_ms": 6, "id": "x" * 128},
+    {"op": "redrive", "now_ms": 7, "id": "x" * 128, "type": None},
+    {"op": "purge", "now_ms": 8, "type": "a" * 128},
+]
+
+
+@pytest.mark.parametrize("plain", _OLD_LOG_ITEMS, ids=lambda p: p["op"])
+def test_log_items_every_earlier_version_wrote_still_parse(plain: dict[str, Any]) -> None:
+    command = dq.command_from_plain(plain)
+    assert dq.commands.command_from_log(plain) == command

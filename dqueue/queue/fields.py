@@ -1,0 +1,244 @@
+"""What every field of a queue command may hold: each rule and bound, defined once.
+
+Every way into the queue checks its fields with these rules: the HTTP API
+(``dqueue/api/tasks.py``, ``dlq.py``), the worker gateway (``dqueue/api/worker_requests.py``),
+and the parser of the state machine (``commands.command_from_plain``), which checks every
+command again before it is proposed and when it is read back from the log. A channel may only
+be stricter, and says so by name (``dqueue/api/validation.py``). The limits are documented once,
+in docs/http-api.md ("Limits").
+
+The bounds are the tightest that every earlier version enforced at its edges (HTTP and the
+worker gateway), so every log entry a node ever wrote still parses: an entry that did not
+would stop every member when it is applied (``dqueue/node/apply_failed.py``).
+
+Each rule has ``accepts`` (a cheap yes/no on exact types, for the fast paths) and ``check``
+(the full check, raising ``InvalidCommand`` naming the field); for any value, ``accepts``
+says yes only if ``check`` returns the value unchanged (tests/unit/queue/test_fields.py).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+INT64_MIN = -(1 << 63)
+INT64_MAX = (1 << 63) - 1
+UINT64_MAX = (1 << 64) - 1
+
+
+class InvalidCommand(ValueError):
+    """A plain command that is malformed; ``field`` names the offending field.
+
+    Attributes:
+        field: Path of the bad field, for example ``tasks[3].priority``.
+        message: Human-readable reason that names the field.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def has_control_chars(value: str) -> bool:
+    """Whether ``value`` holds a C0 control character or DEL (a newline, a NUL, an escape)."""
+    if value.isascii():
+        # For ASCII text, isprintable() is False exactly for 0x00-0x1f and 0x7f (in C).
+        return not value.isprintable()
+    return _CONTROL_CHARS.search(value) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class TextRule:
+    """A string of ``min_chars`` to ``max_chars`` characters.
+
+    Attributes:
+        min_chars: Fewest characters (1 for names, 0 where empty text means something).
+        max_chars: Most characters.
+        control_chars: Whether control characters are allowed (a traceback has newlines; an id
+            that is logged, rendered and used as a key has none).
+        pattern: When set, the whole value must match it (``max_chars`` still applies).
+    """
+
+    min_chars: int
+    max_chars: int
+    control_chars: bool = False
+    pattern: re.Pattern[str] | None = None
+
+    def accepts(self, value: Any) -> bool:
+        """Whether ``value`` is an exact ``str`` that ``check`` returns as it is."""
+        if type(value) is not str or not self.min_chars <= len(value) <= self.max_chars:
+            return False
+        if self.pattern is not None:
+            return self.pattern.fullmatch(value) is not None
+        if self.control_chars:
+            return True
+        if value.isascii():  # has_control_chars, inlined: this runs for every id of a command
+            return value.isprintable()
+        return _CONTROL_CHARS.search(value) is None
+
+    def check(self, value: Any, field: str) -> str:
+        """Return ``value`` if it obeys the rule.
+
+        Raises:
+            InvalidCommand: naming ``field`` and what is wrong.
+        """
+        if not isinstance(value, str):
+            raise InvalidCommand(field, f"{field} must be a string")
+        if not self.min_chars <= len(value) <= self.max_chars:
+            raise InvalidCommand(field, f"{field} must have {self.min_chars} to "
+                                        f"{self.max_chars} characters")
+        if self.pattern is not None:
+            if self.pattern.fullmatch(value) is None:
+                raise InvalidCommand(field, f"{field} must match {self.pattern.pattern}")
+        elif not self.control_chars and has_control_chars(value):
+            raise InvalidCommand(field, f"{field} must not contain control characters")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class IntRule:
+    """An integer from ``low`` to ``high`` inclusive (a boolean is not an integer here)."""
+
+    low: int
+    high: int
+
+    def accepts(self, value: Any) -> bool:
+        """Whether ``value`` is an exact ``int`` within the bounds."""
+        return type(value) is int and self.low <= value <= self.high
+
+    def check(self, value: Any, field: str) -> int:
+        """Return ``value`` if it obeys the rule.
+
+        Raises:
+            InvalidCommand: naming ``field`` and what is wrong.
+        """
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidCommand(field, f"{field} must be an integer")
+        if not self.low <= value <= self.high:
+            raise InvalidCommand(field, f"{field} must be between {self.low} and {self.high}")
+        return value
+
+
+# ---------------------------------------------------------------- the rules
+
+# Ids a client gives or is given: task ids, worker ids, idempotency keys, and the lease token a
+# command carries (the log holds tokens of up to 256 characters that older gateways let in).
+ID = TextRule(1, 256)
+TASK_ID = ID
+WORKER_ID = ID
+IDEMPOTENCY_KEY = ID
+LEASE_TOKEN = ID
+# Lease fencing (docs/security.md, "Lease fencing"): the leader draws a nonce of this many random
+# bytes for every lease command it proposes; it travels in the log entry as lowercase hex, so
+# every member derives the same tokens ``<nonce>.<position>`` from it.
+LEASE_NONCE_BYTES = 16
+LEASE_NONCE_CHARS = 2 * LEASE_NONCE_BYTES
+LEASE_NONCE = TextRule(LEASE_NONCE_CHARS, LEASE_NONCE_CHARS,
+                       pattern=re.compile(f"[0-9a-f]{{{LEASE_NONCE_CHARS}}}"))
+# The stricter rule of the edges (HTTP ``lease_token``, the gateway's ``token``): a token the
+# server gave out has at most 32 + 1 + 19 characters (or ``<index>.<position>``, older).
+PRESENTED_LEASE_TOKEN = TextRule(1, 64)
+# A task type also names metric labels and query parameters: a tame alphabet, 128 at most.
+TYPE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}")
+TASK_TYPE = TextRule(1, 128, pattern=TYPE_PATTERN)
+# Why an attempt failed, kept on the task: room for a short traceback (newlines allowed).
+REASON = TextRule(0, 4_096, control_chars=True)
+
+# Higher first; 32 bits, so that every JSON client (a JavaScript number too) holds it exactly.
+PRIORITY = IntRule(-(1 << 31), (1 << 31) - 1)
+# Attempts a task gets (SQS's maxReceiveCount goes to 1,000 as well).
+MAX_RETRIES = IntRule(0, 1_000)
+DELAY_MS = IntRule(0, 7 * 24 * 3_600_000)
+# A lease (SQS's visibility timeout) lasts at most 12 hours.
+LEASE_MS = IntRule(1, 12 * 3_600_000)
+LEASE_MAX_TASKS = IntRule(1, 100)
+# The leader's clock, stamped on every command.
+NOW_MS = IntRule(0, INT64_MAX)
+
+MAX_BATCH = 1_000  # tasks of one enqueue command, acks of one ack_batch command
+MAX_TYPES = 64  # task types one lease may name
+
+# A payload is JSON as msgpack carries it: str keys, finite floats, integers of 64 bits at most,
+# nested at most this deep, so that encoding and decoding never recurse deeply.
+MAX_PAYLOAD_DEPTH = 32
+PAYLOAD_INT_MIN = INT64_MIN
+PAYLOAD_INT_MAX = UINT64_MAX
+
+_NONE_TYPE = type(None)
+_NO_CHECK_TYPES = frozenset({str, bool, _NONE_TYPE})  # leaves that need no closer look
+_STR_TYPE = frozenset({str})
+
+
+def is_flat_payload(value: Any) -> bool:
+    """Whether ``value`` is a scalar, or a list or str-keyed dict of scalars (no floats), that
+    ``check_payload`` accepts.
+
+    The type tests run in C (``map(type, ...)``) and only integers are looked at one by one:
+    this is what makes the common payload of an enqueue cheap to check.
+    """
+    kind = type(value)
+    if kind is dict:
+        if not _STR_TYPE.issuperset(map(type, value)):
+            return False
+        items = value.values()
+    elif kind is list:
+        items = value
+    elif kind is int:
+        return PAYLOAD_INT_MIN <= value <= PAYLOAD_INT_MAX
+    else:
+        return kind in _NO_CHECK_TYPES
+    if _NO_CHECK_TYPES.issuperset(map(type, items)):
+        return True
+    for item in items:
+        kind = type(item)
+        if kind is int:
+            if not PAYLOAD_INT_MIN <= item <= PAYLOAD_INT_MAX:
+                return False
+        elif kind not in _NO_CHECK_TYPES:
+            return False
+    return True
+
+
+def check_payload(value: Any, field: str = "payload") -> None:
+    """Check that ``value`` is a payload: JSON with str keys, finite numbers, integers within
+    64 bits, nested at most ``MAX_PAYLOAD_DEPTH`` deep. Iterative: any depth is refused
+    without recursing.
+
+    Raises:
+        InvalidCommand: naming ``field``.
+    """
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is dict or kind is list:
+            if depth >= MAX_PAYLOAD_DEPTH:
+                raise InvalidCommand(field, f"{field} nests deeper than "
+                                            f"{MAX_PAYLOAD_DEPTH} levels")
+            if kind is dict:
+                if not _STR_TYPE.issuperset(map(type, item)):
+                    raise InvalidCommand(field, f"{field} object keys must be strings")
+                children = item.values()
+            else:
+                children = item
+            for child in children:
+                child_kind = type(child)
+                if child_kind is str or child is None or child_kind is bool:
+                    continue  # the common leaves, checked without a trip through the stack
+                stack.append((child, depth + 1))
+        elif kind is int:
+            if not PAYLOAD_INT_MIN <= item <= PAYLOAD_INT_MAX:
+                raise InvalidCommand(field, f"{field} holds an integer outside 64 bits")
+        elif kind is float:
+            if not math.isfinite(item):
+                raise InvalidCommand(field, f"{field} numbers must be finite")
+        else:
+            raise InvalidCommand(field, f"{field} must be JSON, not {kind.__name__}")

@@ -1,0 +1,112 @@
+"""Worker requests: the queue's field rules on the gateway, and the ack item fast path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dqueue.api.errors import ApiError
+from dqueue.api.worker_requests import (
+    RequestError,
+    ack_items_of,
+    check_ack_item,
+    command_of,
+    is_usual_ack_item,
+)
+from dqueue.queue import command_from_plain, fields
+from tests.unit.msgpack_values import VALUES, maps_with
+
+_TEXTS = st.sampled_from(["t-1", "w", "1.0", "ab" * 16 + ".0", "x" * 256, "x" * 257, "k" * 64,
+                          "k" * 65, "", "a\nb", "é", "boom\n" * 900])
+_FIELDS = ["rid", "id", "worker_id", "token", "reason", "dead_letter", "lease_ms", "wait_ms",
+           "max_tasks", "types", "items"]
+_BODIES = st.dictionaries(st.sampled_from(_FIELDS), _TEXTS | VALUES, max_size=6) | maps_with(
+    _FIELDS)
+_ITEMS = st.dictionaries(st.sampled_from(["id", "token", "worker_id"]), _TEXTS | VALUES,
+                         max_size=3) | VALUES
+
+
+def _outcome(call: Any, *args: Any) -> Any:
+    try:
+        return ("ok", call(*args))
+    except RequestError as exc:
+        return ("refused", exc.code, exc.field, exc.message)
+    except ApiError as exc:
+        return ("refused", exc.code, exc.field, exc.message)
+
+
+@given(_ITEMS, st.booleans())
+@settings(max_examples=1_000, deadline=None)
+def test_usual_ack_items_pass_the_full_check(obj: Any, usual: bool) -> None:
+    if usual and isinstance(obj, dict):
+        obj = {**obj, "id": "t-1", "token": "1.0"}
+    if is_usual_ack_item(obj):
+        assert _outcome(check_ack_item, obj, "items[0].") == ("ok", None)
+
+
+@given(st.lists(_ITEMS, min_size=1, max_size=4), _TEXTS | VALUES)
+@settings(max_examples=600, deadline=None)
+def test_ack_items_are_what_the_full_check_of_every_item_gives(items: list[Any],
+                                                              worker_id: Any) -> None:
+    body = {"rid": "r", "worker_id": worker_id, "items": items}
+    got = _outcome(ack_items_of, body)
+
+    def reference() -> list[dict[str, Any]]:
+        fields.WORKER_ID.check(worker_id, "worker_id")
+        for position, obj in enumerate(items):
+            check_ack_item(obj, f"items[{position}].")
+        return [{"id": obj["id"], "worker_id": worker_id, "token": obj["token"]}
+                for obj in items]
+
+    try:
+        expected = ("ok", reference())
+    except (fields.InvalidCommand, RequestError, ApiError):
+        expected = None
+    if expected is None:
+        assert got[0] == "refused"
+    else:
+        assert got == expected
+        # The gateway is never looser than the queue.
+        command_from_plain({"op": "ack_batch", "items": got[1]})
+
+
+@given(st.sampled_from([b"lease", b"ack", b"nack", b"extend"]), _BODIES, st.booleans())
+@settings(max_examples=1_000, deadline=None)
+def test_every_command_the_gateway_builds_is_one_the_queue_accepts(
+        kind: bytes, body: dict[str, Any], usual: bool) -> None:
+    if usual:
+        body = {**body, "id": "t-1", "worker_id": "w", "token": "1.0"}
+    got = _outcome(command_of, kind, body, 20_000)
+    if got[0] == "ok":
+        cmd, wait_ms = got[1]
+        command_from_plain(cmd)
+        assert 0 <= wait_ms <= 20_000
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"id": "x" * 257, "worker_id": "w", "token": "1.0"}, "id"),
+    ({"id": "a\nb", "worker_id": "w", "token": "1.0"}, "id"),
+    ({"id": "t", "worker_id": "w" * 257, "token": "1.0"}, "worker_id"),
+    ({"id": "t", "worker_id": "w", "token": "k" * 65}, "token"),
+    ({"id": "t", "worker_id": "w", "token": "1.0", "reason": "r" * 4_097}, "reason"),
+    ({"id": "t", "worker_id": "w", "token": "1.0", "lease_ms": 12 * 3_600_000 + 1},
+     "lease_ms"),
+])
+def test_the_gateway_refuses_beyond_the_documented_limits(body: dict[str, Any],
+                                                          field: str) -> None:
+    kind = b"nack" if "reason" in body else b"extend" if "lease_ms" in body else b"ack"
+    with pytest.raises(RequestError) as info:
+        command_of(kind, body, 1_000)
+    assert info.value.field == field and info.value.code == "invalid_field"
+
+
+def test_ids_of_256_characters_and_tracebacks_pass_the_gateway() -> None:
+    # The gateway took task ids of 128 characters at most, HTTP 256: both take 256 now.
+    cmd, _ = command_of(b"nack", {"id": "x" * 256, "worker_id": "w", "token": "1.0",
+                                  "reason": "Traceback:\n\tline 1\n"}, 1_000)
+    assert cmd["id"] == "x" * 256 and cmd["reason"].startswith("Traceback")
+    items = ack_items_of({"worker_id": "w", "items": [{"id": "x" * 256, "token": "1.0"}]})
+    assert items == [{"id": "x" * 256, "worker_id": "w", "token": "1.0"}]
