@@ -1,0 +1,46 @@
+"""A real node's ``/metrics`` exports the Raft core's refusal counters: refused snapshots in
+total and by every reason (0 before any happens), and refused forwarded proposals."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from dqueue.raft import SnapshotRefusal
+from tests.integration.http_cluster import Http, NodeSet
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def node(tmp_path) -> Iterator[NodeSet]:
+    nodes = NodeSet(tmp_path, 1)
+    try:
+        nodes.wait_leader()
+        yield nodes
+    finally:
+        nodes.close()
+
+
+def test_refusal_counters_are_exported_with_every_reason(node: NodeSet) -> None:
+    client = Http(node.http["n1"])
+    try:
+        status, _, text = client.call("GET", "/metrics")
+    finally:
+        client.close()
+    assert status == 200
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    for name in ("dqueue_raft_snapshots_rejected", "dqueue_raft_proposals_rejected",
+                 "dqueue_raft_snapshots_rejected_by_reason"):
+        assert families[name].type == "counter", name
+        assert "from the Raft process" not in families[name].documentation  # its own help
+    by_reason = {s.labels["reason"]: s.value
+                 for s in families["dqueue_raft_snapshots_rejected_by_reason"].samples
+                 if s.name.endswith("_total")}
+    assert by_reason == {r.value: 0 for r in SnapshotRefusal}
+    totals = {f: [s.value for s in families[f].samples if s.name.endswith("_total")]
+              for f in ("dqueue_raft_snapshots_rejected", "dqueue_raft_proposals_rejected")}
+    assert totals == {"dqueue_raft_snapshots_rejected": [0],
+                      "dqueue_raft_proposals_rejected": [0]}
