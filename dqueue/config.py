@@ -15,6 +15,7 @@ import argparse
 import dataclasses
 import ipaddress
 import json
+import os
 import re
 import tomllib
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from typing import Any
 
 from dqueue import __version__
 from dqueue.durations import parse_duration_ms
+from dqueue.queue.config import QueueConfig, settings_from_plain
 
 
 @dataclass(frozen=True)
@@ -53,18 +55,11 @@ class NodeConfig:
     # then pose as a member).
     insecure: bool = False
 
-    # Queue semantics (must be equal on every member: they shape the replicated state).
-    lease_timeout_ms: int = 30_000
-    max_retries: int = 3
-    backoff_base_ms: int = 1_000
-    backoff_factor: float = 2.0
-    backoff_cap_ms: int = 300_000
-    backoff_jitter: float = 0.2
-    dedup_window_ms: int = 24 * 3_600_000
-    retention_ms: int = 24 * 3_600_000
-    # Most tasks pending or leased at once; an enqueue beyond it is refused (429 queue_full).
-    # 0: unlimited.
-    max_depth: int = 0
+    # The queue settings ([queue], defaults in QueueConfig) this node proposes when it becomes
+    # leader. They are replicated: every member applies each command under the settings the
+    # log carries, so they need not be equal on every member, but they take effect only while
+    # this node leads (docs/configuration.md, "Queue settings are replicated").
+    queue: QueueConfig = field(default_factory=QueueConfig)
 
     # Raft timing: time enters the core only as ticks of tick_ms.
     tick_ms: int = 50
@@ -103,8 +98,6 @@ class NodeConfig:
 
     def ipc_endpoint(self) -> str:
         """The local API-to-Raft IPC endpoint of this node."""
-        import os
-
         return "ipc://" + os.path.join(os.path.abspath(self.data_dir), "raft.ipc")
 
     def to_json(self) -> str:
@@ -113,8 +106,14 @@ class NodeConfig:
 
     @classmethod
     def from_json(cls, text: str) -> NodeConfig:
-        """Inverse of ``to_json``."""
+        """Inverse of ``to_json``.
+
+        Raises:
+            ValueError, TypeError: the text is not a configuration ``to_json`` wrote.
+        """
         raw: dict[str, Any] = json.loads(text)
+        if "queue" in raw:
+            raw["queue"] = settings_from_plain(raw["queue"])
         return cls(**raw)
 
 
@@ -135,8 +134,9 @@ class InsecurePeersError(ConfigError):
     """Non-loopback peer addresses without keys (the node exits with status 1)."""
 
 
-# TOML layout: section -> {toml key: NodeConfig field}. Keys of duration fields (the field name
-# ends in _ms) drop the suffix and take a duration string such as "30s" or "1h30m".
+# TOML layout: section -> {toml key: NodeConfig field, or "queue.<QueueConfig field>"}. Keys of
+# duration fields (the field name ends in _ms) drop the suffix and take a duration string such
+# as "30s" or "1h30m".
 TOML_LAYOUT: dict[str, dict[str, str]] = {
     "": {
         "id": "id",
@@ -152,15 +152,15 @@ TOML_LAYOUT: dict[str, dict[str, str]] = {
         "insecure": "insecure",
     },
     "queue": {
-        "lease_timeout": "lease_timeout_ms",
-        "max_retries": "max_retries",
-        "backoff_base": "backoff_base_ms",
-        "backoff_factor": "backoff_factor",
-        "backoff_cap": "backoff_cap_ms",
-        "backoff_jitter": "backoff_jitter",
-        "dedup_window": "dedup_window_ms",
-        "retention": "retention_ms",
-        "max_depth": "max_depth",
+        "lease_timeout": "queue.lease_ms",
+        "max_retries": "queue.max_retries",
+        "backoff_base": "queue.backoff_base_ms",
+        "backoff_factor": "queue.backoff_factor",
+        "backoff_cap": "queue.backoff_cap_ms",
+        "backoff_jitter": "queue.backoff_jitter",
+        "dedup_window": "queue.dedup_window_ms",
+        "retention": "queue.retention_ms",
+        "max_depth": "queue.max_depth",
     },
     "raft": {
         "tick": "tick_ms",
@@ -185,7 +185,7 @@ TOML_LAYOUT: dict[str, dict[str, str]] = {
 # Tables of member id -> address.
 TOML_TABLES = {"peers": "peers", "peers_http": "peers_http"}
 
-# Flag -> (NodeConfig field, TOML key used in messages).
+# Flag -> (NodeConfig field or "queue.<QueueConfig field>", TOML key used in messages).
 FLAGS: dict[str, tuple[str, str]] = {
     "id": ("id", "id"),
     "data-dir": ("data_dir", "data_dir"),
@@ -196,8 +196,8 @@ FLAGS: dict[str, tuple[str, str]] = {
     "peers-http": ("peers_http", "peers_http"),
     "bootstrap": ("bootstrap", "bootstrap"),
     "repair": ("repair", "repair"),
-    "lease-timeout": ("lease_timeout_ms", "queue.lease_timeout"),
-    "max-retries": ("max_retries", "queue.max_retries"),
+    "lease-timeout": ("queue.lease_ms", "queue.lease_timeout"),
+    "max-retries": ("queue.max_retries", "queue.max_retries"),
     "log-level": ("log_level", "log_level"),
     "log-format": ("log_format", "log_format"),
     "secure-dir": ("secure_dir", "secure_dir"),
@@ -359,12 +359,14 @@ def load_config(argv: Sequence[str]) -> NodeConfig:
         values[name] = _convert(name, raw, key)
     if not values.get("id"):
         raise ConfigError("id", "a node id is required (--id or id in the config file)")
-    config = NodeConfig(**values)
+    queue = {name[6:]: values.pop(name) for name in list(values) if name.startswith("queue.")}
+    config = NodeConfig(**values, queue=queue_settings(queue))
     return validate(_settle_raft_addr(config, explicit="raft_addr" in values))
 
 
 def read_toml(path: str) -> dict[str, Any]:
-    """Read a TOML file laid out as ``TOML_LAYOUT`` into NodeConfig field values.
+    """Read a TOML file laid out as ``TOML_LAYOUT`` into NodeConfig field values (queue
+    settings under ``queue.<QueueConfig field>``).
 
     Raises:
         ConfigError: on an unreadable file, an unknown key or a value of the wrong kind.
@@ -396,12 +398,14 @@ def read_toml(path: str) -> dict[str, Any]:
 
 
 def _convert(name: str, raw: Any, key: str) -> Any:
-    """Convert one flag or TOML value to the type of NodeConfig field ``name``."""
+    """Convert one flag or TOML value to the type of NodeConfig field ``name`` (or of
+    QueueConfig field ``x`` for ``queue.x``)."""
     if name in ("peers", "peers_http"):
         return parse_members(raw, key)
     if name.endswith("_ms"):
         return duration_setting_ms(raw, key)
-    kind = NodeConfig.__dataclass_fields__[name].type
+    owner, _, field_name = name.rpartition(".")
+    kind = (QueueConfig if owner else NodeConfig).__dataclass_fields__[field_name].type
     if kind == "bool":
         return parse_bool(raw, key)
     if kind == "int":
@@ -451,6 +455,7 @@ def validate(config: NodeConfig) -> NodeConfig:
         raise ConfigError("log_format", f"one of {', '.join(LOG_FORMATS)}")
     _check_ports(config)
     _check_ranges(config)
+    _check_queue(dataclasses.asdict(config.queue))
     check_peer_security(config)
     return config
 
@@ -524,15 +529,18 @@ def _check_ports(config: NodeConfig) -> None:
                 raise ConfigError(key, f"port {port} is already used by {other_key}")
 
 
-# NodeConfig field -> (TOML key, lowest allowed, highest allowed).
-_RANGES: dict[str, tuple[str, float, float]] = {
-    "lease_timeout_ms": ("queue.lease_timeout", 1, 12 * 3_600_000),
+# QueueConfig field -> (TOML key, lowest allowed, highest allowed).
+_QUEUE_RANGES: dict[str, tuple[str, float, float]] = {
+    "lease_ms": ("queue.lease_timeout", 1, 12 * 3_600_000),
     "max_retries": ("queue.max_retries", 0, 1_000),
     "max_depth": ("queue.max_depth", 0, 1 << 40),
     "backoff_base_ms": ("queue.backoff_base", 1, 24 * 3_600_000),
     "backoff_factor": ("queue.backoff_factor", 1.0, 100.0),
     "backoff_cap_ms": ("queue.backoff_cap", 1, 7 * 24 * 3_600_000),
     "backoff_jitter": ("queue.backoff_jitter", 0.0, 1.0),
+}
+# NodeConfig field -> (TOML key, lowest allowed, highest allowed).
+_RANGES: dict[str, tuple[str, float, float]] = {
     "tick_ms": ("raft.tick", 1, 10_000),
     "election_ticks": ("raft.election_ticks", 2, 10_000),
     "heartbeat_ticks": ("raft.heartbeat_ticks", 1, 10_000),
@@ -552,15 +560,39 @@ _RANGES: dict[str, tuple[str, float, float]] = {
 }
 
 
-def _check_ranges(config: NodeConfig) -> None:
-    for name, (key, low, high) in _RANGES.items():
-        value = getattr(config, name)
+def queue_settings(values: dict[str, Any]) -> QueueConfig:
+    """The queue settings of ``values`` (QueueConfig field -> value), defaults for the rest.
+
+    Raises:
+        ConfigError: naming the key of the first setting out of range.
+    """
+    settings = {**dataclasses.asdict(QueueConfig()), **values}
+    _check_queue(settings)
+    try:
+        return QueueConfig(**settings)
+    except ValueError as exc:  # a rule of QueueConfig's own that the ranges do not state
+        raise ConfigError("queue", str(exc)) from None
+
+
+def _check_queue(settings: dict[str, Any]) -> None:
+    _check_values(settings, _QUEUE_RANGES)
+    if settings["backoff_jitter"] >= 1.0:
+        raise ConfigError("queue.backoff_jitter", "must be below 1")
+    if settings["backoff_cap_ms"] < settings["backoff_base_ms"]:
+        raise ConfigError("queue.backoff_cap", "must not be smaller than queue.backoff_base")
+
+
+def _check_values(values: dict[str, Any], ranges: dict[str, tuple[str, float, float]]) -> None:
+    for name, (key, low, high) in ranges.items():
+        value = values[name]
         if not low <= value <= high:
             raise ConfigError(key, f"must be between {low} and {high}, got {value}")
+
+
+def _check_ranges(config: NodeConfig) -> None:
+    _check_values({name: getattr(config, name) for name in _RANGES}, _RANGES)
     if config.heartbeat_ticks >= config.election_ticks:
         raise ConfigError("raft.heartbeat_ticks", "must be smaller than raft.election_ticks")
     if config.max_snapshot_bytes < config.snapshot_chunk_bytes:
         raise ConfigError("raft.max_snapshot_bytes",
                           "must not be smaller than raft.snapshot_chunk_bytes")
-    if config.backoff_cap_ms < config.backoff_base_ms:
-        raise ConfigError("queue.backoff_cap", "must not be smaller than queue.backoff_base")

@@ -59,7 +59,7 @@ from dqueue.node.snapshotter import Snapshotter, TakenSnapshot
 from dqueue.node.store import StoredSnapshot
 from dqueue.node.transport import PeerTransport
 from dqueue.node.views import MemberAddresses, NodeFigures
-from dqueue.queue import Command, QueueConfig, QueueState
+from dqueue.queue import Command, QueueState
 from dqueue.queue.commands import LEASE_NONCE_BYTES
 from dqueue.queue.config import settings_to_plain
 from dqueue.queue.sessions import ClientSession
@@ -97,17 +97,6 @@ MAX_PROPOSED_IN_FLIGHT = 1_024
 PERSIST_MS_BUCKETS = (0.5, 1, 2, 5, 10, 20, 50, 100, 250, 1000)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 GC_MS_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
-
-
-def queue_config(config: NodeConfig) -> QueueConfig:
-    """Map the node's settings onto the queue state machine's."""
-    return QueueConfig(
-        lease_ms=config.lease_timeout_ms, max_retries=config.max_retries,
-        backoff_base_ms=config.backoff_base_ms, backoff_factor=config.backoff_factor,
-        backoff_cap_ms=config.backoff_cap_ms, backoff_jitter=config.backoff_jitter,
-        dedup_window_ms=config.dedup_window_ms, retention_ms=config.retention_ms,
-        max_depth=config.max_depth,
-    )
 
 
 class RaftProcess:
@@ -158,7 +147,7 @@ class RaftProcess:
         # applies each command under the same settings. The member's own only apply to what
         # precedes the first configure: no-ops, or a log written before settings were
         # replicated (when every member had to be configured alike).
-        self.settings = queue_config(config)
+        self.settings = config.queue
         self.queue = QueueState(self.settings)
         self.applied = 0
         self.applied_term = 0

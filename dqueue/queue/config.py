@@ -19,8 +19,8 @@ DAY_MS = 24 * 3_600_000
 class QueueConfig:
     """Queue semantics and limits. Durations are integer milliseconds.
 
-    The node maps its ``NodeConfig`` onto these fields (``lease_timeout_ms`` becomes
-    ``lease_ms``); the core never reads the node configuration itself.
+    The node's configuration holds the settings it proposes as leader (``NodeConfig.queue``,
+    the ``[queue]`` section of its TOML file); the core never reads the node configuration.
 
     Attributes:
         lease_ms: Lease length when a lease or extend command gives none.

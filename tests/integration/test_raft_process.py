@@ -15,6 +15,7 @@ import zmq
 from dqueue.config import NodeConfig
 from dqueue.node.ipc_client import BadRequest, NoLeader
 from dqueue.node.transport import tcp_endpoint
+from dqueue.queue import QueueConfig
 from tests.integration import raftproc_cluster
 from tests.integration.raftproc_cluster import enqueue_cmd, wait_for
 
@@ -209,7 +210,7 @@ def test_members_apply_the_leaders_queue_settings_whatever_their_own(cluster_fac
     cluster = cluster_factory(3)
     own = {"n1": 5, "n2": 6, "n3": 7}
     for node_id, retries in own.items():
-        cluster.with_config(node_id, max_retries=retries)
+        cluster.with_config(node_id, queue=QueueConfig(max_retries=retries))
     cluster.start()
     first = cluster.leader()
     cluster.client(first).command(enqueue_cmd("under-first"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from dqueue.queue import QueueConfig
 from tests.integration import raftproc_cluster
 from tests.integration.raftproc_cluster import wait_for
 
@@ -16,7 +17,7 @@ PER_COMMAND = 500
 
 
 def test_frozen_tasks_are_freed_once_acked_and_pruned(cluster_factory):
-    cluster = cluster_factory(1, retention_ms=1_000, snapshot_entries=20)
+    cluster = cluster_factory(1, queue=QueueConfig(retention_ms=1_000), snapshot_entries=20)
     cluster.start()
     cluster.leader()
     client = cluster.client("n1")

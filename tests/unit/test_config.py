@@ -17,6 +17,7 @@ from dqueue.config import (
     is_loopback_host,
     load_config,
 )
+from dqueue.queue import QueueConfig
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -34,7 +35,7 @@ def test_seed_command_line():
 
 def test_go_style_single_dash_and_bare_bootstrap():
     config = load_config(["-id", "dev", "--bootstrap", "-lease-timeout=45s"])
-    assert (config.id, config.bootstrap, config.lease_timeout_ms) == ("dev", True, 45_000)
+    assert (config.id, config.bootstrap, config.queue.lease_ms) == ("dev", True, 45_000)
 
 
 def test_every_flag():
@@ -48,7 +49,7 @@ def test_every_flag():
     assert config == NodeConfig(
         id="n1", data_dir="d", http_addr="127.0.0.1:1", raft_addr="127.0.0.1:2",
         worker_addr="127.0.0.1:3", peers={"n1": "127.0.0.1:2", "n2": "h:5"}, bootstrap=False,
-        lease_timeout_ms=90_000, max_retries=7, log_level="debug", log_format="text",
+        queue=QueueConfig(lease_ms=90_000, max_retries=7), log_level="debug", log_format="text",
         peers_http={"n2": "h:6"}, secure_dir="keys/n1",
     )
 
@@ -81,9 +82,29 @@ def test_flag_beats_file_beats_default(tmp_path):
     path = tmp_path / "n.toml"
     path.write_text('id = "a"\n[queue]\nlease_timeout = "10s"\nmax_retries = 9\n')
     config = load_config(["--config", str(path), "--max-retries", "2"])
-    assert config.lease_timeout_ms == 10_000  # file
-    assert config.max_retries == 2  # flag
-    assert config.backoff_base_ms == 1_000  # default
+    assert config.queue.lease_ms == 10_000  # file
+    assert config.queue.max_retries == 2  # flag
+    assert config.queue.backoff_base_ms == 1_000  # default
+
+
+def test_the_queue_defaults_are_queue_configs():
+    assert NodeConfig(id="a").queue == QueueConfig()
+    assert load_config(["--id", "a"]).queue == QueueConfig()
+
+
+def test_every_queue_key_of_the_file_reaches_the_queue_settings(tmp_path):
+    path = tmp_path / "n.toml"
+    path.write_text('id = "a"\n[queue]\nlease_timeout = "1m"\nmax_retries = 4\n'
+                    'backoff_base = "2s"\nbackoff_factor = 3\nbackoff_cap = "1h"\n'
+                    'backoff_jitter = 0.5\ndedup_window = "2h"\nretention = "3h"\n'
+                    'max_depth = 10\n')
+    assert load_config(["--config", str(path)]).queue == QueueConfig(
+        lease_ms=60_000, max_retries=4, backoff_base_ms=2_000, backoff_factor=3.0,
+        backoff_cap_ms=3_600_000, backoff_jitter=0.5, dedup_window_ms=7_200_000,
+        retention_ms=10_800_000, max_depth=10)
+    assert set(TOML_LAYOUT["queue"].values()) == {f"queue.{name}" for name in (
+        "lease_ms", "max_retries", "backoff_base_ms", "backoff_factor", "backoff_cap_ms",
+        "backoff_jitter", "dedup_window_ms", "retention_ms", "max_depth")}
 
 
 def test_raft_addr_comes_from_peers_when_not_given():
@@ -113,6 +134,11 @@ def test_raft_addr_comes_from_peers_when_not_given():
         (["--id", "bad id"], "", "id"),
         (["--id", "a"], "colour = 'red'\n", "colour"),
         (["--id", "a"], "[queue]\nspeed = 1\n", "queue.speed"),
+        (["--id", "a"], "[queue]\nbackoff_jitter = 1.0\n", "queue.backoff_jitter"),
+        (["--id", "a"], "[queue]\nbackoff_factor = 0.5\n", "queue.backoff_factor"),
+        (["--id", "a"], "[queue]\nbackoff_cap = '1s'\nbackoff_base = '2s'\n",
+         "queue.backoff_cap"),
+        (["--id", "a", "--lease-timeout", "13h"], "", "queue.lease_timeout"),
         (["--id", "a"], "[raft]\ntick = 50\n", "raft.tick"),
         (["--id", "a"], "[raft]\nheartbeat_ticks = 20\n", "raft.heartbeat_ticks"),
         (["--id", "a"], "[api]\nhttp_threads = 0\n", "api.http_threads"),
@@ -155,7 +181,9 @@ def test_bad_durations_are_refused_naming_the_key(text):
 
 
 def test_json_round_trip():
-    config = load_config(["--id", "n1", "--peers", "n1=127.0.0.1:1,n2=127.0.0.1:2"])
+    config = load_config(["--id", "n1", "--peers", "n1=127.0.0.1:1,n2=127.0.0.1:2",
+                          "--lease-timeout", "45s"])
+    assert config.queue.lease_ms == 45_000
     assert NodeConfig.from_json(config.to_json()) == config
     assert dataclasses.asdict(NodeConfig.from_json(config.to_json())) == dataclasses.asdict(config)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -17,10 +18,11 @@ from dqueue.node.apply_failed import ApplyFailed
 from dqueue.node.codec import encode_item, join_items
 from dqueue.node.ipc_server import CmdRequest
 from dqueue.node.ipc_client import RaftClient, RaftClientError
-from dqueue.node.process import RaftProcess, queue_config
+from dqueue.node.process import RaftProcess
 from dqueue.node.proposals import ProposalBatcher
 from dqueue.node.requests import Stage, monotonic_ms
 from dqueue.node.store import Store, StoredHardState
+from dqueue.queue import QueueConfig
 from dqueue.raft import (
     Entry,
     EntryType,
@@ -33,12 +35,6 @@ from dqueue.raft import (
 )
 from tests.integration.raftproc_cluster import free_port
 from tests.unit.plain_values import PLAIN
-
-
-def test_queue_config_maps_the_node_settings():
-    config = NodeConfig(id="n1", lease_timeout_ms=7_000, max_retries=5, retention_ms=9)
-    mapped = queue_config(config)
-    assert (mapped.lease_ms, mapped.max_retries, mapped.retention_ms) == (7_000, 5, 9)
 
 
 class Running:
@@ -69,6 +65,15 @@ class Running:
 def config(tmp_path) -> NodeConfig:
     return NodeConfig(id="n1", data_dir=str(tmp_path / "n1"), raft_addr=f"127.0.0.1:{free_port()}",
                       tick_ms=10, snapshot_entries=5)
+
+
+def test_the_queue_starts_under_the_configured_queue_settings(config):
+    settings = QueueConfig(lease_ms=7_000, max_retries=5, retention_ms=9)
+    process = RaftProcess(dataclasses.replace(config, queue=settings))
+    try:
+        assert process.queue.config == settings
+    finally:
+        process.close()
 
 
 @pytest.fixture
