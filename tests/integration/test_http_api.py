@@ -74,6 +74,8 @@ def seed_examples(addr: str, first: bool) -> None:
             assert status == 200, leased
             assert leased["status"] == "leased"
             assert leased["lease"]["worker_id"] == "worker-1"
+            # The seed's bodies, with the lease token that is now required (docs/security.md).
+            body = {**body, "lease_token": leased["lease"]["token"]}
             status, _, done = http.call("POST", f"/tasks/{leased['id']}/{verb}", body)
             assert status == 200, done
             if verb == "ack":
@@ -159,7 +161,9 @@ BAD_REQUESTS: list[tuple[str, str, Any, dict[str, str], int, str | None]] = [
     ("GET", "/tasks?status=dead&limit=-1", None, {}, 400, "limit"),
     ("DELETE", "/dlq?type=a%20b", None, {}, 400, "type"),
     ("GET", "/tasks/" + "0" * 32, None, {}, 404, "id"),
-    ("POST", "/tasks/" + "0" * 32 + "/ack", {"worker_id": "w"}, {}, 404, None),
+    ("POST", "/tasks/" + "0" * 32 + "/ack", {"worker_id": "w", "lease_token": "1.0"}, {}, 404,
+     None),
+    ("POST", "/tasks/x/ack", {"worker_id": "w"}, {}, 409, "lease_token"),
 ]
 
 
