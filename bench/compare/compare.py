@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -122,8 +123,15 @@ def versions() -> dict[str, str]:
         out["rabbitmq"] = done.stdout.strip() or "not installed"
     except OSError:
         out["rabbitmq"] = "?"
-    out["dqueue"] = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                                   capture_output=True, text=True).stdout.strip() or "?"
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    if commit:
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain",
+                                "--untracked-files=no"], capture_output=True, text=True).stdout
+        out["dqueue"] = commit + (" with uncommitted changes" if dirty.strip() else "")
+    else:
+        # A tree exported with `git archive` has no history: its exporter names the commit.
+        out["dqueue"] = os.environ.get("DQ_COMPARE_COMMIT", "?")
     return out
 
 
