@@ -149,6 +149,12 @@ class LocalQueue:
     def close(self) -> None:
         """Nothing to release; here for the IPC client's interface."""
 
+    def has_visible(self, types: Sequence[str] | None = None) -> bool:
+        """Whether a lease of ``types`` (None: any) made now would get a task: what a node
+        checks before it proposes a lease, and parks a long poll while it is False."""
+        with self._changed:
+            return self.state.has_visible(types, self.clock())
+
     def _figures(self) -> dict[str, Any]:
         return {"node_id": "local", "term": 1, "commit_index": self._index,
                 "applied_index": self._index}

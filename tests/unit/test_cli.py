@@ -56,7 +56,9 @@ def test_enqueue_options_single_and_double_dash(server):
     assert got["idempotency_key"] == "k1" and got["duplicate"] is False
     sent = server.requests[-1][2]
     assert sent["delay_seconds"] == 5.0
-    again = run_json("enqueue", "-type", "report", "-idempotency-key", "k1")
+    # The same key with the same task: the first one, marked a duplicate.
+    again = run_json("enqueue", "--type", "report", "-priority", "7", "--max-retries=2",
+                     "-idempotency-key", "k1", "-delay", "5s", "-payload", "[1,2]")
     assert again["id"] == got["id"] and again["duplicate"] is True
 
 
@@ -104,7 +106,7 @@ def test_lease_ack_nack_extend_cancel(server):
 def test_dlq_list_redrive_purge(server):
     for i in range(3):
         task, _ = server.queue.enqueue("t" if i else "u", i)
-        server.queue.tasks[task["id"]]["status"] = "dead"
+        assert server.queue.dead_letter_next(task["type"]) == task["id"]
     code, out, _ = run("dlq", "list")
     assert code == 0 and out.count("dead") == 3 and "LAST ERROR" in out
     assert len(run_json("dlq", "list", "-type", "t")) == 2

@@ -17,7 +17,8 @@ from dqueue.client.errors import InvalidRequest, LeaseConflict, NoLeader
 from dqueue.client.zmq_client import ZmqWorkerClient
 from dqueue.config import NodeConfig
 from dqueue.protocol import wire
-from tests.unit.client.fakes import FakeQueue, FakeRaft, wait_for
+from dqueue.testing import wait_for
+from tests.unit.client.fakes import FakeRaft, ServedQueue
 
 
 class Harness:
@@ -25,7 +26,7 @@ class Harness:
         self.config = NodeConfig(id="n1", data_dir=str(tmp_path), worker_addr="127.0.0.1:0",
                                  request_timeout_ms=500, max_wait_ms=20_000)
         self.registry = CollectorRegistry()
-        self.queue = FakeQueue()
+        self.queue = ServedQueue()
         self.raft = FakeRaft(self.config.ipc_endpoint(), self.queue)
         self.gateway = WorkerGateway(self.config, self.registry, lease_slice_ms=200,
                                      liveness_ms=liveness_ms, ack_window_ms=ack_window_ms)

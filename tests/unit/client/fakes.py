@@ -1,20 +1,20 @@
-"""Test doubles for the client side: an in-memory queue, a REST server and a fake Raft process.
+"""Test doubles of the servers a client talks to, over the real queue state machine.
 
-``FakeQueue`` is a deliberately naive model of the queue rules that clients rely on (leases
-with tokens and expiry, ack/nack/extend by the holder, dead letters, idempotency keys).
-``FakeHttpServer`` serves it over the REST API of docs/http-api.md on 127.0.0.1 with a free
-port; ``FakeRaft`` serves it over the API-to-Raft IPC of docs/internals.md section 3,
-parking long-poll leases.
+``ServedQueue`` is a ``dqueue.testing.LocalQueue`` (the queue rules a cluster applies: leases
+with tokens and expiry, retries, dead letters, idempotency keys) seen as these fakes and their
+tests need it: plain task dicts, refusals raised as ``QueueError``, every successful ack
+recorded. What is faked is the server around it: ``FakeHttpServer`` serves it over the REST
+API of docs/http-api.md on 127.0.0.1 with a free port and scripted faults; ``FakeRaft`` serves
+it over the API-to-Raft IPC of docs/internals.md section 3, parking long-poll leases.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -22,21 +22,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import zmq
 
 from dqueue.protocol import wire
+from dqueue.queue import QueueConfig
+from dqueue.testing import LocalQueue
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def wait_for(cond: Callable[[], Any], timeout_s: float = 10.0) -> Any:
-    """Poll ``cond`` until it returns something truthy; fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError("condition not met in time")
 
 
 class QueueError(Exception):
@@ -46,134 +37,139 @@ class QueueError(Exception):
         self.message = message
 
 
-class FakeQueue:
-    """A thread-safe, naive queue: lists and loops, wall-clock time."""
+class _Tasks(Mapping[str, dict[str, Any]]):
+    """The queue's tasks by id, in plain form, read from the state machine as time passes."""
+
+    def __init__(self, queue: ServedQueue) -> None:
+        self._queue = queue
+
+    def __getitem__(self, task_id: str) -> dict[str, Any]:
+        found = self._queue.get(task_id)
+        if found is None:
+            raise KeyError(task_id)
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._queue.local.state._tasks))
+
+    def __len__(self) -> int:
+        return len(self._queue.local.state._tasks)
+
+
+class ServedQueue:
+    """A LocalQueue on the wall clock, with plain-dict methods for the fakes and their tests.
+
+    Reads first apply a ``tick``, as a leader does on its timer, so that leases expire and
+    delays end as time passes. ``advance`` moves the queue's clock ahead of the wall clock.
+
+    Args:
+        lease_ms: The default lease.
+        backoff_ms: The delay before every retry (no jitter, no growth: tests stay short).
+    """
 
     def __init__(self, lease_ms: int = 30_000, backoff_ms: int = 0) -> None:
-        self.lease_ms = lease_ms
-        self.backoff_ms = backoff_ms
-        self.tasks: dict[str, dict[str, Any]] = {}
-        self.keys: dict[str, str] = {}
-        self.acks: list[tuple[str, str]] = []  # (task id, worker id), every successful ack
-        self._ids = itertools.count(1)
-        self._tokens = itertools.count(1)
-        self.cond = threading.Condition()
+        self._ahead_ms = 0
+        self.local = LocalQueue(QueueConfig(lease_ms=lease_ms, backoff_base_ms=backoff_ms,
+                                            backoff_factor=1.0, backoff_jitter=0.0),
+                                clock=lambda: now_ms() + self._ahead_ms)
+        self.tasks = _Tasks(self)
+        self.acks: list[tuple[str, str]] = []  # (task id, worker id), every first ack
+
+    def _value(self, cmd: dict[str, Any], wait_ms: int = 0) -> dict[str, Any]:
+        outcome = self.local.command(cmd, wait_ms=wait_ms)
+        if not outcome["ok"]:
+            raise QueueError(outcome["code"], outcome["message"])
+        value: dict[str, Any] = outcome["value"]
+        return value
 
     def enqueue(self, type: str, payload: Any = None, *, priority: int = 0, max_retries: int = 3,
                 idempotency_key: str | None = None, delay_ms: int = 0) -> tuple[dict, bool]:
-        with self.cond:
-            if idempotency_key and idempotency_key in self.keys:
-                return dict(self.tasks[self.keys[idempotency_key]]), True
-            now = now_ms()
-            task_id = f"t{next(self._ids):06d}"
-            self.tasks[task_id] = {
-                "id": task_id, "type": type, "payload": payload, "priority": priority,
-                "max_retries": max_retries, "attempts": 0, "status": "pending",
-                "idempotency_key": idempotency_key, "created_at_ms": now, "updated_at_ms": now,
-                "visible_at_ms": now + delay_ms, "lease": None, "last_error": None,
-            }
-            if idempotency_key:
-                self.keys[idempotency_key] = task_id
-            self.cond.notify_all()
-            return dict(self.tasks[task_id]), False
-
-    def _expire(self, now: int) -> None:
-        for task in self.tasks.values():
-            if task["status"] == "leased" and task["lease"]["expires_at_ms"] <= now:
-                task["lease"] = None
-                if task["attempts"] >= task["max_retries"] + 1:
-                    task["status"] = "dead"
-                else:
-                    task["status"] = "pending"
-
-    def _visible(self, types: list[str] | None, now: int) -> list[dict[str, Any]]:
-        found = [t for t in self.tasks.values() if t["status"] == "pending"
-                 and t["visible_at_ms"] <= now and (not types or t["type"] in types)]
-        return sorted(found, key=lambda t: (-t["priority"], t["id"]))
+        value = self._value({"op": "enqueue", "tasks": [{
+            "id": self.local._new_id(), "type": type, "payload": payload, "priority": priority,
+            "max_retries": max_retries, "idempotency_key": idempotency_key,
+            "delay_ms": delay_ms}]})
+        return value["tasks"][0], value["duplicates"][0]
 
     def lease(self, worker_id: str, types: list[str] | None = None, max_tasks: int = 1,
               lease_ms: int | None = None, wait_ms: int = 0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + wait_ms / 1000
-        with self.cond:
-            while True:
-                now = now_ms()
-                self._expire(now)
-                chosen = self._visible(types, now)[:max_tasks]
-                if chosen or time.monotonic() >= deadline:
-                    break
-                self.cond.wait(min(0.02, max(0.0, deadline - time.monotonic())))
-            for task in chosen:
-                task["status"] = "leased"
-                task["attempts"] += 1
-                task["updated_at_ms"] = now
-                task["lease"] = {"worker_id": worker_id, "token": f"{next(self._tokens)}.0",
-                                 "expires_at_ms": now + (lease_ms or self.lease_ms)}
-            return [dict(t) for t in chosen]
-
-    def _held(self, task_id: str, worker_id: str, token: str | None) -> dict[str, Any]:
-        self._expire(now_ms())
-        task = self.tasks.get(task_id)
-        if task is None:
-            raise QueueError("not_found", f"no task {task_id}")
-        lease = task["lease"]
-        if (task["status"] != "leased" or lease["worker_id"] != worker_id
-                or (token is not None and lease["token"] != token)):
-            raise QueueError("lease_conflict", f"task {task_id} is not leased by {worker_id}")
-        return task
+        return self._value({"op": "lease", "worker_id": worker_id, "types": types or None,
+                            "max_tasks": max_tasks, "lease_ms": lease_ms},
+                           wait_ms=wait_ms)["tasks"]
 
     def ack(self, task_id: str, worker_id: str, token: str | None = None) -> dict[str, Any]:
-        with self.cond:
-            task = self.tasks.get(task_id)
-            if (task is not None and task["status"] == "completed"
-                    and task.get("_acked_by") == worker_id):
-                return dict(task)
-            task = self._held(task_id, worker_id, token)
-            task.update(status="completed", lease=None, updated_at_ms=now_ms(),
-                        _acked_by=worker_id)
-            self.acks.append((task_id, worker_id))
-            return dict(task)
+        outcome = self.command({"op": "ack", "id": task_id, "worker_id": worker_id,
+                                "token": token})
+        if not outcome["ok"]:
+            raise QueueError(outcome["code"], outcome["message"])
+        task: dict[str, Any] = outcome["value"]["task"]
+        return task
 
     def nack(self, task_id: str, worker_id: str, token: str | None = None, reason: str = "",
              dead_letter: bool = False) -> dict[str, Any]:
-        with self.cond:
-            task = self._held(task_id, worker_id, token)
-            task.update(lease=None, last_error=reason, updated_at_ms=now_ms())
-            if dead_letter or task["attempts"] >= task["max_retries"] + 1:
-                task["status"] = "dead"
-            else:
-                task.update(status="pending", visible_at_ms=now_ms() + self.backoff_ms)
-            self.cond.notify_all()
-            return dict(task)
+        return self._value({"op": "nack", "id": task_id, "worker_id": worker_id,
+                            "token": token, "reason": reason,
+                            "dead_letter": dead_letter})["task"]
 
     def extend(self, task_id: str, worker_id: str, token: str | None = None,
                lease_ms: int | None = None) -> dict[str, Any]:
-        with self.cond:
-            task = self._held(task_id, worker_id, token)
-            task["lease"]["expires_at_ms"] = now_ms() + (lease_ms or self.lease_ms)
-            return dict(task)
+        return self._value({"op": "extend", "id": task_id, "worker_id": worker_id,
+                            "token": token, "lease_ms": lease_ms})["task"]
 
     def cancel(self, task_id: str) -> dict[str, Any]:
-        with self.cond:
-            task = self.tasks.get(task_id)
-            if task is None:
-                raise QueueError("not_found", f"no task {task_id}")
-            if task["status"] != "pending":
-                raise QueueError("invalid_state", f"task {task_id} is {task['status']}")
-            task["status"] = "cancelled"
-            return dict(task)
+        return self._value({"op": "cancel", "id": task_id})["task"]
 
-    def by_status(self, status: str) -> list[dict[str, Any]]:
-        with self.cond:
-            self._expire(now_ms())
-            return [dict(t) for t in self.tasks.values() if t["status"] == status]
+    def command(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Apply a plain command as the Raft process does and return its outcome."""
+        items = [cmd] if cmd["op"] == "ack" else cmd["items"] if cmd["op"] == "ack_batch" else []
+        done_before = {item["id"]: (self.get(item["id"]) or {}).get("status") == "completed"
+                       for item in items}
+        outcome = self.local.command(cmd)
+        results = ([outcome] if cmd["op"] == "ack" else
+                   outcome["value"]["results"] if outcome["ok"] and items else [])
+        for item, result in zip(items, results, strict=False):
+            if result["ok"] and not done_before[item["id"]]:
+                self.acks.append((item["id"], item["worker_id"]))
+        return outcome
+
+    def redrive(self, task_id: str | None = None, type: str | None = None) -> int:
+        return int(self._value({"op": "redrive", "id": task_id, "type": type})["count"])
+
+    def purge(self, type: str | None = None) -> int:
+        return int(self._value({"op": "purge", "type": type})["count"])
+
+    def dead_letter_next(self, task_type: str) -> str:
+        """Lease the next visible task of ``task_type`` and dead-letter it; return its id."""
+        (task,) = self.lease("dlq-maker", [task_type])
+        self.nack(task["id"], "dlq-maker", task["lease"]["token"], "poisoned by the test",
+                  dead_letter=True)
+        return str(task["id"])
+
+    def advance(self, seconds: float) -> None:
+        """Move the queue's clock ``seconds`` ahead (a lease runs out without waiting)."""
+        self._ahead_ms += round(seconds * 1000)
+        self.local.command({"op": "tick"})
+
+    def get(self, task_id: str) -> dict[str, Any] | None:
+        self.local.command({"op": "tick"})
+        found: dict[str, Any] | None = self.local.read({"op": "get", "id": task_id})
+        return found
+
+    def by_status(self, status: str, type: str | None = None) -> list[dict[str, Any]]:
+        self.local.command({"op": "tick"})
+        found: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            page = self.local.read({"op": "list", "status": status, "type": type,
+                                    "limit": 1_000, "cursor": cursor})
+            found += page["tasks"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return found
 
     def counts(self) -> dict[str, int]:
-        with self.cond:
-            self._expire(now_ms())
-            out = dict.fromkeys(("pending", "leased", "completed", "dead", "cancelled"), 0)
-            for task in self.tasks.values():
-                out[task["status"]] += 1
-            return out
+        self.local.command({"op": "tick"})
+        counts: dict[str, int] = self.local.read({"op": "stats"})["by_status"]
+        return counts
 
 
 def render(task: dict[str, Any], duplicate: bool | None = None) -> dict[str, Any]:
@@ -197,7 +193,7 @@ _STATUS = {"not_found": 404, "lease_conflict": 409, "invalid_state": 409}
 
 
 class FakeHttpServer:
-    """The REST API over a FakeQueue, on 127.0.0.1 and a free port, with scripted faults.
+    """The REST API over a ServedQueue, on 127.0.0.1 and a free port, with scripted faults.
 
     ``faults`` is a list consumed one per request: ``None`` serves normally, ``"drop"`` closes the
     connection without answering, ``"lost_reply"`` serves the request but closes the connection
@@ -206,8 +202,8 @@ class FakeHttpServer:
     hint in ``hint``).
     """
 
-    def __init__(self, queue: FakeQueue | None = None, node_id: str = "n1") -> None:
-        self.queue = queue or FakeQueue()
+    def __init__(self, queue: ServedQueue | None = None, node_id: str = "n1") -> None:
+        self.queue = queue or ServedQueue()
         self.node_id = node_id
         self.faults: list[Any] = []
         self.hint: str | None = None
@@ -332,8 +328,7 @@ class FakeHttpServer:
             if op == "cancel":
                 return 200, render(q.cancel(task_id))
         if method == "GET" and len(segs) == 2 and segs[0] == "tasks":
-            with q.cond:
-                task = q.tasks.get(segs[1])
+            task = q.get(segs[1])
             if task is None:
                 raise QueueError("not_found", f"no task {segs[1]}")
             return 200, render(task)
@@ -345,22 +340,9 @@ class FakeHttpServer:
             nxt = str(start + limit) if start + limit < len(tasks) else None
             return 200, {"tasks": tasks[start:start + limit], "next_cursor": nxt}
         if method == "POST" and segs == ["dlq", "redrive"]:
-            count = 0
-            with q.cond:
-                for task in q.tasks.values():
-                    if task["status"] == "dead" and body.get("task_id") in (None, task["id"]) \
-                            and body.get("type") in (None, task["type"]):
-                        task.update(status="pending", attempts=0, visible_at_ms=now_ms())
-                        count += 1
-                q.cond.notify_all()
-            return 200, {"redriven": count}
+            return 200, {"redriven": q.redrive(body.get("task_id"), body.get("type"))}
         if method == "DELETE" and segs == ["dlq"]:
-            with q.cond:
-                gone = [i for i, t in q.tasks.items() if t["status"] == "dead"
-                        and query.get("type") in (None, t["type"])]
-                for task_id in gone:
-                    del q.tasks[task_id]
-            return 200, {"purged": len(gone)}
+            return 200, {"purged": q.purge(query.get("type"))}
         if method == "GET" and segs == ["stats"]:
             return 200, {"tasks": q.counts(), "by_type": {}, "raft": {"term": 1}}
         if method == "GET" and segs == ["health"]:
@@ -375,16 +357,16 @@ class FakeHttpServer:
 
 
 class FakeRaft:
-    """The Raft process's IPC ROUTER over a FakeQueue, on its own thread.
+    """The Raft process's IPC ROUTER over a ServedQueue, on its own thread.
 
     Lease commands with ``wait_ms`` park until a task is visible or the wait ends. ``script``, when
     set, may answer a request itself: it returns a list of ``(kind, body)`` replies, or None to
     serve normally, or ``[]`` to never answer.
     """
 
-    def __init__(self, endpoint: str, queue: FakeQueue | None = None) -> None:
+    def __init__(self, endpoint: str, queue: ServedQueue | None = None) -> None:
         self.endpoint = endpoint
-        self.queue = queue or FakeQueue()
+        self.queue = queue or ServedQueue()
         self.commands: list[dict[str, Any]] = []
         self.script: Callable[[dict[str, Any]], list[tuple[bytes, Any]] | None] | None = None
         self._stop = threading.Event()
@@ -401,26 +383,9 @@ class FakeRaft:
         self._thread.join(5)
 
     def _outcome(self, cmd: dict[str, Any]) -> dict[str, Any]:
-        q = self.queue
-        op = cmd["op"]
-        try:
-            if op == "lease":
-                tasks = q.lease(cmd["worker_id"], cmd.get("types"), cmd.get("max_tasks", 1),
-                                cmd.get("lease_ms"))
-                return {"ok": True, "value": {"tasks": tasks}}
-            if op == "ack_batch":
-                return {"ok": True, "value": {"results": [
-                    self._outcome({"op": "ack", **item}) for item in cmd["items"]]}}
-            args = (cmd["id"], cmd["worker_id"], cmd.get("token"))
-            if op == "ack":
-                task = q.ack(*args)
-            elif op == "nack":
-                task = q.nack(*args, cmd.get("reason", ""), cmd.get("dead_letter", False))
-            else:
-                task = q.extend(*args, cmd.get("lease_ms"))
-        except QueueError as exc:
-            return {"ok": False, "code": exc.code, "message": exc.message}
-        return {"ok": True, "value": {"task": task}}
+        if cmd["op"] == "lease" and not self.queue.local.has_visible(cmd.get("types")):
+            return {"ok": True, "value": {"tasks": []}}  # a node proposes no empty lease
+        return self.queue.command(cmd)
 
     def _run(self) -> None:
         ctx = zmq.Context.instance()

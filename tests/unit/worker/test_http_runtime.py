@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import threading
 
+from dqueue.testing import wait_for
 from dqueue.worker.app import Worker
 from dqueue.worker.http_runtime import HttpRuntime
 from dqueue.worker.runtime import RuntimeConfig
-from tests.unit.client.fakes import FakeHttpServer, FakeQueue, wait_for
+from tests.unit.client.fakes import FakeHttpServer, ServedQueue
 
 
 def test_leases_and_acks_through_a_node_that_answers(tmp_path):
-    queue = FakeQueue()
+    queue = ServedQueue()
     worker = Worker()
     worker.register("t", lambda p, c: None)
     with FakeHttpServer(queue) as down, FakeHttpServer(queue) as up:

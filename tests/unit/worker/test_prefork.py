@@ -8,8 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from dqueue.testing import wait_for
 from dqueue.worker.prefork import child_argv
-from tests.unit.client.fakes import FakeHttpServer, wait_for
+from tests.unit.client.fakes import FakeHttpServer
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -1,7 +1,7 @@
 """Runtime behaviour shared by both transports, against fakes on 127.0.0.1.
 
 ``http``: HttpRuntime -> fake REST server. ``zmq``: ZmqRuntime -> the real WorkerGateway -> a
-fake Raft process on IPC. Both sit on the same naive FakeQueue.
+fake Raft process on IPC. Both sit on the same naive ServedQueue.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from prometheus_client import CollectorRegistry
 
 from dqueue.api.gateway import WorkerGateway
 from dqueue.config import NodeConfig
+from dqueue.testing import wait_for
 from dqueue.worker.app import DeadLetter, TaskContext, Worker
 from dqueue.worker.http_runtime import HttpRuntime
 from dqueue.worker.runtime import RuntimeConfig, WorkerRuntime, backoff_s
 from dqueue.worker.zmq_runtime import ZmqRuntime
-from tests.unit.client.fakes import FakeHttpServer, FakeQueue, FakeRaft, wait_for
+from tests.unit.client.fakes import FakeHttpServer, FakeRaft, ServedQueue
 
 
 class Env:
@@ -28,7 +29,7 @@ class Env:
 
     def __init__(self, transport: str, tmp_path) -> None:
         self.transport = transport
-        self.queue = FakeQueue(backoff_ms=60_000)
+        self.queue = ServedQueue(backoff_ms=60_000)
         self.runs: list[tuple[WorkerRuntime, threading.Thread]] = []
         self._close: list[Callable[[], None]] = []
         if transport == "http":
@@ -77,9 +78,7 @@ class Env:
             fn()
 
     def statuses(self) -> dict[str, str]:
-        self.queue.counts()  # lets expired leases lapse first
-        with self.queue.cond:
-            return {i: t["status"] for i, t in self.queue.tasks.items()}
+        return {i: t["status"] for i, t in self.queue.tasks.items()}
 
 
 @pytest.fixture(params=["http", "zmq"])
@@ -209,8 +208,9 @@ def test_lost_lease_drops_the_result_and_keeps_going(env):
     worker = Worker()
 
     def stolen(payload, ctx):
-        with env.queue.cond:  # another worker took the task meanwhile
-            env.queue.tasks[ctx.task_id]["lease"].update(worker_id="thief", token="x")
+        # The lease runs out and, past the retry's backoff, another worker takes the task.
+        env.queue.advance(30 + 60 + 1)
+        assert env.queue.lease("thief", ["stolen"])
 
     worker.register("stolen", stolen)
     worker.register("ok", lambda p, c: None)

@@ -12,10 +12,11 @@ from dqueue.client.errors import LeaseConflict, NoLeader, ServerError
 from dqueue.client.task import Task
 from dqueue.client.zmq_client import Reply
 from dqueue.config import NodeConfig
+from dqueue.testing import wait_for
 from dqueue.worker.app import Completion, Verdict, Worker
 from dqueue.worker.runtime import RuntimeConfig
 from dqueue.worker.zmq_runtime import Request, ZmqRuntime
-from tests.unit.client.fakes import FakeQueue, FakeRaft, wait_for
+from tests.unit.client.fakes import FakeRaft, ServedQueue
 
 
 def start_gateway(config: NodeConfig) -> tuple[WorkerGateway, threading.Thread]:
@@ -28,7 +29,7 @@ def start_gateway(config: NodeConfig) -> tuple[WorkerGateway, threading.Thread]:
 
 def test_moves_to_the_next_gateway_when_one_dies(tmp_path):
     config = NodeConfig(id="n1", data_dir=str(tmp_path), worker_addr="127.0.0.1:0")
-    queue = FakeQueue()
+    queue = ServedQueue()
     worker = Worker()
     worker.register("t", lambda p, c: None)
     with FakeRaft(config.ipc_endpoint(), queue):
@@ -60,7 +61,7 @@ def test_moves_to_the_next_gateway_when_one_dies(tmp_path):
 
 def test_a_lease_answered_after_the_worker_gave_up_is_still_used(tmp_path):
     config = NodeConfig(id="n1", data_dir=str(tmp_path), worker_addr="127.0.0.1:0")
-    queue = FakeQueue()
+    queue = ServedQueue()
     worker = Worker()
     worker.register("t", lambda p, c: None)
     task_id = queue.enqueue("t")[0]["id"]
@@ -131,7 +132,7 @@ def test_falls_back_to_single_acks_when_the_gateway_refuses_ack_many(tmp_path, m
 
     monkeypatch.setattr(WorkerGateway, "_handle_ack_many", older_gateway)
     config = NodeConfig(id="n1", data_dir=str(tmp_path), worker_addr="127.0.0.1:0")
-    queue = FakeQueue()
+    queue = ServedQueue()
     gate = threading.Barrier(3)
     worker = Worker()
     worker.register("t", lambda p, c: gate.wait(10))  # three finish together (most often)
