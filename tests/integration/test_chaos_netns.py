@@ -5,12 +5,12 @@ from __future__ import annotations
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from dqueue.chaos import netns
+from dqueue.testing import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -55,21 +55,22 @@ def probe(topo: netns.Topology, source: str | None, target: str) -> str:
     return done.stdout.strip()
 
 
-def wait_for(topo: netns.Topology, source: str | None, target: str, want: str) -> str:
+def probe_until(topo: netns.Topology, source: str | None, target: str, want: str) -> str:
     """Probe until the answer starts with ``want`` or 20 s pass; return the last answer."""
-    deadline = time.monotonic() + 20
-    answer = ""
-    while time.monotonic() < deadline:
-        answer = probe(topo, source, target)
-        if answer.startswith(want):
-            return answer
-    return answer
+    answers: list[str] = []
+
+    def matched() -> bool:
+        answers.append(probe(topo, source, target))
+        return answers[-1].startswith(want)
+
+    wait_until(matched, 20.0, 0.05)
+    return answers[-1]
 
 
 def test_everyone_reaches_everyone_until_a_node_is_isolated(topology):
     for node in NODES:
-        assert wait_for(topology, None, node, node) == node
-    assert wait_for(topology, "n1", "n2", "n2") == "n2"
+        assert probe_until(topology, None, node, node) == node
+    assert probe_until(topology, "n1", "n2", "n2") == "n2"
 
     netns.isolate(topology, "n2")
     assert probe(topology, None, "n2").startswith("ERR")
@@ -77,12 +78,12 @@ def test_everyone_reaches_everyone_until_a_node_is_isolated(topology):
     assert probe(topology, "n1", "n3") == "n3"
 
     netns.heal(topology, "n2")
-    assert wait_for(topology, None, "n2", "n2") == "n2"
-    assert wait_for(topology, "n3", "n2", "n2") == "n2"
+    assert probe_until(topology, None, "n2", "n2") == "n2"
+    assert probe_until(topology, "n3", "n2", "n2") == "n2"
 
 
 def test_cut_peers_keeps_clients_but_splits_the_peers(topology):
-    assert wait_for(topology, None, "n1", "n1") == "n1"
+    assert probe_until(topology, None, "n1", "n1") == "n1"
     netns.cut_peers(topology, "n1")
     assert probe(topology, None, "n1") == "n1"
     assert probe(topology, "n2", "n1").startswith("ERR")
@@ -90,8 +91,8 @@ def test_cut_peers_keeps_clients_but_splits_the_peers(topology):
     assert probe(topology, "n2", "n3") == "n3"
 
     netns.heal(topology)
-    assert wait_for(topology, "n2", "n1", "n1") == "n1"
-    assert wait_for(topology, "n1", "n3", "n3") == "n3"
+    assert probe_until(topology, "n2", "n1", "n1") == "n1"
+    assert probe_until(topology, "n1", "n3", "n3") == "n3"
 
 
 def test_addresses_exist_only_inside_the_namespaces(topology):
