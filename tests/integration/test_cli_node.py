@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.sdk_nodes import REPO, NodeCluster
+from dqueue.testing.cluster import NodeCluster
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.integration
 
