@@ -184,7 +184,13 @@ def opt_int(
 ) -> int | None:
     """An integer field of the channel's own (no command carries it) in ``[low, high]``, None
     when absent or null."""
-    return opt_field_int(body, name, IntRule(low, high), prefix)
+    value = body.get(name)
+    if value is None:
+        return None
+    try:
+        return fields.check_int(value, low, high, prefix + name)
+    except InvalidCommand as exc:
+        raise _refused(exc) from None
 
 
 def opt_seconds_ms(

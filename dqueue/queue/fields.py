@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 INT64_MIN = -(1 << 63)
@@ -63,24 +64,36 @@ class TextRule:
         control_chars: Whether control characters are allowed (a traceback has newlines; an id
             that is logged, rendered and used as a key has none).
         pattern: When set, the whole value must match it (``max_chars`` still applies).
+        accepts: ``accepts(value)``: whether ``value`` is an exact ``str`` that ``check``
+            returns as it is (a function made for the rule: it runs for every id of every
+            command).
     """
 
     min_chars: int
     max_chars: int
     control_chars: bool = False
     pattern: re.Pattern[str] | None = None
+    accepts: Callable[[Any], bool] = field(init=False, repr=False, compare=False)
 
-    def accepts(self, value: Any) -> bool:
-        """Whether ``value`` is an exact ``str`` that ``check`` returns as it is."""
-        if type(value) is not str or not self.min_chars <= len(value) <= self.max_chars:
-            return False
+    def __post_init__(self) -> None:
+        low, high = self.min_chars, self.max_chars
         if self.pattern is not None:
-            return self.pattern.fullmatch(value) is not None
-        if self.control_chars:
-            return True
-        if value.isascii():  # has_control_chars, inlined: this runs for every id of a command
-            return value.isprintable()
-        return _CONTROL_CHARS.search(value) is None
+            fullmatch = self.pattern.fullmatch
+
+            def accepts(value: Any) -> bool:
+                return (type(value) is str and low <= len(value) <= high
+                        and fullmatch(value) is not None)
+        elif self.control_chars:
+            def accepts(value: Any) -> bool:
+                return type(value) is str and low <= len(value) <= high
+        else:
+            search = _CONTROL_CHARS.search
+
+            def accepts(value: Any) -> bool:
+                # not has_control_chars(value), inlined
+                return (type(value) is str and low <= len(value) <= high
+                        and (value.isprintable() if value.isascii() else search(value) is None))
+        object.__setattr__(self, "accepts", accepts)  # frozen: set once, here
 
     def check(self, value: Any, field: str) -> str:
         """Return ``value`` if it obeys the rule.
@@ -103,14 +116,24 @@ class TextRule:
 
 @dataclass(frozen=True, slots=True)
 class IntRule:
-    """An integer from ``low`` to ``high`` inclusive (a boolean is not an integer here)."""
+    """An integer from ``low`` to ``high`` inclusive (a boolean is not an integer here).
+
+    Attributes:
+        low: Least value.
+        high: Greatest value.
+        accepts: ``accepts(value)``: whether ``value`` is an exact ``int`` within the bounds.
+    """
 
     low: int
     high: int
+    accepts: Callable[[Any], bool] = field(init=False, repr=False, compare=False)
 
-    def accepts(self, value: Any) -> bool:
-        """Whether ``value`` is an exact ``int`` within the bounds."""
-        return type(value) is int and self.low <= value <= self.high
+    def __post_init__(self) -> None:
+        low, high = self.low, self.high
+
+        def accepts(value: Any) -> bool:
+            return type(value) is int and low <= value <= high
+        object.__setattr__(self, "accepts", accepts)  # frozen: set once, here
 
     def check(self, value: Any, field: str) -> int:
         """Return ``value`` if it obeys the rule.
@@ -118,11 +141,20 @@ class IntRule:
         Raises:
             InvalidCommand: naming ``field`` and what is wrong.
         """
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidCommand(field, f"{field} must be an integer")
-        if not self.low <= value <= self.high:
-            raise InvalidCommand(field, f"{field} must be between {self.low} and {self.high}")
-        return value
+        return check_int(value, self.low, self.high, field)
+
+
+def check_int(value: Any, low: int, high: int, field: str) -> int:
+    """Return ``value`` if it is an integer (not a boolean) from ``low`` to ``high``.
+
+    Raises:
+        InvalidCommand: naming ``field`` and what is wrong.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidCommand(field, f"{field} must be an integer")
+    if not low <= value <= high:
+        raise InvalidCommand(field, f"{field} must be between {low} and {high}")
+    return value
 
 
 # ---------------------------------------------------------------- the rules
