@@ -35,8 +35,8 @@ import zmq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dqueue.node.ipc_client import RaftClientError
 from dqueue.protocol import wire
+from dqueue.protocol.ipc_client import RaftClientError
 from tests.integration.raftproc_cluster import (
     RaftCluster,
     converge,

@@ -25,10 +25,11 @@ from dqueue.api.gateway import WorkerGateway
 from dqueue.api.server import HttpServer
 from dqueue.api.worker_auth import key_port_mode
 from dqueue.config import NodeConfig
+from dqueue.exit_status import ApiExit
 from dqueue.keys import PeerKeyError
 from dqueue.logs import configure_logging, log_event
-from dqueue.node.ipc_client import RaftClient
 from dqueue.port_holder import bind_failure_message
+from dqueue.protocol.ipc_client import RaftClient
 from dqueue.tokens import TokenFileError
 from dqueue.zmq_seed import seed_libc_random
 
@@ -40,11 +41,6 @@ PARENT_CHECK_S = 0.5
 GATEWAY_STOP_S = 2.0
 # How long the worker gateway may take to bind its port at start.
 GATEWAY_START_S = 10.0
-# Exit status when the HTTP or worker port cannot be bound: the supervisor does not restart the
-# API process then (the port stays taken), it stops the node with status 1 (supervisor.py).
-EXIT_BIND_FAILED = 78
-# Exit status when a thread died of an exception: the supervisor restarts the process.
-EXIT_THREAD_DIED = 70
 
 
 def _die_with_thread(args: threading.ExceptHookArgs) -> None:
@@ -56,7 +52,7 @@ def _die_with_thread(args: threading.ExceptHookArgs) -> None:
     log_event(logger, logging.CRITICAL, "thread_died", thread=thread,
               error=f"{args.exc_type.__name__}: {args.exc_value}")
     logging.shutdown()
-    os._exit(EXIT_THREAD_DIED)
+    os._exit(ApiExit.THREAD_DIED)
 
 
 def raise_fd_limit() -> int:
@@ -101,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TokenFileError as exc:
         log_event(logger, logging.CRITICAL, "tokens_file_invalid", error=str(exc))
         print(f"dqueue: {exc}", file=sys.stderr)
-        return EXIT_BIND_FAILED  # not restarted: the file stays malformed until fixed
+        return ApiExit.CANNOT_START  # the file stays malformed until fixed
     app = create_app(lambda: RaftClient(endpoint, context), config, registry, draining=draining,
                      token_file=token_file)
     threading.excepthook = _die_with_thread
@@ -113,13 +109,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_event(logger, logging.CRITICAL, "http_bind_failed", http_addr=config.http_addr,
                   error=message)
         print(f"dqueue: {message}", file=sys.stderr)
-        return EXIT_BIND_FAILED
+        return ApiExit.CANNOT_START  # the port stays taken
     try:
         gateway = WorkerGateway(config, registry)
     except PeerKeyError as exc:  # the Raft process refuses the same folder
         log_event(logger, logging.CRITICAL, "worker_keys_invalid", error=str(exc))
         print(f"dqueue: {exc}", file=sys.stderr)
-        return EXIT_BIND_FAILED  # not restarted: the folder stays wrong until fixed
+        return ApiExit.CANNOT_START  # the folder stays wrong until fixed
     gateway_thread = threading.Thread(target=gateway.run, name="worker-gateway", daemon=True)
     gateway_thread.start()
     if not gateway.ready.wait(GATEWAY_START_S) or gateway.bind_error is not None:
@@ -128,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_event(logger, logging.CRITICAL, "worker_bind_failed",
                   worker_addr=config.worker_addr, error=message)
         print(f"dqueue: {message}", file=sys.stderr)
-        return EXIT_BIND_FAILED
+        return ApiExit.CANNOT_START  # the port stays taken
     http_thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     http_thread.start()
     log_event(logger, logging.INFO, "api_started", http_host=server.host, http_port=server.port,
@@ -148,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     gateway.stop()
     gateway_thread.join(GATEWAY_STOP_S)
     log_event(logger, logging.INFO, "api_stopped")
-    return 0
+    return ApiExit.STOPPED
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dqueue.api.raft_link import RaftClientLike
-from dqueue.node.ipc_client import BadRequest, RaftClientError
+from dqueue.protocol.ipc_client import BadRequest, RaftClientError
 
 MAX_BATCH_TASKS = 1_000
 # Enqueue commands in flight from one API process at a time.

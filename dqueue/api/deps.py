@@ -17,7 +17,7 @@ from dqueue.api.longpoll import LongPollGate, max_parked_polls
 from dqueue.api.metrics import ApiMetrics
 from dqueue.api.raft_link import RaftLink
 from dqueue.config import NodeConfig
-from dqueue.node.ipc_client import RaftClientError
+from dqueue.protocol.ipc_client import RaftClientError
 
 # Answers are plain values built here (never cyclic): skipping the encoder's cycle check saves
 # a dict update per object. One encoder for every answer (json.dumps with options builds one

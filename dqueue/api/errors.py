@@ -15,7 +15,8 @@ from typing import Any
 import falcon
 
 from dqueue.logs import log_event
-from dqueue.node.ipc_client import BadRequest, NoLeader, RequestTimeout
+from dqueue.protocol.errors import ErrorCode
+from dqueue.protocol.ipc_client import BadRequest, NoLeader, RequestTimeout
 
 logger = logging.getLogger(__name__)
 
@@ -24,12 +25,12 @@ RETRY_AFTER_S = 1
 
 # Queue outcome code -> HTTP status.
 _OUTCOME_STATUS = {
-    "not_found": falcon.HTTP_404,
-    "lease_conflict": falcon.HTTP_409,
-    "invalid_state": falcon.HTTP_409,
-    "invalid": falcon.HTTP_400,
-    "idempotency_key_reused": falcon.HTTP_409,
-    "queue_full": falcon.HTTP_429,
+    ErrorCode.NOT_FOUND: falcon.HTTP_404,
+    ErrorCode.LEASE_CONFLICT: falcon.HTTP_409,
+    ErrorCode.INVALID_STATE: falcon.HTTP_409,
+    ErrorCode.INVALID: falcon.HTTP_400,
+    ErrorCode.IDEMPOTENCY_KEY_REUSED: falcon.HTTP_409,
+    ErrorCode.QUEUE_FULL: falcon.HTTP_429,
 }
 # Seconds a client should wait before retrying an enqueue refused by the queue's max_depth.
 QUEUE_FULL_RETRY_AFTER_S = 1
@@ -73,7 +74,7 @@ class ApiError(Exception):
         return {"error": error}
 
 
-def invalid(field: str, message: str, code: str = "invalid_field") -> ApiError:
+def invalid(field: str, message: str, code: str = ErrorCode.INVALID_FIELD) -> ApiError:
     """A 400 naming ``field``."""
     return ApiError(falcon.HTTP_400, code, message, field=field)
 
@@ -82,16 +83,16 @@ def value_of(outcome: dict[str, Any]) -> Any:
     """Return the value of a successful queue outcome, or raise the ApiError it maps to."""
     if outcome.get("ok"):
         return outcome.get("value")
-    code = str(outcome.get("code") or "invalid")
+    code = str(outcome.get("code") or ErrorCode.INVALID)
     status = _OUTCOME_STATUS.get(code, falcon.HTTP_500)
     message = str(outcome.get("message") or code)
     field = outcome.get("field")
-    if code == "invalid":
-        raise ApiError(status, "invalid_field", message, field=field or "body")
-    if code == "queue_full":
+    if code == ErrorCode.INVALID:
+        raise ApiError(status, ErrorCode.INVALID_FIELD, message, field=field or "body")
+    if code == ErrorCode.QUEUE_FULL:
         raise ApiError(status, code, message, extra={"max_depth": outcome.get("max_depth")},
                        headers={"Retry-After": str(QUEUE_FULL_RETRY_AFTER_S)})
-    if code == "idempotency_key_reused":
+    if code == ErrorCode.IDEMPOTENCY_KEY_REUSED:
         raise ApiError(status, code, message, field=field,
                        extra={"task_id": outcome.get("task_id")})
     raise ApiError(status, code, message, field=field)
@@ -105,17 +106,17 @@ def from_raft_error(exc: Exception) -> ApiError:
     headers = {"Retry-After": str(RETRY_AFTER_S)}
     if isinstance(exc, NoLeader):
         hint = {"leader_id": exc.leader_id, "leader_http": exc.leader_http}
-        return ApiError(falcon.HTTP_503, "no_leader", str(exc), extra=hint, headers=headers)
+        return ApiError(falcon.HTTP_503, ErrorCode.NO_LEADER, str(exc), extra=hint, headers=headers)
     if isinstance(exc, RequestTimeout):
         hint = {"leader_id": exc.leader_id, "leader_http": exc.leader_http}
-        return ApiError(falcon.HTTP_503, "timeout", str(exc), extra=hint, headers=headers)
+        return ApiError(falcon.HTTP_503, ErrorCode.TIMEOUT, str(exc), extra=hint, headers=headers)
     if isinstance(exc, BadRequest):
         # The Raft process words its refusals "field: what is wrong" (queries.BadQuery).
         named = _NAMED_FIELD.match(str(exc))
         field = named.group(1) if named is not None else "body"
-        return ApiError(falcon.HTTP_400, "invalid_field", str(exc), field=field)
+        return ApiError(falcon.HTTP_400, ErrorCode.INVALID_FIELD, str(exc), field=field)
     # RaftUnavailable, and any other failure of the link to the Raft process.
-    return ApiError(falcon.HTTP_503, "unavailable", str(exc), headers=headers)
+    return ApiError(falcon.HTTP_503, ErrorCode.UNAVAILABLE, str(exc), headers=headers)
 
 
 def error_json(error: ApiError) -> bytes:
@@ -143,8 +144,9 @@ def handle_http_error(
     req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError, params: dict[str, Any]
 ) -> None:
     """Falcon's own errors (unknown route, wrong method, ...) in our JSON shape."""
-    codes = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
-    code = codes.get(ex.status_code, "http_error")
+    codes = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED,
+             413: ErrorCode.BODY_TOO_LARGE}
+    code = codes.get(ex.status_code, ErrorCode.HTTP_ERROR)
     message = ex.description or ex.title or code
     error = ApiError(ex.status, code, str(message), headers=dict(ex.headers or {}))
     write_error(resp, error)
@@ -161,4 +163,4 @@ def handle_unexpected(
         logger, logging.ERROR, "request_failed",
         method=req.method, route=req.uri_template, error=repr(ex),
     )
-    write_error(resp, ApiError(falcon.HTTP_500, "internal", "internal error"))
+    write_error(resp, ApiError(falcon.HTTP_500, ErrorCode.INTERNAL, "internal error"))

@@ -52,6 +52,7 @@ from dqueue.api.worker_requests import (
     command_of,
 )
 from dqueue.config import NodeConfig
+from dqueue.protocol import ipc as ipc_codec
 from dqueue.protocol import wire
 from dqueue.protocol.zap import ZapServer
 
@@ -417,9 +418,9 @@ class WorkerGateway:
             wait_ms = max(0, min(self._lease_slice_ms,
                                  int((pending.wait_deadline - now) * 1000)))
         pending.reply_deadline = now + (timeout_ms + wait_ms + REPLY_GRACE_MS) / 1000
-        body = {"rid": ipc_rid, "cmd": pending.cmd, "timeout_ms": timeout_ms, "wait_ms": wait_ms}
         try:
-            ipc.send_multipart(wire.encode(b"cmd", body), zmq.NOBLOCK)
+            ipc.send_multipart(ipc_codec.encode_cmd(ipc_rid, pending.cmd, timeout_ms, wait_ms),
+                               zmq.NOBLOCK)
         except zmq.Again:
             self._fail(router, pending, "unavailable",
                        "the Raft process is not accepting requests")
@@ -437,27 +438,22 @@ class WorkerGateway:
     # -- Raft side --------------------------------------------------------------------
 
     def _handle_ipc(self, frames: list[bytes], router: zmq.Socket, ipc: zmq.Socket) -> None:
-        try:
-            kind, body = wire.decode(frames)
-        except wire.FrameError:
+        reply = ipc_codec.decode_reply(frames)
+        if reply is None:
             self._dropped.labels("malformed_ipc").inc()
             return
-        if not isinstance(body, dict) or not isinstance(body.get("rid"), str):
-            self._dropped.labels("malformed_ipc").inc()
-            return
-        pending = self._take(body["rid"])
+        pending = self._take(reply.rid)
         if pending is None:
             self._dropped.labels("stale_reply").inc()
             return
         if pending.kind == b"handback":
             return  # nobody waits for it; a failed hand-back simply expires
-        if kind == b"err":
-            self._fail(router, pending, str(body.get("code") or "unavailable"),
-                       str(body.get("message") or ""),
-                       leader_id=body.get("leader_id"), leader_http=body.get("leader_http"))
+        if isinstance(reply, ipc_codec.ErrorReply):
+            self._fail(router, pending, reply.code, reply.message,
+                       leader_id=reply.leader_id, leader_http=reply.leader_http)
             return
-        outcome = body.get("outcome")
-        if kind != b"res" or not isinstance(outcome, dict):
+        outcome = ipc_codec.outcome_of(reply)
+        if outcome is None:
             self._dropped.labels("malformed_ipc").inc()
             self._fail(router, pending, "unavailable", "unreadable answer from the Raft process")
             return

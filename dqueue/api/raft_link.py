@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 
 class RaftClientLike(Protocol):
-    """The interface of ``dqueue.node.ipc_client.RaftClient`` that the API uses."""
+    """The interface of ``dqueue.protocol.ipc_client.RaftClient`` that the API uses."""
 
     def command(
         self, cmd_plain: dict[str, Any], timeout_ms: int = 5_000, wait_ms: int = 0

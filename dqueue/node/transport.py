@@ -28,7 +28,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgpack
 import zmq
 
 from dqueue.keys import PeerKeys
@@ -196,7 +195,7 @@ class PeerTransport:
         if dealer is None:
             self.counters.send_dropped += 1
             return False
-        return self.send_packed(peer_id, kind, msgpack.packb(body, use_bin_type=True))
+        return self.send_packed(peer_id, kind, wire.pack(body))
 
     def send_packed(self, peer_id: str, kind: bytes, packed_body: bytes) -> bool:
         """Like ``send`` with a body already msgpack-encoded (one encoding for many peers)."""
@@ -205,7 +204,7 @@ class PeerTransport:
             self.counters.send_dropped += 1
             return False
         try:
-            send_frames(dealer, (wire.WIRE_VERSION, kind, packed_body))
+            send_frames(dealer, wire.encode_packed(kind, packed_body))
         except zmq.Again:
             self.counters.send_dropped += 1
             return False

@@ -19,9 +19,24 @@ class FrameError(ValueError):
     """A message that does not follow the framing; the receiver drops and counts it."""
 
 
+def pack(body: Any) -> bytes:
+    """The body frame of ``body`` (plain values only), to send it to many with
+    ``encode_packed``.
+
+    Raises:
+        TypeError, ValueError, OverflowError: ``body`` holds a value msgpack cannot pack.
+    """
+    return msgpack.packb(body, use_bin_type=True)
+
+
 def encode(kind: bytes, body: Any) -> list[bytes]:
     """Return the frames of one message of ``kind`` carrying ``body`` (plain values only)."""
     return [WIRE_VERSION, kind, msgpack.packb(body, use_bin_type=True)]
+
+
+def encode_packed(kind: bytes, packed_body: bytes) -> list[bytes]:
+    """Like ``encode`` with a body already packed by ``pack`` (one encoding for many peers)."""
+    return [WIRE_VERSION, kind, packed_body]
 
 
 def decode(frames: list[bytes]) -> tuple[bytes, Any]:

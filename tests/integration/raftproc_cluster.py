@@ -23,7 +23,7 @@ import pytest
 
 from dqueue.config import NodeConfig
 from dqueue.keys import create_cluster_keys
-from dqueue.node.ipc_client import RaftClient, RaftClientError
+from dqueue.protocol.ipc_client import RaftClient, RaftClientError
 
 # Timers used by the tests: the defaults of NodeConfig (see docs/performance.md).
 DEFAULT_DEADLINE_S = 20.0

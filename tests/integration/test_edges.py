@@ -20,8 +20,8 @@ import msgpack
 import pytest
 import zmq
 
-from dqueue.node.ipc_client import BadRequest, RaftClient
 from dqueue.protocol import wire
+from dqueue.protocol.ipc_client import BadRequest, RaftClient
 from tests.integration.http_cluster import Http, NodeSet, wait_for
 
 pytestmark = pytest.mark.integration

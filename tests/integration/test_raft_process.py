@@ -13,8 +13,8 @@ import pytest
 import zmq
 
 from dqueue.config import NodeConfig
-from dqueue.node.ipc_client import BadRequest, NoLeader
 from dqueue.node.transport import tcp_endpoint
+from dqueue.protocol.ipc_client import BadRequest, NoLeader
 from dqueue.queue import QueueConfig
 from tests.integration import raftproc_cluster
 from tests.integration.raftproc_cluster import enqueue_cmd, wait_for

@@ -10,8 +10,8 @@ import time
 import lmdb
 import pytest
 
-from dqueue.node.ipc_client import RaftClientError
 from dqueue.node.store import encode_entry
+from dqueue.protocol.ipc_client import RaftClientError
 from tests.integration import raftproc_cluster
 from tests.integration.raftproc_cluster import (
     RaftCluster,

@@ -18,8 +18,8 @@ from prometheus_client import CollectorRegistry
 
 from dqueue.api.app import create_app
 from dqueue.config import NodeConfig
-from dqueue.node.ipc_client import Unencodable
 from dqueue.protocol import wire
+from dqueue.protocol.ipc_client import Unencodable
 from tests.unit.api.conftest import FakeRaft
 
 TEXT = st.text(max_size=8) | st.sampled_from(["\ud800", "a\udfffb", "x" * 300, "\x00"])

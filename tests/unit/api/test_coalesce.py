@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from dqueue.api.coalesce import MAX_BATCH_TASKS, EnqueueCoalescer
-from dqueue.node.ipc_client import NoLeader
+from dqueue.protocol.ipc_client import NoLeader
 
 
 class GatedRaft:
@@ -292,7 +292,7 @@ def test_an_unencodable_request_fails_alone_and_every_good_one_succeeds(tmp_path
     """Three clients whose tasks cannot be encoded (a lone surrogate that slipped past
     validation) among eight good ones: before, each failed the whole coalesced command it
     shared (1,664 of 2,561 good enqueues failed, issue 13)."""
-    from dqueue.node.ipc_client import BadRequest, RaftClient
+    from dqueue.protocol.ipc_client import BadRequest, RaftClient
 
     endpoint = "ipc://" + str(tmp_path / "raft.ipc")
     local = threading.local()

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from dqueue.api.deps import new_task_id, new_task_ids
-from dqueue.node.ipc_client import (
+from dqueue.protocol.ipc_client import (
     BadRequest,
     NoLeader,
     RaftClientError,

@@ -16,12 +16,12 @@ from hypothesis import strategies as st
 from dqueue.config import NodeConfig
 from dqueue.node.apply_failed import ApplyFailed
 from dqueue.node.codec import encode_item, join_items
-from dqueue.node.ipc_client import RaftClient, RaftClientError
 from dqueue.node.ipc_server import CmdRequest
 from dqueue.node.process import RaftProcess
 from dqueue.node.proposals import ProposalBatcher
 from dqueue.node.requests import Stage, monotonic_ms
 from dqueue.node.store import Store, StoredHardState
+from dqueue.protocol.ipc_client import RaftClient, RaftClientError
 from dqueue.queue import QueueConfig
 from dqueue.raft import (
     Entry,

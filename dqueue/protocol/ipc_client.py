@@ -1,4 +1,4 @@
-"""Client side of the API-to-Raft IPC (docs/internals.md section 3).
+"""The API's client of the local Raft process over IPC (docs/internals.md section 3).
 
 One ``RaftClient`` owns one ZeroMQ DEALER connected to the Raft process of the local node. It is
 used from one thread only (ZeroMQ sockets are not thread-safe); every API thread and the worker
@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import zmq
 
-from dqueue.protocol import wire
+from dqueue.protocol import ipc
+from dqueue.protocol.errors import ErrorCode
 from dqueue.protocol.frames import recv_frames, send_frames
 
-KIND_CMD = b"cmd"
-KIND_READ = b"read"
-KIND_RES = b"res"
-KIND_ERR = b"err"
-
 # How long past the server-side deadline the client keeps waiting for the server's own
-# "timeout" answer before it concludes that the Raft process is not running at all.
+# ``timeout`` answer before it concludes that the Raft process is not running at all.
 REPLY_GRACE_MS = 1_000
 # Bound on requests queued towards the Raft process: a send beyond it fails at once with
 # RaftUnavailable instead of growing memory.
@@ -127,8 +124,13 @@ class RaftClient:
         Raises:
             NoLeader, RequestTimeout, RaftUnavailable, BadRequest.
         """
-        body = {"cmd": cmd_plain, "timeout_ms": int(timeout_ms), "wait_ms": int(wait_ms)}
-        return self._call(KIND_CMD, body, int(timeout_ms) + int(wait_ms))["outcome"]
+        rid = self._next_rid()
+        frames = _encoded(ipc.encode_cmd, rid, cmd_plain, timeout_ms, wait_ms)
+        result = self._call(rid, frames, int(timeout_ms) + int(wait_ms))
+        outcome = ipc.outcome_of(result)
+        if outcome is None:
+            raise RaftUnavailable("unreadable answer from the Raft process")
+        return outcome
 
     def read(
         self, query_plain: dict[str, Any], timeout_ms: int = 5_000, stale: bool = False
@@ -143,8 +145,12 @@ class RaftClient:
         Raises:
             NoLeader, RequestTimeout, RaftUnavailable, BadRequest.
         """
-        body = {"query": query_plain, "timeout_ms": int(timeout_ms), "stale": bool(stale)}
-        return self._call(KIND_READ, body, int(timeout_ms))["value"]
+        rid = self._next_rid()
+        frames = _encoded(ipc.encode_read, rid, query_plain, timeout_ms, stale)
+        result = self._call(rid, frames, int(timeout_ms))
+        if not ipc.has_value(result):
+            raise RaftUnavailable("unreadable answer from the Raft process")
+        return result.body["value"]
 
     def close(self) -> None:
         """Close the socket (the context is shared and stays open)."""
@@ -160,14 +166,8 @@ class RaftClient:
         self._rid_counter += 1
         return f"{self._rid_prefix}-{self._rid_counter}"
 
-    def _call(self, kind: bytes, body: dict[str, Any], server_deadline_ms: int) -> dict[str, Any]:
-        rid = self._next_rid()
-        body["rid"] = rid
-        try:
-            frames = wire.encode(kind, body)
-        except Exception as exc:  # msgpack raises several types on a value it cannot pack
-            raise Unencodable(f"body: cannot be encoded ({exc.__class__.__name__}: "
-                              f"{str(exc)[:200]})") from None
+    def _call(self, rid: str, frames: list[bytes], server_deadline_ms: int) -> ipc.Result:
+        """Send one request and wait for its ``res``; raise the error of its ``err``."""
         try:
             send_frames(self._socket, frames)
         except zmq.Again:
@@ -193,19 +193,12 @@ class RaftClient:
             wait_ms = int((deadline - time.monotonic()) * 1000)
             if frames is None:
                 continue
-            try:
-                reply_kind, reply = wire.decode(frames)
-            except wire.FrameError:
-                continue
-            if not isinstance(reply, dict) or reply.get("rid") != rid:
-                continue  # a late answer to an earlier request that this client gave up on
-            if reply_kind == KIND_RES:
-                if not _is_answer(kind, reply):
-                    raise RaftUnavailable("unreadable answer from the Raft process")
-                return reply
-            if reply_kind == KIND_ERR:
+            reply = ipc.decode_reply(frames)
+            if reply is None or reply.rid != rid:
+                continue  # garbage, or a late answer to a request this client gave up on
+            if isinstance(reply, ipc.ErrorReply):
                 raise _error_from_reply(reply)
-
+            return reply
 
     def _receive(self, timeout_ms: int) -> list[bytes]:
         """Wait at most ``timeout_ms`` for one whole message.
@@ -222,28 +215,23 @@ class RaftClient:
         return [first.bytes, *recv_frames(self._socket)]
 
 
-def _is_answer(kind: bytes, reply: dict[str, Any]) -> bool:
-    """Whether a ``res`` reply has the shape its caller reads: a read's ``value`` (any), a
-    command's ``outcome`` (a map with a boolean ``ok``, and a string ``code`` when not ok)."""
-    if kind != KIND_CMD:
-        return "value" in reply
-    outcome = reply.get("outcome")
-    if not isinstance(outcome, dict) or not isinstance(outcome.get("ok"), bool):
-        return False
-    return outcome["ok"] or isinstance(outcome.get("code"), str)
+def _encoded(encode: Callable[[str, dict[str, Any], int, Any], list[bytes]], rid: str,
+             plain: dict[str, Any], timeout_ms: int, extra: Any) -> list[bytes]:
+    """The frames ``encode`` builds, or Unencodable when msgpack cannot pack ``plain``."""
+    try:
+        return encode(rid, plain, timeout_ms, extra)
+    except Exception as exc:  # msgpack raises several types on a value it cannot pack
+        raise Unencodable(f"body: cannot be encoded ({exc.__class__.__name__}: "
+                          f"{str(exc)[:200]})") from None
 
 
-def _error_from_reply(reply: dict[str, Any]) -> RaftClientError:
+def _error_from_reply(reply: ipc.ErrorReply) -> RaftClientError:
     """Map an ``err`` reply to the exception the caller sees."""
-    code = reply.get("code")
-    message = str(reply.get("message") or code)
-    # Any value may arrive: only strings are hints.
-    leader_id = reply.get("leader_id") if isinstance(reply.get("leader_id"), str) else None
-    leader_http = reply.get("leader_http") if isinstance(reply.get("leader_http"), str) else None
-    if code == "no_leader":
-        return NoLeader(leader_id, leader_http, message)
-    if code == "timeout":
-        return RequestTimeout(message, leader_id, leader_http)
-    if code == "bad_request":
+    message = reply.message or reply.code
+    if reply.code == ErrorCode.NO_LEADER:
+        return NoLeader(reply.leader_id, reply.leader_http, message)
+    if reply.code == ErrorCode.TIMEOUT:
+        return RequestTimeout(message, reply.leader_id, reply.leader_http)
+    if reply.code == ErrorCode.BAD_REQUEST:
         return BadRequest(message)
     return RaftUnavailable(message)

@@ -13,11 +13,10 @@ import msgpack
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dqueue.node import ipc_client
-from dqueue.node.ipc_client import RaftClient, RaftClientError
-from dqueue.protocol import wire
+from dqueue.protocol import ipc_client, wire
+from dqueue.protocol.ipc_client import RaftClient, RaftClientError
 from tests.unit.msgpack_values import RAW_BODIES, VALUES, maps_with, packed
-from tests.unit.node.test_ipc_client import ScriptedServer
+from tests.unit.protocol.test_ipc_client import ScriptedServer
 
 KINDS = st.sampled_from([b"res", b"err", b"x"])
 REPLIES = maps_with(["outcome", "value", "code", "message", "leader_id", "leader_http"])

@@ -10,9 +10,14 @@ from typing import Any
 import pytest
 import zmq
 
-from dqueue.node import ipc_client
-from dqueue.node.ipc_client import BadRequest, NoLeader, RaftClient, RaftUnavailable, RequestTimeout
-from dqueue.protocol import wire
+from dqueue.protocol import ipc_client, wire
+from dqueue.protocol.ipc_client import (
+    BadRequest,
+    NoLeader,
+    RaftClient,
+    RaftUnavailable,
+    RequestTimeout,
+)
 
 Handler = Callable[[bytes, dict[str, Any]], list[list[bytes]]]
 
