@@ -6,6 +6,8 @@ Each carries the server's machine-readable ``code`` and human ``message`` (and t
 
 from __future__ import annotations
 
+from dqueue.protocol.errors import ErrorCode
+
 
 class DQueueError(Exception):
     """Base of every error the SDK raises.
@@ -22,7 +24,7 @@ class DQueueError(Exception):
         self,
         message: str,
         *,
-        code: str = "error",
+        code: str = ErrorCode.ERROR,
         status: int | None = None,
         field: str | None = None,
     ) -> None:
@@ -77,7 +79,7 @@ class NoLeader(DQueueError):
         self,
         message: str,
         *,
-        code: str = "no_leader",
+        code: str = ErrorCode.NO_LEADER,
         status: int | None = 503,
         leader_id: str | None = None,
         leader_http: str | None = None,
@@ -104,7 +106,7 @@ class Forbidden(DQueueError):
         role: The role the operation needs, when the server named it.
     """
 
-    def __init__(self, message: str, *, code: str = "forbidden", status: int | None = 403,
+    def __init__(self, message: str, *, code: str = ErrorCode.FORBIDDEN, status: int | None = 403,
                  field: str | None = None, role: str | None = None) -> None:
         super().__init__(message, code=code, status=status, field=field)
         self.role = role
@@ -125,12 +127,12 @@ def auth_error(code: str, server_message: str, *, status: int, had_token: bool,
         advice = ("the server refused the token (unknown or removed): check --token or "
                   "DQUEUE_TOKEN" if had_token else
                   "the server requires a token: pass --token or set DQUEUE_TOKEN")
-        return Unauthorized(f"{advice} ({server_message})", code=code or "unauthorized",
+        return Unauthorized(f"{advice} ({server_message})", code=code or ErrorCode.UNAUTHORIZED,
                             status=status, field="Authorization")
-    if code == "forbidden" and role:
+    if code == ErrorCode.FORBIDDEN and role:
         return Forbidden(f"the token lacks the role {role} ({server_message})", code=code,
                          status=status, field="Authorization", role=role)
-    return Forbidden(server_message, code=code or "forbidden", status=status,
+    return Forbidden(server_message, code=code or ErrorCode.FORBIDDEN, status=status,
                      field="Authorization")
 
 
@@ -138,24 +140,27 @@ class ServerError(DQueueError):
     """Any other error answer (an unexpected 5xx, or a reply the client cannot read)."""
 
 
+# Worth retrying on another node or a little later: NoLeader (the caller adds the leader hint).
+_NO_LEADER_CODES = frozenset({ErrorCode.NO_LEADER, ErrorCode.TIMEOUT, ErrorCode.SHUTTING_DOWN})
+# The typed error of each code (unknown ones: InvalidRequest for a 4xx, else ServerError).
 _BY_CODE: dict[str, type[DQueueError]] = {
-    "invalid_json": InvalidRequest,
-    "invalid_field": InvalidRequest,
-    "unknown_field": InvalidRequest,
-    "missing_field": InvalidRequest,
-    "invalid": InvalidRequest,
-    "bad_request": InvalidRequest,
-    "body_too_large": InvalidRequest,
-    "unsupported_media_type": InvalidRequest,
-    "not_found": TaskNotFound,
-    "lease_conflict": LeaseConflict,
-    "invalid_state": InvalidState,
-    "queue_full": QueueFull,
-    "idempotency_key_reused": IdempotencyKeyReused,
-    "unavailable": Unavailable,
-    "unauthorized": Unauthorized,
-    "forbidden": Forbidden,
-    "protected_mode": Forbidden,
+    ErrorCode.INVALID_JSON: InvalidRequest,
+    ErrorCode.INVALID_FIELD: InvalidRequest,
+    ErrorCode.UNKNOWN_FIELD: InvalidRequest,
+    ErrorCode.MISSING_FIELD: InvalidRequest,
+    ErrorCode.INVALID: InvalidRequest,
+    ErrorCode.BAD_REQUEST: InvalidRequest,
+    ErrorCode.BODY_TOO_LARGE: InvalidRequest,
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: InvalidRequest,
+    ErrorCode.NOT_FOUND: TaskNotFound,
+    ErrorCode.LEASE_CONFLICT: LeaseConflict,
+    ErrorCode.INVALID_STATE: InvalidState,
+    ErrorCode.QUEUE_FULL: QueueFull,
+    ErrorCode.IDEMPOTENCY_KEY_REUSED: IdempotencyKeyReused,
+    ErrorCode.UNAVAILABLE: Unavailable,
+    ErrorCode.UNAUTHORIZED: Unauthorized,
+    ErrorCode.FORBIDDEN: Forbidden,
+    ErrorCode.PROTECTED_MODE: Forbidden,
 }
 
 
@@ -166,7 +171,7 @@ def error_from_code(
 
     ``no_leader`` and ``timeout`` map to NoLeader; the caller adds the leader hint.
     """
-    if code in ("no_leader", "timeout", "shutting_down"):
+    if code in _NO_LEADER_CODES:
         return NoLeader(message, code=code, status=status)
     cls = _BY_CODE.get(code)
     if cls is None:

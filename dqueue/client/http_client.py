@@ -34,6 +34,7 @@ from dqueue.client.errors import (
     error_from_code,
 )
 from dqueue.client.task import Task
+from dqueue.protocol.errors import ErrorCode
 
 MAX_BATCH = 1000
 _JSON = "application/json"
@@ -291,7 +292,7 @@ class Client:
         query = _present(status=status, type=type, limit=limit, cursor=cursor)
         _, obj = self._request("GET", "/tasks?" + urlencode(query))
         if not isinstance(obj, dict):
-            raise ServerError("unreadable task listing", code="bad_reply")
+            raise ServerError("unreadable task listing", code=ErrorCode.BAD_REPLY)
         return TaskPage([Task.from_wire(t) for t in _tasks_of(obj)], obj.get("next_cursor"))
 
     def dead_letters(self, *, type: str | None = None, limit: int = 1000) -> list[Task]:
@@ -441,7 +442,7 @@ class Client:
             except (OSError, http.client.HTTPException) as exc:
                 self._drop_connection(url)
                 last_error = Unavailable(f"{url}: {exc.__class__.__name__}: {exc}",
-                                         code="unavailable")
+                                         code=ErrorCode.UNAVAILABLE)
                 self._preferred = (self._preferred + 1) % len(self._urls)
             else:
                 obj = _decode(data)
@@ -464,7 +465,7 @@ class Client:
                     raise error_from_code(err.get("code") or _code_for(status), str(message),
                                           status=status, field=err.get("field"))
                 last_error = NoLeader(str(err.get("message") or "no leader"),
-                                      code=str(err.get("code") or "no_leader"),
+                                      code=str(err.get("code") or ErrorCode.NO_LEADER),
                                       leader_id=err.get("leader_id"),
                                       leader_http=err.get("leader_http"))
                 if err.get("leader_http"):
@@ -549,8 +550,9 @@ def _error_fields(obj: Any) -> dict[str, Any]:
 
 
 def _code_for(status: int) -> str:
-    return {400: "invalid_field", 404: "not_found", 409: "lease_conflict",
-            413: "body_too_large", 415: "unsupported_media_type"}.get(status, "error")
+    return {400: ErrorCode.INVALID_FIELD, 404: ErrorCode.NOT_FOUND,
+            409: ErrorCode.LEASE_CONFLICT, 413: ErrorCode.BODY_TOO_LARGE,
+            415: ErrorCode.UNSUPPORTED_MEDIA_TYPE}.get(status, ErrorCode.ERROR)
 
 
 def _retry_after_s(value: str | None) -> float | None:
@@ -565,16 +567,16 @@ def _tasks_of(obj: Any) -> list[Any]:
         return obj["tasks"]
     if isinstance(obj, dict) and "id" in obj:
         return [obj]
-    raise ServerError("reply has no task list", code="bad_reply")
+    raise ServerError("reply has no task list", code=ErrorCode.BAD_REPLY)
 
 
 def _field(obj: Any, name: str) -> Any:
     if not isinstance(obj, dict) or name not in obj:
-        raise ServerError(f"reply has no {name!r}", code="bad_reply")
+        raise ServerError(f"reply has no {name!r}", code=ErrorCode.BAD_REPLY)
     return obj[name]
 
 
 def _as_dict(obj: Any) -> dict[str, Any]:
     if not isinstance(obj, dict):
-        raise ServerError("reply is not a JSON object", code="bad_reply")
+        raise ServerError("reply is not a JSON object", code=ErrorCode.BAD_REPLY)
     return obj

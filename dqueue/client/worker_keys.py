@@ -22,6 +22,7 @@ from dqueue.client.errors import Unauthorized
 
 # The key folder's layout is the one dqueue-cli keys init writes (dqueue/keys.py).
 from dqueue.keys import MEMBERS_DIR, PUBLIC_SUFFIX, SECRET_SUFFIX, Z85_KEY_CHARS
+from dqueue.protocol.errors import ErrorCode
 
 # Monitor events a client watches: a refused or broken handshake, and a good one.
 HANDSHAKE_EVENTS = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
@@ -149,4 +150,4 @@ def handshake_error(endpoint: str, event: int, curve: bool) -> Unauthorized:
                "(--server-key, or members/ID.key) is probably not that node's public key"
                if curve else f"{where} closed the connection during the handshake: it "
                "probably requires CURVE keys (--curve-key and --server-key, or --secure-dir)")
-    return Unauthorized(why, code="handshake_refused")
+    return Unauthorized(why, code=ErrorCode.HANDSHAKE_REFUSED)

@@ -40,6 +40,8 @@ from dqueue.client.worker_keys import (
     handshake_error,
 )
 from dqueue.protocol import wire
+from dqueue.protocol.errors import ErrorCode
+from dqueue.protocol.kinds import WorkerKind
 from dqueue.queue.task import TaskStatus
 
 HEARTBEAT_MS = 1_000
@@ -128,21 +130,21 @@ def parse_reply(frames: list[bytes]) -> Reply:
         raise wire.FrameError("reply body is not a map")
     rid = body.get("rid")
     try:
-        if kind == b"tasks":
+        if kind == WorkerKind.TASKS:
             return Reply("tasks", rid, tasks=tuple(map(task_from_plain, body["tasks"])))
-        if kind == b"acked":
+        if kind == WorkerKind.ACKED:
             return Reply("acked", rid, results=tuple(
                 None if item is None else _item_error(item) for item in body["results"]))
-        if kind == b"res":
+        if kind == WorkerKind.RES:
             return Reply("res", rid, task=Task.from_wire(body["task"]))
-        if kind == b"err":
-            error = error_from_code(str(body.get("code", "error")), str(body.get("message", "")),
-                                    field=body.get("field"))
+        if kind == WorkerKind.ERR:
+            error = error_from_code(str(body.get("code", ErrorCode.ERROR)),
+                                    str(body.get("message", "")), field=body.get("field"))
             if isinstance(error, NoLeader):
                 error.leader_id = body.get("leader_id")
                 error.leader_http = body.get("leader_http")
             return Reply("err", rid, error=error)
-        if kind == b"pong":
+        if kind == WorkerKind.PONG:
             return Reply("pong", rid)
     except (KeyError, TypeError, ValueError) as exc:
         raise wire.FrameError(f"bad {kind!r} reply: {exc}") from None
@@ -153,7 +155,7 @@ def _item_error(item: Any) -> DQueueError:
     """The typed error of one refused ``ack_many`` item (``{"code", "message"}``)."""
     if not isinstance(item, dict):
         raise TypeError("an ack_many result is null or a map")
-    return error_from_code(str(item.get("code", "error")), str(item.get("message", "")))
+    return error_from_code(str(item.get("code", ErrorCode.ERROR)), str(item.get("message", "")))
 
 
 class ZmqWorkerClient:
@@ -223,39 +225,39 @@ class ZmqWorkerClient:
     ) -> Any:
         """Ask for up to ``max_tasks`` tasks; the ``tasks`` reply comes when some are leased
         or after ``wait_ms`` (empty). Returns the request id."""
-        return self._send(b"lease", {"worker_id": self.worker_id, "max_tasks": max_tasks,
+        return self._send(WorkerKind.LEASE, {"worker_id": self.worker_id, "max_tasks": max_tasks,
                                      "types": list(types) if types else None,
                                      "lease_ms": lease_ms, "wait_ms": wait_ms})
 
     def send_ack(self, task: Task) -> Any:
         """Complete ``task`` under its lease. Returns the request id."""
-        return self._send(b"ack", self._lease_fields(task))
+        return self._send(WorkerKind.ACK, self._lease_fields(task))
 
     def send_ack_many(self, tasks: Sequence[Task]) -> Any:
         """Complete 1 to 1,000 tasks held by this client's worker id in one message; the
         ``acked`` reply has one result per task, in order. Returns the request id."""
-        return self._send(b"ack_many", {"worker_id": self.worker_id, "items": [
+        return self._send(WorkerKind.ACK_MANY, {"worker_id": self.worker_id, "items": [
             {"id": task.id, "token": task.lease_token} for task in tasks]})
 
     def send_nack(self, task: Task, reason: str = "", *, dead_letter: bool = False) -> Any:
         """Fail ``task`` (retried after backoff, or dead-lettered). Returns the request id."""
         body = self._lease_fields(task)
         body.update(reason=reason, dead_letter=dead_letter)
-        return self._send(b"nack", body)
+        return self._send(WorkerKind.NACK, body)
 
     def send_extend(self, task: Task, lease_ms: int | None = None) -> Any:
         """Move the lease's expiry to ``lease_ms`` from now. Returns the request id."""
         body = self._lease_fields(task)
         body["lease_ms"] = lease_ms
-        return self._send(b"extend", body)
+        return self._send(WorkerKind.EXTEND, body)
 
     def send_ping(self) -> Any:
         """Heartbeat: keeps this connection's waiting leases alive. Returns the request id."""
-        return self._send(b"ping", {})
+        return self._send(WorkerKind.PING, {})
 
     def send_bye(self) -> None:
         """Tell the gateway to drop this connection's waiting lease requests now."""
-        self._send(b"bye", {})
+        self._send(WorkerKind.BYE, {})
 
     def maybe_heartbeat(self) -> None:
         """Send a ping if nothing was sent for a heartbeat interval."""
@@ -354,7 +356,7 @@ class ZmqWorkerClient:
         task, None when done or the error (LeaseConflict...) that refused it."""
         reply = self._call(lambda: self.send_ack_many(tasks))
         if reply.kind != "acked" or len(reply.results) != len(tasks):
-            raise ServerError(f"unexpected {reply.kind} reply", code="bad_reply")
+            raise ServerError(f"unexpected {reply.kind} reply", code=ErrorCode.BAD_REPLY)
         return list(reply.results)
 
     def nack(self, task: Task, reason: str = "", *, dead_letter: bool = False) -> Task:
@@ -411,7 +413,8 @@ class ZmqWorkerClient:
             self.socket.send_multipart(wire.encode(kind, body), zmq.NOBLOCK)
         except zmq.Again:
             # SNDHWM messages already queued towards a gateway that is not taking them.
-            raise Unavailable(f"{self.endpoint}: send queue full", code="unavailable") from None
+            raise Unavailable(f"{self.endpoint}: send queue full",
+                              code=ErrorCode.UNAVAILABLE) from None
         self._last_send = time.monotonic()
         return rid
 
@@ -437,7 +440,7 @@ class ZmqWorkerClient:
                 remaining_ms = int((deadline - time.monotonic()) * 1000)
                 if remaining_ms <= 0:
                     raise Unavailable(f"no reply from {self.endpoint} within {timeout_s:.1f}s",
-                                      code="unavailable")
+                                      code=ErrorCode.UNAVAILABLE)
                 reply = self.recv(min(remaining_ms, HEARTBEAT_MS))
                 if reply is None:
                     self.maybe_heartbeat()
@@ -452,5 +455,5 @@ class ZmqWorkerClient:
     @staticmethod
     def _task_of(reply: Reply) -> Task:
         if reply.task is None:
-            raise ServerError(f"unexpected {reply.kind} reply", code="bad_reply")
+            raise ServerError(f"unexpected {reply.kind} reply", code=ErrorCode.BAD_REPLY)
         return reply.task

@@ -33,6 +33,7 @@ from dqueue.client.errors import (
 from dqueue.client.task import Task
 from dqueue.client.worker_keys import WorkerKeys
 from dqueue.client.zmq_client import Reply, ZmqWorkerClient
+from dqueue.protocol.errors import ErrorCode
 from dqueue.worker.app import Completion, Verdict, Worker
 from dqueue.worker.runtime import RuntimeConfig, State, WorkerRuntime, backoff_s
 
@@ -414,7 +415,7 @@ class ZmqRuntime(WorkerRuntime):
             # each. Only a gateway that does not know ack_many (an older one) is spared it
             # until the next connection.
             log.warning("ack_many refused (%s); sending acks one by one", reply.error)
-            if getattr(reply.error, "code", None) == "unknown_kind":
+            if getattr(reply.error, "code", None) == ErrorCode.UNKNOWN_KIND:
                 self._ack_many = False
             self._send_acks(req.tasks, now, attempt=req.attempt)
             return
