@@ -135,6 +135,7 @@ class RaftProcess:
             heartbeat_ticks=config.heartbeat_ticks, max_inflight_msgs=config.max_inflight_msgs,
             max_append_bytes=config.max_append_bytes,
             snapshot_chunk_bytes=config.snapshot_chunk_bytes,
+            max_snapshot_bytes=config.max_snapshot_bytes,
         )
         # A snapshot from a leader must restore into a scratch state before it is persisted.
         self.snapshot_check = SnapshotCheck(lambda: self.queue.config)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dqueue.node.ipc_client import BadRequest, NoLeader
+from dqueue.protocol.ipc_client import BadRequest, NoLeader
 
 
 def test_health_adds_status_to_the_node_view(client):
@@ -25,7 +25,9 @@ def test_stats_shape(client):
     client.simulate_post("/tasks", json={"type": "a"})
     resp = client.simulate_get("/stats")
     assert resp.status_code == 200
-    assert resp.json["tasks"] == {"pending": 2}
+    assert resp.json["tasks"] == {"pending": 2, "leased": 0, "completed": 0, "dead": 0,
+                                  "cancelled": 0}
+    assert resp.json["by_type"]["a"]["pending"] == 2
     assert resp.json["raft"]["term"] == 3
 
 

@@ -18,11 +18,11 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
-from queue_reference import FINISHED, STATUSES, ReferenceQueue
 
 import dqueue.queue as dq
 from dqueue.queue.sessions import DUPLICATE_REQUEST, ClientSession, apply_once
 from dqueue.queue.task import TaskStatus
+from tests.unit.queue.queue_reference import FINISHED, STATUSES, ReferenceQueue
 
 CONFIG = dq.QueueConfig(lease_ms=5_000, max_retries=2, backoff_base_ms=1_000, backoff_factor=2.0,
                      backoff_cap_ms=6_000, backoff_jitter=0.5, dedup_window_ms=8_000,

@@ -12,12 +12,12 @@ from typing import Any
 
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import invariant
-from test_state_model import CONFIG, QueueVersusModel
 
 import dqueue.queue as dq
 from dqueue.queue.ready import ready_key
 from dqueue.queue.sessions import apply_once
 from dqueue.queue.task import TaskStatus
+from tests.unit.queue.test_state_model import CONFIG, QueueVersusModel
 
 
 class UnansweredVersusAnswered(QueueVersusModel):
