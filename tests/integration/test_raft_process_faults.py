@@ -162,7 +162,8 @@ def test_restart_of_all_nodes_at_once_restores_the_same_state(cluster_factory):
         assert client.command(enqueue_cmd(f"r{i}", task_type=f"type{i % 3}"))["ok"]
     leased = client.command({"op": "lease", "worker_id": "w1", "max_tasks": 10})
     for task in leased["value"]["tasks"][:5]:
-        assert client.command({"op": "ack", "id": task["id"], "worker_id": "w1"})["ok"]
+        assert client.command({"op": "ack", "id": task["id"], "worker_id": "w1",
+                               "token": task["lease"]["token"]})["ok"]
     assert client.command({"op": "cancel", "id": "r59"})["ok"]
     converge(cluster, cluster.ids)
     for node in cluster.ids:
