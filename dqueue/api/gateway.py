@@ -12,13 +12,12 @@ The gateway never leases more tasks for a request than its ``max_tasks``. Tasks 
 leased after its worker was dropped are handed back (their lease cut to ``HAND_BACK_LEASE_MS``);
 tasks already delivered to a worker that then dies expire by the visibility timeout as usual.
 
-Acks are coalesced: those that arrive from any worker within ``ack_window_ms`` of the first one
-held (or until ``MAX_ACK_BATCH`` are held) go to the Raft process as one ``ack_batch`` command;
-while an ack command of this gateway is still in flight, held acks wait for its answer (at most
-``MAX_ACK_HOLD_MS`` in all), so that under load each command carries what arrived during the
-previous one's round trip, and a lone ack on an idle gateway still waits only the window. Each
-worker's ack is answered from its own item of the result once the batch is committed and
-applied (a lone ack goes as a plain ``ack``). One command instead of many is what pays: the Raft
+Acks are coalesced (``dqueue/api/ack_hold.py`` says when held acks go): those that arrive from
+any worker within ``ack_window_ms`` of the first one held go to the Raft process as one
+``ack_batch`` command, so that under load each command carries what arrived during the previous
+one's round trip, and a lone ack on an idle gateway still waits only the window. Each worker's
+ack is answered from its own item of the result once the batch is committed and applied (a lone
+ack goes as a plain ``ack``). One command instead of many is what pays: the Raft
 process spends most of its time per command on IPC intake and answering (docs/performance.md).
 An ``ack_many`` message carries many acks of one worker: its items join the held acks like lone
 acks, and one ``acked`` reply answers them all, with a compact result per item (no task).
@@ -28,7 +27,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 import os
 import threading
 import time
@@ -38,6 +36,7 @@ from typing import Any
 import zmq
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from dqueue.api.ack_hold import ACK_WINDOW_MS, AckGroup, AckHold, HeldAck, batch_results, refusal
 from dqueue.api.worker_auth import (
     WORKER_ZAP_DOMAIN,
     GatewaySecurity,
@@ -54,6 +53,8 @@ from dqueue.api.worker_requests import (
 from dqueue.config import NodeConfig
 from dqueue.protocol import ipc as ipc_codec
 from dqueue.protocol import wire
+from dqueue.protocol.errors import ErrorCode
+from dqueue.protocol.kinds import WORKER_REQUESTS, WorkerKind
 from dqueue.protocol.zap import ZapServer
 
 log = logging.getLogger(__name__)
@@ -70,9 +71,6 @@ MAX_BURST = 256  # messages read from one socket before looking at the other
 MAX_RID_CHARS = 64
 REPLY_GRACE_MS = 1_000
 HAND_BACK_LEASE_MS = 1  # lease left to a task handed back: it is visible again at once
-ACK_WINDOW_MS = 2  # longest an ack waits for others to share its command, if none is in flight
-MAX_ACK_COMMANDS_IN_FLIGHT = 1  # more held acks wait for the answer to this many ack commands
-MAX_ACK_HOLD_MS = 20  # ... but no ack is held longer than this
 # Largest worker message the gateway accepts: an ack_many of MAX_ACK_BATCH items of the longest
 # ids and tokens is under 0.5 MiB. ZeroMQ drops the connection of a peer that sends more, before
 # allocating it (a 100 MB frame once grew the API process to 331 MiB).
@@ -97,25 +95,6 @@ class Pending:
     wait_deadline: float | None = None
     dropped: bool = False
     members: list[HeldAck] | None = None
-
-
-@dataclass
-class AckGroup:
-    """The acks of one ``ack_many`` message: answered with one ``acked`` once all are settled.
-
-    ``results`` holds, in item order, None for an ack done and ``{"code", "message"}`` for one
-    refused; ``remaining`` counts the items not settled yet.
-    """
-
-    identity: bytes
-    rid: Any
-    results: list[dict[str, str] | None]
-    remaining: int
-
-
-# One held ack: who waits for it (a lone ``ack`` request, or an ``ack_many`` and the item's
-# position in it) and its ``ack_batch`` item.
-HeldAck = tuple["Pending | AckGroup", int, dict[str, Any]]
 
 
 @dataclass
@@ -170,11 +149,7 @@ class WorkerGateway:
         self._waiting_count = 0  # Invariant: the Pending in self._pending with a wait_deadline
         self._lease_slice_ms = lease_slice_ms
         self._liveness_ms = liveness_ms
-        self._ack_window_s = ack_window_ms / 1000
-        self._held_acks: list[HeldAck] = []
-        self._acks_due = 0.0  # when the held acks may go, set by the first one held
-        self._acks_held_since = 0.0
-        self._ack_commands_in_flight = 0
+        self._acks = AckHold(ack_window_ms, MAX_ACK_BATCH)
         self._stop = threading.Event()
         self.ready = threading.Event()
         self.endpoint: str | None = None  # the bound endpoint, once ``ready`` is set
@@ -187,7 +162,7 @@ class WorkerGateway:
         requests = Counter("dqueue_gateway_requests", "Worker requests received, by kind",
                            ["kind"], registry=registry)
         # Children resolved once: labels() takes a lock and a lookup on every call.
-        self._requests = {kind: requests.labels(kind.decode()) for kind in _KNOWN_KINDS}
+        self._requests = {kind: requests.labels(kind.decode()) for kind in WORKER_REQUESTS}
         self._requests_unknown = requests.labels("unknown")
         self._dropped = Counter("dqueue_gateway_dropped",
                                 "Messages dropped by the worker gateway, by reason",
@@ -264,14 +239,7 @@ class WorkerGateway:
         poller.register(zap.socket, zmq.POLLIN)
         next_sweep = time.monotonic()
         while not self._stop.is_set():
-            timeout_ms = POLL_MS
-            if self._held_acks:
-                # The window's end; once past it, the longest hold (an answer wakes us sooner).
-                due = self._acks_due
-                if time.monotonic() >= due:
-                    due = self._acks_held_since + MAX_ACK_HOLD_MS / 1000
-                timeout_ms = max(0, min(POLL_MS, math.ceil((due - time.monotonic()) * 1000)))
-            events = dict(poller.poll(timeout_ms))
+            events = dict(poller.poll(self._acks.poll_ms(time.monotonic(), POLL_MS)))
             if zap.socket in events:
                 zap.serve()
                 self._count_handshakes(zap)
@@ -291,7 +259,7 @@ class WorkerGateway:
                         break
                     self._handle_worker(frames, router, ipc, worker_name)
             now = time.monotonic()
-            if self._acks_may_go(now):
+            if self._acks.may_go(now):
                 self._flush_acks(ipc, router, now)
             if now >= next_sweep:
                 self._sweep(now, router)
@@ -329,39 +297,40 @@ class WorkerGateway:
         peer.last_seen = now
         self._requests.get(kind, self._requests_unknown).inc()
         rid = body.get("rid")
-        if kind == b"bye":
+        if kind == WorkerKind.BYE:
             self._drop_peer(identity)
             return
         if not (rid is None or isinstance(rid, int | str)) or (
             isinstance(rid, str) and len(rid) > MAX_RID_CHARS
         ):
-            self._send_error(router, identity, None, "invalid_field",
+            self._send_error(router, identity, None, ErrorCode.INVALID_FIELD,
                              "rid must be an integer or a short string", "rid")
             return
-        if kind == b"ack_many":
+        if kind == WorkerKind.ACK_MANY:
             self._handle_ack_many(identity, rid, body, router, ipc, now, worker_name)
             return
         try:
-            if kind == b"ping":
-                self._send(router, identity, b"pong", {"rid": rid})
+            if kind == WorkerKind.PING:
+                self._send(router, identity, WorkerKind.PONG, {"rid": rid})
                 return
             cmd, wait_ms = command_of(kind, body, self._config.max_wait_ms, worker_name)
         except RequestError as exc:
             self._send_error(router, identity, rid, exc.code, exc.message, exc.field)
             return
-        if kind == b"lease" and wait_ms > 0 and len(peer.waiting) >= MAX_WAITING_PER_WORKER:
-            self._send_error(router, identity, rid, "too_many_requests",
+        if kind == WorkerKind.LEASE and wait_ms > 0 and len(peer.waiting) >= MAX_WAITING_PER_WORKER:
+            self._send_error(router, identity, rid, ErrorCode.TOO_MANY_REQUESTS,
                              f"at most {MAX_WAITING_PER_WORKER} waiting leases per worker")
             return
-        if kind == b"lease" and wait_ms > 0 and self._waiting_count >= self._max_waiting_leases:
+        if (kind == WorkerKind.LEASE and wait_ms > 0
+                and self._waiting_count >= self._max_waiting_leases):
             self._dropped.labels("too_many_waiting").inc()
-            self._send_error(router, identity, rid, "too_many_requests",
+            self._send_error(router, identity, rid, ErrorCode.TOO_MANY_REQUESTS,
                              f"at most {self._max_waiting_leases} waiting leases on this node")
             return
-        wait_deadline = now + wait_ms / 1000 if kind == b"lease" and wait_ms > 0 else None
+        wait_deadline = now + wait_ms / 1000 if kind == WorkerKind.LEASE and wait_ms > 0 else None
         pending = Pending(identity, rid, kind, cmd, reply_deadline=0.0,
                           wait_deadline=wait_deadline)
-        if kind == b"ack":
+        if kind == WorkerKind.ACK:
             item = {"id": cmd["id"], "worker_id": cmd["worker_id"], "token": cmd["token"]}
             self._hold_ack((pending, 0, item), ipc, router, now)
             return
@@ -382,29 +351,18 @@ class WorkerGateway:
 
     def _hold_ack(self, held: HeldAck, ipc: zmq.Socket, router: zmq.Socket, now: float) -> None:
         """Keep an ack for the next ``ack_batch``; send the batch once it is full."""
-        if not self._held_acks:
-            self._acks_due = now + self._ack_window_s
-            self._acks_held_since = now
-        self._held_acks.append(held)
-        if len(self._held_acks) >= MAX_ACK_BATCH:
+        if self._acks.hold(held, now):
             self._flush_acks(ipc, router, now)
-
-    def _acks_may_go(self, now: float) -> bool:
-        """Held acks go once their window is over and no ack command is in flight, or once
-        the first of them was held for ``MAX_ACK_HOLD_MS``."""
-        return bool(self._held_acks) and now >= self._acks_due and (
-            self._ack_commands_in_flight < MAX_ACK_COMMANDS_IN_FLIGHT
-            or now >= self._acks_held_since + MAX_ACK_HOLD_MS / 1000)
 
     def _flush_acks(self, ipc: zmq.Socket, router: zmq.Socket, now: float) -> None:
         """Send the held acks as one command: a lone ``ack`` request's as a plain ``ack``,
         else an ``ack_batch``."""
-        acks, self._held_acks = self._held_acks, []
+        acks = self._acks.take()
         self._ack_commands.inc()
         if len(acks) == 1 and isinstance(acks[0][0], Pending):
             self._forward(acks[0][0], ipc, router, now)
             return
-        batch = Pending(b"", None, b"ack_batch",
+        batch = Pending(b"", None, _ACK_BATCH,
                         {"op": "ack_batch", "items": [item for _, _, item in acks]},
                         reply_deadline=0.0, members=acks)
         self._forward(batch, ipc, router, now)
@@ -422,12 +380,12 @@ class WorkerGateway:
             ipc.send_multipart(ipc_codec.encode_cmd(ipc_rid, pending.cmd, timeout_ms, wait_ms),
                                zmq.NOBLOCK)
         except zmq.Again:
-            self._fail(router, pending, "unavailable",
+            self._fail(router, pending, ErrorCode.UNAVAILABLE,
                        "the Raft process is not accepting requests")
             return
         self._pending[ipc_rid] = pending
         if pending.kind in _ACK_COMMAND_KINDS:
-            self._ack_commands_in_flight += 1
+            self._acks.command_sent()
         if pending.wait_deadline is not None:
             peer = self._peers.get(pending.identity)
             if peer is not None:
@@ -446,7 +404,7 @@ class WorkerGateway:
         if pending is None:
             self._dropped.labels("stale_reply").inc()
             return
-        if pending.kind == b"handback":
+        if pending.kind == _HANDBACK:
             return  # nobody waits for it; a failed hand-back simply expires
         if isinstance(reply, ipc_codec.ErrorReply):
             self._fail(router, pending, reply.code, reply.message,
@@ -455,55 +413,48 @@ class WorkerGateway:
         outcome = ipc_codec.outcome_of(reply)
         if outcome is None:
             self._dropped.labels("malformed_ipc").inc()
-            self._fail(router, pending, "unavailable", "unreadable answer from the Raft process")
+            self._fail(router, pending, ErrorCode.UNAVAILABLE,
+                       "unreadable answer from the Raft process")
             return
         if pending.members is None:
             self._answer(pending, outcome, router, ipc)
             return
-        value = outcome.get("value")
-        results = value.get("results") if outcome.get("ok") and isinstance(value, dict) else None
-        if outcome.get("ok") and not (isinstance(results, list)
-                                      and len(results) == len(pending.members)
-                                      and all(isinstance(r, dict) for r in results)):
+        results = batch_results(outcome, len(pending.members))
+        if results is None:
             self._dropped.labels("malformed_ipc").inc()
-            self._fail(router, pending, "unavailable", "unreadable answer from the Raft process")
+            self._fail(router, pending, ErrorCode.UNAVAILABLE,
+                       "unreadable answer from the Raft process")
             return
-        for index, (owner, position, _) in enumerate(pending.members):
+        for (owner, position, _), result in zip(pending.members, results, strict=True):
             # Each worker's ack is answered from its own item (a refused batch: the same refusal).
-            result = outcome if results is None else results[index]
             if isinstance(owner, Pending):
                 self._answer(owner, result, router, ipc)
-            elif result.get("ok"):
-                self._settle_group(owner, position, None, router)
             else:
-                self._settle_group(owner, position, {"code": str(result.get("code") or "invalid"),
-                                                     "message": str(result.get("message"))},
-                                   router)
+                self._settle_group(owner, position, refusal(result), router)
 
     def _settle_group(self, group: AckGroup, position: int, result: dict[str, str] | None,
                       router: zmq.Socket) -> None:
         """Record one item's result; answer the ``ack_many`` once every item has one."""
-        group.results[position] = result
-        group.remaining -= 1
-        if group.remaining == 0:
-            self._send(router, group.identity, b"acked", {"rid": group.rid,
-                                                          "results": group.results})
+        if group.settle(position, result):
+            self._send(router, group.identity, WorkerKind.ACKED, {"rid": group.rid,
+                                                                  "results": group.results})
 
     def _answer(self, pending: Pending, outcome: dict[str, Any], router: zmq.Socket,
                 ipc: zmq.Socket) -> None:
         """Answer one worker request from the outcome of its committed command."""
         if not outcome.get("ok"):
             self._send_error(router, pending.identity, pending.rid,
-                             str(outcome.get("code") or "invalid"), str(outcome.get("message")))
+                             str(outcome.get("code") or ErrorCode.INVALID),
+                             str(outcome.get("message")))
             return
         value = outcome.get("value")
         if not isinstance(value, dict):
             value = {}
-        if pending.kind == b"lease":
+        if pending.kind == WorkerKind.LEASE:
             tasks = value.get("tasks") or []
             if not (isinstance(tasks, list) and all(isinstance(t, dict) for t in tasks)):
                 self._dropped.labels("malformed_ipc").inc()
-                self._send_error(router, pending.identity, pending.rid, "unavailable",
+                self._send_error(router, pending.identity, pending.rid, ErrorCode.UNAVAILABLE,
                                  "unreadable answer from the Raft process")
                 return
             now = time.monotonic()
@@ -518,9 +469,10 @@ class WorkerGateway:
                     self._hand_back(task, ipc, router)
                 return
             self._leased.inc(len(tasks))
-            self._send(router, pending.identity, b"tasks", {"rid": pending.rid, "tasks": tasks})
+            self._send(router, pending.identity, WorkerKind.TASKS,
+                       {"rid": pending.rid, "tasks": tasks})
             return
-        self._send(router, pending.identity, b"res", {"rid": pending.rid,
+        self._send(router, pending.identity, WorkerKind.RES, {"rid": pending.rid,
                                                        "task": value.get("task")})
 
     def _hand_back(self, task: Any, ipc: zmq.Socket, router: zmq.Socket) -> None:
@@ -530,13 +482,13 @@ class WorkerGateway:
         cmd = {"op": "extend", "id": task.get("id"), "worker_id": lease.get("worker_id"),
                "token": lease.get("token"), "lease_ms": HAND_BACK_LEASE_MS}
         self._handed_back.inc()
-        self._forward(Pending(b"", None, b"handback", cmd, 0.0, dropped=True), ipc, router,
+        self._forward(Pending(b"", None, _HANDBACK, cmd, 0.0, dropped=True), ipc, router,
                       time.monotonic())
 
     def _take(self, ipc_rid: str) -> Pending | None:
         pending = self._pending.pop(ipc_rid, None)
         if pending is not None and pending.kind in _ACK_COMMAND_KINDS:
-            self._ack_commands_in_flight -= 1
+            self._acks.command_done()
         if pending is not None and pending.wait_deadline is not None:
             self._waiting.dec()
             self._waiting_count -= 1
@@ -557,7 +509,7 @@ class WorkerGateway:
         for ipc_rid in expired:
             pending = self._take(ipc_rid)
             if pending is not None and not pending.dropped:
-                self._fail(router, pending, "timeout", "no answer from the Raft process")
+                self._fail(router, pending, ErrorCode.TIMEOUT, "no answer from the Raft process")
 
     def _drop_peer(self, identity: bytes) -> None:
         peer = self._peers.pop(identity, None)
@@ -605,8 +557,11 @@ class WorkerGateway:
         body: dict[str, Any] = {"rid": rid, "code": code, "message": message}
         optional = {"field": field, "leader_id": leader_id, "leader_http": leader_http}
         body.update((k, v) for k, v in optional.items() if v is not None)
-        self._send(router, identity, b"err", body)
+        self._send(router, identity, WorkerKind.ERR, body)
 
 
-_ACK_COMMAND_KINDS = frozenset({b"ack", b"ack_batch"})
-_KNOWN_KINDS = frozenset({b"lease", b"ack", b"ack_many", b"nack", b"extend", b"ping", b"bye"})
+# The gateway's own kinds of pending commands, beside the workers' requests it forwards.
+_ACK_BATCH = b"ack_batch"  # held acks of any workers, sent as one command
+_HANDBACK = b"handback"  # tasks leased for a departed worker, handed back
+# The pending kinds that are ack commands.
+_ACK_COMMAND_KINDS = frozenset({WorkerKind.ACK, _ACK_BATCH})

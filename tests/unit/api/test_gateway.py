@@ -12,7 +12,8 @@ import pytest
 import zmq
 from prometheus_client import CollectorRegistry
 
-from dqueue.api.gateway import MAX_ACK_HOLD_MS, AckGroup, WorkerGateway, bind_endpoint
+from dqueue.api.ack_hold import MAX_ACK_HOLD_MS, AckGroup
+from dqueue.api.gateway import WorkerGateway, bind_endpoint
 from dqueue.client.errors import InvalidRequest, LeaseConflict, NoLeader
 from dqueue.client.zmq_client import ZmqWorkerClient
 from dqueue.config import NodeConfig
@@ -367,12 +368,12 @@ def test_held_acks_wait_for_the_ack_command_in_flight(tmp_path):
     gateway = Harness(tmp_path).gateway  # not running: its rule alone, with a made-up clock
     item = {"id": "t1", "worker_id": "w1", "token": None}
     gateway._hold_ack((AckGroup(b"w", 1, [None], 1), 0, item), None, None, 100.0)
-    assert not gateway._acks_may_go(100.001)  # within the window
-    assert gateway._acks_may_go(100.003)  # window over, nothing in flight
-    gateway._ack_commands_in_flight = 1
-    assert not gateway._acks_may_go(100.003)  # window over, but a command is in flight
-    assert not gateway._acks_may_go(100.0 + MAX_ACK_HOLD_MS / 1000 - 0.001)
-    assert gateway._acks_may_go(100.0 + MAX_ACK_HOLD_MS / 1000)  # held long enough
+    assert not gateway._acks.may_go(100.001)  # within the window
+    assert gateway._acks.may_go(100.003)  # window over, nothing in flight
+    gateway._acks.in_flight = 1
+    assert not gateway._acks.may_go(100.003)  # window over, but a command is in flight
+    assert not gateway._acks.may_go(100.0 + MAX_ACK_HOLD_MS / 1000 - 0.001)
+    assert gateway._acks.may_go(100.0 + MAX_ACK_HOLD_MS / 1000)  # held long enough
 
 
 def test_ack_commands_in_flight_are_counted_until_answered(slow_acks):
@@ -381,7 +382,7 @@ def test_ack_commands_in_flight_are_counted_until_answered(slow_acks):
     with h.client(worker_id="w1") as client:
         task = client.lease(1)[0]
         assert client.ack_many([task]) == [None]
-    assert h.gateway._ack_commands_in_flight == 0
+    assert h.gateway._acks.in_flight == 0
 
 
 def test_keys_of_any_type_are_refused_and_the_gateway_lives_on(harness):

@@ -53,7 +53,7 @@ def test_any_worker_message_is_answered_or_dropped_never_raises(tmp_path, kind, 
     gateway = _gateway(tmp_path)
     router, ipc = FakeSocket(), FakeSocket()
     gateway._handle_worker([b"w1", wire.WIRE_VERSION, kind, packed(body)], router, ipc)
-    gateway._flush_acks(ipc, router, 0.0) if gateway._held_acks else None
+    gateway._flush_acks(ipc, router, 0.0) if gateway._acks.held else None
     for frames in router.sent:  # every answer is a well-formed message
         wire.decode(frames[1:])
 
@@ -102,7 +102,7 @@ def test_any_answer_from_the_raft_process_is_used_or_dropped_never_raises(
     router, ipc = FakeSocket(), FakeSocket()
     req_kind, body = _REQUESTS[which]
     gateway._handle_worker([b"w1", wire.WIRE_VERSION, req_kind, packed(body)], router, ipc)
-    if gateway._held_acks:
+    if gateway._acks.held:
         gateway._flush_acks(ipc, router, 0.0)
     assert ipc.sent, "the request reached the Raft process"
     _, cmd = wire.decode(ipc.sent[-1])
