@@ -20,7 +20,7 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -65,6 +65,20 @@ class TaskPage:
 
     tasks: list[Task]
     next_cursor: str | None
+
+
+def collect_pages(list_page: Callable[[int, str | None], TaskPage], limit: int) -> list[Task]:
+    """Up to ``limit`` tasks of a listing, following its cursors: ``list_page(page_limit,
+    cursor)`` returns one page (pages of at most 100)."""
+    found: list[Task] = []
+    cursor: str | None = None
+    while len(found) < limit:
+        page = list_page(min(100, limit - len(found)), cursor)
+        found.extend(page.tasks)
+        cursor = page.next_cursor
+        if not cursor or not page.tasks:
+            break
+    return found[:limit]
 
 
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "[::]"})
@@ -297,16 +311,8 @@ class Client:
 
     def dead_letters(self, *, type: str | None = None, limit: int = 1000) -> list[Task]:
         """The dead-letter queue (oldest first), up to ``limit`` tasks, following cursors."""
-        found: list[Task] = []
-        cursor: str | None = None
-        while len(found) < limit:
-            page = self.list_tasks("dead", type=type, limit=min(100, limit - len(found)),
-                                   cursor=cursor)
-            found.extend(page.tasks)
-            cursor = page.next_cursor
-            if not cursor or not page.tasks:
-                break
-        return found[:limit]
+        return collect_pages(lambda page_limit, cursor: self.list_tasks(
+            "dead", type=type, limit=page_limit, cursor=cursor), limit)
 
     def redrive(self, task_id: str | None = None, *, type: str | None = None) -> int:
         """Re-queue dead tasks (one, one type, or all) with attempts reset; return the count."""

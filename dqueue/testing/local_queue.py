@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from dqueue.client.errors import DQueueError, InvalidRequest, error_from_code
-from dqueue.client.http_client import TaskPage
+from dqueue.client.http_client import TaskPage, collect_pages
 from dqueue.client.task import Task
 from dqueue.protocol.ipc_client import BadRequest
 from dqueue.queue import InvalidCommand, QueueConfig, QueueState, command_from_plain
@@ -274,16 +274,8 @@ class LocalQueue:
 
     def dead_letters(self, *, type: str | None = None, limit: int = 1000) -> list[Task]:
         """The dead-letter queue (oldest first), up to ``limit`` tasks."""
-        found: list[Task] = []
-        cursor: str | None = None
-        while len(found) < limit:
-            page = self.list_tasks("dead", type=type, limit=min(100, limit - len(found)),
-                                   cursor=cursor)
-            found.extend(page.tasks)
-            cursor = page.next_cursor
-            if not cursor or not page.tasks:
-                break
-        return found[:limit]
+        return collect_pages(lambda page_limit, cursor: self.list_tasks(
+            "dead", type=type, limit=page_limit, cursor=cursor), limit)
 
     def redrive(self, task_id: str | None = None, *, type: str | None = None) -> int:
         """Re-queue dead tasks (one, one type, or all) with attempts reset; return the count."""
