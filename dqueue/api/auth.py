@@ -20,7 +20,6 @@ shown only to callers holding ``consume`` (``may_see_leases``).
 from __future__ import annotations
 
 import functools
-import ipaddress
 import logging
 import threading
 from collections.abc import Mapping
@@ -32,6 +31,7 @@ import falcon
 from dqueue.api.errors import ApiError
 from dqueue.config import NodeConfig
 from dqueue.logs import log_event
+from dqueue.protocol.zap import is_loopback
 from dqueue.tokens import (
     MAX_TOKEN_CHARS,
     ROLES,
@@ -89,15 +89,7 @@ def role_for(method: str, template: str) -> str:
 @functools.lru_cache(maxsize=1024)
 def is_loopback_addr(addr: str | None) -> bool:
     """Whether a client address (as waitress reports it) is a loopback address."""
-    if not addr:
-        return False
-    try:
-        ip = ipaddress.ip_address(addr.strip("[]").split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped.is_loopback
-    return ip.is_loopback
+    return bool(addr) and is_loopback(addr)  # the ZAP handler's rule, one for every port
 
 
 def may_see_leases(req: falcon.Request) -> bool:

@@ -157,19 +157,19 @@ def opt_text(
     Raises:
         ApiError: 400 ``invalid_field`` naming ``prefix + name`` when the rule refuses it.
     """
-    value = body.get(name)
-    if value is None:
-        return None
-    try:
-        return rule.check(value, prefix + name)
-    except InvalidCommand as exc:
-        raise _refused(exc) from None
+    return _opt_checked(body, name, rule, prefix)
 
 
 def opt_field_int(
     body: dict[str, Any], name: str, rule: IntRule, prefix: str = ""
 ) -> int | None:
-    """An integer field checked by a queue field rule, None when absent or null."""
+    """An integer field checked by a queue field rule, None when absent or null (raises like
+    ``opt_text``)."""
+    return _opt_checked(body, name, rule, prefix)
+
+
+def _opt_checked(body: dict[str, Any], name: str, rule: TextRule | IntRule,
+                 prefix: str) -> Any:
     value = body.get(name)
     if value is None:
         return None
