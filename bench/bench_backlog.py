@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_raft import Driver, pct
 
 from dqueue.protocol import wire
-from tests.integration.raftproc_cluster import RaftCluster
+from dqueue.testing.raftproc import RaftCluster
 
 PROBE_INTERVAL_S = 0.02
 TASKS_PER_COMMAND = 100

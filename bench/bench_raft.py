@@ -37,11 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dqueue.protocol import wire
 from dqueue.protocol.ipc_client import RaftClientError
-from tests.integration.raftproc_cluster import (
+from dqueue.testing.raftproc import (
     RaftCluster,
     converge,
     enqueue_cmd,
-    wait_for,
+    wait_raft,
 )
 
 # Longest sleep of the open-loop driver between polls when its next send is under 1 ms away.
@@ -227,8 +227,8 @@ def failover_via_follower(cluster: RaftCluster, leader: str) -> dict[str, float]
     cluster.signal(leader, signal.SIGSTOP)  # from here on the cluster sees no leader
     writer = threading.Thread(target=write, daemon=True)
     writer.start()
-    wait_for(lambda: cluster.client(follower).read({"op": "metrics"})["requests_pending"] >= 1,
-             10.0, "the write to reach the follower", interval_s=0.002)
+    wait_raft(lambda: cluster.client(follower).read({"op": "metrics"})["requests_pending"] >= 1,
+              10.0, "the write to reach the follower", interval_s=0.002)
     cluster.kill(leader)
 
     def new_leader() -> int | None:
@@ -238,7 +238,7 @@ def failover_via_follower(cluster: RaftCluster, leader: str) -> dict[str, float]
                 return int(health["term"])
         return None
 
-    term = wait_for(new_leader, 30.0, "a new leader", interval_s=0.005)
+    term = wait_raft(new_leader, 30.0, "a new leader", interval_s=0.005)
     elected_s = time.perf_counter() - stopped_at
     writer.join(30)
     error = ("" if got.get("outcome", {}).get("ok") else

@@ -22,7 +22,8 @@ import zmq
 
 from dqueue.protocol import wire
 from dqueue.protocol.ipc_client import BadRequest, RaftClient
-from tests.integration.http_cluster import Http, NodeSet, wait_for
+from dqueue.testing.cluster import NodeCluster, wait_http
+from dqueue.testing.http import Http
 
 pytestmark = pytest.mark.integration
 
@@ -33,26 +34,26 @@ HEALTH_BOUND_S = 1.0
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeSet]:
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeCluster]:
     root = tmp_path_factory.mktemp("edges")
-    nodes = NodeSet(root, 1, extra_toml="[queue]\nmax_depth = 3\n")
+    nodes = NodeCluster(root, 1, queue={"max_depth": 3}, log_format="json", start=True)
     try:
-        nodes.wait_leader()
+        nodes.leader()
         yield nodes
     finally:
         nodes.close()
 
 
-def _addr(node: NodeSet) -> tuple[str, int]:
-    host, _, port = node.http["n1"].rpartition(":")
+def _addr(node: NodeCluster) -> tuple[str, int]:
+    host, _, port = node.http_addr["n1"].rpartition(":")
     return host, int(port)
 
 
-def _health_latencies(node: NodeSet) -> list[float]:
+def _health_latencies(node: NodeCluster) -> list[float]:
     """Time ``HEALTH_SAMPLES`` fresh-connection ``GET /health`` calls (each must answer)."""
     latencies = []
     for _ in range(HEALTH_SAMPLES):
-        client = Http(node.http["n1"], timeout_s=10)
+        client = Http(node.http_addr["n1"], timeout_s=10)
         started = time.perf_counter()
         try:
             status, _, _ = client.call("GET", "/health")
@@ -70,7 +71,7 @@ def _report(what: str, latencies: list[float]) -> str:
     return line
 
 
-def _open(node: NodeSet, count: int, first_bytes: bytes) -> list[socket.socket]:
+def _open(node: NodeCluster, count: int, first_bytes: bytes) -> list[socket.socket]:
     sockets = []
     for _ in range(count):
         sock = socket.create_connection(_addr(node), timeout=10)
@@ -125,10 +126,8 @@ def _dealer(ctx: zmq.Context, endpoint: str) -> zmq.Socket:
     return sock
 
 
-def _worker_endpoint(node: NodeSet) -> str:
-    text = node.configs["n1"].read_text()
-    port = text.split('worker_addr = "127.0.0.1:')[1].split('"')[0]
-    return f"tcp://127.0.0.1:{port}"
+def _worker_endpoint(node: NodeCluster) -> str:
+    return node.zmq("n1")
 
 
 def _answer(sock: zmq.Socket) -> tuple[bytes, object]:
@@ -211,7 +210,7 @@ def test_a_malformed_ipc_read_is_refused_and_the_raft_process_lives(node):
 
 
 def test_max_depth_answers_429_and_a_reused_key_409(node):
-    http = Http(node.http["n1"])
+    http = Http(node.http_addr["n1"])
     try:
         status, _, first = http.call("POST", "/tasks", {"type": "x", "payload": 1,
                                                         "idempotency_key": "k"})
@@ -246,16 +245,15 @@ def _hold(port: int) -> socket.socket:
 
 @pytest.mark.parametrize("role", ["HTTP", "worker", "raft"])
 def test_a_port_in_use_fails_the_start_with_status_1_naming_it(tmp_path, role):
-    nodes = NodeSet(tmp_path, 1, start=[])
-    text = nodes.configs["n1"].read_text()
-    key = {"HTTP": "http_addr", "worker": "worker_addr", "raft": "raft_addr"}[role]
-    addr = text.split(f'{key} = "')[1].split('"')[0]
+    nodes = NodeCluster(tmp_path, 1, log_format="json")
+    addr = {"HTTP": nodes.http_addr, "worker": nodes.worker_addr,
+            "raft": nodes.raft_addr}[role]["n1"]
     port = int(addr.rpartition(":")[2])
     holder = _hold(port)
     try:
         nodes.start("n1")
         proc = nodes.procs["n1"]
-        wait_for(lambda: proc.poll() is not None, "the node to exit", 60)
+        wait_http(lambda: proc.poll() is not None, "the node to exit", 60)
         assert proc.returncode == 1
         log = (tmp_path / "n1.log").read_text()
         assert f"cannot bind the {role} address {addr}" in log, log[-2000:]

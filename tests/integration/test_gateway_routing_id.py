@@ -25,7 +25,8 @@ import pytest
 import zmq
 
 from dqueue.config import NodeConfig
-from tests.integration.http_cluster import free_port, wait_for
+from dqueue.testing import free_port
+from dqueue.testing.cluster import wait_http
 
 pytestmark = pytest.mark.integration
 
@@ -101,7 +102,7 @@ class ApiProcess:
             assert self.proc.poll() is None, self.log()
             return any(json.loads(line).get("event") == "api_started"
                        for line in self.log().splitlines() if line.startswith("{"))
-        wait_for(started, "the API process started")
+        wait_http(started, "the API process started")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -140,7 +141,7 @@ def test_predicted_routing_ids_abort_an_unseeded_gateway_but_not_the_api_process
     control = ApiProcess(tmp_path / "unseeded", [sys.executable, "-c", UNSEEDED_API])
     try:
         sockets = attack(ctx, control, ids)  # held open: a closed socket frees its id
-        wait_for(lambda: control.proc.poll() is not None, "the unseeded API process to die")
+        wait_http(lambda: control.proc.poll() is not None, "the unseeded API process to die")
         assert control.proc.returncode == -signal.SIGABRT, control.log()
         assert "Assertion failed" in control.log()
         for sock in sockets:

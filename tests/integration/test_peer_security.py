@@ -25,11 +25,10 @@ from dqueue.node.router import KIND_FWD
 from dqueue.node.transport import tcp_endpoint
 from dqueue.protocol import wire
 from dqueue.raft import Entry, Message, MessageType, message_to_plain
-from tests.integration.raftproc_cluster import (
+from dqueue.testing.raftproc import (
     RaftCluster,
     Writer,
-    cluster_factory,  # noqa: F401 (fixture)
-    wait_for,
+    wait_raft,
 )
 
 pytestmark = pytest.mark.integration
@@ -138,7 +137,7 @@ def forgeries(cluster: RaftCluster, leader: str, follower: str) -> list[tuple[st
 
 
 @pytest.fixture
-def secured(cluster_factory) -> Iterator[tuple[RaftCluster, str, list[str]]]:  # noqa: F811
+def secured(cluster_factory) -> Iterator[tuple[RaftCluster, str, list[str]]]:
     cluster = cluster_factory(3, secure=True, **TIMING)
     cluster.start()
     leader = cluster.leader()
@@ -160,9 +159,9 @@ def test_secured_cluster_refuses_handshakes_of_strangers(secured):
         # Each member counted both refusals: the CURVE client's unknown key (ZAP) and the
         # NULL client's failed handshake.
         for node in cluster.ids:
-            wait_for(lambda n=node: rejected(cluster, n)["unknown_key"] > before[n]["unknown_key"]
-                     and rejected(cluster, n)["handshake_failed"]
-                     > before[n]["handshake_failed"], 10, f"{node} to count the refusals")
+            wait_raft(lambda n=node: rejected(cluster, n)["unknown_key"] > before[n]["unknown_key"]
+                      and rejected(cluster, n)["handshake_failed"]
+                      > before[n]["handshake_failed"], 10, f"{node} to count the refusals")
         print("rejected after:", {n: {k: v for k, v in rejected(cluster, n).items() if v}
                                   for n in cluster.ids})
         assert not any("peer_transport_insecure" in cluster.log_text(n) for n in cluster.ids)
@@ -176,8 +175,8 @@ def test_secured_cluster_forged_messages_never_reach_the_core(secured):
     follower = followers[0]
     # Quiet and settled: every member knows the leader's commit index.
     commit = figures(cluster, leader)["commit_index"]
-    wait_for(lambda: all(figures(cluster, n)["commit_index"] == commit for n in cluster.ids),
-             10, "the followers to learn the commit index")
+    wait_raft(lambda: all(figures(cluster, n)["commit_index"] == commit for n in cluster.ids),
+              10, "the followers to learn the commit index")
     state = {n: core_state(cluster, n) for n in cluster.ids}
     intruders = []
     try:
@@ -229,7 +228,7 @@ class Attacker(threading.Thread):
 def writes_per_second(writer: Writer, count: int = WRITES_PER_WINDOW) -> float:
     """Acknowledged writes per second over the next ``count`` acknowledgements."""
     start_count, start = len(writer.acked), time.monotonic()
-    wait_for(lambda: len(writer.acked) >= start_count + count, 20, f"{count} writes")
+    wait_raft(lambda: len(writer.acked) >= start_count + count, 20, f"{count} writes")
     return count / (time.monotonic() - start)
 
 
@@ -241,7 +240,7 @@ def test_secured_cluster_keeps_accepting_writes_under_attack(secured):
     try:
         before = writes_per_second(writer)
         attacker.start()
-        wait_for(lambda: attacker.connections >= 4, 20, "the attack to start")
+        wait_raft(lambda: attacker.connections >= 4, 20, "the attack to start")
         during = writes_per_second(writer)
         print(f"writes/s before the attack {before:.0f}, during it {during:.0f} "
               f"({attacker.connections} forged connections refused so far)")
@@ -256,7 +255,7 @@ def test_secured_cluster_keeps_accepting_writes_under_attack(secured):
 
 
 @pytest.fixture
-def loopback(cluster_factory) -> Iterator[tuple[RaftCluster, str, list[str]]]:  # noqa: F811
+def loopback(cluster_factory) -> Iterator[tuple[RaftCluster, str, list[str]]]:
     cluster = cluster_factory(3, **TIMING)
     cluster.start()
     leader = cluster.leader()
@@ -282,8 +281,8 @@ def test_loopback_only_still_allows_a_forged_heartbeat_to_reach_the_core(loopbac
     intruder = Intruder(cluster.configs[target].raft_addr, claimed.encode())
     try:
         intruder.send(kind, body)
-        term = wait_for(lambda: figures(cluster, target)["term"] >= HUGE_TERM and
-                        figures(cluster, target)["term"], 10, "the forged term to arrive")
+        term = wait_raft(lambda: figures(cluster, target)["term"] >= HUGE_TERM and
+                         figures(cluster, target)["term"], 10, "the forged term to arrive")
     finally:
         intruder.close()
     print(f"{target}'s term after a forged heartbeat from a loopback process: {term}")
@@ -299,7 +298,7 @@ def test_loopback_only_still_allows_a_forged_forwarded_configure(loopback):
     try:
         intruder.send(kind, body)
         # No client writes meanwhile: the entry committed is the forged configure.
-        wait_for(lambda: figures(cluster, leader)["commit_index"] > commit, 10,
-                 "the forged configure to commit")
+        wait_raft(lambda: figures(cluster, leader)["commit_index"] > commit, 10,
+                  "the forged configure to commit")
     finally:
         intruder.close()

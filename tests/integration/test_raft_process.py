@@ -16,11 +16,9 @@ from dqueue.config import NodeConfig
 from dqueue.node.transport import tcp_endpoint
 from dqueue.protocol.ipc_client import BadRequest, NoLeader
 from dqueue.queue import QueueConfig
-from tests.integration import raftproc_cluster
-from tests.integration.raftproc_cluster import enqueue_cmd, wait_for
+from dqueue.testing.raftproc import enqueue_cmd, wait_raft
 
 pytestmark = pytest.mark.integration
-cluster_factory = raftproc_cluster.cluster_factory
 
 
 def test_single_node_elects_itself_and_commits(cluster_factory):
@@ -80,8 +78,8 @@ def test_three_nodes_commit_through_any_member(cluster_factory):
             assert cluster.client(node).read({"op": "get", "id": f"t{i}"})["id"] == f"t{i}"
     assert cluster.health(followers[0])["leader_id"] == leader
     # The leader's HTTP address comes from its hello over the peer transport.
-    wait_for(lambda: cluster.health(followers[0])["leader_http"]
-             == cluster.configs[leader].http_addr, what="the leader hint")
+    wait_raft(lambda: cluster.health(followers[0])["leader_http"]
+              == cluster.configs[leader].http_addr, what="the leader hint")
     view = cluster.client(leader).read({"op": "cluster"})
     assert [m["id"] for m in view["members"]] == cluster.ids
     assert all(m["lag"] is not None for m in view["members"])
@@ -91,7 +89,7 @@ def test_no_leader_answer_names_the_last_known_leader(cluster_factory):
     cluster = cluster_factory(3)
     cluster.start("n1")  # alone: no quorum, no leader
     client = cluster.client("n1")
-    wait_for(lambda: client.read({"op": "health"}, timeout_ms=200), what="n1 up")
+    wait_raft(lambda: client.read({"op": "health"}, timeout_ms=200), what="n1 up")
     with pytest.raises(NoLeader) as info:
         client.command(enqueue_cmd("x"), timeout_ms=300)
     assert info.value.leader_id is None
@@ -133,7 +131,7 @@ def test_garbage_on_peer_port_and_ipc_is_counted_not_fatal(cluster_factory):
             dropped = m["peer_malformed_total"] + m["raft_malformed_total"]
             return (m["peer_unknown_total"] >= len(junk) and dropped >= len(junk)
                     and m["ipc_malformed_total"] >= len(junk))
-        wait_for(counted, what="garbage to be counted")
+        wait_raft(counted, what="garbage to be counted")
     finally:
         for sock in socks:
             sock.close(0)
@@ -194,8 +192,8 @@ def test_long_poll_lease_through_a_follower_gets_the_next_task(cluster_factory):
     waiter = threading.Thread(target=lease, daemon=True)
     waiter.start()
     # The follower forwarded it; the leader applied an empty lease and parked it.
-    wait_for(lambda: cluster.client(leader).read({"op": "metrics"})["requests_parked"] == 1,
-             what="the lease to be parked on the leader")
+    wait_raft(lambda: cluster.client(leader).read({"op": "metrics"})["requests_parked"] == 1,
+              what="the lease to be parked on the leader")
     assert cluster.client(leader).command(enqueue_cmd("other", task_type="sms"))["ok"]
     assert cluster.client(leader).command(enqueue_cmd("wanted", task_type="mail"))["ok"]
     waiter.join(15)
@@ -222,15 +220,15 @@ def test_members_apply_the_leaders_queue_settings_whatever_their_own(cluster_fac
             found.add(None if task is None else task["max_retries"])
         return found
 
-    wait_for(lambda: retries_everywhere("under-first", cluster.ids) == {own[first]}, 10,
-             "every member to hold the task with the first leader's max_retries")
+    wait_raft(lambda: retries_everywhere("under-first", cluster.ids) == {own[first]}, 10,
+              "every member to hold the task with the first leader's max_retries")
     assert cluster.stop(first) == 0  # transfers leadership
     rest = [n for n in cluster.ids if n != first]
     second = cluster.leader(among=rest)
     cluster.client(second).command(enqueue_cmd("under-second"))
-    wait_for(lambda: retries_everywhere("under-second", rest) == {own[second]}, 10,
-             "the survivors to hold the task with the second leader's max_retries")
+    wait_raft(lambda: retries_everywhere("under-second", rest) == {own[second]}, 10,
+              "the survivors to hold the task with the second leader's max_retries")
     assert retries_everywhere("under-first", rest) == {own[first]}
     cluster.start(first)
-    wait_for(lambda: retries_everywhere("under-second", [first]) == {own[second]}, 20,
-             "the restarted member to apply the second leader's settings too")
+    wait_raft(lambda: retries_everywhere("under-second", [first]) == {own[second]}, 20,
+              "the restarted member to apply the second leader's settings too")

@@ -12,18 +12,16 @@ import pytest
 
 from dqueue.node.store import encode_entry
 from dqueue.protocol.ipc_client import RaftClientError
-from tests.integration import raftproc_cluster
-from tests.integration.raftproc_cluster import (
+from dqueue.testing.raftproc import (
     RaftCluster,
     Writer,
     converge,
     enqueue_cmd,
     missing_on,
-    wait_for,
+    wait_raft,
 )
 
 pytestmark = pytest.mark.integration
-cluster_factory = raftproc_cluster.cluster_factory
 
 
 def test_kill_9_leader_while_writing_loses_no_acknowledged_write(cluster_factory):
@@ -34,15 +32,15 @@ def test_kill_9_leader_while_writing_loses_no_acknowledged_write(cluster_factory
     writer = Writer(cluster, "w", [old_leader, *survivors])
     writer.start()
     try:
-        wait_for(lambda: len(writer.acked) >= 100, what="writes before the kill")
+        wait_raft(lambda: len(writer.acked) >= 100, what="writes before the kill")
         killed_at = time.monotonic()
         cluster.kill(old_leader)
         new_leader = cluster.leader(among=survivors)
-        wait_for(lambda: any(t > killed_at for t in writer.acked.values()),
-                 what="a write acknowledged after the kill")
+        wait_raft(lambda: any(t > killed_at for t in writer.acked.values()),
+                  what="a write acknowledged after the kill")
         acked_after = min(t for t in writer.acked.values() if t > killed_at)
-        wait_for(lambda: len([t for t in writer.acked.values() if t > killed_at]) >= 100,
-                 what="more writes after the failover")
+        wait_raft(lambda: len([t for t in writer.acked.values() if t > killed_at]) >= 100,
+                  what="more writes after the failover")
     finally:
         writer.stop()
     assert acked_after - killed_at < 5.0  # the benchmark measures it properly (goal < 2 s)
@@ -116,7 +114,7 @@ def test_sigstop_leader_steps_down_and_no_two_leaders_share_a_term(cluster_facto
     writer.start()
     stale: dict[str, object] = {}
     try:
-        wait_for(lambda: len(writer.acked) >= 50, what="writes before the stop")
+        wait_raft(lambda: len(writer.acked) >= 50, what="writes before the stop")
         cluster.signal(old_leader, signal.SIGSTOP)
         new_leader = cluster.leader(among=others)
 
@@ -132,11 +130,11 @@ def test_sigstop_leader_steps_down_and_no_two_leaders_share_a_term(cluster_facto
         stale_writer = threading.Thread(target=write_to_stopped, daemon=True)
         stale_writer.start()
         count = len(writer.acked)
-        wait_for(lambda: len(writer.acked) >= count + 50, what="writes during the stop")
+        wait_raft(lambda: len(writer.acked) >= count + 50, what="writes during the stop")
         cluster.signal(old_leader, signal.SIGCONT)
-        wait_for(lambda: cluster.health(old_leader)["role"] == "follower"
-                 and cluster.health(old_leader)["leader_id"] == new_leader,
-                 what="the old leader to step down")
+        wait_raft(lambda: cluster.health(old_leader)["role"] == "follower"
+                  and cluster.health(old_leader)["leader_id"] == new_leader,
+                  what="the old leader to step down")
         stale_writer.join(10)
     finally:
         writer.stop()
@@ -167,8 +165,8 @@ def test_restart_of_all_nodes_at_once_restores_the_same_state(cluster_factory):
     assert client.command({"op": "cancel", "id": "r59"})["ok"]
     converge(cluster, cluster.ids)
     for node in cluster.ids:
-        wait_for(lambda n=node: cluster.client(n).read({"op": "metrics"})["snapshot_index"] >= 40,
-                 what=f"a snapshot on {node}")
+        wait_raft(lambda n=node: cluster.client(n).read({"op": "metrics"})["snapshot_index"] >= 40,
+                  what=f"a snapshot on {node}")
     before = {n: _state(cluster, n) for n in cluster.ids}
     assert before[cluster.ids[0]] == before[cluster.ids[1]] == before[cluster.ids[2]]
     commit = cluster.health(leader)["commit_index"]
@@ -230,8 +228,8 @@ def test_corrupt_log_record_stops_the_node_naming_the_index_and_repair_rejoins_i
     # snapshot since its log is compacted behind one (snapshot_entries=10).
     cluster.with_config(follower, repair=True)
     cluster.start(follower)
-    wait_for(lambda: "repair_caught_up" in cluster.log_text(follower), 30,
-             "the repaired follower to catch up")
+    wait_raft(lambda: "repair_caught_up" in cluster.log_text(follower), 30,
+              "the repaired follower to catch up")
     assert "store_repaired" in cluster.log_text(follower)
     converge(cluster, cluster.ids)
     assert missing_on(cluster, follower, [f"k{i}" for i in range(30)] + ["still-up"]) == []

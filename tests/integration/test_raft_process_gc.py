@@ -6,11 +6,9 @@ from __future__ import annotations
 import pytest
 
 from dqueue.queue import QueueConfig
-from tests.integration import raftproc_cluster
-from tests.integration.raftproc_cluster import wait_for
+from dqueue.testing.raftproc import wait_raft
 
 pytestmark = pytest.mark.integration
-cluster_factory = raftproc_cluster.cluster_factory
 
 TASKS = 20_000
 PER_COMMAND = 500
@@ -51,4 +49,4 @@ def test_frozen_tasks_are_freed_once_acked_and_pruned(cluster_factory):
         return sum(stats["by_status"].values()) == 0 and (
             frozen < before["gc_frozen_objects"] + TASKS // 10)
 
-    wait_for(freed, deadline_s=30, what="acked tasks pruned and their frozen objects freed")
+    wait_raft(freed, deadline_s=30, what="acked tasks pruned and their frozen objects freed")

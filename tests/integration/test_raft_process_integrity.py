@@ -19,11 +19,10 @@ from dqueue.node.codec import encode_item, join_items
 from dqueue.node.process import KIND_RAFT
 from dqueue.node.store import Store, StoredEntry
 from dqueue.raft import EntryType, Message, MessageType, SnapshotMeta, message_to_plain
-from tests.integration.raftproc_cluster import (
+from dqueue.testing.raftproc import (
     RaftCluster,
-    cluster_factory,  # noqa: F401 (fixture)
     enqueue_cmd,
-    wait_for,
+    wait_raft,
 )
 from tests.integration.test_peer_security import Intruder, figures
 
@@ -37,7 +36,7 @@ CHUNK_BYTES = 1_000
 
 
 @pytest.fixture
-def loopback(cluster_factory) -> Iterator[tuple[RaftCluster, str, list[str]]]:  # noqa: F811
+def loopback(cluster_factory) -> Iterator[tuple[RaftCluster, str, list[str]]]:
     cluster = cluster_factory(3, **TIMING)
     cluster.start()
     leader = cluster.leader()
@@ -52,8 +51,8 @@ def test_a_garbage_snapshot_is_refused_and_the_follower_keeps_running(loopback):
     assert cluster.stop(posed) == 0
     assert cluster.client(leader).command(enqueue_cmd("before"))["ok"]
     commit = figures(cluster, leader)["commit_index"]
-    wait_for(lambda: figures(cluster, follower)["commit_index"] == commit, 10,
-             "the follower to learn the commit index")
+    wait_raft(lambda: figures(cluster, follower)["commit_index"] == commit, 10,
+              "the follower to learn the commit index")
     before = figures(cluster, follower)
     assert before["snapshots_rejected_total"] == 0
     meta = SnapshotMeta(commit + 100, before["term"], tuple(cluster.ids), zlib.crc32(GARBAGE))
@@ -66,8 +65,8 @@ def test_a_garbage_snapshot_is_refused_and_the_follower_keeps_running(loopback):
                 MessageType.INSTALL_SNAPSHOT, follower, posed, before["term"],
                 snapshot_meta=meta, offset=n * CHUNK_BYTES, data=chunk,
                 done=n == len(chunks) - 1)))
-        wait_for(lambda: figures(cluster, follower)["snapshots_rejected_total"] == 1, 10,
-                 "the follower to refuse the snapshot")
+        wait_raft(lambda: figures(cluster, follower)["snapshots_rejected_total"] == 1, 10,
+                  "the follower to refuse the snapshot")
     finally:
         intruder.close()
     after = figures(cluster, follower)
@@ -94,7 +93,7 @@ def test_a_garbage_snapshot_is_refused_and_the_follower_keeps_running(loopback):
     assert loaded.entries[-1].index >= commit + 1
 
 
-def test_an_entry_that_cannot_be_applied_stops_the_member_with_status_2(cluster_factory):  # noqa: F811
+def test_an_entry_that_cannot_be_applied_stops_the_member_with_status_2(cluster_factory):
     cluster = cluster_factory(1)
     cluster.start()
     node = cluster.leader()

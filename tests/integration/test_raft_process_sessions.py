@@ -10,11 +10,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration import raftproc_cluster
-from tests.integration.raftproc_cluster import enqueue_cmd, wait_for
+from dqueue.testing.raftproc import enqueue_cmd, wait_raft
 
 pytestmark = pytest.mark.integration
-cluster_factory = raftproc_cluster.cluster_factory
 
 # Issue 12: answered within 1 s of the new leader's election (measured: about 0.1 s).
 ANSWER_AFTER_ELECTION_S = 1.0
@@ -51,11 +49,11 @@ def test_a_write_through_a_follower_survives_a_leader_kill_answered_once(cluster
     cluster.signal(leader, signal.SIGSTOP)
     writer = threading.Thread(target=write, daemon=True)
     writer.start()
-    wait_for(lambda: cluster.client(follower).read({"op": "metrics"})["requests_pending"] == 1,
-             what="the write to be forwarded to the stopped leader")
+    wait_raft(lambda: cluster.client(follower).read({"op": "metrics"})["requests_pending"] == 1,
+              what="the write to be forwarded to the stopped leader")
     cluster.kill(leader)
-    winner = wait_for(lambda: _new_leader(cluster, survivors, old_term), 20.0,
-                      "a new leader", interval_s=0.01)
+    winner = wait_raft(lambda: _new_leader(cluster, survivors, old_term), 20.0,
+                       "a new leader", interval_s=0.01)
     elected_at = time.monotonic()
     writer.join(20)
     assert "error" not in got, got.get("error")
@@ -111,12 +109,12 @@ def test_writes_through_a_follower_across_a_leader_kill_all_succeed_each_applied
     writers = [threading.Thread(target=writer, args=(f"w{i}",), daemon=True) for i in range(8)]
     for thread in writers:
         thread.start()
-    wait_for(lambda: len(outcomes) >= 200, what="commands before the kill")
+    wait_raft(lambda: len(outcomes) >= 200, what="commands before the kill")
     cluster.kill(leader)
     survivors = [n for n in cluster.ids if n != leader]
     cluster.leader(survivors)
     before = len(outcomes)
-    wait_for(lambda: len(outcomes) >= before + 200, what="commands after the new leader")
+    wait_raft(lambda: len(outcomes) >= before + 200, what="commands after the new leader")
     stop.set()
     for thread in writers:
         thread.join(20)

@@ -9,23 +9,24 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from dqueue.raft import SnapshotRefusal
-from tests.integration.http_cluster import Http, NodeSet
+from dqueue.testing.cluster import NodeCluster
+from dqueue.testing.http import Http
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def node(tmp_path) -> Iterator[NodeSet]:
-    nodes = NodeSet(tmp_path, 1)
+def node(tmp_path) -> Iterator[NodeCluster]:
+    nodes = NodeCluster(tmp_path, 1, log_format="json", start=True)
     try:
-        nodes.wait_leader()
+        nodes.leader()
         yield nodes
     finally:
         nodes.close()
 
 
-def test_refusal_counters_are_exported_with_every_reason(node: NodeSet) -> None:
-    client = Http(node.http["n1"])
+def test_refusal_counters_are_exported_with_every_reason(node: NodeCluster) -> None:
+    client = Http(node.http_addr["n1"])
     try:
         status, _, text = client.call("GET", "/metrics")
     finally:

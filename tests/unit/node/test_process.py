@@ -33,7 +33,7 @@ from dqueue.raft import (
     Role,
     message_to_plain,
 )
-from tests.integration.raftproc_cluster import free_port
+from dqueue.testing import free_port
 from tests.unit.plain_values import PLAIN
 
 
