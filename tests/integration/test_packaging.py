@@ -11,10 +11,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import venv
@@ -23,16 +21,11 @@ from pathlib import Path
 import pytest
 
 import dqueue
+from dqueue.testing import free_ports, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _run(*cmd: str | Path, timeout_s: float = 300) -> str:
@@ -76,7 +69,7 @@ def test_the_package_is_typed(installed: Path) -> None:
 
 
 def test_the_installed_command_runs_a_node(installed: Path, tmp_path: Path) -> None:
-    http_port, raft_port, worker_port = _free_port(), _free_port(), _free_port()
+    http_port, raft_port, worker_port = free_ports(3)
     node = subprocess.Popen(
         [str(installed / "dqueue"), "--id=pkg", "--bootstrap=true",
          f"--data-dir={tmp_path / 'data'}", f"--http-addr=127.0.0.1:{http_port}",
@@ -84,17 +77,16 @@ def test_the_installed_command_runs_a_node(installed: Path, tmp_path: Path) -> N
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
         cwd=tmp_path, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     try:
-        deadline = time.monotonic() + 60
-        health: dict[str, object] = {}
-        while time.monotonic() < deadline and health.get("status") != "ok":
+        def healthy() -> dict[str, object] | None:
             assert node.poll() is None, node.stderr.read().decode() if node.stderr else ""
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/health",
-                                            timeout=2) as resp:
-                    health = json.loads(resp.read())
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.05)  # polling interval while the node starts, not a wait for state
-        assert health.get("status") == "ok", health
+            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/health",
+                                        timeout=2) as resp:
+                health: dict[str, object] = json.loads(resp.read())
+            return health if health.get("status") == "ok" else None
+
+        wait_for(healthy, 60, "the installed node to answer /health with status ok",
+                 interval_s=0.05,
+                 ignore=(urllib.error.URLError, ConnectionError, TimeoutError))
     finally:
         os.killpg(node.pid, signal.SIGTERM)
         try:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pytest
 
 from dqueue.api.coalesce import MAX_BATCH_TASKS, EnqueueCoalescer
 from dqueue.protocol.ipc_client import NoLeader
+from dqueue.testing import wait_for
 
 
 class GatedRaft:
@@ -41,13 +41,6 @@ class GatedRaft:
         pass
 
 
-def wait_until(predicate, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
-
-
 def submit_in_thread(coalescer: EnqueueCoalescer, ids: list[str], out: dict[str, Any]) -> Any:
     def run() -> None:
         try:
@@ -71,7 +64,7 @@ def test_jobs_waiting_behind_a_command_share_the_next_one():
     threads = [submit_in_thread(coalescer, ["a"], out)]
     raft.entered.acquire()  # "a" is in flight alone
     threads += [submit_in_thread(coalescer, [f"b{i}", f"c{i}dup"], out) for i in range(3)]
-    wait_until(lambda: queued(coalescer) == 3)
+    wait_for(lambda: queued(coalescer) == 3, 10.0, "3 jobs queued", interval_s=0.005)
     raft.gate.release()
     raft.entered.acquire()
     raft.gate.release()
@@ -95,7 +88,7 @@ def test_a_batch_never_exceeds_the_task_bound():
     big = MAX_BATCH_TASKS // 2 + 1
     threads += [submit_in_thread(coalescer, [f"j{j}-{i}" for i in range(big)], out)
                 for j in range(2)]
-    wait_until(lambda: queued(coalescer) == 2)
+    wait_for(lambda: queued(coalescer) == 2, 10.0, "2 jobs queued", interval_s=0.005)
     for _ in range(3):
         raft.gate.release()
     for thread in threads:
@@ -111,7 +104,7 @@ def test_a_failure_reaches_every_job_of_the_command():
     threads = [submit_in_thread(coalescer, ["a"], out)]
     raft.entered.acquire()
     threads += [submit_in_thread(coalescer, [f"b{i}"], out) for i in range(2)]
-    wait_until(lambda: queued(coalescer) == 2)
+    wait_for(lambda: queued(coalescer) == 2, 10.0, "2 jobs queued", interval_s=0.005)
     raft.gate.release()
     raft.gate.release()
     for thread in threads:
@@ -127,7 +120,7 @@ def test_a_refused_job_is_retried_alone_so_the_others_succeed():
     threads = [submit_in_thread(coalescer, ["a"], out)]
     raft.entered.acquire()
     threads += [submit_in_thread(coalescer, [name], out) for name in ("good", "bad")]
-    wait_until(lambda: queued(coalescer) == 2)
+    wait_for(lambda: queued(coalescer) == 2, 10.0, "2 jobs queued", interval_s=0.005)
     for _ in range(4):
         raft.gate.release()
     for thread in threads:
@@ -234,7 +227,7 @@ def test_an_interrupted_sender_still_answers_its_batch_and_passes_the_turn():
     sender.start()
     raft.entered.acquire()  # "a" is in flight, its sender about to be interrupted
     queued_thread = submit_in_thread(coalescer, ["b"], out)
-    wait_until(lambda: queued(coalescer) == 1)
+    wait_for(lambda: queued(coalescer) == 1, 10.0, "1 job queued", interval_s=0.005)
     raft.gate.release()  # "a" is interrupted; the turn moves to "b", which is sent
     raft.entered.acquire()
     raft.gate.release()
