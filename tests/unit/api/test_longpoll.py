@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from dqueue.api.app import create_app
 from dqueue.api.longpoll import LongPollGate, max_parked_polls
 from dqueue.config import NodeConfig
-from tests.unit.api.test_coalesce import wait_until
+from dqueue.testing import wait_for
 
 
 def test_max_parked_polls_leaves_threads_for_everything_else():
@@ -63,7 +63,7 @@ def test_a_long_poll_beyond_the_parked_places_is_answered_at_once():
     for thread in threads:
         thread.start()
     try:
-        wait_until(lambda: len(raft.waits) == 3)
+        wait_for(lambda: len(raft.waits) == 3, 10.0, "3 parked waits", interval_s=0.005)
         answer = client.simulate_post("/tasks/lease", json=body)
         assert answer.status_code == 204
         assert answer.headers["Dqueue-Wait"].startswith("refused")
