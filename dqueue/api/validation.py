@@ -14,10 +14,13 @@ from typing import Any
 import falcon
 
 from dqueue.api.errors import ApiError, invalid
+from dqueue.protocol.errors import ErrorCode
 from dqueue.queue import fields
 from dqueue.queue.fields import IntRule, InvalidCommand, TextRule
+from dqueue.queue.task import TaskStatus
 
-TASK_STATUSES = ("pending", "leased", "completed", "dead", "cancelled")
+# The statuses a listing may filter on: the queue's own.
+TASK_STATUSES = tuple(status.value for status in TaskStatus)
 # The field rules and bounds are the queue's (dqueue/queue/fields.py); these names only refer to
 # them, for the resources and the OpenAPI description. What HTTP adds is below: the limits of
 # its own fields, which no command carries.
@@ -94,7 +97,7 @@ def read_json_body(req: falcon.Request, max_body_bytes: int) -> dict[str, Any]:
     media = (req.content_type or "").split(";", 1)[0].strip().lower()
     if media != falcon.MEDIA_JSON and not media.endswith("+json"):
         raise ApiError(
-            falcon.HTTP_415, "unsupported_media_type",
+            falcon.HTTP_415, ErrorCode.UNSUPPORTED_MEDIA_TYPE,
             "the body must be JSON with Content-Type: application/json", field="Content-Type",
         )
     try:
@@ -102,9 +105,10 @@ def read_json_body(req: falcon.Request, max_body_bytes: int) -> dict[str, Any]:
         text = raw.decode(json.detect_encoding(raw), "surrogatepass")
         body = _DECODER.decode(text)
     except (ValueError, RecursionError) as exc:
-        raise invalid("body", f"the body is not valid JSON: {exc}", code="invalid_json") from None
+        raise invalid("body", f"the body is not valid JSON: {exc}",
+                      code=ErrorCode.INVALID_JSON) from None
     if not isinstance(body, dict):
-        raise invalid("body", "the body must be a JSON object", code="invalid_json")
+        raise invalid("body", "the body must be a JSON object", code=ErrorCode.INVALID_JSON)
     if _MAYBE_SURROGATE.search(text) is not None:
         field = _lone_surrogate_path(body, "")
         if field is not None:
@@ -112,14 +116,14 @@ def read_json_body(req: falcon.Request, max_body_bytes: int) -> dict[str, Any]:
             # whole coalesced command it joined, and every other client's request with it.
             raise invalid(field or "body", f"{field or 'body'}: a lone surrogate (\\ud800 to "
                           "\\udfff without its pair) is not valid Unicode text",
-                          code="invalid_field")
+                          code=ErrorCode.INVALID_FIELD)
     return body
 
 
 def too_large(max_body_bytes: int) -> ApiError:
     """The 413 of a body over ``max_body_bytes``."""
     return ApiError(
-        falcon.HTTP_413, "body_too_large",
+        falcon.HTTP_413, ErrorCode.BODY_TOO_LARGE,
         f"the body is larger than max_body_bytes ({max_body_bytes})", field="body",
     )
 
@@ -138,10 +142,10 @@ def check_keys(
             # A msgpack map from the worker gateway may have keys of any type (int, None,
             # bytes): name them by their repr rather than failing to build the message.
             name = prefix + (key if isinstance(key, str) else repr(key))
-            raise invalid(name, f"unknown field {name}", code="unknown_field")
+            raise invalid(name, f"unknown field {name}", code=ErrorCode.UNKNOWN_FIELD)
     for key in required:
         if body.get(key) is None:
-            raise invalid(prefix + key, f"{prefix + key} is required", code="missing_field")
+            raise invalid(prefix + key, f"{prefix + key} is required", code=ErrorCode.MISSING_FIELD)
 
 
 def _refused(exc: InvalidCommand) -> ApiError:
@@ -258,7 +262,7 @@ def check_payload(value: Any, field: str = "payload") -> None:
 def task_id(value: str) -> str:
     """A task id from the path; anything that cannot be an id is simply not found."""
     if not fields.TASK_ID.accepts(value):
-        raise ApiError(falcon.HTTP_404, "not_found", f"no task {value[:128]!r}", field="id")
+        raise ApiError(falcon.HTTP_404, ErrorCode.NOT_FOUND, f"no task {value[:128]!r}", field="id")
     return value
 
 
@@ -269,7 +273,7 @@ def query_params(
     params: dict[str, str] = {}
     for name, value in req.params.items():
         if name not in allowed:
-            raise invalid(name, f"unknown query parameter {name}", code="unknown_field")
+            raise invalid(name, f"unknown query parameter {name}", code=ErrorCode.UNKNOWN_FIELD)
         if not isinstance(value, str):
             raise invalid(name, f"{name} must be given once")
         params[name] = value

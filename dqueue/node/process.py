@@ -20,7 +20,6 @@ the fsync. The rule is ``dqueue.raft.ready_plan.plan_ready``, which the simulato
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import random
@@ -59,8 +58,10 @@ from dqueue.node.snapshotter import Snapshotter, TakenSnapshot
 from dqueue.node.store import StoredSnapshot
 from dqueue.node.transport import PeerTransport
 from dqueue.node.views import MemberAddresses, NodeFigures
+from dqueue.protocol.errors import ErrorCode
+from dqueue.protocol.kinds import PeerKind
 from dqueue.queue import Command, QueueState
-from dqueue.queue.commands import LEASE_NONCE_BYTES
+from dqueue.queue.commands import LEASE_NONCE_BYTES, stamped
 from dqueue.queue.config import settings_to_plain
 from dqueue.queue.sessions import ClientSession
 from dqueue.raft import (
@@ -76,8 +77,6 @@ from dqueue.raft import (
 
 logger = logging.getLogger(__name__)
 
-KIND_RAFT = b"raft"
-KIND_HELLO = b"hello"
 # At most this many inbound messages per loop turn, so that one turn (and the heartbeats it
 # sends) is never delayed by a backlog: applying 256 commands takes tens of milliseconds,
 # far below the election timeout, and 256 commands per fsync is already a large group commit.
@@ -260,7 +259,7 @@ class RaftProcess:
                 if self.stopping_since_ms is not None and self._stop_done(ended):
                     break
         finally:
-            self.router.fail_all("shutting_down", "the node is shutting down")
+            self.router.fail_all(ErrorCode.SHUTTING_DOWN, "the node is shutting down")
             self.close()
         log_event(logger, logging.INFO, "raft_process_stopped")
         return 0
@@ -321,7 +320,7 @@ class RaftProcess:
             self.router.accept_read(request)
 
     def _on_peer(self, sender: str, kind: bytes, body: Any) -> None:
-        if kind == KIND_RAFT:
+        if kind == PeerKind.RAFT:
             try:
                 msg = message_from_plain(body)
             except ValueError:
@@ -335,7 +334,7 @@ class RaftProcess:
                 self.counters["raft_malformed_total"] += 1
                 return
             self.raft.step(msg)
-        elif kind == KIND_HELLO:
+        elif kind == PeerKind.HELLO:
             if not self.addresses.learn(sender, body):
                 self.transport.counters.malformed += 1
         elif not self.router.on_peer(sender, kind, body):
@@ -351,7 +350,7 @@ class RaftProcess:
             packed = msgpack.packb({"http_addr": self.config.http_addr}, use_bin_type=True)
             for peer in self.transport.peer_ids:
                 if (periodic or peer not in self._hello_done) and self.transport.send_packed(
-                        peer, KIND_HELLO, packed):
+                        peer, PeerKind.HELLO, packed):
                     self._hello_done.add(peer)
         if self.stop_requested and self.stopping_since_ms is None:
             self._begin_stop(now)
@@ -399,7 +398,7 @@ class RaftProcess:
             self._catch_up_stored = 0
 
     def _send_raft(self, msg: Message) -> None:
-        self.transport.send(msg.to, KIND_RAFT, message_to_plain(msg))
+        self.transport.send(msg.to, PeerKind.RAFT, message_to_plain(msg))
 
     def _on_soft_state(self, role: Role, leader_id: str | None) -> None:
         was_leader = self.leadership.is_leader
@@ -505,20 +504,19 @@ class RaftProcess:
             session: the client session the item carries (None for the node's own commands).
         """
         now_ms = self.wall_ms()
-        stamped = dict(cmd)
-        stamped["now_ms"] = now_ms
-        if stamped.get("op") == "lease":
+        plain = dict(cmd)
+        plain["now_ms"] = now_ms
+        nonce = None
+        if plain.get("op") == "lease":
             # Drawn here, on the leader, for every proposal (a client's nonce is replaced): the
             # entry carries it, so every member applies the same tokens.
-            nonce = stamped["nonce"] = secrets.token_hex(LEASE_NONCE_BYTES)
-            if command is not None:
-                command = dataclasses.replace(command, now_ms=now_ms, nonce=nonce)
-        elif command is not None and command.now_ms != now_ms:
-            # Equal to command_from_plain(stamped): the stamp is the only difference.
-            command = dataclasses.replace(command, now_ms=now_ms)
+            nonce = plain["nonce"] = secrets.token_hex(LEASE_NONCE_BYTES)
         if command is None:
-            command = command_from_log(stamped)  # the node's own commands (tick)
-        self.batcher.add(rid, stamped, command, session)
+            command = command_from_log(plain)  # the node's own commands (tick)
+        elif nonce is not None or command.now_ms != now_ms:
+            # Equal to command_from_plain(plain): the stamp is the only difference.
+            command = stamped(command, now_ms, nonce)
+        self.batcher.add(rid, plain, command, session)
         self.counters["proposals_total"] += 1
         self._last_proposal_ms = monotonic_ms()
 

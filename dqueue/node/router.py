@@ -32,14 +32,14 @@ from dqueue.node.histogram import Histogram
 from dqueue.node.ipc_server import CmdRequest, ReadRequest
 from dqueue.node.requests import Pending, ReplyTo, RequestTable, Stage, monotonic_ms
 from dqueue.node.router_links import RouterLinks
+from dqueue.protocol.errors import ErrorCode
+from dqueue.protocol.kinds import PeerKind
 from dqueue.queue import InvalidCommand, command_from_plain
-from dqueue.queue.sessions import DUPLICATE_REQUEST, STALE, ClientSession, is_session
+from dqueue.queue.sessions import STALE, ClientSession, is_session
 from dqueue.raft import ReadState
 
 logger = logging.getLogger(__name__)
 
-KIND_FWD = b"fwd"
-KIND_FWD_RES = b"fwd_res"
 # A ReadIndex round not answered within this long is asked again (the message may be lost).
 READ_RETRY_MS = 500
 _EMPTY_LEASE_OUTCOME = {"ok": True, "value": {"tasks": []}}
@@ -92,7 +92,7 @@ class RequestRouter:
                         reply_to: ReplyTo, session: ClientSession | None = None) -> None:
         links = self.links
         if links.is_stopping():
-            self._send_err(reply_to, rid, "shutting_down", "the node is shutting down")
+            self._send_err(reply_to, rid, ErrorCode.SHUTTING_DOWN, "the node is shutting down")
             return
         try:
             # On the leader, parse the command as it will be proposed (stamped), so that
@@ -100,7 +100,7 @@ class RequestRouter:
             command = command_from_plain(
                 {**cmd, "now_ms": links.wall_ms()} if self.leadership.is_leader else cmd)
         except InvalidCommand as exc:
-            self._send_err(reply_to, rid, "bad_request", f"{exc.field}: {exc.message}")
+            self._send_err(reply_to, rid, ErrorCode.BAD_REQUEST, f"{exc.field}: {exc.message}")
             return
         if rid in self.table.pending:
             return  # the same request delivered twice (a forward retried): one answer
@@ -120,7 +120,7 @@ class RequestRouter:
         try:
             op = queries.check_query(req.query)
         except queries.BadQuery as exc:
-            self._send_err(reply_to, req.rid, "bad_request", str(exc))
+            self._send_err(reply_to, req.rid, ErrorCode.BAD_REQUEST, str(exc))
             return
         if op in queries.LOCAL_OPS:
             self._send_value(reply_to, req.rid, self._local_value(op))
@@ -129,7 +129,7 @@ class RequestRouter:
             self._serve_read_now(reply_to, req.rid, req.query)
             return
         if self.links.is_stopping():
-            self._send_err(reply_to, req.rid, "shutting_down", "the node is shutting down")
+            self._send_err(reply_to, req.rid, ErrorCode.SHUTTING_DOWN, "the node is shutting down")
             return
         request = Pending(rid=req.rid, reply_to=reply_to, is_read=True, body=req.query,
                           deadline_ms=monotonic_ms() + req.timeout_ms, stage=Stage.READ_INDEX)
@@ -145,10 +145,10 @@ class RequestRouter:
         make this process fail later, when it proposes or answers.
         """
         if (type(body) is not dict or not _is_rid(body.get("rid"))
-                or kind not in (KIND_FWD, KIND_FWD_RES) or not _is_packable(body)):
+                or kind not in (PeerKind.FWD, PeerKind.FWD_RES) or not _is_packable(body)):
             return False
         rid = body["rid"]
-        if kind == KIND_FWD:
+        if kind == PeerKind.FWD:
             cmd, timeout_ms, wait_ms = body.get("cmd"), body.get("timeout_ms"), body.get("wait_ms")
             if not (isinstance(cmd, dict) and _is_count(timeout_ms) and _is_count(wait_ms)):
                 return False
@@ -156,14 +156,14 @@ class RequestRouter:
             if session is not None and not is_session(session):
                 return False
             if not self.leadership.is_leader:
-                self.links.send_peer(sender, KIND_FWD_RES, {
-                    "rid": rid, "code": "not_leader", "message": "not the leader",
+                self.links.send_peer(sender, PeerKind.FWD_RES, {
+                    "rid": rid, "code": ErrorCode.NOT_LEADER, "message": "not the leader",
                     "leader_id": self.leadership.leader_id})
                 return True
             self._accept_command(rid, cmd, timeout_ms, wait_ms, ReplyTo(peer=sender),
                                  None if session is None else ClientSession(*session))
             return True
-        if kind == KIND_FWD_RES:
+        if kind == PeerKind.FWD_RES:
             request = self.table.pending.get(rid)
             if request is None or request.stage is not Stage.FORWARDED:
                 return True  # answered already (by a local apply) or given up
@@ -176,11 +176,11 @@ class RequestRouter:
                 self._send_outcome(request, body["outcome"])
             elif sender != request.forwarded_to:
                 return True  # an earlier leader's refusal: the command was sent again since
-            elif body.get("code") == "not_leader":
+            elif body.get("code") == ErrorCode.NOT_LEADER:
                 self.table.move(request, Stage.WAIT_LEADER)
                 self._dispatch_waiting()
             else:
-                code, message = body.get("code") or "timeout", body.get("message") or ""
+                code, message = body.get("code") or ErrorCode.TIMEOUT, body.get("message") or ""
                 if not (_is_code(code) and type(message) is str):
                     return False
                 self.table.pop(rid)
@@ -217,7 +217,7 @@ class RequestRouter:
             session = self.table.session_of(request)
             if session is not None:
                 body["session"] = list(session)
-            if links.send_peer(leader_id, KIND_FWD, body):
+            if links.send_peer(leader_id, PeerKind.FWD, body):
                 request.forwarded_to = leader_id
                 self.table.move(request, Stage.FORWARDED)
             else:
@@ -255,7 +255,7 @@ class RequestRouter:
         self.counters["session_repeats_answered_total"] += 1
         if prior is STALE:
             self.table.pop(request.rid)
-            self._send_err(request.reply_to, request.rid, DUPLICATE_REQUEST,
+            self._send_err(request.reply_to, request.rid, ErrorCode.DUPLICATE_REQUEST,
                            "below its client's first unanswered request: applied or given up "
                            "earlier, not applied now")
             return True
@@ -307,8 +307,8 @@ class RequestRouter:
         for request in self.table.in_stage(Stage.PARKED):
             if request.reply_to.peer is not None:
                 self.table.pop(request.rid)
-                self.links.send_peer(request.reply_to.peer, KIND_FWD_RES, {
-                    "rid": request.rid, "code": "not_leader", "message": "leadership lost",
+                self.links.send_peer(request.reply_to.peer, PeerKind.FWD_RES, {
+                    "rid": request.rid, "code": ErrorCode.NOT_LEADER, "message": "leadership lost",
                     "leader_id": self.leadership.leader_id})
             else:
                 self.table.move(request, Stage.WAIT_LEADER)
@@ -333,10 +333,10 @@ class RequestRouter:
             leader_id = self.leadership.leader_id
             if (leader_id is None and request.stage in (Stage.WAIT_LEADER, Stage.READ_INDEX)
                     and not request.may_be_in_log):
-                self._send_err(request.reply_to, request.rid, "no_leader",
+                self._send_err(request.reply_to, request.rid, ErrorCode.NO_LEADER,
                                "no leader was elected within the request's deadline")
             else:
-                self._send_err(request.reply_to, request.rid, "timeout",
+                self._send_err(request.reply_to, request.rid, ErrorCode.TIMEOUT,
                                f"not completed within the deadline ({request.stage.value})")
 
     def next_deadline_ms(self) -> float | None:
@@ -448,7 +448,7 @@ class RequestRouter:
         try:
             value = queries.run_queue_query(self.links.queue, query, self._raft_figures)
         except queries.BadQuery as exc:
-            self._send_err(reply_to, rid, "bad_request", str(exc))
+            self._send_err(reply_to, rid, ErrorCode.BAD_REQUEST, str(exc))
             return
         self._send_value(reply_to, rid, value)
 
@@ -466,11 +466,12 @@ class RequestRouter:
     def _send_outcome(self, request: Pending, outcome: Any) -> None:
         reply_to = request.reply_to
         if reply_to.peer is not None:
-            self.links.send_peer(reply_to.peer, KIND_FWD_RES,
+            self.links.send_peer(reply_to.peer, PeerKind.FWD_RES,
                                  {"rid": request.rid, "outcome": outcome})
         elif reply_to.identity is not None:
-            if outcome.get("code") == DUPLICATE_REQUEST:
-                self._send_err(reply_to, request.rid, DUPLICATE_REQUEST, outcome["message"])
+            if outcome.get("code") == ErrorCode.DUPLICATE_REQUEST:
+                self._send_err(reply_to, request.rid, ErrorCode.DUPLICATE_REQUEST,
+                               outcome["message"])
                 return
             self.links.replier.send_res(reply_to.identity, request.rid, "outcome", outcome)
 
@@ -480,18 +481,18 @@ class RequestRouter:
 
     def _send_err(self, reply_to: ReplyTo, rid: str, code: str, message: str) -> None:
         links = self.links
-        if code == DUPLICATE_REQUEST and reply_to.peer is None:
+        if code == ErrorCode.DUPLICATE_REQUEST and reply_to.peer is None:
             # A local client hears "outcome unknown": its command was applied (once) or given
             # up earlier, and its outcome is no longer kept (sessions.py).
-            code, message = "timeout", f"outcome no longer known: {message}"
+            code, message = ErrorCode.TIMEOUT, f"outcome no longer known: {message}"
         leader_id = self.leadership.hint()
         if reply_to.peer is not None:
-            links.send_peer(reply_to.peer, KIND_FWD_RES, {
+            links.send_peer(reply_to.peer, PeerKind.FWD_RES, {
                 "rid": rid, "code": code, "message": message, "leader_id": leader_id})
         elif reply_to.identity is not None:
             links.replier.send_err(reply_to.identity, rid, code, message, leader_id,
                                    links.http_of(leader_id))
-        if code == "bad_request":
+        if code == ErrorCode.BAD_REQUEST:
             self.bad_requests += 1
         else:
             log_event(logger, logging.DEBUG, "request_failed", rid=rid, code=code)
@@ -507,7 +508,8 @@ def _is_rid(value: Any) -> bool:
 
 
 def _is_code(value: Any) -> bool:
-    return type(value) is str and 0 < len(value) <= MAX_CODE_CHARS
+    # isinstance, not type: the default of a fwd_res without a code is an ErrorCode member.
+    return isinstance(value, str) and 0 < len(value) <= MAX_CODE_CHARS
 
 
 def _is_packable(value: Any) -> bool:

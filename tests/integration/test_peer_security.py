@@ -20,10 +20,9 @@ import pytest
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from dqueue.node.process import KIND_RAFT
-from dqueue.node.router import KIND_FWD
 from dqueue.node.transport import tcp_endpoint
 from dqueue.protocol import wire
+from dqueue.protocol.kinds import PeerKind
 from dqueue.raft import Entry, Message, MessageType, message_to_plain
 from dqueue.testing.raftproc import (
     RaftCluster,
@@ -119,18 +118,18 @@ def forgeries(cluster: RaftCluster, leader: str, follower: str) -> list[tuple[st
     plain = message_to_plain
     return [
         # To a follower, as the leader: a heartbeat with a huge term (would depose everyone).
-        (follower, leader, KIND_RAFT, plain(Message(
+        (follower, leader, PeerKind.RAFT, plain(Message(
             MessageType.HEARTBEAT, to=follower, sender=leader, term=HUGE_TERM, commit=commit))),
         # To a follower, as the leader: an entry the leader never wrote, committed at once.
-        (follower, leader, KIND_RAFT, plain(Message(
+        (follower, leader, PeerKind.RAFT, plain(Message(
             MessageType.APPEND_ENTRIES, to=follower, sender=leader, term=term, index=last,
             log_term=term, entries=(Entry(last + 1, term, data=b"forged"),), commit=commit))),
         # To the leader, as a follower: an acknowledgement of entries it does not hold.
-        (leader, other, KIND_RAFT, plain(Message(
+        (leader, other, PeerKind.RAFT, plain(Message(
             MessageType.APPEND_ENTRIES_RESPONSE, to=leader, sender=other, term=term,
             index=last + 5))),
         # To the leader, as a follower: a forwarded configure that changes the settings.
-        (leader, other, KIND_FWD, {
+        (leader, other, PeerKind.FWD, {
             "rid": "forged-configure", "timeout_ms": 1_000, "wait_ms": 0,
             "cmd": {"op": "configure", "settings": {"lease_ms": 1_234}}}),
     ]
@@ -292,7 +291,7 @@ def test_loopback_only_still_allows_a_forged_heartbeat_to_reach_the_core(loopbac
 def test_loopback_only_still_allows_a_forged_forwarded_configure(loopback):
     cluster, leader, followers = loopback
     target, claimed, kind, body = forgeries(cluster, leader, followers[0])[3]
-    assert (target, kind) == (leader, KIND_FWD)
+    assert (target, kind) == (leader, PeerKind.FWD)
     commit = figures(cluster, leader)["commit_index"]
     intruder = Intruder(cluster.configs[target].raft_addr, claimed.encode())
     try:

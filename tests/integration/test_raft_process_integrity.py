@@ -16,8 +16,8 @@ from collections.abc import Iterator
 import pytest
 
 from dqueue.node.codec import encode_item, join_items
-from dqueue.node.process import KIND_RAFT
 from dqueue.node.store import Store, StoredEntry
+from dqueue.protocol.kinds import PeerKind
 from dqueue.raft import EntryType, Message, MessageType, SnapshotMeta, message_to_plain
 from dqueue.testing.raftproc import (
     RaftCluster,
@@ -61,7 +61,7 @@ def test_a_garbage_snapshot_is_refused_and_the_follower_keeps_running(loopback):
     try:
         assert intruder.handshake() == "succeeded"
         for n, chunk in enumerate(chunks):
-            intruder.send(KIND_RAFT, message_to_plain(Message(
+            intruder.send(PeerKind.RAFT, message_to_plain(Message(
                 MessageType.INSTALL_SNAPSHOT, follower, posed, before["term"],
                 snapshot_meta=meta, offset=n * CHUNK_BYTES, data=chunk,
                 done=n == len(chunks) - 1)))

@@ -17,9 +17,10 @@ from dqueue.node.ipc_server import CmdRequest, ReadRequest
 from dqueue.node.leadership import Leadership
 from dqueue.node.queries import NodeView
 from dqueue.node.requests import Stage, monotonic_ms
-from dqueue.node.router import KIND_FWD, KIND_FWD_RES, RequestRouter
+from dqueue.node.router import RequestRouter
 from dqueue.node.router_links import RouterLinks
 from dqueue.node.views import NodeFigures
+from dqueue.protocol.kinds import PeerKind
 from dqueue.queue import QueueState, command_from_plain
 from dqueue.queue.sessions import ClientSession, apply_once
 from dqueue.raft import ReadState, Role, Status
@@ -143,10 +144,10 @@ def test_follower_forwards_and_answers_from_the_leaders_fwd_res():
     p = Node(role=Role.FOLLOWER, leader_id="n2")
     router = RequestRouter(p.links())
     router.accept_command(_cmd("r1", ENQUEUE))
-    assert [(peer, kind) for peer, kind, _ in p.transport.sent] == [("n2", KIND_FWD)]
+    assert [(peer, kind) for peer, kind, _ in p.transport.sent] == [("n2", PeerKind.FWD)]
     assert p.transport.sent[0][2]["cmd"] == ENQUEUE
     outcome = {"ok": True, "value": {"x": 1}}
-    assert router.on_peer("n2", KIND_FWD_RES, {"rid": "r1", "outcome": outcome})
+    assert router.on_peer("n2", PeerKind.FWD_RES, {"rid": "r1", "outcome": outcome})
     assert p.ipc.answers == [(b"api", "r1", "outcome", outcome)]
     assert router.command_ms.count == 1
 
@@ -156,7 +157,7 @@ def test_not_leader_answer_sends_the_command_to_the_new_leader():
     router = RequestRouter(p.links())
     router.accept_command(_cmd("r1", ENQUEUE))
     p.leadership.leader_id = "n3"
-    router.on_peer("n2", KIND_FWD_RES, {"rid": "r1", "code": "not_leader", "leader_id": "n3"})
+    router.on_peer("n2", PeerKind.FWD_RES, {"rid": "r1", "code": "not_leader", "leader_id": "n3"})
     assert [peer for peer, _, _ in p.transport.sent] == ["n2", "n3"]
     assert p.ipc.answers == []
 
@@ -165,11 +166,11 @@ def test_leader_refuses_a_forward_when_it_no_longer_leads():
     p = Node(role=Role.FOLLOWER, leader_id="n3")
     router = RequestRouter(p.links())
     body = {"rid": "r1", "cmd": ENQUEUE, "timeout_ms": 500, "wait_ms": 0}
-    assert router.on_peer("n2", KIND_FWD, body)
-    assert p.transport.sent == [("n2", KIND_FWD_RES, {"rid": "r1", "code": "not_leader",
+    assert router.on_peer("n2", PeerKind.FWD, body)
+    assert p.transport.sent == [("n2", PeerKind.FWD_RES, {"rid": "r1", "code": "not_leader",
                                                        "message": "not the leader",
                                                        "leader_id": "n3"})]
-    assert not router.on_peer("n2", KIND_FWD, {"rid": "r2", "cmd": ENQUEUE, "timeout_ms": -1,
+    assert not router.on_peer("n2", PeerKind.FWD, {"rid": "r2", "cmd": ENQUEUE, "timeout_ms": -1,
                                                "wait_ms": 0})
 
 
@@ -297,9 +298,9 @@ def test_a_forward_carries_the_originators_session_and_the_leader_proposes_it():
     body = follower.transport.sent[0][2]
     assert body["session"] == [router.table.client_id, 1, 1]
     leader = Node()
-    assert RequestRouter(leader.links()).on_peer("n3", KIND_FWD, body)
+    assert RequestRouter(leader.links()).on_peer("n3", PeerKind.FWD, body)
     assert leader.sessions == [ClientSession(router.table.client_id, 1, 1)]
-    assert not RequestRouter(leader.links()).on_peer("n3", KIND_FWD,
+    assert not RequestRouter(leader.links()).on_peer("n3", PeerKind.FWD,
                                                      {**body, "session": ["c", -1, 0]})
 
 
@@ -313,14 +314,14 @@ def test_a_forwarded_command_is_sent_again_as_soon_as_a_new_leader_is_known():
     p.leadership.leader_id = "n3"
     router.on_leader_known()
     (_, _, first), (peer, kind, again) = p.transport.sent
-    assert (peer, kind) == ("n3", KIND_FWD)
+    assert (peer, kind) == ("n3", PeerKind.FWD)
     assert (again["rid"], again["session"], again["cmd"]) == ("r1", first["session"], ENQUEUE)
     assert router.counters["requests_resent_total"] == 1
     # A late refusal by the dead leader's process changes nothing; the new leader answers.
-    assert router.on_peer("n2", KIND_FWD_RES, {"rid": "r1", "code": "shutting_down"})
+    assert router.on_peer("n2", PeerKind.FWD_RES, {"rid": "r1", "code": "shutting_down"})
     assert p.ipc.answers == []
     outcome = {"ok": True, "value": {"x": 1}}
-    assert router.on_peer("n3", KIND_FWD_RES, {"rid": "r1", "outcome": outcome})
+    assert router.on_peer("n3", PeerKind.FWD_RES, {"rid": "r1", "outcome": outcome})
     assert p.ipc.answers == [(b"api", "r1", "outcome", outcome)]
 
 
@@ -329,14 +330,14 @@ def test_the_leader_answers_a_repeat_from_the_session_table_without_proposing_it
     router = RequestRouter(p.links())
     body = {"rid": "r1", "cmd": ENQUEUE, "timeout_ms": 500, "wait_ms": 0,
             "session": ["n2.aa", 4, 3]}
-    router.on_peer("n2", KIND_FWD, body)
+    router.on_peer("n2", PeerKind.FWD, body)
     outcome = p.apply(router, "r1", ENQUEUE, ClientSession("n2.aa", 4, 3))
-    router.on_peer("n2", KIND_FWD, body)  # sent again: its leader changed meanwhile
+    router.on_peer("n2", PeerKind.FWD, body)  # sent again: its leader changed meanwhile
     assert len(p.proposed) == 1
-    assert p.transport.sent == [("n2", KIND_FWD_RES, {"rid": "r1", "outcome": outcome})] * 2
+    assert p.transport.sent == [("n2", PeerKind.FWD_RES, {"rid": "r1", "outcome": outcome})] * 2
     # Below first_unanswered: applied and answered long ago, refused, never proposed.
     p.apply(router, "r2", {"op": "tick"}, ClientSession("n2.aa", 9, 9))
-    router.on_peer("n2", KIND_FWD, {**body, "rid": "r0", "session": ["n2.aa", 2, 2]})
+    router.on_peer("n2", PeerKind.FWD, {**body, "rid": "r0", "session": ["n2.aa", 2, 2]})
     assert len(p.proposed) == 1
     assert p.transport.sent[-1][2]["code"] == "duplicate_request"
     assert router.table.pending == {}
@@ -347,7 +348,7 @@ def test_a_deposed_leader_sends_its_own_proposed_commands_to_the_next_leader():
     p = Node()
     router = RequestRouter(p.links())
     router.accept_command(_cmd("r1", ENQUEUE))
-    router.on_peer("n3", KIND_FWD, {"rid": "x1", "cmd": {"op": "tick"}, "timeout_ms": 500,
+    router.on_peer("n3", PeerKind.FWD, {"rid": "x1", "cmd": {"op": "tick"}, "timeout_ms": 500,
                                     "wait_ms": 0, "session": ["n3.bb", 1, 1]})
     p.leadership.role, p.leadership.leader_id = Role.FOLLOWER, None
     router.on_lost_leadership()
@@ -464,8 +465,8 @@ def _fwd_res_body(draw: st.DrawFn) -> dict[Any, Any]:
 
 @settings(max_examples=400, deadline=None)
 @given(st.sampled_from([Role.LEADER, Role.FOLLOWER]), st.sampled_from(["n2", "n3"]),
-       st.one_of(st.tuples(st.just(KIND_FWD), _fwd_body()),
-                 st.tuples(st.just(KIND_FWD_RES), _fwd_res_body()),
+       st.one_of(st.tuples(st.just(PeerKind.FWD), _fwd_body()),
+                 st.tuples(st.just(PeerKind.FWD_RES), _fwd_res_body()),
                  st.tuples(st.binary(max_size=8), PLAIN)))
 def test_any_peer_message_is_taken_or_refused_without_raising(role, sender, message):
     """No value at all in a fwd or fwd_res makes on_peer, or what it sends, proposes or
@@ -489,7 +490,7 @@ def test_a_malformed_outcome_is_refused_and_the_request_still_waits():
     router.accept_command(_cmd("r1", ENQUEUE))
     for outcome in (None, 5, {"ok": "yes"}, {"ok": True, "value": [1]},
                     {"ok": False, "code": 3, "message": "m"}, {"ok": True, "value": {1 << 70: 1}}):
-        assert router.on_peer("n2", KIND_FWD_RES, {"rid": "r1", "outcome": outcome}) is False
+        assert router.on_peer("n2", PeerKind.FWD_RES, {"rid": "r1", "outcome": outcome}) is False
     assert p.ipc.answers == []
     assert router.table.pending["r1"].stage is Stage.FORWARDED
 
@@ -500,10 +501,10 @@ def test_a_forward_with_a_command_that_cannot_be_encoded_again_is_refused():
     bad = {"op": "enqueue", "tasks": [{"id": "t\ud800", "type": "x"}]}
     for cmd in (bad, {**ENQUEUE, "tasks": [{"id": "t", "type": "x", "payload": 1 << 70}]}):
         body = {"rid": "f1", "cmd": cmd, "timeout_ms": 1_000, "wait_ms": 0}
-        assert router.on_peer("n2", KIND_FWD, body) is False
+        assert router.on_peer("n2", PeerKind.FWD, body) is False
     assert p.proposed == []
     huge = {"rid": "f2", "cmd": ENQUEUE, "timeout_ms": 10 ** 400, "wait_ms": 0}
-    assert router.on_peer("n2", KIND_FWD, huge) is False
+    assert router.on_peer("n2", PeerKind.FWD, huge) is False
 
 
 def test_a_leader_not_heard_from_within_an_election_timeout_is_not_named():
@@ -561,10 +562,10 @@ def test_a_refused_repeat_reaches_a_local_client_as_outcome_unknown():
     router = RequestRouter(p.links())
     router.accept_command(_cmd("r1", ENQUEUE))
     router.accept_command(_cmd("r2", ENQUEUE))
-    router.on_peer("n2", KIND_FWD_RES, {"rid": "r1", "code": "duplicate_request",
+    router.on_peer("n2", PeerKind.FWD_RES, {"rid": "r1", "code": "duplicate_request",
                                         "message": "below first unanswered"})
     refused = {"ok": False, "code": "duplicate_request", "message": "below first unanswered"}
-    router.on_peer("n2", KIND_FWD_RES, {"rid": "r2", "outcome": refused})
+    router.on_peer("n2", PeerKind.FWD_RES, {"rid": "r2", "outcome": refused})
     assert [(rid, key, answer["code"]) for _, rid, key, answer in p.ipc.answers] == [
         ("r1", "err", "timeout"), ("r2", "err", "timeout")]
 
