@@ -124,8 +124,8 @@ def _enqueue(deps: ApiDeps, tasks: list[dict[str, Any]], body_bytes: int,
         rendered["duplicate"] = key[0]
         out.append(rendered)
     for (duplicate, task_type), n in counts.items():
-        counter = deps.metrics.duplicates if duplicate else deps.metrics.enqueued
-        deps.metrics.count(counter, task_type, n)
+        if duplicate:
+            deps.metrics.count(deps.metrics.duplicates, task_type, n)
     return out
 
 
@@ -223,8 +223,6 @@ class TaskLease:
                 gate.leave()
         deps.metrics.lease_wait_seconds.observe(time.perf_counter() - started)
         tasks = value.get("tasks") or []
-        for task in tasks:
-            deps.metrics.count(deps.metrics.leased, task.get("type"))
         if not tasks:
             resp.status = falcon.HTTP_204
             return
@@ -260,7 +258,7 @@ class _TaskAction:
         raise NotImplementedError
 
     def counted(self, task: dict[str, Any]) -> None:
-        """Count the action in the metrics."""
+        """What follows a successful action (the dead-letter log line); nothing by default."""
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, id: str) -> None:
         task_id = v.task_id(id)
@@ -288,9 +286,6 @@ class TaskAck(_TaskAction):
     def build(self, task_id: str, body: dict[str, Any]) -> dict[str, Any]:
         return {"op": "ack", **_lease_holder(task_id, body)}
 
-    def counted(self, task: dict[str, Any]) -> None:
-        self._deps.metrics.count(self._deps.metrics.acked, task.get("type"))
-
 
 class TaskNack(_TaskAction):
     """``POST /tasks/{id}/nack``: the lease holder failed; retry later or dead-letter."""
@@ -306,10 +301,7 @@ class TaskNack(_TaskAction):
                 "dead_letter": dead_letter}
 
     def counted(self, task: dict[str, Any]) -> None:
-        metrics = self._deps.metrics
-        metrics.count(metrics.nacked, task.get("type"))
         if task.get("status") == "dead":
-            metrics.count(metrics.dead_lettered, task.get("type"))
             log_event(logger, logging.INFO, "task_dead_lettered", task_id=task.get("id"),
                       type=task.get("type"), attempts=task.get("attempts"))
 
