@@ -13,7 +13,7 @@ from typing import Any
 import falcon
 from prometheus_client import CollectorRegistry
 
-from dqueue.api import dlq, status, tasks
+from dqueue.api import dlq, status, tasks, ui_routes
 from dqueue.api.auth import AuthMiddleware, load_token_file
 from dqueue.api.coalesce import EnqueueCoalescer
 from dqueue.api.deps import ApiDeps, new_task_id
@@ -93,6 +93,7 @@ def create_app(
     app.add_route("/cluster", status.Cluster(deps))
     app.add_route("/metrics", status.Metrics(registry))
     app.add_route("/openapi.json", status.OpenApi(openapi_document()))
+    ui_routes.register(app, _scrape_reader(link))  # the dashboard at /ui (docs/ui.md)
     return app
 
 

@@ -56,6 +56,7 @@ ROUTE_ROLES: Mapping[tuple[str, str], str] = {
     ("GET", "/tasks"): "read",
     ("GET", "/tasks/{id}"): "read",
     ("GET", "/stats"): "read",
+    ("GET", "/stats/history"): "read",
     ("GET", "/cluster"): "read",
     ("GET", "/health"): "read",
     ("GET", "/ready"): "read",

@@ -252,6 +252,9 @@ def _node_paths() -> dict[str, Any]:
             "503": _json_response("Not ready; the reason is in the body.", any_object)})},
         "/stats": {"get": _op("Task counts by status and type, and Raft figures.", {
             "200": _json_response("Statistics.", any_object), **_COMMON_ERRORS})},
+        "/stats/history": {"get": _op(
+            "The dashboard's samples of the last 15 minutes: depth and rates.", {
+                "200": _json_response("Samples.", any_object), **_COMMON_ERRORS})},
         "/cluster": {"get": _op("Members, roles, leader, term, indexes and lag.", {
             "200": _json_response("Cluster status.", any_object), **_COMMON_ERRORS})},
         "/metrics": {"get": _op("Prometheus metrics.", {"200": {

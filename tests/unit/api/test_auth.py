@@ -28,6 +28,7 @@ REQUESTS = {
     ("GET", "/tasks"): ("/tasks?status=dead", None),
     ("GET", "/tasks/{id}"): ("/tasks/t1", None),
     ("GET", "/stats"): ("/stats", None),
+    ("GET", "/stats/history"): ("/stats/history", None),
     ("GET", "/cluster"): ("/cluster", None),
     ("GET", "/health"): ("/health", None),
     ("GET", "/ready"): ("/ready", None),
