@@ -41,11 +41,12 @@ def same_value(a: Any, b: Any) -> bool:
 
 def same_body(first: Task | NewTask, first_retries: int, new: NewTask, new_retries: int) -> bool:
     """Whether ``new`` repeats the enqueue of ``first`` (a task, or an earlier task of the same
-    batch): the same type, payload (equal values of equal types), priority and max_retries
+    batch): the same queue, type, payload (equal values of equal types), priority and max_retries
     (each resolved: an omitted one is the default in force). The delay is not compared: a
     client retrying a delayed enqueue may count its delay down (docs/http-api.md)."""
     return (first.type == new.type and first.priority == new.priority
-            and first_retries == new_retries and same_value(first.payload, new.payload))
+            and first.queue == new.queue and first_retries == new_retries
+            and same_value(first.payload, new.payload))
 
 
 def key_reused(key: str, prefix: str, task_id: str | None = None,

@@ -4,8 +4,8 @@ The API sends plain commands (docs/internals.md section 4); the Raft process of 
 ``now_ms`` and proposes; ``command_from_plain`` validates every field again, with the field rules
 of ``fields.py`` (the only place that says what a field may hold), before anything is proposed
 or applied, so bad input never reaches the log and never reaches ``QueueState.apply``.
-``command_from_log`` reads the commands of committed entries back; ``stamped`` is what the
-leader's stamp makes of a parsed command.
+``log_commands.command_from_log`` reads the commands of committed entries back; ``stamped`` is
+what the leader's stamp makes of a parsed command.
 """
 
 from __future__ import annotations
@@ -17,7 +17,17 @@ from typing import Any
 
 from dqueue.queue import fields
 from dqueue.queue.config import QueueConfig, settings_from_plain, settings_to_plain
-from dqueue.queue.fields import InvalidCommand
+from dqueue.queue.fields import DEFAULT_QUEUE, InvalidCommand
+from dqueue.queue.queues import (
+    PARSERS as QUEUE_PARSERS,
+)
+from dqueue.queue.queues import (
+    CreateQueue,
+    DeleteQueue,
+    MoveTasks,
+    PurgeQueue,
+    UpdateQueue,
+)
 
 # Every field's rule and bound is in fields.py; these names refer to them for their users.
 LEASE_NONCE_BYTES = fields.LEASE_NONCE_BYTES
@@ -28,7 +38,7 @@ MAX_LEASE_TOKEN_CHARS = fields.PRESENTED_LEASE_TOKEN.max_chars
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NewTask:
-    """One task of an enqueue command. ``None`` fields take the configured default."""
+    """One task of an enqueue command. ``None`` fields take the default of its queue."""
 
     id: str
     type: str
@@ -36,13 +46,18 @@ class NewTask:
     priority: int = 0
     max_retries: int | None = None
     idempotency_key: str | None = None
-    delay_ms: int = 0
+    delay_ms: int | None = None
+    queue: str = DEFAULT_QUEUE
 
     def to_plain(self) -> dict[str, Any]:
-        """Return the plain form of this task description."""
-        return {"id": self.id, "type": self.type, "payload": self.payload,
-                "priority": self.priority, "max_retries": self.max_retries,
-                "idempotency_key": self.idempotency_key, "delay_ms": self.delay_ms}
+        """Return the plain form of this task description (``queue`` only when not the
+        default, so that entries of the default queue keep their bytes)."""
+        plain = {"id": self.id, "type": self.type, "payload": self.payload,
+                 "priority": self.priority, "max_retries": self.max_retries,
+                 "idempotency_key": self.idempotency_key, "delay_ms": self.delay_ms}
+        if self.queue != DEFAULT_QUEUE:
+            plain["queue"] = self.queue
+        return plain
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,7 +76,8 @@ class Enqueue:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Lease:
-    """Lease up to ``max_tasks`` visible tasks of ``types`` (None: any type) to ``worker_id``.
+    """Lease up to ``max_tasks`` visible tasks of ``types`` (None: any type) in ``queues``
+    (None: the default queue) to ``worker_id``.
 
     ``nonce`` is stamped by the leader when it proposes the command (``LEASE_NONCE_CHARS``
     lowercase hex digits, never chosen by a client): the tokens of the leased tasks are
@@ -74,13 +90,17 @@ class Lease:
     max_tasks: int = 1
     lease_ms: int | None = None
     nonce: str | None = None
+    queues: tuple[str, ...] | None = None
     now_ms: int = 0
 
     def to_plain(self) -> dict[str, Any]:
-        """Return ``{"op": "lease", ...}``."""
-        return {"op": "lease", "now_ms": self.now_ms, "worker_id": self.worker_id,
-                "types": None if self.types is None else list(self.types),
-                "max_tasks": self.max_tasks, "lease_ms": self.lease_ms, "nonce": self.nonce}
+        """Return ``{"op": "lease", ...}`` (``queues`` only when given)."""
+        plain = {"op": "lease", "now_ms": self.now_ms, "worker_id": self.worker_id,
+                 "types": None if self.types is None else list(self.types),
+                 "max_tasks": self.max_tasks, "lease_ms": self.lease_ms, "nonce": self.nonce}
+        if self.queues is not None:
+            plain["queues"] = list(self.queues)
+        return plain
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -164,27 +184,37 @@ class Cancel:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Redrive:
-    """Send dead tasks back to pending with attempts reset: one by id, all of a type, or all."""
+    """Send dead tasks back to pending with attempts reset: one by id, or all (of a type, of
+    a queue when ``queue`` is given)."""
 
     id: str | None = None
     type: str | None = None
+    queue: str | None = None
     now_ms: int = 0
 
     def to_plain(self) -> dict[str, Any]:
         """Return ``{"op": "redrive", ...}``."""
-        return {"op": "redrive", "now_ms": self.now_ms, "id": self.id, "type": self.type}
+        plain = {"op": "redrive", "now_ms": self.now_ms, "id": self.id, "type": self.type}
+        if self.queue is not None:
+            plain["queue"] = self.queue
+        return plain
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Purge:
-    """Delete dead tasks now: those of ``type``, or all when it is None."""
+    """Delete dead tasks now: those of ``type``, or all when it is None (of ``queue`` only,
+    when given)."""
 
     type: str | None = None
+    queue: str | None = None
     now_ms: int = 0
 
     def to_plain(self) -> dict[str, Any]:
         """Return ``{"op": "purge", ...}``."""
-        return {"op": "purge", "now_ms": self.now_ms, "type": self.type}
+        plain = {"op": "purge", "now_ms": self.now_ms, "type": self.type}
+        if self.queue is not None:
+            plain["queue"] = self.queue
+        return plain
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -212,7 +242,7 @@ class Configure:
 
 
 Command = (Enqueue | Lease | Ack | AckBatch | Nack | Extend | Cancel | Redrive | Purge | Tick
-           | Configure)
+           | Configure | CreateQueue | UpdateQueue | DeleteQueue | PurgeQueue | MoveTasks)
 
 
 # ---------------------------------------------------------------- cheap construction
@@ -223,17 +253,17 @@ Command = (Enqueue | Lease | Ack | AckBatch | Nack | Extend | Cancel | Redrive |
 # the same object in less than half of that. Only for fields known to be valid.
 _new_object = object.__new__
 _NEW_TASK_FIELDS = ("id", "type", "payload", "priority", "max_retries", "idempotency_key",
-                    "delay_ms")
+                    "delay_ms", "queue")
 _ACK_FIELDS = ("id", "worker_id", "token", "now_ms")
 (_set_task_id, _set_task_type, _set_payload, _set_priority, _set_max_retries, _set_key,
- _set_delay_ms) = (NewTask.__dict__[name].__set__ for name in _NEW_TASK_FIELDS)
+ _set_delay_ms, _set_queue) = (NewTask.__dict__[name].__set__ for name in _NEW_TASK_FIELDS)
 _set_ack_id, _set_ack_worker, _set_ack_token, _set_ack_now_ms = (
     Ack.__dict__[name].__set__ for name in _ACK_FIELDS)
 
 
 def new_task_unchecked(task_id: str, task_type: str, payload: Any, priority: int,
                        max_retries: int | None, idempotency_key: str | None,
-                       delay_ms: int) -> NewTask:
+                       delay_ms: int | None, queue: str = DEFAULT_QUEUE) -> NewTask:
     """``NewTask(id=task_id, ...)``, equal in every way, built without the keyword call.
 
     For values that are already valid (``command_from_plain`` checked them, or they come
@@ -247,6 +277,7 @@ def new_task_unchecked(task_id: str, task_type: str, payload: Any, priority: int
     _set_max_retries(task, max_retries)
     _set_key(task, idempotency_key)
     _set_delay_ms(task, delay_ms)
+    _set_queue(task, queue)
     return task
 
 
@@ -292,7 +323,7 @@ def _integer(obj: Mapping[str, Any], name: str, rule: fields.IntRule, default: i
 
 
 _NEW_TASK_KEYS = frozenset({"id", "type", "payload", "priority", "max_retries",
-                            "idempotency_key", "delay_ms"})
+                            "idempotency_key", "delay_ms", "queue"})
 _accepts_id = fields.TASK_ID.accepts
 _accepts_type = fields.TASK_TYPE.accepts
 _accepts_key = fields.IDEMPOTENCY_KEY.accepts
@@ -301,6 +332,7 @@ _accepts_retries = fields.MAX_RETRIES.accepts
 _accepts_delay_ms = fields.DELAY_MS.accepts
 _accepts_worker_id = fields.WORKER_ID.accepts
 _accepts_token = fields.LEASE_TOKEN.accepts
+_accepts_queue = fields.QUEUE_NAME.accepts
 
 
 def _new_task_fast(obj: Any) -> NewTask | None:
@@ -315,15 +347,16 @@ def _new_task_fast(obj: Any) -> NewTask | None:
     get = obj.get
     task_id, task_type, payload = get("id"), get("type"), get("payload")
     priority, max_retries = get("priority"), get("max_retries")
-    key, delay_ms = get("idempotency_key"), get("delay_ms")
+    key, delay_ms, queue = get("idempotency_key"), get("delay_ms"), get("queue")
     if (_accepts_id(task_id) and _accepts_type(task_type) and fields.is_flat_payload(payload)
             and (priority is None or _accepts_priority(priority))
             and (max_retries is None or _accepts_retries(max_retries))
             and (key is None or _accepts_key(key))
-            and (delay_ms is None or _accepts_delay_ms(delay_ms))):
+            and (delay_ms is None or _accepts_delay_ms(delay_ms))
+            and (queue is None or _accepts_queue(queue))):
         return new_task_unchecked(task_id, task_type, payload,
                                   0 if priority is None else priority, max_retries, key,
-                                  0 if delay_ms is None else delay_ms)
+                                  delay_ms, DEFAULT_QUEUE if queue is None else queue)
     return None
 
 
@@ -340,7 +373,9 @@ def _new_task(obj: Any, prefix: str) -> NewTask:
                    max_retries=_integer(obj, "max_retries", fields.MAX_RETRIES, None, prefix),
                    idempotency_key=_text(obj, "idempotency_key", fields.IDEMPOTENCY_KEY, prefix,
                                          required=False),
-                   delay_ms=_integer(obj, "delay_ms", fields.DELAY_MS, 0, prefix))
+                   delay_ms=_integer(obj, "delay_ms", fields.DELAY_MS, None, prefix),
+                   queue=_text(obj, "queue", fields.QUEUE_NAME, prefix, required=False)
+                   or DEFAULT_QUEUE)
 
 
 def _enqueue(obj: Mapping[str, Any], now_ms: int) -> Enqueue:
@@ -366,12 +401,24 @@ def _types(obj: Mapping[str, Any]) -> tuple[str, ...] | None:
     return tuple(types)
 
 
+def _queues(obj: Mapping[str, Any]) -> tuple[str, ...] | None:
+    queues = obj.get("queues")
+    if queues is None:
+        return None
+    if not isinstance(queues, list) or not 1 <= len(queues) <= fields.MAX_QUEUES:
+        raise InvalidCommand("queues", f"queues must be a list of 1 to {fields.MAX_QUEUES} "
+                                       "queue names")
+    for position, item in enumerate(queues):
+        fields.QUEUE_NAME.check(item, f"queues[{position}]")
+    return tuple(queues)
+
+
 def _lease(obj: Mapping[str, Any], now_ms: int) -> Lease:
     nonce = _text(obj, "nonce", fields.LEASE_NONCE, required=False)
     return Lease(worker_id=_text(obj, "worker_id", fields.WORKER_ID), types=_types(obj),
                  max_tasks=_integer(obj, "max_tasks", fields.LEASE_MAX_TASKS, 1),
                  lease_ms=_integer(obj, "lease_ms", fields.LEASE_MS, None), nonce=nonce,
-                 now_ms=now_ms)
+                 queues=_queues(obj), now_ms=now_ms)
 
 
 def _ack_fast(obj: Mapping[str, Any], now_ms: int) -> Ack | None:
@@ -446,11 +493,15 @@ def _redrive(obj: Mapping[str, Any], now_ms: int) -> Redrive:
     task_type = _text(obj, "type", fields.TASK_TYPE, required=False)
     if task_id is not None and task_type is not None:
         raise InvalidCommand("type", "give id or type, not both")
-    return Redrive(id=task_id, type=task_type, now_ms=now_ms)
+    queue = _text(obj, "queue", fields.QUEUE_NAME, required=False)
+    if task_id is not None and queue is not None:
+        raise InvalidCommand("queue", "give id or queue, not both")
+    return Redrive(id=task_id, type=task_type, queue=queue, now_ms=now_ms)
 
 
 def _purge(obj: Mapping[str, Any], now_ms: int) -> Purge:
-    return Purge(type=_text(obj, "type", fields.TASK_TYPE, required=False), now_ms=now_ms)
+    return Purge(type=_text(obj, "type", fields.TASK_TYPE, required=False),
+                 queue=_text(obj, "queue", fields.QUEUE_NAME, required=False), now_ms=now_ms)
 
 
 def _tick(obj: Mapping[str, Any], now_ms: int) -> Tick:
@@ -467,16 +518,17 @@ def _configure(obj: Mapping[str, Any], now_ms: int) -> Configure:
 
 _PARSERS = {
     "enqueue": (_enqueue, {"tasks"}),
-    "lease": (_lease, {"worker_id", "types", "max_tasks", "lease_ms", "nonce"}),
+    "lease": (_lease, {"worker_id", "types", "max_tasks", "lease_ms", "nonce", "queues"}),
     "ack": (_ack, {"id", "worker_id", "token"}),
     "ack_batch": (_ack_batch, {"items"}),
     "nack": (_nack, {"id", "worker_id", "token", "reason", "dead_letter"}),
     "extend": (_extend, {"id", "worker_id", "token", "lease_ms"}),
     "cancel": (_cancel, {"id"}),
-    "redrive": (_redrive, {"id", "type"}),
-    "purge": (_purge, {"type"}),
+    "redrive": (_redrive, {"id", "type", "queue"}),
+    "purge": (_purge, {"type", "queue"}),
     "tick": (_tick, set()),
     "configure": (_configure, {"settings"}),
+    **QUEUE_PARSERS,
 }
 _ALLOWED = {op: frozenset(keys | {"op", "now_ms"}) for op, (_, keys) in _PARSERS.items()}
 
@@ -501,49 +553,6 @@ def command_from_plain(obj: Any) -> Command:
     now_ms = _integer(obj, "now_ms", fields.NOW_MS, 0)
     parser, _ = _PARSERS[op]
     return parser(obj, now_ms)
-
-
-def command_from_log(obj: Any) -> Command:
-    """The command of an item of a committed log entry.
-
-    Every item in the log passed ``command_from_plain`` before it was appended (the leader's own
-    proposals, and ``entry_is_applicable`` for an entry a follower forwarded), so the frequent
-    ops (enqueue, lease, ack, ack_batch, extend) are rebuilt here without checking every field
-    again on every member: that would double a follower's cost of applying an enqueue. For any
-    plain command that ``command_from_plain`` accepts the result is equal; other ops, and
-    anything without the expected shape, go through ``command_from_plain``
-    (tests/unit/queue/test_commands.py checks both on generated values, valid or not).
-
-    Raises:
-        InvalidCommand: an item that is not a command (never expected in a healthy log).
-    """
-    op = obj.get("op") if type(obj) is dict else None
-    try:
-        now_ms = obj.get("now_ms") or 0
-        if op == "enqueue":
-            return Enqueue(tasks=tuple([
-                new_task_unchecked(t["id"], t["type"], t.get("payload"),
-                                   t.get("priority") or 0, t.get("max_retries"),
-                                   t.get("idempotency_key"), t.get("delay_ms") or 0)
-                for t in obj["tasks"]]), now_ms=now_ms)
-        if op == "ack":
-            return ack_unchecked(obj["id"], obj["worker_id"], obj.get("token"), now_ms)
-        if op == "ack_batch":
-            return AckBatch(items=tuple([
-                ack_unchecked(a["id"], a["worker_id"], a.get("token"), now_ms)
-                for a in obj["items"]]), now_ms=now_ms)
-        if op == "lease":
-            types = obj.get("types")
-            return Lease(worker_id=obj["worker_id"],
-                         types=None if types is None else tuple(types),
-                         max_tasks=obj.get("max_tasks") or 1, lease_ms=obj.get("lease_ms"),
-                         nonce=obj.get("nonce"), now_ms=now_ms)
-        if op == "extend":
-            return Extend(id=obj["id"], worker_id=obj["worker_id"], token=obj.get("token"),
-                          lease_ms=obj.get("lease_ms"), now_ms=now_ms)
-    except (KeyError, TypeError, AttributeError):
-        pass  # not the shape the leader writes: let the validating parser name the problem
-    return command_from_plain(obj)
 
 
 def stamped(command: Command, now_ms: int, nonce: str | None = None) -> Command:

@@ -193,6 +193,24 @@ LEASE_MAX_TASKS = IntRule(1, 100)
 # The leader's clock, stamped on every command.
 NOW_MS = IntRule(0, INT64_MAX)
 
+# Queue names follow SQS: 1 to 80 of letters, digits, ``-`` and ``_``; a FIFO queue's name ends
+# in ``.fifo`` (counted in the 80).
+QUEUE_NAME_PATTERN = re.compile(r"(?=.{1,80}\Z)[A-Za-z0-9_-]+(\.fifo)?")
+QUEUE_NAME = TextRule(1, 80, pattern=QUEUE_NAME_PATTERN)
+DEFAULT_QUEUE = "default"
+MAX_QUEUES = 64  # queues one lease may name
+# Per-queue settings (queues.py); SQS's ranges where SQS has the setting.
+RETENTION_MS = IntRule(60_000, 14 * 24 * 3_600_000)
+BACKOFF_MS = IntRule(0, 24 * 3_600_000)
+MAX_DEPTH = IntRule(0, 1 << 40)
+MAX_MESSAGE_BYTES = IntRule(1_024, 1 << 20)
+WAIT_MS = IntRule(0, 20_000)
+TAG_KEY = TextRule(1, 128)
+TAG_VALUE = TextRule(0, 256)
+MAX_TAGS = 50
+# Tasks one move command (a redrive out of a dead-letter queue) takes at most.
+MOVE_MAX_TASKS = IntRule(1, 10_000)
+
 MAX_BATCH = 1_000  # tasks of one enqueue command, acks of one ack_batch command
 MAX_TYPES = 64  # task types one lease may name
 

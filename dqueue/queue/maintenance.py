@@ -9,12 +9,13 @@ same state).
 
 from __future__ import annotations
 
-import heapq
 from typing import TYPE_CHECKING
 
 from dqueue.queue import commands, reads
 from dqueue.queue.outcomes import Outcome, fail, ok
-from dqueue.queue.task import FINISHED, TaskStatus
+from dqueue.queue.queue_admin import QUEUE_NOT_FOUND
+from dqueue.queue.queues import effective_config
+from dqueue.queue.task import TaskStatus
 
 if TYPE_CHECKING:
     from dqueue.queue.state import QueueState
@@ -29,14 +30,15 @@ def cancel(state: QueueState, cmd: commands.Cancel, index: int) -> Outcome:
         return fail("invalid_state", f"id: task {cmd.id} is {task.status.value}, "
                                      f"only a pending task can be cancelled")
     if task.visible_at_ms <= state.clock_ms:
-        state._ready.remove(task)
+        state._queues[task.queue].ready.remove(task)
     task.updated_at_ms = state.clock_ms
     state._finish(task, TaskStatus.CANCELLED)
     return ok({"task": task.to_plain()})
 
 
 def redrive(state: QueueState, cmd: commands.Redrive, index: int) -> Outcome:
-    """Make dead tasks (one by id, those of a type, or all) pending again, attempts reset."""
+    """Make dead tasks (one by id, those of a type and/or a queue, or all) pending again,
+    attempts reset, in their own queue."""
     if cmd.id is not None:
         task = state._tasks.get(cmd.id)
         if task is None:
@@ -46,7 +48,9 @@ def redrive(state: QueueState, cmd: commands.Redrive, index: int) -> Outcome:
                                          f"only a dead task can be redriven")
         targets = [task]
     else:
-        targets = reads.dead_tasks(state._by_status, cmd.type)
+        if cmd.queue is not None and cmd.queue not in state._queues:
+            return fail(QUEUE_NOT_FOUND, f"queue: no queue {cmd.queue}")
+        targets = reads.dead_tasks(state._by_status, cmd.type, cmd.queue)
     for task in targets:
         task.attempts = 0
         task.updated_at_ms = state.clock_ms
@@ -57,8 +61,10 @@ def redrive(state: QueueState, cmd: commands.Redrive, index: int) -> Outcome:
 
 
 def purge(state: QueueState, cmd: commands.Purge, index: int) -> Outcome:
-    """Remove dead tasks (those of a type, or all)."""
-    targets = reads.dead_tasks(state._by_status, cmd.type)
+    """Remove dead tasks (those of a type and/or a queue, or all)."""
+    if cmd.queue is not None and cmd.queue not in state._queues:
+        return fail(QUEUE_NOT_FOUND, f"queue: no queue {cmd.queue}")
+    targets = reads.dead_tasks(state._by_status, cmd.type, cmd.queue)
     for task in targets:
         state._remove(task)
     return ok({"count": len(targets)})
@@ -68,12 +74,8 @@ def configure(state: QueueState, cmd: commands.Configure, index: int) -> Outcome
     """Replace the settings in force for the commands after this one."""
     retention_changed = cmd.settings.retention_ms != state.config.retention_ms
     state.config = cmd.settings
+    for record in state._queues.values():  # a queue follows the cluster where it chose not
+        record.config = effective_config(cmd.settings, record.settings)
     if retention_changed:
-        # Prune times follow the retention in force, as restore computes them: rebuilt in
-        # seq order, so equal on a member that replayed and one that restored a snapshot.
-        # (Dedup expiries are stored with each key, in snapshots too: they stay.)
-        retention_ms = cmd.settings.retention_ms
-        state._finished = [(task.updated_at_ms + retention_ms, task.seq, task)
-                           for task in state._tasks.values() if task.status in FINISHED]
-        heapq.heapify(state._finished)
+        state._rebuild_finished()
     return ok({})

@@ -7,15 +7,16 @@ functions read them and never change them.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from dqueue.queue.backoff import backoff_ms
 from dqueue.queue.commands import InvalidCommand
-from dqueue.queue.config import QueueConfig
 from dqueue.queue.heaps import iter_due
-from dqueue.queue.ready import ReadyIndex
 from dqueue.queue.task import Task, TaskStatus
+
+if TYPE_CHECKING:
+    from dqueue.queue.queue_admin import QueueRecord
 
 ByStatus = dict[TaskStatus, dict[str, dict[str, Task]]]
 TimeHeap = list[tuple[int, int, int, Task]]
@@ -38,17 +39,20 @@ def stats(by_status: ByStatus, clock_ms: int) -> dict[str, Any]:
     return {"by_status": totals, "by_type": dict(sorted(by_type.items())), "clock_ms": clock_ms}
 
 
-def dead_tasks(by_status: ByStatus, task_type: str | None) -> list[Task]:
-    """The dead tasks of ``task_type`` (None: of every type)."""
+def dead_tasks(by_status: ByStatus, task_type: str | None,
+               queue: str | None = None) -> list[Task]:
+    """The dead tasks of ``task_type`` (None: of every type) in ``queue`` (None: any)."""
     dead = by_status[TaskStatus.DEAD]
     if task_type is not None:
-        return list(dead.get(task_type, {}).values())
-    return [task for members in dead.values() for task in members.values()]
+        found = list(dead.get(task_type, {}).values())
+    else:
+        found = [task for members in dead.values() for task in members.values()]
+    return found if queue is None else [task for task in found if task.queue == queue]
 
 
 def list_tasks(by_status: ByStatus, status: str, task_type: str | None, limit: int,
-               cursor: str | None) -> dict[str, Any]:
-    """List tasks of one status (and type) in enqueue order, ``limit`` at a time.
+               cursor: str | None, queue: str | None = None) -> dict[str, Any]:
+    """List tasks of one status (and type, and queue) in enqueue order, ``limit`` at a time.
 
     Costs O(m log limit) for the m tasks of that status and type.
 
@@ -72,37 +76,40 @@ def list_tasks(by_status: ByStatus, status: str, task_type: str | None, limit: i
         groups: Iterable[dict[str, Task]] = [members_by_type.get(task_type, {})]
     else:
         groups = members_by_type.values()
-    candidates = (t for members in groups for t in members.values() if t.seq > after)
+    candidates = (t for members in groups for t in members.values()
+                  if t.seq > after and (queue is None or t.queue == queue))
     page = heapq.nsmallest(limit + 1, candidates, key=lambda t: t.seq)
     next_cursor = str(page[limit - 1].seq) if len(page) > limit else None
     return {"tasks": [t.to_plain() for t in page[:limit]], "next_cursor": next_cursor}
 
 
-def has_visible(ready: ReadyIndex, delayed: TimeHeap, leases: TimeHeap, config: QueueConfig,
+def has_visible(records: Mapping[str, QueueRecord], delayed: TimeHeap, leases: TimeHeap,
                 clock_ms: int, types: Iterable[str] | None, now_ms: int) -> bool:
-    """Whether a lease of ``types`` (None: any) applied at ``now_ms`` would get a task.
+    """Whether a lease of ``types`` (None: any) from the queues ``records`` applied at
+    ``now_ms`` would get a task.
 
     Args:
-        ready: The visible pending tasks.
+        records: The lease's queues, by name.
         delayed: The ``(visible_at_ms, seq, epoch, task)`` heap of delayed pending tasks.
         leases: The ``(expires_at_ms, seq, epoch, task)`` heap of leases.
-        config: The queue settings (backoff).
         clock_ms: The cluster clock such a lease would see: ``max(now_ms, clock_ms)``.
         types: The lease's types, None for any.
         now_ms: The lease's time.
     """
     wanted = None if types is None else set(types)
-    if ready.has_any(wanted):
+    if any(record.ready.has_any(wanted) for record in records.values()):
         return True
     for _, _, epoch, task in iter_due(delayed, now_ms):
-        if task.status is _PENDING and task.epoch == epoch and (
+        if task.status is _PENDING and task.epoch == epoch and task.queue in records and (
                 wanted is None or task.type in wanted):
             return True
     # A lease expiring by now_ms makes its task visible if its backoff has run out too.
     for expires_at_ms, _, epoch, task in iter_due(leases, now_ms):
-        if (task.status is _LEASED and task.epoch == epoch
+        record = records.get(task.queue)
+        if (record is not None and task.status is _LEASED and task.epoch == epoch
                 and (wanted is None or task.type in wanted)
-                and task.attempts < task.max_retries
-                and expires_at_ms + backoff_ms(config, task.id, task.attempts) <= clock_ms):
+                and task.attempts <= task.max_retries
+                and expires_at_ms + backoff_ms(record.config, task.id, task.attempts)
+                <= clock_ms):
             return True
     return False

@@ -116,6 +116,17 @@ class ReadyIndex:
                 return task
         return None
 
+    def peek(self, heaps: list[list[int]]) -> int | None:
+        """The key of the task ``pop(heaps)`` would take, or None (stale heads are dropped)."""
+        tasks = self.tasks
+        best = None
+        for heap in heaps:
+            while heap and heap[0] not in tasks:
+                heappop(heap)
+            if heap and (best is None or heap[0] < best):
+                best = heap[0]
+        return best
+
     def has_any(self, types: Iterable[str] | None) -> bool:
         """Whether a task of ``types`` (None: any) is visible now."""
         if types is None:

@@ -1,12 +1,17 @@
 """Snapshot bytes of the queue state: compact JSON, so equal histories give equal bytes.
 
-Format 2 (written) is columnar, one list per task field, which encodes and parses faster than a
+Format 3 (written) is columnar, one list per task field, which encodes and parses faster than a
 list per task (bench/bench_queue.py)::
 
-    {"format": 2, "clock_ms", "last_index", "next_seq", "types": [type, ...],
+    {"format": 3, "clock_ms", "last_index", "next_seq", "types": [type, ...],
      "tasks": {field: [value, ...], ...}, "dedup": [[key, task_id, expires_at_ms], ...],
      "settings": {name: value, ...},
+     "queues": [[name, settings, created_at_ms, updated_at_ms], ...],
      "sessions": [[client_id, first_unanswered, last_active_ms, [[seq, outcome], ...]], ...]}
+
+``queues`` lists the named queues in creation order (``queue_admin.QueueRecord.to_snapshot``);
+the ``queue`` column holds indexes into it. Format 2 is format 3 without ``queues`` and without
+the ``queue`` and ``source_queue`` columns: every task is in the default queue.
 
 ``tasks`` holds the columns of ``COLUMNS`` in that order, each with one value per task in seq
 (log) order; the ``type`` column holds indexes into ``types`` (types in order of first use) and
@@ -32,16 +37,22 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from dqueue.queue.config import QueueConfig, settings_from_plain
+from dqueue.queue.fields import DEFAULT_QUEUE, QUEUE_NAME
+from dqueue.queue.queue_admin import QueueRecord
+from dqueue.queue.queues import QueueSettings, settings_from_snapshot
 from dqueue.queue.task import Task, TaskStatus, task_from_fields
 
 if TYPE_CHECKING:
     from dqueue.queue.state import QueueState
 
-FORMAT = 2
+FORMAT = 3
 #: The task fields of a format-2 snapshot, in the order they are written.
-COLUMNS = ("id", "type", "payload", "priority", "max_retries", "attempts", "status",
-           "idempotency_key", "created_at_ms", "updated_at_ms", "visible_at_ms", "lease_worker",
-           "lease_token", "lease_expires_at_ms", "last_error", "seq", "done_worker", "done_token")
+COLUMNS_2 = ("id", "type", "payload", "priority", "max_retries", "attempts", "status",
+             "idempotency_key", "created_at_ms", "updated_at_ms", "visible_at_ms",
+             "lease_worker", "lease_token", "lease_expires_at_ms", "last_error", "seq",
+             "done_worker", "done_token")
+#: The task fields of a format-3 snapshot (``task_from_fields`` order).
+COLUMNS = (*COLUMNS_2, "queue", "source_queue")
 #: Status codes of the format-2 ``status`` column (never reorder: snapshots on disk use them).
 STATUS_CODES = (TaskStatus.PENDING, TaskStatus.LEASED, TaskStatus.COMPLETED, TaskStatus.DEAD,
                 TaskStatus.CANCELLED)
@@ -49,7 +60,7 @@ _CODE_BY_STATUS = {status: code for code, status in enumerate(STATUS_CODES)}
 _INT_COLUMNS = ("priority", "max_retries", "attempts", "created_at_ms", "updated_at_ms",
                 "visible_at_ms", "seq")
 _OPTIONAL_STR_COLUMNS = ("idempotency_key", "lease_worker", "lease_token", "last_error",
-                         "done_worker", "done_token")
+                         "done_worker", "done_token", "source_queue")
 _LEASE_COLUMNS = ("lease_worker", "lease_token", "lease_expires_at_ms")
 _STR, _INT, _NONE = frozenset({str}), frozenset({int}), type(None)
 
@@ -64,14 +75,19 @@ class Decoded:
     dedup: list[tuple[str, str, int]]
     settings: QueueConfig | None = None
     sessions: list[Any] | None = None  # Sessions.to_plain output; None when absent
+    # (name, settings, created_at_ms, updated_at_ms) in creation order; None: default only.
+    queues: list[tuple[str, QueueSettings, int, int]] | None = None
 
 
 def encode(clock_ms: int, last_index: int, next_seq: int, tasks: list[Task],
            dedup: list[tuple[str, str, int]], settings: dict[str, Any] | None = None,
-           sessions: list[Any] | None = None) -> bytes:
-    """Return the format-2 bytes of a state given as its tasks (seq order), dedup (sorted),
-    settings (``settings_to_plain``; omitted when None) and client sessions
-    (``Sessions.to_plain``; omitted when None or empty)."""
+           sessions: list[Any] | None = None, queues: list[list[Any]] | None = None) -> bytes:
+    """Return the format-3 bytes of a state given as its tasks (seq order), dedup (sorted),
+    settings (``settings_to_plain``; omitted when None), client sessions
+    (``Sessions.to_plain``; omitted when None or empty) and queues (``to_snapshot`` of each,
+    in creation order; None: the default queue only)."""
+    if queues is None:
+        queues = [[DEFAULT_QUEUE, QueueSettings().to_plain(), 0, 0]]
     columns: dict[str, list[Any]] = {
         name: list(map(attrgetter(name), tasks)) for name in COLUMNS}
     # Types in order of first use: a function of the task list, so equal on every member.
@@ -79,10 +95,13 @@ def encode(clock_ms: int, last_index: int, next_seq: int, tasks: list[Task],
     type_codes = {task_type: code for code, task_type in enumerate(types)}
     columns["type"] = [type_codes[task_type] for task_type in columns["type"]]
     columns["status"] = [_CODE_BY_STATUS[status] for status in columns["status"]]
+    queue_codes = {entry[0]: code for code, entry in enumerate(queues)}
+    columns["queue"] = [queue_codes[name] for name in columns["queue"]]
     document = {"format": FORMAT, "clock_ms": clock_ms, "last_index": last_index,
                 "next_seq": next_seq, "types": types, "tasks": columns, "dedup": dedup}
     if settings is not None:
         document["settings"] = settings
+    document["queues"] = queues
     if sessions:
         document["sessions"] = sessions
     return json.dumps(document, separators=(",", ":"), allow_nan=False).encode("ascii")
@@ -93,7 +112,7 @@ def _is_int(value: Any) -> bool:
 
 
 def decode(data: bytes) -> Decoded:
-    """Parse and check snapshot bytes (format 2, or format 1 of older versions).
+    """Parse and check snapshot bytes (format 3, or formats 1 and 2 of older versions).
 
     Raises:
         ValueError: if ``data`` is not a snapshot of a known format, whatever its content.
@@ -102,7 +121,7 @@ def decode(data: bytes) -> Decoded:
         document = json.loads(data)
     except (ValueError, TypeError, RecursionError) as exc:
         raise ValueError(f"snapshot: not JSON ({exc.__class__.__name__})") from None
-    if not isinstance(document, dict) or document.get("format") not in (1, FORMAT):
+    if not isinstance(document, dict) or document.get("format") not in (1, 2, FORMAT):
         raise ValueError("snapshot: unknown format")
     header = [document.get(name) for name in ("clock_ms", "last_index", "next_seq")]
     if not all(_is_int(value) and value >= 0 for value in header):
@@ -119,8 +138,11 @@ def decode(data: bytes) -> Decoded:
             raise ValueError(f"snapshot: bad task ({exc})") from None
         for task in tasks:
             task.type = sys.intern(task.type)
-    else:
-        tasks = _tasks_from_columns(document.get("types"), rows)
+    queues = _queues(document.get("queues")) if document["format"] == FORMAT else None
+    if document["format"] != 1:
+        names = [DEFAULT_QUEUE] if queues is None else [entry[0] for entry in queues]
+        tasks = _tasks_from_columns(document.get("types"), rows,
+                                    COLUMNS if queues is not None else COLUMNS_2, names)
     dedup: list[tuple[str, str, int]] = []
     for entry in dedup_rows:
         if (not isinstance(entry, list) or len(entry) != 3 or not isinstance(entry[0], str)
@@ -135,7 +157,27 @@ def decode(data: bytes) -> Decoded:
     sessions = document.get("sessions")
     if sessions is not None and not isinstance(sessions, list):
         raise ValueError("snapshot: sessions must be a list")
-    return Decoded(header[0], header[1], header[2], tasks, dedup, config, sessions)
+    return Decoded(header[0], header[1], header[2], tasks, dedup, config, sessions, queues)
+
+
+def _queues(entries: Any) -> list[tuple[str, QueueSettings, int, int]]:
+    """Check the ``queues`` list of a format-3 snapshot.
+
+    Raises:
+        ValueError: on a malformed entry, a repeated name, or no default queue.
+    """
+    if type(entries) is not list:
+        raise ValueError("snapshot: queues must be a list")
+    queues: list[tuple[str, QueueSettings, int, int]] = []
+    for entry in entries:
+        if (type(entry) is not list or len(entry) != 4 or not QUEUE_NAME.accepts(entry[0])
+                or not _is_int(entry[2]) or not _is_int(entry[3])):
+            raise ValueError("snapshot: malformed queue entry")
+        queues.append((entry[0], settings_from_snapshot(entry[1]), entry[2], entry[3]))
+    names = [entry[0] for entry in queues]
+    if len(set(names)) != len(names) or DEFAULT_QUEUE not in names:
+        raise ValueError("snapshot: queue names repeat, or the default queue is missing")
+    return queues
 
 
 def load_into(state: QueueState, decoded: Decoded) -> None:
@@ -147,12 +189,17 @@ def load_into(state: QueueState, decoded: Decoded) -> None:
     state.clock_ms = clock_ms = decoded.clock_ms
     state.last_index = decoded.last_index
     state._next_seq = decoded.next_seq
-    retention_ms = state.config.retention_ms
+    if decoded.queues is not None:
+        state._queues = {name: QueueRecord(name, settings, state.config, created_at_ms)
+                         for name, settings, created_at_ms, _ in decoded.queues}
+        for name, _, _, updated_at_ms in decoded.queues:
+            state._queues[name].updated_at_ms = updated_at_ms
+    records = state._queues
     state._tasks = tasks = {task.id: task for task in decoded.tasks}
     if len(tasks) != len(decoded.tasks):
         raise ValueError("snapshot: duplicate task ids")
     by_status = state._by_status
-    visible: list[Task] = []
+    visible: dict[str, list[Task]] = {name: [] for name in records}
     delayed, leases, finished = state._delayed, state._leases, state._finished
     for task in decoded.tasks:
         status = task.status
@@ -160,16 +207,19 @@ def load_into(state: QueueState, decoded: Decoded) -> None:
         if members is None:
             members = by_status[status][task.type] = {}
         members[task.id] = task
+        record = records[task.queue]  # the decoder checked that the queue exists
+        record.counts[status.value] += 1
         if status is TaskStatus.PENDING:
             if task.visible_at_ms <= clock_ms:
-                visible.append(task)
+                visible[task.queue].append(task)
             else:
                 delayed.append((task.visible_at_ms, task.seq, 0, task))
         elif status is TaskStatus.LEASED:
             leases.append((task.lease_expires_at_ms, task.seq, 0, task))
         else:
-            finished.append((task.updated_at_ms + retention_ms, task.seq, task))
-    state._ready.load(visible)
+            finished.append((task.updated_at_ms + record.config.retention_ms, task.seq, task))
+    for name, record in records.items():
+        record.ready.load(visible[name])
     for heap in (delayed, leases, finished):
         heapq.heapify(heap)
     for key, task_id, expires_at_ms in decoded.dedup:
@@ -186,16 +236,18 @@ def _check_codes(column: list[Any], count: int, name: str) -> None:
         raise ValueError(f"snapshot: bad {name} column")
 
 
-def _tasks_from_columns(types: Any, columns: Any) -> list[Task]:
-    """Check the columns of a format-2 snapshot, one column at a time, and build the tasks.
+def _tasks_from_columns(types: Any, columns: Any, names: tuple[str, ...],
+                        queues: list[str]) -> list[Task]:
+    """Check the columns ``names`` of a snapshot, one column at a time, and build the tasks;
+    ``queues`` are the names the ``queue`` column's codes stand for.
 
     Raises:
         ValueError: on a missing or ragged column or a value of the wrong type.
     """
     if (type(types) is not list or set(map(type, types)) - _STR or type(columns) is not dict
-            or list(columns) != list(COLUMNS)
+            or list(columns) != list(names)
             or any(type(column) is not list for column in columns.values())):
-        raise ValueError("snapshot: tasks must be the columns " + ", ".join(COLUMNS))
+        raise ValueError("snapshot: tasks must be the columns " + ", ".join(names))
     count = len(columns["id"])
     if any(len(column) != count for column in columns.values()):
         raise ValueError("snapshot: columns of different lengths")
@@ -206,12 +258,17 @@ def _tasks_from_columns(types: Any, columns: Any) -> list[Task]:
         if set(map(type, columns[name])) - _INT:
             raise ValueError(f"snapshot: bad {name} column")
     for name in _OPTIONAL_STR_COLUMNS:
-        if set(map(type, columns[name])) - {str, _NONE}:
+        if name in columns and set(map(type, columns[name])) - {str, _NONE}:
             raise ValueError(f"snapshot: bad {name} column")
     if set(map(type, columns["lease_expires_at_ms"])) - {int, _NONE}:
         raise ValueError("snapshot: bad lease_expires_at_ms column")
     _check_codes(columns["type"], len(types), "type")
     _check_codes(columns["status"], len(STATUS_CODES), "status")
+    if "queue" in columns:
+        _check_codes(columns["queue"], len(queues), "queue")
+        columns["queue"] = [queues[code] for code in columns["queue"]]
+        if not all(name is None or QUEUE_NAME.accepts(name) for name in columns["source_queue"]):
+            raise ValueError("snapshot: bad source_queue column")
     # Task invariant: the lease fields are set if and only if the task is leased.
     leased_code = _CODE_BY_STATUS[TaskStatus.LEASED]
     leased = [i for i, code in enumerate(columns["status"]) if code == leased_code]
@@ -224,5 +281,5 @@ def _tasks_from_columns(types: Any, columns: Any) -> list[Task]:
     interned = [sys.intern(task_type) for task_type in types]
     columns["type"] = [interned[code] for code in columns["type"]]
     columns["status"] = [STATUS_CODES[code] for code in columns["status"]]
-    # Columns in to_row order (COLUMNS), all of one length (checked above).
+    # Columns in task_from_fields order, all of one length (checked above).
     return list(map(task_from_fields, *columns.values()))

@@ -6,8 +6,11 @@ now_ms)`` so that it never runs backwards across leader changes (docs/queue.md, 
 Applying the same commands at the same indexes gives the same outcomes and the same snapshot
 bytes on every member (Raft paper section 5.3: state machines apply the same log in order).
 
+Tasks live in named queues (``queues.py``, ``queue_admin.py``); ``default`` always exists.
+
 Indexes (all heaps use lazy deletion: an entry is checked against its task when it surfaces):
-- the ready index (ready.py) of pending tasks whose ``visible_at_ms <= clock_ms``;
+- per queue, the ready index (ready.py) of its pending tasks whose ``visible_at_ms <= clock_ms``
+  (a lease from one queue never looks at another's tasks);
 - the delayed heap ``(visible_at_ms, seq)`` of pending tasks not yet visible;
 - the lease heap ``(expires_at_ms, seq, epoch)``: expiry costs O(log n) per expired lease;
 - the finished heap ``(prune_at_ms, seq)`` of completed, cancelled and dead tasks;
@@ -16,24 +19,33 @@ Indexes (all heaps use lazy deletion: an entry is checked against its task when 
 
 from __future__ import annotations
 
-import sys
+import heapq
 from collections.abc import Callable, Iterable
 from heapq import heappop, heappush
 from typing import Any
 
-from dqueue.queue import admission, commands, maintenance, reads
+from dqueue.queue import commands, enqueue, maintenance, queue_admin, queues, reads
 from dqueue.queue import snapshot as snapshot_codec
 from dqueue.queue.backoff import backoff_ms
 from dqueue.queue.config import QueueConfig, settings_to_plain
 from dqueue.queue.events import MAX_BUFFERED_EVENTS, Event, EventLog, QueueEvent
+from dqueue.queue.fields import DEFAULT_QUEUE
 from dqueue.queue.outcomes import Outcome
 from dqueue.queue.outcomes import fail as _fail
 from dqueue.queue.outcomes import ok as _ok
-from dqueue.queue.ready import ReadyIndex
+from dqueue.queue.queue_admin import QUEUE_NOT_FOUND, QueueRecord
+from dqueue.queue.queues import QueueSettings
 from dqueue.queue.sessions import Sessions
-from dqueue.queue.task import FINISHED, Task, TaskStatus, task_from_fields
+from dqueue.queue.task import FINISHED, Task, TaskStatus
 
 LEASE_EXPIRED = "lease expired"
+_DEFAULT_ONLY = (DEFAULT_QUEUE,)
+_NO_TASK = 1 << 200  # greater than every ready key
+
+
+def _best_key(source: tuple[QueueRecord, list[list[int]]]) -> int:
+    best = source[0].ready.peek(source[1])
+    return _NO_TASK if best is None else best
 _PENDING = TaskStatus.PENDING
 _LEASED = TaskStatus.LEASED
 _COMPLETED = TaskStatus.COMPLETED
@@ -50,8 +62,7 @@ def is_legacy_token(token: str | None) -> bool:
     return token is not None and token.find(".") != _NONCE_CHARS
 
 
-# What a handler returns when ``apply`` was told that nobody reads the outcome.
-_UNANSWERED: Outcome = {"ok": True, "value": None}
+_UNANSWERED = enqueue.UNANSWERED
 
 
 class QueueState:
@@ -76,12 +87,17 @@ class QueueState:
         # garbage collector (dqueue/node/gcpause.py), which then never frees a cycle.
         cls = QueueState
         self._handlers: dict[type, Callable[[QueueState, Any, int], Outcome]] = {
-            commands.Enqueue: cls._enqueue, commands.Lease: cls._lease,
+            commands.Enqueue: enqueue.enqueue, commands.Lease: cls._lease,
             commands.Ack: cls._ack, commands.AckBatch: cls._ack_batch,
             commands.Nack: cls._nack, commands.Extend: cls._extend,
             commands.Cancel: maintenance.cancel, commands.Redrive: maintenance.redrive,
             commands.Purge: maintenance.purge, commands.Tick: cls._tick,
             commands.Configure: maintenance.configure,
+            queues.CreateQueue: queue_admin.create_queue,
+            queues.UpdateQueue: queue_admin.update_queue,
+            queues.DeleteQueue: queue_admin.delete_queue,
+            queues.PurgeQueue: queue_admin.purge_queue,
+            queues.MoveTasks: queue_admin.move_tasks,
         }
         self._clear()
 
@@ -96,7 +112,9 @@ class QueueState:
         # status -> type -> id -> task; a task is in exactly the dict of its status and type.
         self._by_status: dict[TaskStatus, dict[str, dict[str, Task]]] = {
             status: {} for status in TaskStatus}
-        self._ready = ReadyIndex()
+        # name -> queue, in creation order; the default queue always exists (queue_admin.py).
+        self._queues: dict[str, QueueRecord] = {
+            DEFAULT_QUEUE: QueueRecord(DEFAULT_QUEUE, QueueSettings(), self.config, 0)}
         self._delayed: list[tuple[int, int, int, Task]] = []
         self._leases: list[tuple[int, int, int, Task]] = []
         self._finished: list[tuple[int, int, Task]] = []
@@ -149,7 +167,7 @@ class QueueState:
             _, _, epoch, task = heappop(delayed)
             if task.status is _PENDING and task.epoch == epoch:
                 task.epoch += 1  # the epoch changes whenever a task enters an index
-                self._ready.push(task)
+                self._queues[task.queue].ready.push(task)
         finished = self._finished
         while finished and finished[0][0] <= clock_ms:
             _, seq, task = heappop(finished)
@@ -182,23 +200,54 @@ class QueueState:
         if members is None:
             members = by_status[status][task.type] = {}
         members[task.id] = task
+        counts = self._queues[task.queue].counts
+        counts[task.status._value_] -= 1
+        counts[status._value_] += 1
         task.status = status
 
     def _make_pending(self, task: Task) -> None:
         """Index a task that just became pending, as ready or as delayed."""
         task.epoch += 1
         if task.visible_at_ms <= self.clock_ms:
-            self._ready.push(task)
+            self._queues[task.queue].ready.push(task)
         else:
             heappush(self._delayed, (task.visible_at_ms, task.seq, task.epoch, task))
 
     def _finish(self, task: Task, status: TaskStatus) -> None:
         self._set_status(task, status)
-        heappush(self._finished, (task.updated_at_ms + self.config.retention_ms, task.seq, task))
+        retention_ms = self._queues[task.queue].config.retention_ms
+        heappush(self._finished, (task.updated_at_ms + retention_ms, task.seq, task))
+
+    def _rebuild_finished(self) -> None:
+        """Prune times follow the retention in force of each task's queue, as restore
+        computes them: rebuilt in seq order, so equal on a member that replayed and one that
+        restored a snapshot (dedup expiries are stored with each key: they stay)."""
+        records = self._queues
+        self._finished = [(task.updated_at_ms + records[task.queue].config.retention_ms,
+                           task.seq, task)
+                          for task in self._tasks.values() if task.status in FINISHED]
+        heapq.heapify(self._finished)
+
+    def _move(self, task: Task, target: str, source_queue: str | None) -> None:
+        """Move a pending or dead task to queue ``target`` as a new pending task, visible now,
+        attempts reset (a dead letter moved to its queue's target, or a redrive of one).
+        Invariant kept: a task is counted and indexed in exactly its own queue."""
+        if task.status is _PENDING and task.visible_at_ms <= self.clock_ms:
+            self._queues[task.queue].ready.remove(task)
+        self._set_status(task, _PENDING)
+        self._queues[task.queue].counts["pending"] -= 1
+        record = self._queues[target]
+        record.counts["pending"] += 1
+        task.queue, task.source_queue = record.name, source_queue
+        task.attempts = 0
+        task.max_retries = record.config.max_retries
+        task.updated_at_ms = task.visible_at_ms = self.clock_ms
+        self._make_pending(task)
 
     def _maybe_prune(self, task: Task, seq: int) -> None:
         if (task.status not in FINISHED or self._tasks.get(task.id) is not task
-                or task.updated_at_ms + self.config.retention_ms > self.clock_ms):
+                or task.updated_at_ms + self._queues[task.queue].config.retention_ms
+                > self.clock_ms):
             return  # stale entry: redriven, purged, or finished again later
         key = task.idempotency_key
         if key is not None:
@@ -212,6 +261,7 @@ class QueueState:
     def _remove(self, task: Task) -> None:
         del self._tasks[task.id]
         del self._by_status[task.status][task.type][task.id]
+        self._queues[task.queue].counts[task.status._value_] -= 1
         # Drop the type's member dicts once it has no task at all: memory stays bounded even
         # when types come and go.
         groups = [by_type.get(task.type) for by_type in self._by_status.values()]
@@ -226,170 +276,54 @@ class QueueState:
 
     def _fail_attempt(self, task: Task, at_ms: int, error: str | None,
                       dead_letter: bool) -> None:
-        """End the current lease as a failed attempt: retry after backoff, or dead-letter."""
+        """End the current lease as a failed attempt: retry after backoff, or dead-letter.
+
+        ``max_retries`` counts retries after the first attempt (as Celery's does): a task
+        with ``max_retries`` r dies when attempt r + 1 fails. A dead task stays in its queue
+        (status dead), or moves to the queue's dead-letter queue when it has one (SQS).
+        """
         task.lease_worker = task.lease_token = task.lease_expires_at_ms = None
         task.last_error = error
         task.updated_at_ms = at_ms
-        if dead_letter or task.attempts >= task.max_retries:
+        record = self._queues[task.queue]
+        if dead_letter or task.attempts > task.max_retries:
             events = self._events
             events.note(events.dead_lettered, QueueEvent.DEAD_LETTERED, task.id, task.type)
-            self._finish(task, TaskStatus.DEAD)
+            target = record.settings.dead_letter_queue
+            if target is not None and target in self._queues:
+                self._move(task, target, task.queue)
+            else:
+                self._finish(task, TaskStatus.DEAD)
         else:
-            task.visible_at_ms = at_ms + backoff_ms(self.config, task.id, task.attempts)
+            task.visible_at_ms = at_ms + backoff_ms(record.config, task.id, task.attempts)
             self._set_status(task, _PENDING)
             self._make_pending(task)
 
     # ------------------------------------------------------------------ handlers
 
-    def _enqueue(self, cmd: commands.Enqueue, index: int) -> Outcome:
-        new_tasks = cmd.tasks
-        if len(new_tasks) == 1:
-            return self._enqueue_one(new_tasks[0])
-        if len(new_tasks) > self.config.max_batch:
-            return _fail("invalid", f"tasks: at most {self.config.max_batch} per enqueue")
-        ids = {new.id for new in new_tasks}
-        if (len(ids) == len(new_tasks) and self._tasks.keys().isdisjoint(ids)
-                and all(new.idempotency_key is None for new in new_tasks)):
-            # The common batch: fresh distinct ids and no keys, so nothing can repeat; only the
-            # depth bound can refuse it (whole).
-            full = self._refuse_beyond_depth(len(new_tasks))
-            if full is not None:
-                return full
-            create = self._create
-            if not self._reply:
-                for new in new_tasks:
-                    create(new)
-                return _UNANSWERED
-            tasks = [create(new).to_plain() for new in new_tasks]
-            return _ok({"tasks": tasks, "duplicates": [False] * len(tasks)})
-        clock_ms = self.clock_ms
-        dedup = self._dedup
-        # Validate the whole batch before changing anything: all or nothing.
-        originals: list[Task | None] = []
-        new_keys: dict[str, int] = {}
-        new_ids: set[str] = set()
-        for position, new in enumerate(new_tasks):
-            key = new.idempotency_key
-            original = None
-            if key is not None:
-                if key in new_keys:
-                    first = new_tasks[new_keys[key]]
-                    if not admission.same_body(first, self._retries_of(first), new,
-                                               self._retries_of(new)):
-                        return admission.key_reused(key, f"tasks[{position}].",
-                                                    position=new_keys[key])
-                    originals.append(None)  # duplicate of an earlier task of this batch
-                    continue
-                entry = dedup.get(key)
-                if entry is not None and entry[1] > clock_ms:
-                    original = self._tasks.get(entry[0])
-                if original is not None and not admission.same_body(
-                        original, original.max_retries, new, self._retries_of(new)):
-                    return admission.key_reused(key, f"tasks[{position}].", original.id)
-            if original is None:
-                if new.id in self._tasks or new.id in new_ids:
-                    return _fail("invalid", f"tasks[{position}].id: task {new.id} exists")
-                new_ids.add(new.id)
-                if key is not None:
-                    new_keys[key] = position
-            originals.append(original)
-        full = self._refuse_beyond_depth(len(new_ids))
-        if full is not None:
-            return full
-        tasks: list[dict[str, Any]] = []
-        duplicates: list[bool] = []
-        for position, new in enumerate(new_tasks):
-            original = originals[position]
-            key = new.idempotency_key
-            if original is None and key is not None and new_keys[key] != position:
-                original = self._tasks[dedup[key][0]]
-            if original is not None:
-                tasks.append(original.to_plain())
-                duplicates.append(True)
-            else:
-                tasks.append(self._create(new).to_plain())
-                duplicates.append(False)
-        return _ok({"tasks": tasks, "duplicates": duplicates})
-
-    def _enqueue_one(self, new: commands.NewTask) -> Outcome:
-        """The common single-task enqueue, without the batch bookkeeping."""
-        key = new.idempotency_key
-        if key is not None:
-            entry = self._dedup.get(key)
-            if entry is not None and entry[1] > self.clock_ms:
-                original = self._tasks.get(entry[0])
-                if original is not None:
-                    if not admission.same_body(original, original.max_retries, new,
-                                               self._retries_of(new)):
-                        return admission.key_reused(key, "", original.id)
-                    return _ok({"tasks": [original.to_plain()], "duplicates": [True]})
-        if new.id in self._tasks:
-            return _fail("invalid", f"tasks[0].id: task {new.id} exists")
-        if self.config.max_depth:
-            full = self._refuse_beyond_depth(1)
-            if full is not None:
-                return full
-        task = self._create(new)
-        if not self._reply:
-            return _UNANSWERED
-        return {"ok": True, "value": {"tasks": [task.to_plain()], "duplicates": [False]}}
-
-    def _retries_of(self, new: commands.NewTask) -> int:
-        return self.config.max_retries if new.max_retries is None else new.max_retries
-
-    def _refuse_beyond_depth(self, adding: int) -> Outcome | None:
-        """``queue_full`` when ``adding`` more tasks would pass ``max_depth``. Invariant kept:
-        depth <= max_depth after every enqueue (a batch that does not fit is refused whole)."""
-        if not self.config.max_depth:
-            return None
-        return admission.beyond_depth(admission.depth(self._by_status), adding,
-                                      self.config.max_depth)
-
-    def _create(self, new: commands.NewTask) -> Task:
-        """Add a new pending task (its id is known to be free) and index it."""
-        clock_ms = self.clock_ms
-        task_type = sys.intern(new.type)  # one str object per type while tasks use it
-        key = new.idempotency_key
-        max_retries = self.config.max_retries if new.max_retries is None else new.max_retries
-        # Task(...) field for field; a function call is cheaper than a class call in 3.11.
-        task = task_from_fields(new.id, task_type, new.payload, new.priority, max_retries, 0,
-                                _PENDING, key, clock_ms, clock_ms, clock_ms + new.delay_ms,
-                                None, None, None, None, self._next_seq, None, None)
-        self._next_seq += 1
-        self._tasks[new.id] = task
-        enqueued = self._events.enqueued
-        enqueued[task_type] = enqueued.get(task_type, 0) + 1
-        pending = self._by_status[_PENDING]
-        members = pending.get(task_type)
-        if members is None:
-            members = pending[task_type] = {}
-        members[new.id] = task
-        task.epoch = 1
-        if new.delay_ms:
-            heappush(self._delayed, (task.visible_at_ms, task.seq, 1, task))
-        else:
-            self._ready.push(task)
-        if key is not None:
-            expires_at_ms = clock_ms + self.config.dedup_window_ms
-            self._dedup[key] = (new.id, expires_at_ms)
-            heappush(self._dedup_heap, (expires_at_ms, key))
-        return task
-
     def _lease(self, cmd: commands.Lease, index: int) -> Outcome:
         if cmd.max_tasks > self.config.max_lease_tasks:
             return _fail("invalid", f"max_tasks: at most {self.config.max_lease_tasks}")
-        lease_ms = self.config.lease_ms if cmd.lease_ms is None else cmd.lease_ms
-        if lease_ms > self.config.max_lease_ms:
+        if cmd.lease_ms is not None and cmd.lease_ms > self.config.max_lease_ms:
             return _fail("invalid", f"lease_ms: at most {self.config.max_lease_ms}")
-        clock_ms = self.clock_ms
-        expires_at_ms = clock_ms + lease_ms
+        # Each named queue's own ready index: a lease never looks at another queue's tasks.
+        sources: list[tuple[QueueRecord, list[list[int]]]] = []
+        for name in (_DEFAULT_ONLY if cmd.queues is None else dict.fromkeys(cmd.queues)):
+            record = self._queues.get(name)
+            if record is None:
+                return _fail(QUEUE_NOT_FOUND, f"queues: no queue {name}")
+            heaps = record.ready.heaps_for(cmd.types)
+            if heaps:
+                sources.append((record, heaps))
         leased: list[dict[str, Any]] = []
-        ready = self._ready
-        heaps = ready.heaps_for(cmd.types)
-        if not heaps:
+        if not sources:
             return _ok({"tasks": leased})
+        clock_ms = self.clock_ms
+        record, heaps = sources[0]
+        lease_ms = record.config.lease_ms if cmd.lease_ms is None else cmd.lease_ms
+        expires_at_ms = clock_ms + lease_ms
         # The loop below is _set_status and the lease upkeep, inlined: it runs once per task.
-        pop, leases, counts = ready.pop, self._leases, self._events.leased
+        leases, counts = self._leases, self._events.leased
         pending, holders = self._by_status[_PENDING], self._by_status[_LEASED]
         worker_id = cmd.worker_id
         # Fencing: "<nonce>.<position>", unguessable, from the nonce the leader stamped into the
@@ -397,9 +331,17 @@ class QueueState:
         token_prefix = f"{index}." if cmd.nonce is None else f"{cmd.nonce}."
         reply = self._reply
         for position in range(cmd.max_tasks):
-            task = pop(heaps)
+            if len(sources) > 1:
+                # Across queues the best task wins (priority, then log order), as within one.
+                record, heaps = min(sources, key=_best_key)
+                lease_ms = record.config.lease_ms if cmd.lease_ms is None else cmd.lease_ms
+                expires_at_ms = clock_ms + lease_ms
+            task = record.ready.pop(heaps)
             if task is None:
                 break
+            queue_counts = record.counts
+            queue_counts["pending"] -= 1
+            queue_counts["leased"] += 1
             task_type, task_id = task.type, task.id
             del pending[task_type][task_id]
             members = holders.get(task_type)
@@ -458,7 +400,11 @@ class QueueState:
                 members = done[task_type] = {}
             members[task_id] = task
             task.status = _COMPLETED
-            heappush(self._finished, (clock_ms + self.config.retention_ms, task.seq, task))
+            record = self._queues[task.queue]
+            queue_counts = record.counts
+            queue_counts["leased"] -= 1
+            queue_counts["completed"] += 1
+            heappush(self._finished, (clock_ms + record.config.retention_ms, task.seq, task))
             counts = self._events.acked
             counts[task_type] = counts.get(task_type, 0) + 1
             if not self._reply:
@@ -492,12 +438,13 @@ class QueueState:
         return _ok({"task": held.to_plain()})
 
     def _extend(self, cmd: commands.Extend, index: int) -> Outcome:
-        lease_ms = self.config.lease_ms if cmd.lease_ms is None else cmd.lease_ms
-        if lease_ms > self.config.max_lease_ms:
+        if cmd.lease_ms is not None and cmd.lease_ms > self.config.max_lease_ms:
             return _fail("invalid", f"lease_ms: at most {self.config.max_lease_ms}")
         held = self._holder(cmd.id, cmd.worker_id, cmd.token)
         if not isinstance(held, Task):
             return held
+        lease_ms = (self._queues[held.queue].config.lease_ms if cmd.lease_ms is None
+                    else cmd.lease_ms)
         held.lease_expires_at_ms = self.clock_ms + lease_ms
         held.updated_at_ms = self.clock_ms
         # A new epoch makes the entry of the previous expiry stale: one live entry per lease.
@@ -516,12 +463,16 @@ class QueueState:
         return None if task is None else task.to_plain()
 
     def stats(self) -> dict[str, Any]:
-        """Return counts by status, by type and status, and the cluster clock."""
-        return reads.stats(self._by_status, self.clock_ms)
+        """Return counts by status, by type and status, by queue and status, and the clock."""
+        result = reads.stats(self._by_status, self.clock_ms)
+        result["by_queue"] = {name: dict(record.counts)
+                              for name, record in sorted(self._queues.items())}
+        return result
 
     def list_tasks(self, status: str, type: str | None = None, limit: int = 100,
-                   cursor: str | None = None) -> dict[str, Any]:
-        """List tasks of one status (and type) in enqueue order, ``limit`` at a time.
+                   cursor: str | None = None, queue: str | None = None) -> dict[str, Any]:
+        """List tasks of one status (and type, and queue) in enqueue order, ``limit`` at a
+        time.
 
         Costs O(m log limit) for the m tasks of that status and type: meant for the
         dead-letter view, not for the hot path.
@@ -529,11 +480,28 @@ class QueueState:
         Raises:
             commands.InvalidCommand: on a bad status, limit or cursor.
         """
-        return reads.list_tasks(self._by_status, status, type, limit, cursor)
+        return reads.list_tasks(self._by_status, status, type, limit, cursor, queue)
 
-    def has_visible(self, types: Iterable[str] | None, now_ms: int) -> bool:
-        """Whether a lease of ``types`` (None: any) applied at ``now_ms`` would get a task."""
-        return reads.has_visible(self._ready, self._delayed, self._leases, self.config,
+    def list_queues(self, prefix: str | None = None) -> list[dict[str, Any]]:
+        """Every queue (whose name starts with ``prefix``) with its settings and counts."""
+        return queue_admin.list_queues(self, prefix)
+
+    def get_queue(self, name: str) -> dict[str, Any] | None:
+        """One queue's settings, counts by status and dead-letter sources, or None."""
+        record = self._queues.get(name)
+        if record is None:
+            return None
+        plain = record.to_plain()
+        plain["dead_letter_sources"] = queue_admin.dead_letter_sources(self, name)
+        return plain
+
+    def has_visible(self, types: Iterable[str] | None, now_ms: int,
+                    queues: Iterable[str] | None = None) -> bool:
+        """Whether a lease of ``types`` (None: any) in ``queues`` (None: the default queue)
+        applied at ``now_ms`` would get a task."""
+        names = _DEFAULT_ONLY if queues is None else tuple(queues)
+        records = {name: self._queues[name] for name in names if name in self._queues}
+        return reads.has_visible(records, self._delayed, self._leases,
                                  max(now_ms, self.clock_ms), types, now_ms)
 
     def next_deadline_ms(self) -> int | None:
@@ -566,7 +534,8 @@ class QueueState:
                        for key, (task_id, expires_at_ms) in self._dedup.items())
         return snapshot_codec.encode(self.clock_ms, self.last_index, self._next_seq,
                                      list(self._tasks.values()), dedup,
-                                     settings_to_plain(self.config), self.sessions.to_plain())
+                                     settings_to_plain(self.config), self.sessions.to_plain(),
+                                     [record.to_snapshot() for record in self._queues.values()])
 
     def restore(self, data: bytes) -> None:
         """Replace the whole state by the one ``data`` (from ``snapshot``) describes.

@@ -5,6 +5,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
+from dqueue.queue.fields import DEFAULT_QUEUE
+
 
 class TaskStatus(StrEnum):
     """Where a task is in its life. A task is in exactly one status at a time."""
@@ -36,8 +38,8 @@ class Task:
 
     __slots__ = ("attempts", "created_at_ms", "done_token", "done_worker", "epoch", "id",
                  "idempotency_key", "last_error", "lease_expires_at_ms", "lease_token",
-                 "lease_worker", "max_retries", "payload", "priority", "seq", "status", "type",
-                 "updated_at_ms", "visible_at_ms")
+                 "lease_worker", "max_retries", "payload", "priority", "queue", "seq",
+                 "source_queue", "status", "type", "updated_at_ms", "visible_at_ms")
 
     def __init__(self, task_id: str, task_type: str, payload: Any, priority: int,
                  max_retries: int, idempotency_key: str | None, now_ms: int, visible_at_ms: int,
@@ -62,6 +64,9 @@ class Task:
         # Holder of the lease that completed the task: a repeated ack by it is idempotent.
         self.done_worker: str | None = None
         self.done_token: str | None = None
+        # The queue the task is in, and the one it was dead-lettered from (redrive goes back).
+        self.queue = DEFAULT_QUEUE
+        self.source_queue: str | None = None
 
     def to_plain(self) -> dict[str, Any]:
         """Return the plain form of docs/internals.md section 2 (payload shared, not copied)."""
@@ -74,7 +79,8 @@ class Task:
                 "attempts": self.attempts, "status": self.status._value_,
                 "idempotency_key": self.idempotency_key, "created_at_ms": self.created_at_ms,
                 "updated_at_ms": self.updated_at_ms, "visible_at_ms": self.visible_at_ms,
-                "lease": lease, "last_error": self.last_error}
+                "lease": lease, "last_error": self.last_error, "queue": self.queue,
+                "source_queue": self.source_queue}
 
     def to_row(self) -> list[Any]:
         """Return every field as a list, the order ``from_row`` reads (snapshot form)."""
@@ -126,8 +132,10 @@ def task_from_fields(task_id: str, task_type: str, payload: Any, priority: int,
                      created_at_ms: int, updated_at_ms: int, visible_at_ms: int,
                      lease_worker: str | None, lease_token: str | None,
                      lease_expires_at_ms: int | None, last_error: str | None, seq: int,
-                     done_worker: str | None, done_token: str | None) -> Task:
-    """Build a task from every stored field, in ``to_row`` order, without checking them.
+                     done_worker: str | None, done_token: str | None,
+                     queue: str = DEFAULT_QUEUE, source_queue: str | None = None) -> Task:
+    """Build a task from every stored field, in ``to_row`` order then the queue fields (which
+    format-1 rows and format-2 snapshots do not have), without checking them.
 
     The snapshot decoders check the fields first; ``epoch`` starts at 0 (no index entry yet).
     """
@@ -140,6 +148,7 @@ def task_from_fields(task_id: str, task_type: str, payload: Any, priority: int,
     task.lease_expires_at_ms, task.last_error = lease_expires_at_ms, last_error
     task.seq, task.epoch = seq, 0
     task.done_worker, task.done_token = done_worker, done_token
+    task.queue, task.source_queue = queue, source_queue
     return task
 
 

@@ -56,7 +56,7 @@ def test_fast_path_gives_what_the_full_checks_give(body: Any, usual: bool,
         # HTTP is never looser than the queue: what it accepts, the queue accepts as it is.
         task = command_from_plain({"op": "enqueue", "tasks": [fast[1]]}).tasks[0]
         assert task.to_plain() == {"payload": None, "priority": 0, "max_retries": None,
-                                   "idempotency_key": None, "delay_ms": 0, **fast[1]}
+                                   "idempotency_key": None, "delay_ms": None, **fast[1]}
 
 
 def test_a_task_id_is_drawn_when_none_is_given() -> None:

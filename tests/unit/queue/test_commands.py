@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dqueue.queue as dq
+from dqueue.queue.log_commands import command_from_log
 from dqueue.queue import fields
 from tests.unit.plain_values import PLAIN
 
@@ -313,7 +314,7 @@ def test_command_from_log_never_differs_from_the_validating_parser(
         plain.update(id="a", worker_id="w", tasks=tasks, items=items)
     checked = _parse(plain)
     try:
-        logged = dq.commands.command_from_log(plain)
+        logged = command_from_log(plain)
     except dq.InvalidCommand as exc:
         logged = ("invalid", exc.field, exc.message)
     if not isinstance(checked, tuple):
@@ -388,4 +389,4 @@ _OLD_LOG_ITEMS = [
 @pytest.mark.parametrize("plain", _OLD_LOG_ITEMS, ids=lambda p: p["op"])
 def test_log_items_every_earlier_version_wrote_still_parse(plain: dict[str, Any]) -> None:
     command = dq.command_from_plain(plain)
-    assert dq.commands.command_from_log(plain) == command
+    assert command_from_log(plain) == command
