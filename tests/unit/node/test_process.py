@@ -22,7 +22,7 @@ from dqueue.node.proposals import ProposalBatcher
 from dqueue.node.requests import Stage, monotonic_ms
 from dqueue.node.store import Store, StoredHardState
 from dqueue.protocol.ipc_client import RaftClient, RaftClientError
-from dqueue.queue import QueueConfig
+from dqueue.queue import QueueConfig, command_from_plain
 from dqueue.raft import (
     Entry,
     EntryType,
@@ -333,3 +333,23 @@ def test_any_peer_message_is_taken_or_dropped_without_raising(tmp_path):
         check()
     finally:
         process.close()
+
+
+@pytest.mark.parametrize("cmd", [
+    {"op": "lease", "worker_id": "w", "max_tasks": 2, "nonce": "cd" * 16},
+    {"op": "ack_batch", "items": [{"id": "a", "worker_id": "w", "token": "k"},
+                                  {"id": "b", "worker_id": "w", "token": None}]},
+    {"op": "enqueue", "tasks": [{"id": "t", "type": "x"}]},
+], ids=lambda cmd: cmd["op"])
+def test_propose_keeps_the_parse_of_the_plain_command_it_stamps(idle, cmd):
+    process, _, _ = idle
+    added: list[tuple[dict[str, Any], Any]] = []
+    process.batcher.add = lambda rid, plain, command, session=None: added.append((plain, command))
+    process.wall_ms = lambda: 9_000
+    parsed_before = command_from_plain({**cmd, "now_ms": 1})  # parsed at intake, earlier
+    process.propose("r1", cmd, parsed_before)
+    (plain, command), = added
+    assert plain["now_ms"] == 9_000
+    if cmd["op"] == "lease":
+        assert plain["nonce"] != cmd["nonce"]  # the leader draws it
+    assert command == command_from_plain(plain)
