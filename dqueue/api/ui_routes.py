@@ -86,11 +86,12 @@ class UiSink:
         resp.set_header("X-Content-Type-Options", "nosniff")
         resp.set_header("Referrer-Policy", "no-referrer")
         resp.set_header("Content-Security-Policy", CSP)
-        resp.content_type = file.content_type
         if _not_modified(req.get_header("If-None-Match"), file.etag):
             resp.status = falcon.HTTP_304
+            resp.content_type = None  # no body, no type (RFC 9110, 15.4.5)
             return
         resp.status = falcon.HTTP_200
+        resp.content_type = file.content_type
         resp.data = file.data
 
 
