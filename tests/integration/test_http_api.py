@@ -229,15 +229,16 @@ def metric(http: Http, name: str, **labels: str) -> float:
 def test_metrics_parse_and_move(single: NodeCluster) -> None:
     http = Http(single.http_addr["n1"])
     try:
-        enqueued = metric(http, "dqueue_tasks_enqueued_total", type="metered")
-        applied = metric(http, "dqueue_queue_tasks_enqueued_total", type="metered")
-        pending = metric(http, "dqueue_queue_depth", status="pending")
+        applied = metric(http, "dqueue_queue_tasks_enqueued_total", queue="default",
+                         type="metered")
+        pending = metric(http, "dqueue_queue_tasks", queue="default", status="pending")
         commit = metric(http, "dqueue_raft_commit_index")
         status, _, _ = http.call("POST", "/tasks/batch", {"tasks": [{"type": "metered"}] * 7})
         assert status == 201
-        assert metric(http, "dqueue_tasks_enqueued_total", type="metered") == enqueued + 7
-        assert metric(http, "dqueue_queue_tasks_enqueued_total", type="metered") == applied + 7
-        assert metric(http, "dqueue_queue_depth", status="pending") == pending + 7
+        assert metric(http, "dqueue_queue_tasks_enqueued_total", queue="default",
+                      type="metered") == applied + 7
+        assert metric(http, "dqueue_queue_tasks", queue="default", status="pending") == (
+            pending + 7)
         assert metric(http, "dqueue_raft_commit_index") > commit
         assert metric(http, "dqueue_raft_up") == 1
         assert metric(http, "dqueue_raft_role", role="leader") == 1

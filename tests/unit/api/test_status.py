@@ -52,16 +52,17 @@ def test_metrics_text_moves_with_traffic(client):
         return None
 
     before = client.simulate_get("/metrics").text
-    assert sample(before, "dqueue_tasks_enqueued_total", type="email") is None
+    assert sample(before, "dqueue_queue_tasks", queue="default", status="pending") == 0
     client.simulate_post("/tasks", json={"type": "email"})
     client.simulate_post("/tasks", json={"type": "email"})
     after = client.simulate_get("/metrics").text
-    assert sample(after, "dqueue_tasks_enqueued_total", type="email") == 2
+    assert sample(after, "dqueue_tasks_enqueued_total", type="email") is None  # one family
     assert sample(after, "dqueue_raft_up") == 1
     assert sample(after, "dqueue_raft_term") == 3
     assert sample(after, "dqueue_raft_role", role="leader") == 1
     assert sample(after, "dqueue_raft_commit_index") == 7
-    assert sample(after, "dqueue_queue_depth", status="pending") == 2
+    assert sample(after, "dqueue_raft_role", role="follower") == 0
+    assert sample(after, "dqueue_queue_tasks", queue="default", status="pending") == 2
     assert sample(after, "dqueue_http_request_duration_seconds_count",
                   route="/tasks", method="POST", code="201") == 2
 
