@@ -115,12 +115,14 @@ def _merged(*parts: st.SearchStrategy) -> st.SearchStrategy:
     return st.tuples(*parts).map(lambda ds: {k: v for d in ds for k, v in d.items()})
 
 
+_queue = st.from_regex(r"[A-Za-z0-9_-]{1,20}(\.fifo)?", fullmatch=True)
 _new_task = _merged(
     st.fixed_dictionaries({"id": _text, "type": _type}),
     _optional("payload", _json),
     _optional("priority", st.integers(fields.PRIORITY.low, fields.PRIORITY.high)),
     _optional("max_retries", st.integers(0, 100)), _optional("idempotency_key", _text),
-    _optional("delay_ms", st.integers(0, fields.DELAY_MS.high)))
+    _optional("delay_ms", st.integers(0, fields.DELAY_MS.high)),
+    _optional("queue", _queue))
 _now = _optional("now_ms", st.integers(0, 2**63 - 1))
 _token = _optional("token", _text)
 _lease_ms = _optional("lease_ms", st.integers(1, 10**6))
@@ -135,7 +137,8 @@ _logged = st.one_of(
     _merged(st.fixed_dictionaries({"op": st.just("lease"), "worker_id": _text}),
             _optional("types", st.lists(_type, min_size=1, max_size=3)),
             _optional("max_tasks", st.integers(1, 100)), _lease_ms,
-            _optional("nonce", st.text("0123456789abcdef", min_size=32, max_size=32)), _now),
+            _optional("nonce", st.text("0123456789abcdef", min_size=32, max_size=32)),
+            _optional("queues", st.lists(_queue, min_size=1, max_size=3)), _now),
     _merged(st.fixed_dictionaries({"op": st.just("extend"), "id": _text, "worker_id": _text}),
             _token, _lease_ms, _now),
     _merged(st.fixed_dictionaries({"op": st.just("nack"), "id": _text, "worker_id": _text}),
@@ -153,12 +156,13 @@ def test_command_from_log_equals_the_validating_parser_on_valid_commands(cmd):
 def test_command_from_log_knows_every_field_of_the_commands_it_rebuilds():
     # A field added to one of these commands must be added to command_from_log as well.
     assert {f.name for f in dataclasses.fields(NewTask)} == {
-        "id", "type", "payload", "priority", "max_retries", "idempotency_key", "delay_ms"}
+        "id", "type", "payload", "priority", "max_retries", "idempotency_key", "delay_ms",
+        "queue"}
     assert {f.name for f in dataclasses.fields(Enqueue)} == {"tasks", "now_ms"}
     assert {f.name for f in dataclasses.fields(Ack)} == {"id", "worker_id", "token", "now_ms"}
     assert {f.name for f in dataclasses.fields(AckBatch)} == {"items", "now_ms"}
     assert {f.name for f in dataclasses.fields(Lease)} == {
-        "worker_id", "types", "max_tasks", "lease_ms", "nonce", "now_ms"}
+        "worker_id", "types", "max_tasks", "lease_ms", "nonce", "queues", "now_ms"}
     assert {f.name for f in dataclasses.fields(Extend)} == {
         "id", "worker_id", "token", "lease_ms", "now_ms"}
 

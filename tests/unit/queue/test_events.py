@@ -10,7 +10,8 @@ import pytest
 import dqueue.queue as dq
 from dqueue.queue.events import EventLog, QueueEvent
 
-CONFIG = dq.QueueConfig(lease_ms=1_000, max_retries=2, backoff_base_ms=100, backoff_jitter=0.0,
+# max_retries=1: one retry after the first attempt, so the second failure is final.
+CONFIG = dq.QueueConfig(lease_ms=1_000, max_retries=1, backoff_base_ms=100, backoff_jitter=0.0,
                         retention_ms=10**9, dedup_window_ms=10**9)
 EVENTS = ["enqueued", "leased", "acked", "nacked", "expired", "dead_lettered"]
 
@@ -78,7 +79,7 @@ def test_failed_commands_count_nothing() -> None:
 
 def test_overflow_is_counted_and_counters_stay_exact() -> None:
     state = dq.QueueState(CONFIG, max_buffered_events=3)
-    tasks = tuple(new(f"t{i}", max_retries=1) for i in range(5))
+    tasks = tuple(new(f"t{i}", max_retries=0) for i in range(5))  # no retry
     ok(state, dq.Enqueue(tasks=tasks, now_ms=0), 1)
     ok(state, dq.Lease(worker_id="w", max_tasks=5, now_ms=0), 2)
     ok(state, dq.Tick(now_ms=1_000), 3)  # 5 expiries, each dead-lettering: 10 events

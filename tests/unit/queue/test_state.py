@@ -123,17 +123,18 @@ def test_nack_backs_off_exponentially_then_dead_letters_with_last_error() -> Non
     d = Driver()
     d.enqueue(0, task("a"))
     now_ms, visible = 0, []
-    for attempt in (1, 2):
+    # max_retries=3 means three retries after the first attempt: four attempts in all.
+    for attempt in (1, 2, 3):
         now_ms += 10_000
         assert [t["attempts"] for t in d.lease(now_ms)] == [attempt]
         nacked = d.ok(dq.Nack(id="a", worker_id="w1", reason=f"err{attempt}", now_ms=now_ms))
         assert nacked["task"]["status"] == "pending"
         visible.append(nacked["task"]["visible_at_ms"] - now_ms)
-    assert visible == [1_000, 2_000]  # base * factor ** (attempt - 1), no jitter here
+    assert visible == [1_000, 2_000, 4_000]  # base * factor ** (attempt - 1), no jitter here
     now_ms += 10_000
     d.lease(now_ms)
-    dead = d.ok(dq.Nack(id="a", worker_id="w1", reason="err3", now_ms=now_ms))["task"]
-    assert dead["status"] == "dead" and dead["last_error"] == "err3" and dead["attempts"] == 3
+    dead = d.ok(dq.Nack(id="a", worker_id="w1", reason="err4", now_ms=now_ms))["task"]
+    assert dead["status"] == "dead" and dead["last_error"] == "err4" and dead["attempts"] == 4
 
 
 def test_backoff_is_capped() -> None:
@@ -187,7 +188,7 @@ def test_expiry_while_worker_holds_task_is_a_failed_attempt_and_fences_the_holde
 
 
 def test_expiry_is_evaluated_without_any_command_for_that_task() -> None:
-    d = Driver(dq.QueueConfig(lease_ms=100, max_retries=1, backoff_jitter=0.0))
+    d = Driver(dq.QueueConfig(lease_ms=100, max_retries=0, backoff_jitter=0.0))  # no retry
     d.enqueue(0, task("a"), task("b"))
     d.lease(0, max_tasks=2)
     d.enqueue(99, task("c"))
@@ -300,8 +301,9 @@ def test_memory_stays_bounded_under_steady_load() -> None:
         d.ok(dq.Ack(id=leased[0]["id"], worker_id="w1", now_ms=now_ms))
     state = d.state
     assert len(state._tasks) <= 101 and len(state._dedup) <= 101
-    assert len(state._finished) <= 101 and len(state._ready.all) <= 200
-    assert all(len(h) <= 200 for h in state._ready.by_type.values())
+    ready = state._queues["default"].ready
+    assert len(state._finished) <= 101 and len(ready.all) <= 200
+    assert all(len(h) <= 200 for h in ready.by_type.values())
 
 
 def test_clock_never_runs_backwards() -> None:

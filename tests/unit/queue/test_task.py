@@ -24,8 +24,9 @@ def test_plain_form_keys() -> None:
     plain = Task("a", "t", None, 0, 3, None, 1, 1, 0).to_plain()
     assert set(plain) == {"id", "type", "payload", "priority", "max_retries", "attempts",
                           "status", "idempotency_key", "created_at_ms", "updated_at_ms",
-                          "visible_at_ms", "lease", "last_error"}
+                          "visible_at_ms", "lease", "last_error", "queue", "source_queue"}
     assert plain["status"] == "pending" and plain["lease"] is None
+    assert plain["queue"] == "default" and plain["source_queue"] is None
 
 
 def test_bad_row() -> None:

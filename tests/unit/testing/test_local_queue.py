@@ -96,11 +96,15 @@ def test_extend_keeps_a_task_past_its_first_expiry(queue: LocalQueue,
 
 def test_nacks_retry_then_dead_letter_redrive_and_purge(queue: LocalQueue,
                                                         clock: ManualClock) -> None:
-    task = queue.enqueue("t", max_retries=1)
-    leased = queue.lease()
-    queue.nack(leased, "first failure")
+    task = queue.enqueue("t", max_retries=1)  # one retry after the first attempt
+    retried = queue.nack(queue.lease(), "first failure")
+    assert retried.status is TaskStatus.PENDING and queue.lease() is None  # in its backoff
+    clock.advance((retried.visible_at_ms - clock()) / 1000)
+    second = queue.lease()
+    assert second is not None and second.attempts == 2
+    queue.nack(second, "second failure")
     assert queue.get(task.id).status is TaskStatus.DEAD
-    assert [t.last_error for t in queue.dead_letters()] == ["first failure"]
+    assert [t.last_error for t in queue.dead_letters()] == ["second failure"]
     assert queue.redrive(task.id) == 1
     again = queue.lease()
     assert again is not None and again.id == task.id and again.attempts == 1
