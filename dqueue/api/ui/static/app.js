@@ -239,7 +239,11 @@ async function showTask(id) {
   try {
     task = await api("GET", "/tasks/" + encodeURIComponent(id));
   } catch (e) {
-    if (e.status === 404) { banner(`No task ${id}.`); $("task-detail").hidden = true; return; }
+    if (e.status === 404) {
+      state.detailId = null;
+      $("task-detail").hidden = true;
+      throw new Error(`No task ${id}.`);
+    }
     throw e;
   }
   const lease = task.lease || null;
