@@ -13,7 +13,7 @@ from typing import Any
 import falcon
 from prometheus_client import CollectorRegistry
 
-from dqueue.api import dlq, status, tasks, ui_routes
+from dqueue.api import dlq, queues, status, tasks, ui_routes
 from dqueue.api.auth import AuthMiddleware, load_token_file
 from dqueue.api.coalesce import EnqueueCoalescer
 from dqueue.api.deps import ApiDeps, new_task_id
@@ -87,6 +87,10 @@ def create_app(
     app.add_route("/tasks/{id}/cancel", tasks.TaskCancel(deps))
     app.add_route("/dlq/redrive", dlq.DlqRedrive(deps))
     app.add_route("/dlq", dlq.Dlq(deps))
+    app.add_route("/queues", queues.QueueCollection(deps))
+    app.add_route("/queues/{name}", queues.QueueItem(deps))
+    app.add_route("/queues/{name}/purge", queues.QueuePurge(deps))
+    app.add_route("/queues/{name}/move", queues.QueueMove(deps))
     app.add_route("/health", status.Health(deps))
     app.add_route("/ready", status.Ready(deps))
     app.add_route("/stats", status.Stats(deps))

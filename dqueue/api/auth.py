@@ -65,6 +65,13 @@ ROUTE_ROLES: Mapping[tuple[str, str], str] = {
     ("POST", "/tasks/{id}/cancel"): "admin",
     ("POST", "/dlq/redrive"): "admin",
     ("DELETE", "/dlq"): "admin",
+    ("GET", "/queues"): "read",
+    ("GET", "/queues/{name}"): "read",
+    ("PUT", "/queues/{name}"): "admin",
+    ("PATCH", "/queues/{name}"): "admin",
+    ("DELETE", "/queues/{name}"): "admin",
+    ("POST", "/queues/{name}/purge"): "admin",
+    ("POST", "/queues/{name}/move"): "admin",
 }
 # Routes answered without a token while ``api.open_health`` is true (probes and scrapers).
 OPEN_HEALTH_ROUTES = frozenset({("GET", "/health"), ("GET", "/ready"), ("GET", "/metrics"),

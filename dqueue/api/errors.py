@@ -31,6 +31,8 @@ _OUTCOME_STATUS = {
     ErrorCode.INVALID: falcon.HTTP_400,
     ErrorCode.IDEMPOTENCY_KEY_REUSED: falcon.HTTP_409,
     ErrorCode.QUEUE_FULL: falcon.HTTP_429,
+    ErrorCode.QUEUE_NOT_FOUND: falcon.HTTP_404,
+    ErrorCode.QUEUE_EXISTS: falcon.HTTP_409,
 }
 # Seconds a client should wait before retrying an enqueue refused by the queue's max_depth.
 QUEUE_FULL_RETRY_AFTER_S = 1
@@ -79,6 +81,9 @@ def invalid(field: str, message: str, code: str = ErrorCode.INVALID_FIELD) -> Ap
     return ApiError(falcon.HTTP_400, code, message, field=field)
 
 
+_FIELD_PREFIX = re.compile(r"([A-Za-z_][A-Za-z0-9_.\[\]]*): ")
+
+
 def value_of(outcome: dict[str, Any]) -> Any:
     """Return the value of a successful queue outcome, or raise the ApiError it maps to."""
     if outcome.get("ok"):
@@ -87,6 +92,10 @@ def value_of(outcome: dict[str, Any]) -> Any:
     status = _OUTCOME_STATUS.get(code, falcon.HTTP_500)
     message = str(outcome.get("message") or code)
     field = outcome.get("field")
+    if field is None:
+        # Queue outcomes name their field first: "tasks[0].queue: no queue x".
+        named = _FIELD_PREFIX.match(message)
+        field = named.group(1) if named is not None else None
     if code == ErrorCode.INVALID:
         raise ApiError(status, ErrorCode.INVALID_FIELD, message, field=field or "body")
     if code == ErrorCode.QUEUE_FULL:

@@ -31,7 +31,8 @@ def render_times(plain: dict[str, Any]) -> dict[str, Any]:
 # these is rendered by one dict display instead of a loop over its members.
 _TASK_KEYS = frozenset({
     "id", "type", "payload", "priority", "max_retries", "attempts", "status", "idempotency_key",
-    "created_at_ms", "updated_at_ms", "visible_at_ms", "lease", "last_error",
+    "created_at_ms", "updated_at_ms", "visible_at_ms", "lease", "last_error", "queue",
+    "source_queue",
 })
 
 
@@ -68,6 +69,8 @@ def render_task(task: dict[str, Any], show_lease: bool) -> dict[str, Any]:
             "visible_at": _time(task["visible_at_ms"]),
             "lease": lease,
             "last_error": task["last_error"],
+            "queue": task["queue"],
+            "source_queue": task["source_queue"],
         }
     out = render_times(task)
     lease = out.get("lease")

@@ -77,6 +77,7 @@ class Stats:
         body = {
             "tasks": stats.get("by_status", {}),
             "by_type": stats.get("by_type", {}),
+            "by_queue": stats.get("by_queue", {}),
             "raft": _plain_dict(stats.get("raft")),
         }
         send_json(resp, falcon.HTTP_200, body)

@@ -27,18 +27,20 @@ from dqueue.queue.fields import IntRule
 logger = logging.getLogger(__name__)
 
 ENQUEUE_FIELDS = frozenset(
-    {"type", "payload", "priority", "max_retries", "idempotency_key", "delay_seconds"}
+    {"type", "payload", "priority", "max_retries", "idempotency_key", "delay_seconds", "queue"}
 )
-LEASE_FIELDS = frozenset({"worker_id", "types", "lease_seconds", "wait_seconds", "max_tasks"})
+LEASE_FIELDS = frozenset({"worker_id", "types", "lease_seconds", "wait_seconds", "max_tasks",
+                          "queues"})
 ACK_FIELDS = frozenset({"worker_id", "lease_token"})
 NACK_FIELDS = frozenset({"worker_id", "lease_token", "reason", "dead_letter"})
 EXTEND_FIELDS = frozenset({"worker_id", "lease_token", "lease_seconds"})
-LIST_PARAMS = frozenset({"status", "type", "limit", "cursor"})
+LIST_PARAMS = frozenset({"status", "type", "limit", "cursor", "queue"})
 # The rules' cheap checks, for the fast path of an enqueue body.
 _accepts_type = fields.TASK_TYPE.accepts
 _accepts_priority = fields.PRIORITY.accepts
 _accepts_retries = fields.MAX_RETRIES.accepts
 _accepts_key = fields.IDEMPOTENCY_KEY.accepts
+_accepts_queue = fields.QUEUE_NAME.accepts
 _is_flat_payload = fields.is_flat_payload
 
 
@@ -67,10 +69,12 @@ def new_task_plain(
         priority = get("priority")
         retries = get("max_retries")
         key = get("idempotency_key")
+        queue = get("queue")
         if (_accepts_type(task_type)
                 and (priority is None or _accepts_priority(priority))
                 and (retries is None or _accepts_retries(retries))
                 and (key is None or _accepts_key(key))
+                and (queue is None or _accepts_queue(queue))
                 and get("delay_seconds") is None):
             payload = get("payload")
             if not _is_flat_payload(payload):
@@ -82,6 +86,8 @@ def new_task_plain(
                 task["max_retries"] = retries
             if key is not None:
                 task["idempotency_key"] = key
+            if queue is not None:
+                task["queue"] = queue
             return task
     return _checked_task_plain(body, deps, prefix, task_id)
 
@@ -105,6 +111,7 @@ def _checked_task_plain(
         "max_retries": v.opt_field_int(body, "max_retries", fields.MAX_RETRIES, prefix),
         "idempotency_key": v.opt_text(body, "idempotency_key", fields.IDEMPOTENCY_KEY, prefix),
         "delay_ms": delay_ms,
+        "queue": v.opt_text(body, "queue", fields.QUEUE_NAME, prefix),
     }
     task.update((name, value) for name, value in optional.items() if value is not None)
     return task
@@ -153,12 +160,13 @@ class TaskCollection:
         limit_text = params.get("limit", "100")
         if not limit_text.isdigit() or not 1 <= int(limit_text) <= v.MAX_LIST_LIMIT:
             raise invalid("limit", f"limit must be an integer from 1 to {v.MAX_LIST_LIMIT}")
+        queue = v.opt_text(params, "queue", fields.QUEUE_NAME) if params.get("queue") else None
         cursor = params.get("cursor") or None
         if cursor is not None and len(cursor) > v.MAX_CURSOR_CHARS:
             raise invalid("cursor", "cursor is not one this API returned")
         query = {
             "op": "list", "status": status, "type": task_type, "limit": int(limit_text),
-            "cursor": cursor,
+            "cursor": cursor, "queue": queue,
         }
         value = self._deps.read(query)
         show_lease = may_see_leases(req)
@@ -203,6 +211,7 @@ class TaskLease:
             "op": "lease",
             "worker_id": v.opt_text(body, "worker_id", fields.WORKER_ID),
             "types": v.opt_types(body),
+            "queues": v.opt_queues(body),
             "max_tasks": max_tasks or 1,
             "lease_ms": v.opt_seconds_ms(body, "lease_seconds", fields.LEASE_MS),
         }

@@ -247,6 +247,22 @@ def opt_types(body: dict[str, Any], name: str = "types") -> list[str] | None:
     return list(dict.fromkeys(value))
 
 
+def opt_queues(body: dict[str, Any], name: str = "queues") -> list[str] | None:
+    """A list of 1 to ``fields.MAX_QUEUES`` queue names, without repeats; None when absent or
+    null (the lease then takes from the default queue)."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not 1 <= len(value) <= fields.MAX_QUEUES:
+        raise invalid(name, f"{name} must be a list of 1 to {fields.MAX_QUEUES} queue names")
+    try:
+        for i, item in enumerate(value):
+            fields.QUEUE_NAME.check(item, f"{name}[{i}]")
+    except InvalidCommand as exc:
+        raise _refused(exc) from None
+    return list(dict.fromkeys(value))
+
+
 def check_payload(value: Any, field: str = "payload") -> None:
     """Check a payload with the queue's rule (``fields.check_payload``).
 

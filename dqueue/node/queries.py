@@ -1,7 +1,7 @@
 """Read queries of the IPC protocol: queue reads and the node's own health, cluster and metrics.
 
-Queue reads (``get``, ``stats``, ``list``) run against the applied queue state once the read
-point is reached (ReadIndex) or at once for stale reads. ``health``, ``cluster`` and ``metrics``
+Queue reads (``get``, ``stats``, ``list``, ``queues``, ``queue``) run against the applied queue
+state once the read point is reached (ReadIndex) or at once for stale reads. ``health``, ``cluster`` and ``metrics``
 describe this node and are always answered locally, leader or not.
 """
 
@@ -14,12 +14,14 @@ from typing import Any, Protocol
 from dqueue.queue import InvalidCommand
 from dqueue.raft import Status
 
-QUEUE_OPS = frozenset({"get", "stats", "list"})
+QUEUE_OPS = frozenset({"get", "stats", "list", "queues", "queue"})
 LOCAL_OPS = frozenset({"health", "cluster", "metrics"})
 _QUERY_KEYS = {
     "get": {"op", "id"},
     "stats": {"op"},
-    "list": {"op", "status", "type", "limit", "cursor"},
+    "list": {"op", "status", "type", "limit", "cursor", "queue"},
+    "queues": {"op", "prefix"},
+    "queue": {"op", "name"},
     "health": {"op"},
     "cluster": {"op"},
     "metrics": {"op"},
@@ -36,8 +38,14 @@ class QueueReads(Protocol):
         """Counts by status, by type and status, and the cluster clock."""
 
     def list_tasks(self, status: str, type: str | None = None, limit: int = 100,
-                   cursor: str | None = None) -> dict[str, Any]:
-        """One page of the tasks of one status (and type)."""
+                   cursor: str | None = None, queue: str | None = None) -> dict[str, Any]:
+        """One page of the tasks of one status (and type, and queue)."""
+
+    def list_queues(self, prefix: str | None = None) -> list[dict[str, Any]]:
+        """Every queue (whose name starts with ``prefix``)."""
+
+    def get_queue(self, name: str) -> dict[str, Any] | None:
+        """One queue's settings and counts, or None."""
 
 
 class BadQuery(ValueError):
@@ -60,8 +68,12 @@ def check_query(query: Mapping[str, Any]) -> str:
         raise BadQuery(f"{extra[0]}: unknown field for {op}")
     if op == "get" and (not isinstance(query.get("id"), str) or not query["id"]):
         raise BadQuery("id: must be a non-empty string")
+    if op == "queue" and (not isinstance(query.get("name"), str) or not query["name"]):
+        raise BadQuery("name: must be a non-empty string")
+    if op == "queues" and not isinstance(query.get("prefix") or "", str):
+        raise BadQuery("prefix: must be a string")
     if op == "list":
-        for name in ("status", "type", "cursor"):
+        for name in ("status", "type", "cursor", "queue"):
             value = query.get(name)
             if value is not None and not isinstance(value, str):
                 raise BadQuery(f"{name}: must be a string")
@@ -90,11 +102,15 @@ def run_queue_query(queue: QueueReads, query: Mapping[str, Any],
         return queue.get_task(query["id"])
     if op == "stats":
         return {**queue.stats(), "raft": raft()}
+    if op == "queues":
+        return {"queues": queue.list_queues(query.get("prefix"))}
+    if op == "queue":
+        return queue.get_queue(query["name"])
     limit = query.get("limit")
     try:
         return queue.list_tasks(
             query["status"], query.get("type"), 100 if limit is None else limit,
-            query.get("cursor"),
+            query.get("cursor"), query.get("queue"),
         )
     except InvalidCommand as exc:
         raise BadQuery(f"{exc.field}: {exc.message}") from None

@@ -235,7 +235,8 @@ class RequestRouter:
         body = request.body
         if body.get("op") != "lease":
             return False
-        if self.links.queue.has_visible(body.get("types"), self.links.wall_ms()):
+        if self.links.queue.has_visible(body.get("types"), self.links.wall_ms(),
+                                        body.get("queues")):
             return False
         if request.wait_until_ms <= monotonic_ms():
             self.table.pop(request.rid)
@@ -407,7 +408,8 @@ class RequestRouter:
             return
         now_ms = self.links.wall_ms()
         for request in parked:
-            if self.links.queue.has_visible(request.body.get("types"), now_ms):
+            if self.links.queue.has_visible(request.body.get("types"), now_ms,
+                                            request.body.get("queues")):
                 self._dispatch(request)  # under a new serial number (released when parked)
 
     # ----------------------------------------------------------------- reads

@@ -44,8 +44,10 @@ class QueueReadView(QueueReads, Protocol):
     def sessions(self) -> Sessions:
         """The client session table (a repeat is answered from it)."""
 
-    def has_visible(self, types: Iterable[str] | None, now_ms: int) -> bool:
-        """Whether a lease of ``types`` applied at ``now_ms`` would get a task."""
+    def has_visible(self, types: Iterable[str] | None, now_ms: int,
+                    queues: Iterable[str] | None = None) -> bool:
+        """Whether a lease of ``types`` in ``queues`` applied at ``now_ms`` would get a task
+        (or be refused for a queue that does not exist)."""
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,8 @@ class ErrorCode(StrEnum):
     INVALID_STATE = "invalid_state"
     INVALID = "invalid"  # a command the queue refuses (the HTTP API answers invalid_field)
     QUEUE_FULL = "queue_full"
+    QUEUE_NOT_FOUND = "queue_not_found"
+    QUEUE_EXISTS = "queue_exists"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     # Validation of a request body (HTTP and worker gateway).
     INVALID_JSON = "invalid_json"

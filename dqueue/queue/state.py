@@ -498,9 +498,12 @@ class QueueState:
     def has_visible(self, types: Iterable[str] | None, now_ms: int,
                     queues: Iterable[str] | None = None) -> bool:
         """Whether a lease of ``types`` (None: any) in ``queues`` (None: the default queue)
-        applied at ``now_ms`` would get a task."""
+        applied at ``now_ms`` would get a task; also True when a queue does not exist, so that
+        the lease is applied and refused (``queue_not_found``) instead of waiting."""
         names = _DEFAULT_ONLY if queues is None else tuple(queues)
-        records = {name: self._queues[name] for name in names if name in self._queues}
+        if any(name not in self._queues for name in names):
+            return True
+        records = {name: self._queues[name] for name in names}
         return reads.has_visible(records, self._delayed, self._leases,
                                  max(now_ms, self.clock_ms), types, now_ms)
 

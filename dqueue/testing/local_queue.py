@@ -34,6 +34,7 @@ from typing import Any
 from dqueue.client.errors import DQueueError, InvalidRequest, error_from_code
 from dqueue.client.http_client import TaskPage, collect_pages
 from dqueue.client.task import Task
+from dqueue.node.queries import QUEUE_OPS, BadQuery, check_query, run_queue_query
 from dqueue.protocol.ipc_client import BadRequest
 from dqueue.queue import InvalidCommand, QueueConfig, QueueState, command_from_plain
 from dqueue.worker.app import Completion, TaskContext, Verdict, Worker, run_handler
@@ -119,25 +120,19 @@ class LocalQueue:
 
     def read(self, query: Mapping[str, Any], timeout_ms: int = 5_000,
              stale: bool = False) -> Any:
-        """Answer a read query (get, stats, list, health, cluster) from the state.
+        """Answer a read query (get, stats, list, queues, queue, health, cluster) from the state.
 
         Raises:
             BadRequest: an unknown query or a bad field.
         """
         op = query.get("op")
         with self._changed:
-            if op == "get":
-                return self.state.get_task(str(query.get("id")))
-            if op == "stats":
-                return {**self.state.stats(), "raft": self._figures()}
-            if op == "list":
-                limit = query.get("limit")
+            if op in QUEUE_OPS:  # the node's own query code, on the same state
                 try:
-                    return self.state.list_tasks(str(query.get("status")), query.get("type"),
-                                                 100 if limit is None else limit,
-                                                 query.get("cursor"))
-                except InvalidCommand as exc:
-                    raise BadRequest(f"{exc.field}: {exc.message}") from None
+                    check_query(query)
+                    return run_queue_query(self.state, query, self._figures)
+                except BadQuery as exc:
+                    raise BadRequest(str(exc)) from None
             if op == "health":
                 return {**self._figures(), "role": "leader", "leader_id": "local",
                         "leader_http": None}
