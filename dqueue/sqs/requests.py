@@ -320,13 +320,19 @@ def _leaf(node: Any, where: str) -> str:
 def _from_tree(schema: Mapping[str, Field], tree: dict[str, Any], where: str) -> dict[str, Any]:
     """Query protocol tree -> parameters in the JSON shape, by ``schema``."""
     params: dict[str, Any] = {}
-    names = {field.query or name: name for name, field in schema.items()}
+    # An empty list or map comes under its JSON name ("AttributeNames="), as botocore sends it.
+    names = {name: name for name in schema}
+    names.update({field.query: name for name, field in schema.items() if field.query})
     for query_name, node in tree.items():
         if query_name not in names:
             raise _invalid(f"{where}{query_name}: unknown parameter")
         name = names[query_name]
+        if name in params:
+            raise _malformed(f"{where}{query_name}: given twice")
         field = schema[name]
         here = f"{where}{query_name}"
+        if node == "" and field.kind not in (Kind.STR, Kind.INT):
+            node = {}  # how botocore sends an empty list or map: "AttributeName="
         if field.kind is Kind.STR:
             params[name] = _leaf(node, here)
         elif field.kind is Kind.INT:
