@@ -4,7 +4,7 @@ The waitress threads that carry enqueue requests take turns as the sender (flat 
 request that finds fewer than ``max_in_flight`` commands in flight sends at once, alone, from its
 own thread with its own Raft client (ZeroMQ sockets are never shared). The others queue and
 sleep. A sender, once its command is answered, takes every job that queued meanwhile (up to
-``MAX_BATCH_TASKS`` tasks and ``max_batch_bytes`` of request bodies) and hands that batch to the
+``fields.MAX_BATCH`` tasks and ``max_batch_bytes`` of request bodies) and hands that batch to the
 thread of its first job, which wakes and sends it; then it wakes the jobs it answered. With
 nothing queued the turn is released.
 
@@ -31,8 +31,8 @@ from typing import Any
 
 from dqueue.api.raft_link import RaftClientLike
 from dqueue.protocol.ipc_client import BadRequest, RaftClientError
+from dqueue.queue.fields import MAX_BATCH
 
-MAX_BATCH_TASKS = 1_000
 # Enqueue commands in flight from one API process at a time.
 MAX_IN_FLIGHT = 1
 
@@ -149,7 +149,7 @@ class EnqueueCoalescer:
         n_tasks, n_bytes = len(jobs[0].tasks), jobs[0].body_bytes
         while self._queue:
             nxt = self._queue[0]
-            if (n_tasks + len(nxt.tasks) > MAX_BATCH_TASKS
+            if (n_tasks + len(nxt.tasks) > MAX_BATCH
                     or n_bytes + nxt.body_bytes > self._max_batch_bytes):
                 break
             jobs.append(self._queue.popleft())

@@ -18,6 +18,7 @@ from dqueue.api.tasks import (
     LEASE_FIELDS,
     NACK_FIELDS,
 )
+from dqueue.queue import fields
 
 _REF = "#/components/schemas/"
 _JSON = "application/json"
@@ -60,6 +61,10 @@ def _op(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]
 
 def _schemas() -> dict[str, Any]:
     string = {"type": "string"}
+    # The ids and the lease token a request presents: the rules of dqueue/queue/fields.py.
+    ident = {"type": "string", "minLength": 1, "maxLength": v.MAX_STRING_CHARS}
+    token = {"type": "string", "minLength": 1,
+             "maxLength": fields.PRESENTED_LEASE_TOKEN.max_chars}
     seconds = {"type": "number", "description": "seconds, fractions allowed"}
     time = {"type": "string", "format": "date-time"}
     nullable_time = {"type": ["string", "null"], "format": "date-time"}
@@ -121,7 +126,7 @@ def _schemas() -> dict[str, Any]:
         "LeaseRequest": {
             "type": "object", "additionalProperties": False, "required": ["worker_id"],
             "properties": {
-                "worker_id": string,
+                "worker_id": ident,
                 "types": {"type": "array", "items": string, "maxItems": v.MAX_TYPES},
                 "lease_seconds": {**seconds, "exclusiveMinimum": 0,
                                   "maximum": v.MAX_LEASE_SECONDS},
@@ -132,13 +137,13 @@ def _schemas() -> dict[str, Any]:
         "AckRequest": {
             "type": "object", "additionalProperties": False,
             "required": ["worker_id", "lease_token"],
-            "properties": {"worker_id": string, "lease_token": string},
+            "properties": {"worker_id": ident, "lease_token": token},
         },
         "NackRequest": {
             "type": "object", "additionalProperties": False,
             "required": ["worker_id", "lease_token"],
             "properties": {
-                "worker_id": string, "lease_token": string,
+                "worker_id": ident, "lease_token": token,
                 "reason": {"type": "string", "maxLength": v.MAX_REASON_CHARS},
                 "dead_letter": {"type": "boolean"},
             },
@@ -147,7 +152,7 @@ def _schemas() -> dict[str, Any]:
             "type": "object", "additionalProperties": False,
             "required": ["worker_id", "lease_token"],
             "properties": {
-                "worker_id": string, "lease_token": string,
+                "worker_id": ident, "lease_token": token,
                 "lease_seconds": {**seconds, "exclusiveMinimum": 0,
                                   "maximum": v.MAX_LEASE_SECONDS},
             },

@@ -35,8 +35,8 @@ from dqueue.client.errors import (
 )
 from dqueue.client.task import Task
 from dqueue.protocol.errors import ErrorCode
+from dqueue.queue.fields import MAX_BATCH
 
-MAX_BATCH = 1000
 _JSON = "application/json"
 # The environment variable a Client reads its bearer token from when given none.
 TOKEN_ENV = "DQUEUE_TOKEN"

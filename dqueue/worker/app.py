@@ -24,10 +24,9 @@ from enum import StrEnum
 from typing import Any
 
 from dqueue.client.task import Task
+from dqueue.queue.fields import REASON
 
 log = logging.getLogger("dqueue.worker")
-
-MAX_REASON_CHARS = 4_096
 
 Handler = Callable[[Any, "TaskContext"], Any]
 
@@ -190,4 +189,4 @@ def run_handler(worker: Worker, ctx: TaskContext, check_lost: bool = True) -> Co
 def _reason(exc: BaseException) -> str:
     text = str(exc)
     reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return reason[:MAX_REASON_CHARS]
+    return reason[:REASON.max_chars]

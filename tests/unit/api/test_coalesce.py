@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from dqueue.api.coalesce import MAX_BATCH_TASKS, EnqueueCoalescer
+from dqueue.api.coalesce import EnqueueCoalescer
 from dqueue.protocol.ipc_client import NoLeader
+from dqueue.queue.fields import MAX_BATCH
 from dqueue.testing import wait_for
 
 
@@ -85,7 +86,7 @@ def test_a_batch_never_exceeds_the_task_bound():
     out: dict[str, Any] = {}
     threads = [submit_in_thread(coalescer, ["first"], out)]
     raft.entered.acquire()
-    big = MAX_BATCH_TASKS // 2 + 1
+    big = MAX_BATCH // 2 + 1
     threads += [submit_in_thread(coalescer, [f"j{j}-{i}" for i in range(big)], out)
                 for j in range(2)]
     wait_for(lambda: queued(coalescer) == 2, 10.0, "2 jobs queued", interval_s=0.005)

@@ -8,6 +8,7 @@ from typing import Any
 
 from dqueue.api import auth
 from dqueue.api.openapi import REQUEST_FIELDS, openapi_document
+from dqueue.queue import fields as field_rules
 
 
 def _walk(node: Any) -> list[dict[str, Any]]:
@@ -67,3 +68,16 @@ def test_the_document_is_plain_json_and_built_afresh_each_time():
     assert json.loads(json.dumps(first)) == first
     first["paths"].clear()  # a caller changing its copy changes no one else's
     assert openapi_document()["paths"]
+
+
+def test_ids_and_lease_tokens_have_the_lengths_the_field_rules_take():
+    schemas = openapi_document()["components"]["schemas"]
+    for name in ("AckRequest", "NackRequest", "ExtendRequest"):
+        token = schemas[name]["properties"]["lease_token"]
+        assert (token["minLength"], token["maxLength"]) == (
+            field_rules.PRESENTED_LEASE_TOKEN.min_chars,
+            field_rules.PRESENTED_LEASE_TOKEN.max_chars)
+    for name in ("LeaseRequest", "AckRequest", "NackRequest", "ExtendRequest"):
+        worker_id = schemas[name]["properties"]["worker_id"]
+        assert (worker_id["minLength"], worker_id["maxLength"]) == (
+            field_rules.WORKER_ID.min_chars, field_rules.WORKER_ID.max_chars)
