@@ -8,8 +8,8 @@ The Query protocol's XML is ``<{Action}Response><{Action}Result>...</{Action}Res
 <ResponseMetadata><RequestId>...</RequestId></ResponseMetadata></{Action}Response>``, with lists
 flattened (one element per member, named as SQS names it: ``QueueUrl``, ``Message``,
 ``SendMessageBatchResultEntry``, ``BatchResultErrorEntry``, ...) and maps as repeated
-``<Attribute><Name/><Value/></Attribute>`` (``Tag`` with ``Key``/``Value``). An action whose
-result is empty has no ``Result`` element, as in SQS.
+``<Attribute><Name/><Value/></Attribute>`` (``Tag`` with ``Key``/``Value``). The actions of
+``NO_RESULT_ACTIONS`` answer without a ``Result`` element, as in SQS.
 """
 
 from __future__ import annotations
@@ -22,6 +22,11 @@ from xml.sax.saxutils import escape
 
 from dqueue.sqs.errors import JSON_CONTENT_TYPE, QUERY_NAMESPACE, XML_CONTENT_TYPE, Rendered
 
+# Actions whose answer has no result; every other one has a Result element, even empty.
+NO_RESULT_ACTIONS = frozenset({
+    "DeleteQueue", "SetQueueAttributes", "PurgeQueue", "DeleteMessage",
+    "ChangeMessageVisibility", "TagQueue", "UntagQueue",
+})
 # JSON list member -> the Query element of each item ("{action}" is the action's name).
 _LIST_ELEMENTS = {
     "QueueUrls": "QueueUrl", "queueUrls": "QueueUrl", "Messages": "Message",
@@ -91,7 +96,8 @@ def _members(fields: Mapping[str, Any], action: str) -> str:
 def render_query(action: str, result: Mapping[str, Any], request_id: str) -> Rendered:
     """Render ``result`` of ``action`` as Query protocol XML (HTTP 200)."""
     inner = _members(result, action)
-    result_xml = f"<{action}Result>{inner}</{action}Result>" if inner else ""
+    has_result = inner or action not in NO_RESULT_ACTIONS
+    result_xml = f"<{action}Result>{inner}</{action}Result>" if has_result else ""
     body = (
         f'<?xml version="1.0"?><{action}Response xmlns="{QUERY_NAMESPACE}">{result_xml}'
         f"<ResponseMetadata><RequestId>{escape(request_id)}</RequestId></ResponseMetadata>"
