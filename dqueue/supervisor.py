@@ -32,7 +32,8 @@ import threading
 import time
 from collections.abc import Sequence
 
-from dqueue.config import ConfigError, InsecurePeersError, NodeConfig, load_config
+from dqueue.config import ConfigError, InsecurePeersError, NodeConfig
+from dqueue.config_loader import load_config
 from dqueue.exit_status import ApiExit, NodeExit, RaftExit
 from dqueue.logs import configure_logging, log_event
 from dqueue.node.datadir_lock import DataDirLocked, lock_holder

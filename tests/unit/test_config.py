@@ -8,15 +8,13 @@ import pathlib
 import pytest
 
 from dqueue.config import (
-    TOML_LAYOUT,
     ConfigError,
     InsecurePeersError,
     NodeConfig,
     check_peer_security,
-    duration_setting_ms,
     is_loopback_host,
-    load_config,
 )
+from dqueue.config_loader import TOML_LAYOUT, duration_setting_ms, load_config
 from dqueue.queue import QueueConfig
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]

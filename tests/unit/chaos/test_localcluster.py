@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dqueue.chaos.localcluster import ROOT, LocalCluster, main
-from dqueue.config import load_config
+from dqueue.config_loader import load_config
 from dqueue.keys import load_peer_keys
 
 CONF = Path(__file__).resolve().parents[3] / "conf" / "cluster-3"
