@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,8 +24,7 @@ from dqueue.client.worker_keys import WorkerKeys
 from dqueue.client.zmq_client import ZmqWorkerClient
 from dqueue.testing import wait_for
 from dqueue.testing.cluster import NodeCluster
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.integration.keyed_node import keyed_node
 
 pytestmark = pytest.mark.integration
 
@@ -38,18 +34,8 @@ TOKEN = re.compile(r"[0-9a-f]{32}\.\d+")
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NodeCluster, Path]]:
     root = tmp_path_factory.mktemp("fencing")
-    done = subprocess.run([sys.executable, "-m", "dqueue.cli", "keys", "init", str(root / "keys"),
-                           "--members", "n1", "--workers", "w1,w2"], capture_output=True,
-                          text=True, timeout=60, cwd=str(REPO),
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert done.returncode == 0, done.stderr
-    cluster = NodeCluster(root, 1, top={"secure_dir": str(root / "keys" / "n1")})
-    try:
-        cluster.start()
-        cluster.leader()
+    with keyed_node(root, "w1,w2") as cluster:
         yield cluster, root
-    finally:
-        cluster.close()
 
 
 def post(cluster: NodeCluster, path: str, body: dict[str, Any]) -> tuple[int, Any]:

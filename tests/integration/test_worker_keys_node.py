@@ -8,9 +8,6 @@ to fix, well within 2 s of connecting.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -23,33 +20,19 @@ from dqueue.client.worker_keys import WorkerKeys
 from dqueue.client.zmq_client import ZmqWorkerClient
 from dqueue.testing import wait_for
 from dqueue.testing.cluster import NodeCluster
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.integration.keyed_node import keyed_node, keys_init
 
 pytestmark = pytest.mark.integration
 
 REFUSAL_DEADLINE_S = 2.0
 
 
-def keys_init(out: Path, *args: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "dqueue.cli", "keys", "init", str(out), *args],
-                          capture_output=True, text=True, timeout=60, cwd=str(REPO),
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert done.returncode == 0, done.stderr
-
-
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NodeCluster, Path]]:
     root = tmp_path_factory.mktemp("wkeys")
-    keys_init(root / "keys", "--members", "n1", "--workers", "w1")
     keys_init(root / "other", "--members", "n1", "--workers", "w1")  # keys the node never saw
-    cluster = NodeCluster(root, 1, top={"secure_dir": str(root / "keys" / "n1")})
-    try:
-        cluster.start()
-        cluster.leader()
+    with keyed_node(root, "w1") as cluster:
         yield cluster, root
-    finally:
-        cluster.close()
 
 
 def test_the_gateway_logs_its_mode(node):
