@@ -207,16 +207,6 @@ def parse_request(method: str, path: str, query: str, headers: Mapping[str, str]
         SqsError: InvalidAction, MalformedQueryString, MissingParameter,
             InvalidParameterValue, ... naming the field at fault.
     """
-    try:
-        return _parse(method, path, query, headers, body)
-    except SqsError:
-        raise
-    except (ValueError, TypeError, RecursionError, OverflowError) as exc:  # a missed check
-        raise _malformed(f"the request could not be read ({type(exc).__name__})") from None
-
-
-def _parse(method: str, path: str, query: str, headers: Mapping[str, str],
-           body: bytes) -> SqsRequest:
     if len(body) > MAX_REQUEST_BYTES or len(query) > MAX_REQUEST_BYTES:
         raise _invalid(f"the request is larger than {MAX_REQUEST_BYTES} bytes")
     target = _header(headers, "x-amz-target")
@@ -227,7 +217,7 @@ def _parse(method: str, path: str, query: str, headers: Mapping[str, str],
                              f"{JSON_CONTENT_TYPE}")
         action = target.removeprefix(TARGET_PREFIX)
         if action == target or action not in SCHEMAS:
-            raise SqsError(SqsCode.INVALID_ACTION, f"X-Amz-Target: unknown action {target!r}")
+            raise SqsError(SqsCode.INVALID_ACTION, f"X-Amz-Target: unknown action {target[:100]!r}")
         params = _from_json(SCHEMAS[action], _json_object(body), "")
         protocol = Protocol.JSON
     else:
