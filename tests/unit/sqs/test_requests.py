@@ -1,8 +1,9 @@
-"""The parser reads what botocore sends, in both protocols, and refuses bad input with SQS's errors."""
+"""The parser reads what botocore sends (both protocols) and refuses bad input with SQS errors."""
 
 from __future__ import annotations
 
 import json
+from urllib.parse import urlencode
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dqueue.sqs.errors import SqsCode, SqsError
-from dqueue.sqs.requests import SCHEMAS, Protocol, is_sqs_request, parse_request
+from dqueue.sqs.requests import SCHEMAS, Protocol, SqsRequest, is_sqs_request, parse_request
 from tests.unit.sqs.conftest import build_request, json_model
 
 URL = "http://127.0.0.1:9324/000000000000/jobs"
@@ -231,6 +232,18 @@ def test_malformed_query_bodies(body: bytes) -> None:
                       body)
 
 
+FORM = "application/x-www-form-urlencoded"
+
+
+def parse_or_error(method: str, path: str, query: str, headers: dict[str, str],
+                   body: bytes) -> SqsRequest | SqsError:
+    """The parsed request or the SqsError; any other exception fails the test."""
+    try:
+        return parse_request(method, path, query, headers, body)
+    except SqsError as error:
+        return error
+
+
 _json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(
@@ -243,10 +256,8 @@ _json_values = st.recursive(
 @settings(max_examples=300, deadline=None)
 @given(st.sampled_from(sorted(SCHEMAS)), _json_values)
 def test_json_parser_raises_only_sqs_errors(action: str, value: Any) -> None:
-    try:
-        parse_request(*json_request(f"AmazonSQS.{action}", json.dumps(value).encode()))
-    except SqsError:
-        pass
+    outcome = parse_or_error(*json_request(f"AmazonSQS.{action}", json.dumps(value).encode()))
+    assert outcome.action == action if isinstance(outcome, SqsRequest) else outcome.message
 
 
 _query_keys = st.lists(st.sampled_from([
@@ -259,13 +270,9 @@ _query_keys = st.lists(st.sampled_from([
 @given(st.sampled_from(sorted(SCHEMAS)),
        st.lists(st.tuples(_query_keys, st.text(max_size=10)), max_size=8))
 def test_query_parser_raises_only_sqs_errors(action: str, pairs: list[tuple[str, str]]) -> None:
-    from urllib.parse import urlencode
     body = urlencode([("Action", action), *pairs]).encode()
-    try:
-        parse_request("POST", "/", "", {"Content-Type": "application/x-www-form-urlencoded"},
-                      body)
-    except SqsError:
-        pass
+    outcome = parse_or_error("POST", "/", "", {"Content-Type": FORM}, body)
+    assert outcome.action == action if isinstance(outcome, SqsRequest) else outcome.message
 
 
 @settings(max_examples=300, deadline=None)
@@ -277,7 +284,5 @@ def test_query_parser_raises_only_sqs_errors(action: str, pairs: list[tuple[str,
 def test_parser_raises_only_sqs_errors_on_anything(method: str, query: str,
                                                    headers: dict[str, str],
                                                    body: bytes) -> None:
-    try:
-        parse_request(method, "/", query, headers, body)
-    except SqsError:
-        pass
+    outcome = parse_or_error(method, "/", query, headers, body)
+    assert outcome.action in SCHEMAS if isinstance(outcome, SqsRequest) else outcome.message
