@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 
 from dqueue.api.coalesce import EnqueueCoalescer
+from dqueue.protocol import ipc
 from dqueue.protocol.ipc_client import NoLeader
 from dqueue.queue.fields import MAX_BATCH
 from dqueue.testing import wait_for
+from tests.unit.router_thread import RouterThread
 
 
 class GatedRaft:
@@ -239,47 +241,18 @@ def test_an_interrupted_sender_still_answers_its_batch_and_passes_the_turn():
     assert coalescer._turns_taken == 0
 
 
-class EnqueueServer:
+class EnqueueServer(RouterThread):
     """A Raft process stand-in on a real IPC socket: answers every enqueue with its tasks."""
 
     def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
+        super().__init__(endpoint)
         self.commands = 0
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> EnqueueServer:
-        self._thread.start()
-        assert self._ready.wait(5)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-    def _run(self) -> None:
-        import zmq
-
-        from dqueue.protocol import wire
-        sock = zmq.Context.instance().socket(zmq.ROUTER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.bind(self.endpoint)
-        self._ready.set()
-        try:
-            while not self._stop.is_set():
-                if not sock.poll(10):
-                    continue
-                identity, *frames = sock.recv_multipart()
-                _, body = wire.decode(frames)
-                tasks = body["cmd"]["tasks"]
-                self.commands += 1
-                outcome = {"ok": True, "value": {"tasks": tasks,
-                                                 "duplicates": [False] * len(tasks)}}
-                sock.send_multipart([identity, *wire.encode(b"res", {"rid": body["rid"],
-                                                                    "outcome": outcome})])
-        finally:
-            sock.close(0)
+    def on_request(self, sock: Any, identity: bytes, kind: bytes, body: Any) -> None:
+        tasks = body["cmd"]["tasks"]
+        self.commands += 1
+        outcome = {"ok": True, "value": {"tasks": tasks, "duplicates": [False] * len(tasks)}}
+        self.send(sock, identity, ipc.encode_result(body["rid"], "outcome", outcome))
 
 
 def test_an_unencodable_request_fails_alone_and_every_good_one_succeeds(tmp_path):

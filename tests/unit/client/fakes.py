@@ -24,6 +24,7 @@ import zmq
 from dqueue.protocol import wire
 from dqueue.queue import QueueConfig
 from dqueue.testing import LocalQueue
+from tests.unit.router_thread import RouterThread
 
 
 def now_ms() -> int:
@@ -356,7 +357,7 @@ class FakeHttpServer:
         return 404, {"error": {"code": "not_found", "message": f"no route {method} {path}"}}
 
 
-class FakeRaft:
+class FakeRaft(RouterThread):
     """The Raft process's IPC ROUTER over a ServedQueue, on its own thread.
 
     Lease commands with ``wait_ms`` park until a task is visible or the wait ends. ``script``, when
@@ -365,56 +366,34 @@ class FakeRaft:
     """
 
     def __init__(self, endpoint: str, queue: ServedQueue | None = None) -> None:
-        self.endpoint = endpoint
+        super().__init__(endpoint)
         self.queue = queue or ServedQueue()
         self.commands: list[dict[str, Any]] = []
         self.script: Callable[[dict[str, Any]], list[tuple[bytes, Any]] | None] | None = None
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> FakeRaft:
-        self._thread.start()
-        assert self._ready.wait(5)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
+        self._parked: list[tuple[bytes, dict[str, Any], float]] = []
 
     def _outcome(self, cmd: dict[str, Any]) -> dict[str, Any]:
         if cmd["op"] == "lease" and not self.queue.local.has_visible(cmd.get("types")):
             return {"ok": True, "value": {"tasks": []}}  # a node proposes no empty lease
         return self.queue.command(cmd)
 
-    def _run(self) -> None:
-        ctx = zmq.Context.instance()
-        sock = ctx.socket(zmq.ROUTER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.bind(self.endpoint)
-        self._ready.set()
-        parked: list[tuple[bytes, dict[str, Any], float]] = []
-        try:
-            while not self._stop.is_set():
-                if sock.poll(10):
-                    identity, *frames = sock.recv_multipart()
-                    _kind, body = wire.decode(frames)
-                    self.commands.append(body["cmd"])
-                    replies = self.script(body) if self.script else None
-                    if replies is not None:
-                        for reply_kind, reply in replies:
-                            sock.send_multipart([identity, *wire.encode(reply_kind, reply)])
-                        continue
-                    parked.append((identity, body, time.monotonic() + body["wait_ms"] / 1000))
-                still: list[tuple[bytes, dict[str, Any], float]] = []
-                for identity, body, deadline in parked:
-                    outcome = self._outcome(body["cmd"])
-                    empty = body["cmd"]["op"] == "lease" and not outcome["value"]["tasks"]
-                    if empty and time.monotonic() < deadline:
-                        still.append((identity, body, deadline))
-                        continue
-                    sock.send_multipart([identity, *wire.encode(
-                        b"res", {"rid": body["rid"], "outcome": outcome})])
-                parked = still
-        finally:
-            sock.close(0)
+    def on_request(self, sock: zmq.Socket, identity: bytes, kind: bytes, body: Any) -> None:
+        self.commands.append(body["cmd"])
+        replies = self.script(body) if self.script else None
+        if replies is not None:
+            for reply_kind, reply in replies:
+                self.send(sock, identity, wire.encode(reply_kind, reply))
+            return
+        self._parked.append((identity, body, time.monotonic() + body["wait_ms"] / 1000))
+
+    def on_turn(self, sock: zmq.Socket) -> None:
+        still: list[tuple[bytes, dict[str, Any], float]] = []
+        for identity, body, deadline in self._parked:
+            outcome = self._outcome(body["cmd"])
+            empty = body["cmd"]["op"] == "lease" and not outcome["value"]["tasks"]
+            if empty and time.monotonic() < deadline:
+                still.append((identity, body, deadline))
+                continue
+            self.send(sock, identity, wire.encode(
+                b"res", {"rid": body["rid"], "outcome": outcome}))
+        self._parked = still

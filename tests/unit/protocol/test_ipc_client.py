@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -18,47 +17,23 @@ from dqueue.protocol.ipc_client import (
     RaftUnavailable,
     RequestTimeout,
 )
+from tests.unit.router_thread import RouterThread
 
 Handler = Callable[[bytes, dict[str, Any]], list[list[bytes]]]
 
 
-class ScriptedServer:
+class ScriptedServer(RouterThread):
     """A ROUTER on its own thread that answers each request with what ``handler`` returns."""
 
     def __init__(self, endpoint: str, handler: Handler) -> None:
-        self.endpoint = endpoint
+        super().__init__(endpoint)
         self.handler = handler
         self.requests: list[tuple[bytes, dict[str, Any]]] = []
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> ScriptedServer:
-        self._thread.start()
-        assert self._ready.wait(5)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-    def _run(self) -> None:
-        ctx = zmq.Context.instance()
-        sock = ctx.socket(zmq.ROUTER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.bind(self.endpoint)
-        self._ready.set()
-        try:
-            while not self._stop.is_set():
-                if not sock.poll(20):
-                    continue
-                identity, *frames = sock.recv_multipart()
-                kind, body = wire.decode(frames)
-                self.requests.append((kind, body))
-                for reply in self.handler(kind, body):
-                    sock.send_multipart([identity, *reply])
-        finally:
-            sock.close(0)
+    def on_request(self, sock: zmq.Socket, identity: bytes, kind: bytes, body: Any) -> None:
+        self.requests.append((kind, body))
+        for reply in self.handler(kind, body):
+            self.send(sock, identity, reply)
 
 
 @pytest.fixture
