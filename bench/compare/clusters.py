@@ -122,13 +122,43 @@ class Cluster:
         raise NotImplementedError
 
 
+class ServerCluster(Cluster):
+    """Three server processes the driver starts itself (NATS, RabbitMQ): one leader per
+    stream or queue, asked of the servers; clients of ``system`` connect by ``url``."""
+
+    system = ""
+    nodes: list[str]
+    procs: Procs
+    alive: set[str]
+
+    def url(self, node: str) -> str:
+        """The client URL of ``node``."""
+        raise NotImplementedError
+
+    def leader(self, name: str) -> str:
+        """The node leading stream or queue ``name``."""
+        raise NotImplementedError
+
+    def follower_target(self, kind: str, name: str) -> Target:
+        leader = self.leader(name)
+        other = next(n for n in self.nodes if n != leader)
+        return Target(self.system, (self.url(other),), name)
+
+    def kill_leader(self, name: str) -> str:
+        leader = self.leader(name)
+        self.procs.kill(leader)
+        self.alive.discard(leader)
+        return leader
+
+
 # -- NATS JetStream ------------------------------------------------------------------------
 
 
-class NatsCluster(Cluster):
+class NatsCluster(ServerCluster):
     """3 nats-server processes; client ports base+1..3, route ports base+11..13."""
 
     label = "NATS JetStream"
+    system = "nats"
 
     def __init__(self, work_dir: Path, base_port: int) -> None:
         self.dir = work_dir / "nats"
@@ -198,17 +228,6 @@ class NatsCluster(Cluster):
         return Target("nats", (self.url(self.leader(name)),), name,
                       extra={"durable": "workers"})
 
-    def follower_target(self, kind: str, name: str) -> Target:
-        leader = self.leader(name)
-        other = next(n for n in self.nodes if n != leader)
-        return Target("nats", (self.url(other),), name)
-
-    def kill_leader(self, name: str) -> str:
-        leader = self.leader(name)
-        self.procs.kill(leader)
-        self.alive.discard(leader)
-        return leader
-
     def live_target(self, kind: str, name: str) -> Target:
         return Target("nats", tuple(self.url(n) for n in sorted(self.alive)), name,
                       timeout_s=10.0)
@@ -220,10 +239,11 @@ class NatsCluster(Cluster):
 # -- RabbitMQ ------------------------------------------------------------------------------
 
 
-class RabbitCluster(Cluster):
+class RabbitCluster(ServerCluster):
     """3 RabbitMQ nodes; AMQP base+21..23, distribution base+31..33, epmd base+40."""
 
     label = "RabbitMQ"
+    system = "rabbitmq"
 
     def __init__(self, work_dir: Path, base_port: int) -> None:
         self.dir = work_dir / "rabbitmq"
@@ -235,7 +255,7 @@ class RabbitCluster(Cluster):
         self.env.update({"HOME": str(self.dir / "home"), "ERL_EPMD_PORT": str(base_port + 40),
                          "ERL_EPMD_ADDRESS": "127.0.0.1", "LC_ALL": "C.UTF-8"})
 
-    def amqp_url(self, node: str) -> str:
+    def url(self, node: str) -> str:
         """The AMQP URL of ``node``."""
         return f"amqp://guest:guest@127.0.0.1:{self.base + 21 + self.nodes.index(node)}/"
 
@@ -293,7 +313,7 @@ class RabbitCluster(Cluster):
         async def declare() -> None:
             # Declared through node 1: the leader of a new quorum queue is on the declaring
             # client's node by default; the driver asks where it is rather than assume it.
-            conn = await aiormq.connect(self.amqp_url(self.nodes[0]))
+            conn = await aiormq.connect(self.url(self.nodes[0]))
             channel = await conn.channel()
             await channel.queue_declare(name, durable=True,
                                         arguments={"x-queue-type": "quorum"})
@@ -314,21 +334,10 @@ class RabbitCluster(Cluster):
         return str(wait_for(ask, 30, f"leader of queue {name}"))
 
     def leader_target(self, kind: str, name: str) -> Target:
-        return Target("rabbitmq", (self.amqp_url(self.leader(name)),), name)
-
-    def follower_target(self, kind: str, name: str) -> Target:
-        leader = self.leader(name)
-        other = next(n for n in self.nodes if n != leader)
-        return Target("rabbitmq", (self.amqp_url(other),), name)
-
-    def kill_leader(self, name: str) -> str:
-        leader = self.leader(name)
-        self.procs.kill(leader)
-        self.alive.discard(leader)
-        return leader
+        return Target("rabbitmq", (self.url(self.leader(name)),), name)
 
     def live_target(self, kind: str, name: str) -> Target:
-        return Target("rabbitmq", (self.amqp_url(sorted(self.alive)[0]),), name, timeout_s=10.0)
+        return Target("rabbitmq", (self.url(sorted(self.alive)[0]),), name, timeout_s=10.0)
 
     def stop(self) -> None:
         # The nodes first, then their epmd; data are in the temporary folder, so a kill is fine.
