@@ -13,9 +13,10 @@ from collections.abc import Callable, Container, Sequence
 from typing import Any
 
 from dqueue.node.apply_failed import ApplyFailed
-from dqueue.node.codec import command_from_log, decode_entry_items
+from dqueue.node.codec import decode_entry_items
 from dqueue.node.proposals import COMMAND_INDEX_STRIDE, Parsed
 from dqueue.queue import QueueState
+from dqueue.queue.log_commands import command_from_log
 from dqueue.queue.sessions import apply_once
 from dqueue.raft import Entry, EntryType
 

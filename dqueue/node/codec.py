@@ -20,7 +20,6 @@ import msgpack
 
 from dqueue.node.store import LoadedState, StoredHardState, StoredSnapshot
 from dqueue.queue import command_from_plain
-from dqueue.queue.log_commands import command_from_log as command_from_log  # with the schema
 from dqueue.queue.sessions import ClientSession, is_session
 from dqueue.raft.types import (
     Entry,

@@ -35,7 +35,7 @@ from dqueue.config import NodeConfig
 from dqueue.keys import load_peer_keys
 from dqueue.logs import log_event
 from dqueue.node.applier import apply_entries
-from dqueue.node.codec import command_from_log, entry_is_applicable, persisted_state
+from dqueue.node.codec import entry_is_applicable, persisted_state
 from dqueue.node.gcpause import OldObjectFreezer
 from dqueue.node.histogram import Histogram
 from dqueue.node.ipc_server import CmdRequest, IpcServer, ReadRequest
@@ -63,6 +63,7 @@ from dqueue.protocol.kinds import PeerKind
 from dqueue.queue import Command, QueueState
 from dqueue.queue.commands import LEASE_NONCE_BYTES, stamped
 from dqueue.queue.config import settings_to_plain
+from dqueue.queue.log_commands import command_from_log
 from dqueue.queue.sessions import ClientSession
 from dqueue.raft import (
     Message,

@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dqueue.node.codec import (
-    command_from_log,
     core_snapshot,
     decode_entry_items,
     encode_item,
@@ -31,6 +30,7 @@ from dqueue.queue import (
     command_from_plain,
     fields,
 )
+from dqueue.queue.log_commands import command_from_log
 from dqueue.queue.sessions import ClientSession
 from dqueue.raft import Entry, EntryType, HardState
 
