@@ -24,6 +24,7 @@ from dqueue.api.errors import ApiError, error_json
 from dqueue.api.validation import too_large
 from dqueue.config import NodeConfig, split_addr
 from dqueue.logs import log_event
+from dqueue.protocol.errors import ErrorCode
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +54,9 @@ def listen_host(addr: str) -> tuple[str, int]:
 
 
 # Codes of waitress's own error answers; any other status is "http_error".
-_WAITRESS_CODES = {400: "bad_request", 413: "body_too_large", 431: "headers_too_large",
-                   500: "internal", 501: "not_implemented"}
+_WAITRESS_CODES = {400: ErrorCode.BAD_REQUEST, 413: ErrorCode.BODY_TOO_LARGE,
+                   431: ErrorCode.HEADERS_TOO_LARGE, 500: ErrorCode.INTERNAL,
+                   501: ErrorCode.NOT_IMPLEMENTED}
 
 
 def json_error_channel(max_body_bytes: int) -> type[HTTPChannel]:
@@ -71,7 +73,8 @@ def json_error_channel(max_body_bytes: int) -> type[HTTPChannel]:
                 api_error = too_large(max_body_bytes)
             else:
                 api_error = ApiError(
-                    f"{error.code} {error.reason}", _WAITRESS_CODES.get(error.code, "http_error"),
+                    f"{error.code} {error.reason}",
+                    _WAITRESS_CODES.get(error.code, ErrorCode.HTTP_ERROR),
                     f"{error.reason}: {error.body}",
                 )
             body = error_json(api_error)
