@@ -128,8 +128,13 @@ def test_the_queues_page_shows_the_depth_of_stats_and_charts(node: NodeCluster, 
         return all(shown[s] == str(n) for s, n in tasks.items())
 
     wait_for(shown_equals_api, 20, "the depth shown to equal GET /stats")
-    history = call(api, "GET", "/stats/history")
-    assert history["samples"], "the page view started the sampler"
+    def an_enqueue_rate() -> bool:  # two samples around enqueues: the counters are read
+        call(api, "POST", "/tasks", {"type": "report"})
+        rates = [s["rates"]["enqueued"] for s in call(api, "GET", "/stats/history")["samples"]]
+        return any(rate for rate in rates)
+
+    wait_for(an_enqueue_rate, 30, "a nonzero enqueue rate in GET /stats/history",
+             interval_s=0.5)
     expect(queue.locator('svg path[data-series="pending"]')).to_have_count(1)
     expect(queue.locator('[data-type="report"]')).to_be_visible()
 

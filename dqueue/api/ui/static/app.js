@@ -96,9 +96,14 @@ function banner(text, ok) {
 
 // ------------------------------------------------------------------ cluster
 
+function showNode(health) {
+  $("node-line").textContent = `node ${show(health.node_id)} · ${show(health.role)}` +
+    (health.leader_id ? "" : " · no leader");
+}
+
 async function refreshCluster() {
   const [health, cluster] = await Promise.all([api("GET", "/health"), api("GET", "/cluster")]);
-  $("node-line").textContent = `node ${show(health.node_id)} · ${show(health.role)}`;
+  showNode(health);
   $("c-node").textContent = show(health.node_id);
   $("c-leader").textContent = show(cluster.leader_id);
   $("c-term").textContent = show(cluster.term);
@@ -136,14 +141,14 @@ function queueCard(q) {
   const depthRow = el("tr", {}, ...STATUSES.map((s) =>
     el("td", {class: "num", "data-depth": s}, show(q.tasks[s] || 0))));
   const depth = el("table", {class: "depth"},
-                   el("thead", {}, el("tr", {}, ...STATUSES.map((s) => el("th", {}, s)))),
+                   el("thead", {}, el("tr", {}, ...STATUSES.map((s) => el("th", {class: "num"}, s)))),
                    el("tbody", {}, depthRow));
   const typeRows = Object.entries(q.byType).map(([type, counts]) =>
     el("tr", {"data-type": type}, el("td", {class: "mono"}, type),
        ...STATUSES.map((s) => el("td", {class: "num"}, show((counts || {})[s] || 0)))));
   const byType = el("table", {},
                     el("thead", {}, el("tr", {}, el("th", {}, "type"),
-                                       ...STATUSES.map((s) => el("th", {}, s)))),
+                                       ...STATUSES.map((s) => el("th", {class: "num"}, s)))),
                     el("tbody", {}, ...typeRows));
   const samples = q.samples;
   const depthSeries = ["pending", "leased", "dead"].map((s) => ({
@@ -172,7 +177,7 @@ function svg(tag, attrs, text) {
 }
 
 function chart(title, series, unit) {
-  const W = 400, H = 160, L = 36, B = 18, now = Date.now(), from = now - 15 * 60 * 1000;
+  const W = 400, H = 160, L = 48, B = 18, now = Date.now(), from = now - 15 * 60 * 1000;
   let max = 0;
   for (const s of series) for (const [, v] of s.points) if (v !== null && v > max) max = v;
   max = max > 0 ? max : 1;
@@ -330,6 +335,7 @@ async function act(action) {
 async function refresh() {
   clearTimeout(state.timer);
   try {
+    if (state.tab !== "cluster") showNode(await api("GET", "/health"));
     await REFRESH[state.tab]();
     $("refreshed").textContent = "updated " + new Date().toLocaleTimeString();
     if ($("banner").className === "banner") banner("");
