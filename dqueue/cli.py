@@ -3,6 +3,7 @@
     dqueue-cli enqueue -type email -payload '{"to":"user@example.com"}'
     dqueue-cli status TASK_ID
     dqueue-cli --json stats
+    dqueue-cli queue create emails --lease 60s --max-retries 5
     dqueue-cli keys init keys --members n1,n2,n3 --workers w1
 
 Long options take one dash or two (``-type`` and ``--type``). The node is ``--server`` (repeatable
@@ -21,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from dqueue import __version__
+from dqueue import __version__, cli_queues
 from dqueue.client.errors import (
     DQueueError,
     InvalidState,
@@ -167,7 +168,7 @@ def cmd_enqueue(client: Client, args: argparse.Namespace, out: TextIO) -> int:
     delay = parse_duration_ms(args.delay) / 1000 if args.delay else None
     task = client.enqueue(args.type, payload, priority=args.priority,
                           max_retries=args.max_retries, idempotency_key=args.idempotency_key,
-                          delay=delay)
+                          delay=delay, queue=args.queue)
     return _json_or(args, out, _task_json(task), task_view(task))
 
 
@@ -190,8 +191,9 @@ def cmd_lease(client: Client, args: argparse.Namespace, out: TextIO) -> int:
     types = [t for t in (args.types or "").split(",") if t] or None
     lease_s = parse_duration_ms(args.lease) / 1000 if args.lease else None
     wait_s = parse_duration_ms(args.wait) / 1000 if args.wait else None
+    queues = [q for q in (args.queues or "").split(",") if q] or None
     tasks = client.lease_many(args.max_tasks, args.worker_id, types=types,
-                              lease_seconds=lease_s, wait_seconds=wait_s)
+                              lease_seconds=lease_s, wait_seconds=wait_s, queues=queues)
     if args.json:
         return _json_or(args, out, [_task_json(t) for t in tasks], "")
     if not tasks:
@@ -238,6 +240,10 @@ def cmd_dlq(client: Client, args: argparse.Namespace, out: TextIO) -> int:
         return _json_or(args, out, {"redriven": n}, f"redriven: {n}")
     n = client.purge(type=args.type)
     return _json_or(args, out, {"purged": n}, f"purged: {n}")
+
+
+def cmd_queue(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    return cli_queues.run(client, args, out, _json_or, table)
 
 
 def cmd_cluster(client: Client, args: argparse.Namespace, out: TextIO) -> int:
@@ -352,16 +358,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("enqueue", cmd_enqueue, "enqueue a task")
     sp.add_argument("--type", required=True)
     sp.add_argument("--payload", help="JSON value (default null)")
-    sp.add_argument("--priority", type=int)
-    sp.add_argument("--max-retries", type=int)
-    sp.add_argument("--idempotency-key")
+    sp.add_argument("--priority", type=int, help="higher is leased first (default 0)")
+    sp.add_argument("--max-retries", type=int,
+                    help="retries after the first attempt (default: the queue's)")
+    sp.add_argument("--idempotency-key",
+                    help="an enqueue repeating a live key returns the first task")
     sp.add_argument("--delay", help="e.g. 30s: visible only after this long")
+    sp.add_argument("--queue", help="named queue (default: default)")
     add("status", cmd_status, "show one task").add_argument("id")
     add("stats", cmd_stats, "counts by status and type, Raft figures")
     add("health", cmd_health, "the node's role, term, leader and indexes")
     sp = add("lease", cmd_lease, "lease tasks (as a worker would)")
     sp.add_argument("--worker-id")
     sp.add_argument("--types", help="comma-separated task types")
+    sp.add_argument("--queues", help="comma-separated queues (default: default)")
     sp.add_argument("--lease", help="lease duration, e.g. 30s")
     sp.add_argument("--wait", help="long-poll up to this long, e.g. 5s")
     sp.add_argument("--max-tasks", type=int, default=1)
@@ -389,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--type")
     sp = dsub.add_parser("purge", parents=[common], help="delete dead tasks")
     sp.add_argument("--type")
+    cli_queues.add_parser(sub, common, cmd_queue)
     cluster = add("cluster", cmd_cluster, "cluster membership and replication")
     cluster.add_subparsers(dest="cluster_command", required=True,
                            metavar="ACTION").add_parser("status", parents=[common],

@@ -11,6 +11,7 @@ from typing import Any
 from dqueue.api import validation as v
 from dqueue.api.auth import OPEN_HEALTH_ROUTES, role_for
 from dqueue.api.dlq import REDRIVE_FIELDS
+from dqueue.api.queues import MOVE_FIELDS, SETTING_FIELDS
 from dqueue.api.tasks import (
     ACK_FIELDS,
     ENQUEUE_FIELDS,
@@ -66,6 +67,8 @@ def _schemas() -> dict[str, Any]:
     token = {"type": "string", "minLength": 1,
              "maxLength": fields.PRESENTED_LEASE_TOKEN.max_chars}
     seconds = {"type": "number", "description": "seconds, fractions allowed"}
+    queue_name = {"type": "string", "pattern": fields.QUEUE_NAME_PATTERN.pattern,
+                  "maxLength": fields.QUEUE_NAME.max_chars}
     time = {"type": "string", "format": "date-time"}
     nullable_time = {"type": ["string", "null"], "format": "date-time"}
     return {
@@ -96,6 +99,9 @@ def _schemas() -> dict[str, Any]:
                 "created_at": time, "updated_at": time, "visible_at": nullable_time,
                 "lease": _ref("Lease"), "last_error": {"type": ["string", "null"]},
                 "duplicate": {"type": "boolean", "description": "enqueue answers only"},
+                "queue": string,
+                "source_queue": {"type": ["string", "null"],
+                                 "description": "the queue a dead letter was moved from"},
             },
         },
         "TaskList": {
@@ -115,6 +121,7 @@ def _schemas() -> dict[str, Any]:
                 "max_retries": {"type": "integer", "minimum": 0, "maximum": v.MAX_MAX_RETRIES},
                 "idempotency_key": {"type": "string", "maxLength": v.MAX_STRING_CHARS},
                 "delay_seconds": {**seconds, "minimum": 0, "maximum": v.MAX_DELAY_SECONDS},
+                "queue": queue_name,
             },
         },
         "BatchRequest": {
@@ -132,8 +139,12 @@ def _schemas() -> dict[str, Any]:
                                   "maximum": v.MAX_LEASE_SECONDS},
                 "wait_seconds": {**seconds, "minimum": 0, "maximum": 20},
                 "max_tasks": {"type": "integer", "minimum": 1, "maximum": v.MAX_LEASE_TASKS},
+                "queues": {"type": "array", "items": queue_name, "minItems": 1,
+                           "maxItems": fields.MAX_QUEUES,
+                           "description": "default: the queue default"},
             },
         },
+        **queue_schemas(queue_name, seconds, time),
         "AckRequest": {
             "type": "object", "additionalProperties": False,
             "required": ["worker_id", "lease_token"],
@@ -172,6 +183,8 @@ REQUEST_FIELDS = {
     "NackRequest": NACK_FIELDS,
     "ExtendRequest": EXTEND_FIELDS,
     "RedriveRequest": REDRIVE_FIELDS,
+    "QueueSettings": SETTING_FIELDS,
+    "MoveRequest": MOVE_FIELDS,
 }
 
 
@@ -233,6 +246,75 @@ def _task_paths() -> dict[str, Any]:
     }
 
 
+def queue_schemas(queue_name: dict[str, Any], seconds: dict[str, Any],
+                  time: dict[str, Any]) -> dict[str, Any]:
+    """The schemas of the named-queue resources (docs/http-api.md, "Queues")."""
+    optional_seconds = {**seconds, "type": ["number", "null"]}
+    optional_int = {"type": ["integer", "null"]}
+    settings = {
+        "lease_seconds": optional_seconds, "max_retries": optional_int,
+        "backoff_base_seconds": optional_seconds, "backoff_cap_seconds": optional_seconds,
+        "retention_seconds": optional_seconds, "delay_seconds": optional_seconds,
+        "max_depth": optional_int, "max_message_bytes": optional_int,
+        "wait_seconds": {**optional_seconds, "maximum": fields.WAIT_MS.high / 1000},
+        "dead_letter_queue": {**queue_name, "type": ["string", "null"]},
+        "tags": {"type": ["object", "null"], "additionalProperties": {"type": "string"},
+                 "maxProperties": fields.MAX_TAGS},
+    }
+    counts = {"type": "object", "additionalProperties": {"type": "integer"}}
+    return {
+        "QueueSettings": {"type": "object", "additionalProperties": False,
+                          "properties": settings,
+                          "description": "null: back to the cluster's default"},
+        "Queue": {"type": "object", "properties": {
+            "name": queue_name, "created_at": time, "updated_at": time,
+            "settings": {"type": "object", "properties": settings}, "counts": counts,
+            "depth": {"type": "integer", "description": "pending plus leased"},
+            "dead_letter_sources": {"type": "array", "items": queue_name}}},
+        "MoveRequest": {"type": "object", "additionalProperties": False, "properties": {
+            "destination": queue_name,
+            "max_tasks": {"type": "integer", "minimum": 1,
+                          "maximum": fields.MOVE_MAX_TASKS.high}}},
+    }
+
+
+def queue_paths() -> dict[str, Any]:
+    """The named-queue resources."""
+    name = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]
+    queue = _json_response("The queue.", _ref("Queue"))
+    missing = {"404": _error("No such queue.")}
+    counted = {"type": "object", "additionalProperties": {"type": "integer"}}
+    return {
+        "/queues": {"get": _op("Every queue with its settings and counts.", {
+            "200": _json_response("The queues.", {"type": "object", "properties": {
+                "queues": {"type": "array", "items": _ref("Queue")}}}), **_COMMON_ERRORS,
+        }, parameters=[{"name": "prefix", "in": "query", "schema": {"type": "string"}}])},
+        "/queues/{name}": {
+            "put": _op("Create a queue (again with equal settings: 200, no change).", {
+                "201": queue, "200": queue,
+                "409": _error("The queue exists with other settings."), **_BODY_ERRORS,
+            }, parameters=name, requestBody=_body("QueueSettings", required=False)),
+            "get": _op("A queue's settings, counts by status and depth.", {
+                "200": queue, **missing, **_COMMON_ERRORS}, parameters=name),
+            "patch": _op("Change some settings; the others stay.", {
+                "200": queue, **missing, **_BODY_ERRORS,
+            }, parameters=name, requestBody=_body("QueueSettings")),
+            "delete": _op("Delete a queue and all its tasks (not the queue default).", {
+                "200": _json_response("Deleted.", counted), **missing, **_BODY_ERRORS,
+            }, parameters=name),
+        },
+        "/queues/{name}/purge": {"post": _op(
+            "Delete the queue's pending, leased and dead tasks.", {
+                "200": _json_response("How many were purged.", counted), **missing,
+                **_COMMON_ERRORS}, parameters=name)},
+        "/queues/{name}/move": {"post": _op(
+            "Move pending and dead tasks to destination, or back where each died.", {
+                "200": _json_response("How many were moved.", counted), **missing,
+                **_BODY_ERRORS}, parameters=name,
+            requestBody=_body("MoveRequest", required=False))},
+    }
+
+
 def _node_paths() -> dict[str, Any]:
     any_object = {"type": "object"}
     count = {"type": "object", "properties": {"redriven": {"type": "integer"}}}
@@ -280,7 +362,7 @@ def openapi_document() -> dict[str, Any]:
             "description": "A distributed task queue replicated by Raft. Any node answers; "
                            "writes are answered after commit on a majority.",
         },
-        "paths": _with_roles({**_task_paths(), **_node_paths()}),
+        "paths": _with_roles({**_task_paths(), **queue_paths(), **_node_paths()}),
         "components": {"schemas": _schemas(), "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer",
                        "description": "A token from `dqueue-cli tokens add`, needed when the "

@@ -166,8 +166,10 @@ class TaskCollection:
             raise invalid("cursor", "cursor is not one this API returned")
         query = {
             "op": "list", "status": status, "type": task_type, "limit": int(limit_text),
-            "cursor": cursor, "queue": queue,
+            "cursor": cursor,
         }
+        if queue is not None:
+            query["queue"] = queue
         value = self._deps.read(query)
         show_lease = may_see_leases(req)
         tasks = [render_task(t, show_lease) for t in value.get("tasks", [])]
@@ -211,10 +213,12 @@ class TaskLease:
             "op": "lease",
             "worker_id": v.opt_text(body, "worker_id", fields.WORKER_ID),
             "types": v.opt_types(body),
-            "queues": v.opt_queues(body),
             "max_tasks": max_tasks or 1,
             "lease_ms": v.opt_seconds_ms(body, "lease_seconds", fields.LEASE_MS),
         }
+        queues = v.opt_queues(body)
+        if queues is not None:
+            cmd["queues"] = queues
         # A long poll holds a waitress thread: beyond the gate's places it is answered at once,
         # without a command (longpoll.py), so that long polls never hold every thread.
         gate = deps.long_polls

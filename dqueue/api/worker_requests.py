@@ -18,7 +18,8 @@ from dqueue.queue import fields
 # Every field a command carries is checked by the queue's rule (dqueue/queue/fields.py); only
 # ``wait_ms`` is the gateway's own (bounded by the node's max_wait).
 MAX_ACK_BATCH = fields.MAX_BATCH  # the acks one ack_batch command may carry
-_LEASE_KEYS = frozenset({"rid", "worker_id", "max_tasks", "types", "lease_ms", "wait_ms"})
+_LEASE_KEYS = frozenset({"rid", "worker_id", "max_tasks", "types", "lease_ms", "wait_ms",
+                         "queues"})
 _ACK_KEYS = frozenset({"rid", "id", "worker_id", "token"})
 _NACK_KEYS = _ACK_KEYS | {"reason", "dead_letter"}
 _EXTEND_KEYS = _ACK_KEYS | {"lease_ms"}
@@ -107,9 +108,12 @@ def command_of(kind: bytes, body: dict[str, Any], max_wait_ms: int,
             check_worker_id(worker_id, worker_name)
             max_tasks = v.opt_field_int(body, "max_tasks", fields.LEASE_MAX_TASKS) or 1
             wait_ms = v.opt_int(body, "wait_ms", 0, max_wait_ms) or 0
-            return {"op": "lease", "worker_id": worker_id,
-                    "types": v.opt_types(body), "max_tasks": max_tasks,
-                    "lease_ms": lease_ms(body)}, wait_ms
+            cmd = {"op": "lease", "worker_id": worker_id, "types": v.opt_types(body),
+                   "max_tasks": max_tasks, "lease_ms": lease_ms(body)}
+            queues = v.opt_queues(body)
+            if queues is not None:
+                cmd["queues"] = queues
+            return cmd, wait_ms
         if kind in (b"ack", b"nack", b"extend"):
             keys = {b"ack": _ACK_KEYS, b"nack": _NACK_KEYS, b"extend": _EXTEND_KEYS}[kind]
             v.check_keys(body, keys, ("id", "worker_id"))

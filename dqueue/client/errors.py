@@ -49,6 +49,14 @@ class TaskNotFound(DQueueError):
     """No task has that id (HTTP 404)."""
 
 
+class QueueNotFound(DQueueError):
+    """The named queue does not exist (create it with ``Client.create_queue``)."""
+
+
+class QueueExists(DQueueError):
+    """A queue of that name exists with other settings (change them with ``update_queue``)."""
+
+
 class LeaseConflict(DQueueError):
     """The caller does not hold the task's lease: it expired or passed to another worker (409)."""
 
@@ -154,6 +162,8 @@ _BY_CODE: dict[str, type[DQueueError]] = {
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: InvalidRequest,
     ErrorCode.NOT_FOUND: TaskNotFound,
     ErrorCode.LEASE_CONFLICT: LeaseConflict,
+    ErrorCode.QUEUE_NOT_FOUND: QueueNotFound,
+    ErrorCode.QUEUE_EXISTS: QueueExists,
     ErrorCode.INVALID_STATE: InvalidState,
     ErrorCode.QUEUE_FULL: QueueFull,
     ErrorCode.IDEMPOTENCY_KEY_REUSED: IdempotencyKeyReused,

@@ -33,6 +33,7 @@ from dqueue.client.errors import (
     auth_error,
     error_from_code,
 )
+from dqueue.client.queue_admin import QueueAdmin
 from dqueue.client.task import Task
 from dqueue.protocol.errors import ErrorCode
 from dqueue.queue.fields import MAX_BATCH
@@ -108,7 +109,7 @@ def normalize_url(url: str, *, default_host: str = "127.0.0.1") -> str:
     return f"{parts.scheme}://{host}:{port}"
 
 
-class Client:
+class Client(QueueAdmin):
     """A dqueue client over HTTP.
 
     Args:
@@ -169,6 +170,7 @@ class Client:
         max_retries: int | None = None,
         idempotency_key: str | None = None,
         delay: float | None = None,
+        queue: str | None = None,
     ) -> Task:
         """Enqueue one task and return it (``duplicate`` True if the caller's key was seen).
 
@@ -179,9 +181,11 @@ class Client:
             max_retries: Failed attempts before the dead-letter queue; None for the default.
             idempotency_key: Deduplication key; a random one is sent when None so that
                 retries of this very call are deduplicated.
-            delay: Seconds before the task becomes visible.
+            delay: Seconds before the task becomes visible; None for the queue's default.
+            queue: The named queue (``create_queue``); None for ``default``.
         """
-        body = _enqueue_body(type, payload, priority, max_retries, idempotency_key, delay)
+        body = _enqueue_body(type, payload, priority, max_retries, idempotency_key, delay,
+                             queue)
         _, obj = self._request("POST", "/tasks", body)
         task = Task.from_wire(obj)
         if idempotency_key is None and task.duplicate:
@@ -193,19 +197,21 @@ class Client:
         """Enqueue many tasks in batches of up to 1,000, in order.
 
         Each item is a mapping with ``type`` and optionally ``payload``, ``priority``,
-        ``max_retries``, ``idempotency_key`` and ``delay`` (seconds), as for ``enqueue``.
+        ``max_retries``, ``idempotency_key``, ``delay`` (seconds) and ``queue``, as for
+        ``enqueue``.
         """
         bodies: list[dict[str, Any]] = []
         auto: list[bool] = []
         for item in tasks:
             unknown = set(item) - {"type", "payload", "priority", "max_retries",
-                                   "idempotency_key", "delay"}
+                                   "idempotency_key", "delay", "queue"}
             if unknown:
                 raise ValueError(f"unknown task fields {sorted(unknown)}")
             key = item.get("idempotency_key")
             auto.append(key is None)
             bodies.append(_enqueue_body(item["type"], item.get("payload"), item.get("priority"),
-                                        item.get("max_retries"), key, item.get("delay")))
+                                        item.get("max_retries"), key, item.get("delay"),
+                                        item.get("queue")))
         result: list[Task] = []
         for start in range(0, len(bodies), MAX_BATCH):
             chunk = bodies[start:start + MAX_BATCH]
@@ -236,12 +242,14 @@ class Client:
         types: Sequence[str] | None = None,
         lease_seconds: float | None = None,
         wait_seconds: float | None = None,
+        queues: Sequence[str] | None = None,
     ) -> Task | None:
-        """Lease the next visible task, or return None when there is none.
+        """Lease the next visible task of ``queues`` (None: ``default``), or return None when
+        there is none.
 
         ``wait_seconds`` (up to 20) long-polls: the server answers as soon as a task is visible.
         """
-        body = self._lease_body(worker_id, types, lease_seconds, wait_seconds, None)
+        body = self._lease_body(worker_id, types, lease_seconds, wait_seconds, None, queues)
         status, obj = self._request("POST", "/tasks/lease", body, wait_s=wait_seconds or 0.0)
         if status == 204 or obj is None:
             return None
@@ -255,9 +263,11 @@ class Client:
         types: Sequence[str] | None = None,
         lease_seconds: float | None = None,
         wait_seconds: float | None = None,
+        queues: Sequence[str] | None = None,
     ) -> list[Task]:
         """Lease up to ``max_tasks`` (1 to 100) visible tasks in one command."""
-        body = self._lease_body(worker_id, types, lease_seconds, wait_seconds, max_tasks)
+        body = self._lease_body(worker_id, types, lease_seconds, wait_seconds, max_tasks,
+                                queues)
         status, obj = self._request("POST", "/tasks/lease", body, wait_s=wait_seconds or 0.0)
         if status == 204 or obj is None:
             return []
@@ -301,9 +311,10 @@ class Client:
         type: str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
+        queue: str | None = None,
     ) -> TaskPage:
-        """One page of tasks in ``status`` (optionally of one type)."""
-        query = _present(status=status, type=type, limit=limit, cursor=cursor)
+        """One page of tasks in ``status`` (optionally of one type, of one queue)."""
+        query = _present(status=status, type=type, limit=limit, cursor=cursor, queue=queue)
         _, obj = self._request("GET", "/tasks?" + urlencode(query))
         if not isinstance(obj, dict):
             raise ServerError("unreadable task listing", code=ErrorCode.BAD_REPLY)
@@ -313,17 +324,6 @@ class Client:
         """The dead-letter queue (oldest first), up to ``limit`` tasks, following cursors."""
         return collect_pages(lambda page_limit, cursor: self.list_tasks(
             "dead", type=type, limit=page_limit, cursor=cursor), limit)
-
-    def redrive(self, task_id: str | None = None, *, type: str | None = None) -> int:
-        """Re-queue dead tasks (one, one type, or all) with attempts reset; return the count."""
-        _, obj = self._request("POST", "/dlq/redrive", _present(task_id=task_id, type=type))
-        return int(_field(obj, "redriven"))
-
-    def purge(self, *, type: str | None = None) -> int:
-        """Delete dead tasks (of one type, or all); return the count."""
-        path = "/dlq" + ("?" + urlencode({"type": type}) if type is not None else "")
-        _, obj = self._request("DELETE", path)
-        return int(_field(obj, "purged"))
 
     def stats(self) -> dict[str, Any]:
         """Counts by status and type, and Raft figures (``GET /stats``)."""
@@ -358,10 +358,12 @@ class Client:
         lease_seconds: float | None,
         wait_seconds: float | None,
         max_tasks: int | None,
+        queues: Sequence[str] | None = None,
     ) -> dict[str, Any]:
         return _present(worker_id=worker_id or self.worker_id,
                         types=list(types) if types else None, lease_seconds=lease_seconds,
-                        wait_seconds=wait_seconds or None, max_tasks=max_tasks)
+                        wait_seconds=wait_seconds or None, max_tasks=max_tasks,
+                        queues=list(queues) if queues else None)
 
     def _lease_op(
         self, task: Task | str, op: str, worker_id: str | None, extra: dict[str, Any]
@@ -523,10 +525,12 @@ def _enqueue_body(
     max_retries: int | None,
     idempotency_key: str | None,
     delay: float | None,
+    queue: str | None = None,
 ) -> dict[str, Any]:
     return {"type": type, "payload": payload,
             "idempotency_key": idempotency_key or f"auto-{uuid.uuid4().hex}",
-            **_present(priority=priority, max_retries=max_retries, delay_seconds=delay)}
+            **_present(priority=priority, max_retries=max_retries, delay_seconds=delay,
+                       queue=queue)}
 
 
 def _present(**fields: Any) -> dict[str, Any]:
@@ -574,12 +578,6 @@ def _tasks_of(obj: Any) -> list[Any]:
     if isinstance(obj, dict) and "id" in obj:
         return [obj]
     raise ServerError("reply has no task list", code=ErrorCode.BAD_REPLY)
-
-
-def _field(obj: Any, name: str) -> Any:
-    if not isinstance(obj, dict) or name not in obj:
-        raise ServerError(f"reply has no {name!r}", code=ErrorCode.BAD_REPLY)
-    return obj[name]
 
 
 def _as_dict(obj: Any) -> dict[str, Any]:

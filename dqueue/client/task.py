@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # The closed set of statuses is the queue's own (a pure, stdlib-only module).
+from dqueue.queue.fields import DEFAULT_QUEUE
 from dqueue.queue.task import TaskStatus
 
 
@@ -42,6 +43,8 @@ class Task:
     lease: Lease | None = None
     last_error: str | None = None
     duplicate: bool = False
+    queue: str = DEFAULT_QUEUE
+    source_queue: str | None = None
 
     @property
     def lease_token(self) -> str | None:
@@ -85,6 +88,8 @@ class Task:
             lease=lease,
             last_error=obj.get("last_error"),
             duplicate=bool(obj.get("duplicate", False)),
+            queue=str(obj.get("queue") or DEFAULT_QUEUE),
+            source_queue=obj.get("source_queue"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -108,6 +113,8 @@ class Task:
             },
             "last_error": self.last_error,
             "duplicate": self.duplicate,
+            "queue": self.queue,
+            "source_queue": self.source_queue,
         }
 
 

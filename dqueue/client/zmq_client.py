@@ -83,7 +83,7 @@ def normalize_endpoint(addr: str) -> str:
 _STATUS_BY_TEXT = {status.value: status for status in TaskStatus}
 _PLAIN_KEYS = frozenset({"id", "type", "payload", "priority", "max_retries", "attempts",
                          "status", "idempotency_key", "created_at_ms", "updated_at_ms",
-                         "visible_at_ms", "lease", "last_error"})
+                         "visible_at_ms", "lease", "last_error", "queue", "source_queue"})
 
 
 def task_from_plain(obj: Any) -> Task:
@@ -105,7 +105,8 @@ def task_from_plain(obj: Any) -> Task:
             or type(obj["attempts"]) is not int or type(obj["created_at_ms"]) is not int
             or type(obj["updated_at_ms"]) is not int or type(obj["visible_at_ms"]) is not int
             or not (last_error is None or type(last_error) is str)
-            or not (key is None or type(key) is str)):
+            or not (key is None or type(key) is str) or type(obj["queue"]) is not str
+            or not (obj["source_queue"] is None or type(obj["source_queue"]) is str)):
         return Task.from_wire(obj)
     lease = None
     if lease_obj is not None:
@@ -222,12 +223,17 @@ class ZmqWorkerClient:
         types: Sequence[str] | None = None,
         lease_ms: int | None = None,
         wait_ms: int = 0,
+        queues: Sequence[str] | None = None,
     ) -> Any:
-        """Ask for up to ``max_tasks`` tasks; the ``tasks`` reply comes when some are leased
-        or after ``wait_ms`` (empty). Returns the request id."""
-        return self._send(WorkerKind.LEASE, {"worker_id": self.worker_id, "max_tasks": max_tasks,
-                                     "types": list(types) if types else None,
-                                     "lease_ms": lease_ms, "wait_ms": wait_ms})
+        """Ask for up to ``max_tasks`` tasks of ``queues`` (None: ``default``); the ``tasks``
+        reply comes when some are leased or after ``wait_ms`` (empty). Returns the request
+        id."""
+        body = {"worker_id": self.worker_id, "max_tasks": max_tasks,
+                "types": list(types) if types else None, "lease_ms": lease_ms,
+                "wait_ms": wait_ms}
+        if queues:
+            body["queues"] = list(queues)
+        return self._send(WorkerKind.LEASE, body)
 
     def send_ack(self, task: Task) -> Any:
         """Complete ``task`` under its lease. Returns the request id."""
@@ -339,12 +345,15 @@ class ZmqWorkerClient:
         types: Sequence[str] | None = None,
         lease_seconds: float | None = None,
         wait_seconds: float = 0.0,
+        queues: Sequence[str] | None = None,
     ) -> list[Task]:
-        """Lease up to ``max_tasks`` tasks, waiting up to ``wait_seconds`` for one."""
+        """Lease up to ``max_tasks`` tasks of ``queues`` (None: ``default``), waiting up to
+        ``wait_seconds`` for one."""
         lease_ms = None if lease_seconds is None else int(lease_seconds * 1000)
         wait_ms = int(wait_seconds * 1000)
         reply = self._call(lambda: self.send_lease(max_tasks, types=types, lease_ms=lease_ms,
-                                                   wait_ms=wait_ms), wait_seconds)
+                                                   wait_ms=wait_ms, queues=queues),
+                           wait_seconds)
         return list(reply.tasks)
 
     def ack(self, task: Task) -> Task:

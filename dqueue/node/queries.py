@@ -1,8 +1,8 @@
 """Read queries of the IPC protocol: queue reads and the node's own health, cluster and metrics.
 
 Queue reads (``get``, ``stats``, ``list``, ``queues``, ``queue``) run against the applied queue
-state once the read point is reached (ReadIndex) or at once for stale reads. ``health``, ``cluster`` and ``metrics``
-describe this node and are always answered locally, leader or not.
+state once the read point is reached (ReadIndex) or at once for stale reads. ``health``,
+``cluster`` and ``metrics`` describe this node and are always answered locally, leader or not.
 """
 
 from __future__ import annotations

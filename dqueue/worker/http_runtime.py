@@ -66,6 +66,7 @@ class HttpRuntime(WorkerRuntime):
                 continue
             try:
                 tasks = self.client.lease_many(min(free, 100), types=self.types,
+                                               queues=self.config.queues or None,
                                                lease_seconds=self.config.lease_ms / 1000,
                                                wait_seconds=wait_s)
             except (Unauthorized, Forbidden) as exc:

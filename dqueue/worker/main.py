@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tasks buffered beyond the running ones (default: automatic, at least "
                         "concurrency, up to 100 for handlers that finish them within ~100 ms)")
     p.add_argument("--types", help="comma-separated task types (default: all registered)")
+    p.add_argument("--queues", help="comma-separated queues to lease from (default: default)")
     p.add_argument("--worker-id", help="lease holder id (default: host-pid-random; with worker "
                                        "keys the key's name, the only id the gateway accepts)")
     p.add_argument("--lease-timeout", default="30s", help="lease per task and per extension")
@@ -105,11 +106,13 @@ def make_runtime(args: argparse.Namespace, worker: Worker) -> WorkerRuntime:
     worker_id = (key_worker_id(args.worker_id, keys) or args.worker_id
                  or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
     types = tuple(t for t in (args.types or "").split(",") if t)
+    queues = tuple(q for q in (args.queues or "").split(",") if q)
     config = RuntimeConfig(
         worker_id=worker_id,
         concurrency=args.concurrency,
         prefetch=args.prefetch,
         types=types,
+        queues=queues,
         lease_ms=parse_duration_ms(args.lease_timeout),
         wait_ms=parse_duration_ms(args.wait),
         grace_ms=parse_duration_ms(args.grace),

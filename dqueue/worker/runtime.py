@@ -59,6 +59,7 @@ class RuntimeConfig:
         prefetch: Leased tasks buffered beyond the running ones (None: automatic, from
             ``concurrency`` up to ``MAX_AUTO_PREFETCH`` for fast handlers).
         types: Task types to lease (empty: every type the Worker registered).
+        queues: Queues to lease from (empty: the queue ``default``).
         lease_ms: Lease asked for, and given again by each extension.
         wait_ms: Long-poll wait of one lease request.
         grace_ms: How long a drain lets running handlers finish.
@@ -70,6 +71,7 @@ class RuntimeConfig:
     concurrency: int = 4
     prefetch: int | None = None
     types: tuple[str, ...] = ()
+    queues: tuple[str, ...] = ()
     lease_ms: int = 30_000
     wait_ms: int = 5_000
     grace_ms: int = 30_000
@@ -159,10 +161,10 @@ class WorkerRuntime:
 
     def run(self) -> int:
         """Lease and run tasks until drained or stopped; returns a process exit code."""
-        log.info("worker %s: %d threads, up to %d tasks held%s, types %s",
+        log.info("worker %s: %d threads, up to %d tasks held%s, types %s, queues %s",
                  self.config.worker_id, self.config.concurrency, self.config.max_capacity,
                  " (automatic prefetch)" if self.config.prefetch is None else "",
-                 ",".join(self.types) or "-")
+                 ",".join(self.types) or "-", ",".join(self.config.queues) or "default")
         for i in range(self.config.concurrency):
             thread = threading.Thread(target=self._handler_loop, name=f"handler-{i}", daemon=True)
             thread.start()

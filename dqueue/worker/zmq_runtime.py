@@ -293,6 +293,7 @@ class ZmqRuntime(WorkerRuntime):
         assert self._client is not None
         try:
             rid = self._client.send_lease(asked, types=self.types,
+                                          queues=self.config.queues or None,
                                           lease_ms=self.config.lease_ms,
                                           wait_ms=self.config.wait_ms)
         except Unavailable:

@@ -36,6 +36,13 @@ REQUESTS = {
     ("GET", "/openapi.json"): ("/openapi.json", None),
     ("POST", "/dlq/redrive"): ("/dlq/redrive", {}),
     ("DELETE", "/dlq"): ("/dlq", None),
+    ("GET", "/queues"): ("/queues", None),
+    ("GET", "/queues/{name}"): ("/queues/default", None),
+    ("PUT", "/queues/{name}"): ("/queues/q1", {}),
+    ("PATCH", "/queues/{name}"): ("/queues/default", {"max_retries": 2}),
+    ("DELETE", "/queues/{name}"): ("/queues/q1", None),
+    ("POST", "/queues/{name}/purge"): ("/queues/default/purge", {}),
+    ("POST", "/queues/{name}/move"): ("/queues/default/move", {}),
 }
 
 
