@@ -20,7 +20,16 @@ from collections.abc import Mapping
 from typing import Any
 from xml.sax.saxutils import escape
 
-from dqueue.sqs.errors import JSON_CONTENT_TYPE, QUERY_NAMESPACE, XML_CONTENT_TYPE, Rendered
+from dqueue.sqs.errors import (
+    JSON_CONTENT_TYPE,
+    QUERY_NAMESPACE,
+    XML_CONTENT_TYPE,
+    Rendered,
+    SqsError,
+    render_json_error,
+    render_query_error,
+)
+from dqueue.sqs.requests import Protocol
 
 # Actions whose answer has no result; every other one has a Result element, even empty.
 NO_RESULT_ACTIONS = frozenset({
@@ -105,3 +114,25 @@ def render_query(action: str, result: Mapping[str, Any], request_id: str) -> Ren
     ).encode()
     headers = {"Content-Type": XML_CONTENT_TYPE, "x-amzn-RequestId": request_id}
     return Rendered(200, headers, body)
+
+
+def protocol_of(headers: Mapping[str, str]) -> Protocol:
+    """The protocol to answer in, from the request headers alone (for a request that failed
+    to parse too): JSON when there is an ``X-Amz-Target`` header, Query otherwise."""
+    is_json = any(name.lower() == "x-amz-target" for name in headers)
+    return Protocol.JSON if is_json else Protocol.QUERY
+
+
+def render_result(protocol: Protocol, action: str, result: Mapping[str, Any],
+                  request_id: str) -> Rendered:
+    """Render ``result`` of ``action`` in ``protocol``."""
+    if protocol is Protocol.JSON:
+        return render_json(result, request_id)
+    return render_query(action, result, request_id)
+
+
+def render_error(protocol: Protocol, error: SqsError, request_id: str) -> Rendered:
+    """Render ``error`` in ``protocol``."""
+    if protocol is Protocol.JSON:
+        return render_json_error(error, request_id)
+    return render_query_error(error, request_id)

@@ -6,8 +6,16 @@ from typing import Any
 
 import pytest
 
-from dqueue.sqs.responses import render_json, render_query
-from tests.unit.sqs.conftest import parse_response
+from dqueue.sqs.errors import SqsCode, SqsError
+from dqueue.sqs.requests import Protocol, parse_request
+from dqueue.sqs.responses import (
+    protocol_of,
+    render_error,
+    render_json,
+    render_query,
+    render_result,
+)
+from tests.unit.sqs.conftest import build_request, parse_response
 
 URL = "http://127.0.0.1:9324/000000000000/jobs"
 RESULTS: list[tuple[str, dict[str, Any]]] = [
@@ -78,3 +86,20 @@ def test_query_empty_result_has_no_result_element() -> None:
     body = render_query("DeleteQueue", {}, "r").body.decode()
     assert "<DeleteQueueResult>" not in body
     assert "<DeleteQueueResponse" in body
+
+
+@pytest.mark.parametrize("protocol", ["json", "query"])
+def test_answer_in_the_protocol_of_the_request(protocol: str) -> None:
+    request = build_request("GetQueueUrl", {"QueueName": "jobs"}, protocol=protocol)
+    answer_protocol = protocol_of(request[3])
+    assert answer_protocol is Protocol(protocol)
+    assert parse_request(*request).protocol is answer_protocol
+    rendered = render_result(answer_protocol, "GetQueueUrl", {"QueueUrl": URL}, "r")
+    parsed = parse_response("GetQueueUrl", rendered.status, rendered.headers, rendered.body,
+                            protocol=protocol)
+    assert parsed["QueueUrl"] == URL
+    error = SqsError(SqsCode.QUEUE_DOES_NOT_EXIST, "The specified queue does not exist.")
+    rendered = render_error(answer_protocol, error, "r")
+    parsed = parse_response("GetQueueUrl", rendered.status, rendered.headers, rendered.body,
+                            protocol=protocol)
+    assert parsed["Error"]["Code"] == "AWS.SimpleQueueService.NonExistentQueue"
