@@ -16,11 +16,15 @@ Differences from the JSON shape, on purpose: ``BinaryValue`` of a message attrib
 decoded ``bytes`` (the MD5 and the store need them), and integers are ``int``. Every value is
 checked against SQS's rules and limits (module constants); queue attribute names and values are
 checked by ``dqueue.sqs.attributes`` and receipt handles decoded by ``dqueue.sqs.names`` where
-the caller holds the key.
+the caller holds the key. In a batch, an entry with a bad value of its own (a delay out of
+range, a bad body or attribute) fails alone, as in SQS: it is reported in
+``SqsRequest.failed``; a malformed batch (no entries, more than 10, bad or repeated ids, over
+1 MiB in all) fails the request.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Mapping
@@ -161,11 +165,16 @@ _ENTRY_REQUIRED: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class SqsRequest:
-    """A parsed, checked SQS request."""
+    """A parsed, checked SQS request.
+
+    ``failed`` holds the batch entries refused on their own (entry id -> error, in request
+    order); they are not in ``params["Entries"]``, and the answer lists them in ``Failed``.
+    """
 
     action: str
     params: dict[str, Any]
     protocol: Protocol
+    failed: dict[str, SqsError] = dataclasses.field(default_factory=dict)
 
 
 def _invalid(message: str) -> SqsError:
@@ -230,8 +239,9 @@ def parse_request(method: str, path: str, query: str, headers: Mapping[str, str]
             host = _header(headers, "host") or "localhost"
             params["QueueUrl"] = f"http://{host}{path}"
         protocol = Protocol.QUERY
-    _check(action, params)
-    return SqsRequest(action, params, protocol)
+    failed: dict[str, SqsError] = {}
+    _check(action, params, failed)
+    return SqsRequest(action, params, protocol, failed)
 
 
 def _text(data: bytes, where: str) -> str:
@@ -426,7 +436,7 @@ def _json_attribute(item: Any, where: str) -> dict[str, str]:
     return result
 
 
-def _check(action: str, params: dict[str, Any]) -> None:
+def _check(action: str, params: dict[str, Any], failed: dict[str, SqsError]) -> None:
     """SQS's value rules, the same for both protocols; normalizes BinaryValue to bytes."""
     for name in REQUIRED.get(action, ()):
         if name not in params:
@@ -436,7 +446,7 @@ def _check(action: str, params: dict[str, Any]) -> None:
     if action == "SendMessage":
         check_message(params, "")
     elif action in _ENTRY_REQUIRED:
-        _check_entries(action, params["Entries"])
+        _check_entries(action, params["Entries"], failed)
     if action == "CreateQueue":
         check_queue_name(params["QueueName"])
     if action in ("CreateQueue", "TagQueue"):
@@ -482,7 +492,10 @@ def _check_values(params: dict[str, Any], where: str) -> None:
             raise _invalid(f"{where}{name}: too long")
 
 
-def _check_entries(action: str, entries: list[dict[str, Any]]) -> None:
+def _check_entries(action: str, entries: list[dict[str, Any]],
+                   failed: dict[str, SqsError]) -> None:
+    """Check a batch: what makes the whole request fail raises; an entry's own fault goes
+    into ``failed`` (by entry id) and the entry leaves ``entries``."""
     if not entries:
         raise SqsError(SqsCode.EMPTY_BATCH_REQUEST,
                        "Entries: there should be at least one entry in the request")
@@ -504,9 +517,13 @@ def _check_entries(action: str, entries: list[dict[str, Any]]) -> None:
             raise SqsError(SqsCode.BATCH_ENTRY_IDS_NOT_DISTINCT,
                            f"{where}Id: {entry_id!r} is used by another entry")
         seen.add(entry_id)
-        _check_values(entry, where)
-        if action == "SendMessageBatch":
-            total_bytes += check_message(entry, where)
+        try:
+            _check_values(entry, where)
+            if action == "SendMessageBatch":
+                total_bytes += check_message(entry, where)
+        except SqsError as error:  # this entry fails; the others go on, as in SQS
+            failed[entry_id] = error
+    entries[:] = [entry for entry in entries if entry["Id"] not in failed]
     if total_bytes > MAX_MESSAGE_BYTES:
         raise SqsError(SqsCode.BATCH_REQUEST_TOO_LONG,
                        f"Entries: the messages total {total_bytes} bytes, more than "

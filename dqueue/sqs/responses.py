@@ -136,3 +136,9 @@ def render_error(protocol: Protocol, error: SqsError, request_id: str) -> Render
     if protocol is Protocol.JSON:
         return render_json_error(error, request_id)
     return render_query_error(error, request_id)
+
+
+def failed_entry(entry_id: str, error: SqsError) -> dict[str, Any]:
+    """A ``Failed`` member of a batch answer (``BatchResultErrorEntry``) for ``error``."""
+    return {"Id": entry_id, "SenderFault": error.is_sender_fault, "Code": error.code.value,
+            "Message": error.message}

@@ -286,3 +286,28 @@ def test_parser_raises_only_sqs_errors_on_anything(method: str, query: str,
                                                    body: bytes) -> None:
     outcome = parse_or_error(method, "/", query, headers, body)
     assert outcome.action in SCHEMAS if isinstance(outcome, SqsRequest) else outcome.message
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_bad_entry_fails_alone(protocol: str) -> None:
+    params = {"QueueUrl": URL, "Entries": [
+        {"Id": "good", "MessageBody": "a"},
+        {"Id": "late", "MessageBody": "b", "DelaySeconds": 901},
+        {"Id": "bell", "MessageBody": "\x07"},
+        {"Id": "attr", "MessageBody": "c", "MessageAttributes": {
+            "n": {"DataType": "Number", "StringValue": "NaN"}}}]}
+    request = parse_request(*build_request("SendMessageBatch", params, protocol=protocol))
+    assert request.params["Entries"] == [{"Id": "good", "MessageBody": "a"}]
+    assert {entry_id: error.code for entry_id, error in request.failed.items()} == {
+        "late": SqsCode.INVALID_PARAMETER_VALUE, "bell": SqsCode.INVALID_MESSAGE_CONTENTS,
+        "attr": SqsCode.INVALID_PARAMETER_VALUE}
+    assert request.failed["late"].message.startswith("Entries.2.DelaySeconds")
+
+
+def test_a_bad_visibility_entry_fails_alone() -> None:
+    params = {"QueueUrl": URL, "Entries": [
+        {"Id": "a", "ReceiptHandle": "r", "VisibilityTimeout": 43201},
+        {"Id": "b", "ReceiptHandle": "r", "VisibilityTimeout": 5}]}
+    request = parse_request(*build_request("ChangeMessageVisibilityBatch", params))
+    assert [entry["Id"] for entry in request.params["Entries"]] == ["b"]
+    assert list(request.failed) == ["a"]

@@ -9,6 +9,7 @@ import pytest
 from dqueue.sqs.errors import SqsCode, SqsError
 from dqueue.sqs.requests import Protocol, parse_request
 from dqueue.sqs.responses import (
+    failed_entry,
     protocol_of,
     render_error,
     render_json,
@@ -103,3 +104,16 @@ def test_answer_in_the_protocol_of_the_request(protocol: str) -> None:
     parsed = parse_response("GetQueueUrl", rendered.status, rendered.headers, rendered.body,
                             protocol=protocol)
     assert parsed["Error"]["Code"] == "AWS.SimpleQueueService.NonExistentQueue"
+
+
+@pytest.mark.parametrize("protocol", ["json", "query"])
+def test_failed_entries_parse_as_batch_errors(protocol: str) -> None:
+    error = SqsError(SqsCode.INVALID_PARAMETER_VALUE, "Entries.2.DelaySeconds: too big")
+    result = {"Successful": [{"Id": "a", "MessageId": "m", "MD5OfMessageBody": "0" * 32}],
+              "Failed": [failed_entry("b", error)]}
+    rendered = render_result(Protocol(protocol), "SendMessageBatch", result, "r")
+    parsed = parse_response("SendMessageBatch", 200, rendered.headers, rendered.body,
+                            protocol=protocol)
+    assert parsed["Failed"] == [{"Id": "b", "SenderFault": True,
+                                 "Code": "InvalidParameterValue",
+                                 "Message": "Entries.2.DelaySeconds: too big"}]
