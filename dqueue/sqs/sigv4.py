@@ -44,8 +44,8 @@ def _mismatch(message: str) -> SqsError:
 
 def _parse_authorization(value: str) -> tuple[str, list[str], str]:
     """(credential, signed header names, signature) of an Authorization header."""
-    if len(value) > MAX_AUTHORIZATION_CHARS:
-        raise _incomplete("Authorization header is too long")
+    if len(value) > MAX_AUTHORIZATION_CHARS or not value.isascii():
+        raise _incomplete("Authorization header is too long or not ASCII")
     algorithm, _, rest = value.partition(" ")
     if algorithm != ALGORITHM:
         raise _incomplete(f"Unsupported AWS 'algorithm': only {ALGORITHM} is accepted")
@@ -93,7 +93,8 @@ def verify(method: str, path: str, query: str, headers: Mapping[str, str], body:
 
     Args:
         method: the HTTP method as received.
-        path: the request path as received (percent-encoded, without the query).
+        path: the request path as on the wire (still percent-encoded, without the query;
+            not WSGI's decoded ``PATH_INFO``).
         query: the raw query string (without ``?``), ``""`` if none.
         headers: the received headers (names in any case).
         body: the body bytes as received.
@@ -104,6 +105,8 @@ def verify(method: str, path: str, query: str, headers: Mapping[str, str], body:
     Raises:
         SqsError: with the code SQS would answer (module docstring).
     """
+    if not (path.isascii() and query.isascii()):
+        raise _mismatch("the request path and query must be ASCII (percent-encoded)")
     lower = {name.lower(): value for name, value in headers.items()}
     authorization = lower.get("authorization")
     if authorization is None:
@@ -147,7 +150,7 @@ def verify(method: str, path: str, query: str, headers: Mapping[str, str], body:
     scope = f"{date}/{cred_region}/{service}/aws4_request"
     string_to_sign = "\n".join([
         ALGORITHM, amz_date, scope,
-        hashlib.sha256(canonical_request.encode("utf-8")).hexdigest()])
+        hashlib.sha256(canonical_request.encode("utf-8", "surrogatepass")).hexdigest()])
     expected = hmac.new(signing_key(secret, date, cred_region), string_to_sign.encode("utf-8"),
                         hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, signature):

@@ -9,6 +9,8 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dqueue.sqs.errors import SqsCode, SqsError
 from dqueue.sqs.sigv4 import verify
@@ -138,3 +140,21 @@ def test_malformed_authorization_is_incomplete(authorization: str) -> None:
 def test_missing_date_is_incomplete() -> None:
     request = signed(send_message())
     assert refused(request, headers={"X-Amz-Date": "yesterday"}) is SqsCode.INCOMPLETE_SIGNATURE
+
+
+_auth_parts = st.sampled_from([
+    "AWS4-HMAC-SHA256 ", "Credential=", "AKIDEXAMPLE", "/20260101", "/us-east-1", "/sqs",
+    "/aws4_request", ", ", "SignedHeaders=", "host", ";x-amz-date", "Signature=", "0" * 64,
+    "=", ",", " ", "é", "\ud800"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_auth_parts, max_size=14).map("".join),
+       st.sampled_from(["20260101T000000Z", "20261301T000000Z", "x", "\ud800"]),
+       st.text(max_size=20), st.binary(max_size=40))
+def test_verify_raises_only_sqs_errors(authorization: str, amz_date: str, path: str,
+                                       body: bytes) -> None:
+    headers = {"Authorization": authorization, "X-Amz-Date": amz_date, "Host": "h\ud800"}
+    with pytest.raises(SqsError):
+        verify("POST", "/" + path, "a=%FF&b", headers, body, secret_for=KEYS.get,
+               now_ms=1_767_225_600_000)
