@@ -5,8 +5,9 @@ each to the family an operator scrapes: its Prometheus name (base units, ``_tota
 counters), its type, its HELP text, the factor that brings its values into base units, and
 whether it is a cluster-wide figure. docs/metrics.md is the same table for people.
 
-Cluster-wide figures (the replicated queue's depth and its task events) are exported by the
-leader only, so that ``sum()`` over every scraped node counts each task once.
+Cluster-wide figures (the replicated queue's depth by queue and status, and its task events by
+type) are exported by the leader only, so that ``sum()`` over every scraped node counts each
+task once.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 # Milliseconds in the Raft process's histograms, seconds on /metrics.
 MS = 0.001
-# The queue every task is in until named queues arrive (the ``queue`` label's value).
+# The queue of the depth figures when the Raft process reports no ``by_queue``.
 DEFAULT_QUEUE = "default"
 # The values of the ``role`` label, every one exported (1 for the current role, else 0), so
 # that ``dqueue_raft_role{role="leader"}`` exists on every member that answers.
@@ -160,8 +161,9 @@ FIGURES: dict[str, Figure] = {
                                 "IPC requests refused as invalid."),
     # The replicated queue (cluster-wide: leader only), and this member's event log.
     **{f"dqueue_queue_tasks_{event}_total": _c(f"dqueue_queue_tasks_{event}_total",
-                                               f"{text}, by queue and type, as applied on the "
-                                               "leader (exported by the leader only).",
+                                               f"{text}, by type (every queue together), as "
+                                               "applied on the leader (exported by the leader "
+                                               "only).",
                                                cluster=True)
        for event, text in _EVENT_HELP.items()},
     "dqueue_queue_events_dropped_total": _c("dqueue_queue_events_dropped_total",

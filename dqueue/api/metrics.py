@@ -191,8 +191,7 @@ def families_from_plain(figures: dict[str, Any], leader: bool = True) -> list[Me
             if family_or_none is not None:
                 out.append(family_or_none)
         elif isinstance(figure, dict) and isinstance(figure.get("values"), dict):
-            queue_label = raw_name.startswith("dqueue_queue_tasks_")
-            out.append(_labelled_family(name, doc, figure, queue_label))
+            out.append(_labelled_family(name, doc, figure))
     return out
 
 
@@ -202,20 +201,16 @@ def _number_family(name: str, doc: str, value: float) -> Metric:
     return GaugeMetricFamily(name, doc, value=value)
 
 
-def _labelled_family(name: str, doc: str, figure: dict[str, Any],
-                     queue_label: bool = False) -> Metric:
+def _labelled_family(name: str, doc: str, figure: dict[str, Any]) -> Metric:
     label = _NAME_BAD_CHARS.sub("_", str(figure.get("by") or "key"))
-    # The queue's figures carry the queue's name; one queue until named queues arrive.
-    labels = ["queue", label] if queue_label else [label]
-    prefix = [DEFAULT_QUEUE] if queue_label else []
     family: GaugeMetricFamily | CounterMetricFamily
     if name.endswith("_total"):
-        family = CounterMetricFamily(name[: -len("_total")], doc, labels=labels)
+        family = CounterMetricFamily(name[: -len("_total")], doc, labels=[label])
     else:
-        family = GaugeMetricFamily(name, doc, labels=labels)
+        family = GaugeMetricFamily(name, doc, labels=[label])
     for key, value in sorted(figure["values"].items(), key=lambda kv: str(kv[0])):
         if _is_number(value):
-            family.add_metric([*prefix, str(key)], value)
+            family.add_metric([str(key)], value)
     return family
 
 
@@ -283,11 +278,22 @@ class RaftCollector(Collector):
             yield family
         if isinstance(figures, dict):
             yield from families_from_plain(figures, leader)
-        by_status = stats.get("by_status") if isinstance(stats, dict) else None
-        if leader and isinstance(by_status, dict):
-            depth = GaugeMetricFamily(QUEUE_TASKS.name, QUEUE_TASKS.help,
-                                      labels=["queue", "status"])
-            for status, n in sorted(by_status.items()):
-                if _is_number(n):
-                    depth.add_metric([DEFAULT_QUEUE, str(status)], n)
-            yield depth
+        if leader and isinstance(stats, dict):
+            yield _depth_family(stats)
+
+
+def _depth_family(stats: dict[str, Any]) -> Metric:
+    """``dqueue_queue_tasks{queue, status}`` from a stats read: ``by_queue`` (named queues),
+    or the totals ``by_status`` under the default queue (a Raft process without queues)."""
+    depth = GaugeMetricFamily(QUEUE_TASKS.name, QUEUE_TASKS.help, labels=["queue", "status"])
+    by_queue = stats.get("by_queue")
+    if not isinstance(by_queue, dict):
+        by_status = stats.get("by_status")
+        by_queue = {DEFAULT_QUEUE: by_status} if isinstance(by_status, dict) else {}
+    for queue, counts in sorted(by_queue.items(), key=lambda kv: str(kv[0])):
+        if not isinstance(counts, dict):
+            continue
+        for status, n in sorted(counts.items(), key=lambda kv: str(kv[0])):
+            if _is_number(n):
+                depth.add_metric([str(queue), str(status)], n)
+    return depth

@@ -229,14 +229,12 @@ def metric(http: Http, name: str, **labels: str) -> float:
 def test_metrics_parse_and_move(single: NodeCluster) -> None:
     http = Http(single.http_addr["n1"])
     try:
-        applied = metric(http, "dqueue_queue_tasks_enqueued_total", queue="default",
-                         type="metered")
+        applied = metric(http, "dqueue_queue_tasks_enqueued_total", type="metered")
         pending = metric(http, "dqueue_queue_tasks", queue="default", status="pending")
         commit = metric(http, "dqueue_raft_commit_index")
         status, _, _ = http.call("POST", "/tasks/batch", {"tasks": [{"type": "metered"}] * 7})
         assert status == 201
-        assert metric(http, "dqueue_queue_tasks_enqueued_total", queue="default",
-                      type="metered") == applied + 7
+        assert metric(http, "dqueue_queue_tasks_enqueued_total", type="metered") == applied + 7
         assert metric(http, "dqueue_queue_tasks", queue="default", status="pending") == (
             pending + 7)
         assert metric(http, "dqueue_raft_commit_index") > commit

@@ -108,20 +108,26 @@ def test_cluster_figures_come_from_the_leader_only():
     figures = {"term": 2, "dqueue_queue_tasks_acked_total": {"by": "type",
                                                              "values": {"email": 5}}}
     on_leader = samples(families_from_plain(figures, leader=True))
-    assert on_leader[("dqueue_queue_tasks_acked_total",
-                      (("queue", "default"), ("type", "email")))] == 5
+    assert on_leader[("dqueue_queue_tasks_acked_total", (("type", "email"),))] == 5
     on_follower = samples(families_from_plain(figures, leader=False))
     assert on_follower == {("dqueue_raft_term", ()): 2}
 
 
 def test_collector_exports_depth_and_every_role_on_the_leader_only():
-    def reader(role):
+    def reader(role, stats=None):
         answers = {"metrics": {"term": 1}, "health": {"role": role},
-                   "stats": {"by_status": {"pending": 3}}}
+                   "stats": stats or {"by_status": {"pending": 3}}}
         return lambda query, timeout_ms, stale: answers[query["op"]]
 
     leader = samples(list(RaftCollector(reader("leader"), 10).collect()))
     assert leader[("dqueue_queue_tasks", (("queue", "default"), ("status", "pending")))] == 3
+    by_queue = {"by_status": {"pending": 5},
+                "by_queue": {"default": {"pending": 1}, "mail": {"pending": 4, "dead": 2}}}
+    named = samples(list(RaftCollector(reader("leader", by_queue), 10).collect()))
+    assert {k[1]: v for k, v in named.items() if k[0] == "dqueue_queue_tasks"} == {
+        (("queue", "default"), ("status", "pending")): 1,
+        (("queue", "mail"), ("status", "dead")): 2,
+        (("queue", "mail"), ("status", "pending")): 4}
     assert leader[("dqueue_raft_role", (("role", "leader"),))] == 1
     follower = samples(list(RaftCollector(reader("follower"), 10).collect()))
     assert not any(name == "dqueue_queue_tasks" for name, _ in follower)
