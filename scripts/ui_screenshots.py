@@ -27,6 +27,7 @@ from dqueue.testing.http import Http
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 TYPES = ("email", "resize-image", "report")
+QUEUE_READY = '[data-queue="default"] svg path[data-series="enqueued"]'
 
 
 def call(api: Http, method: str, path: str, body: object = None) -> object:
@@ -63,10 +64,10 @@ def work(api: Http, seconds: float, rng: random.Random) -> str:
     return shown
 
 
-def shoot(page: Page, url: str, out: Path, name: str) -> None:
-    """Open one tab, let it refresh, save its screenshot."""
+def shoot(page: Page, url: str, out: Path, name: str, ready: str) -> None:
+    """Open one tab, wait for ``ready`` (a selector of its data), save its screenshot."""
     page.goto(url)
-    page.wait_for_function("document.getElementById('refreshed').textContent !== ''")
+    page.wait_for_selector(ready)
     page.screenshot(path=str(out / f"{name}.png"), full_page=True)
     print(f"wrote {out / (name + '.png')}")
 
@@ -90,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM)
                 page = browser.new_page(viewport={"width": 1200, "height": 800})
-                shoot(page, base + "#cluster", args.out, "cluster")
-                shoot(page, base + "#queues", args.out, "queues")
+                shoot(page, base + "#cluster", args.out, "cluster", "#members tbody tr")
+                shoot(page, base + "#queues", args.out, "queues", QUEUE_READY)
                 page.goto(base + "#tasks")
                 page.fill("#t-id", task_id)
                 page.click("#t-find")
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                 page.wait_for_selector("#tasks tbody tr")
                 page.screenshot(path=str(args.out / "tasks.png"), full_page=True)
                 print(f"wrote {args.out / 'tasks.png'}")
-                shoot(page, base + "#dlq", args.out, "dlq")
+                shoot(page, base + "#dlq", args.out, "dlq", "#dead tbody tr")
                 page.click("#q-purge")
                 page.wait_for_selector("#confirm-dialog[open]")
                 page.screenshot(path=str(args.out / "purge-confirm.png"))
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                 page.click("#confirm-no")
                 phone = browser.new_page(viewport={"width": 390, "height": 844},
                                          is_mobile=True, device_scale_factor=2)
-                shoot(phone, base + "#queues", args.out, "phone")
+                shoot(phone, base + "#queues", args.out, "phone", QUEUE_READY)
                 browser.close()
             api.close()
         finally:

@@ -177,7 +177,10 @@ function svg(tag, attrs, text) {
 }
 
 function chart(title, series, unit) {
-  const W = 400, H = 160, L = 48, B = 18, now = Date.now(), from = now - 15 * 60 * 1000;
+  // The node's clock, not the browser's: the right edge is the newest sample.
+  const times = series.flatMap((s) => s.points.map(([t]) => t));
+  const W = 400, H = 160, L = 48, B = 18;
+  const now = times.length ? Math.max(...times) : Date.now(), from = now - 15 * 60 * 1000;
   let max = 0;
   for (const s of series) for (const [, v] of s.points) if (v !== null && v > max) max = v;
   max = max > 0 ? max : 1;
