@@ -234,30 +234,27 @@ def opt_bool(body: dict[str, Any], name: str, prefix: str = "") -> bool | None:
 
 def opt_types(body: dict[str, Any], name: str = "types") -> list[str] | None:
     """A list of 1 to ``MAX_TYPES`` task types, without repeats; None when absent or null."""
-    value = body.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, list) or not 1 <= len(value) <= MAX_TYPES:
-        raise invalid(name, f"{name} must be a list of 1 to {MAX_TYPES} task types")
-    try:
-        for i, item in enumerate(value):
-            fields.TASK_TYPE.check(item, f"{name}[{i}]")
-    except InvalidCommand as exc:
-        raise _refused(exc) from None
-    return list(dict.fromkeys(value))
+    return _opt_names(body, name, fields.TASK_TYPE, MAX_TYPES, "task types")
 
 
 def opt_queues(body: dict[str, Any], name: str = "queues") -> list[str] | None:
     """A list of 1 to ``fields.MAX_QUEUES`` queue names, without repeats; None when absent or
     null (the lease then takes from the default queue)."""
+    return _opt_names(body, name, fields.QUEUE_NAME, fields.MAX_QUEUES, "queue names")
+
+
+def _opt_names(body: dict[str, Any], name: str, rule: TextRule, max_items: int,
+               what: str) -> list[str] | None:
+    """A list of 1 to ``max_items`` names each checked by ``rule``, repeats dropped (the first
+    kept, in order); None when absent or null."""
     value = body.get(name)
     if value is None:
         return None
-    if not isinstance(value, list) or not 1 <= len(value) <= fields.MAX_QUEUES:
-        raise invalid(name, f"{name} must be a list of 1 to {fields.MAX_QUEUES} queue names")
+    if not isinstance(value, list) or not 1 <= len(value) <= max_items:
+        raise invalid(name, f"{name} must be a list of 1 to {max_items} {what}")
     try:
         for i, item in enumerate(value):
-            fields.QUEUE_NAME.check(item, f"{name}[{i}]")
+            rule.check(item, f"{name}[{i}]")
     except InvalidCommand as exc:
         raise _refused(exc) from None
     return list(dict.fromkeys(value))

@@ -281,3 +281,12 @@ def test_a_presented_lease_token_is_held_to_the_stricter_http_rule():
     assert v.opt_text({"lease_token": token[1:]}, "lease_token",
                       fields.PRESENTED_LEASE_TOKEN) == token[1:]
 
+
+
+def test_opt_queues_keeps_the_first_of_each_queue_and_names_a_bad_one():
+    assert v.opt_queues({"queues": ["jobs", "default", "jobs"]}) == ["jobs", "default"]
+    assert v.opt_queues({}) is None
+    for value, field in (([], "queues"), (["q"] * (fields.MAX_QUEUES + 1), "queues"),
+                         (["ok", "no spaces"], "queues[1]"), (["x" * 81], "queues[0]")):
+        error = _refused(v.opt_queues, {"queues": value})
+        assert (error.code, error.field) == (ErrorCode.INVALID_FIELD, field)
