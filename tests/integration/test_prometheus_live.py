@@ -1,6 +1,7 @@
 """A real node's ``/metrics`` against Prometheus's own linter and against deploy/: promtool
 check metrics finds no problem, every family has a HELP text of its own, and every metric the
-dashboard and the alert rules read is a family the node exports."""
+dashboard and the alert rules read is a family the node exports; on three members only the
+leader reports the queue, so sums over the nodes count each task once."""
 
 from __future__ import annotations
 
@@ -90,3 +91,39 @@ def test_dashboard_and_rules_read_only_exported_families(scraped: str) -> None:
             assert family_of(name, families) is not None, (where, name)
             read.add(name)
     assert len(read) >= 15
+
+
+def test_on_three_members_only_the_leader_reports_the_queue(tmp_path) -> None:
+    nodes = NodeCluster(tmp_path, 3, start=True)
+    try:
+        leader = nodes.leader()
+        http = {n: Http(nodes.http_addr[n]) for n in nodes.running()}
+        try:
+            status, _, _ = http[leader].call("POST", "/tasks", {"type": "counted"})
+            assert status == 201
+            texts = {}
+            for node_id, client in http.items():
+                status, _, texts[node_id] = client.call("GET", "/metrics")
+                assert status == 200
+        finally:
+            for client in http.values():
+                client.close()
+    finally:
+        nodes.close()
+    for node_id, text in texts.items():
+        done = promtool("check", "metrics", stdin=text)
+        assert done.returncode == 0 and not (done.stdout + done.stderr).strip(), node_id
+    samples = {n: {(s.name, tuple(sorted(s.labels.items()))): s.value
+                   for f in text_string_to_metric_families(t) for s in f.samples}
+               for n, t in texts.items()}
+    pending = (("queue", "default"), ("status", "pending"))
+    enqueued = (("type", "counted"),)
+    reporting = {n for n, got in samples.items()
+                 if any(name.startswith("dqueue_queue_tasks") for name, _ in got)}
+    assert reporting == {leader}
+    # Summed over every node, as a dashboard does: each task once.
+    assert sum(got.get(("dqueue_queue_tasks", pending), 0) for got in samples.values()) == 1
+    assert sum(got.get(("dqueue_queue_tasks_enqueued_total", enqueued), 0)
+               for got in samples.values()) == 1
+    assert sum(got[("dqueue_raft_role", (("role", "leader"),))]
+               for got in samples.values()) == 1
