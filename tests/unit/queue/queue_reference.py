@@ -1,21 +1,28 @@
 """A deliberately naive model of the queue rules: a list of task dicts and loops.
 
 It shares nothing with ``dqueue.queue.state`` except the backoff formula and the command
-classes, and is slow on purpose: every rule is written the most obvious way, so that the
-stateful test can compare the indexed implementation against it step by step.
+classes (``QueueSettings`` among them), and is slow on purpose: every rule is written the most
+obvious way, so that the stateful test can compare the indexed implementation against it step
+by step. Named queues are a dict of settings; a task names its queue; every count is a recount.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
-from dqueue.queue import commands
+from dqueue.queue import commands, queues
 from dqueue.queue.backoff import backoff_ms
 from dqueue.queue.config import QueueConfig
+from dqueue.queue.queues import QueueSettings
 
 STATUSES = ["pending", "leased", "completed", "dead", "cancelled"]
 FINISHED = ("completed", "dead", "cancelled")
+DEFAULT = "default"
+# Settings that may be None (follow the cluster); the others go back to their default.
+OPTIONAL = ("lease_ms", "max_retries", "backoff_base_ms", "backoff_cap_ms", "retention_ms",
+            "dead_letter_queue")
 
 
 def _ok(value: dict[str, Any]) -> dict[str, Any]:
@@ -38,11 +45,15 @@ def _same(a: Any, b: Any) -> bool:
 
 
 class ReferenceQueue:
-    """Naive queue: ``tasks`` in enqueue order, ``keys`` a dict key -> [task id, expires]."""
+    """Naive queue: ``tasks`` in enqueue order, ``keys`` a dict key -> [task id, expires],
+    ``queues`` a dict name -> {"settings", "created_at_ms", "updated_at_ms"} in creation
+    order."""
 
     def __init__(self, config: QueueConfig) -> None:
         self.config = config
         self.clock = 0
+        self.queues: dict[str, dict[str, Any]] = {
+            DEFAULT: {"settings": QueueSettings(), "created_at_ms": 0, "updated_at_ms": 0}}
         self.tasks: list[dict[str, Any]] = []
         self.keys: dict[str, list[Any]] = {}
         # Hidden per task: who completed it, with which token.
@@ -60,6 +71,36 @@ class ReferenceQueue:
     def plain(self, task: dict[str, Any]) -> dict[str, Any]:
         return copy.deepcopy(task)
 
+    # -------------------------------------------------------------- queue settings
+
+    def setting(self, queue: str, name: str) -> Any:
+        """A queue's own value of a cluster setting, else the cluster's."""
+        own = getattr(self.queues[queue]["settings"], name)
+        if own is None:
+            return getattr(self.config, name)
+        if name == "lease_ms":
+            return min(own, self.config.max_lease_ms)
+        return own
+
+    def queue_config(self, queue: str) -> QueueConfig:
+        """The cluster's config with the queue's backoff choices (for ``backoff_ms``)."""
+        return dataclasses.replace(self.config,
+                                   backoff_base_ms=self.setting(queue, "backoff_base_ms"),
+                                   backoff_cap_ms=self.setting(queue, "backoff_cap_ms"))
+
+    def counts(self, queue: str) -> dict[str, int]:
+        found = {s: 0 for s in STATUSES}
+        for task in self.tasks:
+            if task["queue"] == queue:
+                found[task["status"]] += 1
+        return found
+
+    def queue_plain(self, name: str) -> dict[str, Any]:
+        entry = self.queues[name]
+        return {"name": name, "settings": entry["settings"].to_plain(),
+                "created_at_ms": entry["created_at_ms"],
+                "updated_at_ms": entry["updated_at_ms"], "counts": self.counts(name)}
+
     def key_owner(self, key: str) -> dict[str, Any] | None:
         entry = self.keys.get(key)
         if entry is None or entry[1] <= self.clock:
@@ -72,11 +113,28 @@ class ReferenceQueue:
         task["lease"] = None
         task["last_error"] = error
         task["updated_at_ms"] = at_ms
-        if dead or task["attempts"] >= task["max_retries"]:
-            task["status"] = "dead"
+        # max_retries counts retries after the first attempt: attempt max_retries + 1 is the
+        # last one.
+        if dead or task["attempts"] == task["max_retries"] + 1:
+            target = self.queues[task["queue"]]["settings"].dead_letter_queue
+            if target is not None and target in self.queues:
+                self.move(task, target, task["queue"])
+            else:
+                task["status"] = "dead"
         else:
             task["status"] = "pending"
-            task["visible_at_ms"] = at_ms + backoff_ms(self.config, task["id"], task["attempts"])
+            task["visible_at_ms"] = at_ms + backoff_ms(self.queue_config(task["queue"]),
+                                                       task["id"], task["attempts"])
+
+    def move(self, task: dict[str, Any], target: str, source: str | None) -> None:
+        """The task starts again in queue ``target``: pending, visible now, no attempts."""
+        task["status"] = "pending"
+        task["queue"] = target
+        task["source_queue"] = source
+        task["attempts"] = 0
+        task["max_retries"] = self.setting(target, "max_retries")
+        task["updated_at_ms"] = self.clock
+        task["visible_at_ms"] = self.clock
 
     def advance(self) -> None:
         for task in self.tasks:
@@ -85,7 +143,8 @@ class ReferenceQueue:
         keep = []
         for task in self.tasks:
             old = (task["status"] in FINISHED
-                   and task["updated_at_ms"] + self.config.retention_ms <= self.clock)
+                   and task["updated_at_ms"] + self.setting(task["queue"], "retention_ms")
+                   <= self.clock)
             key = task["idempotency_key"]
             if old and key is not None and self.key_owner(key) is task:
                 old = False
@@ -114,14 +173,18 @@ class ReferenceQueue:
         return _ok({})
 
     def do_enqueue(self, cmd: commands.Enqueue, index: int) -> dict[str, Any]:
+        for new in cmd.tasks:
+            if new.queue not in self.queues:
+                return _err("queue_not_found")
         saved = (copy.deepcopy(self.tasks), copy.deepcopy(self.keys))
         tasks, duplicates = [], []
         for new in cmd.tasks:
             owner = None if new.idempotency_key is None else self.key_owner(new.idempotency_key)
+            retries = (self.setting(new.queue, "max_retries") if new.max_retries is None
+                       else new.max_retries)
             if owner is not None:
-                retries = self.config.max_retries if new.max_retries is None else new.max_retries
                 if not (owner["type"] == new.type and owner["priority"] == new.priority
-                        and owner["max_retries"] == retries
+                        and owner["max_retries"] == retries and owner["queue"] == new.queue
                         and _same(owner["payload"], new.payload)):
                     self.tasks, self.keys = saved
                     return _err("idempotency_key_reused")
@@ -131,30 +194,44 @@ class ReferenceQueue:
             if self.find(new.id) is not None:
                 self.tasks, self.keys = saved
                 return _err("invalid")
+            delay_ms = (self.queues[new.queue]["settings"].delay_ms if new.delay_ms is None
+                        else new.delay_ms)
             task = {"id": new.id, "type": new.type, "payload": new.payload,
-                    "priority": new.priority,
-                    "max_retries": (self.config.max_retries if new.max_retries is None
-                                    else new.max_retries),
+                    "priority": new.priority, "max_retries": retries,
                     "attempts": 0, "status": "pending", "idempotency_key": new.idempotency_key,
                     "created_at_ms": self.clock, "updated_at_ms": self.clock,
-                    "visible_at_ms": self.clock + new.delay_ms, "lease": None,
-                    "last_error": None}
+                    "visible_at_ms": self.clock + delay_ms, "lease": None,
+                    "last_error": None, "queue": new.queue, "source_queue": None}
             self.tasks.append(task)
             if new.idempotency_key is not None:
                 self.keys[new.idempotency_key] = [new.id,
                                                   self.clock + self.config.dedup_window_ms]
             tasks.append(self.plain(task))
             duplicates.append(False)
-        depth = len([t for t in self.tasks if t["status"] in ("pending", "leased")])
-        if self.config.max_depth and False in duplicates and depth > self.config.max_depth:
-            self.tasks, self.keys = saved
-            return _err("queue_full")
+        if False in duplicates:
+            depth = len([t for t in self.tasks if t["status"] in ("pending", "leased")])
+            full = bool(self.config.max_depth) and depth > self.config.max_depth
+            for name, entry in self.queues.items():
+                bound = entry["settings"].max_depth
+                added = [new for new, dup in zip(cmd.tasks, duplicates, strict=True)
+                         if not dup and new.queue == name]
+                in_queue = [t for t in self.tasks if t["queue"] == name
+                            and t["status"] in ("pending", "leased")]
+                if bound and added and len(in_queue) > bound:
+                    full = True
+            if full:
+                self.tasks, self.keys = saved
+                return _err("queue_full")
         return _ok({"tasks": tasks, "duplicates": duplicates})
 
     def do_lease(self, cmd: commands.Lease, index: int) -> dict[str, Any]:
-        lease_ms = self.config.lease_ms if cmd.lease_ms is None else cmd.lease_ms
+        names = [DEFAULT] if cmd.queues is None else list(cmd.queues)
+        for name in names:
+            if name not in self.queues:
+                return _err("queue_not_found")
         visible = [t for t in self.tasks
                    if t["status"] == "pending" and t["visible_at_ms"] <= self.clock
+                   and t["queue"] in names
                    and (cmd.types is None or t["type"] in cmd.types)]
         # Stable sort: equal priorities keep enqueue (log) order.
         visible.sort(key=lambda t: -t["priority"])
@@ -168,6 +245,8 @@ class ReferenceQueue:
                 self.legacy_tokens.add(token)
             else:
                 token = f"{cmd.nonce}.{position}"
+            lease_ms = (self.setting(task["queue"], "lease_ms") if cmd.lease_ms is None
+                        else cmd.lease_ms)
             task["lease"] = {"worker_id": cmd.worker_id, "token": token,
                              "expires_at_ms": self.clock + lease_ms}
             out.append(self.plain(task))
@@ -221,7 +300,8 @@ class ReferenceQueue:
         task, error = self.held(cmd)
         if error:
             return error
-        lease_ms = self.config.lease_ms if cmd.lease_ms is None else cmd.lease_ms
+        lease_ms = (self.setting(task["queue"], "lease_ms") if cmd.lease_ms is None
+                    else cmd.lease_ms)
         task["lease"]["expires_at_ms"] = self.clock + lease_ms
         task["updated_at_ms"] = self.clock
         return _ok({"task": self.plain(task)})
@@ -245,8 +325,11 @@ class ReferenceQueue:
                 return _err("invalid_state")
             targets = [task]
         else:
+            if cmd.queue is not None and cmd.queue not in self.queues:
+                return _err("queue_not_found")
             targets = [t for t in self.tasks if t["status"] == "dead"
-                       and (cmd.type is None or t["type"] == cmd.type)]
+                       and (cmd.type is None or t["type"] == cmd.type)
+                       and (cmd.queue is None or t["queue"] == cmd.queue)]
         for task in targets:
             task["status"] = "pending"
             task["attempts"] = 0
@@ -255,14 +338,104 @@ class ReferenceQueue:
         return _ok({"count": len(targets)})
 
     def do_purge(self, cmd: commands.Purge, index: int) -> dict[str, Any]:
+        if cmd.queue is not None and cmd.queue not in self.queues:
+            return _err("queue_not_found")
         gone = [t for t in self.tasks if t["status"] == "dead"
-                and (cmd.type is None or t["type"] == cmd.type)]
-        self.tasks = [t for t in self.tasks if t not in gone]
+                and (cmd.type is None or t["type"] == cmd.type)
+                and (cmd.queue is None or t["queue"] == cmd.queue)]
+        self.forget(gone)
+        return _ok({"count": len(gone)})
+
+    def forget(self, gone: list[dict[str, Any]]) -> None:
+        """Remove tasks, and the idempotency keys that name them."""
+        self.tasks = [t for t in self.tasks if all(t is not g for g in gone)]
         for task in gone:
             key = task["idempotency_key"]
             if key is not None and key in self.keys and self.keys[key][0] == task["id"]:
                 del self.keys[key]
+
+    # -------------------------------------------------------------- queue commands
+
+    def check_target(self, name: str, settings: QueueSettings) -> dict[str, Any] | None:
+        target = settings.dead_letter_queue
+        if target is None:
+            return None
+        if target == name:
+            return _err("invalid")
+        if target not in self.queues:
+            return _err("queue_not_found")
+        return None
+
+    def do_createqueue(self, cmd: queues.CreateQueue, index: int) -> dict[str, Any]:
+        if cmd.name in self.queues:
+            if self.queues[cmd.name]["settings"] == cmd.settings:
+                return _ok({"queue": self.queue_plain(cmd.name), "created": False})
+            return _err("queue_exists")
+        refused = self.check_target(cmd.name, cmd.settings)
+        if refused is not None:
+            return refused
+        self.queues[cmd.name] = {"settings": cmd.settings, "created_at_ms": self.clock,
+                                 "updated_at_ms": self.clock}
+        return _ok({"queue": self.queue_plain(cmd.name), "created": True})
+
+    def do_updatequeue(self, cmd: queues.UpdateQueue, index: int) -> dict[str, Any]:
+        if cmd.name not in self.queues:
+            return _err("queue_not_found")
+        entry = self.queues[cmd.name]
+        defaults = QueueSettings()
+        values = {}
+        for key, value in cmd.changes:
+            if value is None and key not in OPTIONAL:
+                value = getattr(defaults, key)
+            values[key] = value
+        settings = dataclasses.replace(entry["settings"], **values)
+        if (settings.backoff_base_ms is not None and settings.backoff_cap_ms is not None
+                and settings.backoff_base_ms > settings.backoff_cap_ms):
+            return _err("invalid")
+        refused = self.check_target(cmd.name, settings)
+        if refused is not None:
+            return refused
+        entry["settings"] = settings
+        entry["updated_at_ms"] = self.clock
+        return _ok({"queue": self.queue_plain(cmd.name)})
+
+    def do_deletequeue(self, cmd: queues.DeleteQueue, index: int) -> dict[str, Any]:
+        if cmd.name == DEFAULT:
+            return _err("invalid")
+        if cmd.name not in self.queues:
+            return _err("queue_not_found")
+        gone = [t for t in self.tasks if t["queue"] == cmd.name]
+        self.forget(gone)
+        del self.queues[cmd.name]
         return _ok({"count": len(gone)})
+
+    def do_purgequeue(self, cmd: queues.PurgeQueue, index: int) -> dict[str, Any]:
+        if cmd.name not in self.queues:
+            return _err("queue_not_found")
+        gone = [t for t in self.tasks if t["queue"] == cmd.name
+                and t["status"] in ("pending", "leased", "dead")]
+        self.forget(gone)
+        return _ok({"count": len(gone)})
+
+    def do_movetasks(self, cmd: queues.MoveTasks, index: int) -> dict[str, Any]:
+        if cmd.source not in self.queues:
+            return _err("queue_not_found")
+        if cmd.destination is not None and cmd.destination not in self.queues:
+            return _err("queue_not_found")
+        if cmd.destination == cmd.source:
+            return _err("invalid")
+        moved = 0
+        for task in self.tasks:
+            if moved == cmd.max_tasks:
+                break
+            if task["queue"] != cmd.source or task["status"] not in ("pending", "dead"):
+                continue
+            target = task["source_queue"] if cmd.destination is None else cmd.destination
+            if target is None or target not in self.queues or target == cmd.source:
+                continue
+            self.move(task, target, None)
+            moved += 1
+        return _ok({"count": moved})
 
     # -------------------------------------------------------------- reads
 
@@ -276,17 +449,35 @@ class ReferenceQueue:
         for task in self.tasks:
             by_status[task["status"]] += 1
             by_type.setdefault(task["type"], {s: 0 for s in STATUSES})[task["status"]] += 1
-        return {"by_status": by_status, "by_type": by_type, "clock_ms": self.clock}
+        by_queue = {name: self.counts(name) for name in sorted(self.queues)}
+        return {"by_status": by_status, "by_type": dict(sorted(by_type.items())),
+                "clock_ms": self.clock, "by_queue": by_queue}
 
-    def list_all(self, status: str, task_type: str | None) -> list[dict[str, Any]]:
+    def list_all(self, status: str, task_type: str | None,
+                 queue: str | None = None) -> list[dict[str, Any]]:
         return [self.plain(t) for t in self.tasks
-                if t["status"] == status and (task_type is None or t["type"] == task_type)]
+                if t["status"] == status and (task_type is None or t["type"] == task_type)
+                and (queue is None or t["queue"] == queue)]
 
-    def has_visible(self, types: list[str] | None, now_ms: int) -> bool:
+    def get_queue(self, name: str) -> dict[str, Any] | None:
+        if name not in self.queues:
+            return None
+        plain = self.queue_plain(name)
+        plain["dead_letter_sources"] = sorted(
+            other for other, entry in self.queues.items()
+            if entry["settings"].dead_letter_queue == name)
+        return plain
+
+    def has_visible(self, types: list[str] | None, now_ms: int,
+                    names: list[str] | None = None) -> bool:
+        """Whether a lease at ``now_ms`` would get a task, or be refused (a queue that does
+        not exist: the lease is then applied, not kept waiting)."""
         trial = copy.deepcopy(self)
         outcome = trial.apply(commands.Lease(worker_id="probe", types=None if types is None
-                                    else tuple(types), max_tasks=1, now_ms=now_ms), 0)
-        return bool(outcome["value"]["tasks"])
+                                    else tuple(types), max_tasks=1,
+                                    queues=None if names is None else tuple(names),
+                                    now_ms=now_ms), 0)
+        return not outcome["ok"] or bool(outcome["value"]["tasks"])
 
     def next_deadline_ms(self) -> int | None:
         times = [t["lease"]["expires_at_ms"] for t in self.tasks if t["status"] == "leased"]

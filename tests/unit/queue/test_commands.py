@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dqueue.queue as dq
-from dqueue.queue.log_commands import command_from_log
 from dqueue.queue import fields
+from dqueue.queue.log_commands import command_from_log
 from tests.unit.plain_values import PLAIN
 
 COMMANDS = [

@@ -7,7 +7,11 @@ at most one live lease per task, a completed task is never visible again, and on
 purge removes a task. Every other command is applied in a client session (dissertation 6.3),
 and a rule repeats an earlier one with its session: the repeat changes nothing (same snapshot
 bytes) and is answered with the first outcome, or refused when below ``first_unanswered``; the
-model never sees repeats.
+model never sees repeats. Named queues (issue 15): besides ``default``, the rules create,
+change, delete, purge and move between ``jobs`` and ``dlq`` (each may name the other as its
+dead-letter target), enqueue into and lease from them; the invariants add that a task is
+counted in exactly its queue and each queue's ready index holds exactly its visible pending
+tasks.
 """
 
 from __future__ import annotations
@@ -20,6 +24,15 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 import dqueue.queue as dq
+from dqueue.queue.queues import (
+    CreateQueue,
+    DeleteQueue,
+    MoveTasks,
+    PurgeQueue,
+    QueueSettings,
+    UpdateQueue,
+)
+from dqueue.queue.ready import ready_key
 from dqueue.queue.sessions import DUPLICATE_REQUEST, ClientSession, apply_once
 from dqueue.queue.task import TaskStatus
 from tests.unit.queue.queue_reference import FINISHED, STATUSES, ReferenceQueue
@@ -29,6 +42,20 @@ CONFIG = dq.QueueConfig(lease_ms=5_000, max_retries=2, backoff_base_ms=1_000, ba
                      retention_ms=12_000, max_batch=4, max_lease_tasks=3)
 TYPES = ["a", "b", "c"]
 WORKERS = ["w1", "w2"]
+QUEUES = ["default", "jobs", "dlq"]
+NAMED = ["jobs", "dlq"]  # the queues the rules create and delete
+# A task's queue: mostly the default one, so the older rules keep their coverage.
+TASK_QUEUES = st.sampled_from(["default", "default", "jobs", "dlq"])
+LEASE_QUEUES = st.sampled_from([None, None, ("jobs",), ("default", "jobs"),
+                                ("dlq", "jobs", "default"), ("missing",)])
+# Values of each setting the rules choose from (None: follow the cluster, or the default).
+SETTING_VALUES: dict[str, list[Any]] = {
+    "lease_ms": [None, 2_000, 30_000], "max_retries": [None, 0, 1],
+    "backoff_base_ms": [None, 200, 3_000], "retention_ms": [None, 60_000],
+    "delay_ms": [0, 1_500], "max_depth": [0, 2], "dead_letter_queue": [None, *QUEUES],
+}
+settings_choices = st.fixed_dictionaries(
+    {}, optional={name: st.sampled_from(values) for name, values in SETTING_VALUES.items()})
 # Clock steps: repeats of the same ms, small steps, lease-length steps, and a clock behind.
 STEPS = st.sampled_from([0, 0, 1, 700, 1_500, 5_000, 9_000, -2_000])
 
@@ -36,7 +63,7 @@ new_tasks = st.lists(st.tuples(st.sampled_from(TYPES), st.sampled_from([0, 1, 2]
                                st.sampled_from([None, 0, 1, 3]),
                                st.sampled_from([None, None, "k1", "k2"]),
                                st.sampled_from([0, 0, 1, 2_000]),
-                               st.sampled_from([None, {"n": 1}, [1, "x"]])),
+                               st.sampled_from([None, {"n": 1}, [1, "x"]]), TASK_QUEUES),
                      min_size=1, max_size=4)
 
 
@@ -52,8 +79,8 @@ def check_outcome(command: Any, real: dict[str, Any], expected: dict[str, Any]) 
 class QueueVersusModel(RuleBasedStateMachine):
     """Apply each command to both; compare outcomes, reads and invariants."""
 
-    @initialize()
-    def start(self) -> None:
+    @initialize(jobs=settings_choices, dlq=st.sampled_from(["dlq", "dlq", None]))
+    def start(self, jobs: dict[str, Any], dlq: str | None) -> None:
         self.real = dq.QueueState(CONFIG)
         self.shadow = dq.QueueState(CONFIG)  # the same commands, never restored from a snapshot
         self.model = ReferenceQueue(CONFIG)
@@ -70,6 +97,10 @@ class QueueVersusModel(RuleBasedStateMachine):
         self.in_session: list[tuple[Any, ClientSession, dict[str, Any]]] = []
         self.first_unanswered = 1
         self.session: ClientSession | None = None  # the session of the last step, if any
+        # Most histories start with both named queues, "jobs" dead-lettering into "dlq".
+        self.step(CreateQueue(name="dlq", now_ms=self.now_ms))
+        self.step(CreateQueue(name="jobs", settings=QueueSettings(
+            **{**jobs, "dead_letter_queue": dlq}), now_ms=self.now_ms))
 
     def step(self, command: Any) -> dict[str, Any]:
         """Apply to both through the plain form (as the log does) and compare outcomes."""
@@ -106,7 +137,7 @@ class QueueVersusModel(RuleBasedStateMachine):
     @rule(delta=STEPS, specs=new_tasks, reuse=st.booleans())
     def enqueue(self, delta: int, specs: list[tuple[Any, ...]], reuse: bool) -> None:
         tasks = []
-        for task_type, priority, max_retries, key, delay_ms, payload in specs:
+        for task_type, priority, max_retries, key, delay_ms, payload, queue in specs:
             if reuse and self.ids:
                 task_id = self.ids[self.next_id % len(self.ids)]  # may collide: all or nothing
             else:
@@ -114,7 +145,7 @@ class QueueVersusModel(RuleBasedStateMachine):
             self.next_id += 1
             tasks.append(dq.NewTask(id=task_id, type=task_type, payload=payload, priority=priority,
                                  max_retries=max_retries, idempotency_key=key,
-                                 delay_ms=delay_ms))
+                                 delay_ms=delay_ms, queue=queue))
         outcome = self.step(dq.Enqueue(tasks=tuple(tasks), now_ms=self.now(delta)))
         if outcome["ok"]:
             for task, duplicate in zip(outcome["value"]["tasks"], outcome["value"]["duplicates"],
@@ -130,13 +161,18 @@ class QueueVersusModel(RuleBasedStateMachine):
     @rule(delta=STEPS, worker=st.sampled_from(WORKERS),
           types=st.one_of(st.none(), st.lists(st.sampled_from(TYPES), min_size=1, max_size=3)),
           max_tasks=st.integers(1, 3), lease_ms=st.sampled_from([None, 1_000, 20_000]),
-          nonce=st.one_of(st.none(), st.text("0123456789abcdef", min_size=32, max_size=32)))
+          nonce=st.one_of(st.none(), st.text("0123456789abcdef", min_size=32, max_size=32)),
+          queues=LEASE_QUEUES)
     def lease(self, delta: int, worker: str, types: list[str] | None, max_tasks: int,
-              lease_ms: int | None, nonce: str | None) -> None:
+              lease_ms: int | None, nonce: str | None, queues: tuple[str, ...] | None) -> None:
         # nonce None: a lease of an old entry (legacy tokens); else as the leader stamps it.
         wanted = None if types is None else tuple(types)
         outcome = self.step(dq.Lease(worker_id=worker, types=wanted, max_tasks=max_tasks,
-                                     lease_ms=lease_ms, nonce=nonce, now_ms=self.now(delta)))
+                                     lease_ms=lease_ms, nonce=nonce, queues=queues,
+                                     now_ms=self.now(delta)))
+        if not outcome["ok"]:
+            assert outcome["code"] == "queue_not_found"
+            return
         for task in outcome["value"]["tasks"]:
             assert task["id"] not in self.completed
             self.tokens.append((task["id"], worker, task["lease"]["token"]))
@@ -177,6 +213,20 @@ class QueueVersusModel(RuleBasedStateMachine):
         self.step(dq.Nack(id=task_id, worker_id=worker, token=token, reason=reason,
                        dead_letter=dead, now_ms=self.now(delta)))
 
+    @rule(delta=STEPS, queues=st.sampled_from([("jobs",), ("dlq", "jobs", "default")]),
+          dead=st.sampled_from([False, False, True]))
+    def lease_and_fail(self, delta: int, queues: tuple[str, ...], dead: bool) -> None:
+        """A worker whose handler fails: what it leases it nacks at once, so retries run out
+        and dead letters move to their queue's target."""
+        now_ms = self.now(delta)
+        outcome = self.step(dq.Lease(worker_id="w1", max_tasks=3, queues=queues,
+                                     nonce=f"{self.index:032x}", now_ms=now_ms))
+        if not outcome["ok"]:
+            return
+        for task in outcome["value"]["tasks"]:
+            self.step(dq.Nack(id=task["id"], worker_id="w1", token=task["lease"]["token"],
+                              reason="failed", dead_letter=dead, now_ms=now_ms))
+
     @rule(delta=STEPS, data=st.data(), lease_ms=st.sampled_from([None, 500, 10_000]))
     def extend(self, delta: int, data: st.DataObject, lease_ms: int | None) -> None:
         task_id, worker, token = self.pick_holder(data)
@@ -188,26 +238,76 @@ class QueueVersusModel(RuleBasedStateMachine):
         task_id = data.draw(st.sampled_from([*self.ids, "missing"]))
         self.step(dq.Cancel(id=task_id, now_ms=self.now(delta)))
 
-    @rule(delta=STEPS, data=st.data(), how=st.sampled_from(["id", "type", "all"]))
-    def redrive(self, delta: int, data: st.DataObject, how: str) -> None:
+    @rule(delta=STEPS, data=st.data(), how=st.sampled_from(["id", "type", "all"]),
+          queue=st.sampled_from([None, None, *QUEUES]))
+    def redrive(self, delta: int, data: st.DataObject, how: str, queue: str | None) -> None:
         if how == "id":
             command = dq.Redrive(id=data.draw(st.sampled_from([*self.ids, "missing"])),
                               now_ms=self.now(delta))
         elif how == "type":
-            command = dq.Redrive(type=data.draw(st.sampled_from(TYPES)), now_ms=self.now(delta))
+            command = dq.Redrive(type=data.draw(st.sampled_from(TYPES)), queue=queue,
+                                 now_ms=self.now(delta))
         else:
-            command = dq.Redrive(now_ms=self.now(delta))
+            command = dq.Redrive(queue=queue, now_ms=self.now(delta))
         self.step(command)
 
-    @rule(delta=STEPS, task_type=st.sampled_from([None, *TYPES]))
-    def purge(self, delta: int, task_type: str | None) -> None:
+    @rule(delta=STEPS, task_type=st.sampled_from([None, *TYPES]),
+          queue=st.sampled_from([None, None, *QUEUES]))
+    def purge(self, delta: int, task_type: str | None, queue: str | None) -> None:
         now_ms = self.now(delta)
         self.step(dq.Tick(now_ms=now_ms))  # expire and prune first, so `dead` is exact
         dead = {t["id"] for t in self.model.tasks if t["status"] == "dead"
-                and (task_type is None or t["type"] == task_type)}
-        outcome = self.step(dq.Purge(type=task_type, now_ms=now_ms))
-        assert outcome["value"]["count"] == len(dead)
-        self.purged |= dead
+                and (task_type is None or t["type"] == task_type)
+                and (queue is None or t["queue"] == queue)}
+        outcome = self.step(dq.Purge(type=task_type, queue=queue, now_ms=now_ms))
+        if outcome["ok"]:
+            assert outcome["value"]["count"] == len(dead)
+            self.purged |= dead
+        else:
+            assert outcome["code"] == "queue_not_found" and queue not in self.model.queues
+
+    # -------------------------------------------------------------- named queues
+
+    @rule(delta=STEPS, name=st.sampled_from(NAMED), chosen=settings_choices)
+    def create_queue(self, delta: int, name: str, chosen: dict[str, Any]) -> None:
+        settings = QueueSettings(**chosen)
+        self.step(CreateQueue(name=name, settings=settings, now_ms=self.now(delta)))
+
+    @rule(delta=STEPS, name=st.sampled_from([*QUEUES, "missing"]),
+          changes=settings_choices.filter(bool))
+    def update_queue(self, delta: int, name: str, changes: dict[str, Any]) -> None:
+        self.step(UpdateQueue(name=name, changes=tuple(sorted(changes.items())),
+                                 now_ms=self.now(delta)))
+
+    @rule(delta=STEPS, name=st.sampled_from([*QUEUES, "missing"]))
+    def delete_queue(self, delta: int, name: str) -> None:
+        now_ms = self.now(delta)
+        self.step(dq.Tick(now_ms=now_ms))  # expire and prune first, so `gone` is exact
+        gone = {t["id"] for t in self.model.tasks if t["queue"] == name}
+        outcome = self.step(DeleteQueue(name=name, now_ms=now_ms))
+        if outcome["ok"]:
+            assert outcome["value"]["count"] == len(gone)
+            self.purged |= gone
+        else:
+            assert name == "default" or name not in self.model.queues
+
+    @rule(delta=STEPS, name=st.sampled_from([*QUEUES, "missing"]))
+    def purge_queue(self, delta: int, name: str) -> None:
+        now_ms = self.now(delta)
+        self.step(dq.Tick(now_ms=now_ms))
+        gone = {t["id"] for t in self.model.tasks
+                if t["queue"] == name and t["status"] in ("pending", "leased", "dead")}
+        outcome = self.step(PurgeQueue(name=name, now_ms=now_ms))
+        if outcome["ok"]:
+            assert outcome["value"]["count"] == len(gone)
+            self.purged |= gone
+
+    @rule(delta=STEPS, source=st.sampled_from(QUEUES),
+          destination=st.sampled_from([None, None, *QUEUES]), max_tasks=st.sampled_from([1, 50]))
+    def move_tasks(self, delta: int, source: str, destination: str | None,
+                   max_tasks: int) -> None:
+        self.step(MoveTasks(source=source, destination=destination, max_tasks=max_tasks,
+                               now_ms=self.now(delta)))
 
     @rule(delta=STEPS)
     def tick(self, delta: int) -> None:
@@ -278,11 +378,18 @@ class QueueVersusModel(RuleBasedStateMachine):
                     if cursor is None:
                         break
                 assert listed == self.model.list_all(status, task_type)
+            for queue in NAMED:
+                page = self.real.list_tasks(status, None, limit=1_000, queue=queue)
+                assert page["tasks"] == self.model.list_all(status, None, queue)
+        for name in (*QUEUES, "missing"):
+            assert self.real.get_queue(name) == self.model.get_queue(name)
         assert self.real.next_deadline_ms() == self.model.next_deadline_ms()
-        for types in (None, ["a"], ["b", "c"]):
+        for types, names in ((None, None), (["a"], None), (["b", "c"], None),
+                             (None, ["jobs", "dlq"]), (["a"], ["dlq", "missing"])):
             for ahead_ms in (0, 2_500):
                 at_ms = self.model.clock + ahead_ms
-                assert self.real.has_visible(types, at_ms) == self.model.has_visible(types, at_ms)
+                assert (self.real.has_visible(types, at_ms, names)
+                        == self.model.has_visible(types, at_ms, names)), (types, names, at_ms)
 
     @invariant()
     def task_invariants(self) -> None:
@@ -296,6 +403,21 @@ class QueueVersusModel(RuleBasedStateMachine):
                     assert task.status is status
                     homes[task_id] = status
         assert set(homes) == set(self.real._tasks)
+        for state in (self.real, self.shadow):
+            assert all(task.queue in state._queues for task in state._tasks.values())
+            for name, record in state._queues.items():
+                mine = [task for task in state._tasks.values() if task.queue == name]
+                recount = {s: sum(task.status.value == s for task in mine) for s in STATUSES}
+                assert record.counts == recount, name
+                visible = {ready_key(task): task for task in mine
+                           if task.status is TaskStatus.PENDING
+                           and task.visible_at_ms <= state.clock_ms}
+                ready = record.ready
+                assert ready.tasks == visible, name
+                for task_type, heap in ready.by_type.items():
+                    live = {key for key in heap if key in visible}
+                    assert live == {k for k, t in visible.items() if t.type == task_type}
+                assert set(visible) <= set(ready.all)
         live_leases: dict[str, int] = {}
         for expires_at_ms, _, epoch, task in self.real._leases:
             if task.status is TaskStatus.LEASED and task.epoch == epoch:
