@@ -91,11 +91,15 @@ def render_queue(queue: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class QueueCollection:
-    """``GET /queues``: every queue with its settings and counts (``?prefix=``)."""
+class _QueueResource:
+    """A resource of the queue routes: it holds the API's dependencies."""
 
     def __init__(self, deps: ApiDeps) -> None:
         self._deps = deps
+
+
+class QueueCollection(_QueueResource):
+    """``GET /queues``: every queue with its settings and counts (``?prefix=``)."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         params = v.query_params(req, frozenset({"prefix"}))
@@ -106,11 +110,8 @@ class QueueCollection:
         send_json(resp, falcon.HTTP_200, {"queues": [render_queue(q) for q in value["queues"]]})
 
 
-class QueueItem:
+class QueueItem(_QueueResource):
     """``PUT``, ``GET``, ``PATCH`` and ``DELETE /queues/{name}``."""
-
-    def __init__(self, deps: ApiDeps) -> None:
-        self._deps = deps
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         name = queue_name(name)
@@ -145,11 +146,8 @@ class QueueItem:
         send_json(resp, falcon.HTTP_200, {"deleted": name, "tasks_deleted": value["count"]})
 
 
-class QueuePurge:
+class QueuePurge(_QueueResource):
     """``POST /queues/{name}/purge``: delete its pending, leased and dead tasks."""
-
-    def __init__(self, deps: ApiDeps) -> None:
-        self._deps = deps
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         name = queue_name(name)
@@ -157,12 +155,9 @@ class QueuePurge:
         send_json(resp, falcon.HTTP_200, {"purged": value["count"]})
 
 
-class QueueMove:
+class QueueMove(_QueueResource):
     """``POST /queues/{name}/move``: move its pending and dead tasks to ``destination``, or
     each back to the queue it was dead-lettered from (SQS StartMessageMoveTask)."""
-
-    def __init__(self, deps: ApiDeps) -> None:
-        self._deps = deps
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         name = queue_name(name)

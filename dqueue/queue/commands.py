@@ -389,28 +389,25 @@ def _enqueue(obj: Mapping[str, Any], now_ms: int) -> Enqueue:
     return Enqueue(tasks=tuple(parsed), now_ms=now_ms)
 
 
-def _types(obj: Mapping[str, Any]) -> tuple[str, ...] | None:
-    types = obj.get("types")
-    if types is None:
+def _names(obj: Mapping[str, Any], key: str, rule: fields.TextRule, most: int,
+           what: str) -> tuple[str, ...] | None:
+    """The list ``obj[key]`` of 1 to ``most`` names, each checked by ``rule``; None if absent."""
+    names = obj.get(key)
+    if names is None:
         return None
-    if not isinstance(types, list) or not 1 <= len(types) <= fields.MAX_TYPES:
-        raise InvalidCommand("types", f"types must be a list of 1 to {fields.MAX_TYPES} "
-                                      "task types")
-    for position, item in enumerate(types):
-        fields.TASK_TYPE.check(item, f"types[{position}]")
-    return tuple(types)
+    if not isinstance(names, list) or not 1 <= len(names) <= most:
+        raise InvalidCommand(key, f"{key} must be a list of 1 to {most} {what}")
+    for position, item in enumerate(names):
+        rule.check(item, f"{key}[{position}]")
+    return tuple(names)
+
+
+def _types(obj: Mapping[str, Any]) -> tuple[str, ...] | None:
+    return _names(obj, "types", fields.TASK_TYPE, fields.MAX_TYPES, "task types")
 
 
 def _queues(obj: Mapping[str, Any]) -> tuple[str, ...] | None:
-    queues = obj.get("queues")
-    if queues is None:
-        return None
-    if not isinstance(queues, list) or not 1 <= len(queues) <= fields.MAX_QUEUES:
-        raise InvalidCommand("queues", f"queues must be a list of 1 to {fields.MAX_QUEUES} "
-                                       "queue names")
-    for position, item in enumerate(queues):
-        fields.QUEUE_NAME.check(item, f"queues[{position}]")
-    return tuple(queues)
+    return _names(obj, "queues", fields.QUEUE_NAME, fields.MAX_QUEUES, "queue names")
 
 
 def _lease(obj: Mapping[str, Any], now_ms: int) -> Lease:

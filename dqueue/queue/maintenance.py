@@ -15,20 +15,28 @@ from dqueue.queue import commands, reads
 from dqueue.queue.outcomes import Outcome, fail, ok
 from dqueue.queue.queue_admin import QUEUE_NOT_FOUND
 from dqueue.queue.queues import effective_config
-from dqueue.queue.task import TaskStatus
+from dqueue.queue.task import Task, TaskStatus
 
 if TYPE_CHECKING:
     from dqueue.queue.state import QueueState
 
 
+def _task_in(state: QueueState, task_id: str, status: TaskStatus, verb: str) -> Task | Outcome:
+    """The task ``task_id`` if it has ``status``, else the failure naming why not."""
+    task = state._tasks.get(task_id)
+    if task is None:
+        return fail("not_found", f"id: no task {task_id}")
+    if task.status is not status:
+        return fail("invalid_state", f"id: task {task_id} is {task.status.value}, "
+                                     f"only a {status.value} task can be {verb}")
+    return task
+
+
 def cancel(state: QueueState, cmd: commands.Cancel, index: int) -> Outcome:
     """Cancel a pending task (it is retained, then pruned, as any finished task)."""
-    task = state._tasks.get(cmd.id)
-    if task is None:
-        return fail("not_found", f"id: no task {cmd.id}")
-    if task.status is not TaskStatus.PENDING:
-        return fail("invalid_state", f"id: task {cmd.id} is {task.status.value}, "
-                                     f"only a pending task can be cancelled")
+    task = _task_in(state, cmd.id, TaskStatus.PENDING, "cancelled")
+    if not isinstance(task, Task):
+        return task
     if task.visible_at_ms <= state.clock_ms:
         state._queues[task.queue].ready.remove(task)
     task.updated_at_ms = state.clock_ms
@@ -40,12 +48,9 @@ def redrive(state: QueueState, cmd: commands.Redrive, index: int) -> Outcome:
     """Make dead tasks (one by id, those of a type and/or a queue, or all) pending again,
     attempts reset, in their own queue."""
     if cmd.id is not None:
-        task = state._tasks.get(cmd.id)
-        if task is None:
-            return fail("not_found", f"id: no task {cmd.id}")
-        if task.status is not TaskStatus.DEAD:
-            return fail("invalid_state", f"id: task {cmd.id} is {task.status.value}, "
-                                         f"only a dead task can be redriven")
+        task = _task_in(state, cmd.id, TaskStatus.DEAD, "redriven")
+        if not isinstance(task, Task):
+            return task
         targets = [task]
     else:
         if cmd.queue is not None and cmd.queue not in state._queues:
