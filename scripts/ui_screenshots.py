@@ -64,11 +64,12 @@ def work(api: Http, seconds: float, rng: random.Random) -> str:
     return shown
 
 
-def shoot(page: Page, url: str, out: Path, name: str, ready: str) -> None:
+def shoot(page: Page, url: str, out: Path, name: str, ready: str,
+          full_page: bool = True) -> None:
     """Open one tab, wait for ``ready`` (a selector of its data), save its screenshot."""
     page.goto(url)
     page.wait_for_selector(ready)
-    page.screenshot(path=str(out / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(out / f"{name}.png"), full_page=full_page)
     print(f"wrote {out / (name + '.png')}")
 
 
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                 page.wait_for_selector("#tasks tbody tr")
                 page.screenshot(path=str(args.out / "tasks.png"), full_page=True)
                 print(f"wrote {args.out / 'tasks.png'}")
-                shoot(page, base + "#dlq", args.out, "dlq", "#dead tbody tr")
+                shoot(page, base + "#dlq", args.out, "dlq", "#dead tbody tr", full_page=False)
                 page.click("#q-purge")
                 page.wait_for_selector("#confirm-dialog[open]")
                 page.screenshot(path=str(args.out / "purge-confirm.png"))
