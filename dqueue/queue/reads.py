@@ -84,12 +84,16 @@ def list_tasks(by_status: ByStatus, status: str, task_type: str | None, limit: i
 
 
 def has_visible(records: Mapping[str, QueueRecord], delayed: TimeHeap, leases: TimeHeap,
-                clock_ms: int, types: Iterable[str] | None, now_ms: int) -> bool:
+                clock_ms: int, types: Iterable[str] | None, now_ms: int,
+                every: Mapping[str, QueueRecord] | None = None) -> bool:
     """Whether a lease of ``types`` (None: any) from the queues ``records`` applied at
     ``now_ms`` would get a task.
 
     Args:
         records: The lease's queues, by name.
+        every: All the queues, by name (None: ``records``): a lease of another queue that
+            expires with its retries spent moves its task into one of ``records`` when that
+            is the queue's dead-letter target.
         delayed: The ``(visible_at_ms, seq, epoch, task)`` heap of delayed pending tasks.
         leases: The ``(expires_at_ms, seq, epoch, task)`` heap of leases.
         clock_ms: The cluster clock such a lease would see: ``max(now_ms, clock_ms)``.
@@ -103,13 +107,20 @@ def has_visible(records: Mapping[str, QueueRecord], delayed: TimeHeap, leases: T
         if task.status is _PENDING and task.epoch == epoch and task.queue in records and (
                 wanted is None or task.type in wanted):
             return True
-    # A lease expiring by now_ms makes its task visible if its backoff has run out too.
+    # A lease expiring by now_ms makes its task visible if its backoff has run out too, or
+    # at once in its queue's dead-letter target when its retries are spent.
+    homes = records if every is None else every
     for expires_at_ms, _, epoch, task in iter_due(leases, now_ms):
+        if (task.status is not _LEASED or task.epoch != epoch
+                or (wanted is not None and task.type not in wanted)):
+            continue
         record = records.get(task.queue)
-        if (record is not None and task.status is _LEASED and task.epoch == epoch
-                and (wanted is None or task.type in wanted)
-                and task.attempts <= task.max_retries
-                and expires_at_ms + backoff_ms(record.config, task.id, task.attempts)
-                <= clock_ms):
-            return True
+        if task.attempts <= task.max_retries:
+            if (record is not None and expires_at_ms
+                    + backoff_ms(record.config, task.id, task.attempts) <= clock_ms):
+                return True
+        else:
+            home = homes.get(task.queue)
+            if home is not None and home.settings.dead_letter_queue in records:
+                return True
     return False

@@ -505,7 +505,7 @@ class QueueState:
             return True
         records = {name: self._queues[name] for name in names}
         return reads.has_visible(records, self._delayed, self._leases,
-                                 max(now_ms, self.clock_ms), types, now_ms)
+                                 max(now_ms, self.clock_ms), types, now_ms, self._queues)
 
     def next_deadline_ms(self) -> int | None:
         """Earliest lease expiry or delayed visibility, or None when nothing waits on time."""
