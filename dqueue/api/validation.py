@@ -219,6 +219,9 @@ def opt_seconds_ms(
         return round(value * 1000)
     if not 0 < value <= high_s:
         raise invalid(field, f"{field} must be above 0 and at most {high_s:g} seconds")
+    if rule_ms.low > 1 and value * 1000 < rule_ms.low:  # a bound of whole seconds, not 1 ms
+        raise invalid(field, f"{field} must be at least {rule_ms.low / 1000:g} and at most "
+                             f"{high_s:g} seconds")
     return max(rule_ms.low, round(value * 1000))
 
 
