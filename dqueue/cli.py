@@ -28,6 +28,8 @@ from dqueue.client.errors import (
     InvalidState,
     LeaseConflict,
     NoLeader,
+    QueueExists,
+    QueueNotFound,
     TaskNotFound,
     Unavailable,
 )
@@ -470,9 +472,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
 
 
 def _exit_code(exc: DQueueError) -> int:
-    if isinstance(exc, TaskNotFound):
+    if isinstance(exc, TaskNotFound | QueueNotFound):
         return EXIT_NOT_FOUND
-    if isinstance(exc, LeaseConflict | InvalidState):
+    if isinstance(exc, LeaseConflict | InvalidState | QueueExists):
         return EXIT_CONFLICT
     if isinstance(exc, NoLeader | Unavailable):
         return EXIT_UNAVAILABLE
