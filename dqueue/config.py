@@ -85,6 +85,9 @@ class NodeConfig:
     peers_http: dict[str, str] = field(default_factory=dict)
     # How long a stopping API process lets requests in flight finish before it exits.
     drain_timeout_ms: int = 10_000
+    # The SQS-compatible API (docs/sqs.md): the account id and region in queue URLs and ARNs.
+    sqs_account_id: str = "000000000000"
+    sqs_region: str = "us-east-1"
 
     def members(self) -> dict[str, str]:
         """Member id -> raft address, this node included."""
@@ -162,6 +165,10 @@ def validate(config: NodeConfig) -> NodeConfig:
             raise ConfigError("peers", f"bad member id {member_id!r}")
     if config.peers and config.id not in config.peers:
         raise ConfigError("peers", f"this node's id {config.id!r} is missing from the members")
+    if not re.fullmatch(r"[0-9]{12}", config.sqs_account_id):
+        raise ConfigError("sqs.account_id", "12 digits, as an AWS account id")
+    if not re.fullmatch(r"[a-z0-9-]{1,32}", config.sqs_region):
+        raise ConfigError("sqs.region", "lower-case letters, digits and '-', as us-east-1")
     unknown_http = sorted(set(config.peers_http) - set(config.members()))
     if unknown_http:
         raise ConfigError("peers_http", f"not a member: {', '.join(unknown_http)}")

@@ -37,6 +37,7 @@ TOML_LAYOUT: dict[str, dict[str, str]] = {
         "secure_dir": "secure_dir",
         "insecure": "insecure",
     },
+    "sqs": {"account_id": "sqs_account_id", "region": "sqs_region"},
     "queue": {
         "lease_timeout": "queue.lease_ms",
         "max_retries": "queue.max_retries",

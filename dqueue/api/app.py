@@ -13,7 +13,7 @@ from typing import Any
 import falcon
 from prometheus_client import CollectorRegistry
 
-from dqueue.api import dlq, queues, status, tasks, ui_routes
+from dqueue.api import dlq, queues, sqs_messages, sqs_queues, status, tasks, ui_routes
 from dqueue.api.auth import AuthMiddleware, load_token_file
 from dqueue.api.coalesce import EnqueueCoalescer
 from dqueue.api.deps import ApiDeps, new_task_id
@@ -21,6 +21,8 @@ from dqueue.api.errors import ApiError, handle_api_error, handle_http_error, han
 from dqueue.api.metrics import ApiMetrics, MetricsMiddleware, RaftCollector
 from dqueue.api.openapi import openapi_document
 from dqueue.api.raft_link import RaftClientLike, RaftLink
+from dqueue.api.sqs_keys import load_keys, receipt_key
+from dqueue.api.sqs_service import SqsContext, SqsService, log_sqs_mode
 from dqueue.config import NodeConfig
 from dqueue.tokens import TokenFile
 
@@ -98,7 +100,23 @@ def create_app(
     app.add_route("/metrics", status.Metrics(registry))
     app.add_route("/openapi.json", status.OpenApi(openapi_document()))
     ui_routes.register(app, _scrape_reader(link))  # the dashboard at /ui (docs/ui.md)
+    _add_sqs(app, deps, config)
     return app
+
+
+def _add_sqs(app: falcon.App, deps: ApiDeps, config: NodeConfig) -> None:
+    """The SQS-compatible API (docs/sqs.md) at ``/`` and at queue URLs.
+
+    Raises:
+        SqsKeysError: the access keys file exists and is malformed.
+    """
+    keys = load_keys(config)
+    ctx = SqsContext(deps, config.sqs_account_id, config.sqs_region, receipt_key(config, keys))
+    sqs = SqsService(ctx, {**sqs_queues.HANDLERS, **sqs_messages.HANDLERS}, keys,
+                     config.insecure)
+    app.add_route("/", sqs)
+    app.add_route(f"/{config.sqs_account_id}/{{queue}}", sqs)
+    log_sqs_mode(keys)
 
 
 def _scrape_reader(link: RaftLink) -> Callable[[dict[str, Any], int, bool], Any]:

@@ -1,0 +1,303 @@
+"""SQS message actions: send, receive, delete, change visibility (single and batch).
+
+A message is a dqueue task (docs/sqs.md, "Mapping"): type ``sqs``, its ``queue`` the queue's
+name, its payload the body string, or ``{"body": ..., "attributes": {...}}`` when the message
+has attributes (a ``BinaryValue`` kept as base64 text, ``AWSTraceHeader`` under
+``"trace_header"``). A receive is a ``lease`` with ``worker_id`` ``sqs``; a receipt handle
+authenticates (queue, task id, lease token); a delete is an ``ack`` with that token, and a
+visibility change an ``extend``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+from dqueue.api.errors import ApiError
+from dqueue.api.longpoll import LongPollGate
+from dqueue.api.sqs_service import SqsContext, sqs_error_of
+from dqueue.protocol.errors import ErrorCode
+from dqueue.queue import fields
+from dqueue.sqs.errors import SqsCode, SqsError
+from dqueue.sqs.md5 import md5_of_attributes, md5_of_body
+from dqueue.sqs.names import Account, Receipt, decode_receipt_handle, encode_receipt_handle
+from dqueue.sqs.requests import SqsRequest
+from dqueue.sqs.responses import failed_entry
+
+SQS_TYPE = "sqs"
+SQS_WORKER = "sqs"
+# Outcomes of an ack or extend by a handle whose lease is over (deleted, expired, re-leased).
+_STALE = frozenset({ErrorCode.NOT_FOUND, ErrorCode.LEASE_CONFLICT, ErrorCode.INVALID_STATE})
+
+
+# ---------------------------------------------------------------- the task of a message
+
+def task_of(ctx: SqsContext, entry: dict[str, Any], queue: str, task_id: str) -> dict[str, Any]:
+    """The enqueue plain form of one message to send (already checked by the parser)."""
+    body = entry["MessageBody"]
+    attributes = entry.get("MessageAttributes") or {}
+    system = entry.get("MessageSystemAttributes") or {}
+    payload: Any = body
+    if attributes or system:
+        payload = {"body": body, "attributes": {
+            name: _storable(value) for name, value in attributes.items()}}
+        if "AWSTraceHeader" in system:
+            payload["trace_header"] = system["AWSTraceHeader"]["StringValue"]
+    task: dict[str, Any] = {"id": task_id, "type": SQS_TYPE, "payload": payload, "queue": queue}
+    if "DelaySeconds" in entry:
+        task["delay_ms"] = entry["DelaySeconds"] * 1000
+    return task
+
+
+def _storable(value: dict[str, Any]) -> dict[str, str]:
+    if "BinaryValue" in value:
+        return {"DataType": value["DataType"],
+                "BinaryValue": base64.b64encode(value["BinaryValue"]).decode("ascii")}
+    return {"DataType": value["DataType"], "StringValue": value["StringValue"]}
+
+
+def _message_parts(task: dict[str, Any]) -> tuple[str, dict[str, Any], str | None]:
+    """(body, message attributes with BinaryValue as bytes, trace header) of a task."""
+    payload = task.get("payload")
+    if task.get("type") == SQS_TYPE and isinstance(payload, dict) and isinstance(
+            payload.get("body"), str):
+        attributes: dict[str, Any] = {}
+        for name, value in (payload.get("attributes") or {}).items():
+            if "BinaryValue" in value:
+                attributes[name] = {"DataType": value["DataType"],
+                                    "BinaryValue": base64.b64decode(value["BinaryValue"])}
+            else:
+                attributes[name] = dict(value)
+        return payload["body"], attributes, payload.get("trace_header")
+    if isinstance(payload, str):
+        return payload, {}, None
+    return json.dumps(payload, separators=(",", ":")), {}, None
+
+
+def _sent(entry_id: str | None, task_id: str, entry: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = {"MessageId": task_id,
+                              "MD5OfMessageBody": md5_of_body(entry["MessageBody"])}
+    attributes_md5 = md5_of_attributes(entry.get("MessageAttributes") or {})
+    if attributes_md5 is not None:
+        result["MD5OfMessageAttributes"] = attributes_md5
+    if entry_id is not None:
+        result = {"Id": entry_id, **result}
+    return result
+
+
+# ---------------------------------------------------------------- send
+
+def send_message(ctx: SqsContext, request: SqsRequest, account: Account) -> dict[str, Any]:
+    """SendMessage: one ``enqueue`` of one task."""
+    name = account.name_from_url(request.params.get("QueueUrl"))
+    [task_id] = ctx.deps.new_ids(1)
+    value = ctx.deps.enqueue([task_of(ctx, request.params, name, task_id)], 0)
+    return _sent(None, value["tasks"][0]["id"], request.params)
+
+
+def send_message_batch(ctx: SqsContext, request: SqsRequest,
+                       account: Account) -> dict[str, Any]:
+    """SendMessageBatch: one ``enqueue`` of every good entry; bad entries fail alone."""
+    name = account.name_from_url(request.params.get("QueueUrl"))
+    entries = request.params["Entries"]
+    successful: list[dict[str, Any]] = []
+    if entries:
+        ids = ctx.deps.new_ids(len(entries))
+        tasks = [task_of(ctx, entry, name, ids[i]) for i, entry in enumerate(entries)]
+        value = ctx.deps.enqueue(tasks, 0)
+        successful = [_sent(entry["Id"], task["id"], entry)
+                      for entry, task in zip(entries, value["tasks"], strict=True)]
+    return {"Successful": successful,
+            "Failed": [failed_entry(i, e) for i, e in request.failed.items()]}
+
+
+# ---------------------------------------------------------------- receive
+
+_QUEUE_WAIT_TTL_S = 1.0
+
+
+def _queue_wait_ms(ctx: SqsContext, name: str) -> int:
+    """The queue's ReceiveMessageWaitTimeSeconds in ms (cached a second per process)."""
+    cache = ctx.wait_cache
+    now = time.monotonic()
+    hit = cache.get(name)
+    if hit is not None and now - hit[0] < _QUEUE_WAIT_TTL_S:
+        return hit[1]
+    queue = ctx.deps.read({"op": "queue", "name": name})
+    if queue is None:
+        raise SqsError(SqsCode.QUEUE_DOES_NOT_EXIST, "The specified queue does not exist.")
+    wait_ms = int(queue["settings"].get("wait_ms") or 0)
+    if len(cache) > 10_000:
+        cache.clear()
+    cache[name] = (now, wait_ms)
+    return wait_ms
+
+
+def _wanted(names: list[str], name: str) -> bool:
+    for pattern in names:
+        if pattern in ("All", ".*", name):
+            return True
+        if pattern.endswith(".*") and name.startswith(pattern[:-1]):
+            return True
+    return False
+
+
+def _message(ctx: SqsContext, task: dict[str, Any], name: str, account: Account,
+             request: SqsRequest) -> dict[str, Any]:
+    body, attributes, trace = _message_parts(task)
+    handle = encode_receipt_handle(Receipt(name, task["id"], task["lease"]["token"]),
+                                   ctx.receipt_key)
+    message: dict[str, Any] = {"MessageId": task["id"], "ReceiptHandle": handle,
+                               "MD5OfBody": md5_of_body(body), "Body": body}
+    asked = (request.params.get("AttributeNames") or []) + (
+        request.params.get("MessageSystemAttributeNames") or [])
+    system = {"SenderId": ctx.account_id,
+              "SentTimestamp": str(task.get("created_at_ms") or 0),
+              "ApproximateReceiveCount": str(task.get("attempts") or 0),
+              "ApproximateFirstReceiveTimestamp": str(task.get("updated_at_ms") or 0)}
+    if trace is not None:
+        system["AWSTraceHeader"] = trace
+    if task.get("source_queue"):
+        system["DeadLetterQueueSourceArn"] = account.queue_arn(task["source_queue"])
+    chosen = {key: value for key, value in system.items() if _wanted(asked, key)}
+    if chosen:
+        message["Attributes"] = chosen
+    names = request.params.get("MessageAttributeNames") or []
+    returned = {key: value for key, value in attributes.items() if _wanted(names, key)}
+    if returned:
+        message["MessageAttributes"] = returned
+        message["MD5OfMessageAttributes"] = md5_of_attributes(returned)
+    return message
+
+
+def receive_message(ctx: SqsContext, request: SqsRequest, account: Account) -> dict[str, Any]:
+    """ReceiveMessage: a ``lease`` of up to MaxNumberOfMessages tasks of the queue, waiting up
+    to WaitTimeSeconds (else the queue's wait) for one, as ``POST /tasks/lease`` does."""
+    params = request.params
+    name = account.name_from_url(params.get("QueueUrl"))
+    deps = ctx.deps
+    wait_s = params.get("WaitTimeSeconds")
+    wait_ms = _queue_wait_ms(ctx, name) if wait_s is None else wait_s * 1000
+    wait_ms = min(wait_ms, deps.config.max_wait_ms)
+    visibility = params.get("VisibilityTimeout")
+    cmd: dict[str, Any] = {
+        "op": "lease", "worker_id": SQS_WORKER, "types": None,
+        "max_tasks": params.get("MaxNumberOfMessages", 1), "queues": [name],
+        # VisibilityTimeout 0: the shortest lease (1 ms), visible again at once.
+        "lease_ms": None if visibility is None else max(visibility * 1000,
+                                                         fields.LEASE_MS.low),
+    }
+    gate: LongPollGate | None = deps.long_polls
+    parked = wait_ms > 0 and gate is not None and gate.try_enter()
+    if wait_ms > 0 and not parked:
+        return {}  # too many long polls parked: an empty answer, the client polls again
+    started = time.perf_counter()
+    try:
+        value = deps.command(cmd, wait_ms=wait_ms)
+    finally:
+        if parked and gate is not None:
+            gate.leave()
+    deps.metrics.lease_wait_seconds.observe(time.perf_counter() - started)
+    tasks = value.get("tasks") or []
+    if not tasks:
+        return {}
+    return {"Messages": [_message(ctx, task, name, account, request) for task in tasks]}
+
+
+# ---------------------------------------------------------------- delete and visibility
+
+def _receipt(ctx: SqsContext, handle: str, name: str) -> Receipt:
+    receipt = decode_receipt_handle(handle, ctx.receipt_key)
+    if receipt.queue != name:
+        raise SqsError(SqsCode.RECEIPT_HANDLE_IS_INVALID,
+                       "ReceiptHandle: the handle is of another queue")
+    return receipt
+
+
+def _holder(receipt: Receipt) -> dict[str, Any]:
+    return {"id": receipt.task_id, "worker_id": SQS_WORKER, "token": receipt.lease_token}
+
+
+def delete_message(ctx: SqsContext, request: SqsRequest, account: Account) -> dict[str, Any]:
+    """DeleteMessage: ``ack`` with the handle's lease token; a stale handle is harmless."""
+    name = account.name_from_url(request.params.get("QueueUrl"))
+    receipt = _receipt(ctx, request.params["ReceiptHandle"], name)
+    try:
+        ctx.deps.command({"op": "ack", **_holder(receipt)})
+    except ApiError as exc:
+        if exc.code not in _STALE:
+            raise
+    return {}
+
+
+def delete_message_batch(ctx: SqsContext, request: SqsRequest,
+                         account: Account) -> dict[str, Any]:
+    """DeleteMessageBatch: one ``ack_batch`` of the entries whose handles are genuine."""
+    name = account.name_from_url(request.params.get("QueueUrl"))
+    failed = [failed_entry(i, e) for i, e in request.failed.items()]
+    items: list[tuple[str, Receipt]] = []
+    for entry in request.params["Entries"]:
+        try:
+            items.append((entry["Id"], _receipt(ctx, entry["ReceiptHandle"], name)))
+        except SqsError as exc:
+            failed.append(failed_entry(entry["Id"], exc))
+    successful: list[dict[str, Any]] = []
+    if items:
+        value = ctx.deps.command({"op": "ack_batch",
+                                  "items": [_holder(receipt) for _, receipt in items]})
+        for (entry_id, _), outcome in zip(items, value["results"], strict=True):
+            if outcome.get("ok") or outcome.get("code") in _STALE:
+                successful.append({"Id": entry_id})
+            else:
+                error = SqsError(SqsCode.INTERNAL_FAILURE, str(outcome.get("message")))
+                failed.append(failed_entry(entry_id, error))
+    return {"Successful": successful, "Failed": failed}
+
+
+def _extend(ctx: SqsContext, receipt: Receipt, seconds: int) -> None:
+    """Extend the lease to ``seconds`` from now (0: the shortest lease, visible at once)."""
+    try:
+        ctx.deps.command({"op": "extend", **_holder(receipt),
+                          "lease_ms": max(seconds * 1000, fields.LEASE_MS.low)})
+    except ApiError as exc:
+        if exc.code in _STALE:
+            raise SqsError(SqsCode.MESSAGE_NOT_INFLIGHT,
+                           "ReceiptHandle: the message is not in flight (deleted, or its "
+                           "visibility timeout expired)") from None
+        raise sqs_error_of(exc) from None
+
+
+def change_message_visibility(ctx: SqsContext, request: SqsRequest,
+                              account: Account) -> dict[str, Any]:
+    """ChangeMessageVisibility: ``extend`` the lease of the handle."""
+    name = account.name_from_url(request.params.get("QueueUrl"))
+    receipt = _receipt(ctx, request.params["ReceiptHandle"], name)
+    _extend(ctx, receipt, request.params["VisibilityTimeout"])
+    return {}
+
+
+def change_message_visibility_batch(ctx: SqsContext, request: SqsRequest,
+                                    account: Account) -> dict[str, Any]:
+    """ChangeMessageVisibilityBatch: one ``extend`` per entry; each fails alone."""
+    name = account.name_from_url(request.params.get("QueueUrl"))
+    failed = [failed_entry(i, e) for i, e in request.failed.items()]
+    successful: list[dict[str, Any]] = []
+    for entry in request.params["Entries"]:
+        try:
+            receipt = _receipt(ctx, entry["ReceiptHandle"], name)
+            _extend(ctx, receipt, entry.get("VisibilityTimeout", 0))
+            successful.append({"Id": entry["Id"]})
+        except SqsError as exc:
+            failed.append(failed_entry(entry["Id"], exc))
+    return {"Successful": successful, "Failed": failed}
+
+
+HANDLERS = {
+    "SendMessage": send_message, "SendMessageBatch": send_message_batch,
+    "ReceiveMessage": receive_message, "DeleteMessage": delete_message,
+    "DeleteMessageBatch": delete_message_batch,
+    "ChangeMessageVisibility": change_message_visibility,
+    "ChangeMessageVisibilityBatch": change_message_visibility_batch,
+}
