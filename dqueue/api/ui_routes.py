@@ -26,8 +26,8 @@ CONTENT_TYPES = {
     "app.js": "text/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
 }
-# The sink's paths: "/", "/ui", "/ui/" and "/ui/<one name>".
-SINK_PATTERN = r"/(?:ui(?:/[^/]*)?)?$"
+# The sink's paths: "/ui", "/ui/" and "/ui/<one name>" ("/" is the SQS API's).
+SINK_PATTERN = r"/ui(?:/[^/]*)?$"
 HISTORY_ROUTE = "/stats/history"
 # Scripts, styles and API calls from this origin only; no frames, no inline code, no forms.
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -58,7 +58,7 @@ def load_files(directory: Path = STATIC_DIR) -> dict[str, StaticFile]:
 
 
 class UiSink:
-    """Serves ``GET``/``HEAD`` of the dashboard; ``/`` and ``/ui`` redirect to ``/ui/``.
+    """Serves ``GET``/``HEAD`` of the dashboard; ``/ui`` redirects to ``/ui/``.
 
     Args:
         files: the table of ``load_files``.
@@ -73,7 +73,7 @@ class UiSink:
         if req.method not in ("GET", "HEAD"):
             raise falcon.HTTPMethodNotAllowed(["GET", "HEAD"])
         path = req.path
-        if path in ("/", "/ui"):
+        if path == "/ui":
             raise falcon.HTTPFound("/ui/")
         name = path.removeprefix("/ui/") or "index.html"
         file = self._files.get(name)

@@ -100,7 +100,7 @@ def dead_ids(api: Http, task_type: str) -> set[str]:
 
 
 def test_the_cluster_page_shows_what_the_api_says(node: NodeCluster, api: Http, page: Page):
-    page.goto(node.url("n1") + "/")  # / redirects to /ui/
+    page.goto(node.url("n1") + "/ui")  # redirects to /ui/
     assert page.url.endswith("/ui/")
     cluster = call(api, "GET", "/cluster")
     expect(page.locator("#c-term")).to_have_text(str(cluster["term"]))
@@ -254,3 +254,15 @@ def test_with_tokens_the_page_asks_for_one_and_sends_it(secured, page: Page):
     page.click("#q-purge")
     page.click("#confirm-yes")
     expect(page.locator("#banner")).to_contain_text("Purged: 0")
+
+
+def test_the_real_server_serves_the_files_and_nothing_beside_them(api: Http):
+    status, headers, _ = api.call("GET", "/ui/app.js")
+    assert status == 200 and headers["content-type"].startswith("text/javascript")
+    status, _, _ = api.call("GET", "/ui/app.js", headers={"If-None-Match": headers["etag"]})
+    assert status == 304
+    for path in ("/ui/../app.py", "/ui/%2e%2e/ui_routes.py", "/ui/..%2fui_routes.py",
+                 "/ui/static/index.html", "/ui//etc/passwd"):
+        status, _, body = api.call("GET", path)
+        assert status == 404, (path, status)
+        assert "import" not in str(body)
