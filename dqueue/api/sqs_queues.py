@@ -117,7 +117,9 @@ def get_queue_attributes(ctx: SqsContext, request: SqsRequest,
     """GetQueueAttributes: settings as attributes, counts as the Approximate ones."""
     name = account.name_from_url(request.params.get("QueueUrl"))
     queue = queue_of(ctx, name)
-    settings = queue["settings"]
+    settings = dict(queue["settings"])
+    if not settings.get("max_message_bytes"):
+        settings["max_message_bytes"] = None  # 0: the edges' default, shown as SQS's
     counts = queue.get("counts", {})
     dead_letter = settings.get("dead_letter_queue")
     figures = {
