@@ -4,7 +4,7 @@ The Raft process keeps counters, not history: a ``Sampler`` thread reads this no
 (stale local reads: no Raft round trip, no leader needed) every ``interval_s`` seconds and puts
 one ``Sample`` in a ``SampleRing``, a bounded deque (``window_s / interval_s`` samples, about
 180 small dicts). ``GET /stats/history`` answers ``SampleRing.snapshot``: the depth by status
-and the enqueue, ack and dead-letter rates between consecutive samples.
+and the enqueue, ack and dead-letter rates between consecutive samples, over every queue.
 
 The thread starts on the first request that needs it (the dashboard's page or the history
 route), so an app built by a unit test reads nothing in the background.
@@ -103,7 +103,7 @@ class SampleRing:
             out.append({"t_ms": sample.t_ms, "depth": sample.depth, "rates": rates})
             previous = sample
         return {"interval_seconds": self.interval_s, "window_seconds": self.window_s,
-                "queue": "default", "samples": out}
+                "samples": out}
 
 
 def _rate(previous: Sample | None, sample: Sample, event: str, interval_s: float) -> float | None:

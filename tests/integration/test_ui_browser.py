@@ -115,19 +115,31 @@ def test_the_cluster_page_shows_what_the_api_says(node: NodeCluster, api: Http, 
     assert commit >= cluster["commit_index"] and applied >= cluster["applied_index"]
 
 
-def test_the_queues_page_shows_the_depth_of_stats_and_charts(node: NodeCluster, api: Http,
-                                                              page: Page):
+def test_the_queues_page_shows_the_counts_of_the_api_and_charts(node: NodeCluster, api: Http,
+                                                                 page: Page):
+    call(api, "PUT", "/queues/emails", {"max_retries": 7})
     call(api, "POST", "/tasks/batch", {"tasks": [{"type": "report"}] * 3})
+    call(api, "POST", "/tasks", {"type": "welcome", "queue": "emails"})
     page.goto(node.url("n1") + "/ui/#queues")
-    queue = page.locator('[data-queue="default"]')
-    expect(queue).to_be_visible()
+    overview = page.locator("#overview")
+    expect(overview).to_be_visible()
+
+    def shown(panel: Any, counts: dict[str, int]) -> bool:
+        texts = {s: panel.locator(f'[data-depth="{s}"]').inner_text() for s in counts}
+        return all(texts[s] == str(n) for s, n in counts.items())
 
     def shown_equals_api() -> bool:  # the page polls; the queue moves on between reads
-        tasks = call(api, "GET", "/stats")["tasks"]
-        shown = {s: queue.locator(f'[data-depth="{s}"]').inner_text() for s in tasks}
-        return all(shown[s] == str(n) for s, n in tasks.items())
+        if not shown(overview, call(api, "GET", "/stats")["tasks"]):
+            return False
+        return all(shown(page.locator(f'[data-queue="{q["name"]}"]'), q["counts"])
+                   for q in call(api, "GET", "/queues")["queues"])
 
-    wait_for(shown_equals_api, 20, "the depth shown to equal GET /stats")
+    wait_for(shown_equals_api, 20, "the counts shown to equal GET /stats and GET /queues",
+             ignore=(AssertionError,))
+    emails = page.locator('[data-queue="emails"]')
+    emails.locator("summary").click()
+    expect(emails.locator('[data-setting="max_retries"] td')).to_have_text("7")
+    expect(emails.locator('[data-setting="lease_seconds"] td')).to_have_text("node default")
     def an_enqueue_rate() -> bool:  # two samples around enqueues: the counters are read
         call(api, "POST", "/tasks", {"type": "report"})
         rates = [s["rates"]["enqueued"] for s in call(api, "GET", "/stats/history")["samples"]]
@@ -135,8 +147,8 @@ def test_the_queues_page_shows_the_depth_of_stats_and_charts(node: NodeCluster, 
 
     wait_for(an_enqueue_rate, 30, "a nonzero enqueue rate in GET /stats/history",
              interval_s=0.5)
-    expect(queue.locator('svg path[data-series="pending"]')).to_have_count(1)
-    expect(queue.locator('[data-type="report"]')).to_be_visible()
+    expect(overview.locator('svg path[data-series="pending"]')).to_have_count(1)
+    expect(overview.locator('[data-type="report"]')).to_be_visible()
 
 
 def test_a_task_found_by_id_shows_its_payload_as_text(node: NodeCluster, api: Http,

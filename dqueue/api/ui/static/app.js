@@ -129,35 +129,37 @@ async function refreshCluster() {
 // ------------------------------------------------------------------ queues
 
 async function refreshQueues() {
-  const [stats, history] = await Promise.all([api("GET", "/stats"),
-                                              api("GET", "/stats/history")]);
-  // One queue today ("default"); named queues will add entries to this list.
-  const queues = [{name: history.queue || "default", tasks: stats.tasks || {},
-                   byType: stats.by_type || {}, samples: history.samples || []}];
-  $("queue-list").replaceChildren(...queues.map(queueCard));
+  const [stats, history, listed] = await Promise.all([
+    api("GET", "/stats"), api("GET", "/stats/history"), api("GET", "/queues")]);
+  const overview = overviewCard(stats.tasks || {}, stats.by_type || {}, history.samples || []);
+  const queues = (listed.queues || []).map(queueCard);
+  $("queue-list").replaceChildren(overview, el("h2", {}, `Queues (${queues.length})`), ...queues);
 }
 
-function queueCard(q) {
-  const depthRow = el("tr", {}, ...STATUSES.map((s) =>
-    el("td", {class: "num", "data-depth": s}, show(q.tasks[s] || 0))));
-  const depth = el("table", {class: "depth"},
-                   el("thead", {}, el("tr", {}, ...STATUSES.map((s) => el("th", {class: "num"}, s)))),
-                   el("tbody", {}, depthRow));
-  const typeRows = Object.entries(q.byType).map(([type, counts]) =>
+function countsTable(counts) {
+  const row = el("tr", {}, ...STATUSES.map((s) =>
+    el("td", {class: "num", "data-depth": s}, show(counts[s] || 0))));
+  return el("div", {class: "scroll"}, el("table", {class: "depth"},
+    el("thead", {}, el("tr", {}, ...STATUSES.map((s) => el("th", {class: "num"}, s)))),
+    el("tbody", {}, row)));
+}
+
+// Every queue together: the counts of GET /stats, the charts of GET /stats/history.
+function overviewCard(tasks, byTypeCounts, samples) {
+  const typeRows = Object.entries(byTypeCounts).map(([type, counts]) =>
     el("tr", {"data-type": type}, el("td", {class: "mono"}, type),
        ...STATUSES.map((s) => el("td", {class: "num"}, show((counts || {})[s] || 0)))));
   const byType = el("table", {},
                     el("thead", {}, el("tr", {}, el("th", {}, "type"),
                                        ...STATUSES.map((s) => el("th", {class: "num"}, s)))),
                     el("tbody", {}, ...typeRows));
-  const samples = q.samples;
   const depthSeries = ["pending", "leased", "dead"].map((s) => ({
     name: s, points: samples.map((p) => [p.t_ms, (p.depth || {})[s] || 0])}));
   const rateSeries = ["enqueued", "acked", "dead_lettered"].map((s) => ({
     name: s, points: samples.map((p) => [p.t_ms, (p.rates || {})[s]])}));
-  return el("div", {class: "queue", "data-queue": q.name},
-            el("h2", {}, "Queue ", el("span", {class: "mono"}, q.name)),
-            el("div", {class: "scroll"}, depth),
+  return el("div", {class: "queue", id: "overview"},
+            el("h2", {}, "Every queue"),
+            countsTable(tasks),
             el("div", {class: "charts"},
                chart("Depth, last 15 minutes", depthSeries, ""),
                chart("Rates per second, last 15 minutes", rateSeries, "/s")),
@@ -165,6 +167,20 @@ function queueCard(q) {
             el("div", {class: "scroll"}, byType),
             el("p", {class: "muted"},
                `${samples.length} samples, one every few seconds, kept in memory by this node.`));
+}
+
+// One named queue (GET /queues): its counts and its settings.
+function queueCard(q) {
+  const settings = Object.entries(q.settings || {}).map(([key, value]) =>
+    el("tr", {"data-setting": key}, el("th", {}, key),
+       el("td", {class: "mono"}, value === null ? "node default" :
+                                 typeof value === "object" ? JSON.stringify(value) : String(value))));
+  return el("div", {class: "queue", "data-queue": String(q.name)},
+            el("h2", {}, "Queue ", el("span", {class: "mono"}, show(q.name)),
+               el("span", {class: "muted"}, ` · depth ${show(q.depth)}`)),
+            countsTable(q.counts || {}),
+            el("details", {}, el("summary", {}, "Settings"),
+               el("table", {class: "fields"}, el("tbody", {}, ...settings))));
 }
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -229,11 +245,13 @@ async function listTasks(more) {
   const params = new URLSearchParams({status: $("t-status").value, limit: "50"});
   const type = $("t-type").value.trim();
   if (type) params.set("type", type);
+  const queue = $("t-queue").value.trim();
+  if (queue) params.set("queue", queue);
   if (more && state.cursor) params.set("cursor", state.cursor);
   const page = await api("GET", "/tasks?" + params);
   const rows = (page.tasks || []).map((t) => el("tr", {"data-task-id": t.id},
-    el("td", {class: "id"}, taskLink(t)), el("td", {class: "mono"}, show(t.type)),
-    el("td", {}, show(t.status)), el("td", {class: "num"}, show(t.attempts)),
+    el("td", {class: "id"}, taskLink(t)), el("td", {class: "mono"}, show(t.queue)),
+    el("td", {class: "mono"}, show(t.type)), el("td", {}, show(t.status)), el("td", {class: "num"}, show(t.attempts)),
     el("td", {class: "num"}, show(t.priority)), el("td", {}, show(t.updated_at))));
   const body = $("tasks").tBodies[0];
   if (more) body.append(...rows); else fill(body, rows);
@@ -256,7 +274,7 @@ async function showTask(id) {
   }
   const lease = task.lease || null;
   const fields = [
-    ["status", task.status], ["type", task.type], ["priority", task.priority],
+    ["status", task.status], ["queue", task.queue], ["type", task.type], ["priority", task.priority],
     ["attempts", `${show(task.attempts)} of ${show(task.max_retries)} retries`],
     ["created", task.created_at], ["updated", task.updated_at], ["visible at", task.visible_at],
     ["lease", lease ? `${lease.worker_id ? "held by " + lease.worker_id + ", " : ""}expires ${show(lease.expires_at)}` : null],
@@ -286,7 +304,8 @@ async function refreshDlq() {
   $("q-count").textContent = `${tasks.length}${page.next_cursor ? "+" : ""} dead task(s)` +
     (type ? ` of type ${type}` : "");
   fill($("dead").tBodies[0], tasks.map((t) => el("tr", {"data-task-id": t.id},
-    el("td", {class: "id"}, show(t.id)), el("td", {class: "mono"}, show(t.type)),
+    el("td", {class: "id"}, show(t.id)), el("td", {class: "mono"}, show(t.queue)),
+    el("td", {class: "mono"}, show(t.type)),
     el("td", {class: "num"}, show(t.attempts)), el("td", {}, show(t.last_error)),
     el("td", {}, show(t.updated_at)),
     el("td", {}, el("button", {type: "button", class: "small redrive",
