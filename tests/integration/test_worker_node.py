@@ -55,7 +55,8 @@ class NodeEnv:
     def __init__(self, root: Path) -> None:
         (root / "itapp.py").write_text(APP)
         self.cluster = NodeCluster(root, 1, queue={"lease_timeout": "2s",
-                                                   "backoff_base": "100ms", "max_retries": 2})
+                                                   "backoff_base": "100ms",
+                                                   "max_retries": 1})  # two attempts
         self.cluster.start()
         self.cluster.leader()
         self.client = Client(self.cluster.urls())
