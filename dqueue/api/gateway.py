@@ -37,6 +37,7 @@ import zmq
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from dqueue.api.ack_hold import ACK_WINDOW_MS, AckGroup, AckHold, HeldAck, batch_results, refusal
+from dqueue.api.gateway_producer import enqueue_command_of, enqueued_body
 from dqueue.api.worker_auth import (
     WORKER_ZAP_DOMAIN,
     GatewaySecurity,
@@ -54,7 +55,7 @@ from dqueue.config import NodeConfig
 from dqueue.protocol import ipc as ipc_codec
 from dqueue.protocol import wire
 from dqueue.protocol.errors import ErrorCode
-from dqueue.protocol.kinds import WORKER_REQUESTS, WorkerKind
+from dqueue.protocol.kinds import PRODUCER_REQUESTS, WORKER_REQUESTS, WorkerKind
 from dqueue.protocol.zap import ZapServer
 
 log = logging.getLogger(__name__)
@@ -313,7 +314,12 @@ class WorkerGateway:
             if kind == WorkerKind.PING:
                 self._send(router, identity, WorkerKind.PONG, {"rid": rid})
                 return
-            cmd, wait_ms = command_of(kind, body, self._config.max_wait_ms, worker_name)
+            if kind in PRODUCER_REQUESTS:
+                # Any admitted connection may enqueue (docs/security.md, "Worker keys").
+                cmd, wait_ms = enqueue_command_of(kind, body, len(frames[3]),
+                                                  self._config.max_body_bytes), 0
+            else:
+                cmd, wait_ms = command_of(kind, body, self._config.max_wait_ms, worker_name)
         except RequestError as exc:
             self._send_error(router, identity, rid, exc.code, exc.message, exc.field)
             return
@@ -450,6 +456,15 @@ class WorkerGateway:
         value = outcome.get("value")
         if not isinstance(value, dict):
             value = {}
+        if pending.kind in PRODUCER_REQUESTS:
+            reply = enqueued_body(pending.rid, value)
+            if reply is None:
+                self._dropped.labels("malformed_ipc").inc()
+                self._send_error(router, pending.identity, pending.rid, ErrorCode.UNAVAILABLE,
+                                 "unreadable answer from the Raft process")
+                return
+            self._send(router, pending.identity, WorkerKind.ENQUEUED, reply)
+            return
         if pending.kind == WorkerKind.LEASE:
             tasks = value.get("tasks") or []
             if not (isinstance(tasks, list) and all(isinstance(t, dict) for t in tasks)):

@@ -1,4 +1,5 @@
-"""The dqueue SDK: ``Client`` over HTTP and ``ZmqWorkerClient`` over the worker gateway."""
+"""The dqueue SDK: ``Client`` over HTTP; ``ZmqWorkerClient`` and ``ZmqProducer`` over the worker
+gateway."""
 
 from typing import Any
 
@@ -42,14 +43,19 @@ __all__ = [
     "TaskStatus",
     "Unauthorized",
     "Unavailable",
+    "ZmqProducer",
     "ZmqWorkerClient",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    # ZmqWorkerClient is imported on first use: the CLI and HTTP-only users skip loading zmq.
+    # The ZeroMQ clients are imported on first use: the CLI and HTTP-only users skip loading zmq.
     if name == "ZmqWorkerClient":
         from dqueue.client.zmq_client import ZmqWorkerClient
 
         return ZmqWorkerClient
+    if name == "ZmqProducer":
+        from dqueue.client.zmq_producer import ZmqProducer
+
+        return ZmqProducer
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

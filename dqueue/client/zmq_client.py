@@ -53,9 +53,10 @@ class Reply:
     """One reply from the gateway.
 
     Attributes:
-        kind: ``tasks``, ``res``, ``acked``, ``err`` or ``pong``.
+        kind: ``tasks``, ``res``, ``acked``, ``enqueued``, ``err`` or ``pong``.
         rid: The request id the reply answers.
-        tasks: Leased tasks (kind ``tasks``; empty when none became visible in time).
+        tasks: Leased tasks (kind ``tasks``; empty when none became visible in time), or the
+            enqueued tasks in order (kind ``enqueued``, each with its ``duplicate`` flag).
         task: The task after an ack, nack or extend (kind ``res``).
         error: The typed error (kind ``err``).
         results: Per item of an ``ack_many``, in order: None when done, else the typed error
@@ -133,6 +134,8 @@ def parse_reply(frames: list[bytes]) -> Reply:
     try:
         if kind == WorkerKind.TASKS:
             return Reply("tasks", rid, tasks=tuple(map(task_from_plain, body["tasks"])))
+        if kind == WorkerKind.ENQUEUED:
+            return Reply("enqueued", rid, tasks=tuple(map(Task.from_wire, body["tasks"])))
         if kind == WorkerKind.ACKED:
             return Reply("acked", rid, results=tuple(
                 None if item is None else _item_error(item) for item in body["results"]))
@@ -257,6 +260,15 @@ class ZmqWorkerClient:
         body["lease_ms"] = lease_ms
         return self._send(WorkerKind.EXTEND, body)
 
+    def send_enqueue(self, tasks: Sequence[dict[str, Any]]) -> Any:
+        """Enqueue the task bodies of docs/worker-protocol.md (``type``, ``payload``...): one
+        as ``enqueue``, more (up to 1,000) as ``enqueue_batch``; the ``enqueued`` reply comes
+        once they are committed. Returns the request id (``dqueue.client.ZmqProducer`` is the
+        producer's surface over this)."""
+        if len(tasks) == 1:
+            return self._send(WorkerKind.ENQUEUE, dict(tasks[0]))
+        return self._send(WorkerKind.ENQUEUE_BATCH, {"tasks": list(tasks)})
+
     def send_ping(self) -> Any:
         """Heartbeat: keeps this connection's waiting leases alive. Returns the request id."""
         return self._send(WorkerKind.PING, {})
@@ -269,6 +281,12 @@ class ZmqWorkerClient:
         """Send a ping if nothing was sent for a heartbeat interval."""
         if (time.monotonic() - self._last_send) * 1000 >= HEARTBEAT_MS:
             self.send_ping()
+
+    @property
+    def monitor(self) -> zmq.Socket:
+        """The socket's monitor, for a caller that polls it beside ``socket``; read by
+        ``check_handshake``."""
+        return self._monitor
 
     def check_handshake(self) -> None:
         """Raise ``Unauthorized`` if the gateway refused this connection's handshake.

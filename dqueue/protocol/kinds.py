@@ -40,13 +40,18 @@ class WorkerKind(bytes, Enum):
     EXTEND = b"extend"
     PING = b"ping"
     BYE = b"bye"
+    ENQUEUE = b"enqueue"  # a producer's task (dqueue/api/gateway_producer.py)
+    ENQUEUE_BATCH = b"enqueue_batch"  # 1 to 1,000 tasks of a producer, one command
     # Replies, from the gateway.
     TASKS = b"tasks"
     RES = b"res"
     ACKED = b"acked"
+    ENQUEUED = b"enqueued"  # answer to enqueue and enqueue_batch, once committed
     PONG = b"pong"
     ERR = b"err"
 
 
 WORKER_REQUESTS = frozenset({WorkerKind.LEASE, WorkerKind.ACK, WorkerKind.ACK_MANY,
-                             WorkerKind.NACK, WorkerKind.EXTEND, WorkerKind.PING, WorkerKind.BYE})
+                             WorkerKind.NACK, WorkerKind.EXTEND, WorkerKind.PING, WorkerKind.BYE,
+                             WorkerKind.ENQUEUE, WorkerKind.ENQUEUE_BATCH})
+PRODUCER_REQUESTS = frozenset({WorkerKind.ENQUEUE, WorkerKind.ENQUEUE_BATCH})
