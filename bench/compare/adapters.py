@@ -391,25 +391,32 @@ def read_back_http(url: str, task_type: str) -> set[str]:
 
 
 class DqueueSdkClient(BenchClient):
-    """The SDK as shipped: ``Client`` (HTTP) to enqueue, ``ZmqWorkerClient`` (the worker
-    gateway, its fastest transport) to lease and ack."""
+    """The SDK as shipped, on its fastest transport, the worker gateway: ``ZmqProducer`` to
+    enqueue (W1, W2, the preload of W3), ``ZmqWorkerClient`` to lease and ack. W4's producer
+    (``dedup``) is the HTTP ``Client``, which follows leader hints across nodes through the
+    follower it is given."""
 
     def __init__(self, target: Target) -> None:
-        from dqueue.client import Client, RetryPolicy
+        from dqueue.client import Client, RetryPolicy, ZmqProducer
 
         self.target = target
         self.client = Client(list(target.urls), timeout_s=target.timeout_s,
                              retry=RetryPolicy())
+        # One producer per load process; linger 0: a W1 producer waits for each enqueue, so
+        # there is nothing of its own to coalesce with.
+        self.producer = ZmqProducer(list(target.workers), timeout_s=target.timeout_s)
         self.worker: Any = None
 
     def enqueue(self, key: str, dedup: bool = False) -> None:
         # The SDK always sends an idempotency key (a random one unless given).
-        self.client.enqueue(self.target.name, payload_of(key),
-                            idempotency_key=key if dedup else None)
+        if dedup:
+            self.client.enqueue(self.target.name, payload_of(key), idempotency_key=key)
+            return
+        self.producer.enqueue(self.target.name, payload_of(key))
 
     def enqueue_batch(self, keys: Sequence[str]) -> None:
-        self.client.enqueue_many([{"type": self.target.name, "payload": payload_of(k)}
-                                  for k in keys])
+        self.producer.enqueue_many([{"type": self.target.name, "payload": payload_of(k)}
+                                    for k in keys])
 
     def lease_ack(self) -> bool:
         if self.worker is None:
@@ -427,5 +434,6 @@ class DqueueSdkClient(BenchClient):
 
     def close(self) -> None:
         self.client.close()
+        self.producer.close()
         if self.worker is not None:
             self.worker.close()
