@@ -180,8 +180,10 @@ class SqsService:
                            "(sqs_keys.toml in the secure folder), so it serves loopback "
                            "clients only (docs/sqs.md)")
         keys = self._keys
+        # The path as received (waitress's REQUEST_URI), which is what the client signed.
+        raw_path = str(req.env.get("REQUEST_URI") or req.path).split("?", 1)[0]
         key_id = sigv4.verify(
-            req.method, req.path, req.query_string, headers, body,
+            req.method, raw_path, req.query_string, headers, body,
             secret_for=lambda key: keys[key].secret if key in keys else None,
             now_ms=self._clock_ms(), region=self._ctx.region)
         return keys[key_id].roles
