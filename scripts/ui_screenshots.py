@@ -27,7 +27,8 @@ from dqueue.testing.http import Http
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 TYPES = ("email", "resize-image", "report")
-QUEUE_READY = '[data-queue="default"] svg path[data-series="enqueued"]'
+QUEUES = ("default", "emails", "images")
+QUEUE_READY = '#overview svg path[data-series="enqueued"]'
 
 
 def call(api: Http, method: str, path: str, body: object = None) -> object:
@@ -43,12 +44,13 @@ def work(api: Http, seconds: float, rng: random.Random) -> str:
     deadline = time.monotonic() + seconds
     shown = ""
     while time.monotonic() < deadline:
-        tasks = [{"type": rng.choice(TYPES), "payload": {"user": rng.randrange(1000),
-                                                          "note": "hello <b>world</b>"}}
+        tasks = [{"type": rng.choice(TYPES), "queue": rng.choice(QUEUES),
+                  "payload": {"user": rng.randrange(1000), "note": "hello <b>world</b>"}}
                  for _ in range(rng.randrange(5, 30))]
         call(api, "POST", "/tasks/batch", {"tasks": tasks})
         for _ in range(rng.randrange(3, 25)):
-            status, _, task = api.call("POST", "/tasks/lease", {"worker_id": "worker-1"})
+            status, _, task = api.call("POST", "/tasks/lease",
+                                       {"worker_id": "worker-1", "queues": list(QUEUES)})
             if status != 200:
                 break
             body = {"worker_id": "worker-1", "lease_token": task["lease"]["token"]}
@@ -57,7 +59,8 @@ def work(api: Http, seconds: float, rng: random.Random) -> str:
                      {**body, "reason": "SMTP 550: mailbox unavailable", "dead_letter": True})
             else:
                 call(api, "POST", f"/tasks/{task['id']}/ack", body)
-        status, _, leased = api.call("POST", "/tasks/lease", {"worker_id": "worker-2"})
+        status, _, leased = api.call("POST", "/tasks/lease",
+                                     {"worker_id": "worker-2", "queues": list(QUEUES)})
         if status == 200:
             shown = leased["id"]
         time.sleep(0.5)  # a steady trickle for the charts, not a benchmark
@@ -65,10 +68,13 @@ def work(api: Http, seconds: float, rng: random.Random) -> str:
 
 
 def shoot(page: Page, url: str, out: Path, name: str, ready: str,
-          full_page: bool = True) -> None:
-    """Open one tab, wait for ``ready`` (a selector of its data), save its screenshot."""
+          full_page: bool = True, click: str | None = None) -> None:
+    """Open one tab, wait for ``ready`` (a selector of its data), click ``click`` if given,
+    save its screenshot."""
     page.goto(url)
     page.wait_for_selector(ready)
+    if click:
+        page.click(click)
     page.screenshot(path=str(out / f"{name}.png"), full_page=full_page)
     print(f"wrote {out / (name + '.png')}")
 
@@ -88,12 +94,15 @@ def main(argv: list[str] | None = None) -> int:
             base = cluster.url(leader) + "/ui/"
             api = Http(cluster.http_addr[leader])
             call(api, "GET", "/stats/history")  # start the sampler before the traffic
+            call(api, "PUT", "/queues/emails", {"max_retries": 5, "lease_seconds": 60})
+            call(api, "PUT", "/queues/images", {"max_depth": 10_000})
             task_id = work(api, args.seconds, rng)
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM)
                 page = browser.new_page(viewport={"width": 1200, "height": 800})
                 shoot(page, base + "#cluster", args.out, "cluster", "#members tbody tr")
-                shoot(page, base + "#queues", args.out, "queues", QUEUE_READY)
+                shoot(page, base + "#queues", args.out, "queues", QUEUE_READY,
+                      click='[data-queue="emails"] summary')
                 page.goto(base + "#tasks")
                 page.fill("#t-id", task_id)
                 page.click("#t-find")
