@@ -275,7 +275,7 @@ async function showTask(id) {
   const lease = task.lease || null;
   const fields = [
     ["status", task.status], ["queue", task.queue], ["type", task.type], ["priority", task.priority],
-    ["attempts", `${show(task.attempts)} of ${show(task.max_retries)} retries`],
+    ["attempts", `${show(task.attempts)} (max_retries ${show(task.max_retries)})`],
     ["created", task.created_at], ["updated", task.updated_at], ["visible at", task.visible_at],
     ["lease", lease ? `${lease.worker_id ? "held by " + lease.worker_id + ", " : ""}expires ${show(lease.expires_at)}` : null],
     ["idempotency key", task.idempotency_key], ["last error", task.last_error],
@@ -388,6 +388,9 @@ function start() {
   window.addEventListener("hashchange", () => selectTab(location.hash.slice(1)));
   $("token-button").addEventListener("click", () => askToken("Enter a token for this node.").then(refresh));
   $("token-save").addEventListener("click", saveToken);
+  $("token-dialog").addEventListener("cancel", () => {  // Escape: wait for the Token button
+    if (state.tokenWaiters.length) banner("This node needs a token: use the Token button.");
+  });
   $("token-input").addEventListener("keydown", (e) => { if (e.key === "Enter") saveToken(); });
   $("token-clear").addEventListener("click", () => { sessionStorage.removeItem(TOKEN_KEY); $("token-input").value = ""; });
   $("t-find").addEventListener("click", () => {
