@@ -6,6 +6,7 @@ fake Raft client and a private Prometheus registry; ``dqueue.api.server`` serves
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -114,8 +115,9 @@ def _add_sqs(app: falcon.App, deps: ApiDeps, config: NodeConfig) -> None:
     ctx = SqsContext(deps, config.sqs_account_id, config.sqs_region, receipt_key(config, keys))
     sqs = SqsService(ctx, {**sqs_queues.HANDLERS, **sqs_messages.HANDLERS}, keys,
                      config.insecure)
-    app.add_route("/", sqs)
-    app.add_route(f"/{config.sqs_account_id}/{{queue}}", sqs)
+    # A sink, not routes: the SQS protocols are not REST resources (no OpenAPI operations, no
+    # bearer roles); it is reached only when no route matches, at "/" and the queue URLs.
+    app.add_sink(sqs, re.compile(rf"^/(?:{config.sqs_account_id}/[^/]+)?$"))
     log_sqs_mode(keys)
 
 

@@ -94,15 +94,9 @@ def role_for(method: str, template: str) -> str:
     return ROUTE_ROLES.get((method, template), FALLBACK_ROLE)
 
 
-def signed_routes(account_id: str) -> frozenset[tuple[str, str]]:
-    """The routes of the SQS-compatible API: authenticated by SigV4 per action, not by
-    ``ROUTE_ROLES`` (``dqueue.api.sqs_service.ACTION_ROLES``)."""
-    return frozenset((method, path) for method in ("GET", "POST")
-                     for path in ("/", f"/{account_id}/{{queue}}"))
-
-
 def is_signed_path(path: str, account_id: str) -> bool:
-    """Whether ``path`` is one of the SQS API's (``/`` or ``/{account_id}/{queue}``)."""
+    """Whether ``path`` is one of the SQS API's (``/`` or ``/{account_id}/{queue}``): its sink
+    authenticates by SigV4 (``dqueue.api.sqs_service``), not by bearer tokens."""
     if path == "/":
         return True
     prefix = f"/{account_id}/"
@@ -229,8 +223,6 @@ class AuthMiddleware:
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: Any,
                          params: dict[str, Any]) -> None:
         """In authenticated mode, check the bearer token against the route's role."""
-        if getattr(resource, "authenticates_itself", False):
-            return  # SigV4 (dqueue.api.sqs_service), not bearer tokens
         if self._token_file is None or req.context.roles:
             return  # open or protected mode (process_request gave every role)
         template = req.uri_template or ""

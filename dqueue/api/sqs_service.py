@@ -1,6 +1,6 @@
 """The SQS-compatible API on the node's HTTP port: parse, authenticate, dispatch, render.
 
-``SqsService`` is the Falcon resource of ``POST /`` (the JSON and the Query protocol) and of
+``SqsService`` is the Falcon sink of ``POST /`` (the JSON and the Query protocol) and of
 ``GET``/``POST /{account_id}/{queue}`` (the Query protocol posting to a queue URL). Each request
 is parsed by ``dqueue.sqs.requests``, authenticated by SigV4 against the access keys of the
 secure folder (``dqueue.api.sqs_keys``; protected mode without keys), checked against the
@@ -104,8 +104,8 @@ Handler = Callable[[SqsContext, SqsRequest, Account], dict[str, Any]]
 
 
 class SqsService:
-    """The SQS resource (module docstring). Authenticates itself: ``dqueue.api.auth`` lets
-    its paths through (``SIGNED_PATHS``).
+    """The SQS sink (module docstring). Authenticates itself: ``dqueue.api.auth`` lets its
+    paths through (``is_signed_path``).
 
     Args:
         ctx: the shared context of the handlers.
@@ -114,8 +114,6 @@ class SqsService:
         insecure: serve every address without keys (``--insecure``).
         clock_ms: the time for signature checks (Unix ms).
     """
-
-    authenticates_itself = True
 
     def __init__(self, ctx: SqsContext, handlers: dict[str, Handler],
                  keys: dict[str, AccessKey] | None, insecure: bool,
@@ -126,12 +124,14 @@ class SqsService:
         self._insecure = insecure
         self._clock_ms = clock_ms
 
-    def on_post(self, req: falcon.Request, resp: falcon.Response, **_: str) -> None:
-        """Serve one SQS request posted to ``/`` or a queue URL."""
-        self._serve(req, resp)
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response, **_: str) -> None:
-        """Serve one Query protocol request in the URL's query."""
+    def __call__(self, req: falcon.Request, resp: falcon.Response, **_: str) -> None:
+        """Serve one SQS request: POST (either protocol) or GET (the Query protocol)."""
+        if req.method not in ("GET", "POST"):
+            resp.set_header("Allow", "GET, POST")
+            _send(resp, render_error(protocol_of(req.headers), SqsError(
+                SqsCode.INVALID_ACTION, f"{req.method}: SQS requests are POST or GET"), ""))
+            resp.status = falcon.HTTP_405
+            return
         self._serve(req, resp)
 
     def _serve(self, req: falcon.Request, resp: falcon.Response) -> None:

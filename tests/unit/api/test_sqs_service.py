@@ -231,3 +231,15 @@ def test_the_receipt_key_is_the_same_for_every_member(config):
     keys = parse_keys(f'[keys.{KEY_ID}]\nsecret = "{SECRET}"\nroles = ["read"]\n', "f")
     assert receipt_key(one, keys) == receipt_key(two, keys)
     assert receipt_key(one, keys) != receipt_key(one, None)
+
+
+def test_the_query_protocol_in_a_get_and_other_methods(app):
+    client, _, _ = app
+    listed = client.simulate_get("/", query_string="Action=ListQueues&QueueNamePrefix=jo",
+                                 headers={"Host": HOST})
+    assert listed.status_code == 200 and f"<QueueUrl>{URL}</QueueUrl>" in listed.text
+    refused = client.simulate_put("/", headers={"Host": HOST})
+    assert refused.status_code == 405 and refused.headers["Allow"] == "GET, POST"
+    assert "<Code>InvalidAction</Code>" in refused.text
+    # Paths beside the queue URLs are the dqueue API's own (404 JSON), not SQS's.
+    assert client.simulate_get("/000000000000/jobs/extra").json["error"]["code"]
