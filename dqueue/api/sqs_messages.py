@@ -89,11 +89,34 @@ def _sent(entry_id: str | None, task_id: str, entry: dict[str, Any]) -> dict[str
 
 # ---------------------------------------------------------------- send
 
+def message_bytes(entry: dict[str, Any]) -> int:
+    """A message's size as SQS counts it: the body and each attribute's name, type, value."""
+    size = len(entry["MessageBody"].encode("utf-8"))
+    for name, value in (entry.get("MessageAttributes") or {}).items():
+        data = value.get("BinaryValue")
+        if data is None:
+            data = value["StringValue"].encode("utf-8")
+        size += len(name.encode("utf-8")) + len(value["DataType"].encode("utf-8")) + len(data)
+    return size
+
+
+def _check_size(ctx: SqsContext, name: str, entry: dict[str, Any], where: str) -> int:
+    """The message's size, or InvalidParameterValue past the queue's MaximumMessageSize."""
+    size = message_bytes(entry)
+    limit = int(_queue_settings(ctx, name).get("max_message_bytes") or 0)
+    if limit and size > limit:
+        raise SqsError(SqsCode.INVALID_PARAMETER_VALUE,
+                       f"{where}MessageBody: the message is {size} bytes, more than the "
+                       f"queue's MaximumMessageSize {limit}")
+    return size
+
+
 def send_message(ctx: SqsContext, request: SqsRequest, account: Account) -> dict[str, Any]:
     """SendMessage: one ``enqueue`` of one task."""
     name = account.name_from_url(request.params.get("QueueUrl"))
+    size = _check_size(ctx, name, request.params, "")
     [task_id] = ctx.deps.new_ids(1)
-    value = ctx.deps.enqueue([task_of(ctx, request.params, name, task_id)], 0)
+    value = ctx.deps.enqueue([task_of(ctx, request.params, name, task_id)], size)
     return _sent(None, value["tasks"][0]["id"], request.params)
 
 
@@ -101,38 +124,49 @@ def send_message_batch(ctx: SqsContext, request: SqsRequest,
                        account: Account) -> dict[str, Any]:
     """SendMessageBatch: one ``enqueue`` of every good entry; bad entries fail alone."""
     name = account.name_from_url(request.params.get("QueueUrl"))
-    entries = request.params["Entries"]
+    failed = [failed_entry(i, e) for i, e in request.failed.items()]
+    entries: list[dict[str, Any]] = []
+    total = 0
+    for entry in request.params["Entries"]:
+        try:
+            total += _check_size(ctx, name, entry, f"Entries.{entry['Id']}.")
+            entries.append(entry)
+        except SqsError as exc:  # too big for this queue: this entry fails alone
+            failed.append(failed_entry(entry["Id"], exc))
     successful: list[dict[str, Any]] = []
     if entries:
         ids = ctx.deps.new_ids(len(entries))
         tasks = [task_of(ctx, entry, name, ids[i]) for i, entry in enumerate(entries)]
-        value = ctx.deps.enqueue(tasks, 0)
+        value = ctx.deps.enqueue(tasks, total)
         successful = [_sent(entry["Id"], task["id"], entry)
                       for entry, task in zip(entries, value["tasks"], strict=True)]
-    return {"Successful": successful,
-            "Failed": [failed_entry(i, e) for i, e in request.failed.items()]}
+    return {"Successful": successful, "Failed": failed}
 
 
 # ---------------------------------------------------------------- receive
 
-_QUEUE_WAIT_TTL_S = 1.0
+_SETTINGS_TTL_S = 1.0
+_MAX_CACHED_QUEUES = 10_000
 
 
-def _queue_wait_ms(ctx: SqsContext, name: str) -> int:
-    """The queue's ReceiveMessageWaitTimeSeconds in ms (cached a second per process)."""
-    cache = ctx.wait_cache
+def _queue_settings(ctx: SqsContext, name: str) -> dict[str, Any]:
+    """The queue's settings, read at most once a second per queue and API process (a change
+    of ReceiveMessageWaitTimeSeconds or MaximumMessageSize takes up to a second here)."""
+    cache = ctx.settings_cache
     now = time.monotonic()
     hit = cache.get(name)
-    if hit is not None and now - hit[0] < _QUEUE_WAIT_TTL_S:
+    if hit is not None and now - hit[0] < _SETTINGS_TTL_S:
         return hit[1]
     queue = ctx.deps.read({"op": "queue", "name": name})
     if queue is None:
+        cache.pop(name, None)
         raise SqsError(SqsCode.QUEUE_DOES_NOT_EXIST, "The specified queue does not exist.")
-    wait_ms = int(queue["settings"].get("wait_ms") or 0)
-    if len(cache) > 10_000:
-        cache.clear()
-    cache[name] = (now, wait_ms)
-    return wait_ms
+    settings: dict[str, Any] = queue["settings"]
+    with ctx.lock:
+        if len(cache) >= _MAX_CACHED_QUEUES:
+            cache.clear()
+        cache[name] = (now, settings)
+    return settings
 
 
 def _wanted(names: list[str], name: str) -> bool:
@@ -179,7 +213,8 @@ def receive_message(ctx: SqsContext, request: SqsRequest, account: Account) -> d
     name = account.name_from_url(params.get("QueueUrl"))
     deps = ctx.deps
     wait_s = params.get("WaitTimeSeconds")
-    wait_ms = _queue_wait_ms(ctx, name) if wait_s is None else wait_s * 1000
+    wait_ms = (int(_queue_settings(ctx, name).get("wait_ms") or 0) if wait_s is None
+               else wait_s * 1000)
     wait_ms = min(wait_ms, deps.config.max_wait_ms)
     visibility = params.get("VisibilityTimeout")
     cmd: dict[str, Any] = {

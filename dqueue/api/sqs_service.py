@@ -84,6 +84,8 @@ class SqsContext:
         region: the region of ARNs and of signatures.
         receipt_key: the HMAC key of receipt handles (``sqs_keys.receipt_key``).
         move_tasks: the last message move tasks this process ran (newest last).
+        lock: guards ``move_tasks`` and ``settings_cache``.
+        settings_cache: queue name -> (when read, its settings), for sends and receives.
     """
 
     deps: ApiDeps
@@ -93,7 +95,7 @@ class SqsContext:
     move_tasks: deque[dict[str, Any]] = field(
         default_factory=lambda: deque(maxlen=MAX_MOVE_TASKS_KEPT))
     lock: threading.Lock = field(default_factory=threading.Lock)
-    wait_cache: dict[str, tuple[float, int]] = field(default_factory=dict)
+    settings_cache: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
 
     def account(self, endpoint: str) -> Account:
         """The account as seen by a request to ``endpoint`` (URLs carry the caller's host)."""

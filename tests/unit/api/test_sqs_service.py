@@ -243,3 +243,16 @@ def test_the_query_protocol_in_a_get_and_other_methods(app):
     assert "<Code>InvalidAction</Code>" in refused.text
     # Paths beside the queue URLs are the dqueue API's own (404 JSON), not SQS's.
     assert client.simulate_get("/000000000000/jobs/extra").json["error"]["code"]
+
+
+def test_a_message_larger_than_the_queue_maximum_is_refused(config):
+    client, fake, _ = build(config)
+    call(client, "CreateQueue", {"QueueName": "jobs",
+                                 "Attributes": {"MaximumMessageSize": "1024"}})
+    too_big = call(client, "SendMessage", {"QueueUrl": URL, "MessageBody": "x" * 1025})
+    assert too_big.status_code == 400 and "MaximumMessageSize" in too_big.json["message"]
+    batch = call(client, "SendMessageBatch", {"QueueUrl": URL, "Entries": [
+        {"Id": "small", "MessageBody": "x"}, {"Id": "big", "MessageBody": "x" * 1025}]})
+    assert [e["Id"] for e in batch.json["Successful"]] == ["small"]
+    assert [e["Id"] for e in batch.json["Failed"]] == ["big"]
+    assert [t["payload"] for t in fake.commands[-1]["tasks"]] == ["x"]
