@@ -37,12 +37,7 @@ import zmq
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from dqueue.api.ack_hold import ACK_WINDOW_MS, AckGroup, AckHold, HeldAck, batch_results, refusal
-from dqueue.api.gateway_producer import (
-    EnqueueHold,
-    enqueue_command_of,
-    enqueued_body,
-    split_outcome,
-)
+from dqueue.api.gateway_producer import enqueue_command_of, enqueued_body
 from dqueue.api.worker_auth import (
     WORKER_ZAP_DOMAIN,
     GatewaySecurity,
@@ -90,8 +85,7 @@ class Pending:
 
     ``wait_deadline`` is set for a long-poll lease: an empty slice before it is re-issued.
     ``reply_deadline`` bounds the wait for the Raft process's answer. ``members`` is set for an
-    ``ack_batch``: the worker acks it carries, in the order of its items; ``producers`` for
-    an enqueue command: the producer requests whose tasks it carries, in order.
+    ``ack_batch``: the worker acks it carries, in the order of its items.
     """
 
     identity: bytes
@@ -102,7 +96,6 @@ class Pending:
     wait_deadline: float | None = None
     dropped: bool = False
     members: list[HeldAck] | None = None
-    producers: list[Pending] | None = None
 
 
 @dataclass
@@ -158,7 +151,6 @@ class WorkerGateway:
         self._lease_slice_ms = lease_slice_ms
         self._liveness_ms = liveness_ms
         self._acks = AckHold(ack_window_ms, MAX_ACK_BATCH)
-        self._enqueues = EnqueueHold(max_bytes=config.max_body_bytes)
         self._stop = threading.Event()
         self.ready = threading.Event()
         self.endpoint: str | None = None  # the bound endpoint, once ``ready`` is set
@@ -270,8 +262,6 @@ class WorkerGateway:
             now = time.monotonic()
             if self._acks.may_go(now):
                 self._flush_acks(ipc, router, now)
-            if self._enqueues.may_go():
-                self._flush_enqueues(ipc, router, now, self._enqueues.take())
             if now >= next_sweep:
                 self._sweep(now, router)
                 next_sweep = now + SWEEP_MS / 1000
@@ -350,11 +340,6 @@ class WorkerGateway:
             item = {"id": cmd["id"], "worker_id": cmd["worker_id"], "token": cmd["token"]}
             self._hold_ack((pending, 0, item), ipc, router, now)
             return
-        if kind in PRODUCER_REQUESTS:
-            self._enqueues.hold(pending, len(cmd["tasks"]), len(frames[3]))
-            if self._enqueues.may_go():
-                self._flush_enqueues(ipc, router, now, self._enqueues.take())
-            return
         self._forward(pending, ipc, router, now)
 
     def _handle_ack_many(self, identity: bytes, rid: Any, body: dict[str, Any],
@@ -388,12 +373,6 @@ class WorkerGateway:
                         reply_deadline=0.0, members=acks)
         self._forward(batch, ipc, router, now)
 
-    def _flush_enqueues(self, ipc: zmq.Socket, router: zmq.Socket, now: float,
-                        group: list[Pending]) -> None:
-        """Send the tasks of producer requests as one ``enqueue`` command."""
-        cmd = {"op": "enqueue", "tasks": [task for p in group for task in p.cmd["tasks"]]}
-        self._forward(Pending(b"", None, _ENQUEUES, cmd, 0.0, producers=group), ipc, router, now)
-
     def _forward(self, pending: Pending, ipc: zmq.Socket, router: zmq.Socket, now: float) -> None:
         """Send ``pending`` as one IPC command (a lease wait: its next slice)."""
         ipc_rid = f"{self._rid_prefix}-{next(self._rids)}"
@@ -413,8 +392,6 @@ class WorkerGateway:
         self._pending[ipc_rid] = pending
         if pending.kind in _ACK_COMMAND_KINDS:
             self._acks.command_sent()
-        elif pending.kind == _ENQUEUES:
-            self._enqueues.command_sent()
         if pending.wait_deadline is not None:
             peer = self._peers.get(pending.identity)
             if peer is not None:
@@ -444,17 +421,6 @@ class WorkerGateway:
             self._dropped.labels("malformed_ipc").inc()
             self._fail(router, pending, ErrorCode.UNAVAILABLE,
                        "unreadable answer from the Raft process")
-            return
-        if pending.producers is not None:
-            group = pending.producers
-            parts = split_outcome(outcome, [len(p.cmd["tasks"]) for p in group])
-            if parts is None and len(group) > 1:
-                # Refused as a whole: each request goes again alone, so only a bad one fails.
-                for p in group:
-                    self._flush_enqueues(ipc, router, time.monotonic(), [p])
-                return
-            for p, part in zip(group, parts or [outcome], strict=True):
-                self._answer(p, part, router, ipc)
             return
         if pending.members is None:
             self._answer(pending, outcome, router, ipc)
@@ -538,8 +504,6 @@ class WorkerGateway:
         pending = self._pending.pop(ipc_rid, None)
         if pending is not None and pending.kind in _ACK_COMMAND_KINDS:
             self._acks.command_done()
-        elif pending is not None and pending.kind == _ENQUEUES:
-            self._enqueues.command_done()
         if pending is not None and pending.wait_deadline is not None:
             self._waiting.dec()
             self._waiting_count -= 1
@@ -585,8 +549,7 @@ class WorkerGateway:
               **leader: str | None) -> None:
         """Answer with an error the request of ``pending``, or each of the acks it carries."""
         if pending.members is None:
-            for p in pending.producers or [pending]:
-                self._send_error(router, p.identity, p.rid, code, message, **leader)
+            self._send_error(router, pending.identity, pending.rid, code, message, **leader)
             return
         for owner, position, _ in pending.members:
             if isinstance(owner, Pending):
@@ -615,6 +578,5 @@ class WorkerGateway:
 # The gateway's own kinds of pending commands, beside the workers' requests it forwards.
 _ACK_BATCH = b"ack_batch"  # held acks of any workers, sent as one command
 _HANDBACK = b"handback"  # tasks leased for a departed worker, handed back
-_ENQUEUES = b"enqueues"  # the tasks of producer requests, sent as one command
 # The pending kinds that are ack commands.
 _ACK_COMMAND_KINDS = frozenset({WorkerKind.ACK, _ACK_BATCH})

@@ -10,7 +10,6 @@ this protocol) instead of ``delay_seconds``.
 
 from __future__ import annotations
 
-from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
 from dqueue.api import validation as v
@@ -107,72 +106,3 @@ def enqueued_body(rid: Any, value: dict[str, Any]) -> dict[str, Any] | None:
             task["lease"] = {"expires_at_ms": lease.get("expires_at_ms")}
         out.append(task)
     return {"rid": rid, "tasks": out}
-
-
-class EnqueueHold:
-    """Which producer requests go to the Raft process together (flat combining).
-
-    A request that finds fewer than ``max_in_flight`` enqueue commands of the gateway waiting
-    for their answer goes at once; the others are held, and once an answer comes every request
-    held meanwhile goes as one ``enqueue`` command (at most ``max_tasks`` tasks and
-    ``max_bytes`` of request bodies), so that under load each command carries what arrived
-    during the previous one's round trip, and an idle gateway sends a lone request without
-    waiting (the rule of the HTTP API's ``EnqueueCoalescer``). Pure: the gateway reports what
-    it sent and what was answered.
-    """
-
-    def __init__(self, max_in_flight: int = 1, max_tasks: int = fields.MAX_BATCH,
-                 max_bytes: int = 1 << 20) -> None:
-        self._max_in_flight = max_in_flight
-        self._max_tasks = max_tasks
-        self._max_bytes = max_bytes
-        self._held: deque[tuple[Any, int, int]] = deque()  # (request, tasks, body bytes)
-        self._in_flight = 0  # Invariant: enqueue commands sent and not yet answered
-
-    def hold(self, request: Any, tasks: int, body_bytes: int) -> None:
-        """Keep ``request`` (``tasks`` tasks, ``body_bytes`` encoded) for the next command."""
-        self._held.append((request, tasks, body_bytes))
-
-    def may_go(self) -> bool:
-        """Whether held requests should be sent now."""
-        return bool(self._held) and self._in_flight < self._max_in_flight
-
-    def take(self) -> list[Any]:
-        """The held requests of the next command, in arrival order (at least one)."""
-        out, tasks, size = [], 0, 0
-        while self._held:
-            request, n, body_bytes = self._held[0]
-            if out and (tasks + n > self._max_tasks or size + body_bytes > self._max_bytes):
-                break
-            self._held.popleft()
-            out.append(request)
-            tasks, size = tasks + n, size + body_bytes
-        return out
-
-    def command_sent(self) -> None:
-        """An enqueue command of the gateway went to the Raft process."""
-        self._in_flight += 1
-
-    def command_done(self) -> None:
-        """An enqueue command was answered (or given up)."""
-        self._in_flight -= 1
-
-
-def split_outcome(outcome: dict[str, Any], counts: list[int]) -> list[dict[str, Any]] | None:
-    """Each request's share of the outcome of one combined enqueue command, in order; None
-    when the command was refused (the requests must then go again one by one, so that only a
-    bad one is refused). ``counts``: the tasks of each request."""
-    if not outcome.get("ok"):
-        return None
-    value = outcome.get("value")
-    tasks = value.get("tasks") if isinstance(value, dict) else None
-    duplicates = value.get("duplicates") if isinstance(value, dict) else None
-    if not (isinstance(tasks, list) and isinstance(duplicates, list)
-            and len(tasks) == len(duplicates) == sum(counts)):
-        return [{"ok": True, "value": {}} for _ in counts]  # unreadable: answered unavailable
-    parts, start = [], 0
-    for n in counts:
-        parts.append({"ok": True, "value": {"tasks": tasks[start:start + n],
-                                            "duplicates": duplicates[start:start + n]}})
-        start += n
-    return parts
