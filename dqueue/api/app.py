@@ -101,11 +101,12 @@ def create_app(
     app.add_route("/metrics", status.Metrics(registry))
     app.add_route("/openapi.json", status.OpenApi(openapi_document()))
     ui_routes.register(app, _scrape_reader(link))  # the dashboard at /ui (docs/ui.md)
-    _add_sqs(app, deps, config)
+    _add_sqs(app, deps, config, auth)
     return app
 
 
-def _add_sqs(app: falcon.App, deps: ApiDeps, config: NodeConfig) -> None:
+def _add_sqs(app: falcon.App, deps: ApiDeps, config: NodeConfig,
+             auth: AuthMiddleware) -> None:
     """The SQS-compatible API (docs/sqs.md) at ``/`` and at queue URLs.
 
     Raises:
@@ -114,7 +115,7 @@ def _add_sqs(app: falcon.App, deps: ApiDeps, config: NodeConfig) -> None:
     keys = load_keys(config)
     ctx = SqsContext(deps, config.sqs_account_id, config.sqs_region, receipt_key(config, keys))
     sqs = SqsService(ctx, {**sqs_queues.HANDLERS, **sqs_messages.HANDLERS}, keys,
-                     config.insecure)
+                     auth.current_mode)
     # A sink, not routes: the SQS protocols are not REST resources (no OpenAPI operations, no
     # bearer roles); it is reached only when no route matches, at "/" and the queue URLs.
     app.add_sink(sqs, re.compile(rf"^/(?:{config.sqs_account_id}/[^/]+)?$"))

@@ -23,7 +23,7 @@ from typing import Any
 
 import falcon
 
-from dqueue.api.auth import is_loopback_addr
+from dqueue.api.auth import PortMode, is_loopback_addr
 from dqueue.api.deps import ApiDeps
 from dqueue.api.errors import ApiError
 from dqueue.api.sqs_keys import AccessKey
@@ -113,17 +113,18 @@ class SqsService:
         ctx: the shared context of the handlers.
         handlers: action name -> handler.
         keys: the access keys, or None to follow the port's mode.
-        insecure: serve every address without keys (``--insecure``).
+        port_mode: the HTTP port's mode now (``AuthMiddleware.current_mode``), for a node
+            without keys.
         clock_ms: the time for signature checks (Unix ms).
     """
 
     def __init__(self, ctx: SqsContext, handlers: dict[str, Handler],
-                 keys: dict[str, AccessKey] | None, insecure: bool,
+                 keys: dict[str, AccessKey] | None, port_mode: Callable[[], PortMode],
                  clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
         self._ctx = ctx
         self._handlers = handlers
         self._keys = keys
-        self._insecure = insecure
+        self._port_mode = port_mode
         self._clock_ms = clock_ms
 
     def __call__(self, req: falcon.Request, resp: falcon.Response, **_: str) -> None:
@@ -173,9 +174,16 @@ class SqsService:
 
     def _authenticate(self, req: falcon.Request, headers: dict[str, str],
                       body: bytes) -> frozenset[str]:
-        """The caller's roles: SigV4 with keys; protected mode or open without."""
+        """The caller's roles: SigV4 with keys; without, the port's mode decides."""
         if self._keys is None:
-            if self._insecure or is_loopback_addr(req.remote_addr):
+            mode = self._port_mode()
+            if mode is PortMode.AUTHENTICATED:
+                # Bearer tokens guard the dqueue API, loopback included: no way around them.
+                raise SqsError(SqsCode.ACCESS_DENIED,
+                               "this node requires credentials (bearer tokens are configured) "
+                               "but has no SQS access keys: add sqs_keys.toml to the secure "
+                               "folder (docs/sqs.md)")
+            if mode is PortMode.OPEN or is_loopback_addr(req.remote_addr):
                 return ALL_ROLES
             raise SqsError(SqsCode.ACCESS_DENIED,
                            "this node is in protected mode: no SQS access keys are configured "

@@ -23,6 +23,7 @@ from dqueue.api.sqs_service import sqs_error_of
 from dqueue.protocol.errors import ErrorCode
 from dqueue.sqs.errors import SqsCode
 from dqueue.sqs.names import Receipt, encode_receipt_handle
+from dqueue.tokens import add_token
 from tests.unit.api.conftest import FakeRaft
 
 HOST = "node1:8080"
@@ -256,3 +257,15 @@ def test_a_message_larger_than_the_queue_maximum_is_refused(config):
     assert [e["Id"] for e in batch.json["Successful"]] == ["small"]
     assert [e["Id"] for e in batch.json["Failed"]] == ["big"]
     assert [t["payload"] for t in fake.commands[-1]["tasks"]] == ["x"]
+
+
+def test_bearer_tokens_without_sqs_keys_refuse_every_sqs_request(config, tmp_path):
+    add_token(str(tmp_path / "sec"), "ci", frozenset({"admin"}))
+    client, _, _ = build(config, tmp_path / "sec")
+    answer = call(client, "ListQueues", {})  # loopback too, as for the dqueue API
+    assert answer.status_code == 403 and "sqs_keys.toml" in answer.json["message"]
+
+
+def test_insecure_without_keys_serves_every_address(config):
+    client, _, _ = build(config, insecure=True)
+    assert call(client, "ListQueues", {}, remote_addr=REMOTE).status_code == 200
