@@ -7,6 +7,7 @@ costs time in proportion to what changed.
 
 from __future__ import annotations
 
+from dqueue.queue import QueueState
 from dqueue.raft import (
     Entry,
     EntryType,
@@ -223,3 +224,26 @@ class Checker:
                 raise InvariantViolation(
                     "state_machine_safety",
                     f"{node_id} applied {entry} at {entry.index}; committed there: {known}")
+
+
+def check_queue(node_id: str, queue: QueueState) -> None:
+    """The queue state's reads agree with each other: each queue's counts by status are a
+    recount of the tasks listed in it, and they add up to the totals by status (a task is
+    counted in exactly its own queue)."""
+    stats = queue.stats()
+    totals = dict.fromkeys(stats["by_status"], 0)
+    for name, counts in stats["by_queue"].items():
+        for status, count in counts.items():
+            listed = queue.list_tasks(status, limit=1_000, queue=name)
+            tasks = listed["tasks"]
+            while listed["next_cursor"] is not None:
+                listed = queue.list_tasks(status, limit=1_000, queue=name,
+                                          cursor=listed["next_cursor"])
+                tasks += listed["tasks"]
+            if len(tasks) != count or any(task["queue"] != name for task in tasks):
+                raise InvariantViolation("queue_counts", f"{node_id} counts {count} {status} "
+                                         f"tasks in {name} but lists {len(tasks)}")
+            totals[status] += count
+    if totals != stats["by_status"]:
+        raise InvariantViolation("queue_counts", f"{node_id}: by queue {totals}, by status "
+                                 f"{stats['by_status']}")

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 from dqueue.sim.cluster import Cluster
+from dqueue.sim.machine import value_key
 
 
 @dataclass(slots=True)
@@ -85,7 +87,7 @@ class SimClients:
         now = cluster.now
         for client in self.clients:
             in_flight = client.in_flight
-            for seq in [s for s, c in in_flight.items() if c.value in acked]:
+            for seq in [s for s, c in in_flight.items() if value_key(c.value) in acked]:
                 del in_flight[seq]
             for seq, command in in_flight.items():
                 if not (new_leader and command.leader != leader) and (
@@ -103,3 +105,68 @@ class SimClients:
     def in_flight(self) -> int:
         """Commands sent and not seen committed."""
         return sum(len(c.in_flight) for c in self.clients)
+
+
+class QueueWorkload:
+    """The queue commands the simulated clients send (issue 15: named queues).
+
+    The first two commands create ``dlq`` and ``jobs`` (whose dead tasks move to ``dlq``);
+    after them the clients enqueue into ``default`` and ``jobs``, lease from both, ack or nack
+    what the leader shows leased (a worker that got the lease's answer), and move dead letters
+    back. Commands may commit out of order (an enqueue into ``jobs`` before it exists is
+    refused, the same way on every member). Draws come from the workload's own
+    ``random.Random``, so that the fault schedule of a seed does not depend on it.
+
+    Args:
+        rng: the workload's randomness, seeded from the run's seed.
+    """
+
+    QUEUES = ("default", "jobs")
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    def command(self, number: int, cluster: Cluster) -> dict[str, Any]:
+        """The plain queue command of the client value ``number`` (1, 2, ... in order)."""
+        rng = self.rng
+        if number == 1:
+            return {"op": "create_queue", "name": "dlq"}
+        if number == 2:
+            return {"op": "create_queue", "name": "jobs", "settings": {
+                "lease_ms": 30, "max_retries": 1, "max_depth": 20, "dead_letter_queue": "dlq"}}
+        roll = rng.random()
+        if roll < 0.35:
+            tasks = []
+            for position in range(rng.choice((1, 1, 2))):
+                task: dict[str, Any] = {"id": f"t{number}.{position}",
+                                        "type": rng.choice(("a", "b")),
+                                        "priority": rng.randrange(2)}
+                queue = rng.choice(self.QUEUES)
+                if queue != "default":
+                    task["queue"] = queue
+                tasks.append(task)
+            return {"op": "enqueue", "tasks": tasks}
+        if roll < 0.95:
+            held = self._leased(cluster)
+            if held and roll >= 0.65:
+                task = rng.choice(held)
+                lease = task["lease"]
+                op = "ack" if rng.random() < 0.7 else "nack"
+                return {"op": op, "id": task["id"], "worker_id": lease["worker_id"],
+                        "token": lease["token"]}
+            queues = ["dlq"] if rng.random() < 0.1 else list(self.QUEUES)
+            return {"op": "lease", "worker_id": f"w{rng.randrange(2)}",
+                    "max_tasks": rng.randint(1, 3), "queues": queues,
+                    "nonce": f"{number:032x}"}
+        return {"op": "move_tasks", "source": "dlq", "max_tasks": 5}
+
+    @staticmethod
+    def _leased(cluster: Cluster) -> list[dict[str, Any]]:
+        """The leased tasks the leader shows (oldest first, at most 20): the answers a worker
+        got to its leases. None without a leader."""
+        leader = cluster.leader()
+        node = None if leader is None else cluster.nodes[leader]
+        if node is None:
+            return []
+        page: list[dict[str, Any]] = node.machine.queue.list_tasks("leased", limit=20)["tasks"]
+        return page

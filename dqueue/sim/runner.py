@@ -14,9 +14,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from dqueue.sim.checker import InvariantViolation
-from dqueue.sim.clients import SimClients
+from dqueue.sim.checker import InvariantViolation, check_queue
+from dqueue.sim.clients import QueueWorkload, SimClients
 from dqueue.sim.cluster import Cluster, ReadyFaults
+from dqueue.sim.machine import encode_value
 from dqueue.sim.network import LinkFaults
 
 
@@ -51,6 +52,9 @@ class SimConfig:
         vary_flow_control: let the seed pick max_append_bytes and max_inflight_msgs
             (from one entry per append with one in flight, up to large batches), so that
             acknowledgements arrive entry by entry in some runs and in bulk in others.
+        queue_workload: client values carry queue commands (``QueueWorkload``: two named
+            queues, leases from both, acks, nacks, dead-letter moves) applied to each
+            member's real ``QueueState``; False: bare values.
     """
 
     size: int = 5
@@ -73,9 +77,12 @@ class SimConfig:
     snapshot_every: int = 25
     heal_ticks: int = 400
     raft_options: dict[str, object] = field(
-        default_factory=lambda: {"snapshot_chunk_bytes": 64, "max_append_bytes": 256,
+        # Chunks of 512 bytes: a queue state of a few hundred tasks (10-20 KB) still takes
+        # dozens of chunks, and installs within the healing phase.
+        default_factory=lambda: {"snapshot_chunk_bytes": 512, "max_append_bytes": 256,
                                  "max_inflight_msgs": 8})
     vary_flow_control: bool = True
+    queue_workload: bool = True
 
 
 @dataclass
@@ -110,6 +117,9 @@ class Run:
         self.cluster = Cluster(config.size, self.rng, config.faults, config.snapshot_every,
                                trace, options, config.ready_faults, config.duplicates_expected)
         self.sim_clients = SimClients(config.clients, config.retry_ticks, config.max_in_flight)
+        # Its own Random: the fault schedule of a seed does not depend on the workload.
+        self.workload = (QueueWorkload(random.Random(seed * 1_000_003 + 1))
+                         if config.queue_workload else None)
         self.next_value = 0
         self.next_read = 0
         # ReadIndex linearizability: a read point must cover every commit known when asked.
@@ -176,7 +186,10 @@ class Run:
             return
         if rng.random() < self.config.propose_rate:
             for _ in range(rng.randint(1, 3)):
-                if self.sim_clients.propose(cluster, rng, b"v%d" % (self.next_value + 1)):
+                number = self.next_value + 1
+                command = (None if self.workload is None
+                           else self.workload.command(number, cluster))
+                if self.sim_clients.propose(cluster, rng, encode_value(number, command)):
                     self.next_value += 1
         self.sim_clients.retry(cluster, rng)
         if rng.random() < self.config.read_rate:
@@ -228,6 +241,15 @@ class Run:
                 raise InvariantViolation(
                     "acked_value_lost", f"{node_id} lacks {len(missing)} values a client saw "
                     f"committed, e.g. {sorted(missing)[:3]}")
+        # The queue state machines applied the same log: the same state, bytes for bytes.
+        first = cluster.ids[0]
+        expected = cluster.nodes[first].machine.queue.snapshot()
+        for node_id in cluster.ids:
+            queue = cluster.nodes[node_id].machine.queue
+            check_queue(node_id, queue)
+            if queue.snapshot() != expected:
+                raise InvariantViolation("queue_diverged", f"{node_id}'s queue state differs "
+                                         f"from {first}'s after the same log")
 
     def converged(self) -> bool:
         """Every member applied the same last index, with the same values."""
@@ -255,9 +277,21 @@ class Run:
             "answered_repeats": sum(n.machine.answered_repeats for n in cluster.nodes.values()
                                     if n is not None),
             "duplicates": cluster.checker.duplicates,
+            **self.queue_stats(),
             "skipped_writes": sum(d.skipped_writes for d in cluster.disks.values()),
             **{f"crash_{point}": count for point, count in cluster.ready_crashes.items()},
         }
+
+
+    def queue_stats(self) -> dict[str, int]:
+        """Tasks by status and queue in the first live member's queue state."""
+        for node in self.cluster.nodes.values():
+            if node is not None:
+                by_queue = node.machine.queue.stats()["by_queue"]
+                return {f"tasks_{name}_{status}": count
+                        for name, counts in by_queue.items()
+                        for status, count in counts.items()}
+        return {}
 
 
 def run_seed(seed: int, config: SimConfig | None = None, trace: bool = False,
