@@ -135,6 +135,11 @@ class SqsService:
                 SqsCode.INVALID_ACTION, f"{req.method}: SQS requests are POST or GET"), ""))
             resp.status = falcon.HTTP_405
             return
+        if req.method == "GET" and not req.query_string:
+            # A bare GET (a browser, a probe) is no SQS request: 404, as for any unknown path.
+            _send(resp, render_error(protocol_of(req.headers), SqsError(
+                SqsCode.INVALID_ADDRESS, f"GET {req.path}: no SQS Action given"), ""))
+            return
         self._serve(req, resp)
 
     def _serve(self, req: falcon.Request, resp: falcon.Response) -> None:

@@ -242,6 +242,7 @@ def test_the_query_protocol_in_a_get_and_other_methods(app):
     refused = client.simulate_put("/", headers={"Host": HOST})
     assert refused.status_code == 405 and refused.headers["Allow"] == "GET, POST"
     assert "<Code>InvalidAction</Code>" in refused.text
+    assert client.simulate_get("/").status_code == 404  # a bare GET is no SQS request
     # Paths beside the queue URLs are the dqueue API's own (404 JSON), not SQS's.
     assert client.simulate_get("/000000000000/jobs/extra").json["error"]["code"]
 
