@@ -45,7 +45,8 @@ def same_body(first: Task | NewTask, first_retries: int, new: NewTask, new_retri
     (each resolved: an omitted one is the default in force). The delay is not compared: a
     client retrying a delayed enqueue may count its delay down (docs/http-api.md)."""
     return (first.type == new.type and first.priority == new.priority
-            and first.queue == new.queue and first_retries == new_retries
+            and first.queue == new.queue and first.group == new.group
+            and first_retries == new_retries
             and same_value(first.payload, new.payload))
 
 

@@ -48,15 +48,18 @@ class NewTask:
     idempotency_key: str | None = None
     delay_ms: int | None = None
     queue: str = DEFAULT_QUEUE
+    group: str | None = None
 
     def to_plain(self) -> dict[str, Any]:
         """Return the plain form of this task description (``queue`` only when not the
-        default, so that entries of the default queue keep their bytes)."""
+        default and ``group`` only when set, so that older entries keep their bytes)."""
         plain = {"id": self.id, "type": self.type, "payload": self.payload,
                  "priority": self.priority, "max_retries": self.max_retries,
                  "idempotency_key": self.idempotency_key, "delay_ms": self.delay_ms}
         if self.queue != DEFAULT_QUEUE:
             plain["queue"] = self.queue
+        if self.group is not None:
+            plain["group"] = self.group
         return plain
 
 
@@ -253,17 +256,19 @@ Command = (Enqueue | Lease | Ack | AckBatch | Nack | Extend | Cancel | Redrive |
 # the same object in less than half of that. Only for fields known to be valid.
 _new_object = object.__new__
 _NEW_TASK_FIELDS = ("id", "type", "payload", "priority", "max_retries", "idempotency_key",
-                    "delay_ms", "queue")
+                    "delay_ms", "queue", "group")
 _ACK_FIELDS = ("id", "worker_id", "token", "now_ms")
 (_set_task_id, _set_task_type, _set_payload, _set_priority, _set_max_retries, _set_key,
- _set_delay_ms, _set_queue) = (NewTask.__dict__[name].__set__ for name in _NEW_TASK_FIELDS)
+ _set_delay_ms, _set_queue, _set_group) = (NewTask.__dict__[name].__set__
+                                           for name in _NEW_TASK_FIELDS)
 _set_ack_id, _set_ack_worker, _set_ack_token, _set_ack_now_ms = (
     Ack.__dict__[name].__set__ for name in _ACK_FIELDS)
 
 
 def new_task_unchecked(task_id: str, task_type: str, payload: Any, priority: int,
                        max_retries: int | None, idempotency_key: str | None,
-                       delay_ms: int | None, queue: str = DEFAULT_QUEUE) -> NewTask:
+                       delay_ms: int | None, queue: str = DEFAULT_QUEUE,
+                       group: str | None = None) -> NewTask:
     """``NewTask(id=task_id, ...)``, equal in every way, built without the keyword call.
 
     For values that are already valid (``command_from_plain`` checked them, or they come
@@ -278,6 +283,7 @@ def new_task_unchecked(task_id: str, task_type: str, payload: Any, priority: int
     _set_key(task, idempotency_key)
     _set_delay_ms(task, delay_ms)
     _set_queue(task, queue)
+    _set_group(task, group)
     return task
 
 
@@ -323,7 +329,7 @@ def _integer(obj: Mapping[str, Any], name: str, rule: fields.IntRule, default: i
 
 
 _NEW_TASK_KEYS = frozenset({"id", "type", "payload", "priority", "max_retries",
-                            "idempotency_key", "delay_ms", "queue"})
+                            "idempotency_key", "delay_ms", "queue", "group"})
 _accepts_id = fields.TASK_ID.accepts
 _accepts_type = fields.TASK_TYPE.accepts
 _accepts_key = fields.IDEMPOTENCY_KEY.accepts
@@ -348,6 +354,8 @@ def _new_task_fast(obj: Any) -> NewTask | None:
     task_id, task_type, payload = get("id"), get("type"), get("payload")
     priority, max_retries = get("priority"), get("max_retries")
     key, delay_ms, queue = get("idempotency_key"), get("delay_ms"), get("queue")
+    if get("group") is not None:
+        return None  # FIFO tasks are rare: the full checks build them
     if (_accepts_id(task_id) and _accepts_type(task_type) and fields.is_flat_payload(payload)
             and (priority is None or _accepts_priority(priority))
             and (max_retries is None or _accepts_retries(max_retries))
@@ -375,7 +383,8 @@ def _new_task(obj: Any, prefix: str) -> NewTask:
                                          required=False),
                    delay_ms=_integer(obj, "delay_ms", fields.DELAY_MS, None, prefix),
                    queue=_text(obj, "queue", fields.QUEUE_NAME, prefix, required=False)
-                   or DEFAULT_QUEUE)
+                   or DEFAULT_QUEUE,
+                   group=_text(obj, "group", fields.GROUP, prefix, required=False))
 
 
 def _enqueue(obj: Mapping[str, Any], now_ms: int) -> Enqueue:

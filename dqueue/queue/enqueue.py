@@ -32,6 +32,17 @@ def _no_queue(new: commands.NewTask, position: int) -> Outcome:
                                   f"first (PUT /queues/{new.queue})")
 
 
+def _refused_here(state: QueueState, new: commands.NewTask, position: int) -> Outcome | None:
+    """Why ``new`` cannot go to its queue (missing; a group outside a FIFO queue), or None."""
+    record = state._queues.get(new.queue)
+    if record is None:
+        return _no_queue(new, position)
+    if new.group is not None and record.groups is None:
+        return _fail("invalid", f"tasks[{position}].group: only a FIFO queue (a name ending "
+                                f"in .fifo) takes a group; {new.queue} is not one")
+    return None
+
+
 def enqueue(state: QueueState, cmd: commands.Enqueue, index: int) -> Outcome:
     """Add the tasks of ``cmd`` in order; repeats of a live idempotency key are duplicates."""
     new_tasks = cmd.tasks
@@ -39,10 +50,10 @@ def enqueue(state: QueueState, cmd: commands.Enqueue, index: int) -> Outcome:
         return _enqueue_one(state, new_tasks[0])
     if len(new_tasks) > state.config.max_batch:
         return _fail("invalid", f"tasks: at most {state.config.max_batch} per enqueue")
-    queues = state._queues
     for position, new in enumerate(new_tasks):
-        if new.queue not in queues:
-            return _no_queue(new, position)
+        refused = _refused_here(state, new, position)
+        if refused is not None:
+            return refused
     ids = {new.id for new in new_tasks}
     if (len(ids) == len(new_tasks) and state._tasks.keys().isdisjoint(ids)
             and all(new.idempotency_key is None for new in new_tasks)):
@@ -112,8 +123,11 @@ def enqueue(state: QueueState, cmd: commands.Enqueue, index: int) -> Outcome:
 def _enqueue_one(state: QueueState, new: commands.NewTask) -> Outcome:
     """The common single-task enqueue, without the batch bookkeeping."""
     record = state._queues.get(new.queue)
-    if record is None:
-        return _no_queue(new, 0)
+    if record is None or new.group is not None:
+        refused = _refused_here(state, new, 0)
+        if refused is not None:
+            return refused
+        assert record is not None
     key = new.idempotency_key
     if key is not None:
         entry = state._dedup.get(key)
@@ -180,7 +194,8 @@ def _create(state: QueueState, new: commands.NewTask,
     # Task(...) field for field; a function call is cheaper than a class call in 3.11.
     task = task_from_fields(new.id, task_type, new.payload, new.priority, max_retries, 0,
                             _PENDING, key, clock_ms, clock_ms, clock_ms + delay_ms,
-                            None, None, None, None, state._next_seq, None, None, record.name)
+                            None, None, None, None, state._next_seq, None, None, record.name,
+                            None, new.group)
     state._next_seq += 1
     state._tasks[new.id] = task
     enqueued = state._events.enqueued
@@ -192,9 +207,11 @@ def _create(state: QueueState, new: commands.NewTask,
     members[new.id] = task
     record.counts["pending"] += 1
     task.epoch = 1
+    # FIFO (fifo.py): a task behind its group's head waits in the group, not in the index.
+    head = record.groups is None or record.groups.join(task)
     if delay_ms:
         heappush(state._delayed, (task.visible_at_ms, task.seq, 1, task))
-    else:
+    elif head:
         record.ready.push(task)
     if key is not None:
         expires_at_ms = clock_ms + record.config.dedup_window_ms

@@ -198,6 +198,11 @@ NOW_MS = IntRule(0, INT64_MAX)
 QUEUE_NAME_PATTERN = re.compile(r"(?=.{1,80}\Z)[A-Za-z0-9_-]+(\.fifo)?")
 QUEUE_NAME = TextRule(1, 80, pattern=QUEUE_NAME_PATTERN)
 DEFAULT_QUEUE = "default"
+FIFO_SUFFIX = ".fifo"
+# A FIFO queue's message group (SQS MessageGroupId): up to 128 characters, no control ones.
+GROUP = TextRule(1, 128)
+# How long a FIFO queue deduplicates (SQS: 5 minutes, fixed).
+FIFO_DEDUP_WINDOW_MS = 5 * 60_000
 MAX_QUEUES = 64  # queues one lease may name
 # Per-queue settings (queues.py); SQS's ranges where SQS has the setting.
 RETENTION_MS = IntRule(60_000, 14 * 24 * 3_600_000)

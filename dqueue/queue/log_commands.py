@@ -44,7 +44,7 @@ def command_from_log(obj: Any) -> Command:
                 new_task_unchecked(t["id"], t["type"], t.get("payload"),
                                    t.get("priority") or 0, t.get("max_retries"),
                                    t.get("idempotency_key"), t.get("delay_ms"),
-                                   t.get("queue") or DEFAULT_QUEUE)
+                                   t.get("queue") or DEFAULT_QUEUE, t.get("group"))
                 for t in obj["tasks"]]), now_ms=now_ms)
         if op == "ack":
             return ack_unchecked(obj["id"], obj["worker_id"], obj.get("token"), now_ms)

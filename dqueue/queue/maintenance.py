@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 from dqueue.queue import commands, reads
 from dqueue.queue.outcomes import Outcome, fail, ok
 from dqueue.queue.queue_admin import QUEUE_NOT_FOUND
-from dqueue.queue.queues import effective_config
 from dqueue.queue.task import Task, TaskStatus
 
 if TYPE_CHECKING:
@@ -32,13 +31,16 @@ def _task_in(state: QueueState, task_id: str, status: TaskStatus, verb: str) -> 
     return task
 
 
+def _seq_of(task: Task) -> int:
+    return task.seq
+
+
 def cancel(state: QueueState, cmd: commands.Cancel, index: int) -> Outcome:
     """Cancel a pending task (it is retained, then pruned, as any finished task)."""
     task = _task_in(state, cmd.id, TaskStatus.PENDING, "cancelled")
     if not isinstance(task, Task):
         return task
-    if task.visible_at_ms <= state.clock_ms:
-        state._queues[task.queue].ready.remove(task)
+    state._queues[task.queue].ready.discard(task)
     task.updated_at_ms = state.clock_ms
     state._finish(task, TaskStatus.CANCELLED)
     return ok({"task": task.to_plain()})
@@ -55,12 +57,18 @@ def redrive(state: QueueState, cmd: commands.Redrive, index: int) -> Outcome:
     else:
         if cmd.queue is not None and cmd.queue not in state._queues:
             return fail(QUEUE_NOT_FOUND, f"queue: no queue {cmd.queue}")
-        targets = reads.dead_tasks(state._by_status, cmd.type, cmd.queue)
+        # In log order: a FIFO group takes its redriven tasks back in the order they came, the
+        # same on a member that replayed and one that restored a snapshot.
+        targets = sorted(reads.dead_tasks(state._by_status, cmd.type, cmd.queue),
+                         key=_seq_of)
     for task in targets:
         task.attempts = 0
         task.updated_at_ms = state.clock_ms
         task.visible_at_ms = state.clock_ms
         state._set_status(task, TaskStatus.PENDING)
+        record = state._queues[task.queue]
+        if record.groups is not None:
+            record.groups.join(task)  # behind its group's live tasks
         state._make_pending(task)
     return ok({"count": len(targets)})
 
@@ -80,7 +88,7 @@ def configure(state: QueueState, cmd: commands.Configure, index: int) -> Outcome
     retention_changed = cmd.settings.retention_ms != state.config.retention_ms
     state.config = cmd.settings
     for record in state._queues.values():  # a queue follows the cluster where it chose not
-        record.config = effective_config(cmd.settings, record.settings)
+        record.refresh(cmd.settings)
     if retention_changed:
         state._rebuild_finished()
     return ok({})

@@ -9,11 +9,13 @@ from ``state.clock_ms`` (Raft paper section 5.3).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from dqueue.queue import queues
 from dqueue.queue.config import QueueConfig
-from dqueue.queue.fields import DEFAULT_QUEUE, InvalidCommand
+from dqueue.queue.fields import DEFAULT_QUEUE, FIFO_DEDUP_WINDOW_MS, FIFO_SUFFIX, InvalidCommand
+from dqueue.queue.fifo import FifoGroups
 from dqueue.queue.outcomes import Outcome, fail, ok
 from dqueue.queue.queues import QueueSettings
 from dqueue.queue.ready import ReadyIndex
@@ -33,21 +35,32 @@ class QueueRecord:
     """One named queue as the state holds it.
 
     Invariants kept by ``QueueState``: ``counts[s]`` is the number of tasks of this queue with
-    status ``s`` (by value); ``ready`` indexes exactly this queue's visible pending tasks;
-    ``config`` is ``effective_config`` of the cluster's settings in force and ``settings``.
+    status ``s`` (by value); ``ready`` indexes exactly this queue's visible pending tasks (of
+    a FIFO queue, those that head their group: ``fifo.py``); ``config`` is ``effective_config``
+    of the cluster's settings in force and ``settings``; ``groups`` is set exactly for a FIFO
+    queue (its name ends in ``.fifo``).
     """
 
-    __slots__ = ("config", "counts", "created_at_ms", "name", "ready", "settings",
+    __slots__ = ("config", "counts", "created_at_ms", "groups", "name", "ready", "settings",
                  "updated_at_ms")
 
     def __init__(self, name: str, settings: QueueSettings, cluster: QueueConfig,
                  now_ms: int) -> None:
         self.name = name
         self.settings = settings
-        self.config = queues.effective_config(cluster, settings)
+        self.groups = FifoGroups() if name.endswith(FIFO_SUFFIX) else None
+        self.refresh(cluster)
         self.created_at_ms = self.updated_at_ms = now_ms
         self.ready = ReadyIndex()
         self.counts: dict[str, int] = dict.fromkeys(_STATUS_VALUES, 0)
+
+    def refresh(self, cluster: QueueConfig) -> None:
+        """Recompute ``config`` from the cluster's settings in force and this queue's own (a
+        FIFO queue deduplicates for SQS's five minutes)."""
+        config = queues.effective_config(cluster, self.settings)
+        if self.groups is not None:
+            config = dataclasses.replace(config, dedup_window_ms=FIFO_DEDUP_WINDOW_MS)
+        self.config = config
 
     def depth(self) -> int:
         """Tasks pending (delayed included) or leased in this queue."""
@@ -114,7 +127,7 @@ def update_queue(state: QueueState, cmd: queues.UpdateQueue, index: int) -> Outc
         return refused
     retention_changed = settings.retention_ms != record.settings.retention_ms
     record.settings = settings
-    record.config = queues.effective_config(state.config, settings)
+    record.refresh(state.config)
     record.updated_at_ms = state.clock_ms
     if retention_changed:
         state._rebuild_finished()
@@ -148,8 +161,7 @@ def purge_queue(state: QueueState, cmd: queues.PurgeQueue, index: int) -> Outcom
 
 def _drop(state: QueueState, task: Task) -> None:
     """Remove a task of any status, out of every index (heap entries go stale)."""
-    if task.status is TaskStatus.PENDING and task.visible_at_ms <= state.clock_ms:
-        state._queues[task.queue].ready.remove(task)
+    state._queues[task.queue].ready.discard(task)
     task.epoch += 1  # every heap entry of the task is stale from now on
     state._remove(task)
 

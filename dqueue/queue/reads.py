@@ -104,8 +104,10 @@ def has_visible(records: Mapping[str, QueueRecord], delayed: TimeHeap, leases: T
     if any(record.ready.has_any(wanted) for record in records.values()):
         return True
     for _, _, epoch, task in iter_due(delayed, now_ms):
-        if task.status is _PENDING and task.epoch == epoch and task.queue in records and (
-                wanted is None or task.type in wanted):
+        record = records.get(task.queue)
+        if (record is not None and task.status is _PENDING and task.epoch == epoch
+                and (wanted is None or task.type in wanted)
+                and (record.groups is None or record.groups.is_head(task))):
             return True
     # A lease expiring by now_ms makes its task visible if its backoff has run out too, or
     # at once in its queue's dead-letter target when its retries are spent.

@@ -74,6 +74,14 @@ class ReadyIndex:
         # Sorted is a valid heap; the set drops the copies a re-indexed task left.
         return sorted(set(filter(self.tasks.__contains__, heap)))
 
+    def discard(self, task: Task) -> None:
+        """Take ``task`` out of the index if it is in it (a FIFO task behind its group's head,
+        or a delayed one, is not)."""
+        key = -task.priority * SEQ_BOUND + task.seq
+        if self.tasks.get(key) is task:
+            del self.tasks[key]
+            self._left(task.type)
+
     def remove(self, task: Task) -> None:
         """Take an indexed task out of the index (its keys in the heaps go stale)."""
         del self.tasks[ready_key(task)]

@@ -11,7 +11,7 @@ list per task (bench/bench_queue.py)::
 
 ``queues`` lists the named queues in creation order (``queue_admin.QueueRecord.to_snapshot``);
 the ``queue`` column holds indexes into it. Format 2 is format 3 without ``queues`` and without
-the ``queue`` and ``source_queue`` columns: every task is in the default queue.
+the ``queue``, ``source_queue`` and ``group`` columns: every task is in the default queue.
 
 ``tasks`` holds the columns of ``COLUMNS`` in that order, each with one value per task in seq
 (log) order; the ``type`` column holds indexes into ``types`` (types in order of first use) and
@@ -52,7 +52,7 @@ COLUMNS_2 = ("id", "type", "payload", "priority", "max_retries", "attempts", "st
              "lease_worker", "lease_token", "lease_expires_at_ms", "last_error", "seq",
              "done_worker", "done_token")
 #: The task fields of a format-3 snapshot (``task_from_fields`` order).
-COLUMNS = (*COLUMNS_2, "queue", "source_queue")
+COLUMNS = (*COLUMNS_2, "queue", "source_queue", "group")
 #: Status codes of the format-2 ``status`` column (never reorder: snapshots on disk use them).
 STATUS_CODES = (TaskStatus.PENDING, TaskStatus.LEASED, TaskStatus.COMPLETED, TaskStatus.DEAD,
                 TaskStatus.CANCELLED)
@@ -60,9 +60,10 @@ _CODE_BY_STATUS = {status: code for code, status in enumerate(STATUS_CODES)}
 _INT_COLUMNS = ("priority", "max_retries", "attempts", "created_at_ms", "updated_at_ms",
                 "visible_at_ms", "seq")
 _OPTIONAL_STR_COLUMNS = ("idempotency_key", "lease_worker", "lease_token", "last_error",
-                         "done_worker", "done_token", "source_queue")
+                         "done_worker", "done_token", "source_queue", "group")
 _LEASE_COLUMNS = ("lease_worker", "lease_token", "lease_expires_at_ms")
 _STR, _INT, _NONE = frozenset({str}), frozenset({int}), type(None)
+_IN_GROUP = (TaskStatus.PENDING, TaskStatus.LEASED)
 
 @dataclass(frozen=True, slots=True)
 class Decoded:
@@ -209,9 +210,13 @@ def load_into(state: QueueState, decoded: Decoded) -> None:
         members[task.id] = task
         record = records[task.queue]  # the decoder checked that the queue exists
         record.counts[status.value] += 1
+        # FIFO: tasks join their groups in seq order, as they did when enqueued (fifo.py).
+        head = (record.groups.join(task) if record.groups is not None
+                and status in _IN_GROUP else True)
         if status is TaskStatus.PENDING:
             if task.visible_at_ms <= clock_ms:
-                visible[task.queue].append(task)
+                if head:
+                    visible[task.queue].append(task)
             else:
                 delayed.append((task.visible_at_ms, task.seq, 0, task))
         elif status is TaskStatus.LEASED:

@@ -167,7 +167,11 @@ class QueueState:
             _, _, epoch, task = heappop(delayed)
             if task.status is _PENDING and task.epoch == epoch:
                 task.epoch += 1  # the epoch changes whenever a task enters an index
-                self._queues[task.queue].ready.push(task)
+                record = self._queues[task.queue]
+                # FIFO (fifo.py): only a group's head is ever ready; the next one is indexed
+                # when the head leaves its group (_fifo_leave).
+                if record.groups is None or record.groups.is_head(task):
+                    record.ready.push(task)
         finished = self._finished
         while finished and finished[0][0] <= clock_ms:
             _, seq, task = heappop(finished)
@@ -209,14 +213,28 @@ class QueueState:
         """Index a task that just became pending, as ready or as delayed."""
         task.epoch += 1
         if task.visible_at_ms <= self.clock_ms:
-            self._queues[task.queue].ready.push(task)
+            record = self._queues[task.queue]
+            if record.groups is None or record.groups.is_head(task):
+                record.ready.push(task)
         else:
             heappush(self._delayed, (task.visible_at_ms, task.seq, task.epoch, task))
 
     def _finish(self, task: Task, status: TaskStatus) -> None:
         self._set_status(task, status)
-        retention_ms = self._queues[task.queue].config.retention_ms
-        heappush(self._finished, (task.updated_at_ms + retention_ms, task.seq, task))
+        record = self._queues[task.queue]
+        if record.groups is not None:
+            self._fifo_leave(task, record)
+        heappush(self._finished, (task.updated_at_ms + record.config.retention_ms, task.seq,
+                                  task))
+
+    def _fifo_leave(self, task: Task, record: QueueRecord) -> None:
+        """Take a task that is done with its FIFO queue out of its group, and index the
+        group's next task if it may be leased now (fifo.py: only heads are ever ready)."""
+        assert record.groups is not None
+        head = record.groups.leave(task)
+        if head is not None and head.status is _PENDING and head.visible_at_ms <= self.clock_ms:
+            head.epoch += 1
+            record.ready.push(head)
 
     def _rebuild_finished(self) -> None:
         """Prune times follow the retention in force of each task's queue, as restore
@@ -232,13 +250,19 @@ class QueueState:
         """Move a pending or dead task to queue ``target`` as a new pending task, visible now,
         attempts reset (a dead letter moved to its queue's target, or a redrive of one).
         Invariant kept: a task is counted and indexed in exactly its own queue."""
-        if task.status is _PENDING and task.visible_at_ms <= self.clock_ms:
-            self._queues[task.queue].ready.remove(task)
+        source = self._queues[task.queue]
+        source.ready.discard(task)
+        if source.groups is not None:
+            self._fifo_leave(task, source)
         self._set_status(task, _PENDING)
-        self._queues[task.queue].counts["pending"] -= 1
+        source.counts["pending"] -= 1
         record = self._queues[target]
         record.counts["pending"] += 1
         task.queue, task.source_queue = record.name, source_queue
+        if record.groups is None:
+            task.group = None
+        else:
+            record.groups.join(task)
         task.attempts = 0
         task.max_retries = record.config.max_retries
         task.updated_at_ms = task.visible_at_ms = self.clock_ms
@@ -261,7 +285,10 @@ class QueueState:
     def _remove(self, task: Task) -> None:
         del self._tasks[task.id]
         del self._by_status[task.status][task.type][task.id]
-        self._queues[task.queue].counts[task.status._value_] -= 1
+        record = self._queues[task.queue]
+        record.counts[task.status._value_] -= 1
+        if record.groups is not None and task.status not in FINISHED:
+            self._fifo_leave(task, record)  # purged or deleted while pending or leased
         # Drop the type's member dicts once it has no task at all: memory stays bounded even
         # when types come and go.
         groups = [by_type.get(task.type) for by_type in self._by_status.values()]
@@ -404,6 +431,8 @@ class QueueState:
             queue_counts = record.counts
             queue_counts["leased"] -= 1
             queue_counts["completed"] += 1
+            if record.groups is not None:
+                self._fifo_leave(task, record)
             heappush(self._finished, (clock_ms + record.config.retention_ms, task.seq, task))
             counts = self._events.acked
             counts[task_type] = counts.get(task_type, 0) + 1

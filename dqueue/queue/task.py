@@ -36,8 +36,8 @@ class Task:
       each extend), so that index entries pushed before are recognised as stale (lazy deletion).
     """
 
-    __slots__ = ("attempts", "created_at_ms", "done_token", "done_worker", "epoch", "id",
-                 "idempotency_key", "last_error", "lease_expires_at_ms", "lease_token",
+    __slots__ = ("attempts", "created_at_ms", "done_token", "done_worker", "epoch", "group",
+                 "id", "idempotency_key", "last_error", "lease_expires_at_ms", "lease_token",
                  "lease_worker", "max_retries", "payload", "priority", "queue", "seq",
                  "source_queue", "status", "type", "updated_at_ms", "visible_at_ms")
 
@@ -67,6 +67,8 @@ class Task:
         # The queue the task is in, and the one it was dead-lettered from (redrive goes back).
         self.queue = DEFAULT_QUEUE
         self.source_queue: str | None = None
+        # The message group in a FIFO queue (delivered in order, one at a time), else None.
+        self.group: str | None = None
 
     def to_plain(self) -> dict[str, Any]:
         """Return the plain form of docs/internals.md section 2 (payload shared, not copied)."""
@@ -74,13 +76,16 @@ class Task:
         if self.lease_token is not None:
             lease = {"worker_id": self.lease_worker, "token": self.lease_token,
                      "expires_at_ms": self.lease_expires_at_ms}
-        return {"id": self.id, "type": self.type, "payload": self.payload,
-                "priority": self.priority, "max_retries": self.max_retries,
-                "attempts": self.attempts, "status": self.status._value_,
-                "idempotency_key": self.idempotency_key, "created_at_ms": self.created_at_ms,
-                "updated_at_ms": self.updated_at_ms, "visible_at_ms": self.visible_at_ms,
-                "lease": lease, "last_error": self.last_error, "queue": self.queue,
-                "source_queue": self.source_queue}
+        plain = {"id": self.id, "type": self.type, "payload": self.payload,
+                 "priority": self.priority, "max_retries": self.max_retries,
+                 "attempts": self.attempts, "status": self.status._value_,
+                 "idempotency_key": self.idempotency_key, "created_at_ms": self.created_at_ms,
+                 "updated_at_ms": self.updated_at_ms, "visible_at_ms": self.visible_at_ms,
+                 "lease": lease, "last_error": self.last_error, "queue": self.queue,
+                 "source_queue": self.source_queue}
+        if self.group is not None:  # FIFO queues only
+            plain["group"] = self.group
+        return plain
 
     def to_row(self) -> list[Any]:
         """Return every field as a list, the order ``from_row`` reads (snapshot form)."""
@@ -133,7 +138,8 @@ def task_from_fields(task_id: str, task_type: str, payload: Any, priority: int,
                      lease_worker: str | None, lease_token: str | None,
                      lease_expires_at_ms: int | None, last_error: str | None, seq: int,
                      done_worker: str | None, done_token: str | None,
-                     queue: str = DEFAULT_QUEUE, source_queue: str | None = None) -> Task:
+                     queue: str = DEFAULT_QUEUE, source_queue: str | None = None,
+                     group: str | None = None) -> Task:
     """Build a task from every stored field, in ``to_row`` order then the queue fields (which
     format-1 rows and format-2 snapshots do not have), without checking them.
 
@@ -148,7 +154,7 @@ def task_from_fields(task_id: str, task_type: str, payload: Any, priority: int,
     task.lease_expires_at_ms, task.last_error = lease_expires_at_ms, last_error
     task.seq, task.epoch = seq, 0
     task.done_worker, task.done_token = done_worker, done_token
-    task.queue, task.source_queue = queue, source_queue
+    task.queue, task.source_queue, task.group = queue, source_queue, group
     return task
 
 

@@ -157,7 +157,7 @@ def test_command_from_log_knows_every_field_of_the_commands_it_rebuilds():
     # A field added to one of these commands must be added to command_from_log as well.
     assert {f.name for f in dataclasses.fields(NewTask)} == {
         "id", "type", "payload", "priority", "max_retries", "idempotency_key", "delay_ms",
-        "queue"}
+        "queue", "group"}
     assert {f.name for f in dataclasses.fields(Enqueue)} == {"tasks", "now_ms"}
     assert {f.name for f in dataclasses.fields(Ack)} == {"id", "worker_id", "token", "now_ms"}
     assert {f.name for f in dataclasses.fields(AckBatch)} == {"items", "now_ms"}

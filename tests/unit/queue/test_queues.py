@@ -477,7 +477,7 @@ def test_format_2_snapshot_restores_into_the_default_queue() -> None:
     document = json.loads(d.state.snapshot())
     document["format"] = 2
     del document["queues"]
-    for column in ("queue", "source_queue"):
+    for column in ("queue", "source_queue", "group"):
         del document["tasks"][column]
     assert tuple(document["tasks"]) == COLUMNS_2 and STATUS_CODES[0] is dq.TaskStatus.PENDING
     restored = dq.QueueState(CONFIG)
