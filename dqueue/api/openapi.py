@@ -260,6 +260,8 @@ def queue_schemas(queue_name: dict[str, Any], seconds: dict[str, Any],
         "dead_letter_queue": {**queue_name, "type": ["string", "null"]},
         "tags": {"type": ["object", "null"], "additionalProperties": {"type": "string"},
                  "maxProperties": fields.MAX_TAGS},
+        "content_dedup": {"type": ["boolean", "null"],
+                          "description": "FIFO queues: deduplicate by content (SQS API)"},
     }
     counts = {"type": "object", "additionalProperties": {"type": "integer"}}
     return {

@@ -32,6 +32,7 @@ _SETTINGS: dict[str, tuple[str, fields.IntRule | fields.TextRule | None, bool]] 
     "wait_seconds": ("wait_ms", fields.WAIT_MS, True),
     "dead_letter_queue": ("dead_letter_queue", fields.QUEUE_NAME, False),
     "tags": ("tags", None, False),
+    "content_dedup": ("content_dedup", None, False),
 }
 SETTING_FIELDS = frozenset(_SETTINGS)
 _BY_SETTING = {setting: (name, seconds) for name, (setting, _, seconds) in _SETTINGS.items()}
@@ -59,6 +60,8 @@ def settings_plain(body: dict[str, Any]) -> dict[str, Any]:
         elif seconds:
             assert isinstance(rule, fields.IntRule)
             plain[setting] = v.opt_seconds_ms(body, name, rule)
+        elif setting == "content_dedup":
+            plain[setting] = v.opt_bool(body, name)
         elif setting == "tags":
             tags = body[name]
             if not isinstance(tags, dict) or not all(

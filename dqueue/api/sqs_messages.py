@@ -11,6 +11,7 @@ visibility change an ``extend``.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import time
 from typing import Any
@@ -22,12 +23,20 @@ from dqueue.protocol.errors import ErrorCode
 from dqueue.queue import fields
 from dqueue.sqs.errors import SqsCode, SqsError
 from dqueue.sqs.md5 import md5_of_attributes, md5_of_body
-from dqueue.sqs.names import Account, Receipt, decode_receipt_handle, encode_receipt_handle
+from dqueue.sqs.names import (
+    Account,
+    Receipt,
+    decode_receipt_handle,
+    encode_receipt_handle,
+    is_fifo_name,
+)
 from dqueue.sqs.requests import SqsRequest
 from dqueue.sqs.responses import failed_entry
 
 SQS_TYPE = "sqs"
 SQS_WORKER = "sqs"
+# The idempotency key of a FIFO message: this prefix, its queue, ":", its deduplication id.
+FIFO_KEY_PREFIX = "sqs-fifo:"
 # Outcomes of an ack or extend by a handle whose lease is over (deleted, expired, re-leased).
 _STALE = frozenset({ErrorCode.NOT_FOUND, ErrorCode.LEASE_CONFLICT, ErrorCode.INVALID_STATE})
 
@@ -49,6 +58,45 @@ def task_of(ctx: SqsContext, entry: dict[str, Any], queue: str, task_id: str) ->
     if "DelaySeconds" in entry:
         task["delay_ms"] = entry["DelaySeconds"] * 1000
     return task
+
+
+def fifo_fields(ctx: SqsContext, name: str, entry: dict[str, Any],
+                where: str) -> dict[str, Any]:
+    """The group and deduplication key of a message to a FIFO queue (none for another queue).
+
+    The deduplication id (MessageDeduplicationId, or the body's SHA-256 with
+    ContentBasedDeduplication) becomes the task's idempotency key, scoped to the queue; a FIFO
+    queue deduplicates for five minutes (``fields.FIFO_DEDUP_WINDOW_MS``).
+    """
+    if not is_fifo_name(name):
+        if "MessageDeduplicationId" in entry:
+            raise SqsError(SqsCode.INVALID_PARAMETER_VALUE,
+                           f"{where}MessageDeduplicationId: only FIFO queues take one")
+        return {}
+    group = entry.get("MessageGroupId")
+    if group is None:
+        raise SqsError(SqsCode.MISSING_PARAMETER,
+                       f"{where}MessageGroupId: a message to a FIFO queue needs one")
+    if entry.get("DelaySeconds"):
+        raise SqsError(SqsCode.INVALID_PARAMETER_VALUE,
+                       f"{where}DelaySeconds: a FIFO queue takes no per-message delay; set "
+                       "the queue's DelaySeconds")
+    dedup = entry.get("MessageDeduplicationId")
+    if dedup is None:
+        if not _queue_settings(ctx, name).get("content_dedup"):
+            raise SqsError(SqsCode.INVALID_PARAMETER_VALUE,
+                           f"{where}MessageDeduplicationId: the queue should either have "
+                           "ContentBasedDeduplication enabled or MessageDeduplicationId "
+                           "provided explicitly")
+        dedup = hashlib.sha256(entry["MessageBody"].encode("utf-8")).hexdigest()
+    return {"group": group, "idempotency_key": f"{FIFO_KEY_PREFIX}{name}:{dedup}"}
+
+
+def _dedup_id(task: dict[str, Any]) -> str | None:
+    key = task.get("idempotency_key")
+    if isinstance(key, str) and key.startswith(FIFO_KEY_PREFIX):
+        return key[len(FIFO_KEY_PREFIX):].partition(":")[2]  # queue names have no ":"
+    return None
 
 
 def _storable(value: dict[str, Any]) -> dict[str, str]:
@@ -115,9 +163,22 @@ def send_message(ctx: SqsContext, request: SqsRequest, account: Account) -> dict
     """SendMessage: one ``enqueue`` of one task."""
     name = account.name_from_url(request.params.get("QueueUrl"))
     size = _check_size(ctx, name, request.params, "")
+    fifo = fifo_fields(ctx, name, request.params, "")
     [task_id] = ctx.deps.new_ids(1)
-    value = ctx.deps.enqueue([task_of(ctx, request.params, name, task_id)], size)
-    return _sent(None, value["tasks"][0]["id"], request.params)
+    return _sent(None, _enqueue_one(ctx, {**task_of(ctx, request.params, name, task_id),
+                                          **fifo}, size), request.params)
+
+
+def _enqueue_one(ctx: SqsContext, task: dict[str, Any], size: int) -> str:
+    """Enqueue one task; its id, or the original's when its FIFO deduplication id was seen
+    (SQS answers a duplicate as if it were sent, with the first message's id)."""
+    try:
+        value = ctx.deps.enqueue([task], size)
+    except ApiError as exc:
+        if exc.code == ErrorCode.IDEMPOTENCY_KEY_REUSED and "group" in task:
+            return str(exc.extra.get("task_id"))
+        raise
+    return str(value["tasks"][0]["id"])
 
 
 def send_message_batch(ctx: SqsContext, request: SqsRequest,
@@ -133,13 +194,26 @@ def send_message_batch(ctx: SqsContext, request: SqsRequest,
             entries.append(entry)
         except SqsError as exc:  # too big for this queue: this entry fails alone
             failed.append(failed_entry(entry["Id"], exc))
+    tasks: list[dict[str, Any]] = []
+    kept: list[dict[str, Any]] = []
+    ids = ctx.deps.new_ids(len(entries)) if entries else []
+    for i, entry in enumerate(entries):
+        try:
+            fifo = fifo_fields(ctx, name, entry, f"Entries.{entry['Id']}.")
+        except SqsError as exc:
+            failed.append(failed_entry(entry["Id"], exc))
+            continue
+        tasks.append({**task_of(ctx, entry, name, ids[i]), **fifo})
+        kept.append(entry)
     successful: list[dict[str, Any]] = []
-    if entries:
-        ids = ctx.deps.new_ids(len(entries))
-        tasks = [task_of(ctx, entry, name, ids[i]) for i, entry in enumerate(entries)]
+    if tasks and not is_fifo_name(name):
         value = ctx.deps.enqueue(tasks, total)
         successful = [_sent(entry["Id"], task["id"], entry)
-                      for entry, task in zip(entries, value["tasks"], strict=True)]
+                      for entry, task in zip(kept, value["tasks"], strict=True)]
+    elif tasks:
+        # FIFO: one at a time, in order, so that a duplicate answers alone (as in SQS).
+        successful = [_sent(entry["Id"], _enqueue_one(ctx, task, message_bytes(entry)), entry)
+                      for entry, task in zip(kept, tasks, strict=True)]
     return {"Successful": successful, "Failed": failed}
 
 
@@ -195,6 +269,11 @@ def _message(ctx: SqsContext, task: dict[str, Any], name: str, account: Account,
         system["AWSTraceHeader"] = trace
     if task.get("source_queue"):
         system["DeadLetterQueueSourceArn"] = account.queue_arn(task["source_queue"])
+    if task.get("group") is not None:
+        system["MessageGroupId"] = task["group"]
+        dedup = _dedup_id(task)
+        if dedup is not None:
+            system["MessageDeduplicationId"] = dedup
     chosen = {key: value for key, value in system.items() if _wanted(asked, key)}
     if chosen:
         message["Attributes"] = chosen

@@ -2,8 +2,9 @@
 
 Each handler takes the shared ``SqsContext``, the parsed request and the caller's ``Account``
 and returns the result in the JSON protocol's shape; it runs dqueue's queue commands and reads
-(``dqueue/queue/queues.py``, docs/queues.md). FIFO queues are refused: the core has no FIFO
-ordering yet (docs/sqs.md, compatibility table).
+(``dqueue/queue/queues.py``, docs/queues.md). A queue whose name ends in ``.fifo`` is a FIFO
+queue (``dqueue/queue/fifo.py``); its messages carry a group and a deduplication id
+(``sqs_messages.fifo_fields``).
 """
 
 from __future__ import annotations
@@ -16,24 +17,16 @@ from dqueue.api.sqs_service import SqsContext
 from dqueue.queue import fields
 from dqueue.sqs.attributes import parse_attributes, render_attributes
 from dqueue.sqs.errors import SqsCode, SqsError
-from dqueue.sqs.names import Account, is_fifo_name
+from dqueue.sqs.names import Account
 from dqueue.sqs.requests import SqsRequest
 
 # A queue made over SQS: an expired visibility timeout makes the message visible again at
 # once, and without a RedrivePolicy a message is received again and again, as in SQS.
 SQS_QUEUE_DEFAULTS: dict[str, Any] = {"backoff_base_ms": 0,
                                       "max_retries": fields.MAX_RETRIES.high}
-# Settings attributes.py yields that the core does not have (FIFO queues).
-_FIFO_SETTINGS = ("fifo", "content_dedup")
+# The FIFO flag follows the queue's name in the core (attributes.py checks they agree).
+_NAME_SETTINGS = ("fifo",)
 DEFAULT_LIST_RESULTS = 1000
-
-
-def no_fifo(name: str) -> None:
-    """Refuse a FIFO queue name: FIFO queues are not implemented yet."""
-    if is_fifo_name(name):
-        raise SqsError(SqsCode.UNSUPPORTED_OPERATION,
-                       f"QueueName: {name} is a FIFO queue name; dqueue does not implement "
-                       "FIFO queues yet (docs/sqs.md)")
 
 
 def queue_of(ctx: SqsContext, name: str) -> dict[str, Any]:
@@ -46,13 +39,10 @@ def queue_of(ctx: SqsContext, name: str) -> dict[str, Any]:
 
 def _settings(attributes: dict[str, str], name: str, account: Account,
               creating: bool) -> dict[str, Any]:
-    if "FifoQueue" in attributes and attributes["FifoQueue"] == "true":
-        raise SqsError(SqsCode.INVALID_ATTRIBUTE_VALUE,
-                       "FifoQueue: dqueue does not implement FIFO queues yet (docs/sqs.md)")
     parsed = parse_attributes(attributes, queue_name=name, creating=creating,
                               queue_name_of_arn=account.name_from_arn)
     settings = {key: value for key, value in parsed.settings.items()
-                if key not in _FIFO_SETTINGS}
+                if key not in _NAME_SETTINGS}
     if "dead_letter_queue" in settings and settings["dead_letter_queue"] is None:
         settings["max_retries"] = fields.MAX_RETRIES.high  # no redrive: received until retention
     return settings
@@ -61,7 +51,6 @@ def _settings(attributes: dict[str, str], name: str, account: Account,
 def create_queue(ctx: SqsContext, request: SqsRequest, account: Account) -> dict[str, Any]:
     """CreateQueue: ``create_queue``; equal attributes again answer the same URL."""
     name = request.params["QueueName"]
-    no_fifo(name)
     settings = {**SQS_QUEUE_DEFAULTS,
                 **_settings(request.params.get("Attributes", {}), name, account, True)}
     tags = request.params.get("tags")

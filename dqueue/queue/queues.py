@@ -40,6 +40,8 @@ class QueueSettings:
         dead_letter_queue: Where a task that dies here moves, as a new pending task; None:
             dead tasks stay here with status ``dead``.
         tags: Free key/value labels (SQS queue tags), sorted by key.
+        content_dedup: A FIFO queue deduplicates messages sent without a deduplication id
+            by their content (SQS ContentBasedDeduplication; applied by the SQS API).
     """
 
     lease_ms: int | None = None
@@ -53,6 +55,7 @@ class QueueSettings:
     wait_ms: int = 0
     dead_letter_queue: str | None = None
     tags: tuple[tuple[str, str], ...] = ()
+    content_dedup: bool = False
 
     def to_plain(self) -> dict[str, Any]:
         """Return the settings as a plain dict (tags as an object)."""
@@ -101,6 +104,10 @@ def check_settings(obj: Any, prefix: str = "settings.", *,
                 changes[name] = rule.check(value, field)
         elif name == "dead_letter_queue":
             changes[name] = fields.QUEUE_NAME.check(value, field)
+        elif name == "content_dedup":
+            if not isinstance(value, bool):
+                raise InvalidCommand(field, f"{field} must be true or false")
+            changes[name] = value
         else:  # tags
             changes[name] = _check_tags(value, field)
     settings = dataclasses.replace(base if base is not None else QueueSettings(), **changes)

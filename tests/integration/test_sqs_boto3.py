@@ -110,10 +110,21 @@ def test_queue_actions(node):
     sqs.delete_queue(QueueUrl=url)
     with pytest.raises(sqs.exceptions.QueueDoesNotExist):
         sqs.send_message(QueueUrl=url, MessageBody="gone")
-    # FIFO queues are refused clearly.
-    with pytest.raises(botocore.exceptions.ClientError) as fifo:
-        sqs.create_queue(QueueName="jobs.fifo", Attributes={"FifoQueue": "true"})
-    assert "FIFO" in str(fifo.value)
+    # A FIFO queue: each group in order, one message at a time, deduplicated by content.
+    fifo = sqs.create_queue(QueueName="jobs.fifo", Attributes={
+        "FifoQueue": "true", "ContentBasedDeduplication": "true",
+        "VisibilityTimeout": "30"})["QueueUrl"]
+    for body, group in (("a1", "a"), ("a2", "a"), ("b1", "b"), ("a1", "a")):
+        sqs.send_message(QueueUrl=fifo, MessageBody=body, MessageGroupId=group)
+    first = receive(sqs, fifo, WaitTimeSeconds=0, MaxNumberOfMessages=10,
+                    AttributeNames=["All"])
+    assert sorted(m["Body"] for m in first) == ["a1", "b1"]  # heads only; a1 sent once
+    assert {m["Attributes"]["MessageGroupId"] for m in first} == {"a", "b"}
+    assert receive(sqs, fifo, WaitTimeSeconds=0, MaxNumberOfMessages=10) == []
+    head_a = next(m for m in first if m["Body"] == "a1")
+    sqs.delete_message(QueueUrl=fifo, ReceiptHandle=head_a["ReceiptHandle"])
+    assert [m["Body"] for m in receive(sqs, fifo, WaitTimeSeconds=0,
+                                       MaxNumberOfMessages=10)] == ["a2"]
 
 
 def test_messages_visibility_long_poll_and_delays(node):

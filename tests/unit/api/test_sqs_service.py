@@ -83,12 +83,29 @@ def test_create_queue_commits_sqs_settings_and_answers_the_url(app):
     assert other.headers["x-amzn-query-error"] == "QueueAlreadyExists;Sender"
 
 
-def test_fifo_queues_are_refused(app):
-    client, _, _ = app
-    answer = call(client, "CreateQueue", {"QueueName": "a.fifo",
-                                          "Attributes": {"FifoQueue": "true"}})
-    assert answer.status_code == 400
-    assert "FIFO" in answer.json["message"]
+def test_fifo_queues_need_the_flag_a_group_and_a_deduplication_id(app):
+    client, fake, _ = app
+    refused = call(client, "CreateQueue", {"QueueName": "a.fifo"})
+    assert refused.status_code == 400 and "FifoQueue" in refused.json["message"]
+    made = call(client, "CreateQueue", {"QueueName": "a.fifo",
+                                        "Attributes": {"FifoQueue": "true"}})
+    assert made.status_code == 200, made.json
+    url = made.json["QueueUrl"]
+    no_group = call(client, "SendMessage", {"QueueUrl": url, "MessageBody": "x",
+                                            "MessageDeduplicationId": "d1"})
+    assert no_group.status_code == 400 and "MessageGroupId" in no_group.json["message"]
+    no_dedup = call(client, "SendMessage", {"QueueUrl": url, "MessageBody": "x",
+                                            "MessageGroupId": "g"})
+    assert no_dedup.status_code == 400 and "ContentBasedDeduplication" in no_dedup.json[
+        "message"]
+    sent = call(client, "SendMessage", {"QueueUrl": url, "MessageBody": "x",
+                                        "MessageGroupId": "g", "MessageDeduplicationId": "d1"})
+    again = call(client, "SendMessage", {"QueueUrl": url, "MessageBody": "other",
+                                         "MessageGroupId": "g", "MessageDeduplicationId": "d1"})
+    assert sent.status_code == again.status_code == 200
+    assert sent.json["MessageId"] == again.json["MessageId"]  # deduplicated
+    task = fake.tasks[sent.json["MessageId"]]
+    assert task["group"] == "g" and task["queue"] == "a.fifo"
 
 
 def test_send_receive_delete_are_one_command_each(app):
