@@ -24,7 +24,8 @@ class QueueConfig:
 
     Attributes:
         lease_ms: Lease length when a lease or extend command gives none.
-        max_retries: Failed attempts after which a task is dead, when its enqueue gives none.
+        max_retries: Retries after the first attempt before a task is dead (its attempts are
+            max_retries + 1), when its enqueue and its queue give none.
         backoff_base_ms: Delay before the first retry.
         backoff_factor: Growth of the delay per further failed attempt.
         backoff_cap_ms: Upper bound of any retry delay, jitter included.

@@ -184,7 +184,7 @@ REASON = TextRule(0, 4_096, control_chars=True)
 
 # Higher first; 32 bits, so that every JSON client (a JavaScript number too) holds it exactly.
 PRIORITY = IntRule(-(1 << 31), (1 << 31) - 1)
-# Attempts a task gets (SQS's maxReceiveCount goes to 1,000 as well).
+# Retries after the first attempt (SQS's maxReceiveCount goes to 1,000 as well).
 MAX_RETRIES = IntRule(0, 1_000)
 DELAY_MS = IntRule(0, 7 * 24 * 3_600_000)
 # A lease (SQS's visibility timeout) lasts at most 12 hours.
