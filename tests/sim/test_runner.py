@@ -60,12 +60,14 @@ def test_repair_regaining_the_vote_on_an_entry_of_the_repair_term_is_caught(monk
     """docs/raft.md "Repair": a repaired member may vote again once it stores a committed
     entry of a term *above* its term at the repair. Planted: the repair term itself counts
     (``>=``); the old leader of that term may still commit entries above it with the
-    acknowledgements the member lost. Seed 42 (3 members, a repair on half the restarts)
-    then elects a leader lacking committed entries; with the real rule it passes. (Seeds
-    1-200 with the planted rule: 32, 42, 58 and 114 fail. If the simulator's random stream
-    changes, search again the same way and keep a new seed.)"""
+    acknowledgements the member lost. Seed 135 (3 members, a repair on half the restarts)
+    then elects a leader lacking committed entries; with the real rule it passes. (Searched
+    again once the clients drove named queues: seeds 120-180 with the planted rule, 135 and
+    180 fail. If the simulator's random stream changes, search again the same way and keep a
+    new seed.)"""
+    seed = 135
     config = replace(SimConfig(), size=3, wipe_rate=0.5)
-    assert run_seed(42, config).violation is None
+    assert run_seed(seed, config).violation is None
 
     def regain_on_repair_term(self: Raft) -> bool:
         log = self.log
@@ -75,5 +77,5 @@ def test_repair_regaining_the_vote_on_an_entry_of_the_repair_term_is_caught(monk
         return (log.term(held) or 0) >= self.catch_up_term
 
     monkeypatch.setattr(Raft, "is_caught_up", regain_on_repair_term)
-    violation = run_seed(42, config).violation
+    violation = run_seed(seed, config).violation
     assert violation is not None and violation.startswith("leader_completeness")
