@@ -1,4 +1,4 @@
-"""A real node's ``/metrics`` against Prometheus's own linter and against deploy/: promtool
+"""A real node's ``/metrics`` against Prometheus's own linter and against conf/: promtool
 check metrics finds no problem, every family has a HELP text of its own, and every metric the
 dashboard and the alert rules read is a family the node exports; on three members only the
 leader reports the queue, so sums over the nodes count each task once."""

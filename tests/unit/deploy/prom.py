@@ -1,4 +1,4 @@
-"""The deploy/ files' PromQL, and promtool: shared by the rule tests and the live-node test."""
+"""The conf/ files' PromQL, and promtool: shared by the rule tests and the live-node test."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
-ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
-ALERTS_TEST = ROOT / "deploy" / "prometheus" / "alerts_test.yml"
-DASHBOARD = ROOT / "deploy" / "grafana" / "dqueue.json"
+ALERTS = ROOT / "conf" / "prometheus" / "alerts.yml"
+ALERTS_TEST = ROOT / "conf" / "prometheus" / "alerts_test.yml"
+DASHBOARD = ROOT / "conf" / "grafana" / "dqueue.json"
 # Series Prometheus makes itself for every target (not exported by a node).
 PROMETHEUS_SERIES = frozenset({"up"})
 # Grafana's variables, replaced by something PromQL parses.

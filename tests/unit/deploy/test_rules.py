@@ -1,4 +1,4 @@
-"""deploy/prometheus/alerts.yml and deploy/grafana/dqueue.json: promtool accepts the rules,
+"""conf/prometheus/alerts.yml and conf/grafana/dqueue.json: promtool accepts the rules,
 the rules' unit tests pass, every dashboard query parses, and every query reads something.
 
 That the metric names exist on a live node is tests/integration/test_prometheus_live.py."""
