@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +66,23 @@ class ApiDeps:
         if self.new_id is new_task_id:
             return new_task_ids(n)
         return [self.new_id() for _ in range(n)]
+
+    def lease(self, cmd: dict[str, Any], wait_ms: int) -> list[dict[str, Any]] | None:
+        """Run a lease command, long-polling up to ``wait_ms``; the leased tasks, or None when
+        every long-poll place is taken (the poll is refused at once, without a command, so
+        that long polls never hold every thread: longpoll.py)."""
+        gate = self.long_polls
+        parked = wait_ms > 0 and gate is not None and gate.try_enter()
+        if wait_ms > 0 and not parked:
+            return None
+        started = time.perf_counter()
+        try:
+            value = self.command(cmd, wait_ms=wait_ms)
+        finally:
+            if parked and gate is not None:
+                gate.leave()
+        self.metrics.lease_wait_seconds.observe(time.perf_counter() - started)
+        return list(value.get("tasks") or [])
 
     def command(self, cmd: dict[str, Any], wait_ms: int = 0) -> Any:
         """Propose ``cmd``; return the outcome's value or raise the ApiError it maps to."""

@@ -17,7 +17,6 @@ import time
 from typing import Any
 
 from dqueue.api.errors import ApiError
-from dqueue.api.longpoll import LongPollGate
 from dqueue.api.sqs_service import SqsContext, sqs_error_of
 from dqueue.protocol.errors import ErrorCode
 from dqueue.queue import fields
@@ -303,19 +302,8 @@ def receive_message(ctx: SqsContext, request: SqsRequest, account: Account) -> d
         "lease_ms": None if visibility is None else max(visibility * 1000,
                                                          fields.LEASE_MS.low),
     }
-    gate: LongPollGate | None = deps.long_polls
-    parked = wait_ms > 0 and gate is not None and gate.try_enter()
-    if wait_ms > 0 and not parked:
-        return {}  # too many long polls parked: an empty answer, the client polls again
-    started = time.perf_counter()
-    try:
-        value = deps.command(cmd, wait_ms=wait_ms)
-    finally:
-        if parked and gate is not None:
-            gate.leave()
-    deps.metrics.lease_wait_seconds.observe(time.perf_counter() - started)
-    tasks = value.get("tasks") or []
-    if not tasks:
+    tasks = deps.lease(cmd, wait_ms)
+    if not tasks:  # None: too many long polls parked; the client polls again
         return {}
     return {"Messages": [_message(ctx, task, name, account, request) for task in tasks]}
 

@@ -7,7 +7,6 @@ command or query (docs/internals.md section 4) and renders the outcome (docs/htt
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import falcon
@@ -221,21 +220,12 @@ class TaskLease:
             cmd["queues"] = queues
         # A long poll holds a waitress thread: beyond the gate's places it is answered at once,
         # without a command (longpoll.py), so that long polls never hold every thread.
-        gate = deps.long_polls
-        parked = wait_ms > 0 and gate is not None and gate.try_enter()
-        if wait_ms > 0 and not parked:
+        tasks = deps.lease(cmd, wait_ms)
+        if tasks is None:
             resp.status = falcon.HTTP_204
             resp.set_header(WAIT_REFUSED_HEADER, "refused; too many long polls parked")
             resp.set_header("Retry-After", str(POLL_RETRY_AFTER_S))
             return
-        started = time.perf_counter()
-        try:
-            value = deps.command(cmd, wait_ms=wait_ms)
-        finally:
-            if parked and gate is not None:
-                gate.leave()
-        deps.metrics.lease_wait_seconds.observe(time.perf_counter() - started)
-        tasks = value.get("tasks") or []
         if not tasks:
             resp.status = falcon.HTTP_204
             return

@@ -3,8 +3,6 @@ state machine behind it) served on 127.0.0.1."""
 
 from __future__ import annotations
 
-import io
-import json
 import threading
 from collections.abc import Iterator
 from wsgiref.simple_server import WSGIRequestHandler, make_server
@@ -16,6 +14,7 @@ from dqueue import cli
 from dqueue.api.app import create_app
 from dqueue.config import NodeConfig
 from tests.unit.api.conftest import FakeRaft
+from tests.unit.test_cli import run, run_json
 
 
 class _Quiet(WSGIRequestHandler):
@@ -37,18 +36,6 @@ def server(monkeypatch) -> Iterator[FakeRaft]:
     finally:
         httpd.shutdown()
         httpd.server_close()
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = cli.main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
-
-
-def run_json(*argv: str):
-    code, out, err = run("--json", *argv)
-    assert code == 0, err
-    return json.loads(out)
 
 
 def test_create_list_show_set_move_purge_delete(server):
