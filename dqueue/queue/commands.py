@@ -28,6 +28,8 @@ from dqueue.queue.queues import (
     PurgeQueue,
     UpdateQueue,
 )
+from dqueue.queue.schedules import PARSERS as SCHEDULE_PARSERS
+from dqueue.queue.schedules import DeleteSchedule, PauseSchedule, PutSchedule
 
 # Every field's rule and bound is in fields.py; these names refer to them for their users.
 LEASE_NONCE_BYTES = fields.LEASE_NONCE_BYTES
@@ -245,7 +247,8 @@ class Configure:
 
 
 Command = (Enqueue | Lease | Ack | AckBatch | Nack | Extend | Cancel | Redrive | Purge | Tick
-           | Configure | CreateQueue | UpdateQueue | DeleteQueue | PurgeQueue | MoveTasks)
+           | Configure | CreateQueue | UpdateQueue | DeleteQueue | PurgeQueue | MoveTasks
+           | PutSchedule | DeleteSchedule | PauseSchedule)
 
 
 # ---------------------------------------------------------------- cheap construction
@@ -535,6 +538,7 @@ _PARSERS = {
     "tick": (_tick, set()),
     "configure": (_configure, {"settings"}),
     **QUEUE_PARSERS,
+    **SCHEDULE_PARSERS,
 }
 _ALLOWED = {op: frozenset(keys | {"op", "now_ms"}) for op, (_, keys) in _PARSERS.items()}
 

@@ -24,6 +24,8 @@ settings were replicated; the restoring node then keeps its own. ``sessions`` (t
 session table, ``sessions.py``, in its activity order) is absent from snapshots written before
 client sessions and from a state that never applied a command in a session: it then restores
 empty, and a state with no session writes none, so those snapshots keep their bytes.
+``schedules`` (``schedule_admin.ScheduleBook.to_snapshot``, in creation order) is likewise
+absent when there is no schedule, in any format.
 Index structures (heaps) are not stored: ``QueueState.restore`` rebuilds them from the tasks.
 """
 
@@ -78,15 +80,18 @@ class Decoded:
     sessions: list[Any] | None = None  # Sessions.to_plain output; None when absent
     # (name, settings, created_at_ms, updated_at_ms) in creation order; None: default only.
     queues: list[tuple[str, QueueSettings, int, int]] | None = None
+    schedules: list[Any] | None = None  # ScheduleBook.to_snapshot output; None when absent
 
 
 def encode(clock_ms: int, last_index: int, next_seq: int, tasks: list[Task],
            dedup: list[tuple[str, str, int]], settings: dict[str, Any] | None = None,
-           sessions: list[Any] | None = None, queues: list[list[Any]] | None = None) -> bytes:
+           sessions: list[Any] | None = None, queues: list[list[Any]] | None = None,
+           schedules: list[Any] | None = None) -> bytes:
     """Return the format-3 bytes of a state given as its tasks (seq order), dedup (sorted),
     settings (``settings_to_plain``; omitted when None), client sessions
     (``Sessions.to_plain``; omitted when None or empty) and queues (``to_snapshot`` of each,
-    in creation order; None: the default queue only)."""
+    in creation order; None: the default queue only) and schedules
+    (``ScheduleBook.to_snapshot``; omitted when None)."""
     if queues is None:
         queues = [[DEFAULT_QUEUE, QueueSettings().to_plain(), 0, 0]]
     columns: dict[str, list[Any]] = {
@@ -105,6 +110,8 @@ def encode(clock_ms: int, last_index: int, next_seq: int, tasks: list[Task],
     document["queues"] = queues
     if sessions:
         document["sessions"] = sessions
+    if schedules:
+        document["schedules"] = schedules
     return json.dumps(document, separators=(",", ":"), allow_nan=False).encode("ascii")
 
 
@@ -158,7 +165,11 @@ def decode(data: bytes) -> Decoded:
     sessions = document.get("sessions")
     if sessions is not None and not isinstance(sessions, list):
         raise ValueError("snapshot: sessions must be a list")
-    return Decoded(header[0], header[1], header[2], tasks, dedup, config, sessions, queues)
+    schedules = document.get("schedules")
+    if schedules is not None and type(schedules) is not list:
+        raise ValueError("snapshot: schedules must be a list")
+    return Decoded(header[0], header[1], header[2], tasks, dedup, config, sessions, queues,
+                   schedules)
 
 
 def _queues(entries: Any) -> list[tuple[str, QueueSettings, int, int]]:
@@ -233,6 +244,8 @@ def load_into(state: QueueState, decoded: Decoded) -> None:
     heapq.heapify(state._dedup_heap)
     if decoded.sessions is not None:
         state.sessions.load_plain(decoded.sessions)
+    if decoded.schedules is not None:
+        state.schedules.load_snapshot(decoded.schedules)
 
 
 def _check_codes(column: list[Any], count: int, name: str) -> None:

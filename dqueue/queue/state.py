@@ -35,6 +35,8 @@ from dqueue.queue.outcomes import fail as _fail
 from dqueue.queue.outcomes import ok as _ok
 from dqueue.queue.queue_admin import QUEUE_NOT_FOUND, QueueRecord
 from dqueue.queue.queues import QueueSettings
+from dqueue.queue.schedule_admin import HANDLERS as SCHEDULE_HANDLERS
+from dqueue.queue.schedule_admin import NEVER_MS, ScheduleBook, fire_due
 from dqueue.queue.sessions import Sessions
 from dqueue.queue.task import FINISHED, Task, TaskStatus
 
@@ -98,6 +100,7 @@ class QueueState:
             queues.DeleteQueue: queue_admin.delete_queue,
             queues.PurgeQueue: queue_admin.purge_queue,
             queues.MoveTasks: queue_admin.move_tasks,
+            **SCHEDULE_HANDLERS,
         }
         self._clear()
 
@@ -124,6 +127,8 @@ class QueueState:
         # Client sessions (sessions.py, Raft dissertation 6.3): first outcomes of the commands
         # applied in a session, so that a repeat is answered, never applied twice.
         self.sessions = Sessions()
+        # Periodic schedules (schedule_admin.py): fired by apply when the clock passes a slot.
+        self.schedules = ScheduleBook()
 
     # ------------------------------------------------------------------ apply
 
@@ -146,6 +151,8 @@ class QueueState:
         if command.now_ms > self.clock_ms:
             self.clock_ms = command.now_ms
         self._advance()
+        if self.schedules.due_ms <= self.clock_ms:
+            fire_due(self)
         self._reply = reply
         outcome = self._handlers[type(command)](self, command, index)
         self._drop_stale_tops()
@@ -537,8 +544,11 @@ class QueueState:
                                  max(now_ms, self.clock_ms), types, now_ms, self._queues)
 
     def next_deadline_ms(self) -> int | None:
-        """Earliest lease expiry or delayed visibility, or None when nothing waits on time."""
+        """Earliest lease expiry, delayed visibility or schedule slot, or None when nothing
+        waits on time."""
         times = [heap[0][0] for heap in (self._leases, self._delayed) if heap]
+        if self.schedules.due_ms != NEVER_MS:
+            times.append(self.schedules.due_ms)
         return min(times) if times else None
 
     def event_counts(self) -> dict[str, dict[str, int]]:
@@ -567,7 +577,8 @@ class QueueState:
         return snapshot_codec.encode(self.clock_ms, self.last_index, self._next_seq,
                                      list(self._tasks.values()), dedup,
                                      settings_to_plain(self.config), self.sessions.to_plain(),
-                                     [record.to_snapshot() for record in self._queues.values()])
+                                     [record.to_snapshot() for record in self._queues.values()],
+                                     self.schedules.to_snapshot())
 
     def restore(self, data: bytes) -> None:
         """Replace the whole state by the one ``data`` (from ``snapshot``) describes.
