@@ -76,7 +76,7 @@ def test_every_family_has_a_help_text_of_its_own(scraped: str) -> None:
 def test_queue_figures_carry_their_labels(scraped: str) -> None:
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                for f in text_string_to_metric_families(scraped) for s in f.samples}
-    key = (("type", "scraped"),)
+    key = (("queue", "default"), ("type", "scraped"))
     assert samples[("dqueue_queue_tasks_enqueued_total", key)] == 2
     assert samples[("dqueue_queue_tasks_dead_lettered_total", key)] == 1
     assert samples[("dqueue_queue_tasks", (("queue", "default"), ("status", "dead")))] == 1
@@ -117,7 +117,7 @@ def test_on_three_members_only_the_leader_reports_the_queue(tmp_path) -> None:
                    for f in text_string_to_metric_families(t) for s in f.samples}
                for n, t in texts.items()}
     pending = (("queue", "default"), ("status", "pending"))
-    enqueued = (("type", "counted"),)
+    enqueued = (("queue", "default"), ("type", "counted"))
     reporting = {n for n, got in samples.items()
                  if any(name.startswith("dqueue_queue_tasks") for name, _ in got)}
     assert reporting == {leader}

@@ -18,7 +18,14 @@ import pytest
 from dqueue.node.codec import encode_item, join_items
 from dqueue.node.store import Store, StoredEntry
 from dqueue.protocol.kinds import PeerKind
-from dqueue.raft import EntryType, Message, MessageType, SnapshotMeta, message_to_plain
+from dqueue.raft import (
+    EntryType,
+    Membership,
+    Message,
+    MessageType,
+    SnapshotMeta,
+    message_to_plain,
+)
 from dqueue.testing.raftproc import (
     RaftCluster,
     enqueue_cmd,
@@ -55,7 +62,8 @@ def test_a_garbage_snapshot_is_refused_and_the_follower_keeps_running(loopback):
               "the follower to learn the commit index")
     before = figures(cluster, follower)
     assert before["snapshots_rejected_total"] == 0
-    meta = SnapshotMeta(commit + 100, before["term"], tuple(cluster.ids), zlib.crc32(GARBAGE))
+    meta = SnapshotMeta(commit + 100, before["term"], Membership(tuple(cluster.ids)),
+                        zlib.crc32(GARBAGE))
     chunks = [GARBAGE[i:i + CHUNK_BYTES] for i in range(0, len(GARBAGE), CHUNK_BYTES)]
     intruder = Intruder(cluster.configs[follower].raft_addr, posed.encode())
     try:

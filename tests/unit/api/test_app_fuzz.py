@@ -20,6 +20,7 @@ from dqueue.api.app import create_app
 from dqueue.config import NodeConfig
 from dqueue.protocol import wire
 from dqueue.protocol.ipc_client import Unencodable
+from tests.depth import examples
 from tests.unit.api.conftest import FakeRaft
 
 TEXT = st.text(max_size=8) | st.sampled_from(["\ud800", "a\udfffb", "x" * 300, "\x00"])
@@ -57,7 +58,7 @@ _APP = create_app(lambda: _FAKE, NodeConfig(id="n1", max_body_bytes=65_536),
 _CLIENT = falcon.testing.TestClient(_APP)
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(600), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(route=ROUTES, body=BODIES, raw=st.none() | st.binary(max_size=40))
 def test_no_body_makes_the_app_answer_500(route, body, raw):
     data = raw if raw is not None else json.dumps(body).encode()
@@ -66,7 +67,7 @@ def test_no_body_makes_the_app_answer_500(route, body, raw):
     assert result.status_code != 500, (route, body, result.text)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(status=TEXT, cursor=TEXT, limit=TEXT, task_id=TEXT.filter(lambda t: "/" not in t))
 def test_no_query_makes_the_app_answer_500(status, cursor, limit, task_id):
     def q(text: str) -> str:

@@ -23,6 +23,7 @@ REQUESTS = {
     ("POST", "/tasks/lease"): ("/tasks/lease", {"worker_id": "w"}),
     ("POST", "/tasks/{id}/ack"): ("/tasks/t1/ack", {"worker_id": "w"}),
     ("POST", "/tasks/{id}/nack"): ("/tasks/t1/nack", {"worker_id": "w"}),
+    ("POST", "/tasks/{id}/release"): ("/tasks/t1/release", {"worker_id": "w"}),
     ("POST", "/tasks/{id}/extend"): ("/tasks/t1/extend", {"worker_id": "w"}),
     ("POST", "/tasks/{id}/cancel"): ("/tasks/t1/cancel", {}),
     ("GET", "/tasks"): ("/tasks?status=dead", None),

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from dqueue.api.gateway import WorkerGateway
 from dqueue.config import NodeConfig
 from dqueue.protocol import wire
+from tests.depth import examples
 from tests.unit.msgpack_values import RAW_BODIES, VALUES, maps_with, packed
 
 KINDS = st.sampled_from([b"lease", b"ack", b"ack_many", b"nack", b"extend", b"ping", b"bye",
@@ -46,7 +47,7 @@ def _gateway(tmp_path: Any) -> WorkerGateway:
     return WorkerGateway(config, CollectorRegistry(), ack_window_ms=0)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                     HealthCheck.function_scoped_fixture])
 @given(kind=KINDS, body=BODIES)
 def test_any_worker_message_is_answered_or_dropped_never_raises(tmp_path, kind, body):
@@ -58,7 +59,7 @@ def test_any_worker_message_is_answered_or_dropped_never_raises(tmp_path, kind, 
         wire.decode(frames[1:])
 
 
-@settings(max_examples=200, deadline=None,
+@settings(max_examples=examples(200), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(raw=RAW_BODIES, frames=st.integers(min_value=0, max_value=6))
 def test_garbage_frames_from_a_worker_are_dropped(tmp_path, raw, frames):
@@ -91,7 +92,7 @@ OUTCOMES = (maps_with(["ok", "value", "code", "message"])
 REPLY_KINDS = st.sampled_from([b"res", b"err", b"other"])
 
 
-@settings(max_examples=400, deadline=None,
+@settings(max_examples=examples(400), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(which=st.integers(min_value=0, max_value=len(_REQUESTS) - 1), kind=REPLY_KINDS,
        outcome=OUTCOMES, extra=maps_with(["code", "message", "leader_id", "leader_http"]),

@@ -113,6 +113,16 @@ def test_cluster_figures_come_from_the_leader_only():
     assert on_follower == {("dqueue_raft_term", ()): 2}
 
 
+def test_figures_with_two_labels_are_nested_and_odd_leaves_skipped():
+    figures = {"dqueue_queue_tasks_acked_total": {
+        "by": ["queue", "type"],
+        "values": {"mail": {"email": 5, "sms": "x"}, "default": {"email": 2}, "bad": 3}}}
+    got = samples(families_from_plain(figures, leader=True))
+    assert got == {
+        ("dqueue_queue_tasks_acked_total", (("queue", "default"), ("type", "email"))): 2,
+        ("dqueue_queue_tasks_acked_total", (("queue", "mail"), ("type", "email"))): 5}
+
+
 def test_collector_exports_depth_and_every_role_on_the_leader_only():
     def reader(role, stats=None):
         answers = {"metrics": {"term": 1}, "health": {"role": role},

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from dqueue.api.errors import ApiError
 from dqueue.api.tasks import ENQUEUE_FIELDS, _checked_task_plain, new_task_plain
 from dqueue.queue import command_from_plain, fields
+from tests.depth import examples
 from tests.unit.plain_values import PLAIN
 
 _DEPS: Any = SimpleNamespace(new_id=lambda: "drawn")
@@ -45,7 +46,7 @@ def _outcome(build: Any, body: Any, prefix: str) -> Any:
 
 
 @given(_BODIES | PLAIN, st.booleans(), st.sampled_from(["", "tasks[3]."]))
-@settings(max_examples=1_000, deadline=None)
+@settings(max_examples=examples(1_000), deadline=None)
 def test_fast_path_gives_what_the_full_checks_give(body: Any, usual: bool,
                                                    prefix: str) -> None:
     if usual and isinstance(body, dict):

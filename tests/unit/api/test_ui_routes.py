@@ -33,8 +33,8 @@ class Reads:
         self.calls += 1
         if query["op"] == "stats":
             return {"by_status": {"pending": 4, "dead": 1, "bogus": "x"}}
-        return {"dqueue_queue_tasks_acked_total": {"by": "type",
-                                                   "values": {"a": self.acked, "b": 1}}}
+        return {"dqueue_queue_tasks_acked_total": {
+            "by": ["queue", "type"], "values": {"q": {"a": self.acked}, "r": {"b": 1}}}}
 
 
 @pytest.fixture
@@ -143,6 +143,8 @@ def test_figures_of_other_shapes_give_none_not_an_error():
     assert event_total({"dqueue_queue_tasks_acked_total": 3}, "acked") is None
     assert event_total({"dqueue_queue_tasks_acked_total": {"values": {"a": 2, "b": True}}},
                        "acked") == 2
+    nested = {"by": ["queue", "type"], "values": {"q": {"a": 2, "b": "x"}, "r": 3, "s": None}}
+    assert event_total({"dqueue_queue_tasks_acked_total": nested}, "acked") == 5
     assert depth_of(["pending"]) == {} and depth_of({"by_status": None}) == {}
 
 

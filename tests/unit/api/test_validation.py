@@ -19,6 +19,7 @@ from dqueue.api import validation as v
 from dqueue.api.errors import ApiError
 from dqueue.protocol.errors import ErrorCode
 from dqueue.queue import fields
+from tests.depth import examples
 
 
 def _req(body: bytes = b"", content_type: str | None = "application/json",
@@ -99,7 +100,7 @@ def test_a_surrogate_pair_is_text():
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner,
                                                                 max_size=3), max_leaves=10),
     max_size=4))
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 def test_any_json_object_reads_back_as_itself(body):
     assert v.read_json_body(_req(json.dumps(body).encode()), 1 << 20) == body
 

@@ -17,6 +17,7 @@ from dqueue.api.worker_requests import (
     is_usual_ack_item,
 )
 from dqueue.queue import command_from_plain, fields
+from tests.depth import examples
 from tests.unit.msgpack_values import VALUES, maps_with
 
 _TEXTS = st.sampled_from(["t-1", "w", "1.0", "ab" * 16 + ".0", "x" * 256, "x" * 257, "k" * 64,
@@ -39,7 +40,7 @@ def _outcome(call: Any, *args: Any) -> Any:
 
 
 @given(_ITEMS, st.booleans())
-@settings(max_examples=1_000, deadline=None)
+@settings(max_examples=examples(1_000), deadline=None)
 def test_usual_ack_items_pass_the_full_check(obj: Any, usual: bool) -> None:
     if usual and isinstance(obj, dict):
         obj = {**obj, "id": "t-1", "token": "1.0"}
@@ -48,7 +49,7 @@ def test_usual_ack_items_pass_the_full_check(obj: Any, usual: bool) -> None:
 
 
 @given(st.lists(_ITEMS, min_size=1, max_size=4), _TEXTS | VALUES)
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=examples(600), deadline=None)
 def test_ack_items_are_what_the_full_check_of_every_item_gives(items: list[Any],
                                                               worker_id: Any) -> None:
     body = {"rid": "r", "worker_id": worker_id, "items": items}
@@ -74,7 +75,7 @@ def test_ack_items_are_what_the_full_check_of_every_item_gives(items: list[Any],
 
 
 @given(st.sampled_from([b"lease", b"ack", b"nack", b"extend"]), _BODIES, st.booleans())
-@settings(max_examples=1_000, deadline=None)
+@settings(max_examples=examples(1_000), deadline=None)
 def test_every_command_the_gateway_builds_is_one_the_queue_accepts(
         kind: bytes, body: dict[str, Any], usual: bool) -> None:
     if usual:

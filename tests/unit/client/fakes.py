@@ -116,6 +116,10 @@ class ServedQueue:
         return self._value({"op": "extend", "id": task_id, "worker_id": worker_id,
                             "token": token, "lease_ms": lease_ms})["task"]
 
+    def release(self, task_id: str, worker_id: str, token: str | None = None) -> dict[str, Any]:
+        return self._value({"op": "release", "id": task_id, "worker_id": worker_id,
+                            "token": token})["task"]
+
     def cancel(self, task_id: str) -> dict[str, Any]:
         return self._value({"op": "cancel", "id": task_id})["task"]
 
@@ -326,6 +330,8 @@ class FakeHttpServer:
             if op == "extend":
                 ms = int(body["lease_seconds"] * 1000) if "lease_seconds" in body else None
                 return 200, render(q.extend(task_id, body["worker_id"], token, ms))
+            if op == "release":
+                return 200, render(q.release(task_id, body["worker_id"], token))
             if op == "cancel":
                 return 200, render(q.cancel(task_id))
         if method == "GET" and len(segs) == 2 and segs[0] == "tasks":

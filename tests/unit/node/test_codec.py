@@ -33,6 +33,7 @@ from dqueue.queue import (
 from dqueue.queue.log_commands import command_from_log
 from dqueue.queue.sessions import ClientSession
 from dqueue.raft import Entry, EntryType, HardState
+from tests.depth import examples
 
 
 @pytest.mark.parametrize("count", [1, 2, 15, 16, 17, 300, 65_535, 65_536])
@@ -147,7 +148,7 @@ _logged = st.one_of(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(_logged)
 def test_command_from_log_equals_the_validating_parser_on_valid_commands(cmd):
     assert command_from_log(cmd) == command_from_plain(cmd)
@@ -181,7 +182,7 @@ def test_command_from_log_refuses_what_is_not_a_command(cmd):
         command_from_log(cmd)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.lists(_logged, min_size=1, max_size=5))
 def test_a_batch_of_valid_commands_is_applicable(cmds):
     """What a node proposes is what the leader accepts from a follower's PROPOSE."""

@@ -14,6 +14,7 @@ from dqueue.node.ipc_server import CmdRequest, IpcServer, ReadRequest
 from dqueue.node.router import RequestRouter
 from dqueue.protocol import wire
 from dqueue.raft import Role
+from tests.depth import examples
 from tests.unit.msgpack_values import KEYS, RAW_BODIES, VALUES, maps_with, packed
 from tests.unit.node.test_router import Node
 
@@ -32,7 +33,7 @@ BODIES = st.builds(
 KINDS = st.sampled_from([b"cmd", b"read", b"res", b"\x00"])
 
 
-@settings(max_examples=500, deadline=None,
+@settings(max_examples=examples(500), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(kind=KINDS, body=BODIES, raw=st.none() | RAW_BODIES,
        role=st.sampled_from([Role.LEADER, Role.FOLLOWER]))

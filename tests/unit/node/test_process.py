@@ -34,6 +34,7 @@ from dqueue.raft import (
     message_to_plain,
 )
 from dqueue.testing import free_port
+from tests.depth import examples
 from tests.unit.plain_values import PLAIN
 
 
@@ -318,7 +319,7 @@ def test_any_peer_message_is_taken_or_dropped_without_raising(tmp_path):
     kinds = st.sampled_from([b"raft", b"hello", b"fwd", b"fwd_res", b"", b"\xff"])
     raft_like = st.builds(_raft_plain_with, st.integers(0, 14), PLAIN)
 
-    @settings(max_examples=300, deadline=None)
+    @settings(max_examples=examples(300), deadline=None)
     @given(st.sampled_from(["n2", "n3"]), kinds, st.one_of(PLAIN, raft_like))
     @example("n2", b"raft", _raft_plain_with(3, (1 << 64) - 1))  # the found attack
     @example("n2", b"hello", {"http_addr": "\ud800:80"})

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from dqueue.node import queries
 from dqueue.queue import QueueState, command_from_plain
 from dqueue.raft import PeerStatus, ProgressState, Role, Status
+from tests.depth import examples
 
 
 @pytest.mark.parametrize(
@@ -84,7 +85,7 @@ _VALUES = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=4)
 _KEYS = st.none() | st.booleans() | st.integers() | st.text(max_size=8) | st.binary(max_size=8)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.dictionaries(_KEYS, _VALUES, max_size=6),
        st.sampled_from(["get", "stats", "list", "health", [1], {"a": 1}, None, 5]))
 def test_check_query_accepts_any_msgpack_map_without_raising(query, op):

@@ -7,8 +7,10 @@ import logging
 import pytest
 
 from dqueue.node.queue_events import (
+    MAX_QUEUE_LABELS,
     MAX_TYPE_LABELS,
     SnapshotCheck,
+    bounded_labels,
     log_queue_events,
     queue_event_metrics,
 )
@@ -31,11 +33,12 @@ def test_counters_by_type_and_logged_expiry_and_dead_letter(caplog):
     assert _apply(state, 3, {"op": "tick", "now_ms": 5_000})["ok"]  # the lease expired
 
     figures = queue_event_metrics(state)
-    assert figures["dqueue_queue_tasks_enqueued_total"] == {"by": "type",
-                                                            "values": {"email": 1}}
-    assert figures["dqueue_queue_tasks_leased_total"]["values"] == {"email": 1}
-    assert figures["dqueue_queue_tasks_expired_total"]["values"] == {"email": 1}
-    assert figures["dqueue_queue_tasks_dead_lettered_total"]["values"] == {"email": 1}
+    assert figures["dqueue_queue_tasks_enqueued_total"] == {
+        "by": ["queue", "type"], "values": {"default": {"email": 1}}}
+    assert figures["dqueue_queue_tasks_leased_total"]["values"] == {"default": {"email": 1}}
+    assert figures["dqueue_queue_tasks_expired_total"]["values"] == {"default": {"email": 1}}
+    assert figures["dqueue_queue_tasks_dead_lettered_total"]["values"] == {
+        "default": {"email": 1}}
     assert figures["dqueue_queue_tasks_acked_total"]["values"] == {}
 
     logger = logging.getLogger("test.queue_events")
@@ -53,9 +56,45 @@ def test_type_labels_are_bounded():
     for n in range(MAX_TYPE_LABELS + extra):
         assert _apply(state, n + 1, _enqueue(f"t{n}", f"type{n:04d}", 1_000))["ok"]
     values = queue_event_metrics(state)["dqueue_queue_tasks_enqueued_total"]["values"]
-    assert len(values) == MAX_TYPE_LABELS + 1
-    assert values["_other"] == extra
-    assert sum(values.values()) == MAX_TYPE_LABELS + extra
+    assert list(values) == ["default"]
+    assert len(values["default"]) == MAX_TYPE_LABELS + 1
+    assert values["default"]["_other"] == extra
+    assert sum(values["default"].values()) == MAX_TYPE_LABELS + extra
+
+
+def test_every_event_is_counted_in_the_queue_of_its_task():
+    state = QueueState(QueueConfig())
+    put = {"op": "create_queue", "now_ms": 1_000, "name": "mail", "settings": {}}
+    assert _apply(state, 1, put)["ok"], "queue creation failed"
+    enqueue = {"op": "enqueue", "now_ms": 1_000,
+               "tasks": [{"id": "m", "type": "email", "queue": "mail"},
+                         {"id": "d", "type": "email"}]}
+    assert _apply(state, 2, enqueue)["ok"]
+    lease = {"op": "lease", "now_ms": 1_000, "worker_id": "w", "max_tasks": 1,
+             "queues": ["mail"]}
+    task = _apply(state, 3, lease)["value"]["tasks"][0]
+    ack = {"op": "ack", "now_ms": 1_000, "id": task["id"], "worker_id": "w",
+           "token": task["lease"]["token"]}
+    assert _apply(state, 4, ack)["ok"]
+    figures = queue_event_metrics(state)
+    assert figures["dqueue_queue_tasks_enqueued_total"]["values"] == {
+        "default": {"email": 1}, "mail": {"email": 1}}
+    assert figures["dqueue_queue_tasks_leased_total"]["values"] == {"mail": {"email": 1}}
+    assert figures["dqueue_queue_tasks_acked_total"]["values"] == {"mail": {"email": 1}}
+    assert state.event_counts()["enqueued"] == {"email": 2}  # the sum over queues
+
+
+def test_queue_labels_and_series_are_bounded_and_totals_kept():
+    by_queue = {f"q{n:03d}": {"a": 1, "b": 2} for n in range(MAX_QUEUE_LABELS + 3)}
+    out = bounded_labels(by_queue)
+    assert len(out) == MAX_QUEUE_LABELS + 1
+    assert out["_other"] == {"a": 3, "b": 6}
+    assert out["q000"] == {"a": 1, "b": 2}
+    # Past the series bound a queue keeps its sum under type "_other".
+    few = bounded_labels({"x": {"a": 1, "b": 2}, "y": {"a": 4, "b": 8}}, max_series=3)
+    assert few == {"x": {"a": 1, "b": 2}, "y": {"a": 4, "_other": 8}}
+    capped = bounded_labels({"x": {"a": 1, "b": 2, "c": 3}}, max_types=1)
+    assert capped == {"x": {"a": 1, "_other": 5}}
 
 
 def test_restore_queue_restores_and_leaves_the_collector_as_it_was():

@@ -24,6 +24,7 @@ from dqueue.protocol.kinds import PeerKind
 from dqueue.queue import QueueState, command_from_plain
 from dqueue.queue.sessions import ClientSession, apply_once
 from dqueue.raft import ReadState, Role, Status
+from tests.depth import examples
 from tests.unit.plain_values import HASHABLE, PLAIN
 
 ENQUEUE = {"op": "enqueue", "tasks": [{"id": "t1", "type": "mail"}]}
@@ -463,7 +464,7 @@ def _fwd_res_body(draw: st.DrawFn) -> dict[Any, Any]:
     return body
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(st.sampled_from([Role.LEADER, Role.FOLLOWER]), st.sampled_from(["n2", "n3"]),
        st.one_of(st.tuples(st.just(PeerKind.FWD), _fwd_body()),
                  st.tuples(st.just(PeerKind.FWD_RES), _fwd_res_body()),

@@ -16,6 +16,7 @@ from dqueue.node.views import (
     node_metrics,
 )
 from dqueue.raft import Role, Status
+from tests.depth import examples
 from tests.unit.plain_values import PLAIN
 
 MEMBERS = {"n1": "10.0.0.1:9090", "n2": "10.0.0.2:9090", "n3": "10.0.0.3:9090"}
@@ -46,7 +47,7 @@ def test_hello_with_anything_else_gives_none(body):
     assert hello_http_addr(body) is None
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(PLAIN)
 def test_hello_takes_any_value_without_raising(body):
     for candidate in (body, {"http_addr": body}):

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from dqueue.protocol import ipc_client, wire
 from dqueue.protocol.ipc_client import RaftClient, RaftClientError
+from tests.depth import examples
 from tests.unit.msgpack_values import RAW_BODIES, VALUES, maps_with, packed
 from tests.unit.protocol.test_ipc_client import ScriptedServer
 
@@ -44,7 +45,7 @@ def test_any_reply_returns_or_raises_a_raft_client_error(tmp_path, monkeypatch):
     script = Script()
     with ScriptedServer(endpoint, script), RaftClient(endpoint) as client:
 
-        @settings(max_examples=200, deadline=None,
+        @settings(max_examples=examples(200), deadline=None,
                   suppress_health_check=[HealthCheck.function_scoped_fixture,
                                          HealthCheck.too_slow])
         @given(kind=KINDS, reply=REPLIES, garbage=st.lists(RAW_BODIES, max_size=2),

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 import dqueue.queue as dq
 from dqueue.queue import fields
 from dqueue.queue.log_commands import command_from_log
+from tests.depth import examples
 from tests.unit.plain_values import PLAIN
 
 COMMANDS = [
@@ -190,7 +191,7 @@ def _parse(plain: dict[str, Any]) -> Any:
 
 @given(st.lists(st.dictionaries(st.sampled_from(_TASK_FIELDS), _VALUES, max_size=8),
                 min_size=1, max_size=3), st.data())
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 def test_enqueue_fast_path_agrees_with_the_full_validation(tasks: list[dict[str, Any]],
                                                            data: st.DataObject) -> None:
     for task in tasks:  # mostly valid tasks, so the fast path is taken often
@@ -210,7 +211,7 @@ def vars_of(task: dq.NewTask) -> dict[str, Any]:
 
 @given(st.lists(st.dictionaries(st.sampled_from(["id", "worker_id", "token", "other"]),
                                 _VALUES, max_size=4), min_size=1, max_size=3), st.data())
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 def test_ack_batch_fast_path_agrees_with_the_full_validation(items: list[dict[str, Any]],
                                                              data: st.DataObject) -> None:
     for item in items:
@@ -224,7 +225,7 @@ def test_ack_batch_fast_path_agrees_with_the_full_validation(items: list[dict[st
 
 @given(st.dictionaries(st.sampled_from(["id", "worker_id", "token", "now_ms", "other"]),
                        _VALUES, max_size=5), st.booleans())
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 def test_ack_fast_path_agrees_with_the_full_validation(fields_: dict[str, Any],
                                                        valid_ids: bool) -> None:
     if valid_ids:
@@ -246,7 +247,7 @@ def test_ack_fast_path_agrees_with_the_full_validation(fields_: dict[str, Any],
                        _VALUES, max_size=6), st.sampled_from(
     ["enqueue", "lease", "ack", "ack_batch", "nack", "extend", "cancel", "redrive", "purge",
      "tick", "configure", None, 3]))
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 def test_any_plain_value_is_a_command_or_invalid_command(plain: dict[str, Any],
                                                          op: Any) -> None:
     plain["op"] = op
@@ -305,7 +306,7 @@ _ITEMS = st.lists(st.dictionaries(st.sampled_from(["id", "worker_id", "token"]),
 @given(st.dictionaries(st.sampled_from(_COMMAND_KEYS), _VALUES, max_size=6),
        st.sampled_from(["enqueue", "lease", "ack", "ack_batch", "nack", "extend", "cancel",
                         "tick"]), _TASKS, _ITEMS, st.booleans())
-@settings(max_examples=800, deadline=None)
+@settings(max_examples=examples(800), deadline=None)
 def test_command_from_log_never_differs_from_the_validating_parser(
         plain: dict[str, Any], op: str, tasks: list[dict[str, Any]],
         items: list[dict[str, Any]], usual: bool) -> None:
@@ -339,7 +340,7 @@ _VALID = [
 
 @pytest.mark.parametrize("plain", _VALID, ids=[p["op"] for p in _VALID])
 @given(now_ms=st.integers(0, fields.NOW_MS.high), before_ms=st.integers(0, 10))
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 def test_stamped_is_the_parse_of_the_stamped_plain_form(plain: dict[str, Any], now_ms: int,
                                                         before_ms: int) -> None:
     nonce = "ab" * 16 if plain["op"] == "lease" else None

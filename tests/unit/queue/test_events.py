@@ -29,11 +29,12 @@ def ok(state: dq.QueueState, command: Any, index: int) -> dict[str, Any]:
 def test_event_log_bounds_the_buffer_and_counts_the_overflow() -> None:
     log = EventLog(max_buffered=2)
     for i in range(5):
-        log.note(log.expired, QueueEvent.EXPIRED, f"t{i}", "sms")
+        log.note(log.expired, QueueEvent.EXPIRED, f"t{i}", "sms", "q1" if i % 2 else "q0")
     assert log.drain() == [("expired", "t0", "sms"), ("expired", "t1", "sms")]
     assert log.dropped == 3 and log.counts()["expired"] == {"sms": 5}
+    assert log.counts_by_queue()["expired"] == {"q0": {"sms": 3}, "q1": {"sms": 2}}
     assert log.drain() == []
-    log.note(log.dead_lettered, QueueEvent.DEAD_LETTERED, "t9", "sms")
+    log.note(log.dead_lettered, QueueEvent.DEAD_LETTERED, "t9", "sms", "q0")
     assert log.drain() == [("dead_lettered", "t9", "sms")] and log.dropped == 3
     with pytest.raises(ValueError):
         EventLog(max_buffered=-1)

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from dqueue.queue import fields
 from dqueue.queue.fields import IntRule, InvalidCommand, TextRule
+from tests.depth import examples
 from tests.unit.plain_values import PLAIN
 
 TEXT_RULES = {"ID": fields.ID, "TASK_TYPE": fields.TASK_TYPE, "REASON": fields.REASON}
@@ -45,7 +46,7 @@ _INTS = st.one_of(
 
 @pytest.mark.parametrize("name", TEXT_RULES)
 @given(value=_TEXTS | PLAIN)
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 def test_text_accepts_exactly_what_check_returns_unchanged(name: str, value: Any) -> None:
     rule = TEXT_RULES[name]
     got = _checked(rule, value)
@@ -58,7 +59,7 @@ def test_text_accepts_exactly_what_check_returns_unchanged(name: str, value: Any
 
 @pytest.mark.parametrize("name", INT_RULES)
 @given(value=_INTS | PLAIN)
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 def test_int_accepts_exactly_what_check_returns_unchanged(name: str, value: Any) -> None:
     rule = INT_RULES[name]
     got = _checked(rule, value)
@@ -70,7 +71,7 @@ def test_int_accepts_exactly_what_check_returns_unchanged(name: str, value: Any)
 
 
 @given(st.text(alphabet=st.characters(exclude_categories=()), max_size=12))
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 def test_control_characters_are_c0_and_del(value: str) -> None:
     # The isascii()/isprintable() shortcut agrees with the definition, for any text.
     naive = any(ord(char) < 0x20 or ord(char) == 0x7F for char in value)
@@ -146,7 +147,7 @@ def _payload_ok(value: Any) -> bool:
 
 
 @given(_PAYLOADS)
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 def test_payload_check_is_the_naive_rule_and_flat_payloads_pass_it(value: Any) -> None:
     ok = _payload_ok(value)
     assert ok == _naive_payload_ok(value)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 import dqueue.queue as dq
 from dqueue.queue import reads
+from tests.depth import examples
 
 CONFIG = dq.QueueConfig(lease_ms=10_000, max_retries=2, backoff_base_ms=1_000,
                         backoff_factor=2.0, backoff_cap_ms=8_000, backoff_jitter=0.2,
@@ -130,7 +131,7 @@ STEP = st.tuples(st.sampled_from(["enqueue", "lease", "ack", "nack", "wait"]),
                  st.sampled_from(TYPES), st.integers(0, 3_000), st.integers(0, 4_000))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.lists(STEP, max_size=25),
        st.sampled_from([None, ["a"], ["b"], ["a", "b"]]), st.integers(0, 30_000))
 def test_has_visible_agrees_with_applying_the_lease(steps, types, ahead_ms):

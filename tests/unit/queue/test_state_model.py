@@ -35,6 +35,7 @@ from dqueue.queue.queues import (
 from dqueue.queue.ready import ready_key
 from dqueue.queue.sessions import DUPLICATE_REQUEST, ClientSession, apply_once
 from dqueue.queue.task import TaskStatus
+from tests.depth import examples
 from tests.unit.queue.queue_reference import FINISHED, STATUSES, ReferenceQueue
 
 CONFIG = dq.QueueConfig(lease_ms=5_000, max_retries=2, backoff_base_ms=1_000, backoff_factor=2.0,
@@ -452,5 +453,5 @@ class QueueVersusModel(RuleBasedStateMachine):
 
 TestQueueVersusModel = QueueVersusModel.TestCase
 TestQueueVersusModel.settings = settings(
-    max_examples=60, stateful_step_count=30, deadline=None,
+    max_examples=examples(60), stateful_step_count=30, deadline=None,
     suppress_health_check=[HealthCheck.too_slow])

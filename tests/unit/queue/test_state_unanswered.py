@@ -15,6 +15,7 @@ from hypothesis.stateful import invariant
 
 import dqueue.queue as dq
 from dqueue.queue.sessions import apply_once
+from tests.depth import examples
 from tests.unit.queue.test_state_model import CONFIG, QueueVersusModel
 
 
@@ -43,5 +44,5 @@ class UnansweredVersusAnswered(QueueVersusModel):
 
 TestUnansweredVersusAnswered = UnansweredVersusAnswered.TestCase
 TestUnansweredVersusAnswered.settings = settings(
-    max_examples=40, stateful_step_count=30, deadline=None,
+    max_examples=examples(40), stateful_step_count=30, deadline=None,
     suppress_health_check=[HealthCheck.too_slow])

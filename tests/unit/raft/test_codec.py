@@ -12,6 +12,7 @@ from dqueue.raft import (
     MAX_RAFT_INT,
     Entry,
     EntryType,
+    Membership,
     Message,
     MessageType,
     SnapshotMeta,
@@ -26,13 +27,15 @@ from dqueue.raft.types import (
     MAX_MEMBERS,
     MAX_MESSAGE_DATA_BYTES,
 )
+from tests.depth import examples
 from tests.unit.plain_values import PLAIN
 
 FULL = Message(
     MessageType.APPEND_ENTRIES, "n2", "n1", term=7, log_term=6, index=41,
     entries=(Entry(42, 7, EntryType.NOOP, b""), Entry(43, 7, EntryType.NORMAL, b"\x00x")),
     commit=40, reject=True, reject_hint=12, context=b"ctx",
-    snapshot_meta=SnapshotMeta(30, 5, ("n1", "n2", "n3"), 0xFFFFFFFF), offset=1024, data=b"chunk",
+    snapshot_meta=SnapshotMeta(30, 5, Membership(("n1", "n2", "n3")), 0xFFFFFFFF),
+    offset=1024, data=b"chunk",
     done=True,
 )
 
@@ -175,13 +178,13 @@ def _never_raises_but_value_error(value: object) -> None:
     assert max(msg.term, msg.index, msg.commit, msg.log_term, msg.offset) <= MAX_RAFT_INT
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(PLAIN)
 def test_any_value_gives_a_message_or_value_error(value):
     _never_raises_but_value_error(value)
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=examples(600), deadline=None)
 @given(st.integers(min_value=0, max_value=_FIELDS - 1), PLAIN,
        st.sampled_from(list(MessageType)))
 def test_a_message_with_any_one_field_replaced_gives_a_message_or_value_error(field, value,

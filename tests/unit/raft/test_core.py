@@ -14,6 +14,7 @@ from dqueue.raft import (
     Entry,
     EntryType,
     HardState,
+    Membership,
     Message,
     MessageType,
     PersistedState,
@@ -26,6 +27,7 @@ from dqueue.raft import (
     message_to_plain,
     snapshot_checksum,
 )
+from tests.depth import examples
 
 from .harness import Net
 
@@ -352,7 +354,7 @@ def _hostile_message(draw: st.DrawFn, to: str) -> Message:
                                       max_size=4, unique=True)))
         checksum = snapshot_checksum(data) if draw(st.booleans()) else draw(
             st.integers(0, (1 << 32) - 1))
-        meta = SnapshotMeta(draw(small), draw(small), members, checksum)
+        meta = SnapshotMeta(draw(small), draw(small), Membership(members), checksum)
     return Message(
         kind, to, draw(st.sampled_from(["n1", "n2", "n3", "x"])), term, log_term, index,
         entries, draw(small), draw(st.booleans()), draw(small),
@@ -367,7 +369,7 @@ def _scenario(draw: st.DrawFn) -> tuple[str, list[Message]]:
     return role, draw(st.lists(_hostile_message("n2"), max_size=12))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(_scenario())
 def test_any_message_the_codec_admits_is_stepped_without_raising(scenario):
     """Whatever a peer sends that passes message_from_plain, the core takes it without an

@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dqueue.raft import Entry, Snapshot, SnapshotMeta
+from dqueue.raft import Entry, Membership, Snapshot, SnapshotMeta
 from dqueue.raft.log import LogInvariantError, RaftLog
+from tests.depth import examples
 
 
 def entries(*terms: int, start: int = 1) -> list[Entry]:
@@ -93,7 +94,7 @@ def test_stable_to_ignores_an_overwritten_ready():
 def test_compact_keeps_entries_after_snapshot_and_term_lookup():
     log = RaftLog(None, entries(1, 1, 2, 2), 4)
     log.applied_to(3)
-    log.compact(Snapshot(SnapshotMeta(3, 2, ("a",), 0), b"s"))
+    log.compact(Snapshot(SnapshotMeta(3, 2, Membership(("a",)), 0), b"s"))
     assert (log.snapshot_index, log.first_index(), log.last_index()) == (3, 4, 4)
     assert log.term(3) == 2 and log.term(2) is None
     with pytest.raises(LogInvariantError):
@@ -103,12 +104,12 @@ def test_compact_keeps_entries_after_snapshot_and_term_lookup():
 def test_compact_beyond_applied_is_refused():
     log = RaftLog(None, entries(1, 1), 2)
     with pytest.raises(LogInvariantError):
-        log.compact(Snapshot(SnapshotMeta(2, 1, ("a",), 0), b""))
+        log.compact(Snapshot(SnapshotMeta(2, 1, Membership(("a",)), 0), b""))
 
 
 def test_restore_replaces_log_and_resumes_apply_after_snapshot():
     log = RaftLog(None, entries(1, 1, 1), 1)
-    snapshot = Snapshot(SnapshotMeta(10, 4, ("a",), 0), b"s")
+    snapshot = Snapshot(SnapshotMeta(10, 4, Membership(("a",)), 0), b"s")
     log.restore(snapshot)
     assert (log.last_index(), log.last_term(), log.committed) == (10, 4, 10)
     assert not log.has_next_committed()
@@ -117,7 +118,7 @@ def test_restore_replaces_log_and_resumes_apply_after_snapshot():
 
 
 def test_restart_drops_entries_covered_by_snapshot():
-    snapshot = Snapshot(SnapshotMeta(2, 1, ("a",), 0), b"s")
+    snapshot = Snapshot(SnapshotMeta(2, 1, Membership(("a",)), 0), b"s")
     log = RaftLog(snapshot, entries(1, 1, 1), 3)
     assert log.entries == entries(1, start=3) and log.applied == 2 and log.committed == 3
 
@@ -130,7 +131,7 @@ def test_restart_refuses_gapped_entries():
 def test_restart_drops_stale_suffix_left_behind_by_a_restored_snapshot():
     """The node drops stored entries only up to a received snapshot's index; entries above
     it with lower terms belong to the replaced log and must not count (Raft 5.4.1)."""
-    snapshot = Snapshot(SnapshotMeta(3, 7, ("a",), 0), b"s")
+    snapshot = Snapshot(SnapshotMeta(3, 7, Membership(("a",)), 0), b"s")
     log = RaftLog(snapshot, entries(5, 5, 5, start=4), 3)
     assert log.entries == [] and (log.last_index(), log.last_term()) == (3, 7)
     kept = RaftLog(snapshot, entries(7, 8, start=4), 3)
@@ -153,7 +154,7 @@ def naive_append(terms: list[int], prev_index: int, prev_term: int,
     return True
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 8), st.integers(0, 4),
                           st.lists(st.integers(1, 4), max_size=4)), max_size=12))
 def test_maybe_append_matches_naive_model(calls):

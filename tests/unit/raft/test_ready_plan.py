@@ -5,6 +5,7 @@ from __future__ import annotations
 from dqueue.raft import (
     Entry,
     HardState,
+    Membership,
     Message,
     MessageType,
     Ready,
@@ -58,7 +59,7 @@ def test_a_commit_index_alone_needs_no_write():
 
 
 def test_a_snapshot_is_written_before_anything_is_applied():
-    meta = SnapshotMeta(9, 3, ("n1", "n2", "n3"), snapshot_checksum(b""))
+    meta = SnapshotMeta(9, 3, Membership(("n1", "n2", "n3")), snapshot_checksum(b""))
     snapshot = Snapshot(meta, b"")
     ready = Ready(snapshot=snapshot, committed_entries=(Entry(10, 3),), messages=(APPEND,))
     plan = plan_ready(ready, Role.LEADER, 3, "n1")

@@ -8,6 +8,7 @@ from dqueue.raft import (
     CAMPAIGN_TRANSFER,
     Entry,
     HardState,
+    Membership,
     Message,
     MessageType,
     PersistedState,
@@ -136,7 +137,7 @@ def test_conflict_hint_names_last_index_of_no_greater_term():
 def test_snapshot_chunks_assemble_in_order_and_restore():
     raft = member("n2", entries=[Entry(1, 1)], term=1)
     data = b"abcdefgh"
-    meta = SnapshotMeta(10, 2, MEMBERS, snapshot_checksum(data))
+    meta = SnapshotMeta(10, 2, Membership(MEMBERS), snapshot_checksum(data))
     chunks = [(0, b"abc", False), (3, b"def", False), (6, b"gh", True)]
     raft.step(Message(MT.INSTALL_SNAPSHOT, "n2", "n1", 2, snapshot_meta=meta, offset=3,
                       data=b"def"))
@@ -239,7 +240,7 @@ def test_snapshot_answer_claims_only_committed_prefix():
     raft = member("n2", entries=[Entry(i, 1) for i in range(1, 9)], term=1)
     raft.step(Message(MT.APPEND_ENTRIES, "n2", "n1", 1, index=8, log_term=1, commit=5))
     drain(raft)
-    meta = SnapshotMeta(4, 1, MEMBERS, snapshot_checksum(b"s"))
+    meta = SnapshotMeta(4, 1, Membership(MEMBERS), snapshot_checksum(b"s"))
     raft.step(Message(MT.INSTALL_SNAPSHOT, "n2", "n1", 1, snapshot_meta=meta, data=b"s",
                       done=True))
     (answer,) = drain(raft)
@@ -340,7 +341,7 @@ def test_snapshot_whose_data_misses_its_checksum_is_dropped():
     raft = _follower_with_state()
     before = _untouched(raft)
     data = b"abcdefgh"
-    meta = SnapshotMeta(10, 2, MEMBERS, snapshot_checksum(data) ^ 1)
+    meta = SnapshotMeta(10, 2, Membership(MEMBERS), snapshot_checksum(data) ^ 1)
     answers = _snapshot_chunks(raft, meta, data)
     assert not any(a.done for a in answers)  # never acknowledged
     assert raft.snapshots_rejected == 1
@@ -364,7 +365,7 @@ def test_validator_refusal_leaves_log_commit_and_state_and_the_member_keeps_runn
     drain(raft)
     before = _untouched(raft)
     data = b"garbage that does not restore"
-    meta = SnapshotMeta(10, 2, MEMBERS, snapshot_checksum(data))
+    meta = SnapshotMeta(10, 2, Membership(MEMBERS), snapshot_checksum(data))
     answers = _snapshot_chunks(raft, meta, data, size=8)
     assert seen == [data]  # called once, on the whole snapshot
     assert not any(a.done for a in answers)
@@ -387,7 +388,7 @@ def test_validator_acceptance_installs_the_snapshot():
     raft = Raft(RaftConfig("n2", MEMBERS), random.Random(7), None,
                 snapshot_validator=lambda data: accepted.append(data) or True)
     data = b"abcdefgh"
-    meta = SnapshotMeta(10, 2, MEMBERS, snapshot_checksum(data))
+    meta = SnapshotMeta(10, 2, Membership(MEMBERS), snapshot_checksum(data))
     raft.step(Message(MT.INSTALL_SNAPSHOT, "n2", "n1", 2, snapshot_meta=meta, data=data,
                       done=True))
     ready = raft.ready()
@@ -400,7 +401,7 @@ def test_receive_buffer_is_reset_on_a_term_change():
     """Chunks of an old leader never combine with a new leader's (a term change resets)."""
     raft = member("n2", term=2)
     data = b"abcdefgh"
-    meta = SnapshotMeta(10, 2, MEMBERS, snapshot_checksum(data))
+    meta = SnapshotMeta(10, 2, Membership(MEMBERS), snapshot_checksum(data))
     raft.step(Message(MT.INSTALL_SNAPSHOT, "n2", "n1", 2, snapshot_meta=meta, data=b"abc"))
     drain(raft)
     assert raft.snapshot_receiving is not None
@@ -419,7 +420,7 @@ def test_receive_buffer_is_reset_on_a_term_change():
 def test_receive_buffer_is_reset_when_a_new_sender_sends_a_chunk():
     raft = member("n2", term=2)
     data = b"abcdefgh"
-    meta = SnapshotMeta(10, 2, MEMBERS, snapshot_checksum(data))
+    meta = SnapshotMeta(10, 2, Membership(MEMBERS), snapshot_checksum(data))
     raft.step(Message(MT.INSTALL_SNAPSHOT, "n2", "n1", 2, snapshot_meta=meta, data=b"abc"))
     drain(raft)
     # Another sender (same term: only a forged or confused one) continues at offset 3.
@@ -553,7 +554,8 @@ def test_validator_is_not_asked_about_a_snapshot_whose_data_is_not_used():
     for index in (4, 7):  # committed already; in the log, not yet committed
         data = b"s%d" % index
         raft.step(Message(MT.INSTALL_SNAPSHOT, "n2", "n1", 1, data=data, done=True,
-                          snapshot_meta=SnapshotMeta(index, 1, MEMBERS, snapshot_checksum(data))))
+                          snapshot_meta=SnapshotMeta(index, 1, Membership(MEMBERS),
+                                                     snapshot_checksum(data))))
         (answer,) = drain(raft)
         assert answer.done
     assert asked == [] and raft.snapshots_rejected == 0

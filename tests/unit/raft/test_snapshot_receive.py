@@ -11,6 +11,7 @@ from dqueue.raft import (
     MAX_RAFT_INT,
     Entry,
     HardState,
+    Membership,
     Message,
     MessageType,
     PersistedState,
@@ -71,7 +72,7 @@ def refusals(raft: Raft) -> dict[str, int]:
 
 
 def meta_for(data: bytes, index: int = 10, term: int = TERM) -> SnapshotMeta:
-    return SnapshotMeta(index, term, MEMBERS, snapshot_checksum(data))
+    return SnapshotMeta(index, term, Membership(MEMBERS), snapshot_checksum(data))
 
 
 def test_default_bound_is_one_gib_and_must_hold_a_chunk():
@@ -167,7 +168,7 @@ def test_a_bad_meta_in_the_middle_of_a_transfer_drops_the_transfer():
     data = b"abcdefgh"
     meta = meta_for(data)
     assert [a.index for a in chunk(raft, meta, data[:4], 0, False)] == [4]
-    bad = SnapshotMeta(meta.index, TERM + 1, MEMBERS, meta.checksum)
+    bad = SnapshotMeta(meta.index, TERM + 1, Membership(MEMBERS), meta.checksum)
     assert chunk(raft, bad, data[4:], 4, True) == []
     assert raft.snapshot_receiving is None
     # The good transfer restarts from 0 (the leader's heartbeat resends a chunk).
@@ -182,7 +183,8 @@ def test_every_refusal_is_counted_by_reason_and_in_total():
     raft = Raft(RaftConfig("n2", MEMBERS, snapshot_chunk_bytes=4, max_snapshot_bytes=8),
                 random.Random(7), state, snapshot_validator=refuse)
     data = b"abcd"
-    chunk(raft, SnapshotMeta(10, TERM, MEMBERS, snapshot_checksum(data) ^ 1), data, 0, True)
+    bad = SnapshotMeta(10, TERM, Membership(MEMBERS), snapshot_checksum(data) ^ 1)
+    chunk(raft, bad, data, 0, True)
     chunk(raft, meta_for(data), data, 0, True)  # the validator refuses it
     chunk(raft, meta_for(b"x" * 9), b"x" * 9, 0, True)
     chunk(raft, meta_for(data, term=TERM + 1), data, 0, True)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from dqueue.sqs.errors import SqsCode, SqsError
 from dqueue.sqs.requests import SCHEMAS, Protocol, SqsRequest, is_sqs_request, parse_request
+from tests.depth import examples
 from tests.unit.sqs.conftest import build_request, json_model
 
 URL = "http://127.0.0.1:9324/000000000000/jobs"
@@ -253,7 +254,7 @@ _json_values = st.recursive(
     max_leaves=20)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.sampled_from(sorted(SCHEMAS)), _json_values)
 def test_json_parser_raises_only_sqs_errors(action: str, value: Any) -> None:
     outcome = parse_or_error(*json_request(f"AmazonSQS.{action}", json.dumps(value).encode()))
@@ -266,7 +267,7 @@ _query_keys = st.lists(st.sampled_from([
     "BinaryValue", "Id", "Tag", "Key", "0", ""]), min_size=1, max_size=5).map(".".join)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.sampled_from(sorted(SCHEMAS)),
        st.lists(st.tuples(_query_keys, st.text(max_size=10)), max_size=8))
 def test_query_parser_raises_only_sqs_errors(action: str, pairs: list[tuple[str, str]]) -> None:
@@ -275,7 +276,7 @@ def test_query_parser_raises_only_sqs_errors(action: str, pairs: list[tuple[str,
     assert outcome.action == action if isinstance(outcome, SqsRequest) else outcome.message
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.sampled_from(["GET", "POST", "PUT"]), st.text(max_size=30),
        st.dictionaries(st.sampled_from(["X-Amz-Target", "Content-Type", "Host"]),
                        st.sampled_from(["AmazonSQS.SendMessage", "application/x-amz-json-1.0",

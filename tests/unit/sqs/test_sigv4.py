@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from dqueue.sqs.errors import SqsCode, SqsError
 from dqueue.sqs.sigv4 import verify
+from tests.depth import examples
 from tests.unit.sqs.conftest import aws_request
 
 KEYS = {"AKIDEXAMPLE": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "AKID2": "other"}
@@ -148,7 +149,7 @@ _auth_parts = st.sampled_from([
     "=", ",", " ", "é", "\ud800"])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(_auth_parts, max_size=14).map("".join),
        st.sampled_from(["20260101T000000Z", "20261301T000000Z", "x", "\ud800"]),
        st.text(max_size=20), st.binary(max_size=40))

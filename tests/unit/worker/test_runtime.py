@@ -19,7 +19,7 @@ from dqueue.config import NodeConfig
 from dqueue.testing import wait_for
 from dqueue.worker.app import DeadLetter, TaskContext, Worker
 from dqueue.worker.http_runtime import HttpRuntime
-from dqueue.worker.runtime import RuntimeConfig, WorkerRuntime, backoff_s
+from dqueue.worker.runtime import SHUTDOWN_REASON, RuntimeConfig, WorkerRuntime, backoff_s
 from dqueue.worker.zmq_runtime import ZmqRuntime
 from tests.unit.client.fakes import FakeHttpServer, FakeRaft, ServedQueue
 
@@ -179,10 +179,14 @@ def test_drain_finishes_running_tasks_and_hands_back_the_rest(env):
     counts = env.queue.counts()
     assert counts["completed"] == 2 and counts["pending"] == 6 and counts["leased"] == 0
     assert runtime.counts.released == 2 and runtime.held_count() == 0
+    # Released, not failed: the tasks that never ran used no attempt and are visible now.
+    for task in env.queue.tasks.values():
+        if task["status"] == "pending":
+            assert task["attempts"] == 0 and task["last_error"] is None
     assert sorted(i for i, s in env.statuses().items() if s == "completed") == sorted(started)
 
 
-def test_drain_hands_back_what_outlives_the_grace_period(env):
+def test_drain_nacks_what_outlives_the_grace_period(env):
     worker = Worker()
     gate, running = threading.Event(), threading.Event()
 
@@ -197,8 +201,11 @@ def test_drain_hands_back_what_outlives_the_grace_period(env):
     start = time.monotonic()
     env.stop(runtime)
     assert time.monotonic() - start < 5
-    # (Over HTTP, a long poll still in flight may lease it once more: handed back again.)
-    assert env.statuses()[task_id] == "pending" and runtime.counts.released >= 1
+    # Nacked: the attempt it used counts (a long poll still in flight may lease it once more
+    # over HTTP: that lease is released, at no cost).
+    task = env.queue.tasks[task_id]
+    assert task["status"] == "pending" and task["attempts"] == 1
+    assert task["last_error"] == SHUTDOWN_REASON
     gate.set()  # the late result is dropped, not acked
     wait_for(lambda: runtime.counts.dropped == 1)
     assert env.queue.acks == []
