@@ -6,8 +6,8 @@ counters), its type, its HELP text, the factor that brings its values into base 
 whether it is a cluster-wide figure. docs/metrics.md is the same table for people.
 
 Cluster-wide figures (the replicated queue's depth by queue and status, and its task events by
-type) are exported by the leader only, so that ``sum()`` over every scraped node counts each
-task once.
+queue and type) are exported by the leader only, so that ``sum()`` over every scraped node
+counts each task once.
 """
 
 from __future__ import annotations
@@ -161,9 +161,8 @@ FIGURES: dict[str, Figure] = {
                                 "IPC requests refused as invalid."),
     # The replicated queue (cluster-wide: leader only), and this member's event log.
     **{f"dqueue_queue_tasks_{event}_total": _c(f"dqueue_queue_tasks_{event}_total",
-                                               f"{text}, by type (every queue together), as "
-                                               "applied on the leader (exported by the leader "
-                                               "only).",
+                                               f"{text}, by queue and type, as applied on the "
+                                               "leader (exported by the leader only).",
                                                cluster=True)
        for event, text in _EVENT_HELP.items()},
     "dqueue_queue_events_dropped_total": _c("dqueue_queue_events_dropped_total",

@@ -10,7 +10,9 @@ The ``metrics`` value the collector understands is a dict of name -> figure, whe
 - a number: a gauge (a counter when the name ends in ``_total``);
 - a string: a state, rendered ``name{name="<string>"} 1`` (``role`` -> ``role{role="leader"}``);
 - ``{"buckets": [[upper_bound, cumulative_count], ...], "sum": s, "count": n}``: a histogram;
-- ``{"by": label_name, "values": {label_value: number}}``: a labelled gauge or counter.
+- ``{"by": label_name, "values": {label_value: number}}``: a labelled gauge or counter;
+- ``{"by": [label_1, label_2, ...], "values": {value_1: {value_2: ... number}}}``: the same
+  with several labels, the values nested one dict per label in the order of ``by``.
 
 Names get the ``dqueue_raft_`` prefix unless they start with ``dqueue_``. Anything else is
 skipped, never fatal.
@@ -202,16 +204,29 @@ def _number_family(name: str, doc: str, value: float) -> Metric:
 
 
 def _labelled_family(name: str, doc: str, figure: dict[str, Any]) -> Metric:
-    label = _NAME_BAD_CHARS.sub("_", str(figure.get("by") or "key"))
+    by = figure.get("by")
+    names = [str(n) for n in by] if isinstance(by, list) and by else [str(by or "key")]
+    labels = [_NAME_BAD_CHARS.sub("_", n) for n in names]
     family: GaugeMetricFamily | CounterMetricFamily
     if name.endswith("_total"):
-        family = CounterMetricFamily(name[: -len("_total")], doc, labels=[label])
+        family = CounterMetricFamily(name[: -len("_total")], doc, labels=labels)
     else:
-        family = GaugeMetricFamily(name, doc, labels=[label])
-    for key, value in sorted(figure["values"].items(), key=lambda kv: str(kv[0])):
-        if _is_number(value):
-            family.add_metric([str(key)], value)
+        family = GaugeMetricFamily(name, doc, labels=labels)
+    for values, number in _nested_samples(figure["values"], len(labels)):
+        family.add_metric(values, number)
     return family
+
+
+def _nested_samples(values: dict[Any, Any], depth: int,
+                    prefix: tuple[str, ...] = ()) -> Iterator[tuple[list[str], Any]]:
+    """``(label values, number)`` of a ``depth``-deep dict of dicts, keys sorted; anything
+    that is not a dict or a number at its depth is skipped."""
+    for key, value in sorted(values.items(), key=lambda kv: str(kv[0])):
+        if depth > 1:
+            if isinstance(value, dict):
+                yield from _nested_samples(value, depth - 1, (*prefix, str(key)))
+        elif _is_number(value):
+            yield [*prefix, str(key)], value
 
 
 def _histogram_family(name: str, doc: str, figure: dict[str, Any],

@@ -43,15 +43,28 @@ class Sample:
 
 
 def event_total(figures: Any, event: str) -> int | None:
-    """The running total of one queue event over every task type (None when not reported)."""
+    """The running total of one queue event over every queue and task type (None when not
+    reported). The values are by type, or by queue then type (dqueue/node/queue_events.py)."""
     if not isinstance(figures, dict):
         return None
     family = figures.get(f"dqueue_queue_tasks_{event}_total")
     values = family.get("values") if isinstance(family, dict) else None
     if not isinstance(values, dict):
         return None
-    numbers = [n for n in values.values() if isinstance(n, int) and not isinstance(n, bool)]
-    return sum(numbers)
+    return _sum_counts(values)
+
+
+def _sum_counts(values: dict[Any, Any]) -> int:
+    """The sum of the integers in a dict whose values are integers or such dicts (two levels
+    at most; anything else is skipped)."""
+    total = 0
+    for value in values.values():
+        if isinstance(value, dict):
+            total += sum(n for n in value.values()
+                         if isinstance(n, int) and not isinstance(n, bool))
+        elif isinstance(value, int) and not isinstance(value, bool):
+            total += value
+    return total
 
 
 def depth_of(stats: Any) -> dict[str, int]:

@@ -19,10 +19,17 @@ from dqueue.logs import log_event
 from dqueue.node.gcpause import paused_gc
 from dqueue.queue import QueueConfig, QueueState
 
-# Distinct task types exported as label values; the rest are summed under OTHER_TYPE so that
-# clients inventing types cannot grow /metrics without bound (same bound as the API's).
+# Label values of the dqueue_queue_tasks_*_total counters are bounded so that clients inventing
+# types, or an operator creating many queues, cannot grow /metrics without bound: the first
+# MAX_QUEUE_LABELS queues and MAX_TYPE_LABELS types (by name) keep their own values, the rest
+# are summed under OTHER_LABEL; past MAX_EVENT_SERIES (queue, type) pairs in one family, a
+# queue's further types are summed under (queue, OTHER_LABEL). A family thus has at most
+# MAX_EVENT_SERIES + MAX_QUEUE_LABELS + 1 series, and its sums by queue stay exact for the
+# queues that have a label of their own.
 MAX_TYPE_LABELS = 256
-OTHER_TYPE = "_other"
+MAX_QUEUE_LABELS = 64
+MAX_EVENT_SERIES = 1_024
+OTHER_LABEL = "_other"
 
 
 def snapshot_queue(queue: QueueState) -> bytes:
@@ -91,14 +98,35 @@ def log_queue_events(queue: QueueState, logger: logging.Logger) -> None:
         log_event(logger, logging.INFO, f"task_{event}", task_id=task_id, task_type=task_type)
 
 
+def bounded_labels(by_queue: dict[str, dict[str, int]],
+                   max_queues: int = MAX_QUEUE_LABELS, max_types: int = MAX_TYPE_LABELS,
+                   max_series: int = MAX_EVENT_SERIES) -> dict[str, dict[str, int]]:
+    """``queue -> type -> count`` with the label values bounded as described above (the total
+    count is unchanged)."""
+    queues = sorted(by_queue)
+    kept_queues = set(queues[:max_queues])
+    kept_types = set(sorted({t for by_type in by_queue.values() for t in by_type})[:max_types])
+    out: dict[str, dict[str, int]] = {}
+    series = 0
+    for queue in queues:
+        queue_label = queue if queue in kept_queues else OTHER_LABEL
+        row = out.setdefault(queue_label, {})
+        for task_type, count in sorted(by_queue[queue].items()):
+            type_label = task_type if task_type in kept_types else OTHER_LABEL
+            if type_label not in row and series >= max_series:
+                type_label = OTHER_LABEL
+            if type_label not in row:
+                series += 1
+            row[type_label] = row.get(type_label, 0) + count
+    return out
+
+
 def queue_event_metrics(queue: QueueState) -> dict[str, Any]:
-    """The queue's event counters as labelled figures of the ``metrics`` read."""
+    """The queue's event counters as labelled figures of the ``metrics`` read, by queue and
+    task type (``{"by": ["queue", "type"], "values": {queue: {type: n}}}``)."""
     out: dict[str, Any] = {}
-    for event, by_type in queue.event_counts().items():
-        values: dict[str, int] = {}
-        for n, (task_type, count) in enumerate(sorted(by_type.items())):
-            key = task_type if n < MAX_TYPE_LABELS else OTHER_TYPE
-            values[key] = values.get(key, 0) + count
-        out[f"dqueue_queue_tasks_{event}_total"] = {"by": "type", "values": values}
+    for event, by_queue in queue.event_counts_by_queue().items():
+        out[f"dqueue_queue_tasks_{event}_total"] = {"by": ["queue", "type"],
+                                                    "values": bounded_labels(by_queue)}
     out["dqueue_queue_events_dropped_total"] = queue.dropped_events()
     return out

@@ -199,7 +199,8 @@ def _create(state: QueueState, new: commands.NewTask,
     state._next_seq += 1
     state._tasks[new.id] = task
     enqueued = state._events.enqueued
-    enqueued[task_type] = enqueued.get(task_type, 0) + 1
+    count_key = (task_type, record.name)
+    enqueued[count_key] = enqueued.get(count_key, 0) + 1
     pending = state._by_status[_PENDING]
     members = pending.get(task_type)
     if members is None:

@@ -14,7 +14,7 @@ from enum import StrEnum
 
 
 class QueueEvent(StrEnum):
-    """The events counted by task type."""
+    """The events counted by task type and queue."""
 
     ENQUEUED = "enqueued"            # a task created by an enqueue (duplicates are not)
     LEASED = "leased"                # a task given to a worker by a lease
@@ -28,10 +28,12 @@ class QueueEvent(StrEnum):
 MAX_BUFFERED_EVENTS = 1_024
 
 Event = tuple[str, str, str]
+#: A counter's key: (task type, queue name).
+CountKey = tuple[str, str]
 
 
 class EventLog:
-    """Counters by event and task type, and a bounded buffer of the rarer events.
+    """Counters by event, task type and queue, and a bounded buffer of the rarer events.
 
     Invariants: every counter only grows; ``len(buffered) <= max_buffered``; ``dropped``
     counts the buffered-kind events that found the buffer full (they are still counted).
@@ -47,20 +49,23 @@ class EventLog:
         if max_buffered < 0:
             raise ValueError("max_buffered must be >= 0")
         self.max_buffered = max_buffered
-        # One dict per event, type -> count, so the hot path does one lookup and one store.
-        self.enqueued: dict[str, int] = {}
-        self.leased: dict[str, int] = {}
-        self.acked: dict[str, int] = {}
-        self.nacked: dict[str, int] = {}
-        self.expired: dict[str, int] = {}
-        self.dead_lettered: dict[str, int] = {}
+        # One dict per event, (type, queue) -> count, so the hot path does one lookup and one
+        # store. The names are bounded by the state (types by what clients send, queues by what
+        # was created); the node bounds the label values it exports (queue_events.py).
+        self.enqueued: dict[CountKey, int] = {}
+        self.leased: dict[CountKey, int] = {}
+        self.acked: dict[CountKey, int] = {}
+        self.nacked: dict[CountKey, int] = {}
+        self.expired: dict[CountKey, int] = {}
+        self.dead_lettered: dict[CountKey, int] = {}
         self.buffered: list[Event] = []
         self.dropped = 0
 
-    def note(self, counts: dict[str, int], event: QueueEvent, task_id: str,
-             task_type: str) -> None:
+    def note(self, counts: dict[CountKey, int], event: QueueEvent, task_id: str,
+             task_type: str, queue: str) -> None:
         """Count a rare event (``counts`` is its dict) and buffer it while there is room."""
-        counts[task_type] = counts.get(task_type, 0) + 1
+        key = (task_type, queue)
+        counts[key] = counts.get(key, 0) + 1
         if len(self.buffered) < self.max_buffered:
             self.buffered.append((event.value, task_id, task_type))
         else:
@@ -72,6 +77,24 @@ class EventLog:
         return events
 
     def counts(self) -> dict[str, dict[str, int]]:
-        """Return a copy of every counter: event -> task type -> count, types sorted."""
-        return {event.value: dict(sorted(getattr(self, event.value).items()))
-                for event in QueueEvent}
+        """Return every counter summed over queues: event -> task type -> count, types
+        sorted."""
+        out: dict[str, dict[str, int]] = {}
+        for event in QueueEvent:
+            by_type: dict[str, int] = {}
+            for (task_type, _), n in getattr(self, event.value).items():
+                by_type[task_type] = by_type.get(task_type, 0) + n
+            out[event.value] = dict(sorted(by_type.items()))
+        return out
+
+    def counts_by_queue(self) -> dict[str, dict[str, dict[str, int]]]:
+        """Return a copy of every counter: event -> queue -> task type -> count, queues and
+        types sorted (plain dicts with string keys: they cross the IPC link as they are)."""
+        out: dict[str, dict[str, dict[str, int]]] = {}
+        for event in QueueEvent:
+            nested: dict[str, dict[str, int]] = {}
+            for (task_type, queue), n in sorted(getattr(self, event.value).items(),
+                                                key=lambda kv: (kv[0][1], kv[0][0])):
+                nested.setdefault(queue, {})[task_type] = n
+            out[event.value] = nested
+        return out

@@ -167,7 +167,7 @@ class QueueState:
             if task.status is _LEASED and task.epoch == epoch:
                 # DESIGN section 3: an expired lease is a failed attempt, timed at its expiry.
                 events = self._events
-                events.note(events.expired, QueueEvent.EXPIRED, task.id, task.type)
+                events.note(events.expired, QueueEvent.EXPIRED, task.id, task.type, task.queue)
                 self._fail_attempt(task, expires_at_ms, LEASE_EXPIRED, False)
         delayed = self._delayed
         while delayed and delayed[0][0] <= clock_ms:
@@ -322,7 +322,8 @@ class QueueState:
         record = self._queues[task.queue]
         if dead_letter or task.attempts > task.max_retries:
             events = self._events
-            events.note(events.dead_lettered, QueueEvent.DEAD_LETTERED, task.id, task.type)
+            events.note(events.dead_lettered, QueueEvent.DEAD_LETTERED, task.id, task.type,
+                        task.queue)
             target = record.settings.dead_letter_queue
             if target is not None and target in self._queues:
                 self._move(task, target, task.queue)
@@ -390,7 +391,8 @@ class QueueState:
             task.updated_at_ms = clock_ms
             task.epoch = epoch = task.epoch + 1
             heappush(leases, (expires_at_ms, task.seq, epoch, task))
-            counts[task_type] = counts.get(task_type, 0) + 1
+            count_key = (task_type, record.name)
+            counts[count_key] = counts.get(count_key, 0) + 1
             if reply:
                 leased.append(task.to_plain())
         return _ok({"tasks": leased})
@@ -441,8 +443,8 @@ class QueueState:
             if record.groups is not None:
                 self._fifo_leave(task, record)
             heappush(self._finished, (clock_ms + record.config.retention_ms, task.seq, task))
-            counts = self._events.acked
-            counts[task_type] = counts.get(task_type, 0) + 1
+            counts, count_key = self._events.acked, (task_type, record.name)
+            counts[count_key] = counts.get(count_key, 0) + 1
             if not self._reply:
                 return _UNANSWERED
             return {"ok": True, "value": {"task": task.to_plain()}}
@@ -466,8 +468,8 @@ class QueueState:
         held = self._holder(cmd.id, cmd.worker_id, cmd.token)
         if not isinstance(held, Task):
             return held
-        counts = self._events.nacked
-        counts[held.type] = counts.get(held.type, 0) + 1
+        counts, count_key = self._events.nacked, (held.type, held.queue)
+        counts[count_key] = counts.get(count_key, 0) + 1
         self._fail_attempt(held, self.clock_ms, cmd.reason, cmd.dead_letter)
         if not self._reply:
             return _UNANSWERED
@@ -558,6 +560,10 @@ class QueueState:
         in snapshots and ``restore`` keeps them. O(types) per call.
         """
         return self._events.counts()
+
+    def event_counts_by_queue(self) -> dict[str, dict[str, dict[str, int]]]:
+        """The same counters by event, then queue, then task type. O(queues x types)."""
+        return self._events.counts_by_queue()
 
     def drain_events(self) -> list[Event]:
         """Return, oldest first, the ``(event, task_id, type)`` of the expired and
