@@ -25,6 +25,7 @@ from dqueue.raft.types import (
     Entry,
     EntryType,
     HardState,
+    Membership,
     PersistedState,
     Snapshot,
     SnapshotMeta,
@@ -133,7 +134,7 @@ def persisted_state(loaded: LoadedState) -> PersistedState | None:
 
 def core_snapshot(stored: StoredSnapshot) -> Snapshot:
     """The core's ``Snapshot`` of a stored one (its checksum computed from the data)."""
-    meta = SnapshotMeta(stored.index, stored.term, tuple(stored.members),
+    meta = SnapshotMeta(stored.index, stored.term, Membership(voters=tuple(stored.members)),
                         snapshot_checksum(stored.data))
     return Snapshot(meta, stored.data)
 
@@ -146,4 +147,4 @@ def stored_hard_state(hard: HardState | None) -> StoredHardState | None:
 def stored_snapshot(snapshot: Snapshot) -> StoredSnapshot:
     """The store's record of a core ``Snapshot``."""
     meta = snapshot.meta
-    return StoredSnapshot(meta.index, meta.term, tuple(meta.members), snapshot.data)
+    return StoredSnapshot(meta.index, meta.term, tuple(meta.membership.voters), snapshot.data)

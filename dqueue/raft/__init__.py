@@ -5,12 +5,20 @@ See docs/internals.md section 1 for the contract and docs/raft.md for the design
 
 from dqueue.raft.codec import message_from_plain, message_to_plain
 from dqueue.raft.core import Raft
+from dqueue.raft.membership import (
+    ConfChange,
+    ConfChangeKind,
+    apply_conf_change,
+    decode_conf_change,
+    encode_conf_change,
+)
 from dqueue.raft.types import (
     CAMPAIGN_TRANSFER,
     MAX_RAFT_INT,
     Entry,
     EntryType,
     HardState,
+    Membership,
     Message,
     MessageType,
     PeerStatus,
@@ -32,9 +40,12 @@ from dqueue.raft.types import (
 __all__ = [
     "CAMPAIGN_TRANSFER",
     "MAX_RAFT_INT",
+    "ConfChange",
+    "ConfChangeKind",
     "Entry",
     "EntryType",
     "HardState",
+    "Membership",
     "Message",
     "MessageType",
     "PeerStatus",
@@ -51,6 +62,9 @@ __all__ = [
     "SnapshotRefusal",
     "SoftState",
     "Status",
+    "apply_conf_change",
+    "decode_conf_change",
+    "encode_conf_change",
     "message_from_plain",
     "message_to_plain",
     "snapshot_checksum",

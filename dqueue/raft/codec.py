@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dqueue.raft.membership import decode_conf_entry
 from dqueue.raft.types import (
     MAX_CONTEXT_BYTES,
     MAX_ENTRIES_PER_MESSAGE,
@@ -19,6 +20,7 @@ from dqueue.raft.types import (
     MAX_RAFT_INT,
     Entry,
     EntryType,
+    Membership,
     Message,
     MessageType,
     SnapshotMeta,
@@ -38,9 +40,15 @@ def message_to_plain(msg: Message) -> list[Any]:
         int(msg.type), msg.to, msg.sender, msg.term, msg.log_term, msg.index,
         [[e.index, e.term, int(e.type), e.data] for e in msg.entries],
         msg.commit, msg.reject, msg.reject_hint, msg.context,
-        None if meta is None else [meta.index, meta.term, list(meta.members), meta.checksum],
+        None if meta is None else _meta_to_plain(meta),
         msg.offset, msg.data, msg.done,
     ]
+
+
+def _meta_to_plain(meta: SnapshotMeta) -> list[Any]:
+    m = meta.membership
+    return [meta.index, meta.term, list(m.voters), meta.checksum, list(m.learners),
+            [[k, v] for k, v in m.contexts]]
 
 
 def _int(value: Any, name: str, high: int = MAX_RAFT_INT) -> int:
@@ -75,8 +83,14 @@ def _entry(value: Any) -> Entry:
     entry_type = _ENTRY_TYPES.get(kind) if type(kind) is int else None
     if entry_type is None:
         raise ValueError("entries.type: unknown entry type")
-    return Entry(_int(index, "entries.index"), _int(term, "entries.term"), entry_type,
-                 _bytes(data, "entries.data", MAX_MESSAGE_DATA_BYTES))
+    data = _bytes(data, "entries.data", MAX_MESSAGE_DATA_BYTES)
+    if entry_type is EntryType.CONF_CHANGE:
+        # A configuration every member will act on once appended (thesis 4.1): checked whole.
+        try:
+            decode_conf_entry(data)
+        except ValueError as exc:
+            raise ValueError(f"entries.data: bad membership change: {exc}") from None
+    return Entry(_int(index, "entries.index"), _int(term, "entries.term"), entry_type, data)
 
 
 def _entries(value: Any, msg_type: MessageType, term: int, prev_index: int,
@@ -107,16 +121,34 @@ def _entries(value: Any, msg_type: MessageType, term: int, prev_index: int,
 def _meta(value: Any) -> SnapshotMeta | None:
     if value is None:
         return None
-    if type(value) not in _TYPED or len(value) != 4:
-        raise ValueError("snapshot_meta: expected [index, term, members, checksum]")
-    index, term, members, checksum = value
+    # Four fields from a member that knows no learners; six since membership changes.
+    if type(value) not in _TYPED or len(value) not in (4, 6):
+        raise ValueError("snapshot_meta: expected [index, term, voters, checksum, learners,"
+                         " contexts]")
+    index, term, members, checksum = value[:4]
+    learners, contexts = (value[4], value[5]) if len(value) == 6 else ([], [])
     if type(members) not in _TYPED or not 0 < len(members) <= MAX_MEMBERS:
         raise ValueError(f"snapshot_meta.members: expected a list of 1 to {MAX_MEMBERS}")
+    if type(learners) not in _TYPED or len(members) + len(learners) > MAX_MEMBERS:
+        raise ValueError(f"snapshot_meta.learners: at most {MAX_MEMBERS} members in all")
     ids = tuple(_str(m, "snapshot_meta.members") for m in members)
-    if len(set(ids)) != len(ids):
+    learner_ids = tuple(_str(m, "snapshot_meta.learners") for m in learners)
+    if len(set(ids + learner_ids)) != len(ids) + len(learner_ids):
         raise ValueError("snapshot_meta.members: ids must be distinct")
+    if type(contexts) not in _TYPED or len(contexts) > len(ids) + len(learner_ids):
+        raise ValueError("snapshot_meta.contexts: expected a list, one per member at most")
+    pairs = []
+    for pair in contexts:
+        if type(pair) not in _TYPED or len(pair) != 2:
+            raise ValueError("snapshot_meta.contexts: each is [id, bytes]")
+        pairs.append((_str(pair[0], "snapshot_meta.contexts"),
+                      _bytes(pair[1], "snapshot_meta.contexts", MAX_CONTEXT_BYTES)))
+    keys = [k for k, _ in pairs]
+    if keys != sorted(set(keys)) or not set(keys) <= set(ids + learner_ids):
+        raise ValueError("snapshot_meta.contexts: ids sorted, distinct and of members")
     return SnapshotMeta(_int(index, "snapshot_meta.index"), _int(term, "snapshot_meta.term"),
-                        ids, _int(checksum, "snapshot_meta.checksum", _MAX_CHECKSUM))
+                        Membership(ids, learner_ids, tuple(pairs)),
+                        _int(checksum, "snapshot_meta.checksum", _MAX_CHECKSUM))
 
 
 def message_from_plain(obj: Any) -> Message:

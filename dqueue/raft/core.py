@@ -16,8 +16,9 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from dqueue.raft import roles
+from dqueue.raft import reconfig, roles
 from dqueue.raft.log import RaftLog
+from dqueue.raft.membership import ConfChange
 from dqueue.raft.progress import Progress
 from dqueue.raft.types import (
     CAMPAIGN_TRANSFER,
@@ -25,6 +26,7 @@ from dqueue.raft.types import (
     Entry,
     EntryType,
     HardState,
+    Membership,
     Message,
     MessageType,
     PersistedState,
@@ -45,6 +47,7 @@ _VOTE_REQUESTS = (MessageType.REQUEST_VOTE, MessageType.PRE_VOTE)
 _FROM_LEADER = (MessageType.APPEND_ENTRIES, MessageType.HEARTBEAT, MessageType.INSTALL_SNAPSHOT)
 # PROPOSE and READ_INDEX are requests forwarded to the leader, not term-bearing (term 0).
 _FORWARDED = (MessageType.PROPOSE, MessageType.READ_INDEX)
+_FROM_LEADER_ANY = (*_FROM_LEADER, MessageType.TIMEOUT_NOW)
 
 
 # The highest term a peer message may carry. No cluster gets there by elections (2^62 of
@@ -69,7 +72,8 @@ class Raft:
     """One Raft member (Raft section 5), driven by its node.
 
     Args:
-        config: static settings; ``config.members`` is the voter set.
+        config: static settings; ``config.members`` are the bootstrap voters, used only
+            when ``persisted`` holds no configuration (reconfig.initial_history).
         rng: the only source of randomness (election timeouts); seed it for determinism.
         persisted: what the node had on disk, or None for a brand-new member.
         snapshot_validator: a pure predicate on the data of a snapshot received from a
@@ -91,11 +95,17 @@ class Raft:
         self.id = config.id
         self.rng = rng
         state = persisted if persisted is not None else PersistedState()
-        self.members: tuple[str, ...] = config.members
-        self.peers: tuple[str, ...] = tuple(m for m in config.members if m != config.id)
-        self.peer_set = frozenset(self.peers)
-        self.quorum = len(config.members) // 2 + 1
         self.log = RaftLog(state.snapshot, list(state.entries), state.hard_state.commit)
+        # Configurations by index (thesis 4.1); set_membership derives peers, voter_peers, quorum.
+        self.conf_history = reconfig.initial_history(config.members, state, self.log.entries)
+        self.membership: Membership = Membership(())
+        self.peers: tuple[str, ...] = ()
+        self.peer_set: frozenset[str] = frozenset()
+        self.voter_peers: tuple[str, ...] = ()
+        self.quorum = 1
+        self.role = Role.FOLLOWER
+        reconfig.set_membership(self, self.conf_history.current())
+        self.prev_membership = self.membership
         # Persistent state (Raft figure 2): current_term and voted_for.
         self.current_term = state.hard_state.term
         self.voted_for: str | None = state.hard_state.vote
@@ -110,7 +120,6 @@ class Raft:
         # (an older store) means the persisted term, which is no lower: stricter, never unsafe.
         self.catch_up_term = (state.catch_up_term if state.catch_up_term is not None
                               else state.hard_state.term)
-        self.role = Role.FOLLOWER
         self.leader_id: str | None = None
         self.election_elapsed = 0
         self.heartbeat_elapsed = 0
@@ -166,10 +175,14 @@ class Raft:
         Term rules first (Raft figure 2, "All Servers": a higher term makes us a follower;
         a lower term is stale), then the role's step function.
         """
-        if m.term > MAX_PEER_TERM or m.sender not in self.peer_set:
-            # Invariant: current_term stays far below MAX_RAFT_INT (see MAX_PEER_TERM). Only
-            # the other members take part (a vote from anyone else would count toward a
-            # quorum, Raft 5.2); the node's transport authenticates them.
+        if m.term > MAX_PEER_TERM:
+            return  # Invariant: current_term stays far below MAX_RAFT_INT (MAX_PEER_TERM).
+        if m.sender == self.id:
+            return
+        if m.sender not in self.peer_set and not (
+                m.term >= self.current_term and m.type in _FROM_LEADER_ANY):
+            # Only members take part (Raft 5.2), but a leader may not be in our configuration
+            # yet (thesis 4.1: a new member hears from it before it knows it is a member).
             return
         if m.term == 0:
             if m.type not in _FORWARDED:
@@ -227,6 +240,17 @@ class Raft:
         else:
             raise ProposalDropped(self.leader_id)
 
+    def propose_conf_change(self, change: ConfChange) -> None:
+        """Append a single-server membership change (thesis 4.1); it is in force at once.
+
+        Raises:
+            ProposalDropped: not the leader, a transfer is under way, no entry of this
+                leader's term is committed yet, or another change is uncommitted.
+            ValueError: ``change`` does not fit the configuration in force.
+        """
+        after = reconfig.check_can_propose(self, change)
+        self.append_entries((reconfig.conf_entry(change, after),))
+
     def read_index(self, context: bytes) -> None:
         """Ask for a linearizable read point (thesis section 6.4, ReadIndex).
 
@@ -247,8 +271,9 @@ class Raft:
         TimeoutNow. The attempt is abandoned after an election timeout. A no-op on a
         non-leader or for an unknown target.
         """
-        if self.role is not Role.LEADER or target == self.id or target not in self.progress:
-            return
+        if (self.role is not Role.LEADER or target == self.id or target not in self.progress
+                or not self.membership.is_voter(target)):
+            return  # A learner may never lead: it is not counted in any majority.
         if self.lead_transferee == target:
             return
         self.lead_transferee = target
@@ -271,14 +296,16 @@ class Raft:
             raise ValueError(f"cannot compact at {index}: only {self.log.applied} applied")
         term = self.log.term(index)
         assert term is not None  # applied entries above the snapshot are in the log
-        meta = SnapshotMeta(index, term, self.members, snapshot_checksum(data))
+        meta = SnapshotMeta(index, term, self.conf_history.at(index), snapshot_checksum(data))
         self.log.compact(Snapshot(meta, data))
+        self.conf_history.compact(index)
 
     # ----------------------------------------------------------------- output
 
     def has_ready(self) -> bool:
         """True when ``ready()`` would have something to persist, send or apply."""
-        if self.msgs or self.needs_flush or self.needs_read_heartbeat or self.read_states:
+        if (self.msgs or self.needs_flush or self.needs_read_heartbeat or self.read_states
+                or self.prev_membership is not self.membership):
             return True
         log = self.log
         if (log.unstable_from <= log.last_index() or log.pending_snapshot is not None
@@ -317,7 +344,9 @@ class Raft:
             committed_entries=tuple(log.next_committed()),
             messages=tuple(self.msgs),
             read_states=tuple(self.read_states),
+            membership=None if self.prev_membership is self.membership else self.membership,
         )
+        self.prev_membership = self.membership
         if self.msgs:
             self.msgs = []
         if self.read_states:
@@ -370,6 +399,7 @@ class Raft:
             last_index=self.log.last_index(), snapshot_index=self.log.snapshot_index,
             progress={p: pr.to_status() for p, pr in self.progress.items()},
             lead_transferee=self.lead_transferee, catch_up_index=self.catch_up_index,
+            membership=self.membership, removed=reconfig.is_removed(self),
         )
 
     def hard_state(self) -> HardState:
@@ -442,6 +472,10 @@ class Raft:
             # depends on an election taking place (Raft 5.2 gives liveness only).
             self.election_elapsed = 0
             return
+        if not self.membership.is_voter(self.id):
+            # A learner, a removed member or one that joins never campaigns (thesis 4.2.2).
+            self.election_elapsed = 0
+            return
         if self.catch_up_index:
             # A repaired member's own vote is a vote too (see __init__): it waits for a leader
             # to refill its log, even when asked to take over by TimeoutNow.
@@ -465,7 +499,7 @@ class Raft:
             return
         context = CAMPAIGN_TRANSFER if transfer else b""
         last_index, last_term = self.log.last_index(), self.log.last_term()
-        for peer in self.peers:
+        for peer in self.voter_peers:
             self.send(Message(vote_type, peer, self.id, term, log_term=last_term,
                               index=last_index, context=context))
 
@@ -510,7 +544,9 @@ class Raft:
         if self.election_elapsed >= self.config.election_ticks:
             self.election_elapsed = 0
             if self.config.check_quorum:
-                active = 1 + sum(1 for pr in self.progress.values() if pr.recent_active)
+                # Voters only; a leader that removed itself does not count itself (4.2.2).
+                active = (int(self.membership.is_voter(self.id))
+                          + sum(1 for p in self.voter_peers if self.progress[p].recent_active))
                 if active < self.quorum:
                     # Check-quorum (thesis 6.2): a leader cut off from a majority steps down
                     # so that clients look for the real leader.
@@ -545,6 +581,8 @@ class Raft:
             numbered.append(Entry(index, term, entry.type, entry.data))
         self.log.append(numbered)
         self.needs_flush = True
+        if any(e.type is EntryType.CONF_CHANGE for e in numbered):
+            reconfig.sync_membership(self, numbered[0].index)
 
     def maybe_commit(self) -> bool:
         """Leader: commit the highest index stored on a quorum, if it is of the current
@@ -552,8 +590,11 @@ class Raft:
 
         Returns True when the commit index moved.
         """
-        matches = [pr.match_index for pr in self.progress.values()]
-        matches.append(self.log.stable_index)
+        # A majority of the voters in force (thesis 4.1); learners never count, nor a leader
+        # that removed itself (4.2.2).
+        matches = [self.progress[p].match_index for p in self.voter_peers]
+        if self.membership.is_voter(self.id):
+            matches.append(self.log.stable_index)
         matches.sort(reverse=True)
         index = matches[self.quorum - 1]
         if index <= self.log.committed or self.log.term(index) != self.current_term:
@@ -567,4 +608,5 @@ class Raft:
         # follower.
         self.needs_flush = True
         roles.release_reads_before_commit(self)
+        reconfig.on_commit(self)
         return True

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from dqueue.raft import reconfig
 from dqueue.raft.progress import Progress
 from dqueue.raft.types import (
     MAX_ENTRIES_PER_MESSAGE,
@@ -77,6 +78,9 @@ def handle_append_entries(r: Raft, m: Message) -> None:
         return
     last_new = log.maybe_append(m.index, m.log_term, m.commit, m.entries)
     if last_new is not None:
+        if m.entries:
+            # Appended configurations are in force now, truncated ones are not (thesis 4.1).
+            reconfig.sync_membership(r, m.index + 1)
         r.send(Message(_MT.APPEND_ENTRIES_RESPONSE, m.sender, r.id, r.current_term,
                        index=last_new))
         return
@@ -214,6 +218,7 @@ def restore_snapshot(r: Raft, snapshot: Snapshot) -> None:
     if replaces_log(r, snapshot):
         # Step 7: discard the entire log; the state machine restarts from the snapshot.
         log.restore(snapshot)
+        reconfig.reset_to_snapshot(r, meta.index, meta.membership)
     elif meta.index > log.committed:
         # Step 6: the log holds the snapshot's last entry: keep what follows, commit to it.
         log.commit_to(meta.index)
@@ -233,8 +238,8 @@ def step_candidate(r: Raft, m: Message) -> None:
         return
     expected = (_MT.PRE_VOTE_RESPONSE if r.role is Role.PRE_CANDIDATE
                 else _MT.REQUEST_VOTE_RESPONSE)
-    if t is not expected:
-        return
+    if t is not expected or not r.membership.is_voter(m.sender):
+        return  # Only voters' answers count (a learner never votes, thesis 4.1).
     granted, rejected = r.poll(m.sender, not m.reject)
     if granted >= r.quorum:
         if r.role is Role.PRE_CANDIDATE:
@@ -254,12 +259,14 @@ def step_leader(r: Raft, m: Message) -> None:
     if t is _MT.PROPOSE:
         # Forwarded by a follower. Dropped while a transfer runs, like a local proposal.
         if r.lead_transferee is None and m.entries:
-            if all(r.proposal_validator(e.data) for e in m.entries
-                   if e.type is EntryType.NORMAL):
+            if all(e.type is not EntryType.CONF_CHANGE for e in m.entries) and all(
+                    r.proposal_validator(e.data) for e in m.entries
+                    if e.type is EntryType.NORMAL):
                 r.append_entries(m.entries)
             else:
                 # Never appended: committed, an entry no member can apply would stop them
-                # all (the follower's client hears nothing and times out).
+                # all (the follower's client hears nothing and times out). A forwarded
+                # membership change would skip propose_conf_change's checks (thesis 4.1).
                 r.proposals_rejected += 1
         return
     if t is _MT.READ_INDEX:
@@ -456,7 +463,7 @@ def leader_read(r: Raft, context: bytes, requester: str) -> None:
         # Until an entry of its term commits the leader may not know the commit index.
         r.reads_before_commit.append((context, requester))
         return
-    if r.quorum == 1:
+    if r.quorum == 1 and r.membership.is_voter(r.id):
         deliver_read(r, r.log.committed, context, requester)
         return
     r.read_seq += 1
@@ -476,7 +483,9 @@ def confirm_reads(r: Raft) -> None:
     acks = r.read_acks
     while r.pending_reads:
         seq, index, context, requester = r.pending_reads[0]
-        count = 1 + sum(1 for peer in r.peers if acks.get(peer, 0) >= seq)
+        # Voters only; a leader that removed itself does not count itself (thesis 4.2.2).
+        count = (int(r.membership.is_voter(r.id))
+                 + sum(1 for peer in r.voter_peers if acks.get(peer, 0) >= seq))
         if count < r.quorum:
             return
         r.pending_reads.pop(0)

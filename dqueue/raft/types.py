@@ -51,13 +51,60 @@ class ProposalDropped(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Membership:
+    """A cluster configuration: who votes, who only replicates (dqueue/raft/membership.py).
+
+    Attributes:
+        voters: the members whose votes count (elections, commit, ReadIndex, check-quorum).
+            Empty only on a member that joins and has not yet heard its configuration.
+        learners: members that receive the log and snapshots but never vote nor count
+            toward a majority (etcd-io/raft's learners).
+        contexts: ``(id, bytes)`` pairs sorted by id: the opaque bytes the node attached to a
+            member when it was added (its addresses and public key).
+    """
+
+    voters: tuple[str, ...]
+    learners: tuple[str, ...] = ()
+    contexts: tuple[tuple[str, bytes], ...] = ()
+
+    def quorum(self) -> int:
+        """Votes that make a majority of the voters (Raft 5.2)."""
+        return len(self.voters) // 2 + 1
+
+    def is_voter(self, member_id: str) -> bool:
+        """Whether ``member_id`` votes in this configuration."""
+        return member_id in self.voters
+
+    def is_learner(self, member_id: str) -> bool:
+        """Whether ``member_id`` is a learner in this configuration."""
+        return member_id in self.learners
+
+    def is_member(self, member_id: str) -> bool:
+        """Whether ``member_id`` is a voter or a learner."""
+        return member_id in self.voters or member_id in self.learners
+
+    def members(self) -> tuple[str, ...]:
+        """Voters then learners."""
+        return self.voters + self.learners
+
+    def context_of(self, member_id: str) -> bytes:
+        """The context bytes of ``member_id`` (empty when none was given)."""
+        for key, value in self.contexts:
+            if key == member_id:
+                return value
+        return b""
+
+
+@dataclass(frozen=True, slots=True)
 class RaftConfig:
     """Static settings of one Raft member, passed down as a value.
 
     Attributes:
         id: this member's id.
-        members: the voters, this member included. Kept as a value so that membership
-            changes can later replace it without reshaping the core.
+        members: the BOOTSTRAP voters, this member included, used only when the persisted
+            state holds no configuration (no snapshot and no conf-change entry). Empty for a
+            member started to join a running cluster: it has no configuration until the
+            leader sends one, and never campaigns until one makes it a voter.
         election_ticks: base election timeout; each follower draws its timeout uniformly
             from ``[election_ticks, 2 * election_ticks)`` (Raft section 5.2).
         heartbeat_ticks: ticks between a leader's heartbeats; must be < election_ticks.
@@ -87,7 +134,7 @@ class RaftConfig:
     check_quorum: bool = True
 
     def __post_init__(self) -> None:
-        if self.id not in self.members:
+        if self.members and self.id not in self.members:
             raise ValueError(f"id {self.id!r} is not one of the members {self.members!r}")
         if len(set(self.members)) != len(self.members):
             raise ValueError("members must be distinct")
@@ -130,6 +177,7 @@ class EntryType(IntEnum):
 
     NORMAL = 0
     NOOP = 1  # appended by a new leader so that it can commit (Raft section 5.4.2, 8)
+    CONF_CHANGE = 2  # a membership change; data: membership.encode_conf_entry (thesis 4.1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +214,8 @@ class SnapshotMeta:
     Attributes:
         index: last included index.
         term: term of the last included entry.
-        members: the voters at ``index``.
+        membership: the configuration in force at ``index`` (the latest conf-change entry at
+            or below it, else the one the log started with).
         checksum: ``snapshot_checksum`` of the whole snapshot's data, set where the snapshot
             is taken (``Raft.compact``) or loaded; a follower installs a snapshot received in
             chunks only when its assembled bytes match it (roles.handle_install_snapshot).
@@ -174,7 +223,7 @@ class SnapshotMeta:
 
     index: int
     term: int
-    members: tuple[str, ...]
+    membership: Membership
     checksum: int
 
 
@@ -319,6 +368,9 @@ class Ready:
     4. restore ``snapshot`` into the state machine, apply ``committed_entries`` (unless done in
        step 1), serve ``read_states`` whose index is applied;
     5. call ``advance(ready)``.
+
+    ``membership`` is the configuration in force when it changed in this Ready (thesis 4.1:
+    it takes effect when appended, not when committed).
     """
 
     soft_state: SoftState | None = None
@@ -328,6 +380,9 @@ class Ready:
     committed_entries: tuple[Entry, ...] = ()
     messages: tuple[Message, ...] = ()
     read_states: tuple[ReadState, ...] = ()
+    # The configuration in force, when it changed since the last Ready (an entry appended or
+    # truncated, a snapshot installed): the node connects to and drops peers by it.
+    membership: Membership | None = None
 
 
 class ProgressState(StrEnum):
@@ -364,3 +419,5 @@ class Status:
     progress: dict[str, PeerStatus] = field(default_factory=dict)
     lead_transferee: str | None = None
     catch_up_index: int = 0
+    membership: Membership = Membership(())
+    removed: bool = False

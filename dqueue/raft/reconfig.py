@@ -1,0 +1,144 @@
+"""How the Raft core (dqueue.raft.core.Raft) keeps its configuration in step with its log.
+
+Single-server changes (thesis section 4.1): a configuration takes effect on a member as soon
+as its CONF_CHANGE entry is appended, and a truncated entry reverts to the configuration
+before it (``sync_membership``). A leader proposes a change only once it committed an entry
+of its own term and while no other change is uncommitted (``check_can_propose``), and a
+leader that removed itself leads until the removal commits, without counting itself, then
+steps down (thesis 4.2.2, ``on_commit``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from dqueue.raft.membership import (
+    ConfChange,
+    ConfigHistory,
+    apply_conf_change,
+    decode_conf_entry,
+    encode_conf_entry,
+)
+from dqueue.raft.progress import Progress
+from dqueue.raft.types import Entry, EntryType, Membership, PersistedState, ProposalDropped, Role
+
+if TYPE_CHECKING:
+    from dqueue.raft.core import Raft
+
+
+def initial_history(bootstrap: tuple[str, ...], state: PersistedState,
+                    entries: list[Entry]) -> ConfigHistory:
+    """The configurations of a (re)started member: the snapshot's, else the bootstrap
+    voters (``RaftConfig.members``, empty for a member that joins), then those of the conf
+    entries in its stored log ``entries`` (the log after the snapshot)."""
+    if state.snapshot is not None:
+        history = ConfigHistory(state.snapshot.meta.index, state.snapshot.meta.membership)
+    else:
+        history = ConfigHistory(0, Membership(voters=bootstrap))
+    for entry in entries:
+        if entry.type is EntryType.CONF_CHANGE:
+            history.append(entry.index, conf_of(entry))
+    return history
+
+
+def conf_of(entry: Entry) -> Membership:
+    """The configuration a CONF_CHANGE entry sets. The entry is in a log already: the codec
+    checked it on the way in (or this member's own leader wrote it), so a failure here is a
+    bug or a corrupted store, and is raised (never skipped: members would diverge)."""
+    return decode_conf_entry(entry.data)[1]
+
+
+def set_membership(r: Raft, m: Membership) -> None:
+    """Make ``m`` the configuration ``r`` acts on (peers, quorum, a leader's progress).
+
+    Peers (who gets the log, whose messages are heard) are the members of ``m`` and of the
+    configuration committed: a member a pending change removes still gets that entry, so it
+    learns it was removed (Status.removed). Voters and quorum are ``m``'s alone (4.1).
+    """
+    r.membership = m
+    committed = r.conf_history.at(r.log.committed).members()
+    r.peers = tuple(x for x in dict.fromkeys(m.members() + committed) if x != r.id)
+    r.peer_set = frozenset(r.peers)
+    r.voter_peers = tuple(x for x in m.voters if x != r.id)
+    r.quorum = m.quorum()
+    if r.role is Role.LEADER:
+        next_index = r.log.last_index() + 1
+        for peer in r.peers:
+            if peer not in r.progress:
+                # A new member: probe it from the end of the log (Raft 5.3).
+                r.progress[peer] = Progress(next_index, r.config.max_inflight_msgs)
+                r.needs_flush = True
+        for peer in [p for p in r.progress if p not in r.peer_set]:
+            del r.progress[peer]
+            r.read_acks.pop(peer, None)
+            r.append_pending.discard(peer)
+        if r.lead_transferee is not None and r.lead_transferee not in r.voter_peers:
+            r.lead_transferee = None
+
+
+def sync_membership(r: Raft, from_index: int) -> None:
+    """The log changed from ``from_index`` on (appended, or truncated and appended): drop
+    the configurations of entries no longer there and take those of the entries now there
+    (thesis 4.1: a configuration is in force once appended, gone once truncated)."""
+    history: ConfigHistory = r.conf_history
+    before = history.current()
+    history.truncate_from(from_index)
+    last = r.log.last_index()
+    if from_index <= last:
+        for entry in r.log.slice(max(from_index, r.log.first_index()), last + 1):
+            if entry.type is EntryType.CONF_CHANGE:
+                history.append(entry.index, conf_of(entry))
+    if history.current() != before:
+        set_membership(r, history.current())
+
+
+def reset_to_snapshot(r: Raft, index: int, m: Membership) -> None:
+    """A snapshot replaced the whole log: its configuration is the one in force."""
+    before = r.conf_history.current()
+    r.conf_history.reset(index, m)
+    if m != before:
+        set_membership(r, m)
+
+
+def check_can_propose(r: Raft, change: ConfChange) -> Membership:
+    """The configuration ``change`` would make, when the leader may propose it now.
+
+    Raises:
+        ProposalDropped: not the leader, a transfer is under way, the leader has not yet
+            committed an entry of its term (thesis 4.1's fix: until then an uncommitted
+            change of an earlier leader may still be in the log of others), or a change is
+            uncommitted (one at a time, thesis 4.1).
+        ValueError: the change does not fit the configuration in force.
+    """
+    if r.role is not Role.LEADER:
+        raise ProposalDropped(r.leader_id)
+    if r.lead_transferee is not None:
+        raise ProposalDropped(r.lead_transferee)
+    log = r.log
+    if log.term(log.committed) != r.current_term:
+        raise ProposalDropped(r.id)
+    if r.conf_history.last_index() > log.committed:
+        raise ProposalDropped(r.id)
+    return apply_conf_change(r.membership, change)
+
+
+def conf_entry(change: ConfChange, after: Membership) -> Entry:
+    """The unnumbered entry that carries ``change`` (the leader numbers it)."""
+    return Entry(0, 0, EntryType.CONF_CHANGE, encode_conf_entry(change, after))
+
+
+def on_commit(r: Raft) -> None:
+    """The leader's commit index moved. A change that committed stops replication to the
+    members it removed; a leader that is no voter in the configuration in force steps down
+    once it commits (thesis 4.2.2); until then it leads without counting itself."""
+    if len(r.peers) != len(r.membership.members()) - r.membership.is_member(r.id):
+        set_membership(r, r.membership)
+    if (r.role is Role.LEADER and not r.membership.is_voter(r.id)
+            and r.conf_history.last_index() <= r.log.committed):
+        r.become_follower(r.current_term, None)
+
+
+def is_removed(r: Raft) -> bool:
+    """This member has a configuration, and is not in it."""
+    m = r.membership
+    return bool(m.voters) and not m.is_member(r.id)

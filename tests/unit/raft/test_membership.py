@@ -1,0 +1,408 @@
+"""Membership changes in the pure core: single-server changes with learners (thesis 4.1).
+
+Each test names the dissertation section (Ongaro, "Consensus: Bridging Theory and Practice",
+chapter 4) whose rule it checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+
+import pytest
+
+from dqueue.raft import (
+    ConfChange,
+    ConfChangeKind,
+    Entry,
+    EntryType,
+    HardState,
+    Membership,
+    Message,
+    MessageType,
+    PersistedState,
+    ProposalDropped,
+    Raft,
+    RaftConfig,
+    Role,
+    apply_conf_change,
+    decode_conf_change,
+    encode_conf_change,
+    message_from_plain,
+    message_to_plain,
+)
+from dqueue.raft.membership import decode_conf_entry, encode_conf_entry
+from dqueue.sim import SimDisk
+from tests.unit.raft.harness import Net
+
+K = ConfChangeKind
+MT = MessageType
+THREE = Membership(("n1", "n2", "n3"))
+
+
+class GrowingNet(Net):
+    """A Net whose members can be added at runtime (started to join: no configuration)."""
+
+    def join(self, node_id: str) -> None:
+        self.ids = (*self.ids, node_id)
+        self.disks[node_id] = SimDisk()
+        self.applied[node_id] = []
+        self.read_states[node_id] = []
+        config = RaftConfig(node_id, (), **self.config)  # type: ignore[arg-type]
+        self.nodes[node_id] = Raft(config, random.Random(f"{self.seed}-{node_id}"))
+
+    def restart(self, node_id: str) -> None:
+        config = self.nodes[node_id].config
+        self.nodes[node_id] = Raft(config, random.Random(f"{self.seed}-{node_id}-r"),
+                                   self.disks[node_id].state)
+        self.applied[node_id] = []
+
+    def propose_conf(self, leader: str, kind: ConfChangeKind, node_id: str) -> None:
+        change = ConfChange(kind, node_id, b"ctx-" + node_id.encode())
+        self.nodes[leader].propose_conf_change(change)
+        self.settle()
+
+
+def three_with_leader() -> GrowingNet:
+    net = GrowingNet(3)
+    net.elect("n1")
+    net.settle()
+    return net
+
+
+def committed_with(net: Net, leader: str, value: bytes) -> bool:
+    net.nodes[leader].propose(value)
+    net.settle()
+    return value in net.values(leader)
+
+
+# ------------------------------------------------------------------ values and codecs
+
+
+def test_conf_change_and_conf_entry_round_trip():
+    change = ConfChange(K.ADD_LEARNER, "n4", b"\x00addr")
+    assert decode_conf_change(encode_conf_change(change)) == change
+    after = apply_conf_change(THREE, change)
+    assert after == Membership(("n1", "n2", "n3"), ("n4",), (("n4", b"\x00addr"),))
+    assert decode_conf_entry(encode_conf_entry(change, after)) == (change, after)
+
+
+def test_malformed_conf_data_raises_value_error_only():
+    good = encode_conf_entry(ConfChange(K.ADD_LEARNER, "n4"),
+                             apply_conf_change(THREE, ConfChange(K.ADD_LEARNER, "n4")))
+    rng = random.Random(3)
+    for cut in range(len(good)):
+        with pytest.raises(ValueError):
+            decode_conf_entry(good[:cut])
+    with pytest.raises(ValueError):
+        decode_conf_entry(good + b"\x00")
+    for _ in range(300):
+        data = bytearray(good)
+        data[rng.randrange(len(data))] = rng.randrange(256)
+        with contextlib.suppress(ValueError):
+            decode_conf_entry(bytes(data))
+    # An entry whose configuration contradicts its change (REMOVE, yet still a member).
+    with pytest.raises(ValueError):
+        decode_conf_entry(encode_conf_entry(ConfChange(K.REMOVE, "n3"), THREE))
+
+
+def test_invalid_changes_are_refused():
+    """Thesis 4.1: one server added or removed per change, a learner promoted (4.2.1)."""
+    with pytest.raises(ValueError):
+        apply_conf_change(THREE, ConfChange(K.ADD_LEARNER, "n2"))
+    with pytest.raises(ValueError):
+        apply_conf_change(THREE, ConfChange(K.PROMOTE, "n2"))
+    with pytest.raises(ValueError):
+        apply_conf_change(THREE, ConfChange(K.REMOVE, "n9"))
+    with pytest.raises(ValueError):
+        apply_conf_change(Membership(("n1",)), ConfChange(K.REMOVE, "n1"))
+    with pytest.raises(ValueError):
+        apply_conf_change(THREE, ConfChange(K.ADD_LEARNER, ""))
+    with pytest.raises(ValueError):
+        apply_conf_change(THREE, ConfChange(K.ADD_LEARNER, "n4", b"x" * 5000))
+
+
+def test_codec_checks_conf_change_entries_and_carries_learners_in_snapshot_meta():
+    net = three_with_leader()
+    net.propose_conf("n1", K.ADD_LEARNER, "n4")
+    entry = net.nodes["n1"].log.entries[-1]
+    assert entry.type is EntryType.CONF_CHANGE
+    msg = Message(MT.APPEND_ENTRIES, "n2", "n1", entry.term, index=entry.index - 1,
+                  log_term=entry.term, entries=(entry,))
+    assert message_from_plain(message_to_plain(msg)) == msg
+    plain = message_to_plain(msg)
+    plain[6] = [[entry.index, entry.term, int(EntryType.CONF_CHANGE), b"\x01garbage"]]
+    with pytest.raises(ValueError, match="membership change"):
+        message_from_plain(plain)
+
+
+# ------------------------------------------------------------------ proposing
+
+
+def test_only_a_leader_with_a_committed_entry_of_its_term_proposes_one_change_at_a_time():
+    """Thesis 4.1 (the fix to single-server changes): a leader may not change the
+    configuration until it committed an entry of its term, and one change is in flight."""
+    net = GrowingNet(3)
+    net.join("n4")
+    net.join("n5")
+    with pytest.raises(ProposalDropped):
+        net.nodes["n2"].propose_conf_change(ConfChange(K.ADD_LEARNER, "n4"))
+    n1 = net.nodes["n1"]
+    n1.campaign(False)
+    net.process_ready("n1")
+    net.inbox.clear()
+    n1.step(Message(MT.REQUEST_VOTE_RESPONSE, "n1", "n2", n1.current_term))
+    assert n1.role is Role.LEADER  # its NOOP is appended, not committed
+    with pytest.raises(ProposalDropped):
+        n1.propose_conf_change(ConfChange(K.ADD_LEARNER, "n4"))
+    net.settle()
+    net.tick("n1", 2)
+    assert n1.log.term(n1.log.committed) == n1.current_term
+    net.isolate("n1")
+    n1.propose_conf_change(ConfChange(K.ADD_LEARNER, "n4"))
+    with pytest.raises(ProposalDropped):
+        n1.propose_conf_change(ConfChange(K.ADD_LEARNER, "n5"))
+    net.heal()
+    net.tick("n1", 2)
+    assert n1.log.committed == n1.log.last_index()
+    with pytest.raises(ValueError):
+        n1.propose_conf_change(ConfChange(K.ADD_LEARNER, "n4"))  # a learner already
+    n1.propose_conf_change(ConfChange(K.ADD_LEARNER, "n5"))
+    assert n1.membership.learners == ("n4", "n5")
+
+
+def test_a_forwarded_conf_change_is_dropped_by_the_leader():
+    """Thesis 4.1: every change goes through the leader's checks; a PROPOSE carrying a
+    CONF_CHANGE entry would skip them."""
+    net = three_with_leader()
+    data = encode_conf_entry(ConfChange(K.ADD_LEARNER, "n4"),
+                             apply_conf_change(THREE, ConfChange(K.ADD_LEARNER, "n4")))
+    before = net.nodes["n1"].log.last_index()
+    net.nodes["n1"].step(Message(MT.PROPOSE, "n1", "n2", 0,
+                                 entries=(Entry(0, 0, EntryType.CONF_CHANGE, data),)))
+    assert net.nodes["n1"].log.last_index() == before
+    assert net.nodes["n1"].membership == THREE
+
+
+# ------------------------------------------------------------------ learners
+
+
+def test_a_joining_learner_receives_the_log_and_never_campaigns():
+    """Thesis 4.2.1 (catching up new servers): a learner gets the log without a vote; a member
+    started with no configuration waits for the leader (4.1)."""
+    net = three_with_leader()
+    assert committed_with(net, "n1", b"before")
+    net.join("n4")
+    n4 = net.nodes["n4"]
+    assert n4.membership.voters == () and not n4.status().removed
+    net.tick("n4", 100)  # never campaigns without a configuration
+    assert n4.role is Role.FOLLOWER and n4.current_term == 0
+    net.propose_conf("n1", K.ADD_LEARNER, "n4")
+    assert committed_with(net, "n1", b"after")
+    assert net.values("n4") == [b"before", b"after"]
+    assert n4.membership.learners == ("n4",)
+    assert n4.membership.context_of("n4") == b"ctx-n4"
+    net.tick("n4", 100)  # a learner never campaigns
+    assert n4.role is Role.FOLLOWER
+    assert net.nodes["n1"].status().progress["n4"].match_index == net.nodes["n1"].log.last_index()
+
+
+def test_a_learner_never_counts_toward_commit_or_read_quorum():
+    """Thesis 4.2.1: a learner is not counted in majorities (commit, ReadIndex 6.4)."""
+    net = three_with_leader()
+    net.join("n4")
+    net.propose_conf("n1", K.ADD_LEARNER, "n4")
+    net.cut |= {(a, b) for a in ("n2", "n3") for b in net.ids if a != b}
+    net.cut |= {(b, a) for a in ("n2", "n3") for b in net.ids if a != b}
+    leader = net.nodes["n1"]
+    commit = leader.log.committed
+    leader.propose(b"x")
+    net.settle()
+    # n1 and n4 store it: two of four members, but only one of three voters.
+    assert net.nodes["n4"].log.last_index() == leader.log.last_index()
+    assert leader.log.committed == commit
+    leader.read_index(b"r")
+    net.settle()
+    assert net.read_states["n1"] == []
+    net.heal()
+    net.tick("n1", 3)
+    assert leader.log.committed == leader.log.last_index()
+
+
+def test_a_learner_never_votes_and_transfer_to_it_is_refused():
+    """Thesis 4.2.1: only voters' answers count; a learner may not be made leader (3.10)."""
+    net = three_with_leader()
+    net.join("n4")
+    net.propose_conf("n1", K.ADD_LEARNER, "n4")
+    leader = net.nodes["n1"]
+    leader.transfer_leadership("n4")
+    assert leader.lead_transferee is None
+    n2 = net.nodes["n2"]
+    net.isolate("n1")
+    n2.campaign(False)
+    net.process_ready("n2")
+    net.inbox.clear()
+    n2.step(Message(MT.REQUEST_VOTE_RESPONSE, "n2", "n4", n2.current_term))
+    assert n2.role is Role.CANDIDATE  # the learner's vote counted for nothing
+
+
+# ------------------------------------------------------------------ appended, not committed
+
+
+def test_a_configuration_takes_effect_when_appended_and_reverts_when_truncated():
+    """Thesis 4.1: a server uses the latest configuration in its log, committed or not; when
+    the entry is removed (log truncated) it reverts to the previous one."""
+    net = three_with_leader()
+    n1 = net.nodes["n1"]
+    net.isolate("n1")
+    n1.propose_conf_change(ConfChange(K.ADD_LEARNER, "n4"))
+    net.settle()
+    assert n1.membership.learners == ("n4",)  # in force on the leader, not committed
+    assert n1.log.committed < n1.log.last_index()
+    for _ in range(40):
+        net.tick("n2")
+        net.tick("n3")
+        if net.nodes["n2"].role is Role.LEADER or net.nodes["n3"].role is Role.LEADER:
+            break
+    new = "n2" if net.nodes["n2"].role is Role.LEADER else "n3"
+    assert net.nodes[new].role is Role.LEADER
+    assert committed_with(net, new, b"other")
+    net.heal()
+    net.tick(new, 4)
+    assert n1.role is Role.FOLLOWER and b"other" in net.values("n1")
+    assert n1.membership == THREE  # the truncated change is reverted
+    assert n1.conf_history.last_index() == 0
+
+
+def test_ready_reports_the_configuration_when_it_changes():
+    """The node learns the configuration in force from Ready.membership (appended: 4.1)."""
+    net = three_with_leader()
+    leader = net.nodes["n1"]
+    leader.propose_conf_change(ConfChange(K.ADD_LEARNER, "n4"))
+    ready = leader.ready()
+    assert ready.membership is not None and ready.membership.learners == ("n4",)
+    leader.advance(ready)
+    assert leader.ready().membership is None
+
+
+# ------------------------------------------------------------------ promotion and removal
+
+
+def test_promotion_makes_the_learner_count_in_the_majority():
+    """Thesis 4.1: adding one voter to three makes a majority of three of four."""
+    net = three_with_leader()
+    net.join("n4")
+    net.propose_conf("n1", K.ADD_LEARNER, "n4")
+    net.propose_conf("n1", K.PROMOTE, "n4")
+    leader = net.nodes["n1"]
+    assert leader.membership.voters == ("n1", "n2", "n3", "n4") and leader.quorum == 3
+    assert all(net.nodes[i].membership == leader.membership for i in net.ids)
+    net.isolate("n2")
+    net.isolate("n3")
+    commit = leader.log.committed
+    leader.propose(b"y")
+    net.settle()
+    assert leader.log.committed == commit  # two of four voters is no majority
+    net.heal()
+    net.tick("n1", 6)
+    assert b"y" in net.values("n4")
+
+
+def test_a_leader_that_removes_itself_leads_until_the_change_commits_then_steps_down():
+    """Thesis 4.2.2: the leader manages the cluster without counting itself until the entry
+    removing it commits, then steps down; a removed server never campaigns."""
+    net = three_with_leader()
+    leader = net.nodes["n1"]
+    net.cut |= {("n2", "n1"), ("n3", "n1")}
+    leader.propose_conf_change(ConfChange(K.REMOVE, "n1"))
+    net.settle()
+    assert leader.role is Role.LEADER and leader.membership.voters == ("n2", "n3")
+    assert leader.status().removed
+    net.heal()
+    net.tick("n1", 3)
+    assert leader.log.committed >= leader.conf_history.last_index()
+    assert leader.role is Role.FOLLOWER
+    net.tick("n1", 100)
+    assert leader.role is Role.FOLLOWER
+    for _ in range(60):
+        net.tick("n2")
+        net.tick("n3")
+    new = net.leader()
+    assert new in ("n2", "n3")
+    assert committed_with(net, new, b"without n1")
+    assert b"without n1" not in net.values("n1")
+
+
+def test_a_removed_server_does_not_disrupt_the_cluster():
+    """Thesis 4.2.3: a removed server must not disrupt the cluster: it never campaigns once
+    it appended its removal, and members ignore its vote requests if it missed it."""
+    net = three_with_leader()
+    net.propose_conf("n1", K.REMOVE, "n3")
+    net.tick("n1", 3)
+    leader = net.nodes["n1"]
+    term = leader.current_term
+    assert leader.membership.voters == ("n1", "n2")
+    n3 = net.nodes["n3"]
+    assert n3.status().removed  # it got the entry that removes it (4.2.2)
+    for _ in range(60):
+        net.tick("n3")
+        net.tick("n1")
+    assert n3.current_term == term and n3.role is Role.FOLLOWER  # never campaigns
+    for vote in (MT.PRE_VOTE, MT.REQUEST_VOTE):
+        for target in ("n1", "n2"):
+            # As a removed member that missed its removal would; members ignore it.
+            net.nodes[target].step(Message(vote, target, "n3", term + 5, log_term=term + 5,
+                                           index=10 ** 6))
+    net.settle()
+    assert leader.role is Role.LEADER and leader.current_term == term
+    assert net.nodes["n2"].current_term == term
+    assert committed_with(net, "n1", b"still")
+
+
+def test_restart_takes_the_configuration_from_the_log_not_the_bootstrap():
+    """Thesis 4.1: the configuration is the latest in the persisted log (4.4 for snapshots)."""
+    net = three_with_leader()
+    net.join("n4")
+    net.propose_conf("n1", K.ADD_LEARNER, "n4")
+    net.propose_conf("n1", K.PROMOTE, "n4")
+    expected = net.nodes["n1"].membership
+    for node_id in ("n2", "n4"):
+        net.restart(node_id)
+        assert net.nodes[node_id].membership == expected
+    # And from a snapshot: its meta carries the configuration.
+    n2 = net.nodes["n2"]
+    net.tick("n1", 4)
+    assert n2.log.applied == n2.log.last_index()
+    n2.compact(n2.log.applied, b"state")
+    assert n2.log.snapshot is not None and n2.log.snapshot.meta.membership == expected
+    state = PersistedState(HardState(n2.current_term, None, n2.log.committed), n2.log.snapshot,
+                           [])
+    again = Raft(RaftConfig("n2", ("n1", "n2", "n3")), random.Random(1), state)
+    assert again.membership == expected
+
+
+def test_a_learner_catches_up_through_a_snapshot():
+    """Thesis 4.2.1 with 5.1: a new member far behind gets a snapshot, and its configuration."""
+    net = three_with_leader()
+    for i in range(5):
+        assert committed_with(net, "n1", b"v%d" % i)
+    leader = net.nodes["n1"]
+    leader.compact(leader.log.applied, b"snap")
+    net.join("n4")
+    net.propose_conf("n1", K.ADD_LEARNER, "n4")
+    net.tick("n1", 4)
+    n4 = net.nodes["n4"]
+    assert n4.log.snapshot_index >= leader.log.snapshot_index > 0
+    assert n4.membership == leader.membership
+
+
+def test_messages_from_strangers_are_ignored_except_a_leaders():
+    """Members ignore ids outside their configuration, except a leader of a term >= theirs
+    (thesis 4.1: a new member hears from the leader before it knows it is a member)."""
+    raft = Raft(RaftConfig("n4", ()), random.Random(1))
+    raft.step(Message(MT.REQUEST_VOTE, "n4", "n1", 3, index=0, log_term=0))
+    assert raft.current_term == 0 and raft.ready().messages == ()
+    raft.step(Message(MT.HEARTBEAT, "n4", "n1", 3))
+    assert raft.current_term == 3 and raft.leader_id == "n1"
+    raft.step(Message(MT.HEARTBEAT, "n4", "n9", 2))
+    assert raft.leader_id == "n1"
