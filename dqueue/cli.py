@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from dqueue import __version__, cli_queues
+from dqueue import __version__, cli_queues, cli_schedules
 from dqueue.client.errors import (
     DQueueError,
     InvalidState,
@@ -248,6 +248,10 @@ def cmd_queue(client: Client, args: argparse.Namespace, out: TextIO) -> int:
     return cli_queues.run(client, args, out, _json_or, table)
 
 
+def cmd_schedule(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    return cli_schedules.run(client, args, out, _json_or, table)
+
+
 def cmd_cluster(client: Client, args: argparse.Namespace, out: TextIO) -> int:
     cluster = client.cluster()
     return _json_or(args, out, cluster, cluster_view(cluster))
@@ -402,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = dsub.add_parser("purge", parents=[common], help="delete dead tasks")
     sp.add_argument("--type")
     cli_queues.add_parser(sub, common, cmd_queue)
+    cli_schedules.add_parser(sub, common, cmd_schedule)
     cluster = add("cluster", cmd_cluster, "cluster membership and replication")
     cluster.add_subparsers(dest="cluster_command", required=True,
                            metavar="ACTION").add_parser("status", parents=[common],

@@ -15,6 +15,7 @@ import falcon
 from prometheus_client import CollectorRegistry
 
 from dqueue.api import dlq, queues, sqs_messages, sqs_queues, status, tasks, ui_routes
+from dqueue.api import schedules as schedule_routes
 from dqueue.api.auth import AuthMiddleware, load_token_file
 from dqueue.api.coalesce import EnqueueCoalescer
 from dqueue.api.deps import ApiDeps, new_task_id
@@ -94,6 +95,7 @@ def create_app(
     app.add_route("/queues/{name}", queues.QueueItem(deps))
     app.add_route("/queues/{name}/purge", queues.QueuePurge(deps))
     app.add_route("/queues/{name}/move", queues.QueueMove(deps))
+    schedule_routes.register(app, deps)
     app.add_route("/health", status.Health(deps))
     app.add_route("/ready", status.Ready(deps))
     app.add_route("/stats", status.Stats(deps))

@@ -72,6 +72,12 @@ ROUTE_ROLES: Mapping[tuple[str, str], str] = {
     ("DELETE", "/queues/{name}"): "admin",
     ("POST", "/queues/{name}/purge"): "admin",
     ("POST", "/queues/{name}/move"): "admin",
+    ("GET", "/schedules"): "read",
+    ("GET", "/schedules/{name}"): "read",
+    ("PUT", "/schedules/{name}"): "admin",
+    ("DELETE", "/schedules/{name}"): "admin",
+    ("POST", "/schedules/{name}/pause"): "admin",
+    ("POST", "/schedules/{name}/resume"): "admin",
 }
 # Routes answered without a token while ``api.open_health`` is true (probes and scrapers).
 OPEN_HEALTH_ROUTES = frozenset({("GET", "/health"), ("GET", "/ready"), ("GET", "/metrics"),

@@ -19,7 +19,7 @@ from dqueue.api.tasks import (
     LEASE_FIELDS,
     NACK_FIELDS,
 )
-from dqueue.queue import fields
+from dqueue.queue import fields, schedules
 
 _REF = "#/components/schemas/"
 _JSON = "application/json"
@@ -185,6 +185,7 @@ REQUEST_FIELDS = {
     "RedriveRequest": REDRIVE_FIELDS,
     "QueueSettings": SETTING_FIELDS,
     "MoveRequest": MOVE_FIELDS,
+    "ScheduleRequest": schedules.SPEC_FIELDS,
 }
 
 
@@ -273,6 +274,19 @@ def queue_schemas(queue_name: dict[str, Any], seconds: dict[str, Any],
             "settings": {"type": "object", "properties": settings}, "counts": counts,
             "depth": {"type": "integer", "description": "pending plus leased"},
             "dead_letter_sources": {"type": "array", "items": queue_name}}},
+        "ScheduleRequest": {"type": "object", "additionalProperties": False, "properties": {
+            "cron": {"type": "string", "description": "five fields: minute hour day month "
+                                                      "weekday"},
+            "timezone": {"type": "string", "description": "IANA zone of cron; default UTC"},
+            "every_seconds": {"type": "integer", "minimum": 1,
+                              "maximum": schedules.EVERY_SECONDS.high},
+            "task": {"type": "object", "properties": {
+                "queue": queue_name, "type": {"type": "string"}, "payload": {},
+                "priority": {"type": "integer"}, "max_retries": {"type": "integer"}},
+                "required": ["type"]},
+            "paused": {"type": "boolean"},
+            "catch_up": {"type": "string", "enum": list(schedules.CATCH_UP)}},
+            "required": ["task"]},
         "MoveRequest": {"type": "object", "additionalProperties": False, "properties": {
             "destination": queue_name,
             "max_tasks": {"type": "integer", "minimum": 1,
@@ -314,6 +328,34 @@ def queue_paths() -> dict[str, Any]:
                 "200": _json_response("How many were moved.", counted), **missing,
                 **_BODY_ERRORS}, parameters=name,
             requestBody=_body("MoveRequest", required=False))},
+    }
+
+
+def _schedule_paths() -> dict[str, Any]:
+    """The periodic schedule resources (docs/schedules.md)."""
+    name = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]
+    schedule = _json_response("The schedule.", {"type": "object"})
+    missing = {"404": _error("No such schedule.")}
+    return {
+        "/schedules": {"get": _op("Every schedule, in creation order.", {
+            "200": _json_response("The schedules.", {"type": "object", "properties": {
+                "schedules": {"type": "array", "items": {"type": "object"}}}}),
+            **_COMMON_ERRORS})},
+        "/schedules/{name}": {
+            "put": _op("Create or replace a schedule (slots before now never fire).", {
+                "201": schedule, "200": schedule, **_BODY_ERRORS,
+            }, parameters=name, requestBody=_body("ScheduleRequest")),
+            "get": _op("A schedule, its last and next slots.", {
+                "200": schedule, **missing, **_COMMON_ERRORS}, parameters=name),
+            "delete": _op("Delete a schedule (its tasks stay).", {
+                "200": _json_response("Deleted.", {"type": "object"}), **missing,
+                **_BODY_ERRORS}, parameters=name),
+        },
+        "/schedules/{name}/pause": {"post": _op("Pause: no slot fires until resumed.", {
+            "200": schedule, **missing, **_COMMON_ERRORS}, parameters=name)},
+        "/schedules/{name}/resume": {"post": _op(
+            "Resume; slots passed while paused are skipped.", {
+                "200": schedule, **missing, **_COMMON_ERRORS}, parameters=name)},
     }
 
 
@@ -364,7 +406,8 @@ def openapi_document() -> dict[str, Any]:
             "description": "A distributed task queue replicated by Raft. Any node answers; "
                            "writes are answered after commit on a majority.",
         },
-        "paths": _with_roles({**_task_paths(), **queue_paths(), **_node_paths()}),
+        "paths": _with_roles({**_task_paths(), **queue_paths(), **_schedule_paths(),
+                              **_node_paths()}),
         "components": {"schemas": _schemas(), "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer",
                        "description": "A token from `dqueue-cli tokens add`, needed when the "

@@ -34,6 +34,7 @@ from dqueue.client.errors import (
     error_from_code,
 )
 from dqueue.client.queue_admin import QueueAdmin
+from dqueue.client.schedule_admin import ScheduleAdmin
 from dqueue.client.task import Task
 from dqueue.protocol.errors import ErrorCode
 from dqueue.queue.fields import MAX_BATCH
@@ -109,7 +110,7 @@ def normalize_url(url: str, *, default_host: str = "127.0.0.1") -> str:
     return f"{parts.scheme}://{host}:{port}"
 
 
-class Client(QueueAdmin):
+class Client(QueueAdmin, ScheduleAdmin):
     """A dqueue client over HTTP.
 
     Args:

@@ -1,6 +1,7 @@
 """Read queries of the IPC protocol: queue reads and the node's own health, cluster and metrics.
 
-Queue reads (``get``, ``stats``, ``list``, ``queues``, ``queue``) run against the applied queue
+Queue reads (``get``, ``stats``, ``list``, ``queues``, ``queue``, ``schedules``,
+``schedule``) run against the applied queue
 state once the read point is reached (ReadIndex) or at once for stale reads. ``health``,
 ``cluster`` and ``metrics`` describe this node and are always answered locally, leader or not.
 """
@@ -12,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from dqueue.queue import InvalidCommand
+from dqueue.queue.schedule_admin import ScheduleBook
 from dqueue.raft import Status
 
-QUEUE_OPS = frozenset({"get", "stats", "list", "queues", "queue"})
+QUEUE_OPS = frozenset({"get", "stats", "list", "queues", "queue", "schedules", "schedule"})
 LOCAL_OPS = frozenset({"health", "cluster", "metrics"})
 _QUERY_KEYS = {
     "get": {"op", "id"},
@@ -22,6 +24,8 @@ _QUERY_KEYS = {
     "list": {"op", "status", "type", "limit", "cursor", "queue"},
     "queues": {"op", "prefix"},
     "queue": {"op", "name"},
+    "schedules": {"op"},
+    "schedule": {"op", "name"},
     "health": {"op"},
     "cluster": {"op"},
     "metrics": {"op"},
@@ -30,6 +34,8 @@ _QUERY_KEYS = {
 
 class QueueReads(Protocol):
     """The reads of the applied queue state (``QueueState``) that the queries run."""
+
+    schedules: ScheduleBook
 
     def get_task(self, task_id: str) -> dict[str, Any] | None:
         """The plain form of a task, or None."""
@@ -68,6 +74,8 @@ def check_query(query: Mapping[str, Any]) -> str:
         raise BadQuery(f"{extra[0]}: unknown field for {op}")
     if op == "get" and (not isinstance(query.get("id"), str) or not query["id"]):
         raise BadQuery("id: must be a non-empty string")
+    if op == "schedule" and (not isinstance(query.get("name"), str) or not query["name"]):
+        raise BadQuery("name: must be a non-empty string")
     if op == "queue" and (not isinstance(query.get("name"), str) or not query["name"]):
         raise BadQuery("name: must be a non-empty string")
     if op == "queues" and not isinstance(query.get("prefix") or "", str):
@@ -106,6 +114,10 @@ def run_queue_query(queue: QueueReads, query: Mapping[str, Any],
         return {"queues": queue.list_queues(query.get("prefix"))}
     if op == "queue":
         return queue.get_queue(query["name"])
+    if op == "schedules":
+        return {"schedules": queue.schedules.list_plain()}
+    if op == "schedule":
+        return queue.schedules.get_plain(query["name"])
     limit = query.get("limit")
     try:
         return queue.list_tasks(

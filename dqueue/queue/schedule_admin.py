@@ -28,8 +28,9 @@ from dqueue.queue.schedules import ScheduleSpec
 if TYPE_CHECKING:
     from dqueue.queue.state import QueueState
 
-SCHEDULE_NOT_FOUND = "schedule_not_found"
-TOO_MANY_SCHEDULES = "too_many_schedules"
+# Outcome codes the HTTP API already maps (404, 409); the message names the schedule.
+SCHEDULE_NOT_FOUND = "not_found"
+TOO_MANY_SCHEDULES = "invalid_state"
 #: A slot this late when the clock passes it is missed (catch-up policy decides).
 MISSED_AFTER_MS = 10_000
 #: ``ScheduleBook.due_ms`` when nothing is due ever: greater than any clock.
@@ -115,6 +116,15 @@ class ScheduleBook:
         slots = [record.next_slot_ms for record in self.records.values()
                  if record.next_slot_ms is not None]
         self.due_ms = min(slots) if slots else NEVER_MS
+
+    def list_plain(self) -> list[dict[str, Any]]:
+        """Every schedule, in creation order, as reads show it."""
+        return [record.to_plain() for record in self.records.values()]
+
+    def get_plain(self, name: str) -> dict[str, Any] | None:
+        """One schedule as reads show it, or None."""
+        record = self.records.get(name)
+        return None if record is None else record.to_plain()
 
     def to_snapshot(self) -> list[dict[str, Any]] | None:
         """The schedules as a snapshot holds them; None when there are none."""
@@ -261,13 +271,12 @@ def pause_schedule(state: QueueState, cmd: schedules.PauseSchedule, index: int) 
 
 def list_schedules(state: QueueState) -> list[dict[str, Any]]:
     """Every schedule, in creation order, as reads show it."""
-    return [record.to_plain() for record in state.schedules.records.values()]
+    return state.schedules.list_plain()
 
 
 def get_schedule(state: QueueState, name: str) -> dict[str, Any] | None:
     """One schedule as reads show it, or None."""
-    record = state.schedules.records.get(name)
-    return None if record is None else record.to_plain()
+    return state.schedules.get_plain(name)
 
 
 #: Command type -> handler, for ``QueueState``'s handler table.

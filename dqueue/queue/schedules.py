@@ -23,7 +23,7 @@ from dqueue.queue.fields import DEFAULT_QUEUE, InvalidCommand
 CATCH_UP = ("skip", "latest")
 EVERY_SECONDS = fields.IntRule(1, 31 * 86_400)
 MAX_SCHEDULES = 1_000
-_SPEC_KEYS = frozenset({"cron", "timezone", "every_seconds", "task", "paused", "catch_up"})
+SPEC_FIELDS = frozenset({"cron", "timezone", "every_seconds", "task", "paused", "catch_up"})
 _TASK_KEYS = frozenset({"queue", "type", "payload", "priority", "max_retries"})
 
 
@@ -114,9 +114,9 @@ def check_spec(obj: Any, prefix: str = "") -> ScheduleSpec:
     if not isinstance(obj, Mapping):
         raise InvalidCommand(prefix.rstrip(".") or "schedule", "a schedule must be an object")
     for key in obj:
-        if key not in _SPEC_KEYS:
+        if key not in SPEC_FIELDS:
             raise InvalidCommand(prefix + str(key), "unknown field; known: "
-                                 + ", ".join(sorted(_SPEC_KEYS)))
+                                 + ", ".join(sorted(SPEC_FIELDS)))
     expression, every = obj.get("cron"), obj.get("every_seconds")
     if (expression is None) == (every is None):
         raise InvalidCommand(prefix + "cron", "give cron or every_seconds, exactly one")

@@ -75,7 +75,7 @@ class FakeRaft:
             raise self.fail_with
         self.reads.append(query)
         op = query["op"]
-        if op in ("get", "list", "queues", "queue"):
+        if op in ("get", "list", "queues", "queue", "schedules", "schedule"):
             return self.queue.read(query)
         if op == "stats":
             return {**self.queue.read(query), "raft": {"node_id": "n1", "term": 3}}

@@ -44,6 +44,13 @@ REQUESTS = {
     ("DELETE", "/queues/{name}"): ("/queues/q1", None),
     ("POST", "/queues/{name}/purge"): ("/queues/default/purge", {}),
     ("POST", "/queues/{name}/move"): ("/queues/default/move", {}),
+    ("GET", "/schedules"): ("/schedules", None),
+    ("GET", "/schedules/{name}"): ("/schedules/s1", None),
+    ("PUT", "/schedules/{name}"): ("/schedules/s1", {"every_seconds": 60,
+                                                      "task": {"type": "t"}}),
+    ("DELETE", "/schedules/{name}"): ("/schedules/s1", None),
+    ("POST", "/schedules/{name}/pause"): ("/schedules/s1/pause", {}),
+    ("POST", "/schedules/{name}/resume"): ("/schedules/s1/resume", {}),
 }
 
 
