@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from dqueue.api.errors import ApiError
+from dqueue.api.message_size import too_large
 from dqueue.api.sqs_service import SqsContext, sqs_error_of
 from dqueue.protocol.errors import ErrorCode
 from dqueue.queue import fields
@@ -148,10 +149,11 @@ def message_bytes(entry: dict[str, Any]) -> int:
 
 
 def _check_size(ctx: SqsContext, name: str, entry: dict[str, Any], where: str) -> int:
-    """The message's size, or InvalidParameterValue past the queue's MaximumMessageSize."""
+    """The message's size, or InvalidParameterValue past the queue's MaximumMessageSize (the
+    HTTP API's rule too: dqueue/api/message_size.py)."""
     size = message_bytes(entry)
     limit = int(_queue_settings(ctx, name).get("max_message_bytes") or 0)
-    if limit and size > limit:
+    if too_large(size, limit):
         raise SqsError(SqsCode.INVALID_PARAMETER_VALUE,
                        f"{where}MessageBody: the message is {size} bytes, more than the "
                        f"queue's MaximumMessageSize {limit}")

@@ -18,6 +18,7 @@ from dqueue.api.errors import ApiError, invalid
 from dqueue.api.fencing import lease_token
 from dqueue.api.longpoll import RETRY_AFTER_S as POLL_RETRY_AFTER_S
 from dqueue.api.longpoll import WAIT_REFUSED_HEADER
+from dqueue.api.message_size import QueueLimits, payload_message_bytes, too_large
 from dqueue.api.render import render_task
 from dqueue.logs import log_event
 from dqueue.queue import fields
@@ -116,6 +117,21 @@ def _checked_task_plain(
     return task
 
 
+def check_message_sizes(limits: QueueLimits, tasks: list[dict[str, Any]],
+                        prefixes: list[str]) -> None:
+    """Refuse, with a 400 naming ``<prefix>payload``, the first task whose message is larger
+    than its queue's ``max_message_bytes`` (dqueue/api/message_size.py: the rule SQS's
+    SendMessage follows too). A payload is measured only when its queue sets a limit."""
+    for task, prefix in zip(tasks, prefixes, strict=True):
+        limit = limits.max_message_bytes(task.get("queue") or fields.DEFAULT_QUEUE)
+        if limit:
+            size = payload_message_bytes(task.get("payload"))
+            if too_large(size, limit):
+                raise invalid(prefix + "payload",
+                              f"{prefix}payload: the message is {size} bytes, more than the "
+                              f"queue's max_message_bytes {limit}")
+
+
 def _enqueue(deps: ApiDeps, tasks: list[dict[str, Any]], body_bytes: int,
              show_lease: bool) -> list[dict[str, Any]]:
     """Commit the tasks; return them rendered, each with its duplicate flag (a duplicate may
@@ -140,10 +156,12 @@ class TaskCollection:
 
     def __init__(self, deps: ApiDeps) -> None:
         self._deps = deps
+        self._limits = QueueLimits(lambda query: deps.read(query, stale=True))
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = v.read_json_body(req, self._deps.config.max_body_bytes)
         task_plain = new_task_plain(body, self._deps)
+        check_message_sizes(self._limits, [task_plain], [""])
         [task] = _enqueue(self._deps, [task_plain], req.content_length or 0,
                           may_see_leases(req))
         send_json(resp, falcon.HTTP_200 if task["duplicate"] else falcon.HTTP_201, task)
@@ -180,6 +198,7 @@ class TaskBatch:
 
     def __init__(self, deps: ApiDeps) -> None:
         self._deps = deps
+        self._limits = QueueLimits(lambda query: deps.read(query, stale=True))
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = v.read_json_body(req, self._deps.config.max_body_bytes)
@@ -190,6 +209,7 @@ class TaskBatch:
         ids = self._deps.new_ids(len(items))
         tasks = [new_task_plain(item, self._deps, f"tasks[{i}].", ids[i])
                  for i, item in enumerate(items)]
+        check_message_sizes(self._limits, tasks, [f"tasks[{i}]." for i in range(len(tasks))])
         rendered = _enqueue(self._deps, tasks, req.content_length or 0, may_see_leases(req))
         send_json(resp, falcon.HTTP_201, {"tasks": rendered})
 
@@ -307,6 +327,21 @@ class TaskNack(_TaskAction):
         if task.get("status") == "dead":
             log_event(logger, logging.INFO, "task_dead_lettered", task_id=task.get("id"),
                       type=task.get("type"), attempts=task.get("attempts"))
+
+
+class TaskRelease(_TaskAction):
+    """``POST /tasks/{id}/release``: the lease holder hands the task back unstarted (pending
+    now, its attempt not counted)."""
+
+    fields = ACK_FIELDS
+    required = ("worker_id",)
+
+    def build(self, task_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return {"op": "release", **_lease_holder(task_id, body)}
+
+    def counted(self, task: dict[str, Any]) -> None:
+        log_event(logger, logging.INFO, "task_released", task_id=task.get("id"),
+                  type=task.get("type"), attempts=task.get("attempts"))
 
 
 class TaskExtend(_TaskAction):
