@@ -87,6 +87,7 @@ def create_app(
     app.add_route("/tasks/{id}", tasks.TaskItem(deps))
     app.add_route("/tasks/{id}/ack", tasks.TaskAck(deps))
     app.add_route("/tasks/{id}/nack", tasks.TaskNack(deps))
+    app.add_route("/tasks/{id}/release", tasks.TaskRelease(deps))
     app.add_route("/tasks/{id}/extend", tasks.TaskExtend(deps))
     app.add_route("/tasks/{id}/cancel", tasks.TaskCancel(deps))
     app.add_route("/dlq/redrive", dlq.DlqRedrive(deps))

@@ -53,6 +53,7 @@ ROUTE_ROLES: Mapping[tuple[str, str], str] = {
     ("POST", "/tasks/{id}/ack"): "consume",
     ("POST", "/tasks/{id}/nack"): "consume",
     ("POST", "/tasks/{id}/extend"): "consume",
+    ("POST", "/tasks/{id}/release"): "consume",
     ("GET", "/tasks"): "read",
     ("GET", "/tasks/{id}"): "read",
     ("GET", "/stats"): "read",

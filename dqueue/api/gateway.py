@@ -9,7 +9,7 @@ Long-poll leases are forwarded in slices of at most ``lease_slice_ms``: an empty
 re-issued while the worker is alive and its wait lasts, so a worker that went silent (no
 message for ``liveness_ms``) or said ``bye`` has its waiting requests dropped within one slice.
 The gateway never leases more tasks for a request than its ``max_tasks``. Tasks that a slice
-leased after its worker was dropped are handed back (their lease cut to ``HAND_BACK_LEASE_MS``);
+leased after its worker was dropped are handed back (released: pending now, no attempt spent);
 tasks already delivered to a worker that then dies expire by the visibility timeout as usual.
 
 Acks are coalesced (``dqueue/api/ack_hold.py`` says when held acks go): those that arrive from
@@ -71,7 +71,6 @@ MAX_WAITING_LEASES = 256
 MAX_BURST = 256  # messages read from one socket before looking at the other
 MAX_RID_CHARS = 64
 REPLY_GRACE_MS = 1_000
-HAND_BACK_LEASE_MS = 1  # lease left to a task handed back: it is visible again at once
 # Largest worker message the gateway accepts: an ack_many of MAX_ACK_BATCH items of the longest
 # ids and tokens is under 0.5 MiB. ZeroMQ drops the connection of a peer that sends more, before
 # allocating it (a 100 MB frame once grew the API process to 331 MiB).
@@ -494,8 +493,9 @@ class WorkerGateway:
         lease = task.get("lease") if isinstance(task, dict) else None
         if not isinstance(lease, dict):
             return
-        cmd = {"op": "extend", "id": task.get("id"), "worker_id": lease.get("worker_id"),
-               "token": lease.get("token"), "lease_ms": HAND_BACK_LEASE_MS}
+        # A release: pending at once, and the attempt the lease counted is not spent.
+        cmd = {"op": "release", "id": task.get("id"), "worker_id": lease.get("worker_id"),
+               "token": lease.get("token")}
         self._handed_back.inc()
         self._forward(Pending(b"", None, _HANDBACK, cmd, 0.0, dropped=True), ipc, router,
                       time.monotonic())

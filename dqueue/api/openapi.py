@@ -243,6 +243,8 @@ def _task_paths() -> dict[str, Any]:
         "/tasks/{id}/nack": action("Fail a leased task (retry with backoff or dead-letter).",
                                    "NackRequest"),
         "/tasks/{id}/extend": action("Extend a lease.", "ExtendRequest"),
+        "/tasks/{id}/release": action("Hand a leased task back unstarted (no attempt "
+                                      "counted).", "AckRequest"),
         "/tasks/{id}/cancel": action("Cancel a pending task.", None),
     }
 

@@ -25,6 +25,9 @@ _NACK_KEYS = _ACK_KEYS | {"reason", "dead_letter"}
 _EXTEND_KEYS = _ACK_KEYS | {"lease_ms"}
 _ACK_MANY_KEYS = frozenset({"rid", "worker_id", "items"})
 _ACK_ITEM_KEYS = frozenset({"id", "token"})
+# The requests of a lease holder about one task, and their fields.
+_HOLDER_KEYS = {b"ack": _ACK_KEYS, b"nack": _NACK_KEYS, b"extend": _EXTEND_KEYS,
+                b"release": _ACK_KEYS}
 
 
 class RequestError(Exception):
@@ -114,8 +117,8 @@ def command_of(kind: bytes, body: dict[str, Any], max_wait_ms: int,
             if queues is not None:
                 cmd["queues"] = queues
             return cmd, wait_ms
-        if kind in (b"ack", b"nack", b"extend"):
-            keys = {b"ack": _ACK_KEYS, b"nack": _NACK_KEYS, b"extend": _EXTEND_KEYS}[kind]
+        if kind in _HOLDER_KEYS:
+            keys = _HOLDER_KEYS[kind]
             v.check_keys(body, keys, ("id", "worker_id"))
             cmd: dict[str, Any] = {"op": kind.decode(),
                                    "id": v.opt_text(body, "id", fields.TASK_ID),

@@ -297,6 +297,11 @@ class Client(QueueAdmin, ScheduleAdmin):
             extra["dead_letter"] = True
         return self._lease_op(task, "nack", worker_id, extra)
 
+    def release(self, task: Task | str, *, worker_id: str | None = None) -> Task:
+        """Hand a leased task back unstarted: pending at once, its attempt not counted
+        (``max_retries`` is not used up). Raises LeaseConflict if the lease is not ours."""
+        return self._lease_op(task, "release", worker_id, {})
+
     def extend(
         self, task: Task | str, lease_seconds: float | None = None, *, worker_id: str | None = None
     ) -> Task:

@@ -260,6 +260,11 @@ class ZmqWorkerClient:
         body["lease_ms"] = lease_ms
         return self._send(WorkerKind.EXTEND, body)
 
+    def send_release(self, task: Task) -> Any:
+        """Hand ``task`` back unstarted (pending now, no attempt counted). Returns the request
+        id."""
+        return self._send(WorkerKind.RELEASE, self._lease_fields(task))
+
     def send_enqueue(self, tasks: Sequence[dict[str, Any]]) -> Any:
         """Enqueue the task bodies of docs/worker-protocol.md (``type``, ``payload``...): one
         as ``enqueue``, more (up to 1,000) as ``enqueue_batch``; the ``enqueued`` reply comes
@@ -390,6 +395,10 @@ class ZmqWorkerClient:
         """Fail ``task``: retried after backoff, or dead-lettered."""
         return self._task_of(self._call(lambda: self.send_nack(task, reason,
                                                                dead_letter=dead_letter)))
+
+    def release(self, task: Task) -> Task:
+        """Hand ``task`` back unstarted: pending at once, its attempt not counted."""
+        return self._task_of(self._call(lambda: self.send_release(task)))
 
     def extend(self, task: Task, lease_seconds: float | None = None) -> Task:
         """Move the lease's expiry to ``lease_seconds`` from now (the default when None)."""

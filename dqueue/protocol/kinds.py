@@ -38,6 +38,7 @@ class WorkerKind(bytes, Enum):
     ACK_MANY = b"ack_many"
     NACK = b"nack"
     EXTEND = b"extend"
+    RELEASE = b"release"  # hand a leased task back unstarted: no attempt counted
     PING = b"ping"
     BYE = b"bye"
     ENQUEUE = b"enqueue"  # a producer's task (dqueue/api/gateway_producer.py)
@@ -52,6 +53,7 @@ class WorkerKind(bytes, Enum):
 
 
 WORKER_REQUESTS = frozenset({WorkerKind.LEASE, WorkerKind.ACK, WorkerKind.ACK_MANY,
-                             WorkerKind.NACK, WorkerKind.EXTEND, WorkerKind.PING, WorkerKind.BYE,
-                             WorkerKind.ENQUEUE, WorkerKind.ENQUEUE_BATCH})
+                             WorkerKind.NACK, WorkerKind.EXTEND, WorkerKind.RELEASE,
+                             WorkerKind.PING, WorkerKind.BYE, WorkerKind.ENQUEUE,
+                             WorkerKind.ENQUEUE_BATCH})
 PRODUCER_REQUESTS = frozenset({WorkerKind.ENQUEUE, WorkerKind.ENQUEUE_BATCH})

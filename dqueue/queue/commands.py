@@ -28,6 +28,8 @@ from dqueue.queue.queues import (
     PurgeQueue,
     UpdateQueue,
 )
+from dqueue.queue.release import PARSERS as RELEASE_PARSERS
+from dqueue.queue.release import Release
 from dqueue.queue.schedules import PARSERS as SCHEDULE_PARSERS
 from dqueue.queue.schedules import DeleteSchedule, PauseSchedule, PutSchedule
 
@@ -248,7 +250,7 @@ class Configure:
 
 Command = (Enqueue | Lease | Ack | AckBatch | Nack | Extend | Cancel | Redrive | Purge | Tick
            | Configure | CreateQueue | UpdateQueue | DeleteQueue | PurgeQueue | MoveTasks
-           | PutSchedule | DeleteSchedule | PauseSchedule)
+           | PutSchedule | DeleteSchedule | PauseSchedule | Release)
 
 
 # ---------------------------------------------------------------- cheap construction
@@ -539,6 +541,7 @@ _PARSERS = {
     "configure": (_configure, {"settings"}),
     **QUEUE_PARSERS,
     **SCHEDULE_PARSERS,
+    **RELEASE_PARSERS,
 }
 _ALLOWED = {op: frozenset(keys | {"op", "now_ms"}) for op, (_, keys) in _PARSERS.items()}
 

@@ -35,6 +35,7 @@ from dqueue.queue.outcomes import fail as _fail
 from dqueue.queue.outcomes import ok as _ok
 from dqueue.queue.queue_admin import QUEUE_NOT_FOUND, QueueRecord
 from dqueue.queue.queues import QueueSettings
+from dqueue.queue.release import HANDLERS as RELEASE_HANDLERS
 from dqueue.queue.schedule_admin import HANDLERS as SCHEDULE_HANDLERS
 from dqueue.queue.schedule_admin import NEVER_MS, ScheduleBook, fire_due
 from dqueue.queue.sessions import Sessions
@@ -100,7 +101,7 @@ class QueueState:
             queues.DeleteQueue: queue_admin.delete_queue,
             queues.PurgeQueue: queue_admin.purge_queue,
             queues.MoveTasks: queue_admin.move_tasks,
-            **SCHEDULE_HANDLERS,
+            **SCHEDULE_HANDLERS, **RELEASE_HANDLERS,
         }
         self._clear()
 

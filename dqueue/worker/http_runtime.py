@@ -16,7 +16,13 @@ from dqueue.client.errors import DQueueError, Forbidden, LeaseConflict, Unauthor
 from dqueue.client.http_client import Client, RetryPolicy
 from dqueue.client.task import Task
 from dqueue.worker.app import Completion, Verdict, Worker
-from dqueue.worker.runtime import RuntimeConfig, State, WorkerRuntime, backoff_s
+from dqueue.worker.runtime import (
+    SHUTDOWN_REASON,
+    RuntimeConfig,
+    State,
+    WorkerRuntime,
+    backoff_s,
+)
 
 log = logging.getLogger("dqueue.worker")
 
@@ -95,8 +101,11 @@ class HttpRuntime(WorkerRuntime):
         while not self._extender_done.is_set() and not self._stop_now.is_set():
             now = time.monotonic()
             self._maybe_tune_capacity(now)
-            for task in self._to_release(now):
-                self._release(task)
+            for task, started in self._to_release(now):
+                if started:
+                    self._nack_unfinished(task)
+                else:
+                    self._release(task)
             for task in self._due_for_extension(now):
                 try:
                     client.extend(task, self.config.lease_ms / 1000)
@@ -109,14 +118,25 @@ class HttpRuntime(WorkerRuntime):
             self._extender_done.wait(EXTENDER_TICK_S)
 
     def _release(self, task: Task) -> None:
-        """Hand a task back: its lease ends ``release_ms`` from now."""
+        """Hand back a task that did not start: pending at once, no attempt spent."""
         self._settle(task.id)
         try:
-            self.client.extend(task, self.config.release_ms / 1000)
+            self.client.release(task)
             with self._lock:
                 self.counts.released += 1
+            log.info("task_released task_id=%s type=%s attempt=%d", task.id, task.type,
+                     task.attempts)
         except DQueueError as exc:
-            log.warning("hand-back of %s failed (its lease will expire): %s", task.id, exc)
+            log.warning("release of %s failed (its lease will expire): %s", task.id, exc)
+        self._forget(task.id)
+
+    def _nack_unfinished(self, task: Task) -> None:
+        """Fail a task whose handler outlived the shutdown's grace period."""
+        self._settle(task.id)
+        try:
+            self.client.nack(task, SHUTDOWN_REASON)
+        except DQueueError as exc:
+            log.warning("nack of %s failed (its lease will expire): %s", task.id, exc)
         self._forget(task.id)
 
     def _send_completion(self, completion: Completion) -> None:

@@ -13,11 +13,11 @@ Hot path (what one task costs): the transport thread registers a leased batch an
 tasks under one lock hold; a handler thread takes a task, runs it, and in one further lock hold
 records its verdict and takes the next task, so a busy handler thread never sleeps between tasks.
 
-Shutdown: the first SIGTERM (or ``drain()``) stops leasing, hands back the buffered tasks at once,
-and lets running handlers finish for up to ``grace_ms``; whatever still runs then is handed back
-too (its result will be dropped). "Handing back" sets the lease to expire ``release_ms`` from now,
-so another worker gets the task at once. A second SIGTERM (or ``stop_now()``) stops at once:
-leases still held expire by the visibility timeout.
+Shutdown: the first SIGTERM (or ``drain()``) stops leasing, releases the buffered tasks at once
+(the ``release`` command: pending again, visible now, no attempt spent), and lets running handlers
+finish for up to ``grace_ms``; whatever still runs then is nacked (an attempt it did use; its
+result will be dropped). A second SIGTERM (or ``stop_now()``) stops at once: leases still held
+expire by the visibility timeout, and count as attempts, as a crash's do.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ from dqueue.client.task import Task
 from dqueue.worker.app import Completion, TaskContext, Verdict, Worker, run_handler
 
 log = logging.getLogger("dqueue.worker")
+#: The nack reason of a task whose handler still ran when the shutdown's grace period ended.
+SHUTDOWN_REASON = "WorkerShutdown: the grace period ended before the handler returned"
 
 AUTO_BUFFER_S = 0.1  # automatic prefetch: the work of this long at the handlers' recent rate
 MAX_AUTO_PREFETCH = 100  # ... and at most this many buffered tasks (one lease request's maximum)
@@ -63,7 +65,6 @@ class RuntimeConfig:
         lease_ms: Lease asked for, and given again by each extension.
         wait_ms: Long-poll wait of one lease request.
         grace_ms: How long a drain lets running handlers finish.
-        release_ms: Lease left to a task handed back, so that it is redelivered at once.
         request_timeout_ms: How long a request may go unanswered before it is sent again.
     """
 
@@ -75,7 +76,6 @@ class RuntimeConfig:
     lease_ms: int = 30_000
     wait_ms: int = 5_000
     grace_ms: int = 30_000
-    release_ms: int = 1
     request_timeout_ms: int = 10_000
 
     @property
@@ -344,11 +344,12 @@ class WorkerRuntime:
             held = self._held.get(task_id)
             return bool(held and held.lost)
 
-    def _to_release(self, now: float) -> list[Task]:
-        """In a drain: buffered tasks at once, running ones after the grace period."""
+    def _to_release(self, now: float) -> list[tuple[Task, bool]]:
+        """In a drain: buffered tasks at once, running ones after the grace period; each with
+        whether it started (a started one is nacked with ``SHUTDOWN_REASON``, not released)."""
         if self.state is State.RUNNING:
             return []
-        out: list[Task] = []
+        out: list[tuple[Task, bool]] = []
         with self._lock:
             grace_over = self._drain_deadline is not None and now >= self._drain_deadline
             for held in self._held.values():
@@ -357,7 +358,7 @@ class WorkerRuntime:
                 held.finished = True
                 if held.running:
                     held.lost = True  # its handler's result will be dropped
-                out.append(held.task)
+                out.append((held.task, held.running))
         return out
 
     def _is_drained(self) -> bool:

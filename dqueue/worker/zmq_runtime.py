@@ -35,7 +35,13 @@ from dqueue.client.worker_keys import WorkerKeys
 from dqueue.client.zmq_client import Reply, ZmqWorkerClient
 from dqueue.protocol.errors import ErrorCode
 from dqueue.worker.app import Completion, Verdict, Worker
-from dqueue.worker.runtime import RuntimeConfig, State, WorkerRuntime, backoff_s
+from dqueue.worker.runtime import (
+    SHUTDOWN_REASON,
+    RuntimeConfig,
+    State,
+    WorkerRuntime,
+    backoff_s,
+)
 
 log = logging.getLogger("dqueue.worker")
 
@@ -171,9 +177,12 @@ class ZmqRuntime(WorkerRuntime):
                         with contextlib.suppress(Unavailable):
                             client.send_bye()
                         bye_sent, bye_at = True, now
-                    for task in self._to_release(now):
-                        self._request("release", [task], now,
-                                      lease_s=self.config.release_ms / 1000)
+                    for task, started in self._to_release(now):
+                        if started:  # outlived the grace period: an attempt it did use
+                            self._settle(task.id)
+                            self._request("nack", [task], now, reason=SHUTDOWN_REASON)
+                        else:
+                            self._request("release", [task], now)
                     lease_settled = not self._leases or now - bye_at > LEASE_SETTLE_S
                     if (self._is_drained() and not self._pending and not self._retries
                             and lease_settled):
@@ -318,6 +327,8 @@ class ZmqRuntime(WorkerRuntime):
                 rid = client.send_ack(task)
             elif op in ("nack", "dead_letter"):
                 rid = client.send_nack(task, reason, dead_letter=op == "dead_letter")
+            elif op == "release":
+                rid = client.send_release(task)
             else:
                 rid = client.send_extend(task, None if lease_s is None
                                          else max(1, int(lease_s * 1000)))
@@ -370,7 +381,7 @@ class ZmqRuntime(WorkerRuntime):
                 return
             self._lease_attempt = 0
             for task in self._accept(list(reply.tasks)):
-                self._request("release", [task], now, lease_s=self.config.release_ms / 1000)
+                self._request("release", [task], now)
             return
         if reply.kind == "tasks" and reply.tasks:
             # A lease answered after we gave up on it: the tasks are ours all the same. Hand
@@ -379,7 +390,7 @@ class ZmqRuntime(WorkerRuntime):
             tasks = list(reply.tasks)
             back = self._accept(tasks[:free]) + self._accept_finished(tasks[free:])
             for task in back:
-                self._request("release", [task], now, lease_s=self.config.release_ms / 1000)
+                self._request("release", [task], now)
             return
         req = self._pending.pop(reply.rid, None)
         if req is None:
@@ -403,6 +414,8 @@ class ZmqRuntime(WorkerRuntime):
         elif req.op == "release":
             with self._lock:
                 self.counts.released += 1
+            log.info("task_released task_id=%s type=%s attempt=%d", task.id, task.type,
+                     task.attempts)
         self._forget(task.id)
 
     def _handle_acked(self, req: Request, reply: Reply, now: float) -> None:
