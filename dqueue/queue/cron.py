@@ -120,11 +120,16 @@ def _to_ms(local: datetime, tz: ZoneInfo) -> int:
     return int(aware.astimezone(UTC).timestamp()) * 1000
 
 
+def _is_number(text: str) -> bool:
+    """ASCII digits only (``str.isdigit`` also takes ``²``, which ``int`` refuses)."""
+    return text.isascii() and text.isdigit()
+
+
 def _value(text: str, name: str, low: int, high: int, names: dict[str, int]) -> int:
     lowered = text.lower()
     if lowered in names:
         return names[lowered]
-    if not text.isdigit():
+    if not _is_number(text):
         raise CronError(f"{name}: {text!r} is not a number" + (
             " or a name" if names else ""))
     number = int(text)
@@ -139,7 +144,7 @@ def _field(text: str, name: str, low: int, high: int, names: dict[str, int]) -> 
         base, slash, step_text = part.partition("/")
         step = 1
         if slash:
-            if not step_text.isdigit() or int(step_text) < 1:
+            if not _is_number(step_text) or int(step_text) < 1:
                 raise CronError(f"{name}: step {step_text!r} must be a positive number")
             step = int(step_text)
         if base == "*":
@@ -167,7 +172,7 @@ def check_zone(zone: object) -> str:
         raise CronError("timezone must be an IANA time zone name, such as Europe/Paris")
     try:
         ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise CronError(f"timezone: unknown time zone {zone!r}") from None
     return zone
 

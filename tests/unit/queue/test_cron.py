@@ -94,6 +94,8 @@ def test_leap_day() -> None:
     ("* * 0 * *", "day_of_month"), ("* * * 13 *", "month"), ("* * * * 8", "day_of_week"),
     ("*/0 * * * *", "step"), ("5-1 * * * *", "backwards"), ("x * * * *", "minute"),
     ("* * * foo *", "month"), ("0 0 31 2 *", "no month"), ("", "5 fields"),
+    ("\u00b2 * * * *", "minute"), ("*/\u00b2 * * * *", "step"), ("1-\u0661 * * * *", "minute"),
+    ("-1 * * * *", "minute"), ("1,,2 * * * *", "minute"), (5, "string"),
 ])
 def test_bad_expressions_name_the_field(expression: str, message: str) -> None:
     with pytest.raises(cron.CronError, match=message):
