@@ -73,6 +73,7 @@ def render_task(task: dict[str, Any], show_lease: bool) -> dict[str, Any]:
             "source_queue": task["source_queue"],
         }
     out = render_times(task)
+    out.pop("seq", None)  # a FIFO task's log-order number: SQS's SequenceNumber, not shown here
     lease = out.get("lease")
     if isinstance(lease, dict):
         out["lease"] = render_times(lease) if show_lease else _public_lease(lease)

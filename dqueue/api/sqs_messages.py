@@ -23,6 +23,7 @@ from dqueue.protocol.errors import ErrorCode
 from dqueue.queue import fields
 from dqueue.sqs.errors import SqsCode, SqsError
 from dqueue.sqs.md5 import md5_of_attributes, md5_of_body
+from dqueue.sqs.messages import sequence_number
 from dqueue.sqs.names import (
     Account,
     Receipt,
@@ -124,12 +125,15 @@ def _message_parts(task: dict[str, Any]) -> tuple[str, dict[str, Any], str | Non
     return json.dumps(payload, separators=(",", ":")), {}, None
 
 
-def _sent(entry_id: str | None, task_id: str, entry: dict[str, Any]) -> dict[str, Any]:
+def _sent(entry_id: str | None, task_id: str, entry: dict[str, Any],
+          seq: int | None = None) -> dict[str, Any]:
     result: dict[str, Any] = {"MessageId": task_id,
                               "MD5OfMessageBody": md5_of_body(entry["MessageBody"])}
     attributes_md5 = md5_of_attributes(entry.get("MessageAttributes") or {})
     if attributes_md5 is not None:
         result["MD5OfMessageAttributes"] = attributes_md5
+    if seq is not None:  # FIFO queues only
+        result["SequenceNumber"] = sequence_number(seq)
     if entry_id is not None:
         result = {"Id": entry_id, **result}
     return result
@@ -166,20 +170,29 @@ def send_message(ctx: SqsContext, request: SqsRequest, account: Account) -> dict
     size = _check_size(ctx, name, request.params, "")
     fifo = fifo_fields(ctx, name, request.params, "")
     [task_id] = ctx.deps.new_ids(1)
-    return _sent(None, _enqueue_one(ctx, {**task_of(ctx, request.params, name, task_id),
-                                          **fifo}, size), request.params)
+    sent_id, seq = _enqueue_one(ctx, {**task_of(ctx, request.params, name, task_id), **fifo},
+                                size)
+    return _sent(None, sent_id, request.params, seq)
 
 
-def _enqueue_one(ctx: SqsContext, task: dict[str, Any], size: int) -> str:
-    """Enqueue one task; its id, or the original's when its FIFO deduplication id was seen
-    (SQS answers a duplicate as if it were sent, with the first message's id)."""
+def _enqueue_one(ctx: SqsContext, task: dict[str, Any], size: int) -> tuple[str, int | None]:
+    """Enqueue one task; its id and FIFO seq (None outside FIFO queues), or the original's
+    when its FIFO deduplication id was seen (SQS answers a duplicate as if it were sent, with
+    the first message's id and sequence number)."""
     try:
         value = ctx.deps.enqueue([task], size)
     except ApiError as exc:
         if exc.code == ErrorCode.IDEMPOTENCY_KEY_REUSED and "group" in task:
-            return str(exc.extra.get("task_id"))
+            original_id = str(exc.extra.get("task_id"))
+            return original_id, _seq_of(ctx.deps.read({"op": "get", "id": original_id}))
         raise
-    return str(value["tasks"][0]["id"])
+    return str(value["tasks"][0]["id"]), _seq_of(value["tasks"][0])
+
+
+def _seq_of(task: Any) -> int | None:
+    """A FIFO task's seq from its plain form; None for others (or when it is gone)."""
+    seq = task.get("seq") if isinstance(task, dict) else None
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
 
 
 def send_message_batch(ctx: SqsContext, request: SqsRequest,
@@ -213,8 +226,9 @@ def send_message_batch(ctx: SqsContext, request: SqsRequest,
                       for entry, task in zip(kept, value["tasks"], strict=True)]
     elif tasks:
         # FIFO: one at a time, in order, so that a duplicate answers alone (as in SQS).
-        successful = [_sent(entry["Id"], _enqueue_one(ctx, task, message_bytes(entry)), entry)
-                      for entry, task in zip(kept, tasks, strict=True)]
+        for entry, task in zip(kept, tasks, strict=True):
+            sent_id, seq = _enqueue_one(ctx, task, message_bytes(entry))
+            successful.append(_sent(entry["Id"], sent_id, entry, seq))
     return {"Successful": successful, "Failed": failed}
 
 
@@ -272,6 +286,9 @@ def _message(ctx: SqsContext, task: dict[str, Any], name: str, account: Account,
         system["DeadLetterQueueSourceArn"] = account.queue_arn(task["source_queue"])
     if task.get("group") is not None:
         system["MessageGroupId"] = task["group"]
+        seq = _seq_of(task)
+        if seq is not None:
+            system["SequenceNumber"] = sequence_number(seq)
         dedup = _dedup_id(task)
         if dedup is not None:
             system["MessageDeduplicationId"] = dedup

@@ -83,8 +83,9 @@ class Task:
                  "updated_at_ms": self.updated_at_ms, "visible_at_ms": self.visible_at_ms,
                  "lease": lease, "last_error": self.last_error, "queue": self.queue,
                  "source_queue": self.source_queue}
-        if self.group is not None:  # FIFO queues only
-            plain["group"] = self.group
+        if self.group is not None:  # FIFO queues only: the group, and the log-order number
+            plain["group"] = self.group  # that SQS's SequenceNumber is made of
+            plain["seq"] = self.seq
         return plain
 
     def to_row(self) -> list[Any]:

@@ -19,6 +19,9 @@ from typing import Any
 from dqueue.sqs.errors import SqsCode, SqsError
 
 MAX_MESSAGE_BYTES = 1024 * 1024  # body plus attribute names, types and values
+# SequenceNumber of a FIFO message: this plus the task's seq (its place in the log order of
+# enqueues, replicated), so that it is 20 digits long, large, and increases within a group.
+SEQUENCE_NUMBER_BASE = 10**19
 MAX_MESSAGE_ATTRIBUTES = 10
 MAX_TAGS = 50
 _DATA_TYPE_RE = re.compile(r"(String|Number|Binary)(\.[\x21-\x7e]+)?")
@@ -116,3 +119,10 @@ def check_tags(tags: dict[str, str]) -> None:
             raise _invalid(f"Tags: invalid key {key[:100]!r}")
         if len(value) > 256:
             raise _invalid(f"Tags.{key}: a value is at most 256 characters")
+
+
+def sequence_number(seq: int) -> str:
+    """SQS's SequenceNumber of a FIFO message whose task has ``seq``: a large decimal number
+    that increases with every message sent (so within each message group), as SQS describes
+    it; every member derives the same one from the replicated task."""
+    return str(SEQUENCE_NUMBER_BASE + seq)

@@ -127,6 +127,31 @@ def test_queue_actions(node):
                                        MaxNumberOfMessages=10)] == ["a2"]
 
 
+
+def test_fifo_sequence_numbers_increase_and_come_back_on_receive(node):
+    sqs = node
+    fifo = sqs.create_queue(QueueName="seq.fifo", Attributes={
+        "FifoQueue": "true", "ContentBasedDeduplication": "true"})["QueueUrl"]
+    sent = [sqs.send_message(QueueUrl=fifo, MessageBody="a1", MessageGroupId="a")]
+    batch = sqs.send_message_batch(QueueUrl=fifo, Entries=[
+        {"Id": "x", "MessageBody": "a2", "MessageGroupId": "a"},
+        {"Id": "y", "MessageBody": "b1", "MessageGroupId": "b"}])
+    assert batch.get("Failed", []) == []
+    sent += sorted(batch["Successful"], key=lambda entry: entry["Id"])
+    numbers = [entry["SequenceNumber"] for entry in sent]
+    # Large decimal numbers, increasing in the order of the sends (so within each group).
+    assert all(n.isdigit() and len(n) == 20 for n in numbers)
+    assert [int(n) for n in numbers] == sorted({int(n) for n in numbers})
+    again = sqs.send_message(QueueUrl=fifo, MessageBody="a1", MessageGroupId="a")
+    assert (again["MessageId"], again["SequenceNumber"]) == (sent[0]["MessageId"], numbers[0])
+    got = receive(sqs, fifo, WaitTimeSeconds=0, MaxNumberOfMessages=10,
+                  AttributeNames=["SequenceNumber"])
+    assert {m["MessageId"]: m["Attributes"]["SequenceNumber"] for m in got} == {
+        sent[0]["MessageId"]: numbers[0], sent[2]["MessageId"]: numbers[2]}
+    standard = sqs.create_queue(QueueName="plain")["QueueUrl"]
+    assert "SequenceNumber" not in sqs.send_message(QueueUrl=standard, MessageBody="m")
+
+
 def test_messages_visibility_long_poll_and_delays(node):
     sqs = node
     url = sqs.create_queue(QueueName="work")["QueueUrl"]
