@@ -3,9 +3,12 @@
 
     scripts/simulate.py --seeds 1-10000 [--jobs 2]   # stop at the first violation
     scripts/simulate.py --seed 42 --trace            # replay one seed exactly, every event
+    scripts/simulate.py --seeds 1-2000 --membership  # with membership changes (issue 16)
 
 Odd seeds run a 3-member cluster, even seeds 5 members (unless --size is given). A violation
-prints the seed, the tick, the broken property and the last events before it.
+prints the seed, the tick, the broken property and the last events before it. With
+--membership the leader also adds spare members as learners, promotes them once caught up and
+removes members, itself included (MEMBERSHIP_CHANGES).
 """
 
 from __future__ import annotations
@@ -18,15 +21,19 @@ from dataclasses import replace
 
 from dqueue.sim import SimConfig, SimResult, run_seed
 
+# With --membership: spare members that may be added, and the chance per tick of a change.
+MEMBERSHIP_CHANGES = {"spares": 4, "member_change_rate": 0.01}
 
-def config_for(seed: int, size: int | None, ticks: int) -> SimConfig:
+
+def config_for(seed: int, size: int | None, ticks: int, membership: bool = False) -> SimConfig:
     """The run shape of one seed."""
-    return replace(SimConfig(), size=size or (3 if seed % 2 else 5), ticks=ticks)
+    config = replace(SimConfig(), size=size or (3 if seed % 2 else 5), ticks=ticks)
+    return replace(config, **MEMBERSHIP_CHANGES) if membership else config  # type: ignore[arg-type]
 
 
-def _run(args: tuple[int, int | None, int]) -> SimResult:
-    seed, size, ticks = args
-    return run_seed(seed, config_for(seed, size, ticks))
+def _run(args: tuple[int, int | None, int, bool]) -> SimResult:
+    seed, size, ticks, membership = args
+    return run_seed(seed, config_for(seed, size, ticks, membership))
 
 
 def parse_range(text: str) -> range:
@@ -35,12 +42,14 @@ def parse_range(text: str) -> range:
     return range(int(first), int(last or first) + 1)
 
 
-def report_violation(result: SimResult, size: int | None, ticks: int, events: int) -> None:
+def report_violation(result: SimResult, size: int | None, ticks: int, events: int,
+                     membership: bool) -> None:
     """Print a failing seed and replay it traced for its last events."""
-    traced = run_seed(result.seed, config_for(result.seed, size, ticks), trace=True,
+    traced = run_seed(result.seed, config_for(result.seed, size, ticks, membership), trace=True,
                       keep_events=events)
     print(f"VIOLATION seed={result.seed} tick={result.tick}: {result.violation}")
-    print(f"replay: scripts/simulate.py --seed {result.seed} --trace")
+    flag = " --membership" if membership else ""
+    print(f"replay: scripts/simulate.py --seed {result.seed} --trace{flag}")
     print("last events:")
     for line in traced.events:
         print(f"  {line}")
@@ -56,9 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ticks", type=int, default=2000, help="faulty ticks per seed")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes")
     parser.add_argument("--events", type=int, default=40, help="events shown on a violation")
+    parser.add_argument("--membership", action="store_true",
+                        help="add, promote and remove members during the run")
     args = parser.parse_args(argv)
     if args.seed is not None:
-        result = run_seed(args.seed, config_for(args.seed, args.size, args.ticks),
+        result = run_seed(args.seed, config_for(args.seed, args.size, args.ticks,
+                                                args.membership),
                           trace=args.trace, keep_events=10**9 if args.trace else 0)
         for line in result.events:
             print(line)
@@ -68,14 +80,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds is None:
         parser.error("give --seeds A-B or --seed N")
     started = time.monotonic()
-    work = [(seed, args.size, args.ticks) for seed in args.seeds]
+    work = [(seed, args.size, args.ticks, args.membership) for seed in args.seeds]
     done = 0
     with multiprocessing.Pool(args.jobs) as pool:
         for result in pool.imap(_run, work, chunksize=4):
             done += 1
             if result.violation:
                 pool.terminate()
-                report_violation(result, args.size, args.ticks, args.events)
+                report_violation(result, args.size, args.ticks, args.events, args.membership)
                 print(f"{done} seeds run in {time.monotonic() - started:.1f}s")
                 return 1
             if done % 100 == 0:

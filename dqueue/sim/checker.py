@@ -7,6 +7,9 @@ costs time in proportion to what changed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Protocol
+
 from dqueue.queue import QueueState
 from dqueue.raft import (
     Entry,
@@ -20,6 +23,25 @@ from dqueue.raft import (
     Snapshot,
 )
 from dqueue.sim.machine import SimStateMachine
+
+
+class SimDiskLike(Protocol):
+    """What the checker reads of a member's disk."""
+
+    state: PersistedState
+
+
+def _stores(state: PersistedState, index: int, term: int) -> bool:
+    """Whether a disk holds the entry (index, term), in its log or under its snapshot (a
+    snapshot covers only committed entries, which match every leader's log)."""
+    snapshot = state.snapshot
+    if snapshot is not None and snapshot.meta.index >= index:
+        return True
+    entries = state.entries
+    if not entries:
+        return False
+    offset = index - entries[0].index
+    return 0 <= offset < len(entries) and entries[offset].term == term
 
 
 class InvariantViolation(AssertionError):
@@ -66,6 +88,26 @@ class Checker:
         self.duplicates_expected = duplicates_expected
         self.duplicates = 0
         self.promises: dict[str, tuple[int, str | None, int]] = {}
+
+    def check_voter_majority(self, raft: Raft, disks: Mapping[str, SimDiskLike]) -> None:
+        """A leader's commit index is stored on a majority of the VOTERS of the configuration
+        in force on it (thesis 4.1); learners, and a leader that removed itself, never count
+        (4.2.1, 4.2.2). Called on a leader that led the same term at its previous Ready, so
+        every index it committed since was committed by counting in this term."""
+        index = raft.log.committed
+        term = raft.log.term(index)
+        if index == 0 or term is None:
+            return
+        membership = raft.membership
+        holding = 0
+        for voter in membership.voters:
+            disk = disks.get(voter)
+            if disk is not None and _stores(disk.state, index, term):
+                holding += 1
+        if holding < membership.quorum():
+            raise InvariantViolation(
+                "voter_majority", f"{raft.id} committed {index} (term {term}) stored on "
+                f"{holding} of the voters {membership.voters}")
 
     def check_leader(self, raft: Raft) -> None:
         """Election Safety and Leader Completeness (Raft sections 5.2 and 5.4)."""

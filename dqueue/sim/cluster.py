@@ -16,9 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dqueue.raft import (
+    ConfChange,
+    ConfChangeKind,
     Entry,
     EntryType,
     HardState,
+    Membership,
     Message,
     MessageType,
     PersistedState,
@@ -143,6 +146,9 @@ class SimNode:
         # The newest hard state not written yet (only its commit index differs from the
         # stored one); it goes with the next write, or is lost in a crash (Raft figure 2).
         self.unsaved_hard: HardState | None = None
+        # The term this member led in at its last Ready (0: it did not lead).
+        self.led_term = 0
+        self.majority_checked = 0
 
     @property
     def values(self) -> list[bytes]:
@@ -162,14 +168,24 @@ class Cluster:
         raft_options: extra RaftConfig fields (election_ticks, snapshot_chunk_bytes, ...).
         ready_faults: chances of a crash inside a Ready (none by default).
         duplicates_expected: count values applied twice instead of failing (``Checker``).
+        spares: members ``n{size+1}..`` started to join (``RaftConfig(members=())``): no
+            configuration until a leader adds them (``add_member``).
     """
 
     def __init__(self, size: int, rng: random.Random, faults: LinkFaults | None = None,
                  snapshot_every: int = 0, trace: bool = False,
                  raft_options: dict[str, object] | None = None,
                  ready_faults: ReadyFaults | None = None,
-                 duplicates_expected: bool = False) -> None:
-        self.ids = tuple(f"n{i}" for i in range(1, size + 1))
+                 duplicates_expected: bool = False, spares: int = 0) -> None:
+        # Every id that may ever run; the first ``size`` are the bootstrap voters.
+        self.ids = tuple(f"n{i}" for i in range(1, size + spares + 1))
+        self.bootstrap = self.ids[:size]
+        # Members whose removal committed: down for good, never added again (a new member
+        # always gets a new id, as the node requires).
+        self.retired: set[str] = set()
+        self.conf_changes: dict[str, int] = {}
+        self.added: set[str] = set()
+        self.last_membership = Membership(self.bootstrap)
         self.rng = rng
         self.network = SimNetwork(rng, faults or LinkFaults())
         self.snapshot_every = snapshot_every
@@ -194,7 +210,8 @@ class Cluster:
 
     def _boot(self, node_id: str) -> SimNode:
         state = self.disks[node_id].state
-        config = RaftConfig(node_id, self.ids, **self.raft_options)  # type: ignore[arg-type]
+        members = self.bootstrap if node_id in self.bootstrap else ()
+        config = RaftConfig(node_id, members, **self.raft_options)  # type: ignore[arg-type]
         raft = Raft(config, random.Random(self.rng.getrandbits(64)), state)
         machine = SimStateMachine()
         applied = 0
@@ -211,8 +228,8 @@ class Cluster:
             self.checker.check_promises(node_id, self.disks[node_id].state)
 
     def restart(self, node_id: str) -> None:
-        """Boot a crashed member from its disk."""
-        if self.nodes[node_id] is None:
+        """Boot a crashed member from its disk (a retired one stays down)."""
+        if self.nodes[node_id] is None and node_id not in self.retired:
             self.log_event(f"restart {node_id}")
             self.nodes[node_id] = self._boot(node_id)
 
@@ -374,6 +391,13 @@ class Cluster:
         if not raft.catch_up_index:
             disk.caught_up()
         checker.check_leader(raft)
+        if raft.role is Role.LEADER:
+            if node.led_term == raft.current_term and raft.log.committed > node.majority_checked:
+                checker.check_voter_majority(raft, self.disks)
+            node.majority_checked = raft.log.committed
+            node.led_term = raft.current_term
+        else:
+            node.led_term = 0
         if self.snapshot_every and node.applied - raft.log.snapshot_index >= self.snapshot_every:
             raft.compact(node.applied, node.machine.snapshot())
             disk.compact(raft)
@@ -401,6 +425,54 @@ class Cluster:
         self.log_event(f"crash {node_id} inside a Ready: {point}")
         self.nodes[node_id] = None
         self.checker.check_promises(node_id, self.disks[node_id].state)
+
+    # ----------------------------------------------------------------- membership
+
+    def change_membership(self, leader: str, change: ConfChange) -> bool:
+        """Propose ``change`` at ``leader``; False when the core refuses it now."""
+        node = self.nodes[leader]
+        if node is None or change.node_id in self.retired:
+            return False
+        try:
+            node.raft.propose_conf_change(change)
+        except (ProposalDropped, ValueError):
+            return False
+        if change.kind is ConfChangeKind.ADD_LEARNER:
+            self.added.add(change.node_id)
+        name = change.kind.name.lower()
+        self.conf_changes[name] = self.conf_changes.get(name, 0) + 1
+        self.log_event(f"conf change at {leader}: {name} {change.node_id}")
+        return True
+
+    def retire_removed(self) -> None:
+        """Members whose removal committed on a leader stop for good (the node exits)."""
+        for leader in self.leaders():
+            raft = self.raft(leader)
+            if raft.conf_history.last_index() > raft.log.committed:
+                continue
+            members = raft.membership
+            for node_id in self.ids:
+                if (node_id not in self.retired and not members.is_member(node_id)
+                        and self.ever_member(node_id)):
+                    self.retired.add(node_id)
+                    self.crash(node_id)
+                    self.log_event(f"retire {node_id}")
+
+    def ever_member(self, node_id: str) -> bool:
+        """Whether ``node_id`` was ever in a configuration (bootstrap or added)."""
+        return node_id in self.bootstrap or node_id in self.added
+
+    def membership(self) -> Membership:
+        """The configuration in force on the leader of the highest term, or the last one
+        seen on a leader when none leads now (the bootstrap voters at first)."""
+        leader = self.leader()
+        if leader is not None:
+            self.last_membership = self.raft(leader).membership
+        return self.last_membership
+
+    def members(self) -> tuple[str, ...]:
+        """Voters and learners of ``membership()``."""
+        return self.membership().members()
 
     # ----------------------------------------------------------------- scenario helpers
 

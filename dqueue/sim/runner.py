@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from dqueue.raft import ConfChange, ConfChangeKind
 from dqueue.sim.checker import InvariantViolation, check_queue
 from dqueue.sim.clients import QueueWorkload, SimClients
 from dqueue.sim.cluster import Cluster, ReadyFaults
@@ -55,6 +56,10 @@ class SimConfig:
         queue_workload: client values carry queue commands (``QueueWorkload``: two named
             queues, leases from both, acks, nacks, dead-letter moves) applied to each
             member's real ``QueueState``; False: bare values.
+        spares: members started to join (no configuration) that the leader may add.
+        member_change_rate: chance of a membership change at the leader (thesis 4.1): add
+            a spare as a learner, promote a caught-up learner, or remove a member (the
+            leader included). 0 (the default) draws nothing, so seeds keep their runs.
     """
 
     size: int = 5
@@ -83,6 +88,8 @@ class SimConfig:
                                  "max_inflight_msgs": 8})
     vary_flow_control: bool = True
     queue_workload: bool = True
+    spares: int = 0
+    member_change_rate: float = 0.0
 
 
 @dataclass
@@ -115,7 +122,8 @@ class Run:
             options["max_append_bytes"] = self.rng.choice((1, 16, 256, 1 << 20))
             options["max_inflight_msgs"] = self.rng.choice((1, 2, 8, 256))
         self.cluster = Cluster(config.size, self.rng, config.faults, config.snapshot_every,
-                               trace, options, config.ready_faults, config.duplicates_expected)
+                               trace, options, config.ready_faults, config.duplicates_expected,
+                               config.spares)
         self.sim_clients = SimClients(config.clients, config.retry_ticks, config.max_in_flight)
         # Its own Random: the fault schedule of a seed does not depend on the workload.
         self.workload = (QueueWorkload(random.Random(seed * 1_000_003 + 1))
@@ -166,16 +174,49 @@ class Run:
                 # A repair needs a healthy majority (docs/raft.md, "Repair"): at most
                 # size - quorum members are catching up at once.
                 repairing = sum(1 for d in cluster.disks.values() if d.state.catch_up_index)
+                voters = cluster.membership().voters if config.member_change_rate else ids
                 if (rng.random() < config.wipe_rate
-                        and repairing < len(ids) - (len(ids) // 2 + 1)):
+                        and repairing < len(voters) - (len(voters) // 2 + 1)):
                     cluster.wipe(node_id)
                 cluster.restart(node_id)
+        if config.member_change_rate:
+            cluster.retire_removed()
+            if rng.random() < config.member_change_rate:
+                self.change_membership()
         if rng.random() < config.transfer_rate:
             leader = cluster.leader()
             if leader is not None:
                 target = rng.choice([i for i in ids if i != leader])
                 cluster.log_event(f"transfer {leader} -> {target}")
                 cluster.raft(leader).transfer_leadership(target)
+
+    def change_membership(self) -> None:
+        """One single-server change at the leader, when it may propose one (thesis 4.1)."""
+        rng = self.rng
+        cluster = self.cluster
+        leader = cluster.leader()
+        if leader is None:
+            return
+        raft = cluster.raft(leader)
+        m = raft.membership
+        choice = rng.random()
+        spares = [i for i in cluster.ids if not cluster.ever_member(i)
+                  and i not in cluster.retired and cluster.nodes[i] is not None]
+        # Promotion only once caught up (4.2.1): the learner holds the commit index.
+        progress = raft.status().progress
+        ready = [i for i in m.learners if i in progress
+                 and progress[i].match_index >= raft.log.committed]
+        if choice < 0.35 and spares:
+            change = ConfChange(ConfChangeKind.ADD_LEARNER, rng.choice(spares), b"addr")
+        elif choice < 0.75 and ready:
+            change = ConfChange(ConfChangeKind.PROMOTE, rng.choice(ready))
+        else:
+            # Down to two voters at least, so that runs keep some fault tolerance.
+            removable = list(m.learners) + (list(m.voters) if len(m.voters) > 2 else [])
+            if not removable:
+                return
+            change = ConfChange(ConfChangeKind.REMOVE, rng.choice(removable))
+        cluster.change_membership(leader, change)
 
     def clients(self) -> None:
         """Proposals and reads at random live members."""
@@ -234,7 +275,8 @@ class Run:
             raise InvariantViolation("liveness", f"no convergence {self.config.heal_ticks} "
                                      "ticks after healing every fault")
         acked = cluster.checker.acked
-        for node_id in cluster.ids:
+        final = self.final_members()
+        for node_id in final:
             values = set(cluster.values(node_id))
             missing = acked - values
             if missing:
@@ -242,9 +284,9 @@ class Run:
                     "acked_value_lost", f"{node_id} lacks {len(missing)} values a client saw "
                     f"committed, e.g. {sorted(missing)[:3]}")
         # The queue state machines applied the same log: the same state, bytes for bytes.
-        first = cluster.ids[0]
+        first = final[0]
         expected = cluster.nodes[first].machine.queue.snapshot()
-        for node_id in cluster.ids:
+        for node_id in final:
             queue = cluster.nodes[node_id].machine.queue
             check_queue(node_id, queue)
             if queue.snapshot() != expected:
@@ -254,13 +296,18 @@ class Run:
     def converged(self) -> bool:
         """Every member applied the same last index, with the same values."""
         cluster = self.cluster
-        nodes = [cluster.nodes[i] for i in cluster.ids]
+        nodes = [cluster.nodes[i] for i in self.final_members()]
         first = nodes[0]
         if first is None:
             return False
         return all(n is not None and n.applied == first.applied
                    and n.applied == n.raft.log.last_index() and n.values == first.values
                    for n in nodes)
+
+    def final_members(self) -> tuple[str, ...]:
+        """The members that must hold every acked value: voters and learners in force on the
+        leader (every member when no leader is known)."""
+        return self.cluster.members()
 
     def stats(self) -> dict[str, int]:
         """Figures of the run."""
@@ -280,6 +327,8 @@ class Run:
             **self.queue_stats(),
             "skipped_writes": sum(d.skipped_writes for d in cluster.disks.values()),
             **{f"crash_{point}": count for point, count in cluster.ready_crashes.items()},
+            **{f"conf_{kind}": count for kind, count in cluster.conf_changes.items()},
+            "retired": len(cluster.retired),
         }
 
 

@@ -1,0 +1,53 @@
+"""Membership changes as a fault kind of the randomized runs (issue 16, thesis 4.1).
+
+A run with ``member_change_rate`` adds spare members as learners, promotes them once caught
+up and removes members, the leader included, mixed with every other fault; the checker then
+also checks that each commit index is stored on a majority of the VOTERS in force on the
+leader (a learner is never counted).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from dqueue.raft import reconfig, roles
+from dqueue.raft.core import Raft
+from dqueue.sim import SimConfig, run_seed
+
+
+def _config(seed: int) -> SimConfig:
+    return replace(SimConfig(), size=3 if seed % 2 else 5, ticks=600, spares=4,
+                   member_change_rate=0.01)
+
+
+def _commit_counting_learners(self: Raft) -> bool:
+    """Planted: the leader counts every peer's match index, learners included."""
+    matches = [pr.match_index for pr in self.progress.values()]
+    matches.append(self.log.stable_index)
+    matches.sort(reverse=True)
+    index = matches[self.quorum - 1]
+    if index <= self.log.committed or self.log.term(index) != self.current_term:
+        return False
+    self.log.commit_to(index)
+    self.needs_flush = True
+    roles.release_reads_before_commit(self)
+    reconfig.on_commit(self)
+    return True
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_runs_with_membership_changes_keep_every_invariant(seed):
+    result = run_seed(seed, _config(seed))
+    assert result.violation is None, result.violation
+    assert sum(v for k, v in result.stats.items() if k.startswith("conf_")) > 0
+
+
+@pytest.mark.parametrize("seed", [2, 6])
+def test_a_leader_counting_learners_is_caught(seed, monkeypatch):
+    """Thesis 4.2.1: learners never count toward commit. Planted, seeds 2 and 6 (found by
+    searching seeds 1-11 with the bug) commit an entry a majority of voters lacks."""
+    monkeypatch.setattr(Raft, "maybe_commit", _commit_counting_learners)
+    violation = run_seed(seed, _config(seed)).violation
+    assert violation is not None and violation.startswith("voter_majority"), violation
