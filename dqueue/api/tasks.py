@@ -23,6 +23,7 @@ from dqueue.api.render import render_task
 from dqueue.logs import log_event
 from dqueue.queue import fields
 from dqueue.queue.fields import IntRule
+from dqueue.queue.results import DEFAULT_MAX_RESULT_BYTES, result_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -303,11 +304,19 @@ def _lease_holder(task_id: str, body: dict[str, Any]) -> dict[str, Any]:
 class TaskAck(_TaskAction):
     """``POST /tasks/{id}/ack``: the lease holder completes the task."""
 
-    fields = ACK_FIELDS
+    fields = ACK_FIELDS | {"result"}
     required = ("worker_id",)
 
     def build(self, task_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        return {"op": "ack", **_lease_holder(task_id, body)}
+        cmd = {"op": "ack", **_lease_holder(task_id, body)}
+        result = body.get("result")
+        if result is not None:
+            size = result_bytes(result)  # a body parsed from JSON is JSON
+            if size > DEFAULT_MAX_RESULT_BYTES:
+                raise invalid("result", f"result: {size} bytes as JSON, more than the "
+                                        f"max_result_bytes {DEFAULT_MAX_RESULT_BYTES}")
+            cmd["result"] = result
+        return cmd
 
 
 class TaskNack(_TaskAction):

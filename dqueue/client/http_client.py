@@ -274,14 +274,16 @@ class Client(QueueAdmin, ScheduleAdmin):
             return []
         return [Task.from_wire(raw) for raw in _tasks_of(obj)]
 
-    def ack(self, task: Task | str, worker_id: str | None = None) -> Task:
-        """Complete a leased task. Raises LeaseConflict if the lease is no longer ours.
+    def ack(self, task: Task | str, worker_id: str | None = None, *, result: Any = None) -> Task:
+        """Complete a leased task, keeping ``result`` (any JSON, 64 KiB at most by default) on
+        it when given. Raises LeaseConflict if the lease is no longer ours.
 
         Pass the Task as leased: its lease token is sent, and a lease is held only by its token
         (ack, nack and extend alike). A bare task id carries no token: the node refuses it
         with LeaseConflict.
         """
-        return self._lease_op(task, "ack", worker_id, {})
+        return self._lease_op(task, "ack", worker_id,
+                              {} if result is None else {"result": result})
 
     def nack(
         self,

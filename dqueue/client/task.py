@@ -45,6 +45,8 @@ class Task:
     duplicate: bool = False
     queue: str = DEFAULT_QUEUE
     source_queue: str | None = None
+    result: Any = None  # the handler's return value, on a completed task
+    last_traceback: str | None = None  # the last lines of the last failure's traceback
 
     @property
     def lease_token(self) -> str | None:
@@ -90,6 +92,9 @@ class Task:
             duplicate=bool(obj.get("duplicate", False)),
             queue=str(obj.get("queue") or DEFAULT_QUEUE),
             source_queue=obj.get("source_queue"),
+            result=obj.get("result"),
+            last_traceback=last_traceback if isinstance(
+                last_traceback := obj.get("last_traceback"), str) else None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -115,6 +120,8 @@ class Task:
             "duplicate": self.duplicate,
             "queue": self.queue,
             "source_queue": self.source_queue,
+            "result": self.result,
+            "last_traceback": self.last_traceback,
         }
 
 

@@ -118,12 +118,16 @@ class Ack:
     id: str
     worker_id: str
     token: str | None = None
+    result: Any = None  # the handler's return value, kept on the completed task (results.py)
     now_ms: int = 0
 
     def to_plain(self) -> dict[str, Any]:
-        """Return ``{"op": "ack", ...}``."""
-        return {"op": "ack", "now_ms": self.now_ms, "id": self.id, "worker_id": self.worker_id,
-                "token": self.token}
+        """Return ``{"op": "ack", ...}`` (``result`` only when there is one)."""
+        plain = {"op": "ack", "now_ms": self.now_ms, "id": self.id,
+                 "worker_id": self.worker_id, "token": self.token}
+        if self.result is not None:
+            plain["result"] = self.result
+        return plain
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -262,11 +266,11 @@ Command = (Enqueue | Lease | Ack | AckBatch | Nack | Extend | Cancel | Redrive |
 _new_object = object.__new__
 _NEW_TASK_FIELDS = ("id", "type", "payload", "priority", "max_retries", "idempotency_key",
                     "delay_ms", "queue", "group")
-_ACK_FIELDS = ("id", "worker_id", "token", "now_ms")
+_ACK_FIELDS = ("id", "worker_id", "token", "result", "now_ms")
 (_set_task_id, _set_task_type, _set_payload, _set_priority, _set_max_retries, _set_key,
  _set_delay_ms, _set_queue, _set_group) = (NewTask.__dict__[name].__set__
                                            for name in _NEW_TASK_FIELDS)
-_set_ack_id, _set_ack_worker, _set_ack_token, _set_ack_now_ms = (
+_set_ack_id, _set_ack_worker, _set_ack_token, _set_ack_result, _set_ack_now_ms = (
     Ack.__dict__[name].__set__ for name in _ACK_FIELDS)
 
 
@@ -292,13 +296,15 @@ def new_task_unchecked(task_id: str, task_type: str, payload: Any, priority: int
     return task
 
 
-def ack_unchecked(task_id: str, worker_id: str, token: str | None, now_ms: int) -> Ack:
+def ack_unchecked(task_id: str, worker_id: str, token: str | None, now_ms: int,
+                  result: Any = None) -> Ack:
     """``Ack(id=task_id, ...)``, equal in every way, built as ``new_task_unchecked`` is."""
     ack = _new_object(Ack)
     _set_ack_id(ack, task_id)
     _set_ack_worker(ack, worker_id)
     _set_ack_token(ack, token)
     _set_ack_now_ms(ack, now_ms)
+    _set_ack_result(ack, result)
     return ack
 
 
@@ -446,10 +452,12 @@ def _ack_checked(obj: Mapping[str, Any], now_ms: int, prefix: str = "") -> Ack:
     return Ack(id=_text(obj, "id", fields.TASK_ID, prefix),
                worker_id=_text(obj, "worker_id", fields.WORKER_ID, prefix),
                token=_text(obj, "token", fields.LEASE_TOKEN, prefix, required=False),
-               now_ms=now_ms)
+               result=obj.get("result"), now_ms=now_ms)
 
 
 def _ack(obj: Mapping[str, Any], now_ms: int) -> Ack:
+    if obj.get("result") is not None:
+        return _ack_checked(obj, now_ms)
     ack = _ack_fast(obj, now_ms)
     return ack if ack is not None else _ack_checked(obj, now_ms)
 
@@ -530,7 +538,7 @@ def _configure(obj: Mapping[str, Any], now_ms: int) -> Configure:
 _PARSERS = {
     "enqueue": (_enqueue, {"tasks"}),
     "lease": (_lease, {"worker_id", "types", "max_tasks", "lease_ms", "nonce", "queues"}),
-    "ack": (_ack, {"id", "worker_id", "token"}),
+    "ack": (_ack, {"id", "worker_id", "token", "result"}),
     "ack_batch": (_ack_batch, {"items"}),
     "nack": (_nack, {"id", "worker_id", "token", "reason", "dead_letter"}),
     "extend": (_extend, {"id", "worker_id", "token", "lease_ms"}),

@@ -47,7 +47,8 @@ def command_from_log(obj: Any) -> Command:
                                    t.get("queue") or DEFAULT_QUEUE, t.get("group"))
                 for t in obj["tasks"]]), now_ms=now_ms)
         if op == "ack":
-            return ack_unchecked(obj["id"], obj["worker_id"], obj.get("token"), now_ms)
+            return ack_unchecked(obj["id"], obj["worker_id"], obj.get("token"), now_ms,
+                                 obj.get("result"))
         if op == "ack_batch":
             return AckBatch(items=tuple([
                 ack_unchecked(a["id"], a["worker_id"], a.get("token"), now_ms)

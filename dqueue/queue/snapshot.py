@@ -1,9 +1,9 @@
 """Snapshot bytes of the queue state: compact JSON, so equal histories give equal bytes.
 
-Format 3 (written) is columnar, one list per task field, which encodes and parses faster than a
+Format 4 (written) is columnar, one list per task field, which encodes and parses faster than a
 list per task (bench/bench_queue.py)::
 
-    {"format": 3, "clock_ms", "last_index", "next_seq", "types": [type, ...],
+    {"format": 4, "clock_ms", "last_index", "next_seq", "types": [type, ...],
      "tasks": {field: [value, ...], ...}, "dedup": [[key, task_id, expires_at_ms], ...],
      "settings": {name: value, ...},
      "queues": [[name, settings, created_at_ms, updated_at_ms], ...],
@@ -12,6 +12,8 @@ list per task (bench/bench_queue.py)::
 ``queues`` lists the named queues in creation order (``queue_admin.QueueRecord.to_snapshot``);
 the ``queue`` column holds indexes into it. Format 2 is format 3 without ``queues`` and without
 the ``queue``, ``source_queue`` and ``group`` columns: every task is in the default queue.
+Format 3 is format 4 without the ``result`` (a completed task's result, any JSON, else null) and
+``last_traceback`` columns: its tasks restore with neither.
 
 ``tasks`` holds the columns of ``COLUMNS`` in that order, each with one value per task in seq
 (log) order; the ``type`` column holds indexes into ``types`` (types in order of first use) and
@@ -47,14 +49,17 @@ from dqueue.queue.task import Task, TaskStatus, task_from_fields
 if TYPE_CHECKING:
     from dqueue.queue.state import QueueState
 
-FORMAT = 3
+FORMAT = 4
 #: The task fields of a format-2 snapshot, in the order they are written.
 COLUMNS_2 = ("id", "type", "payload", "priority", "max_retries", "attempts", "status",
              "idempotency_key", "created_at_ms", "updated_at_ms", "visible_at_ms",
              "lease_worker", "lease_token", "lease_expires_at_ms", "last_error", "seq",
              "done_worker", "done_token")
-#: The task fields of a format-3 snapshot (``task_from_fields`` order).
-COLUMNS = (*COLUMNS_2, "queue", "source_queue", "group")
+#: The task fields of a format-3 snapshot.
+COLUMNS_3 = (*COLUMNS_2, "queue", "source_queue", "group")
+#: The task fields of a format-4 snapshot (``task_from_fields`` order).
+COLUMNS = (*COLUMNS_3, "result", "last_traceback")
+_COLUMNS_OF_FORMAT = {2: COLUMNS_2, 3: COLUMNS_3, FORMAT: COLUMNS}
 #: Status codes of the format-2 ``status`` column (never reorder: snapshots on disk use them).
 STATUS_CODES = (TaskStatus.PENDING, TaskStatus.LEASED, TaskStatus.COMPLETED, TaskStatus.DEAD,
                 TaskStatus.CANCELLED)
@@ -62,7 +67,7 @@ _CODE_BY_STATUS = {status: code for code, status in enumerate(STATUS_CODES)}
 _INT_COLUMNS = ("priority", "max_retries", "attempts", "created_at_ms", "updated_at_ms",
                 "visible_at_ms", "seq")
 _OPTIONAL_STR_COLUMNS = ("idempotency_key", "lease_worker", "lease_token", "last_error",
-                         "done_worker", "done_token", "source_queue", "group")
+                         "done_worker", "done_token", "source_queue", "group", "last_traceback")
 _LEASE_COLUMNS = ("lease_worker", "lease_token", "lease_expires_at_ms")
 _STR, _INT, _NONE = frozenset({str}), frozenset({int}), type(None)
 _IN_GROUP = (TaskStatus.PENDING, TaskStatus.LEASED)
@@ -87,7 +92,7 @@ def encode(clock_ms: int, last_index: int, next_seq: int, tasks: list[Task],
            dedup: list[tuple[str, str, int]], settings: dict[str, Any] | None = None,
            sessions: list[Any] | None = None, queues: list[list[Any]] | None = None,
            schedules: list[Any] | None = None) -> bytes:
-    """Return the format-3 bytes of a state given as its tasks (seq order), dedup (sorted),
+    """Return the format-4 bytes of a state given as its tasks (seq order), dedup (sorted),
     settings (``settings_to_plain``; omitted when None), client sessions
     (``Sessions.to_plain``; omitted when None or empty) and queues (``to_snapshot`` of each,
     in creation order; None: the default queue only) and schedules
@@ -129,7 +134,7 @@ def decode(data: bytes) -> Decoded:
         document = json.loads(data)
     except (ValueError, TypeError, RecursionError) as exc:
         raise ValueError(f"snapshot: not JSON ({exc.__class__.__name__})") from None
-    if not isinstance(document, dict) or document.get("format") not in (1, 2, FORMAT):
+    if not isinstance(document, dict) or document.get("format") not in (1, 2, 3, FORMAT):
         raise ValueError("snapshot: unknown format")
     header = [document.get(name) for name in ("clock_ms", "last_index", "next_seq")]
     if not all(_is_int(value) and value >= 0 for value in header):
@@ -146,11 +151,11 @@ def decode(data: bytes) -> Decoded:
             raise ValueError(f"snapshot: bad task ({exc})") from None
         for task in tasks:
             task.type = sys.intern(task.type)
-    queues = _queues(document.get("queues")) if document["format"] == FORMAT else None
+    queues = _queues(document.get("queues")) if document["format"] >= 3 else None
     if document["format"] != 1:
         names = [DEFAULT_QUEUE] if queues is None else [entry[0] for entry in queues]
         tasks = _tasks_from_columns(document.get("types"), rows,
-                                    COLUMNS if queues is not None else COLUMNS_2, names)
+                                    _COLUMNS_OF_FORMAT[document["format"]], names)
     dedup: list[tuple[str, str, int]] = []
     for entry in dedup_rows:
         if (not isinstance(entry, list) or len(entry) != 3 or not isinstance(entry[0], str)

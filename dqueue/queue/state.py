@@ -426,6 +426,7 @@ class QueueState:
                      or (token is None and is_legacy_token(task.lease_token))):
             task.done_worker, task.done_token = task.lease_worker, task.lease_token
             task.lease_worker = task.lease_token = task.lease_expires_at_ms = None
+            task.result = cmd.result
             task.updated_at_ms = clock_ms = self.clock_ms
             # _finish(task, COMPLETED), inlined: this runs once per acked task.
             task_type, task_id = task.type, task.id

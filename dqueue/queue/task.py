@@ -37,9 +37,10 @@ class Task:
     """
 
     __slots__ = ("attempts", "created_at_ms", "done_token", "done_worker", "epoch", "group",
-                 "id", "idempotency_key", "last_error", "lease_expires_at_ms", "lease_token",
-                 "lease_worker", "max_retries", "payload", "priority", "queue", "seq",
-                 "source_queue", "status", "type", "updated_at_ms", "visible_at_ms")
+                 "id", "idempotency_key", "last_error", "last_traceback", "lease_expires_at_ms",
+                 "lease_token", "lease_worker", "max_retries", "payload", "priority", "queue",
+                 "result", "seq", "source_queue", "status", "type", "updated_at_ms",
+                 "visible_at_ms")
 
     def __init__(self, task_id: str, task_type: str, payload: Any, priority: int,
                  max_retries: int, idempotency_key: str | None, now_ms: int, visible_at_ms: int,
@@ -69,6 +70,10 @@ class Task:
         self.source_queue: str | None = None
         # The message group in a FIFO queue (delivered in order, one at a time), else None.
         self.group: str | None = None
+        # The handler's return value (any JSON; set by the ack that completed the task), and
+        # the last lines of the traceback of the last failure (set by nack with ``traceback``).
+        self.result: Any = None
+        self.last_traceback: str | None = None
 
     def to_plain(self) -> dict[str, Any]:
         """Return the plain form of docs/internals.md section 2 (payload shared, not copied)."""
@@ -83,6 +88,10 @@ class Task:
                  "updated_at_ms": self.updated_at_ms, "visible_at_ms": self.visible_at_ms,
                  "lease": lease, "last_error": self.last_error, "queue": self.queue,
                  "source_queue": self.source_queue}
+        if self.result is not None:  # only on a task completed with a result
+            plain["result"] = self.result
+        if self.last_traceback is not None:
+            plain["last_traceback"] = self.last_traceback
         if self.group is not None:  # FIFO queues only: the group, and the log-order number
             plain["group"] = self.group  # that SQS's SequenceNumber is made of
             plain["seq"] = self.seq
@@ -140,9 +149,11 @@ def task_from_fields(task_id: str, task_type: str, payload: Any, priority: int,
                      lease_expires_at_ms: int | None, last_error: str | None, seq: int,
                      done_worker: str | None, done_token: str | None,
                      queue: str = DEFAULT_QUEUE, source_queue: str | None = None,
-                     group: str | None = None) -> Task:
+                     group: str | None = None, result: Any = None,
+                     last_traceback: str | None = None) -> Task:
     """Build a task from every stored field, in ``to_row`` order then the queue fields (which
-    format-1 rows and format-2 snapshots do not have), without checking them.
+    format-1 rows and format-2 snapshots do not have) and the result fields (format 4 only),
+    without checking them.
 
     The snapshot decoders check the fields first; ``epoch`` starts at 0 (no index entry yet).
     """
@@ -156,6 +167,7 @@ def task_from_fields(task_id: str, task_type: str, payload: Any, priority: int,
     task.seq, task.epoch = seq, 0
     task.done_worker, task.done_token = done_worker, done_token
     task.queue, task.source_queue, task.group = queue, source_queue, group
+    task.result, task.last_traceback = result, last_traceback
     return task
 
 

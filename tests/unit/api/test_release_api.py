@@ -80,3 +80,24 @@ def test_gateway_release_takes_only_the_keys_worker():
         command_of(b"release", {"id": "t1", "worker_id": "w", "token": "abc.0"}, 1_000,
                    worker_name="other")
     assert info.value.code == "forbidden"
+
+
+def test_ack_with_a_result_keeps_it_and_get_shows_it(client, fake):
+    task = _leased(client)
+    resp = client.simulate_post(f"/tasks/{task['id']}/ack", json={
+        "worker_id": "worker-1", "lease_token": task["lease"]["token"],
+        "result": {"rows": 3}})
+    assert resp.status_code == 200 and resp.json["result"] == {"rows": 3}
+    assert fake.commands[-1]["result"] == {"rows": 3}
+    assert client.simulate_get(f"/tasks/{task['id']}").json["result"] == {"rows": 3}
+
+
+def test_ack_with_a_result_too_large_is_400_naming_result(client, fake, monkeypatch):
+    monkeypatch.setattr("dqueue.api.tasks.DEFAULT_MAX_RESULT_BYTES", 100)  # under the body cap
+    task = _leased(client)
+    sent = len(fake.commands)
+    resp = client.simulate_post(f"/tasks/{task['id']}/ack", json={
+        "worker_id": "worker-1", "lease_token": task["lease"]["token"],
+        "result": "x" * 101})
+    assert resp.status_code == 400 and resp.json["error"]["field"] == "result"
+    assert len(fake.commands) == sent

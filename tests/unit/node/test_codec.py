@@ -160,7 +160,8 @@ def test_command_from_log_knows_every_field_of_the_commands_it_rebuilds():
         "id", "type", "payload", "priority", "max_retries", "idempotency_key", "delay_ms",
         "queue", "group"}
     assert {f.name for f in dataclasses.fields(Enqueue)} == {"tasks", "now_ms"}
-    assert {f.name for f in dataclasses.fields(Ack)} == {"id", "worker_id", "token", "now_ms"}
+    assert {f.name for f in dataclasses.fields(Ack)} == {"id", "worker_id", "token", "result",
+                                                         "now_ms"}
     assert {f.name for f in dataclasses.fields(AckBatch)} == {"items", "now_ms"}
     assert {f.name for f in dataclasses.fields(Lease)} == {
         "worker_id", "types", "max_tasks", "lease_ms", "nonce", "queues", "now_ms"}

@@ -158,7 +158,7 @@ def test_format_1_snapshots_of_older_versions_are_still_restored() -> None:
 
 def test_snapshot_is_columnar_with_a_type_table() -> None:
     document = good_document()
-    assert document["format"] == 3 and document["types"] == ["t", "u"]
+    assert document["format"] == 4 and document["types"] == ["t", "u"]
     assert [entry[0] for entry in document["queues"]] == ["default"]
     columns = document["tasks"]
     assert columns["id"] == ["a", "b"] and columns["type"] == [0, 1]

@@ -1,0 +1,46 @@
+"""Task results and failure details: their bounds and how they are measured.
+
+An ack may carry the handler's ``result`` (any JSON value), stored on the completed task for
+its retention period; a nack may carry ``traceback``, the last lines of the failure's traceback,
+stored as the task's ``last_traceback`` beside ``last_error`` ("ExceptionType: message").
+
+The edges (HTTP, the worker gateway) refuse a result whose compact JSON encoding is larger than
+their ``max_result_bytes`` (``DEFAULT_MAX_RESULT_BYTES`` unless configured); the state machine
+takes what a validated command carries, as it does payloads. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from dqueue.queue.fields import TextRule
+
+#: Largest result (compact JSON, UTF-8 bytes) the edges take by default: 64 KiB.
+DEFAULT_MAX_RESULT_BYTES = 65_536
+#: Most characters of ``last_traceback``: the traceback's last lines, not all of it.
+MAX_TRACEBACK_CHARS = 2_048
+#: A nack's ``traceback``: newlines allowed.
+TRACEBACK = TextRule(0, MAX_TRACEBACK_CHARS, control_chars=True)
+
+
+def result_bytes(value: Any) -> int:
+    """The size of ``value`` as compact JSON in UTF-8, as the edges measure a result.
+
+    Raises:
+        ValueError: if ``value`` is not JSON (NaN, a set, a cycle...).
+    """
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ValueError(f"not a JSON value ({exc.__class__.__name__})") from None
+    return len(text.encode("utf-8"))
+
+
+def traceback_tail(text: str, max_chars: int = MAX_TRACEBACK_CHARS) -> str:
+    """The last lines of ``text`` that fit in ``max_chars`` (whole lines where possible)."""
+    if len(text) <= max_chars:
+        return text
+    tail = text[-max_chars:]
+    newline = tail.find("\n")
+    return tail[newline + 1:] if 0 <= newline < len(tail) - 1 else tail
