@@ -39,7 +39,9 @@ def apply_entries(entries: Sequence[Entry], queue: QueueState,
     """
     applied_commands = 0
     for entry in entries:
-        if entry.type is EntryType.NOOP or not entry.data:
+        # Only NORMAL entries carry queue commands: a NOOP (Raft 5.4.2) and a CONF_CHANGE
+        # (dissertation 4.1, applied by the core itself when appended) have none.
+        if entry.type is not EntryType.NORMAL or not entry.data:
             continue
         # An entry this node proposed (same bytes) needs no decoding: its request ids and
         # parsed commands were kept; any other entry is decoded and parsed here.
