@@ -311,7 +311,11 @@ class TaskAck(_TaskAction):
         cmd = {"op": "ack", **_lease_holder(task_id, body)}
         result = body.get("result")
         if result is not None:
-            size = result_bytes(result)  # a body parsed from JSON is JSON
+            try:
+                fields.check_payload(result, "result")  # JSON, bounded depth: then measurable
+            except fields.InvalidCommand as exc:
+                raise invalid("result", exc.message) from None
+            size = result_bytes(result)
             if size > DEFAULT_MAX_RESULT_BYTES:
                 raise invalid("result", f"result: {size} bytes as JSON, more than the "
                                         f"max_result_bytes {DEFAULT_MAX_RESULT_BYTES}")

@@ -452,7 +452,14 @@ def _ack_checked(obj: Mapping[str, Any], now_ms: int, prefix: str = "") -> Ack:
     return Ack(id=_text(obj, "id", fields.TASK_ID, prefix),
                worker_id=_text(obj, "worker_id", fields.WORKER_ID, prefix),
                token=_text(obj, "token", fields.LEASE_TOKEN, prefix, required=False),
-               result=obj.get("result"), now_ms=now_ms)
+               result=_result(obj, prefix), now_ms=now_ms)
+
+
+def _result(obj: Mapping[str, Any], prefix: str) -> Any:
+    # A result is stored and snapshotted as JSON: the payload's rule (JSON, bounded depth).
+    result = obj.get("result")
+    fields.check_payload(result, prefix + "result")
+    return result
 
 
 def _ack(obj: Mapping[str, Any], now_ms: int) -> Ack:

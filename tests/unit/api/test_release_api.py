@@ -101,3 +101,15 @@ def test_ack_with_a_result_too_large_is_400_naming_result(client, fake, monkeypa
         "result": "x" * 101})
     assert resp.status_code == 400 and resp.json["error"]["field"] == "result"
     assert len(fake.commands) == sent
+
+
+def test_ack_with_a_result_nested_too_deep_is_400_naming_result(client, fake):
+    task = _leased(client)
+    sent = len(fake.commands)
+    deep: Any = 1
+    for _ in range(40):
+        deep = [deep]
+    resp = client.simulate_post(f"/tasks/{task['id']}/ack", json={
+        "worker_id": "worker-1", "lease_token": task["lease"]["token"], "result": deep})
+    assert resp.status_code == 400 and resp.json["error"]["field"] == "result"
+    assert len(fake.commands) == sent

@@ -78,3 +78,11 @@ def test_result_size_and_traceback_tail() -> None:
     tail = traceback_tail(text, 100)
     assert len(tail) <= 100 and tail.endswith("line 999") and tail.startswith("line ")
     assert traceback_tail("short") == "short"
+
+
+@pytest.mark.parametrize("result", [b"raw", float("nan"), {1: "int key"}, 2 ** 70])
+def test_an_ack_whose_result_is_not_json_is_an_invalid_command(result: object) -> None:
+    with pytest.raises(dq.InvalidCommand) as info:
+        command_from_plain({"op": "ack", "id": "a", "worker_id": "w", "result": result,
+                            "now_ms": 1})
+    assert info.value.field == "result"
