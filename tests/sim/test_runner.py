@@ -60,12 +60,13 @@ def test_repair_regaining_the_vote_on_an_entry_of_the_repair_term_is_caught(monk
     """docs/raft.md "Repair": a repaired member may vote again once it stores a committed
     entry of a term *above* its term at the repair. Planted: the repair term itself counts
     (``>=``); the old leader of that term may still commit entries above it with the
-    acknowledgements the member lost. Seed 135 (3 members, a repair on half the restarts)
+    acknowledgements the member lost. Seed 180 (3 members, a repair on half the restarts)
     then elects a leader lacking committed entries; with the real rule it passes. (Searched
     again once the clients drove named queues: seeds 120-180 with the planted rule, 135 and
-    180 fail. If the simulator's random stream changes, search again the same way and keep a
-    new seed.)"""
-    seed = 135
+    180 fail; once snapshots carried results (format 4), 135 no longer did, and seeds 100-222
+    gave 180 and 222. If the simulator's random stream changes, search again the same way
+    and keep a new seed.)"""
+    seed = 180
     config = replace(SimConfig(), size=3, wipe_rate=0.5)
     assert run_seed(seed, config).violation is None
 
