@@ -544,9 +544,8 @@ class Raft:
         if self.election_elapsed >= self.config.election_ticks:
             self.election_elapsed = 0
             if self.config.check_quorum:
-                # Voters only; a leader that removed itself does not count itself (4.2.2).
-                active = (int(self.membership.is_voter(self.id))
-                          + sum(1 for p in self.voter_peers if self.progress[p].recent_active))
+                progress = self.progress
+                active = reconfig.voter_count(self, lambda p: progress[p].recent_active)
                 if active < self.quorum:
                     # Check-quorum (thesis 6.2): a leader cut off from a majority steps down
                     # so that clients look for the real leader.
@@ -590,11 +589,8 @@ class Raft:
 
         Returns True when the commit index moved.
         """
-        # A majority of the voters in force (thesis 4.1); learners never count, nor a leader
-        # that removed itself (4.2.2).
-        matches = [self.progress[p].match_index for p in self.voter_peers]
-        if self.membership.is_voter(self.id):
-            matches.append(self.log.stable_index)
+        # A majority of the voters in force (thesis 4.1).
+        matches = reconfig.voter_match_indexes(self)
         matches.sort(reverse=True)
         index = matches[self.quorum - 1]
         if index <= self.log.committed or self.log.term(index) != self.current_term:

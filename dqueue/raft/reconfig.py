@@ -10,6 +10,7 @@ steps down (thesis 4.2.2, ``on_commit``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from dqueue.raft.membership import (
@@ -136,6 +137,21 @@ def on_commit(r: Raft) -> None:
     if (r.role is Role.LEADER and not r.membership.is_voter(r.id)
             and r.conf_history.last_index() <= r.log.committed):
         r.become_follower(r.current_term, None)
+
+
+def voter_count(r: Raft, acked: Callable[[str], bool]) -> int:
+    """How many voters in force are counted: the peers that ``acked``, and this member when it
+    is a voter. Learners never count (thesis 4.1), nor a leader that removed itself (4.2.2)."""
+    return int(r.membership.is_voter(r.id)) + sum(1 for p in r.voter_peers if acked(p))
+
+
+def voter_match_indexes(r: Raft) -> list[int]:
+    """The leader's view of what each voter in force has stored, counted as ``voter_count``
+    counts (its own stable index only when it is a voter), for the commit rule (thesis 4.1)."""
+    matches = [r.progress[p].match_index for p in r.voter_peers]
+    if r.membership.is_voter(r.id):
+        matches.append(r.log.stable_index)
+    return matches
 
 
 def is_removed(r: Raft) -> bool:

@@ -483,10 +483,7 @@ def confirm_reads(r: Raft) -> None:
     acks = r.read_acks
     while r.pending_reads:
         seq, index, context, requester = r.pending_reads[0]
-        # Voters only; a leader that removed itself does not count itself (thesis 4.2.2).
-        count = (int(r.membership.is_voter(r.id))
-                 + sum(1 for peer in r.voter_peers if acks.get(peer, 0) >= seq))
-        if count < r.quorum:
+        if reconfig.voter_count(r, lambda peer, seq=seq: acks.get(peer, 0) >= seq) < r.quorum:
             return
         r.pending_reads.pop(0)
         deliver_read(r, index, context, requester)
