@@ -93,7 +93,12 @@ class Checker:
         """A leader's commit index is stored on a majority of the VOTERS of the configuration
         in force on it (thesis 4.1); learners, and a leader that removed itself, never count
         (4.2.1, 4.2.2). Called on a leader that led the same term at its previous Ready, so
-        every index it committed since was committed by counting in this term."""
+        every index it committed since was committed by counting in this term.
+
+        A voter whose log a repair wiped (``catch_up_index`` at or above ``index``) counts as
+        holding what it acknowledged before: the leader cannot know of the wipe, and the
+        member's refusal to vote until it catches up is what keeps the entry (docs/raft.md,
+        "Repair"; ``check_leader_completeness`` checks that it does)."""
         index = raft.log.committed
         term = raft.log.term(index)
         if index == 0 or term is None:
@@ -102,7 +107,8 @@ class Checker:
         holding = 0
         for voter in membership.voters:
             disk = disks.get(voter)
-            if disk is not None and _stores(disk.state, index, term):
+            if disk is not None and (_stores(disk.state, index, term)
+                                     or disk.state.catch_up_index >= index):
                 holding += 1
         if holding < membership.quorum():
             raise InvariantViolation(
