@@ -195,6 +195,16 @@ def list_queues(state: QueueState, prefix: str | None = None) -> list[dict[str, 
             if prefix is None or name.startswith(prefix)]
 
 
+def get_queue(state: QueueState, name: str) -> dict[str, Any] | None:
+    """One queue's settings, counts by status and dead-letter sources, or None."""
+    record = state._queues.get(name)
+    if record is None:
+        return None
+    plain = record.to_plain()
+    plain["dead_letter_sources"] = dead_letter_sources(state, name)
+    return plain
+
+
 def dead_letter_sources(state: QueueState, name: str) -> list[str]:
     """Names of the queues whose dead-letter target is ``name``, sorted."""
     return sorted(other for other, record in state._queues.items()

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
-from dqueue.queue.config import QueueConfig, settings_from_plain
+from dqueue.queue.config import QueueConfig, settings_from_plain, settings_to_plain
 from dqueue.queue.fields import DEFAULT_QUEUE, QUEUE_NAME
 from dqueue.queue.queue_admin import QueueRecord
 from dqueue.queue.queues import QueueSettings, settings_from_snapshot
@@ -118,6 +118,16 @@ def encode(clock_ms: int, last_index: int, next_seq: int, tasks: list[Task],
     if schedules:
         document["schedules"] = schedules
     return json.dumps(document, separators=(",", ":"), allow_nan=False).encode("ascii")
+
+
+def encode_state(state: QueueState) -> bytes:
+    """Return the format-4 bytes of a whole ``QueueState``; equal histories give equal bytes."""
+    dedup = sorted((key, task_id, expires_at_ms)
+                   for key, (task_id, expires_at_ms) in state._dedup.items())
+    return encode(state.clock_ms, state.last_index, state._next_seq, list(state._tasks.values()),
+                  dedup, settings_to_plain(state.config), state.sessions.to_plain(),
+                  [record.to_snapshot() for record in state._queues.values()],
+                  state.schedules.to_snapshot())
 
 
 def _is_int(value: Any) -> bool:

@@ -27,7 +27,7 @@ from typing import Any
 from dqueue.queue import commands, enqueue, maintenance, queue_admin, queues, reads
 from dqueue.queue import snapshot as snapshot_codec
 from dqueue.queue.backoff import backoff_ms
-from dqueue.queue.config import QueueConfig, settings_to_plain
+from dqueue.queue.config import QueueConfig
 from dqueue.queue.events import MAX_BUFFERED_EVENTS, Event, EventLog, QueueEvent
 from dqueue.queue.fields import DEFAULT_QUEUE
 from dqueue.queue.outcomes import Outcome
@@ -528,12 +528,7 @@ class QueueState:
 
     def get_queue(self, name: str) -> dict[str, Any] | None:
         """One queue's settings, counts by status and dead-letter sources, or None."""
-        record = self._queues.get(name)
-        if record is None:
-            return None
-        plain = record.to_plain()
-        plain["dead_letter_sources"] = queue_admin.dead_letter_sources(self, name)
-        return plain
+        return queue_admin.get_queue(self, name)
 
     def has_visible(self, types: Iterable[str] | None, now_ms: int,
                     queues: Iterable[str] | None = None) -> bool:
@@ -580,13 +575,7 @@ class QueueState:
 
     def snapshot(self) -> bytes:
         """Return the whole state as bytes; equal histories give byte-identical snapshots."""
-        dedup = sorted((key, task_id, expires_at_ms)
-                       for key, (task_id, expires_at_ms) in self._dedup.items())
-        return snapshot_codec.encode(self.clock_ms, self.last_index, self._next_seq,
-                                     list(self._tasks.values()), dedup,
-                                     settings_to_plain(self.config), self.sessions.to_plain(),
-                                     [record.to_snapshot() for record in self._queues.values()],
-                                     self.schedules.to_snapshot())
+        return snapshot_codec.encode_state(self)
 
     def restore(self, data: bytes) -> None:
         """Replace the whole state by the one ``data`` (from ``snapshot``) describes.
