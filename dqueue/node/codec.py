@@ -133,9 +133,14 @@ def persisted_state(loaded: LoadedState) -> PersistedState | None:
 
 
 def core_snapshot(stored: StoredSnapshot) -> Snapshot:
-    """The core's ``Snapshot`` of a stored one (its checksum computed from the data)."""
-    meta = SnapshotMeta(stored.index, stored.term, Membership(voters=tuple(stored.members)),
-                        snapshot_checksum(stored.data))
+    """The core's ``Snapshot`` of a stored one (its checksum computed from the data).
+
+    The configuration is the stored one: voters, learners and contexts (a snapshot stored
+    before membership changes has voters only, which is what its configuration was).
+    """
+    membership = Membership(voters=tuple(stored.members), learners=tuple(stored.learners),
+                            contexts=tuple(sorted(stored.contexts)))
+    meta = SnapshotMeta(stored.index, stored.term, membership, snapshot_checksum(stored.data))
     return Snapshot(meta, stored.data)
 
 
@@ -145,6 +150,13 @@ def stored_hard_state(hard: HardState | None) -> StoredHardState | None:
 
 
 def stored_snapshot(snapshot: Snapshot) -> StoredSnapshot:
-    """The store's record of a core ``Snapshot``."""
-    meta = snapshot.meta
-    return StoredSnapshot(meta.index, meta.term, tuple(meta.membership.voters), snapshot.data)
+    """The store's record of a core ``Snapshot``: its data and its whole configuration."""
+    return stored_snapshot_of(snapshot.meta.index, snapshot.meta.term, snapshot.meta.membership,
+                              snapshot.data)
+
+
+def stored_snapshot_of(index: int, term: int, membership: Membership,
+                       data: bytes) -> StoredSnapshot:
+    """The store's record of a snapshot at ``index`` taken under ``membership``."""
+    return StoredSnapshot(index, term, tuple(membership.voters), data,
+                          tuple(membership.learners), tuple(membership.contexts))

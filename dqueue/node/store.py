@@ -5,8 +5,12 @@ One LMDB environment under the data directory holds three named databases:
 - ``log``: big-endian ``u64`` index -> record. A record is a 4-byte big-endian CRC32 followed by
   msgpack ``[term, entry_type, data]``; the CRC covers the key and the msgpack bytes, so a record
   moved to the wrong key is caught as well as a flipped bit.
-- ``meta``: ``hard_state`` (``[term, vote, commit]``), ``members`` (list of ids),
-  ``snapshot_meta`` (``[index, term, members, data_crc]``) and, while a repaired log catches
+- ``meta``: ``hard_state`` (``[term, vote, commit]``), ``members`` (list of ids: the bootstrap
+  voters, empty for a member that joined), ``addresses`` (member id -> raft address, where
+  this member last knew its peers), ``snapshot_meta`` (``[index, term, voters, data_crc,
+  learners, contexts]``, contexts a list of ``[id, bytes]``: the configuration at the
+  snapshot's index; stores written before membership changes hold the first four, read as
+  voters only) and, while a repaired log catches
   up, ``catch_up_index`` and ``catch_up_term`` (the term at the repair; stores repaired before
   it was recorded have only the index), each CRC-framed the same way.
 - ``snapshot``: ``data`` -> the bytes of the latest snapshot of the queue state.
@@ -49,8 +53,8 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import lmdb
@@ -62,6 +66,7 @@ _INDEX = struct.Struct(">Q")
 _CRC = struct.Struct(">I")
 _KEY_HARD_STATE = b"hard_state"
 _KEY_MEMBERS = b"members"
+_KEY_ADDRESSES = b"addresses"
 _KEY_SNAPSHOT_META = b"snapshot_meta"
 _KEY_SNAPSHOT_DATA = b"data"
 _KEY_CATCH_UP = b"catch_up_index"
@@ -126,12 +131,18 @@ class StoredHardState:
 
 @dataclass(frozen=True)
 class StoredSnapshot:
-    """The latest snapshot (paper section 7): last included index and term, members, data."""
+    """The latest snapshot (paper section 7): last included index and term, the configuration
+    at that index (voters, learners, each member's context bytes), data.
+
+    A snapshot stored before membership changes has voters only (no learners, no contexts).
+    """
 
     index: int
     term: int
     members: tuple[str, ...]
     data: bytes
+    learners: tuple[str, ...] = ()
+    contexts: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -145,6 +156,8 @@ class LoadedState:
     catch_up_index: int = 0
     # The term at the repair, or None when not recorded (a repair by an older version).
     catch_up_term: int | None = None
+    # Member id -> raft address, as last saved (empty in stores written before it).
+    addresses: dict[str, str] = field(default_factory=dict)
 
 
 def _frame(key: bytes, payload: bytes) -> bytes:
@@ -226,17 +239,21 @@ class Store:
             snap_meta = self._get_meta(txn, _KEY_SNAPSHOT_META)
             snapshot = None
             if snap_meta is not None:
-                index, term, snap_members, data_crc = snap_meta
+                index, term, snap_members, data_crc, *conf = snap_meta
                 data = txn.get(_KEY_SNAPSHOT_DATA, db=self._snap) or b""
                 if zlib.crc32(data) != data_crc:
                     raise CorruptRecord("snapshot", None, self.path)
-                snapshot = StoredSnapshot(index, term, tuple(snap_members), bytes(data))
+                learners, contexts = conf if len(conf) == 2 else ((), ())
+                snapshot = StoredSnapshot(index, term, tuple(snap_members), bytes(data),
+                                          tuple(learners),
+                                          tuple((str(k), bytes(v)) for k, v in contexts))
             entries = []
             with txn.cursor(db=self._log) as cursor:
                 for key, value in cursor:
                     entries.append(self._decode_entry(key, value))
             catch_up_index = self._get_meta(txn, _KEY_CATCH_UP) or 0
             catch_up_term = self._get_meta(txn, _KEY_CATCH_UP_TERM) if catch_up_index else None
+            addresses = self._get_meta(txn, _KEY_ADDRESSES) or {}
         return LoadedState(
             hard_state=StoredHardState(*hard) if hard is not None else None,
             members=tuple(members) if members is not None else None,
@@ -244,6 +261,7 @@ class Store:
             entries=entries,
             catch_up_index=catch_up_index,
             catch_up_term=catch_up_term,
+            addresses=dict(addresses),
         )
 
     def repair(self) -> int:
@@ -297,6 +315,7 @@ class Store:
         hard_state: StoredHardState | None = None,
         snapshot: StoredSnapshot | None = None,
         members: Iterable[str] | None = None,
+        addresses: Mapping[str, str] | None = None,
     ) -> None:
         """Persist one Ready in one synced write transaction: on disk when this returns.
 
@@ -322,6 +341,8 @@ class Store:
                 )
             if members is not None:
                 self._put_meta(txn, _KEY_MEMBERS, list(members))
+            if addresses is not None:
+                self._put_meta(txn, _KEY_ADDRESSES, dict(sorted(addresses.items())))
         self.syncs += 1
 
     def save_snapshot(self, snapshot: StoredSnapshot) -> None:
@@ -378,7 +399,8 @@ class Store:
         txn.put(_KEY_SNAPSHOT_DATA, snapshot.data, db=self._snap)
         self._put_meta(
             txn, _KEY_SNAPSHOT_META,
-            [snapshot.index, snapshot.term, list(snapshot.members), zlib.crc32(snapshot.data)],
+            [snapshot.index, snapshot.term, list(snapshot.members), zlib.crc32(snapshot.data),
+             list(snapshot.learners), [[k, v] for k, v in snapshot.contexts]],
         )
 
     def _delete_log(self, txn: lmdb.Transaction, lo: int | None, hi: int | None) -> None:

@@ -169,3 +169,22 @@ def test_corrupt_meta_and_snapshot_records_are_refused(
     with pytest.raises(CorruptRecord, match=needle):
         store.load()
     store.close()
+
+
+def test_snapshot_keeps_learners_and_contexts(store):
+    from dqueue.node.codec import core_snapshot, stored_snapshot
+    snap = StoredSnapshot(7, 2, ("n1", "n2"), b"state", ("n3",), (("n3", b'{"a":1}'),))
+    store.save(snapshot=snap)
+    loaded = store.load().snapshot
+    assert loaded == snap
+    assert stored_snapshot(core_snapshot(loaded)) == snap
+    assert core_snapshot(loaded).meta.membership.learners == ("n3",)
+
+
+def test_snapshot_meta_of_older_stores_reads_as_voters_only(store):
+    import zlib
+    with store._env.begin(write=True) as txn:
+        store._put_snapshot(txn, StoredSnapshot(3, 1, ("a",), b"x"))
+        store._put_meta(txn, b"snapshot_meta", [3, 1, ["a", "b"], zlib.crc32(b"x")])
+    loaded = store.load().snapshot
+    assert loaded == StoredSnapshot(3, 1, ("a", "b"), b"x", (), ())
