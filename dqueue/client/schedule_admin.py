@@ -7,32 +7,23 @@ or ``every_seconds``, ``task``, ``paused``, ``catch_up`` and the ``last_slot`` a
 
 from __future__ import annotations
 
-from typing import Any, Protocol
-from urllib.parse import quote
+from typing import Any
 
-from dqueue.client.errors import ServerError
-from dqueue.protocol.errors import ErrorCode
-
-
-class _Requester(Protocol):
-    def _request(self, method: str, path: str, body: Any = None, *,
-                 wait_s: float = 0.0) -> tuple[int, Any]: ...
+from dqueue.client.admin_requests import Requester, item_path, listing, named_object
 
 
 def _path(name: str, suffix: str = "") -> str:
-    return f"/schedules/{quote(name, safe='')}{suffix}"
+    return item_path("schedules", name, suffix)
 
 
 def _as_schedule(obj: Any) -> dict[str, Any]:
-    if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
-        raise ServerError("unreadable schedule", code=ErrorCode.BAD_REPLY)
-    return obj
+    return named_object(obj, "schedule")
 
 
 class ScheduleAdmin:
     """Put, list, show, pause, resume and delete periodic schedules."""
 
-    def put_schedule(self: _Requester, name: str, task_type: str, *,
+    def put_schedule(self: Requester, name: str, task_type: str, *,
                      cron: str | None = None, timezone: str | None = None,
                      every_seconds: int | None = None, queue: str | None = None,
                      payload: Any = None, priority: int | None = None,
@@ -53,26 +44,24 @@ class ScheduleAdmin:
                 body[key] = value
         return _as_schedule(self._request("PUT", _path(name), body)[1])
 
-    def list_schedules(self: _Requester) -> list[dict[str, Any]]:
+    def list_schedules(self: Requester) -> list[dict[str, Any]]:
         """Every schedule, in creation order."""
         obj = self._request("GET", "/schedules")[1]
-        items = obj.get("schedules") if isinstance(obj, dict) else None
-        if not isinstance(items, list):
-            raise ServerError("unreadable schedule listing", code=ErrorCode.BAD_REPLY)
+        items = listing(obj, "schedules", "schedule")
         return [_as_schedule(item) for item in items]
 
-    def get_schedule(self: _Requester, name: str) -> dict[str, Any]:
+    def get_schedule(self: Requester, name: str) -> dict[str, Any]:
         """One schedule with its last and next slots. Raises NotFound."""
         return _as_schedule(self._request("GET", _path(name))[1])
 
-    def pause_schedule(self: _Requester, name: str) -> dict[str, Any]:
+    def pause_schedule(self: Requester, name: str) -> dict[str, Any]:
         """Pause: nothing fires until resumed. Raises NotFound."""
         return _as_schedule(self._request("POST", _path(name, "/pause"), {})[1])
 
-    def resume_schedule(self: _Requester, name: str) -> dict[str, Any]:
+    def resume_schedule(self: Requester, name: str) -> dict[str, Any]:
         """Resume; the slots that passed while paused are skipped. Raises NotFound."""
         return _as_schedule(self._request("POST", _path(name, "/resume"), {})[1])
 
-    def delete_schedule(self: _Requester, name: str) -> None:
+    def delete_schedule(self: Requester, name: str) -> None:
         """Delete a schedule (the tasks it enqueued stay). Raises NotFound."""
         self._request("DELETE", _path(name))
