@@ -6,8 +6,7 @@ One LMDB environment under the data directory holds three named databases:
   msgpack ``[term, entry_type, data]``; the CRC covers the key and the msgpack bytes, so a record
   moved to the wrong key is caught as well as a flipped bit.
 - ``meta``: ``hard_state`` (``[term, vote, commit]``), ``members`` (list of ids: the bootstrap
-  voters, empty for a member that joined), ``addresses`` (member id -> raft address, where
-  this member last knew its peers), ``snapshot_meta`` (``[index, term, voters, data_crc,
+  voters), ``snapshot_meta`` (``[index, term, voters, data_crc,
   learners, contexts]``, contexts a list of ``[id, bytes]``: the configuration at the
   snapshot's index; stores written before membership changes hold the first four, read as
   voters only) and, while a repaired log catches
@@ -53,8 +52,8 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import lmdb
@@ -66,7 +65,6 @@ _INDEX = struct.Struct(">Q")
 _CRC = struct.Struct(">I")
 _KEY_HARD_STATE = b"hard_state"
 _KEY_MEMBERS = b"members"
-_KEY_ADDRESSES = b"addresses"
 _KEY_SNAPSHOT_META = b"snapshot_meta"
 _KEY_SNAPSHOT_DATA = b"data"
 _KEY_CATCH_UP = b"catch_up_index"
@@ -156,8 +154,6 @@ class LoadedState:
     catch_up_index: int = 0
     # The term at the repair, or None when not recorded (a repair by an older version).
     catch_up_term: int | None = None
-    # Member id -> raft address, as last saved (empty in stores written before it).
-    addresses: dict[str, str] = field(default_factory=dict)
 
 
 def _frame(key: bytes, payload: bytes) -> bytes:
@@ -253,7 +249,6 @@ class Store:
                     entries.append(self._decode_entry(key, value))
             catch_up_index = self._get_meta(txn, _KEY_CATCH_UP) or 0
             catch_up_term = self._get_meta(txn, _KEY_CATCH_UP_TERM) if catch_up_index else None
-            addresses = self._get_meta(txn, _KEY_ADDRESSES) or {}
         return LoadedState(
             hard_state=StoredHardState(*hard) if hard is not None else None,
             members=tuple(members) if members is not None else None,
@@ -261,7 +256,6 @@ class Store:
             entries=entries,
             catch_up_index=catch_up_index,
             catch_up_term=catch_up_term,
-            addresses=dict(addresses),
         )
 
     def repair(self) -> int:
@@ -315,7 +309,6 @@ class Store:
         hard_state: StoredHardState | None = None,
         snapshot: StoredSnapshot | None = None,
         members: Iterable[str] | None = None,
-        addresses: Mapping[str, str] | None = None,
     ) -> None:
         """Persist one Ready in one synced write transaction: on disk when this returns.
 
@@ -341,8 +334,6 @@ class Store:
                 )
             if members is not None:
                 self._put_meta(txn, _KEY_MEMBERS, list(members))
-            if addresses is not None:
-                self._put_meta(txn, _KEY_ADDRESSES, dict(sorted(addresses.items())))
         self.syncs += 1
 
     def save_snapshot(self, snapshot: StoredSnapshot) -> None:
