@@ -208,8 +208,12 @@ def _create(state: QueueState, new: commands.NewTask,
     members[new.id] = task
     record.counts["pending"] += 1
     task.epoch = 1
-    # FIFO (fifo.py): a task behind its group's head waits in the group, not in the index.
-    head = record.groups is None or record.groups.join(task)
+    # FIFO (fifo.py): a task behind its group's head, or in a blocked group, waits in the
+    # group, not in the index (it is the newest: it joins at the back).
+    groups = record.groups
+    if groups is not None:
+        groups.join(task)
+    head = groups is None or groups.may_lease(task)
     if delay_ms:
         heappush(state._delayed, (task.visible_at_ms, task.seq, 1, task))
     elif head:

@@ -57,8 +57,8 @@ def redrive(state: QueueState, cmd: commands.Redrive, index: int) -> Outcome:
     else:
         if cmd.queue is not None and cmd.queue not in state._queues:
             return fail(QUEUE_NOT_FOUND, f"queue: no queue {cmd.queue}")
-        # In log order: a FIFO group takes its redriven tasks back in the order they came, the
-        # same on a member that replayed and one that restored a snapshot.
+        # In log order, so that every member walks them alike (a FIFO group puts each back
+        # at its seq place whatever the order: fifo.py).
         targets = sorted(reads.dead_tasks(state._by_status, cmd.type, cmd.queue),
                          key=_seq_of)
     for task in targets:
@@ -68,7 +68,7 @@ def redrive(state: QueueState, cmd: commands.Redrive, index: int) -> Outcome:
         state._set_status(task, TaskStatus.PENDING)
         record = state._queues[task.queue]
         if record.groups is not None:
-            record.groups.join(task)  # behind its group's live tasks
+            record.groups.rejoin(task, record.ready)  # at its seq place (fifo.py)
         state._make_pending(task)
     return ok({"count": len(targets)})
 

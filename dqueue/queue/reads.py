@@ -107,7 +107,7 @@ def has_visible(records: Mapping[str, QueueRecord], delayed: TimeHeap, leases: T
         record = records.get(task.queue)
         if (record is not None and task.status is _PENDING and task.epoch == epoch
                 and (wanted is None or task.type in wanted)
-                and (record.groups is None or record.groups.is_head(task))):
+                and (record.groups is None or record.groups.may_lease(task))):
             return True
     # A lease expiring by now_ms makes its task visible if its backoff has run out too, or
     # at once in its queue's dead-letter target when its retries are spent.
@@ -117,6 +117,10 @@ def has_visible(records: Mapping[str, QueueRecord], delayed: TimeHeap, leases: T
                 or (wanted is not None and task.type not in wanted)):
             continue
         record = records.get(task.queue)
+        if record is not None and record.groups is not None:
+            # A FIFO lease that expires unblocks its group (fifo.py), whose head may be
+            # visible already: say yes (at worst one lease comes back empty).
+            return True
         if task.attempts <= task.max_retries:
             if (record is not None and expires_at_ms
                     + backoff_ms(record.config, task.id, task.attempts) <= clock_ms):

@@ -82,6 +82,10 @@ class ReadyIndex:
             del self.tasks[key]
             self._left(task.type)
 
+    def holds(self, task: Task) -> bool:
+        """Whether ``task`` is indexed."""
+        return self.tasks.get(-task.priority * SEQ_BOUND + task.seq) is task
+
     def remove(self, task: Task) -> None:
         """Take an indexed task out of the index (its keys in the heaps go stale)."""
         del self.tasks[ready_key(task)]

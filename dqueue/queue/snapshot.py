@@ -236,20 +236,25 @@ def load_into(state: QueueState, decoded: Decoded) -> None:
         members[task.id] = task
         record = records[task.queue]  # the decoder checked that the queue exists
         record.counts[status.value] += 1
-        # FIFO: tasks join their groups in seq order, as they did when enqueued (fifo.py).
-        head = (record.groups.join(task) if record.groups is not None
-                and status in _IN_GROUP else True)
+        # FIFO (fifo.py): each group holds its pending and leased tasks in seq order, and is
+        # blocked by its leased one; its leasable head is indexed after the loop.
+        groups = record.groups if status in _IN_GROUP else None
+        if groups is not None:
+            groups.join(task)
         if status is TaskStatus.PENDING:
-            if task.visible_at_ms <= clock_ms:
-                if head:
-                    visible[task.queue].append(task)
-            else:
+            if task.visible_at_ms > clock_ms:
                 delayed.append((task.visible_at_ms, task.seq, 0, task))
+            elif groups is None:
+                visible[task.queue].append(task)
         elif status is TaskStatus.LEASED:
+            if groups is not None:
+                groups.note_lease(task)
             leases.append((task.lease_expires_at_ms, task.seq, 0, task))
         else:
             finished.append((task.updated_at_ms + record.config.retention_ms, task.seq, task))
     for name, record in records.items():
+        if record.groups is not None:
+            visible[name].extend(record.groups.leasable_heads(clock_ms))
         record.ready.load(visible[name])
     for heap in (delayed, leases, finished):
         heapq.heapify(heap)

@@ -176,9 +176,9 @@ class QueueState:
             if task.status is _PENDING and task.epoch == epoch:
                 task.epoch += 1  # the epoch changes whenever a task enters an index
                 record = self._queues[task.queue]
-                # FIFO (fifo.py): only a group's head is ever ready; the next one is indexed
-                # when the head leaves its group (_fifo_leave).
-                if record.groups is None or record.groups.is_head(task):
+                # FIFO (fifo.py): only an unblocked group's head is ever ready; the next one
+                # is indexed when a task of the group leaves it or stops holding a lease.
+                if record.groups is None or record.groups.may_lease(task):
                     record.ready.push(task)
         finished = self._finished
         while finished and finished[0][0] <= clock_ms:
@@ -220,12 +220,14 @@ class QueueState:
     def _make_pending(self, task: Task) -> None:
         """Index a task that just became pending, as ready or as delayed."""
         task.epoch += 1
-        if task.visible_at_ms <= self.clock_ms:
-            record = self._queues[task.queue]
-            if record.groups is None or record.groups.is_head(task):
-                record.ready.push(task)
-        else:
+        record = self._queues[task.queue]
+        if task.visible_at_ms > self.clock_ms:
             heappush(self._delayed, (task.visible_at_ms, task.seq, task.epoch, task))
+        elif record.groups is None:
+            record.ready.push(task)
+        if record.groups is not None:
+            # FIFO (fifo.py): this task, or the head it blocked while leased, may be leased.
+            record.groups.offer(task.group, record.ready, self.clock_ms)
 
     def _finish(self, task: Task, status: TaskStatus) -> None:
         self._set_status(task, status)
@@ -236,13 +238,10 @@ class QueueState:
                                   task))
 
     def _fifo_leave(self, task: Task, record: QueueRecord) -> None:
-        """Take a task that is done with its FIFO queue out of its group, and index the
-        group's next task if it may be leased now (fifo.py: only heads are ever ready)."""
+        """Take a task out of its FIFO group; index the group's head if it may be leased."""
         assert record.groups is not None
-        head = record.groups.leave(task)
-        if head is not None and head.status is _PENDING and head.visible_at_ms <= self.clock_ms:
-            head.epoch += 1
-            record.ready.push(head)
+        record.groups.leave(task)
+        record.groups.offer(task.group, record.ready, self.clock_ms)
 
     def _rebuild_finished(self) -> None:
         """Prune times follow the retention in force of each task's queue, as restore
@@ -270,7 +269,7 @@ class QueueState:
         if record.groups is None:
             task.group = None
         else:
-            record.groups.join(task)
+            record.groups.rejoin(task, record.ready)  # at its seq place (fifo.py)
         task.attempts = 0
         task.max_retries = record.config.max_retries
         task.updated_at_ms = task.visible_at_ms = self.clock_ms
@@ -392,6 +391,8 @@ class QueueState:
             task.updated_at_ms = clock_ms
             task.epoch = epoch = task.epoch + 1
             heappush(leases, (expires_at_ms, task.seq, epoch, task))
+            if record.groups is not None:
+                record.groups.note_lease(task)  # its group is blocked (fifo.py)
             count_key = (task_type, record.name)
             counts[count_key] = counts.get(count_key, 0) + 1
             if reply:
