@@ -126,6 +126,26 @@ class FifoGroups:
             head.epoch += 1  # the epoch changes whenever a task enters an index
             ready.push(head)
 
+    def head_after_expiry(self, task: Task, retry_at_ms: int | None,
+                          clock_ms: int) -> Task | None:
+        """The task a lease could take from ``task``'s group once ``task``'s lease expires
+        (it then retries, visible at ``retry_at_ms``, or leaves the group when None), or
+        None if the group would offer nothing at ``clock_ms``. For ``has_visible``."""
+        for member in self.groups.get(task.group, ()):
+            if member is task:
+                if retry_at_ms is None:
+                    continue  # dead, or moved to its dead-letter target: the next one heads
+                return task if retry_at_ms <= clock_ms else None
+            if member.status is not _PENDING:
+                return None  # leased: still blocks the group
+            return member if member.visible_at_ms <= clock_ms else None
+        return None
+
+    def would_head(self, task: Task) -> bool:
+        """Whether ``task``, moved into this queue now, would head an unblocked group."""
+        members = self.groups.get(task.group)
+        return not members or (members[0].seq > task.seq and not self.is_blocked(task.group))
+
     def leasable_heads(self, clock_ms: int) -> Iterator[Task]:
         """The heads that may be leased at ``clock_ms`` (a restore indexes exactly these)."""
         for group, members in self.groups.items():

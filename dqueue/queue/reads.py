@@ -110,23 +110,27 @@ def has_visible(records: Mapping[str, QueueRecord], delayed: TimeHeap, leases: T
                 and (record.groups is None or record.groups.may_lease(task))):
             return True
     # A lease expiring by now_ms makes its task visible if its backoff has run out too, or
-    # at once in its queue's dead-letter target when its retries are spent.
+    # at once in its queue's dead-letter target when its retries are spent; in a FIFO queue
+    # it also unblocks its group, whose head may be another task (fifo.py).
     homes = records if every is None else every
     for expires_at_ms, _, epoch, task in iter_due(leases, now_ms):
-        if (task.status is not _LEASED or task.epoch != epoch
-                or (wanted is not None and task.type not in wanted)):
+        if task.status is not _LEASED or task.epoch != epoch:
             continue
         record = records.get(task.queue)
+        retried = task.attempts <= task.max_retries
+        retry_at_ms = (expires_at_ms + backoff_ms(record.config, task.id, task.attempts)
+                       if retried and record is not None else None)
         if record is not None and record.groups is not None:
-            # A FIFO lease that expires unblocks its group (fifo.py), whose head may be
-            # visible already: say yes (at worst one lease comes back empty).
+            head = record.groups.head_after_expiry(task, retry_at_ms, clock_ms)
+            if head is not None and (wanted is None or head.type in wanted):
+                return True
+        elif (retry_at_ms is not None and retry_at_ms <= clock_ms
+              and (wanted is None or task.type in wanted)):
             return True
-        if task.attempts <= task.max_retries:
-            if (record is not None and expires_at_ms
-                    + backoff_ms(record.config, task.id, task.attempts) <= clock_ms):
-                return True
-        else:
-            home = homes.get(task.queue)
-            if home is not None and home.settings.dead_letter_queue in records:
-                return True
+        if retried or (wanted is not None and task.type not in wanted):
+            continue
+        home = homes.get(task.queue)
+        target = None if home is None else records.get(home.settings.dead_letter_queue or "")
+        if target is not None and (target.groups is None or target.groups.would_head(task)):
+            return True
     return False

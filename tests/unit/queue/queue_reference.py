@@ -4,6 +4,9 @@ It shares nothing with ``dqueue.queue.state`` except the backoff formula and the
 classes (``QueueSettings`` among them), and is slow on purpose: every rule is written the most
 obvious way, so that the stateful test can compare the indexed implementation against it step
 by step. Named queues are a dict of settings; a task names its queue; every count is a recount.
+A FIFO queue (a name ending in ``.fifo``) leases a task only when it is the first pending or
+leased task of its group in the task list (which is enqueue order) and none of its group is
+leased: a scan, not the groups of ``dqueue.queue.fifo``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 from dqueue.queue import commands, queues
 from dqueue.queue.backoff import backoff_ms
 from dqueue.queue.config import QueueConfig
+from dqueue.queue.fields import FIFO_DEDUP_WINDOW_MS
 from dqueue.queue.queues import QueueSettings
 
 STATUSES = ["pending", "leased", "completed", "dead", "cancelled"]
@@ -61,6 +65,11 @@ class ReferenceQueue:
         # Tokens of leases applied without a nonce (old entries): only those may be held by
         # worker id alone.
         self.legacy_tokens: set[str] = set()
+        self.next_seq = 0  # the enqueue order number of the next new task
+
+    @staticmethod
+    def is_fifo(queue: str) -> bool:
+        return queue.endswith(".fifo")
 
     def find(self, task_id: str) -> dict[str, Any] | None:
         for task in self.tasks:
@@ -69,7 +78,21 @@ class ReferenceQueue:
         return None
 
     def plain(self, task: dict[str, Any]) -> dict[str, Any]:
-        return copy.deepcopy(task)
+        """The task as reads show it: its group and seq only when it has a group."""
+        shown = copy.deepcopy({k: v for k, v in task.items() if k not in ("group", "seq")})
+        if task["group"] is not None:
+            shown["group"], shown["seq"] = task["group"], task["seq"]
+        return shown
+
+    def leasable(self, task: dict[str, Any]) -> bool:
+        """Pending and visible, and in a FIFO queue the first live task of an unheld group."""
+        if task["status"] != "pending" or task["visible_at_ms"] > self.clock:
+            return False
+        if not self.is_fifo(task["queue"]):
+            return True
+        group = [t for t in self.tasks if t["queue"] == task["queue"]
+                 and t["group"] == task["group"] and t["status"] in ("pending", "leased")]
+        return group[0] is task and all(t["status"] == "pending" for t in group)
 
     # -------------------------------------------------------------- queue settings
 
@@ -131,6 +154,8 @@ class ReferenceQueue:
         task["status"] = "pending"
         task["queue"] = target
         task["source_queue"] = source
+        if not self.is_fifo(target):
+            task["group"] = None
         task["attempts"] = 0
         task["max_retries"] = self.setting(target, "max_retries")
         task["updated_at_ms"] = self.clock
@@ -176,7 +201,9 @@ class ReferenceQueue:
         for new in cmd.tasks:
             if new.queue not in self.queues:
                 return _err("queue_not_found")
-        saved = (copy.deepcopy(self.tasks), copy.deepcopy(self.keys))
+            if new.group is not None and not self.is_fifo(new.queue):
+                return _err("invalid")
+        saved = (copy.deepcopy(self.tasks), copy.deepcopy(self.keys), self.next_seq)
         tasks, duplicates = [], []
         for new in cmd.tasks:
             owner = None if new.idempotency_key is None else self.key_owner(new.idempotency_key)
@@ -186,13 +213,13 @@ class ReferenceQueue:
                 if not (owner["type"] == new.type and owner["priority"] == new.priority
                         and owner["max_retries"] == retries and owner["queue"] == new.queue
                         and _same(owner["payload"], new.payload)):
-                    self.tasks, self.keys = saved
+                    self.tasks, self.keys, self.next_seq = saved
                     return _err("idempotency_key_reused")
                 tasks.append(self.plain(owner))
                 duplicates.append(True)
                 continue
             if self.find(new.id) is not None:
-                self.tasks, self.keys = saved
+                self.tasks, self.keys, self.next_seq = saved
                 return _err("invalid")
             delay_ms = (self.queues[new.queue]["settings"].delay_ms if new.delay_ms is None
                         else new.delay_ms)
@@ -201,11 +228,14 @@ class ReferenceQueue:
                     "attempts": 0, "status": "pending", "idempotency_key": new.idempotency_key,
                     "created_at_ms": self.clock, "updated_at_ms": self.clock,
                     "visible_at_ms": self.clock + delay_ms, "lease": None,
-                    "last_error": None, "queue": new.queue, "source_queue": None}
+                    "last_error": None, "queue": new.queue, "source_queue": None,
+                    "group": new.group, "seq": self.next_seq}
+            self.next_seq += 1
             self.tasks.append(task)
             if new.idempotency_key is not None:
-                self.keys[new.idempotency_key] = [new.id,
-                                                  self.clock + self.config.dedup_window_ms]
+                window_ms = (FIFO_DEDUP_WINDOW_MS if self.is_fifo(new.queue)
+                             else self.config.dedup_window_ms)
+                self.keys[new.idempotency_key] = [new.id, self.clock + window_ms]
             tasks.append(self.plain(task))
             duplicates.append(False)
         if False in duplicates:
@@ -220,7 +250,7 @@ class ReferenceQueue:
                 if bound and added and len(in_queue) > bound:
                     full = True
             if full:
-                self.tasks, self.keys = saved
+                self.tasks, self.keys, self.next_seq = saved
                 return _err("queue_full")
         return _ok({"tasks": tasks, "duplicates": duplicates})
 
@@ -229,9 +259,9 @@ class ReferenceQueue:
         for name in names:
             if name not in self.queues:
                 return _err("queue_not_found")
+        # Computed before any is leased: a FIFO group offers at most its first task.
         visible = [t for t in self.tasks
-                   if t["status"] == "pending" and t["visible_at_ms"] <= self.clock
-                   and t["queue"] in names
+                   if t["queue"] in names and self.leasable(t)
                    and (cmd.types is None or t["type"] in cmd.types)]
         # Stable sort: equal priorities keep enqueue (log) order.
         visible.sort(key=lambda t: -t["priority"])

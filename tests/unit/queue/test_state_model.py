@@ -11,7 +11,9 @@ model never sees repeats. Named queues (issue 15): besides ``default``, the rule
 change, delete, purge and move between ``jobs`` and ``dlq`` (each may name the other as its
 dead-letter target), enqueue into and lease from them; the invariants add that a task is
 counted in exactly its queue and each queue's ready index holds exactly its visible pending
-tasks.
+tasks. A FIFO queue, ``o.fifo``, takes tasks in groups (and a stray group on a task of another
+queue is refused); its ready index holds exactly the first task of each group with no leased
+task, when that task is pending and visible.
 """
 
 from __future__ import annotations
@@ -43,12 +45,16 @@ CONFIG = dq.QueueConfig(lease_ms=5_000, max_retries=2, backoff_base_ms=1_000, ba
                      retention_ms=12_000, max_batch=4, max_lease_tasks=3)
 TYPES = ["a", "b", "c"]
 WORKERS = ["w1", "w2"]
-QUEUES = ["default", "jobs", "dlq"]
-NAMED = ["jobs", "dlq"]  # the queues the rules create and delete
+FIFO = "o.fifo"
+QUEUES = ["default", "jobs", "dlq", FIFO]
+NAMED = ["jobs", "dlq", FIFO]  # the queues the rules create and delete
 # A task's queue: mostly the default one, so the older rules keep their coverage.
-TASK_QUEUES = st.sampled_from(["default", "default", "jobs", "dlq"])
+TASK_QUEUES = st.sampled_from(["default", "default", "jobs", "dlq", FIFO])
 LEASE_QUEUES = st.sampled_from([None, None, ("jobs",), ("default", "jobs"),
-                                ("dlq", "jobs", "default"), ("missing",)])
+                                ("dlq", "jobs", "default"), ("missing",), (FIFO,),
+                                (FIFO, "dlq")])
+# A task's group: kept on a task of the FIFO queue, dropped elsewhere unless stray.
+GROUPS = st.sampled_from([None, "g1", "g1", "g2"])
 # Values of each setting the rules choose from (None: follow the cluster, or the default).
 SETTING_VALUES: dict[str, list[Any]] = {
     "lease_ms": [None, 2_000, 30_000], "max_retries": [None, 0, 1],
@@ -64,7 +70,8 @@ new_tasks = st.lists(st.tuples(st.sampled_from(TYPES), st.sampled_from([0, 1, 2]
                                st.sampled_from([None, 0, 1, 3]),
                                st.sampled_from([None, None, "k1", "k2"]),
                                st.sampled_from([0, 0, 1, 2_000]),
-                               st.sampled_from([None, {"n": 1}, [1, "x"]]), TASK_QUEUES),
+                               st.sampled_from([None, {"n": 1}, [1, "x"]]), TASK_QUEUES,
+                               GROUPS, st.sampled_from([False] * 9 + [True])),
                      min_size=1, max_size=4)
 
 
@@ -77,11 +84,20 @@ def check_outcome(command: Any, real: dict[str, Any], expected: dict[str, Any]) 
         assert real["message"]
 
 
+def first_of_free_group(task: Any, mine: list[Any]) -> bool:
+    """Whether ``task`` is its group's oldest pending or leased task, none of them leased."""
+    group = [t for t in mine if t.group == task.group
+             and t.status in (TaskStatus.PENDING, TaskStatus.LEASED)]
+    return (min(group, key=lambda t: t.seq) is task
+            and all(t.status is TaskStatus.PENDING for t in group))
+
+
 class QueueVersusModel(RuleBasedStateMachine):
     """Apply each command to both; compare outcomes, reads and invariants."""
 
-    @initialize(jobs=settings_choices, dlq=st.sampled_from(["dlq", "dlq", None]))
-    def start(self, jobs: dict[str, Any], dlq: str | None) -> None:
+    @initialize(jobs=settings_choices, dlq=st.sampled_from(["dlq", "dlq", None]),
+                fifo=settings_choices)
+    def start(self, jobs: dict[str, Any], dlq: str | None, fifo: dict[str, Any]) -> None:
         self.real = dq.QueueState(CONFIG)
         self.shadow = dq.QueueState(CONFIG)  # the same commands, never restored from a snapshot
         self.model = ReferenceQueue(CONFIG)
@@ -102,6 +118,7 @@ class QueueVersusModel(RuleBasedStateMachine):
         self.step(CreateQueue(name="dlq", now_ms=self.now_ms))
         self.step(CreateQueue(name="jobs", settings=QueueSettings(
             **{**jobs, "dead_letter_queue": dlq}), now_ms=self.now_ms))
+        self.step(CreateQueue(name=FIFO, settings=QueueSettings(**fifo), now_ms=self.now_ms))
 
     def step(self, command: Any) -> dict[str, Any]:
         """Apply to both through the plain form (as the log does) and compare outcomes."""
@@ -138,7 +155,8 @@ class QueueVersusModel(RuleBasedStateMachine):
     @rule(delta=STEPS, specs=new_tasks, reuse=st.booleans())
     def enqueue(self, delta: int, specs: list[tuple[Any, ...]], reuse: bool) -> None:
         tasks = []
-        for task_type, priority, max_retries, key, delay_ms, payload, queue in specs:
+        for (task_type, priority, max_retries, key, delay_ms, payload, queue, group,
+             stray) in specs:
             if reuse and self.ids:
                 task_id = self.ids[self.next_id % len(self.ids)]  # may collide: all or nothing
             else:
@@ -146,7 +164,8 @@ class QueueVersusModel(RuleBasedStateMachine):
             self.next_id += 1
             tasks.append(dq.NewTask(id=task_id, type=task_type, payload=payload, priority=priority,
                                  max_retries=max_retries, idempotency_key=key,
-                                 delay_ms=delay_ms, queue=queue))
+                                 delay_ms=delay_ms, queue=queue,
+                                 group=group if queue == FIFO or stray else None))
         outcome = self.step(dq.Enqueue(tasks=tuple(tasks), now_ms=self.now(delta)))
         if outcome["ok"]:
             for task, duplicate in zip(outcome["value"]["tasks"], outcome["value"]["duplicates"],
@@ -214,7 +233,7 @@ class QueueVersusModel(RuleBasedStateMachine):
         self.step(dq.Nack(id=task_id, worker_id=worker, token=token, reason=reason,
                        dead_letter=dead, now_ms=self.now(delta)))
 
-    @rule(delta=STEPS, queues=st.sampled_from([("jobs",), ("dlq", "jobs", "default")]),
+    @rule(delta=STEPS, queues=st.sampled_from([("jobs",), ("dlq", "jobs", "default"), (FIFO,)]),
           dead=st.sampled_from([False, False, True]))
     def lease_and_fail(self, delta: int, queues: tuple[str, ...], dead: bool) -> None:
         """A worker whose handler fails: what it leases it nacks at once, so retries run out
@@ -227,6 +246,40 @@ class QueueVersusModel(RuleBasedStateMachine):
         for task in outcome["value"]["tasks"]:
             self.step(dq.Nack(id=task["id"], worker_id="w1", token=task["lease"]["token"],
                               reason="failed", dead_letter=dead, now_ms=now_ms))
+
+    @rule(delta=STEPS, group=GROUPS, size=st.integers(2, 4),
+          priorities=st.sampled_from([(0,), (0, 2)]))
+    def enqueue_group(self, delta: int, group: str | None, size: int,
+                      priorities: tuple[int, ...]) -> None:
+        """Several tasks of one FIFO group at once (priorities do not reorder a group)."""
+        tasks = []
+        for position in range(size):
+            tasks.append(dq.NewTask(id=f"t{self.next_id}", type=TYPES[position % 2],
+                                    priority=priorities[position % len(priorities)],
+                                    queue=FIFO, group=group))
+            self.next_id += 1
+        outcome = self.step(dq.Enqueue(tasks=tuple(tasks), now_ms=self.now(delta)))
+        if outcome["ok"]:
+            self.ids += [t["id"] for t in outcome["value"]["tasks"] if t["id"] not in self.ids]
+
+    @rule(delta=STEPS, by_id=st.booleans(), lease_next=st.booleans())
+    def kill_and_redrive_fifo(self, delta: int, by_id: bool, lease_next: bool) -> None:
+        """A FIFO head dies, the next task of its group may be leased, the dead one comes back
+        (by id, or its queue's dead letters, wherever its queue sent them)."""
+        now_ms = self.now(delta)
+        outcome = self.step(dq.Lease(worker_id="w2", max_tasks=1, queues=(FIFO,),
+                                     nonce=f"{self.index:032x}", now_ms=now_ms))
+        if not outcome["ok"] or not outcome["value"]["tasks"]:
+            return
+        [task] = outcome["value"]["tasks"]
+        self.tokens.append((task["id"], "w2", task["lease"]["token"]))
+        self.step(dq.Nack(id=task["id"], worker_id="w2", token=task["lease"]["token"],
+                          dead_letter=True, now_ms=now_ms))
+        if lease_next:
+            self.lease(0, "w2", None, 2, None, f"{self.index:032x}", (FIFO,))
+        self.step(dq.Redrive(id=task["id"], now_ms=now_ms) if by_id
+                  else dq.Redrive(queue=FIFO, now_ms=now_ms))
+        self.step(MoveTasks(source="dlq", max_tasks=5, now_ms=now_ms))
 
     @rule(delta=STEPS, data=st.data(), lease_ms=st.sampled_from([None, 500, 10_000]))
     def extend(self, delta: int, data: st.DataObject, lease_ms: int | None) -> None:
@@ -386,7 +439,8 @@ class QueueVersusModel(RuleBasedStateMachine):
             assert self.real.get_queue(name) == self.model.get_queue(name)
         assert self.real.next_deadline_ms() == self.model.next_deadline_ms()
         for types, names in ((None, None), (["a"], None), (["b", "c"], None),
-                             (None, ["jobs", "dlq"]), (["a"], ["dlq", "missing"])):
+                             (None, ["jobs", "dlq"]), (["a"], ["dlq", "missing"]),
+                             (None, [FIFO]), (["b"], [FIFO, "jobs"])):
             for ahead_ms in (0, 2_500):
                 at_ms = self.model.clock + ahead_ms
                 assert (self.real.has_visible(types, at_ms, names)
@@ -412,7 +466,8 @@ class QueueVersusModel(RuleBasedStateMachine):
                 assert record.counts == recount, name
                 visible = {ready_key(task): task for task in mine
                            if task.status is TaskStatus.PENDING
-                           and task.visible_at_ms <= state.clock_ms}
+                           and task.visible_at_ms <= state.clock_ms
+                           and (record.groups is None or first_of_free_group(task, mine))}
                 ready = record.ready
                 assert ready.tasks == visible, name
                 for task_type, heap in ready.by_type.items():
