@@ -98,11 +98,17 @@ def task_view(task: Task) -> str:
     if task.lease:
         rows += [("lease.worker_id", task.lease.worker_id), ("lease.token", task.lease.token),
                  ("lease.expires_at", format_time_ms(task.lease.expires_at_ms))]
+    if task.result is not None:
+        rows.append(("result", json.dumps(task.result)))
     if task.last_error:
         rows.append(("last_error", task.last_error))
     if task.duplicate:
         rows.append(("duplicate", "yes (idempotency key seen before)"))
-    return table(rows)
+    text = table(rows)
+    if task.last_traceback:  # several lines: below the table, indented
+        lines = task.last_traceback.rstrip("\n").split("\n")
+        text += "\nlast_traceback:\n" + "\n".join("  " + line for line in lines)
+    return text
 
 
 def tasks_view(tasks: Sequence[Task]) -> str:
