@@ -33,8 +33,9 @@ ENQUEUE_FIELDS = frozenset(
 )
 LEASE_FIELDS = frozenset({"worker_id", "types", "lease_seconds", "wait_seconds", "max_tasks",
                           "queues"})
-ACK_FIELDS = frozenset({"worker_id", "lease_token"})
-NACK_FIELDS = frozenset({"worker_id", "lease_token", "reason", "dead_letter", "traceback"})
+RELEASE_FIELDS = frozenset({"worker_id", "lease_token"})
+ACK_FIELDS = RELEASE_FIELDS | {"result"}
+NACK_FIELDS = RELEASE_FIELDS | {"reason", "dead_letter", "traceback"}
 EXTEND_FIELDS = frozenset({"worker_id", "lease_token", "lease_seconds"})
 LIST_PARAMS = frozenset({"status", "type", "limit", "cursor", "queue"})
 # The rules' cheap checks, for the fast path of an enqueue body.
@@ -332,7 +333,7 @@ def _lease_holder(task_id: str, body: dict[str, Any]) -> dict[str, Any]:
 class TaskAck(_TaskAction):
     """``POST /tasks/{id}/ack``: the lease holder completes the task."""
 
-    fields = ACK_FIELDS | {"result"}
+    fields = ACK_FIELDS
     required = ("worker_id",)
 
     def build(self, task_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -373,7 +374,7 @@ class TaskRelease(_TaskAction):
     """``POST /tasks/{id}/release``: the lease holder hands the task back unstarted (pending
     now, its attempt not counted)."""
 
-    fields = ACK_FIELDS
+    fields = RELEASE_FIELDS
     required = ("worker_id",)
 
     def build(self, task_id: str, body: dict[str, Any]) -> dict[str, Any]:

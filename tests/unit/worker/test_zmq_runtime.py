@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -91,23 +92,27 @@ def test_a_lease_answered_after_the_worker_gave_up_is_still_used(tmp_path):
 
 
 class RecordingClient:
-    """Stands in for the ZmqWorkerClient of a runtime's I/O thread: records what is sent."""
+    """Stands in for the ZmqWorkerClient of a runtime's I/O thread: records what is sent (the
+    op and task ids in ``sent``; the results and tracebacks sent with them in ``extras``)."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, list[str]]] = []
+        self.extras: list[Any] = []
 
-    def _record(self, op: str, tasks: list[Task]) -> int:
+    def _record(self, op: str, tasks: list[Task], extra: Any = None) -> int:
         self.sent.append((op, [t.id for t in tasks]))
+        self.extras.append(extra)
         return len(self.sent)
 
-    def send_ack_many(self, tasks: list[Task]) -> int:
-        return self._record("ack_many", list(tasks))
+    def send_ack_many(self, tasks: list[Task], results: list[Any] | None = None) -> int:
+        return self._record("ack_many", list(tasks), results)
 
-    def send_ack(self, task: Task) -> int:
-        return self._record("ack", [task])
+    def send_ack(self, task: Task, result: Any = None) -> int:
+        return self._record("ack", [task], result)
 
-    def send_nack(self, task: Task, reason: str = "", *, dead_letter: bool = False) -> int:
-        return self._record("dead_letter" if dead_letter else "nack", [task])
+    def send_nack(self, task: Task, reason: str = "", *, dead_letter: bool = False,
+                  traceback: str | None = None) -> int:
+        return self._record("dead_letter" if dead_letter else "nack", [task], (reason, traceback))
 
 
 def test_verdicts_found_together_go_as_one_ack_many_and_single_nacks():
@@ -127,7 +132,7 @@ def test_verdicts_found_together_go_as_one_ack_many_and_single_nacks():
 
 
 def test_falls_back_to_single_acks_when_the_gateway_refuses_ack_many(tmp_path, monkeypatch):
-    def older_gateway(self, identity, rid, body, router, ipc, now, worker_name):
+    def older_gateway(self, identity, rid, body, router, ipc, now, worker_name, body_bytes):
         self._send_error(router, identity, rid, "unknown_kind", "unknown message kind")
 
     monkeypatch.setattr(WorkerGateway, "_handle_ack_many", older_gateway)
