@@ -25,6 +25,7 @@ from dqueue.logs import log_event
 from dqueue.queue import fields
 from dqueue.queue.fields import IntRule
 from dqueue.queue.results import result_problem
+from dqueue.queue.task import FINISHED
 
 logger = logging.getLogger(__name__)
 
@@ -271,7 +272,8 @@ class TaskItem:
         query = {"op": "get", "id": v.task_id(id)}
         wait_ms = wait_param_ms(req.get_param("wait"), self._deps.config.max_wait_ms)
         task, refused = self._deps.read_waiting(query, wait_ms)
-        if refused:
+        if refused and task is not None and task.get("status") not in FINISHED:
+            # Only an unfinished task's answer says so: the client waits before it asks again.
             resp.set_header(WAIT_REFUSED_HEADER, "refused; too many long polls parked")
             resp.set_header("Retry-After", str(POLL_RETRY_AFTER_S))
         if task is None:

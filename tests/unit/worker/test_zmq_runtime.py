@@ -9,7 +9,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from dqueue.api.gateway import WorkerGateway
-from dqueue.client.errors import LeaseConflict, NoLeader, ServerError
+from dqueue.client.errors import InvalidRequest, LeaseConflict, NoLeader, ServerError
 from dqueue.client.task import Task
 from dqueue.client.zmq_client import Reply
 from dqueue.config import NodeConfig
@@ -187,3 +187,51 @@ def test_an_older_gateway_refusing_ack_many_gets_single_acks():
     runtime._outbox = [Completion(t, Verdict.ACK) for t in tasks]
     runtime._read_outbox(now)
     assert client.sent[2:] == [("ack", ["t0"]), ("ack", ["t1"])]  # and from then on
+
+
+def test_results_go_with_their_acks_and_tracebacks_with_their_nacks():
+    runtime = ZmqRuntime(Worker(), RuntimeConfig("w1"), "tcp://127.0.0.1:1")
+    client = RecordingClient()
+    runtime._client = client  # type: ignore[assignment]
+    tasks = [Task(id=f"t{i}", type="t") for i in range(4)]
+    runtime._outbox = [
+        Completion(tasks[0], Verdict.ACK, result={"rows": 1}),
+        Completion(tasks[1], Verdict.NACK, "E: boom", traceback="File x\nE: boom"),
+        Completion(tasks[2], Verdict.ACK),  # no result
+        Completion(tasks[3], Verdict.DEAD_LETTER, "DeadLetter: no", traceback="tb"),
+    ]
+    runtime._read_outbox(time.monotonic())
+    sent = dict(zip((op for op, _ in client.sent), client.extras, strict=True))
+    assert sent["ack_many"] == [{"rows": 1}, None]
+    assert sent["nack"] == ("E: boom", "File x\nE: boom")
+    assert sent["dead_letter"] == ("DeadLetter: no", "tb")
+
+
+def test_acks_with_large_results_are_split_into_messages_of_about_1_mib():
+    runtime = ZmqRuntime(Worker(), RuntimeConfig("w1"), "tcp://127.0.0.1:1")
+    client = RecordingClient()
+    runtime._client = client  # type: ignore[assignment]
+    big = "x" * 600_000
+    runtime._outbox = [Completion(Task(id=f"t{i}", type="t"), Verdict.ACK, result=big)
+                       for i in range(3)]
+    runtime._read_outbox(time.monotonic())
+    assert client.sent == [("ack_many", ["t0", "t1"]), ("ack", ["t2"])]
+    assert client.extras == [[big, big], big]
+
+
+def test_a_result_the_gateway_refuses_fails_the_task_with_its_reason():
+    runtime = ZmqRuntime(Worker(), RuntimeConfig("w1"), "tcp://127.0.0.1:1")
+    client = RecordingClient()
+    runtime._client = client  # type: ignore[assignment]
+    task = Task(id="t0", type="t")
+    runtime.counts.acked = 1  # the run counted as an ack when it ended
+    now = time.monotonic()
+    runtime._pending[7] = Request("ack", [task], now, results=["x" * 2_000])
+    refusal = InvalidRequest("result: 2002 bytes as JSON, more than max_result_bytes 1024",
+                             code="invalid_field", field="result")
+    runtime._handle_reply(Reply("err", 7, error=refusal), now)
+    assert client.sent == [("nack", ["t0"])]
+    reason, traceback = client.extras[0]
+    assert reason.startswith("InvalidResult: ") and "max_result_bytes 1024" in reason
+    assert traceback is None
+    assert runtime.counts.acked == 0 and runtime.counts.nacked == 1
