@@ -223,3 +223,16 @@ def test_a_refused_token_says_what_to_do(monkeypatch):
     assert "the token lacks the role produce" in str(lacking)
     protected = auth_error("protected_mode", "protected mode ...", status=403, had_token=False)
     assert isinstance(protected, Forbidden) and protected.code == "protected_mode"
+
+
+def test_dqueue_server_may_be_a_comma_list_and_only_commas_are_a_usage_error(monkeypatch):
+    with FakeHttpServer() as srv:
+        with socket.socket() as sock:  # a port nothing listens on: tried first, then skipped
+            sock.bind(("127.0.0.1", 0))
+            dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        monkeypatch.setenv("DQUEUE_SERVER", f"{dead},{srv.url}")
+        code, _, err = run("--json", "stats")
+        assert code == cli.EXIT_OK, err
+    monkeypatch.setenv("DQUEUE_SERVER", ",")
+    code, _, err = run("stats")
+    assert code == cli.EXIT_USAGE and "at least one server URL" in err
