@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from dqueue import cli
+from dqueue.client.task import Task, TaskStatus
 from tests.unit.client.fakes import FakeHttpServer
 
 
@@ -236,3 +237,16 @@ def test_dqueue_server_may_be_a_comma_list_and_only_commas_are_a_usage_error(mon
     monkeypatch.setenv("DQUEUE_SERVER", ",")
     code, _, err = run("stats")
     assert code == cli.EXIT_USAGE and "at least one server URL" in err
+
+
+def test_status_view_shows_the_result_and_the_traceback_below_the_table():
+    done = cli.task_view(Task(id="t1", type="x", status=TaskStatus.COMPLETED,
+                              result={"rows": 3}))
+    assert any(line.split() == ["result", '{"rows":', "3}"] for line in done.splitlines())
+    failed = cli.task_view(Task(id="t2", type="x", status=TaskStatus.DEAD,
+                                last_error="KeyError: 'k'",
+                                last_traceback='  File "h.py", line 3\nKeyError: \'k\'\n'))
+    table, _, below = failed.partition("\nlast_traceback:\n")
+    assert "KeyError: 'k'" in table
+    assert below == '    File "h.py", line 3\n  KeyError: \'k\''
+    assert "result" not in failed and "last_traceback" not in done
