@@ -61,6 +61,8 @@ def test_an_empty_dqueue_server_is_the_default_and_only_commas_are_refused(monke
     monkeypatch.setenv("DQUEUE_SERVER", " , ")
     with pytest.raises(ValueError, match="at least one server URL"):
         worker_main.make_runtime(parse(), _demo())
+    # main's logging setup would outlive the test's captured stderr: left out here.
+    monkeypatch.setattr(worker_main.logging, "basicConfig", lambda **kwargs: None)
     assert worker_main.main([]) == 2  # a usage error, before anything starts
 
 
