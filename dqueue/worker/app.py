@@ -212,10 +212,17 @@ def invalid_result_reason(problem: str) -> str:
 
 def _traceback_tail() -> str:
     """The last lines of the traceback being handled, as a nack's ``traceback``."""
-    return traceback_tail(traceback.format_exc().rstrip())
+    return traceback_tail(_encodable(traceback.format_exc().rstrip()))
 
 
 def _reason(exc: BaseException) -> str:
     text = str(exc)
     reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return reason[:REASON.max_chars]
+    return _encodable(reason)[:REASON.max_chars]
+
+
+def _encodable(text: str) -> str:
+    """``text`` with each lone surrogate (an exception about a file name decoded with
+    ``surrogateescape``, say) written as its ``\\udcff`` escape: no UTF-8 encoder, msgpack's
+    and the node's JSON checks included, takes a lone surrogate, so the nack would fail."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from dqueue.client.task import Lease, Task
-from dqueue.queue.fields import MAX_TRACEBACK_CHARS
+from dqueue.protocol import wire
+from dqueue.queue.fields import MAX_TRACEBACK_CHARS, REASON
 from dqueue.worker.app import (
     INVALID_RESULT,
     DeadLetter,
@@ -167,3 +168,18 @@ def test_a_result_at_the_limit_is_kept():
 
 def test_invalid_result_reason_is_bounded_as_a_reason():
     assert len(invalid_result_reason("y" * 10_000)) == 4_096
+
+
+def test_a_lone_surrogate_in_a_failure_is_escaped_so_the_nack_can_be_sent():
+    worker = Worker()
+
+    def bad_name(payload, ctx):
+        raise FileNotFoundError(b"/tmp/\xff".decode("utf-8", "surrogateescape"))
+
+    worker.register("email", bad_name)
+    done = run_handler(worker, ctx_for(TASK))
+    assert done.reason == "FileNotFoundError: /tmp/\\udcff"
+    assert done.traceback is not None and "/tmp/\\udcff" in done.traceback
+    for text in (done.reason, done.traceback):
+        wire.encode(b"nack", {"reason": text})  # msgpack takes it
+        assert REASON.accepts(text)
