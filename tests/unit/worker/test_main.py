@@ -11,6 +11,13 @@ from dqueue.worker.http_runtime import HttpRuntime
 from dqueue.worker.zmq_runtime import ZmqRuntime
 
 
+@pytest.fixture(autouse=True)
+def _no_logging_setup(monkeypatch: pytest.MonkeyPatch) -> None:
+    # main() sets up logging on the test's captured stderr, which is closed after the test:
+    # every later log line of the session would fail to write ("Logging error").
+    monkeypatch.setattr(worker_main.logging, "basicConfig", lambda **kwargs: None)
+
+
 def parse(*argv: str):
     parser = worker_main.build_parser()
     return parser.parse_args(worker_main.normalize_argv(list(argv), parser))
@@ -61,8 +68,6 @@ def test_an_empty_dqueue_server_is_the_default_and_only_commas_are_refused(monke
     monkeypatch.setenv("DQUEUE_SERVER", " , ")
     with pytest.raises(ValueError, match="at least one server URL"):
         worker_main.make_runtime(parse(), _demo())
-    # main's logging setup would outlive the test's captured stderr: left out here.
-    monkeypatch.setattr(worker_main.logging, "basicConfig", lambda **kwargs: None)
     assert worker_main.main([]) == 2  # a usage error, before anything starts
 
 
