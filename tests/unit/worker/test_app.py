@@ -174,12 +174,12 @@ def test_a_lone_surrogate_in_a_failure_is_escaped_so_the_nack_can_be_sent():
     worker = Worker()
 
     def bad_name(payload, ctx):
-        raise FileNotFoundError(b"/tmp/\xff".decode("utf-8", "surrogateescape"))
+        raise FileNotFoundError(b"report-\xff.csv".decode("utf-8", "surrogateescape"))
 
     worker.register("email", bad_name)
     done = run_handler(worker, ctx_for(TASK))
-    assert done.reason == "FileNotFoundError: /tmp/\\udcff"
-    assert done.traceback is not None and "/tmp/\\udcff" in done.traceback
+    assert done.reason == "FileNotFoundError: report-\\udcff.csv"
+    assert done.traceback is not None and "report-\\udcff.csv" in done.traceback
     for text in (done.reason, done.traceback):
         wire.encode(b"nack", {"reason": text})  # msgpack takes it
         assert REASON.accepts(text)
