@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from dqueue import __version__, cli_queues, cli_schedules
+from dqueue.client.env import DEFAULT_SERVER, SERVER_ENV, TOKEN_ENV, resolve_servers
 from dqueue.client.errors import (
     DQueueError,
     InvalidState,
@@ -39,7 +40,6 @@ from dqueue.durations import parse_duration_ms
 from dqueue.keys import PeerKeyError, create_cluster_keys
 from dqueue.tokens import TokenFileError, add_token, list_tokens, parse_roles, remove_token
 
-DEFAULT_SERVER = "http://localhost:8080"
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_NOT_FOUND, EXIT_CONFLICT = range(6)
 def _long_options(parser: argparse.ArgumentParser) -> set[str]:
     names: set[str] = set()
@@ -98,11 +98,17 @@ def task_view(task: Task) -> str:
     if task.lease:
         rows += [("lease.worker_id", task.lease.worker_id), ("lease.token", task.lease.token),
                  ("lease.expires_at", format_time_ms(task.lease.expires_at_ms))]
+    if task.result is not None:
+        rows.append(("result", json.dumps(task.result)))
     if task.last_error:
         rows.append(("last_error", task.last_error))
     if task.duplicate:
         rows.append(("duplicate", "yes (idempotency key seen before)"))
-    return table(rows)
+    text = table(rows)
+    if task.last_traceback:  # several lines: below the table, indented
+        lines = task.last_traceback.rstrip("\n").split("\n")
+        text += "\nlast_traceback:\n" + "\n".join("  " + line for line in lines)
+    return text
 
 
 def tasks_view(tasks: Sequence[Task]) -> str:
@@ -342,13 +348,13 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--server", action="append", default=argparse.SUPPRESS,
                         help="node URL (repeatable or comma-separated); default "
-                             f"$DQUEUE_SERVER or {DEFAULT_SERVER}")
+                             f"${SERVER_ENV} or {DEFAULT_SERVER}")
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="print JSON instead of tables")
     common.add_argument("--timeout", default=argparse.SUPPRESS,
                         help="give up retrying after this long (default 10s)")
     common.add_argument("--token", default=argparse.SUPPRESS,
-                        help="bearer token for the node's HTTP API (default $DQUEUE_TOKEN)")
+                        help=f"bearer token for the node's HTTP API (default ${TOKEN_ENV})")
     common.add_argument("--ca-file", default=argparse.SUPPRESS,
                         help="PEM file of the CA that signed an https:// proxy's certificate")
     p = argparse.ArgumentParser(prog="dqueue-cli", parents=[common],
@@ -453,10 +459,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
     except ValueError as exc:
         err.write(f"dqueue-cli: --timeout: {exc}\n")
         return EXIT_USAGE
-    servers = [s for item in getattr(args, "server", None)
-               or [os.environ.get("DQUEUE_SERVER") or DEFAULT_SERVER]
-               for s in item.split(",") if s]
     try:
+        servers = resolve_servers(getattr(args, "server", None))
         client = Client(servers, retry=RetryPolicy(deadline_s=timeout_ms / 1000),
                         timeout_s=max(1.0, timeout_ms / 1000),
                         token=getattr(args, "token", None),

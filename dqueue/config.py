@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dqueue.queue.config import QueueConfig, settings_from_plain
+from dqueue.queue.results import DEFAULT_MAX_RESULT_BYTES
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,9 @@ class NodeConfig:
     # API process.
     http_threads: int = 32
     max_body_bytes: int = 1 << 20
+    # Largest task result (an ack's ``result``, compact JSON) the HTTP API and the worker
+    # gateway take: dqueue/queue/results.py.
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
     request_timeout_ms: int = 5_000
     max_wait_ms: int = 20_000
     # GET /ready answers 200 only while this node's applied index is within this many entries
@@ -276,6 +280,8 @@ _RANGES: dict[str, tuple[str, float, float]] = {
     "max_inflight_msgs": ("raft.max_inflight_msgs", 1, 1 << 20),
     "http_threads": ("api.http_threads", 1, 1_024),
     "max_body_bytes": ("api.max_body_bytes", 1024, 1 << 30),
+    # At most a worker message's bound (api/gateway.py MAX_WORKER_MESSAGE_BYTES).
+    "max_result_bytes": ("api.max_result_bytes", 1024, 4 << 20),
     "request_timeout_ms": ("api.request_timeout", 1, 3_600_000),
     "max_wait_ms": ("api.max_wait", 1, 3_600_000),
     "drain_timeout_ms": ("api.drain_timeout", 1, 3_600_000),

@@ -62,6 +62,7 @@ TOML_LAYOUT: dict[str, dict[str, str]] = {
     "api": {
         "http_threads": "http_threads",
         "max_body_bytes": "max_body_bytes",
+        "max_result_bytes": "max_result_bytes",
         "request_timeout": "request_timeout_ms",
         "max_wait": "max_wait_ms",
         "drain_timeout": "drain_timeout_ms",

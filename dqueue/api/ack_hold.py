@@ -21,6 +21,10 @@ from dqueue.protocol.errors import ErrorCode
 ACK_WINDOW_MS = 2  # longest an ack waits for others to share its command, if none is in flight
 MAX_ACK_COMMANDS_IN_FLIGHT = 1  # more held acks wait for the answer to this many ack commands
 MAX_ACK_HOLD_MS = 20  # ... but no ack is held longer than this
+# Held acks go once their worker messages took this many bytes: acks that carry results
+# (dqueue/queue/results.py, up to api.max_result_bytes each) make one entry of at most about
+# this much, as raft.max_append_bytes (1 MiB) expects, instead of up to MAX_ACK_BATCH results.
+MAX_ACK_BATCH_BYTES = 1 << 20
 
 
 @dataclass
@@ -57,23 +61,28 @@ class AckHold:
         max_batch: the most acks one command carries; holding that many sends them at once.
     """
 
-    def __init__(self, window_ms: int, max_batch: int) -> None:
+    def __init__(self, window_ms: int, max_batch: int,
+                 max_bytes: int = MAX_ACK_BATCH_BYTES) -> None:
         self._window_s = window_ms / 1000
         self._max_batch = max_batch
+        self._max_bytes = max_bytes
         self.held: list[HeldAck] = []
+        self._held_bytes = 0  # Invariant: the sum of the sizes hold() was given since take()
         self._due = 0.0  # when the held acks may go, set by the first one held
         self._held_since = 0.0
         # Invariant: the ack commands sent and not yet answered or expired (command_sent minus
         # command_done).
         self.in_flight = 0
 
-    def hold(self, held: HeldAck, now: float) -> bool:
-        """Hold one ack; whether the batch is now full (the caller sends it at once)."""
+    def hold(self, held: HeldAck, now: float, size_bytes: int = 0) -> bool:
+        """Hold one ack whose message took ``size_bytes``; whether the batch is now full (by
+        count or by bytes: the caller sends it at once)."""
         if not self.held:
             self._due = now + self._window_s
             self._held_since = now
         self.held.append(held)
-        return len(self.held) >= self._max_batch
+        self._held_bytes += size_bytes
+        return len(self.held) >= self._max_batch or self._held_bytes >= self._max_bytes
 
     def may_go(self, now: float) -> bool:
         """Held acks go once their window is over and no ack command is in flight, or once
@@ -95,6 +104,7 @@ class AckHold:
     def take(self) -> list[HeldAck]:
         """The held acks, now to be sent as one command; nothing is held after."""
         acks, self.held = self.held, []
+        self._held_bytes = 0
         return acks
 
     def command_sent(self) -> None:

@@ -84,6 +84,18 @@ class ApiDeps:
         self.metrics.lease_wait_seconds.observe(time.perf_counter() - started)
         return list(value.get("tasks") or [])
 
+    def read_waiting(self, query: dict[str, Any], wait_ms: int) -> tuple[Any, bool]:
+        """Run a ``get`` query that may wait up to ``wait_ms`` for its task to finish; the
+        value, and whether the wait was refused (every long-poll place taken: read at once)."""
+        gate = self.long_polls
+        if wait_ms <= 0 or gate is None or not gate.try_enter():
+            return self.read(query), wait_ms > 0
+        try:
+            return self.read({**query, "wait_ms": wait_ms},
+                             timeout_ms=self.config.request_timeout_ms + wait_ms), False
+        finally:
+            gate.leave()
+
     def command(self, cmd: dict[str, Any], wait_ms: int = 0) -> Any:
         """Propose ``cmd``; return the outcome's value or raise the ApiError it maps to."""
         try:

@@ -307,7 +307,8 @@ class WorkerGateway:
                              "rid must be an integer or a short string", "rid")
             return
         if kind == WorkerKind.ACK_MANY:
-            self._handle_ack_many(identity, rid, body, router, ipc, now, worker_name)
+            self._handle_ack_many(identity, rid, body, router, ipc, now, worker_name,
+                                  len(frames[3]))
             return
         try:
             if kind == WorkerKind.PING:
@@ -318,7 +319,8 @@ class WorkerGateway:
                 cmd, wait_ms = enqueue_command_of(kind, body, len(frames[3]),
                                                   self._config.max_body_bytes), 0
             else:
-                cmd, wait_ms = command_of(kind, body, self._config.max_wait_ms, worker_name)
+                cmd, wait_ms = command_of(kind, body, self._config.max_wait_ms, worker_name,
+                                          self._config.max_result_bytes)
         except RequestError as exc:
             self._send_error(router, identity, rid, exc.code, exc.message, exc.field)
             return
@@ -337,26 +339,31 @@ class WorkerGateway:
                           wait_deadline=wait_deadline)
         if kind == WorkerKind.ACK:
             item = {"id": cmd["id"], "worker_id": cmd["worker_id"], "token": cmd["token"]}
-            self._hold_ack((pending, 0, item), ipc, router, now)
+            if "result" in cmd:
+                item["result"] = cmd["result"]
+            self._hold_ack((pending, 0, item), ipc, router, now, len(frames[3]))
             return
         self._forward(pending, ipc, router, now)
 
     def _handle_ack_many(self, identity: bytes, rid: Any, body: dict[str, Any],
                          router: zmq.Socket, ipc: zmq.Socket, now: float,
-                         worker_name: str) -> None:
+                         worker_name: str, body_bytes: int) -> None:
         """Validate an ``ack_many`` (all or nothing) and hold each of its items."""
         try:
-            items = ack_items_of(body, worker_name)
+            items = ack_items_of(body, worker_name, self._config.max_result_bytes)
         except RequestError as exc:
             self._send_error(router, identity, rid, exc.code, exc.message, exc.field)
             return
         group = AckGroup(identity, rid, [None] * len(items), len(items))
+        item_bytes = body_bytes // len(items)  # results make most of it: a share each
         for index, item in enumerate(items):
-            self._hold_ack((group, index, item), ipc, router, now)
+            self._hold_ack((group, index, item), ipc, router, now, item_bytes)
 
-    def _hold_ack(self, held: HeldAck, ipc: zmq.Socket, router: zmq.Socket, now: float) -> None:
-        """Keep an ack for the next ``ack_batch``; send the batch once it is full."""
-        if self._acks.hold(held, now):
+    def _hold_ack(self, held: HeldAck, ipc: zmq.Socket, router: zmq.Socket, now: float,
+                  size_bytes: int) -> None:
+        """Keep an ack for the next ``ack_batch``; send the batch once it is full (by count,
+        or by the bytes its messages took: acks with results make large commands)."""
+        if self._acks.hold(held, now, size_bytes):
             self._flush_acks(ipc, router, now)
 
     def _flush_acks(self, ipc: zmq.Socket, router: zmq.Socket, now: float) -> None:

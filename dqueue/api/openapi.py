@@ -18,6 +18,7 @@ from dqueue.api.tasks import (
     EXTEND_FIELDS,
     LEASE_FIELDS,
     NACK_FIELDS,
+    RELEASE_FIELDS,
 )
 from dqueue.queue import fields, schedules
 
@@ -102,6 +103,10 @@ def _schemas() -> dict[str, Any]:
                 "queue": string,
                 "source_queue": {"type": ["string", "null"],
                                  "description": "the queue a dead letter was moved from"},
+                "result": {"description": "a completed task's result (the handler's return "
+                                          "value); absent when none"},
+                "last_traceback": {"type": "string", "description": "the last lines of the "
+                                   "last failure's traceback; absent when none"},
             },
         },
         "TaskList": {
@@ -148,6 +153,15 @@ def _schemas() -> dict[str, Any]:
         "AckRequest": {
             "type": "object", "additionalProperties": False,
             "required": ["worker_id", "lease_token"],
+            "properties": {
+                "worker_id": ident, "lease_token": token,
+                "result": {"description": "any JSON value, kept on the task; at most "
+                                          "api.max_result_bytes as compact JSON"},
+            },
+        },
+        "ReleaseRequest": {
+            "type": "object", "additionalProperties": False,
+            "required": ["worker_id", "lease_token"],
             "properties": {"worker_id": ident, "lease_token": token},
         },
         "NackRequest": {
@@ -157,6 +171,9 @@ def _schemas() -> dict[str, Any]:
                 "worker_id": ident, "lease_token": token,
                 "reason": {"type": "string", "maxLength": v.MAX_REASON_CHARS},
                 "dead_letter": {"type": "boolean"},
+                "traceback": {"type": "string", "maxLength": fields.MAX_TRACEBACK_CHARS,
+                              "description": "the failure's last traceback lines: "
+                                             "last_traceback"},
             },
         },
         "ExtendRequest": {
@@ -180,6 +197,7 @@ REQUEST_FIELDS = {
     "EnqueueRequest": ENQUEUE_FIELDS,
     "LeaseRequest": LEASE_FIELDS,
     "AckRequest": ACK_FIELDS,
+    "ReleaseRequest": RELEASE_FIELDS,
     "NackRequest": NACK_FIELDS,
     "ExtendRequest": EXTEND_FIELDS,
     "RedriveRequest": REDRIVE_FIELDS,
@@ -236,15 +254,20 @@ def _task_paths() -> dict[str, Any]:
             }, requestBody=_body("LeaseRequest")),
         },
         "/tasks/{id}": {
-            "get": _op("Get a task.", {"200": task, **not_found, **_COMMON_ERRORS},
-                       parameters=_ID_PARAM),
+            "get": _op("Get a task; with wait, a long poll until it is completed, dead or "
+                       "cancelled.", {"200": task, **not_found, **_COMMON_ERRORS},
+                       parameters=[*_ID_PARAM, {
+                           "name": "wait", "in": "query",
+                           "description": "seconds (fractions allowed) to wait for the task "
+                                          "to finish; cut to api.max_wait",
+                           "schema": {"type": "number", "minimum": 0}}]),
         },
         "/tasks/{id}/ack": action("Complete a leased task.", "AckRequest"),
         "/tasks/{id}/nack": action("Fail a leased task (retry with backoff or dead-letter).",
                                    "NackRequest"),
         "/tasks/{id}/extend": action("Extend a lease.", "ExtendRequest"),
         "/tasks/{id}/release": action("Hand a leased task back unstarted (no attempt "
-                                      "counted).", "AckRequest"),
+                                      "counted).", "ReleaseRequest"),
         "/tasks/{id}/cancel": action("Cancel a pending task.", None),
     }
 

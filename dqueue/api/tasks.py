@@ -7,6 +7,7 @@ command or query (docs/internals.md section 4) and renders the outcome (docs/htt
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import falcon
@@ -23,7 +24,8 @@ from dqueue.api.render import render_task
 from dqueue.logs import log_event
 from dqueue.queue import fields
 from dqueue.queue.fields import IntRule
-from dqueue.queue.results import DEFAULT_MAX_RESULT_BYTES, result_bytes
+from dqueue.queue.results import result_problem
+from dqueue.queue.task import FINISHED
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +34,9 @@ ENQUEUE_FIELDS = frozenset(
 )
 LEASE_FIELDS = frozenset({"worker_id", "types", "lease_seconds", "wait_seconds", "max_tasks",
                           "queues"})
-ACK_FIELDS = frozenset({"worker_id", "lease_token"})
-NACK_FIELDS = frozenset({"worker_id", "lease_token", "reason", "dead_letter"})
+RELEASE_FIELDS = frozenset({"worker_id", "lease_token"})
+ACK_FIELDS = RELEASE_FIELDS | {"result"}
+NACK_FIELDS = RELEASE_FIELDS | {"reason", "dead_letter", "traceback"}
 EXTEND_FIELDS = frozenset({"worker_id", "lease_token", "lease_seconds"})
 LIST_PARAMS = frozenset({"status", "type", "limit", "cursor", "queue"})
 # The rules' cheap checks, for the fast path of an enqueue body.
@@ -256,16 +259,44 @@ class TaskLease:
 
 
 class TaskItem:
-    """``GET /tasks/{id}``."""
+    """``GET /tasks/{id}``; with ``?wait=SECONDS`` a long poll, answered as soon as the task is
+    finished (completed, dead or cancelled), or at the end of the wait with the task as it is.
+    The Raft process parks the read and looks again on every apply (dqueue/node/queries.py);
+    beyond the long-poll gate's places it is answered at once, with ``Dqueue-Wait: refused``.
+    """
 
     def __init__(self, deps: ApiDeps) -> None:
         self._deps = deps
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, id: str) -> None:
-        task = self._deps.read({"op": "get", "id": v.task_id(id)})
+        query = {"op": "get", "id": v.task_id(id)}
+        wait_ms = wait_param_ms(req.get_param("wait"), self._deps.config.max_wait_ms)
+        task, refused = self._deps.read_waiting(query, wait_ms)
+        if refused and task is not None and task.get("status") not in FINISHED:
+            # Only an unfinished task's answer says so: the client waits before it asks again.
+            resp.set_header(WAIT_REFUSED_HEADER, "refused; too many long polls parked")
+            resp.set_header("Retry-After", str(POLL_RETRY_AFTER_S))
         if task is None:
             raise ApiError(falcon.HTTP_404, "not_found", f"no task {id}", field="id")
         send_json(resp, falcon.HTTP_200, render_task(task, may_see_leases(req)))
+
+
+def wait_param_ms(text: str | None, max_wait_ms: int) -> int:
+    """The ``wait`` query parameter (seconds, fractions allowed) in milliseconds, cut to
+    ``max_wait_ms``; 0 when absent.
+
+    Raises:
+        ApiError: 400 naming ``wait`` when it is not a number of seconds of 0 or more.
+    """
+    if text is None or text == "":
+        return 0
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise invalid("wait", "wait must be a number of seconds, 0 or more")
+    return min(max_wait_ms, math.ceil(seconds * 1000))
 
 
 class _TaskAction:
@@ -304,21 +335,16 @@ def _lease_holder(task_id: str, body: dict[str, Any]) -> dict[str, Any]:
 class TaskAck(_TaskAction):
     """``POST /tasks/{id}/ack``: the lease holder completes the task."""
 
-    fields = ACK_FIELDS | {"result"}
+    fields = ACK_FIELDS
     required = ("worker_id",)
 
     def build(self, task_id: str, body: dict[str, Any]) -> dict[str, Any]:
         cmd = {"op": "ack", **_lease_holder(task_id, body)}
         result = body.get("result")
         if result is not None:
-            try:
-                fields.check_payload(result, "result")  # JSON, bounded depth: then measurable
-            except fields.InvalidCommand as exc:
-                raise invalid("result", exc.message) from None
-            size = result_bytes(result)
-            if size > DEFAULT_MAX_RESULT_BYTES:
-                raise invalid("result", f"result: {size} bytes as JSON, more than the "
-                                        f"max_result_bytes {DEFAULT_MAX_RESULT_BYTES}")
+            problem = result_problem(result, self._deps.config.max_result_bytes)
+            if problem is not None:
+                raise invalid("result", problem)
             cmd["result"] = result
         return cmd
 
@@ -332,9 +358,13 @@ class TaskNack(_TaskAction):
     def build(self, task_id: str, body: dict[str, Any]) -> dict[str, Any]:
         # The other fields first: a bad one is named (400) before a missing token (409).
         reason = v.opt_text(body, "reason", fields.REASON)
+        traceback = v.opt_text(body, "traceback", fields.TRACEBACK)
         dead_letter = bool(v.opt_bool(body, "dead_letter"))
-        return {"op": "nack", **_lease_holder(task_id, body), "reason": reason,
-                "dead_letter": dead_letter}
+        cmd = {"op": "nack", **_lease_holder(task_id, body), "reason": reason,
+               "dead_letter": dead_letter}
+        if traceback is not None:
+            cmd["traceback"] = traceback
+        return cmd
 
     def counted(self, task: dict[str, Any]) -> None:
         if task.get("status") == "dead":
@@ -346,7 +376,7 @@ class TaskRelease(_TaskAction):
     """``POST /tasks/{id}/release``: the lease holder hands the task back unstarted (pending
     now, its attempt not counted)."""
 
-    fields = ACK_FIELDS
+    fields = RELEASE_FIELDS
     required = ("worker_id",)
 
     def build(self, task_id: str, body: dict[str, Any]) -> dict[str, Any]:

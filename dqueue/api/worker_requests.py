@@ -14,20 +14,23 @@ from dqueue.api import validation as v
 from dqueue.api.errors import ApiError
 from dqueue.api.fencing import is_lease_token, lease_token
 from dqueue.queue import fields
+from dqueue.queue.results import DEFAULT_MAX_RESULT_BYTES, result_problem
 
 # Every field a command carries is checked by the queue's rule (dqueue/queue/fields.py); only
 # ``wait_ms`` is the gateway's own (bounded by the node's max_wait).
 MAX_ACK_BATCH = fields.MAX_BATCH  # the acks one ack_batch command may carry
 _LEASE_KEYS = frozenset({"rid", "worker_id", "max_tasks", "types", "lease_ms", "wait_ms",
                          "queues"})
-_ACK_KEYS = frozenset({"rid", "id", "worker_id", "token"})
-_NACK_KEYS = _ACK_KEYS | {"reason", "dead_letter"}
-_EXTEND_KEYS = _ACK_KEYS | {"lease_ms"}
+_HOLDER_BASE_KEYS = frozenset({"rid", "id", "worker_id", "token"})
+_ACK_KEYS = _HOLDER_BASE_KEYS | {"result"}
+_NACK_KEYS = _HOLDER_BASE_KEYS | {"reason", "dead_letter", "traceback"}
+_EXTEND_KEYS = _HOLDER_BASE_KEYS | {"lease_ms"}
 _ACK_MANY_KEYS = frozenset({"rid", "worker_id", "items"})
-_ACK_ITEM_KEYS = frozenset({"id", "token"})
+_USUAL_ACK_ITEM_KEYS = frozenset({"id", "token"})
+_ACK_ITEM_KEYS = _USUAL_ACK_ITEM_KEYS | {"result"}
 # The requests of a lease holder about one task, and their fields.
 _HOLDER_KEYS = {b"ack": _ACK_KEYS, b"nack": _NACK_KEYS, b"extend": _EXTEND_KEYS,
-                b"release": _ACK_KEYS}
+                b"release": _HOLDER_BASE_KEYS}
 
 
 class RequestError(Exception):
@@ -58,9 +61,11 @@ def check_worker_id(worker_id: str | None, worker_name: str) -> None:
                            "worker_id")
 
 
-def ack_items_of(body: dict[str, Any], worker_name: str = "") -> list[dict[str, Any]]:
-    """The ``ack_batch`` items of a valid ``ack_many`` body; ``worker_name`` as in
-    ``check_worker_id``. Raises RequestError."""
+def ack_items_of(body: dict[str, Any], worker_name: str = "",
+                 max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES) -> list[dict[str, Any]]:
+    """The ``ack_batch`` items of a valid ``ack_many`` body (all or nothing); ``worker_name``
+    as in ``check_worker_id``; an item's ``result`` at most ``max_result_bytes``. Raises
+    RequestError."""
     try:
         v.check_keys(body, _ACK_MANY_KEYS, ("worker_id", "items"))
         worker_id = v.opt_text(body, "worker_id", fields.WORKER_ID)
@@ -72,22 +77,27 @@ def ack_items_of(body: dict[str, Any], worker_name: str = "") -> list[dict[str, 
         items = []
         for index, obj in enumerate(raw):
             if not is_usual_ack_item(obj):
-                check_ack_item(obj, f"items[{index}].")
-            items.append({"id": obj.get("id"), "worker_id": worker_id, "token": obj.get("token")})
+                check_ack_item(obj, f"items[{index}].", max_result_bytes)
+            item = {"id": obj.get("id"), "worker_id": worker_id, "token": obj.get("token")}
+            if obj.get("result") is not None:
+                item["result"] = obj["result"]
+            items.append(item)
         return items
     except ApiError as exc:
         raise RequestError(exc.code, exc.message, exc.field) from None
 
 
 def is_usual_ack_item(obj: Any) -> bool:
-    """Whether ``obj`` is an ``ack_many`` item of the usual shape that ``check_ack_item``
-    accepts: the fast path, on exact types (tests/unit/api/test_worker_requests.py)."""
-    return (type(obj) is dict and obj.keys() <= _ACK_ITEM_KEYS
+    """Whether ``obj`` is an ``ack_many`` item of the usual shape (no result) that
+    ``check_ack_item`` accepts: the fast path, on exact types
+    (tests/unit/api/test_worker_requests.py)."""
+    return (type(obj) is dict and obj.keys() <= _USUAL_ACK_ITEM_KEYS
             and fields.TASK_ID.accepts(obj.get("id")) and is_lease_token(obj.get("token")))
 
 
-def check_ack_item(obj: Any, prefix: str) -> None:
-    """Check an ``ack_many`` item in full.
+def check_ack_item(obj: Any, prefix: str,
+                   max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES) -> None:
+    """Check an ``ack_many`` item in full (its ``result`` at most ``max_result_bytes``).
 
     Raises:
         RequestError: ``obj`` is not a map.
@@ -97,13 +107,30 @@ def check_ack_item(obj: Any, prefix: str) -> None:
         raise RequestError("invalid_field", f"{prefix[:-1]} must be a map", prefix[:-1])
     v.check_keys(obj, _ACK_ITEM_KEYS, ("id",), prefix)
     v.opt_text(obj, "id", fields.TASK_ID, prefix)
+    check_result(obj, max_result_bytes, prefix)
     lease_token(obj, "token", prefix)
 
 
+def check_result(body: dict[str, Any], max_result_bytes: int, prefix: str = "") -> None:
+    """Refuse a ``result`` (when there is one) that is not JSON or larger than
+    ``max_result_bytes`` (dqueue/queue/results.py).
+
+    Raises:
+        RequestError: ``invalid_field`` naming ``<prefix>result``.
+    """
+    result = body.get("result")
+    if result is not None:
+        problem = result_problem(result, max_result_bytes)
+        if problem is not None:
+            raise RequestError("invalid_field", prefix + problem, prefix + "result")
+
+
 def command_of(kind: bytes, body: dict[str, Any], max_wait_ms: int,
-               worker_name: str = "") -> tuple[dict[str, Any], int]:
+               worker_name: str = "",
+               max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES) -> tuple[dict[str, Any], int]:
     """Validate a request; return its plain command and lease wait. ``worker_name`` as in
-    ``check_worker_id``. Raises RequestError."""
+    ``check_worker_id``; an ack's ``result`` at most ``max_result_bytes``. Raises
+    RequestError."""
     try:
         if kind == b"lease":
             v.check_keys(body, _LEASE_KEYS, ("worker_id",))
@@ -127,6 +154,12 @@ def command_of(kind: bytes, body: dict[str, Any], max_wait_ms: int,
             if kind == b"nack":
                 cmd["reason"] = v.opt_text(body, "reason", fields.REASON) or ""
                 cmd["dead_letter"] = bool(v.opt_bool(body, "dead_letter"))
+                traceback = v.opt_text(body, "traceback", fields.TRACEBACK)
+                if traceback is not None:
+                    cmd["traceback"] = traceback
+            elif kind == b"ack" and body.get("result") is not None:
+                check_result(body, max_result_bytes)
+                cmd["result"] = body["result"]
             elif kind == b"extend":
                 cmd["lease_ms"] = lease_ms(body)
             # Last: a bad field is named before a missing token is refused as not holding.

@@ -18,6 +18,7 @@ from dqueue.client.errors import (
     TaskNotFound,
     Unauthorized,
     Unavailable,
+    WaitTimeout,
 )
 from dqueue.client.http_client import Client, RetryPolicy, TaskPage
 from dqueue.client.task import Lease, Task, TaskStatus
@@ -43,6 +44,7 @@ __all__ = [
     "TaskStatus",
     "Unauthorized",
     "Unavailable",
+    "WaitTimeout",
     "ZmqProducer",
     "ZmqWorkerClient",
 ]

@@ -6,6 +6,8 @@ Each carries the server's machine-readable ``code`` and human ``message`` (and t
 
 from __future__ import annotations
 
+from typing import Any
+
 from dqueue.protocol.errors import ErrorCode
 
 
@@ -73,6 +75,23 @@ class QueueFull(DQueueError):
 class IdempotencyKeyReused(DQueueError):
     """The idempotency key belongs to another task with a different body (HTTP 409
     ``idempotency_key_reused``); nothing was enqueued."""
+
+
+class WaitTimeout(DQueueError, TimeoutError):
+    """``Client.wait``: the task did not finish within the timeout.
+
+    Attributes:
+        task_id: The task waited for.
+        task: The task as last seen (pending or leased), or None.
+    """
+
+    def __init__(self, task_id: str, timeout_s: float, task: Any = None) -> None:
+        status = getattr(task, "status", None)
+        state = f" (still {status.value})" if status is not None else ""
+        super().__init__(f"task {task_id} did not finish within {timeout_s:g} s{state}",
+                         code=ErrorCode.WAIT_TIMEOUT)
+        self.task_id = task_id
+        self.task = task
 
 
 class NoLeader(DQueueError):

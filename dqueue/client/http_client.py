@@ -14,7 +14,6 @@ import dataclasses
 import email.message
 import http.client
 import json
-import os
 import random
 import ssl
 import threading
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+from dqueue.client.env import resolve_servers, resolve_token
 from dqueue.client.errors import (
     DQueueError,
     NoLeader,
@@ -36,12 +36,11 @@ from dqueue.client.errors import (
 from dqueue.client.queue_admin import QueueAdmin
 from dqueue.client.schedule_admin import ScheduleAdmin
 from dqueue.client.task import Task
+from dqueue.client.task_wait import TaskWait
 from dqueue.protocol.errors import ErrorCode
 from dqueue.queue.fields import MAX_BATCH
 
 _JSON = "application/json"
-# The environment variable a Client reads its bearer token from when given none.
-TOKEN_ENV = "DQUEUE_TOKEN"
 
 
 @dataclass(frozen=True)
@@ -110,12 +109,13 @@ def normalize_url(url: str, *, default_host: str = "127.0.0.1") -> str:
     return f"{parts.scheme}://{host}:{port}"
 
 
-class Client(QueueAdmin, ScheduleAdmin):
+class Client(QueueAdmin, ScheduleAdmin, TaskWait):
     """A dqueue client over HTTP.
 
     Args:
-        servers: One node URL or several (any node serves any request; the client sticks to
-            the last node that answered and follows leader hints).
+        servers: One node URL or several, as a list or a comma-separated string (default:
+            ``$DQUEUE_SERVER``, else http://localhost:8080). Any node serves any request; the
+            client sticks to the last node that answered and follows leader hints.
         worker_id: Default ``worker_id`` for lease, ack, nack and extend.
         timeout_s: Socket timeout of one attempt (long polls add their wait to it).
         retry: Retry policy for ``503`` answers and connection errors.
@@ -130,7 +130,7 @@ class Client(QueueAdmin, ScheduleAdmin):
 
     def __init__(
         self,
-        servers: str | Sequence[str] = "http://localhost:8080",
+        servers: str | Sequence[str] | None = None,
         *,
         worker_id: str | None = None,
         timeout_s: float = 10.0,
@@ -140,17 +140,14 @@ class Client(QueueAdmin, ScheduleAdmin):
         ssl_context: ssl.SSLContext | None = None,
         ca_file: str | None = None,
     ) -> None:
-        urls = [servers] if isinstance(servers, str) else list(servers)
-        if not urls:
-            raise ValueError("at least one server URL is needed")
-        self._urls = [normalize_url(u) for u in urls]
+        self._urls = [normalize_url(u) for u in resolve_servers(servers)]
         self.worker_id = worker_id or f"sdk-{uuid.uuid4().hex[:12]}"
         self.timeout_s = timeout_s
         self.retry = retry or RetryPolicy()
         self._rng = rng or random.Random()
         self._preferred = 0
         self._local = threading.local()
-        self.token = token if token is not None else (os.environ.get(TOKEN_ENV) or None)
+        self.token = resolve_token(token)
         if ssl_context is None and ca_file is not None:
             ssl_context = ssl.create_default_context(cafile=ca_file)
         self._ssl_context = ssl_context
@@ -292,9 +289,12 @@ class Client(QueueAdmin, ScheduleAdmin):
         *,
         dead_letter: bool = False,
         worker_id: str | None = None,
+        traceback: str | None = None,
     ) -> Task:
-        """Fail a leased task: retried after backoff, or dead-lettered (at once if asked)."""
-        extra: dict[str, Any] = {"reason": reason}
+        """Fail a leased task: retried after backoff, or dead-lettered (at once if asked).
+        ``reason`` is kept as ``last_error``, ``traceback`` (its last lines) as
+        ``last_traceback``."""
+        extra: dict[str, Any] = {"reason": reason, **_present(traceback=traceback)}
         if dead_letter:
             extra["dead_letter"] = True
         return self._lease_op(task, "nack", worker_id, extra)
@@ -463,7 +463,7 @@ class Client(QueueAdmin, ScheduleAdmin):
             else:
                 obj = _decode(data)
                 if status < 400:
-                    if status == 204 and wait_s > 0 and str(
+                    if wait_s > 0 and str(
                             resp_headers.get("Dqueue-Wait", "")).startswith("refused"):
                         # The node could not park this long poll (too many parked): wait
                         # here instead, so that a worker does not poll it in a tight loop.

@@ -238,20 +238,33 @@ class ZmqWorkerClient:
             body["queues"] = list(queues)
         return self._send(WorkerKind.LEASE, body)
 
-    def send_ack(self, task: Task) -> Any:
-        """Complete ``task`` under its lease. Returns the request id."""
-        return self._send(WorkerKind.ACK, self._lease_fields(task))
+    def send_ack(self, task: Task, result: Any = None) -> Any:
+        """Complete ``task`` under its lease, keeping ``result`` (any JSON) on it when given.
+        Returns the request id."""
+        body = self._lease_fields(task)
+        if result is not None:
+            body["result"] = result
+        return self._send(WorkerKind.ACK, body)
 
-    def send_ack_many(self, tasks: Sequence[Task]) -> Any:
-        """Complete 1 to 1,000 tasks held by this client's worker id in one message; the
-        ``acked`` reply has one result per task, in order. Returns the request id."""
-        return self._send(WorkerKind.ACK_MANY, {"worker_id": self.worker_id, "items": [
-            {"id": task.id, "token": task.lease_token} for task in tasks]})
+    def send_ack_many(self, tasks: Sequence[Task], results: Sequence[Any] | None = None) -> Any:
+        """Complete 1 to 1,000 tasks held by this client's worker id in one message, with
+        ``results[i]`` (None: no result) kept on ``tasks[i]``; the ``acked`` reply has one
+        outcome per task, in order. Returns the request id."""
+        items: list[dict[str, Any]] = [{"id": task.id, "token": task.lease_token}
+                                       for task in tasks]
+        for item, result in zip(items, results or (), strict=False):
+            if result is not None:
+                item["result"] = result
+        return self._send(WorkerKind.ACK_MANY, {"worker_id": self.worker_id, "items": items})
 
-    def send_nack(self, task: Task, reason: str = "", *, dead_letter: bool = False) -> Any:
-        """Fail ``task`` (retried after backoff, or dead-lettered). Returns the request id."""
+    def send_nack(self, task: Task, reason: str = "", *, dead_letter: bool = False,
+                  traceback: str | None = None) -> Any:
+        """Fail ``task`` (retried after backoff, or dead-lettered), with the last lines of the
+        failure's ``traceback`` when given. Returns the request id."""
         body = self._lease_fields(task)
         body.update(reason=reason, dead_letter=dead_letter)
+        if traceback is not None:
+            body["traceback"] = traceback
         return self._send(WorkerKind.NACK, body)
 
     def send_extend(self, task: Task, lease_ms: int | None = None) -> Any:
@@ -379,9 +392,10 @@ class ZmqWorkerClient:
                            wait_seconds)
         return list(reply.tasks)
 
-    def ack(self, task: Task) -> Task:
-        """Complete ``task``. Raises LeaseConflict if the lease is no longer ours."""
-        return self._task_of(self._call(lambda: self.send_ack(task)))
+    def ack(self, task: Task, result: Any = None) -> Task:
+        """Complete ``task``, keeping ``result`` on it when given. Raises LeaseConflict if the
+        lease is no longer ours."""
+        return self._task_of(self._call(lambda: self.send_ack(task, result)))
 
     def ack_many(self, tasks: Sequence[Task]) -> list[DQueueError | None]:
         """Complete ``tasks`` (held by this client's worker id) in one message; returns, per
@@ -391,10 +405,11 @@ class ZmqWorkerClient:
             raise ServerError(f"unexpected {reply.kind} reply", code=ErrorCode.BAD_REPLY)
         return list(reply.results)
 
-    def nack(self, task: Task, reason: str = "", *, dead_letter: bool = False) -> Task:
+    def nack(self, task: Task, reason: str = "", *, dead_letter: bool = False,
+             traceback: str | None = None) -> Task:
         """Fail ``task``: retried after backoff, or dead-lettered."""
-        return self._task_of(self._call(lambda: self.send_nack(task, reason,
-                                                               dead_letter=dead_letter)))
+        return self._task_of(self._call(lambda: self.send_nack(
+            task, reason, dead_letter=dead_letter, traceback=traceback)))
 
     def release(self, task: Task) -> Task:
         """Hand ``task`` back unstarted: pending at once, its attempt not counted."""

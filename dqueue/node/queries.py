@@ -4,6 +4,11 @@ Queue reads (``get``, ``stats``, ``list``, ``queues``, ``queue``, ``schedules``,
 ``schedule``) run against the applied queue
 state once the read point is reached (ReadIndex) or at once for stale reads. ``health``,
 ``cluster`` and ``metrics`` describe this node and are always answered locally, leader or not.
+
+A ``get`` with ``wait_ms`` is a long poll on one task (``GET /tasks/{id}?wait=``): once its read
+point is reached it is answered as soon as the task is finished (completed, dead or cancelled)
+or gone, else at the end of the wait with the task as it is (``wait_is_over``; the router
+parks it and looks again whenever the state machine applies entries).
 """
 
 from __future__ import annotations
@@ -14,12 +19,13 @@ from typing import Any, Protocol
 
 from dqueue.queue import InvalidCommand
 from dqueue.queue.schedule_admin import ScheduleBook
+from dqueue.queue.task import FINISHED
 from dqueue.raft import Status
 
 QUEUE_OPS = frozenset({"get", "stats", "list", "queues", "queue", "schedules", "schedule"})
 LOCAL_OPS = frozenset({"health", "cluster", "metrics"})
 _QUERY_KEYS = {
-    "get": {"op", "id"},
+    "get": {"op", "id", "wait_ms"},
     "stats": {"op"},
     "list": {"op", "status", "type", "limit", "cursor", "queue"},
     "queues": {"op", "prefix"},
@@ -74,6 +80,9 @@ def check_query(query: Mapping[str, Any]) -> str:
         raise BadQuery(f"{extra[0]}: unknown field for {op}")
     if op == "get" and (not isinstance(query.get("id"), str) or not query["id"]):
         raise BadQuery("id: must be a non-empty string")
+    wait_ms = query.get("wait_ms")
+    if wait_ms is not None and (type(wait_ms) is not int or wait_ms < 0):
+        raise BadQuery("wait_ms: must be a non-negative integer")
     if op == "schedule" and (not isinstance(query.get("name"), str) or not query["name"]):
         raise BadQuery("name: must be a non-empty string")
     if op == "queue" and (not isinstance(query.get("name"), str) or not query["name"]):
@@ -91,6 +100,17 @@ def check_query(query: Mapping[str, Any]) -> str:
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
             raise BadQuery("limit: must be an integer")
     return op
+
+
+def wait_ms_of(query: Mapping[str, Any]) -> int:
+    """How long a query that passed ``check_query`` may wait for its task to finish (0: none)."""
+    return (query.get("wait_ms") or 0) if query["op"] == "get" else 0
+
+
+def wait_is_over(queue: QueueReads, query: Mapping[str, Any]) -> bool:
+    """Whether a waiting ``get`` may be answered now: its task is finished or gone."""
+    task = queue.get_task(query["id"])
+    return task is None or task.get("status") in FINISHED
 
 
 def run_queue_query(queue: QueueReads, query: Mapping[str, Any],

@@ -36,6 +36,7 @@ class Stage(StrEnum):
     PROPOSED = "proposed"  # proposed on this node (the leader); waits for its entry to apply
     FORWARDED = "forwarded"  # sent to the leader node; waits for its answer or a local apply
     PARKED = "parked"  # an empty long-poll lease on the leader, waiting for a visible task
+    WAITING_READ = "waiting_read"  # a get past its read point, waiting for its task to finish
     READ_INDEX = "read_index"  # a read waiting for its ReadIndex round
     READ_APPLY = "read_apply"  # a read whose read index is known, waiting for apply to reach it
 
@@ -60,7 +61,8 @@ class Pending:
         is_read: a read query rather than a command.
         body: the plain command (unstamped) or the plain query.
         deadline_ms: monotonic time after which the request is answered with an error.
-        wait_until_ms: for long-poll leases, when an empty answer is given instead of parking.
+        wait_until_ms: for long-poll leases, when an empty answer is given instead of parking;
+            for a waiting get, when it is answered with the task as it is.
         stage: what the request waits for.
         read_index: for reads in READ_APPLY: the index the state machine must reach.
         last_outcome: for parked leases, the empty outcome to give at ``wait_until_ms``.
@@ -126,7 +128,7 @@ class RequestTable:
         self._by_stage[request.stage].pop(request.rid, None)
         request.stage = stage
         self._by_stage[stage][request.rid] = None
-        if stage is Stage.PARKED:
+        if stage in _WAIT_STAGES:
             self._push_deadline(request)
 
     def pop(self, rid: str) -> Pending | None:
@@ -196,6 +198,10 @@ class RequestTable:
         heapq.heappush(self._deadlines, (_due_ms(request), next(self._seq), request.rid))
 
 
+_WAIT_STAGES = frozenset({Stage.PARKED, Stage.WAITING_READ})
+
+
 def _due_ms(request: Pending) -> float:
-    """When a request must be answered: a parked lease at the end of its wait."""
-    return request.wait_until_ms if request.stage is Stage.PARKED else request.deadline_ms
+    """When a request must be answered: a parked lease or a waiting get at the end of its
+    wait."""
+    return request.wait_until_ms if request.stage in _WAIT_STAGES else request.deadline_ms

@@ -131,8 +131,11 @@ class RequestRouter:
         if self.links.is_stopping():
             self._send_err(reply_to, req.rid, ErrorCode.SHUTTING_DOWN, "the node is shutting down")
             return
+        now = monotonic_ms()
         request = Pending(rid=req.rid, reply_to=reply_to, is_read=True, body=req.query,
-                          deadline_ms=monotonic_ms() + req.timeout_ms, stage=Stage.READ_INDEX)
+                          deadline_ms=now + req.timeout_ms, stage=Stage.READ_INDEX,
+                          wait_until_ms=now + min(queries.wait_ms_of(req.query),
+                                                  self.links.max_wait_ms))
         if self.table.add(request):
             self._new_reads.append(req.rid)
 
@@ -331,6 +334,9 @@ class RequestRouter:
             if request.stage is Stage.PARKED:
                 self._send_outcome(request, request.last_outcome or _EMPTY_LEASE_OUTCOME)
                 continue
+            if request.stage is Stage.WAITING_READ:  # the wait is over: the task as it is
+                self._serve_read_now(request.reply_to, request.rid, request.body)
+                continue
             leader_id = self.leadership.leader_id
             if (leader_id is None and request.stage in (Stage.WAIT_LEADER, Stage.READ_INDEX)
                     and not request.may_be_in_log):
@@ -392,9 +398,19 @@ class RequestRouter:
             self.command_ms.observe(now - request.accepted_ms)
 
     def on_applied_to(self, applied: int) -> None:
-        """The state machine reached ``applied``: serve reads waiting for it, check parked."""
+        """The state machine reached ``applied``: serve reads waiting for it (a waiting get
+        whose task is not finished waits on, as parked leases do, and is looked at again on
+        every apply), check parked leases."""
+        queue, now = self.links.queue, monotonic_ms()
         for request in self.table.in_stage(Stage.READ_APPLY):
             if request.read_index <= applied:
+                if request.wait_until_ms > now and not queries.wait_is_over(queue, request.body):
+                    self.table.move(request, Stage.WAITING_READ)
+                    continue
+                self.table.pop(request.rid)
+                self._serve_read_now(request.reply_to, request.rid, request.body)
+        for request in self.table.in_stage(Stage.WAITING_READ):
+            if queries.wait_is_over(queue, request.body):
                 self.table.pop(request.rid)
                 self._serve_read_now(request.reply_to, request.rid, request.body)
         self._have_parked_check = True

@@ -58,3 +58,4 @@ class ErrorCode(StrEnum):
     ERROR = "error"  # an error answer without a code
     BAD_REPLY = "bad_reply"  # a reply the client cannot read
     HANDSHAKE_REFUSED = "handshake_refused"  # the worker gateway refused this worker's key
+    WAIT_TIMEOUT = "wait_timeout"  # Client.wait: the task did not finish within the timeout

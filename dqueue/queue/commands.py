@@ -30,6 +30,7 @@ from dqueue.queue.queues import (
 )
 from dqueue.queue.release import PARSERS as RELEASE_PARSERS
 from dqueue.queue.release import Release
+from dqueue.queue.results import checked_result
 from dqueue.queue.schedules import PARSERS as SCHEDULE_PARSERS
 from dqueue.queue.schedules import DeleteSchedule, PauseSchedule, PutSchedule
 
@@ -37,7 +38,6 @@ from dqueue.queue.schedules import DeleteSchedule, PauseSchedule, PutSchedule
 LEASE_NONCE_BYTES = fields.LEASE_NONCE_BYTES
 LEASE_NONCE_CHARS = fields.LEASE_NONCE_CHARS
 MAX_LEASE_TOKEN_CHARS = fields.PRESENTED_LEASE_TOKEN.max_chars
-
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -134,8 +134,8 @@ class Ack:
 class AckBatch:
     """1 to ``fields.MAX_BATCH`` acks in one command, each applied in order as a lone ``Ack``.
 
-    The items carry the batch's ``now_ms``; their plain form is only ``id``, ``worker_id`` and
-    ``token``.
+    The items carry the batch's ``now_ms``; their plain form is only ``id``, ``worker_id``,
+    ``token`` and (when there is one) ``result``.
     """
 
     items: tuple[Ack, ...]
@@ -143,9 +143,12 @@ class AckBatch:
 
     def to_plain(self) -> dict[str, Any]:
         """Return ``{"op": "ack_batch", ...}``."""
-        return {"op": "ack_batch", "now_ms": self.now_ms,
-                "items": [{"id": item.id, "worker_id": item.worker_id, "token": item.token}
-                          for item in self.items]}
+        items = [{"id": item.id, "worker_id": item.worker_id, "token": item.token}
+                 for item in self.items]
+        for plain, item in zip(items, self.items, strict=True):
+            if item.result is not None:
+                plain["result"] = item.result
+        return {"op": "ack_batch", "now_ms": self.now_ms, "items": items}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -157,12 +160,14 @@ class Nack:
     token: str | None = None
     reason: str | None = None
     dead_letter: bool = False
+    traceback: str | None = None  # the failure's last traceback lines: ``last_traceback``
     now_ms: int = 0
 
     def to_plain(self) -> dict[str, Any]:
-        """Return ``{"op": "nack", ...}``."""
-        return {"op": "nack", "now_ms": self.now_ms, "id": self.id, "worker_id": self.worker_id,
-                "token": self.token, "reason": self.reason, "dead_letter": self.dead_letter}
+        """Return ``{"op": "nack", ...}`` (``traceback`` only when there is one)."""
+        plain = {"op": "nack", "now_ms": self.now_ms, "id": self.id, "worker_id": self.worker_id,
+                 "token": self.token, "reason": self.reason, "dead_letter": self.dead_letter}
+        return plain if self.traceback is None else {**plain, "traceback": self.traceback}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -452,14 +457,7 @@ def _ack_checked(obj: Mapping[str, Any], now_ms: int, prefix: str = "") -> Ack:
     return Ack(id=_text(obj, "id", fields.TASK_ID, prefix),
                worker_id=_text(obj, "worker_id", fields.WORKER_ID, prefix),
                token=_text(obj, "token", fields.LEASE_TOKEN, prefix, required=False),
-               result=_result(obj, prefix), now_ms=now_ms)
-
-
-def _result(obj: Mapping[str, Any], prefix: str) -> Any:
-    # A result is stored and snapshotted as JSON: the payload's rule (JSON, bounded depth).
-    result = obj.get("result")
-    fields.check_payload(result, prefix + "result")
-    return result
+               result=checked_result(obj, prefix), now_ms=now_ms)
 
 
 def _ack(obj: Mapping[str, Any], now_ms: int) -> Ack:
@@ -480,7 +478,7 @@ def _ack_item(obj: Any, position: int, now_ms: int) -> Ack:
     prefix = f"items[{position}]."
     if not isinstance(obj, Mapping):
         raise InvalidCommand(prefix.rstrip("."), "each item must be an object")
-    _check_keys(obj, _ACK_ITEM_KEYS, prefix)
+    _check_keys(obj, _ACK_ITEM_KEYS | {"result"}, prefix)
     return _ack_checked(obj, now_ms, prefix)
 
 
@@ -500,6 +498,7 @@ def _nack(obj: Mapping[str, Any], now_ms: int) -> Nack:
                 worker_id=_text(obj, "worker_id", fields.WORKER_ID),
                 token=_text(obj, "token", fields.LEASE_TOKEN, required=False),
                 reason=_text(obj, "reason", fields.REASON, required=False),
+                traceback=_text(obj, "traceback", fields.TRACEBACK, required=False),
                 dead_letter=bool(dead_letter), now_ms=now_ms)
 
 
@@ -547,7 +546,7 @@ _PARSERS = {
     "lease": (_lease, {"worker_id", "types", "max_tasks", "lease_ms", "nonce", "queues"}),
     "ack": (_ack, {"id", "worker_id", "token", "result"}),
     "ack_batch": (_ack_batch, {"items"}),
-    "nack": (_nack, {"id", "worker_id", "token", "reason", "dead_letter"}),
+    "nack": (_nack, {"id", "worker_id", "token", "reason", "dead_letter", "traceback"}),
     "extend": (_extend, {"id", "worker_id", "token", "lease_ms"}),
     "cancel": (_cancel, {"id"}),
     "redrive": (_redrive, {"id", "type", "queue"}),
@@ -589,7 +588,8 @@ def stamped(command: Command, now_ms: int, nonce: str | None = None) -> Command:
     entry carries (the acks of an ``AckBatch`` carry the batch's time too).
     """
     if type(command) is AckBatch:
-        return AckBatch(items=tuple([ack_unchecked(item.id, item.worker_id, item.token, now_ms)
+        return AckBatch(items=tuple([ack_unchecked(item.id, item.worker_id, item.token, now_ms,
+                                                   item.result)
                                      for item in command.items]), now_ms=now_ms)
     if type(command) is Lease:
         return dataclasses.replace(command, now_ms=now_ms, nonce=nonce)

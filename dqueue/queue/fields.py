@@ -181,6 +181,10 @@ TYPE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}")
 TASK_TYPE = TextRule(1, 128, pattern=TYPE_PATTERN)
 # Why an attempt failed, kept on the task: room for a short traceback (newlines allowed).
 REASON = TextRule(0, 4_096, control_chars=True)
+# A nack's ``traceback``, kept as the task's ``last_traceback``: the last lines of the failure's
+# traceback (``results.traceback_tail``), not all of it; newlines allowed.
+MAX_TRACEBACK_CHARS = 2_048
+TRACEBACK = TextRule(0, MAX_TRACEBACK_CHARS, control_chars=True)
 
 # Higher first; 32 bits, so that every JSON client (a JavaScript number too) holds it exactly.
 PRIORITY = IntRule(-(1 << 31), (1 << 31) - 1)

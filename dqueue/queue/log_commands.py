@@ -51,7 +51,7 @@ def command_from_log(obj: Any) -> Command:
                                  obj.get("result"))
         if op == "ack_batch":
             return AckBatch(items=tuple([
-                ack_unchecked(a["id"], a["worker_id"], a.get("token"), now_ms)
+                ack_unchecked(a["id"], a["worker_id"], a.get("token"), now_ms, a.get("result"))
                 for a in obj["items"]]), now_ms=now_ms)
         if op == "lease":
             types, queues = obj.get("types"), obj.get("queues")

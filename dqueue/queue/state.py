@@ -308,17 +308,17 @@ class QueueState:
             if entry is not None and entry[0] == task.id:
                 del self._dedup[key]
 
-    def _fail_attempt(self, task: Task, at_ms: int, error: str | None,
-                      dead_letter: bool) -> None:
+    def _fail_attempt(self, task: Task, at_ms: int, error: str | None, dead_letter: bool,
+                      traceback: str | None = None) -> None:
         """End the current lease as a failed attempt: retry after backoff, or dead-letter.
+        ``last_error`` and ``last_traceback`` describe this failure only (results.py).
 
         ``max_retries`` counts retries after the first attempt (as Celery's does): a task
         with ``max_retries`` r dies when attempt r + 1 fails. A dead task stays in its queue
         (status dead), or moves to the queue's dead-letter queue when it has one (SQS).
         """
         task.lease_worker = task.lease_token = task.lease_expires_at_ms = None
-        task.last_error = error
-        task.updated_at_ms = at_ms
+        task.last_error, task.last_traceback, task.updated_at_ms = error, traceback, at_ms
         record = self._queues[task.queue]
         if dead_letter or task.attempts > task.max_retries:
             events = self._events
@@ -473,7 +473,7 @@ class QueueState:
             return held
         counts, count_key = self._events.nacked, (held.type, held.queue)
         counts[count_key] = counts.get(count_key, 0) + 1
-        self._fail_attempt(held, self.clock_ms, cmd.reason, cmd.dead_letter)
+        self._fail_attempt(held, self.clock_ms, cmd.reason, cmd.dead_letter, cmd.traceback)
         if not self._reply:
             return _UNANSWERED
         return _ok({"task": held.to_plain()})

@@ -26,17 +26,26 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from dqueue.client.errors import DQueueError, InvalidRequest, error_from_code
+from dqueue.client.errors import DQueueError, InvalidRequest, WaitTimeout, error_from_code
 from dqueue.client.http_client import TaskPage, collect_pages
 from dqueue.client.task import Task
-from dqueue.node.queries import QUEUE_OPS, BadQuery, check_query, run_queue_query
+from dqueue.node.queries import (
+    QUEUE_OPS,
+    BadQuery,
+    check_query,
+    run_queue_query,
+    wait_is_over,
+    wait_ms_of,
+)
 from dqueue.protocol.ipc_client import BadRequest
 from dqueue.queue import InvalidCommand, QueueConfig, QueueState, command_from_plain
+from dqueue.queue.task import FINISHED
 from dqueue.worker.app import Completion, TaskContext, Verdict, Worker, run_handler
 
 # 2026-01-01T00:00:00Z: where a ManualClock starts unless told otherwise.
@@ -130,6 +139,7 @@ class LocalQueue:
             if op in QUEUE_OPS:  # the node's own query code, on the same state
                 try:
                     check_query(query)
+                    self._wait_finished(query)
                     return run_queue_query(self.state, query, self._figures)
                 except BadQuery as exc:
                     raise BadRequest(str(exc)) from None
@@ -153,6 +163,19 @@ class LocalQueue:
     def _figures(self) -> dict[str, Any]:
         return {"node_id": "local", "term": 1, "commit_index": self._index,
                 "applied_index": self._index}
+
+    def _wait_finished(self, query: Mapping[str, Any]) -> None:
+        """A ``get`` with ``wait_ms`` waits (lock held) until its task is finished or gone, or
+        the wait is over, as the node's router does (dqueue/node/queries.py)."""
+        wait_ms = wait_ms_of(query)
+        if wait_ms <= 0:
+            return
+        deadline = time.monotonic() + wait_ms / 1000
+        while not wait_is_over(self.state, query):
+            left_s = deadline - time.monotonic()
+            if left_s <= 0:
+                return
+            self._changed.wait(left_s)  # woken by every command
 
     def _wait_visible(self, types: Sequence[str] | None, wait_ms: int) -> None:
         deadline = time.monotonic() + wait_ms / 1000
@@ -210,6 +233,18 @@ class LocalQueue:
             raise error_from_code("not_found", f"no task {task_id}")
         return Task.from_wire(found)
 
+    def wait(self, task_id: str, timeout: float = 30.0) -> Task:
+        """``Client.wait``: the task once it is completed, dead or cancelled (commands from
+        other threads end the wait). Raises WaitTimeout after ``timeout``, TaskNotFound."""
+        found = self.read({"op": "get", "id": task_id,
+                           "wait_ms": max(0, math.ceil(timeout * 1000))})
+        if found is None:
+            raise error_from_code("not_found", f"no task {task_id}")
+        task = Task.from_wire(found)
+        if task.status not in FINISHED:
+            raise WaitTimeout(task_id, timeout, task)
+        return task
+
     def cancel(self, task_id: str) -> Task:
         """Cancel a pending task. Raises TaskNotFound or InvalidState."""
         return Task.from_wire(self._apply({"op": "cancel", "id": task_id})["task"])
@@ -241,15 +276,21 @@ class LocalQueue:
             cmd = {"op": op, "id": task, "worker_id": worker_id or self.worker_id}
         return Task.from_wire(self._apply({**cmd, **extra})["task"])
 
-    def ack(self, task: Task | str, worker_id: str | None = None) -> Task:
-        """Complete a leased task. Raises LeaseConflict if the lease is no longer ours."""
-        return self._lease_op(task, "ack", worker_id, {})
+    def ack(self, task: Task | str, worker_id: str | None = None, *,
+            result: Any = None) -> Task:
+        """Complete a leased task, keeping ``result`` (any JSON) on it when given. Raises
+        LeaseConflict if the lease is no longer ours."""
+        return self._lease_op(task, "ack", worker_id,
+                              {} if result is None else {"result": result})
 
     def nack(self, task: Task | str, reason: str = "", *, dead_letter: bool = False,
-             worker_id: str | None = None) -> Task:
-        """Fail a leased task: retried after backoff, or dead-lettered (at once if asked)."""
-        return self._lease_op(task, "nack", worker_id,
-                              {"reason": reason, "dead_letter": dead_letter})
+             worker_id: str | None = None, traceback: str | None = None) -> Task:
+        """Fail a leased task: retried after backoff, or dead-lettered (at once if asked);
+        ``traceback`` (its last lines) is kept as ``last_traceback``."""
+        extra: dict[str, Any] = {"reason": reason, "dead_letter": dead_letter}
+        if traceback is not None:
+            extra["traceback"] = traceback
+        return self._lease_op(task, "nack", worker_id, extra)
 
     def extend(self, task: Task | str, lease_seconds: float | None = None, *,
                worker_id: str | None = None) -> Task:
@@ -322,11 +363,11 @@ class LocalQueue:
             ctx = TaskContext(task, holder, self._extend_for(holder), self._is_lost(task))
             completion = run_handler(worker, ctx)
             if completion.verdict is Verdict.ACK:
-                self.ack(task, holder)
+                self.ack(task, holder, result=completion.result)
             elif completion.verdict in (Verdict.NACK, Verdict.DEAD_LETTER):
                 self.nack(task, completion.reason,
                           dead_letter=completion.verdict is Verdict.DEAD_LETTER,
-                          worker_id=holder)
+                          worker_id=holder, traceback=completion.traceback)
             done.append(completion)
         return done
 

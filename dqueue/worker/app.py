@@ -8,6 +8,7 @@ worker = Worker()
 @worker.task("email")
 def send_email(payload, ctx):
     ...                       # return: ack; raise: nack (retried); raise DeadLetter: no retries
+    return {"sent": True}     # the return value is the task's result (JSON, 64 KiB at most)
 ```
 
 A handler runs on a runtime thread with the task's payload and a ``TaskContext``. This module only
@@ -25,6 +26,7 @@ from typing import Any
 
 from dqueue.client.task import Task
 from dqueue.queue.fields import REASON
+from dqueue.queue.results import DEFAULT_MAX_RESULT_BYTES, result_problem, traceback_tail
 
 log = logging.getLogger("dqueue.worker")
 
@@ -44,13 +46,20 @@ class Verdict(StrEnum):
     DROP = "drop"  # the lease was lost meanwhile: the result is dropped, nothing is sent
 
 
+#: The exception type named in ``last_error`` when a handler's return value cannot be a result.
+INVALID_RESULT = "InvalidResult"
+
+
 @dataclass(frozen=True)
 class Completion:
-    """The result of one run: the task as leased, the verdict and the reason of a failure."""
+    """The end of one run: the task as leased, the verdict, the handler's return value (an
+    ack's ``result``), and a failure's reason ("ExceptionType: message") and traceback tail."""
 
     task: Task
     verdict: Verdict
     reason: str = ""
+    result: Any = None
+    traceback: str | None = None
 
 
 class TaskContext:
@@ -158,35 +167,62 @@ class Worker:
         return sorted(set(only))
 
 
-def run_handler(worker: Worker, ctx: TaskContext, check_lost: bool = True) -> Completion:
+def run_handler(worker: Worker, ctx: TaskContext, check_lost: bool = True,
+                max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES) -> Completion:
     """Run the handler of ``ctx.task`` and turn what happened into a Completion.
 
-    Never raises: a handler's exception is the failure reason (with its traceback in the log).
-    With ``check_lost`` False the caller checks for a lost lease itself (the runtime does, under
-    the lock it takes anyway).
+    Never raises: a handler's exception is the failure reason, with the last lines of its
+    traceback (also logged in full). A return value is the ack's result; one that cannot be
+    (not JSON, or over ``max_result_bytes`` as compact JSON) fails the run as an
+    ``InvalidResult`` instead. With ``check_lost`` False the caller checks for a lost lease
+    itself (the runtime does, under the lock it takes anyway).
     """
     task = ctx.task
     handler = worker.handlers.get(task.type)
     if handler is None:
         return Completion(task, Verdict.NACK, f"no handler for task type {task.type!r}")
+    result = tb = None
     try:
-        handler(task.payload, ctx)
+        result = handler(task.payload, ctx)
     except DeadLetter as exc:
-        verdict, reason = Verdict.DEAD_LETTER, _reason(exc)
+        verdict, reason, tb = Verdict.DEAD_LETTER, _reason(exc), _traceback_tail()
     except Exception as exc:
+        tb = _traceback_tail()
         ctx.log.warning("task %s (%s) failed on attempt %d: %s\n%s", task.id, task.type,
                         task.attempts, _reason(exc), traceback.format_exc().rstrip())
         verdict, reason = Verdict.NACK, _reason(exc)
     else:
         verdict, reason = Verdict.ACK, ""
+        problem = None if result is None else result_problem(result, max_result_bytes)
+        if problem is not None:
+            verdict, reason, result = Verdict.NACK, invalid_result_reason(problem), None
+            ctx.log.warning("task %s (%s): %s", task.id, task.type, reason)
     if check_lost and ctx.lease_lost:
         ctx.log.warning("task %s: lease lost while running; result (%s) dropped", task.id,
                         verdict.value)
         return Completion(task, Verdict.DROP, reason)
-    return Completion(task, verdict, reason)
+    return Completion(task, verdict, reason, result, tb)
+
+
+def invalid_result_reason(problem: str) -> str:
+    """The nack reason of a run whose return value cannot be kept as its result."""
+    reason = f"{INVALID_RESULT}: the handler's return value cannot be the task's result ({problem})"
+    return reason[:REASON.max_chars]
+
+
+def _traceback_tail() -> str:
+    """The last lines of the traceback being handled, as a nack's ``traceback``."""
+    return traceback_tail(_encodable(traceback.format_exc().rstrip()))
 
 
 def _reason(exc: BaseException) -> str:
     text = str(exc)
     reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return reason[:REASON.max_chars]
+    return _encodable(reason)[:REASON.max_chars]
+
+
+def _encodable(text: str) -> str:
+    """``text`` with each lone surrogate (an exception about a file name decoded with
+    ``surrogateescape``, say) written as its ``\\udcff`` escape: no UTF-8 encoder, msgpack's
+    and the node's JSON checks included, takes a lone surrogate, so the nack would fail."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

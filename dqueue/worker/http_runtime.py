@@ -12,10 +12,16 @@ import threading
 import time
 from collections.abc import Sequence
 
-from dqueue.client.errors import DQueueError, Forbidden, LeaseConflict, Unauthorized
+from dqueue.client.errors import (
+    DQueueError,
+    Forbidden,
+    InvalidRequest,
+    LeaseConflict,
+    Unauthorized,
+)
 from dqueue.client.http_client import Client, RetryPolicy
 from dqueue.client.task import Task
-from dqueue.worker.app import Completion, Verdict, Worker
+from dqueue.worker.app import Completion, Verdict, Worker, invalid_result_reason
 from dqueue.worker.runtime import (
     SHUTDOWN_REASON,
     RuntimeConfig,
@@ -144,11 +150,10 @@ class HttpRuntime(WorkerRuntime):
         self._settle(task.id)
         try:
             if completion.verdict is Verdict.ACK:
-                self.client.ack(task)
-            elif completion.verdict is Verdict.NACK:
-                self.client.nack(task, completion.reason)
+                self._ack(task, completion.result)
             else:
-                self.client.nack(task, completion.reason, dead_letter=True)
+                self.client.nack(task, completion.reason, traceback=completion.traceback,
+                                 dead_letter=completion.verdict is Verdict.DEAD_LETTER)
         except LeaseConflict as exc:
             log.warning("task %s: lease lost, %s dropped: %s", task.id,
                         completion.verdict.value, exc.message)
@@ -156,6 +161,20 @@ class HttpRuntime(WorkerRuntime):
             log.warning("task %s: %s not delivered (the lease will expire): %s", task.id,
                         completion.verdict.value, exc)
         self._forget(task.id)
+
+    def _ack(self, task: Task, result: object) -> None:
+        """Ack with the result; one the node refuses (over its own ``api.max_result_bytes``)
+        fails the task with the node's reason instead."""
+        try:
+            self.client.ack(task, result=result)
+        except InvalidRequest as exc:
+            if exc.field != "result":
+                raise
+            log.warning("task %s: result refused by the node: %s", task.id, exc.message)
+            with self._lock:
+                self.counts.acked -= 1
+                self.counts.nacked += 1
+            self.client.nack(task, invalid_result_reason(exc.message))
 
     def _send_extend(self, task: Task, lease_s: float | None) -> None:
         now = time.monotonic()

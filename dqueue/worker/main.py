@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 from dqueue import __version__
 from dqueue.cli import normalize_argv
+from dqueue.client.env import DEFAULT_SERVER, SERVER_ENV, TOKEN_ENV, resolve_servers
 from dqueue.client.worker_keys import WorkerKeys
 from dqueue.durations import parse_duration_ms
 from dqueue.worker import demo
@@ -29,8 +30,6 @@ from dqueue.worker.http_runtime import HttpRuntime
 from dqueue.worker.prefork import Prefork
 from dqueue.worker.runtime import RuntimeConfig, WorkerRuntime
 from dqueue.worker.zmq_runtime import ZmqRuntime
-
-DEFAULT_SERVER = "http://localhost:8080"
 
 
 def load_app(spec: str) -> Worker:
@@ -59,8 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     target = p.add_mutually_exclusive_group()
     target.add_argument("--server", action="append",
-                        help="node URL, repeatable or comma-separated (default: $DQUEUE_SERVER "
-                             f"or {DEFAULT_SERVER})")
+                        help="node URL, repeatable or comma-separated (default: "
+                             f"${SERVER_ENV} or {DEFAULT_SERVER})")
     target.add_argument("--zmq", help="worker gateway address, e.g. tcp://127.0.0.1:9191 "
                                       "(comma-separated: several, tried in turn)")
     p.add_argument("--app", help="module:attribute of your Worker (default: demo handlers)")
@@ -89,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "key pair and members/); with several nodes, name each in --zmq as "
                         "ID=tcp://host:port")
     p.add_argument("--token", help="bearer token of the HTTP API, with the consume role "
-                                    "(default: $DQUEUE_TOKEN)")
+                                    f"(default: ${TOKEN_ENV})")
     p.add_argument("--ca-file", help="with an https:// --server: PEM file of the CA that "
                                       "signed the proxy's certificate")
     p.add_argument("--log-level", default="info")
@@ -119,9 +118,8 @@ def make_runtime(args: argparse.Namespace, worker: Worker) -> WorkerRuntime:
     )
     if args.zmq:
         return ZmqRuntime(worker, config, endpoints, keys=keys)
-    servers = [s for item in (args.server or [os.environ.get("DQUEUE_SERVER", DEFAULT_SERVER)])
-               for s in item.split(",") if s]
-    return HttpRuntime(worker, config, servers, token=args.token, ca_file=args.ca_file)
+    return HttpRuntime(worker, config, resolve_servers(args.server), token=args.token,
+                       ca_file=args.ca_file)
 
 
 def key_worker_id(worker_id: str | None, keys: dict[str, WorkerKeys]) -> str:

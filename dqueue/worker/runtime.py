@@ -18,6 +18,9 @@ Shutdown: the first SIGTERM (or ``drain()``) stops leasing, releases the buffere
 finish for up to ``grace_ms``; whatever still runs then is nacked (an attempt it did use; its
 result will be dropped). A second SIGTERM (or ``stop_now()``) stops at once: leases still held
 expire by the visibility timeout, and count as attempts, as a crash's do.
+
+Verdicts: a handler's return value is sent as the ack's result; a failure's reason and the last
+lines of its traceback go with the nack (``app.run_handler``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from enum import StrEnum
 from types import FrameType
 
 from dqueue.client.task import Task
+from dqueue.queue.results import DEFAULT_MAX_RESULT_BYTES
 from dqueue.worker.app import Completion, TaskContext, Verdict, Worker, run_handler
 
 log = logging.getLogger("dqueue.worker")
@@ -66,6 +70,9 @@ class RuntimeConfig:
         wait_ms: Long-poll wait of one lease request.
         grace_ms: How long a drain lets running handlers finish.
         request_timeout_ms: How long a request may go unanswered before it is sent again.
+        max_result_bytes: Largest handler return value (compact JSON) sent as a result; a
+            larger one, or one that is not JSON, fails the task (``InvalidResult``). The node
+            checks its own ``api.max_result_bytes`` too: a result it refuses fails the task.
     """
 
     worker_id: str
@@ -77,6 +84,7 @@ class RuntimeConfig:
     wait_ms: int = 5_000
     grace_ms: int = 30_000
     request_timeout_ms: int = 10_000
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
 
     @property
     def capacity(self) -> int:
@@ -380,6 +388,7 @@ class WorkerRuntime:
 
     def _handler_loop(self) -> None:
         worker, worker_id = self.worker, self.config.worker_id
+        max_result_bytes = self.config.max_result_bytes
         work, held_tasks = self._work, self._held
         extend, is_lost = self._send_extend, self._is_lost
         completion: Completion | None = None
@@ -412,7 +421,8 @@ class WorkerRuntime:
                 continue
             assert task is not None
             ctx = TaskContext(task, worker_id, extend, is_lost)
-            completion = run_handler(worker, ctx, check_lost=False)
+            completion = run_handler(worker, ctx, check_lost=False,
+                                     max_result_bytes=max_result_bytes)
 
     def _finish_locked(self, completion: Completion) -> bool:
         """Record the end of a run (lock held). Returns False when the verdict still has to

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import zmq
 
@@ -34,7 +35,8 @@ from dqueue.client.task import Task
 from dqueue.client.worker_keys import WorkerKeys
 from dqueue.client.zmq_client import Reply, ZmqWorkerClient
 from dqueue.protocol.errors import ErrorCode
-from dqueue.worker.app import Completion, Verdict, Worker
+from dqueue.queue.results import result_bytes
+from dqueue.worker.app import Completion, Verdict, Worker, invalid_result_reason
 from dqueue.worker.runtime import (
     SHUTDOWN_REASON,
     RuntimeConfig,
@@ -48,6 +50,8 @@ log = logging.getLogger("dqueue.worker")
 HOUSEKEEPING_S = 0.05  # how often extensions, resends and gateway silence are looked at
 MAX_LEASES = 2  # lease requests in flight at once
 MAX_ACKS_PER_MESSAGE = 1_000  # the gateway's limit on the items of one ack_many
+# Results of one ack_many at most (compact JSON): far under the gateway's 4 MiB message bound.
+MAX_ACK_MANY_RESULT_BYTES = 1 << 20
 GATEWAY_SILENCE_S = 5.0  # no reply at all for this long, with requests waiting: try the next
 LEASE_SETTLE_S = 0.2  # after bye, how long a lease answer already sent may take to arrive
 
@@ -55,7 +59,8 @@ LEASE_SETTLE_S = 0.2  # after bye, how long a lease answer already sent may take
 @dataclass
 class Request:
     """A request in flight: ``op`` is ack, ack_many, nack, dead_letter, extend or release;
-    ``tasks`` has one task except for ack_many."""
+    ``tasks`` has one task except for ack_many; ``results`` (acks) the result of each task,
+    ``traceback`` (nacks) the failure's last lines."""
 
     op: str
     tasks: list[Task]
@@ -63,6 +68,8 @@ class Request:
     reason: str = ""
     lease_s: float | None = None
     attempt: int = 0
+    results: list[Any] | None = None
+    traceback: str | None = None
 
 
 class ZmqRuntime(WorkerRuntime):
@@ -271,23 +278,39 @@ class ZmqRuntime(WorkerRuntime):
             outbox, self._outbox = self._outbox, []
             extends, self._extends = self._extends, []
         acks: list[Task] = []
+        results: list[Any] = []
         for completion in outbox:
             if completion.verdict is Verdict.ACK:
                 acks.append(completion.task)
+                results.append(completion.result)
             else:
                 op = "nack" if completion.verdict is Verdict.NACK else "dead_letter"
-                self._request(op, [completion.task], now, reason=completion.reason)
-        for start in range(0, len(acks), MAX_ACKS_PER_MESSAGE):
-            self._send_acks(acks[start:start + MAX_ACKS_PER_MESSAGE], now)
+                self._request(op, [completion.task], now, reason=completion.reason,
+                              traceback=completion.traceback)
+        self._send_acks(acks, results, now)
         for task, lease_s in extends:
             self._request("extend", [task], now, lease_s=lease_s)
 
-    def _send_acks(self, tasks: list[Task], now: float, attempt: int = 0) -> None:
-        if self._ack_many and len(tasks) > 1:
-            self._request("ack_many", tasks, now, attempt=attempt)
-        else:
-            for task in tasks:
-                self._request("ack", [task], now, attempt=attempt)
+    def _send_acks(self, tasks: list[Task], results: list[Any], now: float,
+                   attempt: int = 0) -> None:
+        """Send acks as ``ack_many`` messages of at most MAX_ACKS_PER_MESSAGE acks and about
+        MAX_ACK_MANY_RESULT_BYTES of results (a lone ack as ``ack``)."""
+        start = 0
+        while start < len(tasks):
+            end, size = start, 0
+            while end < len(tasks) and end - start < MAX_ACKS_PER_MESSAGE and (
+                    end == start or size < MAX_ACK_MANY_RESULT_BYTES):
+                if results[end] is not None:
+                    size += result_bytes(results[end])
+                end += 1
+            if self._ack_many and end - start > 1:
+                self._request("ack_many", tasks[start:end], now, attempt=attempt,
+                              results=results[start:end])
+            else:
+                for index in range(start, end):
+                    self._request("ack", [tasks[index]], now, attempt=attempt,
+                                  results=[results[index]])
+            start = end
 
     def _maybe_lease(self, now: float) -> None:
         """Ask for the free slots not already asked for: at most MAX_LEASES requests in flight,
@@ -313,7 +336,8 @@ class ZmqRuntime(WorkerRuntime):
 
     def _request(
         self, op: str, tasks: list[Task], now: float, *, reason: str = "",
-        lease_s: float | None = None, attempt: int = 0,
+        lease_s: float | None = None, attempt: int = 0, results: list[Any] | None = None,
+        traceback: str | None = None,
     ) -> None:
         client = self._client
         assert client is not None
@@ -322,24 +346,26 @@ class ZmqRuntime(WorkerRuntime):
             self._settle(task.id)
         try:
             if op == "ack_many":
-                rid = client.send_ack_many(tasks)
+                rid = client.send_ack_many(tasks, results)
             elif op == "ack":
-                rid = client.send_ack(task)
+                rid = client.send_ack(task, results[0] if results else None)
             elif op in ("nack", "dead_letter"):
-                rid = client.send_nack(task, reason, dead_letter=op == "dead_letter")
+                rid = client.send_nack(task, reason, dead_letter=op == "dead_letter",
+                                       traceback=traceback)
             elif op == "release":
                 rid = client.send_release(task)
             else:
                 rid = client.send_extend(task, None if lease_s is None
                                          else max(1, int(lease_s * 1000)))
         except Unavailable:
-            req = Request(op, tasks, now, reason, lease_s, attempt)
+            req = Request(op, tasks, now, reason, lease_s, attempt, results, traceback)
             if op == "extend":
                 self._extended(task.id, now, ok=False)
             else:
                 self._retries.append((now + backoff_s(attempt), req))
             return
-        self._pending[rid] = Request(op, tasks, now, reason, lease_s, attempt)
+        self._pending[rid] = Request(op, tasks, now, reason, lease_s, attempt, results,
+                                     traceback)
 
     def _resend_due(self, now: float) -> None:
         timeout_s = self.config.request_timeout_ms / 1000
@@ -359,10 +385,11 @@ class ZmqRuntime(WorkerRuntime):
             self._retries = [(t, r) for t, r in self._retries if t > now]
             for req in due:
                 if req.op in ("ack", "ack_many"):
-                    self._send_acks(req.tasks, now, attempt=req.attempt + 1)
+                    self._send_acks(req.tasks, _results_of(req), now, attempt=req.attempt + 1)
                 else:
                     self._request(req.op, req.tasks, now, reason=req.reason,
-                                  lease_s=req.lease_s, attempt=req.attempt + 1)
+                                  lease_s=req.lease_s, attempt=req.attempt + 1,
+                                  traceback=req.traceback)
 
     def _handle_reply(self, reply: Reply, now: float) -> None:
         if reply.rid is not None and reply.rid in self._leases:
@@ -407,6 +434,15 @@ class ZmqRuntime(WorkerRuntime):
         if isinstance(error, NoLeader | Unavailable):
             self._retries.append((now + backoff_s(req.attempt), req))
             return
+        if req.op == "ack" and getattr(error, "field", None) == "result":
+            # The node's api.max_result_bytes is below ours: the task fails with its reason.
+            log.warning("task %s: result refused by the gateway: %s", task.id, error)
+            with self._lock:
+                self.counts.acked -= 1
+                self.counts.nacked += 1
+            self._request("nack", [task], now,
+                          reason=invalid_result_reason(getattr(error, "message", str(error))))
+            return
         if error is not None:
             log.warning("task %s: %s %s: %s", task.id, req.op,
                         "dropped (lease lost)" if isinstance(error, LeaseConflict) else "failed",
@@ -431,13 +467,16 @@ class ZmqRuntime(WorkerRuntime):
             log.warning("ack_many refused (%s); sending acks one by one", reply.error)
             if getattr(reply.error, "code", None) == ErrorCode.UNKNOWN_KIND:
                 self._ack_many = False
-            self._send_acks(req.tasks, now, attempt=req.attempt)
+            for task, result in zip(req.tasks, _results_of(req), strict=True):
+                self._request("ack", [task], now, attempt=req.attempt, results=[result])
             return
         done: list[str] = []
         again: list[Task] = []
-        for task, error in zip(req.tasks, reply.results, strict=True):
+        again_results: list[Any] = []
+        for task, result, error in zip(req.tasks, _results_of(req), reply.results, strict=True):
             if isinstance(error, NoLeader | Unavailable):
                 again.append(task)
+                again_results.append(result)
                 continue
             if error is not None:
                 lost = isinstance(error, LeaseConflict | TaskNotFound)
@@ -446,6 +485,12 @@ class ZmqRuntime(WorkerRuntime):
             done.append(task.id)
         if again:
             self._retries.append((now + backoff_s(req.attempt),
-                                  Request("ack_many", again, now, attempt=req.attempt)))
+                                  Request("ack_many", again, now, attempt=req.attempt,
+                                          results=again_results)))
         if done:
             self._forget_many(done)
+
+
+def _results_of(req: Request) -> list[Any]:
+    """The result of each task of an ack request (None: none)."""
+    return list(req.results) if req.results is not None else [None] * len(req.tasks)

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from dqueue import cli
+from dqueue.client.task import Task, TaskStatus
 from tests.unit.client.fakes import FakeHttpServer
 
 
@@ -223,3 +224,29 @@ def test_a_refused_token_says_what_to_do(monkeypatch):
     assert "the token lacks the role produce" in str(lacking)
     protected = auth_error("protected_mode", "protected mode ...", status=403, had_token=False)
     assert isinstance(protected, Forbidden) and protected.code == "protected_mode"
+
+
+def test_dqueue_server_may_be_a_comma_list_and_only_commas_are_a_usage_error(monkeypatch):
+    with FakeHttpServer() as srv:
+        with socket.socket() as sock:  # a port nothing listens on: tried first, then skipped
+            sock.bind(("127.0.0.1", 0))
+            dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        monkeypatch.setenv("DQUEUE_SERVER", f"{dead},{srv.url}")
+        code, _, err = run("--json", "stats")
+        assert code == cli.EXIT_OK, err
+    monkeypatch.setenv("DQUEUE_SERVER", ",")
+    code, _, err = run("stats")
+    assert code == cli.EXIT_USAGE and "at least one server URL" in err
+
+
+def test_status_view_shows_the_result_and_the_traceback_below_the_table():
+    done = cli.task_view(Task(id="t1", type="x", status=TaskStatus.COMPLETED,
+                              result={"rows": 3}))
+    assert any(line.split() == ["result", '{"rows":', "3}"] for line in done.splitlines())
+    failed = cli.task_view(Task(id="t2", type="x", status=TaskStatus.DEAD,
+                                last_error="KeyError: 'k'",
+                                last_traceback='  File "h.py", line 3\nKeyError: \'k\'\n'))
+    table, _, below = failed.partition("\nlast_traceback:\n")
+    assert "KeyError: 'k'" in table
+    assert below == '    File "h.py", line 3\n  KeyError: \'k\''
+    assert "result" not in failed and "last_traceback" not in done

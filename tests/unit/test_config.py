@@ -260,3 +260,21 @@ def test_max_snapshot_bytes_reaches_the_raft_core_defaults_and_bounds(tmp_path):
         path.write_text(f'id = "a"\n[raft]\n{text}\n')
         with pytest.raises(ConfigError, match=r"raft\.max_snapshot_bytes"):
             load_config([f"--config={path}"])
+
+
+@pytest.mark.parametrize(("value", "ok"), [(1_024, True), (65_536, True), (4 << 20, True),
+                                           (1_023, False), ((4 << 20) + 1, False)])
+def test_max_result_bytes_is_1_kib_to_4_mib(tmp_path, value, ok):
+    path = tmp_path / "c.toml"
+    path.write_text(f"[api]\nmax_result_bytes = {value}\n")
+    argv = ["--id", "a", "--config", str(path)]
+    if ok:
+        assert load_config(argv).max_result_bytes == value
+        return
+    with pytest.raises(ConfigError) as caught:
+        load_config(argv)
+    assert caught.value.key == "api.max_result_bytes"
+
+
+def test_max_result_bytes_defaults_to_64_kib():
+    assert load_config(["--id", "a"]).max_result_bytes == 65_536

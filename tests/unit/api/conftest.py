@@ -76,7 +76,8 @@ class FakeRaft:
         self.reads.append(query)
         op = query["op"]
         if op in ("get", "list", "queues", "queue", "schedules", "schedule"):
-            return self.queue.read(query)
+            # The recorded wait is what the API asked for; a waiting get is answered at once.
+            return self.queue.read({k: v for k, v in query.items() if k != "wait_ms"})
         if op == "stats":
             return {**self.queue.read(query), "raft": {"node_id": "n1", "term": 3}}
         if op == "health":

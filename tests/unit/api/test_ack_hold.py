@@ -48,3 +48,13 @@ def test_a_group_is_answered_once_every_item_is_settled() -> None:
     assert group.settle(0, refusal({"ok": True}))
     assert group.results == [None, {"code": "lease_conflict", "message": "x"}]
     assert refusal({"ok": False}) == {"code": "invalid", "message": "None"}
+
+
+def test_a_batch_is_full_once_its_messages_took_max_bytes() -> None:
+    hold = AckHold(window_ms=2, max_batch=1_000, max_bytes=1_000)
+    assert not hold.hold((None, 0, {"id": "0"}), 10.0, 400)
+    assert not hold.hold((None, 1, {"id": "1"}), 10.0, 599)
+    assert hold.hold((None, 2, {"id": "2"}), 10.0, 1)  # 1,000 bytes held: send now
+    hold.take()
+    assert not hold.hold((None, 3, {"id": "3"}), 10.0, 999)  # take() started the count over
+    assert hold.hold((None, 4, {"id": "4"}), 10.0, 1)

@@ -367,7 +367,7 @@ def test_bad_ack_many_is_refused_whole_naming_the_field(harness):
 def test_held_acks_wait_for_the_ack_command_in_flight(tmp_path):
     gateway = Harness(tmp_path).gateway  # not running: its rule alone, with a made-up clock
     item = {"id": "t1", "worker_id": "w1", "token": None}
-    gateway._hold_ack((AckGroup(b"w", 1, [None], 1), 0, item), None, None, 100.0)
+    gateway._hold_ack((AckGroup(b"w", 1, [None], 1), 0, item), None, None, 100.0, 100)
     assert not gateway._acks.may_go(100.001)  # within the window
     assert gateway._acks.may_go(100.003)  # window over, nothing in flight
     gateway._acks.in_flight = 1

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from dqueue.api.worker_requests import RequestError, command_of
+from dqueue.config import NodeConfig
 
 
 def _leased(client: Any) -> dict[str, Any]:
@@ -92,15 +93,24 @@ def test_ack_with_a_result_keeps_it_and_get_shows_it(client, fake):
     assert client.simulate_get(f"/tasks/{task['id']}").json["result"] == {"rows": 3}
 
 
-def test_ack_with_a_result_too_large_is_400_naming_result(client, fake, monkeypatch):
-    monkeypatch.setattr("dqueue.api.tasks.DEFAULT_MAX_RESULT_BYTES", 100)  # under the body cap
+# The node's api.max_result_bytes at its least (1 KiB), far under the body cap of the fixture.
+@pytest.mark.parametrize("config", [NodeConfig(id="n1", max_body_bytes=65_536,
+                                               max_result_bytes=1_024,
+                                               peers_http={"n1": "127.0.0.1:8081"})])
+def test_ack_with_a_result_too_large_is_400_naming_result(client, fake):
     task = _leased(client)
     sent = len(fake.commands)
     resp = client.simulate_post(f"/tasks/{task['id']}/ack", json={
         "worker_id": "worker-1", "lease_token": task["lease"]["token"],
-        "result": "x" * 101})
+        "result": "x" * 1_023})  # 1,025 bytes as JSON, quotes included
     assert resp.status_code == 400 and resp.json["error"]["field"] == "result"
+    assert "1025 bytes" in resp.json["error"]["message"]
     assert len(fake.commands) == sent
+    # Exactly at the limit: kept.
+    resp = client.simulate_post(f"/tasks/{task['id']}/ack", json={
+        "worker_id": "worker-1", "lease_token": task["lease"]["token"],
+        "result": "x" * 1_022})
+    assert resp.status_code == 200 and resp.json["result"] == "x" * 1_022
 
 
 def test_ack_with_a_result_nested_too_deep_is_400_naming_result(client, fake):

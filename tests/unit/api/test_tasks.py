@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from dqueue.api.deps import new_task_id, new_task_ids
+from dqueue.api.longpoll import LongPollGate
 from dqueue.protocol.ipc_client import (
     BadRequest,
     NoLeader,
@@ -255,6 +256,17 @@ def test_nack_seed_example(client, fake):
                                  "dead_letter": False}
 
 
+def test_nack_keeps_the_traceback_as_last_traceback(client, fake):
+    task = leased(client)
+    text = "Traceback (most recent call last):\n  File \"h.py\", line 3\nKeyError: 'k'"
+    resp = client.simulate_post(f"/tasks/{task['id']}/nack", json={
+        "worker_id": "worker-1", "lease_token": task["lease"]["token"],
+        "reason": "KeyError: 'k'", "traceback": text})
+    assert resp.status_code == 200 and resp.json["last_traceback"] == text
+    assert fake.commands[-1]["traceback"] == text
+    assert client.simulate_get(f"/tasks/{task['id']}").json["last_traceback"] == text
+
+
 def test_nack_dead_letter_flag(client, fake):
     task = leased(client)
     resp = client.simulate_post(f"/tasks/{task['id']}/nack", json={
@@ -271,6 +283,9 @@ def test_nack_dead_letter_flag(client, fake):
         ("nack", {"worker_id": "w", "reason": 5}, "reason"),
         ("nack", {"worker_id": "w", "reason": "x" * 5000}, "reason"),
         ("nack", {"worker_id": "w", "dead_letter": "yes"}, "dead_letter"),
+        ("nack", {"worker_id": "w", "traceback": "t" * 2_049}, "traceback"),
+        ("nack", {"worker_id": "w", "traceback": ["t"]}, "traceback"),
+        ("release", {"worker_id": "w", "result": 1}, "result"),
         ("extend", {"worker_id": "w", "lease_seconds": -3}, "lease_seconds"),
         ("cancel", {"worker_id": "w"}, "worker_id"),
     ],
@@ -396,3 +411,39 @@ def test_a_surrogate_pair_is_valid_text(client, fake):
                                 headers={"Content-Type": "application/json"})
     assert resp.status_code == 201
     assert resp.json["payload"] == "\U0001f600"
+
+
+def test_get_with_wait_asks_for_a_waiting_read_cut_to_max_wait(client, fake, config):
+    task_id = enqueue(client, type="email").json["id"]
+    assert client.simulate_get(f"/tasks/{task_id}", params={"wait": "1.5"}).status_code == 200
+    assert fake.reads[-1] == {"op": "get", "id": task_id, "wait_ms": 1_500}
+    client.simulate_get(f"/tasks/{task_id}", params={"wait": "0.0001"})
+    assert fake.reads[-1]["wait_ms"] == 1  # rounded up: a wait asked for is never none
+    client.simulate_get(f"/tasks/{task_id}", params={"wait": "3600"})
+    assert fake.reads[-1]["wait_ms"] == config.max_wait_ms
+    for params in ({}, {"wait": "0"}, {"wait": ""}):
+        resp = client.simulate_get(f"/tasks/{task_id}", params=params)
+        assert resp.status_code == 200 and fake.reads[-1] == {"op": "get", "id": task_id}
+        assert resp.headers.get("Dqueue-Wait") is None
+
+
+@pytest.mark.parametrize("wait", ["-1", "soon", "nan", "inf", "1e999"])
+def test_get_with_a_bad_wait_is_400_naming_wait(client, fake, wait):
+    task_id = enqueue(client, type="email").json["id"]
+    resp = client.simulate_get(f"/tasks/{task_id}", params={"wait": wait})
+    assert resp.status_code == 400 and resp.json["error"]["field"] == "wait"
+
+
+def test_a_refused_waiting_get_answers_at_once_and_says_so_only_when_unfinished(
+        client, fake, monkeypatch):
+    monkeypatch.setattr(LongPollGate, "try_enter", lambda self: False)  # every place taken
+    task_id = enqueue(client, type="email").json["id"]
+    resp = client.simulate_get(f"/tasks/{task_id}", params={"wait": "5"})
+    assert resp.status_code == 200 and resp.json["status"] == "pending"
+    assert resp.headers["Dqueue-Wait"].startswith("refused")
+    assert fake.reads[-1] == {"op": "get", "id": task_id}  # read at once, no wait
+    client.simulate_post(f"/tasks/{task_id}/cancel")
+    resp = client.simulate_get(f"/tasks/{task_id}", params={"wait": "5"})
+    assert resp.json["status"] == "cancelled" and "Dqueue-Wait" not in resp.headers
+    resp = client.simulate_get("/tasks/missing", params={"wait": "5"})
+    assert resp.status_code == 404

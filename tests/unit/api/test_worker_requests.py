@@ -23,11 +23,11 @@ from tests.unit.msgpack_values import VALUES, maps_with
 _TEXTS = st.sampled_from(["t-1", "w", "1.0", "ab" * 16 + ".0", "x" * 256, "x" * 257, "k" * 64,
                           "k" * 65, "", "a\nb", "é", "boom\n" * 900])
 _FIELDS = ["rid", "id", "worker_id", "token", "reason", "dead_letter", "lease_ms", "wait_ms",
-           "max_tasks", "types", "items"]
+           "max_tasks", "types", "items", "traceback", "result"]
 _BODIES = st.dictionaries(st.sampled_from(_FIELDS), _TEXTS | VALUES, max_size=6) | maps_with(
     _FIELDS)
-_ITEMS = st.dictionaries(st.sampled_from(["id", "token", "worker_id"]), _TEXTS | VALUES,
-                         max_size=3) | VALUES
+_ITEMS = st.dictionaries(st.sampled_from(["id", "token", "worker_id", "result"]),
+                         _TEXTS | VALUES, max_size=4) | VALUES
 
 
 def _outcome(call: Any, *args: Any) -> Any:
@@ -59,7 +59,8 @@ def test_ack_items_are_what_the_full_check_of_every_item_gives(items: list[Any],
         fields.WORKER_ID.check(worker_id, "worker_id")
         for position, obj in enumerate(items):
             check_ack_item(obj, f"items[{position}].")
-        return [{"id": obj["id"], "worker_id": worker_id, "token": obj["token"]}
+        return [{"id": obj["id"], "worker_id": worker_id, "token": obj["token"],
+                 **({} if obj.get("result") is None else {"result": obj["result"]})}
                 for obj in items]
 
     try:
@@ -93,6 +94,10 @@ def test_every_command_the_gateway_builds_is_one_the_queue_accepts(
     ({"id": "t", "worker_id": "w" * 257, "token": "1.0"}, "worker_id"),
     ({"id": "t", "worker_id": "w", "token": "k" * 65}, "token"),
     ({"id": "t", "worker_id": "w", "token": "1.0", "reason": "r" * 4_097}, "reason"),
+    ({"id": "t", "worker_id": "w", "token": "1.0", "reason": "E", "traceback": "t" * 2_049},
+     "traceback"),
+    ({"id": "t", "worker_id": "w", "token": "1.0", "reason": "E", "traceback": 5},
+     "traceback"),
     ({"id": "t", "worker_id": "w", "token": "1.0", "lease_ms": 12 * 3_600_000 + 1},
      "lease_ms"),
 ])
@@ -111,3 +116,41 @@ def test_ids_of_256_characters_and_tracebacks_pass_the_gateway() -> None:
     assert cmd["id"] == "x" * 256 and cmd["reason"].startswith("Traceback")
     items = ack_items_of({"worker_id": "w", "items": [{"id": "x" * 256, "token": "1.0"}]})
     assert items == [{"id": "x" * 256, "worker_id": "w", "token": "1.0"}]
+
+
+def test_a_nack_traceback_of_2048_characters_passes_the_gateway() -> None:
+    text = "File x\n" * 292 + "E: boom"  # 2,051 characters: one too many
+    text = text[-2_048:]
+    cmd, _ = command_of(b"nack", {"id": "t", "worker_id": "w", "token": "1.0", "reason": "E",
+                                  "traceback": text}, 1_000)
+    assert cmd["traceback"] == text
+    assert command_from_plain(cmd).traceback == text  # type: ignore[union-attr]
+    cmd, _ = command_of(b"nack", {"id": "t", "worker_id": "w", "token": "1.0"}, 1_000)
+    assert "traceback" not in cmd
+
+
+def test_an_ack_result_is_bounded_by_the_nodes_max_result_bytes() -> None:
+    body = {"id": "t", "worker_id": "w", "token": "1.0", "result": "x" * 1_022}  # 1,024 bytes
+    cmd, _ = command_of(b"ack", body, 1_000, max_result_bytes=1_024)
+    assert cmd["result"] == "x" * 1_022
+    with pytest.raises(RequestError) as info:
+        command_of(b"ack", {**body, "result": "x" * 1_023}, 1_000, max_result_bytes=1_024)
+    assert info.value.field == "result" and "1025 bytes" in info.value.message
+    with pytest.raises(RequestError) as info:
+        command_of(b"ack", {**body, "result": b"raw"}, 1_000)
+    assert info.value.field == "result"
+    with pytest.raises(RequestError) as info:  # a release carries no result
+        command_of(b"release", body, 1_000)
+    assert info.value.field == "result"
+
+
+def test_an_ack_many_item_result_is_bounded_and_named_by_position() -> None:
+    items = [{"id": "a", "token": "1.0", "result": {"n": 1}},
+             {"id": "b", "token": "1.1"}]
+    got = ack_items_of({"worker_id": "w", "items": items}, max_result_bytes=1_024)
+    assert got == [{"id": "a", "worker_id": "w", "token": "1.0", "result": {"n": 1}},
+                   {"id": "b", "worker_id": "w", "token": "1.1"}]
+    items[1]["result"] = "x" * 1_023
+    with pytest.raises(RequestError) as info:
+        ack_items_of({"worker_id": "w", "items": items}, max_result_bytes=1_024)
+    assert info.value.field == "items[1].result"

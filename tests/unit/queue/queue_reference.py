@@ -132,9 +132,15 @@ class ReferenceQueue:
 
     # -------------------------------------------------------------- time
 
-    def fail(self, task: dict[str, Any], at_ms: int, error: str | None, dead: bool) -> None:
+    def fail(self, task: dict[str, Any], at_ms: int, error: str | None, dead: bool,
+             traceback: str | None = None) -> None:
         task["lease"] = None
         task["last_error"] = error
+        # The traceback of this failure only (a lease expiry has none): absent when None, as in
+        # the real task's plain form.
+        task.pop("last_traceback", None)
+        if traceback is not None:
+            task["last_traceback"] = traceback
         task["updated_at_ms"] = at_ms
         # max_retries counts retries after the first attempt: attempt max_retries + 1 is the
         # last one.
@@ -305,6 +311,8 @@ class ReferenceQueue:
         task["lease"] = None
         task["status"] = "completed"
         task["updated_at_ms"] = self.clock
+        if cmd.result is not None:  # the handler's return value, kept on the completed task
+            task["result"] = cmd.result
         return _ok({"task": self.plain(task)})
 
     def do_ackbatch(self, cmd: commands.AckBatch, index: int) -> dict[str, Any]:
@@ -323,7 +331,7 @@ class ReferenceQueue:
         task, error = self.held(cmd)
         if error:
             return error
-        self.fail(task, self.clock, cmd.reason, cmd.dead_letter)
+        self.fail(task, self.clock, cmd.reason, cmd.dead_letter, cmd.traceback)
         return _ok({"task": self.plain(task)})
 
     def do_extend(self, cmd: commands.Extend, index: int) -> dict[str, Any]:

@@ -8,8 +8,9 @@ import pytest
 
 import dqueue.queue as dq
 from dqueue.queue.commands import command_from_plain
+from dqueue.queue.fields import MAX_TRACEBACK_CHARS
 from dqueue.queue.log_commands import command_from_log
-from dqueue.queue.results import result_bytes, traceback_tail
+from dqueue.queue.results import checked_result, result_bytes, result_problem, traceback_tail
 
 CONFIG = dq.QueueConfig(lease_ms=10_000, retention_ms=100_000)
 NONCE = "0123456789abcdef" * 2
@@ -86,3 +87,61 @@ def test_an_ack_whose_result_is_not_json_is_an_invalid_command(result: object) -
         command_from_plain({"op": "ack", "id": "a", "worker_id": "w", "result": result,
                             "now_ms": 1})
     assert info.value.field == "result"
+
+
+def test_result_problem_accepts_json_up_to_the_limit_counted_as_compact_utf8() -> None:
+    assert result_problem(None) is None and result_problem({"a": [1, "x"]}) is None
+    exact = "é" * 511  # 1,022 bytes of UTF-8, plus two quotes: 1,024
+    assert result_bytes(exact) == 1_024
+    assert result_problem(exact, 1_024) is None
+    problem = result_problem(exact + "a", 1_024)
+    assert problem is not None and problem.startswith("result: 1025 bytes")
+    assert "max_result_bytes 1024" in problem
+    assert result_problem("x" * 70_000) is not None  # the default: 64 KiB
+    assert result_problem("x" * 60_000) is None
+
+
+@pytest.mark.parametrize("value", [b"raw", float("nan"), float("inf"), {1: "int key"}, 2 ** 70,
+                                   object(), {"a": {1, 2}}])
+def test_result_problem_names_result_when_the_value_is_not_json(value: object) -> None:
+    problem = result_problem(value)
+    assert problem is not None and problem.startswith("result")
+
+
+def test_result_problem_refuses_a_result_nested_too_deep() -> None:
+    deep: object = 1
+    for _ in range(40):
+        deep = [deep]
+    problem = result_problem(deep)
+    assert problem is not None and "result" in problem
+
+
+def test_checked_result_names_the_prefixed_field() -> None:
+    assert checked_result({"result": [1]}) == [1]
+    assert checked_result({}) is None
+    with pytest.raises(dq.InvalidCommand) as info:
+        checked_result({"result": float("nan")}, "items[2].")
+    assert info.value.field == "items[2].result"
+
+
+def test_a_nack_traceback_is_kept_bounded_and_cleared_by_the_next_failure() -> None:
+    state = dq.QueueState(dq.QueueConfig(lease_ms=10_000, max_retries=5))
+    state.apply(dq.Enqueue(tasks=(dq.NewTask(id="a", type="t"),), now_ms=1_000), 1)
+    lease = state.apply(dq.Lease(worker_id="w", nonce=NONCE, now_ms=1_000), 2)
+    assert lease is not None
+    token = lease["value"]["tasks"][0]["lease"]["token"]
+    text = "x" * MAX_TRACEBACK_CHARS
+    nacked = state.apply(command_from_plain({"op": "nack", "id": "a", "worker_id": "w",
+                                             "token": token, "reason": "E: boom",
+                                             "traceback": text, "now_ms": 1_000}), 3)
+    assert nacked is not None and nacked["value"]["task"]["last_traceback"] == text
+    # The lease of the retry expires: a failure without a traceback clears it.
+    state.apply(dq.Lease(worker_id="w", nonce=NONCE[::-1], lease_ms=1_000, now_ms=60_000), 4)
+    state.apply(dq.Enqueue(tasks=(dq.NewTask(id="b", type="t"),), now_ms=62_000), 5)
+    task = state.get_task("a")
+    assert task is not None and task["last_error"] == "lease expired"
+    assert "last_traceback" not in task
+    with pytest.raises(dq.InvalidCommand) as info:
+        command_from_plain({"op": "nack", "id": "a", "worker_id": "w", "reason": "E",
+                            "traceback": text + "x", "now_ms": 1})
+    assert info.value.field == "traceback"

@@ -75,6 +75,11 @@ new_tasks = st.lists(st.tuples(st.sampled_from(TYPES), st.sampled_from([0, 1, 2]
                      min_size=1, max_size=4)
 
 
+# An ack's result (None: none) and a nack's traceback (None: none), kept on the task.
+RESULTS = st.sampled_from([None, None, {"rows": 3}, "ok", 0, [1, None]])
+TRACEBACKS = st.sampled_from([None, "Traceback (most recent call last):\nValueError: boom"])
+
+
 def check_outcome(command: Any, real: dict[str, Any], expected: dict[str, Any]) -> None:
     """The real outcome equals the model's on success; on failure the code matches."""
     if expected["ok"]:
@@ -207,10 +212,10 @@ class QueueVersusModel(RuleBasedStateMachine):
         task_id = data.draw(st.sampled_from([*self.ids, "missing"]))
         return task_id, data.draw(st.sampled_from(WORKERS)), None
 
-    @rule(delta=STEPS, data=st.data())
-    def ack(self, delta: int, data: st.DataObject) -> None:
+    @rule(delta=STEPS, data=st.data(), result=RESULTS)
+    def ack(self, delta: int, data: st.DataObject, result: Any) -> None:
         task_id, worker, token = self.pick_holder(data)
-        outcome = self.step(dq.Ack(id=task_id, worker_id=worker, token=token,
+        outcome = self.step(dq.Ack(id=task_id, worker_id=worker, token=token, result=result,
                                 now_ms=self.now(delta)))
         if outcome["ok"]:
             self.completed.add(task_id)
@@ -218,7 +223,8 @@ class QueueVersusModel(RuleBasedStateMachine):
     @rule(delta=STEPS, data=st.data(), size=st.integers(1, 4))
     def ack_batch(self, delta: int, data: st.DataObject, size: int) -> None:
         now_ms = self.now(delta)
-        items = tuple(dq.Ack(id=task_id, worker_id=worker, token=token, now_ms=now_ms)
+        items = tuple(dq.Ack(id=task_id, worker_id=worker, token=token,
+                             result=data.draw(RESULTS), now_ms=now_ms)
                       for task_id, worker, token in
                       (self.pick_holder(data) for _ in range(size)))
         outcome = self.step(dq.AckBatch(items=items, now_ms=now_ms))
@@ -227,11 +233,12 @@ class QueueVersusModel(RuleBasedStateMachine):
                 self.completed.add(item.id)
 
     @rule(delta=STEPS, data=st.data(), dead=st.booleans(),
-          reason=st.sampled_from([None, "boom"]))
-    def nack(self, delta: int, data: st.DataObject, dead: bool, reason: str | None) -> None:
+          reason=st.sampled_from([None, "boom"]), traceback=TRACEBACKS)
+    def nack(self, delta: int, data: st.DataObject, dead: bool, reason: str | None,
+             traceback: str | None) -> None:
         task_id, worker, token = self.pick_holder(data)
         self.step(dq.Nack(id=task_id, worker_id=worker, token=token, reason=reason,
-                       dead_letter=dead, now_ms=self.now(delta)))
+                       dead_letter=dead, traceback=traceback, now_ms=self.now(delta)))
 
     @rule(delta=STEPS, queues=st.sampled_from([("jobs",), ("dlq", "jobs", "default"), (FIFO,)]),
           dead=st.sampled_from([False, False, True]))
@@ -245,7 +252,9 @@ class QueueVersusModel(RuleBasedStateMachine):
             return
         for task in outcome["value"]["tasks"]:
             self.step(dq.Nack(id=task["id"], worker_id="w1", token=task["lease"]["token"],
-                              reason="failed", dead_letter=dead, now_ms=now_ms))
+                              reason="ValueError: failed", dead_letter=dead,
+                              traceback='  File "h.py", line 1\nValueError: failed',
+                              now_ms=now_ms))
 
     @rule(delta=STEPS, group=GROUPS, size=st.integers(2, 4),
           priorities=st.sampled_from([(0,), (0, 2)]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from dqueue.client import (
     LeaseConflict,
     TaskNotFound,
     TaskStatus,
+    WaitTimeout,
 )
 from dqueue.protocol.ipc_client import BadRequest
 from dqueue.queue import QueueConfig
@@ -38,7 +40,8 @@ def queue(clock: ManualClock) -> LocalQueue:
 def test_the_client_methods_exist_here_with_their_names() -> None:
     # The point of LocalQueue: code written against Client runs against it unchanged.
     wanted = {"enqueue", "enqueue_many", "get", "cancel", "lease", "lease_many", "ack", "nack",
-              "extend", "list_tasks", "dead_letters", "redrive", "purge", "stats", "health"}
+              "extend", "list_tasks", "dead_letters", "redrive", "purge", "stats", "health",
+              "wait"}
     assert wanted <= set(dir(Client))
     assert wanted <= set(dir(LocalQueue))
 
@@ -218,3 +221,39 @@ def test_the_sdk_doc_example_passes() -> None:
     assert tests
     for name in tests:
         namespace[name]()  # type: ignore[operator]
+
+
+def test_run_worker_keeps_results_and_tracebacks(queue: LocalQueue) -> None:
+    app = Worker()
+
+    @app.task("double")
+    def double(payload: int, ctx: object) -> dict[str, int]:
+        return {"doubled": payload * 2}
+
+    @app.task("broken")
+    def broken(payload: None, ctx: object) -> None:
+        raise KeyError("k")
+
+    done = queue.enqueue("double", 4)
+    failed = queue.enqueue("broken", max_retries=0)
+    queue.run_worker(app)
+    assert queue.wait(done.id, timeout=0).result == {"doubled": 8}
+    dead = queue.wait(failed.id, timeout=0)
+    assert dead.status is TaskStatus.DEAD and dead.last_error == "KeyError: 'k'"
+    assert dead.last_traceback is not None and dead.last_traceback.endswith("KeyError: 'k'")
+
+
+def test_wait_is_ended_by_an_ack_from_another_thread(queue: LocalQueue) -> None:
+    task = queue.enqueue("t")
+    leased = queue.lease("w1")
+    assert leased is not None
+    with pytest.raises(WaitTimeout) as info:
+        queue.wait(task.id, timeout=0.01)
+    assert info.value.task is not None and info.value.task.status is TaskStatus.LEASED
+    acker = threading.Thread(target=lambda: queue.ack(leased, "w1", result=[1]))
+    started = time.monotonic()
+    threading.Timer(0.05, acker.start).start()
+    assert queue.wait(task.id, timeout=20).result == [1]
+    assert time.monotonic() - started < 10  # ended by the ack, not by the timeout
+    with pytest.raises(TaskNotFound):
+        queue.wait("missing", timeout=0)

@@ -11,6 +11,13 @@ from dqueue.worker.http_runtime import HttpRuntime
 from dqueue.worker.zmq_runtime import ZmqRuntime
 
 
+@pytest.fixture(autouse=True)
+def _no_logging_setup(monkeypatch: pytest.MonkeyPatch) -> None:
+    # main() sets up logging on the test's captured stderr, which is closed after the test:
+    # every later log line of the session would fail to write ("Logging error").
+    monkeypatch.setattr(worker_main.logging, "basicConfig", lambda **kwargs: None)
+
+
 def parse(*argv: str):
     parser = worker_main.build_parser()
     return parser.parse_args(worker_main.normalize_argv(list(argv), parser))
@@ -52,6 +59,24 @@ def test_dqueue_server_variable_and_lists(monkeypatch):
     monkeypatch.setenv("DQUEUE_SERVER", "http://127.0.0.1:8082,http://127.0.0.1:8083")
     runtime = worker_main.make_runtime(parse(), _demo())
     assert runtime.client.servers == ["http://127.0.0.1:8082", "http://127.0.0.1:8083"]
+
+
+def test_an_empty_dqueue_server_is_the_default_and_only_commas_are_refused(monkeypatch):
+    monkeypatch.setenv("DQUEUE_SERVER", "")
+    assert worker_main.make_runtime(parse(), _demo()).client.servers == [
+        "http://localhost:8080"]
+    monkeypatch.setenv("DQUEUE_SERVER", " , ")
+    with pytest.raises(ValueError, match="at least one server URL"):
+        worker_main.make_runtime(parse(), _demo())
+    assert worker_main.main([]) == 2  # a usage error, before anything starts
+
+
+def test_dqueue_token_reaches_the_http_client(monkeypatch):
+    monkeypatch.setenv("DQUEUE_TOKEN", "s3cret")
+    assert worker_main.make_runtime(parse("--server", "http://127.0.0.1:1"),
+                                    _demo()).client.token == "s3cret"
+    assert worker_main.make_runtime(parse("--server", "http://127.0.0.1:1", "--token", "mine"),
+                                    _demo()).client.token == "mine"
 
 
 def test_zmq_flag_gives_a_zmq_runtime():

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from dqueue.api.gateway import WorkerGateway
-from dqueue.client.errors import LeaseConflict, NoLeader, ServerError
+from dqueue.client.errors import InvalidRequest, LeaseConflict, NoLeader, ServerError
 from dqueue.client.task import Task
 from dqueue.client.zmq_client import Reply
 from dqueue.config import NodeConfig
@@ -91,23 +92,27 @@ def test_a_lease_answered_after_the_worker_gave_up_is_still_used(tmp_path):
 
 
 class RecordingClient:
-    """Stands in for the ZmqWorkerClient of a runtime's I/O thread: records what is sent."""
+    """Stands in for the ZmqWorkerClient of a runtime's I/O thread: records what is sent (the
+    op and task ids in ``sent``; the results and tracebacks sent with them in ``extras``)."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, list[str]]] = []
+        self.extras: list[Any] = []
 
-    def _record(self, op: str, tasks: list[Task]) -> int:
+    def _record(self, op: str, tasks: list[Task], extra: Any = None) -> int:
         self.sent.append((op, [t.id for t in tasks]))
+        self.extras.append(extra)
         return len(self.sent)
 
-    def send_ack_many(self, tasks: list[Task]) -> int:
-        return self._record("ack_many", list(tasks))
+    def send_ack_many(self, tasks: list[Task], results: list[Any] | None = None) -> int:
+        return self._record("ack_many", list(tasks), results)
 
-    def send_ack(self, task: Task) -> int:
-        return self._record("ack", [task])
+    def send_ack(self, task: Task, result: Any = None) -> int:
+        return self._record("ack", [task], result)
 
-    def send_nack(self, task: Task, reason: str = "", *, dead_letter: bool = False) -> int:
-        return self._record("dead_letter" if dead_letter else "nack", [task])
+    def send_nack(self, task: Task, reason: str = "", *, dead_letter: bool = False,
+                  traceback: str | None = None) -> int:
+        return self._record("dead_letter" if dead_letter else "nack", [task], (reason, traceback))
 
 
 def test_verdicts_found_together_go_as_one_ack_many_and_single_nacks():
@@ -127,7 +132,7 @@ def test_verdicts_found_together_go_as_one_ack_many_and_single_nacks():
 
 
 def test_falls_back_to_single_acks_when_the_gateway_refuses_ack_many(tmp_path, monkeypatch):
-    def older_gateway(self, identity, rid, body, router, ipc, now, worker_name):
+    def older_gateway(self, identity, rid, body, router, ipc, now, worker_name, body_bytes):
         self._send_error(router, identity, rid, "unknown_kind", "unknown message kind")
 
     monkeypatch.setattr(WorkerGateway, "_handle_ack_many", older_gateway)
@@ -182,3 +187,51 @@ def test_an_older_gateway_refusing_ack_many_gets_single_acks():
     runtime._outbox = [Completion(t, Verdict.ACK) for t in tasks]
     runtime._read_outbox(now)
     assert client.sent[2:] == [("ack", ["t0"]), ("ack", ["t1"])]  # and from then on
+
+
+def test_results_go_with_their_acks_and_tracebacks_with_their_nacks():
+    runtime = ZmqRuntime(Worker(), RuntimeConfig("w1"), "tcp://127.0.0.1:1")
+    client = RecordingClient()
+    runtime._client = client  # type: ignore[assignment]
+    tasks = [Task(id=f"t{i}", type="t") for i in range(4)]
+    runtime._outbox = [
+        Completion(tasks[0], Verdict.ACK, result={"rows": 1}),
+        Completion(tasks[1], Verdict.NACK, "E: boom", traceback="File x\nE: boom"),
+        Completion(tasks[2], Verdict.ACK),  # no result
+        Completion(tasks[3], Verdict.DEAD_LETTER, "DeadLetter: no", traceback="tb"),
+    ]
+    runtime._read_outbox(time.monotonic())
+    sent = dict(zip((op for op, _ in client.sent), client.extras, strict=True))
+    assert sent["ack_many"] == [{"rows": 1}, None]
+    assert sent["nack"] == ("E: boom", "File x\nE: boom")
+    assert sent["dead_letter"] == ("DeadLetter: no", "tb")
+
+
+def test_acks_with_large_results_are_split_into_messages_of_about_1_mib():
+    runtime = ZmqRuntime(Worker(), RuntimeConfig("w1"), "tcp://127.0.0.1:1")
+    client = RecordingClient()
+    runtime._client = client  # type: ignore[assignment]
+    big = "x" * 600_000
+    runtime._outbox = [Completion(Task(id=f"t{i}", type="t"), Verdict.ACK, result=big)
+                       for i in range(3)]
+    runtime._read_outbox(time.monotonic())
+    assert client.sent == [("ack_many", ["t0", "t1"]), ("ack", ["t2"])]
+    assert client.extras == [[big, big], big]
+
+
+def test_a_result_the_gateway_refuses_fails_the_task_with_its_reason():
+    runtime = ZmqRuntime(Worker(), RuntimeConfig("w1"), "tcp://127.0.0.1:1")
+    client = RecordingClient()
+    runtime._client = client  # type: ignore[assignment]
+    task = Task(id="t0", type="t")
+    runtime.counts.acked = 1  # the run counted as an ack when it ended
+    now = time.monotonic()
+    runtime._pending[7] = Request("ack", [task], now, results=["x" * 2_000])
+    refusal = InvalidRequest("result: 2002 bytes as JSON, more than max_result_bytes 1024",
+                             code="invalid_field", field="result")
+    runtime._handle_reply(Reply("err", 7, error=refusal), now)
+    assert client.sent == [("nack", ["t0"])]
+    reason, traceback = client.extras[0]
+    assert reason.startswith("InvalidResult: ") and "max_result_bytes 1024" in reason
+    assert traceback is None
+    assert runtime.counts.acked == 0 and runtime.counts.nacked == 1
