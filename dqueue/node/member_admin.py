@@ -1,0 +1,229 @@
+"""Membership changes asked over IPC (``POST /cluster/members`` and the rest, docs/http-api.md).
+
+The API process sends a command ``{"op": "member_add", "id", "raft_addr", "http_addr",
+"public_key"?}``, ``{"op": "member_promote", "id"}`` or ``{"op": "member_remove", "id"}``. The
+leader checks it against the configuration in force, proposes it as one CONF_CHANGE entry
+(``Raft.propose_conf_change``, one server at a time: thesis 4.1) and answers once that entry
+is applied, that is committed. A node that does not lead answers ``no_leader`` with the
+leader hint, which the HTTP API turns into a ``503`` that the SDK follows to the leader.
+
+Removing the leader itself first hands leadership to the most up-to-date other voter (thesis
+3.10) and answers ``no_leader`` naming it: the client asks again there, and the new leader
+removes the old one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from dqueue.logs import log_event
+from dqueue.node.ipc_server import CmdRequest, IpcServer
+from dqueue.node.requests import monotonic_ms
+from dqueue.protocol.errors import ErrorCode
+from dqueue.protocol.member_context import encode_context, is_member_id, member_context
+from dqueue.raft import (
+    ConfChange,
+    ConfChangeKind,
+    Entry,
+    Membership,
+    ProposalDropped,
+    Raft,
+    Role,
+    Status,
+    apply_conf_change,
+)
+
+logger = logging.getLogger(__name__)
+
+MEMBER_OPS = {"member_add": ConfChangeKind.ADD_LEARNER,
+              "member_promote": ConfChangeKind.PROMOTE,
+              "member_remove": ConfChangeKind.REMOVE}
+_FIELDS = {"member_add": {"op", "id", "raft_addr", "http_addr", "public_key"},
+           "member_promote": {"op", "id"}, "member_remove": {"op", "id"}}
+
+
+class BadChange(ValueError):
+    """A change that is refused before anything is proposed: ``code`` and a message."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def membership_plain(m: Membership) -> dict[str, Any]:
+    """A configuration as the API shows it."""
+    return {"voters": sorted(m.voters), "learners": sorted(m.learners)}
+
+
+def parse_change(cmd: dict[str, Any], secure: bool) -> ConfChange:
+    """The change a member command asks for.
+
+    Raises:
+        BadChange: ``invalid_field`` / ``unknown_field`` / ``missing_field``, naming the field.
+    """
+    op = cmd.get("op")
+    extra = sorted(repr(k) if type(k) is not str else k for k in cmd if k not in _FIELDS[op])
+    if extra:
+        raise BadChange(ErrorCode.UNKNOWN_FIELD, f"{extra[0][:64]}: unknown field")
+    node_id = cmd.get("id")
+    if not is_member_id(node_id):
+        raise BadChange(ErrorCode.INVALID_FIELD,
+                        "id: expected 1 to 64 letters, digits, '_', '.' or '-'")
+    kind = MEMBER_OPS[op]
+    if kind is not ConfChangeKind.ADD_LEARNER:
+        return ConfChange(kind, node_id)
+    for name in ("raft_addr", "http_addr"):
+        if name not in cmd:
+            raise BadChange(ErrorCode.MISSING_FIELD, f"{name}: required")
+    if secure and cmd.get("public_key") is None:
+        raise BadChange(ErrorCode.MISSING_FIELD,
+                        "public_key: required in a cluster with keys (docs/security.md)")
+    try:
+        ctx = member_context(cmd["raft_addr"], cmd["http_addr"], cmd.get("public_key"))
+    except ValueError as exc:
+        raise BadChange(ErrorCode.INVALID_FIELD, str(exc)) from None
+    return ConfChange(kind, node_id, encode_context(ctx))
+
+
+def check_fits(m: Membership, change: ConfChange) -> None:
+    """Raise ``BadChange`` when ``change`` does not fit the configuration ``m``."""
+    node_id = change.node_id
+    if change.kind is ConfChangeKind.ADD_LEARNER and m.is_member(node_id):
+        raise BadChange(ErrorCode.MEMBER_EXISTS, f"{node_id} is a member already")
+    if change.kind is not ConfChangeKind.ADD_LEARNER and not m.is_member(node_id):
+        raise BadChange(ErrorCode.NOT_FOUND, f"{node_id} is not a member")
+    if change.kind is ConfChangeKind.PROMOTE and not m.is_learner(node_id):
+        raise BadChange(ErrorCode.INVALID_STATE, f"{node_id} is a voter already")
+    try:
+        apply_conf_change(m, change)
+    except ValueError as exc:
+        raise BadChange(ErrorCode.INVALID_STATE, str(exc)) from None
+
+
+def transfer_target(st: Status) -> str | None:
+    """On a leader: the other voter with the longest log, to hand leadership to (a learner
+    may never lead); None when there is none or this member does not lead."""
+    if st.role is not Role.LEADER:
+        return None
+    voters = sorted(p for p in st.progress if p != st.id and st.membership.is_voter(p))
+    if not voters:
+        return None
+    return max(voters, key=lambda p: st.progress[p].match_index)
+
+
+@dataclass
+class _Waiting:
+    identity: bytes
+    rid: str
+    term: int
+    deadline_ms: float
+    change: ConfChange
+
+
+class MemberAdmin:
+    """Proposes the membership changes asked over IPC and answers them once committed.
+
+    Args:
+        raft: the Raft core.
+        replier: the IPC server (answers).
+        http_of: member id -> its HTTP address (for leader hints), or None.
+        secure: the cluster uses keys (a new member must bring its public key).
+    """
+
+    def __init__(self, raft: Raft, replier: IpcServer, http_of: Callable[[str | None], str | None],
+                 secure: bool) -> None:
+        self.raft = raft
+        self.replier = replier
+        self.http_of = http_of
+        self.secure = secure
+        self.waiting: dict[int, _Waiting] = {}  # entry index -> the request it answers
+
+    def accept(self, req: CmdRequest) -> None:
+        """A member command from the local API."""
+        raft = self.raft
+        try:
+            change = parse_change(req.cmd, self.secure)
+        except BadChange as exc:
+            self._refuse(req, exc.code, str(exc))
+            return
+        if raft.role is not Role.LEADER:
+            leader = raft.leader_id
+            self.replier.send_err(req.identity, req.rid, ErrorCode.NO_LEADER,
+                                  "this node does not lead: ask the leader", leader,
+                                  self.http_of(leader))
+            return
+        if change.kind is ConfChangeKind.REMOVE and change.node_id == raft.id:
+            self._hand_over(req)
+            return
+        try:
+            check_fits(raft.membership, change)
+            raft.propose_conf_change(change)
+        except BadChange as exc:
+            self._refuse(req, exc.code, str(exc))
+            return
+        except ProposalDropped:
+            self._refuse(req, ErrorCode.MEMBERSHIP_CHANGE_PENDING,
+                         "another membership change (or this leader's first entry) is not "
+                         "committed yet: try again shortly")
+            return
+        index = raft.status().last_index
+        self.waiting[index] = _Waiting(req.identity, req.rid, raft.current_term,
+                                       monotonic_ms() + req.timeout_ms, change)
+        log_event(logger, logging.INFO, "membership_change_proposed", index=index,
+                  kind=change.kind.name.lower(), member=change.node_id)
+
+    def _hand_over(self, req: CmdRequest) -> None:
+        """The leader is asked to remove itself: transfer leadership first (thesis 3.10)."""
+        target = transfer_target(self.raft.status())
+        if target is None:
+            self._refuse(req, ErrorCode.INVALID_STATE, "cannot remove the last voter")
+            return
+        self.raft.transfer_leadership(target)
+        log_event(logger, logging.INFO, "leadership_transfer", target=target,
+                  reason="member_remove")
+        self.replier.send_err(req.identity, req.rid, ErrorCode.NO_LEADER,
+                              f"leadership is handed to {target} first: ask it to remove "
+                              f"{self.raft.id}", target, self.http_of(target))
+
+    def on_applied(self, entries: Iterable[Entry]) -> None:
+        """Committed entries were applied: answer the changes they carry (or lost)."""
+        if not self.waiting:
+            return
+        for entry in entries:
+            waiting = self.waiting.pop(entry.index, None)
+            if waiting is None:
+                continue
+            if entry.term == waiting.term:
+                self.replier.send_res(waiting.identity, waiting.rid, "outcome", {
+                    "ok": True, "value": {"id": waiting.change.node_id,
+                                          "change": waiting.change.kind.name.lower(),
+                                          "index": entry.index,
+                                          **membership_plain(self.raft.membership)}})
+            else:  # another leader's entry took its place: the change was not made
+                self.replier.send_err(waiting.identity, waiting.rid, ErrorCode.NO_LEADER,
+                                      "leadership changed before the change committed; it "
+                                      "was not made: ask again", self.raft.leader_id,
+                                      self.http_of(self.raft.leader_id))
+
+    def expire(self, now_ms: float) -> None:
+        """Answer the changes whose deadline passed (they may still commit)."""
+        for index, waiting in list(self.waiting.items()):
+            if waiting.deadline_ms <= now_ms:
+                del self.waiting[index]
+                self.replier.send_err(waiting.identity, waiting.rid, ErrorCode.TIMEOUT,
+                                      "the change was not committed within the deadline; "
+                                      "check GET /cluster", self.raft.leader_id,
+                                      self.http_of(self.raft.leader_id))
+
+    def fail_all(self, code: str, message: str) -> None:
+        """Answer every waiting change with an error (at exit)."""
+        for waiting in self.waiting.values():
+            self.replier.send_err(waiting.identity, waiting.rid, code, message)
+        self.waiting.clear()
+
+    def _refuse(self, req: CmdRequest, code: str, message: str) -> None:
+        self.replier.send_res(req.identity, req.rid, "outcome",
+                              {"ok": False, "code": code, "message": message})
