@@ -1,0 +1,131 @@
+"""Online membership changes on real nodes (issue 16): a fourth member joins as a learner
+while a client writes, is promoted, and the leader is removed; every acknowledged write is on
+every final member, and the removed member no longer counts."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+import pytest
+
+from dqueue.client import Client, RetryPolicy
+from dqueue.client.cluster_admin import ClusterAdmin
+from dqueue.client.errors import DQueueError, TaskNotFound
+from dqueue.testing import wait_for
+from dqueue.testing.cluster import NodeCluster, wait_http
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _drop_member(text: str, member: str) -> str:
+    """A member's TOML without ``member`` in its [peers] and [peers_http] tables."""
+    return "".join(line for line in text.splitlines(keepends=True)
+                   if not re.match(rf"{member} = ", line))
+
+
+class Writer:
+    """Enqueues one task after the other; records the acknowledged ones and the longest
+    time between two acknowledgements (per phase)."""
+
+    def __init__(self, urls: list[str]) -> None:
+        self.client = Client(urls, retry=RetryPolicy(deadline_s=60.0))
+        self.acked: list[str] = []
+        self.failures: list[DQueueError] = []
+        self.stop = threading.Event()
+        self.last_ack = time.monotonic()
+        self.longest_gap_s = 0.0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        n = 0
+        while not self.stop.is_set():
+            try:
+                task = self.client.enqueue("m", {"n": n})
+            except DQueueError as exc:
+                self.failures.append(exc)
+                return
+            now = time.monotonic()
+            self.longest_gap_s = max(self.longest_gap_s, now - self.last_ack)
+            self.last_ack = now
+            self.acked.append(task.id)
+            n += 1
+
+    def phase_gap(self) -> float:
+        """The longest gap since the last call (and start a new phase)."""
+        gap, self.longest_gap_s = self.longest_gap_s, 0.0
+        return gap
+
+
+def test_add_a_learner_promote_it_and_remove_the_leader(tmp_path):
+    cluster = NodeCluster(tmp_path, 4)
+    try:
+        for node_id in ("n1", "n2", "n3"):
+            path = cluster.configs[node_id]
+            path.write_text(_drop_member(path.read_text(), "n4"))
+        n4 = cluster.configs["n4"]
+        n4.write_text(n4.read_text().replace(
+            "bootstrap = true", f'join = "{cluster.url("n1")}"'))
+        for node_id in ("n1", "n2", "n3"):
+            cluster.start(node_id)
+        leader = cluster.leader(among=["n1", "n2", "n3"])
+        admin = ClusterAdmin(Client([cluster.url(leader)],
+                                    retry=RetryPolicy(deadline_s=60.0)))
+        status = admin.status()
+        assert (status["voters"], status["learners"]) == (["n1", "n2", "n3"], [])
+
+        writer = Writer([cluster.url(n) for n in ("n1", "n2", "n3")])
+        writer.thread.start()
+        wait_for(lambda: len(writer.acked) >= 20, 60, "writes before the change")
+        writer.phase_gap()
+
+        # A member started with --join and an empty store waits: it never campaigns.
+        cluster.start("n4")
+        wait_http(lambda: cluster.health("n4") is not None, "n4 serving /health")
+        assert cluster.health("n4")["role"] == "follower"
+
+        added = admin.add_learner("n4", cluster.raft_addr["n4"], cluster.http_addr["n4"])
+        assert (added["voters"], added["learners"]) == (["n1", "n2", "n3"], ["n4"])
+        lag = admin.wait_caught_up("n4", max_lag=50)
+        print(f"\nadd learner n4: caught up (lag {lag}); longest write gap "
+              f"{writer.phase_gap():.3f}s")
+        n4_view = cluster.health("n4")
+        assert n4_view is not None and n4_view["leader_id"] == leader
+
+        promoted = admin.promote("n4")
+        assert promoted["voters"] == ["n1", "n2", "n3", "n4"] and promoted["learners"] == []
+        print(f"promote n4: longest write gap {writer.phase_gap():.3f}s")
+
+        removed = admin.remove(leader)
+        assert leader not in removed["voters"] and len(removed["voters"]) == 3
+        print(f"remove {leader} (the leader): longest write gap {writer.phase_gap():.3f}s")
+        final = removed["voters"]
+        new_leader = cluster.leader(among=final)
+        assert new_leader != leader and new_leader in final
+
+        at_remove = len(writer.acked)
+        wait_for(lambda: len(writer.acked) >= at_remove + 20, 60, "writes after the removal")
+        writer.stop.set()
+        writer.thread.join(70)
+        assert not writer.failures
+
+        # The removed member is out of every final member's configuration.
+        for node_id in final:
+            view = Client([cluster.url(node_id)]).cluster()
+            assert sorted(view["voters"]) == sorted(final), node_id
+        # Every acknowledged write is on every final member (each reads its own state).
+        for node_id in final:
+            client = Client([cluster.url(node_id)], retry=RetryPolicy(deadline_s=30.0))
+            missing = []
+            for task_id in writer.acked:
+                try:
+                    client.get(task_id)
+                except TaskNotFound:
+                    missing.append(task_id)
+            assert not missing, (node_id, len(missing))
+        # The old leader is out: killing it leaves writes committing on the three others.
+        cluster.kill(leader)
+        Client([cluster.url(new_leader)]).enqueue("m", {"after": "kill"})
+    finally:
+        cluster.close()
