@@ -9,8 +9,9 @@ which one its snapshots record, and keeping the transport in step with the one i
 - Snapshots: a snapshot taken at applied index ``i`` must record the configuration in force at
   ``i``, so this module follows the applied CONF_CHANGE entries (``AppliedConfig``), the same
   entries the core decodes (``dqueue.raft.membership.decode_conf_entry``).
-- Transport: after each Ready the node compares the core's configuration and peers with the
-  last it acted on, and tells the transport whom to connect to and admit (``peer_book.py``).
+- Transport: after each Ready the node compares the configuration in force and the applied
+  one with the last it acted on, and tells the transport whom to connect to and admit
+  (``peer_book.py``).
 """
 
 from __future__ import annotations
@@ -87,15 +88,24 @@ class TransportSync:
     def __init__(self, book: PeerBook, transport: PeerTransport) -> None:
         self.book = book
         self.transport = transport
-        self._seen: tuple[Membership, tuple[str, ...]] | None = None
+        self._seen: tuple[Membership, Membership] | None = None
 
-    def refresh(self, membership: Membership, peers: tuple[str, ...]) -> PeerTargets | None:
-        """Act on the core's configuration and peers when they changed: the new targets,
-        or None when nothing changed."""
-        seen = (membership, peers)
+    def refresh(self, membership: Membership, applied: Membership) -> PeerTargets | None:
+        """Act on the configuration in force (``Raft.membership``) and the one at the applied
+        index when either changed: the new targets, or None when nothing changed.
+
+        The peers are the members of both: a member that a pending change removes still gets
+        the entry that removes it (thesis 4.1), and is dropped, its key refused, once that
+        entry is applied here. (The core's own ``Raft.peers`` is refreshed on commit only on
+        a leader, so a follower would keep admitting a removed member.)
+        """
+        seen = (membership, applied)
         if seen == self._seen:
             return None
         self._seen = seen
+        node_id = self.book.node_id
+        peers = tuple(m for m in dict.fromkeys(membership.members() + applied.members())
+                      if m != node_id)
         targets = self.book.targets(membership, peers)
         self.transport.set_peers(targets.addresses, targets.keys, targets.hear_any_member)
         log_event(logger, logging.INFO, "peers_changed", voters=list(membership.voters),

@@ -364,8 +364,9 @@ class RaftProcess:
         self._sync_peers()
 
     def _sync_peers(self) -> None:
-        """Connect to and admit exactly the members of the configuration in force."""
-        targets = self.peer_sync.refresh(self.raft.membership, self.raft.peers)
+        """Connect to and admit exactly the members of the configuration in force and, until
+        the change applies here, of the one before it (members.py)."""
+        targets = self.peer_sync.refresh(self.raft.membership, self.applied_config.membership)
         if targets is not None:
             self.members = targets.addresses
             self.addresses.set_members(targets.addresses, targets.http)

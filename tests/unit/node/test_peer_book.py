@@ -3,6 +3,7 @@ configuration: addresses and keys from members' contexts, else from --peers and 
 
 from __future__ import annotations
 
+from dqueue.node.members import TransportSync
 from dqueue.node.peer_book import PeerBook
 from dqueue.protocol.member_context import MemberContext, encode_context
 from dqueue.raft import Membership
@@ -41,3 +42,26 @@ def test_a_joining_member_reaches_every_configured_peer_and_trusts_its_folder():
     assert targets.hear_any_member
     assert sorted(targets.addresses) == ["n1", "n2", "n3", "n4"]
     assert targets.keys == FOLDER
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[str], list[str] | None, bool]] = []
+
+    def set_peers(self, peers, keys, hear_any_member=False) -> None:
+        self.calls.append((sorted(peers), sorted(keys) if keys is not None else None,
+                           hear_any_member))
+
+
+def test_a_follower_drops_a_removed_member_once_the_removal_is_applied():
+    transport = _Transport()
+    sync = TransportSync(PeerBook("n1", PEERS, FOLDER), transport)  # type: ignore[arg-type]
+    before, after = Membership(("n1", "n2", "n3")), Membership(("n1", "n2"))
+    assert sync.refresh(before, before) is not None
+    # Appended, not applied: n3 still gets the entry that removes it, and is still admitted.
+    assert sync.refresh(after, before) is not None
+    assert transport.calls[-1][:2] == (["n1", "n2", "n3"], ["n1", "n2", "n3"])
+    assert sync.refresh(after, after) is not None
+    assert transport.calls[-1][:2] == (["n1", "n2"], ["n1", "n2"])
+    assert sync.refresh(after, after) is None  # nothing changed: the transport is left alone
+    assert len(transport.calls) == 3
