@@ -1,6 +1,9 @@
-"""Online membership changes on real nodes (issue 16): a fourth member joins as a learner
-while a client writes, is promoted, and the leader is removed; every acknowledged write is on
-every final member, and the removed member no longer counts."""
+"""Online membership changes on real nodes (issue 16), while a client writes continuously:
+a member joins as a learner, is promoted, and the leader is removed; with keys, the leader is
+killed during a promotion and the removed member's key is refused afterwards; 3 -> 5 -> 3
+voters with learners that never count toward a majority and a leader killed during a removal.
+Every acknowledged write is on every final member; each change prints the longest time
+without an acknowledged write."""
 
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ class Writer:
         self.acked: list[str] = []
         self.failures: list[DQueueError] = []
         self.stop = threading.Event()
+        self.paused = threading.Event()
         self.last_ack = time.monotonic()
         self.longest_gap_s = 0.0
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -44,6 +48,10 @@ class Writer:
     def _run(self) -> None:
         n = 0
         while not self.stop.is_set():
+            if self.paused.is_set():
+                self.stop.wait(0.05)  # polling interval while the test holds the writer
+                self.last_ack = time.monotonic()
+                continue
             try:
                 task = self.client.enqueue("m", {"n": n})
             except DQueueError as exc:
@@ -56,8 +64,10 @@ class Writer:
             n += 1
 
     def phase_gap(self) -> float:
-        """The longest gap since the last call (and start a new phase)."""
-        gap, self.longest_gap_s = self.longest_gap_s, 0.0
+        """The longest time without an acknowledged write since the last call, the time
+        since the last one included (and start a new phase)."""
+        gap = max(self.longest_gap_s, time.monotonic() - self.last_ack)
+        self.longest_gap_s = 0.0
         return gap
 
 
@@ -220,3 +230,97 @@ def test_secure_leader_killed_mid_change_then_removed_and_its_key_refused(tmp_pa
 def _promote_quietly(admin: ClusterAdmin) -> None:
     with contextlib.suppress(DQueueError):  # the test asks again itself
         admin.promote("n4")
+
+
+def _join_config(cluster: NodeCluster, member: str) -> None:
+    path = cluster.configs[member]
+    path.write_text(path.read_text().replace(
+        "bootstrap = true", f'join = "{cluster.url("n1")}"'))
+
+
+def test_three_to_five_to_three_with_a_leader_killed_mid_change(tmp_path):
+    cluster = NodeCluster(tmp_path, 5, raft={"snapshot_entries": 200})
+    try:
+        for node_id in ("n1", "n2", "n3"):
+            path = cluster.configs[node_id]
+            path.write_text(_drop_member(_drop_member(path.read_text(), "n4"), "n5"))
+        for node_id in ("n4", "n5"):
+            _join_config(cluster, node_id)
+        for node_id in ("n1", "n2", "n3"):
+            cluster.start(node_id)
+        cluster.leader(among=["n1", "n2", "n3"])
+        everyone = cluster.urls()
+        admin = ClusterAdmin(Client(everyone, retry=RetryPolicy(deadline_s=60.0)))
+        writer = Writer(everyone)
+        writer.thread.start()
+        wait_for(lambda: len(writer.acked) >= 300, 120, "writes before the changes")
+        writer.phase_gap()
+
+        for node_id in ("n4", "n5"):
+            cluster.start(node_id)
+            admin.add_learner(node_id, cluster.raft_addr[node_id], cluster.http_addr[node_id])
+            admin.wait_caught_up(node_id, max_lag=50)
+            print(f"\nadd learner {node_id}: longest write gap {writer.phase_gap():.3f}s")
+
+        # Learners never count: with two of the three voters down, the voter and the two
+        # learners alive (3 of 5 processes) commit nothing.
+        writer.paused.set()
+        leader = cluster.leader(among=["n1", "n2", "n3"])
+        down = [n for n in ("n1", "n2", "n3") if n != leader]
+        for node_id in down:
+            cluster.kill(node_id)
+        with pytest.raises(DQueueError):
+            Client([cluster.url(leader)], retry=RetryPolicy(deadline_s=3.0)).enqueue(
+                "m", {"probe": "learners"})
+        for node_id in down:
+            cluster.start(node_id)
+        cluster.leader(among=["n1", "n2", "n3"])
+        writer.paused.clear()
+        writer.phase_gap()
+
+        for node_id in ("n4", "n5"):
+            admin.promote(node_id)
+            print(f"promote {node_id}: longest write gap {writer.phase_gap():.3f}s")
+        assert sorted(admin.status()["voters"]) == ["n1", "n2", "n3", "n4", "n5"]
+        # A member added online restarts from its own store (no --peers entry names it on
+        # the others): it is still a voter and catches up.
+        cluster.stop("n5")
+        cluster.start("n5")
+        wait_http(lambda: (cluster.health("n5") or {}).get("leader_id") is not None,
+                  "n5 back with a leader")
+
+        # Remove one member while the leader is killed with -9; then remove the dead leader.
+        leader = cluster.leader()
+        gone = next(n for n in ("n1", "n2", "n3") if n != leader)
+        removing = threading.Thread(target=lambda: _quietly(lambda: admin.remove(gone)),
+                                    daemon=True)
+        removing.start()
+        cluster.kill(leader)
+        removing.join(70)
+        alive = [n for n in cluster.ids if n != leader]
+        admin = ClusterAdmin(Client([cluster.url(n) for n in alive],
+                                    retry=RetryPolicy(deadline_s=60.0)))
+        with contextlib.suppress(TaskNotFound):  # not a member: removed before the kill
+            admin.remove(gone)
+        print(f"remove {gone}, leader {leader} killed: longest write gap "
+              f"{writer.phase_gap():.3f}s")
+        final = admin.remove(leader)["voters"]
+        print(f"remove dead {leader}: longest write gap {writer.phase_gap():.3f}s")
+        assert sorted(final) == sorted(n for n in alive if n != gone)
+        cluster.kill(gone)
+        at_end = len(writer.acked)
+        wait_for(lambda: len(writer.acked) >= at_end + 50, 60, "writes on the final three")
+        writer.stop.set()
+        writer.thread.join(70)
+        assert not writer.failures
+        for node_id in final:
+            view = Client([cluster.url(node_id)]).cluster()
+            assert (sorted(view["voters"]), view["learners"]) == (sorted(final), []), node_id
+        _check_writes(cluster, final, writer.acked)
+    finally:
+        cluster.close()
+
+
+def _quietly(call) -> None:
+    with contextlib.suppress(DQueueError):
+        call()
