@@ -1,8 +1,8 @@
 """The SDK's membership operations (docs/sdk.md, "Cluster membership").
 
 ``ClusterAdmin(client)`` wraps a ``Client``: each change is one ``/cluster/members`` request
-that the server answers once the change committed (a node that does not lead answers ``503``
-with the leader hint, which ``Client`` follows). A change refused because another one is not
+that the server answers once the change committed (any node forwards it to the leader; a
+``503`` with the leader hint, when no leader is known, is followed by ``Client``). A change refused because another one is not
 committed yet (``membership_change_pending``) is asked again until ``deadline_s``.
 
     admin = ClusterAdmin(Client(["http://10.0.0.1:8080"]))

@@ -4,8 +4,9 @@ The API process sends a command ``{"op": "member_add", "id", "raft_addr", "http_
 "public_key"?}``, ``{"op": "member_promote", "id"}`` or ``{"op": "member_remove", "id"}``. The
 leader checks it against the configuration in force, proposes it as one CONF_CHANGE entry
 (``Raft.propose_conf_change``, one server at a time: thesis 4.1) and answers once that entry
-is applied, that is committed. A node that does not lead answers ``no_leader`` with the
-leader hint, which the HTTP API turns into a ``503`` that the SDK follows to the leader.
+is applied, that is committed. A node that does not lead forwards it to the leader (``fwd``)
+and relays the answer; with no leader known it answers ``no_leader``, which the HTTP API turns
+into a ``503`` with the leader hint.
 
 Removing the leader itself first hands leadership to the most up-to-date other voter (thesis
 3.10) and answers ``no_leader`` naming it: the client asks again there, and the new leader
@@ -19,10 +20,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import msgpack
+
 from dqueue.logs import log_event
 from dqueue.node.ipc_server import CmdRequest, IpcServer
 from dqueue.node.requests import monotonic_ms
 from dqueue.protocol.errors import ErrorCode
+from dqueue.protocol.ipc import MAX_TIMEOUT_MS
+from dqueue.protocol.kinds import PeerKind
 from dqueue.protocol.member_context import encode_context, is_member_id, member_context
 from dqueue.raft import (
     ConfChange,
@@ -114,10 +119,18 @@ def transfer_target(st: Status) -> str | None:
     return max(voters, key=lambda p: st.progress[p].match_index)
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Who asked for a change: the local API (``identity``) or a member that forwarded it."""
+
+    rid: str
+    identity: bytes | None = None
+    peer: str | None = None
+
+
 @dataclass
 class _Waiting:
-    identity: bytes
-    rid: str
+    origin: Origin
     term: int
     deadline_ms: float
     change: ConfChange
@@ -126,67 +139,110 @@ class _Waiting:
 class MemberAdmin:
     """Proposes the membership changes asked over IPC and answers them once committed.
 
+    A node that does not lead forwards the command to the leader over the peer transport
+    (``fwd``, as the router forwards other writes) and relays the leader's ``fwd_res``; a
+    forwarded command is never forwarded again (a leader that lost its role answers
+    ``no_leader`` with its hint).
+
     Args:
         raft: the Raft core.
         replier: the IPC server (answers).
+        send_peer: sends one message to a member (``PeerTransport.send``).
         http_of: member id -> its HTTP address (for leader hints), or None.
         secure: the cluster uses keys (a new member must bring its public key).
     """
 
-    def __init__(self, raft: Raft, replier: IpcServer, http_of: Callable[[str | None], str | None],
-                 secure: bool) -> None:
+    def __init__(self, raft: Raft, replier: IpcServer, send_peer: Callable[[str, bytes, Any], bool],
+                 http_of: Callable[[str | None], str | None], secure: bool) -> None:
         self.raft = raft
         self.replier = replier
+        self.send_peer = send_peer
         self.http_of = http_of
         self.secure = secure
         self.waiting: dict[int, _Waiting] = {}  # entry index -> the request it answers
+        # Requests of the local API forwarded to the leader: rid -> (origin, deadline).
+        self.forwarded: dict[str, tuple[Origin, float]] = {}
 
     def accept(self, req: CmdRequest) -> None:
         """A member command from the local API."""
+        self._accept(Origin(req.rid, identity=req.identity), req.cmd, req.timeout_ms)
+
+    def on_peer(self, sender: str, kind: bytes, body: Any) -> bool:
+        """A peer's ``fwd`` of a member command, or the ``fwd_res`` of one this node
+        forwarded: True when it was one (handled); any value is taken without raising."""
+        if type(body) is not dict or not _is_rid(body.get("rid")):
+            return False
+        rid = body["rid"]
+        if kind == PeerKind.FWD:
+            cmd, timeout_ms = body.get("cmd"), body.get("timeout_ms")
+            if type(cmd) is not dict or cmd.get("op") not in MEMBER_OPS:
+                return False
+            if type(timeout_ms) is not int or not 0 <= timeout_ms <= MAX_TIMEOUT_MS:
+                return True  # malformed: dropped, the sender times out
+            self._accept(Origin(rid, peer=sender), cmd, timeout_ms)
+            return True
+        if kind != PeerKind.FWD_RES or rid not in self.forwarded:
+            return False
+        origin, _ = self.forwarded.pop(rid)
+        outcome = body.get("outcome")
+        if type(outcome) is dict and type(outcome.get("ok")) is bool and _is_packable(outcome):
+            self._send_outcome(origin, outcome)
+            return True
+        code, message, leader = body.get("code"), body.get("message"), body.get("leader_id")
+        if not (_is_code(code) and type(message) is str):
+            code, message = ErrorCode.TIMEOUT, "unreadable answer from the leader"
+        self._send_err(origin, code, message[:1024], leader if _is_rid(leader) else None)
+        return True
+
+    def _accept(self, origin: Origin, cmd: dict[str, Any], timeout_ms: int) -> None:
         raft = self.raft
         try:
-            change = parse_change(req.cmd, self.secure)
+            change = parse_change(cmd, self.secure)
         except BadChange as exc:
-            self._refuse(req, exc.code, str(exc))
+            self._refuse(origin, exc.code, str(exc))
             return
         if raft.role is not Role.LEADER:
             leader = raft.leader_id
-            self.replier.send_err(req.identity, req.rid, ErrorCode.NO_LEADER,
-                                  "this node does not lead: ask the leader", leader,
-                                  self.http_of(leader))
+            if (origin.peer is None and leader is not None and leader != raft.id
+                    and self.send_peer(leader, PeerKind.FWD, {
+                        "rid": origin.rid, "cmd": cmd, "timeout_ms": timeout_ms,
+                        "wait_ms": 0})):
+                self.forwarded[origin.rid] = (origin, monotonic_ms() + timeout_ms)
+                return
+            self._send_err(origin, ErrorCode.NO_LEADER, "this node does not lead: ask the "
+                           "leader", leader)
             return
         if change.kind is ConfChangeKind.REMOVE and change.node_id == raft.id:
-            self._hand_over(req)
+            self._hand_over(origin)
             return
         try:
             check_fits(raft.membership, change)
             raft.propose_conf_change(change)
         except BadChange as exc:
-            self._refuse(req, exc.code, str(exc))
+            self._refuse(origin, exc.code, str(exc))
             return
         except ProposalDropped:
-            self._refuse(req, ErrorCode.MEMBERSHIP_CHANGE_PENDING,
+            self._refuse(origin, ErrorCode.MEMBERSHIP_CHANGE_PENDING,
                          "another membership change (or this leader's first entry) is not "
                          "committed yet: try again shortly")
             return
         index = raft.status().last_index
-        self.waiting[index] = _Waiting(req.identity, req.rid, raft.current_term,
-                                       monotonic_ms() + req.timeout_ms, change)
+        self.waiting[index] = _Waiting(origin, raft.current_term,
+                                       monotonic_ms() + timeout_ms, change)
         log_event(logger, logging.INFO, "membership_change_proposed", index=index,
                   kind=change.kind.name.lower(), member=change.node_id)
 
-    def _hand_over(self, req: CmdRequest) -> None:
+    def _hand_over(self, origin: Origin) -> None:
         """The leader is asked to remove itself: transfer leadership first (thesis 3.10)."""
         target = transfer_target(self.raft.status())
         if target is None:
-            self._refuse(req, ErrorCode.INVALID_STATE, "cannot remove the last voter")
+            self._refuse(origin, ErrorCode.INVALID_STATE, "cannot remove the last voter")
             return
         self.raft.transfer_leadership(target)
         log_event(logger, logging.INFO, "leadership_transfer", target=target,
                   reason="member_remove")
-        self.replier.send_err(req.identity, req.rid, ErrorCode.NO_LEADER,
-                              f"leadership is handed to {target} first: ask it to remove "
-                              f"{self.raft.id}", target, self.http_of(target))
+        self._send_err(origin, ErrorCode.NO_LEADER, f"leadership is handed to {target} "
+                       f"first: ask it to remove {self.raft.id}", target)
 
     def on_applied(self, entries: Iterable[Entry]) -> None:
         """Committed entries were applied: answer the changes they carry (or lost)."""
@@ -197,33 +253,72 @@ class MemberAdmin:
             if waiting is None:
                 continue
             if entry.term == waiting.term:
-                self.replier.send_res(waiting.identity, waiting.rid, "outcome", {
+                self._send_outcome(waiting.origin, {
                     "ok": True, "value": {"id": waiting.change.node_id,
                                           "change": waiting.change.kind.name.lower(),
                                           "index": entry.index,
                                           **membership_plain(self.raft.membership)}})
             else:  # another leader's entry took its place: the change was not made
-                self.replier.send_err(waiting.identity, waiting.rid, ErrorCode.NO_LEADER,
-                                      "leadership changed before the change committed; it "
-                                      "was not made: ask again", self.raft.leader_id,
-                                      self.http_of(self.raft.leader_id))
+                self._send_err(waiting.origin, ErrorCode.NO_LEADER, "leadership changed "
+                               "before the change committed; it was not made: ask again",
+                               self.raft.leader_id)
 
     def expire(self, now_ms: float) -> None:
         """Answer the changes whose deadline passed (they may still commit)."""
         for index, waiting in list(self.waiting.items()):
             if waiting.deadline_ms <= now_ms:
                 del self.waiting[index]
-                self.replier.send_err(waiting.identity, waiting.rid, ErrorCode.TIMEOUT,
-                                      "the change was not committed within the deadline; "
-                                      "check GET /cluster", self.raft.leader_id,
-                                      self.http_of(self.raft.leader_id))
+                self._send_err(waiting.origin, ErrorCode.TIMEOUT, "the change was not "
+                               "committed within the deadline; check GET /cluster",
+                               self.raft.leader_id)
+        for rid, (origin, deadline_ms) in list(self.forwarded.items()):
+            if deadline_ms <= now_ms:
+                del self.forwarded[rid]
+                self._send_err(origin, ErrorCode.TIMEOUT, "the leader did not answer within "
+                               "the deadline; check GET /cluster", self.raft.leader_id)
 
     def fail_all(self, code: str, message: str) -> None:
         """Answer every waiting change with an error (at exit)."""
-        for waiting in self.waiting.values():
-            self.replier.send_err(waiting.identity, waiting.rid, code, message)
+        origins = [w.origin for w in self.waiting.values()]
+        origins += [origin for origin, _ in self.forwarded.values()]
+        for origin in origins:
+            self._send_err(origin, code, message, None)
         self.waiting.clear()
+        self.forwarded.clear()
 
-    def _refuse(self, req: CmdRequest, code: str, message: str) -> None:
-        self.replier.send_res(req.identity, req.rid, "outcome",
-                              {"ok": False, "code": code, "message": message})
+    # ----------------------------------------------------------------- answers
+
+    def _refuse(self, origin: Origin, code: str, message: str) -> None:
+        self._send_outcome(origin, {"ok": False, "code": code, "message": message})
+
+    def _send_outcome(self, origin: Origin, outcome: dict[str, Any]) -> None:
+        if origin.peer is not None:
+            self.send_peer(origin.peer, PeerKind.FWD_RES, {"rid": origin.rid,
+                                                           "outcome": outcome})
+        elif origin.identity is not None:
+            self.replier.send_res(origin.identity, origin.rid, "outcome", outcome)
+
+    def _send_err(self, origin: Origin, code: str, message: str, leader: str | None) -> None:
+        if origin.peer is not None:
+            self.send_peer(origin.peer, PeerKind.FWD_RES, {
+                "rid": origin.rid, "code": code, "message": message, "leader_id": leader})
+        elif origin.identity is not None:
+            self.replier.send_err(origin.identity, origin.rid, code, message, leader,
+                                  self.http_of(leader))
+
+
+def _is_rid(value: Any) -> bool:
+    return type(value) is str and 0 < len(value) <= 1_024
+
+
+def _is_code(value: Any) -> bool:
+    # isinstance: an ErrorCode member is a str (this node's own, before any encoding).
+    return isinstance(value, str) and 0 < len(value) <= 64
+
+
+def _is_packable(value: Any) -> bool:
+    try:
+        msgpack.packb(value, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return True

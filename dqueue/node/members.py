@@ -27,7 +27,7 @@ from dqueue.logs import log_event
 from dqueue.node.peer_book import PeerBook, PeerTargets
 from dqueue.node.store import LoadedState, Store
 from dqueue.node.transport import PeerTransport
-from dqueue.raft import Entry, EntryType, Membership
+from dqueue.raft import Entry, EntryType, Membership, PersistedState
 from dqueue.raft.membership import decode_conf_entry
 
 logger = logging.getLogger(__name__)
@@ -61,6 +61,19 @@ class AppliedConfig:
 
     def __init__(self, base: Membership) -> None:
         self.membership = base
+        self.at_snapshot = base  # the configuration of the snapshot being taken
+
+    @classmethod
+    def at_start(cls, persisted: PersistedState | None,
+                 bootstrap: tuple[str, ...]) -> AppliedConfig:
+        """A restarted member has applied its stored snapshot (a new one: nothing)."""
+        if persisted is not None and persisted.snapshot is not None:
+            return cls(persisted.snapshot.meta.membership)
+        return cls(Membership(voters=bootstrap))
+
+    def snapshot_started(self) -> None:
+        """A snapshot of the state as applied now is being taken: it records this one."""
+        self.at_snapshot = self.membership
 
     def on_applied(self, entries: Iterable[Entry]) -> None:
         """Committed entries were applied: take the configuration of each conf entry.

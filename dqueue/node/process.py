@@ -66,7 +66,6 @@ from dqueue.queue.config import settings_to_plain
 from dqueue.queue.log_commands import command_from_log
 from dqueue.queue.sessions import ClientSession
 from dqueue.raft import (
-    Membership,
     Message,
     ProposalDropped,
     Raft,
@@ -124,8 +123,7 @@ class RaftProcess:
         self.store, loaded = open_store(config.data_dir, config.repair, len(self.members))
         # Nonzero after a repair, until the log is back up to it (repair.py).
         self._catch_up_stored = loaded.catch_up_index
-        # The configuration comes from the store (snapshot, conf entries); --peers only
-        # bootstraps and says where the bootstrap members listen (members.py).
+        # The configuration comes from the store; --peers only bootstraps (members.py).
         member_ids = bootstrap_voters(self.store, loaded, self.members, bool(config.join))
         raft_config = RaftConfig(
             id=config.id, members=member_ids, election_ticks=config.election_ticks,
@@ -152,10 +150,7 @@ class RaftProcess:
         self.applied_term = 0
         self.snapshot_index = 0
         # The configuration at the applied index (what the snapshots taken here record).
-        self.applied_config = AppliedConfig(
-            persisted.snapshot.meta.membership if persisted and persisted.snapshot
-            else Membership(voters=member_ids))
-        self._snapshot_config = self.applied_config.membership
+        self.applied_config = AppliedConfig.at_start(persisted, member_ids)
         if loaded.snapshot is not None:
             restore_queue(self.queue, loaded.snapshot.data)
             self.applied = self.snapshot_index = loaded.snapshot.index
@@ -171,7 +166,8 @@ class RaftProcess:
         self.addresses = MemberAddresses(config.id, self.members, config.peers_http,
                                          config.http_addr)
         self._sync_peers()
-        self.member_admin = MemberAdmin(self.raft, self.ipc, self.addresses.of, keys is not None)
+        self.member_admin = MemberAdmin(self.raft, self.ipc, self.transport.send,
+                                        self.addresses.of, keys is not None)
         self.stop_requested = False
         self.stopping_since_ms: float | None = None
         self.router = RequestRouter(RouterLinks(
@@ -315,13 +311,12 @@ class RaftProcess:
                 return
 
     def _on_ipc(self, request: CmdRequest | ReadRequest) -> None:
-        if isinstance(request, CmdRequest):
-            if request.cmd.get("op") in MEMBER_OPS:
-                self.member_admin.accept(request)
-            else:
-                self.router.accept_command(request)
-        else:
+        if not isinstance(request, CmdRequest):
             self.router.accept_read(request)
+        elif request.cmd.get("op") in MEMBER_OPS:
+            self.member_admin.accept(request)
+        else:
+            self.router.accept_command(request)
 
     def _on_peer(self, sender: str, kind: bytes, body: Any) -> None:
         if kind == PeerKind.RAFT:
@@ -341,7 +336,8 @@ class RaftProcess:
         elif kind == PeerKind.HELLO:
             if not self.addresses.learn(sender, body):
                 self.transport.counters.malformed += 1
-        elif not self.router.on_peer(sender, kind, body):
+        elif (not self.member_admin.on_peer(sender, kind, body)
+              and not self.router.on_peer(sender, kind, body)):
             self.transport.counters.malformed += 1
 
     def _on_tick(self, now: float) -> None:
@@ -556,7 +552,7 @@ class RaftProcess:
         if since < self.config.snapshot_entries and self.log_bytes < SNAPSHOT_LOG_BYTES:
             return
         self.log_bytes = 0
-        self._snapshot_config = self.applied_config.membership
+        self.applied_config.snapshot_started()
         self.snapshotter.start(self.applied, self.applied_term,
                                lambda: snapshot_queue(self.queue))
 
@@ -565,7 +561,7 @@ class RaftProcess:
             return  # a newer snapshot was installed from the leader meanwhile
         # The configuration in force at the snapshot's index, not --peers (members.py).
         self.store.save_snapshot(stored_snapshot_of(taken.index, taken.term,
-                                                    self._snapshot_config, taken.data))
+                                                    self.applied_config.at_snapshot, taken.data))
         self.raft.compact(taken.index, taken.data)
         self.snapshot_index = taken.index
         self.counters["snapshots_taken_total"] += 1

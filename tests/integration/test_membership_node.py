@@ -21,6 +21,7 @@ from dqueue.client.cluster_admin import ClusterAdmin
 from dqueue.client.errors import DQueueError, InvalidState, TaskNotFound
 from dqueue.testing import wait_for
 from dqueue.testing.cluster import NodeCluster, wait_http
+from dqueue.testing.processes import http_json
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -98,7 +99,13 @@ def test_add_a_learner_promote_it_and_remove_the_leader(tmp_path):
         wait_http(lambda: cluster.health("n4") is not None, "n4 serving /health")
         assert cluster.health("n4")["role"] == "follower"
 
-        added = admin.add_learner("n4", cluster.raft_addr["n4"], cluster.http_addr["n4"])
+        # Asked of a follower over plain HTTP: it forwards the change to the leader and
+        # answers once it committed (no redirect for the caller to follow).
+        follower = next(n for n in ("n1", "n2", "n3") if n != leader)
+        status_code, added = http_json(cluster.http_addr[follower], "POST", "/cluster/members", {
+            "id": "n4", "raft_addr": cluster.raft_addr["n4"],
+            "http_addr": cluster.http_addr["n4"]}, timeout_s=30.0)
+        assert status_code == 201, added
         assert (added["voters"], added["learners"]) == (["n1", "n2", "n3"], ["n4"])
         lag = admin.wait_caught_up("n4", max_lag=50)
         print(f"\nadd learner n4: caught up (lag {lag}); longest write gap "
