@@ -3,9 +3,10 @@
 
 Each is one single-server change (Raft thesis 4.1) that the leader proposes and answers once it
 committed; a node that does not lead forwards it to the leader (``503 no_leader`` with the
-leader hint when none is known, which the SDK follows). A member is added as a learner (it gets the log but no vote) and promoted once it
-caught up: ``dqueue-cli cluster add`` does both. The fields are checked here so that a bad one
-is a 400 naming it; the Raft process checks them again (``dqueue/node/member_admin.py``).
+leader hint when none is known, which the SDK follows). A member is added as a learner (it
+gets the log but no vote) and promoted once it caught up: ``dqueue-cli cluster add`` does
+both. The fields are checked here so that a bad one is a 400 naming it; the Raft process
+checks them again (``dqueue/node/member_admin.py``).
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 ``ClusterAdmin(client)`` wraps a ``Client``: each change is one ``/cluster/members`` request
 that the server answers once the change committed (any node forwards it to the leader; a
-``503`` with the leader hint, when no leader is known, is followed by ``Client``). A change refused because another one is not
-committed yet (``membership_change_pending``) is asked again until ``deadline_s``.
+``503`` with the leader hint, when no leader is known, is followed by ``Client``). A change
+refused because another one is not committed yet (``membership_change_pending``) is asked
+again until ``deadline_s``.
 
     admin = ClusterAdmin(Client(["http://10.0.0.1:8080"]))
     admin.add_member("n4", raft_addr="10.0.0.4:9090", http_addr="10.0.0.4:8080")
