@@ -389,7 +389,11 @@ def _node_paths() -> dict[str, Any]:
             "The dashboard's samples of the last 15 minutes: depth and rates.", {
                 "200": _json_response("Samples.", any_object), **_COMMON_ERRORS})},
         "/cluster": {"get": _op("Members, roles, leader, term, indexes and lag.", {
-            "200": _json_response("Cluster status.", any_object), **_COMMON_ERRORS})},
+            "200": _json_response("Cluster status.", any_object),
+            "400": _error("A bad query parameter."), **_COMMON_ERRORS},
+            parameters=[{"name": "leader", "in": "query", "schema": {"type": "boolean"},
+                         "description": "true: answered by the leader only (a 503 with the "
+                                        "leader hint elsewhere), which knows every lag"}])},
         **_member_paths(),
         "/metrics": {"get": _op("Prometheus metrics.", {"200": {
             "description": "Prometheus text format.",

@@ -63,9 +63,11 @@ class ClusterAdmin:
                     raise
             self._sleep(_POLL_S)
 
-    def status(self) -> dict[str, Any]:
-        """``GET /cluster``: leader, term, voters, learners, and each member's lag."""
-        obj = self.client._request("GET", "/cluster")[1]
+    def status(self, from_leader: bool = False) -> dict[str, Any]:
+        """``GET /cluster``: leader, term, voters, learners, and each member's lag (known only
+        on the leader: ``from_leader`` asks it, following the hint of another node)."""
+        obj = self.client._request("GET", "/cluster?leader=true" if from_leader
+                                   else "/cluster")[1]
         if not isinstance(obj, dict) or not isinstance(obj.get("members"), list):
             raise ServerError("unreadable cluster status", code=ErrorCode.BAD_REPLY)
         return obj
@@ -88,12 +90,12 @@ class ClusterAdmin:
         return self._change("DELETE", _path(member_id))
 
     def lag_of(self, member_id: str) -> int | None:
-        """The member's lag behind the leader's log as the answering node knows it (None
-        when unknown: that node does not lead)."""
-        for member in self.status()["members"]:
+        """The member's lag behind the leader's log, from the leader; None while the leader
+        has not heard from it (its match index is 0: it may not even run yet)."""
+        for member in self.status(from_leader=True)["members"]:
             if isinstance(member, dict) and member.get("id") == member_id:
-                lag = member.get("lag")
-                return lag if type(lag) is int else None
+                lag, match = member.get("lag"), member.get("match_index")
+                return lag if type(lag) is int and type(match) is int and match > 0 else None
         return None
 
     def wait_caught_up(self, member_id: str, max_lag: int = DEFAULT_MAX_LAG) -> int:

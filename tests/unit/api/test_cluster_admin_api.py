@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import falcon.testing
 import pytest
+from prometheus_client import CollectorRegistry
 
+from dqueue.api.app import create_app
+from dqueue.config import NodeConfig
 from dqueue.protocol.ipc_client import NoLeader
 
 ADD = {"id": "n4", "raft_addr": "10.0.0.4:9090", "http_addr": "10.0.0.4:8080"}
@@ -42,3 +46,16 @@ def test_a_follower_answers_503_with_the_leader_hint(client: Any, fake: Any) -> 
 def test_an_id_that_cannot_be_a_member_is_not_found(client: Any) -> None:
     answer = client.simulate_delete("/cluster/members/a%20b")
     assert answer.status_code == 404
+
+
+def test_cluster_from_the_leader_only(client: Any) -> None:
+    assert client.simulate_get("/cluster", params={"leader": "true"}).status_code == 200
+    assert client.simulate_get("/cluster", params={"leader": "maybe"}).status_code == 400
+
+
+def test_cluster_from_the_leader_on_a_follower_hints_the_leader(fake: Any) -> None:
+    follower = NodeConfig(id="n2", peers_http={"n1": "127.0.0.1:8081"})  # the fake's n1 leads
+    app = create_app(lambda: fake, follower, CollectorRegistry())
+    answer = falcon.testing.TestClient(app).simulate_get("/cluster", params={"leader": "true"})
+    assert answer.status_code == 503
+    assert answer.json["error"]["leader_http"] == "127.0.0.1:8081"

@@ -31,20 +31,22 @@ class Scripted:
         return 200, answer
 
 
-def _status(lag: int | None) -> dict[str, Any]:
-    return {"leader_id": "n1", "members": [{"id": "n1", "lag": 0}, {"id": "n4", "lag": lag}]}
+def _status(lag: int | None, match: int = 7) -> dict[str, Any]:
+    return {"leader_id": "n1", "members": [{"id": "n1", "lag": 0, "match_index": 9},
+                                           {"id": "n4", "lag": lag, "match_index": match}]}
 
 
 def test_add_member_adds_a_learner_waits_for_it_then_promotes_it():
     pending = error_from_code("membership_change_pending", "busy", status=409)
-    server = Scripted([_change("n4", ["n1"], ["n4"]), _status(None), _status(500),
+    # Not heard yet (match 0: a small log makes its lag look small), behind, caught up.
+    server = Scripted([_change("n4", ["n1"], ["n4"]), _status(3, match=0), _status(500),
                        _status(3), pending, _change("n4", ["n1", "n4"], [])])
     admin = ClusterAdmin(server, sleep=lambda _s: None)
     done = admin.add_member("n4", "h:1", "h:2", public_key="K" * 40, max_lag=10)
     assert done["voters"] == ["n1", "n4"]
     assert server.requests[0] == ("POST", "/cluster/members", {
         "id": "n4", "raft_addr": "h:1", "http_addr": "h:2", "public_key": "K" * 40})
-    assert [r[:2] for r in server.requests[1:]] == [("GET", "/cluster")] * 3 + [
+    assert [r[:2] for r in server.requests[1:]] == [("GET", "/cluster?leader=true")] * 3 + [
         ("POST", "/cluster/members/n4/promote")] * 2
 
 
