@@ -160,8 +160,8 @@ class MemberAdmin:
         self.http_of = http_of
         self.secure = secure
         self.waiting: dict[int, _Waiting] = {}  # entry index -> the request it answers
-        # Requests of the local API forwarded to the leader: rid -> (origin, deadline).
-        self.forwarded: dict[str, tuple[Origin, float]] = {}
+        # Requests of the local API forwarded to a leader: rid -> (origin, deadline, leader).
+        self.forwarded: dict[str, tuple[Origin, float, str]] = {}
 
     def accept(self, req: CmdRequest) -> None:
         """A member command from the local API."""
@@ -183,7 +183,7 @@ class MemberAdmin:
             return True
         if kind != PeerKind.FWD_RES or rid not in self.forwarded:
             return False
-        origin, _ = self.forwarded.pop(rid)
+        origin, _, _ = self.forwarded.pop(rid)
         outcome = body.get("outcome")
         if type(outcome) is dict and type(outcome.get("ok")) is bool and _is_packable(outcome):
             self._send_outcome(origin, outcome)
@@ -207,7 +207,7 @@ class MemberAdmin:
                     and self.send_peer(leader, PeerKind.FWD, {
                         "rid": origin.rid, "cmd": cmd, "timeout_ms": timeout_ms,
                         "wait_ms": 0})):
-                self.forwarded[origin.rid] = (origin, monotonic_ms() + timeout_ms)
+                self.forwarded[origin.rid] = (origin, monotonic_ms() + timeout_ms, leader)
                 return
             self._send_err(origin, ErrorCode.NO_LEADER, "this node does not lead: ask the "
                            "leader", leader)
@@ -231,6 +231,16 @@ class MemberAdmin:
                                        monotonic_ms() + timeout_ms, change)
         log_event(logger, logging.INFO, "membership_change_proposed", index=index,
                   kind=change.kind.name.lower(), member=change.node_id)
+
+    def on_leader_known(self, leader_id: str) -> None:
+        """A new leader is known: what was forwarded to another one is answered ``no_leader``
+        naming it, so the client asks again at once rather than at its deadline (it was
+        applied or lost: asked again, an applied change is refused as not fitting)."""
+        for rid, (origin, _, leader) in list(self.forwarded.items()):
+            if leader != leader_id:
+                del self.forwarded[rid]
+                self._send_err(origin, ErrorCode.NO_LEADER, f"the leader changed to "
+                               f"{leader_id}: ask again", leader_id)
 
     def _hand_over(self, origin: Origin) -> None:
         """The leader is asked to remove itself: transfer leadership first (thesis 3.10)."""
@@ -271,7 +281,7 @@ class MemberAdmin:
                 self._send_err(waiting.origin, ErrorCode.TIMEOUT, "the change was not "
                                "committed within the deadline; check GET /cluster",
                                self.raft.leader_id)
-        for rid, (origin, deadline_ms) in list(self.forwarded.items()):
+        for rid, (origin, deadline_ms, _) in list(self.forwarded.items()):
             if deadline_ms <= now_ms:
                 del self.forwarded[rid]
                 self._send_err(origin, ErrorCode.TIMEOUT, "the leader did not answer within "
@@ -280,7 +290,7 @@ class MemberAdmin:
     def fail_all(self, code: str, message: str) -> None:
         """Answer every waiting change with an error (at exit)."""
         origins = [w.origin for w in self.waiting.values()]
-        origins += [origin for origin, _ in self.forwarded.values()]
+        origins += [origin for origin, _, _ in self.forwarded.values()]
         for origin in origins:
             self._send_err(origin, code, message, None)
         self.waiting.clear()

@@ -419,6 +419,7 @@ class RaftProcess:
             self.batcher.add("", configure, command_from_log(configure))
         if leader_id is not None:
             self.router.on_leader_known()
+            self.member_admin.on_leader_known(leader_id)
 
     def _install_snapshot(self, rd: Ready) -> None:
         assert rd.snapshot is not None

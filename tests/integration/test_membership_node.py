@@ -295,6 +295,7 @@ def test_three_to_five_to_three_with_a_leader_killed_mid_change(tmp_path):
         cluster.start("n5")
         wait_http(lambda: (cluster.health("n5") or {}).get("leader_id") is not None,
                   "n5 back with a leader")
+        print(f"restart n5: longest write gap {writer.phase_gap():.3f}s")
 
         # Remove one member while the leader is killed with -9; then remove the dead leader.
         leader = cluster.leader()

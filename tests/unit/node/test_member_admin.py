@@ -70,6 +70,15 @@ def test_a_leaders_refusal_is_relayed_with_its_hint_and_a_lost_answer_times_out(
     assert replier.sent[-1][:3] == ("err", "r2", ErrorCode.TIMEOUT)
 
 
+def test_a_new_leader_answers_what_was_forwarded_to_the_old_one_at_once():
+    admin, replier, _ = _admin("n1")
+    admin.accept(CmdRequest(b"api", "r1", CMD, 5_000, 0))
+    admin.on_leader_known("n1")
+    assert replier.sent == []  # the same leader: still waiting for its answer
+    admin.on_leader_known("n3")
+    assert replier.sent == [("err", "r1", ErrorCode.NO_LEADER, "n3", "n3:8080")]
+
+
 def test_a_forwarded_command_is_never_forwarded_again():
     admin, _, peers = _admin("n1")
     assert admin.on_peer("n3", PeerKind.FWD, {"rid": "x", "cmd": CMD, "timeout_ms": 100})
