@@ -43,8 +43,8 @@ class Ready:
         commit, applied = health.get("commit_index"), health.get("applied_index")
         lag = commit - applied if isinstance(commit, int) and isinstance(applied, int) else None
         max_lag = self._deps.config.ready_max_lag
-        if health.get("status") == "stopping":
-            reason = "stopping"
+        if health.get("status") in ("stopping", "removed"):
+            reason = health["status"]
         elif health.get("leader_id") is None:
             reason = "no_leader"
         elif lag is None or lag > max_lag:
@@ -59,6 +59,7 @@ class Ready:
             return
         messages = {
             "stopping": "the node is shutting down",
+            "removed": "this node was removed from the cluster's configuration",
             "no_leader": "this node knows no leader: the cluster is electing one or this node "
                          "is cut off from a majority",
             "lagging": f"this node's state machine is more than {max_lag} entries behind its "

@@ -152,7 +152,10 @@ def health(view: NodeView) -> dict[str, Any]:
     """``GET /health``: who this node is and what it knows of the leader."""
     st = view.status
     # Liveness, but never "ok" for a node that knows no leader: it cannot serve a write.
-    status = "stopping" if view.stopping else "ok" if st.leader_id is not None else "no_leader"
+    # A removed member (it applied its own removal, or never heard of it while the others
+    # refuse it) serves nothing any more: it says so rather than "ok" or "no_leader".
+    status = ("stopping" if view.stopping else "removed" if st.removed
+              else "ok" if st.leader_id is not None else "no_leader")
     return {"status": status, "node_id": view.node_id,
             "role": st.role.value, "term": st.term, "leader_id": st.leader_id,
             "leader_http": view.leader_http, "commit_index": st.commit,

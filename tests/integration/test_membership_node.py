@@ -123,6 +123,9 @@ def test_add_a_learner_promote_it_and_remove_the_leader(tmp_path):
         final = removed["voters"]
         new_leader = cluster.leader(among=final)
         assert new_leader != leader and new_leader in final
+        # The old leader, still running, applied its own removal and says so.
+        wait_http(lambda: (cluster.health(leader) or {}).get("status") == "removed",
+                  f"{leader} reporting itself removed")
 
         at_remove = len(writer.acked)
         wait_for(lambda: len(writer.acked) >= at_remove + 20, 60, "writes after the removal")

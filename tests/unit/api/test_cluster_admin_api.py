@@ -59,3 +59,9 @@ def test_cluster_from_the_leader_on_a_follower_hints_the_leader(fake: Any) -> No
     answer = falcon.testing.TestClient(app).simulate_get("/cluster", params={"leader": "true"})
     assert answer.status_code == 503
     assert answer.json["error"]["leader_http"] == "127.0.0.1:8081"
+
+
+def test_a_removed_member_is_not_ready(client: Any, fake: Any) -> None:
+    fake.health_overrides = {"status": "removed"}
+    answer = client.simulate_get("/ready")
+    assert answer.status_code == 503 and answer.json["reason"] == "removed"

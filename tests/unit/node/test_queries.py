@@ -88,6 +88,15 @@ def test_cluster_shows_voters_learners_and_removed_members():
     assert by_id["n3"]["lag"] == 6  # a learner's lag, from the leader's progress
 
 
+def test_a_removed_member_says_so():
+    status = Status(id="n1", role=Role.FOLLOWER, term=3, vote=None, leader_id="n2", commit=9,
+                    applied=9, last_index=9, snapshot_index=0,
+                    membership=Membership(("n2", "n3")), removed=True)
+    view = queries.NodeView(node_id="n1", status=status, leader_http=None, members={},
+                            http_addrs={}, stopping=False)
+    assert queries.health(view)["status"] == "removed"
+
+
 def test_cluster_on_a_follower_has_no_progress():
     members = queries.cluster(_view(Role.FOLLOWER, {}))["members"]
     assert members[1]["match_index"] is None
