@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from dqueue import __version__, cli_queues, cli_schedules
+from dqueue import __version__, cli_cluster, cli_queues, cli_schedules
 from dqueue.client.env import DEFAULT_SERVER, SERVER_ENV, TOKEN_ENV, resolve_servers
 from dqueue.client.errors import (
     DQueueError,
@@ -135,15 +135,6 @@ def stats_view(stats: dict[str, Any]) -> str:
     if raft:
         parts.append(table([(k, _plain(v)) for k, v in raft.items()], ["RAFT", "VALUE"]))
     return "\n\n".join(parts)
-
-
-def cluster_view(cluster: dict[str, Any]) -> str:
-    """Leader, term and one row per member."""
-    head = f"leader: {cluster.get('leader_id') or '(none)'}   term: {cluster.get('term')}"
-    members = cluster.get("members") or []
-    rows = [(m.get("id"), m.get("role"), m.get("http_addr"), m.get("raft_addr"),
-             m.get("match_index"), m.get("lag")) for m in members]
-    return head + "\n" + table(rows, ["ID", "ROLE", "HTTP", "RAFT", "MATCH", "LAG"])
 
 
 def _plain(value: Any) -> str:
@@ -259,8 +250,7 @@ def cmd_schedule(client: Client, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_cluster(client: Client, args: argparse.Namespace, out: TextIO) -> int:
-    cluster = client.cluster()
-    return _json_or(args, out, cluster, cluster_view(cluster))
+    return cli_cluster.run(client, args, out, _json_or, table)
 
 
 def cmd_watch(client: Client, args: argparse.Namespace, out: TextIO) -> int:
@@ -413,10 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--type")
     cli_queues.add_parser(sub, common, cmd_queue)
     cli_schedules.add_parser(sub, common, cmd_schedule)
-    cluster = add("cluster", cmd_cluster, "cluster membership and replication")
-    cluster.add_subparsers(dest="cluster_command", required=True,
-                           metavar="ACTION").add_parser("status", parents=[common],
-                                                        help="leader, term, members, lag")
+    cli_cluster.add_parser(sub, common, cmd_cluster)
     keys = add("keys", cmd_keys, "CURVE keys of the peer transport (docs/security.md)")
     sp = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION").add_parser(
         "init", parents=[common], help="create a key folder per member and per worker")

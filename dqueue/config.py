@@ -40,6 +40,10 @@ class NodeConfig:
     # bootstrap means a single-node cluster whose only member is this node at raft_addr.
     peers: dict[str, str] = field(default_factory=dict)
     bootstrap: bool = False
+    # Join a running cluster (the URL of one of its members, for the operator's record): with
+    # an empty store the node starts with no configuration, never campaigns, and waits to be
+    # added (``dqueue-cli cluster add``); it learns everything from the leader.
+    join: str = ""
     # On a corrupt store: wipe the log and snapshot (term and vote kept) and rejoin from the
     # peers instead of refusing to start (docs/operations.md, "A corrupt store").
     repair: bool = False

@@ -31,6 +31,7 @@ TOML_LAYOUT: dict[str, dict[str, str]] = {
         "raft_addr": "raft_addr",
         "worker_addr": "worker_addr",
         "bootstrap": "bootstrap",
+        "join": "join",
         "repair": "repair",
         "log_level": "log_level",
         "log_format": "log_format",
@@ -83,6 +84,7 @@ FLAGS: dict[str, tuple[str, str]] = {
     "peers": ("peers", "peers"),
     "peers-http": ("peers_http", "peers_http"),
     "bootstrap": ("bootstrap", "bootstrap"),
+    "join": ("join", "join"),
     "repair": ("repair", "repair"),
     "lease-timeout": ("queue.lease_ms", "queue.lease_timeout"),
     "max-retries": ("queue.max_retries", "queue.max_retries"),
@@ -174,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--bootstrap", nargs="?", const="true", help="bootstrap a new cluster (default false)"
     )
+    parser.add_argument("--join", metavar="URL",
+                        help="join a running cluster: start with no configuration and wait "
+                             "to be added (`dqueue-cli cluster add`)")
     parser.add_argument(
         "--repair", nargs="?", const="true",
         help="if the store is corrupt, wipe this node's log and rejoin it from the peers "

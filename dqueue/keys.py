@@ -125,6 +125,16 @@ def load_peer_keys(secure_dir: str, node_id: str, member_ids: Sequence[str]) -> 
                     workers=_load_folder(root / WORKERS_DIR))
 
 
+def load_member_keys(secure_dir: str) -> dict[str, bytes]:
+    """Every member public key in ``secure_dir/members`` as id -> Z85 key (the keys this node
+    trusts for members it has no context for: the bootstrap members, docs/security.md).
+
+    Raises:
+        PeerKeyError: a key file is malformed.
+    """
+    return _load_folder(Path(secure_dir) / MEMBERS_DIR)
+
+
 @dataclass(frozen=True)
 class WrittenKey:
     """One file ``create_cluster_keys`` wrote."""

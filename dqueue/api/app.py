@@ -14,7 +14,16 @@ from typing import Any
 import falcon
 from prometheus_client import CollectorRegistry
 
-from dqueue.api import dlq, queues, sqs_messages, sqs_queues, status, tasks, ui_routes
+from dqueue.api import (
+    cluster_admin,
+    dlq,
+    queues,
+    sqs_messages,
+    sqs_queues,
+    status,
+    tasks,
+    ui_routes,
+)
 from dqueue.api import schedules as schedule_routes
 from dqueue.api.auth import AuthMiddleware, load_token_file
 from dqueue.api.coalesce import EnqueueCoalescer
@@ -101,6 +110,7 @@ def create_app(
     app.add_route("/ready", status.Ready(deps))
     app.add_route("/stats", status.Stats(deps))
     app.add_route("/cluster", status.Cluster(deps))
+    cluster_admin.register(app, deps)
     app.add_route("/metrics", status.Metrics(registry))
     app.add_route("/openapi.json", status.OpenApi(openapi_document()))
     ui_routes.register(app, _scrape_reader(link))  # the dashboard at /ui (docs/ui.md)

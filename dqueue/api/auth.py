@@ -79,6 +79,9 @@ ROUTE_ROLES: Mapping[tuple[str, str], str] = {
     ("DELETE", "/schedules/{name}"): "admin",
     ("POST", "/schedules/{name}/pause"): "admin",
     ("POST", "/schedules/{name}/resume"): "admin",
+    ("POST", "/cluster/members"): "admin",
+    ("DELETE", "/cluster/members/{member}"): "admin",
+    ("POST", "/cluster/members/{member}/promote"): "admin",
 }
 # Routes answered without a token while ``api.open_health`` is true (probes and scrapers).
 OPEN_HEALTH_ROUTES = frozenset({("GET", "/health"), ("GET", "/ready"), ("GET", "/metrics"),

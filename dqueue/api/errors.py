@@ -33,6 +33,11 @@ _OUTCOME_STATUS = {
     ErrorCode.QUEUE_FULL: falcon.HTTP_429,
     ErrorCode.QUEUE_NOT_FOUND: falcon.HTTP_404,
     ErrorCode.QUEUE_EXISTS: falcon.HTTP_409,
+    ErrorCode.MEMBER_EXISTS: falcon.HTTP_409,
+    ErrorCode.MEMBERSHIP_CHANGE_PENDING: falcon.HTTP_409,
+    ErrorCode.UNKNOWN_FIELD: falcon.HTTP_400,
+    ErrorCode.MISSING_FIELD: falcon.HTTP_400,
+    ErrorCode.INVALID_FIELD: falcon.HTTP_400,
 }
 # Seconds a client should wait before retrying an enqueue refused by the queue's max_depth.
 QUEUE_FULL_RETRY_AFTER_S = 1

@@ -412,12 +412,45 @@ def _node_paths() -> dict[str, Any]:
             "The dashboard's samples of the last 15 minutes: depth and rates.", {
                 "200": _json_response("Samples.", any_object), **_COMMON_ERRORS})},
         "/cluster": {"get": _op("Members, roles, leader, term, indexes and lag.", {
-            "200": _json_response("Cluster status.", any_object), **_COMMON_ERRORS})},
+            "200": _json_response("Cluster status.", any_object),
+            "400": _error("A bad query parameter."), **_COMMON_ERRORS},
+            parameters=[{"name": "leader", "in": "query", "schema": {"type": "boolean"},
+                         "description": "true: answered by the leader only (a 503 with the "
+                                        "leader hint elsewhere), which knows every lag"}])},
+        **_member_paths(),
         "/metrics": {"get": _op("Prometheus metrics.", {"200": {
             "description": "Prometheus text format.",
             "content": {"text/plain": {"schema": {"type": "string"}}}}})},
         "/openapi.json": {"get": _op("This document.", {
             "200": _json_response("OpenAPI 3 document.", any_object)})},
+    }
+
+
+def _member_paths() -> dict[str, Any]:
+    """Membership changes (docs/http-api.md, "Cluster membership"): answered once committed."""
+    member = [{"name": "member", "in": "path", "required": True, "schema": {"type": "string"}}]
+    changed = _json_response("The change committed; the configuration after it.", {
+        "type": "object", "properties": {
+            "id": {"type": "string"}, "change": {"type": "string"},
+            "index": {"type": "integer"},
+            "voters": {"type": "array", "items": {"type": "string"}},
+            "learners": {"type": "array", "items": {"type": "string"}}}})
+    refused = {"404": _error("No such member."),
+               "409": _error("Another change is not committed yet, or the change does not "
+                             "fit the configuration.")}
+    add_body = {"required": True, "content": {_JSON: {"schema": {
+        "type": "object", "required": ["id", "raft_addr", "http_addr"], "properties": {
+            "id": {"type": "string"}, "raft_addr": {"type": "string"},
+            "http_addr": {"type": "string"}, "public_key": {"type": "string"},
+            "learner": {"type": "boolean"}}}}}}
+    return {
+        "/cluster/members": {"post": _op("Add a member as a learner.", {
+            "201": changed, "409": refused["409"], **_BODY_ERRORS}, requestBody=add_body)},
+        "/cluster/members/{member}": {"delete": _op(
+            "Remove a member (the leader hands over leadership first).", {
+                "200": changed, **refused, **_COMMON_ERRORS}, parameters=member)},
+        "/cluster/members/{member}/promote": {"post": _op("Make a learner a voter.", {
+            "200": changed, **refused, **_COMMON_ERRORS}, parameters=member)},
     }
 
 

@@ -8,7 +8,10 @@ from typing import Any
 import falcon
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from dqueue.api import validation as v
 from dqueue.api.deps import ApiDeps, send_json
+from dqueue.api.errors import RETRY_AFTER_S, ApiError, invalid
+from dqueue.protocol.errors import ErrorCode
 
 # Local reads (this node's own view) answer at once when the Raft process runs; a short deadline
 # lets a health check report a dead Raft process quickly.
@@ -40,8 +43,8 @@ class Ready:
         commit, applied = health.get("commit_index"), health.get("applied_index")
         lag = commit - applied if isinstance(commit, int) and isinstance(applied, int) else None
         max_lag = self._deps.config.ready_max_lag
-        if health.get("status") == "stopping":
-            reason = "stopping"
+        if health.get("status") in ("stopping", "removed"):
+            reason = health["status"]
         elif health.get("leader_id") is None:
             reason = "no_leader"
         elif lag is None or lag > max_lag:
@@ -56,6 +59,7 @@ class Ready:
             return
         messages = {
             "stopping": "the node is shutting down",
+            "removed": "this node was removed from the cluster's configuration",
             "no_leader": "this node knows no leader: the cluster is electing one or this node "
                          "is cut off from a majority",
             "lagging": f"this node's state machine is more than {max_lag} entries behind its "
@@ -91,6 +95,11 @@ class Cluster:
         self._deps = deps
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        # ?leader=true: only the leader knows each member's lag; elsewhere a 503 with the
+        # leader hint, which the SDK follows (ClusterAdmin's catch-up wait).
+        from_leader = v.query_params(req, frozenset({"leader"})).get("leader")
+        if from_leader not in (None, "true", "false"):
+            raise invalid("leader", "leader must be true or false")
         value = _plain_dict(
             self._deps.read({"op": "cluster"}, stale=True, timeout_ms=LOCAL_READ_TIMEOUT_MS)
         )
@@ -106,6 +115,8 @@ class Cluster:
             for member in members:
                 if isinstance(member, dict) and not member.get("http_addr"):
                     member["http_addr"] = peers_http.get(str(member.get("id")))
+        if from_leader == "true" and value.get("leader_id") != self._deps.config.id:
+            raise _ask_the_leader(value)
         send_json(resp, falcon.HTTP_200, value)
 
 
@@ -129,6 +140,16 @@ class OpenApi:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = falcon.MEDIA_JSON
         resp.data = self._data
+
+
+def _ask_the_leader(cluster: dict[str, Any]) -> ApiError:
+    """The 503 of ``GET /cluster?leader=true`` on a node that does not lead."""
+    leader_id = cluster.get("leader_id")
+    leader_http = next((m.get("http_addr") for m in cluster.get("members") or []
+                        if isinstance(m, dict) and m.get("id") == leader_id), None)
+    return ApiError(falcon.HTTP_503, ErrorCode.NO_LEADER, "this node does not lead: ask the "
+                    "leader", extra={"leader_id": leader_id, "leader_http": leader_http},
+                    headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 def _plain_dict(value: Any) -> dict[str, Any]:

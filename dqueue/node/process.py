@@ -28,18 +28,20 @@ import signal
 import time
 from typing import Any
 
-import msgpack
 import zmq
 
 from dqueue.config import NodeConfig
 from dqueue.keys import load_peer_keys
 from dqueue.logs import log_event
 from dqueue.node.applier import apply_entries
-from dqueue.node.codec import entry_is_applicable, persisted_state
+from dqueue.node.codec import entry_is_applicable, persisted_state, stored_snapshot_of
 from dqueue.node.gcpause import OldObjectFreezer
+from dqueue.node.hello import Hellos
 from dqueue.node.histogram import Histogram
 from dqueue.node.ipc_server import CmdRequest, IpcServer, ReadRequest
 from dqueue.node.leadership import Leadership
+from dqueue.node.member_admin import MEMBER_OPS, MemberAdmin, transfer_target
+from dqueue.node.members import AppliedConfig, bootstrap_voters, open_transport
 from dqueue.node.proposals import ProposalBatcher
 from dqueue.node.queries import NodeView
 from dqueue.node.queue_events import (
@@ -55,8 +57,6 @@ from dqueue.node.requests import Stage, monotonic_ms
 from dqueue.node.router import RequestRouter
 from dqueue.node.router_links import RouterLinks
 from dqueue.node.snapshotter import Snapshotter, TakenSnapshot
-from dqueue.node.store import StoredSnapshot
-from dqueue.node.transport import PeerTransport
 from dqueue.node.views import MemberAddresses, NodeFigures
 from dqueue.protocol.errors import ErrorCode
 from dqueue.protocol.kinds import PeerKind
@@ -82,7 +82,6 @@ logger = logging.getLogger(__name__)
 # sends) is never delayed by a backlog: applying 256 commands takes tens of milliseconds,
 # far below the election timeout, and 256 commands per fsync is already a large group commit.
 MAX_DRAIN = 256
-HELLO_INTERVAL_MS = 1_000
 # An idle leader proposes a tick command this often when a lease or delay is due, so that
 # expired leases and retention act without other traffic.
 TICK_COMMAND_INTERVAL_MS = 1_000
@@ -124,12 +123,8 @@ class RaftProcess:
         self.store, loaded = open_store(config.data_dir, config.repair, len(self.members))
         # Nonzero after a repair, until the log is back up to it (repair.py).
         self._catch_up_stored = loaded.catch_up_index
-        member_ids = tuple(sorted(self.members))
-        if loaded.members is None:
-            self.store.save(members=member_ids)
-        elif tuple(loaded.members) != member_ids:
-            log_event(logger, logging.WARNING, "members_differ_from_store",
-                      stored=list(loaded.members), configured=list(member_ids))
+        # The configuration comes from the store; --peers only bootstraps (members.py).
+        member_ids = bootstrap_voters(self.store, loaded, self.members, bool(config.join))
         raft_config = RaftConfig(
             id=config.id, members=member_ids, election_ticks=config.election_ticks,
             heartbeat_ticks=config.heartbeat_ticks, max_inflight_msgs=config.max_inflight_msgs,
@@ -141,7 +136,8 @@ class RaftProcess:
         self.snapshot_check = SnapshotCheck(lambda: self.queue.config)
         # A forwarded entry is appended only if it would apply: a committed one that does
         # not stops every member (apply_failed.py).
-        self.raft = Raft(raft_config, random.Random(os.urandom(16)), persisted_state(loaded),
+        persisted = persisted_state(loaded)
+        self.raft = Raft(raft_config, random.Random(os.urandom(16)), persisted,
                          self.snapshot_check, entry_is_applicable)
         # The settings in force come from the log (each new leader proposes its own ahead of
         # its term's commands, see _on_soft_state) or from the snapshot, so every member
@@ -153,18 +149,15 @@ class RaftProcess:
         self.applied = 0
         self.applied_term = 0
         self.snapshot_index = 0
+        # The configuration at the applied index (what the snapshots taken here record).
+        self.applied_config = AppliedConfig.at_start(persisted, member_ids)
         if loaded.snapshot is not None:
             restore_queue(self.queue, loaded.snapshot.data)
             self.applied = self.snapshot_index = loaded.snapshot.index
             self.applied_term = loaded.snapshot.term
         self.log_bytes = sum(len(e.data) for e in loaded.entries)
-        if keys is None:
-            # Without keys any process that reaches the peer port can pose as a member.
-            log_event(logger, logging.WARNING, "peer_transport_insecure",
-                      admitted="any address" if config.insecure else "loopback only",
-                      hint="create keys with `dqueue-cli keys init`, pass --secure-dir")
-        self.transport = PeerTransport(self.context, config.id, config.raft_addr, self.members,
-                                       keys, any_address=config.insecure)
+        self.peer_sync = open_transport(self.context, config, self.members, keys)
+        self.transport = self.peer_sync.transport
         self.ipc = IpcServer(self.context, config.ipc_endpoint())
         self.snapshotter = Snapshotter(config.data_dir)
         # The one source of the role and leader, for the loop and the router (leadership.py).
@@ -172,6 +165,9 @@ class RaftProcess:
             self.raft.election_elapsed < self.raft.config.election_ticks))
         self.addresses = MemberAddresses(config.id, self.members, config.peers_http,
                                          config.http_addr)
+        self._sync_peers()
+        self.member_admin = MemberAdmin(self.raft, self.ipc, self.transport.send,
+                                        self.addresses.of, keys is not None)
         self.stop_requested = False
         self.stopping_since_ms: float | None = None
         self.router = RequestRouter(RouterLinks(
@@ -194,8 +190,7 @@ class RaftProcess:
                                   self.batch_entries)
         self._last_wall_ms = 0
         self._last_proposal_ms = monotonic_ms()
-        self._next_hello_ms = 0.0
-        self._hello_done: set[str] = set()
+        self.hellos = Hellos(self.config.http_addr)
         # The commands proposed during this loop turn, proposed together as one entry.
         self.commands_per_entry = Histogram(BATCH_BUCKETS)
         self.batcher = ProposalBatcher(config.max_append_bytes // 2, self.raft.propose,
@@ -261,6 +256,7 @@ class RaftProcess:
                     break
         finally:
             self.router.fail_all(ErrorCode.SHUTTING_DOWN, "the node is shutting down")
+            self.member_admin.fail_all(ErrorCode.SHUTTING_DOWN, "the node is shutting down")
             self.close()
         log_event(logger, logging.INFO, "raft_process_stopped")
         return 0
@@ -315,10 +311,12 @@ class RaftProcess:
                 return
 
     def _on_ipc(self, request: CmdRequest | ReadRequest) -> None:
-        if isinstance(request, CmdRequest):
-            self.router.accept_command(request)
-        else:
+        if not isinstance(request, CmdRequest):
             self.router.accept_read(request)
+        elif request.cmd.get("op") in MEMBER_OPS:
+            self.member_admin.accept(request)
+        else:
+            self.router.accept_command(request)
 
     def _on_peer(self, sender: str, kind: bytes, body: Any) -> None:
         if kind == PeerKind.RAFT:
@@ -338,24 +336,16 @@ class RaftProcess:
         elif kind == PeerKind.HELLO:
             if not self.addresses.learn(sender, body):
                 self.transport.counters.malformed += 1
-        elif not self.router.on_peer(sender, kind, body):
+        elif (not self.member_admin.on_peer(sender, kind, body)
+              and not self.router.on_peer(sender, kind, body)):
             self.transport.counters.malformed += 1
 
     def _on_tick(self, now: float) -> None:
-        # Tell each peer our HTTP address (for leader hints): every tick until a send to it
-        # succeeded (sends to a peer not connected yet are dropped), then every second.
-        periodic = now >= self._next_hello_ms
-        if periodic:
-            self._next_hello_ms = now + HELLO_INTERVAL_MS
-        if periodic or len(self._hello_done) < len(self.transport.peer_ids):
-            packed = msgpack.packb({"http_addr": self.config.http_addr}, use_bin_type=True)
-            for peer in self.transport.peer_ids:
-                if (periodic or peer not in self._hello_done) and self.transport.send_packed(
-                        peer, PeerKind.HELLO, packed):
-                    self._hello_done.add(peer)
+        self.hellos.on_tick(now, self.transport)
         if self.stop_requested and self.stopping_since_ms is None:
             self._begin_stop(now)
         self.router.on_tick(now)
+        self.member_admin.expire(now)
         gc_ms = self.gc_freezer.maybe_collect()
         if gc_ms is not None:
             self.gc_ms.observe(gc_ms)
@@ -367,6 +357,15 @@ class RaftProcess:
     def _handle_readies(self) -> None:
         while self.raft.has_ready():
             self._handle_ready(self.raft.ready())
+        self._sync_peers()
+
+    def _sync_peers(self) -> None:
+        """Connect to and admit exactly the members of the configuration in force and, until
+        the change applies here, of the one before it (members.py)."""
+        targets = self.peer_sync.refresh(self.raft.membership, self.applied_config.membership)
+        if targets is not None:
+            self.members = targets.addresses
+            self.addresses.set_members(targets.addresses, targets.http)
 
     def _handle_ready(self, rd: Ready) -> None:
         self.counters["ready_total"] += 1
@@ -420,6 +419,7 @@ class RaftProcess:
             self.batcher.add("", configure, command_from_log(configure))
         if leader_id is not None:
             self.router.on_leader_known()
+            self.member_admin.on_leader_known(leader_id)
 
     def _install_snapshot(self, rd: Ready) -> None:
         assert rd.snapshot is not None
@@ -430,6 +430,7 @@ class RaftProcess:
         self.log_bytes = 0
         self.counters["snapshots_installed_total"] += 1
         self.counters["snapshot_bytes"] = len(rd.snapshot.data)
+        self.applied_config.on_snapshot(meta.membership)
         log_event(logger, logging.INFO, "snapshot_installed", index=meta.index, term=meta.term)
         self.router.on_applied_to(self.applied)
 
@@ -438,6 +439,8 @@ class RaftProcess:
                                          self.batcher.take_parsed, self.router.table.pending,
                                          self.router.on_applied)
         if rd.committed_entries:
+            self.applied_config.on_applied(rd.committed_entries)
+            self.member_admin.on_applied(rd.committed_entries)
             last = rd.committed_entries[-1]
             self.applied, self.applied_term = last.index, last.term
         self.counters["entries_applied_total"] += len(rd.committed_entries)
@@ -550,14 +553,16 @@ class RaftProcess:
         if since < self.config.snapshot_entries and self.log_bytes < SNAPSHOT_LOG_BYTES:
             return
         self.log_bytes = 0
+        self.applied_config.snapshot_started()
         self.snapshotter.start(self.applied, self.applied_term,
                                lambda: snapshot_queue(self.queue))
 
     def _store_snapshot(self, taken: TakenSnapshot) -> None:
         if taken.index <= self.snapshot_index:
             return  # a newer snapshot was installed from the leader meanwhile
-        members = tuple(sorted(self.members))
-        self.store.save_snapshot(StoredSnapshot(taken.index, taken.term, members, taken.data))
+        # The configuration in force at the snapshot's index, not --peers (members.py).
+        self.store.save_snapshot(stored_snapshot_of(taken.index, taken.term,
+                                                    self.applied_config.at_snapshot, taken.data))
         self.raft.compact(taken.index, taken.data)
         self.snapshot_index = taken.index
         self.counters["snapshots_taken_total"] += 1
@@ -570,10 +575,8 @@ class RaftProcess:
 
     def _begin_stop(self, now: float) -> None:
         self.stopping_since_ms = now
-        st = self.raft.status()
-        if st.role is Role.LEADER and st.progress:
-            target = max(sorted(p for p in st.progress if p != self.node_id),
-                         key=lambda p: st.progress[p].match_index)
+        target = transfer_target(self.raft.status())
+        if target is not None:
             log_event(logger, logging.INFO, "leadership_transfer", target=target)
             self.raft.transfer_leadership(target)
 
@@ -581,7 +584,7 @@ class RaftProcess:
         assert self.stopping_since_ms is not None
         elapsed = now - self.stopping_since_ms
         election_ms = 2 * self.config.election_ticks * self.config.tick_ms
-        if self.leadership.is_leader and len(self.members) > 1 and elapsed < election_ms:
+        if (self.leadership.is_leader and len(self.raft.membership.voters) > 1
+                and elapsed < election_ms):
             return False  # the transfer is still under way
-        waiting = self.router.count_in_flight()
-        return waiting == 0 or elapsed >= election_ms + STOP_DRAIN_MS
+        return self.router.count_in_flight() == 0 or elapsed >= election_ms + STOP_DRAIN_MS

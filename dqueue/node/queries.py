@@ -172,7 +172,10 @@ def health(view: NodeView) -> dict[str, Any]:
     """``GET /health``: who this node is and what it knows of the leader."""
     st = view.status
     # Liveness, but never "ok" for a node that knows no leader: it cannot serve a write.
-    status = "stopping" if view.stopping else "ok" if st.leader_id is not None else "no_leader"
+    # A removed member (it applied its own removal, or never heard of it while the others
+    # refuse it) serves nothing any more: it says so rather than "ok" or "no_leader".
+    status = ("stopping" if view.stopping else "removed" if st.removed
+              else "ok" if st.leader_id is not None else "no_leader")
     return {"status": status, "node_id": view.node_id,
             "role": st.role.value, "term": st.term, "leader_id": st.leader_id,
             "leader_http": view.leader_http, "commit_index": st.commit,
@@ -182,8 +185,9 @@ def health(view: NodeView) -> dict[str, Any]:
 def cluster(view: NodeView) -> dict[str, Any]:
     """``GET /cluster``: every member, with replication progress when this node leads."""
     st = view.status
+    config = st.membership
     members = []
-    for member_id in sorted(view.members):
+    for member_id in sorted(set(view.members) | set(config.members())):
         if member_id == view.node_id:
             role, match_index = st.role.value, st.last_index
         else:
@@ -191,7 +195,12 @@ def cluster(view: NodeView) -> dict[str, Any]:
             progress = st.progress.get(member_id)
             match_index = progress.match_index if progress is not None else None
         lag = None if match_index is None or not st.progress else st.last_index - match_index
-        members.append({"id": member_id, "raft_addr": view.members[member_id],
+        # Suffrage in the configuration in force (thesis 4.1); a member --peers names that
+        # the configuration no longer holds (removed) is shown as such.
+        suffrage = ("learner" if config.is_learner(member_id) else "voter"
+                    if config.is_voter(member_id) or not config.voters else "removed")
+        members.append({"id": member_id, "raft_addr": view.members.get(member_id),
                         "http_addr": view.http_addrs.get(member_id), "role": role,
-                        "match_index": match_index, "lag": lag})
-    return {"leader_id": st.leader_id, "term": st.term, "members": members}
+                        "suffrage": suffrage, "match_index": match_index, "lag": lag})
+    return {"leader_id": st.leader_id, "term": st.term, "members": members,
+            "voters": sorted(config.voters), "learners": sorted(config.learners)}

@@ -33,6 +33,7 @@ import zmq
 from dqueue.keys import PeerKeys
 from dqueue.protocol import wire
 from dqueue.protocol.frames import recv_frames, send_frames
+from dqueue.protocol.member_context import is_member_id
 from dqueue.protocol.zap import PEER_ZAP_DOMAIN, PeerPolicy, ZapServer
 
 _NOBLOCK = int(zmq.NOBLOCK)
@@ -57,6 +58,15 @@ MAX_MONITOR_EVENTS = 256
 # whose body names another sender than its connection (counted by the Raft process).
 REJECT_REASONS = ("unknown_key", "worker_key", "mechanism", "not_loopback", "malformed",
                   "unknown_domain", "handshake_failed", "forged_identity", "forged_sender")
+
+
+def _member_id_of(identity: bytes) -> str | None:
+    """The member id a routing identity claims, or None when it cannot be one."""
+    try:
+        text = identity.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    return text if is_member_id(text) else None
 
 
 def tcp_endpoint(addr: str, bind: bool) -> str:
@@ -139,25 +149,72 @@ class PeerTransport:
         self.monitor.setsockopt(zmq.LINGER, 0)
         self.monitor.connect(monitor_endpoint)
         self.router.bind(tcp_endpoint(bind_addr, bind=True))
+        self._context = context
+        self._keys = keys
+        self._any_address = any_address
         self._dealers: dict[str, zmq.Socket] = {}
+        # peer id -> (raft address, its public key or None) of each DEALER.
+        self._targets: dict[str, tuple[str, bytes | None]] = {}
+        self._known: dict[bytes, str] = {}
+        # A member that joins hears from a leader before it knows its configuration: until
+        # then any member id is heard (secure: any key of its key folder, which ZAP checks).
+        self.hear_any_member = False
+        self.set_peers(peers, dict(keys.members) if keys else None)
+
+    def set_peers(self, peers: Mapping[str, str], member_keys: Mapping[str, bytes] | None,
+                  hear_any_member: bool = False) -> None:
+        """Connect to exactly ``peers`` (member id -> raft address) and, with keys, admit
+        exactly the public keys of ``member_keys`` (member id -> Z85 key; a member without a
+        key gets no DEALER). A removed peer's DEALER is closed and its messages are dropped
+        from then on; its key is refused at its next handshake (docs/security.md).
+
+        Args:
+            peers: the members to send to (this node is skipped).
+            member_keys: the key of each member (with keys); None without keys.
+            hear_any_member: take messages from any member id (a member that joins, before
+                it knows its configuration); secure mode still admits only known keys.
+        """
+        wanted: dict[str, tuple[str, bytes | None]] = {}
         for peer_id, addr in sorted(peers.items()):
-            if peer_id == node_id:
+            if peer_id == self.node_id:
                 continue
-            dealer = context.socket(zmq.DEALER)
-            dealer.setsockopt(zmq.IDENTITY, node_id.encode())
-            dealer.setsockopt(zmq.LINGER, 0)
-            dealer.setsockopt(zmq.SNDHWM, PEER_SEND_HWM)
-            dealer.setsockopt(zmq.IMMEDIATE, 1)
-            dealer.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
-            dealer.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
-            dealer.setsockopt(zmq.TCP_KEEPALIVE, 1)
-            if keys is not None:
-                dealer.setsockopt(zmq.CURVE_SECRETKEY, keys.secret_key)
-                dealer.setsockopt(zmq.CURVE_PUBLICKEY, keys.public_key)
-                dealer.setsockopt(zmq.CURVE_SERVERKEY, keys.members[peer_id])
-            dealer.connect(tcp_endpoint(addr, bind=False))
-            self._dealers[peer_id] = dealer
+            key = member_keys.get(peer_id) if member_keys is not None else None
+            if self.secure and key is None:
+                continue
+            wanted[peer_id] = (addr, key)
+        for peer_id in [p for p in self._dealers if self._targets.get(p) != wanted.get(p)]:
+            self._dealers.pop(peer_id).close(0)
+            del self._targets[peer_id]
+        for peer_id, (addr, key) in wanted.items():
+            if peer_id not in self._dealers:
+                self._dealers[peer_id] = self._dealer(addr, key)
+                self._targets[peer_id] = (addr, key)
         self._known = {peer_id.encode(): peer_id for peer_id in self._dealers}
+        self.hear_any_member = hear_any_member
+        if self._keys is not None and member_keys is not None:
+            admitted = {k: m for m, k in member_keys.items() if m != self.node_id}
+            admitted[self._keys.public_key] = self.node_id
+            self.zap.policy = PeerPolicy(
+                secure=True, any_address=self._any_address, member_keys=admitted,
+                worker_keys={k: w for w, k in self._keys.workers.items()})
+            if hear_any_member:
+                self._known.update({m.encode(): m for m in member_keys})
+
+    def _dealer(self, addr: str, server_key: bytes | None) -> zmq.Socket:
+        dealer = self._context.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.IDENTITY, self.node_id.encode())
+        dealer.setsockopt(zmq.LINGER, 0)
+        dealer.setsockopt(zmq.SNDHWM, PEER_SEND_HWM)
+        dealer.setsockopt(zmq.IMMEDIATE, 1)
+        dealer.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
+        dealer.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
+        dealer.setsockopt(zmq.TCP_KEEPALIVE, 1)
+        if self._keys is not None and server_key is not None:
+            dealer.setsockopt(zmq.CURVE_SECRETKEY, self._keys.secret_key)
+            dealer.setsockopt(zmq.CURVE_PUBLICKEY, self._keys.public_key)
+            dealer.setsockopt(zmq.CURVE_SERVERKEY, server_key)
+        dealer.connect(tcp_endpoint(addr, bind=False))
+        return dealer
 
     @property
     def control_sockets(self) -> list[zmq.Socket]:
@@ -245,6 +302,8 @@ class PeerTransport:
             # The sender first: anything from an identity that is not a member is "unknown",
             # whatever it contains; only members' messages are judged on their framing.
             sender = self._known.get(frames[0]) if len(frames) > 1 else None
+            if sender is None and self.hear_any_member and len(frames) > 1:
+                sender = _member_id_of(frames[0])
             if sender is None:
                 self.counters.unknown_peer += 1
                 return None

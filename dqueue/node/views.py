@@ -64,6 +64,13 @@ class MemberAddresses:
         self._configured.setdefault(node_id, advertised_http(http_addr, members[node_id]))
         self._announced: dict[str, str] = {}
 
+    def set_members(self, members: Mapping[str, str], from_contexts: Mapping[str, str]) -> None:
+        """The configuration changed: ``members`` (id -> raft address) are the members now,
+        ``from_contexts`` the HTTP addresses their contexts give (members added online)."""
+        self._members = dict(members)
+        for member_id, addr in from_contexts.items():
+            self._configured.setdefault(member_id, advertised_http(addr, members[member_id]))
+
     def learn(self, sender: str, body: Any) -> bool:
         """Take a member's hello; False when it is malformed (the caller counts it)."""
         addr = hello_http_addr(body)

@@ -37,6 +37,9 @@ class ErrorCode(StrEnum):
     QUEUE_NOT_FOUND = "queue_not_found"
     QUEUE_EXISTS = "queue_exists"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    # Membership changes (``/cluster/members``): refused before anything is proposed.
+    MEMBER_EXISTS = "member_exists"  # adding a member id the configuration holds already
+    MEMBERSHIP_CHANGE_PENDING = "membership_change_pending"  # one change at a time (4.1)
     # Validation of a request body (HTTP and worker gateway).
     INVALID_JSON = "invalid_json"
     INVALID_FIELD = "invalid_field"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -242,14 +243,22 @@ def test_an_interrupted_sender_still_answers_its_batch_and_passes_the_turn():
 
 
 class EnqueueServer(RouterThread):
-    """A Raft process stand-in on a real IPC socket: answers every enqueue with its tasks."""
+    """A Raft process stand-in on a real IPC socket: answers every enqueue with its tasks.
 
-    def __init__(self, endpoint: str) -> None:
+    With ``hold_first_until``, the first command is answered only once that condition holds
+    (e.g. requests are queued behind it), so that a loaded machine that runs the producers
+    one after another still coalesces."""
+
+    def __init__(self, endpoint: str,
+                 hold_first_until: Callable[[], bool] | None = None) -> None:
         super().__init__(endpoint)
         self.commands = 0
+        self.hold_first_until = hold_first_until
 
     def on_request(self, sock: Any, identity: bytes, kind: bytes, body: Any) -> None:
         tasks = body["cmd"]["tasks"]
+        if self.commands == 0 and self.hold_first_until is not None:
+            wait_for(self.hold_first_until, 30, "requests queued behind the first command")
         self.commands += 1
         outcome = {"ok": True, "value": {"tasks": tasks, "duplicates": [False] * len(tasks)}}
         self.send(sock, identity, ipc.encode_result(body["rid"], "outcome", outcome))
@@ -281,7 +290,12 @@ def test_an_unencodable_request_fails_alone_and_every_good_one_succeeds(tmp_path
             except Exception as exc:
                 out.append(exc)
 
-    with EnqueueServer(endpoint) as server:
+    # Hold the first command until good requests wait behind it: they must share a command.
+    def queued_behind() -> bool:
+        waiting = list(coalescer._queue)
+        return sum(not job.tasks[0]["id"].startswith("bad") for job in waiting) >= 2
+
+    with EnqueueServer(endpoint, hold_first_until=queued_behind) as server:
         threads = [threading.Thread(target=producer, args=(f"good{i}", False)) for i in range(8)]
         threads += [threading.Thread(target=producer, args=(f"bad{i}", True)) for i in range(3)]
         for thread in threads:

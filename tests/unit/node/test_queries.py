@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from dqueue.node import queries
 from dqueue.queue import QueueState, command_from_plain
-from dqueue.raft import PeerStatus, ProgressState, Role, Status
+from dqueue.raft import Membership, PeerStatus, ProgressState, Role, Status
 from tests.depth import examples
 
 
@@ -66,9 +66,35 @@ def test_health_and_cluster_on_a_leader():
     members = queries.cluster(view)["members"]
     assert members[0] == {"id": "n1", "raft_addr": "127.0.0.1:9001",
                           "http_addr": "127.0.0.1:8081", "role": "leader", "match_index": 10,
-                          "lag": 0}
+                          "lag": 0, "suffrage": "voter"}
     assert members[1]["lag"] == 3
     assert members[1]["http_addr"] is None
+
+
+def test_cluster_shows_voters_learners_and_removed_members():
+    progress = {"n2": PeerStatus(7, 8, ProgressState.REPLICATE, True),
+                "n3": PeerStatus(4, 5, ProgressState.REPLICATE, True)}
+    status = Status(id="n1", role=Role.LEADER, term=3, vote="n1", leader_id="n1", commit=9,
+                    applied=8, last_index=10, snapshot_index=2, progress=progress,
+                    membership=Membership(("n1", "n2"), ("n3",)))
+    view = queries.NodeView(node_id="n1", status=status, leader_http=None,
+                            members={"n1": "h:1", "n2": "h:2", "n3": "h:3", "n4": "h:4"},
+                            http_addrs={}, stopping=False)
+    out = queries.cluster(view)
+    assert (out["voters"], out["learners"]) == (["n1", "n2"], ["n3"])
+    by_id = {m["id"]: m for m in out["members"]}
+    assert [by_id[i]["suffrage"] for i in ("n1", "n2", "n3", "n4")] == [
+        "voter", "voter", "learner", "removed"]
+    assert by_id["n3"]["lag"] == 6  # a learner's lag, from the leader's progress
+
+
+def test_a_removed_member_says_so():
+    status = Status(id="n1", role=Role.FOLLOWER, term=3, vote=None, leader_id="n2", commit=9,
+                    applied=9, last_index=9, snapshot_index=0,
+                    membership=Membership(("n2", "n3")), removed=True)
+    view = queries.NodeView(node_id="n1", status=status, leader_http=None, members={},
+                            http_addrs={}, stopping=False)
+    assert queries.health(view)["status"] == "removed"
 
 
 def test_cluster_on_a_follower_has_no_progress():
