@@ -108,20 +108,33 @@ class SimClients:
 
 
 class QueueWorkload:
-    """The queue commands the simulated clients send (issue 15: named queues).
+    """The queue commands the simulated clients send (issue 15: named and FIFO queues).
 
-    The first two commands create ``dlq`` and ``jobs`` (whose dead tasks move to ``dlq``);
-    after them the clients enqueue into ``default`` and ``jobs``, lease from both, ack or nack
-    what the leader shows leased (a worker that got the lease's answer), and move dead letters
-    back. Commands may commit out of order (an enqueue into ``jobs`` before it exists is
-    refused, the same way on every member). Draws come from the workload's own
-    ``random.Random``, so that the fault schedule of a seed does not depend on it.
+    The first four commands create ``dlq`` and ``jobs`` (whose dead tasks move to ``dlq``),
+    then ``dlq.fifo`` and ``orders.fifo`` (a FIFO queue whose dead tasks move to ``dlq.fifo``,
+    keeping their group and sequence number); after them the clients enqueue into ``default``,
+    ``jobs`` and ``orders.fifo`` (in message groups), lease from them, ack or nack what the
+    leader shows leased (a worker that got the lease's answer), and move dead letters back: a
+    moved FIFO task goes back into its group at its enqueue place, the path on which members
+    that replayed and members that restored a snapshot once leased different tasks. Commands
+    may commit out of order (an enqueue into ``jobs`` before it exists is refused, the same
+    way on every member). Draws come from the workload's own ``random.Random``, so that the
+    fault schedule of a seed does not depend on it.
 
     Args:
         rng: the workload's randomness, seeded from the run's seed.
     """
 
-    QUEUES = ("default", "jobs")
+    QUEUES = ("default", "jobs", "orders.fifo")
+    GROUPS = ("g1", "g2")
+    _CREATE = (
+        {"op": "create_queue", "name": "dlq"},
+        {"op": "create_queue", "name": "jobs", "settings": {
+            "lease_ms": 30, "max_retries": 1, "max_depth": 20, "dead_letter_queue": "dlq"}},
+        {"op": "create_queue", "name": "dlq.fifo"},
+        {"op": "create_queue", "name": "orders.fifo", "settings": {
+            "lease_ms": 30, "max_retries": 1, "dead_letter_queue": "dlq.fifo"}},
+    )
 
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
@@ -129,11 +142,8 @@ class QueueWorkload:
     def command(self, number: int, cluster: Cluster) -> dict[str, Any]:
         """The plain queue command of the client value ``number`` (1, 2, ... in order)."""
         rng = self.rng
-        if number == 1:
-            return {"op": "create_queue", "name": "dlq"}
-        if number == 2:
-            return {"op": "create_queue", "name": "jobs", "settings": {
-                "lease_ms": 30, "max_retries": 1, "max_depth": 20, "dead_letter_queue": "dlq"}}
+        if number <= len(self._CREATE):
+            return dict(self._CREATE[number - 1])
         roll = rng.random()
         if roll < 0.35:
             tasks = []
@@ -144,6 +154,8 @@ class QueueWorkload:
                 queue = rng.choice(self.QUEUES)
                 if queue != "default":
                     task["queue"] = queue
+                if queue.endswith(".fifo"):
+                    task["group"] = rng.choice(self.GROUPS)
                 tasks.append(task)
             return {"op": "enqueue", "tasks": tasks}
         if roll < 0.95:
@@ -154,11 +166,13 @@ class QueueWorkload:
                 op = "ack" if rng.random() < 0.7 else "nack"
                 return {"op": op, "id": task["id"], "worker_id": lease["worker_id"],
                         "token": lease["token"]}
-            queues = ["dlq"] if rng.random() < 0.1 else list(self.QUEUES)
+            dead_letters = rng.random()
+            queues = (["dlq"] if dead_letters < 0.05 else ["dlq.fifo"] if dead_letters < 0.1
+                      else list(self.QUEUES))
             return {"op": "lease", "worker_id": f"w{rng.randrange(2)}",
                     "max_tasks": rng.randint(1, 3), "queues": queues,
                     "nonce": f"{number:032x}"}
-        return {"op": "move_tasks", "source": "dlq", "max_tasks": 5}
+        return {"op": "move_tasks", "source": rng.choice(("dlq", "dlq.fifo")), "max_tasks": 5}
 
     @staticmethod
     def _leased(cluster: Cluster) -> list[dict[str, Any]]:

@@ -53,9 +53,9 @@ class SimConfig:
         vary_flow_control: let the seed pick max_append_bytes and max_inflight_msgs
             (from one entry per append with one in flight, up to large batches), so that
             acknowledgements arrive entry by entry in some runs and in bulk in others.
-        queue_workload: client values carry queue commands (``QueueWorkload``: two named
-            queues, leases from both, acks, nacks, dead-letter moves) applied to each
-            member's real ``QueueState``; False: bare values.
+        queue_workload: client values carry queue commands (``QueueWorkload``: named and
+            FIFO queues, leases, acks, nacks, dead-letter moves) applied to each member's
+            real ``QueueState``; False: bare values.
         spares: members started to join (no configuration) that the leader may add.
         member_change_rate: chance of a membership change at the leader (thesis 4.1): add
             a spare as a learner, promote a caught-up learner, or remove a member (the
