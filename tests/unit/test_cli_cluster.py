@@ -5,20 +5,9 @@ from __future__ import annotations
 import argparse
 import io
 import json
-from typing import Any
 
 from dqueue import cli, cli_cluster
-
-
-class Scripted:
-    def __init__(self, answers: list[Any]) -> None:
-        self.answers = answers
-        self.requests: list[tuple[str, str, Any]] = []
-
-    def _request(self, method: str, path: str, body: Any = None, *,
-                 wait_s: float = 0.0) -> tuple[int, Any]:
-        self.requests.append((method, path, body))
-        return 200, self.answers.pop(0)
+from tests.unit.client.fakes import ScriptedRequester
 
 
 def _parse(*argv: str) -> argparse.Namespace:
@@ -30,7 +19,7 @@ def _parse(*argv: str) -> argparse.Namespace:
 def test_add_as_learner_and_the_change_view():
     args = _parse("cluster", "add", "n4", "--raft-addr", "h:1", "--http-addr", "h:2",
                   "--learner")
-    server = Scripted([{"id": "n4", "change": "add_learner", "index": 7, "voters": ["n1"],
+    server = ScriptedRequester([{"id": "n4", "change": "add_learner", "index": 7, "voters": ["n1"],
                         "learners": ["n4"]}])
     out = io.StringIO()
     assert cli_cluster.run(server, args, out, cli._json_or, cli.table) == 0  # type: ignore[arg-type]
@@ -45,12 +34,12 @@ def test_status_table_and_json():
                "members": [{"id": "n1", "suffrage": "voter", "role": "leader", "lag": 0},
                            {"id": "n4", "suffrage": "learner", "role": "follower", "lag": 5}]}
     out = io.StringIO()
-    cli_cluster.run(Scripted([cluster]), _parse("cluster", "status"), out,  # type: ignore[arg-type]
+    cli_cluster.run(ScriptedRequester([cluster]), _parse("cluster", "status"), out,  # type: ignore[arg-type]
                     cli._json_or, cli.table)
     lines = out.getvalue().splitlines()
     assert lines[0] == "leader: n1   term: 2" and "SUFFRAGE" in lines[1]
     assert lines[4].split()[:3] == ["n4", "learner", "follower"]
     out = io.StringIO()
-    cli_cluster.run(Scripted([cluster]), _parse("--json", "cluster", "remove", "n4"),  # type: ignore[arg-type]
+    cli_cluster.run(ScriptedRequester([cluster]), _parse("--json", "cluster", "remove", "n4"),  # type: ignore[arg-type]
                     out, cli._json_or, cli.table)
     assert json.loads(out.getvalue()) == cluster

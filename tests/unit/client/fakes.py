@@ -27,6 +27,23 @@ from dqueue.testing import LocalQueue
 from tests.unit.router_thread import RouterThread
 
 
+class ScriptedRequester:
+    """A client's request seam (``_request``) that answers each request with the next
+    scripted answer, 200 (an exception is raised instead), and records the requests."""
+
+    def __init__(self, answers: list[Any]) -> None:
+        self.answers = answers
+        self.requests: list[tuple[str, str, Any]] = []
+
+    def _request(self, method: str, path: str, body: Any = None, *,
+                 wait_s: float = 0.0) -> tuple[int, Any]:
+        self.requests.append((method, path, body))
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return 200, answer
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 

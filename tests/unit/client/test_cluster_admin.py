@@ -9,26 +9,13 @@ import pytest
 
 from dqueue.client.cluster_admin import ClusterAdmin
 from dqueue.client.errors import InvalidRequest, ServerError, error_from_code
+from tests.unit.client.fakes import ScriptedRequester
 
 
 def _change(member: str, voters: list[str], learners: list[str]) -> dict[str, Any]:
     return {"id": member, "change": "x", "index": 9, "voters": voters, "learners": learners}
 
 
-class Scripted:
-    """Answers each request with the next scripted answer (an exception is raised)."""
-
-    def __init__(self, answers: list[Any]) -> None:
-        self.answers = answers
-        self.requests: list[tuple[str, str, Any]] = []
-
-    def _request(self, method: str, path: str, body: Any = None, *,
-                 wait_s: float = 0.0) -> tuple[int, Any]:
-        self.requests.append((method, path, body))
-        answer = self.answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return 200, answer
 
 
 def _status(lag: int | None, match: int = 7) -> dict[str, Any]:
@@ -39,7 +26,7 @@ def _status(lag: int | None, match: int = 7) -> dict[str, Any]:
 def test_add_member_adds_a_learner_waits_for_it_then_promotes_it():
     pending = error_from_code("membership_change_pending", "busy", status=409)
     # Not heard yet (match 0: a small log makes its lag look small), behind, caught up.
-    server = Scripted([_change("n4", ["n1"], ["n4"]), _status(3, match=0), _status(500),
+    server = ScriptedRequester([_change("n4", ["n1"], ["n4"]), _status(3, match=0), _status(500),
                        _status(3), pending, _change("n4", ["n1", "n4"], [])])
     admin = ClusterAdmin(server, sleep=lambda _s: None)
     done = admin.add_member("n4", "h:1", "h:2", public_key="K" * 40, max_lag=10)
@@ -51,17 +38,17 @@ def test_add_member_adds_a_learner_waits_for_it_then_promotes_it():
 
 
 def test_a_learner_is_left_a_learner_and_other_refusals_are_raised():
-    server = Scripted([_change("n4", ["n1"], ["n4"])])
+    server = ScriptedRequester([_change("n4", ["n1"], ["n4"])])
     assert ClusterAdmin(server).add_member("n4", "h:1", "h:2", learner=True)["learners"] == [
         "n4"]
     exists = error_from_code("member_exists", "n4 is a member already", status=409)
     with pytest.raises(InvalidRequest) as caught:
-        ClusterAdmin(Scripted([exists])).remove("n4")
+        ClusterAdmin(ScriptedRequester([exists])).remove("n4")
     assert caught.value.code == "member_exists"
 
 
 def test_a_learner_that_never_catches_up_times_out():
-    server = Scripted([_status(900)] * 100)
+    server = ScriptedRequester([_status(900)] * 100)
     admin = ClusterAdmin(server, deadline_s=0.0, sleep=lambda _s: None)
     with pytest.raises(ServerError, match="did not catch up"):
         admin.wait_caught_up("n4", max_lag=10)
@@ -69,5 +56,5 @@ def test_a_learner_that_never_catches_up_times_out():
 
 def test_unreadable_answers_are_bad_replies():
     with pytest.raises(ServerError) as caught:
-        ClusterAdmin(Scripted([{"voters": "n1"}])).promote("n4")
+        ClusterAdmin(ScriptedRequester([{"voters": "n1"}])).promote("n4")
     assert caught.value.code == "bad_reply"
