@@ -103,6 +103,10 @@ if [ "$INSECURE" = 0 ]; then
         install -m 0600 "$KEYS/tokens.json" "$R/etc/dqueue/keys.new/"
     fi
     if [ "$ROOT" = "/" ]; then chown -R dqueue:dqueue "$R/etc/dqueue/keys.new"; fi
+    # Keep the member marker (dqueue/node/member_marker.py): it outlives a lost data disk.
+    for marker in "$R/etc/dqueue/keys"/*.member; do
+        [ -f "$marker" ] && cp -p "$marker" "$R/etc/dqueue/keys.new/"
+    done
     rm -rf "$R/etc/dqueue/keys"
     mv "$R/etc/dqueue/keys.new" "$R/etc/dqueue/keys"
     SECURITY=(--secure-dir /etc/dqueue/keys)

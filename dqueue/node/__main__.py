@@ -23,6 +23,7 @@ from dqueue.keys import PeerKeyError
 from dqueue.logs import configure_logging, log_event
 from dqueue.node.apply_failed import ApplyFailed
 from dqueue.node.datadir_lock import DataDirLocked
+from dqueue.node.member_marker import ForgottenMember
 from dqueue.node.process import RaftProcess
 from dqueue.node.repair import RepairRefused
 from dqueue.node.store import CorruptRecord
@@ -70,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         log_event(logger, logging.CRITICAL, "repair_refused", error=str(exc))
         print(f"dqueue.node: {exc}", file=sys.stderr)
         return RaftExit.HALTED
+    except ForgottenMember as exc:
+        log_event(logger, logging.CRITICAL, "forgotten_member", error=str(exc))
+        print(f"dqueue.node: {exc}", file=sys.stderr)
+        return RaftExit.REFUSED_TO_START
     except zmq.ZMQError as exc:  # a port in use, an IPC path too long for a socket name
         log_event(logger, logging.CRITICAL, "bind_failed", error=str(exc),
                   raft_addr=config.raft_addr, ipc=config.ipc_endpoint())

@@ -41,6 +41,7 @@ from dqueue.node.histogram import Histogram
 from dqueue.node.ipc_server import CmdRequest, IpcServer, ReadRequest
 from dqueue.node.leadership import Leadership
 from dqueue.node.member_admin import MEMBER_OPS, MemberAdmin, transfer_target
+from dqueue.node.member_marker import checked_marker
 from dqueue.node.members import AppliedConfig, bootstrap_voters, open_transport
 from dqueue.node.proposals import ProposalBatcher
 from dqueue.node.queries import NodeView
@@ -109,6 +110,7 @@ class RaftProcess:
         CorruptRecord: the store holds a record that fails its checksum (and
             ``config.repair`` is off).
         RepairRefused: ``config.repair`` is on but the store cannot be repaired safely.
+        ForgottenMember: an empty store under an id and key that were a member.
     """
 
     def __init__(self, config: NodeConfig, context: zmq.Context | None = None) -> None:
@@ -121,6 +123,8 @@ class RaftProcess:
         keys = (load_peer_keys(config.secure_dir, config.id, list(self.members))
                 if config.secure_dir else None)
         self.store, loaded = open_store(config.data_dir, config.repair, len(self.members))
+        # An empty store under an id and key that were a member has lost its promises.
+        self.marker = checked_marker(config.secure_dir, config.id, loaded, self.store)
         # Nonzero after a repair, until the log is back up to it (repair.py).
         self._catch_up_stored = loaded.catch_up_index
         # The configuration comes from the store; --peers only bootstraps (members.py).
@@ -381,6 +385,8 @@ class RaftProcess:
         # A commit index alone is not written (volatile state, Raft figure 2): it goes with the
         # next needed write and at a clean stop (docs/raft-process.md, "Storage").
         self.writer.write(rd, plan)
+        if rd.hard_state is not None:  # before any promise of this Ready leaves
+            self.marker.note_term(rd.hard_state.term)
         if rd.entries:
             self.log_bytes += sum(len(e.data) for e in rd.entries)
         for msg in plan.late:
