@@ -12,7 +12,7 @@ from dqueue.api.coalesce import EnqueueCoalescer
 from dqueue.protocol import ipc
 from dqueue.protocol.ipc_client import NoLeader
 from dqueue.queue.fields import MAX_BATCH
-from dqueue.testing import wait_for
+from dqueue.testing import wait_for, wait_until
 from tests.unit.router_thread import RouterThread
 
 
@@ -245,20 +245,22 @@ def test_an_interrupted_sender_still_answers_its_batch_and_passes_the_turn():
 class EnqueueServer(RouterThread):
     """A Raft process stand-in on a real IPC socket: answers every enqueue with its tasks.
 
-    With ``hold_first_until``, the first command is answered only once that condition holds
-    (e.g. requests are queued behind it), so that a loaded machine that runs the producers
-    one after another still coalesces."""
+    With ``hold_until``, each command is answered once that condition holds (e.g. requests
+    are queued behind it) or after ``HOLD_S``, so that a loaded machine that runs the
+    producers one after another still coalesces."""
+
+    HOLD_S = 2.0
 
     def __init__(self, endpoint: str,
-                 hold_first_until: Callable[[], bool] | None = None) -> None:
+                 hold_until: Callable[[], bool] | None = None) -> None:
         super().__init__(endpoint)
         self.commands = 0
-        self.hold_first_until = hold_first_until
+        self.hold_until = hold_until
 
     def on_request(self, sock: Any, identity: bytes, kind: bytes, body: Any) -> None:
         tasks = body["cmd"]["tasks"]
-        if self.commands == 0 and self.hold_first_until is not None:
-            wait_for(self.hold_first_until, 30, "requests queued behind the first command")
+        if self.hold_until is not None:
+            wait_until(self.hold_until, self.HOLD_S, interval_s=0.002)
         self.commands += 1
         outcome = {"ok": True, "value": {"tasks": tasks, "duplicates": [False] * len(tasks)}}
         self.send(sock, identity, ipc.encode_result(body["rid"], "outcome", outcome))
@@ -281,21 +283,24 @@ def test_an_unencodable_request_fails_alone_and_every_good_one_succeeds(tmp_path
     coalescer = EnqueueCoalescer(client_of, 2_000, 1 << 20)
     results: dict[str, list[Any]] = {}
 
+    finished: list[str] = []
+
     def producer(name: str, bad: bool) -> None:
         out = results.setdefault(name, [])
-        for n in range(60):
+        for n in range(20 if bad else 60):
             task = {"id": f"{name}-{n}", "type": "x", "payload": "\ud800" if bad else n}
             try:
                 out.append(coalescer.submit([task], 10))
             except Exception as exc:
                 out.append(exc)
+        finished.append(name)
 
-    # Hold the first command until good requests wait behind it: they must share a command.
+    # Hold each command until requests wait behind it (two, or every other live producer's):
+    # once the bad producers are done, good requests must share commands.
     def queued_behind() -> bool:
-        waiting = list(coalescer._queue)
-        return sum(not job.tasks[0]["id"].startswith("bad") for job in waiting) >= 2
+        return len(coalescer._queue) >= min(2, 10 - len(finished))
 
-    with EnqueueServer(endpoint, hold_first_until=queued_behind) as server:
+    with EnqueueServer(endpoint, hold_until=queued_behind) as server:
         threads = [threading.Thread(target=producer, args=(f"good{i}", False)) for i in range(8)]
         threads += [threading.Thread(target=producer, args=(f"bad{i}", True)) for i in range(3)]
         for thread in threads:
@@ -305,5 +310,5 @@ def test_an_unencodable_request_fails_alone_and_every_good_one_succeeds(tmp_path
     good = [r for name, rs in results.items() if name.startswith("good") for r in rs]
     bad = [r for name, rs in results.items() if name.startswith("bad") for r in rs]
     assert len(good) == 8 * 60 and all(isinstance(r, dict) and r["ok"] for r in good)
-    assert len(bad) == 3 * 60 and all(isinstance(r, BadRequest) for r in bad)
+    assert len(bad) == 3 * 20 and all(isinstance(r, BadRequest) for r in bad)
     assert server.commands < len(good)  # still coalesced
