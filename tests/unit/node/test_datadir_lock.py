@@ -18,9 +18,10 @@ from dqueue.node.datadir_lock import DataDirLock
 lock = DataDirLock(sys.argv[1])
 child = os.fork() if len(sys.argv) > 2 else 1
 if child == 0:  # a forked child that outlives its parent (no death signal here)
+    os.write(1, b"forked\\n")  # after the lock's at-fork hooks ran here; one atomic write
     time.sleep(60)
     os._exit(0)
-print("locked", child, flush=True)
+os.write(1, f"locked {child}\\n".encode())
 sys.stdin.read()
 """
 
@@ -93,9 +94,10 @@ def test_a_forked_child_does_not_keep_the_lock_after_its_parent_is_killed(tmp_pa
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     child = None
     try:
-        word, pid = proc.stdout.readline().split()
-        assert word == "locked"
-        child = int(pid)
+        # Both lines, in either order: the child has run its at-fork hooks.
+        lines = sorted(proc.stdout.readline().split() for _ in range(2))
+        assert lines[0] == ["forked"] and lines[1][0] == "locked"
+        child = int(lines[1][1])
         assert lock_holder(str(tmp_path)) == proc.pid
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
