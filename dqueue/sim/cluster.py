@@ -458,6 +458,48 @@ class Cluster:
                     self.crash(node_id)
                     self.log_event(f"retire {node_id}")
 
+    def configurations(self) -> list[Membership]:
+        """The configuration in force on every member that may run again: a live member's,
+        and for a member that is down the one it restarts with (from its disk alone). A
+        member with none yet (a spare not added) has nothing to count and is left out.
+
+        Any of them may be the one a future leader counts majorities in (thesis 4.1: a
+        configuration is in force once appended, committed or not), so a fault that needs
+        a healthy majority must leave one in each of them (``can_spare``).
+        """
+        found: list[Membership] = []
+        for node_id in self.ids:
+            node = self.nodes[node_id]
+            if node is not None:
+                m = node.raft.membership
+            elif node_id in self.retired:
+                continue
+            else:
+                members = self.bootstrap if node_id in self.bootstrap else ()
+                # A throwaway Random: reading a disk must not move the run's one Random.
+                m = Raft(RaftConfig(node_id, members), random.Random(0),
+                         self.disks[node_id].state).membership
+            if m.voters and m not in found:
+                found.append(m)
+        return found
+
+    def can_spare(self, more: int = 0, configs: list[Membership] | None = None) -> bool:
+        """Whether a leader can still be elected in every configuration of ``configs``
+        (default ``configurations()``) with ``more`` of its voters stopped on top of the
+        members catching up after a repair (``repairing``): those neither vote nor campaign
+        until a leader refills their log (docs/raft.md, "Repair"), so each configuration
+        needs a quorum of voters outside them (Raft 5.2, thesis 4.1)."""
+        repairing = self.repairing()
+        for m in configs if configs is not None else self.configurations():
+            healthy = sum(1 for v in m.voters if v not in repairing)
+            if healthy - more < m.quorum():
+                return False
+        return True
+
+    def repairing(self) -> set[str]:
+        """Members whose disk holds a catch-up index (repaired, not caught up yet)."""
+        return {i for i, d in self.disks.items() if d.state.catch_up_index}
+
     def ever_member(self, node_id: str) -> bool:
         """Whether ``node_id`` was ever in a configuration (bootstrap or added)."""
         return node_id in self.bootstrap or node_id in self.added

@@ -8,13 +8,15 @@ leader (a learner is never counted).
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 
 import pytest
 
-from dqueue.raft import reconfig, roles
+from dqueue.raft import ConfChange, ConfChangeKind, Membership, reconfig, roles
 from dqueue.raft.core import Raft
 from dqueue.sim import SimConfig, run_seed
+from dqueue.sim.cluster import Cluster
 
 
 def _config(seed: int) -> SimConfig:
@@ -60,3 +62,41 @@ def test_a_repaired_voter_counts_what_it_acknowledged_before_the_wipe():
     the voter-majority check first called this a violation. The run must keep every
     invariant, Leader Completeness included."""
     assert run_seed(330, SimConfig()).violation is None
+
+
+def test_seed_30_no_repair_where_the_configuration_cannot_spare_a_voter():
+    """Seed 30 of ``scripts/simulate.py --membership`` (5 members, 2,000 ticks): the leader
+    removes n1, n2 and itself, leaving voters {n3, n5}; n5 crashes and the fault injector
+    repaired it, going by the configuration it last saw on a leader (4 voters, before the
+    removals). A repaired n5 may neither vote nor campaign until a leader refills its log
+    (docs/raft.md, "Repair"), and n3 needs its vote (thesis 4.1: a majority of the voters in
+    force), so no leader was ever elected again. The run must now converge."""
+    config = replace(SimConfig(), size=5, ticks=2000, spares=4, member_change_rate=0.01)
+    result = run_seed(30, config)
+    assert result.violation is None, result.violation
+    assert result.stats["conf_remove"] >= 3
+
+
+def test_a_repair_must_leave_a_quorum_in_every_configuration_in_force():
+    """The injector's rule for seed 30: every configuration some member acts on (a down
+    member's as it restarts from its disk) keeps a quorum of voters outside the members
+    catching up after a repair (thesis 4.1: majorities of the voters in force)."""
+    cluster = Cluster(3, random.Random(1), spares=1)
+    leader = cluster.wait_leader(among=("n1", "n2", "n3"))
+    three = Membership(("n1", "n2", "n3"))
+    assert cluster.configurations() == [three]  # the spare n4 has none yet
+    assert cluster.can_spare(more=1)  # three voters can spare one
+    down, removed = [i for i in ("n1", "n2", "n3") if i != leader]
+    cluster.crash(down)
+    assert cluster.change_membership(leader, ConfChange(ConfChangeKind.REMOVE, removed))
+    cluster.run(5)
+    two = Membership(tuple(i for i in ("n1", "n2", "n3") if i != removed))
+    # In force on the leader at once (appended, not committed: its other voter is down),
+    # while the down member restarts with the three voters on its disk.
+    assert cluster.configurations() == [two, three]
+    assert cluster.repairing() == set()
+    assert not cluster.can_spare(more=1)  # two voters cannot spare one
+    cluster.wipe(down)
+    assert cluster.repairing() == {down}
+    assert not cluster.can_spare()  # {leader, down} elects nobody while down catches up
+    assert cluster.can_spare(configs=[three])  # three voters could
