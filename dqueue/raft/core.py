@@ -47,7 +47,6 @@ _VOTE_REQUESTS = (MessageType.REQUEST_VOTE, MessageType.PRE_VOTE)
 _FROM_LEADER = (MessageType.APPEND_ENTRIES, MessageType.HEARTBEAT, MessageType.INSTALL_SNAPSHOT)
 # PROPOSE and READ_INDEX are requests forwarded to the leader, not term-bearing (term 0).
 _FORWARDED = (MessageType.PROPOSE, MessageType.READ_INDEX)
-_FROM_LEADER_ANY = (*_FROM_LEADER, MessageType.TIMEOUT_NOW)
 
 
 # The highest term a peer message may carry. No cluster gets there by elections (2^62 of
@@ -180,9 +179,10 @@ class Raft:
         if m.sender == self.id:
             return
         if m.sender not in self.peer_set and not (
-                m.term >= self.current_term and m.type in _FROM_LEADER_ANY):
+                m.term >= self.current_term and m.type in _FROM_LEADER):
             # Only members take part (Raft 5.2), but a leader may not be in our configuration
             # yet (thesis 4.1: a new member hears from it before it knows it is a member).
+            # Never a TimeoutNow: a stranger may not even move our term with one (4.2.3).
             return
         if m.term == 0:
             if m.type not in _FORWARDED:
@@ -272,8 +272,11 @@ class Raft:
         non-leader or for an unknown target.
         """
         if (self.role is not Role.LEADER or target == self.id or target not in self.progress
-                or not self.membership.is_voter(target)):
-            return  # A learner may never lead: it is not counted in any majority.
+                or not self.membership.is_voter(target) or not self.membership.is_voter(self.id)):
+            # A learner may never lead: it is not counted in any majority. A leader that
+            # removed itself is no voter of its followers' configuration: they refuse its
+            # TimeoutNow (roles.step_follower, thesis 4.2.2).
+            return
         if self.lead_transferee == target:
             return
         self.lead_transferee = target

@@ -406,3 +406,82 @@ def test_messages_from_strangers_are_ignored_except_a_leaders():
     assert raft.current_term == 3 and raft.leader_id == "n1"
     raft.step(Message(MT.HEARTBEAT, "n4", "n9", 2))
     assert raft.leader_id == "n1"
+
+
+# ------------------------------------------------------------------ TimeoutNow
+
+
+def _following(node_id: str, leader: str, term: int) -> Raft:
+    """A member of n1..n3 that follows ``leader`` in ``term``."""
+    raft = Raft(RaftConfig(node_id, ("n1", "n2", "n3")), random.Random(1),
+                PersistedState(HardState(term, None, 0)))
+    raft.step(Message(MT.HEARTBEAT, node_id, leader, term))
+    raft.advance(raft.ready())
+    return raft
+
+
+def test_a_timeout_now_from_a_non_member_changes_nothing_not_even_the_term():
+    """Thesis 3.10 with 4.2.3: only the leader of the term orders an immediate campaign. A
+    stranger's TimeoutNow is dropped before the term rules, so it cannot depose our leader
+    by moving our term (only a leader's AppendEntries, heartbeats and snapshots are heard from
+    outside the configuration, 4.1)."""
+    raft = _following("n2", "n1", 3)
+    for term in (3, 4, 10):
+        raft.step(Message(MT.TIMEOUT_NOW, "n2", "n9", term))
+        assert raft.role is Role.FOLLOWER
+        assert (raft.current_term, raft.leader_id) == (3, "n1")
+    assert not raft.has_ready()
+
+
+def test_a_timeout_now_only_from_the_leader_of_the_term():
+    """Thesis 3.10: a member that is not the leader of our term may not order a campaign;
+    one of a later term tells us the term (figure 2) but is no leader we know of yet."""
+    raft = _following("n2", "n1", 3)
+    raft.step(Message(MT.TIMEOUT_NOW, "n2", "n3", 3))
+    assert raft.role is Role.FOLLOWER and raft.current_term == 3
+    raft.step(Message(MT.TIMEOUT_NOW, "n2", "n3", 4))
+    assert raft.role is Role.FOLLOWER and raft.current_term == 4 and raft.leader_id is None
+    raft.step(Message(MT.HEARTBEAT, "n2", "n1", 4))
+    raft.step(Message(MT.TIMEOUT_NOW, "n2", "n1", 4))
+    assert raft.role is Role.CANDIDATE and raft.current_term == 5
+
+
+def test_a_leader_that_removed_itself_may_not_order_a_campaign():
+    """Thesis 4.2.2: a leader that removed itself leads until the removal commits, counted in
+    no majority; it is no voter of the followers' configuration, so its TimeoutNow is refused
+    and it does not start a transfer (the node transfers first, then removes)."""
+    net = three_with_leader()
+    leader = net.nodes["n1"]
+    net.cut |= {("n2", "n1"), ("n3", "n1")}
+    leader.propose_conf_change(ConfChange(K.REMOVE, "n1"))
+    net.settle()
+    n2 = net.nodes["n2"]
+    assert n2.membership.voters == ("n2", "n3") and n2.leader_id == "n1"
+    assert "n1" in n2.peer_set  # still a peer: its removal has not committed
+    term = n2.current_term
+    n2.step(Message(MT.TIMEOUT_NOW, "n2", "n1", term))
+    assert n2.role is Role.FOLLOWER and n2.current_term == term
+    leader.transfer_leadership("n2")
+    assert leader.lead_transferee is None
+    assert not [m for m in net.sent if m.type is MT.TIMEOUT_NOW]
+
+
+def test_a_member_that_is_no_voter_never_campaigns_even_when_told_to():
+    """Thesis 4.2.2 and 4.2.3: a learner and a removed member never campaign, not even on a
+    TimeoutNow from their own leader (which the leader never sends them: transfer_leadership
+    refuses a non-voter; a buggy or forged one must still change nothing)."""
+    net = three_with_leader()
+    net.join("n4")
+    net.propose_conf("n1", K.ADD_LEARNER, "n4")
+    net.propose_conf("n1", K.REMOVE, "n3")
+    net.tick("n1", 3)
+    term = net.nodes["n1"].current_term
+    for node_id in ("n4", "n3"):
+        raft = net.nodes[node_id]
+        assert not raft.membership.is_voter(node_id) and raft.leader_id == "n1"
+        raft.step(Message(MT.TIMEOUT_NOW, node_id, "n1", term))
+        raft.campaign(False)
+        raft.campaign(True)
+        assert raft.role is Role.FOLLOWER and raft.current_term == term
+        assert not [m for m in raft.ready().messages if m.type in (MT.REQUEST_VOTE,
+                                                                   MT.PRE_VOTE)]
