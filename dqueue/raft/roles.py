@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dqueue.raft import reconfig
+from dqueue.raft import election, reconfig
 from dqueue.raft.progress import Progress
 from dqueue.raft.types import (
     MAX_ENTRIES_PER_MESSAGE,
@@ -243,7 +243,7 @@ def step_candidate(r: Raft, m: Message) -> None:
                 else _MT.REQUEST_VOTE_RESPONSE)
     if t is not expected or not r.membership.is_voter(m.sender):
         return  # Only voters' answers count (a learner never votes, thesis 4.1).
-    granted, rejected = r.poll(m.sender, not m.reject)
+    granted, rejected = election.poll(r, m.sender, not m.reject)
     if granted >= r.quorum:
         if r.role is Role.PRE_CANDIDATE:
             r.campaign(False)
