@@ -177,11 +177,16 @@ class Raft:
             return  # Invariant: current_term stays far below MAX_RAFT_INT (MAX_PEER_TERM).
         if m.sender == self.id:
             return
-        if m.sender not in self.peer_set and not (
+        if m.sender not in self.peer_set and m.type not in _VOTE_REQUESTS and not (
                 m.term >= self.current_term and m.type in _FROM_LEADER):
-            # Only members take part (Raft 5.2), but a leader may not be in our configuration
-            # yet (thesis 4.1: a new member hears from it before it knows it is a member).
-            # Never a TimeoutNow: a stranger may not even move our term with one (4.2.3).
+            # Only members take part (Raft 5.2), but our configuration may be behind the
+            # sender's (thesis 4.1): a leader's appends reach a new member before it knows it
+            # is one, and a vote request is answered whoever asks, or a voter added in a
+            # configuration we have not appended yet could never be elected by our vote (the
+            # candidate counts only its own voters). A removed member that missed its removal
+            # lacks an entry every member that dropped it holds, so it gets no vote from them,
+            # and the lease (election.in_leader_lease) keeps it from moving terms (4.2.3).
+            # Never a TimeoutNow: a stranger may not even move our term with one.
             return
         if m.term == 0:
             if m.type not in _FORWARDED:

@@ -335,7 +335,8 @@ def test_a_leader_that_removes_itself_leads_until_the_change_commits_then_steps_
 
 def test_a_removed_server_does_not_disrupt_the_cluster():
     """Thesis 4.2.3: a removed server must not disrupt the cluster: it never campaigns once
-    it appended its removal, and members ignore its vote requests if it missed it."""
+    it appended its removal, and members within the lease of a live leader ignore its vote
+    requests if it missed it."""
     net = three_with_leader()
     net.propose_conf("n1", K.REMOVE, "n3")
     net.tick("n1", 3)
@@ -396,16 +397,58 @@ def test_a_learner_catches_up_through_a_snapshot():
     assert n4.membership == leader.membership
 
 
-def test_messages_from_strangers_are_ignored_except_a_leaders():
+def test_messages_from_strangers_are_ignored_except_a_leaders_and_vote_requests():
     """Members ignore ids outside their configuration, except a leader of a term >= theirs
-    (thesis 4.1: a new member hears from the leader before it knows it is a member)."""
+    (thesis 4.1: a new member hears from the leader before it knows it is a member) and a
+    vote request (4.1: answered whatever our configuration, the candidate counts its own)."""
     raft = Raft(RaftConfig("n4", ()), random.Random(1))
-    raft.step(Message(MT.REQUEST_VOTE, "n4", "n1", 3, index=0, log_term=0))
-    assert raft.current_term == 0 and raft.ready().messages == ()
+    raft.step(Message(MT.APPEND_ENTRIES_RESPONSE, "n4", "n1", 3, index=5))
+    raft.step(Message(MT.READ_INDEX_RESPONSE, "n4", "n1", 3, index=5, context=b"r"))
+    assert raft.current_term == 0 and not raft.has_ready()
+    raft.step(Message(MT.PRE_VOTE, "n4", "n9", 1, index=0, log_term=0))
+    [answer] = raft.ready().messages
+    assert (answer.type, answer.to, answer.reject) == (MT.PRE_VOTE_RESPONSE, "n9", False)
+    assert raft.current_term == 0  # a pre-vote moves no term (thesis 9.6)
     raft.step(Message(MT.HEARTBEAT, "n4", "n1", 3))
     assert raft.current_term == 3 and raft.leader_id == "n1"
     raft.step(Message(MT.HEARTBEAT, "n4", "n9", 2))
     assert raft.leader_id == "n1"
+    raft.advance(raft.ready())
+    # Within the lease of a live leader, a stranger's vote request is ignored (4.2.3).
+    raft.step(Message(MT.REQUEST_VOTE, "n4", "n9", 4, index=0, log_term=0))
+    assert raft.current_term == 3 and raft.ready().messages == ()
+
+
+def test_a_voter_grants_its_vote_to_a_candidate_of_a_configuration_it_has_not_appended():
+    """Thesis 4.1: "a server also grants its vote to a candidate that is not part of the
+    server's latest configuration". n3 is cut off while n4 joins and is promoted and n1
+    removes itself; with n2 gone, voters {n2, n3, n4} need n3's vote for n4, and n3 still
+    has the configuration {n1, n2, n3}. Dropping n4's requests as a stranger's left the
+    cluster without a leader for good (seed 130 of ``scripts/simulate.py --membership``)."""
+    net = three_with_leader()
+    net.isolate("n3")
+    net.join("n4")
+    net.propose_conf("n1", K.ADD_LEARNER, "n4")
+    net.tick("n1", 3)
+    net.propose_conf("n1", K.PROMOTE, "n4")
+    net.tick("n1", 3)
+    net.propose_conf("n1", K.REMOVE, "n1")
+    net.tick("n1", 3)
+    n1 = net.nodes["n1"]
+    assert n1.role is Role.FOLLOWER and n1.membership.voters == ("n2", "n3", "n4")
+    n3 = net.nodes["n3"]
+    assert n3.membership == THREE
+    net.heal()
+    net.isolate("n2")
+    net.cut |= {("n1", "n3"), ("n3", "n1"), ("n1", "n4"), ("n4", "n1")}
+    for _ in range(100):
+        net.tick("n3")
+        net.tick("n4")
+        if net.nodes["n4"].role is Role.LEADER:
+            break
+    assert net.nodes["n4"].role is Role.LEADER
+    net.tick("n4", 3)
+    assert n3.membership.voters == ("n2", "n3", "n4") and n3.leader_id == "n4"
 
 
 # ------------------------------------------------------------------ TimeoutNow
