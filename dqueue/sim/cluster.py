@@ -32,6 +32,7 @@ from dqueue.raft import (
     Ready,
     Role,
 )
+from dqueue.raft.membership import decode_conf_entry
 from dqueue.raft.ready_plan import plan_ready
 from dqueue.sim.checker import Checker, InvariantViolation
 from dqueue.sim.machine import SimStateMachine, encode_proposal
@@ -185,6 +186,8 @@ class Cluster:
         self.retired: set[str] = set()
         self.conf_changes: dict[str, int] = {}
         self.added: set[str] = set()
+        # Members whose REMOVE entry some member applied (so committed): retire_removed.
+        self.removal_committed: set[str] = set()
         self.last_membership = Membership(self.bootstrap)
         self.rng = rng
         self.network = SimNetwork(rng, faults or LinkFaults())
@@ -412,6 +415,10 @@ class Cluster:
                 applied = machine.apply(entry.index, entry.data)
                 if applied is not None:
                     checker.check_value_applied(node_id, entry.index, *applied)
+            elif entry.type is EntryType.CONF_CHANGE:
+                change = decode_conf_entry(entry.data)[0]
+                if change.kind is ConfChangeKind.REMOVE:
+                    self.removal_committed.add(change.node_id)
         node.applied = ready.committed_entries[-1].index
 
     def send(self, msg: Message) -> None:
@@ -445,18 +452,21 @@ class Cluster:
         return True
 
     def retire_removed(self) -> None:
-        """Members whose removal committed on a leader stop for good (the node exits)."""
-        for leader in self.leaders():
-            raft = self.raft(leader)
-            if raft.conf_history.last_index() > raft.log.committed:
-                continue
-            members = raft.membership
-            for node_id in self.ids:
-                if (node_id not in self.retired and not members.is_member(node_id)
-                        and self.ever_member(node_id)):
-                    self.retired.add(node_id)
-                    self.crash(node_id)
-                    self.log_event(f"retire {node_id}")
+        """Members whose removal committed stop for good (the node exits).
+
+        Known by the committed REMOVE entry itself (some member applied it): a committed
+        entry stays in every later leader's log (Raft 5.4.3, Leader Completeness), and ids are
+        never added again, so the member can never be in a configuration again. Not by its
+        absence from a leader's configuration: a stale leader of an older term (still leading
+        on its side of a partition) has never heard of a member added since, and retiring
+        that member left it, down for good, in the configuration of every later leader (seed
+        274 of --membership: a learner added at t=38 and retired at t=39).
+        """
+        for node_id in self.ids:
+            if node_id in self.removal_committed and node_id not in self.retired:
+                self.retired.add(node_id)
+                self.crash(node_id)
+                self.log_event(f"retire {node_id}")
 
     def configurations(self) -> list[Membership]:
         """The configuration in force on every member that may run again: a live member's,
