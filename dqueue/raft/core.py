@@ -474,6 +474,12 @@ class Raft:
         self.election_elapsed += 1
         if self.election_elapsed >= self.randomized_election_ticks:
             self.election_elapsed = 0
+            # An election timeout without word from the leader ends its lease (thesis 4.2.3),
+            # also on a member that may not campaign (a learner, a removed or repaired one):
+            # keeping leader_id while the timer restarts would renew the lease forever, and
+            # it would ignore every vote request (seed 1535 of --membership: a learner that a
+            # pending change promotes never answered the one candidate that could win).
+            self.leader_id = None
             self.campaign(self.config.pre_vote)
 
     def tick_heartbeat(self) -> None:

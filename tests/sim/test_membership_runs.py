@@ -125,3 +125,23 @@ def test_seed_274_a_member_is_retired_only_once_its_removal_committed():
     result = run_seed(274, _membership_run(274))
     assert result.violation is None, result.violation
     assert result.stats["retired"] >= 1
+
+
+def test_seed_1535_a_learner_forgets_a_silent_leader():
+    """Seed 1535 of ``--membership``: n3's pending change promoted the learner n5, and with n1
+    repaired n3 needed n5's pre-vote. n5 still named the dead leader and its election timer,
+    which cannot make a learner campaign, kept restarting: the lease never ended and it
+    ignored every request (``Raft.tick_election`` now forgets the leader on a timeout)."""
+    result = run_seed(1535, _membership_run(1535))
+    assert result.violation is None, result.violation
+
+
+@pytest.mark.xfail(strict=True, reason="not fixed yet: a leader that removed itself steps "
+                   "down before the removal commits, then never campaigns")
+def test_seed_574_a_leader_that_stepped_down_before_its_removal_committed():
+    """Seed 574 of ``--membership`` (open): n5 led {n1, n2, n4, n5}, appended its own removal
+    and lost check-quorum before it committed. Its configuration ({n1, n2, n4}) leaves it out,
+    so it never campaigns, but its log is the most up to date and it refuses n1, the others
+    still count it as a voter, and with n4 repaired no candidate gets 3 of the 4 votes."""
+    result = run_seed(574, _membership_run(574))
+    assert result.violation is None, result.violation

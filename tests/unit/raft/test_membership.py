@@ -528,3 +528,24 @@ def test_a_member_that_is_no_voter_never_campaigns_even_when_told_to():
         assert raft.role is Role.FOLLOWER and raft.current_term == term
         assert not [m for m in raft.ready().messages if m.type in (MT.REQUEST_VOTE,
                                                                    MT.PRE_VOTE)]
+
+
+def test_a_member_that_may_not_campaign_still_ends_the_leaders_lease():
+    """Thesis 4.2.3: the lease lasts an election timeout from the leader's last word. A
+    learner's timer also fires (it only does not campaign); it must then forget the leader,
+    or it would ignore vote requests for good (seed 1535 of ``--membership``: a learner that
+    a pending change made a voter never answered the candidate that needed its vote)."""
+    net = three_with_leader()
+    net.join("n4")
+    net.propose_conf("n1", K.ADD_LEARNER, "n4")
+    net.tick("n1", 3)
+    n4 = net.nodes["n4"]
+    assert n4.leader_id == "n1"
+    net.isolate("n1")
+    net.tick("n4", 3 * n4.config.election_ticks)
+    assert n4.role is Role.FOLLOWER and n4.leader_id is None
+    n4.advance(n4.ready())
+    term = n4.current_term
+    n4.step(Message(MT.PRE_VOTE, "n4", "n2", term + 1, index=10 ** 6, log_term=term))
+    [answer] = n4.ready().messages
+    assert (answer.type, answer.to, answer.reject) == (MT.PRE_VOTE_RESPONSE, "n2", False)
