@@ -4,6 +4,7 @@
     scripts/simulate.py --seeds 1-10000 [--jobs 2]   # stop at the first violation
     scripts/simulate.py --seed 42 --trace            # replay one seed exactly, every event
     scripts/simulate.py --seeds 1-2000 --membership  # with membership changes (issue 16)
+    scripts/simulate.py --seeds 1-2000 --keep-going  # list every failing seed, then totals
 
 Odd seeds run a 3-member cluster, even seeds 5 members (unless --size is given). A violation
 prints the seed, the tick, the broken property and the last events before it. With
@@ -67,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=40, help="events shown on a violation")
     parser.add_argument("--membership", action="store_true",
                         help="add, promote and remove members during the run")
+    parser.add_argument("--keep-going", action="store_true",
+                        help="print each failing seed and go on; totals at the end")
     args = parser.parse_args(argv)
     if args.seed is not None:
         result = run_seed(args.seed, config_for(args.seed, args.size, args.ticks,
@@ -82,20 +85,28 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     work = [(seed, args.size, args.ticks, args.membership) for seed in args.seeds]
     done = 0
+    failed: list[SimResult] = []
     with multiprocessing.Pool(args.jobs) as pool:
         for result in pool.imap(_run, work, chunksize=4):
             done += 1
-            if result.violation:
+            if result.violation and args.keep_going:
+                failed.append(result)
+                print(f"FAILED seed={result.seed} tick={result.tick}: {result.violation}",
+                      flush=True)
+            elif result.violation:
                 pool.terminate()
                 report_violation(result, args.size, args.ticks, args.events, args.membership)
                 print(f"{done} seeds run in {time.monotonic() - started:.1f}s")
                 return 1
             if done % 100 == 0:
                 rate = done / (time.monotonic() - started)
-                print(f"{done} seeds ok ({rate:.2f} seeds/s)", flush=True)
+                print(f"{done} seeds run, {len(failed)} failed ({rate:.2f} seeds/s)",
+                      flush=True)
     elapsed = time.monotonic() - started
-    print(f"{done} seeds, 0 violations, {elapsed:.1f}s ({done / elapsed:.2f} seeds/s)")
-    return 0
+    liveness = sum(1 for r in failed if (r.violation or "").startswith("liveness"))
+    print(f"{done} seeds, {len(failed) - liveness} violations, {liveness} liveness failures, "
+          f"{elapsed:.1f}s ({done / elapsed:.2f} seeds/s)")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

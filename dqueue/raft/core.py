@@ -16,12 +16,11 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from dqueue.raft import reconfig, roles
+from dqueue.raft import election, reconfig, roles
 from dqueue.raft.log import RaftLog
 from dqueue.raft.membership import ConfChange
 from dqueue.raft.progress import Progress
 from dqueue.raft.types import (
-    CAMPAIGN_TRANSFER,
     MAX_RAFT_INT,
     Entry,
     EntryType,
@@ -47,7 +46,6 @@ _VOTE_REQUESTS = (MessageType.REQUEST_VOTE, MessageType.PRE_VOTE)
 _FROM_LEADER = (MessageType.APPEND_ENTRIES, MessageType.HEARTBEAT, MessageType.INSTALL_SNAPSHOT)
 # PROPOSE and READ_INDEX are requests forwarded to the leader, not term-bearing (term 0).
 _FORWARDED = (MessageType.PROPOSE, MessageType.READ_INDEX)
-_FROM_LEADER_ANY = (*_FROM_LEADER, MessageType.TIMEOUT_NOW)
 
 
 # The highest term a peer message may carry. No cluster gets there by elections (2^62 of
@@ -179,23 +177,23 @@ class Raft:
             return  # Invariant: current_term stays far below MAX_RAFT_INT (MAX_PEER_TERM).
         if m.sender == self.id:
             return
-        if m.sender not in self.peer_set and not (
-                m.term >= self.current_term and m.type in _FROM_LEADER_ANY):
-            # Only members take part (Raft 5.2), but a leader may not be in our configuration
-            # yet (thesis 4.1: a new member hears from it before it knows it is a member).
+        if m.sender not in self.peer_set and m.type not in _VOTE_REQUESTS and not (
+                m.term >= self.current_term and m.type in _FROM_LEADER):
+            # Only members take part (Raft 5.2), but our configuration may be behind the
+            # sender's (thesis 4.1): a leader's appends reach a new member before it knows it
+            # is one, and a vote request is answered whoever asks, or a voter added in a
+            # configuration we have not appended yet could never be elected by our vote (the
+            # candidate counts only its own voters). A removed member that missed its removal
+            # lacks an entry every member that dropped it holds, so it gets no vote from them,
+            # and the lease (election.in_leader_lease) keeps it from moving terms (4.2.3).
+            # Never a TimeoutNow: a stranger may not even move our term with one.
             return
         if m.term == 0:
             if m.type not in _FORWARDED:
                 return  # Only forwarded requests may lack a term; anything else is garbage.
         elif m.term > self.current_term:
-            if m.type in _VOTE_REQUESTS:
-                forced = m.context == CAMPAIGN_TRANSFER
-                in_lease = (self.config.check_quorum and self.leader_id is not None
-                            and self.election_elapsed < self.config.election_ticks)
-                if in_lease and not forced:
-                    # Check-quorum lease (thesis 4.2.3): we heard from a live leader within
-                    # the minimum election timeout, so this candidate cannot depose it.
-                    return
+            if m.type in _VOTE_REQUESTS and election.in_leader_lease(self, m):
+                return  # Check-quorum lease (thesis 4.2.3): our leader is alive.
             if m.type is MessageType.PRE_VOTE:
                 pass  # A pre-vote never changes our term (thesis 9.6).
             elif m.type is MessageType.PRE_VOTE_RESPONSE and not m.reject:
@@ -216,7 +214,7 @@ class Raft:
                                   self.current_term, reject=True))
             return
         if m.type in _VOTE_REQUESTS:
-            self.handle_vote_request(m)
+            election.handle_vote_request(self, m)
         else:
             self.step_role(self, m)
 
@@ -272,8 +270,11 @@ class Raft:
         non-leader or for an unknown target.
         """
         if (self.role is not Role.LEADER or target == self.id or target not in self.progress
-                or not self.membership.is_voter(target)):
-            return  # A learner may never lead: it is not counted in any majority.
+                or not self.membership.is_voter(target) or not self.membership.is_voter(self.id)):
+            # A learner may never lead: it is not counted in any majority. A leader that
+            # removed itself is no voter of its followers' configuration: they refuse its
+            # TimeoutNow (roles.step_follower, thesis 4.2.2).
+            return
         if self.lead_transferee == target:
             return
         self.lead_transferee = target
@@ -463,70 +464,8 @@ class Raft:
         self.append_entries((Entry(0, 0, EntryType.NOOP, b""),))
 
     def campaign(self, pre_vote: bool, transfer: bool = False) -> None:
-        """Ask every peer for a (pre-)vote with our last log index and term (Raft 5.2)."""
-        if self.current_term >= MAX_RAFT_INT:
-            # Invariant: current_term <= MAX_RAFT_INT, so no term ever overflows a signed
-            # 64-bit field (msgpack, the store). Refusing to campaign here is safe: terms grow
-            # by one per election, so only a forged message (a term the codec still admits)
-            # can bring a member this close; the member stays a follower, and safety never
-            # depends on an election taking place (Raft 5.2 gives liveness only).
-            self.election_elapsed = 0
-            return
-        if not self.membership.is_voter(self.id):
-            # A learner, a removed member or one that joins never campaigns (thesis 4.2.2).
-            self.election_elapsed = 0
-            return
-        if self.catch_up_index:
-            # A repaired member's own vote is a vote too (see __init__): it waits for a leader
-            # to refill its log, even when asked to take over by TimeoutNow.
-            self.election_elapsed = 0
-            return
-        if pre_vote:
-            self.become_pre_candidate()
-            vote_type = MessageType.PRE_VOTE
-            # A pre-vote asks about the term we would campaign in, without entering it.
-            term = self.current_term + 1
-        else:
-            self.become_candidate()
-            vote_type = MessageType.REQUEST_VOTE
-            term = self.current_term
-        if self.poll(self.id, True)[0] >= self.quorum:
-            # A single-member cluster wins at once.
-            if pre_vote:
-                self.campaign(False)
-            else:
-                self.become_leader()
-            return
-        context = CAMPAIGN_TRANSFER if transfer else b""
-        last_index, last_term = self.log.last_index(), self.log.last_term()
-        for peer in self.voter_peers:
-            self.send(Message(vote_type, peer, self.id, term, log_term=last_term,
-                              index=last_index, context=context))
-
-    def poll(self, voter: str, granted: bool) -> tuple[int, int]:
-        """Record one vote; return (granted, rejected) counts. A voter counts once."""
-        self.votes.setdefault(voter, granted)
-        yes = sum(1 for v in self.votes.values() if v)
-        return yes, len(self.votes) - yes
-
-    def handle_vote_request(self, m: Message) -> None:
-        """RequestVote and PreVote receiver (Raft figure 2 and section 5.4.1)."""
-        is_pre = m.type is MessageType.PRE_VOTE
-        # One vote per term (Raft 5.2); a repeat request from the same candidate is granted
-        # again. A pre-vote for a future term binds nothing, so it can always be granted.
-        can_vote = (self.voted_for == m.sender
-                    or (self.voted_for is None and self.leader_id is None)
-                    or (is_pre and m.term > self.current_term))
-        response = MessageType.PRE_VOTE_RESPONSE if is_pre else MessageType.REQUEST_VOTE_RESPONSE
-        # Election restriction (Raft 5.4.1): grant only to a log at least as up to date, and
-        # never while a repaired log has not caught up (see __init__).
-        if can_vote and not self.catch_up_index and self.log.is_up_to_date(m.index, m.log_term):
-            self.send(Message(response, m.sender, self.id, m.term))
-            if not is_pre:
-                self.election_elapsed = 0
-                self.voted_for = m.sender
-        else:
-            self.send(Message(response, m.sender, self.id, self.current_term, reject=True))
+        """Start a (pre-)election now, if this member may (``election.campaign``)."""
+        election.campaign(self, pre_vote, transfer)
 
     # ----------------------------------------------------------------- timers
 
@@ -535,6 +474,12 @@ class Raft:
         self.election_elapsed += 1
         if self.election_elapsed >= self.randomized_election_ticks:
             self.election_elapsed = 0
+            # An election timeout without word from the leader ends its lease (thesis 4.2.3),
+            # also on a member that may not campaign (a learner, a removed or repaired one):
+            # keeping leader_id while the timer restarts would renew the lease forever, and
+            # it would ignore every vote request (seed 1535 of --membership: a learner that a
+            # pending change promotes never answered the one candidate that could win).
+            self.leader_id = None
             self.campaign(self.config.pre_vote)
 
     def tick_heartbeat(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dqueue.raft import reconfig
+from dqueue.raft import election, reconfig
 from dqueue.raft.progress import Progress
 from dqueue.raft.types import (
     MAX_ENTRIES_PER_MESSAGE,
@@ -56,8 +56,11 @@ def step_follower(r: Raft, m: Message) -> None:
         # the leader of the term may ask: from any other member it would let one buggy peer
         # depose a healthy leader at will. The leader sends it to a target that acknowledged
         # its whole log, so the target knows it (after a restart, the next heartbeat tells it,
-        # and the leader sends TimeoutNow again on the answer).
-        if m.sender == r.leader_id:
+        # and the leader sends TimeoutNow again on the answer). And only a leader that is a
+        # voter in our configuration: one that removed itself still leads until its removal
+        # commits (thesis 4.2.2), but may not pick who follows it; the node transfers first
+        # and removes after. campaign() refuses anyway when we are no voter ourselves (4.2.2).
+        if m.sender == r.leader_id and r.membership.is_voter(m.sender):
             r.campaign(False, transfer=True)
     elif t is _MT.READ_INDEX_RESPONSE and m.sender == r.leader_id:
         # A read point only the leader of the term can give (thesis 6.4): from another
@@ -240,7 +243,7 @@ def step_candidate(r: Raft, m: Message) -> None:
                 else _MT.REQUEST_VOTE_RESPONSE)
     if t is not expected or not r.membership.is_voter(m.sender):
         return  # Only voters' answers count (a learner never votes, thesis 4.1).
-    granted, rejected = r.poll(m.sender, not m.reject)
+    granted, rejected = election.poll(r, m.sender, not m.reject)
     if granted >= r.quorum:
         if r.role is Role.PRE_CANDIDATE:
             r.campaign(False)

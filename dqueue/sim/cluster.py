@@ -32,6 +32,7 @@ from dqueue.raft import (
     Ready,
     Role,
 )
+from dqueue.raft.membership import decode_conf_entry
 from dqueue.raft.ready_plan import plan_ready
 from dqueue.sim.checker import Checker, InvariantViolation
 from dqueue.sim.machine import SimStateMachine, encode_proposal
@@ -185,6 +186,8 @@ class Cluster:
         self.retired: set[str] = set()
         self.conf_changes: dict[str, int] = {}
         self.added: set[str] = set()
+        # Members whose REMOVE entry some member applied (so committed): retire_removed.
+        self.removal_committed: set[str] = set()
         self.last_membership = Membership(self.bootstrap)
         self.rng = rng
         self.network = SimNetwork(rng, faults or LinkFaults())
@@ -412,6 +415,10 @@ class Cluster:
                 applied = machine.apply(entry.index, entry.data)
                 if applied is not None:
                     checker.check_value_applied(node_id, entry.index, *applied)
+            elif entry.type is EntryType.CONF_CHANGE:
+                change = decode_conf_entry(entry.data)[0]
+                if change.kind is ConfChangeKind.REMOVE:
+                    self.removal_committed.add(change.node_id)
         node.applied = ready.committed_entries[-1].index
 
     def send(self, msg: Message) -> None:
@@ -445,18 +452,63 @@ class Cluster:
         return True
 
     def retire_removed(self) -> None:
-        """Members whose removal committed on a leader stop for good (the node exits)."""
-        for leader in self.leaders():
-            raft = self.raft(leader)
-            if raft.conf_history.last_index() > raft.log.committed:
+        """Members whose removal committed stop for good (the node exits).
+
+        Known by the committed REMOVE entry itself (some member applied it): a committed
+        entry stays in every later leader's log (Raft 5.4.3, Leader Completeness), and ids are
+        never added again, so the member can never be in a configuration again. Not by its
+        absence from a leader's configuration: a stale leader of an older term (still leading
+        on its side of a partition) has never heard of a member added since, and retiring
+        that member left it, down for good, in the configuration of every later leader (seed
+        274 of --membership: a learner added at t=38 and retired at t=39).
+        """
+        for node_id in self.ids:
+            if node_id in self.removal_committed and node_id not in self.retired:
+                self.retired.add(node_id)
+                self.crash(node_id)
+                self.log_event(f"retire {node_id}")
+
+    def configurations(self) -> list[Membership]:
+        """The configuration in force on every member that may run again: a live member's,
+        and for a member that is down the one it restarts with (from its disk alone). A
+        member with none yet (a spare not added) has nothing to count and is left out.
+
+        Any of them may be the one a future leader counts majorities in (thesis 4.1: a
+        configuration is in force once appended, committed or not), so a fault that needs
+        a healthy majority must leave one in each of them (``can_spare``).
+        """
+        found: list[Membership] = []
+        for node_id in self.ids:
+            node = self.nodes[node_id]
+            if node is not None:
+                m = node.raft.membership
+            elif node_id in self.retired:
                 continue
-            members = raft.membership
-            for node_id in self.ids:
-                if (node_id not in self.retired and not members.is_member(node_id)
-                        and self.ever_member(node_id)):
-                    self.retired.add(node_id)
-                    self.crash(node_id)
-                    self.log_event(f"retire {node_id}")
+            else:
+                members = self.bootstrap if node_id in self.bootstrap else ()
+                # A throwaway Random: reading a disk must not move the run's one Random.
+                m = Raft(RaftConfig(node_id, members), random.Random(0),
+                         self.disks[node_id].state).membership
+            if m.voters and m not in found:
+                found.append(m)
+        return found
+
+    def can_spare(self, more: int = 0, configs: list[Membership] | None = None) -> bool:
+        """Whether a leader can still be elected in every configuration of ``configs``
+        (default ``configurations()``) with ``more`` of its voters stopped on top of the
+        members catching up after a repair (``repairing``): those neither vote nor campaign
+        until a leader refills their log (docs/raft.md, "Repair"), so each configuration
+        needs a quorum of voters outside them (Raft 5.2, thesis 4.1)."""
+        repairing = self.repairing()
+        for m in configs if configs is not None else self.configurations():
+            healthy = sum(1 for v in m.voters if v not in repairing)
+            if healthy - more < m.quorum():
+                return False
+        return True
+
+    def repairing(self) -> set[str]:
+        """Members whose disk holds a catch-up index (repaired, not caught up yet)."""
+        return {i for i, d in self.disks.items() if d.state.catch_up_index}
 
     def ever_member(self, node_id: str) -> bool:
         """Whether ``node_id`` was ever in a configuration (bootstrap or added)."""

@@ -335,7 +335,8 @@ def test_a_leader_that_removes_itself_leads_until_the_change_commits_then_steps_
 
 def test_a_removed_server_does_not_disrupt_the_cluster():
     """Thesis 4.2.3: a removed server must not disrupt the cluster: it never campaigns once
-    it appended its removal, and members ignore its vote requests if it missed it."""
+    it appended its removal, and members within the lease of a live leader ignore its vote
+    requests if it missed it."""
     net = three_with_leader()
     net.propose_conf("n1", K.REMOVE, "n3")
     net.tick("n1", 3)
@@ -396,13 +397,185 @@ def test_a_learner_catches_up_through_a_snapshot():
     assert n4.membership == leader.membership
 
 
-def test_messages_from_strangers_are_ignored_except_a_leaders():
+def test_messages_from_strangers_are_ignored_except_a_leaders_and_vote_requests():
     """Members ignore ids outside their configuration, except a leader of a term >= theirs
-    (thesis 4.1: a new member hears from the leader before it knows it is a member)."""
+    (thesis 4.1: a new member hears from the leader before it knows it is a member) and a
+    vote request (4.1: answered whatever our configuration, the candidate counts its own)."""
     raft = Raft(RaftConfig("n4", ()), random.Random(1))
-    raft.step(Message(MT.REQUEST_VOTE, "n4", "n1", 3, index=0, log_term=0))
-    assert raft.current_term == 0 and raft.ready().messages == ()
+    raft.step(Message(MT.APPEND_ENTRIES_RESPONSE, "n4", "n1", 3, index=5))
+    raft.step(Message(MT.READ_INDEX_RESPONSE, "n4", "n1", 3, index=5, context=b"r"))
+    assert raft.current_term == 0 and not raft.has_ready()
+    raft.step(Message(MT.PRE_VOTE, "n4", "n9", 1, index=0, log_term=0))
+    [answer] = raft.ready().messages
+    assert (answer.type, answer.to, answer.reject) == (MT.PRE_VOTE_RESPONSE, "n9", False)
+    assert raft.current_term == 0  # a pre-vote moves no term (thesis 9.6)
     raft.step(Message(MT.HEARTBEAT, "n4", "n1", 3))
     assert raft.current_term == 3 and raft.leader_id == "n1"
     raft.step(Message(MT.HEARTBEAT, "n4", "n9", 2))
     assert raft.leader_id == "n1"
+    raft.advance(raft.ready())
+    # Within the lease of a live leader, a stranger's vote request is ignored (4.2.3).
+    raft.step(Message(MT.REQUEST_VOTE, "n4", "n9", 4, index=0, log_term=0))
+    assert raft.current_term == 3 and raft.ready().messages == ()
+
+
+def test_a_voter_grants_its_vote_to_a_candidate_of_a_configuration_it_has_not_appended():
+    """Thesis 4.1: "a server also grants its vote to a candidate that is not part of the
+    server's latest configuration". n3 is cut off while n4 joins and is promoted and n1
+    removes itself; with n2 gone, voters {n2, n3, n4} need n3's vote for n4, and n3 still
+    has the configuration {n1, n2, n3}. Dropping n4's requests as a stranger's left the
+    cluster without a leader for good (seed 130 of ``scripts/simulate.py --membership``)."""
+    net = three_with_leader()
+    net.isolate("n3")
+    net.join("n4")
+    net.propose_conf("n1", K.ADD_LEARNER, "n4")
+    net.tick("n1", 3)
+    net.propose_conf("n1", K.PROMOTE, "n4")
+    net.tick("n1", 3)
+    net.propose_conf("n1", K.REMOVE, "n1")
+    net.tick("n1", 3)
+    n1 = net.nodes["n1"]
+    assert n1.role is Role.FOLLOWER and n1.membership.voters == ("n2", "n3", "n4")
+    n3 = net.nodes["n3"]
+    assert n3.membership == THREE
+    net.heal()
+    net.isolate("n2")
+    net.cut |= {("n1", "n3"), ("n3", "n1"), ("n1", "n4"), ("n4", "n1")}
+    for _ in range(100):
+        net.tick("n3")
+        net.tick("n4")
+        if net.nodes["n4"].role is Role.LEADER:
+            break
+    assert net.nodes["n4"].role is Role.LEADER
+    net.tick("n4", 3)
+    assert n3.membership.voters == ("n2", "n3", "n4") and n3.leader_id == "n4"
+
+
+# ------------------------------------------------------------------ TimeoutNow
+
+
+def _following(node_id: str, leader: str, term: int) -> Raft:
+    """A member of n1..n3 that follows ``leader`` in ``term``."""
+    raft = Raft(RaftConfig(node_id, ("n1", "n2", "n3")), random.Random(1),
+                PersistedState(HardState(term, None, 0)))
+    raft.step(Message(MT.HEARTBEAT, node_id, leader, term))
+    raft.advance(raft.ready())
+    return raft
+
+
+def test_a_timeout_now_from_a_non_member_changes_nothing_not_even_the_term():
+    """Thesis 3.10 with 4.2.3: only the leader of the term orders an immediate campaign. A
+    stranger's TimeoutNow is dropped before the term rules, so it cannot depose our leader
+    by moving our term (only a leader's AppendEntries, heartbeats and snapshots are heard from
+    outside the configuration, 4.1)."""
+    raft = _following("n2", "n1", 3)
+    for term in (3, 4, 10):
+        raft.step(Message(MT.TIMEOUT_NOW, "n2", "n9", term))
+        assert raft.role is Role.FOLLOWER
+        assert (raft.current_term, raft.leader_id) == (3, "n1")
+    assert not raft.has_ready()
+
+
+def test_a_timeout_now_only_from_the_leader_of_the_term():
+    """Thesis 3.10: a member that is not the leader of our term may not order a campaign;
+    one of a later term tells us the term (figure 2) but is no leader we know of yet."""
+    raft = _following("n2", "n1", 3)
+    raft.step(Message(MT.TIMEOUT_NOW, "n2", "n3", 3))
+    assert raft.role is Role.FOLLOWER and raft.current_term == 3
+    raft.step(Message(MT.TIMEOUT_NOW, "n2", "n3", 4))
+    assert raft.role is Role.FOLLOWER and raft.current_term == 4 and raft.leader_id is None
+    raft.step(Message(MT.HEARTBEAT, "n2", "n1", 4))
+    raft.step(Message(MT.TIMEOUT_NOW, "n2", "n1", 4))
+    assert raft.role is Role.CANDIDATE and raft.current_term == 5
+
+
+def test_a_leader_that_removed_itself_may_not_order_a_campaign():
+    """Thesis 4.2.2: a leader that removed itself leads until the removal commits, counted in
+    no majority; it is no voter of the followers' configuration, so its TimeoutNow is refused
+    and it does not start a transfer (the node transfers first, then removes)."""
+    net = three_with_leader()
+    leader = net.nodes["n1"]
+    net.cut |= {("n2", "n1"), ("n3", "n1")}
+    leader.propose_conf_change(ConfChange(K.REMOVE, "n1"))
+    net.settle()
+    n2 = net.nodes["n2"]
+    assert n2.membership.voters == ("n2", "n3") and n2.leader_id == "n1"
+    assert "n1" in n2.peer_set  # still a peer: its removal has not committed
+    term = n2.current_term
+    n2.step(Message(MT.TIMEOUT_NOW, "n2", "n1", term))
+    assert n2.role is Role.FOLLOWER and n2.current_term == term
+    leader.transfer_leadership("n2")
+    assert leader.lead_transferee is None
+    assert not [m for m in net.sent if m.type is MT.TIMEOUT_NOW]
+
+
+def test_a_member_that_is_no_voter_never_campaigns_even_when_told_to():
+    """Thesis 4.2.2 and 4.2.3: a learner and a removed member never campaign, not even on a
+    TimeoutNow from their own leader (which the leader never sends them: transfer_leadership
+    refuses a non-voter; a buggy or forged one must still change nothing)."""
+    net = three_with_leader()
+    net.join("n4")
+    net.propose_conf("n1", K.ADD_LEARNER, "n4")
+    net.propose_conf("n1", K.REMOVE, "n3")
+    net.tick("n1", 3)
+    term = net.nodes["n1"].current_term
+    for node_id in ("n4", "n3"):
+        raft = net.nodes[node_id]
+        assert not raft.membership.is_voter(node_id) and raft.leader_id == "n1"
+        raft.step(Message(MT.TIMEOUT_NOW, node_id, "n1", term))
+        raft.campaign(False)
+        raft.campaign(True)
+        assert raft.role is Role.FOLLOWER and raft.current_term == term
+        assert not [m for m in raft.ready().messages if m.type in (MT.REQUEST_VOTE,
+                                                                   MT.PRE_VOTE)]
+
+
+def test_a_member_that_may_not_campaign_still_ends_the_leaders_lease():
+    """Thesis 4.2.3: the lease lasts an election timeout from the leader's last word. A
+    learner's timer also fires (it only does not campaign); it must then forget the leader,
+    or it would ignore vote requests for good (seed 1535 of ``--membership``: a learner that
+    a pending change made a voter never answered the candidate that needed its vote)."""
+    net = three_with_leader()
+    net.join("n4")
+    net.propose_conf("n1", K.ADD_LEARNER, "n4")
+    net.tick("n1", 3)
+    n4 = net.nodes["n4"]
+    assert n4.leader_id == "n1"
+    net.isolate("n1")
+    net.tick("n4", 3 * n4.config.election_ticks)
+    assert n4.role is Role.FOLLOWER and n4.leader_id is None
+    n4.advance(n4.ready())
+    term = n4.current_term
+    n4.step(Message(MT.PRE_VOTE, "n4", "n2", term + 1, index=10 ** 6, log_term=term))
+    [answer] = n4.ready().messages
+    assert (answer.type, answer.to, answer.reject) == (MT.PRE_VOTE_RESPONSE, "n2", False)
+
+
+@pytest.mark.xfail(strict=True, reason="open (docs/raft.md): a leader that removed itself and "
+                   "stepped down before the removal committed refuses every candidate")
+def test_a_leader_that_stepped_down_before_its_removal_committed_lets_the_others_elect():
+    """The shape of ``--membership`` seeds 574 and 456 (found before the simulator's queue
+    workload gained FIFO queues; their runs changed since). Thesis 4.2.2: n1 leads
+    {n1..n4}, appends its own removal while cut off, and steps down on check-quorum before
+    the removal commits. Its own configuration leaves it out, so it never campaigns; but its
+    log is the most up to date, so it refuses n2 and n3, which still count it as a voter:
+    with n4 down, no candidate gets 3 of the 4 votes, though 3 voters are up."""
+    net = GrowingNet(4)
+    net.elect("n1")
+    net.settle()
+    net.isolate("n1")
+    net.nodes["n1"].propose_conf_change(ConfChange(K.REMOVE, "n1"))
+    net.settle()
+    assert net.nodes["n1"].membership.voters == ("n2", "n3", "n4")
+    for _ in range(100):
+        net.tick("n1")
+        if net.nodes["n1"].role is not Role.LEADER:
+            break
+    assert net.nodes["n1"].role is not Role.LEADER  # check-quorum (thesis 6.2)
+    net.heal()
+    net.isolate("n4")
+    for _ in range(400):
+        net.tick()
+        if net.leader() in ("n2", "n3"):
+            break
+    assert net.leader() in ("n2", "n3")
