@@ -74,11 +74,6 @@ class FifoGroups:
         if displaced is not None:
             ready.discard(displaced)
 
-    def is_head(self, task: Task) -> bool:
-        """Whether ``task`` heads its group (the oldest of its pending and leased tasks)."""
-        members = self.groups.get(task.group)
-        return members is not None and members[0] is task
-
     def is_blocked(self, group: str | None) -> bool:
         """Whether a task of ``group`` is leased (no other one may be, until it is done)."""
         holder = self.holders.get(group)
