@@ -4,7 +4,8 @@ The candidate's side is ``campaign`` and ``poll`` (Raft 5.2, pre-vote of thesis 
 voter's side is ``handle_vote_request`` with the election restriction (Raft 5.4.1) and
 ``in_leader_lease``, the check-quorum lease that ignores a candidate while a leader is known
 to be alive (thesis 4.2.3). Who may vote and campaign at all follows the configuration in
-force (thesis 4.1): only its voters, and never a member repaired and not caught up yet
+force (thesis 4.1): only its voters, a member whose removal is still uncommitted
+(``reconfig.removal_pending``), and never a member repaired and not caught up yet
 (docs/raft.md, "Repair").
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from dqueue.raft import reconfig
 from dqueue.raft.types import CAMPAIGN_TRANSFER, MAX_RAFT_INT, Message, MessageType
 
 if TYPE_CHECKING:
@@ -37,7 +39,8 @@ def campaign(r: Raft, pre_vote: bool, transfer: bool = False) -> None:
         # depends on an election taking place (Raft 5.2 gives liveness only).
         r.election_elapsed = 0
         return
-    if not r.membership.is_voter(r.id):
+    is_voter = r.membership.is_voter(r.id)
+    if not is_voter and not reconfig.removal_pending(r):
         # A learner, a removed member or one that joins never campaigns (thesis 4.2.2).
         r.election_elapsed = 0
         return
@@ -55,7 +58,9 @@ def campaign(r: Raft, pre_vote: bool, transfer: bool = False) -> None:
         r.become_candidate()
         vote_type = _MT.REQUEST_VOTE
         term = r.current_term
-    if poll(r, r.id, True)[0] >= r.quorum:
+    # A member whose own removal is pending campaigns without its own vote: it must win a
+    # majority of the configuration in force, which leaves it out (thesis 4.1, 4.2.2).
+    if is_voter and poll(r, r.id, True)[0] >= r.quorum:
         # A single-member cluster wins at once.
         if pre_vote:
             r.campaign(False)

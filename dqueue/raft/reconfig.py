@@ -21,7 +21,16 @@ from dqueue.raft.membership import (
     encode_conf_entry,
 )
 from dqueue.raft.progress import Progress
-from dqueue.raft.types import Entry, EntryType, Membership, PersistedState, ProposalDropped, Role
+from dqueue.raft.types import (
+    Entry,
+    EntryType,
+    Membership,
+    Message,
+    MessageType,
+    PersistedState,
+    ProposalDropped,
+    Role,
+)
 
 if TYPE_CHECKING:
     from dqueue.raft.core import Raft
@@ -133,10 +142,33 @@ def on_commit(r: Raft) -> None:
     members it removed; a leader that is no voter in the configuration in force steps down
     once it commits (thesis 4.2.2); until then it leads without counting itself."""
     if len(r.peers) != len(r.membership.members()) - r.membership.is_member(r.id):
+        if r.role is Role.LEADER:
+            tell_removed(r)
         set_membership(r, r.membership)
     if (r.role is Role.LEADER and not r.membership.is_voter(r.id)
             and r.conf_history.last_index() <= r.log.committed):
         r.become_follower(r.current_term, None)
+
+
+def tell_removed(r: Raft) -> None:
+    """The leader is about to stop replicating to the members the committed configuration
+    dropped: send each, once and best effort, the entry that removed it with the commit
+    index. AppendEntries commits up to its last new entry on a log that matches (Raft 5.3),
+    so a member that missed the commit learns it and stops asking for pre-votes
+    (removal_pending); a heartbeat could not say it, as a heartbeat's commit never exceeds
+    the member's acknowledged match, which its answer to the entry had not raised yet."""
+    log = r.log
+    committed = log.committed
+    index = max(i for i, _ in r.conf_history.items if i <= committed)
+    prev_term = log.term(index - 1)
+    if index < log.first_index() or prev_term is None:
+        return  # compacted: a snapshot would be needed, and the member is leaving
+    entries = tuple(log.slice(index, index + 1))
+    for peer in r.peers:
+        if not r.membership.is_member(peer):
+            r.send(Message(MessageType.APPEND_ENTRIES, peer, r.id, r.current_term,
+                           log_term=prev_term, index=index - 1, entries=entries,
+                           commit=committed))
 
 
 def voter_count(r: Raft, acked: Callable[[str], bool]) -> int:
@@ -158,3 +190,24 @@ def is_removed(r: Raft) -> bool:
     """This member has a configuration, and is not in it."""
     m = r.membership
     return bool(m.voters) and not m.is_member(r.id)
+
+
+def removal_pending(r: Raft) -> bool:
+    """This member was a voter of the configuration it knows committed, and the change in
+    force after it (uncommitted: one change at a time, thesis 4.1) removed it.
+
+    Such a member still campaigns, counting only the voters in force (election.campaign).
+    Its log holds its removal, which the others may lack: they count it as a voter, and it
+    refuses them by the election restriction (Raft 5.4.1). Were it silent, a cluster whose
+    leader removed itself and then stepped down (check-quorum) or crashed, with one other
+    voter down, could elect no one though a majority of either configuration is up. Winning
+    is safe: a majority of the configuration in force is a quorum as any other candidate's
+    (the single-server overlap, thesis 4.1), and as leader it commits its removal and steps
+    down (on_commit, thesis 4.2.2). A member that missed only the commit of its removal may
+    campaign too; it wins only with a log as up to date as a majority's, and then commits.
+    """
+    history: ConfigHistory = r.conf_history
+    committed = r.log.committed
+    return (history.last_index() > committed
+            and not r.membership.is_member(r.id)
+            and history.at(committed).is_voter(r.id))

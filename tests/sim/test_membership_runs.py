@@ -7,8 +7,9 @@ leader (a learner is never counted).
 
 The seeds kept here were found before the clients' queue workload gained FIFO queues; their runs
 have changed since (the workload's commands differ), so each rule also has a unit test in
-tests/unit/raft/test_membership.py. Seeds 574 and 456 (open: a leader that removed itself and
-stepped down before the removal committed) pass now; their shape is an expected failure there.
+tests/unit/raft/test_membership.py. Seeds 574 and 456 (a leader that removed itself and stepped
+down before the removal committed) pass now; their shape is a unit test there, fixed by
+reconfig.removal_pending.
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from dqueue.raft import (
     encode_conf_change,
     message_from_plain,
     message_to_plain,
+    reconfig,
 )
 from dqueue.raft.membership import decode_conf_entry, encode_conf_entry
 from dqueue.sim import SimDisk
@@ -345,6 +346,8 @@ def test_a_removed_server_does_not_disrupt_the_cluster():
     assert leader.membership.voters == ("n1", "n2")
     n3 = net.nodes["n3"]
     assert n3.status().removed  # it got the entry that removes it (4.2.2)
+    # It acknowledged that entry after the commit, but was told the commit (tell_removed).
+    assert n3.log.committed >= leader.conf_history.last_index()
     for _ in range(60):
         net.tick("n3")
         net.tick("n1")
@@ -551,15 +554,14 @@ def test_a_member_that_may_not_campaign_still_ends_the_leaders_lease():
     assert (answer.type, answer.to, answer.reject) == (MT.PRE_VOTE_RESPONSE, "n2", False)
 
 
-@pytest.mark.xfail(strict=True, reason="open (docs/raft.md): a leader that removed itself and "
-                   "stepped down before the removal committed refuses every candidate")
 def test_a_leader_that_stepped_down_before_its_removal_committed_lets_the_others_elect():
     """The shape of ``--membership`` seeds 574 and 456 (found before the simulator's queue
     workload gained FIFO queues; their runs changed since). Thesis 4.2.2: n1 leads
     {n1..n4}, appends its own removal while cut off, and steps down on check-quorum before
-    the removal commits. Its own configuration leaves it out, so it never campaigns; but its
-    log is the most up to date, so it refuses n2 and n3, which still count it as a voter:
-    with n4 down, no candidate gets 3 of the 4 votes, though 3 voters are up."""
+    the removal commits. Its log is the most up to date, so it refuses n2 and n3, which
+    still count it as a voter: with n4 down, neither gets 3 of the 4 votes. n1 campaigns
+    under the configuration in force, {n2, n3, n4} (reconfig.removal_pending), wins with
+    n2 and n3, commits its removal and steps down; then n2 or n3 is elected."""
     net = GrowingNet(4)
     net.elect("n1")
     net.settle()
@@ -579,3 +581,68 @@ def test_a_leader_that_stepped_down_before_its_removal_committed_lets_the_others
         if net.leader() in ("n2", "n3"):
             break
     assert net.leader() in ("n2", "n3")
+    n1 = net.nodes["n1"]
+    assert n1.role is Role.FOLLOWER and not n1.membership.is_member("n1")
+    assert not reconfig.removal_pending(n1)  # it committed its removal, and stays quiet
+    assert committed_with(net, net.leader(), b"after n1 left")
+    assert b"after n1 left" not in net.values("n1")
+
+
+def test_a_follower_holding_its_own_uncommitted_removal_lets_the_others_elect():
+    """Thesis 4.1 and 4.2.2, the same gap from a follower: n1 leads {n1..n4} and sends the
+    removal of n4 to n4 alone, then crashes. n2 and n3 lack the entry and count n4 as a
+    voter; n4's log is ahead, so it refuses them, and neither reaches 3 of 4 votes. n4
+    campaigns under {n1, n2, n3} without its own vote, commits its removal, steps down, and
+    n2 or n3 leads the three that are left."""
+    net = GrowingNet(4)
+    net.elect("n1")
+    net.settle()
+    net.cut |= {("n1", "n2"), ("n1", "n3")}
+    net.nodes["n1"].propose_conf_change(ConfChange(K.REMOVE, "n4"))
+    net.settle()
+    n4 = net.nodes["n4"]
+    assert n4.membership.voters == ("n1", "n2", "n3") and reconfig.removal_pending(n4)
+    assert net.nodes["n2"].membership.is_voter("n4")
+    net.isolate("n1")
+    net.sent.clear()
+    for _ in range(400):
+        net.tick()
+        if net.leader() in ("n2", "n3"):
+            break
+    # It had to lead to commit its removal (4.2.2).
+    assert [m for m in net.sent if m.sender == "n4" and m.type is MT.APPEND_ENTRIES]
+    assert net.leader() in ("n2", "n3")
+    assert not n4.membership.is_member("n4") and not reconfig.removal_pending(n4)
+    assert committed_with(net, net.leader(), b"after n4 left")
+
+
+def test_a_member_whose_removal_is_pending_does_not_count_its_own_vote():
+    """Thesis 4.1: a candidate needs a majority of the configuration in force, which leaves
+    out a member whose removal is pending; its own vote is no part of it. With n1 removed
+    from {n1, n2} in force {n2}, n1 wins only with n2's vote."""
+    net = GrowingNet(2)
+    net.elect("n1")
+    net.settle()
+    net.isolate("n1")
+    n1 = net.nodes["n1"]
+    n1.propose_conf_change(ConfChange(K.REMOVE, "n1"))
+    net.settle()
+    assert n1.membership.voters == ("n2",) and reconfig.removal_pending(n1)
+    for _ in range(100):
+        net.tick("n1")
+        if n1.role is not Role.LEADER:
+            break
+    assert n1.role is not Role.LEADER  # check-quorum (thesis 6.2)
+    campaigned = False
+    for _ in range(200):
+        net.tick("n1")
+        assert n1.role is not Role.LEADER  # n2 never hears it: no majority of {n2}
+        campaigned |= n1.role in (Role.PRE_CANDIDATE, Role.CANDIDATE)
+        assert "n1" not in n1.votes  # it never votes for itself
+    assert campaigned
+    net.heal()
+    for _ in range(400):
+        net.tick()
+        if net.leader() == "n2":
+            break
+    assert net.leader() == "n2" and not reconfig.removal_pending(n1)
