@@ -173,6 +173,8 @@ def validate(config: NodeConfig) -> NodeConfig:
             raise ConfigError("peers", f"bad member id {member_id!r}")
     if config.peers and config.id not in config.peers:
         raise ConfigError("peers", f"this node's id {config.id!r} is missing from the members")
+    if config.join and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", config.join):
+        raise ConfigError("join", "the HTTP URL of a running member, as http://host:port")
     if not re.fullmatch(r"[0-9]{12}", config.sqs_account_id):
         raise ConfigError("sqs.account_id", "12 digits, as an AWS account id")
     if not re.fullmatch(r"[a-z0-9-]{1,32}", config.sqs_region):

@@ -37,6 +37,7 @@ from dqueue.config_loader import load_config
 from dqueue.exit_status import ApiExit, NodeExit, RaftExit
 from dqueue.logs import configure_logging, log_event
 from dqueue.node.datadir_lock import DataDirLocked, lock_holder
+from dqueue.node.join import start_probe
 from dqueue.tokens import TokenFileError, read_tokens, tokens_path
 
 logger = logging.getLogger("dqueue.supervisor")
@@ -208,6 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log_event(logger, logging.INFO, "node_starting", data_dir=os.path.abspath(config.data_dir),
               http_addr=config.http_addr, raft_addr=config.raft_addr,
               members=config.members(), pid=os.getpid())
+    start_probe(config, threading.Event())  # --join: log the cluster it waits for (join.py)
     return supervisor.run()
 
 

@@ -103,7 +103,8 @@ class TransportSync:
         self.transport = transport
         self._seen: tuple[Membership, Membership] | None = None
 
-    def refresh(self, membership: Membership, applied: Membership) -> PeerTargets | None:
+    def refresh(self, membership: Membership, applied: Membership,
+                force: bool = False) -> PeerTargets | None:
         """Act on the configuration in force (``Raft.membership``) and the one at the applied
         index when either changed: the new targets, or None when nothing changed.
 
@@ -113,14 +114,15 @@ class TransportSync:
         a leader, so a follower would keep admitting a removed member.)
         """
         seen = (membership, applied)
-        if seen == self._seen:
+        if seen == self._seen and not force:
             return None
         self._seen = seen
         node_id = self.book.node_id
         peers = tuple(m for m in dict.fromkeys(membership.members() + applied.members())
                       if m != node_id)
         targets = self.book.targets(membership, peers)
-        self.transport.set_peers(targets.addresses, targets.keys, targets.hear_any_member)
+        self.transport.set_peers(targets.addresses, targets.keys, targets.hear_any_member,
+                                 targets.heard)
         log_event(logger, logging.INFO, "peers_changed", voters=list(membership.voters),
                   learners=list(membership.learners), peers=sorted(targets.addresses))
         return targets

@@ -6,7 +6,10 @@ members in force and, until a change commits, those of the committed configurati
 removed member still gets the entry that removes it). For each member:
 
 - its raft address is the one in its context (``dqueue/protocol/member_context.py``: every
-  member added online carries one), else the one ``--peers`` gives (the bootstrap members);
+  member added online carries one), else the one ``--peers`` gives (the bootstrap members),
+  else the one its hello announced (hello.py). A member with no address yet is still heard,
+  so its hello can arrive: a member that joined without ``--peers`` learns the bootstrap
+  members' addresses this way, and answers their vote requests;
 - with keys, its public key is the one in its context, else the one in this node's key folder
   (``DIR/members/<id>.key``: the bootstrap members'). A member with neither gets no
   connection and its handshakes are refused.
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 from dqueue.logs import log_event
 from dqueue.protocol.member_context import MemberContext, context_or_none
 from dqueue.raft import Membership
+from dqueue.raft.types import MAX_MEMBERS
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +41,7 @@ class PeerTargets:
     keys: dict[str, bytes] | None  # member id -> Z85 public key (with keys)
     hear_any_member: bool  # a member that joins, before it knows its configuration
     http: dict[str, str]  # member id -> HTTP address its context gives
+    heard: tuple[str, ...] = ()  # members heard though no address is known for them yet
 
 
 class PeerBook:
@@ -54,6 +59,25 @@ class PeerBook:
         self.configured = dict(configured)
         self.folder_keys = dict(folder_keys) if folder_keys is not None else None
         self._warned: set[str] = set()
+        # member id -> raft address announced in its hello (members with no other address).
+        self.announced: dict[str, str] = {}
+        self._unaddressed: frozenset[str] = frozenset()
+        self._joining = False
+
+    def learn(self, member_id: str, raft_addr: str) -> bool:
+        """A member's hello announced ``raft_addr``: True when that gives a member of the
+        configuration (or, while joining, any member) an address it lacked or changes the
+        one it announced before, so the targets must be computed again. Bounded: only members
+        without another address, at most MAX_MEMBERS of them."""
+        if member_id == self.node_id or self.announced.get(member_id) == raft_addr:
+            return False
+        if member_id not in self._unaddressed and not (
+                self._joining and member_id not in self.configured):
+            return False
+        if member_id not in self.announced and len(self.announced) >= MAX_MEMBERS:
+            return False
+        self.announced[member_id] = raft_addr
+        return True
 
     def targets(self, membership: Membership, peers: tuple[str, ...]) -> PeerTargets:
         """Where to connect and whom to admit for the configuration in force.
@@ -63,30 +87,36 @@ class PeerBook:
             peers: the core's peers (``Raft.peers``), this node excluded.
         """
         joining = not membership.voters
-        ids = sorted(self.configured) if joining else sorted({*peers, self.node_id})
+        ids = (sorted({*self.configured, *self.announced}) if joining
+               else sorted({*peers, self.node_id}))
         addresses: dict[str, str] = {}
         http: dict[str, str] = {}
+        heard: list[str] = []
         keys: dict[str, bytes] | None = {} if self.folder_keys is not None else None
         for member_id in ids:
             ctx = self._context(membership, member_id)
-            addr = ctx.raft_addr if ctx is not None else self.configured.get(member_id)
-            if addr is None:
-                if member_id not in self._warned:
-                    self._warned.add(member_id)
-                    log_event(logger, logging.WARNING, "member_address_unknown",
-                              member=member_id)
-                continue
-            addresses[member_id] = addr
-            if ctx is not None:
-                http[member_id] = ctx.http_addr
+            addr = (ctx.raft_addr if ctx is not None
+                    else self.configured.get(member_id) or self.announced.get(member_id))
             if keys is not None and self.folder_keys is not None:
                 key = (ctx.public_key.encode() if ctx is not None and ctx.public_key
                        else self.folder_keys.get(member_id))
                 if key is not None:
                     keys[member_id] = key
+            if addr is None:
+                heard.append(member_id)
+                if member_id not in self._warned:
+                    self._warned.add(member_id)
+                    log_event(logger, logging.INFO, "member_address_unknown",
+                              member=member_id, hint="learned from its hello once it connects")
+                continue
+            addresses[member_id] = addr
+            if ctx is not None:
+                http[member_id] = ctx.http_addr
         if joining and keys is not None and self.folder_keys is not None:
             keys.update({m: k for m, k in self.folder_keys.items() if m not in keys})
-        return PeerTargets(addresses, keys, joining, http)
+        self._unaddressed = frozenset(heard)
+        self._joining = joining
+        return PeerTargets(addresses, keys, joining, http, tuple(heard))
 
     @staticmethod
     def _context(membership: Membership, member_id: str) -> MemberContext | None:

@@ -36,7 +36,7 @@ from dqueue.logs import log_event
 from dqueue.node.applier import apply_entries
 from dqueue.node.codec import entry_is_applicable, persisted_state, stored_snapshot_of
 from dqueue.node.gcpause import OldObjectFreezer
-from dqueue.node.hello import Hellos
+from dqueue.node.hello import Hellos, hello_raft_addr
 from dqueue.node.histogram import Histogram
 from dqueue.node.ipc_server import CmdRequest, IpcServer, ReadRequest
 from dqueue.node.leadership import Leadership
@@ -194,7 +194,7 @@ class RaftProcess:
                                   self.batch_entries)
         self._last_wall_ms = 0
         self._last_proposal_ms = monotonic_ms()
-        self.hellos = Hellos(self.config.http_addr)
+        self.hellos = Hellos(config.http_addr, self.members.get(config.id, config.raft_addr))
         # The commands proposed during this loop turn, proposed together as one entry.
         self.commands_per_entry = Histogram(BATCH_BUCKETS)
         self.batcher = ProposalBatcher(config.max_append_bytes // 2, self.raft.propose,
@@ -338,6 +338,9 @@ class RaftProcess:
                 return
             self.raft.step(msg)
         elif kind == PeerKind.HELLO:
+            raft_addr = hello_raft_addr(body)
+            if raft_addr is not None and self.peer_sync.book.learn(sender, raft_addr):
+                self._sync_peers(force=True)  # a member we could hear but not answer
             if not self.addresses.learn(sender, body):
                 self.transport.counters.malformed += 1
         elif (not self.member_admin.on_peer(sender, kind, body)
@@ -363,10 +366,12 @@ class RaftProcess:
             self._handle_ready(self.raft.ready())
         self._sync_peers()
 
-    def _sync_peers(self) -> None:
+    def _sync_peers(self, force: bool = False) -> None:
         """Connect to and admit exactly the members of the configuration in force and, until
-        the change applies here, of the one before it (members.py)."""
-        targets = self.peer_sync.refresh(self.raft.membership, self.applied_config.membership)
+        the change applies here, of the one before it (members.py); ``force`` after a hello
+        gave a member an address."""
+        targets = self.peer_sync.refresh(self.raft.membership, self.applied_config.membership,
+                                         force)
         if targets is not None:
             self.members = targets.addresses
             self.addresses.set_members(targets.addresses, targets.http)

@@ -24,7 +24,7 @@ stays bounded however long a peer is away. ZeroMQ reconnects on its own.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,7 +162,7 @@ class PeerTransport:
         self.set_peers(peers, dict(keys.members) if keys else None)
 
     def set_peers(self, peers: Mapping[str, str], member_keys: Mapping[str, bytes] | None,
-                  hear_any_member: bool = False) -> None:
+                  hear_any_member: bool = False, heard: Iterable[str] = ()) -> None:
         """Connect to exactly ``peers`` (member id -> raft address) and, with keys, admit
         exactly the public keys of ``member_keys`` (member id -> Z85 key; a member without a
         key gets no DEALER). A removed peer's DEALER is closed and its messages are dropped
@@ -173,6 +173,8 @@ class PeerTransport:
             member_keys: the key of each member (with keys); None without keys.
             hear_any_member: take messages from any member id (a member that joins, before
                 it knows its configuration); secure mode still admits only known keys.
+            heard: members to take messages from though no address is known for them (no
+                DEALER): their hello tells it (peer_book.py). Secure: only those with a key.
         """
         wanted: dict[str, tuple[str, bytes | None]] = {}
         for peer_id, addr in sorted(peers.items()):
@@ -190,6 +192,10 @@ class PeerTransport:
                 self._dealers[peer_id] = self._dealer(addr, key)
                 self._targets[peer_id] = (addr, key)
         self._known = {peer_id.encode(): peer_id for peer_id in self._dealers}
+        for peer_id in heard:
+            if peer_id != self.node_id and (not self.secure or (
+                    member_keys is not None and peer_id in member_keys)):
+                self._known[peer_id.encode()] = peer_id
         self.hear_any_member = hear_any_member
         if self._keys is not None and member_keys is not None:
             admitted = {k: m for m, k in member_keys.items() if m != self.node_id}

@@ -78,9 +78,13 @@ def test_add_a_learner_promote_it_and_remove_the_leader(tmp_path):
         for node_id in ("n1", "n2", "n3"):
             path = cluster.configs[node_id]
             path.write_text(_drop_member(path.read_text(), "n4"))
+        # n4 is told nothing of the others but one URL: it learns their raft addresses
+        # from their hellos once they reach it (peer_book.py).
         n4 = cluster.configs["n4"]
-        n4.write_text(n4.read_text().replace(
-            "bootstrap = true", f'join = "{cluster.url("n1")}"'))
+        n4_text = n4.read_text().replace("bootstrap = true", f'join = "{cluster.url("n1")}"')
+        for other in ("n1", "n2", "n3"):
+            n4_text = _drop_member(n4_text, other)
+        n4.write_text(n4_text)
         for node_id in ("n1", "n2", "n3"):
             cluster.start(node_id)
         leader = cluster.leader(among=["n1", "n2", "n3"])
@@ -98,6 +102,9 @@ def test_add_a_learner_promote_it_and_remove_the_leader(tmp_path):
         cluster.start("n4")
         wait_http(lambda: cluster.health("n4") is not None, "n4 serving /health")
         assert cluster.health("n4")["role"] == "follower"
+        # It asked the --join URL and says how to add it.
+        wait_for(lambda: "join_waiting" in cluster.log_text("n4"), 30, "n4's join_waiting")
+        assert "cluster add n4" in cluster.log_text("n4")
 
         # Asked of a follower over plain HTTP: it forwards the change to the leader and
         # answers once it committed (no redirect for the caller to follow).

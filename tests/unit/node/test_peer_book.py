@@ -30,10 +30,43 @@ def test_a_removed_member_is_neither_reached_nor_admitted():
     assert targets.keys is not None and "n2" not in targets.keys
 
 
-def test_a_member_without_address_gets_no_connection():
+def test_a_member_without_address_gets_no_connection_until_its_hello():
     book = PeerBook("n1", PEERS, None)
     targets = book.targets(Membership(("n1", "n5")), ("n5",))
     assert targets.addresses == {"n1": PEERS["n1"]} and targets.keys is None
+    assert targets.heard == ("n5",)  # heard, so that its hello can arrive
+    assert not book.learn("n2", "10.0.0.9:9090")  # not in the configuration: ignored
+    assert not book.learn("n1", "10.0.0.9:9090")  # ourselves
+    assert book.learn("n5", "10.0.0.5:9090")
+    assert not book.learn("n5", "10.0.0.5:9090")  # nothing new
+    targets = book.targets(Membership(("n1", "n5")), ("n5",))
+    assert targets.addresses == {"n1": PEERS["n1"], "n5": "10.0.0.5:9090"}
+    assert targets.heard == ()
+
+
+def test_a_hello_never_overrides_a_context_or_configured_address():
+    book = PeerBook("n1", PEERS, FOLDER)
+    m = Membership(("n1", "n2", "n4"), (), (("n4", CTX),))
+    book.targets(m, ("n2", "n4"))
+    assert not book.learn("n2", "10.6.6.6:9090") and not book.learn("n4", "10.6.6.6:9090")
+    assert book.targets(m, ("n2", "n4")).addresses["n4"] == "10.0.0.4:9090"
+
+
+def test_a_member_without_address_is_heard_with_its_folder_key():
+    book = PeerBook("n4", {"n4": "10.0.0.4:9090"}, FOLDER)
+    targets = book.targets(Membership(("n1", "n4")), ("n1",))
+    assert targets.heard == ("n1",) and targets.keys == {"n1": b"k1"}
+
+
+def test_a_joining_member_learns_any_member_up_to_the_bound():
+    book = PeerBook("n4", {"n4": "10.0.0.4:9090"}, None)
+    assert book.targets(Membership(()), ()).hear_any_member
+    assert book.learn("n1", "10.0.0.1:9090")
+    assert book.targets(Membership(()), ()).addresses == {
+        "n1": "10.0.0.1:9090", "n4": "10.0.0.4:9090"}
+    for i in range(200):
+        book.learn(f"x{i}", "10.0.0.7:9090")
+    assert len(book.announced) == 64  # MAX_MEMBERS
 
 
 def test_a_joining_member_reaches_every_configured_peer_and_trusts_its_folder():
@@ -48,7 +81,7 @@ class _Transport:
     def __init__(self) -> None:
         self.calls: list[tuple[list[str], list[str] | None, bool]] = []
 
-    def set_peers(self, peers, keys, hear_any_member=False) -> None:
+    def set_peers(self, peers, keys, hear_any_member=False, heard=()) -> None:
         self.calls.append((sorted(peers), sorted(keys) if keys is not None else None,
                            hear_any_member))
 

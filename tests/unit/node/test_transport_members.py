@@ -100,3 +100,24 @@ def test_a_joining_member_hears_any_member_id(made, addrs):
     b.send("d", b"raft", [8])
     pump([b, d], lambda: d.counters.unknown_peer >= 1)
     assert a.peer_ids == ["b", "d"]
+
+
+@pytest.mark.parametrize("secure", [False, True])
+def test_a_member_without_address_is_heard_but_not_sent_to(made, addrs, keydir, secure):
+    """peer_book.py: a member bootstrapped by --peers is in no context; a member that joined
+    later has no address for it until its hello, so it must hear it first. Secure: only a
+    member whose key is known is heard."""
+    folder = keydir if secure else None
+    d = _make(made, "d", addrs, ("a", "d"), folder)
+    b = _make(made, "b", addrs, ("b", "d"), folder)
+    keys = load_member_keys(str(keydir / "d")) if secure else None
+    d.set_peers({p: addrs[p] for p in ("a", "d")}, keys, heard=("b",))
+    assert d.peer_ids == ["a"] and not d.send("b", b"raft", [1])
+    send_until_up(b, [d], "d", [2])
+    got = pump([b, d], lambda: d.counters.received >= 1)
+    assert got == [("b", b"raft", [2])]
+    d.set_peers({p: addrs[p] for p in ("a", "d")}, keys)  # no longer heard
+    b.send("d", b"raft", [3])
+    pump([b, d], lambda: d.counters.unknown_peer >= 1 or bool(
+        secure and d.rejected_by_reason().get("unknown_key")))
+    assert d.counters.received == 1
