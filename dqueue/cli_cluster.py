@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 from dqueue.client.cluster_admin import DEFAULT_DEADLINE_S, DEFAULT_MAX_LAG, ClusterAdmin
 from dqueue.client.http_client import Client
+from dqueue.keys import PeerKeyError, public_key_arg
 
 Output = Callable[[argparse.Namespace, TextIO, Any, str], int]
 
@@ -48,7 +49,11 @@ def run(client: Client, args: argparse.Namespace, out: TextIO, emit: Output,
         cluster = admin.status()
         return emit(args, out, cluster, status_view(cluster, table))
     if action == "add":
-        change = admin.add_member(args.id, args.raft_addr, args.http_addr, args.public_key,
+        try:
+            public_key = public_key_arg(args.public_key) if args.public_key else None
+        except PeerKeyError as exc:
+            raise SystemExit(f"dqueue-cli: --public-key: {exc}") from None
+        change = admin.add_member(args.id, args.raft_addr, args.http_addr, public_key,
                                   learner=args.learner, max_lag=args.max_lag)
     elif action == "promote":
         change = admin.promote(args.id)
@@ -72,7 +77,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, fn: Callable[..., int]
     sp.add_argument("--http-addr", dest="http_addr", required=True,
                     help="host:port of its HTTP API")
     sp.add_argument("--public-key", dest="public_key",
-                    help="its CURVE public key (Z85), required in a cluster with keys")
+                    help="its CURVE public key: a Z85 key or its public key file "
+                         "(KEYS/<id>/members/<id>.key); required in a cluster with keys")
     sp.add_argument("--learner", action="store_true", help="leave it a learner (no vote)")
     sp.add_argument("--max-lag", dest="max_lag", type=int, default=DEFAULT_MAX_LAG,
                     help=f"entries behind the leader that count as caught up "

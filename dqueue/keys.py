@@ -68,6 +68,17 @@ def _load_public(path: Path) -> bytes:
     return public
 
 
+def public_key_arg(value: str) -> str:
+    """A ``--public-key`` value: the key of a public key file when ``value`` names one (as
+    ``DIR/members/<id>.key``), else ``value`` itself (a Z85 key, checked by the server).
+
+    Raises:
+        PeerKeyError: ``value`` names a file that holds no public key.
+    """
+    path = Path(value)
+    return _load_public(path).decode() if path.is_file() else value
+
+
 def _load_folder(folder: Path) -> dict[str, bytes]:
     """Every ``<id>.key`` in ``folder`` as id -> public key (an absent folder is empty)."""
     if not folder.is_dir():

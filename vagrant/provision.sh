@@ -4,11 +4,14 @@
 # unit and start it.
 #
 #   provision.sh [--src DIR] [--root DIR] [--addresses n1=IP,n2=IP,n3=IP] [--conf-dir DIR]
-#                [--keys DIR | --insecure] [--no-apt] [--no-systemd] NODE_ID
+#                [--keys DIR | --insecure] [--join URL] [--no-apt] [--no-systemd] NODE_ID
 #
 # --keys is this node's folder written by `dqueue-cli keys init` (default /opt/dqueue-keys,
 # which the Vagrantfile syncs from vagrant/keys/<id>/): it is installed as /etc/dqueue/keys,
 # owner dqueue, secret key 0600. Without keys provisioning fails unless --insecure.
+#
+# --join URL renders a node that joins the running cluster at that member's HTTP URL instead
+# of bootstrapping one (the Vagrantfile's n4); add it with `dqueue-cli cluster add`.
 #
 # --root installs into another filesystem root (a test or an image build): everything is
 # written below it, no user is created and systemd is left alone. Paths written into the files
@@ -24,6 +27,7 @@ INSECURE=0
 APT=1
 SYSTEMD=1
 NODE_ID=""
+JOIN=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --src) SRC="$2"; shift 2 ;;
@@ -32,9 +36,10 @@ while [ $# -gt 0 ]; do
         --conf-dir) CONF_DIR="$2"; shift 2 ;;
         --keys) KEYS="$2"; shift 2 ;;
         --insecure) INSECURE=1; shift ;;
+        --join) JOIN="$2"; shift 2 ;;
         --no-apt) APT=0; shift ;;
         --no-systemd) SYSTEMD=0; shift ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
         -*) echo "provision: unknown option $1" >&2; exit 2 ;;
         *) NODE_ID="$1"; shift ;;
     esac
@@ -119,7 +124,8 @@ fi
 TEMPLATE=()
 [ -f "$CONF_DIR/$NODE_ID.toml" ] && TEMPLATE=(--template "$CONF_DIR/$NODE_ID.toml")
 python3 "$HERE/render_config.py" "${TEMPLATE[@]}" --id "$NODE_ID" --addresses "$ADDRESSES" \
-    --data-dir /var/lib/dqueue "${SECURITY[@]}" > "$R/etc/dqueue/node.toml.new"
+    --data-dir /var/lib/dqueue "${SECURITY[@]}" ${JOIN:+--join "$JOIN"} \
+    > "$R/etc/dqueue/node.toml.new"
 mv "$R/etc/dqueue/node.toml.new" "$R/etc/dqueue/node.toml"
 say "wrote $R/etc/dqueue/node.toml"
 

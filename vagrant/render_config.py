@@ -41,11 +41,16 @@ def dump(doc: dict[str, Any], prefix: str = "") -> str:
 
 
 def render(template: dict[str, Any], node_id: str, addresses: dict[str, str],
-           data_dir: str, secure_dir: str = "", insecure: bool = False) -> dict[str, Any]:
+           data_dir: str, secure_dir: str = "", insecure: bool = False,
+           join: str = "") -> dict[str, Any]:
     """The template with this node's id, data directory, addresses and peer keys folder
-    (``secure_dir``), or ``insecure`` when the cluster runs without keys."""
+    (``secure_dir``), or ``insecure`` when the cluster runs without keys. With ``join`` (a
+    member's HTTP URL) the node joins a running cluster: its peers are itself alone, and it
+    waits for ``dqueue-cli cluster add`` (docs/operations.md, "Adding a member")."""
     if node_id not in addresses:
         raise ValueError(f"--addresses has no address for node {node_id!r}")
+    if join:
+        addresses = {node_id: addresses[node_id]}
     doc = dict(template)
     # HTTP on every interface (the host reaches it by the private address or a forwarded
     # port); the peer transport on the private network only.
@@ -56,6 +61,10 @@ def render(template: dict[str, Any], node_id: str, addresses: dict[str, str],
                peers_http={n: f"{ip}:{HTTP_PORT}" for n, ip in addresses.items()})
     doc.pop("secure_dir", None)
     doc.pop("insecure", None)
+    doc.pop("join", None)
+    if join:
+        doc.pop("bootstrap", None)
+        doc["join"] = join
     if secure_dir:
         doc["secure_dir"] = secure_dir
     elif insecure:
@@ -81,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--id", required=True)
     parser.add_argument("--addresses", required=True, help="n1=ip,n2=ip,n3=ip")
     parser.add_argument("--data-dir", default="/var/lib/dqueue")
+    parser.add_argument("--join", default="", metavar="URL",
+                        help="join the running cluster at this member's HTTP URL")
     keys = parser.add_mutually_exclusive_group()
     keys.add_argument("--secure-dir", default="", help="the node's peer keys folder")
     keys.add_argument("--insecure", action="store_true", help="no peer keys (insecure = true)")
@@ -91,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             template = tomllib.load(handle)
     try:
         doc = render(template, args.id, parse_addresses(args.addresses), args.data_dir,
-                     args.secure_dir, args.insecure)
+                     args.secure_dir, args.insecure, args.join)
     except ValueError as exc:
         print(f"render_config: {exc}", file=sys.stderr)
         return 2

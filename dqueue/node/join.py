@@ -3,8 +3,9 @@
 The node itself needs nothing from the URL: it starts with no configuration, and the leader
 reaches it once ``dqueue-cli cluster add`` put its address in the configuration (it learns
 the other members' addresses from their hellos, ``hello.py``). The supervisor asks the URL's
-``GET /cluster`` once at start, in a thread, and logs what the operator needs: the members,
-whether this id is already one, and the command that adds it. An unreachable URL is a
+``GET /cluster`` (or, without a token, ``GET /health``) once at start, in a thread, and logs
+what the operator needs: the members, whether this id is already one, and the command that
+adds it. An unreachable URL is a
 warning, retried a few times; it never stops the node.
 
 Everything in the answer is untrusted: only the fields used are read, each checked.
@@ -57,29 +58,51 @@ def describe_cluster(config: NodeConfig, answer: Any) -> dict[str, Any] | None:
             "already_member": config.id in ids}
 
 
+def _get(url: str, opener: Callable[..., Any]) -> Any:
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    token = os.environ.get("DQUEUE_TOKEN")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with opener(request, timeout=REQUEST_TIMEOUT_S) as response:
+        return json.loads(response.read(MAX_ANSWER_BYTES))
+
+
+def describe_health(config: NodeConfig, answer: Any) -> dict[str, Any] | None:
+    """The fields of a ``GET /health`` answer worth logging (it needs no token), or None."""
+    if type(answer) is not dict or not is_member_id(answer.get("node_id")):
+        return None
+    leader = answer.get("leader_id")
+    return {"members": {answer["node_id"]: "?"}, "leader": leader if is_member_id(leader)
+            else None, "already_member": answer["node_id"] == config.id}
+
+
 def probe(config: NodeConfig, opener: Callable[..., Any] = urllib.request.urlopen,
           wait: Callable[[float], bool] | None = None) -> dict[str, Any] | None:
     """Ask ``config.join`` for its cluster and log it; the description, or None.
+
+    ``GET /cluster`` needs a token with the ``read`` role (``DQUEUE_TOKEN``); without one the
+    node asks ``GET /health``, which tells the member and its leader only.
 
     Args:
         config: this node's configuration (``join`` set).
         opener: ``urllib.request.urlopen`` (replaced in tests).
         wait: sleeps between attempts and returns True to stop early (an Event's ``wait``).
     """
-    url = config.join.rstrip("/") + "/cluster"
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
-    token = os.environ.get("DQUEUE_TOKEN")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
+    base = config.join.rstrip("/")
     wait = wait or threading.Event().wait
     for attempt in range(1, ATTEMPTS + 1):
+        url = base + "/cluster"
         try:
-            with opener(request, timeout=REQUEST_TIMEOUT_S) as response:
-                answer = json.loads(response.read(MAX_ANSWER_BYTES))
+            try:
+                described = describe_cluster(config, _get(url, opener))
+            except urllib.error.HTTPError as exc:
+                if exc.code not in (401, 403):
+                    raise
+                url = base + "/health"
+                described = describe_health(config, _get(url, opener))
         except urllib.error.HTTPError as exc:
             log_event(logger, logging.WARNING, "join_target_refused", url=url,
-                      status=exc.code, hint="GET /cluster needs a token with the read role: "
-                      "set DQUEUE_TOKEN" if exc.code in (401, 403) else "check the URL")
+                      status=exc.code, hint="check the URL: it must be a member's HTTP API")
             return None
         except (OSError, ValueError) as exc:
             log_event(logger, logging.WARNING, "join_target_unreachable", url=url,
@@ -88,10 +111,9 @@ def probe(config: NodeConfig, opener: Callable[..., Any] = urllib.request.urlope
             if attempt < ATTEMPTS and wait(RETRY_INTERVAL_S):
                 return None
             continue
-        described = describe_cluster(config, answer)
         if described is None:
             log_event(logger, logging.WARNING, "join_target_refused", url=url,
-                      hint="the answer is not a dqueue GET /cluster: check the URL")
+                      hint="the answer is not a dqueue member's: check the URL")
             return None
         hint = ("already a member: it catches up from the leader" if described["already_member"]
                 else f"add it: {add_command(config)}")

@@ -21,7 +21,11 @@ from typing import Any
 import pytest
 
 from dqueue.chaos import netns
-from dqueue.keys import create_cluster_keys
+from dqueue.client import Client, RetryPolicy
+from dqueue.client.cluster_admin import ClusterAdmin
+from dqueue.client.errors import DQueueError
+from dqueue.keys import create_cluster_keys, public_key_arg
+from dqueue.testing import wait_for
 from dqueue.testing.processes import NodeProcess, NodeSpec, health, http_json
 from dqueue.tokens import ROLES, TOKENS_FILE, add_token
 
@@ -31,10 +35,21 @@ ROOT = Path(__file__).resolve().parents[2]
 VAGRANT = ROOT / "vagrant"
 
 
-def vagrant_addresses() -> dict[str, str]:
-    """The node -> private address table of the Vagrantfile."""
+def _vagrant_table(name: str) -> dict[str, str]:
     text = (VAGRANT / "Vagrantfile").read_text()
-    return dict(re.findall(r'"(n\d+)" => "(\d+\.\d+\.\d+\.\d+)"', text))
+    block = re.search(rf"^{name} = \{{(.*?)^\}}\.freeze", text, re.S | re.M)
+    assert block is not None, f"no {name} table in the Vagrantfile"
+    return dict(re.findall(r'"(n\d+)" => "(\d+\.\d+\.\d+\.\d+)"', block.group(1)))
+
+
+def vagrant_addresses() -> dict[str, str]:
+    """The node -> private address table of the Vagrantfile's bootstrap members."""
+    return _vagrant_table("NODES")
+
+
+def vagrant_joiners() -> dict[str, str]:
+    """The members the Vagrantfile starts only when asked, to join the running cluster."""
+    return _vagrant_table("JOINERS")
 
 
 def exec_start(unit: Path) -> list[str]:
@@ -71,15 +86,16 @@ def provisioned(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     table = ",".join(f"{node}={ip}" for node, ip in addresses.items())
     # The keys the Vagrantfile makes on the host (dqueue-cli keys init vagrant/keys ...).
     keys = tmp_path_factory.mktemp("keys")
-    create_cluster_keys(str(keys), list(addresses), force=True)
+    joiners = vagrant_joiners()
+    create_cluster_keys(str(keys), [*addresses, *joiners], force=True)
     # One HTTP token, copied to every node (dqueue-cli tokens add ... --secure-dir keys/n1):
     # the test talks to the nodes from another namespace, which protected mode would refuse.
     token, _ = add_token(str(keys / "n1"), "vagrant-test", frozenset(ROLES))
-    for node in addresses:
+    for node in [*addresses, *joiners]:
         if node != "n1":
             shutil.copyfile(keys / "n1" / TOKENS_FILE, keys / node / TOKENS_FILE)
     roots: dict[str, Path] = {}
-    for node in addresses:
+    for node in [*addresses, *joiners]:
         root = tmp_path_factory.mktemp(f"vm-{node}")
         if roots:
             # The install step is the same on every VM: it runs once, for the first one, and
@@ -89,7 +105,9 @@ def provisioned(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             (root / "opt" / "dqueue" / "venv").symlink_to(first / "opt" / "dqueue" / "venv")
         done = subprocess.run(
             ["bash", str(VAGRANT / "provision.sh"), "--src", str(ROOT), "--root", str(root),
-             "--addresses", table, "--keys", str(keys / node), node],
+             *(["--addresses", f"{node}={joiners[node]}", "--join",
+                f"http://{addresses['n1']}:8080"] if node in joiners
+               else ["--addresses", table]), "--keys", str(keys / node), node],
             capture_output=True, text=True, timeout=900,
             env={**os.environ, "PIP_NO_COMPILE": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
         assert done.returncode == 0, done.stdout + done.stderr
@@ -98,12 +116,16 @@ def provisioned(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return roots
 
 
+def _bootstrap(provisioned: dict[str, Path]) -> dict[str, Path]:
+    return {n: root for n, root in provisioned.items() if n in vagrant_addresses()}
+
+
 def test_provisioning_writes_venv_config_and_unit(provisioned):
     addresses = vagrant_addresses()
     assert list(addresses) == ["n1", "n2", "n3"]
-    for node, root in provisioned.items():
+    for node, root in _bootstrap(provisioned).items():
         conf = tomllib.loads((root / "etc" / "dqueue" / "node.toml").read_text())
-        assert conf["id"] == node
+        assert conf["id"] == node and "join" not in conf
         assert conf["data_dir"] == "/var/lib/dqueue"
         assert conf["raft_addr"] == f"{addresses[node]}:9090"
         assert conf["peers"] == {n: f"{ip}:9090" for n, ip in addresses.items()}
@@ -114,12 +136,18 @@ def test_provisioning_writes_venv_config_and_unit(provisioned):
         assert (keys.stat().st_mode & 0o777, (keys / f"{node}.key_secret").stat().st_mode
                 & 0o777) == (0o700, 0o600)
         assert sorted(p.name for p in (keys / "members").iterdir()) == [
-            f"{n}.key" for n in addresses]
+            f"{n}.key" for n in [*addresses, *vagrant_joiners()]]
         assert [p.name for p in keys.glob("*.key_secret")] == [f"{node}.key_secret"]
         assert (keys / TOKENS_FILE).stat().st_mode & 0o777 == 0o600  # HTTP tokens installed
         unit = root / "etc" / "systemd" / "system" / "dqueue.service"
         assert unit.read_text() == (VAGRANT / "dqueue.service").read_text()
         assert (root / "var" / "lib" / "dqueue").is_dir()
+    # The fourth VM joins: its peers are itself alone, and it names the member to ask.
+    for node, ip in vagrant_joiners().items():
+        conf = tomllib.loads((provisioned[node] / "etc" / "dqueue" / "node.toml").read_text())
+        assert conf["join"] == f"http://{addresses['n1']}:8080" and "bootstrap" not in conf
+        assert conf["peers"] == {node: f"{ip}:9090"}
+        assert conf["raft_addr"] == f"{ip}:9090"
     venv_python = provisioned["n1"] / "opt" / "dqueue" / "venv" / "bin" / "python"
     check = subprocess.run([str(venv_python), "-c", "import dqueue.supervisor, zmq, lmdb, falcon"],
                            capture_output=True, text=True)
@@ -135,20 +163,21 @@ def test_unit_restarts_on_failure_and_runs_the_venv_command():
         "/opt/dqueue/venv/bin/dqueue", "--config=/etc/dqueue/node.toml"]
 
 
-@pytest.fixture
-def vm_cluster(provisioned) -> Iterator[tuple[netns.Topology, list[NodeProcess]]]:
-    """The three rendered configs, run with the unit's ExecStart in namespaces with the VMs'
-    addresses; every path of the command is taken inside the VM's temporary root."""
+def _run_vms(provisioned: dict[str, Path], addresses: dict[str, str]
+             ) -> Iterator[tuple[netns.Topology, list[NodeProcess]]]:
+    """The rendered configs of the VMs of ``addresses``, run with the unit's ExecStart in
+    namespaces with the VMs' addresses; every path of the command is taken inside the VM's
+    temporary root."""
     reason = netns.unavailable_reason()
     if reason:
         pytest.fail(f"network namespaces are required: {reason}")
-    addresses = vagrant_addresses()
     subnet = next(iter(addresses.values())).rsplit(".", 1)[0]
     topo = netns.Topology(f"dqv{secrets.token_hex(3)}", addresses, f"{subnet}.254")
     nodes: list[NodeProcess] = []
     try:
         netns.create(topo)
-        for node, root in provisioned.items():
+        for node in addresses:
+            root = provisioned[node]
             argv = []
             for arg in exec_start(VAGRANT / "dqueue.service"):
                 name, sep, value = arg.partition("=")
@@ -168,6 +197,18 @@ def vm_cluster(provisioned) -> Iterator[tuple[netns.Topology, list[NodeProcess]]
         for process in nodes:
             process.kill()
         netns.destroy(topo)
+
+
+@pytest.fixture
+def vm_cluster(provisioned) -> Iterator[tuple[netns.Topology, list[NodeProcess]]]:
+    """The three bootstrap VMs."""
+    yield from _run_vms(provisioned, vagrant_addresses())
+
+
+@pytest.fixture
+def vm_cluster_with_joiner(provisioned) -> Iterator[tuple[netns.Topology, list[NodeProcess]]]:
+    """The three bootstrap VMs and the fourth, which waits to be added (vagrant up n4)."""
+    yield from _run_vms(provisioned, {**vagrant_addresses(), **vagrant_joiners()})
 
 
 def test_rendered_configs_form_a_cluster_on_the_vm_addresses(vm_cluster, provisioned):
@@ -233,3 +274,47 @@ def test_provisioning_without_keys_refuses_unless_insecure(provisioned, tmp_path
     assert done.returncode == 0, done.stdout + done.stderr
     conf = tomllib.loads((root / "etc" / "dqueue" / "node.toml").read_text())
     assert conf["insecure"] is True and "secure_dir" not in conf
+
+
+@pytest.mark.slow
+def test_the_fourth_vm_joins_and_another_member_is_removed(vm_cluster_with_joiner, provisioned):
+    """vagrant/README.md, "Add a fourth member, remove another": n4 starts with --join and no
+    --peers, waits, is added with its public key file, catches up, is promoted; n3 is then
+    removed, and the cluster of n1, n2, n4 serves writes."""
+    topo, nodes = vm_cluster_with_joiner
+    token = (provisioned["n1"] / "test-token").read_text()
+    addresses = topo.addresses
+    joiner = next(iter(vagrant_joiners()))
+    key = public_key_arg(str(provisioned[joiner] / "etc" / "dqueue" / "keys" / "members"
+                             / f"{joiner}.key"))
+
+    def scenario() -> dict[str, Any]:
+        urls = [f"http://{addresses[n]}:8080" for n in vagrant_addresses()]
+        admin = ClusterAdmin(Client(urls, token=token, retry=RetryPolicy(deadline_s=90.0)))
+        wait_for(lambda: admin.status().get("leader_id"), 90, "a leader of n1, n2, n3",
+                 ignore=(DQueueError,))
+        waiting = wait_for(lambda: health(f"{addresses[joiner]}:8080", 0.5), 60,
+                           f"{joiner} serving /health")
+        added = admin.add_member(joiner, f"{addresses[joiner]}:9090",
+                                 f"{addresses[joiner]}:8080", key)
+        removed = admin.remove("n3")
+        final = [f"http://{addresses[n]}:8080" for n in ("n1", "n2", joiner)]
+        client = Client(final, token=token, retry=RetryPolicy(deadline_s=60.0))
+        task = client.enqueue("vm", {"after": "n3 left"})
+        seen = wait_for(lambda: client.get(task.id), 30, "the task", ignore=(DQueueError,))
+        n3_status = wait_for(
+            lambda: (health(f"{addresses['n3']}:8080", 0.5) or {}).get("status") == "removed",
+            60, "n3 reporting itself removed")
+        return {"waiting": waiting, "added": added, "removed": removed, "seen": seen,
+                "n3_removed": n3_status, "status": admin.status()}
+
+    try:
+        outcome = in_namespace(topo.hub, scenario)
+    finally:
+        logs = "\n".join(Path(n.spec.log_path).read_text()[-3000:] for n in nodes)
+    assert outcome["waiting"]["role"] == "follower", logs
+    assert outcome["added"]["voters"] == ["n1", "n2", "n3", joiner]
+    assert sorted(outcome["removed"]["voters"]) == ["n1", "n2", joiner]
+    assert outcome["seen"].payload == {"after": "n3 left"}
+    assert outcome["n3_removed"]
+    assert "join_waiting" in Path(provisioned[joiner] / "node.log").read_text()

@@ -6,7 +6,10 @@ import argparse
 import io
 import json
 
+import pytest
+
 from dqueue import cli, cli_cluster
+from dqueue.keys import create_cluster_keys, load_member_keys
 from tests.unit.client.fakes import ScriptedRequester
 
 
@@ -27,6 +30,22 @@ def test_add_as_learner_and_the_change_view():
                               "voters: n1   learners: n4\n")
     assert server.requests == [("POST", "/cluster/members",
                                 {"id": "n4", "raft_addr": "h:1", "http_addr": "h:2"})]
+
+
+def test_add_reads_the_public_key_from_its_key_file(tmp_path):
+    create_cluster_keys(str(tmp_path), ["n4"])
+    key_file = tmp_path / "n4" / "members" / "n4.key"
+    key = load_member_keys(str(tmp_path / "n4"))["n4"].decode()
+    args = _parse("cluster", "add", "n4", "--raft-addr", "h:1", "--http-addr", "h:2",
+                  "--learner", "--public-key", str(key_file))
+    server = ScriptedRequester([{"id": "n4", "change": "add_learner", "index": 7,
+                                 "voters": ["n1"], "learners": ["n4"]}])
+    cli_cluster.run(server, args, io.StringIO(), cli._json_or, cli.table)  # type: ignore[arg-type]
+    assert server.requests[0][2]["public_key"] == key and len(key) == 40
+    (tmp_path / "junk.key").write_text("not a key")
+    args.public_key = str(tmp_path / "junk.key")
+    with pytest.raises(SystemExit, match="--public-key"):
+        cli_cluster.run(server, args, io.StringIO(), cli._json_or, cli.table)  # type: ignore[arg-type]
 
 
 def test_status_table_and_json():

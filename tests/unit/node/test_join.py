@@ -81,11 +81,24 @@ def test_a_strange_answer_never_raises(answer):
         assert described["leader"] is None or described["leader"] == "n1"
 
 
-def test_a_refusal_is_not_retried(caplog):
-    opener, calls = _opener(urllib.error.HTTPError("u", 401, "no", {}, None))
+def test_without_a_token_it_asks_health_instead():
+    calls = []
+
+    def opener(request, timeout):
+        calls.append(request.full_url)
+        if request.full_url.endswith("/cluster"):
+            raise urllib.error.HTTPError(request.full_url, 401, "no", {}, None)
+        return _Answer(json.dumps({"node_id": "n1", "leader_id": "n2"}).encode())
+    described = join.probe(CONFIG, opener, wait=lambda _: False)
+    assert calls == ["http://127.0.0.1:8081/cluster", "http://127.0.0.1:8081/health"]
+    assert described == {"members": {"n1": "?"}, "leader": "n2", "already_member": False}
+
+
+def test_another_refusal_is_not_retried(caplog):
+    opener, calls = _opener(urllib.error.HTTPError("u", 404, "no", {}, None))
     with caplog.at_level(logging.WARNING, logger="dqueue.node.join"):
         assert join.probe(CONFIG, opener, wait=lambda _: False) is None
-    assert len(calls) == 1 and "DQUEUE_TOKEN" in _fields(caplog)
+    assert len(calls) == 1 and "join_target_refused" in _fields(caplog)
 
 
 @pytest.mark.parametrize("url", ["127.0.0.1:8081", "ftp://h:1", "http://", "http://a b:1",
