@@ -6,7 +6,7 @@
 Starts a 3-node cluster of real processes on 127.0.0.1 (in a temporary folder), enqueues,
 leases, acks and dead-letters tasks for ``--seconds`` so the charts have a history, then opens
 the leader's dashboard in Debian's chromium (Playwright, no browser download) and saves
-cluster.png, queues.png, tasks.png, dlq.png, purge-confirm.png and phone.png.
+cluster.png, queues.png, tasks.png, dlq.png, purge-confirm.png, schedules.png and phone.png.
 """
 
 from __future__ import annotations
@@ -96,6 +96,14 @@ def main(argv: list[str] | None = None) -> int:
             call(api, "GET", "/stats/history")  # start the sampler before the traffic
             call(api, "PUT", "/queues/emails", {"max_retries": 5, "lease_seconds": 60})
             call(api, "PUT", "/queues/images", {"max_depth": 10_000})
+            call(api, "PUT", "/schedules/heartbeat", {"every_seconds": 5, "task": {
+                "type": "ping", "queue": "default"}})
+            call(api, "PUT", "/schedules/nightly-report", {
+                "cron": "0 3 * * *", "timezone": "Europe/Paris",
+                "task": {"type": "report", "queue": "images"}, "catch_up": "latest"})
+            call(api, "PUT", "/schedules/weekly-digest", {
+                "cron": "30 8 * * 1", "timezone": "America/New_York",
+                "task": {"type": "digest", "queue": "emails"}, "paused": True})
             task_id = work(api, args.seconds, rng)
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM)
@@ -118,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
                 page.screenshot(path=str(args.out / "purge-confirm.png"))
                 print(f"wrote {args.out / 'purge-confirm.png'}")
                 page.click("#confirm-no")
+                shoot(page, base + "#schedules", args.out, "schedules", "#schedules tbody tr",
+                      full_page=False)
                 phone = browser.new_page(viewport={"width": 390, "height": 844},
                                          is_mobile=True, device_scale_factor=2)
                 shoot(phone, base + "#queues", args.out, "phone", QUEUE_READY)

@@ -209,12 +209,39 @@ def test_a_purge_asks_first(node: NodeCluster, api: Http, page: Page):
     expect(page.locator("#dead tbody tr")).to_have_count(0)
 
 
+def test_the_schedules_page_shows_the_api_and_pauses_and_resumes(node: NodeCluster, api: Http,
+                                                                  page: Page):
+    call(api, "PUT", "/schedules/ui-beat", {"every_seconds": 1, "task": {"type": "beat"}})
+    call(api, "PUT", "/schedules/ui-nightly", {"cron": "0 3 * * *", "timezone": "Europe/Paris",
+                                               "task": {"type": "report"}})
+    page.goto(node.url("n1") + "/ui/#schedules")
+    beat = page.locator('#schedules tr[data-schedule="ui-beat"]')
+    expect(beat).to_contain_text("every 1 s")
+    expect(page.locator('#schedules tr[data-schedule="ui-nightly"]')).to_contain_text(
+        "cron 0 3 * * * (Europe/Paris)")
+
+    def fired_shown_equals_api() -> bool:  # it fires every second; the page polls
+        fired = call(api, "GET", "/schedules/ui-beat")["fired"]
+        return fired > 0 and beat.locator('[data-field="fired"]').inner_text() == str(fired)
+
+    wait_for(fired_shown_equals_api, 20, "the fired count of GET /schedules/ui-beat")
+    beat.locator("button.pause").click()
+    expect(page.locator("#banner")).to_contain_text("Paused: ui-beat")
+    assert call(api, "GET", "/schedules/ui-beat")["paused"] is True
+    expect(beat.locator('[data-field="next_slot"]')).to_have_text("paused")
+    beat.locator("button.resume").click()
+    expect(page.locator("#banner")).to_contain_text("Resumed: ui-beat")
+    assert call(api, "GET", "/schedules/ui-beat")["paused"] is False
+    for name in ("ui-beat", "ui-nightly"):
+        call(api, "DELETE", f"/schedules/{name}")
+
+
 def test_a_phone_sized_screen_needs_no_sideways_scrolling(node: NodeCluster, browser: Browser):
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     try:
         page = context.new_page()
         page.set_default_timeout(UI_TIMEOUT_MS)
-        for tab in ("cluster", "queues", "tasks", "dlq"):
+        for tab in ("cluster", "queues", "tasks", "dlq", "schedules"):
             page.goto(node.url("n1") + f"/ui/#{tab}")
             expect(page.locator(f"#view-{tab}")).to_be_visible()
             page.wait_for_function("document.getElementById('refreshed').textContent !== ''")

@@ -340,10 +340,45 @@ async function purge() {
   banner(`Purged: ${answer.purged}.`, true);
 }
 
+// ------------------------------------------------------------------ schedules
+
+function scheduleWhen(s) {
+  if (s.cron) return `cron ${s.cron} (${show(s.timezone)})`;
+  return `every ${show(s.every_seconds)} s`;
+}
+
+async function refreshSchedules() {
+  const listed = await api("GET", "/schedules");
+  const schedules = listed.schedules || [];
+  $("s-count").textContent = `${schedules.length} schedule(s)`;
+  fill($("schedules").tBodies[0], schedules.map((s) => {
+    const task = s.task || {};
+    const paused = s.paused === true;
+    const toggle = el("button", {type: "button", class: paused ? "small resume" : "small pause",
+                                 onclick: () => act(() => pauseOrResume(s.name, paused))},
+                      paused ? "Resume" : "Pause");
+    return el("tr", {"data-schedule": String(s.name), class: paused ? "paused" : ""},
+              el("td", {class: "mono"}, show(s.name)),
+              el("td", {class: "mono"}, scheduleWhen(s)),
+              el("td", {class: "mono"}, `${show(task.queue)} / ${show(task.type)}`),
+              el("td", {"data-field": "next_slot"}, paused ? "paused" : show(s.next_slot)),
+              el("td", {}, show(s.last_slot)),
+              el("td", {class: "num", "data-field": "fired"}, show(s.fired)),
+              el("td", {}, show(s.last_error)),
+              el("td", {}, toggle));
+  }));
+}
+
+async function pauseOrResume(name, paused) {
+  const action = paused ? "resume" : "pause";
+  await api("POST", `/schedules/${encodeURIComponent(name)}/${action}`);
+  banner(`${paused ? "Resumed" : "Paused"}: ${name}.`, true);
+}
+
 // ------------------------------------------------------------------ tabs and polling
 
 const REFRESH = {cluster: refreshCluster, queues: refreshQueues, tasks: refreshTasks,
-                 dlq: refreshDlq};
+                 dlq: refreshDlq, schedules: refreshSchedules};
 
 async function act(action) {
   try {
