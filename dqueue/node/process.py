@@ -349,6 +349,8 @@ class RaftProcess:
 
     def _on_tick(self, now: float) -> None:
         self.hellos.on_tick(now, self.transport)
+        for peer in self.transport.lost_peers():
+            self.raft.peer_lost(peer)  # its connection closed: do not wait out its silence
         if self.stop_requested and self.stopping_since_ms is None:
             self._begin_stop(now)
         self.router.on_tick(now)

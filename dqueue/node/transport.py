@@ -42,6 +42,8 @@ _NOBLOCK = int(zmq.NOBLOCK)
 _HANDSHAKE_FAILED_EVENTS = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
                             | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
 _MONITOR_ENDPOINT = "inproc://dqueue-peer-monitor-{}"
+# One per DEALER: its connection to that peer closed (the peer's process died or closed it).
+_DEALER_MONITOR_ENDPOINT = "inproc://dqueue-peer-dealer-{}-{}"
 
 # Messages queued per peer before sends to it are dropped. Raft sends at most
 # max_inflight_msgs appends plus heartbeats to a peer, so this leaves room for a burst.
@@ -153,6 +155,8 @@ class PeerTransport:
         self._keys = keys
         self._any_address = any_address
         self._dealers: dict[str, zmq.Socket] = {}
+        # peer id -> the PAIR that gets its DEALER's disconnection events (lost_peers).
+        self._dealer_monitors: dict[str, zmq.Socket] = {}
         # peer id -> (raft address, its public key or None) of each DEALER.
         self._targets: dict[str, tuple[str, bytes | None]] = {}
         self._known: dict[bytes, str] = {}
@@ -185,11 +189,11 @@ class PeerTransport:
                 continue
             wanted[peer_id] = (addr, key)
         for peer_id in [p for p in self._dealers if self._targets.get(p) != wanted.get(p)]:
-            self._dealers.pop(peer_id).close(0)
+            self._close_dealer(peer_id)
             del self._targets[peer_id]
         for peer_id, (addr, key) in wanted.items():
             if peer_id not in self._dealers:
-                self._dealers[peer_id] = self._dealer(addr, key)
+                self._dealers[peer_id] = self._dealer(peer_id, addr, key)
                 self._targets[peer_id] = (addr, key)
         self._known = {peer_id.encode(): peer_id for peer_id in self._dealers}
         for peer_id in heard:
@@ -206,7 +210,13 @@ class PeerTransport:
             if hear_any_member:
                 self._known.update({m.encode(): m for m in member_keys})
 
-    def _dealer(self, addr: str, server_key: bytes | None) -> zmq.Socket:
+    def _close_dealer(self, peer_id: str) -> None:
+        dealer = self._dealers.pop(peer_id)
+        dealer.disable_monitor()
+        self._dealer_monitors.pop(peer_id).close(0)
+        dealer.close(0)
+
+    def _dealer(self, peer_id: str, addr: str, server_key: bytes | None) -> zmq.Socket:
         dealer = self._context.socket(zmq.DEALER)
         dealer.setsockopt(zmq.IDENTITY, self.node_id.encode())
         dealer.setsockopt(zmq.LINGER, 0)
@@ -219,8 +229,32 @@ class PeerTransport:
             dealer.setsockopt(zmq.CURVE_SECRETKEY, self._keys.secret_key)
             dealer.setsockopt(zmq.CURVE_PUBLICKEY, self._keys.public_key)
             dealer.setsockopt(zmq.CURVE_SERVERKEY, server_key)
+        endpoint = _DEALER_MONITOR_ENDPOINT.format(id(self), peer_id)
+        dealer.monitor(endpoint, zmq.EVENT_DISCONNECTED)
+        monitor = self._context.socket(zmq.PAIR)
+        monitor.setsockopt(zmq.LINGER, 0)
+        monitor.connect(endpoint)
+        self._dealer_monitors[peer_id] = monitor
         dealer.connect(tcp_endpoint(addr, bind=False))
         return dealer
+
+    def lost_peers(self) -> list[str]:
+        """The peers whose connection closed since the last call (read without blocking).
+
+        A closed TCP connection is what a peer's crash looks like from here when its machine
+        stays up: the node tells the Raft core at once (``Raft.peer_lost``) rather than
+        waiting a whole election timeout for the leader's silence.
+        """
+        lost: list[str] = []
+        for peer_id, monitor in self._dealer_monitors.items():
+            for _ in range(MAX_MONITOR_EVENTS):
+                try:
+                    frames = recv_frames(monitor)
+                except zmq.Again:
+                    break
+                if len(frames) == 2 and len(frames[0]) == 6 and peer_id not in lost:
+                    lost.append(peer_id)
+        return lost
 
     @property
     def control_sockets(self) -> list[zmq.Socket]:
@@ -325,8 +359,8 @@ class PeerTransport:
         """Close every socket (again: nothing)."""
         if self.router.closed:
             return
-        for dealer in self._dealers.values():
-            dealer.close(0)
+        for peer_id in list(self._dealers):
+            self._close_dealer(peer_id)
         self.router.disable_monitor()
         self.monitor.close(0)
         self.router.close(0)

@@ -229,6 +229,15 @@ class Cluster:
             self.log_event(f"crash {node_id}")
             self.nodes[node_id] = None
             self.checker.check_promises(node_id, self.disks[node_id].state)
+            self._connections_closed(node_id)
+
+    def _connections_closed(self, node_id: str) -> None:
+        """The crashed member's connections close: every member that could reach it sees
+        it (the node's socket monitor, ``Raft.peer_lost``); one cut off from it does not."""
+        blocked = self.network.blocked
+        for other, node in self.nodes.items():
+            if node is not None and (other, node_id) not in blocked:
+                node.raft.peer_lost(node_id)
 
     def restart(self, node_id: str) -> None:
         """Boot a crashed member from its disk (a retired one stays down)."""
@@ -432,6 +441,7 @@ class Cluster:
         self.log_event(f"crash {node_id} inside a Ready: {point}")
         self.nodes[node_id] = None
         self.checker.check_promises(node_id, self.disks[node_id].state)
+        self._connections_closed(node_id)
 
     # ----------------------------------------------------------------- membership
 

@@ -11,7 +11,7 @@ import zmq
 
 from dqueue.keys import create_cluster_keys, load_member_keys, load_peer_keys
 from dqueue.node.transport import PeerTransport
-from dqueue.testing import free_port
+from dqueue.testing import free_port, wait_for
 from tests.unit.node.test_transport import pump, send_until_up
 
 IDS = ("a", "b", "c", "d")
@@ -121,3 +121,20 @@ def test_a_member_without_address_is_heard_but_not_sent_to(made, addrs, keydir, 
     pump([b, d], lambda: d.counters.unknown_peer >= 1 or bool(
         secure and d.rejected_by_reason().get("unknown_key")))
     assert d.counters.received == 1
+
+
+def test_a_peer_whose_process_closes_its_sockets_is_reported_lost(made, addrs):
+    """lost_peers: the DEALER's connection to a peer closed (as when its process dies), so the
+    node can tell the Raft core at once (Raft.peer_lost) instead of waiting out a timeout."""
+    a = _make(made, "a", addrs, ("a", "b", "c"), None)
+    b = _make(made, "b", addrs, ("a", "b"), None)
+    c = _make(made, "c", addrs, ("a", "c"), None)
+    send_until_up(a, [b, c], "b", [1])
+    send_until_up(a, [b, c], "c", [1])
+    assert a.lost_peers() == []
+    b.close()
+    lost = wait_for(lambda: a.lost_peers(), 10, "a to see b's connection close")
+    assert lost == ["b"]
+    assert a.lost_peers() == []  # reported once
+    a.set_peers({p: addrs[p] for p in ("a", "c")}, None)  # b removed: its monitor goes too
+    assert a.lost_peers() == []

@@ -391,3 +391,55 @@ def test_any_message_the_codec_admits_is_stepped_without_raising(scenario):
         _drain(raft)
         assert raft.current_term <= MAX_RAFT_INT
         assert raft.log.applied <= raft.log.committed <= raft.log.last_index()
+
+
+def _three_with_leader() -> Net:
+    net = Net(3)
+    net.elect("n1")
+    net.settle()
+    return net
+
+
+def test_a_lost_connection_to_the_leader_ends_its_lease_and_hastens_the_election():
+    """Thesis 4.2.3 and Raft 5.2: a follower that saw its leader's connection close stops
+    believing it alive and times out within one base election timeout (its random part
+    still spreads the followers), not a whole randomized timeout after the last heartbeat."""
+    net = _three_with_leader()
+    n2 = net.nodes["n2"]
+    assert n2.leader_id == "n1"
+    net.isolate("n1")  # the leader's process died: nothing more arrives from it
+    n2.peer_lost("n3")  # another peer: nothing changes
+    assert n2.leader_id == "n1"
+    n2.peer_lost("n1")
+    assert n2.leader_id is None
+    assert n2.randomized_election_ticks > n2.config.election_ticks  # else nothing to hasten
+    sent = len(net.sent)
+    for _ in range(n2.config.election_ticks):
+        net.tick("n2")
+    assert any(m.sender == "n2" and m.type is MessageType.PRE_VOTE for m in net.sent[sent:])
+    for _ in range(4 * n2.config.election_ticks):
+        if net.nodes["n2"].role is Role.LEADER or net.nodes["n3"].role is Role.LEADER:
+            break
+        net.tick("n2")
+        net.tick("n3")
+    assert net.nodes["n2"].role is Role.LEADER or net.nodes["n3"].role is Role.LEADER
+
+
+def test_a_follower_that_lost_only_its_own_connection_disrupts_nothing():
+    """Pre-vote (thesis 9.6) and the lease of the others (4.2.3): n2 campaigns early, but n3
+    still hears n1 and refuses; n1 stays leader in its term, and n2 follows it again."""
+    net = _three_with_leader()
+    leader = net.nodes["n1"]
+    term = leader.current_term
+    net.nodes["n2"].peer_lost("n1")
+    for _ in range(3 * net.nodes["n2"].config.election_ticks):
+        net.tick()
+    assert leader.role is Role.LEADER and leader.current_term == term
+    assert net.nodes["n2"].leader_id == "n1" and net.nodes["n3"].current_term == term
+
+
+def test_a_lost_peer_is_ignored_by_a_leader_and_a_candidate():
+    net = _three_with_leader()
+    leader = net.nodes["n1"]
+    leader.peer_lost("n2")
+    assert leader.role is Role.LEADER and leader.leader_id == "n1"
