@@ -132,19 +132,25 @@ def has_visible(records: Mapping[str, QueueRecord], delayed: TimeHeap, leases: T
         blocked: Types whose rate limit has no budget at ``clock_ms`` (None: none).
     """
     wanted = None if types is None else set(types)
-    if blocked:
-        if types is None:
-            return _has_visible_of(records, delayed, leases, clock_ms, now_ms, every,
-                                   blocked)
+    if blocked and wanted is not None:
         wanted -= blocked
         if not wanted:
             return False
-    if any(record.ready.has_any(wanted) for record in records.values()):
-        return True
+    if blocked and wanted is None:
+        # Any type but the spent ones: a predicate instead of a set of types.
+        def takes(task_type: str) -> bool:
+            return task_type not in blocked
+        if any(takes(t) for record in records.values() for t in record.ready.count):
+            return True
+    else:
+        def takes(task_type: str) -> bool:
+            return wanted is None or task_type in wanted
+        if any(record.ready.has_any(wanted) for record in records.values()):
+            return True
     for _, _, epoch, task in iter_due(delayed, now_ms):
         record = records.get(task.queue)
         if (record is not None and task.status is _PENDING and task.epoch == epoch
-                and (wanted is None or task.type in wanted)
+                and takes(task.type)
                 and (record.groups is None or record.groups.may_lease(task))):
             return True
     # A lease expiring by now_ms makes its task visible if its backoff has run out too, or
@@ -160,12 +166,12 @@ def has_visible(records: Mapping[str, QueueRecord], delayed: TimeHeap, leases: T
                        if retried and record is not None else None)
         if record is not None and record.groups is not None:
             head = record.groups.head_after_expiry(task, retry_at_ms, clock_ms)
-            if head is not None and (wanted is None or head.type in wanted):
+            if head is not None and takes(head.type):
                 return True
         elif (retry_at_ms is not None and retry_at_ms <= clock_ms
-              and (wanted is None or task.type in wanted)):
+              and takes(task.type)):
             return True
-        if retried or (wanted is not None and task.type not in wanted):
+        if retried or not takes(task.type):
             continue
         home = homes.get(task.queue)
         target = None if home is None else records.get(home.settings.dead_letter_queue or "")
@@ -173,17 +179,3 @@ def has_visible(records: Mapping[str, QueueRecord], delayed: TimeHeap, leases: T
             return True
     return False
 
-
-def _has_visible_of(records: Mapping[str, QueueRecord], delayed: TimeHeap, leases: TimeHeap,
-                    clock_ms: int, now_ms: int, every: Mapping[str, QueueRecord] | None,
-                    blocked: frozenset[str]) -> bool:
-    """``has_visible`` of a lease of any type but ``blocked``: asked as a lease of the types
-    that could be leased (those ready, delayed or leased, in the queues that matter)."""
-    present: set[str] = set()
-    for record in records.values():
-        present.update(record.ready.count)
-    present.update(entry[3].type for entry in iter_due(delayed, now_ms))
-    present.update(entry[3].type for entry in iter_due(leases, now_ms))
-    present -= blocked
-    return bool(present) and has_visible(records, delayed, leases, clock_ms, present, now_ms,
-                                         every)

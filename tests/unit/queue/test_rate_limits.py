@@ -229,3 +229,22 @@ def test_bad_snapshot_rate_limits_are_refused() -> None:
         data = good[:start] + bad + b"}"
         with pytest.raises(ValueError):
             dq.QueueState().restore(data)
+
+
+def test_has_visible_sees_the_next_head_of_a_fifo_group_while_a_type_is_spent() -> None:
+    driver = Driver()
+    state = driver.state
+    driver.apply(0, op="put_rate_limit", type="c", rate_limit="1/h")
+    driver.enqueue(0, "c", 3)
+    driver.lease(0)  # c is spent: a lease of any type now leaves c out
+    driver.apply(0, op="create_queue", name="o.fifo", settings={"max_retries": 0})
+    assert driver.apply(0, op="enqueue", tasks=[
+        {"id": "first", "type": "a", "queue": "o.fifo", "group": "g"},
+        {"id": "second", "type": "b", "queue": "o.fifo", "group": "g"}])["ok"]
+    assert driver.lease(0, queues=["o.fifo"], lease_ms=1_000) == ["a"]
+    # The lease of "first" expires at 1 s with its retries spent: "second" heads the group.
+    assert not state.has_visible(None, 999, ["o.fifo"])
+    assert state.has_visible(None, 1_000, ["o.fifo"])
+    assert state.has_visible(["b"], 1_000, ["o.fifo"])
+    assert not state.has_visible(["c"], 1_000, ["o.fifo"])
+    assert driver.lease(1_000, queues=["o.fifo"]) == ["b"]
