@@ -3,6 +3,10 @@ API app (the real queue state machine behind it) served on 127.0.0.1."""
 
 from __future__ import annotations
 
+import pytest
+
+from dqueue.client import Client
+from dqueue.client.errors import DQueueError
 from tests.unit.test_cli import run, run_json
 from tests.unit.test_cli_queues import server  # noqa: F401  (the fixture)
 
@@ -33,3 +37,13 @@ def test_queue_setting(server):  # noqa: F811
     assert changed["settings"]["rate_limit"] == "1/m"
     cleared = run_json("queue", "set", "mail", "--clear", "rate_limit")
     assert cleared["settings"]["rate_limit"] is None
+
+
+def test_sdk_get_and_not_found(server):  # noqa: F811
+    client = Client()  # $DQUEUE_SERVER, set by the fixture
+    assert client.set_rate_limit("email", "7/h") == {"type": "email", "rate_limit": "7/h"}
+    assert client.get_rate_limit("email") == {"type": "email", "rate_limit": "7/h"}
+    client.delete_rate_limit("email")
+    with pytest.raises(DQueueError):
+        client.get_rate_limit("email")
+    assert client.create_queue("mail", rate_limit="3/s")["settings"]["rate_limit"] == "3/s"
