@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from dqueue import __version__, cli_cluster, cli_queues, cli_schedules
+from dqueue import __version__, cli_cluster, cli_queues, cli_rate_limits, cli_schedules
 from dqueue.client.env import DEFAULT_SERVER, SERVER_ENV, TOKEN_ENV, resolve_servers
 from dqueue.client.errors import (
     DQueueError,
@@ -249,6 +249,10 @@ def cmd_schedule(client: Client, args: argparse.Namespace, out: TextIO) -> int:
     return cli_schedules.run(client, args, out, _json_or, table)
 
 
+def cmd_rate_limit(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    return cli_rate_limits.run(client, args, out, _json_or, table)
+
+
 def cmd_cluster(client: Client, args: argparse.Namespace, out: TextIO) -> int:
     return cli_cluster.run(client, args, out, _json_or, table)
 
@@ -403,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--type")
     cli_queues.add_parser(sub, common, cmd_queue)
     cli_schedules.add_parser(sub, common, cmd_schedule)
+    cli_rate_limits.add_parser(sub, common, cmd_rate_limit)
     cli_cluster.add_parser(sub, common, cmd_cluster)
     keys = add("keys", cmd_keys, "CURVE keys of the peer transport (docs/security.md)")
     sp = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION").add_parser(

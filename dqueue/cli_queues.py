@@ -31,6 +31,7 @@ _SETTING_FLAGS: dict[str, tuple[str, bool]] = {
     "max_message_bytes": ("max_message_bytes", False),
     "wait": ("wait_seconds", True),
     "dead_letter_queue": ("dead_letter_queue", False),
+    "rate_limit": ("rate_limit", False),
 }
 _HELP = {
     "lease": "lease (visibility timeout) when a lease gives none, e.g. 30s",
@@ -43,7 +44,9 @@ _HELP = {
     "max_message_bytes": "largest payload this queue takes",
     "wait": "long-poll wait of a lease that gives none, e.g. 20s",
     "dead_letter_queue": "queue that receives the tasks that die here",
+    "rate_limit": "most leases of its tasks over the cluster, N/s, N/m or N/h, e.g. 20/s",
 }
+_TEXT_FLAGS = ("dead_letter_queue", "rate_limit")
 _CLEARABLE = [*sorted(setting for setting, _ in _SETTING_FLAGS.values()), "tags"]
 
 
@@ -152,7 +155,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser,
         sp.add_argument("name")
         for flag, (_, duration) in _SETTING_FLAGS.items():
             sp.add_argument("--" + flag.replace("_", "-"), dest=flag,
-                            type=None if duration or flag == "dead_letter_queue" else int,
+                            type=None if duration or flag in _TEXT_FLAGS else int,
                             help=_HELP[flag])
         sp.add_argument("--tag", action="append", help="KEY=VALUE (repeatable); replaces all")
         if name == "set":

@@ -12,6 +12,7 @@ from dqueue.api import validation as v
 from dqueue.api.auth import OPEN_HEALTH_ROUTES, role_for
 from dqueue.api.dlq import REDRIVE_FIELDS
 from dqueue.api.queues import MOVE_FIELDS, SETTING_FIELDS
+from dqueue.api.rate_limits import BODY_FIELDS as RATE_LIMIT_FIELDS
 from dqueue.api.tasks import (
     ACK_FIELDS,
     ENQUEUE_FIELDS,
@@ -204,7 +205,11 @@ REQUEST_FIELDS = {
     "QueueSettings": SETTING_FIELDS,
     "MoveRequest": MOVE_FIELDS,
     "ScheduleRequest": schedules.SPEC_FIELDS,
+    "RateLimitRequest": RATE_LIMIT_FIELDS,
 }
+_RATE_LIMIT = {"type": "string", "pattern": "^[1-9][0-9]{0,6}/[smh]$",
+               "description": "N per second, minute or hour over the whole cluster, "
+                              "enforced at lease time, e.g. 100/m"}
 
 
 def _task_paths() -> dict[str, Any]:
@@ -288,6 +293,7 @@ def queue_schemas(queue_name: dict[str, Any], seconds: dict[str, Any],
                  "maxProperties": fields.MAX_TAGS},
         "content_dedup": {"type": ["boolean", "null"],
                           "description": "FIFO queues: deduplicate by content (SQS API)"},
+        "rate_limit": {**_RATE_LIMIT, "type": ["string", "null"]},
     }
     counts = {"type": "object", "additionalProperties": {"type": "integer"}}
     return {
@@ -312,6 +318,9 @@ def queue_schemas(queue_name: dict[str, Any], seconds: dict[str, Any],
             "paused": {"type": "boolean"},
             "catch_up": {"type": "string", "enum": list(schedules.CATCH_UP)}},
             "required": ["task"]},
+        "RateLimitRequest": {"type": "object", "additionalProperties": False,
+                             "properties": {"rate_limit": _RATE_LIMIT},
+                             "required": ["rate_limit"]},
         "MoveRequest": {"type": "object", "additionalProperties": False, "properties": {
             "destination": queue_name,
             "max_tasks": {"type": "integer", "minimum": 1,
@@ -381,6 +390,30 @@ def _schedule_paths() -> dict[str, Any]:
         "/schedules/{name}/resume": {"post": _op(
             "Resume; slots passed while paused are skipped.", {
                 "200": schedule, **missing, **_COMMON_ERRORS}, parameters=name)},
+    }
+
+
+def _rate_limit_paths() -> dict[str, Any]:
+    """The task type rate limit resources (docs/queues.md, "Rate limits")."""
+    name = [{"name": "type", "in": "path", "required": True, "schema": {"type": "string"}}]
+    limit = _json_response("The type's limit.", {"type": "object", "properties": {
+        "type": {"type": "string"}, "rate_limit": _RATE_LIMIT}})
+    missing = {"404": _error("The type has no limit.")}
+    return {
+        "/rate-limits": {"get": _op("Every task type's rate limit, by type.", {
+            "200": _json_response("The limits.", {"type": "object", "properties": {
+                "rate_limits": {"type": "array", "items": {"type": "object"}}}}),
+            **_COMMON_ERRORS})},
+        "/rate-limits/{type}": {
+            "put": _op("Set a type's limit, over every queue (an equal one changes nothing).",
+                       {"201": limit, "200": limit, **_BODY_ERRORS}, parameters=name,
+                       requestBody=_body("RateLimitRequest")),
+            "get": _op("A type's limit.", {"200": limit, **missing, **_COMMON_ERRORS},
+                       parameters=name),
+            "delete": _op("Remove a type's limit.", {
+                "200": _json_response("Deleted.", {"type": "object"}), **missing,
+                **_BODY_ERRORS}, parameters=name),
+        },
     }
 
 
@@ -465,7 +498,7 @@ def openapi_document() -> dict[str, Any]:
                            "writes are answered after commit on a majority.",
         },
         "paths": _with_roles({**_task_paths(), **queue_paths(), **_schedule_paths(),
-                              **_node_paths()}),
+                              **_rate_limit_paths(), **_node_paths()}),
         "components": {"schemas": _schemas(), "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer",
                        "description": "A token from `dqueue-cli tokens add`, needed when the "

@@ -17,6 +17,8 @@ from dqueue.api.errors import ApiError, invalid
 from dqueue.api.render import render_times
 from dqueue.protocol.errors import ErrorCode
 from dqueue.queue import fields
+from dqueue.queue.fields import InvalidCommand
+from dqueue.queue.rate_limits import check_rate_limit
 
 # HTTP name -> (setting name, rule, in seconds?). The ``*_seconds`` settings take seconds
 # (fractions allowed, as every ``*_seconds`` field of the API) and are stored in ms.
@@ -33,6 +35,7 @@ _SETTINGS: dict[str, tuple[str, fields.IntRule | fields.TextRule | None, bool]] 
     "dead_letter_queue": ("dead_letter_queue", fields.QUEUE_NAME, False),
     "tags": ("tags", None, False),
     "content_dedup": ("content_dedup", None, False),
+    "rate_limit": ("rate_limit", None, False),
 }
 SETTING_FIELDS = frozenset(_SETTINGS)
 _BY_SETTING = {setting: (name, seconds) for name, (setting, _, seconds) in _SETTINGS.items()}
@@ -62,6 +65,11 @@ def settings_plain(body: dict[str, Any]) -> dict[str, Any]:
             plain[setting] = v.opt_seconds_ms(body, name, rule)
         elif setting == "content_dedup":
             plain[setting] = v.opt_bool(body, name)
+        elif setting == "rate_limit":
+            try:
+                plain[setting] = check_rate_limit(body[name], name).text
+            except InvalidCommand as exc:
+                raise invalid(exc.field, exc.message) from None
         elif setting == "tags":
             tags = body[name]
             if not isinstance(tags, dict) or not all(

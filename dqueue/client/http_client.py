@@ -34,6 +34,7 @@ from dqueue.client.errors import (
     error_from_code,
 )
 from dqueue.client.queue_admin import QueueAdmin
+from dqueue.client.rate_limit_admin import RateLimitAdmin
 from dqueue.client.schedule_admin import ScheduleAdmin
 from dqueue.client.task import Task
 from dqueue.client.task_wait import TaskWait
@@ -109,7 +110,7 @@ def normalize_url(url: str, *, default_host: str = "127.0.0.1") -> str:
     return f"{parts.scheme}://{host}:{port}"
 
 
-class Client(QueueAdmin, ScheduleAdmin, TaskWait):
+class Client(QueueAdmin, ScheduleAdmin, RateLimitAdmin, TaskWait):
     """A dqueue client over HTTP.
 
     Args:

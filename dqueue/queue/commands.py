@@ -28,6 +28,8 @@ from dqueue.queue.queues import (
     PurgeQueue,
     UpdateQueue,
 )
+from dqueue.queue.rate_limits import PARSERS as RATE_LIMIT_PARSERS
+from dqueue.queue.rate_limits import DeleteRateLimit, PutRateLimit
 from dqueue.queue.release import PARSERS as RELEASE_PARSERS
 from dqueue.queue.release import Release
 from dqueue.queue.results import checked_result
@@ -259,7 +261,8 @@ class Configure:
 
 Command = (Enqueue | Lease | Ack | AckBatch | Nack | Extend | Cancel | Redrive | Purge | Tick
            | Configure | CreateQueue | UpdateQueue | DeleteQueue | PurgeQueue | MoveTasks
-           | PutSchedule | DeleteSchedule | PauseSchedule | Release)
+           | PutSchedule | DeleteSchedule | PauseSchedule | Release | PutRateLimit
+           | DeleteRateLimit)
 
 
 # ---------------------------------------------------------------- cheap construction
@@ -555,7 +558,7 @@ _PARSERS = {
     "configure": (_configure, {"settings"}),
     **QUEUE_PARSERS,
     **SCHEDULE_PARSERS,
-    **RELEASE_PARSERS,
+    **RELEASE_PARSERS, **RATE_LIMIT_PARSERS,
 }
 _ALLOWED = {op: frozenset(keys | {"op", "now_ms"}) for op, (_, keys) in _PARSERS.items()}
 

@@ -176,6 +176,17 @@ LEASE_NONCE = TextRule(LEASE_NONCE_CHARS, LEASE_NONCE_CHARS,
 # The stricter rule of the edges (HTTP ``lease_token``, the gateway's ``token``): a token the
 # server gave out has at most 32 + 1 + 19 characters (or ``<index>.<position>``, older).
 PRESENTED_LEASE_TOKEN = TextRule(1, 64)
+
+
+def is_legacy_token(token: str | None) -> bool:
+    """Whether ``token`` comes from a lease applied without nonce (``<index>.<position>``, an
+    entry written before nonces; the index has at most 19 digits, a nonce 32).
+
+    Invariant kept: a lease with a nonce is held only by its token; a legacy lease may still be
+    held by worker id alone, so that old logs and snapshots apply exactly as they did.
+    """
+    return token is not None and token.find(".") != LEASE_NONCE_CHARS
+
 # A task type also names metric labels and query parameters: a tame alphabet, 128 at most.
 TYPE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}")
 TASK_TYPE = TextRule(1, 128, pattern=TYPE_PATTERN)

@@ -20,6 +20,7 @@ from typing import Any
 from dqueue.queue import fields
 from dqueue.queue.config import QueueConfig
 from dqueue.queue.fields import InvalidCommand
+from dqueue.queue.rate_limits import check_rate_limit
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -42,6 +43,9 @@ class QueueSettings:
         tags: Free key/value labels (SQS queue tags), sorted by key.
         content_dedup: A FIFO queue deduplicates messages sent without a deduplication id
             by their content (SQS ContentBasedDeduplication; applied by the SQS API).
+        rate_limit: Most leases of this queue's tasks per second, minute or hour, over the
+            whole cluster (``"100/s"``, canonical text of ``rate_limits.check_rate_limit``);
+            None: no limit of its own.
     """
 
     lease_ms: int | None = None
@@ -56,6 +60,7 @@ class QueueSettings:
     dead_letter_queue: str | None = None
     tags: tuple[tuple[str, str], ...] = ()
     content_dedup: bool = False
+    rate_limit: str | None = None
 
     def to_plain(self) -> dict[str, Any]:
         """Return the settings as a plain dict (tags as an object)."""
@@ -73,7 +78,7 @@ _INT_RULES: dict[str, fields.IntRule] = {
     "wait_ms": fields.WAIT_MS,
 }
 _OPTIONAL = frozenset({"lease_ms", "max_retries", "backoff_base_ms", "backoff_cap_ms",
-                       "retention_ms", "dead_letter_queue"})
+                       "retention_ms", "dead_letter_queue", "rate_limit"})
 SETTING_NAMES = frozenset(field.name for field in dataclasses.fields(QueueSettings))
 
 
@@ -102,6 +107,8 @@ def check_settings(obj: Any, prefix: str = "settings.", *,
                 changes[name] = 0
             else:
                 changes[name] = rule.check(value, field)
+        elif name == "rate_limit":
+            changes[name] = check_rate_limit(value, field).text
         elif name == "dead_letter_queue":
             changes[name] = fields.QUEUE_NAME.check(value, field)
         elif name == "content_dedup":

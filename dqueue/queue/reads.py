@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 from dqueue.queue.backoff import backoff_ms
 from dqueue.queue.commands import InvalidCommand
 from dqueue.queue.heaps import iter_due
+from dqueue.queue.schedule_admin import NEVER_MS
 from dqueue.queue.task import Task, TaskStatus
 
 if TYPE_CHECKING:
     from dqueue.queue.queue_admin import QueueRecord
+    from dqueue.queue.state import QueueState
 
 ByStatus = dict[TaskStatus, dict[str, dict[str, Task]]]
 TimeHeap = list[tuple[int, int, int, Task]]
@@ -83,9 +85,37 @@ def list_tasks(by_status: ByStatus, status: str, task_type: str | None, limit: i
     return {"tasks": [t.to_plain() for t in page[:limit]], "next_cursor": next_cursor}
 
 
+def state_has_visible(state: QueueState, types: Iterable[str] | None, now_ms: int,
+                      names: tuple[str, ...]) -> bool:
+    """``QueueState.has_visible``: ``has_visible`` over the queues ``names``, with the rate
+    limits in budget at ``max(now_ms, clock_ms)`` only (rate_limits.py): a parked long poll
+    wakes when budget returns, not only when a task arrives. True when a queue is missing."""
+    queues = state._queues
+    if any(name not in queues for name in names):
+        return True
+    at_ms = max(now_ms, state.clock_ms)
+    book = state.rate_limits
+    records = {name: queues[name] for name in names if not book.queue_out(queues[name], at_ms)}
+    return has_visible(records, state._delayed, state._leases, at_ms, types, now_ms, queues,
+                       book.blocked_types(at_ms) if book.types else None)
+
+
+def next_deadline_ms(state: QueueState) -> int | None:
+    """``QueueState.next_deadline_ms``: the earliest lease expiry, delayed visibility,
+    schedule slot or return of a spent rate limit's budget; None when nothing waits."""
+    times = [heap[0][0] for heap in (state._leases, state._delayed) if heap]
+    if state.schedules.due_ms != NEVER_MS:
+        times.append(state.schedules.due_ms)
+    budget_ms = state.rate_limits.next_budget_ms(state._queues, state.clock_ms)
+    if budget_ms is not None:
+        times.append(budget_ms)
+    return min(times) if times else None
+
+
 def has_visible(records: Mapping[str, QueueRecord], delayed: TimeHeap, leases: TimeHeap,
                 clock_ms: int, types: Iterable[str] | None, now_ms: int,
-                every: Mapping[str, QueueRecord] | None = None) -> bool:
+                every: Mapping[str, QueueRecord] | None = None,
+                blocked: frozenset[str] | None = None) -> bool:
     """Whether a lease of ``types`` (None: any) from the queues ``records`` applied at
     ``now_ms`` would get a task.
 
@@ -99,14 +129,28 @@ def has_visible(records: Mapping[str, QueueRecord], delayed: TimeHeap, leases: T
         clock_ms: The cluster clock such a lease would see: ``max(now_ms, clock_ms)``.
         types: The lease's types, None for any.
         now_ms: The lease's time.
+        blocked: Types whose rate limit has no budget at ``clock_ms`` (None: none).
     """
     wanted = None if types is None else set(types)
-    if any(record.ready.has_any(wanted) for record in records.values()):
-        return True
+    if blocked and wanted is not None:
+        wanted -= blocked
+        if not wanted:
+            return False
+    if blocked and wanted is None:
+        # Any type but the spent ones: a predicate instead of a set of types.
+        def takes(task_type: str) -> bool:
+            return task_type not in blocked
+        if any(takes(t) for record in records.values() for t in record.ready.count):
+            return True
+    else:
+        def takes(task_type: str) -> bool:
+            return wanted is None or task_type in wanted
+        if any(record.ready.has_any(wanted) for record in records.values()):
+            return True
     for _, _, epoch, task in iter_due(delayed, now_ms):
         record = records.get(task.queue)
         if (record is not None and task.status is _PENDING and task.epoch == epoch
-                and (wanted is None or task.type in wanted)
+                and takes(task.type)
                 and (record.groups is None or record.groups.may_lease(task))):
             return True
     # A lease expiring by now_ms makes its task visible if its backoff has run out too, or
@@ -122,15 +166,16 @@ def has_visible(records: Mapping[str, QueueRecord], delayed: TimeHeap, leases: T
                        if retried and record is not None else None)
         if record is not None and record.groups is not None:
             head = record.groups.head_after_expiry(task, retry_at_ms, clock_ms)
-            if head is not None and (wanted is None or head.type in wanted):
+            if head is not None and takes(head.type):
                 return True
         elif (retry_at_ms is not None and retry_at_ms <= clock_ms
-              and (wanted is None or task.type in wanted)):
+              and takes(task.type)):
             return True
-        if retried or (wanted is not None and task.type not in wanted):
+        if retried or not takes(task.type):
             continue
         home = homes.get(task.queue)
         target = None if home is None else records.get(home.settings.dead_letter_queue or "")
         if target is not None and (target.groups is None or target.groups.would_head(task)):
             return True
     return False
+

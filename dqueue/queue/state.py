@@ -24,12 +24,12 @@ from collections.abc import Callable, Iterable
 from heapq import heappop, heappush
 from typing import Any
 
-from dqueue.queue import commands, enqueue, maintenance, queue_admin, queues, reads
+from dqueue.queue import commands, enqueue, maintenance, queue_admin, queues, rate_limits, reads
 from dqueue.queue import snapshot as snapshot_codec
 from dqueue.queue.backoff import backoff_ms
 from dqueue.queue.config import QueueConfig
 from dqueue.queue.events import MAX_BUFFERED_EVENTS, Event, EventLog, QueueEvent
-from dqueue.queue.fields import DEFAULT_QUEUE
+from dqueue.queue.fields import DEFAULT_QUEUE, is_legacy_token
 from dqueue.queue.outcomes import Outcome
 from dqueue.queue.outcomes import fail as _fail
 from dqueue.queue.outcomes import ok as _ok
@@ -37,7 +37,7 @@ from dqueue.queue.queue_admin import QUEUE_NOT_FOUND, QueueRecord
 from dqueue.queue.queues import QueueSettings
 from dqueue.queue.release import HANDLERS as RELEASE_HANDLERS
 from dqueue.queue.schedule_admin import HANDLERS as SCHEDULE_HANDLERS
-from dqueue.queue.schedule_admin import NEVER_MS, ScheduleBook, fire_due
+from dqueue.queue.schedule_admin import ScheduleBook, fire_due
 from dqueue.queue.sessions import Sessions
 from dqueue.queue.task import FINISHED, Task, TaskStatus
 
@@ -52,17 +52,6 @@ def _best_key(source: tuple[QueueRecord, list[list[int]]]) -> int:
 _PENDING = TaskStatus.PENDING
 _LEASED = TaskStatus.LEASED
 _COMPLETED = TaskStatus.COMPLETED
-_NONCE_CHARS = commands.LEASE_NONCE_CHARS
-
-
-def is_legacy_token(token: str | None) -> bool:
-    """Whether ``token`` comes from a lease applied without nonce (``<index>.<position>``, an
-    entry written before nonces; the index has at most 19 digits, a nonce 32).
-
-    Invariant kept: a lease with a nonce is held only by its token; a legacy lease may still be
-    held by worker id alone, so that old logs and snapshots apply exactly as they did.
-    """
-    return token is not None and token.find(".") != _NONCE_CHARS
 
 
 _UNANSWERED = enqueue.UNANSWERED
@@ -101,7 +90,7 @@ class QueueState:
             queues.DeleteQueue: queue_admin.delete_queue,
             queues.PurgeQueue: queue_admin.purge_queue,
             queues.MoveTasks: queue_admin.move_tasks,
-            **SCHEDULE_HANDLERS, **RELEASE_HANDLERS,
+            **SCHEDULE_HANDLERS, **RELEASE_HANDLERS, **rate_limits.HANDLERS,
         }
         self._clear()
 
@@ -130,6 +119,8 @@ class QueueState:
         self.sessions = Sessions()
         # Periodic schedules (schedule_admin.py): fired by apply when the clock passes a slot.
         self.schedules = ScheduleBook()
+        # Type limits and the buckets of every limit (rate_limits.py), charged at lease time.
+        self.rate_limits = rate_limits.RateLimitBook()
 
     # ------------------------------------------------------------------ apply
 
@@ -341,18 +332,16 @@ class QueueState:
             return _fail("invalid", f"max_tasks: at most {self.config.max_lease_tasks}")
         if cmd.lease_ms is not None and cmd.lease_ms > self.config.max_lease_ms:
             return _fail("invalid", f"lease_ms: at most {self.config.max_lease_ms}")
-        # Each named queue's own ready index: a lease never looks at another queue's tasks.
-        sources: list[tuple[QueueRecord, list[list[int]]]] = []
-        for name in (_DEFAULT_ONLY if cmd.queues is None else dict.fromkeys(cmd.queues)):
-            record = self._queues.get(name)
-            if record is None:
-                return _fail(QUEUE_NOT_FOUND, f"queues: no queue {name}")
-            heaps = record.ready.heaps_for(cmd.types)
-            if heaps:
-                sources.append((record, heaps))
+        # Each named queue's own ready index: a lease never looks at another queue's tasks;
+        # a queue or type whose rate limit has no budget is left out (rate_limits.py).
+        names = _DEFAULT_ONLY if cmd.queues is None else tuple(dict.fromkeys(cmd.queues))
+        sources = rate_limits.lease_sources(self, names, cmd.types)
+        if isinstance(sources, str):
+            return _fail(QUEUE_NOT_FOUND, f"queues: no queue {sources}")
         leased: list[dict[str, Any]] = []
         if not sources:
             return _ok({"tasks": leased})
+        limited = rate_limits.limits_apply(self, sources)
         clock_ms = self.clock_ms
         record, heaps = sources[0]
         lease_ms = record.config.lease_ms if cmd.lease_ms is None else cmd.lease_ms
@@ -397,6 +386,13 @@ class QueueState:
             counts[count_key] = counts.get(count_key, 0) + 1
             if reply:
                 leased.append(task.to_plain())
+            if limited and self.rate_limits.charge(task, record, clock_ms):
+                sources = rate_limits.lease_sources(self, names, cmd.types)  # a limit is spent
+                if not sources:
+                    break
+                record, heaps = sources[0]
+                lease_ms = record.config.lease_ms if cmd.lease_ms is None else cmd.lease_ms
+                expires_at_ms = clock_ms + lease_ms
         return _ok({"tasks": leased})
 
     def _holder(self, task_id: str, worker_id: str, token: str | None) -> Task | Outcome:
@@ -536,20 +532,13 @@ class QueueState:
         """Whether a lease of ``types`` (None: any) in ``queues`` (None: the default queue)
         applied at ``now_ms`` would get a task; also True when a queue does not exist, so that
         the lease is applied and refused (``queue_not_found``) instead of waiting."""
-        names = _DEFAULT_ONLY if queues is None else tuple(queues)
-        if any(name not in self._queues for name in names):
-            return True
-        records = {name: self._queues[name] for name in names}
-        return reads.has_visible(records, self._delayed, self._leases,
-                                 max(now_ms, self.clock_ms), types, now_ms, self._queues)
+        return reads.state_has_visible(self, types, now_ms,
+                                       _DEFAULT_ONLY if queues is None else tuple(queues))
 
     def next_deadline_ms(self) -> int | None:
-        """Earliest lease expiry, delayed visibility or schedule slot, or None when nothing
-        waits on time."""
-        times = [heap[0][0] for heap in (self._leases, self._delayed) if heap]
-        if self.schedules.due_ms != NEVER_MS:
-            times.append(self.schedules.due_ms)
-        return min(times) if times else None
+        """Earliest lease expiry, delayed visibility, schedule slot or return of a spent rate
+        limit's budget, or None when nothing waits on time."""
+        return reads.next_deadline_ms(self)
 
     def event_counts(self) -> dict[str, dict[str, int]]:
         """Counts since this object was made, by event then task type (``QueueEvent``).

@@ -110,7 +110,9 @@ class SimClients:
 class QueueWorkload:
     """The queue commands the simulated clients send (issue 15: named and FIFO queues).
 
-    The first four commands create ``dlq`` and ``jobs`` (whose dead tasks move to ``dlq``),
+    The first four commands create ``dlq`` and ``jobs`` (whose dead tasks move to ``dlq``, and
+    whose leases a rate limit of 50 a second of cluster time bounds, so that members that
+    replayed and members that restored a snapshot must agree on its bucket too),
     then ``dlq.fifo`` and ``orders.fifo`` (a FIFO queue whose dead tasks move to ``dlq.fifo``,
     keeping their group and sequence number); after them the clients enqueue into ``default``,
     ``jobs`` and ``orders.fifo`` (in message groups), lease from them, ack or nack what the
@@ -130,7 +132,8 @@ class QueueWorkload:
     _CREATE = (
         {"op": "create_queue", "name": "dlq"},
         {"op": "create_queue", "name": "jobs", "settings": {
-            "lease_ms": 30, "max_retries": 1, "max_depth": 20, "dead_letter_queue": "dlq"}},
+            "lease_ms": 30, "max_retries": 1, "max_depth": 20, "dead_letter_queue": "dlq",
+            "rate_limit": "50/s"}},
         {"op": "create_queue", "name": "dlq.fifo"},
         {"op": "create_queue", "name": "orders.fifo", "settings": {
             "lease_ms": 30, "max_retries": 1, "dead_letter_queue": "dlq.fifo"}},

@@ -26,6 +26,7 @@ from typing import Any
 
 from dqueue.client.task import Task
 from dqueue.queue.fields import REASON
+from dqueue.queue.rate_limits import check_rate_limit
 from dqueue.queue.results import DEFAULT_MAX_RESULT_BYTES, result_problem, traceback_tail
 
 log = logging.getLogger("dqueue.worker")
@@ -128,11 +129,21 @@ class Worker:
     def __init__(self, name: str = "worker") -> None:
         self.name = name
         self.handlers: dict[str, Handler] = {}
+        # type -> "N/s" of ``rate_limit=``: set cluster-wide at start (rate_limits.py).
+        self.rate_limits: dict[str, str] = {}
 
-    def task(self, type: str) -> Callable[[Handler], Handler]:
-        """Decorator registering the function as the handler of tasks of ``type``."""
+    def task(self, type: str, *, rate_limit: str | None = None) -> Callable[[Handler], Handler]:
+        """Decorator registering the function as the handler of tasks of ``type``.
+
+        ``rate_limit`` (``"100/m"``): at most that many tasks of ``type`` leased per second,
+        minute or hour over the whole cluster; the worker sets it at start (docs/worker.md).
+        """
+        limit = None if rate_limit is None else check_rate_limit(rate_limit, "rate_limit").text
+
         def decorate(fn: Handler) -> Handler:
             self.register(type, fn)
+            if limit is not None:
+                self.rate_limits[type] = limit
             return fn
         return decorate
 

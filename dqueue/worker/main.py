@@ -28,6 +28,7 @@ from dqueue.worker import demo
 from dqueue.worker.app import Worker
 from dqueue.worker.http_runtime import HttpRuntime
 from dqueue.worker.prefork import Prefork
+from dqueue.worker.rate_limits import apply_rate_limits, warn_unset
 from dqueue.worker.runtime import RuntimeConfig, WorkerRuntime
 from dqueue.worker.zmq_runtime import ZmqRuntime
 
@@ -173,6 +174,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         worker = load_app(args.app) if args.app else demo.build()
         runtime = make_runtime(args, worker)
+        if args.zmq:
+            warn_unset(worker)
+        else:  # enforced by the cluster: set before leasing (rate_limits.py)
+            apply_rate_limits(worker, args.server, args.token, args.ca_file)
     except (ValueError, ImportError) as exc:
         print(f"dqueue-worker: {exc}", file=sys.stderr)
         return 2

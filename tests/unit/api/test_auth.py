@@ -51,6 +51,10 @@ REQUESTS = {
     ("DELETE", "/schedules/{name}"): ("/schedules/s1", None),
     ("POST", "/schedules/{name}/pause"): ("/schedules/s1/pause", {}),
     ("POST", "/schedules/{name}/resume"): ("/schedules/s1/resume", {}),
+    ("GET", "/rate-limits"): ("/rate-limits", None),
+    ("GET", "/rate-limits/{type}"): ("/rate-limits/email", None),
+    ("PUT", "/rate-limits/{type}"): ("/rate-limits/email", {"rate_limit": "10/s"}),
+    ("DELETE", "/rate-limits/{type}"): ("/rate-limits/email", None),
     ("POST", "/cluster/members"): ("/cluster/members", {
         "id": "n4", "raft_addr": "127.0.0.1:9004", "http_addr": "127.0.0.1:8004"}),
     ("DELETE", "/cluster/members/{member}"): ("/cluster/members/n4", None),

@@ -7,15 +7,20 @@ by step. Named queues are a dict of settings; a task names its queue; every coun
 A FIFO queue (a name ending in ``.fifo``) leases a task only when it is the first pending or
 leased task of its group in the task list (which is enqueue order) and none of its group is
 leased: a scan, not the groups of ``dqueue.queue.fifo``.
+Rate limits are leaky buckets in exact fractions (a content that drains one per ms, and the
+time it was last filled), not the integer GCRA of ``dqueue.queue.rate_limits``: the two forms
+grant the same leases.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import math
+from fractions import Fraction
 from typing import Any
 
-from dqueue.queue import commands, queues
+from dqueue.queue import commands, queues, rate_limits
 from dqueue.queue.backoff import backoff_ms
 from dqueue.queue.config import QueueConfig
 from dqueue.queue.fields import FIFO_DEDUP_WINDOW_MS
@@ -26,7 +31,8 @@ FINISHED = ("completed", "dead", "cancelled")
 DEFAULT = "default"
 # Settings that may be None (follow the cluster); the others go back to their default.
 OPTIONAL = ("lease_ms", "max_retries", "backoff_base_ms", "backoff_cap_ms", "retention_ms",
-            "dead_letter_queue")
+            "dead_letter_queue", "rate_limit")
+UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000}
 
 
 def _ok(value: dict[str, Any]) -> dict[str, Any]:
@@ -66,6 +72,9 @@ class ReferenceQueue:
         # worker id alone.
         self.legacy_tokens: set[str] = set()
         self.next_seq = 0  # the enqueue order number of the next new task
+        self.type_limits: dict[str, str] = {}  # type -> "N/u"
+        # (kind, name) -> [limit text, content in ms, last time filled]
+        self.buckets: dict[tuple[str, str], list[Any]] = {}
 
     @staticmethod
     def is_fifo(queue: str) -> bool:
@@ -93,6 +102,66 @@ class ReferenceQueue:
         group = [t for t in self.tasks if t["queue"] == task["queue"]
                  and t["group"] == task["group"] and t["status"] in ("pending", "leased")]
         return group[0] is task and all(t["status"] == "pending" for t in group)
+
+    # -------------------------------------------------------------- rate limits
+
+    @staticmethod
+    def interval_and_tolerance(text: str) -> tuple[Fraction, Fraction]:
+        count, unit = text.split("/")
+        interval = Fraction(UNIT_MS[unit], int(count))
+        return interval, max(interval, Fraction(rate_limits.BURST_MS))
+
+    def limits_of(self, task: dict[str, Any]) -> list[tuple[tuple[str, str], str]]:
+        found = []
+        if task["type"] in self.type_limits:
+            found.append((("type", task["type"]), self.type_limits[task["type"]]))
+        own = self.queues[task["queue"]]["settings"].rate_limit
+        if own is not None:
+            found.append((("queue", task["queue"]), own))
+        return found
+
+    def content(self, key: tuple[str, str], text: str) -> Fraction:
+        """What the bucket holds now (0 for a new bucket or one of another limit)."""
+        bucket = self.buckets.get(key)
+        if bucket is None or bucket[0] != text:
+            return Fraction(0)
+        return max(Fraction(0), bucket[1] - (self.clock - bucket[2]))
+
+    def conforms(self, task: dict[str, Any]) -> bool:
+        return all(self.content(key, text) <= self.interval_and_tolerance(text)[1]
+                   for key, text in self.limits_of(task))
+
+    def fill(self, task: dict[str, Any]) -> None:
+        for key, text in self.limits_of(task):
+            content = self.content(key, text)
+            self.buckets[key] = [text, content + self.interval_and_tolerance(text)[0],
+                                 self.clock]
+
+    def do_putratelimit(self, cmd: Any, index: int) -> dict[str, Any]:
+        created = cmd.type not in self.type_limits
+        self.type_limits[cmd.type] = cmd.rate_limit.text
+        return _ok({"created": created, "type": cmd.type, "rate_limit": cmd.rate_limit.text})
+
+    def do_deleteratelimit(self, cmd: Any, index: int) -> dict[str, Any]:
+        if cmd.type not in self.type_limits:
+            return _err("not_found")
+        del self.type_limits[cmd.type]
+        self.buckets.pop(("type", cmd.type), None)
+        return _ok({"deleted": cmd.type})
+
+    def budget_times(self) -> list[int]:
+        """When each limit in force that has no budget now has some again."""
+        times = []
+        for (kind, name), (text, content, filled) in self.buckets.items():
+            if kind == "type":
+                live = self.type_limits.get(name) == text
+            else:
+                live = (name in self.queues
+                        and self.queues[name]["settings"].rate_limit == text)
+            tolerance = self.interval_and_tolerance(text)[1]
+            if live and self.content((kind, name), text) > tolerance:
+                times.append(math.ceil(filled + content - tolerance))
+        return times
 
     # -------------------------------------------------------------- queue settings
 
@@ -271,8 +340,14 @@ class ReferenceQueue:
                    and (cmd.types is None or t["type"] in cmd.types)]
         # Stable sort: equal priorities keep enqueue (log) order.
         visible.sort(key=lambda t: -t["priority"])
-        out = []
-        for position, task in enumerate(visible[:cmd.max_tasks]):
+        out: list[dict[str, Any]] = []
+        for task in visible:
+            if len(out) == cmd.max_tasks:
+                break
+            if not self.conforms(task):
+                continue  # its type or its queue has no budget: the next one may
+            self.fill(task)
+            position = len(out)
             task["status"] = "leased"
             task["attempts"] += 1
             task["updated_at_ms"] = self.clock
@@ -521,4 +596,5 @@ class ReferenceQueue:
         times = [t["lease"]["expires_at_ms"] for t in self.tasks if t["status"] == "leased"]
         times += [t["visible_at_ms"] for t in self.tasks
                   if t["status"] == "pending" and t["visible_at_ms"] > self.clock]
+        times += self.budget_times()
         return min(times) if times else None

@@ -13,7 +13,10 @@ dead-letter target), enqueue into and lease from them; the invariants add that a
 counted in exactly its queue and each queue's ready index holds exactly its visible pending
 tasks. A FIFO queue, ``o.fifo``, takes tasks in groups (and a stray group on a task of another
 queue is refused); its ready index holds exactly the first task of each group with no leased
-task, when that task is pending and visible.
+task, when that task is pending and visible. Rate limits (issue 17): rules set and remove limits
+of types, and queues may have one as a setting; a lease takes only what the limits allow,
+skipping a spent type's tasks for others, and ``has_visible`` and ``next_deadline_ms`` follow
+the budget.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from dqueue.queue.queues import (
     QueueSettings,
     UpdateQueue,
 )
+from dqueue.queue.rate_limits import DeleteRateLimit, PutRateLimit, check_rate_limit
 from dqueue.queue.ready import ready_key
 from dqueue.queue.sessions import DUPLICATE_REQUEST, ClientSession, apply_once
 from dqueue.queue.task import TaskStatus
@@ -60,7 +64,9 @@ SETTING_VALUES: dict[str, list[Any]] = {
     "lease_ms": [None, 2_000, 30_000], "max_retries": [None, 0, 1],
     "backoff_base_ms": [None, 200, 3_000], "retention_ms": [None, 60_000],
     "delay_ms": [0, 1_500], "max_depth": [0, 2], "dead_letter_queue": [None, *QUEUES],
+    "rate_limit": [None, None, "2/s", "30/s", "1/m"],
 }
+RATE_LIMITS = st.sampled_from(["1/s", "2/s", "30/s", "1/m", "7/h"])
 settings_choices = st.fixed_dictionaries(
     {}, optional={name: st.sampled_from(values) for name, values in SETTING_VALUES.items()})
 # Clock steps: repeats of the same ms, small steps, lease-length steps, and a clock behind.
@@ -371,6 +377,15 @@ class QueueVersusModel(RuleBasedStateMachine):
                    max_tasks: int) -> None:
         self.step(MoveTasks(source=source, destination=destination, max_tasks=max_tasks,
                                now_ms=self.now(delta)))
+
+    @rule(delta=STEPS, task_type=st.sampled_from(TYPES), limit=RATE_LIMITS)
+    def put_rate_limit(self, delta: int, task_type: str, limit: str) -> None:
+        self.step(PutRateLimit(type=task_type, rate_limit=check_rate_limit(limit, "rate_limit"),
+                               now_ms=self.now(delta)))
+
+    @rule(delta=STEPS, task_type=st.sampled_from(TYPES))
+    def delete_rate_limit(self, delta: int, task_type: str) -> None:
+        self.step(DeleteRateLimit(type=task_type, now_ms=self.now(delta)))
 
     @rule(delta=STEPS)
     def tick(self, delta: int) -> None:
