@@ -27,7 +27,8 @@ session table, ``sessions.py``, in its activity order) is absent from snapshots 
 client sessions and from a state that never applied a command in a session: it then restores
 empty, and a state with no session writes none, so those snapshots keep their bytes.
 ``schedules`` (``schedule_admin.ScheduleBook.to_snapshot``, in creation order) is likewise
-absent when there is no schedule, in any format.
+absent when there is no schedule, in any format, and so is ``workers``
+(``workers.WorkerBook.to_snapshot``, in arrival order) when no worker is listed.
 Index structures (heaps) are not stored: ``QueueState.restore`` rebuilds them from the tasks.
 """
 
@@ -86,17 +87,18 @@ class Decoded:
     # (name, settings, created_at_ms, updated_at_ms) in creation order; None: default only.
     queues: list[tuple[str, QueueSettings, int, int]] | None = None
     schedules: list[Any] | None = None  # ScheduleBook.to_snapshot output; None when absent
+    workers: list[Any] | None = None  # WorkerBook.to_snapshot output; None when absent
 
 
 def encode(clock_ms: int, last_index: int, next_seq: int, tasks: list[Task],
            dedup: list[tuple[str, str, int]], settings: dict[str, Any] | None = None,
            sessions: list[Any] | None = None, queues: list[list[Any]] | None = None,
-           schedules: list[Any] | None = None) -> bytes:
+           schedules: list[Any] | None = None, workers: list[Any] | None = None) -> bytes:
     """Return the format-4 bytes of a state given as its tasks (seq order), dedup (sorted),
     settings (``settings_to_plain``; omitted when None), client sessions
     (``Sessions.to_plain``; omitted when None or empty) and queues (``to_snapshot`` of each,
     in creation order; None: the default queue only) and schedules
-    (``ScheduleBook.to_snapshot``; omitted when None)."""
+    (``ScheduleBook.to_snapshot``; omitted when None) and workers (likewise)."""
     if queues is None:
         queues = [[DEFAULT_QUEUE, QueueSettings().to_plain(), 0, 0]]
     columns: dict[str, list[Any]] = {
@@ -117,6 +119,8 @@ def encode(clock_ms: int, last_index: int, next_seq: int, tasks: list[Task],
         document["sessions"] = sessions
     if schedules:
         document["schedules"] = schedules
+    if workers:
+        document["workers"] = workers
     return json.dumps(document, separators=(",", ":"), allow_nan=False).encode("ascii")
 
 
@@ -127,7 +131,7 @@ def encode_state(state: QueueState) -> bytes:
     return encode(state.clock_ms, state.last_index, state._next_seq, list(state._tasks.values()),
                   dedup, settings_to_plain(state.config), state.sessions.to_plain(),
                   [record.to_snapshot() for record in state._queues.values()],
-                  state.schedules.to_snapshot())
+                  state.schedules.to_snapshot(), state.workers.to_snapshot())
 
 
 def _is_int(value: Any) -> bool:
@@ -183,8 +187,11 @@ def decode(data: bytes) -> Decoded:
     schedules = document.get("schedules")
     if schedules is not None and type(schedules) is not list:
         raise ValueError("snapshot: schedules must be a list")
+    workers = document.get("workers")
+    if workers is not None and type(workers) is not list:
+        raise ValueError("snapshot: workers must be a list")
     return Decoded(header[0], header[1], header[2], tasks, dedup, config, sessions, queues,
-                   schedules)
+                   schedules, workers)
 
 
 def _queues(entries: Any) -> list[tuple[str, QueueSettings, int, int]]:
@@ -266,6 +273,8 @@ def load_into(state: QueueState, decoded: Decoded) -> None:
         state.sessions.load_plain(decoded.sessions)
     if decoded.schedules is not None:
         state.schedules.load_snapshot(decoded.schedules)
+    if decoded.workers is not None:
+        state.workers.load_snapshot(decoded.workers)
 
 
 def _check_codes(column: list[Any], count: int, name: str) -> None:

@@ -30,6 +30,7 @@ from dqueue.queue.backoff import backoff_ms
 from dqueue.queue.config import QueueConfig
 from dqueue.queue.events import MAX_BUFFERED_EVENTS, Event, EventLog, QueueEvent
 from dqueue.queue.fields import DEFAULT_QUEUE
+from dqueue.queue.heaps import NEVER_MS
 from dqueue.queue.outcomes import Outcome
 from dqueue.queue.outcomes import fail as _fail
 from dqueue.queue.outcomes import ok as _ok
@@ -37,9 +38,11 @@ from dqueue.queue.queue_admin import QUEUE_NOT_FOUND, QueueRecord
 from dqueue.queue.queues import QueueSettings
 from dqueue.queue.release import HANDLERS as RELEASE_HANDLERS
 from dqueue.queue.schedule_admin import HANDLERS as SCHEDULE_HANDLERS
-from dqueue.queue.schedule_admin import NEVER_MS, ScheduleBook, fire_due
+from dqueue.queue.schedule_admin import ScheduleBook, fire_due
 from dqueue.queue.sessions import Sessions
 from dqueue.queue.task import FINISHED, Task, TaskStatus
+from dqueue.queue.workers import HANDLERS as WORKER_HANDLERS
+from dqueue.queue.workers import WorkerBook
 
 LEASE_EXPIRED = "lease expired"
 _DEFAULT_ONLY = (DEFAULT_QUEUE,)
@@ -101,7 +104,7 @@ class QueueState:
             queues.DeleteQueue: queue_admin.delete_queue,
             queues.PurgeQueue: queue_admin.purge_queue,
             queues.MoveTasks: queue_admin.move_tasks,
-            **SCHEDULE_HANDLERS, **RELEASE_HANDLERS,
+            **SCHEDULE_HANDLERS, **RELEASE_HANDLERS, **WORKER_HANDLERS,
         }
         self._clear()
 
@@ -130,6 +133,8 @@ class QueueState:
         self.sessions = Sessions()
         # Periodic schedules (schedule_admin.py): fired by apply when the clock passes a slot.
         self.schedules = ScheduleBook()
+        # Workers seen by their heartbeats (workers.py): dropped when the clock passes expiry.
+        self.workers = WorkerBook()
 
     # ------------------------------------------------------------------ apply
 
@@ -154,6 +159,8 @@ class QueueState:
         self._advance()
         if self.schedules.due_ms <= self.clock_ms:
             fire_due(self)
+        if self.workers.due_ms <= self.clock_ms:
+            self.workers.expire(self.clock_ms)
         self._reply = reply
         outcome = self._handlers[type(command)](self, command, index)
         self._drop_stale_tops()
@@ -513,10 +520,7 @@ class QueueState:
     def list_tasks(self, status: str, type: str | None = None, limit: int = 100,
                    cursor: str | None = None, queue: str | None = None) -> dict[str, Any]:
         """List tasks of one status (and type, and queue) in enqueue order, ``limit`` at a
-        time.
-
-        Costs O(m log limit) for the m tasks of that status and type: meant for the
-        dead-letter view, not for the hot path.
+        time: O(m log limit) for the m tasks of that status and type (not the hot path).
 
         Raises:
             commands.InvalidCommand: on a bad status, limit or cursor.
@@ -544,11 +548,10 @@ class QueueState:
                                  max(now_ms, self.clock_ms), types, now_ms, self._queues)
 
     def next_deadline_ms(self) -> int | None:
-        """Earliest lease expiry, delayed visibility or schedule slot, or None when nothing
-        waits on time."""
+        """Earliest lease expiry, delayed visibility, schedule slot or worker expiry, or None
+        when nothing waits on time."""
         times = [heap[0][0] for heap in (self._leases, self._delayed) if heap]
-        if self.schedules.due_ms != NEVER_MS:
-            times.append(self.schedules.due_ms)
+        times += [due for due in (self.schedules.due_ms, self.workers.due_ms) if due < NEVER_MS]
         return min(times) if times else None
 
     def event_counts(self) -> dict[str, dict[str, int]]:
