@@ -25,6 +25,7 @@ from dqueue.api import (
     ui_routes,
 )
 from dqueue.api import schedules as schedule_routes
+from dqueue.api import workers as worker_routes
 from dqueue.api.auth import AuthMiddleware, load_token_file
 from dqueue.api.coalesce import EnqueueCoalescer
 from dqueue.api.deps import ApiDeps, new_task_id
@@ -106,6 +107,7 @@ def create_app(
     app.add_route("/queues/{name}/purge", queues.QueuePurge(deps))
     app.add_route("/queues/{name}/move", queues.QueueMove(deps))
     schedule_routes.register(app, deps)
+    worker_routes.register(app, deps)
     app.add_route("/health", status.Health(deps))
     app.add_route("/ready", status.Ready(deps))
     app.add_route("/stats", status.Stats(deps))

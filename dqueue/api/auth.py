@@ -79,6 +79,8 @@ ROUTE_ROLES: Mapping[tuple[str, str], str] = {
     ("DELETE", "/schedules/{name}"): "admin",
     ("POST", "/schedules/{name}/pause"): "admin",
     ("POST", "/schedules/{name}/resume"): "admin",
+    ("GET", "/workers"): "read",
+    ("POST", "/workers/heartbeat"): "consume",
     ("POST", "/cluster/members"): "admin",
     ("DELETE", "/cluster/members/{member}"): "admin",
     ("POST", "/cluster/members/{member}/promote"): "admin",

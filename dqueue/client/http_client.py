@@ -37,6 +37,7 @@ from dqueue.client.queue_admin import QueueAdmin
 from dqueue.client.schedule_admin import ScheduleAdmin
 from dqueue.client.task import Task
 from dqueue.client.task_wait import TaskWait
+from dqueue.client.worker_admin import WorkerAdmin
 from dqueue.protocol.errors import ErrorCode
 from dqueue.queue.fields import MAX_BATCH
 
@@ -109,7 +110,7 @@ def normalize_url(url: str, *, default_host: str = "127.0.0.1") -> str:
     return f"{parts.scheme}://{host}:{port}"
 
 
-class Client(QueueAdmin, ScheduleAdmin, TaskWait):
+class Client(QueueAdmin, ScheduleAdmin, WorkerAdmin, TaskWait):
     """A dqueue client over HTTP.
 
     Args:

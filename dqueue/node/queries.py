@@ -1,7 +1,7 @@
 """Read queries of the IPC protocol: queue reads and the node's own health, cluster and metrics.
 
 Queue reads (``get``, ``stats``, ``list``, ``queues``, ``queue``, ``schedules``,
-``schedule``) run against the applied queue
+``schedule``, ``workers``) run against the applied queue
 state once the read point is reached (ReadIndex) or at once for stale reads. ``health``,
 ``cluster`` and ``metrics`` describe this node and are always answered locally, leader or not.
 
@@ -20,9 +20,11 @@ from typing import Any, Protocol
 from dqueue.queue import InvalidCommand
 from dqueue.queue.schedule_admin import ScheduleBook
 from dqueue.queue.task import FINISHED
+from dqueue.queue.workers import WorkerBook
 from dqueue.raft import Status
 
-QUEUE_OPS = frozenset({"get", "stats", "list", "queues", "queue", "schedules", "schedule"})
+QUEUE_OPS = frozenset({"get", "stats", "list", "queues", "queue", "schedules", "schedule",
+                       "workers"})
 LOCAL_OPS = frozenset({"health", "cluster", "metrics"})
 _QUERY_KEYS = {
     "get": {"op", "id", "wait_ms"},
@@ -32,6 +34,7 @@ _QUERY_KEYS = {
     "queue": {"op", "name"},
     "schedules": {"op"},
     "schedule": {"op", "name"},
+    "workers": {"op"},
     "health": {"op"},
     "cluster": {"op"},
     "metrics": {"op"},
@@ -42,6 +45,7 @@ class QueueReads(Protocol):
     """The reads of the applied queue state (``QueueState``) that the queries run."""
 
     schedules: ScheduleBook
+    workers: WorkerBook
 
     def get_task(self, task_id: str) -> dict[str, Any] | None:
         """The plain form of a task, or None."""
@@ -138,6 +142,8 @@ def run_queue_query(queue: QueueReads, query: Mapping[str, Any],
         return {"schedules": queue.schedules.list_plain()}
     if op == "schedule":
         return queue.schedules.get_plain(query["name"])
+    if op == "workers":
+        return {"workers": queue.workers.list_plain()}
     limit = query.get("limit")
     try:
         return queue.list_tasks(

@@ -51,6 +51,10 @@ REQUESTS = {
     ("DELETE", "/schedules/{name}"): ("/schedules/s1", None),
     ("POST", "/schedules/{name}/pause"): ("/schedules/s1/pause", {}),
     ("POST", "/schedules/{name}/resume"): ("/schedules/s1/resume", {}),
+    ("GET", "/workers"): ("/workers", None),
+    ("POST", "/workers/heartbeat"): ("/workers/heartbeat", {
+        "worker_id": "w", "host": "h", "pid": 1, "concurrency": 1,
+        "started_at": "2025-11-27T19:47:00Z", "heartbeat_seconds": 5}),
     ("POST", "/cluster/members"): ("/cluster/members", {
         "id": "n4", "raft_addr": "127.0.0.1:9004", "http_addr": "127.0.0.1:8004"}),
     ("DELETE", "/cluster/members/{member}"): ("/cluster/members/n4", None),
