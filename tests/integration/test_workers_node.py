@@ -91,3 +91,25 @@ def test_workers_listed_and_dropped_after_missed_heartbeats(cluster: NodeCluster
     assert "hb-http" not in _listed(client)
     assert time.monotonic() - stopped_at < MISSED_HEARTBEATS * HTTP_HEARTBEAT_S / 2
     client.close()
+
+
+def test_every_node_lists_the_same_workers_and_a_new_leader_keeps_them(
+        tmp_path: Path) -> None:
+    nodes = NodeCluster(tmp_path, 3)
+    nodes.start()
+    try:
+        leader = nodes.leader()
+        follower = next(node_id for node_id in ("n1", "n2", "n3") if node_id != leader)
+        with Client(nodes.url(follower), worker_id="by-hand") as writer:
+            writer.heartbeat(host="box", concurrency=1, heartbeat_seconds=300)
+        for node_id in ("n1", "n2", "n3"):
+            with Client(nodes.url(node_id)) as reader:
+                wait_for(lambda reader=reader: "by-hand" in _listed(reader), 30,
+                         f"listed on {node_id}")
+        nodes.kill(leader)
+        survivors = [node_id for node_id in ("n1", "n2", "n3") if node_id != leader]
+        new_leader = nodes.leader(among=survivors)
+        with Client(nodes.url(new_leader)) as reader:
+            assert "by-hand" in _listed(reader)  # replicated state: not the old leader's
+    finally:
+        nodes.close()
