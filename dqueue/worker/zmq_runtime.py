@@ -124,6 +124,7 @@ class ZmqRuntime(WorkerRuntime):
         self._last_heard = 0.0
         self._ack_many = True  # False while the gateway does not know ack_many (an older one)
         self._beat_rid: object = None  # the last heartbeat's request id (heartbeat.py)
+        self._beat_failing = False
 
     # -- handler-thread side ----------------------------------------------------------
 
@@ -400,11 +401,12 @@ class ZmqRuntime(WorkerRuntime):
 
     def _handle_reply(self, reply: Reply, now: float) -> None:
         if reply.rid is not None and reply.rid == self._beat_rid:
-            if reply.error is not None:
+            if reply.error is not None and not self._beat_failing:
                 log.warning("heartbeat refused (GET /workers may not list this worker): %s",
                             reply.error)
-                if getattr(reply.error, "code", None) == ErrorCode.UNKNOWN_KIND:
-                    self.heartbeats.heartbeat_ms = 0  # an older gateway: stop sending them
+            if getattr(reply.error, "code", None) == ErrorCode.UNKNOWN_KIND:
+                self.heartbeats.heartbeat_ms = 0  # an older gateway: stop sending them
+            self._beat_failing = reply.error is not None  # logged when failures start
             return
         if reply.rid is not None and reply.rid in self._leases:
             del self._leases[reply.rid]
