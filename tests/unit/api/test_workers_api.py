@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from dqueue.queue import fields
+
 BEAT = {"worker_id": "w1", "host": "box-1", "pid": 4242, "transport": "http",
         "queues": ["default"], "types": ["email"], "concurrency": 4, "in_flight": 1,
         "started_at": "2025-11-27T19:47:00Z", "heartbeat_seconds": 2}
@@ -75,3 +77,12 @@ def test_bad_heartbeats_are_400_naming_the_field(client: Any, fake: Any,
 def test_get_workers_takes_no_parameters(client: Any) -> None:
     resp = client.simulate_get("/workers", query_string="queue=default")
     assert resp.status_code == 400 and resp.json["error"]["field"] == "queue"
+
+
+def test_a_full_table_is_409_naming_worker_id(client: Any,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fields, "MAX_WORKERS", 1)
+    assert client.simulate_post("/workers/heartbeat", json=BEAT).status_code == 200
+    resp = client.simulate_post("/workers/heartbeat", json={**BEAT, "worker_id": "w2"})
+    assert resp.status_code == 409 and resp.json["error"]["code"] == "invalid_state"
+    assert "worker_id" in resp.json["error"]["message"]
