@@ -4,6 +4,8 @@
     dqueue-cli status TASK_ID
     dqueue-cli --json stats
     dqueue-cli queue create emails --lease 60s --max-retries 5
+    dqueue-cli workers
+    dqueue-cli tasks list --status leased --queue emails
     dqueue-cli keys init keys --members n1,n2,n3 --workers w1
 
 Long options take one dash or two (``-type`` and ``--type``). The node is ``--server`` (repeatable
@@ -22,7 +24,14 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from dqueue import __version__, cli_cluster, cli_queues, cli_rate_limits, cli_schedules
+from dqueue import (
+    __version__,
+    cli_cluster,
+    cli_queues,
+    cli_rate_limits,
+    cli_schedules,
+    cli_workers,
+)
 from dqueue.client.env import DEFAULT_SERVER, SERVER_ENV, TOKEN_ENV, resolve_servers
 from dqueue.client.errors import (
     DQueueError,
@@ -253,6 +262,14 @@ def cmd_rate_limit(client: Client, args: argparse.Namespace, out: TextIO) -> int
     return cli_rate_limits.run(client, args, out, _json_or, table)
 
 
+def cmd_workers(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    return cli_workers.run_workers(client, args, out, _json_or, table)
+
+
+def cmd_tasks(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    return cli_workers.run_tasks(client, args, out, _json_or, table)
+
+
 def cmd_cluster(client: Client, args: argparse.Namespace, out: TextIO) -> int:
     return cli_cluster.run(client, args, out, _json_or, table)
 
@@ -408,6 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_queues.add_parser(sub, common, cmd_queue)
     cli_schedules.add_parser(sub, common, cmd_schedule)
     cli_rate_limits.add_parser(sub, common, cmd_rate_limit)
+    cli_workers.add_parsers(sub, common, cmd_workers, cmd_tasks)
     cli_cluster.add_parser(sub, common, cmd_cluster)
     keys = add("keys", cmd_keys, "CURVE keys of the peer transport (docs/security.md)")
     sp = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION").add_parser(

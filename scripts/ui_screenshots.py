@@ -6,7 +6,8 @@
 Starts a 3-node cluster of real processes on 127.0.0.1 (in a temporary folder), enqueues,
 leases, acks and dead-letters tasks for ``--seconds`` so the charts have a history, then opens
 the leader's dashboard in Debian's chromium (Playwright, no browser download) and saves
-cluster.png, queues.png, tasks.png, dlq.png, purge-confirm.png, schedules.png and phone.png.
+cluster.png, queues.png, tasks.png, dlq.png, purge-confirm.png, schedules.png, workers.png
+and phone.png.
 """
 
 from __future__ import annotations
@@ -67,6 +68,19 @@ def work(api: Http, seconds: float, rng: random.Random) -> str:
     return shown
 
 
+def heartbeats(api: Http) -> None:
+    """Two workers' heartbeats (a long interval: they stay listed while the pages are shot)."""
+    for worker_id, host, transport, queues, types, concurrency, in_flight in (
+            ("billing-1", "app-3", "zmq", ["default"], ["report"], 8, 5),
+            ("emails-7f2a", "app-1", "http", ["emails", "images"], ["email", "resize-image"],
+             4, 3)):
+        call(api, "POST", "/workers/heartbeat", {
+            "worker_id": worker_id, "host": host, "pid": 40_000 + concurrency,
+            "transport": transport, "queues": queues, "types": types,
+            "concurrency": concurrency, "in_flight": in_flight,
+            "started_at": "2026-12-03T15:02:11Z", "heartbeat_seconds": 300})
+
+
 def shoot(page: Page, url: str, out: Path, name: str, ready: str,
           full_page: bool = True, click: str | None = None) -> None:
     """Open one tab, wait for ``ready`` (a selector of its data), click ``click`` if given,
@@ -105,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                 "cron": "30 8 * * 1", "timezone": "America/New_York",
                 "task": {"type": "digest", "queue": "emails"}, "paused": True})
             task_id = work(api, args.seconds, rng)
+            heartbeats(api)
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM)
                 page = browser.new_page(viewport={"width": 1200, "height": 800})
@@ -127,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"wrote {args.out / 'purge-confirm.png'}")
                 page.click("#confirm-no")
                 shoot(page, base + "#schedules", args.out, "schedules", "#schedules tbody tr",
+                      full_page=False)
+                shoot(page, base + "#workers", args.out, "workers", "#workers tbody tr",
                       full_page=False)
                 phone = browser.new_page(viewport={"width": 390, "height": 844},
                                          is_mobile=True, device_scale_factor=2)

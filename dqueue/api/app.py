@@ -26,6 +26,7 @@ from dqueue.api import (
 )
 from dqueue.api import rate_limits as rate_limit_routes
 from dqueue.api import schedules as schedule_routes
+from dqueue.api import workers as worker_routes
 from dqueue.api.auth import AuthMiddleware, load_token_file
 from dqueue.api.coalesce import EnqueueCoalescer
 from dqueue.api.deps import ApiDeps, new_task_id
@@ -108,6 +109,7 @@ def create_app(
     app.add_route("/queues/{name}/move", queues.QueueMove(deps))
     schedule_routes.register(app, deps)
     rate_limit_routes.register(app, deps)
+    worker_routes.register(app, deps)
     app.add_route("/health", status.Health(deps))
     app.add_route("/ready", status.Ready(deps))
     app.add_route("/stats", status.Stats(deps))

@@ -83,6 +83,8 @@ ROUTE_ROLES: Mapping[tuple[str, str], str] = {
     ("GET", "/rate-limits/{type}"): "read",
     ("PUT", "/rate-limits/{type}"): "admin",
     ("DELETE", "/rate-limits/{type}"): "admin",
+    ("GET", "/workers"): "read",
+    ("POST", "/workers/heartbeat"): "consume",
     ("POST", "/cluster/members"): "admin",
     ("DELETE", "/cluster/members/{member}"): "admin",
     ("POST", "/cluster/members/{member}/promote"): "admin",

@@ -21,6 +21,7 @@ from dqueue.api.tasks import (
     NACK_FIELDS,
     RELEASE_FIELDS,
 )
+from dqueue.api.workers import HEARTBEAT_FIELDS
 from dqueue.queue import fields, schedules
 
 _REF = "#/components/schemas/"
@@ -190,6 +191,37 @@ def _schemas() -> dict[str, Any]:
             "type": "object", "additionalProperties": False,
             "properties": {"task_id": string, "type": string},
         },
+        "HeartbeatRequest": _heartbeat_schema(ident),
+    }
+
+
+def _heartbeat_schema(ident: dict[str, Any]) -> dict[str, Any]:
+    """``POST /workers/heartbeat`` (docs/worker.md, "Seeing the workers")."""
+    def count(rule: fields.IntRule) -> dict[str, Any]:
+        return {"type": "integer", "minimum": rule.low, "maximum": rule.high}
+    names = {"type": "array", "items": {"type": "string"}}
+    return {
+        "type": "object", "additionalProperties": False,
+        "required": ["worker_id", "host", "pid", "concurrency", "started_at",
+                     "heartbeat_seconds"],
+        "properties": {
+            "worker_id": ident,
+            "host": {"type": "string", "minLength": 1,
+                     "maxLength": fields.WORKER_HOST.max_chars},
+            "pid": count(fields.WORKER_PID),
+            "transport": {"type": "string", "enum": list(fields.WORKER_TRANSPORTS)},
+            "queues": {**names, "maxItems": fields.MAX_QUEUES},
+            "types": {**names, "maxItems": fields.MAX_TYPES},
+            "concurrency": count(fields.WORKER_CONCURRENCY),
+            "in_flight": count(fields.WORKER_IN_FLIGHT),
+            "started_at": {"type": "string", "format": "date-time"},
+            "heartbeat_seconds": {"type": "number",
+                                  "minimum": fields.HEARTBEAT_MS.low / 1000,
+                                  "maximum": fields.HEARTBEAT_MS.high / 1000,
+                                  "description": "dropped after "
+                                                 f"{fields.MISSED_HEARTBEATS} missed"},
+            "leaving": {"type": "boolean", "description": "true: drop the worker now"},
+        },
     }
 
 
@@ -206,6 +238,7 @@ REQUEST_FIELDS = {
     "MoveRequest": MOVE_FIELDS,
     "ScheduleRequest": schedules.SPEC_FIELDS,
     "RateLimitRequest": RATE_LIMIT_FIELDS,
+    "HeartbeatRequest": HEARTBEAT_FIELDS,
 }
 _RATE_LIMIT = {"type": "string", "pattern": "^[1-9][0-9]{0,6}/[smh]$",
                "description": "N per second, minute or hour over the whole cluster, "
@@ -417,6 +450,23 @@ def _rate_limit_paths() -> dict[str, Any]:
     }
 
 
+def _worker_paths() -> dict[str, Any]:
+    """The workers table (docs/worker.md, "Seeing the workers"): the same on every node."""
+    worker = {"type": ["object", "null"]}
+    return {
+        "/workers": {"get": _op("Every listed worker, sorted by id.", {
+            "200": _json_response("The workers.", {"type": "object", "properties": {
+                "workers": {"type": "array", "items": {"type": "object"}}}}),
+            "400": _error("A query parameter (there are none)."), **_COMMON_ERRORS})},
+        "/workers/heartbeat": {"post": _op(
+            "A worker is alive: list or refresh it (leaving: drop it).", {
+                "200": _json_response("The worker as listed (null when leaving).", {
+                    "type": "object", "properties": {"worker": worker}}),
+                "409": _error("The table is full."), **_BODY_ERRORS},
+            requestBody=_body("HeartbeatRequest"))},
+    }
+
+
 def _node_paths() -> dict[str, Any]:
     any_object = {"type": "object"}
     count = {"type": "object", "properties": {"redriven": {"type": "integer"}}}
@@ -498,7 +548,8 @@ def openapi_document() -> dict[str, Any]:
                            "writes are answered after commit on a majority.",
         },
         "paths": _with_roles({**_task_paths(), **queue_paths(), **_schedule_paths(),
-                              **_rate_limit_paths(), **_node_paths()}),
+                              **_rate_limit_paths(), **_worker_paths(),
+                              **_node_paths()}),
         "components": {"schemas": _schemas(), "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer",
                        "description": "A token from `dqueue-cli tokens add`, needed when the "

@@ -13,7 +13,8 @@ from typing import Any
 from dqueue.api import validation as v
 from dqueue.api.errors import ApiError
 from dqueue.api.fencing import is_lease_token, lease_token
-from dqueue.queue import fields
+from dqueue.queue import fields, workers
+from dqueue.queue.fields import InvalidCommand
 from dqueue.queue.results import DEFAULT_MAX_RESULT_BYTES, result_problem
 
 # Every field a command carries is checked by the queue's rule (dqueue/queue/fields.py); only
@@ -28,6 +29,7 @@ _EXTEND_KEYS = _HOLDER_BASE_KEYS | {"lease_ms"}
 _ACK_MANY_KEYS = frozenset({"rid", "worker_id", "items"})
 _USUAL_ACK_ITEM_KEYS = frozenset({"id", "token"})
 _ACK_ITEM_KEYS = _USUAL_ACK_ITEM_KEYS | {"result"}
+_HEARTBEAT_KEYS = frozenset({"rid", "leaving"} | workers.INFO_FIELDS) - {"transport"}
 # The requests of a lease holder about one task, and their fields.
 _HOLDER_KEYS = {b"ack": _ACK_KEYS, b"nack": _NACK_KEYS, b"extend": _EXTEND_KEYS,
                 b"release": _HOLDER_BASE_KEYS}
@@ -144,6 +146,8 @@ def command_of(kind: bytes, body: dict[str, Any], max_wait_ms: int,
             if queues is not None:
                 cmd["queues"] = queues
             return cmd, wait_ms
+        if kind == b"heartbeat":
+            return heartbeat_command(body, worker_name), 0
         if kind in _HOLDER_KEYS:
             keys = _HOLDER_KEYS[kind]
             v.check_keys(body, keys, ("id", "worker_id"))
@@ -168,6 +172,25 @@ def command_of(kind: bytes, body: dict[str, Any], max_wait_ms: int,
     except ApiError as exc:
         raise RequestError(exc.code, exc.message, exc.field) from None
     raise RequestError("unknown_kind", f"unknown message kind {kind[:32]!r}", "kind")
+
+
+def heartbeat_command(body: dict[str, Any], worker_name: str = "") -> dict[str, Any]:
+    """The ``worker_heartbeat`` command of a ``heartbeat`` body (transport ``zmq``), every
+    field checked by ``workers.check_info``; ``worker_name`` as in ``check_worker_id``.
+
+    Raises:
+        RequestError: naming the bad field.
+        ApiError: an unknown field (``command_of`` turns it into a RequestError).
+    """
+    v.check_keys(body, _HEARTBEAT_KEYS, ())
+    leaving = bool(v.opt_bool(body, "leaving"))
+    try:
+        info = workers.check_info({**{key: body[key] for key in body.keys() & _HEARTBEAT_KEYS
+                                      if key not in ("rid", "leaving")}, "transport": "zmq"})
+    except InvalidCommand as exc:
+        raise RequestError("invalid_field", exc.message, exc.field) from None
+    check_worker_id(info.worker_id, worker_name)
+    return workers.Heartbeat(info=info, leaving=leaving).to_plain()
 
 
 def lease_ms(body: dict[str, Any]) -> int | None:

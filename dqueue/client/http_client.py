@@ -38,6 +38,7 @@ from dqueue.client.rate_limit_admin import RateLimitAdmin
 from dqueue.client.schedule_admin import ScheduleAdmin
 from dqueue.client.task import Task
 from dqueue.client.task_wait import TaskWait
+from dqueue.client.worker_admin import WorkerAdmin
 from dqueue.protocol.errors import ErrorCode
 from dqueue.queue.fields import MAX_BATCH
 
@@ -110,7 +111,7 @@ def normalize_url(url: str, *, default_host: str = "127.0.0.1") -> str:
     return f"{parts.scheme}://{host}:{port}"
 
 
-class Client(QueueAdmin, ScheduleAdmin, RateLimitAdmin, TaskWait):
+class Client(QueueAdmin, ScheduleAdmin, RateLimitAdmin, WorkerAdmin, TaskWait):
     """A dqueue client over HTTP.
 
     Args:

@@ -291,6 +291,12 @@ class ZmqWorkerClient:
         """Heartbeat: keeps this connection's waiting leases alive. Returns the request id."""
         return self._send(WorkerKind.PING, {})
 
+    def send_worker_heartbeat(self, info: dict[str, Any], leaving: bool = False) -> Any:
+        """Say this worker is alive (the workers table, ``GET /workers``): ``info`` is the
+        ``heartbeat`` message's fields (dqueue/worker/heartbeat.py builds them); ``leaving``
+        drops the worker at once. Returns the request id."""
+        return self._send(WorkerKind.HEARTBEAT, {**info, "leaving": leaving})
+
     def send_bye(self) -> None:
         """Tell the gateway to drop this connection's waiting lease requests now."""
         self._send(WorkerKind.BYE, {})

@@ -1,7 +1,7 @@
 """Read queries of the IPC protocol: queue reads and the node's own health, cluster and metrics.
 
 Queue reads (``get``, ``stats``, ``list``, ``queues``, ``queue``, ``schedules``,
-``schedule``, ``rate_limits``) run against the applied queue
+``schedule``, ``rate_limits``, ``workers``) run against the applied queue
 state once the read point is reached (ReadIndex) or at once for stale reads. ``health``,
 ``cluster`` and ``metrics`` describe this node and are always answered locally, leader or not.
 
@@ -21,10 +21,11 @@ from dqueue.queue import InvalidCommand
 from dqueue.queue.rate_limits import RateLimitBook
 from dqueue.queue.schedule_admin import ScheduleBook
 from dqueue.queue.task import FINISHED
+from dqueue.queue.workers import WorkerBook
 from dqueue.raft import Status
 
 QUEUE_OPS = frozenset({"get", "stats", "list", "queues", "queue", "schedules", "schedule",
-                       "rate_limits"})
+                       "rate_limits", "workers"})
 LOCAL_OPS = frozenset({"health", "cluster", "metrics"})
 _QUERY_KEYS = {
     "get": {"op", "id", "wait_ms"},
@@ -35,6 +36,7 @@ _QUERY_KEYS = {
     "schedules": {"op"},
     "schedule": {"op", "name"},
     "rate_limits": {"op"},
+    "workers": {"op"},
     "health": {"op"},
     "cluster": {"op"},
     "metrics": {"op"},
@@ -46,6 +48,7 @@ class QueueReads(Protocol):
 
     schedules: ScheduleBook
     rate_limits: RateLimitBook
+    workers: WorkerBook
 
     def get_task(self, task_id: str) -> dict[str, Any] | None:
         """The plain form of a task, or None."""
@@ -144,6 +147,8 @@ def run_queue_query(queue: QueueReads, query: Mapping[str, Any],
         return queue.schedules.get_plain(query["name"])
     if op == "rate_limits":
         return {"rate_limits": queue.rate_limits.list_plain()}
+    if op == "workers":
+        return {"workers": queue.workers.list_plain()}
     limit = query.get("limit")
     try:
         return queue.list_tasks(

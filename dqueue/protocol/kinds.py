@@ -39,6 +39,7 @@ class WorkerKind(bytes, Enum):
     NACK = b"nack"
     EXTEND = b"extend"
     RELEASE = b"release"  # hand a leased task back unstarted: no attempt counted
+    HEARTBEAT = b"heartbeat"  # the worker is alive: the workers table (GET /workers)
     PING = b"ping"
     BYE = b"bye"
     ENQUEUE = b"enqueue"  # a producer's task (dqueue/api/gateway_producer.py)
@@ -54,6 +55,6 @@ class WorkerKind(bytes, Enum):
 
 WORKER_REQUESTS = frozenset({WorkerKind.LEASE, WorkerKind.ACK, WorkerKind.ACK_MANY,
                              WorkerKind.NACK, WorkerKind.EXTEND, WorkerKind.RELEASE,
-                             WorkerKind.PING, WorkerKind.BYE, WorkerKind.ENQUEUE,
-                             WorkerKind.ENQUEUE_BATCH})
+                             WorkerKind.HEARTBEAT, WorkerKind.PING, WorkerKind.BYE,
+                             WorkerKind.ENQUEUE, WorkerKind.ENQUEUE_BATCH})
 PRODUCER_REQUESTS = frozenset({WorkerKind.ENQUEUE, WorkerKind.ENQUEUE_BATCH})

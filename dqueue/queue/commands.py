@@ -35,6 +35,8 @@ from dqueue.queue.release import Release
 from dqueue.queue.results import checked_result
 from dqueue.queue.schedules import PARSERS as SCHEDULE_PARSERS
 from dqueue.queue.schedules import DeleteSchedule, PauseSchedule, PutSchedule
+from dqueue.queue.workers import PARSERS as WORKER_PARSERS
+from dqueue.queue.workers import Heartbeat
 
 # Every field's rule and bound is in fields.py; these names refer to them for their users.
 LEASE_NONCE_BYTES = fields.LEASE_NONCE_BYTES
@@ -262,7 +264,7 @@ class Configure:
 Command = (Enqueue | Lease | Ack | AckBatch | Nack | Extend | Cancel | Redrive | Purge | Tick
            | Configure | CreateQueue | UpdateQueue | DeleteQueue | PurgeQueue | MoveTasks
            | PutSchedule | DeleteSchedule | PauseSchedule | Release | PutRateLimit
-           | DeleteRateLimit)
+           | DeleteRateLimit | Heartbeat)
 
 
 # ---------------------------------------------------------------- cheap construction
@@ -559,6 +561,8 @@ _PARSERS = {
     **QUEUE_PARSERS,
     **SCHEDULE_PARSERS,
     **RELEASE_PARSERS, **RATE_LIMIT_PARSERS,
+    **RELEASE_PARSERS,
+    **WORKER_PARSERS,
 }
 _ALLOWED = {op: frozenset(keys | {"op", "now_ms"}) for op, (_, keys) in _PARSERS.items()}
 

@@ -231,6 +231,18 @@ MAX_TAGS = 50
 # Tasks one move command (a redrive out of a dead-letter queue) takes at most.
 MOVE_MAX_TASKS = IntRule(1, 10_000)
 
+# Workers' heartbeats (workers.py): what a worker says of itself, shown by GET /workers. The
+# table holds at most MAX_WORKERS workers; one is dropped after MISSED_HEARTBEATS intervals
+# without a heartbeat.
+WORKER_HOST = TextRule(1, 253)  # a DNS name has at most 253 characters
+WORKER_PID = IntRule(1, (1 << 31) - 1)
+WORKER_CONCURRENCY = IntRule(1, 10_000)
+WORKER_IN_FLIGHT = IntRule(0, 1_000_000)
+HEARTBEAT_MS = IntRule(100, 300_000)
+WORKER_TRANSPORTS = ("http", "zmq")
+MAX_WORKERS = 1_000
+MISSED_HEARTBEATS = 3
+
 MAX_BATCH = 1_000  # tasks of one enqueue command, acks of one ack_batch command
 MAX_TYPES = 64  # task types one lease may name
 

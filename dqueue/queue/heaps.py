@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+#: The due time of a book with nothing due (schedules, workers): greater than any clock.
+NEVER_MS = 1 << 62
+
 
 def iter_due(heap: list[tuple[Any, ...]], limit: int) -> Iterator[tuple[Any, ...]]:
     """Yield, in no particular order, every entry of ``heap`` whose key is <= ``limit``.

@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from dqueue.queue.backoff import backoff_ms
 from dqueue.queue.commands import InvalidCommand
-from dqueue.queue.heaps import iter_due
-from dqueue.queue.schedule_admin import NEVER_MS
+from dqueue.queue.heaps import NEVER_MS, iter_due
 from dqueue.queue.task import Task, TaskStatus
 
 if TYPE_CHECKING:
@@ -102,10 +101,10 @@ def state_has_visible(state: QueueState, types: Iterable[str] | None, now_ms: in
 
 def next_deadline_ms(state: QueueState) -> int | None:
     """``QueueState.next_deadline_ms``: the earliest lease expiry, delayed visibility,
-    schedule slot or return of a spent rate limit's budget; None when nothing waits."""
+    schedule slot, worker expiry or return of a spent rate limit's budget; None when nothing
+    waits."""
     times = [heap[0][0] for heap in (state._leases, state._delayed) if heap]
-    if state.schedules.due_ms != NEVER_MS:
-        times.append(state.schedules.due_ms)
+    times += [due for due in (state.schedules.due_ms, state.workers.due_ms) if due < NEVER_MS]
     budget_ms = state.rate_limits.next_budget_ms(state._queues, state.clock_ms)
     if budget_ms is not None:
         times.append(budget_ms)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from dqueue.queue import commands, cron, enqueue, schedules
 from dqueue.queue.fields import InvalidCommand
+from dqueue.queue.heaps import NEVER_MS
 from dqueue.queue.outcomes import Outcome, fail, ok
 from dqueue.queue.queue_admin import QUEUE_NOT_FOUND
 from dqueue.queue.schedules import ScheduleSpec
@@ -33,8 +34,6 @@ SCHEDULE_NOT_FOUND = "not_found"
 TOO_MANY_SCHEDULES = "invalid_state"
 #: A slot this late when the clock passes it is missed (catch-up policy decides).
 MISSED_AFTER_MS = 10_000
-#: ``ScheduleBook.due_ms`` when nothing is due ever: greater than any clock.
-NEVER_MS = 1 << 62
 _COUNTERS = ("created_at_ms", "updated_at_ms", "last_slot_ms", "fired",
              "last_fired_slot_ms", "last_missed_slot_ms")
 

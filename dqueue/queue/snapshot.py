@@ -29,7 +29,8 @@ empty, and a state with no session writes none, so those snapshots keep their by
 ``schedules`` (``schedule_admin.ScheduleBook.to_snapshot``, in creation order) is likewise
 absent when there is no schedule, in any format. ``rate_limits``
 (``rate_limits.RateLimitBook.to_snapshot``: the type limits and every bucket) is absent when
-there is neither.
+there is neither, and so is ``workers`` (``workers.WorkerBook.to_snapshot``, in arrival
+order) when no worker is listed.
 Index structures (heaps) are not stored: ``QueueState.restore`` rebuilds them from the tasks.
 """
 
@@ -89,19 +90,21 @@ class Decoded:
     queues: list[tuple[str, QueueSettings, int, int]] | None = None
     schedules: list[Any] | None = None  # ScheduleBook.to_snapshot output; None when absent
     rate_limits: Any = None  # RateLimitBook.to_snapshot output; None when absent
+    workers: list[Any] | None = None  # WorkerBook.to_snapshot output; None when absent
 
 
 def encode(clock_ms: int, last_index: int, next_seq: int, tasks: list[Task],
            dedup: list[tuple[str, str, int]], settings: dict[str, Any] | None = None,
            sessions: list[Any] | None = None, queues: list[list[Any]] | None = None,
            schedules: list[Any] | None = None,
-           rate_limits: dict[str, Any] | None = None) -> bytes:
+           rate_limits: dict[str, Any] | None = None,
+           workers: list[Any] | None = None) -> bytes:
     """Return the format-4 bytes of a state given as its tasks (seq order), dedup (sorted),
     settings (``settings_to_plain``; omitted when None), client sessions
     (``Sessions.to_plain``; omitted when None or empty) and queues (``to_snapshot`` of each,
     in creation order; None: the default queue only) and schedules
-    (``ScheduleBook.to_snapshot``; omitted when None) and rate limits
-    (``RateLimitBook.to_snapshot``; omitted when None)."""
+    (``ScheduleBook.to_snapshot``; omitted when None), rate limits
+    (``RateLimitBook.to_snapshot``; omitted when None) and workers (likewise)."""
     if queues is None:
         queues = [[DEFAULT_QUEUE, QueueSettings().to_plain(), 0, 0]]
     columns: dict[str, list[Any]] = {
@@ -124,6 +127,8 @@ def encode(clock_ms: int, last_index: int, next_seq: int, tasks: list[Task],
         document["schedules"] = schedules
     if rate_limits:
         document["rate_limits"] = rate_limits
+    if workers:
+        document["workers"] = workers
     return json.dumps(document, separators=(",", ":"), allow_nan=False).encode("ascii")
 
 
@@ -134,7 +139,8 @@ def encode_state(state: QueueState) -> bytes:
     return encode(state.clock_ms, state.last_index, state._next_seq, list(state._tasks.values()),
                   dedup, settings_to_plain(state.config), state.sessions.to_plain(),
                   [record.to_snapshot() for record in state._queues.values()],
-                  state.schedules.to_snapshot(), state.rate_limits.to_snapshot())
+                  state.schedules.to_snapshot(), state.rate_limits.to_snapshot(),
+                  state.workers.to_snapshot())
 
 
 def _is_int(value: Any) -> bool:
@@ -190,8 +196,11 @@ def decode(data: bytes) -> Decoded:
     schedules = document.get("schedules")
     if schedules is not None and type(schedules) is not list:
         raise ValueError("snapshot: schedules must be a list")
+    workers = document.get("workers")
+    if workers is not None and type(workers) is not list:
+        raise ValueError("snapshot: workers must be a list")
     return Decoded(header[0], header[1], header[2], tasks, dedup, config, sessions, queues,
-                   schedules, document.get("rate_limits"))
+                   schedules, document.get("rate_limits"), workers)
 
 
 def _queues(entries: Any) -> list[tuple[str, QueueSettings, int, int]]:
@@ -275,6 +284,8 @@ def load_into(state: QueueState, decoded: Decoded) -> None:
         state.schedules.load_snapshot(decoded.schedules)
     if decoded.rate_limits is not None:
         state.rate_limits.load_snapshot(decoded.rate_limits)
+    if decoded.workers is not None:
+        state.workers.load_snapshot(decoded.workers)
 
 
 def _check_codes(column: list[Any], count: int, name: str) -> None:

@@ -40,6 +40,8 @@ from dqueue.queue.schedule_admin import HANDLERS as SCHEDULE_HANDLERS
 from dqueue.queue.schedule_admin import ScheduleBook, fire_due
 from dqueue.queue.sessions import Sessions
 from dqueue.queue.task import FINISHED, Task, TaskStatus
+from dqueue.queue.workers import HANDLERS as WORKER_HANDLERS
+from dqueue.queue.workers import WorkerBook
 
 LEASE_EXPIRED = "lease expired"
 _DEFAULT_ONLY = (DEFAULT_QUEUE,)
@@ -90,7 +92,7 @@ class QueueState:
             queues.DeleteQueue: queue_admin.delete_queue,
             queues.PurgeQueue: queue_admin.purge_queue,
             queues.MoveTasks: queue_admin.move_tasks,
-            **SCHEDULE_HANDLERS, **RELEASE_HANDLERS, **rate_limits.HANDLERS,
+            **SCHEDULE_HANDLERS, **RELEASE_HANDLERS, **rate_limits.HANDLERS, **WORKER_HANDLERS,
         }
         self._clear()
 
@@ -121,6 +123,8 @@ class QueueState:
         self.schedules = ScheduleBook()
         # Type limits and the buckets of every limit (rate_limits.py), charged at lease time.
         self.rate_limits = rate_limits.RateLimitBook()
+        # Workers seen by their heartbeats (workers.py): dropped when the clock passes expiry.
+        self.workers = WorkerBook()
 
     # ------------------------------------------------------------------ apply
 
@@ -145,6 +149,8 @@ class QueueState:
         self._advance()
         if self.schedules.due_ms <= self.clock_ms:
             fire_due(self)
+        if self.workers.due_ms <= self.clock_ms:
+            self.workers.expire(self.clock_ms)
         self._reply = reply
         outcome = self._handlers[type(command)](self, command, index)
         self._drop_stale_tops()
@@ -509,10 +515,7 @@ class QueueState:
     def list_tasks(self, status: str, type: str | None = None, limit: int = 100,
                    cursor: str | None = None, queue: str | None = None) -> dict[str, Any]:
         """List tasks of one status (and type, and queue) in enqueue order, ``limit`` at a
-        time.
-
-        Costs O(m log limit) for the m tasks of that status and type: meant for the
-        dead-letter view, not for the hot path.
+        time: O(m log limit) for the m tasks of that status and type (not the hot path).
 
         Raises:
             commands.InvalidCommand: on a bad status, limit or cursor.
@@ -536,8 +539,8 @@ class QueueState:
                                        _DEFAULT_ONLY if queues is None else tuple(queues))
 
     def next_deadline_ms(self) -> int | None:
-        """Earliest lease expiry, delayed visibility, schedule slot or return of a spent rate
-        limit's budget, or None when nothing waits on time."""
+        """Earliest lease expiry, delayed visibility, schedule slot, worker expiry or return
+        of a spent rate limit's budget, or None when nothing waits on time."""
         return reads.next_deadline_ms(self)
 
     def event_counts(self) -> dict[str, dict[str, int]]:

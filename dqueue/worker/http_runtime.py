@@ -2,7 +2,9 @@
 
 Threads: the calling thread leases (one long poll at a time, for as many tasks as there are free
 slots); each handler thread acks or nacks its own task on its own keep-alive connection; one
-extender thread extends leases that are running out and hands tasks back during a drain.
+extender thread extends leases that are running out and hands tasks back during a drain; one
+heartbeat thread says every ``heartbeat_ms`` that the worker is alive (``GET /workers``), and
+that it leaves when the runtime stops (heartbeat.py).
 """
 
 from __future__ import annotations
@@ -54,16 +56,24 @@ class HttpRuntime(WorkerRuntime):
         self.client = Client(list(servers), worker_id=config.worker_id, retry=retry,
                              token=token, ca_file=ca_file)
         self._extender_done = threading.Event()
+        self._beat_failing = False
 
     def _drive(self) -> None:
         extender = threading.Thread(target=self._extend_loop, name="extender", daemon=True)
         extender.start()
+        beater = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        if self.heartbeats.enabled:
+            beater.start()
         try:
             self._lease_loop()
             self._wait_drained()
         finally:
             self._extender_done.set()
             extender.join(2.0)
+            if beater.is_alive():
+                beater.join(2.0)
+            if self.heartbeats.sent and not self._beat_failing and not self._stop_now.is_set():
+                self._beat(leaving=True)
             self.client.close()
 
     def _lease_loop(self) -> None:
@@ -122,6 +132,28 @@ class HttpRuntime(WorkerRuntime):
                     log.warning("extend of %s failed: %s", task.id, exc)
                     self._extended(task.id, now, ok=False)
             self._extender_done.wait(EXTENDER_TICK_S)
+
+    def _heartbeat_loop(self) -> None:
+        beats = self.heartbeats
+        while not self._extender_done.is_set() and not self._stop_now.is_set():
+            if self.state is State.RUNNING and beats.is_due(time.monotonic()):
+                self._beat()
+            self._extender_done.wait(EXTENDER_TICK_S)
+
+    def _beat(self, leaving: bool = False) -> None:
+        """Send one heartbeat; a failure is logged when heartbeats start failing."""
+        body = self.heartbeats.body(self.held_count(), time.monotonic())
+        try:
+            self.client.heartbeat(
+                worker_id=body["worker_id"], host=body["host"], pid=body["pid"],
+                queues=body["queues"], types=body["types"], concurrency=body["concurrency"],
+                in_flight=body["in_flight"], started_at_ms=body["started_at_ms"],
+                heartbeat_seconds=body["heartbeat_ms"] / 1000, leaving=leaving)
+            self._beat_failing = False
+        except DQueueError as exc:
+            if not self._beat_failing:
+                log.warning("heartbeat failed (GET /workers may not list this worker): %s", exc)
+            self._beat_failing = True
 
     def _release(self, task: Task) -> None:
         """Hand back a task that did not start: pending at once, no attempt spent."""

@@ -24,6 +24,7 @@ from dqueue.cli import normalize_argv
 from dqueue.client.env import DEFAULT_SERVER, SERVER_ENV, TOKEN_ENV, resolve_servers
 from dqueue.client.worker_keys import WorkerKeys
 from dqueue.durations import parse_duration_ms
+from dqueue.queue import fields
 from dqueue.worker import demo
 from dqueue.worker.app import Worker
 from dqueue.worker.http_runtime import HttpRuntime
@@ -79,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lease-timeout", default="30s", help="lease per task and per extension")
     p.add_argument("--wait", default="5s", help="long-poll wait of one lease request")
     p.add_argument("--grace", default="30s", help="how long SIGTERM lets running tasks finish")
+    p.add_argument("--heartbeat", default="5s",
+                   help="how often to tell the cluster this worker is alive (GET /workers "
+                        "drops it after 3 missed); 0 sends none")
     p.add_argument("--curve-key", metavar="FILE",
                    help="with --zmq: this worker's secret key file (w1.key_secret from "
                         "`dqueue-cli keys init ... --workers w1`); needs --server-key")
@@ -116,11 +120,25 @@ def make_runtime(args: argparse.Namespace, worker: Worker) -> WorkerRuntime:
         lease_ms=parse_duration_ms(args.lease_timeout),
         wait_ms=parse_duration_ms(args.wait),
         grace_ms=parse_duration_ms(args.grace),
+        heartbeat_ms=heartbeat_ms(args.heartbeat),
     )
     if args.zmq:
         return ZmqRuntime(worker, config, endpoints, keys=keys)
     return HttpRuntime(worker, config, resolve_servers(args.server), token=args.token,
                        ca_file=args.ca_file)
+
+
+def heartbeat_ms(text: str) -> int:
+    """``--heartbeat``: 0, or an interval of 0.1 s to 5 min (the workers table's bound).
+
+    Raises:
+        ValueError: any other value.
+    """
+    value = parse_duration_ms(text)
+    if value and not fields.HEARTBEAT_MS.accepts(value):
+        raise ValueError(f"--heartbeat must be 0 or from {fields.HEARTBEAT_MS.low} ms to "
+                         f"{fields.HEARTBEAT_MS.high // 60_000} min")
+    return value
 
 
 def key_worker_id(worker_id: str | None, keys: dict[str, WorkerKeys]) -> str:

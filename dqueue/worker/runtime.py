@@ -37,6 +37,7 @@ from types import FrameType
 from dqueue.client.task import Task
 from dqueue.queue.results import DEFAULT_MAX_RESULT_BYTES
 from dqueue.worker.app import Completion, TaskContext, Verdict, Worker, run_handler
+from dqueue.worker.heartbeat import DEFAULT_HEARTBEAT_MS, Heartbeats
 
 log = logging.getLogger("dqueue.worker")
 #: The nack reason of a task whose handler still ran when the shutdown's grace period ended.
@@ -73,6 +74,8 @@ class RuntimeConfig:
         max_result_bytes: Largest handler return value (compact JSON) sent as a result; a
             larger one, or one that is not JSON, fails the task (``InvalidResult``). The node
             checks its own ``api.max_result_bytes`` too: a result it refuses fails the task.
+        heartbeat_ms: How often the worker says it is alive (``GET /workers``; heartbeat.py);
+            0 sends no heartbeat.
     """
 
     worker_id: str
@@ -85,6 +88,7 @@ class RuntimeConfig:
     grace_ms: int = 30_000
     request_timeout_ms: int = 10_000
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
+    heartbeat_ms: int = DEFAULT_HEARTBEAT_MS
 
     @property
     def capacity(self) -> int:
@@ -143,6 +147,8 @@ class WorkerRuntime:
         self.types = worker.types_for(config.types)
         self.counts = Counts()
         self.state = State.RUNNING
+        self.heartbeats = Heartbeats(config.worker_id, config.concurrency, config.queues,
+                                     self.types, config.heartbeat_ms)
         # One lock for everything below; ``_lock`` (notified when slots free up or tasks settle)
         # and ``_work_ready`` (handler threads waiting for a task) are conditions on it. It is
         # re-entrant because a signal handler (``drain``) may run while the main thread holds it.

@@ -123,6 +123,8 @@ class ZmqRuntime(WorkerRuntime):
         self._retries: list[tuple[float, Request]] = []
         self._last_heard = 0.0
         self._ack_many = True  # False while the gateway does not know ack_many (an older one)
+        self._beat_rid: object = None  # the last heartbeat's request id (heartbeat.py)
+        self._beat_failing = False
 
     # -- handler-thread side ----------------------------------------------------------
 
@@ -182,6 +184,9 @@ class ZmqRuntime(WorkerRuntime):
                         # The gateway drops our waiting lease and hands back what its slice
                         # in flight leases; an answer already on its way is still read below.
                         with contextlib.suppress(Unavailable):
+                            if self.heartbeats.sent:  # leave GET /workers now
+                                client.send_worker_heartbeat(
+                                    self.heartbeats.body(self.held_count(), now), leaving=True)
                             client.send_bye()
                         bye_sent, bye_at = True, now
                     for task, started in self._to_release(now):
@@ -216,6 +221,9 @@ class ZmqRuntime(WorkerRuntime):
                         client = self._connect(poller, now)
                     if not bye_sent:
                         with contextlib.suppress(Unavailable):
+                            if self.heartbeats.is_due(now):
+                                self._beat_rid = client.send_worker_heartbeat(
+                                    self.heartbeats.body(self.held_count(), now))
                             client.maybe_heartbeat()
                 # Until the next housekeeping (at most HOUSEKEEPING_S away), or a wake-up.
                 timeout_ms = max(0, int((next_housekeeping - now) * 1000) + 1)
@@ -392,6 +400,14 @@ class ZmqRuntime(WorkerRuntime):
                                   traceback=req.traceback)
 
     def _handle_reply(self, reply: Reply, now: float) -> None:
+        if reply.rid is not None and reply.rid == self._beat_rid:
+            if reply.error is not None and not self._beat_failing:
+                log.warning("heartbeat refused (GET /workers may not list this worker): %s",
+                            reply.error)
+            if getattr(reply.error, "code", None) == ErrorCode.UNKNOWN_KIND:
+                self.heartbeats.heartbeat_ms = 0  # an older gateway: stop sending them
+            self._beat_failing = reply.error is not None  # logged when failures start
+            return
         if reply.rid is not None and reply.rid in self._leases:
             del self._leases[reply.rid]
             if reply.error is not None:

@@ -295,6 +295,28 @@ def test_with_tokens_the_page_asks_for_one_and_sends_it(secured, page: Page):
     expect(page.locator("#banner")).to_contain_text("Purged: 0")
 
 
+def test_the_workers_page_lists_what_get_workers_says(node: NodeCluster, api: Http,
+                                                      page: Page):
+    beat = {"worker_id": "ui-worker", "host": "box-9", "pid": 321, "concurrency": 6,
+            "in_flight": 2, "queues": ["default"], "types": ["email", "sms"],
+            "started_at": "2026-12-03T16:00:00Z", "heartbeat_seconds": 300}
+    call(api, "POST", "/workers/heartbeat", beat)
+    try:
+        page.goto(node.url("n1") + "/ui/#workers")
+        row = page.locator('#workers tr[data-worker="ui-worker"]')
+        expect(row).to_contain_text("box-9")
+        listed = {w["worker_id"]: w for w in call(api, "GET", "/workers")["workers"]}
+        cells = row.locator("td").all_inner_texts()
+        assert cells[:8] == ["ui-worker", "box-9", "321", "http", "default", "email, sms",
+                             "6", "2"]
+        assert cells[9] == listed["ui-worker"]["last_heartbeat_at"]
+        assert page.locator("#workers tbody tr").count() == len(listed)
+    finally:
+        call(api, "POST", "/workers/heartbeat", {**beat, "leaving": True})
+    page.reload()
+    expect(page.locator('#workers tr[data-worker="ui-worker"]')).to_have_count(0)
+
+
 def test_the_real_server_serves_the_files_and_nothing_beside_them(api: Http):
     status, headers, _ = api.call("GET", "/ui/app.js")
     assert status == 200 and headers["content-type"].startswith("text/javascript")

@@ -75,7 +75,8 @@ class FakeRaft:
             raise self.fail_with
         self.reads.append(query)
         op = query["op"]
-        if op in ("get", "list", "queues", "queue", "schedules", "schedule", "rate_limits"):
+        if op in ("get", "list", "queues", "queue", "schedules", "schedule", "rate_limits",
+                  "workers"):
             # The recorded wait is what the API asked for; a waiting get is answered at once.
             return self.queue.read({k: v for k, v in query.items() if k != "wait_ms"})
         if op == "stats":

@@ -55,6 +55,10 @@ REQUESTS = {
     ("GET", "/rate-limits/{type}"): ("/rate-limits/email", None),
     ("PUT", "/rate-limits/{type}"): ("/rate-limits/email", {"rate_limit": "10/s"}),
     ("DELETE", "/rate-limits/{type}"): ("/rate-limits/email", None),
+    ("GET", "/workers"): ("/workers", None),
+    ("POST", "/workers/heartbeat"): ("/workers/heartbeat", {
+        "worker_id": "w", "host": "h", "pid": 1, "concurrency": 1,
+        "started_at": "2025-11-27T19:47:00Z", "heartbeat_seconds": 5}),
     ("POST", "/cluster/members"): ("/cluster/members", {
         "id": "n4", "raft_addr": "127.0.0.1:9004", "http_addr": "127.0.0.1:8004"}),
     ("DELETE", "/cluster/members/{member}"): ("/cluster/members/n4", None),

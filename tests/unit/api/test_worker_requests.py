@@ -154,3 +154,37 @@ def test_an_ack_many_item_result_is_bounded_and_named_by_position() -> None:
     with pytest.raises(RequestError) as info:
         ack_items_of({"worker_id": "w", "items": items}, max_result_bytes=1_024)
     assert info.value.field == "items[1].result"
+
+
+_BEAT = {"rid": 7, "worker_id": "w1", "host": "box", "pid": 99, "queues": ["default"],
+         "types": ["email"], "concurrency": 2, "in_flight": 1, "started_at_ms": 1_000,
+         "heartbeat_ms": 5_000}
+
+
+def test_a_heartbeat_becomes_the_worker_heartbeat_command_over_zmq() -> None:
+    cmd, wait_ms = command_of(b"heartbeat", dict(_BEAT), 5_000)
+    assert wait_ms == 0 and cmd["op"] == "worker_heartbeat"
+    assert cmd["transport"] == "zmq" and cmd["leaving"] is False and "rid" not in cmd
+    assert command_from_plain(cmd).info.worker_id == "w1"
+    leaving, _ = command_of(b"heartbeat", {**_BEAT, "leaving": True}, 5_000)
+    assert leaving["leaving"] is True
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"pid": "99"}, "pid"), ({"host": ""}, "host"), ({"heartbeat_ms": 1}, "heartbeat_ms"),
+    ({"queues": [""]}, "queues[0]"), ({"transport": "http"}, "transport"),
+    ({"leaving": 1}, "leaving"), ({"worker_id": None}, "worker_id"),
+])
+def test_a_bad_heartbeat_is_refused_naming_the_field(changes: dict[str, Any],
+                                                     field: str) -> None:
+    body = {key: value for key, value in {**_BEAT, **changes}.items() if value is not None}
+    with pytest.raises(RequestError) as caught:
+        command_of(b"heartbeat", body, 5_000)
+    assert caught.value.field == field
+
+
+def test_with_worker_keys_a_heartbeat_is_only_for_the_key_s_worker() -> None:
+    command_of(b"heartbeat", dict(_BEAT), 5_000, worker_name="w1")
+    with pytest.raises(RequestError) as caught:
+        command_of(b"heartbeat", dict(_BEAT), 5_000, worker_name="w2")
+    assert caught.value.code == "forbidden" and caught.value.field == "worker_id"

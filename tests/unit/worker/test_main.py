@@ -117,3 +117,10 @@ def test_bad_arguments_exit_2(argv, capsys):
 
 def _demo() -> Worker:
     return worker_main.demo.build()
+
+
+def test_heartbeat_flag_takes_0_or_an_interval_within_the_table_s_bound() -> None:
+    assert worker_main.heartbeat_ms("0") == 0 and worker_main.heartbeat_ms("5s") == 5_000
+    for bad in ("50ms", "10m", "soon"):
+        with pytest.raises(ValueError):
+            worker_main.heartbeat_ms(bad)

@@ -235,3 +235,19 @@ def test_a_result_the_gateway_refuses_fails_the_task_with_its_reason():
     assert reason.startswith("InvalidResult: ") and "max_result_bytes 1024" in reason
     assert traceback is None
     assert runtime.counts.acked == 0 and runtime.counts.nacked == 1
+
+
+def test_a_refused_heartbeat_is_logged_once_and_an_older_gateway_gets_no_more(caplog):
+    runtime = ZmqRuntime(Worker(), RuntimeConfig("w1", heartbeat_ms=1_000), "tcp://127.0.0.1:1")
+    now = time.monotonic()
+    full = ServerError("worker_id: at most 1000 workers are listed", code="invalid_state")
+    for rid in (1, 2):
+        runtime._beat_rid = rid
+        runtime._handle_reply(Reply("err", rid, error=full), now)
+    refusals = [r.message for r in caplog.records if "heartbeat refused" in r.message]
+    assert len(refusals) == 1 and "at most 1000 workers" in refusals[0]
+    assert runtime.heartbeats.enabled
+    runtime._beat_rid = 3
+    runtime._handle_reply(Reply("err", 3, error=ServerError("unknown message kind",
+                                                            code="unknown_kind")), now)
+    assert not runtime.heartbeats.enabled and not runtime.heartbeats.is_due(now + 60)

@@ -293,6 +293,23 @@ async function refreshTasks() {
   if (state.detailId) await showTask(state.detailId);
 }
 
+// ------------------------------------------------------------------ workers
+
+async function refreshWorkers() {
+  const listed = (await api("GET", "/workers")).workers || [];
+  $("w-count").textContent = listed.length
+    ? `${listed.length} worker${listed.length === 1 ? "" : "s"}, each dropped after 3 missed heartbeats`
+    : "No worker sent a heartbeat within 3 of its intervals.";
+  const names = (values) => (values && values.length ? values.join(", ") : "–");
+  fill($("workers").tBodies[0], listed.map((w) => el("tr", {"data-worker": String(w.worker_id)},
+    el("td", {class: "id"}, show(w.worker_id)), el("td", {}, show(w.host)),
+    el("td", {class: "num"}, show(w.pid)), el("td", {}, show(w.transport)),
+    el("td", {}, names(w.queues)), el("td", {}, names(w.types)),
+    el("td", {class: "num"}, show(w.concurrency)), el("td", {class: "num"}, show(w.in_flight)),
+    el("td", {class: "mono"}, show(w.started_at)),
+    el("td", {class: "mono"}, show(w.last_heartbeat_at)))));
+}
+
 // ------------------------------------------------------------------ dead letters
 
 async function refreshDlq() {
@@ -378,7 +395,7 @@ async function pauseOrResume(name, paused) {
 // ------------------------------------------------------------------ tabs and polling
 
 const REFRESH = {cluster: refreshCluster, queues: refreshQueues, tasks: refreshTasks,
-                 dlq: refreshDlq, schedules: refreshSchedules};
+                 dlq: refreshDlq, schedules: refreshSchedules, workers: refreshWorkers};
 
 async function act(action) {
   try {
