@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     f"(default: ${TOKEN_ENV})")
     p.add_argument("--ca-file", help="with an https:// --server: PEM file of the CA that "
                                       "signed the proxy's certificate")
-    p.add_argument("--log-level", default="info")
+    p.add_argument("--log-level", default="info",
+                   help="debug, info, warning or error (default info)")
     return p
 
 
