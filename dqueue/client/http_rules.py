@@ -135,7 +135,7 @@ class Attempts:
         route: The client's nodes (shared by its requests; a hint followed here sticks).
         policy: Deadline and backoff.
         rng: Backoff jitter.
-        wait_s: A long poll's wait, added to the deadline.
+        wait_s: A long poll's wait (each attempt may take that much longer).
         had_token: Whether the request carries a bearer token (for the wording of a 401).
     """
 
@@ -146,7 +146,9 @@ class Attempts:
         self.rng = rng
         self.wait_s = wait_s
         self.had_token = had_token
-        self.deadline = time.monotonic() + policy.deadline_s + wait_s
+        # Retries start until deadline_s after the first attempt; a long poll's wait only
+        # lengthens each attempt (the socket timeout), not the time spent retrying.
+        self.deadline = time.monotonic() + policy.deadline_s
         self.attempt = 0
         self.last_error: DQueueError | None = None
         self._retry_after_s: float | None = None
