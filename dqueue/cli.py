@@ -379,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
         return sp
 
     sp = add("enqueue", cmd_enqueue, "enqueue a task")
-    sp.add_argument("--type", required=True)
+    sp.add_argument("--type", required=True, help="the task type handlers register for")
     sp.add_argument("--payload", help="JSON value (default null)")
     sp.add_argument("--priority", type=int, help="higher is leased first (default 0)")
     sp.add_argument("--max-retries", type=int,
@@ -388,40 +388,44 @@ def build_parser() -> argparse.ArgumentParser:
                     help="an enqueue repeating a live key returns the first task")
     sp.add_argument("--delay", help="e.g. 30s: visible only after this long")
     sp.add_argument("--queue", help="named queue (default: default)")
-    add("status", cmd_status, "show one task").add_argument("id")
+    add("status", cmd_status, "show one task").add_argument("id", help="the task id")
     add("stats", cmd_stats, "counts by status and type, Raft figures")
     add("health", cmd_health, "the node's role, term, leader and indexes")
     sp = add("lease", cmd_lease, "lease tasks (as a worker would)")
-    sp.add_argument("--worker-id")
+    sp.add_argument("--worker-id", help="lease holder id (default: a random sdk-... id)")
     sp.add_argument("--types", help="comma-separated task types")
     sp.add_argument("--queues", help="comma-separated queues (default: default)")
     sp.add_argument("--lease", help="lease duration, e.g. 30s")
     sp.add_argument("--wait", help="long-poll up to this long, e.g. 5s")
-    sp.add_argument("--max-tasks", type=int, default=1)
+    sp.add_argument("--max-tasks", type=int, default=1,
+                    help="lease up to this many tasks, 1 to 100 (default 1)")
     for name, fn, text in (("ack", cmd_ack, "complete a leased task"),
                            ("nack", cmd_nack, "fail a leased task"),
                            ("extend", cmd_extend, "extend a lease")):
         sp = add(name, fn, text)
-        sp.add_argument("id")
-        sp.add_argument("--worker-id")
+        sp.add_argument("id", help="the leased task's id")
+        sp.add_argument("--worker-id", help="the worker id the task was leased under "
+                                            "(default: a random sdk-... id)")
         sp.add_argument("--lease-token", required=True,
                         help="the lease.token of the leased task (`lease` prints it)")
         if name == "nack":
-            sp.add_argument("--reason")
-            sp.add_argument("--dead-letter", action="store_true")
+            sp.add_argument("--reason", help="why it failed, kept as last_error")
+            sp.add_argument("--dead-letter", action="store_true",
+                            help="dead-letter it now instead of retrying")
         if name == "extend":
             sp.add_argument("--lease", help="new lease from now, e.g. 60s")
-    add("cancel", cmd_cancel, "cancel a pending task").add_argument("id")
+    add("cancel", cmd_cancel, "cancel a pending task").add_argument("id", help="the task id")
     dlq = add("dlq", cmd_dlq, "the dead-letter queue: list, redrive, purge")
     dsub = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
     sp = dsub.add_parser("list", parents=[common], help="list dead tasks")
-    sp.add_argument("--type")
-    sp.add_argument("--limit", type=int, default=100)
+    sp.add_argument("--type", help="only tasks of this type")
+    sp.add_argument("--limit", type=int, default=100,
+                    help="list at most this many (default 100)")
     sp = dsub.add_parser("redrive", parents=[common], help="re-queue dead tasks")
     sp.add_argument("id", nargs="?", help="one task (default: every dead task)")
-    sp.add_argument("--type")
+    sp.add_argument("--type", help="only tasks of this type")
     sp = dsub.add_parser("purge", parents=[common], help="delete dead tasks")
-    sp.add_argument("--type")
+    sp.add_argument("--type", help="only tasks of this type")
     cli_queues.add_parser(sub, common, cmd_queue)
     cli_schedules.add_parser(sub, common, cmd_schedule)
     cli_rate_limits.add_parser(sub, common, cmd_rate_limit)
@@ -437,17 +441,17 @@ def build_parser() -> argparse.ArgumentParser:
     tokens = add("tokens", cmd_tokens, "HTTP bearer tokens of a node (docs/security.md)")
     tsub = tokens.add_subparsers(dest="tokens_command", required=True, metavar="ACTION")
     add_sp = tsub.add_parser("add", parents=[common], help="create a token and print it once")
-    add_sp.add_argument("name")
+    add_sp.add_argument("name", help="the token's name (who holds it)")
     add_sp.add_argument("--roles", required=True,
                         help="comma-separated: produce, consume, read, admin")
     rm_sp = tsub.add_parser("rm", parents=[common], help="remove a token")
-    rm_sp.add_argument("name")
+    rm_sp.add_argument("name", help="the name of the token to remove")
     for action in (add_sp, rm_sp, tsub.add_parser("list", parents=[common],
                                                   help="names and roles")):
         action.add_argument("--secure-dir", help="the node's secure folder (default "
                                                  f"${SECURE_DIR_ENV})")
     sp = add("watch", cmd_watch, "refresh stats until Ctrl-C")
-    sp.add_argument("--interval", default="2s")
+    sp.add_argument("--interval", default="2s", help="time between refreshes (default 2s)")
     sp.add_argument("--count", type=int, help="stop after this many refreshes")
     return p
 

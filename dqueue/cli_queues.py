@@ -148,11 +148,11 @@ def add_parser(sub: Any, common: argparse.ArgumentParser,
     sp = actions.add_parser("list", parents=[common], help="every queue with its depth")
     sp.add_argument("--prefix", help="only queues whose name starts with this")
     actions.add_parser("show", parents=[common], help="one queue's counts and settings"
-                       ).add_argument("name")
+                       ).add_argument("name", help="the queue's name")
     for name, text in (("create", "create a queue (again with equal settings: no change)"),
                        ("set", "change settings of a queue; the others stay")):
         sp = actions.add_parser(name, parents=[common], help=text, description=text)
-        sp.add_argument("name")
+        sp.add_argument("name", help="the queue's name")
         for flag, (_, duration) in _SETTING_FLAGS.items():
             sp.add_argument("--" + flag.replace("_", "-"), dest=flag,
                             type=None if duration or flag in _TEXT_FLAGS else int,
@@ -162,11 +162,11 @@ def add_parser(sub: Any, common: argparse.ArgumentParser,
             sp.add_argument("--clear", action="append", choices=_CLEARABLE,
                             help="set this setting back to its default (repeatable)")
     sp = actions.add_parser("delete", parents=[common], help="delete a queue and its tasks")
-    sp.add_argument("name")
+    sp.add_argument("name", help="the queue's name")
     sp.add_argument("--yes", action="store_true", help="confirm: its tasks are deleted too")
     actions.add_parser("purge", parents=[common],
                        help="delete a queue's pending, leased and dead tasks"
-                       ).add_argument("name")
+                       ).add_argument("name", help="the queue's name")
     sp = actions.add_parser("move", parents=[common],
                             help="move a queue's pending and dead tasks (a redrive out of a "
                                  "dead-letter queue)")

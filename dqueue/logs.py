@@ -82,10 +82,9 @@ class TextFormatter(_Formatter):
             f"{fields.pop('node_id')}/{fields.pop('process')} {fields.pop('event')}"
         )
         fields.pop("logger")
-        error = fields.pop("error", None)
+        # Every value JSON-quoted, a traceback's newlines too: one record is one line.
         tail = " ".join(f"{k}={json.dumps(v, default=str)}" for k, v in fields.items())
-        line = f"{head} {tail}".rstrip()
-        return f"{line}\n{error}" if error else line
+        return f"{head} {tail}".rstrip()
 
 
 def configure_logging(

@@ -1,8 +1,9 @@
-"""The dqueue SDK: ``Client`` over HTTP; ``ZmqWorkerClient`` and ``ZmqProducer`` over the worker
-gateway."""
+"""The dqueue SDK: ``Client`` over HTTP, ``AsyncClient`` over HTTP for asyncio; ``ZmqWorkerClient``
+and ``ZmqProducer`` over the worker gateway."""
 
 from typing import Any
 
+from dqueue.client.async_client import AsyncClient
 from dqueue.client.errors import (
     DQueueError,
     Forbidden,
@@ -24,6 +25,7 @@ from dqueue.client.http_client import Client, RetryPolicy, TaskPage
 from dqueue.client.task import Lease, Task, TaskStatus
 
 __all__ = [
+    "AsyncClient",
     "Client",
     "DQueueError",
     "Forbidden",

@@ -10,10 +10,8 @@ enqueue never creates a second task.
 
 from __future__ import annotations
 
-import dataclasses
 import email.message
 import http.client
-import json
 import random
 import ssl
 import threading
@@ -25,13 +23,20 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from dqueue.client.env import resolve_servers, resolve_token
-from dqueue.client.errors import (
-    DQueueError,
-    NoLeader,
-    ServerError,
-    Unavailable,
-    auth_error,
-    error_from_code,
+from dqueue.client.errors import ServerError
+from dqueue.client.http_rules import (
+    Attempts,
+    RetryPolicy,
+    Route,
+    as_dict,
+    batch_bodies,
+    encode_body,
+    enqueue_body,
+    enqueued,
+    normalize_url,
+    present,
+    request_headers,
+    tasks_of,
 )
 from dqueue.client.queue_admin import QueueAdmin
 from dqueue.client.rate_limit_admin import RateLimitAdmin
@@ -42,24 +47,7 @@ from dqueue.client.worker_admin import WorkerAdmin
 from dqueue.protocol.errors import ErrorCode
 from dqueue.queue.fields import MAX_BATCH
 
-_JSON = "application/json"
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How long and how often a request is retried on ``503`` or a connection error.
-
-    Attempt ``n`` (from 0) sleeps a uniformly random time in ``[0, min(cap, base * 2**n)]``
-    ("full jitter"), never past ``deadline_s`` after the first attempt.
-    """
-
-    deadline_s: float = 30.0
-    backoff_base_s: float = 0.05
-    backoff_cap_s: float = 1.0
-
-    def backoff_s(self, attempt: int, rng: random.Random) -> float:
-        """The sleep before retry number ``attempt``."""
-        return rng.uniform(0.0, min(self.backoff_cap_s, self.backoff_base_s * (2 ** attempt)))
+__all__ = ["Client", "RetryPolicy", "TaskPage", "collect_pages", "normalize_url"]
 
 
 @dataclass(frozen=True)
@@ -82,33 +70,6 @@ def collect_pages(list_page: Callable[[int, str | None], TaskPage], limit: int) 
         if not cursor or not page.tasks:
             break
     return found[:limit]
-
-
-WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "[::]"})
-
-
-def normalize_url(url: str, *, default_host: str = "127.0.0.1") -> str:
-    """Return ``scheme://host:port`` for ``url``; accepts ``host:port`` and ``:port`` too.
-
-    Raises:
-        ValueError: ``url`` has no usable host or port, or a scheme other than http(s).
-    """
-    text = url.strip()
-    if text.startswith(":"):
-        text = default_host + text
-    if "://" not in text:
-        text = "http://" + text
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https"):
-        raise ValueError(f"unsupported URL scheme in {url!r} (http or https)")
-    host = parts.hostname or default_host
-    if host in WILDCARD_HOSTS:
-        # A hint naming a bind-all address: the node is reachable where we reached it.
-        host = default_host
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{parts.scheme}://{host}:{port}"
 
 
 class Client(QueueAdmin, ScheduleAdmin, RateLimitAdmin, WorkerAdmin, TaskWait):
@@ -142,12 +103,11 @@ class Client(QueueAdmin, ScheduleAdmin, RateLimitAdmin, WorkerAdmin, TaskWait):
         ssl_context: ssl.SSLContext | None = None,
         ca_file: str | None = None,
     ) -> None:
-        self._urls = [normalize_url(u) for u in resolve_servers(servers)]
+        self._route = Route([normalize_url(u) for u in resolve_servers(servers)])
         self.worker_id = worker_id or f"sdk-{uuid.uuid4().hex[:12]}"
         self.timeout_s = timeout_s
         self.retry = retry or RetryPolicy()
         self._rng = rng or random.Random()
-        self._preferred = 0
         self._local = threading.local()
         self.token = resolve_token(token)
         if ssl_context is None and ca_file is not None:
@@ -157,7 +117,7 @@ class Client(QueueAdmin, ScheduleAdmin, RateLimitAdmin, WorkerAdmin, TaskWait):
     @property
     def servers(self) -> list[str]:
         """The node URLs this client knows, leader hints included."""
-        return list(self._urls)
+        return list(self._route.urls)
 
     # -- producer surface ---------------------------------------------------------------
 
@@ -184,14 +144,8 @@ class Client(QueueAdmin, ScheduleAdmin, RateLimitAdmin, WorkerAdmin, TaskWait):
             delay: Seconds before the task becomes visible; None for the queue's default.
             queue: The named queue (``create_queue``); None for ``default``.
         """
-        body = _enqueue_body(type, payload, priority, max_retries, idempotency_key, delay,
-                             queue)
-        _, obj = self._request("POST", "/tasks", body)
-        task = Task.from_wire(obj)
-        if idempotency_key is None and task.duplicate:
-            # Our own retry found the first attempt: for the caller it is not a duplicate.
-            task = dataclasses.replace(task, duplicate=False)
-        return task
+        body = enqueue_body(type, payload, priority, max_retries, idempotency_key, delay, queue)
+        return enqueued(self._request("POST", "/tasks", body)[1], idempotency_key is None)
 
     def enqueue_many(self, tasks: Iterable[Mapping[str, Any]]) -> list[Task]:
         """Enqueue many tasks in batches of up to 1,000, in order.
@@ -200,27 +154,13 @@ class Client(QueueAdmin, ScheduleAdmin, RateLimitAdmin, WorkerAdmin, TaskWait):
         ``max_retries``, ``idempotency_key``, ``delay`` (seconds) and ``queue``, as for
         ``enqueue``.
         """
-        bodies: list[dict[str, Any]] = []
-        auto: list[bool] = []
-        for item in tasks:
-            unknown = set(item) - {"type", "payload", "priority", "max_retries",
-                                   "idempotency_key", "delay", "queue"}
-            if unknown:
-                raise ValueError(f"unknown task fields {sorted(unknown)}")
-            key = item.get("idempotency_key")
-            auto.append(key is None)
-            bodies.append(_enqueue_body(item["type"], item.get("payload"), item.get("priority"),
-                                        item.get("max_retries"), key, item.get("delay"),
-                                        item.get("queue")))
+        bodies, auto = batch_bodies(tasks)
         result: list[Task] = []
         for start in range(0, len(bodies), MAX_BATCH):
             chunk = bodies[start:start + MAX_BATCH]
             _, obj = self._request("POST", "/tasks/batch", {"tasks": chunk})
-            for offset, raw in enumerate(_tasks_of(obj)):
-                task = Task.from_wire(raw)
-                if auto[start + offset] and task.duplicate:
-                    task = dataclasses.replace(task, duplicate=False)
-                result.append(task)
+            result.extend(enqueued(raw, auto[start + offset])
+                          for offset, raw in enumerate(tasks_of(obj)))
         return result
 
     def get(self, task_id: str) -> Task:
@@ -271,7 +211,7 @@ class Client(QueueAdmin, ScheduleAdmin, RateLimitAdmin, WorkerAdmin, TaskWait):
         status, obj = self._request("POST", "/tasks/lease", body, wait_s=wait_seconds or 0.0)
         if status == 204 or obj is None:
             return []
-        return [Task.from_wire(raw) for raw in _tasks_of(obj)]
+        return [Task.from_wire(raw) for raw in tasks_of(obj)]
 
     def ack(self, task: Task | str, worker_id: str | None = None, *, result: Any = None) -> Task:
         """Complete a leased task, keeping ``result`` (any JSON, 64 KiB at most by default) on
@@ -296,7 +236,7 @@ class Client(QueueAdmin, ScheduleAdmin, RateLimitAdmin, WorkerAdmin, TaskWait):
         """Fail a leased task: retried after backoff, or dead-lettered (at once if asked).
         ``reason`` is kept as ``last_error``, ``traceback`` (its last lines) as
         ``last_traceback``."""
-        extra: dict[str, Any] = {"reason": reason, **_present(traceback=traceback)}
+        extra: dict[str, Any] = {"reason": reason, **present(traceback=traceback)}
         if dead_letter:
             extra["dead_letter"] = True
         return self._lease_op(task, "nack", worker_id, extra)
@@ -310,7 +250,7 @@ class Client(QueueAdmin, ScheduleAdmin, RateLimitAdmin, WorkerAdmin, TaskWait):
         self, task: Task | str, lease_seconds: float | None = None, *, worker_id: str | None = None
     ) -> Task:
         """Push the lease's expiry to ``lease_seconds`` from now (server default when None)."""
-        return self._lease_op(task, "extend", worker_id, _present(lease_seconds=lease_seconds))
+        return self._lease_op(task, "extend", worker_id, present(lease_seconds=lease_seconds))
 
     # -- operator surface ---------------------------------------------------------------
 
@@ -324,11 +264,11 @@ class Client(QueueAdmin, ScheduleAdmin, RateLimitAdmin, WorkerAdmin, TaskWait):
         queue: str | None = None,
     ) -> TaskPage:
         """One page of tasks in ``status`` (optionally of one type, of one queue)."""
-        query = _present(status=status, type=type, limit=limit, cursor=cursor, queue=queue)
+        query = present(status=status, type=type, limit=limit, cursor=cursor, queue=queue)
         _, obj = self._request("GET", "/tasks?" + urlencode(query))
         if not isinstance(obj, dict):
             raise ServerError("unreadable task listing", code=ErrorCode.BAD_REPLY)
-        return TaskPage([Task.from_wire(t) for t in _tasks_of(obj)], obj.get("next_cursor"))
+        return TaskPage([Task.from_wire(t) for t in tasks_of(obj)], obj.get("next_cursor"))
 
     def dead_letters(self, *, type: str | None = None, limit: int = 1000) -> list[Task]:
         """The dead-letter queue (oldest first), up to ``limit`` tasks, following cursors."""
@@ -337,15 +277,15 @@ class Client(QueueAdmin, ScheduleAdmin, RateLimitAdmin, WorkerAdmin, TaskWait):
 
     def stats(self) -> dict[str, Any]:
         """Counts by status and type, and Raft figures (``GET /stats``)."""
-        return _as_dict(self._request("GET", "/stats")[1])
+        return as_dict(self._request("GET", "/stats")[1])
 
     def health(self) -> dict[str, Any]:
         """The answering node's id, role, term, leader and indexes (``GET /health``)."""
-        return _as_dict(self._request("GET", "/health")[1])
+        return as_dict(self._request("GET", "/health")[1])
 
     def cluster(self) -> dict[str, Any]:
         """Leader, term and members with their lag (``GET /cluster``)."""
-        return _as_dict(self._request("GET", "/cluster")[1])
+        return as_dict(self._request("GET", "/cluster")[1])
 
     def close(self) -> None:
         """Close this thread's keep-alive connections."""
@@ -370,7 +310,7 @@ class Client(QueueAdmin, ScheduleAdmin, RateLimitAdmin, WorkerAdmin, TaskWait):
         max_tasks: int | None,
         queues: Sequence[str] | None = None,
     ) -> dict[str, Any]:
-        return _present(worker_id=worker_id or self.worker_id,
+        return present(worker_id=worker_id or self.worker_id,
                         types=list(types) if types else None, lease_seconds=lease_seconds,
                         wait_seconds=wait_seconds or None, max_tasks=max_tasks,
                         queues=list(queues) if queues else None)
@@ -418,87 +358,33 @@ class Client(QueueAdmin, ScheduleAdmin, RateLimitAdmin, WorkerAdmin, TaskWait):
         if conn is not None:
             conn.close()
 
-    def _follow_hint(self, leader_http: str | None, current: str) -> None:
-        """Make the hinted leader the preferred node, adding it to the list if new."""
-        if not leader_http:
-            return
-        parts = urlsplit(current)
-        if "://" not in leader_http:
-            # A hint is host:port: reach it the way the current node was reached (https
-            # through TLS proxies, docs/security.md).
-            leader_http = f"{parts.scheme}://{leader_http}"
-        try:
-            url = normalize_url(leader_http, default_host=parts.hostname or "127.0.0.1")
-        except ValueError:
-            return
-        if url not in self._urls:
-            self._urls.append(url)
-        self._preferred = self._urls.index(url)
-
     def _request(
         self, method: str, path: str, body: Any = None, *, wait_s: float = 0.0
     ) -> tuple[int, Any]:
-        """Send one request with retries; return ``(status, decoded JSON or None)``.
+        """Send one request with retries (``http_rules.Attempts``); return ``(status, decoded
+        JSON or None)``.
 
         Raises the typed error of any 4xx, NoLeader or Unavailable when the deadline passes.
         """
-        payload = None if body is None else json.dumps(body).encode()
-        headers = {"Accept": _JSON}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        if payload is not None:
-            headers["Content-Type"] = _JSON
-        deadline = time.monotonic() + self.retry.deadline_s + wait_s
-        attempt = 0
-        last_error: DQueueError | None = None
+        payload = encode_body(body)
+        headers = request_headers(self.token, payload is not None)
+        attempts = Attempts(self._route, self.retry, self._rng, wait_s=wait_s,
+                            had_token=bool(self.token))
         while True:
-            url = self._urls[self._preferred % len(self._urls)]
-            retry_after: float | None = None
+            url = attempts.url()
             try:
                 status, resp_headers, data = self._send(url, method, path, payload, headers,
                                                         self.timeout_s + wait_s)
             except (OSError, http.client.HTTPException) as exc:
                 self._drop_connection(url)
-                last_error = Unavailable(f"{url}: {exc.__class__.__name__}: {exc}",
-                                         code=ErrorCode.UNAVAILABLE)
-                self._preferred = (self._preferred + 1) % len(self._urls)
+                attempts.connection_failed(url, exc)
             else:
-                obj = _decode(data)
-                if status < 400:
-                    if wait_s > 0 and str(
-                            resp_headers.get("Dqueue-Wait", "")).startswith("refused"):
-                        # The node could not park this long poll (too many parked): wait
-                        # here instead, so that a worker does not poll it in a tight loop.
-                        refused_s = _retry_after_s(resp_headers.get("Retry-After")) or 1.0
-                        time.sleep(min(refused_s, wait_s))
-                    return status, obj
-                err = _error_fields(obj)
-                if status in (401, 403):
-                    raise auth_error(str(err.get("code") or ""),
-                                     str(err.get("message") or f"HTTP {status}"),
-                                     status=status, had_token=bool(self.token),
-                                     role=err.get("role"))
-                if status != 503:
-                    message = err.get("message") or data[:200].decode(errors="replace")
-                    raise error_from_code(err.get("code") or _code_for(status), str(message),
-                                          status=status, field=err.get("field"))
-                last_error = NoLeader(str(err.get("message") or "no leader"),
-                                      code=str(err.get("code") or ErrorCode.NO_LEADER),
-                                      leader_id=err.get("leader_id"),
-                                      leader_http=err.get("leader_http"))
-                if err.get("leader_http"):
-                    self._follow_hint(str(err["leader_http"]), url)
-                elif len(self._urls) > 1:
-                    self._preferred = (self._preferred + 1) % len(self._urls)
-                retry_after = _retry_after_s(resp_headers.get("Retry-After"))
-            now = time.monotonic()
-            if now >= deadline:
-                raise last_error
-            pause = self.retry.backoff_s(attempt, self._rng)
-            if isinstance(last_error, NoLeader) and retry_after is not None:
-                pause = max(pause, min(retry_after, self.retry.backoff_cap_s))
-            time.sleep(min(pause, max(0.0, deadline - now)))
-            attempt += 1
+                answer = attempts.answered(url, status, resp_headers.get, data)
+                if answer is not None:
+                    if answer.park_s:
+                        time.sleep(answer.park_s)
+                    return answer.status, answer.obj
+            time.sleep(attempts.pause_s())
 
     def _send(
         self,
@@ -527,70 +413,3 @@ class Client(QueueAdmin, ScheduleAdmin, RateLimitAdmin, WorkerAdmin, TaskWait):
             return resp.status, resp.headers, data
         raise AssertionError("unreachable")
 
-
-def _enqueue_body(
-    type: str,
-    payload: Any,
-    priority: int | None,
-    max_retries: int | None,
-    idempotency_key: str | None,
-    delay: float | None,
-    queue: str | None = None,
-) -> dict[str, Any]:
-    return {"type": type, "payload": payload,
-            "idempotency_key": idempotency_key or f"auto-{uuid.uuid4().hex}",
-            **_present(priority=priority, max_retries=max_retries, delay_seconds=delay,
-                       queue=queue)}
-
-
-def _present(**fields: Any) -> dict[str, Any]:
-    """The fields that are not None (None means "the server's default": not sent)."""
-    return {name: value for name, value in fields.items() if value is not None}
-
-
-def _decode(data: bytes) -> Any:
-    if not data:
-        return None
-    try:
-        return json.loads(data)
-    except ValueError:
-        return None
-
-
-def _error_fields(obj: Any) -> dict[str, Any]:
-    """The error object of an error answer, with leader hints found at either level."""
-    if not isinstance(obj, dict):
-        return {}
-    err = obj.get("error")
-    fields = dict(err) if isinstance(err, dict) else {}
-    for key in ("leader_id", "leader_http"):
-        if fields.get(key) is None and obj.get(key) is not None:
-            fields[key] = obj[key]
-    return fields
-
-
-def _code_for(status: int) -> str:
-    return {400: ErrorCode.INVALID_FIELD, 404: ErrorCode.NOT_FOUND,
-            409: ErrorCode.LEASE_CONFLICT, 413: ErrorCode.BODY_TOO_LARGE,
-            415: ErrorCode.UNSUPPORTED_MEDIA_TYPE}.get(status, ErrorCode.ERROR)
-
-
-def _retry_after_s(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _tasks_of(obj: Any) -> list[Any]:
-    if isinstance(obj, dict) and isinstance(obj.get("tasks"), list):
-        return obj["tasks"]
-    if isinstance(obj, dict) and "id" in obj:
-        return [obj]
-    raise ServerError("reply has no task list", code=ErrorCode.BAD_REPLY)
-
-
-def _as_dict(obj: Any) -> dict[str, Any]:
-    if not isinstance(obj, dict):
-        raise ServerError("reply is not a JSON object", code=ErrorCode.BAD_REPLY)
-    return obj

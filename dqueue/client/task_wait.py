@@ -25,6 +25,40 @@ class _Requester(Protocol):
                  wait_s: float = 0.0) -> tuple[int, Any]: ...
 
 
+class WaitPolls:
+    """The long polls of one wait, for ``Client.wait`` and ``AsyncClient.wait`` alike: ``next``
+    names the request to send, ``outcome`` judges its answer.
+
+    Args:
+        task_id: The task waited for.
+        timeout: Seconds to wait at most (0: look once).
+    """
+
+    def __init__(self, task_id: str, timeout: float) -> None:
+        self.task_id = task_id
+        self.timeout = timeout
+        self.deadline = time.monotonic() + max(0.0, timeout)
+        self._path = f"/tasks/{quote(task_id, safe='')}"
+
+    def next(self) -> tuple[str, float]:
+        """The path of the next poll and its wait in seconds (at most ``MAX_POLL_S``)."""
+        wait_s = min(MAX_POLL_S, max(0.0, self.deadline - time.monotonic()))
+        return self._path + (f"?wait={wait_s:.3f}" if wait_s > 0 else ""), wait_s
+
+    def outcome(self, obj: Any) -> Task | None:
+        """The task if a poll's answer shows it finished; None to poll again.
+
+        Raises:
+            WaitTimeout: it is not finished and the deadline has passed.
+        """
+        task = Task.from_wire(obj)
+        if task.status in FINISHED:
+            return task
+        if self.deadline - time.monotonic() <= 0:
+            raise WaitTimeout(self.task_id, self.timeout, task)
+        return None
+
+
 class TaskWait:
     """``wait``, mixed into ``Client``."""
 
@@ -42,15 +76,9 @@ class TaskWait:
                 is the task as last seen.
             TaskNotFound: no such task (or it was removed after its retention period).
         """
-        deadline = time.monotonic() + max(0.0, timeout)
-        path = f"/tasks/{quote(task_id, safe='')}"
+        polls = WaitPolls(task_id, timeout)
         while True:
-            left = deadline - time.monotonic()
-            wait_s = min(MAX_POLL_S, max(0.0, left))
-            query = f"?wait={wait_s:.3f}" if wait_s > 0 else ""
-            _, obj = self._request("GET", path + query, wait_s=wait_s)
-            task = Task.from_wire(obj)
-            if task.status in FINISHED:
+            path, wait_s = polls.next()
+            task = polls.outcome(self._request("GET", path, wait_s=wait_s)[1])
+            if task is not None:
                 return task
-            if deadline - time.monotonic() <= 0:
-                raise WaitTimeout(task_id, timeout, task)

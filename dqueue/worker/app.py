@@ -198,9 +198,7 @@ def run_handler(worker: Worker, ctx: TaskContext, check_lost: bool = True,
     except DeadLetter as exc:
         verdict, reason, tb = Verdict.DEAD_LETTER, _reason(exc), _traceback_tail()
     except Exception as exc:
-        tb = _traceback_tail()
-        ctx.log.warning("task %s (%s) failed on attempt %d: %s\n%s", task.id, task.type,
-                        task.attempts, _reason(exc), traceback.format_exc().rstrip())
+        tb = _traceback_tail()  # logged by the runtime with the verdict (worker.events)
         verdict, reason = Verdict.NACK, _reason(exc)
     else:
         verdict, reason = Verdict.ACK, ""

@@ -20,10 +20,12 @@ from dqueue.client.errors import (
     InvalidRequest,
     LeaseConflict,
     Unauthorized,
+    Unavailable,
 )
 from dqueue.client.http_client import Client, RetryPolicy
 from dqueue.client.task import Task
 from dqueue.worker.app import Completion, Verdict, Worker, invalid_result_reason
+from dqueue.worker.events import Reachability, log_task
 from dqueue.worker.runtime import (
     SHUTDOWN_REASON,
     RuntimeConfig,
@@ -36,6 +38,9 @@ log = logging.getLogger("dqueue.worker")
 
 MAX_HTTP_WAIT_MS = 2_000  # a shorter long poll keeps a drain prompt
 EXTENDER_TICK_S = 0.05
+# A lease request gives up retrying after this long, so that a server that cannot be reached is
+# logged within 2 s (the loop then asks again with its own backoff).
+LEASE_RETRY_DEADLINE_S = 1.0
 
 
 class HttpRuntime(WorkerRuntime):
@@ -49,14 +54,23 @@ class HttpRuntime(WorkerRuntime):
         ca_file: CA of an ``https://`` proxy's certificate (default: the system's CAs).
     """
 
+    transport = "http"
+
     def __init__(self, worker: Worker, config: RuntimeConfig, servers: Sequence[str],
                  token: str | None = None, ca_file: str | None = None) -> None:
         super().__init__(worker, config)
         retry = RetryPolicy(deadline_s=config.request_timeout_ms / 1000)
         self.client = Client(list(servers), worker_id=config.worker_id, retry=retry,
                              token=token, ca_file=ca_file)
+        self._lease_client = Client(list(servers), worker_id=config.worker_id,
+                                    retry=RetryPolicy(deadline_s=LEASE_RETRY_DEADLINE_S),
+                                    token=token, ca_file=ca_file)
+        self.reachability = Reachability(self.client.servers, self.transport)
         self._extender_done = threading.Event()
         self._beat_failing = False
+
+    def server_names(self) -> list[str]:
+        return self.client.servers
 
     def _drive(self) -> None:
         extender = threading.Thread(target=self._extend_loop, name="extender", daemon=True)
@@ -75,6 +89,7 @@ class HttpRuntime(WorkerRuntime):
             if self.heartbeats.sent and not self._beat_failing and not self._stop_now.is_set():
                 self._beat(leaving=True)
             self.client.close()
+            self._lease_client.close()
 
     def _lease_loop(self) -> None:
         attempt = 0
@@ -87,7 +102,7 @@ class HttpRuntime(WorkerRuntime):
                                         or len(self._held) < self._capacity, 0.5)
                 continue
             try:
-                tasks = self.client.lease_many(min(free, 100), types=self.types,
+                tasks = self._lease_client.lease_many(min(free, 100), types=self.types,
                                                queues=self.config.queues or None,
                                                lease_seconds=self.config.lease_ms / 1000,
                                                wait_seconds=wait_s)
@@ -96,7 +111,13 @@ class HttpRuntime(WorkerRuntime):
                 log.error("the node refused this worker: %s", exc)
                 self.stop_now()
                 break
+            except Unavailable as exc:
+                # The client has retried with backoff for LEASE_RETRY_DEADLINE_S: ask again at
+                # once, so that the warnings keep to their schedule.
+                self.reachability.failed(time.monotonic(), str(exc))
+                continue
             except DQueueError as exc:
+                self.reachability.reached(time.monotonic())
                 log.warning("lease failed: %s", exc)
                 with self._lock:
                     self._lock.wait_for(lambda: self.state is not State.RUNNING,
@@ -104,6 +125,7 @@ class HttpRuntime(WorkerRuntime):
                 attempt += 1
                 continue
             attempt = 0
+            self.reachability.reached(time.monotonic())
             for task in self._accept(tasks):
                 self._release(task)
 
@@ -162,8 +184,7 @@ class HttpRuntime(WorkerRuntime):
             self.client.release(task)
             with self._lock:
                 self.counts.released += 1
-            log.info("task_released task_id=%s type=%s attempt=%d", task.id, task.type,
-                     task.attempts)
+            log_task("task_released", task)
         except DQueueError as exc:
             log.warning("release of %s failed (its lease will expire): %s", task.id, exc)
         self._forget(task.id)

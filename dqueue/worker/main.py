@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import socket
 import sys
@@ -24,6 +23,7 @@ from dqueue.cli import normalize_argv
 from dqueue.client.env import DEFAULT_SERVER, SERVER_ENV, TOKEN_ENV, resolve_servers
 from dqueue.client.worker_keys import WorkerKeys
 from dqueue.durations import parse_duration_ms
+from dqueue.logs import configure_logging
 from dqueue.queue import fields
 from dqueue.worker import demo
 from dqueue.worker.app import Worker
@@ -96,7 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
                                     f"(default: ${TOKEN_ENV})")
     p.add_argument("--ca-file", help="with an https:// --server: PEM file of the CA that "
                                       "signed the proxy's certificate")
-    p.add_argument("--log-level", default="info")
+    p.add_argument("--log-level", default="info",
+                   help="debug, info, warning or error (default info)")
+    p.add_argument("--log-format", choices=("json", "text"), default="json",
+                   help="json: one JSON object per line, the nodes' format (default); text: "
+                        "for people reading a terminal")
     return p
 
 
@@ -187,8 +191,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     raw = normalize_argv(list(sys.argv[1:] if argv is None else argv), parser)
     args = parser.parse_args(raw)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         worker = load_app(args.app) if args.app else demo.build()
         runtime = make_runtime(args, worker)
@@ -199,6 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, ImportError) as exc:
         print(f"dqueue-worker: {exc}", file=sys.stderr)
         return 2
+    # The node's format (dqueue.logs), its node_id field naming this worker.
+    configure_logging(runtime.config.worker_id, "worker", args.log_level, args.log_format)
     if args.pool == "processes":
         # With worker keys every child is the key's worker (the gateway accepts no other id).
         keyed = isinstance(runtime, ZmqRuntime) and bool(key_worker_id(None, runtime.keys))

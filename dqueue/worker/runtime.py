@@ -25,6 +25,7 @@ lines of its traceback go with the nack (``app.run_handler``).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import threading
@@ -35,8 +36,10 @@ from enum import StrEnum
 from types import FrameType
 
 from dqueue.client.task import Task
+from dqueue.logs import log_event
 from dqueue.queue.results import DEFAULT_MAX_RESULT_BYTES
 from dqueue.worker.app import Completion, TaskContext, Verdict, Worker, run_handler
+from dqueue.worker.events import log_completion, log_task
 from dqueue.worker.heartbeat import DEFAULT_HEARTBEAT_MS, Heartbeats
 
 log = logging.getLogger("dqueue.worker")
@@ -141,6 +144,8 @@ class WorkerRuntime:
         config: Runtime settings.
     """
 
+    transport = ""  # "http" or "zmq", for the logs
+
     def __init__(self, worker: Worker, config: RuntimeConfig) -> None:
         self.worker = worker
         self.config = config
@@ -175,10 +180,11 @@ class WorkerRuntime:
 
     def run(self) -> int:
         """Lease and run tasks until drained or stopped; returns a process exit code."""
-        log.info("worker %s: %d threads, up to %d tasks held%s, types %s, queues %s",
-                 self.config.worker_id, self.config.concurrency, self.config.max_capacity,
-                 " (automatic prefetch)" if self.config.prefetch is None else "",
-                 ",".join(self.types) or "-", ",".join(self.config.queues) or "default")
+        log_event(log, logging.INFO, "worker_started", worker_id=self.config.worker_id,
+                  server=self.server_names(), transport=self.transport,
+                  concurrency=self.config.concurrency, max_held=self.config.max_capacity,
+                  prefetch=self.config.prefetch if self.config.prefetch is not None else "auto",
+                  types=list(self.types), queues=list(self.config.queues) or ["default"])
         for i in range(self.config.concurrency):
             thread = threading.Thread(target=self._handler_loop, name=f"handler-{i}", daemon=True)
             thread.start()
@@ -194,7 +200,8 @@ class WorkerRuntime:
         if not self._stop_now.is_set():
             for thread in self._threads:
                 thread.join(1.0)
-        log.info("worker %s stopped: %s", self.config.worker_id, self.counts)
+        log_event(log, logging.INFO, "worker_stopped", worker_id=self.config.worker_id,
+                  forced=self._stop_now.is_set(), **dataclasses.asdict(self.counts))
         return 1 if self._stop_now.is_set() else 0
 
     def drain(self) -> None:
@@ -203,8 +210,8 @@ class WorkerRuntime:
             if self.state is State.RUNNING:
                 self.state = State.DRAINING
                 self._drain_deadline = time.monotonic() + self.config.grace_ms / 1000
-                log.info("worker %s: draining (grace %d ms)", self.config.worker_id,
-                         self.config.grace_ms)
+                log_event(log, logging.INFO, "worker_draining",
+                          worker_id=self.config.worker_id, grace_ms=self.config.grace_ms)
             self._lock.notify_all()
         self._wake()
 
@@ -231,6 +238,10 @@ class WorkerRuntime:
             return len(self._held) + len(self._settling)
 
     # -- for subclasses ---------------------------------------------------------------
+
+    def server_names(self) -> list[str]:
+        """The server's URLs or gateway endpoints, for the logs."""
+        return []
 
     def _drive(self) -> None:
         """Move tasks and verdicts over the transport until done (runs on the calling thread)."""
@@ -291,6 +302,8 @@ class WorkerRuntime:
                 held[task.id] = Held(task, expires_at)
             self._work.extend(tasks)
             self._work_ready.notify()  # one thread; each one woken wakes the next (below)
+        for task in tasks:
+            log_task("task_leased", task)
         return []
 
     def _accept_finished(self, tasks: list[Task]) -> list[Task]:
@@ -351,7 +364,8 @@ class WorkerRuntime:
                 held.expires_at = sent_at + (lease_s or self.config.lease_ms / 1000)
             if lost and not held.lost:
                 held.lost = True
-                log.warning("task %s: lease lost (another worker holds it now)", task_id)
+                log_task("lease_lost", held.task, logging.WARNING,
+                         detail="another worker holds it now")
 
     def _is_lost(self, task_id: str) -> bool:
         with self._lock:
@@ -427,8 +441,10 @@ class WorkerRuntime:
                 continue
             assert task is not None
             ctx = TaskContext(task, worker_id, extend, is_lost)
+            started = time.monotonic()
             completion = run_handler(worker, ctx, check_lost=False,
                                      max_result_bytes=max_result_bytes)
+            log_completion(completion, (time.monotonic() - started) * 1000)
 
     def _finish_locked(self, completion: Completion) -> bool:
         """Record the end of a run (lock held). Returns False when the verdict still has to
@@ -437,8 +453,8 @@ class WorkerRuntime:
         held = self._held.get(task.id)
         if held is None or held.finished or held.lost:
             if held is not None and held.lost and not held.finished:
-                log.warning("task %s: lease lost while running; result (%s) dropped", task.id,
-                            completion.verdict.value)
+                log_task("lease_lost", task, logging.WARNING,
+                         detail=f"lost while running; its {completion.verdict.value} dropped")
             # Handed back after the grace period, or the lease passed to another worker. A
             # hand-back in flight is in _settling and stays there until answered.
             self._count_locked(Verdict.DROP)
@@ -458,10 +474,11 @@ class WorkerRuntime:
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals += 1
         if self._signals == 1:
-            log.info("signal %d: draining; send it again to stop at once", signum)
+            log_event(log, logging.INFO, "signal", signum=signum,
+                      detail="draining; send it again to stop at once")
             self.drain()
         else:
-            log.warning("signal %d again: stopping now", signum)
+            log_event(log, logging.WARNING, "signal", signum=signum, detail="again: stopping now")
             self.stop_now()
 
 

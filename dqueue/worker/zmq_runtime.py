@@ -37,6 +37,7 @@ from dqueue.client.zmq_client import Reply, ZmqWorkerClient
 from dqueue.protocol.errors import ErrorCode
 from dqueue.queue.results import result_bytes
 from dqueue.worker.app import Completion, Verdict, Worker, invalid_result_reason
+from dqueue.worker.events import Reachability, log_task
 from dqueue.worker.runtime import (
     SHUTDOWN_REASON,
     RuntimeConfig,
@@ -52,6 +53,9 @@ MAX_LEASES = 2  # lease requests in flight at once
 MAX_ACKS_PER_MESSAGE = 1_000  # the gateway's limit on the items of one ack_many
 # Results of one ack_many at most (compact JSON): far under the gateway's 4 MiB message bound.
 MAX_ACK_MANY_RESULT_BYTES = 1 << 20
+# No reply at all (not even the pong of a heartbeat, sent each HEARTBEAT_MS) for this long with
+# requests waiting: the gateway cannot be reached (logged within 2 s of it, then every 10 s).
+UNREACHABLE_SILENCE_S = 1.5
 GATEWAY_SILENCE_S = 5.0  # no reply at all for this long, with requests waiting: try the next
 LEASE_SETTLE_S = 0.2  # after bye, how long a lease answer already sent may take to arrive
 
@@ -90,6 +94,8 @@ class ZmqRuntime(WorkerRuntime):
             the reason logged (exit status 1).
     """
 
+    transport = "zmq"
+
     def __init__(
         self,
         worker: Worker,
@@ -125,6 +131,11 @@ class ZmqRuntime(WorkerRuntime):
         self._ack_many = True  # False while the gateway does not know ack_many (an older one)
         self._beat_rid: object = None  # the last heartbeat's request id (heartbeat.py)
         self._beat_failing = False
+        self.reachability = Reachability(self.endpoints, self.transport)
+        self._last_reply_at = 0.0  # the last reply read (not reset by a new connection)
+
+    def server_names(self) -> list[str]:
+        return list(self.endpoints)
 
     # -- handler-thread side ----------------------------------------------------------
 
@@ -215,6 +226,7 @@ class ZmqRuntime(WorkerRuntime):
                         log.error("the worker gateway refused this worker: %s", exc)
                         self.stop_now()
                         break
+                    self._check_reachable(now)
                     if self._is_gateway_silent(now):
                         client.close_socket()
                         self._endpoint_index = (self._endpoint_index + 1) % len(self.endpoints)
@@ -237,7 +249,7 @@ class ZmqRuntime(WorkerRuntime):
                         heard = True
                         self._handle_reply(reply, time.monotonic())
                     if heard:
-                        self._last_heard = time.monotonic()
+                        self._last_heard = self._last_reply_at = time.monotonic()
         finally:
             if not bye_sent:
                 client.close()
@@ -271,6 +283,17 @@ class ZmqRuntime(WorkerRuntime):
             if req.op == "extend":
                 self._extended(req.tasks[0].id, req.sent_at, ok=False)
         return client
+
+    def _check_reachable(self, now: float) -> None:
+        """Log when the gateway has been silent ``UNREACHABLE_SILENCE_S`` with requests
+        waiting, and when it answers again."""
+        down_since = self.reachability.down_since
+        if down_since is not None and self._last_reply_at > down_since:
+            self.reachability.reached(now)
+        elif now - self._last_heard > UNREACHABLE_SILENCE_S and (self._pending or self._leases):
+            assert self._client is not None
+            self.reachability.failed(
+                now, f"{self._client.endpoint}: no answer for {now - self._last_heard:.1f} s")
 
     def _is_gateway_silent(self, now: float) -> bool:
         waiting = self._pending or self._leases
@@ -466,8 +489,7 @@ class ZmqRuntime(WorkerRuntime):
         elif req.op == "release":
             with self._lock:
                 self.counts.released += 1
-            log.info("task_released task_id=%s type=%s attempt=%d", task.id, task.type,
-                     task.attempts)
+            log_task("task_released", task)
         self._forget(task.id)
 
     def _handle_acked(self, req: Request, reply: Reply, now: float) -> None:

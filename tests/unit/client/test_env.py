@@ -64,11 +64,11 @@ def test_the_token_given_wins_and_empty_means_none():
 
 def test_the_client_takes_a_comma_list_and_the_environment(monkeypatch):
     client = Client("http://127.0.0.1:1,http://127.0.0.1:2", token="")
-    assert client._urls == ["http://127.0.0.1:1", "http://127.0.0.1:2"]
+    assert client.servers == ["http://127.0.0.1:1", "http://127.0.0.1:2"]
     monkeypatch.setenv(SERVER_ENV, "http://127.0.0.1:3,http://127.0.0.1:4")
     monkeypatch.setenv(TOKEN_ENV, "s3cret")
     client = Client()
-    assert client._urls == ["http://127.0.0.1:3", "http://127.0.0.1:4"]
+    assert client.servers == ["http://127.0.0.1:3", "http://127.0.0.1:4"]
     assert client.token == "s3cret"
     with pytest.raises(ValueError):
         Client(",")

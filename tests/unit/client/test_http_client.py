@@ -238,10 +238,10 @@ def test_reads_and_keep_alive(server):
 
 def test_a_leader_hint_keeps_the_scheme_of_the_node_that_gave_it():
     client = Client(["https://proxy-a.example:443"])
-    client._follow_hint("proxy-b.example:8443", client.servers[0])
+    client._route.follow_hint("proxy-b.example:8443", client.servers[0])
     assert client.servers[-1] == "https://proxy-b.example:8443"
     plain = Client("http://127.0.0.1:8081")
-    plain._follow_hint(":8082", plain.servers[0])
+    plain._route.follow_hint(":8082", plain.servers[0])
     assert plain.servers[-1] == "http://127.0.0.1:8082"
 
 

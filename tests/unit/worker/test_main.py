@@ -15,7 +15,7 @@ from dqueue.worker.zmq_runtime import ZmqRuntime
 def _no_logging_setup(monkeypatch: pytest.MonkeyPatch) -> None:
     # main() sets up logging on the test's captured stderr, which is closed after the test:
     # every later log line of the session would fail to write ("Logging error").
-    monkeypatch.setattr(worker_main.logging, "basicConfig", lambda **kwargs: None)
+    monkeypatch.setattr(worker_main, "configure_logging", lambda *args, **kwargs: None)
 
 
 def parse(*argv: str):
