@@ -371,7 +371,8 @@ class LocalQueue:
             elif completion.verdict in (Verdict.NACK, Verdict.DEAD_LETTER):
                 self.nack(task, completion.reason,
                           dead_letter=completion.verdict is Verdict.DEAD_LETTER,
-                          worker_id=holder, traceback=completion.traceback)
+                          worker_id=holder, traceback=completion.traceback,
+                          retry_delay=completion.retry_delay)
             done.append(completion)
         return done
 
