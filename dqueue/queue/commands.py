@@ -168,10 +168,8 @@ class Nack:
         """Return ``{"op": "nack", ...}`` (``traceback``, ``retry_delay_ms`` only when set)."""
         plain = {"op": "nack", "now_ms": self.now_ms, "id": self.id, "worker_id": self.worker_id,
                  "token": self.token, "reason": self.reason, "dead_letter": self.dead_letter}
-        for name in ("traceback", "retry_delay_ms"):
-            if getattr(self, name) is not None:
-                plain[name] = getattr(self, name)
-        return plain
+        extra = {"traceback": self.traceback, "retry_delay_ms": self.retry_delay_ms}
+        return plain | {name: value for name, value in extra.items() if value is not None}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
