@@ -176,6 +176,10 @@ def _schemas() -> dict[str, Any]:
                 "traceback": {"type": "string", "maxLength": fields.MAX_TRACEBACK_CHARS,
                               "description": "the failure's last traceback lines: "
                                              "last_traceback"},
+                "retry_delay_ms": {"type": "integer", "minimum": 0,
+                                   "maximum": fields.DELAY_MS.high,
+                                   "description": "the retry's delay, instead of the "
+                                                  "queue's backoff"},
             },
         },
         "ExtendRequest": {

@@ -36,7 +36,7 @@ LEASE_FIELDS = frozenset({"worker_id", "types", "lease_seconds", "wait_seconds",
                           "queues"})
 RELEASE_FIELDS = frozenset({"worker_id", "lease_token"})
 ACK_FIELDS = RELEASE_FIELDS | {"result"}
-NACK_FIELDS = RELEASE_FIELDS | {"reason", "dead_letter", "traceback"}
+NACK_FIELDS = RELEASE_FIELDS | {"reason", "dead_letter", "traceback", "retry_delay_ms"}
 EXTEND_FIELDS = frozenset({"worker_id", "lease_token", "lease_seconds"})
 LIST_PARAMS = frozenset({"status", "type", "limit", "cursor", "queue"})
 # The rules' cheap checks, for the fast path of an enqueue body.
@@ -360,10 +360,13 @@ class TaskNack(_TaskAction):
         reason = v.opt_text(body, "reason", fields.REASON)
         traceback = v.opt_text(body, "traceback", fields.TRACEBACK)
         dead_letter = bool(v.opt_bool(body, "dead_letter"))
+        retry_delay_ms = v.opt_field_int(body, "retry_delay_ms", fields.DELAY_MS)
         cmd = {"op": "nack", **_lease_holder(task_id, body), "reason": reason,
                "dead_letter": dead_letter}
         if traceback is not None:
             cmd["traceback"] = traceback
+        if retry_delay_ms is not None:
+            cmd["retry_delay_ms"] = retry_delay_ms
         return cmd
 
     def counted(self, task: dict[str, Any]) -> None:

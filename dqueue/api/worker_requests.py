@@ -24,7 +24,7 @@ _LEASE_KEYS = frozenset({"rid", "worker_id", "max_tasks", "types", "lease_ms", "
                          "queues"})
 _HOLDER_BASE_KEYS = frozenset({"rid", "id", "worker_id", "token"})
 _ACK_KEYS = _HOLDER_BASE_KEYS | {"result"}
-_NACK_KEYS = _HOLDER_BASE_KEYS | {"reason", "dead_letter", "traceback"}
+_NACK_KEYS = _HOLDER_BASE_KEYS | {"reason", "dead_letter", "traceback", "retry_delay_ms"}
 _EXTEND_KEYS = _HOLDER_BASE_KEYS | {"lease_ms"}
 _ACK_MANY_KEYS = frozenset({"rid", "worker_id", "items"})
 _USUAL_ACK_ITEM_KEYS = frozenset({"id", "token"})
@@ -161,6 +161,9 @@ def command_of(kind: bytes, body: dict[str, Any], max_wait_ms: int,
                 traceback = v.opt_text(body, "traceback", fields.TRACEBACK)
                 if traceback is not None:
                     cmd["traceback"] = traceback
+                retry_delay_ms = v.opt_field_int(body, "retry_delay_ms", fields.DELAY_MS)
+                if retry_delay_ms is not None:
+                    cmd["retry_delay_ms"] = retry_delay_ms
             elif kind == b"ack" and body.get("result") is not None:
                 check_result(body, max_result_bytes)
                 cmd["result"] = body["result"]

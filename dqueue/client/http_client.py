@@ -41,7 +41,7 @@ from dqueue.client.http_rules import (
 from dqueue.client.queue_admin import QueueAdmin
 from dqueue.client.rate_limit_admin import RateLimitAdmin
 from dqueue.client.schedule_admin import ScheduleAdmin
-from dqueue.client.task import Task
+from dqueue.client.task import Task, delay_ms_of
 from dqueue.client.task_wait import TaskWait
 from dqueue.client.worker_admin import WorkerAdmin
 from dqueue.protocol.errors import ErrorCode
@@ -232,11 +232,13 @@ class Client(QueueAdmin, ScheduleAdmin, RateLimitAdmin, WorkerAdmin, TaskWait):
         dead_letter: bool = False,
         worker_id: str | None = None,
         traceback: str | None = None,
+        retry_delay: float | None = None,
     ) -> Task:
         """Fail a leased task: retried after backoff, or dead-lettered (at once if asked).
         ``reason`` is kept as ``last_error``, ``traceback`` (its last lines) as
-        ``last_traceback``."""
-        extra: dict[str, Any] = {"reason": reason, **present(traceback=traceback)}
+        ``last_traceback``; ``retry_delay`` (seconds) replaces the queue's backoff."""
+        extra: dict[str, Any] = {"reason": reason, **present(
+            traceback=traceback, retry_delay_ms=delay_ms_of(retry_delay))}
         if dead_letter:
             extra["dead_letter"] = True
         return self._lease_op(task, "nack", worker_id, extra)

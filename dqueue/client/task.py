@@ -125,6 +125,11 @@ class Task:
         }
 
 
+def delay_ms_of(seconds: float | None) -> int | None:
+    """Whole milliseconds of a delay in seconds (None stays None); the server checks bounds."""
+    return None if seconds is None else round(seconds * 1000)
+
+
 def parse_time_ms(text: str) -> int:
     """Milliseconds since the epoch of an RFC 3339 string such as ``2026-11-27T19:48:00.123Z``.
 

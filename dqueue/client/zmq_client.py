@@ -32,7 +32,7 @@ from dqueue.client.errors import (
     Unavailable,
     error_from_code,
 )
-from dqueue.client.task import Lease, Task
+from dqueue.client.task import Lease, Task, delay_ms_of
 from dqueue.client.worker_keys import (
     HANDSHAKE_EVENTS,
     MAX_SILENT_DISCONNECTS,
@@ -258,13 +258,16 @@ class ZmqWorkerClient:
         return self._send(WorkerKind.ACK_MANY, {"worker_id": self.worker_id, "items": items})
 
     def send_nack(self, task: Task, reason: str = "", *, dead_letter: bool = False,
-                  traceback: str | None = None) -> Any:
+                  traceback: str | None = None, retry_delay: float | None = None) -> Any:
         """Fail ``task`` (retried after backoff, or dead-lettered), with the last lines of the
-        failure's ``traceback`` when given. Returns the request id."""
+        failure's ``traceback`` when given; ``retry_delay`` (seconds) replaces the queue's
+        backoff. Returns the request id."""
         body = self._lease_fields(task)
         body.update(reason=reason, dead_letter=dead_letter)
         if traceback is not None:
             body["traceback"] = traceback
+        if retry_delay is not None:
+            body["retry_delay_ms"] = delay_ms_of(retry_delay)
         return self._send(WorkerKind.NACK, body)
 
     def send_extend(self, task: Task, lease_ms: int | None = None) -> Any:
@@ -412,10 +415,12 @@ class ZmqWorkerClient:
         return list(reply.results)
 
     def nack(self, task: Task, reason: str = "", *, dead_letter: bool = False,
-             traceback: str | None = None) -> Task:
-        """Fail ``task``: retried after backoff, or dead-lettered."""
+             traceback: str | None = None, retry_delay: float | None = None) -> Task:
+        """Fail ``task``: retried after backoff (or ``retry_delay`` seconds), or
+        dead-lettered."""
         return self._task_of(self._call(lambda: self.send_nack(
-            task, reason, dead_letter=dead_letter, traceback=traceback)))
+            task, reason, dead_letter=dead_letter, traceback=traceback,
+            retry_delay=retry_delay)))
 
     def release(self, task: Task) -> Task:
         """Hand ``task`` back unstarted: pending at once, its attempt not counted."""

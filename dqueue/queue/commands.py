@@ -165,13 +165,15 @@ class Nack:
     reason: str | None = None
     dead_letter: bool = False
     traceback: str | None = None  # the failure's last traceback lines: ``last_traceback``
+    retry_delay_ms: int | None = None  # the retry's delay instead of the queue's backoff
     now_ms: int = 0
 
     def to_plain(self) -> dict[str, Any]:
-        """Return ``{"op": "nack", ...}`` (``traceback`` only when there is one)."""
+        """Return ``{"op": "nack", ...}`` (``traceback``, ``retry_delay_ms`` only when set)."""
         plain = {"op": "nack", "now_ms": self.now_ms, "id": self.id, "worker_id": self.worker_id,
                  "token": self.token, "reason": self.reason, "dead_letter": self.dead_letter}
-        return plain if self.traceback is None else {**plain, "traceback": self.traceback}
+        extra = {"traceback": self.traceback, "retry_delay_ms": self.retry_delay_ms}
+        return plain | {name: value for name, value in extra.items() if value is not None}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -504,6 +506,7 @@ def _nack(obj: Mapping[str, Any], now_ms: int) -> Nack:
                 token=_text(obj, "token", fields.LEASE_TOKEN, required=False),
                 reason=_text(obj, "reason", fields.REASON, required=False),
                 traceback=_text(obj, "traceback", fields.TRACEBACK, required=False),
+                retry_delay_ms=_integer(obj, "retry_delay_ms", fields.DELAY_MS, None),
                 dead_letter=bool(dead_letter), now_ms=now_ms)
 
 
@@ -551,7 +554,8 @@ _PARSERS = {
     "lease": (_lease, {"worker_id", "types", "max_tasks", "lease_ms", "nonce", "queues"}),
     "ack": (_ack, {"id", "worker_id", "token", "result"}),
     "ack_batch": (_ack_batch, {"items"}),
-    "nack": (_nack, {"id", "worker_id", "token", "reason", "dead_letter", "traceback"}),
+    "nack": (_nack, {"id", "worker_id", "token", "reason", "dead_letter", "traceback",
+                      "retry_delay_ms"}),
     "extend": (_extend, {"id", "worker_id", "token", "lease_ms"}),
     "cancel": (_cancel, {"id"}),
     "redrive": (_redrive, {"id", "type", "queue"}),

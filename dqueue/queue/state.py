@@ -306,7 +306,7 @@ class QueueState:
                 del self._dedup[key]
 
     def _fail_attempt(self, task: Task, at_ms: int, error: str | None, dead_letter: bool,
-                      traceback: str | None = None) -> None:
+                      traceback: str | None = None, delay_ms: int | None = None) -> None:
         """End the current lease as a failed attempt: retry after backoff, or dead-letter.
         ``last_error`` and ``last_traceback`` describe this failure only (results.py).
 
@@ -327,7 +327,9 @@ class QueueState:
             else:
                 self._finish(task, TaskStatus.DEAD)
         else:
-            task.visible_at_ms = at_ms + backoff_ms(record.config, task.id, task.attempts)
+            # A nack's own delay (ctx.retry's countdown) replaces the queue's backoff.
+            task.visible_at_ms = at_ms + (backoff_ms(record.config, task.id, task.attempts)
+                                          if delay_ms is None else delay_ms)
             self._set_status(task, _PENDING)
             self._make_pending(task)
 
@@ -475,7 +477,8 @@ class QueueState:
             return held
         counts, count_key = self._events.nacked, (held.type, held.queue)
         counts[count_key] = counts.get(count_key, 0) + 1
-        self._fail_attempt(held, self.clock_ms, cmd.reason, cmd.dead_letter, cmd.traceback)
+        self._fail_attempt(held, self.clock_ms, cmd.reason, cmd.dead_letter, cmd.traceback,
+                           cmd.retry_delay_ms)
         if not self._reply:
             return _UNANSWERED
         return _ok({"task": held.to_plain()})

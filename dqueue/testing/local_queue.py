@@ -34,7 +34,7 @@ from typing import Any
 
 from dqueue.client.errors import DQueueError, InvalidRequest, WaitTimeout, error_from_code
 from dqueue.client.http_client import TaskPage, collect_pages
-from dqueue.client.task import Task
+from dqueue.client.task import Task, delay_ms_of
 from dqueue.node.queries import (
     QUEUE_OPS,
     BadQuery,
@@ -284,12 +284,16 @@ class LocalQueue:
                               {} if result is None else {"result": result})
 
     def nack(self, task: Task | str, reason: str = "", *, dead_letter: bool = False,
-             worker_id: str | None = None, traceback: str | None = None) -> Task:
-        """Fail a leased task: retried after backoff, or dead-lettered (at once if asked);
-        ``traceback`` (its last lines) is kept as ``last_traceback``."""
+             worker_id: str | None = None, traceback: str | None = None,
+             retry_delay: float | None = None) -> Task:
+        """Fail a leased task: retried after backoff (or ``retry_delay`` seconds), or
+        dead-lettered (at once if asked); ``traceback`` (its last lines) is kept as
+        ``last_traceback``."""
         extra: dict[str, Any] = {"reason": reason, "dead_letter": dead_letter}
         if traceback is not None:
             extra["traceback"] = traceback
+        if retry_delay is not None:
+            extra["retry_delay_ms"] = delay_ms_of(retry_delay)
         return self._lease_op(task, "nack", worker_id, extra)
 
     def extend(self, task: Task | str, lease_seconds: float | None = None, *,
@@ -367,7 +371,8 @@ class LocalQueue:
             elif completion.verdict in (Verdict.NACK, Verdict.DEAD_LETTER):
                 self.nack(task, completion.reason,
                           dead_letter=completion.verdict is Verdict.DEAD_LETTER,
-                          worker_id=holder, traceback=completion.traceback)
+                          worker_id=holder, traceback=completion.traceback,
+                          retry_delay=completion.retry_delay)
             done.append(completion)
         return done
 

@@ -28,6 +28,13 @@ from dqueue.client.task import Task
 from dqueue.queue.fields import REASON
 from dqueue.queue.rate_limits import check_rate_limit
 from dqueue.queue.results import DEFAULT_MAX_RESULT_BYTES, result_problem, traceback_tail
+from dqueue.worker.options import (
+    BackoffFn,
+    Retry,
+    TaskOptions,
+    failure_dead_letters,
+    retry_delay_s,
+)
 
 log = logging.getLogger("dqueue.worker")
 
@@ -61,6 +68,7 @@ class Completion:
     reason: str = ""
     result: Any = None
     traceback: str | None = None
+    retry_delay: float | None = None  # seconds: a nack's retry_delay_ms (None: the queue's)
 
 
 class TaskContext:
@@ -118,6 +126,16 @@ class TaskContext:
         """
         self._extend(self.task, lease_seconds)
 
+    def retry(self, countdown: float | None = None, reason: str = "") -> Retry:
+        """Fail this attempt and retry in ``countdown`` seconds (the type's backoff when
+        None): raises ``Retry``, which counts an attempt and respects ``max_retries`` like any
+        failure. Written ``raise ctx.retry(countdown=5)`` or just called."""
+        if countdown is not None and (isinstance(countdown, bool)
+                                      or not isinstance(countdown, int | float)
+                                      or not 0 <= countdown <= 7 * 86_400):
+            raise ValueError(f"countdown must be 0 to 604800 seconds, not {countdown!r}")
+        raise Retry(countdown, reason)
+
 
 class Worker:
     """A registry of handlers by task type, the object ``--app module:worker`` names.
@@ -131,20 +149,31 @@ class Worker:
         self.handlers: dict[str, Handler] = {}
         # type -> "N/s" of ``rate_limit=``: set cluster-wide at start (rate_limits.py).
         self.rate_limits: dict[str, str] = {}
+        self.options: dict[str, TaskOptions] = {}
 
-    def task(self, type: str, *, rate_limit: str | None = None) -> Callable[[Handler], Handler]:
-        """Decorator registering the function as the handler of tasks of ``type``.
+    def task(self, type: str, *, max_retries: int | None = None,
+             retry_for: Any = None, dead_letter_for: Any = (),
+             backoff: BackoffFn | None = None,
+             rate_limit: str | None = None) -> Callable[[Handler], TaskHandle]:
+        """Decorator registering the function as the handler of tasks of ``type``, with the
+        type's options (``dqueue.worker.options.TaskOptions``; a bad one raises ValueError at
+        decoration). The decorated name is a ``TaskHandle``: callable like the function, and
+        ``handle.enqueue(client, payload, **overrides)`` enqueues a task of the type.
 
         ``rate_limit`` (``"100/m"``): at most that many tasks of ``type`` leased per second,
         minute or hour over the whole cluster; the worker sets it at start (docs/worker.md).
         """
+        options = TaskOptions(max_retries=max_retries, retry_for=retry_for,
+                              dead_letter_for=dead_letter_for, backoff=backoff)
         limit = None if rate_limit is None else check_rate_limit(rate_limit, "rate_limit").text
 
-        def decorate(fn: Handler) -> Handler:
-            self.register(type, fn)
+        def decorate(fn: Handler) -> TaskHandle:
+            handle = TaskHandle(type, fn, options)
+            self.register(type, handle)
+            self.options[type] = options
             if limit is not None:
                 self.rate_limits[type] = limit
-            return fn
+            return handle
         return decorate
 
     def register(self, type: str, fn: Handler) -> None:
@@ -178,6 +207,27 @@ class Worker:
         return sorted(set(only))
 
 
+class TaskHandle:
+    """A decorated handler: call it as the function, or enqueue a task of its type."""
+
+    __slots__ = ("fn", "options", "type")
+
+    def __init__(self, type: str, fn: Handler, options: TaskOptions) -> None:
+        self.type, self.fn, self.options = type, fn, options
+
+    def __call__(self, payload: Any, ctx: TaskContext) -> Any:
+        """Run the handler itself (as a test would)."""
+        return self.fn(payload, ctx)
+
+    def enqueue(self, client: Any, payload: Any = None, **overrides: Any) -> Any:
+        """Enqueue a task of this type with ``client`` (``Client`` or anything with its
+        ``enqueue``): the decorator's ``max_retries`` unless ``overrides`` give one, and
+        ``priority``, ``delay``, ``idempotency_key``, ``queue``... as the client takes them."""
+        if self.options.max_retries is not None and overrides.get("max_retries") is None:
+            overrides["max_retries"] = self.options.max_retries
+        return client.enqueue(self.type, payload, **overrides)
+
+
 def run_handler(worker: Worker, ctx: TaskContext, check_lost: bool = True,
                 max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES) -> Completion:
     """Run the handler of ``ctx.task`` and turn what happened into a Completion.
@@ -192,7 +242,8 @@ def run_handler(worker: Worker, ctx: TaskContext, check_lost: bool = True,
     handler = worker.handlers.get(task.type)
     if handler is None:
         return Completion(task, Verdict.NACK, f"no handler for task type {task.type!r}")
-    result = tb = None
+    options = worker.options.get(task.type, _NO_OPTIONS)
+    result = tb = delay = None
     try:
         result = handler(task.payload, ctx)
     except DeadLetter as exc:
@@ -200,6 +251,10 @@ def run_handler(worker: Worker, ctx: TaskContext, check_lost: bool = True,
     except Exception as exc:
         tb = _traceback_tail()  # logged by the runtime with the verdict (worker.events)
         verdict, reason = Verdict.NACK, _reason(exc)
+        if failure_dead_letters(options, exc):
+            verdict = Verdict.DEAD_LETTER
+        else:
+            delay = _delay_of(options, exc, task.attempts)
     else:
         verdict, reason = Verdict.ACK, ""
         problem = None if result is None else result_problem(result, max_result_bytes)
@@ -210,7 +265,21 @@ def run_handler(worker: Worker, ctx: TaskContext, check_lost: bool = True,
         ctx.log.warning("task %s: lease lost while running; result (%s) dropped", task.id,
                         verdict.value)
         return Completion(task, Verdict.DROP, reason)
-    return Completion(task, verdict, reason, result, tb)
+    return Completion(task, verdict, reason, result, tb, delay)
+
+
+_NO_OPTIONS = TaskOptions()
+
+
+def _delay_of(options: TaskOptions, exc: Exception, attempt: int) -> float | None:
+    """A retry's delay in seconds: ``ctx.retry``'s countdown, else the type's backoff."""
+    if isinstance(exc, Retry) and exc.countdown is not None:
+        return exc.countdown
+    try:
+        return retry_delay_s(options, attempt)
+    except ValueError as problem:
+        log.warning("task type backoff: %s; the queue's backoff applies", problem)
+        return None
 
 
 def invalid_result_reason(problem: str) -> str:

@@ -206,7 +206,8 @@ class HttpRuntime(WorkerRuntime):
                 self._ack(task, completion.result)
             else:
                 self.client.nack(task, completion.reason, traceback=completion.traceback,
-                                 dead_letter=completion.verdict is Verdict.DEAD_LETTER)
+                                 dead_letter=completion.verdict is Verdict.DEAD_LETTER,
+                                 retry_delay=completion.retry_delay)
         except LeaseConflict as exc:
             log.warning("task %s: lease lost, %s dropped: %s", task.id,
                         completion.verdict.value, exc.message)

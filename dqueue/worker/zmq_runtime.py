@@ -74,6 +74,7 @@ class Request:
     attempt: int = 0
     results: list[Any] | None = None
     traceback: str | None = None
+    retry_delay: float | None = None  # nacks: seconds instead of the queue's backoff
 
 
 class ZmqRuntime(WorkerRuntime):
@@ -317,7 +318,8 @@ class ZmqRuntime(WorkerRuntime):
             else:
                 op = "nack" if completion.verdict is Verdict.NACK else "dead_letter"
                 self._request(op, [completion.task], now, reason=completion.reason,
-                              traceback=completion.traceback)
+                              traceback=completion.traceback,
+                              retry_delay=completion.retry_delay)
         self._send_acks(acks, results, now)
         for task, lease_s in extends:
             self._request("extend", [task], now, lease_s=lease_s)
@@ -368,7 +370,7 @@ class ZmqRuntime(WorkerRuntime):
     def _request(
         self, op: str, tasks: list[Task], now: float, *, reason: str = "",
         lease_s: float | None = None, attempt: int = 0, results: list[Any] | None = None,
-        traceback: str | None = None,
+        traceback: str | None = None, retry_delay: float | None = None,
     ) -> None:
         client = self._client
         assert client is not None
@@ -382,21 +384,22 @@ class ZmqRuntime(WorkerRuntime):
                 rid = client.send_ack(task, results[0] if results else None)
             elif op in ("nack", "dead_letter"):
                 rid = client.send_nack(task, reason, dead_letter=op == "dead_letter",
-                                       traceback=traceback)
+                                       traceback=traceback, retry_delay=retry_delay)
             elif op == "release":
                 rid = client.send_release(task)
             else:
                 rid = client.send_extend(task, None if lease_s is None
                                          else max(1, int(lease_s * 1000)))
         except Unavailable:
-            req = Request(op, tasks, now, reason, lease_s, attempt, results, traceback)
+            req = Request(op, tasks, now, reason, lease_s, attempt, results, traceback,
+                          retry_delay)
             if op == "extend":
                 self._extended(task.id, now, ok=False)
             else:
                 self._retries.append((now + backoff_s(attempt), req))
             return
         self._pending[rid] = Request(op, tasks, now, reason, lease_s, attempt, results,
-                                     traceback)
+                                     traceback, retry_delay)
 
     def _resend_due(self, now: float) -> None:
         timeout_s = self.config.request_timeout_ms / 1000
@@ -420,7 +423,7 @@ class ZmqRuntime(WorkerRuntime):
                 else:
                     self._request(req.op, req.tasks, now, reason=req.reason,
                                   lease_s=req.lease_s, attempt=req.attempt + 1,
-                                  traceback=req.traceback)
+                                  traceback=req.traceback, retry_delay=req.retry_delay)
 
     def _handle_reply(self, reply: Reply, now: float) -> None:
         if reply.rid is not None and reply.rid == self._beat_rid:

@@ -267,6 +267,14 @@ def test_nack_keeps_the_traceback_as_last_traceback(client, fake):
     assert client.simulate_get(f"/tasks/{task['id']}").json["last_traceback"] == text
 
 
+def test_nack_retry_delay_ms_replaces_the_backoff(client, fake):
+    task = leased(client)
+    resp = client.simulate_post(f"/tasks/{task['id']}/nack", json={
+        "worker_id": "worker-1", "lease_token": task["lease"]["token"], "retry_delay_ms": 4_321})
+    assert resp.status_code == 200 and fake.commands[-1]["retry_delay_ms"] == 4_321
+    assert resp.json["status"] == "pending"
+
+
 def test_nack_dead_letter_flag(client, fake):
     task = leased(client)
     resp = client.simulate_post(f"/tasks/{task['id']}/nack", json={
@@ -285,6 +293,9 @@ def test_nack_dead_letter_flag(client, fake):
         ("nack", {"worker_id": "w", "dead_letter": "yes"}, "dead_letter"),
         ("nack", {"worker_id": "w", "traceback": "t" * 2_049}, "traceback"),
         ("nack", {"worker_id": "w", "traceback": ["t"]}, "traceback"),
+        ("nack", {"worker_id": "w", "retry_delay_ms": -1}, "retry_delay_ms"),
+        ("nack", {"worker_id": "w", "retry_delay_ms": "1"}, "retry_delay_ms"),
+        ("nack", {"worker_id": "w", "retry_delay_ms": 7 * 24 * 3_600_000 + 1}, "retry_delay_ms"),
         ("release", {"worker_id": "w", "result": 1}, "result"),
         ("extend", {"worker_id": "w", "lease_seconds": -3}, "lease_seconds"),
         ("cancel", {"worker_id": "w"}, "worker_id"),

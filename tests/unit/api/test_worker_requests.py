@@ -23,7 +23,7 @@ from tests.unit.msgpack_values import VALUES, maps_with
 _TEXTS = st.sampled_from(["t-1", "w", "1.0", "ab" * 16 + ".0", "x" * 256, "x" * 257, "k" * 64,
                           "k" * 65, "", "a\nb", "é", "boom\n" * 900])
 _FIELDS = ["rid", "id", "worker_id", "token", "reason", "dead_letter", "lease_ms", "wait_ms",
-           "max_tasks", "types", "items", "traceback", "result"]
+           "max_tasks", "types", "items", "traceback", "result", "retry_delay_ms"]
 _BODIES = st.dictionaries(st.sampled_from(_FIELDS), _TEXTS | VALUES, max_size=6) | maps_with(
     _FIELDS)
 _ITEMS = st.dictionaries(st.sampled_from(["id", "token", "worker_id", "result"]),
@@ -98,6 +98,10 @@ def test_every_command_the_gateway_builds_is_one_the_queue_accepts(
      "traceback"),
     ({"id": "t", "worker_id": "w", "token": "1.0", "reason": "E", "traceback": 5},
      "traceback"),
+    ({"id": "t", "worker_id": "w", "token": "1.0", "reason": "E", "retry_delay_ms": -1},
+     "retry_delay_ms"),
+    ({"id": "t", "worker_id": "w", "token": "1.0", "reason": "E", "retry_delay_ms": True},
+     "retry_delay_ms"),
     ({"id": "t", "worker_id": "w", "token": "1.0", "lease_ms": 12 * 3_600_000 + 1},
      "lease_ms"),
 ])
@@ -188,3 +192,11 @@ def test_with_worker_keys_a_heartbeat_is_only_for_the_key_s_worker() -> None:
     with pytest.raises(RequestError) as caught:
         command_of(b"heartbeat", dict(_BEAT), 5_000, worker_name="w2")
     assert caught.value.code == "forbidden" and caught.value.field == "worker_id"
+
+
+def test_the_gateway_passes_a_nack_retry_delay_on() -> None:
+    body = {"id": "t", "worker_id": "w", "token": "1.0", "reason": "E", "retry_delay_ms": 1_500}
+    cmd, _ = command_of(b"nack", body, 1_000)
+    assert cmd["retry_delay_ms"] == 1_500
+    cmd, _ = command_of(b"nack", {**body, "retry_delay_ms": None}, 1_000)
+    assert "retry_delay_ms" not in cmd

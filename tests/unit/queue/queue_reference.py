@@ -202,7 +202,7 @@ class ReferenceQueue:
     # -------------------------------------------------------------- time
 
     def fail(self, task: dict[str, Any], at_ms: int, error: str | None, dead: bool,
-             traceback: str | None = None) -> None:
+             traceback: str | None = None, delay_ms: int | None = None) -> None:
         task["lease"] = None
         task["last_error"] = error
         # The traceback of this failure only (a lease expiry has none): absent when None, as in
@@ -221,8 +221,11 @@ class ReferenceQueue:
                 task["status"] = "dead"
         else:
             task["status"] = "pending"
-            task["visible_at_ms"] = at_ms + backoff_ms(self.queue_config(task["queue"]),
-                                                       task["id"], task["attempts"])
+            # A nack's own delay, when it gives one, instead of the queue's backoff.
+            if delay_ms is None:
+                delay_ms = backoff_ms(self.queue_config(task["queue"]), task["id"],
+                                      task["attempts"])
+            task["visible_at_ms"] = at_ms + delay_ms
 
     def move(self, task: dict[str, Any], target: str, source: str | None) -> None:
         """The task starts again in queue ``target``: pending, visible now, no attempts."""
@@ -406,7 +409,8 @@ class ReferenceQueue:
         task, error = self.held(cmd)
         if error:
             return error
-        self.fail(task, self.clock, cmd.reason, cmd.dead_letter, cmd.traceback)
+        self.fail(task, self.clock, cmd.reason, cmd.dead_letter, cmd.traceback,
+                  cmd.retry_delay_ms)
         return _ok({"task": self.plain(task)})
 
     def do_extend(self, cmd: commands.Extend, index: int) -> dict[str, Any]:

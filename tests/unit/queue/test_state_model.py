@@ -239,12 +239,26 @@ class QueueVersusModel(RuleBasedStateMachine):
                 self.completed.add(item.id)
 
     @rule(delta=STEPS, data=st.data(), dead=st.booleans(),
-          reason=st.sampled_from([None, "boom"]), traceback=TRACEBACKS)
+          reason=st.sampled_from([None, "boom"]), traceback=TRACEBACKS,
+          delay=st.sampled_from([None, None, 0, 1, 250, 90_000]))
     def nack(self, delta: int, data: st.DataObject, dead: bool, reason: str | None,
-             traceback: str | None) -> None:
+             traceback: str | None, delay: int | None) -> None:
         task_id, worker, token = self.pick_holder(data)
         self.step(dq.Nack(id=task_id, worker_id=worker, token=token, reason=reason,
-                       dead_letter=dead, traceback=traceback, now_ms=self.now(delta)))
+                          dead_letter=dead, traceback=traceback, retry_delay_ms=delay,
+                          now_ms=self.now(delta)))
+
+    @rule(delta=STEPS, queues=st.sampled_from([("jobs",), ("default",), (FIFO,)]),
+          delay=st.sampled_from([0, 1, 40, 90_000]))
+    def lease_and_retry(self, delta: int, queues: tuple[str, ...], delay: int) -> None:
+        """A handler calling ``ctx.retry(countdown)``: a nack whose own delay replaces the
+        queue's backoff (issue 17)."""
+        now_ms = self.now(delta)
+        outcome = self.step(dq.Lease(worker_id="w1", max_tasks=2, queues=queues,
+                                     nonce=f"{self.index:032x}", now_ms=now_ms))
+        for task in outcome["value"]["tasks"] if outcome["ok"] else ():
+            self.step(dq.Nack(id=task["id"], worker_id="w1", token=task["lease"]["token"],
+                              reason="Retry: countdown", retry_delay_ms=delay, now_ms=now_ms))
 
     @rule(delta=STEPS, queues=st.sampled_from([("jobs",), ("dlq", "jobs", "default"), (FIFO,)]),
           dead=st.sampled_from([False, False, True]))

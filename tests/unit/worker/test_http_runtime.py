@@ -47,8 +47,9 @@ class RefusingClient:
                              code="invalid_field", status=400, field="result")
 
     def nack(self, task: Task, reason: str = "", *, traceback: str | None = None,
-             dead_letter: bool = False) -> Task:
+             dead_letter: bool = False, retry_delay: float | None = None) -> Task:
         self.nacks.append((task.id, reason, traceback, dead_letter))
+        self.retry_delays = [*getattr(self, "retry_delays", []), retry_delay]
         return task
 
 

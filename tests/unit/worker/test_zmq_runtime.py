@@ -111,7 +111,8 @@ class RecordingClient:
         return self._record("ack", [task], result)
 
     def send_nack(self, task: Task, reason: str = "", *, dead_letter: bool = False,
-                  traceback: str | None = None) -> int:
+                  traceback: str | None = None, retry_delay: float | None = None) -> int:
+        self.retry_delays = [*getattr(self, "retry_delays", []), retry_delay]
         return self._record("dead_letter" if dead_letter else "nack", [task], (reason, traceback))
 
 
@@ -129,6 +130,15 @@ def test_verdicts_found_together_go_as_one_ack_many_and_single_nacks():
     runtime._outbox = [Completion(Task(id="t9", type="t"), Verdict.ACK)]
     runtime._read_outbox(time.monotonic())
     assert client.sent[-1] == ("ack", ["t9"])
+
+
+def test_a_nack_carries_its_retry_delay_to_the_gateway():
+    runtime = ZmqRuntime(Worker(), RuntimeConfig("w1"), "tcp://127.0.0.1:1")
+    client = RecordingClient()
+    runtime._client = client  # type: ignore[assignment]
+    runtime._outbox = [Completion(Task(id="t1", type="t"), Verdict.NACK, "Retry", retry_delay=1.5)]
+    runtime._read_outbox(time.monotonic())
+    assert client.sent == [("nack", ["t1"])] and client.retry_delays == [1.5]
 
 
 def test_falls_back_to_single_acks_when_the_gateway_refuses_ack_many(tmp_path, monkeypatch):
