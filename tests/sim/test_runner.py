@@ -39,7 +39,9 @@ def test_repair_without_catching_up_first_is_caught(monkeypatch):
     """A repaired member that votes before its log is back (no catch-up index): some seed
     must show a lost committed entry, and the same seeds pass with the catch-up index.
     (Once the clients drove FIFO queues, seeds 1-15 no longer showed it; 1-40 with the
-    planted rule gave 35 and 37. If the simulator's random stream changes, search again.)"""
+    planted rule gave 35 and 37. Once crashes closed connections (Raft.peer_lost) and the
+    workload rate-limited a queue, 1-120 gave 3, 17, 29, 45, ...: hence 26-29. If the
+    simulator's random stream changes, search again.)"""
     wipe = SimDisk.wipe
 
     def wipe_and_forget(disk: SimDisk) -> None:
@@ -47,7 +49,7 @@ def test_repair_without_catching_up_first_is_caught(monkeypatch):
         state = disk.state
         disk.state = PersistedState(state.hard_state, state.snapshot, state.entries, 0)
 
-    seeds = range(30, 41)
+    seeds = range(26, 30)
     passing = {seed: run_seed(seed, replace(SimConfig(), size=3 if seed % 2 else 5))
                for seed in seeds}
     assert all(r.violation is None for r in passing.values())
