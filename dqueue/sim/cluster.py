@@ -191,6 +191,7 @@ class Cluster:
         self.last_membership = Membership(self.bootstrap)
         self.rng = rng
         self.network = SimNetwork(rng, faults or LinkFaults())
+        self.crash_closes_connections = True  # SimConfig.crash_closes_connections
         self.snapshot_every = snapshot_every
         self.raft_options = dict(raft_options or {})
         self.trace = trace
@@ -234,6 +235,8 @@ class Cluster:
     def _connections_closed(self, node_id: str) -> None:
         """The crashed member's connections close: every member that could reach it sees
         it (the node's socket monitor, ``Raft.peer_lost``); one cut off from it does not."""
+        if not self.crash_closes_connections:
+            return
         blocked = self.network.blocked
         for other, node in self.nodes.items():
             if node is not None and (other, node_id) not in blocked:

@@ -61,6 +61,9 @@ class SimConfig:
         member_change_rate: chance of a membership change at the leader (thesis 4.1): add
             a spare as a learner, promote a caught-up learner, or remove a member (the
             leader included). 0 (the default) draws nothing, so seeds keep their runs.
+        crash_closes_connections: a crash closes the member's connections, as a killed
+            process's do (``Raft.peer_lost`` on the members that can reach it); False: as a
+            power cut, which the others notice only by the silence.
     """
 
     size: int = 5
@@ -91,6 +94,7 @@ class SimConfig:
     queue_workload: bool = True
     spares: int = 0
     member_change_rate: float = 0.0
+    crash_closes_connections: bool = True
 
 
 @dataclass
@@ -125,6 +129,7 @@ class Run:
         self.cluster = Cluster(config.size, self.rng, config.faults, config.snapshot_every,
                                trace, options, config.ready_faults, config.duplicates_expected,
                                config.spares)
+        self.cluster.crash_closes_connections = config.crash_closes_connections
         self.sim_clients = SimClients(config.clients, config.retry_ticks, config.max_in_flight)
         # Its own Random: the fault schedule of a seed does not depend on the workload.
         self.workload = (QueueWorkload(random.Random(seed * 1_000_003 + 1))

@@ -69,9 +69,11 @@ def test_repair_regaining_the_vote_on_an_entry_of_the_repair_term_is_caught(monk
     again once the clients drove named queues: seeds 120-180 with the planted rule, 135 and
     180 fail; once snapshots carried results (format 4), 135 no longer did, and seeds 100-222
     gave 180 and 222. If the simulator's random stream changes, search again the same way
-    and keep a new seed.)"""
+    and keep a new seed. Crashes that close connections, Raft.peer_lost, shorten the window:
+    seeds 100-399 with them never showed it, so this runs crashes as power cuts, which the
+    others notice only by the silence.)"""
     seed = 180
-    config = replace(SimConfig(), size=3, wipe_rate=0.5)
+    config = replace(SimConfig(), size=3, wipe_rate=0.5, crash_closes_connections=False)
     assert run_seed(seed, config).violation is None
 
     def regain_on_repair_term(self: Raft) -> bool:
