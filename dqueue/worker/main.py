@@ -194,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         worker = load_app(args.app) if args.app else demo.build()
         runtime = make_runtime(args, worker)
+        # The node's format (dqueue.logs), its node_id field naming this worker.
+        configure_logging(runtime.config.worker_id, "worker", args.log_level, args.log_format)
         if args.zmq:
             warn_unset(worker)
         else:  # enforced by the cluster: set before leasing (rate_limits.py)
@@ -201,8 +203,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, ImportError) as exc:
         print(f"dqueue-worker: {exc}", file=sys.stderr)
         return 2
-    # The node's format (dqueue.logs), its node_id field naming this worker.
-    configure_logging(runtime.config.worker_id, "worker", args.log_level, args.log_format)
     if args.pool == "processes":
         # With worker keys every child is the key's worker (the gateway accepts no other id).
         keyed = isinstance(runtime, ZmqRuntime) and bool(key_worker_id(None, runtime.keys))

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from dqueue.client.errors import DQueueError, Forbidden, Unauthorized
 from dqueue.client.http_client import Client
+from dqueue.logs import log_event
 from dqueue.worker.app import Worker
 
 log = logging.getLogger("dqueue.worker")
@@ -42,13 +43,13 @@ def apply_rate_limits(worker: Worker, servers: Sequence[str] | None, token: str 
         except DQueueError as exc:
             raise ValueError(f"rate_limit={limit!r} of task type {task_type!r} could not be "
                              f"set: {exc}") from None
-        log.info("rate limit of task type %s set to %s over the whole cluster", task_type,
-                 limit)
+        log_event(log, logging.INFO, "rate_limit_set", type=task_type, rate_limit=limit,
+                  scope="the whole cluster")
 
 
 def warn_unset(worker: Worker) -> None:
     """Over ZeroMQ there is no HTTP API to set limits through: say how to set them."""
     for task_type, limit in sorted(worker.rate_limits.items()):
-        log.warning("rate_limit=%r of task type %s is not set by a --zmq worker: set it with "
-                    "`dqueue-cli rate-limit set %s %s` (it is enforced by the cluster)",
-                    limit, task_type, task_type, limit)
+        log_event(log, logging.WARNING, "rate_limit_not_set", type=task_type,
+                  rate_limit=limit, hint=f"a --zmq worker cannot set it: run `dqueue-cli "
+                  f"rate-limit set {task_type} {limit}` (the cluster enforces it)")

@@ -70,7 +70,8 @@ def test_four_workers_complete_at_the_limit(tmp_path: Path) -> None:
             in_window = sum(1 for t in times_ms if start_ms <= t < start_ms + 1_000)
             assert in_window <= LIMIT_PER_S + 4, (start_ms, in_window)
         for n in range(4):
-            assert "rate limit of task type limited set to 20/s" in cluster.log_text(f"rl-{n}")
+            log_text = cluster.log_text(f"rl-{n}")
+            assert '"event":"rate_limit_set"' in log_text and '"rate_limit":"20/s"' in log_text
     finally:
         for proc in workers:
             if proc.poll() is None:

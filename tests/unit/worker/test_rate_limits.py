@@ -10,6 +10,7 @@ import pytest
 
 from dqueue.client.errors import Forbidden
 from dqueue.client.http_client import Client
+from dqueue.logs import FIELDS_ATTR
 from dqueue.worker.app import Worker
 from dqueue.worker.rate_limits import apply_rate_limits, warn_unset
 from tests.unit.test_cli_queues import server  # noqa: F401  (the fixture)
@@ -43,7 +44,9 @@ def test_start_sets_each_limit_on_the_cluster(server: Any,  # noqa: F811
         apply_rate_limits(_worker(), None, None)
     assert server.queue.state.rate_limits.list_plain() == [
         {"type": "email", "rate_limit": "100/m"}]
-    assert "rate limit of task type email set to 100/m" in caplog.text
+    [record] = [r for r in caplog.records if r.getMessage() == "rate_limit_set"]
+    assert getattr(record, FIELDS_ATTR)["type"] == "email"
+    assert getattr(record, FIELDS_ATTR)["rate_limit"] == "100/m"
     apply_rate_limits(_worker(), None, None)  # a second worker: the same limit, no change
     assert [c["op"] for c in server.commands].count("put_rate_limit") == 2
 
@@ -70,4 +73,5 @@ def test_without_limits_nothing_is_asked(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_a_zmq_worker_says_how_to_set_them(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="dqueue.worker"):
         warn_unset(_worker())
-    assert "dqueue-cli rate-limit set email 100/m" in caplog.text
+    [record] = [r for r in caplog.records if r.getMessage() == "rate_limit_not_set"]
+    assert "dqueue-cli rate-limit set email 100/m" in getattr(record, FIELDS_ATTR)["hint"]
