@@ -17,7 +17,12 @@ from typing import Any
 
 from dqueue.queue import fields
 from dqueue.queue.config import QueueConfig, settings_from_plain, settings_to_plain
+from dqueue.queue.dead_letters import PARSERS as DEAD_LETTER_PARSERS
+from dqueue.queue.dead_letters import Purge, Redrive
 from dqueue.queue.fields import DEFAULT_QUEUE, InvalidCommand
+from dqueue.queue.fields import check_keys as _check_keys
+from dqueue.queue.fields import int_of as _integer
+from dqueue.queue.fields import text_of as _text
 from dqueue.queue.queues import (
     PARSERS as QUEUE_PARSERS,
 )
@@ -37,11 +42,6 @@ from dqueue.queue.schedules import PARSERS as SCHEDULE_PARSERS
 from dqueue.queue.schedules import DeleteSchedule, PauseSchedule, PutSchedule
 from dqueue.queue.workers import PARSERS as WORKER_PARSERS
 from dqueue.queue.workers import Heartbeat
-
-# Every field's rule and bound is in fields.py; these names refer to them for their users.
-LEASE_NONCE_BYTES = fields.LEASE_NONCE_BYTES
-LEASE_NONCE_CHARS = fields.LEASE_NONCE_CHARS
-MAX_LEASE_TOKEN_CHARS = fields.PRESENTED_LEASE_TOKEN.max_chars
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,7 +90,7 @@ class Lease:
     """Lease up to ``max_tasks`` visible tasks of ``types`` (None: any type) in ``queues``
     (None: the default queue) to ``worker_id``.
 
-    ``nonce`` is stamped by the leader when it proposes the command (``LEASE_NONCE_CHARS``
+    ``nonce`` is stamped by the leader when it proposes the command (``fields.LEASE_NONCE_CHARS``
     lowercase hex digits, never chosen by a client): the tokens of the leased tasks are
     ``<nonce>.<position>``. A lease without one (an entry written before nonces) gives the old
     tokens ``<index>.<position>``.
@@ -205,41 +205,6 @@ class Cancel:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Redrive:
-    """Send dead tasks back to pending with attempts reset: one by id, or all (of a type, of
-    a queue when ``queue`` is given)."""
-
-    id: str | None = None
-    type: str | None = None
-    queue: str | None = None
-    now_ms: int = 0
-
-    def to_plain(self) -> dict[str, Any]:
-        """Return ``{"op": "redrive", ...}``."""
-        plain = {"op": "redrive", "now_ms": self.now_ms, "id": self.id, "type": self.type}
-        if self.queue is not None:
-            plain["queue"] = self.queue
-        return plain
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Purge:
-    """Delete dead tasks now: those of ``type``, or all when it is None (of ``queue`` only,
-    when given)."""
-
-    type: str | None = None
-    queue: str | None = None
-    now_ms: int = 0
-
-    def to_plain(self) -> dict[str, Any]:
-        """Return ``{"op": "purge", ...}``."""
-        plain = {"op": "purge", "now_ms": self.now_ms, "type": self.type}
-        if self.queue is not None:
-            plain["queue"] = self.queue
-        return plain
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Tick:
     """Advance the clock only, so that lease expiry and pruning happen without other traffic."""
 
@@ -325,30 +290,6 @@ def ack_unchecked(task_id: str, worker_id: str, token: str | None, now_ms: int,
 # ``_ack_fast``) take exact types only and ask the rules' cheap ``accepts``; whatever they do
 # not take goes to the full checks, which name the field. For any input both give the same
 # command or the same error (tests/unit/queue/test_commands.py).
-
-
-def _check_keys(obj: Mapping[str, Any], allowed: frozenset[str], prefix: str = "") -> None:
-    for key in obj:
-        if key not in allowed:
-            raise InvalidCommand(f"{prefix}{key}", "unknown field")
-
-
-def _text(obj: Mapping[str, Any], name: str, rule: fields.TextRule, prefix: str = "", *,
-          required: bool = True) -> str | None:
-    value = obj.get(name)
-    if value is None:
-        if required:
-            raise InvalidCommand(prefix + name, f"{prefix + name} is required")
-        return None
-    return rule.check(value, prefix + name)
-
-
-def _integer(obj: Mapping[str, Any], name: str, rule: fields.IntRule, default: int | None,
-             prefix: str = "") -> int | None:
-    value = obj.get(name)
-    if value is None:
-        return default
-    return rule.check(value, prefix + name)
 
 
 _NEW_TASK_KEYS = frozenset({"id", "type", "payload", "priority", "max_retries",
@@ -521,22 +462,6 @@ def _cancel(obj: Mapping[str, Any], now_ms: int) -> Cancel:
     return Cancel(id=_text(obj, "id", fields.TASK_ID), now_ms=now_ms)
 
 
-def _redrive(obj: Mapping[str, Any], now_ms: int) -> Redrive:
-    task_id = _text(obj, "id", fields.TASK_ID, required=False)
-    task_type = _text(obj, "type", fields.TASK_TYPE, required=False)
-    if task_id is not None and task_type is not None:
-        raise InvalidCommand("type", "give id or type, not both")
-    queue = _text(obj, "queue", fields.QUEUE_NAME, required=False)
-    if task_id is not None and queue is not None:
-        raise InvalidCommand("queue", "give id or queue, not both")
-    return Redrive(id=task_id, type=task_type, queue=queue, now_ms=now_ms)
-
-
-def _purge(obj: Mapping[str, Any], now_ms: int) -> Purge:
-    return Purge(type=_text(obj, "type", fields.TASK_TYPE, required=False),
-                 queue=_text(obj, "queue", fields.QUEUE_NAME, required=False), now_ms=now_ms)
-
-
 def _tick(obj: Mapping[str, Any], now_ms: int) -> Tick:
     return Tick(now_ms=now_ms)
 
@@ -558,14 +483,13 @@ _PARSERS = {
                       "retry_delay_ms"}),
     "extend": (_extend, {"id", "worker_id", "token", "lease_ms"}),
     "cancel": (_cancel, {"id"}),
-    "redrive": (_redrive, {"id", "type", "queue"}),
-    "purge": (_purge, {"type", "queue"}),
     "tick": (_tick, set()),
     "configure": (_configure, {"settings"}),
     **QUEUE_PARSERS,
     **SCHEDULE_PARSERS,
-    **RELEASE_PARSERS, **RATE_LIMIT_PARSERS,
     **RELEASE_PARSERS,
+    **DEAD_LETTER_PARSERS,
+    **RATE_LIMIT_PARSERS,
     **WORKER_PARSERS,
 }
 _ALLOWED = {op: frozenset(keys | {"op", "now_ms"}) for op, (_, keys) in _PARSERS.items()}

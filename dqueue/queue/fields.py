@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -324,3 +324,45 @@ def check_payload(value: Any, field: str = "payload") -> None:
                 raise InvalidCommand(field, f"{field} numbers must be finite")
         else:
             raise InvalidCommand(field, f"{field} must be JSON, not {kind.__name__}")
+
+
+# ---------------------------------------------------------------- reading a plain command
+
+
+def check_keys(obj: Mapping[str, Any], allowed: frozenset[str], prefix: str = "") -> None:
+    """Refuse a key of ``obj`` outside ``allowed``.
+
+    Raises:
+        InvalidCommand: naming the first unknown field.
+    """
+    for key in obj:
+        if key not in allowed:
+            raise InvalidCommand(f"{prefix}{key}", "unknown field")
+
+
+def text_of(obj: Mapping[str, Any], name: str, rule: TextRule, prefix: str = "", *,
+            required: bool = True) -> str | None:
+    """``obj[name]`` checked by ``rule``; None when absent and not ``required``.
+
+    Raises:
+        InvalidCommand: naming ``prefix + name``.
+    """
+    value = obj.get(name)
+    if value is None:
+        if required:
+            raise InvalidCommand(prefix + name, f"{prefix + name} is required")
+        return None
+    return rule.check(value, prefix + name)
+
+
+def int_of(obj: Mapping[str, Any], name: str, rule: IntRule, default: int | None,
+           prefix: str = "") -> int | None:
+    """``obj[name]`` checked by ``rule``; ``default`` when absent.
+
+    Raises:
+        InvalidCommand: naming ``prefix + name``.
+    """
+    value = obj.get(name)
+    if value is None:
+        return default
+    return rule.check(value, prefix + name)

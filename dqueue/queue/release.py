@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dqueue.queue import fields
-from dqueue.queue.fields import InvalidCommand
+from dqueue.queue.fields import text_of
 from dqueue.queue.outcomes import Outcome, ok
 from dqueue.queue.task import Task, TaskStatus
 
@@ -39,17 +39,10 @@ class Release:
                 "worker_id": self.worker_id, "token": self.token}
 
 
-def _required(obj: Mapping[str, Any], name: str, rule: fields.TextRule) -> str:
-    value = obj.get(name)
-    if value is None:
-        raise InvalidCommand(name, f"{name} is required")
-    return rule.check(value, name)
-
-
 def _release(obj: Mapping[str, Any], now_ms: int) -> Release:
     token = obj.get("token")
-    return Release(id=_required(obj, "id", fields.TASK_ID),
-                   worker_id=_required(obj, "worker_id", fields.WORKER_ID),
+    return Release(id=text_of(obj, "id", fields.TASK_ID),
+                   worker_id=text_of(obj, "worker_id", fields.WORKER_ID),
                    token=None if token is None else fields.LEASE_TOKEN.check(token, "token"),
                    now_ms=now_ms)
 

@@ -9,7 +9,7 @@ import pytest
 
 from dqueue.api.fencing import is_lease_token
 from dqueue.api.worker_requests import RequestError, ack_items_of, check_worker_id, command_of
-from dqueue.queue.commands import MAX_LEASE_TOKEN_CHARS
+from dqueue.queue.fields import PRESENTED_LEASE_TOKEN
 
 
 def leased(client: Any) -> dict[str, Any]:
@@ -47,13 +47,13 @@ def test_http_with_a_wrong_token_is_a_lease_conflict(client, fake, action):
 
 def test_http_token_bounds(client, fake):
     task = leased(client)
-    for bad in ("x" * (MAX_LEASE_TOKEN_CHARS + 1), "", "a\nb", 5):
+    for bad in ("x" * (PRESENTED_LEASE_TOKEN.max_chars + 1), "", "a\nb", 5):
         resp = client.simulate_post(f"/tasks/{task['id']}/ack",
                                     json={"worker_id": "worker-1", "lease_token": bad})
         assert resp.status_code == 400, bad
         assert resp.json["error"]["field"] == "lease_token"
-    assert is_lease_token("x" * MAX_LEASE_TOKEN_CHARS)
-    assert not is_lease_token("x" * (MAX_LEASE_TOKEN_CHARS + 1))
+    assert is_lease_token("x" * PRESENTED_LEASE_TOKEN.max_chars)
+    assert not is_lease_token("x" * (PRESENTED_LEASE_TOKEN.max_chars + 1))
 
 
 @pytest.mark.parametrize("kind", [b"ack", b"nack", b"extend"])
@@ -65,7 +65,7 @@ def test_gateway_requests_need_the_token(kind):
     cmd, _ = command_of(kind, {**body, "token": "k"}, 1_000)
     assert cmd["token"] == "k"
     with pytest.raises(RequestError) as caught:
-        command_of(kind, {**body, "token": "k" * (MAX_LEASE_TOKEN_CHARS + 1)}, 1_000)
+        command_of(kind, {**body, "token": "k" * (PRESENTED_LEASE_TOKEN.max_chars + 1)}, 1_000)
     assert (caught.value.code, caught.value.field) == ("invalid_field", "token")
 
 

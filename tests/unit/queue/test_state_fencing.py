@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import dqueue.queue as dq
-from dqueue.queue import commands
+from dqueue.queue import commands, fields
 from dqueue.queue.state import is_legacy_token
 
 CONFIG = dq.QueueConfig(lease_ms=10_000, max_retries=3, backoff_base_ms=1_000,
@@ -71,7 +71,7 @@ def test_a_fresh_nonce_per_lease_gives_tokens_no_other_lease_has() -> None:
     tokens: list[str] = []
     for index in range(2, 12):
         lease = dq.Lease(worker_id="w", max_tasks=2, now_ms=2,
-                         nonce=secrets.token_hex(commands.LEASE_NONCE_BYTES))
+                         nonce=secrets.token_hex(fields.LEASE_NONCE_BYTES))
         outcome = state.apply(lease, index)
         assert outcome is not None
         tokens += [task["lease"]["token"] for task in outcome["value"]["tasks"]]
