@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 import zmq
 
 from dqueue.config import NodeConfig
 from dqueue.keys import PeerKeys, load_member_keys
 from dqueue.logs import log_event
+from dqueue.node.hello import hello_raft_addr
 from dqueue.node.peer_book import PeerBook, PeerTargets
 from dqueue.node.store import LoadedState, Store
 from dqueue.node.transport import PeerTransport
@@ -102,6 +104,12 @@ class TransportSync:
         self.book = book
         self.transport = transport
         self._seen: tuple[Membership, Membership] | None = None
+
+    def learn_hello(self, sender: str, body: Any) -> bool:
+        """A member's hello: True when the raft address it announces gives that member an
+        address it lacked, so the targets must be refreshed (``refresh(force=True)``)."""
+        raft_addr = hello_raft_addr(body)
+        return raft_addr is not None and self.book.learn(sender, raft_addr)
 
     def refresh(self, membership: Membership, applied: Membership,
                 force: bool = False) -> PeerTargets | None:

@@ -36,13 +36,14 @@ from dqueue.logs import log_event
 from dqueue.node.applier import apply_entries
 from dqueue.node.codec import entry_is_applicable, persisted_state, stored_snapshot_of
 from dqueue.node.gcpause import OldObjectFreezer
-from dqueue.node.hello import Hellos, hello_raft_addr
+from dqueue.node.hello import Hellos
 from dqueue.node.histogram import Histogram
 from dqueue.node.ipc_server import CmdRequest, IpcServer, ReadRequest
 from dqueue.node.leadership import Leadership
 from dqueue.node.member_admin import MEMBER_OPS, MemberAdmin, transfer_target
 from dqueue.node.member_marker import checked_marker
 from dqueue.node.members import AppliedConfig, bootstrap_voters, open_transport
+from dqueue.node.peer_frames import Refused, raft_message
 from dqueue.node.proposals import ProposalBatcher
 from dqueue.node.queries import NodeView
 from dqueue.node.queue_events import (
@@ -62,8 +63,9 @@ from dqueue.node.views import MemberAddresses, NodeFigures
 from dqueue.protocol.errors import ErrorCode
 from dqueue.protocol.kinds import PeerKind
 from dqueue.queue import Command, QueueState
-from dqueue.queue.commands import LEASE_NONCE_BYTES, stamped
+from dqueue.queue.commands import stamped
 from dqueue.queue.config import settings_to_plain
+from dqueue.queue.fields import LEASE_NONCE_BYTES
 from dqueue.queue.log_commands import command_from_log
 from dqueue.queue.sessions import ClientSession
 from dqueue.raft import (
@@ -73,7 +75,6 @@ from dqueue.raft import (
     RaftConfig,
     Ready,
     Role,
-    message_from_plain,
     message_to_plain,
 )
 
@@ -324,22 +325,15 @@ class RaftProcess:
 
     def _on_peer(self, sender: str, kind: bytes, body: Any) -> None:
         if kind == PeerKind.RAFT:
-            try:
-                msg = message_from_plain(body)
-            except ValueError:
+            msg = raft_message(body, sender, self.node_id)
+            if isinstance(msg, Message):
+                self.raft.step(msg)
+            elif msg is Refused.FORGED:
+                self.transport.counters.reject(msg.value)
+            else:
                 self.counters["raft_malformed_total"] += 1
-                return
-            if msg.sender != sender:
-                # A body that claims another member than the connection's: forged.
-                self.transport.counters.reject("forged_sender")
-                return
-            if msg.to != self.node_id:
-                self.counters["raft_malformed_total"] += 1
-                return
-            self.raft.step(msg)
         elif kind == PeerKind.HELLO:
-            raft_addr = hello_raft_addr(body)
-            if raft_addr is not None and self.peer_sync.book.learn(sender, raft_addr):
+            if self.peer_sync.learn_hello(sender, body):
                 self._sync_peers(force=True)  # a member we could hear but not answer
             if not self.addresses.learn(sender, body):
                 self.transport.counters.malformed += 1
