@@ -266,18 +266,16 @@ class Raft:
         """The node saw its connection to ``peer`` close (the peer's process died).
 
         When ``peer`` is our leader, its lease ends now (thesis 4.2.3: the lease is the time
-        we believe it alive, and we know it is not) and our election timer is moved to fire
-        within one base timeout, after the random part of our timeout (Raft 5.2: the random
-        part still spreads the followers' campaigns). Safety never depends on when an
-        election starts; pre-vote (thesis 9.6) keeps a follower that lost only its own
-        connection from disrupting a leader the others still hear.
+        we believe it alive, and we know it is not) and our election timer is moved on to one
+        tick short of the base timeout, so that only the random part of our timeout is left
+        (Raft 5.2: that part still spreads the followers' campaigns). Safety never depends on
+        when an election starts; pre-vote (thesis 9.6) keeps a follower that lost only its
+        own connection from disrupting a leader the others still hear.
         """
         if self.role is not Role.FOLLOWER or peer != self.leader_id:
             return
         self.leader_id = None
-        spread = self.randomized_election_ticks - self.config.election_ticks
-        self.election_elapsed = max(self.election_elapsed,
-                                    self.randomized_election_ticks - 1 - spread)
+        self.election_elapsed = max(self.election_elapsed, self.config.election_ticks - 1)
 
     def transfer_leadership(self, target: str) -> None:
         """Hand leadership to ``target`` (thesis section 3.10), e.g. before a shutdown.

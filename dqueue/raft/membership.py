@@ -288,6 +288,16 @@ class ConfigHistory:
             found = m
         return found
 
+    def index_at(self, index: int) -> int:
+        """Index of the entry that set the configuration in force at ``index`` (the base's
+        index when none did)."""
+        found = self.items[0][0]
+        for item_index, _ in self.items:
+            if item_index > index:
+                break
+            found = item_index
+        return found
+
     def append(self, index: int, m: Membership) -> None:
         """A conf entry at ``index`` (above every one held) set ``m``."""
         if index <= self.items[-1][0]:

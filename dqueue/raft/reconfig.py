@@ -159,7 +159,7 @@ def tell_removed(r: Raft) -> None:
     the member's acknowledged match, which its answer to the entry had not raised yet."""
     log = r.log
     committed = log.committed
-    index = max(i for i, _ in r.conf_history.items if i <= committed)
+    index = r.conf_history.index_at(committed)
     prev_term = log.term(index - 1)
     if index < log.first_index() or prev_term is None:
         return  # compacted: a snapshot would be needed, and the member is leaving

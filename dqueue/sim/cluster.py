@@ -171,13 +171,16 @@ class Cluster:
         duplicates_expected: count values applied twice instead of failing (``Checker``).
         spares: members ``n{size+1}..`` started to join (``RaftConfig(members=())``): no
             configuration until a leader adds them (``add_member``).
+        crash_closes_connections: a crash closes the member's connections (as a killed
+            process's), which the members that can reach it see (``Raft.peer_lost``).
     """
 
     def __init__(self, size: int, rng: random.Random, faults: LinkFaults | None = None,
                  snapshot_every: int = 0, trace: bool = False,
                  raft_options: dict[str, object] | None = None,
                  ready_faults: ReadyFaults | None = None,
-                 duplicates_expected: bool = False, spares: int = 0) -> None:
+                 duplicates_expected: bool = False, spares: int = 0,
+                 crash_closes_connections: bool = True) -> None:
         # Every id that may ever run; the first ``size`` are the bootstrap voters.
         self.ids = tuple(f"n{i}" for i in range(1, size + spares + 1))
         self.bootstrap = self.ids[:size]
@@ -191,7 +194,7 @@ class Cluster:
         self.last_membership = Membership(self.bootstrap)
         self.rng = rng
         self.network = SimNetwork(rng, faults or LinkFaults())
-        self.crash_closes_connections = True  # SimConfig.crash_closes_connections
+        self.crash_closes_connections = crash_closes_connections
         self.snapshot_every = snapshot_every
         self.raft_options = dict(raft_options or {})
         self.trace = trace

@@ -128,8 +128,7 @@ class Run:
             options["max_inflight_msgs"] = self.rng.choice((1, 2, 8, 256))
         self.cluster = Cluster(config.size, self.rng, config.faults, config.snapshot_every,
                                trace, options, config.ready_faults, config.duplicates_expected,
-                               config.spares)
-        self.cluster.crash_closes_connections = config.crash_closes_connections
+                               config.spares, config.crash_closes_connections)
         self.sim_clients = SimClients(config.clients, config.retry_ticks, config.max_in_flight)
         # Its own Random: the fault schedule of a seed does not depend on the workload.
         self.workload = (QueueWorkload(random.Random(seed * 1_000_003 + 1))

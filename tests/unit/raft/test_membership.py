@@ -32,7 +32,7 @@ from dqueue.raft import (
     message_to_plain,
     reconfig,
 )
-from dqueue.raft.membership import decode_conf_entry, encode_conf_entry
+from dqueue.raft.membership import ConfigHistory, decode_conf_entry, encode_conf_entry
 from dqueue.sim import SimDisk
 from tests.unit.raft.harness import Net
 
@@ -646,3 +646,13 @@ def test_a_member_whose_removal_is_pending_does_not_count_its_own_vote():
         if net.leader() == "n2":
             break
     assert net.leader() == "n2" and not reconfig.removal_pending(n1)
+
+
+def test_the_history_names_the_entry_that_set_each_configuration():
+    """Thesis 4.1: the configuration in force at an index is the latest one at or before it;
+    ``index_at`` gives the index of its entry (``tell_removed`` resends that entry)."""
+    history = ConfigHistory(5, THREE)
+    history.append(9, Membership(("n1", "n2")))
+    history.append(14, Membership(("n1",)))
+    assert [history.index_at(i) for i in (4, 5, 8, 9, 13, 14, 99)] == [5, 5, 5, 9, 9, 14, 14]
+    assert history.at(13) == Membership(("n1", "n2"))
