@@ -35,6 +35,10 @@ from dqueue.client.task_wait import WaitPolls
 from dqueue.queue.fields import MAX_BATCH
 
 MAX_HEADER_BYTES = 64 * 1024  # one header line at most (asyncio's stream limit)
+MAX_HEADERS = 100  # header lines of one answer at most (http.client's bound too)
+# The largest answer body read (a page of tasks with large payloads is far below it): a
+# server that announces more gets BadAnswer instead of the client's memory.
+MAX_BODY_BYTES = 256 << 20
 
 
 class BadAnswer(ConnectionError):
@@ -274,6 +278,8 @@ async def read_answer(
             line = await reader.readline()
             if line in (b"\r\n", b"\n", b""):
                 break
+            if len(headers) >= MAX_HEADERS:
+                raise BadAnswer(f"more than {MAX_HEADERS} header lines")
             name, _, value = line.decode("latin-1").partition(":")
             headers[name.strip().lower()] = value.strip()
         keep_alive = (version == "HTTP/1.1"
@@ -283,20 +289,34 @@ async def read_answer(
         if "chunked" in headers.get("transfer-encoding", "").lower():
             return status, headers, await _read_chunked(reader), keep_alive
         if "content-length" in headers:
-            data = await reader.readexactly(int(headers["content-length"]))
+            data = await reader.readexactly(_body_size(int(headers["content-length"])))
             return status, headers, data, keep_alive
-        return status, headers, await reader.read(), False  # the body ends with the connection
+        # The body ends with the connection.
+        data = await reader.read(MAX_BODY_BYTES + 1)
+        _body_size(len(data))
+        return status, headers, data, False
     except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
         raise BadAnswer(f"unreadable answer: {exc.__class__.__name__}: {exc}") from None
 
 
+def _body_size(size: int) -> int:
+    if not 0 <= size <= MAX_BODY_BYTES:
+        raise BadAnswer(f"an answer body of {size} bytes (at most {MAX_BODY_BYTES})")
+    return size
+
+
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
     parts: list[bytes] = []
+    total = 0
     while True:
         size = int((await reader.readline()).split(b";", 1)[0].strip(), 16)
+        total = _body_size(total + size)
         if size == 0:
-            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
-                pass  # trailers
+            for _ in range(MAX_HEADERS + 1):  # trailers
+                if (await reader.readline()) in (b"\r\n", b"\n", b""):
+                    break
+            else:
+                raise BadAnswer(f"more than {MAX_HEADERS} trailer lines")
             return b"".join(parts)
         parts.append(await reader.readexactly(size))
         await reader.readexactly(2)  # the CRLF after each chunk

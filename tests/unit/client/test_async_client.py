@@ -18,6 +18,7 @@ from dqueue.client import (
     TaskStatus,
     Unavailable,
     WaitTimeout,
+    async_client,
 )
 from dqueue.client.async_client import BadAnswer, read_answer
 from tests.unit.client.fakes import FakeHttpServer
@@ -142,3 +143,25 @@ def test_read_answer_refuses_what_is_not_http():
         answer_of(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort")
     with pytest.raises(ConnectionResetError):
         answer_of(b"")
+
+
+def test_read_answer_bounds_what_a_server_may_make_it_hold(monkeypatch):
+    """Nothing from the network is trusted: a body, its chunks or its headers past the bounds
+    end the answer as BadAnswer instead of growing the client's memory."""
+    monkeypatch.setattr(async_client, "MAX_BODY_BYTES", 8)
+    with pytest.raises(BadAnswer, match="body"):
+        answer_of(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n123456789")
+    with pytest.raises(BadAnswer, match="body"):
+        answer_of(b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n")
+    with pytest.raises(BadAnswer, match="body"):
+        answer_of(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  b"5\r\n12345\r\n5\r\n67890\r\n0\r\n\r\n")
+    with pytest.raises(BadAnswer, match="body"):
+        answer_of(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n123456789")
+    assert answer_of(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n12345678")[2] == b"12345678"
+    many = b"".join(b"X-%d: 1\r\n" % i for i in range(async_client.MAX_HEADERS + 1))
+    with pytest.raises(BadAnswer, match="header"):
+        answer_of(b"HTTP/1.1 200 OK\r\n" + many + b"\r\n")
+    trailers = b"".join(b"T-%d: 1\r\n" % i for i in range(async_client.MAX_HEADERS + 2))
+    with pytest.raises(BadAnswer, match="trailer"):
+        answer_of(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n" + trailers)
