@@ -53,7 +53,7 @@ PEER_SEND_HWM = 2_048
 MAX_MESSAGE_BYTES = 64 << 20
 RECONNECT_IVL_MS = 50
 RECONNECT_IVL_MAX_MS = 500
-# Monitor events read per loop turn (each is a failed handshake).
+# Events read per monitor per call (failed handshakes, closed connections).
 MAX_MONITOR_EVENTS = 256
 # Why a connection or a message was rejected: the ZAP refusals (zap.py), a handshake that
 # failed before ZAP, a connection whose routing identity is not its key's member, a message
@@ -69,6 +69,19 @@ def _member_id_of(identity: bytes) -> str | None:
     except UnicodeDecodeError:
         return None
     return text if is_member_id(text) else None
+
+
+def _monitor_events(monitor: zmq.Socket) -> int:
+    """Read the events waiting on a socket monitor's PAIR, at most MAX_MONITOR_EVENTS, without
+    blocking; how many were well formed (an event frame of 6 bytes and an endpoint)."""
+    count = 0
+    for _ in range(MAX_MONITOR_EVENTS):
+        try:
+            frames = recv_frames(monitor)
+        except zmq.Again:
+            break
+        count += len(frames) == 2 and len(frames[0]) == 6
+    return count
 
 
 def tcp_endpoint(addr: str, bind: bool) -> str:
@@ -245,16 +258,8 @@ class PeerTransport:
         stays up: the node tells the Raft core at once (``Raft.peer_lost``) rather than
         waiting a whole election timeout for the leader's silence.
         """
-        lost: list[str] = []
-        for peer_id, monitor in self._dealer_monitors.items():
-            for _ in range(MAX_MONITOR_EVENTS):
-                try:
-                    frames = recv_frames(monitor)
-                except zmq.Again:
-                    break
-                if len(frames) == 2 and len(frames[0]) == 6 and peer_id not in lost:
-                    lost.append(peer_id)
-        return lost
+        return [peer_id for peer_id, monitor in self._dealer_monitors.items()
+                if _monitor_events(monitor)]
 
     @property
     def control_sockets(self) -> list[zmq.Socket]:
@@ -264,13 +269,8 @@ class PeerTransport:
     def serve_control(self) -> None:
         """Answer waiting ZAP requests and count failed handshakes; never blocks."""
         self.zap.serve()
-        for _ in range(MAX_MONITOR_EVENTS):
-            try:
-                frames = recv_frames(self.monitor)
-            except zmq.Again:
-                break
-            if len(frames) == 2 and len(frames[0]) == 6:
-                self.counters.reject("handshake_failed")
+        for _ in range(_monitor_events(self.monitor)):
+            self.counters.reject("handshake_failed")
 
     def rejected_by_reason(self) -> dict[str, int]:
         """Refused handshakes and forged messages, by reason (ZAP refusals included; every
